@@ -1,0 +1,148 @@
+//! Decoding errors.
+
+/// Which structure a decoding error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Structure {
+    /// The 64-byte header at the start of a segment file.
+    SegmentHeader,
+    /// The header of a data record.
+    Record,
+    /// The header of the index (hint) file.
+    IndexHeader,
+    /// The entry table of the index file.
+    IndexEntries,
+    /// The store's metadata file.
+    StoreMeta,
+}
+
+impl std::fmt::Display for Structure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Structure::SegmentHeader => "segment header",
+            Structure::Record => "record",
+            Structure::IndexHeader => "index header",
+            Structure::IndexEntries => "index entries",
+            Structure::StoreMeta => "store metadata",
+        })
+    }
+}
+
+/// Why bytes do not decode. Every variant carries the offset, within the buffer handed to
+/// the decoder, of the structure at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// Fewer bytes remain than the structure needs.
+    #[error("{what} at offset {offset} is truncated: it needs {needed} bytes, {available} remain")]
+    Truncated {
+        /// The structure.
+        what: Structure,
+        /// Where it starts.
+        offset: u64,
+        /// Bytes the structure needs.
+        needed: u64,
+        /// Bytes that remain.
+        available: u64,
+    },
+    /// The magic bytes are not this structure's.
+    #[error("{what} at offset {offset} has bad magic bytes {found:02x?}")]
+    BadMagic {
+        /// The structure.
+        what: Structure,
+        /// Where it starts.
+        offset: u64,
+        /// The bytes found instead of the magic.
+        found: Vec<u8>,
+    },
+    /// Written by a format version this build does not read.
+    #[error(
+        "{what} at offset {offset} has format version {found}; this build reads version {supported}"
+    )]
+    UnsupportedVersion {
+        /// The structure.
+        what: Structure,
+        /// Where it starts.
+        offset: u64,
+        /// The version found.
+        found: u16,
+        /// The version this build reads and writes.
+        supported: u16,
+    },
+    /// The stored checksum does not match the bytes.
+    #[error(
+        "{what} at offset {offset} fails its checksum: stored {stored:#010x}, computed {computed:#010x}"
+    )]
+    ChecksumMismatch {
+        /// The structure.
+        what: Structure,
+        /// Where it starts.
+        offset: u64,
+        /// The checksum stored in the structure.
+        stored: u32,
+        /// The checksum of the bytes as they are.
+        computed: u32,
+    },
+    /// A field holds a value the format does not allow.
+    #[error("{what} at offset {offset} has an invalid {field}: {value}")]
+    InvalidField {
+        /// The structure.
+        what: Structure,
+        /// Where it starts.
+        offset: u64,
+        /// The field's name.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+}
+
+impl FormatError {
+    /// The offset of the structure at fault, within the buffer handed to the decoder.
+    pub fn offset(&self) -> u64 {
+        match self {
+            FormatError::Truncated { offset, .. }
+            | FormatError::BadMagic { offset, .. }
+            | FormatError::UnsupportedVersion { offset, .. }
+            | FormatError::ChecksumMismatch { offset, .. }
+            | FormatError::InvalidField { offset, .. } => *offset,
+        }
+    }
+}
+
+/// Checks that `buf[offset..]` holds at least `needed` bytes.
+pub(crate) fn need(
+    what: Structure,
+    buf: &[u8],
+    offset: usize,
+    needed: usize,
+) -> Result<(), FormatError> {
+    let available = buf.len().saturating_sub(offset);
+    if available < needed {
+        return Err(FormatError::Truncated {
+            what,
+            offset: offset as u64,
+            needed: needed as u64,
+            available: available as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Compares the stored checksum with the computed one.
+pub(crate) fn check_crc(
+    what: Structure,
+    offset: usize,
+    stored: u32,
+    computed: u32,
+) -> Result<(), FormatError> {
+    if stored != computed {
+        return Err(FormatError::ChecksumMismatch {
+            what,
+            offset: offset as u64,
+            stored,
+            computed,
+        });
+    }
+    Ok(())
+}

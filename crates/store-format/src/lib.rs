@@ -1,0 +1,49 @@
+//! The pure core of textstore: document ids, the on-disk encodings, checksums, range logic,
+//! the read handle and the read/write traits.
+//!
+//! This crate does no I/O, spawns no thread and contains no `unsafe`: everything here
+//! encodes into a `Vec<u8>` or decodes from a `&[u8]`, so it can be fuzzed and run under
+//! miri. It does not know about files, mappings, locks or recovery; `store-mmap` does.
+//!
+//! Invariants:
+//! - Every integer on disk is little-endian and sits at a fixed offset; reserved bytes are
+//!   written as zero and rejected when not zero, so a later version can use them.
+//! - Decoders never panic, whatever the input: they return a [`FormatError`] naming the
+//!   structure and its offset.
+//! - [`DocId::from_key`] is part of the format and never changes.
+//!
+//! The byte tables live on each type and, gathered, in `docs/FORMAT.md`.
+
+#![forbid(unsafe_code)]
+
+mod batch;
+mod codec;
+mod error;
+mod id;
+mod index;
+mod meta;
+mod range;
+mod record;
+mod segment;
+mod text;
+mod traits;
+
+pub use batch::{BatchOp, WriteBatch};
+pub use error::{FormatError, Structure};
+pub use id::{DocId, IdError};
+pub use index::{
+    INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_MAGIC, IndexEntry, IndexHeader, Position,
+    decode_index, encode_index,
+};
+pub use meta::{META_LEN, META_MAGIC, StoreMeta};
+pub use range::{RangeError, RangeUnit, TextRange};
+pub use record::{
+    FLAG_COMMIT, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_MAGIC, Record, RecordHeader, RecordKind,
+    decode_record, encode_record, is_unwritten, record_len,
+};
+pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SegmentHeader};
+pub use text::{Doc, DocMeta, Text};
+pub use traits::{DocRead, DocWrite};
+
+/// The format version this build reads and writes, stored in every header.
+pub const FORMAT_VERSION: u16 = 1;

@@ -1,0 +1,191 @@
+//! Data records: the unit appended to segments.
+
+use crate::codec::{all_zero, get_u32, get_u64, get_u128, put};
+use crate::error::{FormatError, Structure, check_crc, need};
+use crate::id::DocId;
+
+/// Magic bytes at the start of every record.
+pub const RECORD_MAGIC: [u8; 4] = *b"TXRC";
+/// Encoded size of a record header; the payload follows it.
+pub const RECORD_HEADER_LEN: usize = 48;
+/// Records start at offsets that are multiples of this; the gap after a payload is zero.
+pub const RECORD_ALIGN: usize = 8;
+
+// The layout tables below end exactly at the encoded length, and headers keep records aligned.
+const _: () = assert!(40 + 8 == RECORD_HEADER_LEN);
+const _: () = assert!(RECORD_HEADER_LEN.is_multiple_of(RECORD_ALIGN));
+
+/// Flag bit: this record ends a commit group. A group is applied by recovery only when its
+/// last record, the one carrying this flag, is intact.
+pub const FLAG_COMMIT: u8 = 0b0000_0001;
+const KNOWN_FLAGS: u8 = FLAG_COMMIT;
+
+/// What a record does to its document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// The payload is the document's new text.
+    Put,
+    /// The document is deleted; the payload is empty.
+    Tombstone,
+}
+
+impl RecordKind {
+    fn code(self) -> u8 {
+        match self {
+            RecordKind::Put => 1,
+            RecordKind::Tombstone => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<RecordKind> {
+        match code {
+            1 => Some(RecordKind::Put),
+            2 => Some(RecordKind::Tombstone),
+            _ => None,
+        }
+    }
+}
+
+/// The decoded header of a record.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 4 | magic `TXRC` |
+/// | 4 | 1 | kind: 1 put, 2 tombstone |
+/// | 5 | 1 | flags: bit 0 ends a commit group; other bits zero |
+/// | 6 | 2 | reserved, zero |
+/// | 8 | 4 | payload length in bytes |
+/// | 12 | 4 | CRC32C of bytes 0..12, 16..48 and the payload |
+/// | 16 | 16 | document id |
+/// | 32 | 8 | sequence number |
+/// | 40 | 8 | reserved, zero |
+/// | 48 | len | payload (UTF-8 text), then zero padding to a multiple of 8 |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// Put or tombstone.
+    pub kind: RecordKind,
+    /// Whether this record ends a commit group.
+    pub commit: bool,
+    /// Length of the payload in bytes.
+    pub payload_len: u32,
+    /// The document.
+    pub id: DocId,
+    /// The store-wide sequence number of this record; later writes have larger numbers.
+    pub seq: u64,
+}
+
+/// A record decoded and verified in place.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The header.
+    pub header: RecordHeader,
+    /// The payload bytes, checksum-verified.
+    pub payload: &'a [u8],
+}
+
+impl RecordHeader {
+    /// Bytes this record occupies in a segment, header and padding included.
+    pub fn record_len(&self) -> u64 {
+        record_len(self.payload_len)
+    }
+}
+
+/// Bytes a record with a payload of `payload_len` bytes occupies, header and padding included.
+pub const fn record_len(payload_len: u32) -> u64 {
+    let raw = RECORD_HEADER_LEN as u64 + payload_len as u64;
+    raw.next_multiple_of(RECORD_ALIGN as u64)
+}
+
+/// Appends one encoded record to `out`. `out.len()` must be a multiple of [`RECORD_ALIGN`]
+/// for the record to land aligned; the function keeps it so.
+///
+/// The caller guarantees `payload.len() <= u32::MAX` (the engine's document size limit is
+/// far below); a longer payload is a programming error and panics.
+pub fn encode_record(
+    out: &mut Vec<u8>,
+    kind: RecordKind,
+    commit: bool,
+    id: DocId,
+    seq: u64,
+    payload: &[u8],
+) {
+    let payload_len =
+        u32::try_from(payload.len()).expect("payload length checked against the size limit");
+    let mut header = [0u8; RECORD_HEADER_LEN];
+    put(&mut header, 0, &RECORD_MAGIC);
+    header[4] = kind.code();
+    header[5] = if commit { FLAG_COMMIT } else { 0 };
+    put(&mut header, 8, &payload_len.to_le_bytes());
+    put(&mut header, 16, &id.to_le_bytes());
+    put(&mut header, 32, &seq.to_le_bytes());
+    let crc = record_crc(&header, payload);
+    put(&mut header, 12, &crc.to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(payload);
+    let padded = out.len().next_multiple_of(RECORD_ALIGN);
+    out.resize(padded, 0);
+}
+
+fn record_crc(header: &[u8], payload: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(&header[..12]);
+    let crc = crc32c::crc32c_append(crc, &header[16..RECORD_HEADER_LEN]);
+    crc32c::crc32c_append(crc, payload)
+}
+
+/// Decodes and verifies the record starting at `buf[offset..]`.
+///
+/// Checks, in order: that the header fits, the magic, the kind and flags, the reserved bytes,
+/// that the payload fits in `buf`, and the checksum. Errors carry `offset`.
+pub fn decode_record(buf: &[u8], offset: usize) -> Result<Record<'_>, FormatError> {
+    const WHAT: Structure = Structure::Record;
+    need(WHAT, buf, offset, RECORD_HEADER_LEN)?;
+    let header = &buf[offset..offset + RECORD_HEADER_LEN];
+    let invalid = |field, value| FormatError::InvalidField {
+        what: WHAT,
+        offset: offset as u64,
+        field,
+        value,
+    };
+    if header[..4] != RECORD_MAGIC {
+        return Err(FormatError::BadMagic {
+            what: WHAT,
+            offset: offset as u64,
+            found: header[..4].to_vec(),
+        });
+    }
+    let kind = RecordKind::from_code(header[4]).ok_or(invalid("kind", u64::from(header[4])))?;
+    let flags = header[5];
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(invalid("flags", u64::from(flags)));
+    }
+    if !all_zero(&header[6..8]) || !all_zero(&header[40..48]) {
+        return Err(invalid("reserved bytes", 0));
+    }
+    let payload_len = get_u32(header, 8);
+    if kind == RecordKind::Tombstone && payload_len != 0 {
+        return Err(invalid("tombstone payload length", u64::from(payload_len)));
+    }
+    let payload_start = offset + RECORD_HEADER_LEN;
+    need(WHAT, buf, offset, RECORD_HEADER_LEN + payload_len as usize)?;
+    let payload = &buf[payload_start..payload_start + payload_len as usize];
+    check_crc(WHAT, offset, get_u32(header, 12), record_crc(header, payload))?;
+    Ok(Record {
+        header: RecordHeader {
+            kind,
+            commit: flags & FLAG_COMMIT != 0,
+            payload_len,
+            id: DocId::from_u128(get_u128(header, 16)),
+            seq: get_u64(header, 32),
+        },
+        payload,
+    })
+}
+
+/// True when the `RECORD_HEADER_LEN` bytes at `offset` are all zero (or `buf` ends first):
+/// the state of never-written, preallocated space, which is how a scan finds the end of the
+/// data in a segment.
+pub fn is_unwritten(buf: &[u8], offset: usize) -> bool {
+    let end = buf.len().min(offset.saturating_add(RECORD_HEADER_LEN));
+    buf.get(offset..end).is_none_or(all_zero)
+}

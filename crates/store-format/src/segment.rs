@@ -1,0 +1,92 @@
+//! The header at the start of every segment file.
+
+use crate::codec::{all_zero, get_u16, get_u32, get_u128, put};
+use crate::error::{FormatError, Structure, check_crc, need};
+use crate::meta::invalid;
+use crate::FORMAT_VERSION;
+
+/// Magic bytes at the start of a segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"TXTSSEG\0";
+/// Encoded size of [`SegmentHeader`]; the first record starts here.
+pub const SEGMENT_HEADER_LEN: usize = 64;
+const _: () = assert!(60 + 4 == SEGMENT_HEADER_LEN);
+const _: () = assert!(SEGMENT_HEADER_LEN.is_multiple_of(crate::RECORD_ALIGN));
+
+/// The header of a segment file.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 8 | magic `TXTSSEG\0` |
+/// | 8 | 2 | format version |
+/// | 10 | 2 | header length (64) |
+/// | 12 | 4 | segment id |
+/// | 16 | 16 | store uid |
+/// | 32 | 4 | capacity in bytes, header included |
+/// | 36 | 24 | reserved, zero |
+/// | 60 | 4 | CRC32C of bytes 0..60 |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// The segment's id; segments are written in increasing id order.
+    pub segment_id: u32,
+    /// The uid of the store the segment belongs to.
+    pub store_uid: u128,
+    /// The most bytes the segment will ever hold, header included. The engine maps this
+    /// many bytes once and never remaps.
+    pub capacity: u32,
+}
+
+impl SegmentHeader {
+    /// Encodes the header.
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        let mut buf = [0u8; SEGMENT_HEADER_LEN];
+        put(&mut buf, 0, &SEGMENT_MAGIC);
+        put(&mut buf, 8, &FORMAT_VERSION.to_le_bytes());
+        put(&mut buf, 10, &(SEGMENT_HEADER_LEN as u16).to_le_bytes());
+        put(&mut buf, 12, &self.segment_id.to_le_bytes());
+        put(&mut buf, 16, &self.store_uid.to_le_bytes());
+        put(&mut buf, 32, &self.capacity.to_le_bytes());
+        let crc = crc32c::crc32c(&buf[..60]);
+        put(&mut buf, 60, &crc.to_le_bytes());
+        buf
+    }
+
+    /// Decodes the header at the start of `buf`.
+    pub fn decode(buf: &[u8]) -> Result<SegmentHeader, FormatError> {
+        const WHAT: Structure = Structure::SegmentHeader;
+        need(WHAT, buf, 0, SEGMENT_HEADER_LEN)?;
+        let buf = &buf[..SEGMENT_HEADER_LEN];
+        if buf[..8] != SEGMENT_MAGIC {
+            return Err(FormatError::BadMagic {
+                what: WHAT,
+                offset: 0,
+                found: buf[..8].to_vec(),
+            });
+        }
+        check_crc(WHAT, 0, get_u32(buf, 60), crc32c::crc32c(&buf[..60]))?;
+        let version = get_u16(buf, 8);
+        if version != FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion {
+                what: WHAT,
+                offset: 0,
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let header_len = get_u16(buf, 10);
+        if usize::from(header_len) != SEGMENT_HEADER_LEN {
+            return Err(invalid(WHAT, "header length", u64::from(header_len)));
+        }
+        if !all_zero(&buf[36..60]) {
+            return Err(invalid(WHAT, "reserved bytes", 0));
+        }
+        let capacity = get_u32(buf, 32);
+        if (capacity as usize) < SEGMENT_HEADER_LEN {
+            return Err(invalid(WHAT, "capacity", u64::from(capacity)));
+        }
+        Ok(SegmentHeader {
+            segment_id: get_u32(buf, 12),
+            store_uid: get_u128(buf, 16),
+            capacity,
+        })
+    }
+}

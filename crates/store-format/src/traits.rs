@@ -1,0 +1,57 @@
+//! The read and write traits every layer implements, so that layers stack
+//! (`Instrumented<Cached<Store>>`) and tests can substitute doubles.
+
+use crate::batch::WriteBatch;
+use crate::id::DocId;
+use crate::range::TextRange;
+use crate::text::{Doc, DocMeta, Text};
+
+/// Reading documents.
+pub trait DocRead {
+    /// The error of the implementation.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The latest committed version of the document, or `None` when it does not exist or is
+    /// deleted.
+    fn get(&self, id: DocId) -> Result<Option<Doc>, Self::Error>;
+
+    /// The sequence number and text length of the latest version, without reading the text.
+    fn meta(&self, id: DocId) -> Result<Option<DocMeta>, Self::Error>;
+
+    /// The part of the latest version that `range` names. A missing document is an error
+    /// here (the implementation's "not found"), as is a range the text does not have.
+    fn extract(&self, id: DocId, range: TextRange) -> Result<Text, Self::Error>;
+
+    /// Copies the latest version into `buf` (cleared first) and returns whether the document
+    /// exists. Use this when the caller wants to own or modify the text; [`DocRead::get`]
+    /// copies nothing.
+    fn read_into(&self, id: DocId, buf: &mut String) -> Result<bool, Self::Error> {
+        buf.clear();
+        Ok(match self.get(id)? {
+            Some(doc) => {
+                buf.push_str(&doc);
+                true
+            }
+            None => false,
+        })
+    }
+}
+
+/// Writing documents.
+pub trait DocWrite {
+    /// The error of the implementation.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Replaces the document's text; returns the sequence number of the write.
+    fn put(&mut self, id: DocId, text: &str) -> Result<u64, Self::Error>;
+
+    /// Commits every operation of `batch` atomically; returns the sequence number of its last
+    /// record, or the last sequence number written before it when the batch is empty.
+    fn put_batch(&mut self, batch: &WriteBatch) -> Result<u64, Self::Error>;
+
+    /// Deletes the document; returns whether it existed.
+    fn delete(&mut self, id: DocId) -> Result<bool, Self::Error>;
+
+    /// Makes every acknowledged write durable.
+    fn sync(&mut self) -> Result<(), Self::Error>;
+}
