@@ -40,6 +40,16 @@ pub enum BatchOp<'a> {
 }
 
 impl BatchOp<'_> {
+    /// Bytes the operation occupies once encoded as a record.
+    pub fn encoded_len(&self) -> u64 {
+        match self {
+            BatchOp::Put { text, .. } => {
+                record_len(u32::try_from(text.len()).unwrap_or(u32::MAX))
+            }
+            BatchOp::Delete { .. } => record_len(0),
+        }
+    }
+
     /// The document the operation is about.
     pub fn id(&self) -> DocId {
         match *self {
@@ -110,7 +120,7 @@ impl WriteBatch {
     }
 
     /// The operations, in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = BatchOp<'_>> + '_ {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = BatchOp<'_>> + Clone + '_ {
         self.ops.iter().map(|op| match op.kind {
             RecordKind::Put => BatchOp::Put {
                 id: op.id,
@@ -122,27 +132,40 @@ impl WriteBatch {
 
     /// Bytes the batch occupies once encoded as records.
     pub fn encoded_len(&self) -> u64 {
-        self.ops
-            .iter()
-            .map(|op| record_len(u32::try_from(op.len).unwrap_or(u32::MAX)))
-            .sum()
+        self.iter().map(|op| op.encoded_len()).sum()
     }
 
-    /// Appends the batch to `out` as records with sequence numbers `first_seq`, `first_seq +
-    /// 1`, ... When `ends_group` is true the last record carries the commit flag, which makes
-    /// the records written since the previous commit flag visible to recovery as one unit.
-    ///
-    /// The caller has checked every text against the store's size limit, which is below
-    /// `u32::MAX`.
-    pub fn encode(&self, first_seq: u64, ends_group: bool, out: &mut Vec<u8>) {
-        let last = self.ops.len().wrapping_sub(1);
-        for (i, (op, item)) in self.ops.iter().zip(self.iter()).enumerate() {
-            let payload = match item {
-                BatchOp::Put { text, .. } => text.as_bytes(),
-                BatchOp::Delete { .. } => &[],
-            };
-            let commit = ends_group && i == last;
-            encode_record(out, op.kind, commit, op.id, first_seq + i as u64, payload);
-        }
+    /// Appends the batch to `out` as records; see [`encode_ops`].
+    pub fn encode(&self, first_seq: u64, out: &mut Vec<u8>, commit_group_from: Option<usize>) {
+        encode_ops(self.iter(), first_seq, out, commit_group_from);
+    }
+}
+
+/// Appends `ops` to `out` as records with sequence numbers `first_seq`, `first_seq + 1`, ...
+///
+/// With `commit_group_from: Some(start)`, the last record ends a commit group that began at
+/// `out[start..]` (earlier operations of the same group may already be encoded there): it
+/// carries the commit flag and the group's length, which makes the group visible to recovery
+/// as one unit. With `None` the group stays open for more records.
+///
+/// The caller has checked every text against the store's size limit, which is below
+/// `u32::MAX`, and keeps a group within one segment, so its length fits in 32 bits.
+pub fn encode_ops<'a, I>(ops: I, first_seq: u64, out: &mut Vec<u8>, commit_group_from: Option<usize>)
+where
+    I: ExactSizeIterator<Item = BatchOp<'a>> + Clone,
+{
+    let commit_group_len = commit_group_from.map(|start| {
+        let before = (out.len() - start) as u64;
+        let group = before + ops.clone().map(|op| op.encoded_len()).sum::<u64>();
+        u32::try_from(group).expect("a commit group fits in one segment")
+    });
+    let last = ops.len().wrapping_sub(1);
+    for (i, op) in ops.enumerate() {
+        let (kind, id, payload) = match op {
+            BatchOp::Put { id, text } => (RecordKind::Put, id, text.as_bytes()),
+            BatchOp::Delete { id } => (RecordKind::Tombstone, id, &[][..]),
+        };
+        let group_len = if i == last { commit_group_len } else { None };
+        encode_record(out, kind, id, first_seq + i as u64, payload, group_len);
     }
 }

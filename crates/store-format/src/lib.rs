@@ -28,7 +28,7 @@ mod segment;
 mod text;
 mod traits;
 
-pub use batch::{BatchOp, WriteBatch};
+pub use batch::{BatchOp, WriteBatch, encode_ops};
 pub use error::{FormatError, Structure};
 pub use id::{DocId, IdError};
 pub use index::{

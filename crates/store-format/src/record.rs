@@ -59,7 +59,8 @@ impl RecordKind {
 /// | 12 | 4 | CRC32C of bytes 0..12, 16..48 and the payload |
 /// | 16 | 16 | document id |
 /// | 32 | 8 | sequence number |
-/// | 40 | 8 | reserved, zero |
+/// | 40 | 4 | group length: on a commit record, the bytes of its whole commit group, this record included; zero on other records |
+/// | 44 | 4 | reserved, zero |
 /// | 48 | len | payload (UTF-8 text), then zero padding to a multiple of 8 |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHeader {
@@ -73,6 +74,10 @@ pub struct RecordHeader {
     pub id: DocId,
     /// The store-wide sequence number of this record; later writes have larger numbers.
     pub seq: u64,
+    /// On a commit record, the bytes of its commit group (this record included), so that
+    /// recovery can tell where the group began even when a record before it is damaged.
+    /// Zero on other records.
+    pub group_len: u32,
 }
 
 /// A record decoded and verified in place.
@@ -98,27 +103,29 @@ pub const fn record_len(payload_len: u32) -> u64 {
 }
 
 /// Appends one encoded record to `out`. `out.len()` must be a multiple of [`RECORD_ALIGN`]
-/// for the record to land aligned; the function keeps it so.
+/// for the record to land aligned; the function keeps it so. `commit_group_len` is `Some`
+/// for the record that ends a commit group, holding the group's length in bytes.
 ///
 /// The caller guarantees `payload.len() <= u32::MAX` (the engine's document size limit is
 /// far below); a longer payload is a programming error and panics.
 pub fn encode_record(
     out: &mut Vec<u8>,
     kind: RecordKind,
-    commit: bool,
     id: DocId,
     seq: u64,
     payload: &[u8],
+    commit_group_len: Option<u32>,
 ) {
     let payload_len =
         u32::try_from(payload.len()).expect("payload length checked against the size limit");
     let mut header = [0u8; RECORD_HEADER_LEN];
     put(&mut header, 0, &RECORD_MAGIC);
     header[4] = kind.code();
-    header[5] = if commit { FLAG_COMMIT } else { 0 };
+    header[5] = if commit_group_len.is_some() { FLAG_COMMIT } else { 0 };
     put(&mut header, 8, &payload_len.to_le_bytes());
     put(&mut header, 16, &id.to_le_bytes());
     put(&mut header, 32, &seq.to_le_bytes());
+    put(&mut header, 40, &commit_group_len.unwrap_or(0).to_le_bytes());
     let crc = record_crc(&header, payload);
     put(&mut header, 12, &crc.to_le_bytes());
     out.extend_from_slice(&header);
@@ -159,10 +166,21 @@ pub fn decode_record(buf: &[u8], offset: usize) -> Result<Record<'_>, FormatErro
     if flags & !KNOWN_FLAGS != 0 {
         return Err(invalid("flags", u64::from(flags)));
     }
-    if !all_zero(&header[6..8]) || !all_zero(&header[40..48]) {
+    if !all_zero(&header[6..8]) || !all_zero(&header[44..48]) {
         return Err(invalid("reserved bytes", 0));
     }
     let payload_len = get_u32(header, 8);
+    let commit = flags & FLAG_COMMIT != 0;
+    let group_len = get_u32(header, 40);
+    let own_len = record_len(payload_len);
+    let group_len_ok = if commit {
+        u64::from(group_len) >= own_len && (group_len as usize).is_multiple_of(RECORD_ALIGN)
+    } else {
+        group_len == 0
+    };
+    if !group_len_ok {
+        return Err(invalid("group length", u64::from(group_len)));
+    }
     if kind == RecordKind::Tombstone && payload_len != 0 {
         return Err(invalid("tombstone payload length", u64::from(payload_len)));
     }
@@ -173,10 +191,11 @@ pub fn decode_record(buf: &[u8], offset: usize) -> Result<Record<'_>, FormatErro
     Ok(Record {
         header: RecordHeader {
             kind,
-            commit: flags & FLAG_COMMIT != 0,
+            commit,
             payload_len,
             id: DocId::from_u128(get_u128(header, 16)),
             seq: get_u64(header, 32),
+            group_len,
         },
         payload,
     })

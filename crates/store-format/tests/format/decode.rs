@@ -7,7 +7,8 @@ use store_format::{
 
 fn one_record(kind: RecordKind, id: u128, seq: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_record(&mut out, kind, true, DocId::from_u128(id), seq, payload);
+    let group_len = record_len(payload.len() as u32) as u32;
+    encode_record(&mut out, kind, DocId::from_u128(id), seq, payload, Some(group_len));
     out
 }
 
@@ -84,22 +85,24 @@ fn unwritten_space_is_recognised() {
 fn batch_encoding_marks_only_the_last_record_as_commit() {
     let mut batch = WriteBatch::new();
     batch.put(DocId::from(1u64), "one").delete(DocId::from(2u64)).put(DocId::from(3u64), "");
-    let mut out = Vec::new();
-    batch.encode(100, true, &mut out);
-    assert_eq!(out.len() as u64, batch.encoded_len());
-    let mut offset = 0;
+    // A group that already holds 8 bytes of another batch.
+    let mut out = vec![0u8; 8];
+    batch.encode(100, &mut out, Some(0));
+    assert_eq!(out.len() as u64, 8 + batch.encoded_len());
+    let mut offset = 8;
     let mut seen = Vec::new();
     while offset < out.len() {
         let rec = decode_record(&out, offset).unwrap();
-        seen.push((rec.header.seq, rec.header.kind, rec.header.commit));
+        seen.push((rec.header.seq, rec.header.kind, rec.header.commit, rec.header.group_len));
         offset += rec.header.record_len() as usize;
     }
+    let group = out.len() as u32;
     assert_eq!(
         seen,
         vec![
-            (100, RecordKind::Put, false),
-            (101, RecordKind::Tombstone, false),
-            (102, RecordKind::Put, true)
+            (100, RecordKind::Put, false, 0),
+            (101, RecordKind::Tombstone, false, 0),
+            (102, RecordKind::Put, true, group)
         ]
     );
 }

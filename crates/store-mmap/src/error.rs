@@ -1,0 +1,142 @@
+//! The engine's errors.
+
+use std::io;
+use std::path::PathBuf;
+
+use store_format::{DocId, FormatError, IdError, RangeError};
+
+/// Everything the engine can fail with. Messages are one sentence naming the file, offset,
+/// id or value at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The document does not exist (or is deleted).
+    #[error("document {id} not found")]
+    NotFound {
+        /// The id asked for.
+        id: DocId,
+    },
+    /// A text is longer than the store's limit.
+    #[error("document {id} is {len} bytes, over the store's limit of {limit} bytes")]
+    DocumentTooLarge {
+        /// The document.
+        id: DocId,
+        /// Its length in bytes.
+        len: u64,
+        /// The store's `max_document_bytes`.
+        limit: u64,
+    },
+    /// A batch does not fit in one segment, so it cannot commit atomically.
+    #[error(
+        "the batch encodes to {len} bytes, more than a segment of {capacity} bytes holds; split it"
+    )]
+    BatchTooLarge {
+        /// Encoded size of the batch.
+        len: u64,
+        /// Capacity of a segment.
+        capacity: u64,
+    },
+    /// The range cannot be extracted from the document.
+    #[error("document {id}: {source}")]
+    Range {
+        /// The document.
+        id: DocId,
+        /// What is wrong with the range.
+        source: RangeError,
+    },
+    /// The text is not a document id.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// Another handle or process holds the store's write lock.
+    #[error("store {path} is locked by another process or handle")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// `create` was asked for a directory that already holds something.
+    #[error("cannot create a store at {path}: the directory exists and is not empty")]
+    AlreadyExists {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The directory is not a textstore store.
+    #[error("{path} is not a textstore store: {reason}")]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
+    },
+    /// Bytes on disk fail their checks.
+    #[error("corruption in {path} at offset {offset}: {what}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset within the file.
+        offset: u64,
+        /// What failed.
+        what: String,
+    },
+    /// The file system has no room left. Nothing of the failed write is visible.
+    #[error("no space left on the device holding {path}")]
+    DiskFull {
+        /// The file that could not grow.
+        path: PathBuf,
+    },
+    /// An I/O operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// An earlier write or sync failed, so what is on disk is uncertain; the store refuses
+    /// writes until it is reopened, when recovery re-establishes a known state.
+    #[error("the store refuses writes after an earlier failure ({cause}); reopen it")]
+    Poisoned {
+        /// The first failure.
+        cause: String,
+    },
+    /// Options that cannot work.
+    #[error("invalid option: {reason}")]
+    InvalidOptions {
+        /// Which option and why.
+        reason: String,
+    },
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| {
+            if source.kind() == io::ErrorKind::StorageFull {
+                Error::DiskFull { path }
+            } else {
+                Error::Io { op, path, source }
+            }
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, offset: u64, what: impl ToString) -> Error {
+        Error::Corrupt {
+            path: path.into(),
+            offset,
+            what: what.to_string(),
+        }
+    }
+
+    pub(crate) fn format(path: impl Into<PathBuf>, base: u64, err: &FormatError) -> Error {
+        Error::corrupt(path, base + err.offset(), err)
+    }
+
+    /// True for errors that say the data on disk is damaged.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corrupt { .. })
+    }
+}

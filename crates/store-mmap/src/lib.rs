@@ -1,0 +1,48 @@
+//! The textstore storage engine: an append-only store of document texts in memory-mapped
+//! segment files.
+//!
+//! A store is a directory holding a lock file, a metadata file, numbered segment files and an
+//! index (hint) file. [`Store`] is one handle on it: it takes the directory's exclusive lock,
+//! recovers from a crash on open, keeps an in-memory index of the latest record of every
+//! document, appends commits to the newest segment and serves reads as zero-copy slices of
+//! the mapped segments.
+//!
+//! This crate is the only one that maps files. It does not know about threads, caches,
+//! metrics exporters or async runtimes: the layers above wrap a [`Store`] through the
+//! [`store_format::DocRead`] and [`store_format::DocWrite`] traits.
+//!
+//! Invariants:
+//! - A record becomes visible to readers only after all of its bytes are written (and, under
+//!   [`Durability::Sync`], synced): the index entry is published after the write.
+//! - Bytes a reader can reach never change: writes go past the committed end, and files
+//!   shrink only past it. Each segment is mapped once at its full capacity and never
+//!   remapped, so a [`store_format::Text`] stays valid for as long as it is held.
+//! - Every read verifies the record's CRC32C and UTF-8: corruption is an error, never wrong
+//!   text.
+//! - Recovery cuts only an incomplete final commit group; damage followed by intact
+//!   committed data stops the open with an error instead of dropping that data.
+//! - After a failed write or sync the handle refuses writes until the store is reopened.
+
+mod error;
+mod fs;
+mod index;
+mod options;
+mod recovery;
+mod segment;
+mod stats;
+mod store;
+mod verify;
+
+pub use error::{Error, Result};
+pub use options::{
+    AccessPattern, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability,
+    MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, StoreOptions,
+};
+pub use recovery::{DroppedTail, IndexLoad, RecoveryReport};
+pub use stats::StoreStats;
+pub use store::Store;
+pub use store_format::{
+    BatchOp, Doc, DocId, DocMeta, DocRead, DocWrite, RangeError, RangeUnit, Text, TextRange,
+    WriteBatch,
+};
+pub use verify::{Problem, VerifyReport};

@@ -1,0 +1,131 @@
+//! Options of a store.
+
+use store_format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, record_len};
+
+use crate::error::{Error, Result};
+
+/// When a commit reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit ends with an `fdatasync`: when `put` returns, the text survives a power
+    /// loss. The default, as users of a store expect.
+    #[default]
+    Sync,
+    /// Commits are left to the operating system's write-back; [`crate::Store::sync`] and
+    /// closing make them durable. For bulk loads that sync once at the end. A crash of the
+    /// process loses nothing; a crash of the machine may lose the commits since the last sync,
+    /// never a part of a commit.
+    WriteBack,
+}
+
+/// How reads will touch the segments, passed to the kernel with `madvise`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessPattern {
+    /// The kernel's default read-ahead.
+    #[default]
+    Normal,
+    /// Reads walk the store in order (export, verify, scans): aggressive read-ahead.
+    Sequential,
+    /// Point reads of random documents: no read-ahead, so a 2 KiB read does not pull 128 KiB.
+    Random,
+}
+
+/// Settings of one open of a store.
+///
+/// `max_document_bytes` and `segment_capacity` belong to the store: they are persisted when
+/// the store is created and when they are given explicitly, and an open that leaves them
+/// `None` keeps the persisted values.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Largest text accepted, in bytes. `None`: keep the store's (64 MiB for a new store).
+    pub max_document_bytes: Option<u64>,
+    /// Capacity of segments created from now on, in bytes. `None`: keep the store's (256 MiB
+    /// for a new store).
+    pub segment_capacity: Option<u32>,
+    /// When commits reach the disk.
+    pub durability: Durability,
+    /// The `madvise` hint applied to every segment mapping.
+    pub access_pattern: AccessPattern,
+    /// Ask the kernel to read every segment into memory on open (`madvise(WILLNEED)`), so that
+    /// the first reads do not wait for the disk.
+    pub prefault: bool,
+    /// When recovery finds damage in the newest segment followed by intact committed data,
+    /// drop everything from the damage on instead of refusing to open. Such a state comes
+    /// from corruption, or from a power loss under [`Durability::WriteBack`] when the
+    /// operating system wrote pages out of order; the open error names the offsets.
+    pub discard_damaged_tail: bool,
+}
+
+/// Default capacity of a segment.
+pub const DEFAULT_SEGMENT_CAPACITY: u32 = 256 << 20;
+/// Default largest document.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 64 << 20;
+/// Smallest segment capacity accepted.
+pub const MIN_SEGMENT_CAPACITY: u32 = 4096;
+/// Largest segment capacity accepted: offsets within a segment are 32-bit.
+pub const MAX_SEGMENT_CAPACITY: u32 = u32::MAX - 7;
+
+impl StoreOptions {
+    /// Options with every field at its default.
+    pub fn new() -> StoreOptions {
+        StoreOptions::default()
+    }
+
+    /// Sets [`StoreOptions::max_document_bytes`].
+    pub fn max_document_bytes(mut self, bytes: u64) -> StoreOptions {
+        self.max_document_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets [`StoreOptions::segment_capacity`].
+    pub fn segment_capacity(mut self, bytes: u32) -> StoreOptions {
+        self.segment_capacity = Some(bytes);
+        self
+    }
+
+    /// Sets [`StoreOptions::durability`].
+    pub fn durability(mut self, durability: Durability) -> StoreOptions {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets [`StoreOptions::access_pattern`].
+    pub fn access_pattern(mut self, pattern: AccessPattern) -> StoreOptions {
+        self.access_pattern = pattern;
+        self
+    }
+
+    /// Sets [`StoreOptions::discard_damaged_tail`].
+    pub fn discard_damaged_tail(mut self, discard: bool) -> StoreOptions {
+        self.discard_damaged_tail = discard;
+        self
+    }
+
+    /// Sets [`StoreOptions::prefault`].
+    pub fn prefault(mut self, prefault: bool) -> StoreOptions {
+        self.prefault = prefault;
+        self
+    }
+}
+
+/// Checks that documents of `max_document_bytes` fit in segments of `segment_capacity`.
+pub(crate) fn check_limits(max_document_bytes: u64, segment_capacity: u32) -> Result<()> {
+    if !(MIN_SEGMENT_CAPACITY..=MAX_SEGMENT_CAPACITY).contains(&segment_capacity) {
+        return Err(Error::InvalidOptions {
+            reason: format!(
+                "segment capacity {segment_capacity} is outside {MIN_SEGMENT_CAPACITY}..={MAX_SEGMENT_CAPACITY} bytes"
+            ),
+        });
+    }
+    let room = u64::from(segment_capacity) - SEGMENT_HEADER_LEN as u64;
+    let fits = u32::try_from(max_document_bytes).is_ok_and(|len| record_len(len) <= room);
+    if !fits {
+        let largest = room - RECORD_HEADER_LEN as u64 - 7;
+        return Err(Error::InvalidOptions {
+            reason: format!(
+                "max document size {max_document_bytes} does not fit in a segment of {segment_capacity} bytes (at most {largest})"
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! Opening a store: map the segments, load the index checkpoint, replay the data after it,
+//! and cut a torn tail.
+//!
+//! What recovery assumes of the disk, and why each step is safe, is in docs/FORMAT.md
+//! ("Recovery").
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use store_format::{
+    Position, RecordHeader, RecordKind, SEGMENT_HEADER_LEN, StoreMeta, decode_index,
+    decode_record, is_unwritten, record_len, RECORD_ALIGN,
+};
+
+use crate::error::{Error, Result};
+use crate::fs::sync_dir;
+use crate::index::{Entry, Index};
+use crate::options::StoreOptions;
+use crate::segment::{SegmentFile, parse_segment_file_name, segment_file_name};
+
+/// Name of the index (hint) file.
+pub(crate) const INDEX_FILE: &str = "index.tsi";
+
+/// What an open found and did, for the caller to log or show.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// What became of the index checkpoint.
+    pub index: IndexLoad,
+    /// Records read from the segments after the checkpoint.
+    pub records_replayed: u64,
+    /// Bytes of those records.
+    pub bytes_replayed: u64,
+    /// The torn or damaged tail that was cut off, if any.
+    pub dropped_tail: Option<DroppedTail>,
+    /// A newest segment file whose creation never completed (no valid header, no data),
+    /// removed.
+    pub removed_segment: Option<PathBuf>,
+}
+
+/// What became of the index checkpoint on open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexLoad {
+    /// There was none (a new store, or one never closed cleanly): every record was replayed.
+    #[default]
+    Missing,
+    /// Loaded; only the records after its checkpoint were replayed.
+    Loaded {
+        /// Live documents it listed.
+        entries: u64,
+    },
+    /// Present but unusable, so every record was replayed. The data is intact; the index is
+    /// only a cache of it.
+    Discarded {
+        /// Why it was not used.
+        reason: String,
+    },
+}
+
+/// A tail of the newest segment that recovery removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedTail {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Where the kept data ends; everything from here on was removed.
+    pub offset: u64,
+    /// Intact records of the incomplete commit group that were dropped with it; they were
+    /// never acknowledged.
+    pub records: u64,
+    /// What was wrong at the cut.
+    pub reason: String,
+}
+
+pub(crate) struct Recovered {
+    pub(crate) segments: BTreeMap<u32, SegmentFile>,
+    pub(crate) index: Index,
+    pub(crate) last_seq: u64,
+    pub(crate) report: RecoveryReport,
+}
+
+pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> Result<Recovered> {
+    let mut report = RecoveryReport::default();
+    let segments = open_segments(dir, meta, options, &mut report)?;
+
+    let (mut index, mut last_seq, start) = match load_index(dir, meta, &segments) {
+        Ok(Some((index, last_seq, checkpoint))) => {
+            report.index = IndexLoad::Loaded {
+                entries: index.len() as u64,
+            };
+            (index, last_seq, Some(checkpoint))
+        }
+        Ok(None) => (Index::default(), 0, None),
+        Err(reason) => {
+            report.index = IndexLoad::Discarded { reason };
+            (Index::default(), 0, None)
+        }
+    };
+
+    let mut segments = segments;
+    let last_id = segments.keys().next_back().copied();
+    let first_replayed = start.map_or(0, |p| p.segment);
+    for (&id, segment) in segments.range_mut(first_replayed..) {
+        let from = match start {
+            Some(p) if p.segment == id => p.offset as usize,
+            _ => SEGMENT_HEADER_LEN,
+        };
+        let is_last = Some(id) == last_id;
+        let scan = scan_segment(segment, from, options.discard_damaged_tail || !is_last)?;
+        // Apply only if newer: replay order is segment order, and a later segment may hold
+        // a copy of an older record.
+        for (offset, header) in &scan.committed {
+            last_seq = last_seq.max(header.seq);
+            apply(&mut index, id, *offset, header);
+        }
+        report.records_replayed += scan.committed.len() as u64;
+        report.bytes_replayed += (scan.valid_end - from) as u64;
+        if let Some(damage) = scan.damage {
+            if !is_last {
+                return Err(Error::corrupt(
+                    segment.path(),
+                    scan.valid_end as u64,
+                    format!("sealed segment is damaged: {}", damage.reason),
+                ));
+            }
+            report.dropped_tail = Some(DroppedTail {
+                path: segment.path().to_path_buf(),
+                offset: scan.valid_end as u64,
+                records: damage.uncommitted_records,
+                reason: damage.reason,
+            });
+        }
+        segment.set_end(u32::try_from(scan.valid_end).expect("segment offsets are 32-bit"));
+        // Cut everything past the data: a torn tail, so that bytes of it can never be read
+        // as records after new data is written before them, and unused preallocation.
+        segment.trim()?;
+    }
+    Ok(Recovered {
+        segments,
+        index,
+        last_seq,
+        report,
+    })
+}
+
+fn apply(index: &mut Index, segment: u32, offset: usize, header: &RecordHeader) {
+    let newer = index.get(header.id).is_none_or(|e| e.seq < header.seq);
+    if !newer {
+        return;
+    }
+    match header.kind {
+        RecordKind::Tombstone => {
+            index.remove(header.id);
+        }
+        _ => {
+            index.insert(
+                header.id,
+                Entry {
+                    seq: header.seq,
+                    segment,
+                    offset: u32::try_from(offset).expect("segment offsets are 32-bit"),
+                    text_len: header.payload_len,
+                },
+            );
+        }
+    }
+}
+
+fn open_segments(
+    dir: &Path,
+    meta: &StoreMeta,
+    options: &StoreOptions,
+    report: &mut RecoveryReport,
+) -> Result<BTreeMap<u32, SegmentFile>> {
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        if let Some(id) = entry.file_name().to_str().and_then(parse_segment_file_name) {
+            ids.push(id);
+        }
+    }
+    ids.sort_unstable();
+    let mut segments = BTreeMap::new();
+    for (i, &id) in ids.iter().enumerate() {
+        let path = dir.join(segment_file_name(id));
+        match SegmentFile::open(path.clone(), id, meta.store_uid, options.access_pattern) {
+            Ok(segment) => {
+                segments.insert(id, segment);
+            }
+            Err(err) if err.is_corruption() && i + 1 == ids.len() && is_unfinished(&path)? => {
+                // The newest segment was being created when the process stopped: its header
+                // is incomplete and it holds no record (records are written only after the
+                // header is synced).
+                std::fs::remove_file(&path).map_err(Error::io("remove", &path))?;
+                sync_dir(dir)?;
+                report.removed_segment = Some(path);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(segments)
+}
+
+fn is_unfinished(path: &Path) -> Result<bool> {
+    let len = std::fs::metadata(path).map_err(Error::io("stat", path))?.len();
+    Ok(len <= SEGMENT_HEADER_LEN as u64)
+}
+
+/// Loads the index checkpoint. `Ok(None)`: there is none. `Err(reason)`: it cannot be used.
+fn load_index(
+    dir: &Path,
+    meta: &StoreMeta,
+    segments: &BTreeMap<u32, SegmentFile>,
+) -> Result<Option<(Index, u64, Position)>, String> {
+    let path = dir.join(INDEX_FILE);
+    let raw = match std::fs::read(&path) {
+        Ok(raw) => raw,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
+    };
+    let (header, entries) = decode_index(&raw).map_err(|err| err.to_string())?;
+    if header.store_uid != meta.store_uid {
+        return Err("it belongs to another store".to_owned());
+    }
+    let cp = header.checkpoint;
+    let cp_segment = segments
+        .get(&cp.segment)
+        .ok_or_else(|| format!("its checkpoint names segment {}, which does not exist", cp.segment))?;
+    if u64::from(cp.offset) > cp_segment.file_len() || (cp.offset as usize) < SEGMENT_HEADER_LEN {
+        return Err(format!(
+            "its checkpoint at offset {} is outside segment {} ({} bytes)",
+            cp.offset,
+            cp.segment,
+            cp_segment.file_len()
+        ));
+    }
+    let mut index = Index::with_capacity(entries.len());
+    for entry in entries {
+        let position = entry.position;
+        let limit = match segments.get(&position.segment) {
+            _ if position.segment > cp.segment => 0,
+            _ if position.segment == cp.segment => u64::from(cp.offset),
+            Some(segment) => segment.file_len(),
+            None => 0,
+        };
+        let end = u64::from(position.offset) + record_len(entry.text_len);
+        let aligned = (position.offset as usize).is_multiple_of(RECORD_ALIGN);
+        if end > limit || (position.offset as usize) < SEGMENT_HEADER_LEN || !aligned {
+            return Err(format!(
+                "its entry for {} points to segment {} offset {}, outside the checkpointed data",
+                entry.id, position.segment, position.offset
+            ));
+        }
+        let replaced = index.insert(
+            entry.id,
+            Entry {
+                seq: entry.seq,
+                segment: position.segment,
+                offset: position.offset,
+                text_len: entry.text_len,
+            },
+        );
+        if replaced.is_some() {
+            return Err(format!("it lists document {} twice", entry.id));
+        }
+    }
+    Ok(Some((index, header.last_seq, cp)))
+}
+
+struct Scan {
+    /// Records of complete commit groups, in order, with their offsets.
+    committed: Vec<(usize, RecordHeader)>,
+    /// End of the last complete commit group.
+    valid_end: usize,
+    damage: Option<Damage>,
+}
+
+struct Damage {
+    reason: String,
+    uncommitted_records: u64,
+}
+
+/// Reads the records of `segment` from `from` on, up to the first byte that is not part of a
+/// complete commit group.
+///
+/// A damaged or incomplete group followed only by unwritten space or by pieces of the same
+/// group is a torn tail. If a complete commit group lies beyond the damage, the damage is not
+/// a torn tail but corruption of committed data, and the scan refuses to go on unless
+/// `tolerate` is set (then everything from the damage on is dropped).
+fn scan_segment(segment: &SegmentFile, from: usize, tolerate: bool) -> Result<Scan> {
+    let buf = segment.file_bytes();
+    let mut committed = Vec::new();
+    let mut pending = Vec::new();
+    let mut pos = from;
+    let mut group_start = from;
+    let damage = loop {
+        if is_unwritten(buf, pos) {
+            break None;
+        }
+        match decode_record(buf, pos) {
+            Ok(record) => {
+                let header = record.header;
+                pending.push((pos, header));
+                pos += header.record_len() as usize;
+                if header.commit {
+                    if header.group_len as usize != pos - group_start {
+                        break Some(format!(
+                            "the commit record at offset {} closes a group of {} bytes, but its group holds {} bytes",
+                            pos - header.record_len() as usize,
+                            header.group_len,
+                            pos - group_start
+                        ));
+                    }
+                    committed.append(&mut pending);
+                    group_start = pos;
+                }
+            }
+            Err(err) => break Some(err.to_string()),
+        }
+    };
+    let damage = match (damage, pending.is_empty()) {
+        (None, true) => None,
+        (None, false) => Some(format!(
+            "the commit group starting at offset {group_start} has no commit record"
+        )),
+        (Some(reason), _) => Some(reason),
+    };
+    if let Some(reason) = &damage
+        && !tolerate
+        && let Some(later) = committed_group_after(buf, group_start)
+    {
+        return Err(Error::corrupt(
+            segment.path(),
+            group_start as u64,
+            format!(
+                "{reason}; an intact commit group follows at offset {later}, so this is not a torn tail. \
+                 Open with `discard_damaged_tail` to drop everything from offset {group_start} on"
+            ),
+        ));
+    }
+    Ok(Scan {
+        committed,
+        valid_end: group_start,
+        damage: damage.map(|reason| Damage {
+            reason,
+            uncommitted_records: pending.len() as u64,
+        }),
+    })
+}
+
+/// The start of a complete commit group that begins after `broken_group_start`, if any
+/// record past that point is an intact commit record.
+fn committed_group_after(buf: &[u8], broken_group_start: usize) -> Option<usize> {
+    let mut pos = broken_group_start + RECORD_ALIGN;
+    while pos + store_format::RECORD_HEADER_LEN <= buf.len() {
+        if let Ok(record) = decode_record(buf, pos) {
+            let end = pos + record.header.record_len() as usize;
+            if record.header.commit {
+                let start = end.checked_sub(record.header.group_len as usize);
+                if start.is_none_or(|start| start > broken_group_start) {
+                    return Some(start.unwrap_or(pos));
+                }
+            }
+        }
+        pos += RECORD_ALIGN;
+    }
+    None
+}

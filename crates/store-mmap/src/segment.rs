@@ -1,0 +1,305 @@
+//! Segment files: mapped once at full capacity, appended with `pwrite`.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use memmap2::{Advice, Mmap, MmapOptions};
+use store_format::{SEGMENT_HEADER_LEN, SegmentHeader};
+
+use crate::error::{Error, Result};
+use crate::fs::{allocate, sync_dir};
+use crate::options::AccessPattern;
+
+/// Name of the segment file with this id.
+pub(crate) fn segment_file_name(id: u32) -> String {
+    format!("{id:010}.seg")
+}
+
+/// The segment id a file name denotes, if it names a segment.
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// One segment file, mapped read-only at its full capacity.
+///
+/// The mapping never changes for the life of the `SegmentFile`, so a [`Bytes`] sliced out of
+/// it (and the [`store_format::Text`] handles built on that) stays valid after the store has
+/// moved on, rolled to a new segment or been dropped.
+pub(crate) struct SegmentFile {
+    id: u32,
+    path: PathBuf,
+    file: File,
+    map: Arc<Mmap>,
+    /// The whole mapping as shared bytes: slicing it costs a reference-count increment.
+    bytes: Bytes,
+    capacity: u32,
+    /// End of the data readers may touch; grows as commits land.
+    end: u32,
+    /// Bytes of the file that exist on disk; `end <= file_len`.
+    file_len: u64,
+}
+
+/// Keeps a mapping alive for as long as any [`Bytes`] slices it.
+struct MapOwner(Arc<Mmap>);
+
+impl AsRef<[u8]> for MapOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl SegmentFile {
+    /// Creates a new, empty segment file and makes its existence durable.
+    pub(crate) fn create(
+        dir: &Path,
+        id: u32,
+        store_uid: u128,
+        capacity: u32,
+        access: AccessPattern,
+    ) -> Result<SegmentFile> {
+        let path = dir.join(segment_file_name(id));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(Error::io("create segment", &path))?;
+        let header = SegmentHeader {
+            segment_id: id,
+            store_uid,
+            capacity,
+        };
+        file.write_all_at(&header.encode(), 0)
+            .map_err(Error::io("write segment header", &path))?;
+        file.sync_all().map_err(Error::io("sync", &path))?;
+        sync_dir(dir)?;
+        SegmentFile::map(path, file, id, capacity, SEGMENT_HEADER_LEN as u64, access)
+    }
+
+    /// Opens an existing segment file and checks its header against the store.
+    pub(crate) fn open(
+        path: PathBuf,
+        id: u32,
+        store_uid: u128,
+        access: AccessPattern,
+    ) -> Result<SegmentFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("open segment", &path))?;
+        let file_len = file
+            .metadata()
+            .map_err(Error::io("stat", &path))?
+            .len();
+        let mut raw = [0u8; SEGMENT_HEADER_LEN];
+        let got = read_prefix(&file, &mut raw).map_err(Error::io("read segment header", &path))?;
+        let header =
+            SegmentHeader::decode(&raw[..got]).map_err(|err| Error::format(&path, 0, &err))?;
+        if header.store_uid != store_uid {
+            return Err(Error::corrupt(
+                &path,
+                16,
+                format!(
+                    "segment belongs to store {:032x}, not this store {store_uid:032x}",
+                    header.store_uid
+                ),
+            ));
+        }
+        if header.segment_id != id {
+            return Err(Error::corrupt(
+                &path,
+                12,
+                format!("segment header says id {}, the file name says {id}", header.segment_id),
+            ));
+        }
+        if file_len > u64::from(header.capacity) {
+            return Err(Error::corrupt(
+                &path,
+                u64::from(header.capacity),
+                format!("file is {file_len} bytes, over the segment capacity {}", header.capacity),
+            ));
+        }
+        SegmentFile::map(path, file, id, header.capacity, file_len, access)
+    }
+
+    fn map(
+        path: PathBuf,
+        file: File,
+        id: u32,
+        capacity: u32,
+        file_len: u64,
+        access: AccessPattern,
+    ) -> Result<SegmentFile> {
+        #[expect(unsafe_code, reason = "mapping a file is unsafe; the store's lock keeps it sound")]
+        // SAFETY: the mapping is read-only and the engine never changes bytes a reader can
+        // reach: it appends past `end` with pwrite, and shrinks the file only beyond `end`
+        // (recovery of a torn tail, sealing), and `end` only moves past bytes once they are
+        // completely written. Other processes are kept out by the store's exclusive lock
+        // (the `LOCK` file), which every textstore handle takes before mapping; a process
+        // that ignores the lock and writes the files breaks this promise, as documented in
+        // docs/FORMAT.md. Pages past the file's length are never touched: every read is
+        // bounded by `end <= file_len`.
+        let map = unsafe {
+            MmapOptions::new()
+                .len(capacity as usize)
+                .map(&file)
+                .map_err(Error::io("map segment", &path))?
+        };
+        let advice = match access {
+            AccessPattern::Normal => Advice::Normal,
+            AccessPattern::Sequential => Advice::Sequential,
+            AccessPattern::Random => Advice::Random,
+        };
+        map.advise(advice).map_err(Error::io("madvise", &path))?;
+        let map = Arc::new(map);
+        let bytes = Bytes::from_owner(MapOwner(Arc::clone(&map)));
+        let end = u32::try_from(file_len.max(SEGMENT_HEADER_LEN as u64)).unwrap_or(capacity);
+        Ok(SegmentFile {
+            id,
+            path,
+            file,
+            map,
+            bytes,
+            capacity,
+            end,
+            file_len,
+        })
+    }
+
+    pub(crate) fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    pub(crate) fn end(&self) -> u32 {
+        self.end
+    }
+
+    pub(crate) fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// The bytes readers may look at: the header and every committed record.
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.bytes[..self.end as usize]
+    }
+
+    /// The whole file as it is on disk, for recovery scans past the committed end.
+    pub(crate) fn file_bytes(&self) -> &[u8] {
+        &self.bytes[..self.file_len as usize]
+    }
+
+    /// `range` of the mapping as shared bytes. The range must lie within [`Self::data`].
+    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Bytes {
+        debug_assert!(range.end <= self.end as usize);
+        self.bytes.slice(range)
+    }
+
+    /// Moves the committed end; recovery uses it once it has verified the records before.
+    pub(crate) fn set_end(&mut self, end: u32) {
+        debug_assert!(u64::from(end) <= self.file_len);
+        self.end = end;
+    }
+
+    /// Asks the kernel to read `[SEGMENT_HEADER_LEN, end)` ahead.
+    pub(crate) fn prefetch(&self) -> Result<()> {
+        self.map
+            .advise_range(Advice::WillNeed, 0, self.end as usize)
+            .map_err(Error::io("madvise(WILLNEED)", &self.path))
+    }
+
+    /// Writes `data` at the committed end. The bytes are not visible to readers until
+    /// [`Self::publish`]; the caller has reserved the space with [`Self::reserve`].
+    pub(crate) fn write_at_end(&self, data: &[u8]) -> Result<()> {
+        debug_assert!(u64::from(self.end) + data.len() as u64 <= self.file_len);
+        self.file
+            .write_all_at(data, u64::from(self.end))
+            .map_err(Error::io("write", &self.path))
+    }
+
+    /// Makes `len` more bytes, already written, visible to readers.
+    pub(crate) fn publish(&mut self, len: u32) {
+        self.end += len;
+    }
+
+    /// Bytes still free in the segment.
+    pub(crate) fn remaining(&self) -> u64 {
+        u64::from(self.capacity) - u64::from(self.end)
+    }
+
+    /// Ensures the file has allocated space for `len` more bytes past the end, growing it by
+    /// a step that is small for a small store and a small fraction of a large one.
+    pub(crate) fn reserve(&mut self, len: u64) -> Result<()> {
+        let needed = u64::from(self.end) + len;
+        if needed <= self.file_len {
+            return Ok(());
+        }
+        let step = (u64::from(self.end) / 64).clamp(1 << 20, 16 << 20);
+        let target = needed
+            .saturating_add(step)
+            .min(u64::from(self.capacity))
+            .max(needed);
+        allocate(&self.file, &self.path, self.file_len, target)?;
+        self.file_len = target;
+        Ok(())
+    }
+
+    /// `fdatasync`: every byte written so far is durable.
+    pub(crate) fn sync_data(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(Error::io("sync", &self.path))
+    }
+
+    /// Gives back the space allocated past the committed end and makes the new length
+    /// durable. Recovery uses it to cut a torn tail and unused preallocation.
+    pub(crate) fn trim(&mut self) -> Result<()> {
+        if self.file_len == u64::from(self.end) {
+            return Ok(());
+        }
+        self.file
+            .set_len(u64::from(self.end))
+            .map_err(Error::io("truncate", &self.path))?;
+        self.file_len = u64::from(self.end);
+        self.file.sync_all().map_err(Error::io("sync", &self.path))
+    }
+
+    /// Makes every committed byte durable and gives back unused preallocation: the segment
+    /// will receive no more writes (it is full, or the store is closing).
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.sync_data()?;
+        self.trim()
+    }
+
+    /// Undoes a write that failed or whose sync failed, so that its bytes do not surface as
+    /// a committed group on the next open. Best effort: the store is poisoned either way.
+    pub(crate) fn discard_unpublished(&mut self) -> Result<()> {
+        self.trim()
+    }
+}
+
+fn read_prefix(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], filled as u64)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}

@@ -1,0 +1,114 @@
+//! Size and shape of a store.
+
+use std::os::unix::fs::MetadataExt;
+
+use store_format::SEGMENT_HEADER_LEN;
+
+use crate::error::{Error, Result};
+use crate::recovery::INDEX_FILE;
+use crate::store::{META_FILE, Store};
+
+/// A snapshot of a store's size and shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    documents: u64,
+    text_bytes: u64,
+    live_bytes: u64,
+    dead_bytes: u64,
+    segments: u64,
+    file_bytes: u64,
+    allocated_bytes: u64,
+    mapped_bytes: u64,
+    index_memory_bytes: u64,
+    last_seq: u64,
+}
+
+impl StoreStats {
+    /// Live documents.
+    pub fn documents(&self) -> u64 {
+        self.documents
+    }
+    /// Bytes of text of the live documents.
+    pub fn text_bytes(&self) -> u64 {
+        self.text_bytes
+    }
+    /// Bytes of the records of the live documents, headers and padding included.
+    pub fn live_bytes(&self) -> u64 {
+        self.live_bytes
+    }
+    /// Bytes of records no read can reach: older versions and tombstones. Compaction
+    /// reclaims them.
+    pub fn dead_bytes(&self) -> u64 {
+        self.dead_bytes
+    }
+    /// `dead / (live + dead)`, or 0 for an empty store.
+    pub fn dead_ratio(&self) -> f64 {
+        let total = self.live_bytes + self.dead_bytes;
+        if total == 0 {
+            0.0
+        } else {
+            self.dead_bytes as f64 / total as f64
+        }
+    }
+    /// Segment files.
+    pub fn segments(&self) -> u64 {
+        self.segments
+    }
+    /// Sum of the lengths of the store's files.
+    pub fn file_bytes(&self) -> u64 {
+        self.file_bytes
+    }
+    /// Disk space the store's files occupy, as `du` counts it (preallocation included).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated_bytes
+    }
+    /// Address space of the segment mappings.
+    pub fn mapped_bytes(&self) -> u64 {
+        self.mapped_bytes
+    }
+    /// Heap bytes of the in-memory index.
+    pub fn index_memory_bytes(&self) -> u64 {
+        self.index_memory_bytes
+    }
+    /// Sequence number of the latest write.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+impl Store {
+    /// Counts documents and bytes; stats the store's files for their sizes.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let index = self.index();
+        let mut data_bytes = 0u64;
+        let mut stats = StoreStats {
+            documents: index.len() as u64,
+            text_bytes: index.text_bytes(),
+            live_bytes: index.live_record_bytes(),
+            index_memory_bytes: index.memory_bytes(),
+            last_seq: self.last_seq(),
+            ..StoreStats::default()
+        };
+        let mut files = Vec::new();
+        for segment in self.segments() {
+            stats.segments += 1;
+            stats.mapped_bytes += u64::from(segment.capacity());
+            data_bytes += u64::from(segment.end()) - SEGMENT_HEADER_LEN as u64;
+            files.push(segment.path().to_path_buf());
+        }
+        files.push(self.dir().join(META_FILE));
+        files.push(self.dir().join(INDEX_FILE));
+        for path in files {
+            match std::fs::metadata(&path) {
+                Ok(meta) => {
+                    stats.file_bytes += meta.len();
+                    stats.allocated_bytes += meta.blocks() * 512;
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(Error::io("stat", path)(err)),
+            }
+        }
+        stats.dead_bytes = data_bytes - stats.live_bytes;
+        Ok(stats)
+    }
+}

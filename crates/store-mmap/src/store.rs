@@ -1,0 +1,575 @@
+//! The engine: a store directory opened for reading and writing by one handle.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use store_format::{
+    BatchOp, Doc, DocId, DocMeta, DocRead, DocWrite, RECORD_HEADER_LEN, RecordKind,
+    SEGMENT_HEADER_LEN, StoreMeta, Text, TextRange, WriteBatch, decode_record, encode_index,
+    encode_ops, Position, FormatError,
+};
+
+use crate::error::{Error, Result};
+use crate::fs::write_atomic;
+use crate::index::{Entry, Index};
+use crate::options::{
+    DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions, check_limits,
+};
+use crate::recovery::{INDEX_FILE, Recovered, RecoveryReport, recover};
+use crate::segment::SegmentFile;
+
+/// Name of the lock file.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+/// Name of the metadata file.
+pub(crate) const META_FILE: &str = "textstore.meta";
+
+/// An open store: reads through `&self`, writes through `&mut self`.
+///
+/// Reads are one hash lookup plus a checksum of the record, whatever the number of
+/// documents, and return [`Doc`] handles that share the mapped segment instead of copying.
+/// Each write is one commit: its records are written with one `pwrite`, made durable with one
+/// `fdatasync` (under [`Durability::Sync`]), and only then published to readers.
+///
+/// The handle holds the store's exclusive lock until it is closed or dropped. Dropping it
+/// closes it too, ignoring errors; call [`Store::close`] to see them.
+pub struct Store {
+    dir: PathBuf,
+    /// Held for the life of the handle: the `flock` on it keeps every other handle out.
+    _lock: File,
+    meta: StoreMeta,
+    options: StoreOptions,
+    /// Every segment by id; the last one receives writes.
+    segments: BTreeMap<u32, SegmentFile>,
+    index: Index,
+    last_seq: u64,
+    poisoned: Option<String>,
+    /// Reused encoding buffer for commits.
+    scratch: Vec<u8>,
+    recovery: RecoveryReport,
+    closed: bool,
+}
+
+impl Store {
+    /// Creates a store in `dir`, which must be absent or empty. An existing store is never
+    /// truncated: that is [`Error::AlreadyExists`].
+    pub fn create(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref();
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::AlreadyExists { path: dir.into() });
+        }
+        std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+        let lock = lock(dir)?;
+        if !is_empty_dir(dir)? {
+            return Err(Error::AlreadyExists { path: dir.into() });
+        }
+        let meta = StoreMeta {
+            store_uid: new_store_uid(),
+            max_document_bytes: options
+                .max_document_bytes
+                .unwrap_or(DEFAULT_MAX_DOCUMENT_BYTES),
+            segment_capacity: options.segment_capacity.unwrap_or(DEFAULT_SEGMENT_CAPACITY),
+        };
+        check_limits(meta.max_document_bytes, meta.segment_capacity)?;
+        write_atomic(&dir.join(META_FILE), &meta.encode())?;
+        let recovered = Recovered {
+            segments: BTreeMap::new(),
+            index: Index::default(),
+            last_seq: 0,
+            report: RecoveryReport::default(),
+        };
+        Store::assemble(dir, lock, meta, options, recovered)
+    }
+
+    /// Opens an existing store, recovering from a crash if the last handle did not close.
+    pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref();
+        let meta_path = dir.join(META_FILE);
+        if !dir.is_dir() {
+            return Err(Error::NotAStore {
+                path: dir.into(),
+                reason: "no such directory".to_owned(),
+            });
+        }
+        if !meta_path.is_file() {
+            return Err(Error::NotAStore {
+                path: dir.into(),
+                reason: format!("it has no {META_FILE} file"),
+            });
+        }
+        let lock = lock(dir)?;
+        let raw = std::fs::read(&meta_path).map_err(Error::io("read", &meta_path))?;
+        let mut meta = StoreMeta::decode(&raw).map_err(|err| match err {
+            FormatError::UnsupportedVersion { found, supported, .. } => Error::NotAStore {
+                path: dir.into(),
+                reason: format!(
+                    "it was written by format version {found}, and this build reads version {supported}; use a newer textstore"
+                ),
+            },
+            err => Error::format(&meta_path, 0, &err),
+        })?;
+        let wanted = StoreMeta {
+            max_document_bytes: options.max_document_bytes.unwrap_or(meta.max_document_bytes),
+            segment_capacity: options.segment_capacity.unwrap_or(meta.segment_capacity),
+            ..meta
+        };
+        if wanted != meta {
+            check_limits(wanted.max_document_bytes, wanted.segment_capacity)?;
+            write_atomic(&meta_path, &wanted.encode())?;
+            meta = wanted;
+        }
+        let recovered = recover(dir, &meta, &options)?;
+        Store::assemble(dir, lock, meta, options, recovered)
+    }
+
+    /// Opens the store in `dir`, creating it when `dir` is absent or empty.
+    pub fn open_or_create(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref();
+        if !dir.exists() || is_empty_dir(dir)? {
+            Store::create(dir, options)
+        } else {
+            Store::open(dir, options)
+        }
+    }
+
+    fn assemble(
+        dir: &Path,
+        lock: File,
+        meta: StoreMeta,
+        options: StoreOptions,
+        recovered: Recovered,
+    ) -> Result<Store> {
+        let mut store = Store {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            meta,
+            options,
+            segments: recovered.segments,
+            index: recovered.index,
+            last_seq: recovered.last_seq,
+            poisoned: None,
+            scratch: Vec::new(),
+            recovery: recovered.report,
+            closed: false,
+        };
+        if store.segments.is_empty() {
+            store.add_segment(1)?;
+        }
+        if store.options.prefault {
+            for segment in store.segments.values() {
+                segment.prefetch()?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Largest text accepted, in bytes (a persisted setting of the store).
+    pub fn max_document_bytes(&self) -> u64 {
+        self.meta.max_document_bytes
+    }
+
+    /// Capacity of new segments, in bytes (a persisted setting of the store).
+    pub fn segment_capacity(&self) -> u32 {
+        self.meta.segment_capacity
+    }
+
+    /// What the open found and repaired.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Sequence number of the latest write.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Number of live documents.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when the store holds no live document.
+    pub fn is_empty(&self) -> bool {
+        self.index.len() == 0
+    }
+
+    // ----- reads -------------------------------------------------------------------------
+
+    /// The latest version of the document, or `None` if it does not exist or is deleted.
+    pub fn get(&self, id: DocId) -> Result<Option<Doc>> {
+        match self.index.get(id) {
+            Some(entry) => self.read(id, entry).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the document exists.
+    pub fn contains(&self, id: DocId) -> bool {
+        self.index.get(id).is_some()
+    }
+
+    /// Length of the document's text in bytes, without reading it.
+    pub fn text_len(&self, id: DocId) -> Option<u64> {
+        self.index.get(id).map(|e| u64::from(e.text_len))
+    }
+
+    /// The part of the document that `range` names, sharing the mapped memory.
+    pub fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
+        let doc = self.get(id)?.ok_or(Error::NotFound { id })?;
+        let bytes = range
+            .resolve(&doc)
+            .map_err(|source| Error::Range { id, source })?;
+        Ok(doc.text().slice(bytes))
+    }
+
+    /// The ids of the live documents, in no particular order.
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = DocId> + '_ {
+        self.index.ids()
+    }
+
+    /// Reads and verifies the record `entry` points to.
+    fn read(&self, id: DocId, entry: &Entry) -> Result<Doc> {
+        let segment = self.segments.get(&entry.segment).ok_or_else(|| {
+            Error::corrupt(
+                self.dir.join(crate::segment::segment_file_name(entry.segment)),
+                u64::from(entry.offset),
+                format!("the index points document {id} to segment {}, which does not exist", entry.segment),
+            )
+        })?;
+        let offset = entry.offset as usize;
+        let record = decode_record(segment.data(), offset)
+            .map_err(|err| Error::format(segment.path(), 0, &err))?;
+        let header = record.header;
+        if header.id != id || header.seq != entry.seq || header.kind != RecordKind::Put {
+            return Err(Error::corrupt(
+                segment.path(),
+                offset as u64,
+                format!(
+                    "the index expects document {id} at seq {}, the record holds {:?} of {} at seq {}",
+                    entry.seq, header.kind, header.id, header.seq
+                ),
+            ));
+        }
+        let start = offset + RECORD_HEADER_LEN;
+        let bytes = segment.slice(start..start + record.payload.len());
+        let text = Text::from_utf8(bytes).map_err(|err| {
+            Error::corrupt(
+                segment.path(),
+                (start + err.valid_up_to()) as u64,
+                format!("the text of document {id} is not UTF-8"),
+            )
+        })?;
+        Ok(Doc::new(entry.seq, text))
+    }
+
+    // ----- writes ------------------------------------------------------------------------
+
+    /// Replaces the document's text. Returns the sequence number of the write.
+    pub fn put(&mut self, id: DocId, text: &str) -> Result<u64> {
+        self.commit(std::iter::once(BatchOp::Put { id, text }))
+    }
+
+    /// Commits every operation of `batch` atomically. Returns the sequence number of its
+    /// last record.
+    pub fn put_batch(&mut self, batch: &WriteBatch) -> Result<u64> {
+        self.commit(batch.iter())
+    }
+
+    /// Deletes the document. Returns whether it existed; deleting a missing document writes
+    /// nothing.
+    pub fn delete(&mut self, id: DocId) -> Result<bool> {
+        self.check_writable()?;
+        if !self.contains(id) {
+            return Ok(false);
+        }
+        self.commit(std::iter::once(BatchOp::Delete { id }))?;
+        Ok(true)
+    }
+
+    /// Makes every write so far durable (a no-op cost under [`Durability::Sync`], where each
+    /// commit already is).
+    pub fn sync(&mut self) -> Result<()> {
+        self.check_writable()?;
+        let result = self.active().sync_data();
+        self.poison_on_err(result)
+    }
+
+    /// Writes the index checkpoint, so that the next open reads it instead of replaying the
+    /// data written since the last one. Closing does this; long-running writers may call it
+    /// to bound the replay after a crash.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.sync()?;
+        let active = self.active();
+        let position = Position {
+            segment: active.id(),
+            offset: active.end(),
+        };
+        let file = encode_index(
+            self.meta.store_uid,
+            position,
+            self.last_seq,
+            self.index.to_file_entries(),
+        );
+        write_atomic(&self.dir.join(INDEX_FILE), &file)
+    }
+
+    /// Syncs, gives back preallocated space, writes the index checkpoint and releases the
+    /// lock. Reports the first failure, including an earlier one that poisoned the store.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        self.closed = true;
+        self.check_writable()?;
+        let sealed = self.active_mut().seal();
+        self.poison_on_err(sealed)?;
+        self.checkpoint()
+    }
+
+    fn commit<'a, I>(&mut self, ops: I) -> Result<u64>
+    where
+        I: ExactSizeIterator<Item = BatchOp<'a>> + Clone,
+    {
+        self.check_writable()?;
+        let count = ops.len() as u64;
+        if count == 0 {
+            return Ok(self.last_seq);
+        }
+        // Validate everything before writing anything: a rejected batch leaves no bytes.
+        let limit = self.meta.max_document_bytes;
+        let mut len = 0u64;
+        for op in ops.clone() {
+            if let BatchOp::Put { id, text } = op
+                && text.len() as u64 > limit
+            {
+                return Err(Error::DocumentTooLarge {
+                    id,
+                    len: text.len() as u64,
+                    limit,
+                });
+            }
+            len += op.encoded_len();
+        }
+        self.make_room(len)?;
+
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let first_seq = self.last_seq + 1;
+        encode_ops(ops.clone(), first_seq, &mut scratch, Some(0));
+        let written = self.write_commit(&scratch);
+        self.scratch = scratch;
+        written?;
+
+        // Publish: the bytes are complete (and durable under `Durability::Sync`).
+        let active = self.active_mut();
+        let segment = active.id();
+        let mut offset = active.end();
+        active.publish(u32::try_from(len).expect("a commit fits in one segment"));
+        for (i, op) in ops.enumerate() {
+            let seq = first_seq + i as u64;
+            match op {
+                BatchOp::Put { id, text } => {
+                    self.index.insert(
+                        id,
+                        Entry {
+                            seq,
+                            segment,
+                            offset,
+                            text_len: u32::try_from(text.len()).expect("checked against the limit"),
+                        },
+                    );
+                }
+                BatchOp::Delete { id } => {
+                    self.index.remove(id);
+                }
+            }
+            offset += u32::try_from(op.encoded_len()).expect("a commit fits in one segment");
+        }
+        self.last_seq = first_seq + count - 1;
+        Ok(self.last_seq)
+    }
+
+    /// Writes an encoded commit at the end of the active segment and syncs it as the
+    /// durability setting asks. Space was reserved by [`Store::make_room`].
+    fn write_commit(&mut self, encoded: &[u8]) -> Result<()> {
+        let sync = self.options.durability == Durability::Sync;
+        let active = self.active_mut();
+        let mut result = active.write_at_end(encoded);
+        if result.is_ok() && sync {
+            result = active.sync_data();
+        }
+        if result.is_err() {
+            // The bytes may be on disk, whole or in part; cut them so that they cannot
+            // surface as a committed group on the next open. The store is poisoned either way.
+            let _ = active.discard_unpublished();
+        }
+        self.poison_on_err(result)
+    }
+
+    /// Makes sure the active segment has `len` bytes of allocated room, rolling to a new
+    /// segment when it is too full. Fails without side effects on a full disk.
+    fn make_room(&mut self, len: u64) -> Result<()> {
+        let capacity = u64::from(self.meta.segment_capacity);
+        if len > capacity - SEGMENT_HEADER_LEN as u64 {
+            return Err(Error::BatchTooLarge { len, capacity });
+        }
+        if self.active().remaining() < len {
+            let sealed = self.active_mut().seal();
+            self.poison_on_err(sealed)?;
+            let next = self.active().id() + 1;
+            self.add_segment(next)?;
+        }
+        self.active_mut().reserve(len)
+    }
+
+    fn add_segment(&mut self, id: u32) -> Result<()> {
+        let created = SegmentFile::create(
+            &self.dir,
+            id,
+            self.meta.store_uid,
+            self.meta.segment_capacity,
+            self.options.access_pattern,
+        );
+        match created {
+            Ok(segment) => {
+                self.segments.insert(id, segment);
+                Ok(())
+            }
+            Err(err) => {
+                // A half-created file would make the next attempt fail; it holds no record.
+                let _ = std::fs::remove_file(self.dir.join(crate::segment::segment_file_name(id)));
+                Err(err)
+            }
+        }
+    }
+
+    fn active(&self) -> &SegmentFile {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a store always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut SegmentFile {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a store always has an active segment")
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison_on_err<T>(&mut self, result: Result<T>) -> Result<T> {
+        if let Err(err) = &result
+            && self.poisoned.is_none()
+        {
+            self.poisoned = Some(err.to_string());
+        }
+        result
+    }
+
+    pub(crate) fn segments(&self) -> impl Iterator<Item = &SegmentFile> {
+        self.segments.values()
+    }
+
+    pub(crate) fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub(crate) fn read_entry(&self, id: DocId, entry: &Entry) -> Result<Doc> {
+        self.read(id, entry)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Errors cannot be reported from here; `close` reports them.
+        let _ = self.shutdown();
+    }
+}
+
+impl DocRead for Store {
+    type Error = Error;
+
+    fn get(&self, id: DocId) -> Result<Option<Doc>> {
+        Store::get(self, id)
+    }
+
+    fn meta(&self, id: DocId) -> Result<Option<DocMeta>> {
+        Ok(self.index.get(id).map(|e| DocMeta {
+            seq: e.seq,
+            text_len: u64::from(e.text_len),
+        }))
+    }
+
+    fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
+        Store::extract(self, id, range)
+    }
+}
+
+impl DocWrite for Store {
+    type Error = Error;
+
+    fn put(&mut self, id: DocId, text: &str) -> Result<u64> {
+        Store::put(self, id, text)
+    }
+
+    fn put_batch(&mut self, batch: &WriteBatch) -> Result<u64> {
+        Store::put_batch(self, batch)
+    }
+
+    fn delete(&mut self, id: DocId) -> Result<bool> {
+        Store::delete(self, id)
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        Store::sync(self)
+    }
+}
+
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(Error::io("open lock file", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(err)) => Err(Error::io("lock", &path)(err)),
+    }
+}
+
+/// True when `dir` holds nothing but, possibly, the lock file.
+fn is_empty_dir(dir: &Path) -> Result<bool> {
+    for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        if entry.file_name() != LOCK_FILE {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn new_store_uid() -> u128 {
+    ulid::Ulid::generate().0
+}
