@@ -143,7 +143,7 @@ fn record_crc(header: &[u8], payload: &[u8]) -> u32 {
 /// Decodes and verifies the record starting at `buf[offset..]`.
 ///
 /// Checks, in order: that the header fits, the magic, the kind and flags, the reserved bytes,
-/// that the payload fits in `buf`, and the checksum. Errors carry `offset`.
+/// that the payload and its padding fit in `buf`, and the checksum. Errors carry `offset`.
 pub fn decode_record(buf: &[u8], offset: usize) -> Result<Record<'_>, FormatError> {
     const WHAT: Structure = Structure::Record;
     need(WHAT, buf, offset, RECORD_HEADER_LEN)?;
@@ -185,7 +185,8 @@ pub fn decode_record(buf: &[u8], offset: usize) -> Result<Record<'_>, FormatErro
         return Err(invalid("tombstone payload length", u64::from(payload_len)));
     }
     let payload_start = offset + RECORD_HEADER_LEN;
-    need(WHAT, buf, offset, RECORD_HEADER_LEN + payload_len as usize)?;
+    // The padding is part of the record: a record is whole only when all of it is there.
+    need(WHAT, buf, offset, own_len as usize)?;
     let payload = &buf[payload_start..payload_start + payload_len as usize];
     check_crc(WHAT, offset, get_u32(header, 12), record_crc(header, payload))?;
     Ok(Record {

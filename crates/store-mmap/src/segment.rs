@@ -212,7 +212,7 @@ impl SegmentFile {
 
     /// Moves the committed end; recovery uses it once it has verified the records before.
     pub(crate) fn set_end(&mut self, end: u32) {
-        debug_assert!(u64::from(end) <= self.file_len);
+        debug_assert!(u64::from(end) <= self.file_len, "end {end} file_len {} {}", self.file_len, self.path.display());
         self.end = end;
     }
 

@@ -89,7 +89,12 @@ impl Store {
                     offset,
                     what: format!("document {id}: {what}"),
                 };
-                if !report.problems.contains(&problem) {
+                // The scan above already reported a bad record at that place.
+                let known = report
+                    .problems
+                    .iter()
+                    .any(|p| p.path == problem.path && p.offset == problem.offset);
+                if !known {
                     report.problems.push(problem);
                 }
             }

@@ -53,7 +53,7 @@ fn record_errors_name_the_failure_and_offset() {
     let cut = &segment[..16 + RECORD_HEADER_LEN + 2];
     assert!(matches!(
         decode_record(cut, 16),
-        Err(FormatError::Truncated { offset: 16, needed, available: 50, .. }) if needed == RECORD_HEADER_LEN as u64 + 5
+        Err(FormatError::Truncated { offset: 16, needed, available: 50, .. }) if needed == record_len(5)
     ));
 
     // Unknown kind.

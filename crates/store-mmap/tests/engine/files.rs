@@ -1,0 +1,226 @@
+use std::fs::OpenOptions;
+use std::path::Path;
+
+use store_mmap::{Error, IndexLoad, Store, StoreOptions, WriteBatch};
+
+use crate::{Fixture, id, segment_files};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+fn set_len(path: &Path, len: u64) {
+    OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn record_len(text_len: usize) -> u64 {
+    (48 + text_len as u64).next_multiple_of(8)
+}
+
+/// Writes ten documents, then `last` as a single put or a batch; closes; returns the store
+/// directory and the byte range of the final commit.
+fn store_with_final_commit(root: &Path, last: &WriteBatch) -> (std::path::PathBuf, u64, u64) {
+    let dir = root.join("base");
+    let mut store = Store::create(&dir, StoreOptions::new()).unwrap();
+    for i in 0..10u64 {
+        store.put(id(i), &format!("earlier document {i} ✓")).unwrap();
+    }
+    store.put_batch(last).unwrap();
+    store.close().unwrap();
+    let segment = &segment_files(&dir)[0];
+    let end = std::fs::metadata(segment).unwrap().len();
+    let start = end - last.encoded_len();
+    (dir, start, end)
+}
+
+fn check_cut_at_every_offset(last: &WriteBatch) {
+    let root = tempfile::tempdir().unwrap();
+    let (base, start, end) = store_with_final_commit(root.path(), last);
+    for cut in start..end {
+        let dir = root.path().join(format!("cut-{cut}"));
+        copy_dir(&base, &dir);
+        set_len(&segment_files(&dir)[0], cut);
+        let mut store = Store::open(&dir, StoreOptions::new())
+            .unwrap_or_else(|err| panic!("cut at {cut}: {err}"));
+        // The checkpoint covered the cut bytes, so the index is rebuilt from data.
+        assert!(
+            matches!(store.recovery().index, IndexLoad::Discarded { .. }),
+            "cut at {cut}: {:?}",
+            store.recovery()
+        );
+        let dropped = store.recovery().dropped_tail.clone();
+        assert_eq!(dropped.is_some(), cut > start, "cut at {cut}: {dropped:?}");
+        if let Some(dropped) = dropped {
+            assert_eq!(dropped.offset, start);
+        }
+        for i in 0..10u64 {
+            let doc = store.get(id(i)).unwrap().unwrap_or_else(|| panic!("cut at {cut}: doc {i} lost"));
+            assert_eq!(&*doc, format!("earlier document {i} ✓"));
+        }
+        for op in last.iter() {
+            let visible = match op {
+                store_mmap::BatchOp::Put { id, .. } => store.contains(id),
+                store_mmap::BatchOp::Delete { id } => !store.contains(id),
+            };
+            assert!(!visible, "cut at {cut}: part of the torn commit is visible: {op:?}");
+        }
+        // The store goes on: a new write lands where the torn tail was and survives reopen.
+        store.put(id(99), "after recovery").unwrap();
+        store.close().unwrap();
+        let store = Store::open(&dir, StoreOptions::new()).unwrap();
+        assert_eq!(store.recovery().dropped_tail, None);
+        assert_eq!(&*store.get(id(99)).unwrap().unwrap(), "after recovery");
+        assert_eq!(store.len(), 11);
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn truncating_the_last_record_at_every_offset_loses_only_it() {
+    let mut last = WriteBatch::new();
+    last.put(id(50), "the final document, cut short");
+    check_cut_at_every_offset(&last);
+}
+
+#[test]
+fn truncating_a_batch_anywhere_loses_all_of_it() {
+    let mut last = WriteBatch::new();
+    last.put(id(50), "first of the batch").delete(id(3)).put(id(51), "third of the batch");
+    // Deleting 3 in the batch must also be undone: doc 3 stays (checked by the helper).
+    check_cut_at_every_offset(&last);
+}
+
+#[test]
+fn a_flipped_byte_is_an_error_never_wrong_text() {
+    let mut f = Fixture::new();
+    for i in 0..5u64 {
+        f.store().put(id(i), &format!("document number {i}")).unwrap();
+    }
+    f.close();
+    let segment = f.segment_files()[0].clone();
+    // Document 2's record: header 64, each record 48 + 17 bytes padded to 72.
+    let record = 64 + 2 * record_len(17);
+    flip_byte(&segment, record + 48 + 3);
+    let store = f.reopen();
+    let err = store.get(id(2)).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&segment.display().to_string()), "{message}");
+    assert!(message.contains(&format!("offset {record}")), "{message}");
+    for i in [0u64, 1, 3, 4] {
+        assert!(store.get(id(i)).unwrap().is_some());
+    }
+    let report = store.verify();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert_eq!(report.problems[0].offset, record);
+    assert_eq!(report.records_ok, 4);
+}
+
+#[test]
+fn damage_before_committed_data_stops_the_open_unless_told() {
+    let mut f = Fixture::new();
+    for i in 0..5u64 {
+        f.store().put(id(i), &format!("document number {i}")).unwrap();
+    }
+    f.close();
+    // Without the index, the damage is met during replay, with intact commits after it.
+    std::fs::remove_file(f.path().join("index.tsi")).unwrap();
+    let record = 64 + 2 * record_len(17);
+    flip_byte(&f.segment_files()[0], record + 50);
+    let err = f.try_reopen().err().expect("open must refuse to drop committed data");
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains(&format!("offset {record}")), "{err}");
+    // Told to, it drops the damaged record and everything after it.
+    f.options = StoreOptions::new().discard_damaged_tail(true);
+    let store = f.try_reopen().unwrap();
+    assert_eq!(store.len(), 2);
+    assert_eq!(store.recovery().dropped_tail.as_ref().map(|d| d.offset), Some(record));
+}
+
+#[test]
+fn a_second_writer_is_refused() {
+    let f = Fixture::new();
+    let err = Store::open(f.path(), StoreOptions::new()).err().expect("locked");
+    assert!(matches!(&err, Error::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("locked"));
+}
+
+#[test]
+fn create_never_overwrites() {
+    let mut f = Fixture::new();
+    f.store().put(id(1), "precious").unwrap();
+    f.close();
+    let err = Store::create(f.path(), StoreOptions::new()).err().expect("exists");
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    assert_eq!(f.reopen().get(id(1)).unwrap().as_deref(), Some("precious"));
+}
+
+#[test]
+fn directories_that_are_not_stores_are_named() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("missing");
+    let err = Store::open(&missing, StoreOptions::new()).err().unwrap();
+    assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+    let other = root.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "hello").unwrap();
+    let err = Store::open(&other, StoreOptions::new()).err().unwrap();
+    assert!(err.to_string().contains("textstore.meta"), "{err}");
+    // Nothing was created in it.
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+    let err = Store::open_or_create(&other, StoreOptions::new()).err().unwrap();
+    assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+}
+
+#[test]
+fn a_newer_format_version_is_refused_clearly() {
+    let mut f = Fixture::new();
+    f.close();
+    let meta = f.path().join("textstore.meta");
+    let mut bytes = std::fs::read(&meta).unwrap();
+    bytes[8] = 2;
+    let crc = crc32c::crc32c(&bytes[..60]);
+    bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&meta, bytes).unwrap();
+    let err = f.try_reopen().err().unwrap();
+    assert!(err.to_string().contains("format version 2"), "{err}");
+}
+
+#[test]
+fn a_damaged_index_is_rebuilt_from_data() {
+    let mut f = Fixture::new();
+    for i in 0..20u64 {
+        f.store().put(id(i), &format!("doc {i}")).unwrap();
+    }
+    f.store().delete(id(4)).unwrap();
+    f.close();
+    flip_byte(&f.path().join("index.tsi"), 100);
+    let store = f.reopen();
+    assert!(matches!(store.recovery().index, IndexLoad::Discarded { .. }));
+    assert_eq!(store.len(), 19);
+    assert_eq!(store.get(id(4)).unwrap(), None);
+    assert_eq!(store.get(id(5)).unwrap().as_deref(), Some("doc 5"));
+}
+
+#[test]
+fn an_interrupted_segment_creation_is_cleaned_up() {
+    let mut f = Fixture::with(StoreOptions::new().segment_capacity(4096).max_document_bytes(1000));
+    f.store().put(id(1), "kept").unwrap();
+    f.close();
+    // A newest segment whose header never made it to disk.
+    std::fs::write(f.path().join("0000000002.seg"), [0u8; 20]).unwrap();
+    let store = f.reopen();
+    assert!(store.recovery().removed_segment.is_some());
+    assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("kept"));
+}

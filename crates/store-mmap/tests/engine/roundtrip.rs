@@ -1,0 +1,160 @@
+use store_mmap::{Error, StoreOptions, WriteBatch};
+
+use crate::{Fixture, id};
+
+fn samples() -> Vec<String> {
+    let mut texts: Vec<String> = [
+        "",
+        "a",
+        "plain ASCII text\n",
+        "Ελληνικά, Русский, العربية, עברית, हिन्दी, 中文, 日本語, 한국어, ไทย",
+        "emoji 🦀🎉👩‍👩‍👧‍👦 flags 🇺🇦🇯🇵",
+        "combining: e\u{301} a\u{308} Z\u{335}\u{32c}\u{36b}",
+        "controls: \u{0}\u{1}\t\r\n\u{7f}\u{85}\u{2028}",
+        "\u{feff}byte order mark and \u{fffd} replacement",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Sizes around every alignment boundary of the 8-byte record padding and of pages.
+    for len in (0..=17).chain([63, 64, 65, 4047, 4048, 4049, 4095, 4096, 4097, 65_536]) {
+        texts.push("x".repeat(len));
+    }
+    texts
+}
+
+#[test]
+fn texts_read_back_identical_before_and_after_reopen() {
+    let mut f = Fixture::new();
+    let texts = samples();
+    for (i, text) in texts.iter().enumerate() {
+        f.store().put(id(i as u64), text).unwrap();
+    }
+    for pass in ["open", "reopened", "crashed"] {
+        for (i, text) in texts.iter().enumerate() {
+            assert_eq!(f.text(i as u64).as_deref(), Some(text.as_str()), "{pass}: doc {i}");
+            assert_eq!(f.store().text_len(id(i as u64)), Some(text.len() as u64));
+        }
+        match pass {
+            "open" => {
+                f.reopen();
+            }
+            _ => {
+                f.crash();
+                f.reopen();
+            }
+        }
+    }
+}
+
+#[test]
+fn size_limit_is_exact_and_persisted() {
+    let mut f = Fixture::with(StoreOptions::new().max_document_bytes(100).segment_capacity(4096));
+    f.store().put(id(1), &"y".repeat(100)).unwrap();
+    let before = f.store().stats().unwrap();
+    let err = f.store().put(id(2), &"y".repeat(101)).unwrap_err();
+    assert!(
+        matches!(err, Error::DocumentTooLarge { len: 101, limit: 100, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&id(2).to_string()));
+    // A rejected batch writes nothing, not even its valid part.
+    let mut batch = WriteBatch::new();
+    batch.put(id(3), "fine").put(id(4), &"z".repeat(101));
+    assert!(matches!(f.store().put_batch(&batch), Err(Error::DocumentTooLarge { .. })));
+    assert_eq!(f.store().stats().unwrap(), before);
+    assert_eq!(f.text(3), None);
+
+    // Reopening with default options keeps the persisted limit.
+    f.options = StoreOptions::new();
+    f.reopen();
+    assert_eq!(f.store().max_document_bytes(), 100);
+    assert!(matches!(f.store().put(id(5), &"y".repeat(101)), Err(Error::DocumentTooLarge { .. })));
+    // An explicit option changes it, and the change persists.
+    f.options = StoreOptions::new().max_document_bytes(200);
+    f.reopen();
+    f.options = StoreOptions::new();
+    f.reopen();
+    assert_eq!(f.store().max_document_bytes(), 200);
+    f.store().put(id(5), &"y".repeat(101)).unwrap();
+}
+
+#[test]
+fn impossible_limits_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = store_mmap::Store::create(
+        dir.path().join("s"),
+        StoreOptions::new().segment_capacity(4096).max_document_bytes(5000),
+    )
+    .err()
+    .expect("a document larger than a segment cannot be accepted");
+    assert!(matches!(err, Error::InvalidOptions { .. }), "{err}");
+}
+
+#[test]
+fn segments_roll_and_batches_stay_whole() {
+    let mut f = Fixture::with(StoreOptions::new().segment_capacity(4096).max_document_bytes(1000));
+    for i in 0..40u64 {
+        f.store().put(id(i), &format!("{i}:").repeat(40)).unwrap();
+    }
+    let mut batch = WriteBatch::new();
+    for i in 100..106u64 {
+        batch.put(id(i), &"b".repeat(500));
+    }
+    f.store().put_batch(&batch).unwrap();
+    let mut too_big = WriteBatch::new();
+    for i in 200..210u64 {
+        too_big.put(id(i), &"b".repeat(500));
+    }
+    assert!(matches!(f.store().put_batch(&too_big), Err(Error::BatchTooLarge { .. })));
+    assert!(f.segment_files().len() >= 3, "{:?}", f.segment_files());
+    f.reopen();
+    for i in 0..40u64 {
+        assert_eq!(f.text(i), Some(format!("{i}:").repeat(40)));
+    }
+    for i in 100..106u64 {
+        assert_eq!(f.text(i).map(|t| t.len()), Some(500));
+    }
+    assert_eq!(f.text(200), None);
+}
+
+#[test]
+fn a_small_store_stays_small_on_disk() {
+    let mut f = Fixture::new();
+    let text = "small document text ".repeat(100); // 2000 bytes
+    for i in 0..200u64 {
+        f.store().put(id(i), &text).unwrap();
+    }
+    let stored = 200 * text.len() as u64;
+    let open = f.store().stats().unwrap();
+    // While open: the data, plus bounded preallocation (1 MiB at this size).
+    assert!(open.allocated_bytes() <= stored + stored / 20 + (1 << 20) + (64 << 10), "{open:?}");
+    f.reopen();
+    let closed = f.store().stats().unwrap();
+    // Closed and reopened: preallocation is given back; record headers, the index and the
+    // metadata are the overhead, and the file system rounds up to its blocks.
+    assert!(closed.allocated_bytes() <= stored + stored / 20 + (64 << 10), "{closed:?}");
+    assert_eq!(closed.documents(), 200);
+    assert_eq!(closed.text_bytes(), stored);
+    assert_eq!(closed.dead_bytes(), 0);
+}
+
+#[test]
+fn stats_count_live_and_dead_bytes() {
+    let mut f = Fixture::new();
+    f.store().put(id(1), "aaaa").unwrap();
+    f.store().put(id(2), "bbbbbbbb").unwrap();
+    let s = f.store().stats().unwrap();
+    assert_eq!((s.documents(), s.text_bytes(), s.dead_bytes()), (2, 12, 0));
+    assert_eq!(s.live_bytes(), 56 + 56);
+    f.store().put(id(1), "cc").unwrap();
+    f.store().delete(id(2)).unwrap();
+    let s = f.store().stats().unwrap();
+    assert_eq!((s.documents(), s.text_bytes()), (1, 2));
+    // Dead: the first version of 1, the only version of 2, and the tombstone.
+    assert_eq!(s.dead_bytes(), 56 + 56 + 48);
+    assert_eq!(s.segments(), 1);
+    f.reopen();
+    let again = f.store().stats().unwrap();
+    assert_eq!((again.documents(), again.text_bytes(), again.dead_bytes()), (1, 2, 160));
+}
