@@ -23,7 +23,8 @@ fn decimal_ids_name_the_same_id_as_the_integer() {
 
 #[test]
 fn bad_ids_get_precise_errors() {
-    let cases: &[(&str, fn(&IdError) -> bool)] = &[
+    type Check = fn(&IdError) -> bool;
+    let cases: &[(&str, Check)] = &[
         ("", |e| *e == IdError::Empty),
         ("340282366920938463463374607431768211456", |e| {
             matches!(e, IdError::DecimalOverflow { .. })

@@ -24,7 +24,7 @@ fn byte_ranges() {
         Err(RangeError::OutOfBounds { unit: RangeUnit::Bytes, start: 0, end: 14, len: 13 })
     );
     assert_eq!(
-        extract(text, TextRange::bytes(5..4)),
+        extract(text, TextRange::Bytes { start: 5, end: 4 }),
         Err(RangeError::Inverted { unit: RangeUnit::Bytes, start: 5, end: 4 })
     );
     assert_eq!(
@@ -51,7 +51,7 @@ fn char_ranges() {
         Err(RangeError::OutOfBounds { unit: RangeUnit::Chars, start: 6, end: 6, len: 5 })
     );
     assert_eq!(
-        extract(text, TextRange::chars(3..1)),
+        extract(text, TextRange::Chars { start: 3, end: 1 }),
         Err(RangeError::Inverted { unit: RangeUnit::Chars, start: 3, end: 1 })
     );
     assert_eq!(extract("", TextRange::chars(0..0)), Ok(""));
