@@ -1,0 +1,298 @@
+//! `textstore`: the command-line tool over a store directory.
+//!
+//! This binary is a thin shell over `store-mmap`: it parses arguments, maps every outcome to
+//! one of four exit codes and prints errors as one sentence on stderr. It holds no storage
+//! logic of its own.
+//!
+//! Exit codes: 0 success, 1 document not found, 2 bad usage or bad input, 3 storage error
+//! (I/O, corruption found, store missing or locked).
+
+mod import;
+mod report;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use store_mmap::{AccessPattern, DocId, Error, Store, StoreOptions, TextRange};
+
+#[derive(Parser)]
+#[command(name = "textstore", version, about = "A crash-safe store of document texts.")]
+struct Cli {
+    /// The store directory. Writing commands create it when it is absent or empty.
+    #[arg(long, value_name = "DIR")]
+    store: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Store a document: the text of FILE, or of stdin without FILE.
+    Put {
+        /// Document id: a ULID or a decimal integer.
+        id: String,
+        /// File holding the text (UTF-8).
+        file: Option<PathBuf>,
+    },
+    /// Print a document's text to stdout.
+    Get {
+        /// Document id: a ULID or a decimal integer.
+        id: String,
+    },
+    /// Delete a document.
+    Delete {
+        /// Document id: a ULID or a decimal integer.
+        id: String,
+    },
+    /// Print part of a document.
+    Extract {
+        /// Document id: a ULID or a decimal integer.
+        id: String,
+        #[command(flatten)]
+        range: RangeArgs,
+    },
+    /// Import a directory (one document per regular file, id derived from its relative
+    /// path, printed as ID<TAB>path) or JSONL lines of {"id": ..., "text": ...} from a
+    /// .jsonl file or from stdin ("-").
+    Import {
+        /// A directory, a .jsonl file, or - for JSONL on stdin.
+        path: PathBuf,
+    },
+    /// Print every document as JSONL, ordered by id.
+    Export,
+    /// Print the id of every document, ordered.
+    Ids,
+    /// Print the store's size and shape.
+    Stat {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every record; print each bad one.
+    Verify,
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct RangeArgs {
+    /// Bytes A..B: zero-based, end exclusive; both ends on character boundaries.
+    #[arg(long, value_name = "A..B")]
+    bytes: Option<String>,
+    /// Characters A..B: zero-based, end exclusive.
+    #[arg(long, value_name = "A..B")]
+    chars: Option<String>,
+    /// Lines A-B: one-based, inclusive, like sed.
+    #[arg(long, value_name = "A-B")]
+    lines: Option<String>,
+}
+
+/// A failure with its exit code.
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(id: DocId) -> Failure {
+        Failure {
+            code: 1,
+            message: format!("document {id} not found"),
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(err: Error) -> Failure {
+        let code = match &err {
+            Error::NotFound { .. } => 1,
+            Error::DocumentTooLarge { .. }
+            | Error::BatchTooLarge { .. }
+            | Error::Range { .. }
+            | Error::Id(_)
+            | Error::InvalidOptions { .. } => 2,
+            _ => 3,
+        };
+        Failure {
+            code,
+            message: err.to_string(),
+        }
+    }
+}
+
+pub(crate) type Outcome<T = ()> = Result<T, Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("textstore: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Outcome {
+    let dir = cli.store.as_path();
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Put { id, file } => {
+            let id = parse_id(&id)?;
+            let text = match &file {
+                Some(path) => read_text_file(path)?,
+                None => read_stdin()?,
+            };
+            writable(dir)?.put(id, &text)?;
+        }
+        Command::Get { id } => {
+            let id = parse_id(&id)?;
+            let doc = readable(dir, AccessPattern::Random)?
+                .get(id)?
+                .ok_or(Failure::not_found(id))?;
+            write_out(&mut out, doc.as_bytes())?;
+        }
+        Command::Delete { id } => {
+            let id = parse_id(&id)?;
+            if !writable(dir)?.delete(id)? {
+                return Err(Failure::not_found(id));
+            }
+        }
+        Command::Extract { id, range } => {
+            let id = parse_id(&id)?;
+            let range = parse_range(&range)?;
+            let text = readable(dir, AccessPattern::Random)?.extract(id, range)?;
+            write_out(&mut out, text.as_bytes())?;
+        }
+        Command::Import { path } => import::run(&mut writable(dir)?, &path, &mut out)?,
+        Command::Export => {
+            let store = readable(dir, AccessPattern::Sequential)?;
+            for id in sorted_ids(&store) {
+                let Some(doc) = store.get(id)? else { continue };
+                let line = serde_json::json!({ "id": id.to_string(), "text": &*doc });
+                write_out(&mut out, format!("{line}\n").as_bytes())?;
+            }
+        }
+        Command::Ids => {
+            let store = readable(dir, AccessPattern::Normal)?;
+            for id in sorted_ids(&store) {
+                write_out(&mut out, format!("{id}\n").as_bytes())?;
+            }
+        }
+        Command::Stat { json } => {
+            let store = readable(dir, AccessPattern::Normal)?;
+            let text = report::stat(&store, json)?;
+            write_out(&mut out, text.as_bytes())?;
+        }
+        Command::Verify => {
+            let store = readable(dir, AccessPattern::Sequential)?;
+            let report = store.verify();
+            for problem in &report.problems {
+                write_out(&mut out, format!("{problem}\n").as_bytes())?;
+            }
+            let summary = format!(
+                "{} segments, {} records, {} documents checked",
+                report.segments, report.records_ok, report.documents_checked
+            );
+            if !report.is_clean() {
+                return Err(Failure {
+                    code: 3,
+                    message: format!("{} problems found; {summary}", report.problems.len()),
+                });
+            }
+            eprintln!("textstore: store is intact; {summary}");
+        }
+    }
+    out.flush().map_err(|err| Failure::usage(format!("cannot write to stdout: {err}")))
+}
+
+fn writable(dir: &Path) -> Outcome<Store> {
+    Ok(Store::open_or_create(dir, StoreOptions::new())?)
+}
+
+fn readable(dir: &Path, access: AccessPattern) -> Outcome<Store> {
+    Ok(Store::open(dir, StoreOptions::new().access_pattern(access))?)
+}
+
+fn sorted_ids(store: &Store) -> Vec<DocId> {
+    let mut ids: Vec<DocId> = store.ids().collect();
+    ids.sort_unstable();
+    ids
+}
+
+pub(crate) fn parse_id(text: &str) -> Outcome<DocId> {
+    DocId::parse(text).map_err(|err| Failure::usage(err.to_string()))
+}
+
+fn parse_range(args: &RangeArgs) -> Outcome<TextRange> {
+    if let Some(text) = &args.bytes {
+        let (start, end) = parse_pair(text, "..", "--bytes")?;
+        return Ok(TextRange::Bytes { start, end });
+    }
+    if let Some(text) = &args.chars {
+        let (start, end) = parse_pair(text, "..", "--chars")?;
+        return Ok(TextRange::Chars { start, end });
+    }
+    let text = args.lines.as_deref().unwrap_or_default();
+    let (first, last) = parse_pair(text, "-", "--lines")?;
+    Ok(TextRange::Lines { first, last })
+}
+
+fn parse_pair(text: &str, separator: &str, flag: &str) -> Outcome<(u64, u64)> {
+    let (a, b) = text.split_once(separator).ok_or_else(|| {
+        Failure::usage(format!("{flag} takes A{separator}B, not {text:?}"))
+    })?;
+    Ok((parse_bound(a, flag)?, parse_bound(b, flag)?))
+}
+
+fn parse_bound(text: &str, flag: &str) -> Outcome<u64> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse().map_err(|_| {
+            Failure::usage(format!("{flag}: {text} is larger than the largest position, 2^64 - 1"))
+        })
+    } else {
+        Err(Failure::usage(format!("{flag}: {text:?} is not a non-negative integer")))
+    }
+}
+
+pub(crate) fn read_text_file(path: &Path) -> Outcome<String> {
+    let bytes = std::fs::read(path)
+        .map_err(|err| Failure::usage(format!("cannot read {}: {err}", path.display())))?;
+    String::from_utf8(bytes).map_err(|err| {
+        Failure::usage(format!(
+            "{} is not UTF-8 text: invalid byte at offset {}",
+            path.display(),
+            err.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+fn read_stdin() -> Outcome<String> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|err| Failure::usage(format!("cannot read stdin: {err}")))?;
+    String::from_utf8(bytes).map_err(|err| {
+        Failure::usage(format!(
+            "stdin is not UTF-8 text: invalid byte at offset {}",
+            err.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+pub(crate) fn write_out(out: &mut impl Write, bytes: &[u8]) -> Outcome {
+    match out.write_all(bytes) {
+        Ok(()) => Ok(()),
+        // A closed pipe (`textstore export | head`) is the reader's choice, not a failure.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(err) => Err(Failure::usage(format!("cannot write to stdout: {err}"))),
+    }
+}

@@ -1,0 +1,82 @@
+//! `textstore stat`: the store's size and shape, for people or for machines.
+
+use std::fmt::Write;
+
+use store_mmap::{IndexLoad, Store};
+
+use crate::Outcome;
+
+pub(crate) fn stat(store: &Store, json: bool) -> Outcome<String> {
+    let s = store.stats()?;
+    let recovery = store.recovery();
+    let index = match &recovery.index {
+        IndexLoad::Loaded { entries } => format!("loaded ({entries} entries)"),
+        IndexLoad::Missing => "missing, rebuilt from data".to_owned(),
+        IndexLoad::Discarded { reason } => format!("discarded ({reason}), rebuilt from data"),
+        other => format!("{other:?}"),
+    };
+    if json {
+        let value = serde_json::json!({
+            "store": store.dir().display().to_string(),
+            "documents": s.documents(),
+            "text_bytes": s.text_bytes(),
+            "live_bytes": s.live_bytes(),
+            "dead_bytes": s.dead_bytes(),
+            "dead_ratio": s.dead_ratio(),
+            "segments": s.segments(),
+            "file_bytes": s.file_bytes(),
+            "allocated_bytes": s.allocated_bytes(),
+            "mapped_bytes": s.mapped_bytes(),
+            "index_memory_bytes": s.index_memory_bytes(),
+            "last_seq": s.last_seq(),
+            "max_document_bytes": store.max_document_bytes(),
+            "segment_capacity": store.segment_capacity(),
+            "recovery": {
+                "index": index,
+                "records_replayed": recovery.records_replayed,
+                "dropped_tail": recovery.dropped_tail.as_ref().map(|d| serde_json::json!({
+                    "path": d.path.display().to_string(),
+                    "offset": d.offset,
+                    "records": d.records,
+                    "reason": d.reason,
+                })),
+            },
+        });
+        return Ok(format!("{value:#}\n"));
+    }
+    let mut out = String::new();
+    let mut row = |name: &str, value: String| {
+        let _ = writeln!(out, "{name:<20} {value}");
+    };
+    row("store", store.dir().display().to_string());
+    row("documents", s.documents().to_string());
+    row("text", format!("{} bytes", s.text_bytes()));
+    row("live records", format!("{} bytes", s.live_bytes()));
+    row(
+        "dead records",
+        format!("{} bytes ({:.1}% of records)", s.dead_bytes(), s.dead_ratio() * 100.0),
+    );
+    row("segments", s.segments().to_string());
+    row(
+        "files",
+        format!("{} bytes ({} allocated on disk)", s.file_bytes(), s.allocated_bytes()),
+    );
+    row("index memory", format!("{} bytes", s.index_memory_bytes()));
+    row("last sequence", s.last_seq().to_string());
+    row("max document", format!("{} bytes", store.max_document_bytes()));
+    row("segment capacity", format!("{} bytes", store.segment_capacity()));
+    row("index on open", index);
+    if let Some(dropped) = &recovery.dropped_tail {
+        row(
+            "recovery",
+            format!(
+                "cut a torn tail of {} at offset {} ({} uncommitted records): {}",
+                dropped.path.display(),
+                dropped.offset,
+                dropped.records,
+                dropped.reason
+            ),
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,217 @@
+//! End-to-end tests of the `textstore` binary: outputs, stderr sentences and exit codes.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+/// One data-driven helper: run `textstore --store <store> args...` with `stdin`, and check
+/// the exit code; returns (stdout, stderr).
+fn run(store: &Path, args: &[&str], stdin: &str, code: i32) -> (String, String) {
+    let output = Command::cargo_bin("textstore")
+        .unwrap()
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .write_stdin(stdin)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "textstore {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    (stdout, stderr)
+}
+
+fn store_dir() -> (TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let store = root.path().join("store");
+    (root, store)
+}
+
+#[test]
+fn put_get_delete_round_trip() {
+    let (_root, store) = store_dir();
+    let text = "héllo\n🦀 world\n";
+    run(&store, &["put", "42", "-"], "", 2); // "-" is not a file; stdin is the default
+    run(&store, &["put", "42"], text, 0);
+    assert_eq!(run(&store, &["get", "42"], "", 0).0, text);
+    // The same id in its canonical ULID form.
+    assert_eq!(run(&store, &["get", "0000000000000000000000001A"], "", 0).0, text);
+    let file = _root.path().join("doc.txt");
+    std::fs::write(&file, "from a file").unwrap();
+    run(&store, &["put", "01ARZ3NDEKTSV4RRFFQ69G5FAV", file.to_str().unwrap()], "", 0);
+    assert_eq!(run(&store, &["get", "01arz3ndektsv4rrffq69g5fav"], "", 0).0, "from a file");
+    run(&store, &["put", "7"], "", 0);
+    assert_eq!(run(&store, &["get", "7"], "", 0).0, "", "empty text is a document");
+    run(&store, &["delete", "42"], "", 0);
+    let (_, err) = run(&store, &["get", "42"], "", 1);
+    assert!(err.contains("0000000000000000000000001A not found"), "{err}");
+    run(&store, &["delete", "42"], "", 1);
+}
+
+#[test]
+fn exit_codes_and_messages() {
+    let (root, store) = store_dir();
+    // Reading a store that does not exist: storage error, nothing created.
+    let (_, err) = run(&store, &["get", "1"], "", 3);
+    assert!(err.starts_with("textstore: ") && err.contains("not a textstore store"), "{err}");
+    assert!(!store.exists());
+    let (_, err) = run(&store, &["get", "not-an-id"], "", 2);
+    assert!(err.contains("\"not-an-id\""), "{err}");
+    run(&store, &["frobnicate"], "", 2);
+    run(&store, &["put", "1"], "text", 0);
+    run(&store, &["get", "99999999999999999999999999999999999999999"], "", 2);
+    // Not UTF-8 on stdin.
+    let output = Command::cargo_bin("textstore")
+        .unwrap()
+        .args(["--store", store.to_str().unwrap(), "put", "2"])
+        .write_stdin(vec![b'a', 0xff, b'b'])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("offset 1"));
+    // A locked store.
+    let _held = store_mmap::Store::open(&store, store_mmap::StoreOptions::new()).unwrap();
+    let (_, err) = run(&store, &["get", "1"], "", 3);
+    assert!(err.contains("locked"), "{err}");
+    drop(_held);
+    // A file where a store should be.
+    let file = root.path().join("plain");
+    std::fs::write(&file, "x").unwrap();
+    run(&file, &["put", "1"], "x", 3);
+}
+
+#[test]
+fn extract_ranges() {
+    let (_root, store) = store_dir();
+    run(&store, &["put", "1"], "one\ntwo 🦀\nthree\n", 0);
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["--bytes", "0..3"], 0, "one"),
+        (&["--bytes", "4..4"], 0, ""),
+        (&["--chars", "8..9"], 0, "🦀"),
+        (&["--lines", "2-3"], 0, "two 🦀\nthree\n"),
+        (&["--lines", "3-3"], 0, "three\n"),
+        (&["--bytes", "8..10"], 2, "splits the UTF-8 character at bytes 8..12"),
+        (&["--bytes", "0..100"], 2, "out of bounds: the text has 19 bytes"),
+        (&["--lines", "0-1"], 2, "line numbers start at 1"),
+        (&["--lines", "2-9"], 2, "the text has 3 lines"),
+        (&["--chars", "0..18446744073709551616"], 2, "larger than the largest position"),
+        (&["--chars", "5..2"], 2, "ends before it starts"),
+        (&["--lines", "2..3"], 2, "--lines takes A-B"),
+    ];
+    for (range, code, expected) in cases {
+        let mut args = vec!["extract", "1"];
+        args.extend_from_slice(range);
+        let (out, err) = run(&store, &args, "", *code);
+        let shown = if *code == 0 { out } else { err };
+        assert!(shown.contains(expected), "{range:?}: {shown:?}");
+    }
+    run(&store, &["extract", "1"], "", 2);
+    run(&store, &["extract", "2", "--bytes", "0..0"], "", 1);
+}
+
+#[test]
+fn import_a_directory_then_export_and_list() {
+    let (root, store) = store_dir();
+    let docs = root.path().join("docs");
+    std::fs::create_dir_all(docs.join("guide")).unwrap();
+    std::fs::write(docs.join("README.md"), "# Title\n").unwrap();
+    std::fs::write(docs.join("guide/intro.txt"), "Intro ✓").unwrap();
+    std::fs::write(docs.join("guide/empty.txt"), "").unwrap();
+    let (out, err) = run(&store, &["import", docs.to_str().unwrap()], "", 0);
+    assert!(err.contains("imported 3 documents"), "{err}");
+    let lines: Vec<(&str, &str)> = out.lines().map(|l| l.split_once('\t').unwrap()).collect();
+    let paths: Vec<&str> = lines.iter().map(|(_, p)| *p).collect();
+    assert_eq!(paths, ["README.md", "guide/empty.txt", "guide/intro.txt"]);
+    for (id, path) in &lines {
+        assert_eq!(*id, store_mmap::DocId::from_key(path).to_string());
+        let expected = std::fs::read_to_string(docs.join(path)).unwrap();
+        assert_eq!(run(&store, &["get", id], "", 0).0, expected);
+    }
+    let (ids, _) = run(&store, &["ids"], "", 0);
+    let mut expected: Vec<&str> = lines.iter().map(|(id, _)| *id).collect();
+    expected.sort();
+    assert_eq!(ids.lines().collect::<Vec<_>>(), expected);
+    let (export, _) = run(&store, &["export"], "", 0);
+    let exported: Vec<serde_json::Value> =
+        export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(exported.len(), 3);
+    assert_eq!(exported.iter().map(|v| v["id"].as_str().unwrap()).collect::<Vec<_>>(), expected);
+    // Export feeds import: a second store ends up with the same documents.
+    let (_root2, copy) = store_dir();
+    run(&copy, &["import", "-"], &export, 0);
+    assert_eq!(run(&copy, &["export"], "", 0).0, export);
+}
+
+#[test]
+fn import_jsonl_with_every_id_form() {
+    let (root, store) = store_dir();
+    let jsonl = root.path().join("docs.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"id\": 5, \"text\": \"number\"}\n\n{\"id\": \"6\", \"text\": \"decimal string\"}\n{\"id\": \"01ARZ3NDEKTSV4RRFFQ69G5FAV\", \"text\": \"ulid\", \"lang\": \"en\"}\n",
+    )
+    .unwrap();
+    run(&store, &["import", jsonl.to_str().unwrap()], "", 0);
+    assert_eq!(run(&store, &["get", "5"], "", 0).0, "number");
+    assert_eq!(run(&store, &["get", "6"], "", 0).0, "decimal string");
+    assert_eq!(run(&store, &["get", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], "", 0).0, "ulid");
+    let (_, err) = run(&store, &["import", "-"], "{\"id\": 8, \"text\": \"ok\"}\n{\"id\": -1, \"text\": \"x\"}\n", 2);
+    assert!(err.contains("stdin line 2"), "{err}");
+    // What came before the bad line is committed.
+    assert_eq!(run(&store, &["get", "8"], "", 0).0, "ok");
+    let (_, err) = run(&store, &["import", "-"], "not json\n", 2);
+    assert!(err.contains("stdin line 1"), "{err}");
+}
+
+#[test]
+fn import_names_the_file_that_is_not_utf8() {
+    let (root, store) = store_dir();
+    let docs = root.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("a.txt"), "fine").unwrap();
+    std::fs::write(docs.join("b.bin"), [0x66, 0x6f, 0xc3, 0x28]).unwrap();
+    std::fs::write(docs.join("c.txt"), "after").unwrap();
+    let (out, err) = run(&store, &["import", docs.to_str().unwrap()], "", 2);
+    assert!(err.contains("b.bin is not UTF-8 text: invalid byte at offset 2"), "{err}");
+    // The file before it is imported and listed; nothing after it is.
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.ends_with("\ta.txt\n"));
+    let (ids, _) = run(&store, &["ids"], "", 0);
+    assert_eq!(ids.lines().count(), 1);
+    run(&store, &["import", root.path().join("nothing.txt").to_str().unwrap()], "", 2);
+}
+
+#[test]
+fn stat_and_verify() {
+    let (_root, store) = store_dir();
+    for i in 0..5 {
+        run(&store, &["put", &i.to_string()], &format!("document {i}"), 0);
+    }
+    run(&store, &["put", "1"], "replaced", 0);
+    let (human, _) = run(&store, &["stat"], "", 0);
+    assert!(human.contains("documents            5"), "{human}");
+    let (json, _) = run(&store, &["stat", "--json"], "", 0);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["documents"], 5);
+    assert_eq!(value["text_bytes"], 4 * 10 + 8);
+    assert!(value["dead_bytes"].as_u64().unwrap() > 0);
+    let (_, err) = run(&store, &["verify"], "", 0);
+    assert!(err.contains("store is intact"), "{err}");
+    // Damage the text of document 3 and verify again.
+    let segment = store.join("0000000001.seg");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.windows(10).position(|w| w == b"document 3").unwrap();
+    bytes[at] = b'D';
+    std::fs::write(&segment, bytes).unwrap();
+    let (out, err) = run(&store, &["verify"], "", 3);
+    assert!(out.contains("fails its checksum"), "{out}");
+    assert!(err.contains("1 problems found"), "{err}");
+    let (_, err) = run(&store, &["get", "3"], "", 3);
+    assert!(err.contains("corruption in"), "{err}");
+    assert_eq!(run(&store, &["get", "2"], "", 0).0, "document 2");
+}
