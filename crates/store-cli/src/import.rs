@@ -94,7 +94,11 @@ pub(crate) fn run(store: &mut Store, path: &Path, out: &mut impl Write) -> Outco
     } else if path.extension().is_some_and(|ext| ext == "jsonl") {
         let file = std::fs::File::open(path)
             .map_err(|err| Failure::usage(format!("cannot read {}: {err}", path.display())))?;
-        import_jsonl(&mut importer, std::io::BufReader::new(file), &path.display().to_string())
+        import_jsonl(
+            &mut importer,
+            std::io::BufReader::new(file),
+            &path.display().to_string(),
+        )
     } else {
         Err(Failure::usage(format!(
             "{} is neither a directory nor a .jsonl file",
@@ -110,9 +114,12 @@ pub(crate) fn run(store: &mut Store, path: &Path, out: &mut impl Write) -> Outco
 }
 
 fn import_dir(importer: &mut Importer<'_, impl Write>, root: &Path) -> Outcome {
-    let walk = walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name();
+    let walk = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name();
     for entry in walk {
-        let entry = entry.map_err(|err| Failure::usage(format!("cannot walk {}: {err}", root.display())))?;
+        let entry = entry
+            .map_err(|err| Failure::usage(format!("cannot walk {}: {err}", root.display())))?;
         if !entry.file_type().is_file() {
             continue;
         }
@@ -122,7 +129,10 @@ fn import_dir(importer: &mut Importer<'_, impl Write>, root: &Path) -> Outcome {
             .map(|c| c.as_os_str().to_str())
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| {
-                Failure::usage(format!("{} has a name that is not UTF-8", entry.path().display()))
+                Failure::usage(format!(
+                    "{} has a name that is not UTF-8",
+                    entry.path().display()
+                ))
             })?
             .join("/");
         let text = read_text_file(entry.path())?;
@@ -139,11 +149,17 @@ struct JsonDoc {
     text: String,
 }
 
-fn import_jsonl(importer: &mut Importer<'_, impl Write>, input: impl BufRead, name: &str) -> Outcome {
+fn import_jsonl(
+    importer: &mut Importer<'_, impl Write>,
+    input: impl BufRead,
+    name: &str,
+) -> Outcome {
     for (i, line) in input.lines().enumerate() {
         let number = i + 1;
         let line = line.map_err(|err| {
-            Failure::usage(format!("{name} line {number}: cannot read it as UTF-8 text: {err}"))
+            Failure::usage(format!(
+                "{name} line {number}: cannot read it as UTF-8 text: {err}"
+            ))
         })?;
         if line.trim().is_empty() {
             continue;
@@ -156,9 +172,13 @@ fn import_jsonl(importer: &mut Importer<'_, impl Write>, input: impl BufRead, na
         let id = match &doc.id {
             serde_json::Value::String(text) => parse_id(text),
             serde_json::Value::Number(n) => n.as_u64().map(DocId::from).ok_or_else(|| {
-                Failure::usage(format!("id {n} is not a non-negative integer below 2^64; give larger ids as strings"))
+                Failure::usage(format!(
+                    "id {n} is not a non-negative integer below 2^64; give larger ids as strings"
+                ))
             }),
-            other => Err(Failure::usage(format!("id {other} is neither a string nor a number"))),
+            other => Err(Failure::usage(format!(
+                "id {other} is neither a string nor a number"
+            ))),
         }
         .map_err(|failure| Failure::usage(format!("{name} line {number}: {}", failure.message)))?;
         importer.add(id, &doc.text, &format!("{name} line {number}"), None)?;

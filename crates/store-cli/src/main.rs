@@ -18,7 +18,11 @@ use clap::{Args, Parser, Subcommand};
 use store_mmap::{AccessPattern, DocId, Error, Store, StoreOptions, TextRange};
 
 #[derive(Parser)]
-#[command(name = "textstore", version, about = "A crash-safe store of document texts.")]
+#[command(
+    name = "textstore",
+    version,
+    about = "A crash-safe store of document texts."
+)]
 struct Cli {
     /// The store directory. Writing commands create it when it is absent or empty.
     #[arg(long, value_name = "DIR")]
@@ -211,7 +215,8 @@ fn run(cli: Cli) -> Outcome {
             eprintln!("textstore: store is intact; {summary}");
         }
     }
-    out.flush().map_err(|err| Failure::usage(format!("cannot write to stdout: {err}")))
+    out.flush()
+        .map_err(|err| Failure::usage(format!("cannot write to stdout: {err}")))
 }
 
 fn writable(dir: &Path) -> Outcome<Store> {
@@ -219,7 +224,10 @@ fn writable(dir: &Path) -> Outcome<Store> {
 }
 
 fn readable(dir: &Path, access: AccessPattern) -> Outcome<Store> {
-    Ok(Store::open(dir, StoreOptions::new().access_pattern(access))?)
+    Ok(Store::open(
+        dir,
+        StoreOptions::new().access_pattern(access),
+    )?)
 }
 
 fn sorted_ids(store: &Store) -> Vec<DocId> {
@@ -247,19 +255,23 @@ fn parse_range(args: &RangeArgs) -> Outcome<TextRange> {
 }
 
 fn parse_pair(text: &str, separator: &str, flag: &str) -> Outcome<(u64, u64)> {
-    let (a, b) = text.split_once(separator).ok_or_else(|| {
-        Failure::usage(format!("{flag} takes A{separator}B, not {text:?}"))
-    })?;
+    let (a, b) = text
+        .split_once(separator)
+        .ok_or_else(|| Failure::usage(format!("{flag} takes A{separator}B, not {text:?}")))?;
     Ok((parse_bound(a, flag)?, parse_bound(b, flag)?))
 }
 
 fn parse_bound(text: &str, flag: &str) -> Outcome<u64> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         text.parse().map_err(|_| {
-            Failure::usage(format!("{flag}: {text} is larger than the largest position, 2^64 - 1"))
+            Failure::usage(format!(
+                "{flag}: {text} is larger than the largest position, 2^64 - 1"
+            ))
         })
     } else {
-        Err(Failure::usage(format!("{flag}: {text:?} is not a non-negative integer")))
+        Err(Failure::usage(format!(
+            "{flag}: {text:?} is not a non-negative integer"
+        )))
     }
 }
 

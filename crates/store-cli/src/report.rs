@@ -54,17 +54,31 @@ pub(crate) fn stat(store: &Store, json: bool) -> Outcome<String> {
     row("live records", format!("{} bytes", s.live_bytes()));
     row(
         "dead records",
-        format!("{} bytes ({:.1}% of records)", s.dead_bytes(), s.dead_ratio() * 100.0),
+        format!(
+            "{} bytes ({:.1}% of records)",
+            s.dead_bytes(),
+            s.dead_ratio() * 100.0
+        ),
     );
     row("segments", s.segments().to_string());
     row(
         "files",
-        format!("{} bytes ({} allocated on disk)", s.file_bytes(), s.allocated_bytes()),
+        format!(
+            "{} bytes ({} allocated on disk)",
+            s.file_bytes(),
+            s.allocated_bytes()
+        ),
     );
     row("index memory", format!("{} bytes", s.index_memory_bytes()));
     row("last sequence", s.last_seq().to_string());
-    row("max document", format!("{} bytes", store.max_document_bytes()));
-    row("segment capacity", format!("{} bytes", store.segment_capacity()));
+    row(
+        "max document",
+        format!("{} bytes", store.max_document_bytes()),
+    );
+    row(
+        "segment capacity",
+        format!("{} bytes", store.segment_capacity()),
+    );
     row("index on open", index);
     if let Some(dropped) = &recovery.dropped_tail {
         row(

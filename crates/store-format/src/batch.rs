@@ -43,9 +43,7 @@ impl BatchOp<'_> {
     /// Bytes the operation occupies once encoded as a record.
     pub fn encoded_len(&self) -> u64 {
         match self {
-            BatchOp::Put { text, .. } => {
-                record_len(u32::try_from(text.len()).unwrap_or(u32::MAX))
-            }
+            BatchOp::Put { text, .. } => record_len(u32::try_from(text.len()).unwrap_or(u32::MAX)),
             BatchOp::Delete { .. } => record_len(0),
         }
     }
@@ -150,8 +148,12 @@ impl WriteBatch {
 ///
 /// The caller has checked every text against the store's size limit, which is below
 /// `u32::MAX`, and keeps a group within one segment, so its length fits in 32 bits.
-pub fn encode_ops<'a, I>(ops: I, first_seq: u64, out: &mut Vec<u8>, commit_group_from: Option<usize>)
-where
+pub fn encode_ops<'a, I>(
+    ops: I,
+    first_seq: u64,
+    out: &mut Vec<u8>,
+    commit_group_from: Option<usize>,
+) where
     I: ExactSizeIterator<Item = BatchOp<'a>> + Clone,
 {
     let commit_group_len = commit_group_from.map(|start| {

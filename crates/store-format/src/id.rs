@@ -110,8 +110,7 @@ impl FromStr for DocId {
 impl fmt::Display for DocId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buf = [0u8; ulid::ULID_LEN];
-        let text = ulid::Ulid(self.0)
-            .array_to_str(&mut buf);
+        let text = ulid::Ulid(self.0).array_to_str(&mut buf);
         f.write_str(text)
     }
 }

@@ -4,11 +4,11 @@
 //! The file is a cache of the data: it can always be rebuilt from the segments, and the engine
 //! does so whenever the file is missing, damaged or disagrees with the segments.
 
+use crate::FORMAT_VERSION;
 use crate::codec::{all_zero, get_u16, get_u32, get_u64, get_u128, put};
 use crate::error::{FormatError, Structure, check_crc, need};
 use crate::id::DocId;
 use crate::meta::invalid;
-use crate::FORMAT_VERSION;
 
 /// Magic bytes at the start of the index file.
 pub const INDEX_MAGIC: [u8; 8] = *b"TXTSIDX\0";
@@ -211,7 +211,11 @@ pub fn decode_index(buf: &[u8]) -> Result<(IndexHeader, Vec<IndexEntry>), Format
         .entry_count
         .checked_mul(INDEX_ENTRY_LEN as u64)
         .and_then(|len| usize::try_from(len).ok())
-        .ok_or(invalid(Structure::IndexHeader, "entry count", header.entry_count))?;
+        .ok_or(invalid(
+            Structure::IndexHeader,
+            "entry count",
+            header.entry_count,
+        ))?;
     need(Structure::IndexEntries, buf, INDEX_HEADER_LEN, entries_len)?;
     if buf.len() != INDEX_HEADER_LEN + entries_len {
         return Err(FormatError::InvalidField {

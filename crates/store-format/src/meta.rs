@@ -1,8 +1,8 @@
 //! The store metadata file: settings that belong to the store, not to one open of it.
 
+use crate::FORMAT_VERSION;
 use crate::codec::{all_zero, get_u16, get_u32, get_u64, get_u128, put};
 use crate::error::{FormatError, Structure, check_crc, need};
-use crate::FORMAT_VERSION;
 
 /// Magic bytes at the start of the metadata file.
 pub const META_MAGIC: [u8; 8] = *b"TXTSMETA";

@@ -103,9 +103,7 @@ pub enum RangeError {
     #[error("line numbers start at 1; line 0 does not exist")]
     LineZero,
     /// A byte range boundary falls inside a multi-byte character.
-    #[error(
-        "byte offset {offset} splits the UTF-8 character at bytes {char_start}..{char_end}"
-    )]
+    #[error("byte offset {offset} splits the UTF-8 character at bytes {char_start}..{char_end}")]
     SplitsChar {
         /// The offending boundary.
         offset: u64,

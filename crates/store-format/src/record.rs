@@ -121,11 +121,19 @@ pub fn encode_record(
     let mut header = [0u8; RECORD_HEADER_LEN];
     put(&mut header, 0, &RECORD_MAGIC);
     header[4] = kind.code();
-    header[5] = if commit_group_len.is_some() { FLAG_COMMIT } else { 0 };
+    header[5] = if commit_group_len.is_some() {
+        FLAG_COMMIT
+    } else {
+        0
+    };
     put(&mut header, 8, &payload_len.to_le_bytes());
     put(&mut header, 16, &id.to_le_bytes());
     put(&mut header, 32, &seq.to_le_bytes());
-    put(&mut header, 40, &commit_group_len.unwrap_or(0).to_le_bytes());
+    put(
+        &mut header,
+        40,
+        &commit_group_len.unwrap_or(0).to_le_bytes(),
+    );
     let crc = record_crc(&header, payload);
     put(&mut header, 12, &crc.to_le_bytes());
     out.extend_from_slice(&header);
@@ -188,7 +196,12 @@ pub fn decode_record(buf: &[u8], offset: usize) -> Result<Record<'_>, FormatErro
     // The padding is part of the record: a record is whole only when all of it is there.
     need(WHAT, buf, offset, own_len as usize)?;
     let payload = &buf[payload_start..payload_start + payload_len as usize];
-    check_crc(WHAT, offset, get_u32(header, 12), record_crc(header, payload))?;
+    check_crc(
+        WHAT,
+        offset,
+        get_u32(header, 12),
+        record_crc(header, payload),
+    )?;
     Ok(Record {
         header: RecordHeader {
             kind,

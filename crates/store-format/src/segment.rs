@@ -1,9 +1,9 @@
 //! The header at the start of every segment file.
 
+use crate::FORMAT_VERSION;
 use crate::codec::{all_zero, get_u16, get_u32, get_u128, put};
 use crate::error::{FormatError, Structure, check_crc, need};
 use crate::meta::invalid;
-use crate::FORMAT_VERSION;
 
 /// Magic bytes at the start of a segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TXTSSEG\0";

@@ -16,9 +16,15 @@ use bytestring::ByteString;
 pub struct Text(ByteString);
 
 impl Text {
-    /// Wraps `bytes` after checking that they are UTF-8.
+    /// Wraps `bytes` after checking that they are UTF-8 (with the standard library's
+    /// validator; the engine uses a SIMD one on its read path).
     pub fn from_utf8(bytes: Bytes) -> Result<Text, Utf8Error> {
         ByteString::try_from(bytes).map(Text)
+    }
+
+    /// Wraps a string already known to be UTF-8.
+    pub fn from_byte_string(text: ByteString) -> Text {
+        Text(text)
     }
 
     /// A text that borrows a static string.

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use store_format::{
-    Position, RecordHeader, RecordKind, SEGMENT_HEADER_LEN, StoreMeta, decode_index,
-    decode_record, is_unwritten, record_len, RECORD_ALIGN,
+    Position, RECORD_ALIGN, RecordHeader, RecordKind, SEGMENT_HEADER_LEN, StoreMeta, decode_index,
+    decode_record, is_unwritten, record_len,
 };
 
 use crate::error::{Error, Result};
@@ -202,7 +202,9 @@ fn open_segments(
 }
 
 fn is_unfinished(path: &Path) -> Result<bool> {
-    let len = std::fs::metadata(path).map_err(Error::io("stat", path))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(Error::io("stat", path))?
+        .len();
     Ok(len <= SEGMENT_HEADER_LEN as u64)
 }
 
@@ -223,9 +225,12 @@ fn load_index(
         return Err("it belongs to another store".to_owned());
     }
     let cp = header.checkpoint;
-    let cp_segment = segments
-        .get(&cp.segment)
-        .ok_or_else(|| format!("its checkpoint names segment {}, which does not exist", cp.segment))?;
+    let cp_segment = segments.get(&cp.segment).ok_or_else(|| {
+        format!(
+            "its checkpoint names segment {}, which does not exist",
+            cp.segment
+        )
+    })?;
     if u64::from(cp.offset) > cp_segment.file_len() || (cp.offset as usize) < SEGMENT_HEADER_LEN {
         return Err(format!(
             "its checkpoint at offset {} is outside segment {} ({} bytes)",

@@ -95,10 +95,7 @@ impl SegmentFile {
             .write(true)
             .open(&path)
             .map_err(Error::io("open segment", &path))?;
-        let file_len = file
-            .metadata()
-            .map_err(Error::io("stat", &path))?
-            .len();
+        let file_len = file.metadata().map_err(Error::io("stat", &path))?.len();
         let mut raw = [0u8; SEGMENT_HEADER_LEN];
         let got = read_prefix(&file, &mut raw).map_err(Error::io("read segment header", &path))?;
         let header =
@@ -117,14 +114,20 @@ impl SegmentFile {
             return Err(Error::corrupt(
                 &path,
                 12,
-                format!("segment header says id {}, the file name says {id}", header.segment_id),
+                format!(
+                    "segment header says id {}, the file name says {id}",
+                    header.segment_id
+                ),
             ));
         }
         if file_len > u64::from(header.capacity) {
             return Err(Error::corrupt(
                 &path,
                 u64::from(header.capacity),
-                format!("file is {file_len} bytes, over the segment capacity {}", header.capacity),
+                format!(
+                    "file is {file_len} bytes, over the segment capacity {}",
+                    header.capacity
+                ),
             ));
         }
         SegmentFile::map(path, file, id, header.capacity, file_len, access)
@@ -138,7 +141,10 @@ impl SegmentFile {
         file_len: u64,
         access: AccessPattern,
     ) -> Result<SegmentFile> {
-        #[expect(unsafe_code, reason = "mapping a file is unsafe; the store's lock keeps it sound")]
+        #[expect(
+            unsafe_code,
+            reason = "mapping a file is unsafe; the store's lock keeps it sound"
+        )]
         // SAFETY: the mapping is read-only and the engine never changes bytes a reader can
         // reach: it appends past `end` with pwrite, and shrinks the file only beyond `end`
         // (recovery of a torn tail, sealing), and `end` only moves past bytes once they are
@@ -212,7 +218,12 @@ impl SegmentFile {
 
     /// Moves the committed end; recovery uses it once it has verified the records before.
     pub(crate) fn set_end(&mut self, end: u32) {
-        debug_assert!(u64::from(end) <= self.file_len, "end {end} file_len {} {}", self.file_len, self.path.display());
+        debug_assert!(
+            u64::from(end) <= self.file_len,
+            "end {end} file_len {} {}",
+            self.file_len,
+            self.path.display()
+        );
         self.end = end;
     }
 
@@ -261,9 +272,7 @@ impl SegmentFile {
 
     /// `fdatasync`: every byte written so far is durable.
     pub(crate) fn sync_data(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(Error::io("sync", &self.path))
+        self.file.sync_data().map_err(Error::io("sync", &self.path))
     }
 
     /// Gives back the space allocated past the committed end and makes the new length

@@ -5,10 +5,12 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use store_format::{
-    BatchOp, Doc, DocId, DocMeta, DocRead, DocWrite, RECORD_HEADER_LEN, RecordKind,
-    SEGMENT_HEADER_LEN, StoreMeta, Text, TextRange, WriteBatch, decode_record, encode_index,
-    encode_ops, Position, FormatError,
+    BatchOp, Doc, DocId, DocMeta, DocRead, DocWrite, FormatError, Position, RECORD_HEADER_LEN,
+    RecordKind, SEGMENT_HEADER_LEN, StoreMeta, Text, TextRange, WriteBatch, decode_record,
+    encode_index, encode_ops,
 };
+
+use bytestring::ByteString;
 
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
@@ -109,7 +111,9 @@ impl Store {
             err => Error::format(&meta_path, 0, &err),
         })?;
         let wanted = StoreMeta {
-            max_document_bytes: options.max_document_bytes.unwrap_or(meta.max_document_bytes),
+            max_document_bytes: options
+                .max_document_bytes
+                .unwrap_or(meta.max_document_bytes),
             segment_capacity: options.segment_capacity.unwrap_or(meta.segment_capacity),
             ..meta
         };
@@ -236,9 +240,13 @@ impl Store {
     fn read(&self, id: DocId, entry: &Entry) -> Result<Doc> {
         let segment = self.segments.get(&entry.segment).ok_or_else(|| {
             Error::corrupt(
-                self.dir.join(crate::segment::segment_file_name(entry.segment)),
+                self.dir
+                    .join(crate::segment::segment_file_name(entry.segment)),
                 u64::from(entry.offset),
-                format!("the index points document {id} to segment {}, which does not exist", entry.segment),
+                format!(
+                    "the index points document {id} to segment {}, which does not exist",
+                    entry.segment
+                ),
             )
         })?;
         let offset = entry.offset as usize;
@@ -256,14 +264,21 @@ impl Store {
             ));
         }
         let start = offset + RECORD_HEADER_LEN;
-        let bytes = segment.slice(start..start + record.payload.len());
-        let text = Text::from_utf8(bytes).map_err(|err| {
-            Error::corrupt(
+        if let Err(err) = simdutf8::compat::from_utf8(record.payload) {
+            return Err(Error::corrupt(
                 segment.path(),
                 (start + err.valid_up_to()) as u64,
                 format!("the text of document {id} is not UTF-8"),
-            )
-        })?;
+            ));
+        }
+        let bytes = segment.slice(start..start + record.payload.len());
+        #[expect(
+            unsafe_code,
+            reason = "skips a second UTF-8 validation on the read path"
+        )]
+        // SAFETY: `bytes` is the same memory as `record.payload`, which was validated as
+        // UTF-8 just above, and mapped segment bytes below the committed end never change.
+        let text = Text::from_byte_string(unsafe { ByteString::from_bytes_unchecked(bytes) });
         Ok(Doc::new(entry.seq, text))
     }
 

@@ -40,7 +40,13 @@ pub struct Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} at offset {}: {}", self.path.display(), self.offset, self.what)
+        write!(
+            f,
+            "{} at offset {}: {}",
+            self.path.display(),
+            self.offset,
+            self.what
+        )
     }
 }
 

@@ -40,16 +40,34 @@ fn put_get_delete_round_trip() {
     run(&store, &["put", "42"], text, 0);
     assert_eq!(run(&store, &["get", "42"], "", 0).0, text);
     // The same id in its canonical ULID form.
-    assert_eq!(run(&store, &["get", "0000000000000000000000001A"], "", 0).0, text);
+    assert_eq!(
+        run(&store, &["get", "0000000000000000000000001A"], "", 0).0,
+        text
+    );
     let file = _root.path().join("doc.txt");
     std::fs::write(&file, "from a file").unwrap();
-    run(&store, &["put", "01ARZ3NDEKTSV4RRFFQ69G5FAV", file.to_str().unwrap()], "", 0);
-    assert_eq!(run(&store, &["get", "01arz3ndektsv4rrffq69g5fav"], "", 0).0, "from a file");
+    run(
+        &store,
+        &["put", "01ARZ3NDEKTSV4RRFFQ69G5FAV", file.to_str().unwrap()],
+        "",
+        0,
+    );
+    assert_eq!(
+        run(&store, &["get", "01arz3ndektsv4rrffq69g5fav"], "", 0).0,
+        "from a file"
+    );
     run(&store, &["put", "7"], "", 0);
-    assert_eq!(run(&store, &["get", "7"], "", 0).0, "", "empty text is a document");
+    assert_eq!(
+        run(&store, &["get", "7"], "", 0).0,
+        "",
+        "empty text is a document"
+    );
     run(&store, &["delete", "42"], "", 0);
     let (_, err) = run(&store, &["get", "42"], "", 1);
-    assert!(err.contains("0000000000000000000000001A not found"), "{err}");
+    assert!(
+        err.contains("0000000000000000000000001A not found"),
+        "{err}"
+    );
     run(&store, &["delete", "42"], "", 1);
 }
 
@@ -58,13 +76,21 @@ fn exit_codes_and_messages() {
     let (root, store) = store_dir();
     // Reading a store that does not exist: storage error, nothing created.
     let (_, err) = run(&store, &["get", "1"], "", 3);
-    assert!(err.starts_with("textstore: ") && err.contains("not a textstore store"), "{err}");
+    assert!(
+        err.starts_with("textstore: ") && err.contains("not a textstore store"),
+        "{err}"
+    );
     assert!(!store.exists());
     let (_, err) = run(&store, &["get", "not-an-id"], "", 2);
     assert!(err.contains("\"not-an-id\""), "{err}");
     run(&store, &["frobnicate"], "", 2);
     run(&store, &["put", "1"], "text", 0);
-    run(&store, &["get", "99999999999999999999999999999999999999999"], "", 2);
+    run(
+        &store,
+        &["get", "99999999999999999999999999999999999999999"],
+        "",
+        2,
+    );
     // Not UTF-8 on stdin.
     let output = Command::cargo_bin("textstore")
         .unwrap()
@@ -95,11 +121,23 @@ fn extract_ranges() {
         (&["--chars", "8..9"], 0, "🦀"),
         (&["--lines", "2-3"], 0, "two 🦀\nthree\n"),
         (&["--lines", "3-3"], 0, "three\n"),
-        (&["--bytes", "8..10"], 2, "splits the UTF-8 character at bytes 8..12"),
-        (&["--bytes", "0..100"], 2, "out of bounds: the text has 19 bytes"),
+        (
+            &["--bytes", "8..10"],
+            2,
+            "splits the UTF-8 character at bytes 8..12",
+        ),
+        (
+            &["--bytes", "0..100"],
+            2,
+            "out of bounds: the text has 19 bytes",
+        ),
         (&["--lines", "0-1"], 2, "line numbers start at 1"),
         (&["--lines", "2-9"], 2, "the text has 3 lines"),
-        (&["--chars", "0..18446744073709551616"], 2, "larger than the largest position"),
+        (
+            &["--chars", "0..18446744073709551616"],
+            2,
+            "larger than the largest position",
+        ),
         (&["--chars", "5..2"], 2, "ends before it starts"),
         (&["--lines", "2..3"], 2, "--lines takes A-B"),
     ];
@@ -137,10 +175,18 @@ fn import_a_directory_then_export_and_list() {
     expected.sort();
     assert_eq!(ids.lines().collect::<Vec<_>>(), expected);
     let (export, _) = run(&store, &["export"], "", 0);
-    let exported: Vec<serde_json::Value> =
-        export.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let exported: Vec<serde_json::Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(exported.len(), 3);
-    assert_eq!(exported.iter().map(|v| v["id"].as_str().unwrap()).collect::<Vec<_>>(), expected);
+    assert_eq!(
+        exported
+            .iter()
+            .map(|v| v["id"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        expected
+    );
     // Export feeds import: a second store ends up with the same documents.
     let (_root2, copy) = store_dir();
     run(&copy, &["import", "-"], &export, 0);
@@ -159,8 +205,16 @@ fn import_jsonl_with_every_id_form() {
     run(&store, &["import", jsonl.to_str().unwrap()], "", 0);
     assert_eq!(run(&store, &["get", "5"], "", 0).0, "number");
     assert_eq!(run(&store, &["get", "6"], "", 0).0, "decimal string");
-    assert_eq!(run(&store, &["get", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], "", 0).0, "ulid");
-    let (_, err) = run(&store, &["import", "-"], "{\"id\": 8, \"text\": \"ok\"}\n{\"id\": -1, \"text\": \"x\"}\n", 2);
+    assert_eq!(
+        run(&store, &["get", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], "", 0).0,
+        "ulid"
+    );
+    let (_, err) = run(
+        &store,
+        &["import", "-"],
+        "{\"id\": 8, \"text\": \"ok\"}\n{\"id\": -1, \"text\": \"x\"}\n",
+        2,
+    );
     assert!(err.contains("stdin line 2"), "{err}");
     // What came before the bad line is committed.
     assert_eq!(run(&store, &["get", "8"], "", 0).0, "ok");
@@ -177,20 +231,33 @@ fn import_names_the_file_that_is_not_utf8() {
     std::fs::write(docs.join("b.bin"), [0x66, 0x6f, 0xc3, 0x28]).unwrap();
     std::fs::write(docs.join("c.txt"), "after").unwrap();
     let (out, err) = run(&store, &["import", docs.to_str().unwrap()], "", 2);
-    assert!(err.contains("b.bin is not UTF-8 text: invalid byte at offset 2"), "{err}");
+    assert!(
+        err.contains("b.bin is not UTF-8 text: invalid byte at offset 2"),
+        "{err}"
+    );
     // The file before it is imported and listed; nothing after it is.
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.ends_with("\ta.txt\n"));
     let (ids, _) = run(&store, &["ids"], "", 0);
     assert_eq!(ids.lines().count(), 1);
-    run(&store, &["import", root.path().join("nothing.txt").to_str().unwrap()], "", 2);
+    run(
+        &store,
+        &["import", root.path().join("nothing.txt").to_str().unwrap()],
+        "",
+        2,
+    );
 }
 
 #[test]
 fn stat_and_verify() {
     let (_root, store) = store_dir();
     for i in 0..5 {
-        run(&store, &["put", &i.to_string()], &format!("document {i}"), 0);
+        run(
+            &store,
+            &["put", &i.to_string()],
+            &format!("document {i}"),
+            0,
+        );
     }
     run(&store, &["put", "1"], "replaced", 0);
     let (human, _) = run(&store, &["stat"], "", 0);

@@ -8,7 +8,14 @@ use store_format::{
 fn one_record(kind: RecordKind, id: u128, seq: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let group_len = record_len(payload.len() as u32) as u32;
-    encode_record(&mut out, kind, DocId::from_u128(id), seq, payload, Some(group_len));
+    encode_record(
+        &mut out,
+        kind,
+        DocId::from_u128(id),
+        seq,
+        payload,
+        Some(group_len),
+    );
     out
 }
 
@@ -38,7 +45,11 @@ fn record_errors_name_the_failure_and_offset() {
     flipped[16 + RECORD_HEADER_LEN + 1] ^= 0x20;
     assert!(matches!(
         decode_record(&flipped, 16),
-        Err(FormatError::ChecksumMismatch { what: Structure::Record, offset: 16, .. })
+        Err(FormatError::ChecksumMismatch {
+            what: Structure::Record,
+            offset: 16,
+            ..
+        })
     ));
 
     // Bad magic.
@@ -61,7 +72,11 @@ fn record_errors_name_the_failure_and_offset() {
     bad_kind[16 + 4] = 9;
     assert!(matches!(
         decode_record(&bad_kind, 16),
-        Err(FormatError::InvalidField { field: "kind", value: 9, .. })
+        Err(FormatError::InvalidField {
+            field: "kind",
+            value: 9,
+            ..
+        })
     ));
 }
 
@@ -76,7 +91,10 @@ fn tombstones_carry_no_payload() {
 #[test]
 fn unwritten_space_is_recognised() {
     assert!(is_unwritten(&[0u8; 100], 8));
-    assert!(is_unwritten(&[0u8; 10], 40), "past the end counts as unwritten");
+    assert!(
+        is_unwritten(&[0u8; 10], 40),
+        "past the end counts as unwritten"
+    );
     let buf = one_record(RecordKind::Put, 1, 1, b"x");
     assert!(!is_unwritten(&buf, 0));
 }
@@ -84,7 +102,10 @@ fn unwritten_space_is_recognised() {
 #[test]
 fn batch_encoding_marks_only_the_last_record_as_commit() {
     let mut batch = WriteBatch::new();
-    batch.put(DocId::from(1u64), "one").delete(DocId::from(2u64)).put(DocId::from(3u64), "");
+    batch
+        .put(DocId::from(1u64), "one")
+        .delete(DocId::from(2u64))
+        .put(DocId::from(3u64), "");
     // A group that already holds 8 bytes of another batch.
     let mut out = vec![0u8; 8];
     batch.encode(100, &mut out, Some(0));
@@ -93,7 +114,12 @@ fn batch_encoding_marks_only_the_last_record_as_commit() {
     let mut seen = Vec::new();
     while offset < out.len() {
         let rec = decode_record(&out, offset).unwrap();
-        seen.push((rec.header.seq, rec.header.kind, rec.header.commit, rec.header.group_len));
+        seen.push((
+            rec.header.seq,
+            rec.header.kind,
+            rec.header.commit,
+            rec.header.group_len,
+        ));
         offset += rec.header.record_len() as usize;
     }
     let group = out.len() as u32;
@@ -109,7 +135,11 @@ fn batch_encoding_marks_only_the_last_record_as_commit() {
 
 #[test]
 fn headers_reject_other_versions_and_corruption() {
-    let header = SegmentHeader { segment_id: 5, store_uid: 77, capacity: 1 << 20 };
+    let header = SegmentHeader {
+        segment_id: 5,
+        store_uid: 77,
+        capacity: 1 << 20,
+    };
     let buf = header.encode();
     assert_eq!(SegmentHeader::decode(&buf).unwrap(), header);
 
@@ -120,15 +150,29 @@ fn headers_reject_other_versions_and_corruption() {
     newer[60..64].copy_from_slice(&crc.to_le_bytes());
     assert!(matches!(
         SegmentHeader::decode(&newer),
-        Err(FormatError::UnsupportedVersion { found: 2, supported: 1, .. })
+        Err(FormatError::UnsupportedVersion {
+            found: 2,
+            supported: 1,
+            ..
+        })
     ));
 
     let mut flipped = buf;
     flipped[20] ^= 1;
-    assert!(matches!(SegmentHeader::decode(&flipped), Err(FormatError::ChecksumMismatch { .. })));
-    assert!(matches!(SegmentHeader::decode(&buf[..10]), Err(FormatError::Truncated { .. })));
+    assert!(matches!(
+        SegmentHeader::decode(&flipped),
+        Err(FormatError::ChecksumMismatch { .. })
+    ));
+    assert!(matches!(
+        SegmentHeader::decode(&buf[..10]),
+        Err(FormatError::Truncated { .. })
+    ));
 
-    let meta = StoreMeta { store_uid: 1, max_document_bytes: 1 << 20, segment_capacity: 1 << 24 };
+    let meta = StoreMeta {
+        store_uid: 1,
+        max_document_bytes: 1 << 20,
+        segment_capacity: 1 << 24,
+    };
     assert_eq!(StoreMeta::decode(&meta.encode()).unwrap(), meta);
 }
 
@@ -138,7 +182,11 @@ fn crc32c(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -150,11 +198,17 @@ fn index_round_trips_and_detects_damage() {
         .map(|i| IndexEntry {
             id: DocId::from(u64::from(i) * 1000),
             seq: u64::from(i) + 1,
-            position: Position { segment: 1, offset: 64 + i * 56 },
+            position: Position {
+                segment: 1,
+                offset: 64 + i * 56,
+            },
             text_len: i,
         })
         .collect();
-    let cp = Position { segment: 1, offset: 400 };
+    let cp = Position {
+        segment: 1,
+        offset: 400,
+    };
     let buf = encode_index(9, cp, 5, entries.clone().into_iter());
     let (header, decoded) = decode_index(&buf).unwrap();
     assert_eq!(decoded, entries);
@@ -167,7 +221,10 @@ fn index_round_trips_and_detects_damage() {
     damaged[last] ^= 0xff;
     assert!(matches!(
         decode_index(&damaged),
-        Err(FormatError::ChecksumMismatch { what: Structure::IndexEntries, .. })
+        Err(FormatError::ChecksumMismatch {
+            what: Structure::IndexEntries,
+            ..
+        })
     ));
     assert!(decode_index(&buf[..buf.len() - 1]).is_err());
 }

@@ -30,7 +30,9 @@ fn bad_ids_get_precise_errors() {
             matches!(e, IdError::DecimalOverflow { .. })
         }),
         ("not-an-id", |e| matches!(e, IdError::Invalid { .. })),
-        ("01ARZ3NDEKTSV4RRFFQ69G5FA", |e| matches!(e, IdError::Invalid { .. })),
+        ("01ARZ3NDEKTSV4RRFFQ69G5FA", |e| {
+            matches!(e, IdError::Invalid { .. })
+        }),
         ("-1", |e| matches!(e, IdError::Invalid { .. })),
     ];
     for (text, expected) in cases {

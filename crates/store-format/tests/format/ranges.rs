@@ -17,19 +17,37 @@ fn byte_ranges() {
     assert_eq!(extract(text, TextRange::bytes(0..13)), Ok(text));
     assert_eq!(
         extract(text, TextRange::bytes(2..4)),
-        Err(RangeError::SplitsChar { offset: 2, char_start: 1, char_end: 3 })
+        Err(RangeError::SplitsChar {
+            offset: 2,
+            char_start: 1,
+            char_end: 3
+        })
     );
     assert_eq!(
         extract(text, TextRange::bytes(0..14)),
-        Err(RangeError::OutOfBounds { unit: RangeUnit::Bytes, start: 0, end: 14, len: 13 })
+        Err(RangeError::OutOfBounds {
+            unit: RangeUnit::Bytes,
+            start: 0,
+            end: 14,
+            len: 13
+        })
     );
     assert_eq!(
         extract(text, TextRange::Bytes { start: 5, end: 4 }),
-        Err(RangeError::Inverted { unit: RangeUnit::Bytes, start: 5, end: 4 })
+        Err(RangeError::Inverted {
+            unit: RangeUnit::Bytes,
+            start: 5,
+            end: 4
+        })
     );
     assert_eq!(
         extract(text, TextRange::bytes(u64::MAX - 1..u64::MAX)),
-        Err(RangeError::OutOfBounds { unit: RangeUnit::Bytes, start: u64::MAX - 1, end: u64::MAX, len: 13 })
+        Err(RangeError::OutOfBounds {
+            unit: RangeUnit::Bytes,
+            start: u64::MAX - 1,
+            end: u64::MAX,
+            len: 13
+        })
     );
     assert_eq!(extract("", TextRange::bytes(0..0)), Ok(""));
 }
@@ -44,15 +62,29 @@ fn char_ranges() {
     assert_eq!(extract(text, TextRange::chars(0..5)), Ok(text));
     assert_eq!(
         extract(text, TextRange::chars(4..6)),
-        Err(RangeError::OutOfBounds { unit: RangeUnit::Chars, start: 4, end: 6, len: 5 })
+        Err(RangeError::OutOfBounds {
+            unit: RangeUnit::Chars,
+            start: 4,
+            end: 6,
+            len: 5
+        })
     );
     assert_eq!(
         extract(text, TextRange::chars(6..6)),
-        Err(RangeError::OutOfBounds { unit: RangeUnit::Chars, start: 6, end: 6, len: 5 })
+        Err(RangeError::OutOfBounds {
+            unit: RangeUnit::Chars,
+            start: 6,
+            end: 6,
+            len: 5
+        })
     );
     assert_eq!(
         extract(text, TextRange::Chars { start: 3, end: 1 }),
-        Err(RangeError::Inverted { unit: RangeUnit::Chars, start: 3, end: 1 })
+        Err(RangeError::Inverted {
+            unit: RangeUnit::Chars,
+            start: 3,
+            end: 1
+        })
     );
     assert_eq!(extract("", TextRange::chars(0..0)), Ok(""));
 }
@@ -67,26 +99,49 @@ fn line_ranges() {
     assert_eq!(extract(text, TextRange::lines(1, 5)), Ok(text));
     assert_eq!(
         extract(text, TextRange::lines(5, 6)),
-        Err(RangeError::LinesOutOfBounds { first: 5, last: 6, line_count: 5 })
+        Err(RangeError::LinesOutOfBounds {
+            first: 5,
+            last: 6,
+            line_count: 5
+        })
     );
-    assert_eq!(extract(text, TextRange::lines(0, 1)), Err(RangeError::LineZero));
+    assert_eq!(
+        extract(text, TextRange::lines(0, 1)),
+        Err(RangeError::LineZero)
+    );
     assert_eq!(
         extract(text, TextRange::lines(3, 2)),
-        Err(RangeError::Inverted { unit: RangeUnit::Lines, start: 3, end: 2 })
+        Err(RangeError::Inverted {
+            unit: RangeUnit::Lines,
+            start: 3,
+            end: 2
+        })
     );
     // A final newline ends the last line; it does not start another.
     assert_eq!(extract("a\nb\n", TextRange::lines(2, 2)), Ok("b\n"));
     assert_eq!(
         extract("a\nb\n", TextRange::lines(3, 3)),
-        Err(RangeError::LinesOutOfBounds { first: 3, last: 3, line_count: 2 })
+        Err(RangeError::LinesOutOfBounds {
+            first: 3,
+            last: 3,
+            line_count: 2
+        })
     );
     assert_eq!(
         extract("", TextRange::lines(1, 1)),
-        Err(RangeError::LinesOutOfBounds { first: 1, last: 1, line_count: 0 })
+        Err(RangeError::LinesOutOfBounds {
+            first: 1,
+            last: 1,
+            line_count: 0
+        })
     );
     assert_eq!(
         extract(text, TextRange::lines(1, u64::MAX)),
-        Err(RangeError::LinesOutOfBounds { first: 1, last: u64::MAX, line_count: 5 })
+        Err(RangeError::LinesOutOfBounds {
+            first: 1,
+            last: u64::MAX,
+            line_count: 5
+        })
     );
 }
 
@@ -94,11 +149,24 @@ fn line_ranges() {
 fn lengths_that_overflow_are_their_own_error() {
     assert_eq!(
         TextRange::starting_at(RangeUnit::Bytes, u64::MAX, 1),
-        Err(RangeError::Overflow { unit: RangeUnit::Bytes, start: u64::MAX, len: 1 })
+        Err(RangeError::Overflow {
+            unit: RangeUnit::Bytes,
+            start: u64::MAX,
+            len: 1
+        })
     );
-    assert_eq!(TextRange::starting_at(RangeUnit::Chars, 2, 3), Ok(TextRange::chars(2..5)));
-    assert_eq!(TextRange::starting_at(RangeUnit::Lines, 2, 3), Ok(TextRange::lines(2, 4)));
-    assert_eq!(TextRange::starting_at(RangeUnit::Lines, 0, 3), Err(RangeError::LineZero));
+    assert_eq!(
+        TextRange::starting_at(RangeUnit::Chars, 2, 3),
+        Ok(TextRange::chars(2..5))
+    );
+    assert_eq!(
+        TextRange::starting_at(RangeUnit::Lines, 2, 3),
+        Ok(TextRange::lines(2, 4))
+    );
+    assert_eq!(
+        TextRange::starting_at(RangeUnit::Lines, 0, 3),
+        Err(RangeError::LineZero)
+    );
 }
 
 proptest! {

@@ -14,7 +14,12 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn set_len(path: &Path, len: u64) {
-    OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
 }
 
 fn flip_byte(path: &Path, offset: u64) {
@@ -33,7 +38,9 @@ fn store_with_final_commit(root: &Path, last: &WriteBatch) -> (std::path::PathBu
     let dir = root.join("base");
     let mut store = Store::create(&dir, StoreOptions::new()).unwrap();
     for i in 0..10u64 {
-        store.put(id(i), &format!("earlier document {i} ✓")).unwrap();
+        store
+            .put(id(i), &format!("earlier document {i} ✓"))
+            .unwrap();
     }
     store.put_batch(last).unwrap();
     store.close().unwrap();
@@ -64,7 +71,10 @@ fn check_cut_at_every_offset(last: &WriteBatch) {
             assert_eq!(dropped.offset, start);
         }
         for i in 0..10u64 {
-            let doc = store.get(id(i)).unwrap().unwrap_or_else(|| panic!("cut at {cut}: doc {i} lost"));
+            let doc = store
+                .get(id(i))
+                .unwrap()
+                .unwrap_or_else(|| panic!("cut at {cut}: doc {i} lost"));
             assert_eq!(&*doc, format!("earlier document {i} ✓"));
         }
         for op in last.iter() {
@@ -72,7 +82,10 @@ fn check_cut_at_every_offset(last: &WriteBatch) {
                 store_mmap::BatchOp::Put { id, .. } => store.contains(id),
                 store_mmap::BatchOp::Delete { id } => !store.contains(id),
             };
-            assert!(!visible, "cut at {cut}: part of the torn commit is visible: {op:?}");
+            assert!(
+                !visible,
+                "cut at {cut}: part of the torn commit is visible: {op:?}"
+            );
         }
         // The store goes on: a new write lands where the torn tail was and survives reopen.
         store.put(id(99), "after recovery").unwrap();
@@ -96,7 +109,9 @@ fn truncating_the_last_record_at_every_offset_loses_only_it() {
 #[test]
 fn truncating_a_batch_anywhere_loses_all_of_it() {
     let mut last = WriteBatch::new();
-    last.put(id(50), "first of the batch").delete(id(3)).put(id(51), "third of the batch");
+    last.put(id(50), "first of the batch")
+        .delete(id(3))
+        .put(id(51), "third of the batch");
     // Deleting 3 in the batch must also be undone: doc 3 stays (checked by the helper).
     check_cut_at_every_offset(&last);
 }
@@ -105,7 +120,9 @@ fn truncating_a_batch_anywhere_loses_all_of_it() {
 fn a_flipped_byte_is_an_error_never_wrong_text() {
     let mut f = Fixture::new();
     for i in 0..5u64 {
-        f.store().put(id(i), &format!("document number {i}")).unwrap();
+        f.store()
+            .put(id(i), &format!("document number {i}"))
+            .unwrap();
     }
     f.close();
     let segment = f.segment_files()[0].clone();
@@ -116,7 +133,10 @@ fn a_flipped_byte_is_an_error_never_wrong_text() {
     let err = store.get(id(2)).unwrap_err();
     assert!(err.is_corruption(), "{err}");
     let message = err.to_string();
-    assert!(message.contains(&segment.display().to_string()), "{message}");
+    assert!(
+        message.contains(&segment.display().to_string()),
+        "{message}"
+    );
     assert!(message.contains(&format!("offset {record}")), "{message}");
     for i in [0u64, 1, 3, 4] {
         assert!(store.get(id(i)).unwrap().is_some());
@@ -131,27 +151,40 @@ fn a_flipped_byte_is_an_error_never_wrong_text() {
 fn damage_before_committed_data_stops_the_open_unless_told() {
     let mut f = Fixture::new();
     for i in 0..5u64 {
-        f.store().put(id(i), &format!("document number {i}")).unwrap();
+        f.store()
+            .put(id(i), &format!("document number {i}"))
+            .unwrap();
     }
     f.close();
     // Without the index, the damage is met during replay, with intact commits after it.
     std::fs::remove_file(f.path().join("index.tsi")).unwrap();
     let record = 64 + 2 * record_len(17);
     flip_byte(&f.segment_files()[0], record + 50);
-    let err = f.try_reopen().err().expect("open must refuse to drop committed data");
+    let err = f
+        .try_reopen()
+        .err()
+        .expect("open must refuse to drop committed data");
     assert!(err.is_corruption(), "{err}");
-    assert!(err.to_string().contains(&format!("offset {record}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("offset {record}")),
+        "{err}"
+    );
     // Told to, it drops the damaged record and everything after it.
     f.options = StoreOptions::new().discard_damaged_tail(true);
     let store = f.try_reopen().unwrap();
     assert_eq!(store.len(), 2);
-    assert_eq!(store.recovery().dropped_tail.as_ref().map(|d| d.offset), Some(record));
+    assert_eq!(
+        store.recovery().dropped_tail.as_ref().map(|d| d.offset),
+        Some(record)
+    );
 }
 
 #[test]
 fn a_second_writer_is_refused() {
     let f = Fixture::new();
-    let err = Store::open(f.path(), StoreOptions::new()).err().expect("locked");
+    let err = Store::open(f.path(), StoreOptions::new())
+        .err()
+        .expect("locked");
     assert!(matches!(&err, Error::Locked { .. }), "{err}");
     assert!(err.to_string().contains("locked"));
 }
@@ -161,7 +194,9 @@ fn create_never_overwrites() {
     let mut f = Fixture::new();
     f.store().put(id(1), "precious").unwrap();
     f.close();
-    let err = Store::create(f.path(), StoreOptions::new()).err().expect("exists");
+    let err = Store::create(f.path(), StoreOptions::new())
+        .err()
+        .expect("exists");
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
     assert_eq!(f.reopen().get(id(1)).unwrap().as_deref(), Some("precious"));
 }
@@ -179,7 +214,9 @@ fn directories_that_are_not_stores_are_named() {
     assert!(err.to_string().contains("textstore.meta"), "{err}");
     // Nothing was created in it.
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
-    let err = Store::open_or_create(&other, StoreOptions::new()).err().unwrap();
+    let err = Store::open_or_create(&other, StoreOptions::new())
+        .err()
+        .unwrap();
     assert!(matches!(err, Error::NotAStore { .. }), "{err}");
 }
 
@@ -207,7 +244,10 @@ fn a_damaged_index_is_rebuilt_from_data() {
     f.close();
     flip_byte(&f.path().join("index.tsi"), 100);
     let store = f.reopen();
-    assert!(matches!(store.recovery().index, IndexLoad::Discarded { .. }));
+    assert!(matches!(
+        store.recovery().index,
+        IndexLoad::Discarded { .. }
+    ));
     assert_eq!(store.len(), 19);
     assert_eq!(store.get(id(4)).unwrap(), None);
     assert_eq!(store.get(id(5)).unwrap().as_deref(), Some("doc 5"));
@@ -215,7 +255,11 @@ fn a_damaged_index_is_rebuilt_from_data() {
 
 #[test]
 fn an_interrupted_segment_creation_is_cleaned_up() {
-    let mut f = Fixture::with(StoreOptions::new().segment_capacity(4096).max_document_bytes(1000));
+    let mut f = Fixture::with(
+        StoreOptions::new()
+            .segment_capacity(4096)
+            .max_document_bytes(1000),
+    );
     f.store().put(id(1), "kept").unwrap();
     f.close();
     // A newest segment whose header never made it to disk.
@@ -223,4 +267,39 @@ fn an_interrupted_segment_creation_is_cleaned_up() {
     let store = f.reopen();
     assert!(store.recovery().removed_segment.is_some());
     assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("kept"));
+}
+
+#[test]
+fn a_record_with_a_valid_checksum_but_invalid_utf8_is_corruption() {
+    let mut f = Fixture::new();
+    f.store().put(id(1), "fine").unwrap();
+    let next_seq = f.store().last_seq() + 1;
+    f.close();
+    // Append, after the checkpoint, a committed record whose payload is not UTF-8: only
+    // a writer that bypasses the engine can produce it.
+    let segment = f.segment_files()[0].clone();
+    let mut record = Vec::new();
+    let payload = [b'o', b'k', 0xff, b'!'];
+    let len = record_len(payload.len()) as u32;
+    store_format::encode_record(
+        &mut record,
+        store_format::RecordKind::Put,
+        id(2),
+        next_seq,
+        &payload,
+        Some(len),
+    );
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes.len() as u64;
+    bytes.extend_from_slice(&record);
+    std::fs::write(&segment, bytes).unwrap();
+    let store = f.reopen();
+    let err = store.get(id(2)).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains("is not UTF-8"), "{err}");
+    assert!(
+        err.to_string().contains(&format!("offset {}", at + 48 + 2)),
+        "{err}"
+    );
+    assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("fine"));
 }

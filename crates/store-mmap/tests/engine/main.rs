@@ -29,7 +29,13 @@ impl Fixture {
         let root = tempfile::tempdir().unwrap();
         let current = root.path().join("store");
         let store = Store::create(&current, options.clone()).unwrap();
-        Fixture { root, current, crashes: 0, options, store: Some(store) }
+        Fixture {
+            root,
+            current,
+            crashes: 0,
+            options,
+            store: Some(store),
+        }
     }
 
     pub(crate) fn path(&self) -> PathBuf {
@@ -78,7 +84,10 @@ impl Fixture {
     }
 
     pub(crate) fn text(&mut self, id: u64) -> Option<String> {
-        self.store().get(DocId::from(id)).unwrap().map(|doc| doc.to_string())
+        self.store()
+            .get(DocId::from(id))
+            .unwrap()
+            .map(|doc| doc.to_string())
     }
 }
 

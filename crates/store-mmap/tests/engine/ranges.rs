@@ -18,11 +18,53 @@ fn extraction_through_the_store() {
         (1, TextRange::lines(3, 3), Ok("last")),
         (2, TextRange::bytes(0..0), Ok("")),
         (2, TextRange::chars(0..0), Ok("")),
-        (1, TextRange::bytes(19..20), Err(RangeError::SplitsChar { offset: 19, char_start: 18, char_end: 22 })),
-        (1, TextRange::bytes(0..28), Err(RangeError::OutOfBounds { unit: RangeUnit::Bytes, start: 0, end: 28, len: 27 })),
-        (1, TextRange::chars(0..u64::MAX), Err(RangeError::OutOfBounds { unit: RangeUnit::Chars, start: 0, end: u64::MAX, len: 24 })),
-        (1, TextRange::lines(4, u64::MAX), Err(RangeError::LinesOutOfBounds { first: 4, last: u64::MAX, line_count: 3 })),
-        (2, TextRange::lines(1, 1), Err(RangeError::LinesOutOfBounds { first: 1, last: 1, line_count: 0 })),
+        (
+            1,
+            TextRange::bytes(19..20),
+            Err(RangeError::SplitsChar {
+                offset: 19,
+                char_start: 18,
+                char_end: 22,
+            }),
+        ),
+        (
+            1,
+            TextRange::bytes(0..28),
+            Err(RangeError::OutOfBounds {
+                unit: RangeUnit::Bytes,
+                start: 0,
+                end: 28,
+                len: 27,
+            }),
+        ),
+        (
+            1,
+            TextRange::chars(0..u64::MAX),
+            Err(RangeError::OutOfBounds {
+                unit: RangeUnit::Chars,
+                start: 0,
+                end: u64::MAX,
+                len: 24,
+            }),
+        ),
+        (
+            1,
+            TextRange::lines(4, u64::MAX),
+            Err(RangeError::LinesOutOfBounds {
+                first: 4,
+                last: u64::MAX,
+                line_count: 3,
+            }),
+        ),
+        (
+            2,
+            TextRange::lines(1, 1),
+            Err(RangeError::LinesOutOfBounds {
+                first: 1,
+                last: 1,
+                line_count: 0,
+            }),
+        ),
     ];
     for (doc, range, expected) in cases {
         let got = s.extract(id(doc), range);
@@ -35,5 +77,8 @@ fn extraction_through_the_store() {
             (got, want) => panic!("{range:?}: got {got:?}, want {want:?}"),
         }
     }
-    assert!(matches!(s.extract(id(3), TextRange::bytes(0..0)), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        s.extract(id(3), TextRange::bytes(0..0)),
+        Err(Error::NotFound { .. })
+    ));
 }

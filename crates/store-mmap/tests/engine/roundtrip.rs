@@ -32,7 +32,11 @@ fn texts_read_back_identical_before_and_after_reopen() {
     }
     for pass in ["open", "reopened", "crashed"] {
         for (i, text) in texts.iter().enumerate() {
-            assert_eq!(f.text(i as u64).as_deref(), Some(text.as_str()), "{pass}: doc {i}");
+            assert_eq!(
+                f.text(i as u64).as_deref(),
+                Some(text.as_str()),
+                "{pass}: doc {i}"
+            );
             assert_eq!(f.store().text_len(id(i as u64)), Some(text.len() as u64));
         }
         match pass {
@@ -49,19 +53,33 @@ fn texts_read_back_identical_before_and_after_reopen() {
 
 #[test]
 fn size_limit_is_exact_and_persisted() {
-    let mut f = Fixture::with(StoreOptions::new().max_document_bytes(100).segment_capacity(4096));
+    let mut f = Fixture::with(
+        StoreOptions::new()
+            .max_document_bytes(100)
+            .segment_capacity(4096),
+    );
     f.store().put(id(1), &"y".repeat(100)).unwrap();
     let before = f.store().stats().unwrap();
     let err = f.store().put(id(2), &"y".repeat(101)).unwrap_err();
     assert!(
-        matches!(err, Error::DocumentTooLarge { len: 101, limit: 100, .. }),
+        matches!(
+            err,
+            Error::DocumentTooLarge {
+                len: 101,
+                limit: 100,
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains(&id(2).to_string()));
     // A rejected batch writes nothing, not even its valid part.
     let mut batch = WriteBatch::new();
     batch.put(id(3), "fine").put(id(4), &"z".repeat(101));
-    assert!(matches!(f.store().put_batch(&batch), Err(Error::DocumentTooLarge { .. })));
+    assert!(matches!(
+        f.store().put_batch(&batch),
+        Err(Error::DocumentTooLarge { .. })
+    ));
     assert_eq!(f.store().stats().unwrap(), before);
     assert_eq!(f.text(3), None);
 
@@ -69,7 +87,10 @@ fn size_limit_is_exact_and_persisted() {
     f.options = StoreOptions::new();
     f.reopen();
     assert_eq!(f.store().max_document_bytes(), 100);
-    assert!(matches!(f.store().put(id(5), &"y".repeat(101)), Err(Error::DocumentTooLarge { .. })));
+    assert!(matches!(
+        f.store().put(id(5), &"y".repeat(101)),
+        Err(Error::DocumentTooLarge { .. })
+    ));
     // An explicit option changes it, and the change persists.
     f.options = StoreOptions::new().max_document_bytes(200);
     f.reopen();
@@ -84,7 +105,9 @@ fn impossible_limits_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let err = store_mmap::Store::create(
         dir.path().join("s"),
-        StoreOptions::new().segment_capacity(4096).max_document_bytes(5000),
+        StoreOptions::new()
+            .segment_capacity(4096)
+            .max_document_bytes(5000),
     )
     .err()
     .expect("a document larger than a segment cannot be accepted");
@@ -93,7 +116,11 @@ fn impossible_limits_are_refused() {
 
 #[test]
 fn segments_roll_and_batches_stay_whole() {
-    let mut f = Fixture::with(StoreOptions::new().segment_capacity(4096).max_document_bytes(1000));
+    let mut f = Fixture::with(
+        StoreOptions::new()
+            .segment_capacity(4096)
+            .max_document_bytes(1000),
+    );
     for i in 0..40u64 {
         f.store().put(id(i), &format!("{i}:").repeat(40)).unwrap();
     }
@@ -106,7 +133,10 @@ fn segments_roll_and_batches_stay_whole() {
     for i in 200..210u64 {
         too_big.put(id(i), &"b".repeat(500));
     }
-    assert!(matches!(f.store().put_batch(&too_big), Err(Error::BatchTooLarge { .. })));
+    assert!(matches!(
+        f.store().put_batch(&too_big),
+        Err(Error::BatchTooLarge { .. })
+    ));
     assert!(f.segment_files().len() >= 3, "{:?}", f.segment_files());
     f.reopen();
     for i in 0..40u64 {
@@ -128,12 +158,18 @@ fn a_small_store_stays_small_on_disk() {
     let stored = 200 * text.len() as u64;
     let open = f.store().stats().unwrap();
     // While open: the data, plus bounded preallocation (1 MiB at this size).
-    assert!(open.allocated_bytes() <= stored + stored / 20 + (1 << 20) + (64 << 10), "{open:?}");
+    assert!(
+        open.allocated_bytes() <= stored + stored / 20 + (1 << 20) + (64 << 10),
+        "{open:?}"
+    );
     f.reopen();
     let closed = f.store().stats().unwrap();
     // Closed and reopened: preallocation is given back; record headers, the index and the
     // metadata are the overhead, and the file system rounds up to its blocks.
-    assert!(closed.allocated_bytes() <= stored + stored / 20 + (64 << 10), "{closed:?}");
+    assert!(
+        closed.allocated_bytes() <= stored + stored / 20 + (64 << 10),
+        "{closed:?}"
+    );
     assert_eq!(closed.documents(), 200);
     assert_eq!(closed.text_bytes(), stored);
     assert_eq!(closed.dead_bytes(), 0);
@@ -156,5 +192,8 @@ fn stats_count_live_and_dead_bytes() {
     assert_eq!(s.segments(), 1);
     f.reopen();
     let again = f.store().stats().unwrap();
-    assert_eq!((again.documents(), again.text_bytes(), again.dead_bytes()), (1, 2, 160));
+    assert_eq!(
+        (again.documents(), again.text_bytes(), again.dead_bytes()),
+        (1, 2, 160)
+    );
 }

@@ -14,7 +14,10 @@ fn latest_version_wins_and_deletes_stick() {
     f.store().put(id(8), "other").unwrap();
     assert_eq!(f.text(7).as_deref(), Some("version 49"));
     assert!(f.store().delete(id(7)).unwrap());
-    assert!(!f.store().delete(id(7)).unwrap(), "a second delete finds nothing");
+    assert!(
+        !f.store().delete(id(7)).unwrap(),
+        "a second delete finds nothing"
+    );
     assert_eq!(f.text(7), None);
     assert!(!f.store().contains(id(7)));
     for round in 0..3 {
@@ -22,7 +25,10 @@ fn latest_version_wins_and_deletes_stick() {
             0 => {}
             1 => {
                 f.reopen();
-                assert!(matches!(f.store().recovery().index, IndexLoad::Loaded { entries: 1 }));
+                assert!(matches!(
+                    f.store().recovery().index,
+                    IndexLoad::Loaded { entries: 1 }
+                ));
             }
             _ => {
                 f.crash();
@@ -44,7 +50,11 @@ fn batches_apply_in_order() {
     let mut f = Fixture::new();
     f.store().put(id(1), "old").unwrap();
     let mut batch = WriteBatch::new();
-    batch.put(id(2), "two").delete(id(1)).put(id(3), "three").put(id(2), "two again");
+    batch
+        .put(id(2), "two")
+        .delete(id(1))
+        .put(id(3), "three")
+        .put(id(2), "two again");
     f.store().put_batch(&batch).unwrap();
     let check = |f: &mut Fixture| {
         assert_eq!(f.text(1), None);
@@ -71,7 +81,9 @@ fn handles_outlive_updates_and_the_store() {
     // The handle shares the mapping, which it keeps alive.
     assert_eq!(&*held, "first");
     let copy = held.clone();
-    std::thread::spawn(move || assert_eq!(&*copy, "first")).join().unwrap();
+    std::thread::spawn(move || assert_eq!(&*copy, "first"))
+        .join()
+        .unwrap();
 }
 
 #[test]

@@ -1,0 +1,90 @@
+//! `cargo xtask <task>`: the project's automation, in Rust so that it runs wherever cargo
+//! does. Reached through the alias in `.cargo/config.toml`.
+//!
+//! Tasks:
+//! - `ci`: `cargo fmt --check`, clippy with warnings denied, the tests (cargo-nextest when it
+//!   is installed, `cargo test` otherwise, plus the doc tests), and the docs with warnings
+//!   denied. Exactly what `.ci/run` runs.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}")),
+        None => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  ci    fmt check, clippy (warnings denied), tests, docs (warnings denied)";
+
+fn ci() -> Result<(), String> {
+    cargo(&["fmt", "--all", "--check"], &[])?;
+    cargo(
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+        &[],
+    )?;
+    if has_nextest() {
+        cargo(&["nextest", "run", "--workspace", "--no-fail-fast"], &[])?;
+    } else {
+        cargo(&["test", "--workspace", "--lib", "--bins", "--tests"], &[])?;
+    }
+    cargo(&["test", "--workspace", "--doc"], &[])?;
+    cargo(
+        &["doc", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
+    eprintln!("xtask: ci passed");
+    Ok(())
+}
+
+fn has_nextest() -> bool {
+    Command::new(cargo_bin())
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
+}
+
+/// Runs one cargo command, echoing it, and fails with its name if it fails.
+fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let shown = format!("cargo {}", args.join(" "));
+    eprintln!("xtask: $ {shown}");
+    let started = Instant::now();
+    let status = Command::new(cargo_bin())
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|err| format!("cannot run `{shown}`: {err}"))?;
+    eprintln!(
+        "xtask: `{shown}` took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{shown}` failed ({status})"))
+    }
+}
