@@ -58,7 +58,7 @@ enum Command {
         range: RangeArgs,
     },
     /// Import a directory (one document per regular file, id derived from its relative
-    /// path, printed as ID<TAB>path) or JSONL lines of {"id": ..., "text": ...} from a
+    /// path, printed as `ID<TAB>path`) or JSONL lines of {"id": ..., "text": ...} from a
     /// .jsonl file or from stdin ("-").
     Import {
         /// A directory, a .jsonl file, or - for JSONL on stdin.
