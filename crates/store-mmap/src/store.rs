@@ -231,6 +231,20 @@ impl Store {
         Ok(doc.text().slice(bytes))
     }
 
+    /// Copies the latest version into `buf` (cleared first); returns whether the document
+    /// exists. [`Store::get`] copies nothing; use this when the caller wants to own the text
+    /// or reuse one buffer across reads.
+    pub fn read_into(&self, id: DocId, buf: &mut String) -> Result<bool> {
+        buf.clear();
+        Ok(match self.get(id)? {
+            Some(doc) => {
+                buf.push_str(&doc);
+                true
+            }
+            None => false,
+        })
+    }
+
     /// The ids of the live documents, in no particular order.
     pub fn ids(&self) -> impl ExactSizeIterator<Item = DocId> + '_ {
         self.index.ids()
@@ -535,6 +549,10 @@ impl DocRead for Store {
 
     fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
         Store::extract(self, id, range)
+    }
+
+    fn read_into(&self, id: DocId, buf: &mut String) -> Result<bool> {
+        Store::read_into(self, id, buf)
     }
 }
 

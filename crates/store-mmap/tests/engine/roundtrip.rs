@@ -197,3 +197,56 @@ fn stats_count_live_and_dead_bytes() {
         (1, 2, 160)
     );
 }
+
+/// The `VmFlags` line of the mapping of `path` in this process, from `/proc/self/smaps`.
+fn vm_flags_of(path: &std::path::Path) -> String {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let name = path.canonicalize().unwrap().display().to_string();
+    let mut lines = smaps.lines().skip_while(|l| !l.ends_with(&name));
+    lines
+        .find(|l| l.starts_with("VmFlags:"))
+        .unwrap_or_else(|| panic!("no mapping of {name}"))
+        .to_owned()
+}
+
+#[test]
+fn access_pattern_reaches_the_kernel() {
+    use store_mmap::AccessPattern;
+    // smaps shows MADV_RANDOM as `rr` and MADV_SEQUENTIAL as `sr`.
+    for (pattern, flag) in [
+        (AccessPattern::Random, "rr"),
+        (AccessPattern::Sequential, "sr"),
+    ] {
+        let mut f = Fixture::with(StoreOptions::new().access_pattern(pattern).prefault(true));
+        f.store().put(id(1), "x").unwrap();
+        f.reopen();
+        let flags = vm_flags_of(&f.segment_files()[0]);
+        assert!(
+            flags.split_whitespace().any(|w| w == flag),
+            "{pattern:?}: {flags}"
+        );
+        assert_eq!(f.text(1).as_deref(), Some("x"));
+    }
+    let f = Fixture::new();
+    let flags = vm_flags_of(&f.segment_files()[0]);
+    assert!(!flags.contains(" rr") && !flags.contains(" sr"), "{flags}");
+}
+
+#[test]
+fn write_back_mode_loses_nothing_when_the_process_dies() {
+    let mut f = Fixture::with(StoreOptions::new().durability(store_mmap::Durability::WriteBack));
+    for i in 0..100u64 {
+        f.store().put(id(i), &format!("text {i}")).unwrap();
+    }
+    f.store().sync().unwrap();
+    f.store().put(id(100), "after the sync").unwrap();
+    f.crash();
+    f.reopen();
+    for i in 0..100u64 {
+        assert_eq!(f.text(i), Some(format!("text {i}")));
+    }
+    assert_eq!(f.text(100).as_deref(), Some("after the sync"));
+    let mut buf = String::new();
+    assert!(f.store().read_into(id(5), &mut buf).unwrap());
+    assert_eq!(buf, "text 5");
+}
