@@ -1,4 +1,6 @@
-//! Decoding errors.
+//! Decoding errors, and the checks that produce them.
+
+use crate::codec::{get_u16, get_u32};
 
 /// Which structure a decoding error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,4 +147,50 @@ pub(crate) fn check_crc(
         });
     }
     Ok(())
+}
+
+/// Checks the common prologue of the fixed-size headers (metadata, segment, index): length,
+/// 8-byte magic, CRC32C of everything before the last 4 bytes, format version at offset 8 and
+/// header length at offset 10. Returns the header's bytes.
+pub(crate) fn check_header<'a>(
+    what: Structure,
+    buf: &'a [u8],
+    magic: &[u8; 8],
+    len: usize,
+) -> Result<&'a [u8], FormatError> {
+    need(what, buf, 0, len)?;
+    let buf = &buf[..len];
+    if buf[..8] != *magic {
+        return Err(FormatError::BadMagic {
+            what,
+            offset: 0,
+            found: buf[..8].to_vec(),
+        });
+    }
+    let crc_at = len - 4;
+    check_crc(
+        what,
+        0,
+        get_u32(buf, crc_at),
+        crc32c::crc32c(&buf[..crc_at]),
+    )?;
+    let version = get_u16(buf, 8);
+    if version != crate::FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion {
+            what,
+            offset: 0,
+            found: version,
+            supported: crate::FORMAT_VERSION,
+        });
+    }
+    let header_len = get_u16(buf, 10);
+    if usize::from(header_len) != len {
+        return Err(FormatError::InvalidField {
+            what,
+            offset: 0,
+            field: "header length",
+            value: u64::from(header_len),
+        });
+    }
+    Ok(buf)
 }

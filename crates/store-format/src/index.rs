@@ -6,7 +6,7 @@
 
 use crate::FORMAT_VERSION;
 use crate::codec::{all_zero, get_u16, get_u32, get_u64, get_u128, put};
-use crate::error::{FormatError, Structure, check_crc, need};
+use crate::error::{FormatError, Structure, check_crc, check_header, need};
 use crate::id::DocId;
 use crate::meta::invalid;
 
@@ -103,29 +103,7 @@ impl IndexHeader {
     /// Decodes the header at the start of `buf`.
     pub fn decode(buf: &[u8]) -> Result<IndexHeader, FormatError> {
         const WHAT: Structure = Structure::IndexHeader;
-        need(WHAT, buf, 0, INDEX_HEADER_LEN)?;
-        let buf = &buf[..INDEX_HEADER_LEN];
-        if buf[..8] != INDEX_MAGIC {
-            return Err(FormatError::BadMagic {
-                what: WHAT,
-                offset: 0,
-                found: buf[..8].to_vec(),
-            });
-        }
-        check_crc(WHAT, 0, get_u32(buf, 76), crc32c::crc32c(&buf[..76]))?;
-        let version = get_u16(buf, 8);
-        if version != FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion {
-                what: WHAT,
-                offset: 0,
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let header_len = get_u16(buf, 10);
-        if usize::from(header_len) != INDEX_HEADER_LEN {
-            return Err(invalid(WHAT, "header length", u64::from(header_len)));
-        }
+        let buf = check_header(WHAT, buf, &INDEX_MAGIC, INDEX_HEADER_LEN)?;
         let entry_len = get_u16(buf, 12);
         if usize::from(entry_len) != INDEX_ENTRY_LEN {
             return Err(invalid(WHAT, "entry length", u64::from(entry_len)));

@@ -1,8 +1,8 @@
 //! The store metadata file: settings that belong to the store, not to one open of it.
 
 use crate::FORMAT_VERSION;
-use crate::codec::{all_zero, get_u16, get_u32, get_u64, get_u128, put};
-use crate::error::{FormatError, Structure, check_crc, need};
+use crate::codec::{all_zero, get_u32, get_u64, get_u128, put};
+use crate::error::{FormatError, Structure, check_header};
 
 /// Magic bytes at the start of the metadata file.
 pub const META_MAGIC: [u8; 8] = *b"TXTSMETA";
@@ -52,29 +52,7 @@ impl StoreMeta {
     /// Decodes the metadata at the start of `buf`.
     pub fn decode(buf: &[u8]) -> Result<StoreMeta, FormatError> {
         const WHAT: Structure = Structure::StoreMeta;
-        need(WHAT, buf, 0, META_LEN)?;
-        let buf = &buf[..META_LEN];
-        if buf[..8] != META_MAGIC {
-            return Err(FormatError::BadMagic {
-                what: WHAT,
-                offset: 0,
-                found: buf[..8].to_vec(),
-            });
-        }
-        check_crc(WHAT, 0, get_u32(buf, 60), crc32c::crc32c(&buf[..60]))?;
-        let version = get_u16(buf, 8);
-        if version != FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion {
-                what: WHAT,
-                offset: 0,
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let header_len = get_u16(buf, 10);
-        if usize::from(header_len) != META_LEN {
-            return Err(invalid(WHAT, "header length", u64::from(header_len)));
-        }
+        let buf = check_header(WHAT, buf, &META_MAGIC, META_LEN)?;
         if !all_zero(&buf[12..16]) || !all_zero(&buf[44..60]) {
             return Err(invalid(WHAT, "reserved bytes", 0));
         }

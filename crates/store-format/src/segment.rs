@@ -1,8 +1,8 @@
 //! The header at the start of every segment file.
 
 use crate::FORMAT_VERSION;
-use crate::codec::{all_zero, get_u16, get_u32, get_u128, put};
-use crate::error::{FormatError, Structure, check_crc, need};
+use crate::codec::{all_zero, get_u32, get_u128, put};
+use crate::error::{FormatError, Structure, check_header};
 use crate::meta::invalid;
 
 /// Magic bytes at the start of a segment file.
@@ -53,29 +53,7 @@ impl SegmentHeader {
     /// Decodes the header at the start of `buf`.
     pub fn decode(buf: &[u8]) -> Result<SegmentHeader, FormatError> {
         const WHAT: Structure = Structure::SegmentHeader;
-        need(WHAT, buf, 0, SEGMENT_HEADER_LEN)?;
-        let buf = &buf[..SEGMENT_HEADER_LEN];
-        if buf[..8] != SEGMENT_MAGIC {
-            return Err(FormatError::BadMagic {
-                what: WHAT,
-                offset: 0,
-                found: buf[..8].to_vec(),
-            });
-        }
-        check_crc(WHAT, 0, get_u32(buf, 60), crc32c::crc32c(&buf[..60]))?;
-        let version = get_u16(buf, 8);
-        if version != FORMAT_VERSION {
-            return Err(FormatError::UnsupportedVersion {
-                what: WHAT,
-                offset: 0,
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        let header_len = get_u16(buf, 10);
-        if usize::from(header_len) != SEGMENT_HEADER_LEN {
-            return Err(invalid(WHAT, "header length", u64::from(header_len)));
-        }
+        let buf = check_header(WHAT, buf, &SEGMENT_MAGIC, SEGMENT_HEADER_LEN)?;
         if !all_zero(&buf[36..60]) {
             return Err(invalid(WHAT, "reserved bytes", 0));
         }

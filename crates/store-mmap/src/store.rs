@@ -235,14 +235,7 @@ impl Store {
     /// exists. [`Store::get`] copies nothing; use this when the caller wants to own the text
     /// or reuse one buffer across reads.
     pub fn read_into(&self, id: DocId, buf: &mut String) -> Result<bool> {
-        buf.clear();
-        Ok(match self.get(id)? {
-            Some(doc) => {
-                buf.push_str(&doc);
-                true
-            }
-            None => false,
-        })
+        DocRead::read_into(self, id, buf)
     }
 
     /// The ids of the live documents, in no particular order.
@@ -549,10 +542,6 @@ impl DocRead for Store {
 
     fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
         Store::extract(self, id, range)
-    }
-
-    fn read_into(&self, id: DocId, buf: &mut String) -> Result<bool> {
-        Store::read_into(self, id, buf)
     }
 }
 

@@ -116,8 +116,9 @@ fn truncating_a_batch_anywhere_loses_all_of_it() {
     check_cut_at_every_offset(&last);
 }
 
-#[test]
-fn a_flipped_byte_is_an_error_never_wrong_text() {
+/// A closed store of five 17-byte documents; returns it with the offset of document 2's
+/// record (after the 64-byte segment header, records of 48 + 17 bytes padded to 72).
+fn five_documents() -> (Fixture, u64) {
     let mut f = Fixture::new();
     for i in 0..5u64 {
         f.store()
@@ -125,9 +126,13 @@ fn a_flipped_byte_is_an_error_never_wrong_text() {
             .unwrap();
     }
     f.close();
+    (f, 64 + 2 * record_len(17))
+}
+
+#[test]
+fn a_flipped_byte_is_an_error_never_wrong_text() {
+    let (mut f, record) = five_documents();
     let segment = f.segment_files()[0].clone();
-    // Document 2's record: header 64, each record 48 + 17 bytes padded to 72.
-    let record = 64 + 2 * record_len(17);
     flip_byte(&segment, record + 48 + 3);
     let store = f.reopen();
     let err = store.get(id(2)).unwrap_err();
@@ -149,16 +154,9 @@ fn a_flipped_byte_is_an_error_never_wrong_text() {
 
 #[test]
 fn damage_before_committed_data_stops_the_open_unless_told() {
-    let mut f = Fixture::new();
-    for i in 0..5u64 {
-        f.store()
-            .put(id(i), &format!("document number {i}"))
-            .unwrap();
-    }
-    f.close();
+    let (mut f, record) = five_documents();
     // Without the index, the damage is met during replay, with intact commits after it.
     std::fs::remove_file(f.path().join("index.tsi")).unwrap();
-    let record = 64 + 2 * record_len(17);
     flip_byte(&f.segment_files()[0], record + 50);
     let err = f
         .try_reopen()
