@@ -33,11 +33,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Store a document: the text of FILE, or of stdin without FILE.
+    /// Store a document: the text of FILE, or of stdin without FILE or with "-".
     Put {
         /// Document id: a ULID or a decimal integer.
         id: String,
-        /// File holding the text (UTF-8).
+        /// File holding the text (UTF-8); "-" for stdin.
         file: Option<PathBuf>,
     },
     /// Print a document's text to stdout.
@@ -152,8 +152,8 @@ fn run(cli: Cli) -> Outcome {
         Command::Put { id, file } => {
             let id = parse_id(&id)?;
             let text = match &file {
-                Some(path) => read_text_file(path)?,
-                None => read_stdin()?,
+                Some(path) if path != Path::new("-") => read_text_file(path)?,
+                _ => read_stdin()?,
             };
             writable(dir)?.put(id, &text)?;
         }

@@ -108,7 +108,9 @@ impl Store {
                 Err(err) => return Err(Error::io("stat", path)(err)),
             }
         }
-        stats.dead_bytes = data_bytes - stats.live_bytes;
+        // Live records are a subset of the data; saturate rather than panic if a bug ever
+        // breaks that, since stats must never take the process down.
+        stats.dead_bytes = data_bytes.saturating_sub(stats.live_bytes);
         Ok(stats)
     }
 }

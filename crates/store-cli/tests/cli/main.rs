@@ -36,7 +36,9 @@ fn store_dir() -> (TempDir, PathBuf) {
 fn put_get_delete_round_trip() {
     let (_root, store) = store_dir();
     let text = "héllo\n🦀 world\n";
-    run(&store, &["put", "42", "-"], "", 2); // "-" is not a file; stdin is the default
+    run(&store, &["put", "42", "-"], "via dash", 0);
+    assert_eq!(run(&store, &["get", "42"], "", 0).0, "via dash");
+    run(&store, &["put", "42", "/no/such/file"], "", 2);
     run(&store, &["put", "42"], text, 0);
     assert_eq!(run(&store, &["get", "42"], "", 0).0, text);
     // The same id in its canonical ULID form.
