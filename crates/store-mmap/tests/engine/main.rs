@@ -1,5 +1,6 @@
 //! Tests of the engine at its public boundary, on real files.
 
+mod compat;
 mod files;
 mod model;
 mod ranges;
