@@ -25,6 +25,8 @@ use crate::segment::SegmentFile;
 pub(crate) const LOCK_FILE: &str = "LOCK";
 /// Name of the metadata file.
 pub(crate) const META_FILE: &str = "textstore.meta";
+/// Largest encoding buffer kept between commits.
+const SCRATCH_RETAIN_BYTES: usize = 8 << 20;
 
 /// An open store: reads through `&self`, writes through `&mut self`.
 ///
@@ -388,7 +390,11 @@ impl Store {
         let first_seq = self.last_seq + 1;
         encode_ops(ops.clone(), first_seq, &mut scratch, Some(0));
         let written = self.write_commit(&scratch);
-        self.scratch = scratch;
+        // Keep the buffer for the next commit, unless one huge batch grew it past what is
+        // worth holding on to between commits.
+        if scratch.capacity() <= SCRATCH_RETAIN_BYTES {
+            self.scratch = scratch;
+        }
         written?;
 
         // Publish: the bytes are complete (and durable under `Durability::Sync`).
