@@ -107,16 +107,6 @@ impl WriteBatch {
         self.texts.clear();
     }
 
-    /// Appends the operations of `other`.
-    pub fn extend_from(&mut self, other: &WriteBatch) {
-        for op in other.iter() {
-            match op {
-                BatchOp::Put { id, text } => self.put(id, text),
-                BatchOp::Delete { id } => self.delete(id),
-            };
-        }
-    }
-
     /// The operations, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = BatchOp<'_>> + Clone + '_ {
         self.ops.iter().map(|op| match op.kind {
