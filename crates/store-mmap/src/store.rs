@@ -209,7 +209,7 @@ impl Store {
     /// The latest version of the document, or `None` if it does not exist or is deleted.
     pub fn get(&self, id: DocId) -> Result<Option<Doc>> {
         match self.index.get(id) {
-            Some(entry) => self.read(id, entry).map(Some),
+            Some(entry) => self.read_entry(id, entry).map(Some),
             None => Ok(None),
         }
     }
@@ -246,7 +246,7 @@ impl Store {
     }
 
     /// Reads and verifies the record `entry` points to.
-    fn read(&self, id: DocId, entry: &Entry) -> Result<Doc> {
+    pub(crate) fn read_entry(&self, id: DocId, entry: &Entry) -> Result<Doc> {
         let segment = self.segments.get(&entry.segment).ok_or_else(|| {
             Error::corrupt(
                 self.dir
@@ -518,10 +518,6 @@ impl Store {
 
     pub(crate) fn index(&self) -> &Index {
         &self.index
-    }
-
-    pub(crate) fn read_entry(&self, id: DocId, entry: &Entry) -> Result<Doc> {
-        self.read(id, entry)
     }
 }
 
