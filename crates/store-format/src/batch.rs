@@ -144,20 +144,24 @@ pub fn encode_ops<'a, I>(
     out: &mut Vec<u8>,
     commit_group_from: Option<usize>,
 ) where
-    I: ExactSizeIterator<Item = BatchOp<'a>> + Clone,
+    I: Iterator<Item = BatchOp<'a>> + Clone,
 {
     let commit_group_len = commit_group_from.map(|start| {
         let before = (out.len() - start) as u64;
         let group = before + ops.clone().map(|op| op.encoded_len()).sum::<u64>();
         u32::try_from(group).expect("a commit group fits in one segment")
     });
-    let last = ops.len().wrapping_sub(1);
-    for (i, op) in ops.enumerate() {
+    let mut ops = ops.enumerate().peekable();
+    while let Some((i, op)) = ops.next() {
         let (kind, id, payload) = match op {
             BatchOp::Put { id, text } => (RecordKind::Put, id, text.as_bytes()),
             BatchOp::Delete { id } => (RecordKind::Tombstone, id, &[][..]),
         };
-        let group_len = if i == last { commit_group_len } else { None };
+        let group_len = if ops.peek().is_none() {
+            commit_group_len
+        } else {
+            None
+        };
         encode_record(out, kind, id, first_seq + i as u64, payload, group_len);
     }
 }

@@ -2,12 +2,16 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use store_format::{DocId, FormatError, IdError, RangeError};
 
 /// Everything the engine can fail with. Messages are one sentence naming the file, offset,
 /// id or value at fault.
-#[derive(Debug, thiserror::Error)]
+///
+/// Errors are `Clone` so that one failed group commit can hand the same error to every
+/// writer whose operations it carried.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The document does not exist (or is deleted).
@@ -91,7 +95,7 @@ pub enum Error {
         /// The file or directory.
         path: PathBuf,
         /// The operating system's error.
-        source: io::Error,
+        source: Arc<io::Error>,
     },
     /// An earlier write or sync failed, so what is on disk is uncertain; the store refuses
     /// writes until it is reopened, when recovery re-establishes a known state.
@@ -121,7 +125,11 @@ impl Error {
             if source.kind() == io::ErrorKind::StorageFull {
                 Error::DiskFull { path }
             } else {
-                Error::Io { op, path, source }
+                Error::Io {
+                    op,
+                    path,
+                    source: Arc::new(source),
+                }
             }
         }
     }

@@ -39,11 +39,12 @@ pub use options::{
     MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, StoreOptions,
 };
 pub use recovery::{DroppedTail, IndexLoad, RecoveryReport};
+pub use segment::SegmentMap;
 pub use stats::StoreStats;
 pub use store::Store;
 pub use store_format::{
-    BatchOp, Doc, DocId, DocMeta, DocRead, DocWrite, RangeError, RangeUnit, Text, TextRange,
-    WriteBatch,
+    BatchOp, Doc, DocId, DocMeta, DocRead, DocWrite, Position, RangeError, RangeUnit, Text,
+    TextRange, WriteBatch,
 };
 pub use verify::{Problem, VerifyReport};
 

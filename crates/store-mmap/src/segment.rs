@@ -6,8 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use memmap2::{Advice, Mmap, MmapOptions};
-use store_format::{SEGMENT_HEADER_LEN, SegmentHeader};
+use store_format::{
+    Doc, DocId, RECORD_HEADER_LEN, RecordKind, SEGMENT_HEADER_LEN, SegmentHeader, Text,
+    decode_record,
+};
 
 use crate::error::{Error, Result};
 use crate::fs::{allocate, sync_dir};
@@ -27,18 +31,82 @@ pub(crate) fn parse_segment_file_name(name: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// A read-only view of one segment's mapping that can be cloned and sent to other threads.
+///
+/// The view keeps the mapping alive: a segment that the store has dropped (or that
+/// compaction has retired) stays readable through every `SegmentMap` and [`Doc`] that still
+/// refers to it. The view does not know how far the segment is committed; its owner passes
+/// that bound to [`SegmentMap::read_doc`].
+#[derive(Clone)]
+pub struct SegmentMap {
+    id: u32,
+    path: Arc<Path>,
+    /// The whole mapping as shared bytes: slicing it costs a reference-count increment.
+    bytes: Bytes,
+}
+
+impl SegmentMap {
+    /// The segment's id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The segment file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads and verifies the put record of document `id` at `offset`, looking at no byte
+    /// at or past `end`.
+    ///
+    /// `end` must not exceed the segment's committed end: bytes past it may be unwritten,
+    /// and pages past the file's length must never be touched. Every byte of the record is
+    /// checked (CRC32C, id, kind, UTF-8), so damage is an error and never wrong text.
+    pub fn read_doc(&self, end: u32, id: DocId, offset: u32) -> Result<Doc> {
+        let data = &self.bytes[..end as usize];
+        let offset = offset as usize;
+        let record =
+            decode_record(data, offset).map_err(|err| Error::format(self.path(), 0, &err))?;
+        let header = record.header;
+        if header.id != id || header.kind != RecordKind::Put {
+            return Err(Error::corrupt(
+                self.path(),
+                offset as u64,
+                format!(
+                    "the index expects a put of document {id}, the record holds {:?} of {} at seq {}",
+                    header.kind, header.id, header.seq
+                ),
+            ));
+        }
+        let start = offset + RECORD_HEADER_LEN;
+        if let Err(err) = simdutf8::compat::from_utf8(record.payload) {
+            return Err(Error::corrupt(
+                self.path(),
+                (start + err.valid_up_to()) as u64,
+                format!("the text of document {id} is not UTF-8"),
+            ));
+        }
+        let bytes = self.bytes.slice(start..start + record.payload.len());
+        #[expect(
+            unsafe_code,
+            reason = "skips a second UTF-8 validation on the read path"
+        )]
+        // SAFETY: `bytes` is the same memory as `record.payload`, which was validated as
+        // UTF-8 just above, and mapped segment bytes below the committed end never change.
+        let text = Text::from_byte_string(unsafe { ByteString::from_bytes_unchecked(bytes) });
+        Ok(Doc::new(header.seq, text))
+    }
+}
+
 /// One segment file, mapped read-only at its full capacity.
 ///
 /// The mapping never changes for the life of the `SegmentFile`, so a [`Bytes`] sliced out of
 /// it (and the [`store_format::Text`] handles built on that) stays valid after the store has
 /// moved on, rolled to a new segment or been dropped.
 pub(crate) struct SegmentFile {
-    id: u32,
-    path: PathBuf,
+    view: SegmentMap,
     file: File,
     map: Arc<Mmap>,
-    /// The whole mapping as shared bytes: slicing it costs a reference-count increment.
-    bytes: Bytes,
     capacity: u32,
     /// End of the data readers may touch; grows as commits land.
     end: u32,
@@ -169,11 +237,13 @@ impl SegmentFile {
         let bytes = Bytes::from_owner(MapOwner(Arc::clone(&map)));
         let end = u32::try_from(file_len.max(SEGMENT_HEADER_LEN as u64)).unwrap_or(capacity);
         Ok(SegmentFile {
-            id,
-            path,
+            view: SegmentMap {
+                id,
+                path: path.into(),
+                bytes,
+            },
             file,
             map,
-            bytes,
             capacity,
             end,
             file_len,
@@ -181,11 +251,16 @@ impl SegmentFile {
     }
 
     pub(crate) fn id(&self) -> u32 {
-        self.id
+        self.view.id
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        &self.view.path
+    }
+
+    /// A shareable view of the mapping.
+    pub(crate) fn view(&self) -> &SegmentMap {
+        &self.view
     }
 
     pub(crate) fn capacity(&self) -> u32 {
@@ -202,18 +277,12 @@ impl SegmentFile {
 
     /// The bytes readers may look at: the header and every committed record.
     pub(crate) fn data(&self) -> &[u8] {
-        &self.bytes[..self.end as usize]
+        &self.view.bytes[..self.end as usize]
     }
 
     /// The whole file as it is on disk, for recovery scans past the committed end.
     pub(crate) fn file_bytes(&self) -> &[u8] {
-        &self.bytes[..self.file_len as usize]
-    }
-
-    /// `range` of the mapping as shared bytes. The range must lie within [`Self::data`].
-    pub(crate) fn slice(&self, range: std::ops::Range<usize>) -> Bytes {
-        debug_assert!(range.end <= self.end as usize);
-        self.bytes.slice(range)
+        &self.view.bytes[..self.file_len as usize]
     }
 
     /// Moves the committed end; recovery uses it once it has verified the records before.
@@ -222,7 +291,7 @@ impl SegmentFile {
             u64::from(end) <= self.file_len,
             "end {end} file_len {} {}",
             self.file_len,
-            self.path.display()
+            self.path().display()
         );
         self.end = end;
     }
@@ -231,7 +300,7 @@ impl SegmentFile {
     pub(crate) fn prefetch(&self) -> Result<()> {
         self.map
             .advise_range(Advice::WillNeed, 0, self.end as usize)
-            .map_err(Error::io("madvise(WILLNEED)", &self.path))
+            .map_err(Error::io("madvise(WILLNEED)", self.path()))
     }
 
     /// Writes `data` at the committed end. The bytes are not visible to readers until
@@ -240,7 +309,7 @@ impl SegmentFile {
         debug_assert!(u64::from(self.end) + data.len() as u64 <= self.file_len);
         self.file
             .write_all_at(data, u64::from(self.end))
-            .map_err(Error::io("write", &self.path))
+            .map_err(Error::io("write", self.path()))
     }
 
     /// Makes `len` more bytes, already written, visible to readers.
@@ -265,14 +334,16 @@ impl SegmentFile {
             .saturating_add(step)
             .min(u64::from(self.capacity))
             .max(needed);
-        allocate(&self.file, &self.path, self.file_len, target)?;
+        allocate(&self.file, self.path(), self.file_len, target)?;
         self.file_len = target;
         Ok(())
     }
 
     /// `fdatasync`: every byte written so far is durable.
     pub(crate) fn sync_data(&self) -> Result<()> {
-        self.file.sync_data().map_err(Error::io("sync", &self.path))
+        self.file
+            .sync_data()
+            .map_err(Error::io("sync", self.path()))
     }
 
     /// Gives back the space allocated past the committed end and makes the new length
@@ -283,9 +354,9 @@ impl SegmentFile {
         }
         self.file
             .set_len(u64::from(self.end))
-            .map_err(Error::io("truncate", &self.path))?;
+            .map_err(Error::io("truncate", self.path()))?;
         self.file_len = u64::from(self.end);
-        self.file.sync_all().map_err(Error::io("sync", &self.path))
+        self.file.sync_all().map_err(Error::io("sync", self.path()))
     }
 
     /// Makes every committed byte durable and gives back unused preallocation: the segment

@@ -5,12 +5,9 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use store_format::{
-    BatchOp, Doc, DocId, DocMeta, DocRead, DocWrite, FormatError, Position, RECORD_HEADER_LEN,
-    RecordKind, SEGMENT_HEADER_LEN, StoreMeta, Text, TextRange, WriteBatch, decode_record,
-    encode_index, encode_ops,
+    BatchOp, Doc, DocId, DocMeta, DocRead, DocWrite, FormatError, Position, SEGMENT_HEADER_LEN,
+    StoreMeta, Text, TextRange, WriteBatch, encode_index, encode_ops,
 };
-
-use bytestring::ByteString;
 
 use crate::error::{Error, Result};
 use crate::fs::write_atomic;
@@ -19,7 +16,7 @@ use crate::options::{
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions, check_limits,
 };
 use crate::recovery::{INDEX_FILE, Recovered, RecoveryReport, recover};
-use crate::segment::SegmentFile;
+use crate::segment::{SegmentFile, SegmentMap};
 
 /// Name of the lock file.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -258,37 +255,45 @@ impl Store {
                 ),
             )
         })?;
-        let offset = entry.offset as usize;
-        let record = decode_record(segment.data(), offset)
-            .map_err(|err| Error::format(segment.path(), 0, &err))?;
-        let header = record.header;
-        if header.id != id || header.seq != entry.seq || header.kind != RecordKind::Put {
+        let doc = segment.view().read_doc(segment.end(), id, entry.offset)?;
+        if doc.seq() != entry.seq {
             return Err(Error::corrupt(
                 segment.path(),
-                offset as u64,
+                u64::from(entry.offset),
                 format!(
-                    "the index expects document {id} at seq {}, the record holds {:?} of {} at seq {}",
-                    entry.seq, header.kind, header.id, header.seq
+                    "the index expects document {id} at seq {}, the record holds seq {}",
+                    entry.seq,
+                    doc.seq()
                 ),
             ));
         }
-        let start = offset + RECORD_HEADER_LEN;
-        if let Err(err) = simdutf8::compat::from_utf8(record.payload) {
-            return Err(Error::corrupt(
-                segment.path(),
-                (start + err.valid_up_to()) as u64,
-                format!("the text of document {id} is not UTF-8"),
-            ));
-        }
-        let bytes = segment.slice(start..start + record.payload.len());
-        #[expect(
-            unsafe_code,
-            reason = "skips a second UTF-8 validation on the read path"
-        )]
-        // SAFETY: `bytes` is the same memory as `record.payload`, which was validated as
-        // UTF-8 just above, and mapped segment bytes below the committed end never change.
-        let text = Text::from_byte_string(unsafe { ByteString::from_bytes_unchecked(bytes) });
-        Ok(Doc::new(entry.seq, text))
+        Ok(doc)
+    }
+
+    /// Where the latest record of the document is, for layers that publish locations to
+    /// their own readers. `None` when the document does not exist.
+    pub fn location(&self, id: DocId) -> Option<Position> {
+        self.index.get(id).map(|e| Position {
+            segment: e.segment,
+            offset: e.offset,
+        })
+    }
+
+    /// A shareable view of the segment's mapping, for readers that do not go through this
+    /// handle. It stays readable after the store rolls past it or is closed.
+    pub fn segment_map(&self, segment: u32) -> Option<SegmentMap> {
+        self.segments.get(&segment).map(|s| s.view().clone())
+    }
+
+    /// The ids of every segment, oldest first. The last one receives writes.
+    pub fn segment_ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.segments.keys().copied()
+    }
+
+    /// How far the segment is committed: every record that starts below this offset is
+    /// complete (and durable under [`Durability::Sync`]).
+    pub fn segment_end(&self, segment: u32) -> Option<u32> {
+        self.segments.get(&segment).map(SegmentFile::end)
     }
 
     // ----- writes ------------------------------------------------------------------------
@@ -302,6 +307,19 @@ impl Store {
     /// last record.
     pub fn put_batch(&mut self, batch: &WriteBatch) -> Result<u64> {
         self.commit(batch.iter())
+    }
+
+    /// Commits `ops` as one atomic group, like [`Store::put_batch`], for callers that gather
+    /// operations from several sources (a group commit) without copying them into one
+    /// [`WriteBatch`]. Deletes of missing documents are written as tombstones; they are
+    /// harmless. Returns the sequence number of the last record; the record of the `i`-th
+    /// operation gets `last - len + 1 + i`.
+    pub fn commit_ops<'a, I>(&mut self, ops: I) -> Result<u64>
+    where
+        I: IntoIterator<Item = BatchOp<'a>>,
+        I::IntoIter: Clone,
+    {
+        self.commit(ops.into_iter())
     }
 
     /// Deletes the document. Returns whether it existed; deleting a missing document writes
@@ -361,17 +379,15 @@ impl Store {
 
     fn commit<'a, I>(&mut self, ops: I) -> Result<u64>
     where
-        I: ExactSizeIterator<Item = BatchOp<'a>> + Clone,
+        I: Iterator<Item = BatchOp<'a>> + Clone,
     {
         self.check_writable()?;
-        let count = ops.len() as u64;
-        if count == 0 {
-            return Ok(self.last_seq);
-        }
         // Validate everything before writing anything: a rejected batch leaves no bytes.
         let limit = self.meta.max_document_bytes;
         let mut len = 0u64;
+        let mut count = 0u64;
         for op in ops.clone() {
+            count += 1;
             if let BatchOp::Put { id, text } = op
                 && text.len() as u64 > limit
             {
@@ -382,6 +398,9 @@ impl Store {
                 });
             }
             len += op.encoded_len();
+        }
+        if count == 0 {
+            return Ok(self.last_seq);
         }
         self.make_room(len)?;
 
