@@ -4,7 +4,10 @@
 //! Tasks:
 //! - `ci`: `cargo fmt --check`, clippy with warnings denied, the tests (cargo-nextest when it
 //!   is installed, `cargo test` otherwise, plus the doc tests), and the docs with warnings
-//!   denied. Exactly what `.ci/run` runs.
+//!   denied, then the loom models. Exactly what `.ci/run` runs.
+//! - `loom`: the loom models of store-concurrent, built with `--cfg textstore_loom` in
+//!   release with debug assertions, `LOOM_MAX_PREEMPTIONS=2`, in their own target directory
+//!   (the cfg changes every crate's build, so sharing `target/` would rebuild it each time).
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -13,6 +16,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("loom") => loom(),
         Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}")),
         None => Err(USAGE.to_owned()),
     };
@@ -28,7 +32,8 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci    fmt check, clippy (warnings denied), tests, docs (warnings denied)";
+  ci    fmt check, clippy (warnings denied), tests, docs (warnings denied), loom
+  loom  the loom models of store-concurrent";
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
@@ -53,8 +58,30 @@ fn ci() -> Result<(), String> {
         &["doc", "--workspace", "--no-deps"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    loom()?;
     eprintln!("xtask: ci passed");
     Ok(())
+}
+
+fn loom() -> Result<(), String> {
+    cargo(
+        &[
+            "test",
+            "--package",
+            "store-concurrent",
+            "--lib",
+            "--release",
+            "--target-dir",
+            "target/loom",
+            "--",
+            "loom_models",
+        ],
+        &[
+            ("RUSTFLAGS", "--cfg textstore_loom"),
+            ("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS", "true"),
+            ("LOOM_MAX_PREEMPTIONS", "2"),
+        ],
+    )
 }
 
 fn has_nextest() -> bool {

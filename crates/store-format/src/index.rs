@@ -19,7 +19,8 @@ pub const INDEX_ENTRY_LEN: usize = 40;
 const _: () = assert!(76 + 4 == INDEX_HEADER_LEN);
 const _: () = assert!(36 + 4 == INDEX_ENTRY_LEN);
 
-/// Where a checkpoint ends: every record before this position is reflected in the entries.
+/// A place in the store: a segment and a byte offset in it. It names where a record starts,
+/// or where a checkpoint ends (every record before it is reflected in the entries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
     /// Segment id.

@@ -32,12 +32,12 @@ pub enum Error {
     },
     /// A batch does not fit in one segment, so it cannot commit atomically.
     #[error(
-        "the batch encodes to {len} bytes, more than a segment of {capacity} bytes holds; split it"
+        "the batch encodes to {len} bytes, more than the {capacity} bytes a segment holds; split it"
     )]
     BatchTooLarge {
         /// Encoded size of the batch.
         len: u64,
-        /// Capacity of a segment.
+        /// Largest commit a segment holds (its capacity less its header).
         capacity: u64,
     },
     /// The range cannot be extracted from the document.

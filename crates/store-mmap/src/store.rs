@@ -181,6 +181,11 @@ impl Store {
         self.meta.segment_capacity
     }
 
+    /// Largest commit (encoded records of one batch or group) a segment holds.
+    pub fn max_commit_bytes(&self) -> u64 {
+        u64::from(self.meta.segment_capacity) - SEGMENT_HEADER_LEN as u64
+    }
+
     /// What the open found and repaired.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
@@ -465,9 +470,11 @@ impl Store {
     /// Makes sure the active segment has `len` bytes of allocated room, rolling to a new
     /// segment when it is too full. Fails without side effects on a full disk.
     fn make_room(&mut self, len: u64) -> Result<()> {
-        let capacity = u64::from(self.meta.segment_capacity);
-        if len > capacity - SEGMENT_HEADER_LEN as u64 {
-            return Err(Error::BatchTooLarge { len, capacity });
+        if len > self.max_commit_bytes() {
+            return Err(Error::BatchTooLarge {
+                len,
+                capacity: self.max_commit_bytes(),
+            });
         }
         if self.active().remaining() < len {
             let sealed = self.active_mut().seal();

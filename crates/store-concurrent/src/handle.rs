@@ -1,0 +1,445 @@
+//! The shareable handle.
+
+use std::path::{Path, PathBuf};
+
+use store_mmap::{
+    BatchOp, Doc, DocId, DocMeta, DocRead, RecoveryReport, SegmentMap, Store, StoreOptions, Text,
+    TextRange, WriteBatch,
+};
+
+use crate::error::{Error, Result};
+use crate::options::WriterOptions;
+use crate::published::{Found, Publisher};
+use crate::sync::atomic::Ordering;
+use crate::sync::channel::{self, SendError, Sender, TrySendError};
+use crate::sync::{Arc, thread};
+use crate::ticket::{Ticket, ticket};
+use crate::writer::{Engine, Limits, Request, Shared, run};
+
+/// A store that any number of threads read and write through clones of one handle.
+///
+/// Reads run on the calling thread, take no lock and never wait for a write or a sync: they
+/// see every commit published before they start, and each document either at its old or at
+/// its new version, never in between. Writes are queued (a bounded queue: submitters block
+/// while it is full) to one writer thread, which commits whatever is waiting as one group,
+/// with one write and one `fdatasync`, then publishes it to readers and completes the
+/// [`Ticket`] of every write in it.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = tempfile::tempdir()?;
+/// use store_concurrent::{ConcurrentStore, WriterOptions};
+/// use store_mmap::{DocId, StoreOptions};
+///
+/// let store = ConcurrentStore::create(dir.path(), StoreOptions::default(), WriterOptions::default())?;
+/// let id = DocId::from_key("notes/today.md");
+/// let writer = store.clone();
+/// std::thread::spawn(move || writer.put(id, "committed from another thread")?.wait())
+///     .join()
+///     .unwrap()?;
+/// assert_eq!(store.get(id)?.unwrap().text().as_str(), "committed from another thread");
+/// store.close()?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Dropping the last clone closes the store like [`ConcurrentStore::close`] does, without
+/// reporting errors: every write whose ticket was completed with `Ok` is durable, and
+/// every write still queued is committed first.
+#[derive(Clone)]
+pub struct ConcurrentStore {
+    inner: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    /// Declared before `_writer`: dropping the sender is what lets the writer thread end,
+    /// and `_writer` joins it on drop.
+    sender: Sender<Request>,
+    _writer: WriterThread,
+    dir: PathBuf,
+    max_document_bytes: u64,
+    max_commit_bytes: u64,
+    queue_capacity: usize,
+    recovery: RecoveryReport,
+}
+
+struct WriterThread(Option<thread::JoinHandle<()>>);
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            // The thread catches its own panics; a join error cannot carry anything new.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if !self.shared.closed.load(Ordering::Acquire) {
+            // Queued behind every write already sent, so all of them commit first.
+            let (done, _ticket) = ticket();
+            let _ = self.sender.send(Request::Close { done });
+        }
+    }
+}
+
+/// Whether a submission may block on a full queue.
+#[derive(Clone, Copy)]
+enum Block {
+    Yes,
+    No,
+}
+
+impl ConcurrentStore {
+    /// Creates a store in `dir` (see [`Store::create`]) and starts its writer thread.
+    pub fn create(
+        dir: impl AsRef<Path>,
+        options: StoreOptions,
+        writer: WriterOptions,
+    ) -> Result<ConcurrentStore> {
+        writer.check()?;
+        ConcurrentStore::from_store(Store::create(dir, options)?, writer)
+    }
+
+    /// Opens a store (see [`Store::open`]) and starts its writer thread.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        options: StoreOptions,
+        writer: WriterOptions,
+    ) -> Result<ConcurrentStore> {
+        writer.check()?;
+        ConcurrentStore::from_store(Store::open(dir, options)?, writer)
+    }
+
+    /// Opens the store in `dir`, creating it when `dir` is absent or empty.
+    pub fn open_or_create(
+        dir: impl AsRef<Path>,
+        options: StoreOptions,
+        writer: WriterOptions,
+    ) -> Result<ConcurrentStore> {
+        writer.check()?;
+        ConcurrentStore::from_store(Store::open_or_create(dir, options)?, writer)
+    }
+
+    /// Hands an open store to a new writer thread.
+    pub fn from_store(store: Store, writer: WriterOptions) -> Result<ConcurrentStore> {
+        writer.check()?;
+        let dir = store.dir().to_path_buf();
+        let max_document_bytes = store.max_document_bytes();
+        let recovery = store.recovery().clone();
+        let segments = store.segment_ids().map(|id| {
+            let map = store.segment_map(id).expect("listed segments exist");
+            (
+                id,
+                map,
+                store.segment_end(id).expect("listed segments exist"),
+            )
+        });
+        let documents: Vec<_> = store
+            .ids()
+            .map(|id| (id, store.location(id).expect("listed documents exist")))
+            .collect();
+        let publisher = Publisher::new(segments, documents.into_iter(), store.last_seq());
+        // A group must fit in one segment.
+        let limits = Limits {
+            max_docs: writer.max_batch_docs,
+            max_bytes: writer.max_batch_bytes.min(store.max_commit_bytes()),
+            max_delay: writer.max_delay,
+        };
+        ConcurrentStore::start(
+            store,
+            publisher,
+            limits,
+            writer.queue_capacity,
+            dir,
+            max_document_bytes,
+            recovery,
+        )
+    }
+
+    fn start<E: Engine>(
+        engine: E,
+        publisher: Publisher<SegmentMap>,
+        limits: Limits,
+        queue_capacity: usize,
+        dir: PathBuf,
+        max_document_bytes: u64,
+        recovery: RecoveryReport,
+    ) -> Result<ConcurrentStore> {
+        let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
+        let (sender, receiver) = channel::bounded(queue_capacity);
+        let max_commit_bytes = engine.max_commit_bytes();
+        let thread_shared = Arc::clone(&shared);
+        let thread = thread::Builder::new()
+            .name("textstore-writer".to_owned())
+            .spawn(move || run(engine, publisher, thread_shared, receiver, limits))
+            .map_err(|err| {
+                Error::Store(store_mmap::Error::Io {
+                    op: "spawn the writer thread for",
+                    path: dir.clone(),
+                    source: Arc::new(err),
+                })
+            })?;
+        Ok(ConcurrentStore {
+            inner: Arc::new(Handle {
+                shared,
+                sender,
+                _writer: WriterThread(Some(thread)),
+                dir,
+                max_document_bytes,
+                max_commit_bytes,
+                queue_capacity,
+                recovery,
+            }),
+        })
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// What the open found and repaired.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    /// Sequence number of the latest published commit.
+    pub fn last_seq(&self) -> u64 {
+        self.inner.shared.published.last_seq()
+    }
+
+    /// Number of live documents as of the latest published commit.
+    pub fn len(&self) -> u64 {
+        self.inner.shared.published.live_docs()
+    }
+
+    /// Heap bytes of the readers' location table (24 bytes a slot, at most three quarters
+    /// of the slots in use).
+    pub fn table_memory_bytes(&self) -> usize {
+        self.inner.shared.published.table_memory_bytes()
+    }
+
+    /// True when no document is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    // ----- reads -------------------------------------------------------------------------
+
+    /// The latest committed version of the document, or `None`. Zero-copy, lock-free.
+    pub fn get(&self, id: DocId) -> Result<Option<Doc>> {
+        self.check_open()?;
+        match self
+            .inner
+            .shared
+            .published
+            .read(id, |segment, offset, end| segment.read_doc(end, id, offset))
+        {
+            Found::Absent => Ok(None),
+            Found::Read(doc) => Ok(Some(doc?)),
+            Found::MissingSegment(position) => Err(Error::Store(store_mmap::Error::Corrupt {
+                path: self.inner.dir.clone(),
+                offset: u64::from(position.offset),
+                what: format!(
+                    "document {id} is published in segment {}, which the handle does not map",
+                    position.segment
+                ),
+            })),
+        }
+    }
+
+    /// Whether the document exists.
+    pub fn contains(&self, id: DocId) -> Result<bool> {
+        self.check_open()?;
+        Ok(matches!(
+            self.inner.shared.published.read(id, |_, _, _| ()),
+            Found::Read(())
+        ))
+    }
+
+    /// The part of the document that `range` names, sharing the mapped memory.
+    pub fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
+        let doc = self.get(id)?.ok_or(store_mmap::Error::NotFound { id })?;
+        let bytes = range
+            .resolve(&doc)
+            .map_err(|source| store_mmap::Error::Range { id, source })?;
+        Ok(doc.text().slice(bytes))
+    }
+
+    /// Copies the latest version into `buf` (cleared first); returns whether it exists.
+    pub fn read_into(&self, id: DocId, buf: &mut String) -> Result<bool> {
+        DocRead::read_into(self, id, buf)
+    }
+
+    /// The ids of the live documents as of now, in no particular order.
+    pub fn ids(&self) -> Result<Vec<DocId>> {
+        self.check_open()?;
+        Ok(self.inner.shared.published.ids())
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    // ----- writes ------------------------------------------------------------------------
+
+    /// Queues a put, blocking while the queue is full. The ticket yields the write's
+    /// sequence number once it is committed (durable under `Durability::Sync`).
+    pub fn put(&self, id: DocId, text: impl Into<String>) -> Result<Ticket<u64>> {
+        self.submit_put(id, text.into(), Block::Yes)
+    }
+
+    /// Like [`ConcurrentStore::put`], but fails with [`Error::QueueFull`] instead of
+    /// blocking.
+    pub fn try_put(&self, id: DocId, text: impl Into<String>) -> Result<Ticket<u64>> {
+        self.submit_put(id, text.into(), Block::No)
+    }
+
+    /// Queues a batch that commits atomically. The ticket yields the sequence number of its
+    /// last record.
+    pub fn put_batch(&self, batch: WriteBatch) -> Result<Ticket<u64>> {
+        self.submit_batch(batch, Block::Yes)
+    }
+
+    /// Like [`ConcurrentStore::put_batch`], but fails with [`Error::QueueFull`] instead of
+    /// blocking.
+    pub fn try_put_batch(&self, batch: WriteBatch) -> Result<Ticket<u64>> {
+        self.submit_batch(batch, Block::No)
+    }
+
+    /// Queues a delete. The ticket yields the tombstone's sequence number, or `None` when
+    /// the document did not exist (then nothing is written).
+    pub fn delete(&self, id: DocId) -> Result<Ticket<Option<u64>>> {
+        self.submit_delete(id, Block::Yes)
+    }
+
+    /// Like [`ConcurrentStore::delete`], but fails with [`Error::QueueFull`] instead of
+    /// blocking.
+    pub fn try_delete(&self, id: DocId) -> Result<Ticket<Option<u64>>> {
+        self.submit_delete(id, Block::No)
+    }
+
+    /// Waits until every write queued before this call is durable, syncing if the store's
+    /// durability setting does not already.
+    pub fn sync(&self) -> Result<()> {
+        let (done, ticket) = ticket();
+        self.send(Request::Sync { done }, Block::Yes)?;
+        ticket.wait()
+    }
+
+    /// Writes the index checkpoint after every write queued before this call, bounding the
+    /// replay after a crash (see [`Store::checkpoint`]).
+    pub fn checkpoint(&self) -> Result<()> {
+        let (done, ticket) = ticket();
+        self.send(Request::Checkpoint { done }, Block::Yes)?;
+        ticket.wait()
+    }
+
+    /// Commits every write queued before this call, syncs, writes the index checkpoint and
+    /// releases the store's lock. Returns the first error of the store's life (a failed
+    /// commit), if any. Afterwards every call on every clone fails with [`Error::Closed`].
+    pub fn close(&self) -> Result<()> {
+        let (done, ticket) = ticket();
+        self.send(Request::Close { done }, Block::Yes)?;
+        ticket.wait()
+    }
+
+    fn submit_put(&self, id: DocId, text: String, block: Block) -> Result<Ticket<u64>> {
+        self.check_op(BatchOp::Put { id, text: &text })?;
+        let (done, ticket) = ticket();
+        self.send(Request::Put { id, text, done }, block)?;
+        Ok(ticket)
+    }
+
+    fn submit_batch(&self, batch: WriteBatch, block: Block) -> Result<Ticket<u64>> {
+        for op in batch.iter() {
+            self.check_op(op)?;
+        }
+        let len = batch.encoded_len();
+        if len > self.inner.max_commit_bytes {
+            return Err(Error::Store(store_mmap::Error::BatchTooLarge {
+                len,
+                capacity: self.inner.max_commit_bytes,
+            }));
+        }
+        let (done, ticket) = ticket();
+        self.send(Request::Batch { batch, done }, block)?;
+        Ok(ticket)
+    }
+
+    fn submit_delete(&self, id: DocId, block: Block) -> Result<Ticket<Option<u64>>> {
+        let (done, ticket) = ticket();
+        self.send(Request::Delete { id, done }, block)?;
+        Ok(ticket)
+    }
+
+    /// Rejects what the engine would reject, before it takes a place in the queue.
+    fn check_op(&self, op: BatchOp<'_>) -> Result<()> {
+        if let BatchOp::Put { id, text } = op
+            && text.len() as u64 > self.inner.max_document_bytes
+        {
+            return Err(Error::Store(store_mmap::Error::DocumentTooLarge {
+                id,
+                len: text.len() as u64,
+                limit: self.inner.max_document_bytes,
+            }));
+        }
+        Ok(())
+    }
+
+    fn send(&self, request: Request, block: Block) -> Result<()> {
+        if self.inner.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if let Some(poisoned) = self.inner.shared.poisoned() {
+            return Err(poisoned);
+        }
+        let sent = match block {
+            Block::Yes => self
+                .inner
+                .sender
+                .send(request)
+                .map_err(|SendError(r)| (r, Error::Closed)),
+            Block::No => self
+                .inner
+                .sender
+                .try_send(request)
+                .map_err(|err| match err {
+                    TrySendError::Full(r) => (
+                        r,
+                        Error::QueueFull {
+                            capacity: self.inner.queue_capacity,
+                        },
+                    ),
+                    TrySendError::Disconnected(r) => (r, Error::Closed),
+                }),
+        };
+        // The request never reached the writer; dropping it completes its unread ticket.
+        sent.map_err(|(_request, error)| error)
+    }
+}
+
+impl DocRead for ConcurrentStore {
+    type Error = Error;
+
+    fn get(&self, id: DocId) -> Result<Option<Doc>> {
+        ConcurrentStore::get(self, id)
+    }
+
+    fn meta(&self, id: DocId) -> Result<Option<DocMeta>> {
+        Ok(self.get(id)?.map(|doc| DocMeta {
+            seq: doc.seq(),
+            text_len: doc.len() as u64,
+        }))
+    }
+
+    fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
+        ConcurrentStore::extract(self, id, range)
+    }
+}

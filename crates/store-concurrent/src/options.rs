@@ -1,0 +1,80 @@
+//! How the writer thread queues and groups writes.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Settings of the write queue and of group commit.
+///
+/// A group commit takes every request that is waiting when the writer thread becomes free,
+/// up to `max_batch_docs` operations and `max_batch_bytes` of encoded records, and writes
+/// them with one `pwrite` and one `fdatasync`. While one commit syncs, the next group
+/// gathers, so the group size follows the load without any waiting. `max_delay` makes the
+/// writer wait up to that long for more requests before it commits a group that is not yet
+/// full; it trades latency for fewer syncs when writers are few and slow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriterOptions {
+    /// Requests that may wait in the queue; a submitter blocks (or a `try_` call fails with
+    /// [`Error::QueueFull`]) while it is full. Default 1024.
+    pub queue_capacity: usize,
+    /// Most operations in one group commit. Default 4096.
+    pub max_batch_docs: usize,
+    /// Most encoded bytes in one group commit; a single larger request commits alone.
+    /// Default 16 MiB.
+    pub max_batch_bytes: u64,
+    /// Longest the writer waits for more requests before committing. Default zero.
+    pub max_delay: Duration,
+}
+
+impl Default for WriterOptions {
+    fn default() -> WriterOptions {
+        WriterOptions {
+            queue_capacity: 1024,
+            max_batch_docs: 4096,
+            max_batch_bytes: 16 << 20,
+            max_delay: Duration::ZERO,
+        }
+    }
+}
+
+impl WriterOptions {
+    /// Sets [`WriterOptions::queue_capacity`].
+    pub fn queue_capacity(mut self, requests: usize) -> WriterOptions {
+        self.queue_capacity = requests;
+        self
+    }
+
+    /// Sets [`WriterOptions::max_batch_docs`].
+    pub fn max_batch_docs(mut self, docs: usize) -> WriterOptions {
+        self.max_batch_docs = docs;
+        self
+    }
+
+    /// Sets [`WriterOptions::max_batch_bytes`].
+    pub fn max_batch_bytes(mut self, bytes: u64) -> WriterOptions {
+        self.max_batch_bytes = bytes;
+        self
+    }
+
+    /// Sets [`WriterOptions::max_delay`].
+    pub fn max_delay(mut self, delay: Duration) -> WriterOptions {
+        self.max_delay = delay;
+        self
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        let reason = if self.queue_capacity == 0 {
+            "queue_capacity must be at least 1"
+        } else if self.max_batch_docs == 0 {
+            "max_batch_docs must be at least 1"
+        } else if self.max_batch_bytes == 0 {
+            "max_batch_bytes must be at least 1"
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidOptions {
+            reason: reason.to_owned(),
+        })
+    }
+}

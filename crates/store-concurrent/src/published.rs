@@ -1,0 +1,255 @@
+//! The state readers see, and the order in which the writer publishes it.
+//!
+//! Readers find a document in three steps: the segment list, the location table, then the
+//! record's bytes in that segment's mapping, bounded by the segment's published end. The
+//! writer thread publishes a commit in the opposite order:
+//!
+//! 1. the record bytes are written (and synced) by the engine;
+//! 2. a segment the commit rolled to is added to the segment list (an [`AtomicArc`] store);
+//! 3. the segment's end moves past the commit (`Release`);
+//! 4. the location table points the commit's ids at their records (`Release`, see
+//!    [`crate::table`]);
+//! 5. `last_seq` and the document count move (`Release` / `Relaxed`).
+//!
+//! A reader that finds a position in step 4 acquired everything before it, so the end it
+//! loads covers the record and the bytes are complete: a reader never sees an entry before
+//! its bytes. A reader loads the segment list *before* the table. A position it finds names
+//! either a segment in that list, or a segment added after the list was loaded, in which
+//! case one reload finds it. Retiring a segment (compaction) happens only after no table
+//! entry points into it; a reader that loaded the list before the retirement still holds the
+//! segment through the list, so its mapping stays alive for as long as the read needs it.
+//!
+//! `docs/CONCURRENCY.md` gives the whole protocol; `loom_models` checks it.
+
+use store_mmap::{DocId, Position};
+
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicArc};
+use crate::table::LocationTable;
+
+/// One segment as readers see it: the engine's view of it plus how far it is committed.
+pub(crate) struct SegmentSlot<S> {
+    id: u32,
+    segment: S,
+    /// Every record that starts below this offset is complete.
+    end: AtomicU32,
+}
+
+/// The segments readers may reach, sorted by id. Replaced whole when one is added or retired.
+pub(crate) struct SegmentList<S> {
+    slots: Vec<Arc<SegmentSlot<S>>>,
+}
+
+impl<S> SegmentList<S> {
+    fn find(&self, id: u32) -> Option<&Arc<SegmentSlot<S>>> {
+        self.slots
+            .binary_search_by_key(&id, |slot| slot.id)
+            .ok()
+            .map(|i| &self.slots[i])
+    }
+}
+
+/// What a reader's lookup found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Found<R> {
+    /// No such document, or it is deleted.
+    Absent,
+    /// What the read callback returned.
+    Read(R),
+    /// The table names a segment that the segment list does not hold: a broken invariant,
+    /// reported instead of a panic.
+    MissingSegment(Position),
+}
+
+/// State shared by the writer thread and every reader.
+pub(crate) struct Published<S> {
+    segments: AtomicArc<SegmentList<S>>,
+    table: AtomicArc<LocationTable>,
+    last_seq: AtomicU64,
+    live_docs: AtomicU64,
+}
+
+impl<S> Published<S> {
+    /// Looks `id` up and, if it is live, calls `read(segment, offset, end)` while the segment
+    /// is held. `end` bounds every byte the read may touch.
+    pub(crate) fn read<R>(&self, id: DocId, read: impl FnOnce(&S, u32, u32) -> R) -> Found<R> {
+        // The list first, then the table: see the module documentation.
+        let segments = self.segments.load();
+        let Some(position) = self.table.load().get(id) else {
+            return Found::Absent;
+        };
+        let read_in = |slot: &SegmentSlot<S>| {
+            // Relaxed: the table's acquire above already ordered the store of an end that
+            // covers the record before this load (step 3 before step 4), and coherence
+            // forbids reading an older end than one that happens before.
+            let end = slot.end.load(Ordering::Relaxed);
+            Found::Read(read(&slot.segment, position.offset, end))
+        };
+        if let Some(slot) = segments.find(position.segment) {
+            return read_in(slot);
+        }
+        // The commit that wrote the record rolled to a segment added after our load.
+        match self.segments.load().find(position.segment) {
+            Some(slot) => read_in(slot),
+            None => Found::MissingSegment(position),
+        }
+    }
+
+    /// Sequence number of the latest published commit.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Number of live documents as of the latest published commit.
+    pub(crate) fn live_docs(&self) -> u64 {
+        self.live_docs.load(Ordering::Relaxed)
+    }
+
+    /// Heap bytes of the current location table.
+    pub(crate) fn table_memory_bytes(&self) -> usize {
+        self.table.load().memory_bytes()
+    }
+
+    /// The live documents as published so far.
+    pub(crate) fn ids(&self) -> Vec<DocId> {
+        self.table.load().entries().map(|(id, _)| id).collect()
+    }
+}
+
+/// The writer thread's side of [`Published`]: the only code that stores into it.
+pub(crate) struct Publisher<S> {
+    shared: Arc<Published<S>>,
+    /// Claimed slots (live or deleted) of the current table.
+    claimed: usize,
+    live: usize,
+}
+
+impl<S> Publisher<S> {
+    /// Publishes a first state: `segments` (id, segment, end) in ascending id order, and
+    /// the positions of the live documents.
+    pub(crate) fn new(
+        segments: impl IntoIterator<Item = (u32, S, u32)>,
+        documents: impl ExactSizeIterator<Item = (DocId, Position)>,
+        last_seq: u64,
+    ) -> Publisher<S> {
+        let slots: Vec<_> = segments
+            .into_iter()
+            .map(|(id, segment, end)| {
+                Arc::new(SegmentSlot {
+                    id,
+                    segment,
+                    end: AtomicU32::new(end),
+                })
+            })
+            .collect();
+        debug_assert!(slots.windows(2).all(|w| w[0].id < w[1].id));
+        let table = LocationTable::for_docs(documents.len());
+        let mut live = 0;
+        for (id, position) in documents {
+            live += usize::from(table.set(id, Some(position)).claimed);
+        }
+        let shared = Arc::new(Published {
+            segments: AtomicArc::new(Arc::new(SegmentList { slots })),
+            table: AtomicArc::new(Arc::new(table)),
+            last_seq: AtomicU64::new(last_seq),
+            live_docs: AtomicU64::new(live as u64),
+        });
+        Publisher {
+            shared,
+            claimed: live,
+            live,
+        }
+    }
+
+    /// The state to hand to readers.
+    pub(crate) fn shared(&self) -> &Arc<Published<S>> {
+        &self.shared
+    }
+
+    /// Step 2: makes a new segment reachable. Its id is above every id in the list.
+    pub(crate) fn add_segment(&self, id: u32, segment: S, end: u32) {
+        let current = self.shared.segments.load();
+        debug_assert!(current.slots.last().is_none_or(|last| last.id < id));
+        let mut slots = current.slots.clone();
+        slots.push(Arc::new(SegmentSlot {
+            id,
+            segment,
+            end: AtomicU32::new(end),
+        }));
+        self.shared.segments.store(Arc::new(SegmentList { slots }));
+    }
+
+    /// Removes a segment no table entry points into any more. Readers that loaded the list
+    /// before keep it alive until they drop their guard; the segment is dropped after that.
+    #[cfg_attr(
+        not(textstore_loom),
+        expect(
+            dead_code,
+            reason = "compaction retires segments; the loom models check it"
+        )
+    )]
+    pub(crate) fn retire_segment(&self, id: u32) {
+        let current = self.shared.segments.load();
+        let slots = current
+            .slots
+            .iter()
+            .filter(|slot| slot.id != id)
+            .cloned()
+            .collect();
+        self.shared.segments.store(Arc::new(SegmentList { slots }));
+    }
+
+    /// Whether the list holds segment `id`.
+    pub(crate) fn has_segment(&self, id: u32) -> bool {
+        self.shared.segments.load().find(id).is_some()
+    }
+
+    /// Step 3: the records of segment `id` below `end` are complete.
+    pub(crate) fn set_end(&self, id: u32, end: u32) {
+        let segments = self.shared.segments.load();
+        let slot = segments
+            .find(id)
+            .expect("the writer publishes ends only of segments it added");
+        debug_assert!(slot.end.load(Ordering::Relaxed) <= end);
+        slot.end.store(end, Ordering::Release);
+    }
+
+    /// Step 4: `id` now lives at `position`, or is deleted (`None`).
+    pub(crate) fn set(&mut self, id: DocId, position: Option<Position>) {
+        let table = self.shared.table.load();
+        let table = if self.claimed >= table.claim_limit() && position.is_some() {
+            self.rebuild(&table)
+        } else {
+            Arc::clone(&table)
+        };
+        let outcome = table.set(id, position);
+        self.claimed += usize::from(outcome.claimed);
+        match (outcome.was_live, position.is_some()) {
+            (false, true) => self.live += 1,
+            (true, false) => self.live -= 1,
+            _ => {}
+        }
+    }
+
+    /// Copies the live entries into a table with room for twice as many and swaps it in.
+    /// Readers keep using the old table until their next lookup; it holds the same or
+    /// older positions, all of which are valid.
+    fn rebuild(&mut self, old: &LocationTable) -> Arc<LocationTable> {
+        let table = LocationTable::for_docs((self.live + 1).max(old.claim_limit() / 2));
+        for (id, position) in old.entries() {
+            table.set(id, Some(position));
+        }
+        self.claimed = self.live;
+        let table = Arc::new(table);
+        self.shared.table.store(Arc::clone(&table));
+        table
+    }
+
+    /// Step 5: everything up to `last_seq` is published.
+    pub(crate) fn finish(&self, last_seq: u64) {
+        self.shared
+            .live_docs
+            .store(self.live as u64, Ordering::Relaxed);
+        self.shared.last_seq.store(last_seq, Ordering::Release);
+    }
+}

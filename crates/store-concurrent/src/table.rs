@@ -1,0 +1,272 @@
+//! The location table: document id → position of its latest record, written by one thread
+//! and read by any number of threads without locks.
+//!
+//! Open addressing with linear probing over slots of three atomics. A slot is claimed for a
+//! key once and keeps that key for the life of the table; deleting a document stores
+//! [`DELETED`] in its slot, so probes for other keys continue past it. A table that fills
+//! up is rebuilt at a larger size by the writer and swapped in whole (see
+//! `published::Publisher`), which is also when deleted slots are dropped.
+//!
+//! Protocol (the writer is the only thread that stores):
+//! - claiming a slot stores the key halves with `Relaxed`, then the value with `Release`;
+//! - updating or deleting stores the value with `Release`;
+//! - a reader loads the value with `Acquire` and, if it is not [`EMPTY`], the key halves with
+//!   `Relaxed`. The acquire pairs with the release that stored the value, so the key stores,
+//!   and everything the writer did before (writing the record's bytes, publishing the
+//!   segment's end) are visible to the reader.
+
+use store_mmap::{DocId, Position};
+
+use crate::sync::atomic::{AtomicU64, Ordering};
+
+/// Slot value of a slot that was never claimed. A probe that reaches one stops.
+const EMPTY: u64 = 0;
+/// Slot value of a deleted document.
+const DELETED: u64 = 1;
+/// Smallest table.
+const MIN_SLOTS: usize = 16;
+
+struct Slot {
+    key_lo: AtomicU64,
+    key_hi: AtomicU64,
+    value: AtomicU64,
+}
+
+/// What a reader finds for an id.
+pub(crate) type Lookup = Option<Position>;
+
+/// The hasher: seeded at random per table in production, so that chosen ids cannot make
+/// every probe collide; fixed under loom, which replays each execution and needs the same
+/// probe sequence every time.
+#[cfg(not(textstore_loom))]
+type Hasher = foldhash::fast::RandomState;
+#[cfg(textstore_loom)]
+type Hasher = foldhash::fast::FixedState;
+
+/// A fixed-size table; see the module documentation for its protocol.
+pub(crate) struct LocationTable {
+    slots: Box<[Slot]>,
+    mask: usize,
+    hasher: Hasher,
+}
+
+/// What [`LocationTable::set`] did, for the writer's bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SetOutcome {
+    /// A never-used slot was claimed.
+    pub(crate) claimed: bool,
+    /// The document was live before.
+    pub(crate) was_live: bool,
+}
+
+impl LocationTable {
+    /// A table that holds `docs` documents at most half full.
+    pub(crate) fn for_docs(docs: usize) -> LocationTable {
+        let len = docs.saturating_mul(2).next_power_of_two().max(MIN_SLOTS);
+        let slots = (0..len)
+            .map(|_| Slot {
+                key_lo: AtomicU64::new(0),
+                key_hi: AtomicU64::new(0),
+                value: AtomicU64::new(EMPTY),
+            })
+            .collect();
+        LocationTable {
+            slots,
+            mask: len - 1,
+            hasher: Hasher::default(),
+        }
+    }
+
+    /// Number of slots.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// How many claimed slots (live or deleted) the table takes before the writer rebuilds
+    /// it: three quarters, which keeps probe sequences short.
+    pub(crate) fn claim_limit(&self) -> usize {
+        self.slots.len() / 4 * 3
+    }
+
+    /// Heap bytes of the slots.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.slots.len() * size_of::<Slot>()
+    }
+
+    fn home(&self, id: DocId) -> usize {
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one(id.as_u128()) as usize) & self.mask
+    }
+
+    /// Where the latest record of `id` is, as published so far. Any thread.
+    pub(crate) fn get(&self, id: DocId) -> Lookup {
+        let (lo, hi) = split(id);
+        let mut i = self.home(id);
+        // The writer keeps at least a quarter of the slots empty, so the probe ends.
+        loop {
+            let slot = &self.slots[i];
+            let value = slot.value.load(Ordering::Acquire);
+            if value == EMPTY {
+                return None;
+            }
+            if slot.key_lo.load(Ordering::Relaxed) == lo
+                && slot.key_hi.load(Ordering::Relaxed) == hi
+            {
+                return decode(value);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Publishes the latest position of `id`, or its deletion. Only the writer thread calls
+    /// this, and only while the table has a free slot beyond [`Self::claim_limit`] or the
+    /// key is already present.
+    pub(crate) fn set(&self, id: DocId, position: Option<Position>) -> SetOutcome {
+        let (lo, hi) = split(id);
+        let value = position.map_or(DELETED, encode);
+        let mut i = self.home(id);
+        loop {
+            let slot = &self.slots[i];
+            // Relaxed: this thread is the only one that stores, so it reads its own stores.
+            let current = slot.value.load(Ordering::Relaxed);
+            if current == EMPTY {
+                if position.is_none() {
+                    return SetOutcome {
+                        claimed: false,
+                        was_live: false,
+                    };
+                }
+                slot.key_lo.store(lo, Ordering::Relaxed);
+                slot.key_hi.store(hi, Ordering::Relaxed);
+                slot.value.store(value, Ordering::Release);
+                return SetOutcome {
+                    claimed: true,
+                    was_live: false,
+                };
+            }
+            if slot.key_lo.load(Ordering::Relaxed) == lo
+                && slot.key_hi.load(Ordering::Relaxed) == hi
+            {
+                slot.value.store(value, Ordering::Release);
+                return SetOutcome {
+                    claimed: false,
+                    was_live: current != DELETED,
+                };
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Every live document and its position, in slot order. Any thread; a concurrent
+    /// writer's changes may or may not be seen.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (DocId, Position)> + '_ {
+        self.slots.iter().filter_map(|slot| {
+            let position = decode(slot.value.load(Ordering::Acquire))?;
+            let lo = slot.key_lo.load(Ordering::Relaxed);
+            let hi = slot.key_hi.load(Ordering::Relaxed);
+            Some((
+                DocId::from_u128(u128::from(hi) << 64 | u128::from(lo)),
+                position,
+            ))
+        })
+    }
+}
+
+fn split(id: DocId) -> (u64, u64) {
+    let raw = id.as_u128();
+    (raw as u64, (raw >> 64) as u64)
+}
+
+fn encode(position: Position) -> u64 {
+    let value = u64::from(position.segment) << 32 | u64::from(position.offset);
+    // Records start past the segment header, so a real position never collides with the
+    // two reserved values.
+    debug_assert!(
+        value > DELETED,
+        "position {position:?} collides with a marker"
+    );
+    value
+}
+
+fn decode(value: u64) -> Option<Position> {
+    (value > DELETED).then_some(Position {
+        segment: (value >> 32) as u32,
+        offset: value as u32,
+    })
+}
+
+#[cfg(all(test, not(textstore_loom)))]
+mod tests {
+    use super::*;
+
+    fn at(segment: u32, offset: u32) -> Option<Position> {
+        Some(Position { segment, offset })
+    }
+
+    #[test]
+    fn set_get_delete_and_reinsert() {
+        let table = LocationTable::for_docs(4);
+        let a = DocId::from_u128(7);
+        let b = DocId::from_u128(7 << 64);
+        assert_eq!(table.get(a), None);
+        assert!(table.set(a, at(1, 64)).claimed);
+        assert_eq!(table.get(a), at(1, 64));
+        // Same low half, other high half: a different key.
+        assert_eq!(table.get(b), None);
+        let outcome = table.set(a, at(2, 128));
+        assert_eq!((outcome.claimed, outcome.was_live), (false, true));
+        assert_eq!(table.get(a), at(2, 128));
+        let outcome = table.set(a, None);
+        assert_eq!((outcome.claimed, outcome.was_live), (false, true));
+        assert_eq!(table.get(a), None);
+        assert!(!table.set(a, None).was_live);
+        // Deleting an id the table never saw claims nothing.
+        assert!(!table.set(b, None).claimed);
+        assert!(!table.set(a, at(3, 64)).claimed);
+        assert_eq!(table.get(a), at(3, 64));
+        assert_eq!(
+            table.entries().collect::<Vec<_>>(),
+            vec![(
+                a,
+                Position {
+                    segment: 3,
+                    offset: 64
+                }
+            )]
+        );
+    }
+
+    #[test]
+    fn colliding_keys_probe_past_each_other_and_past_deletions() {
+        let table = LocationTable::for_docs(8);
+        let ids: Vec<DocId> = (0..table.claim_limit() as u128)
+            .map(|i| DocId::from_u128(i * 977 + 1))
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            table.set(*id, at(1, 64 + 8 * i as u32));
+        }
+        for id in ids.iter().step_by(2) {
+            table.set(*id, None);
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let expected = if i % 2 == 0 {
+                None
+            } else {
+                at(1, 64 + 8 * i as u32)
+            };
+            assert_eq!(table.get(*id), expected, "id {id}");
+        }
+        assert_eq!(table.entries().count(), ids.len() / 2);
+        assert_eq!(table.get(DocId::from_u128(u128::MAX)), None);
+    }
+
+    #[test]
+    fn sizes_for_the_requested_documents() {
+        assert_eq!(LocationTable::for_docs(0).capacity(), MIN_SLOTS);
+        let table = LocationTable::for_docs(1000);
+        assert_eq!(table.capacity(), 2048);
+        assert!(table.claim_limit() >= 1000);
+        assert_eq!(table.memory_bytes(), 2048 * 24);
+    }
+}

@@ -1,0 +1,148 @@
+//! The handshake between a submitter and the writer thread: a [`Ticket`] the submitter waits
+//! on, and a `Completer` that travels with the request.
+//!
+//! Every ticket is completed exactly once: `Completer::complete` consumes the completer, and
+//! a completer dropped without completing (the writer stopped, the queue was discarded at
+//! shutdown) completes its ticket with [`Error::Closed`]. A ticket may be dropped unread;
+//! the write it stands for goes ahead.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use crate::error::{Error, Result};
+use crate::sync::{Arc, Condvar, Mutex, lock};
+
+struct Slot<T> {
+    state: Mutex<State<T>>,
+    ready: Condvar,
+}
+
+struct State<T> {
+    result: Option<Result<T>>,
+    /// Set once the result is in, so that a taken result is not mistaken for a pending one.
+    completed: bool,
+    /// A thread is blocked in [`Ticket::wait`]; only then does completing pay for a wake-up.
+    sleeping: bool,
+    /// The task that last polled the ticket as a future.
+    waker: Option<Waker>,
+}
+
+/// The outcome of a submitted write, delivered when its group commit is durable (or failed).
+///
+/// Wait for it with [`Ticket::wait`], or `.await` it. Dropping it does not cancel the write.
+#[must_use = "a ticket says whether the write committed; drop it explicitly to ignore that"]
+pub struct Ticket<T> {
+    slot: Arc<Slot<T>>,
+}
+
+/// The writer's end of a ticket.
+pub(crate) struct Completer<T> {
+    slot: Option<Arc<Slot<T>>>,
+}
+
+/// A connected completer and ticket.
+pub(crate) fn ticket<T>() -> (Completer<T>, Ticket<T>) {
+    let slot = Arc::new(Slot {
+        state: Mutex::new(State {
+            result: None,
+            completed: false,
+            sleeping: false,
+            waker: None,
+        }),
+        ready: Condvar::new(),
+    });
+    (
+        Completer {
+            slot: Some(Arc::clone(&slot)),
+        },
+        Ticket { slot },
+    )
+}
+
+impl<T> Completer<T> {
+    /// Delivers the result to the ticket.
+    pub(crate) fn complete(mut self, result: Result<T>) {
+        if let Some(slot) = self.slot.take() {
+            deliver(&slot, result);
+        }
+    }
+}
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            deliver(&slot, Err(Error::Closed));
+        }
+    }
+}
+
+fn deliver<T>(slot: &Slot<T>, result: Result<T>) {
+    let (sleeping, waker) = {
+        let mut state = lock(&slot.state);
+        assert!(!state.completed, "a ticket is completed exactly once");
+        state.completed = true;
+        state.result = Some(result);
+        (state.sleeping, state.waker.take())
+    };
+    if sleeping {
+        slot.ready.notify_all();
+    }
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+impl<T> Ticket<T> {
+    /// Blocks until the write has committed (or failed) and returns its outcome.
+    pub fn wait(self) -> Result<T> {
+        let mut state = lock(&self.slot.state);
+        while !state.completed {
+            state.sleeping = true;
+            state = self
+                .slot
+                .ready
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        state
+            .result
+            .take()
+            .expect("a completed ticket holds its result until it is taken")
+    }
+
+    /// Whether the outcome is in: [`Ticket::wait`] would not block.
+    pub fn is_ready(&self) -> bool {
+        lock(&self.slot.state).completed
+    }
+}
+
+/// Awaiting a ticket parks the task, not the thread; the writer thread wakes it.
+impl<T> Future for Ticket<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let mut state = lock(&self.slot.state);
+        if state.completed {
+            return Poll::Ready(
+                state
+                    .result
+                    .take()
+                    .expect("a ticket future is not polled after it returned Ready"),
+            );
+        }
+        match &mut state.waker {
+            Some(waker) => waker.clone_from(cx.waker()),
+            None => state.waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> std::fmt::Debug for Ticket<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket")
+            .field("ready", &self.is_ready())
+            .finish()
+    }
+}

@@ -1,0 +1,419 @@
+//! The writer thread: drains the request queue into group commits and publishes them.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use store_mmap::{BatchOp, DocId, Position, SegmentMap, Store, WriteBatch};
+
+use crate::error::Error;
+use crate::published::{Published, Publisher};
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crate::sync::{Arc, Mutex, lock};
+use crate::ticket::Completer;
+
+/// One message on the queue.
+pub(crate) enum Request {
+    Put {
+        id: DocId,
+        text: String,
+        done: Completer<u64>,
+    },
+    Batch {
+        batch: WriteBatch,
+        done: Completer<u64>,
+    },
+    Delete {
+        id: DocId,
+        done: Completer<Option<u64>>,
+    },
+    Sync {
+        done: Completer<()>,
+    },
+    Checkpoint {
+        done: Completer<()>,
+    },
+    Close {
+        done: Completer<()>,
+    },
+}
+
+impl Request {
+    /// Operations and encoded bytes the request adds to a group; `None` for requests that
+    /// are not writes.
+    fn size(&self) -> Option<(usize, u64)> {
+        match self {
+            Request::Put { id, text, .. } => {
+                let op = BatchOp::Put { id: *id, text };
+                Some((1, op.encoded_len()))
+            }
+            Request::Batch { batch, .. } => Some((batch.len(), batch.encoded_len())),
+            Request::Delete { id, .. } => Some((1, BatchOp::Delete { id: *id }.encoded_len())),
+            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => None,
+        }
+    }
+
+    fn push_ops<'a>(&'a self, ops: &mut Vec<BatchOp<'a>>) {
+        match self {
+            Request::Put { id, text, .. } => ops.push(BatchOp::Put { id: *id, text }),
+            Request::Batch { batch, .. } => ops.extend(batch.iter()),
+            Request::Delete { id, .. } => ops.push(BatchOp::Delete { id: *id }),
+            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => {}
+        }
+    }
+
+    /// Completes a write request whose last operation got sequence number `seq`.
+    fn complete(self, seq: u64) {
+        match self {
+            Request::Put { done, .. } | Request::Batch { done, .. } => done.complete(Ok(seq)),
+            Request::Delete { done, .. } => done.complete(Ok(Some(seq))),
+            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => {
+                unreachable!("only writes join a group")
+            }
+        }
+    }
+
+    /// Completes the request with `error`.
+    pub(crate) fn fail(self, error: Error) {
+        match self {
+            Request::Put { done, .. } | Request::Batch { done, .. } => done.complete(Err(error)),
+            Request::Delete { done, .. } => done.complete(Err(error)),
+            Request::Sync { done } | Request::Checkpoint { done } | Request::Close { done } => {
+                done.complete(Err(error));
+            }
+        }
+    }
+}
+
+/// What the writer thread needs of the engine. [`Store`] is the engine; tests wrap it to
+/// inject failures.
+pub(crate) trait Engine: Send + 'static {
+    fn commit_ops<'a>(&mut self, ops: &[BatchOp<'a>]) -> store_mmap::Result<u64>;
+    fn contains(&self, id: DocId) -> bool;
+    fn location(&self, id: DocId) -> Option<Position>;
+    /// The segment receiving writes, and its committed end.
+    fn active_segment(&self) -> (u32, u32);
+    fn segment_map(&self, id: u32) -> Option<SegmentMap>;
+    fn max_commit_bytes(&self) -> u64;
+    fn sync(&mut self) -> store_mmap::Result<()>;
+    fn checkpoint(&mut self) -> store_mmap::Result<()>;
+    fn close(self) -> store_mmap::Result<()>;
+}
+
+impl Engine for Store {
+    fn commit_ops<'a>(&mut self, ops: &[BatchOp<'a>]) -> store_mmap::Result<u64> {
+        Store::commit_ops(self, ops.iter().copied())
+    }
+
+    fn contains(&self, id: DocId) -> bool {
+        Store::contains(self, id)
+    }
+
+    fn location(&self, id: DocId) -> Option<Position> {
+        Store::location(self, id)
+    }
+
+    fn active_segment(&self) -> (u32, u32) {
+        let id = self
+            .segment_ids()
+            .last()
+            .expect("a store always has an active segment");
+        (id, self.segment_end(id).expect("the segment exists"))
+    }
+
+    fn segment_map(&self, id: u32) -> Option<SegmentMap> {
+        Store::segment_map(self, id)
+    }
+
+    fn max_commit_bytes(&self) -> u64 {
+        Store::max_commit_bytes(self)
+    }
+
+    fn sync(&mut self) -> store_mmap::Result<()> {
+        Store::sync(self)
+    }
+
+    fn checkpoint(&mut self) -> store_mmap::Result<()> {
+        Store::checkpoint(self)
+    }
+
+    fn close(self) -> store_mmap::Result<()> {
+        Store::close(self)
+    }
+}
+
+/// State the handle and the writer thread share.
+pub(crate) struct Shared {
+    pub(crate) published: Arc<Published<SegmentMap>>,
+    /// Set once the writer has taken the close request: reads and writes fail from then on.
+    pub(crate) closed: AtomicBool,
+    /// Set when a commit failed; `poison` holds the error.
+    poisoned: AtomicBool,
+    poison: Mutex<Option<store_mmap::Error>>,
+}
+
+impl Shared {
+    pub(crate) fn new(published: Arc<Published<SegmentMap>>) -> Shared {
+        Shared {
+            published,
+            closed: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
+            poison: Mutex::new(None),
+        }
+    }
+
+    /// The error every write gets once a commit has failed.
+    pub(crate) fn poisoned(&self) -> Option<Error> {
+        if !self.poisoned.load(Ordering::Acquire) {
+            return None;
+        }
+        let cause = lock(&self.poison)
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string);
+        Some(Error::Store(store_mmap::Error::Poisoned { cause }))
+    }
+
+    fn poison(&self, error: &store_mmap::Error) {
+        let mut poison = lock(&self.poison);
+        if poison.is_none() {
+            *poison = Some(error.clone());
+        }
+        self.poisoned.store(true, Ordering::Release);
+    }
+}
+
+/// Group limits, resolved against the store's segment size.
+pub(crate) struct Limits {
+    pub(crate) max_docs: usize,
+    pub(crate) max_bytes: u64,
+    pub(crate) max_delay: std::time::Duration,
+}
+
+/// The writer thread's body. Returns when every handle is gone.
+pub(crate) fn run<E: Engine>(
+    engine: E,
+    mut publisher: Publisher<SegmentMap>,
+    shared: Arc<Shared>,
+    requests: Receiver<Request>,
+    limits: Limits,
+) {
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let writer = Writer {
+            engine,
+            publisher: &mut publisher,
+            shared: &shared,
+            limits: &limits,
+            overlay: HashMap::new(),
+        };
+        writer.serve(&requests)
+    }));
+    let leftover = match served {
+        Ok(Some((engine, done))) => {
+            // Taken before the engine closes, so that no read starts on a store that has
+            // released its lock.
+            shared.closed.store(true, Ordering::Release);
+            let closed = engine.close().map_err(Error::Store);
+            done.complete(closed);
+            Error::Closed
+        }
+        Ok(None) => return,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let error = store_mmap::Error::Poisoned {
+                cause: format!("the writer thread panicked: {message}"),
+            };
+            shared.poison(&error);
+            shared.closed.store(true, Ordering::Release);
+            Error::Store(error)
+        }
+    };
+    // Requests that were queued after the close, or after a panic, fail; the thread ends
+    // when the last handle drops the sender.
+    for request in requests.iter() {
+        request.fail(leftover.clone());
+    }
+}
+
+struct Writer<'s, E> {
+    engine: E,
+    publisher: &'s mut Publisher<SegmentMap>,
+    shared: &'s Shared,
+    limits: &'s Limits,
+    /// Whether each id touched by the group being gathered exists once the group commits.
+    overlay: HashMap<DocId, bool>,
+}
+
+impl<E: Engine> Writer<'_, E> {
+    /// Serves requests until a close request (returned with the engine, for the caller to
+    /// close) or until every sender is gone (`None`; the engine is closed here).
+    fn serve(mut self, requests: &Receiver<Request>) -> Option<(E, Completer<()>)> {
+        let mut carried = None;
+        let mut group = Vec::new();
+        loop {
+            let request = match carried.take() {
+                Some(request) => request,
+                None => match requests.recv() {
+                    Ok(request) => request,
+                    Err(_) => {
+                        // Every handle is gone without a close (they close on drop, so this
+                        // is a handle that failed to send); close the engine quietly.
+                        let _ = self.engine.close();
+                        return None;
+                    }
+                },
+            };
+            match request {
+                Request::Sync { done } => {
+                    done.complete(self.engine.sync().map_err(Error::Store));
+                }
+                Request::Checkpoint { done } => {
+                    done.complete(self.engine.checkpoint().map_err(Error::Store));
+                }
+                Request::Close { done } => return Some((self.engine, done)),
+                write => {
+                    let mut size = (0, 0);
+                    self.admit(write, &mut group, &mut size);
+                    carried = self.gather(requests, &mut group, &mut size);
+                    self.commit(&mut group);
+                }
+            }
+        }
+    }
+
+    /// Adds a write to the group, or completes it at once when it writes nothing (the
+    /// delete of a document that does not exist).
+    fn admit(&mut self, request: Request, group: &mut Vec<Request>, size: &mut (usize, u64)) {
+        match &request {
+            Request::Delete { id, .. } => {
+                let exists = match self.overlay.get(id) {
+                    Some(exists) => *exists,
+                    None => self.engine.contains(*id),
+                };
+                if !exists {
+                    if let Request::Delete { done, .. } = request {
+                        done.complete(Ok(None));
+                    }
+                    return;
+                }
+                self.overlay.insert(*id, false);
+            }
+            Request::Put { id, .. } => {
+                self.overlay.insert(*id, true);
+            }
+            Request::Batch { batch, .. } => {
+                for op in batch.iter() {
+                    self.overlay
+                        .insert(op.id(), matches!(op, BatchOp::Put { .. }));
+                }
+            }
+            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => {
+                unreachable!("only writes join a group")
+            }
+        }
+        let (docs, bytes) = request.size().expect("a write has a size");
+        size.0 += docs;
+        size.1 += bytes;
+        group.push(request);
+    }
+
+    /// Takes waiting requests into the group until it is full, the queue is empty (and
+    /// `max_delay` has passed), or a request cannot join; that one is returned.
+    fn gather(
+        &mut self,
+        requests: &Receiver<Request>,
+        group: &mut Vec<Request>,
+        size: &mut (usize, u64),
+    ) -> Option<Request> {
+        let deadline = Instant::now() + self.limits.max_delay;
+        while size.0 < self.limits.max_docs && size.1 < self.limits.max_bytes {
+            let request = match requests.try_recv() {
+                Ok(request) => request,
+                Err(TryRecvError::Empty) if !self.limits.max_delay.is_zero() => {
+                    match requests.recv_deadline(deadline) {
+                        Ok(request) => request,
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                            return None;
+                        }
+                    }
+                }
+                Err(_) => return None,
+            };
+            let fits = request.size().is_some_and(|(docs, bytes)| {
+                size.0 + docs <= self.limits.max_docs && size.1 + bytes <= self.limits.max_bytes
+            });
+            if !fits {
+                return Some(request);
+            }
+            self.admit(request, group, size);
+        }
+        None
+    }
+
+    /// Writes the group as one commit, publishes it and completes its requests.
+    fn commit(&mut self, group: &mut Vec<Request>) {
+        self.overlay.clear();
+        if group.is_empty() {
+            return;
+        }
+        let mut ops = Vec::new();
+        for request in group.iter() {
+            request.push_ops(&mut ops);
+        }
+        let committed = if ops.is_empty() {
+            // Only empty batches: nothing to write, and they complete with the latest seq.
+            Ok(self.shared.published.last_seq())
+        } else {
+            self.engine.commit_ops(&ops)
+        };
+        let last_seq = match committed {
+            Ok(last_seq) => last_seq,
+            Err(error) => {
+                self.shared.poison(&error);
+                for request in group.drain(..) {
+                    request.fail(Error::Store(error.clone()));
+                }
+                return;
+            }
+        };
+        self.publish(&ops, last_seq);
+        drop(ops);
+        let mut seq = last_seq - ops_len(group);
+        for request in group.drain(..) {
+            seq += request.size().map_or(0, |(docs, _)| docs) as u64;
+            request.complete(seq);
+        }
+    }
+
+    /// Makes a commit visible to readers, in the order `published` documents.
+    fn publish(&mut self, ops: &[BatchOp<'_>], last_seq: u64) {
+        if ops.is_empty() {
+            return;
+        }
+        let (active, end) = self.engine.active_segment();
+        if self.publisher.has_segment(active) {
+            self.publisher.set_end(active, end);
+        } else {
+            let map = self
+                .engine
+                .segment_map(active)
+                .expect("the engine maps its active segment");
+            self.publisher.add_segment(active, map, end);
+        }
+        for op in ops {
+            let id = op.id();
+            self.publisher.set(id, self.engine.location(id));
+        }
+        self.publisher.finish(last_seq);
+    }
+}
+
+fn ops_len(group: &[Request]) -> u64 {
+    group
+        .iter()
+        .map(|request| request.size().map_or(0, |(docs, _)| docs) as u64)
+        .sum()
+}

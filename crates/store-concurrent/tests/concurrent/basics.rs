@@ -1,0 +1,275 @@
+//! Reads, writes, tickets and errors through one handle.
+
+use std::future::Future;
+
+use store_concurrent::{ConcurrentStore, Error, WriterOptions};
+use store_mmap::{DocRead, IndexLoad, StoreOptions, TextRange, WriteBatch};
+
+use crate::{create, id, reopen};
+
+#[test]
+fn writes_commit_and_read_back_from_every_clone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default());
+    let other = store.clone();
+    assert!(store.is_empty());
+
+    let first = store.put(id(1), "one\ntwo\nthree").unwrap().wait().unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put(id(2), "deux").put(id(3), "trois").delete(id(1));
+    let last = other.put_batch(batch).unwrap().wait().unwrap();
+    assert_eq!(
+        last,
+        first + 3,
+        "a batch of three takes three sequence numbers"
+    );
+    assert_eq!(store.last_seq(), last);
+    assert_eq!(store.len(), 2);
+
+    assert_eq!(store.get(id(1)).unwrap(), None);
+    assert_eq!(other.get(id(2)).unwrap().unwrap().text().as_str(), "deux");
+    let doc = store.get(id(3)).unwrap().unwrap();
+    assert_eq!((doc.text().as_str(), doc.seq()), ("trois", last - 1));
+    assert_eq!(
+        store
+            .extract(id(3), TextRange::chars(1..3))
+            .unwrap()
+            .as_str(),
+        "ro"
+    );
+    let meta = DocRead::meta(&store, id(2)).unwrap().unwrap();
+    assert_eq!((meta.seq, meta.text_len), (last - 2, 4));
+    let mut buf = String::from("stale");
+    assert!(store.read_into(id(2), &mut buf).unwrap());
+    assert_eq!(buf, "deux");
+    assert!(store.contains(id(2)).unwrap());
+    let mut ids = store.ids().unwrap();
+    ids.sort();
+    assert_eq!(ids, vec![id(2), id(3)]);
+
+    assert_eq!(store.delete(id(2)).unwrap().wait().unwrap(), Some(last + 1));
+    assert_eq!(
+        store.delete(id(2)).unwrap().wait().unwrap(),
+        None,
+        "already gone"
+    );
+    assert_eq!(
+        store.last_seq(),
+        last + 1,
+        "deleting a missing document writes nothing"
+    );
+    assert!(matches!(
+        store.extract(id(2), TextRange::bytes(0..1)),
+        Err(Error::Store(store_mmap::Error::NotFound { .. }))
+    ));
+    store.close().unwrap();
+
+    let reopened = reopen(dir.path());
+    assert!(
+        matches!(reopened.recovery().index, IndexLoad::Loaded { .. }),
+        "close wrote a checkpoint"
+    );
+    assert_eq!(reopened.len(), 1);
+    assert_eq!(
+        reopened.get(id(3)).unwrap().unwrap().text().as_str(),
+        "trois"
+    );
+}
+
+#[test]
+fn a_delete_sees_a_put_queued_in_the_same_group() {
+    let dir = tempfile::tempdir().unwrap();
+    // A long delay gathers both requests into one group.
+    let store = create(
+        dir.path(),
+        WriterOptions::default().max_delay(std::time::Duration::from_millis(200)),
+    );
+    let put = store.put(id(9), "short-lived").unwrap();
+    let delete = store.delete(id(9)).unwrap();
+    let put_seq = put.wait().unwrap();
+    assert_eq!(delete.wait().unwrap(), Some(put_seq + 1));
+    assert_eq!(store.get(id(9)).unwrap(), None);
+}
+
+#[test]
+fn tickets_can_be_awaited_as_futures() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default());
+    let ticket = store.put(id(4), "awaited").unwrap();
+    let seq = block_on(ticket).unwrap();
+    assert_eq!(store.get(id(4)).unwrap().unwrap().seq(), seq);
+}
+
+/// Polls a future to completion on this thread, parking between polls.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn bad_writes_fail_before_they_are_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new()
+        .max_document_bytes(10)
+        .segment_capacity(store_mmap::MIN_SEGMENT_CAPACITY);
+    let store =
+        ConcurrentStore::create(dir.path().join("store"), options, WriterOptions::default())
+            .unwrap();
+    let err = store.put(id(1), "eleven byte").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Store(store_mmap::Error::DocumentTooLarge {
+                len: 11,
+                limit: 10,
+                ..
+            })
+        ),
+        "{err}"
+    );
+    let mut batch = WriteBatch::new();
+    for n in 0..(store_mmap::MIN_SEGMENT_CAPACITY / 48) {
+        batch.put(id(u64::from(n)), "ten bytes!");
+    }
+    let err = store.put_batch(batch).unwrap_err();
+    assert!(
+        matches!(err, Error::Store(store_mmap::Error::BatchTooLarge { .. })),
+        "{err}"
+    );
+    assert_eq!(store.last_seq(), 0, "nothing was written");
+    assert_eq!(store.put(id(1), "fits").unwrap().wait().unwrap(), 1);
+}
+
+#[test]
+fn options_that_cannot_work_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for writer in [
+        WriterOptions::default().queue_capacity(0),
+        WriterOptions::default().max_batch_docs(0),
+        WriterOptions::default().max_batch_bytes(0),
+    ] {
+        let err = ConcurrentStore::create(dir.path().join("s"), StoreOptions::new(), writer)
+            .err()
+            .expect("refused");
+        assert!(matches!(err, Error::InvalidOptions { .. }), "{err}");
+    }
+}
+
+#[test]
+fn after_close_every_call_on_every_clone_fails_with_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default());
+    let clone = store.clone();
+    store.put(id(1), "kept").unwrap().wait().unwrap();
+    store.close().unwrap();
+    assert!(matches!(clone.get(id(1)), Err(Error::Closed)));
+    assert!(matches!(clone.put(id(2), "late"), Err(Error::Closed)));
+    assert!(matches!(clone.try_delete(id(1)), Err(Error::Closed)));
+    assert!(matches!(clone.sync(), Err(Error::Closed)));
+    assert!(matches!(clone.close(), Err(Error::Closed)));
+    // The lock is released: the plain engine opens the store while the handles live on.
+    let reopened = reopen(dir.path());
+    assert_eq!(
+        reopened.get(id(1)).unwrap().unwrap().text().as_str(),
+        "kept"
+    );
+}
+
+#[test]
+fn a_second_handle_on_the_same_store_is_locked_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = create(dir.path(), WriterOptions::default());
+    let err = ConcurrentStore::open(
+        dir.path().join("store"),
+        StoreOptions::new(),
+        WriterOptions::default(),
+    )
+    .err()
+    .expect("locked");
+    assert!(
+        matches!(err, Error::Store(store_mmap::Error::Locked { .. })),
+        "{err}"
+    );
+}
+
+#[test]
+fn try_calls_report_a_full_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default().queue_capacity(1));
+    let mut tickets = Vec::new();
+    let mut full = None;
+    // Each group commit syncs, which takes far longer than queueing one request, so the
+    // one-slot queue fills within a few attempts.
+    for n in 0..100_000 {
+        match store.try_put(id(n), "x") {
+            Ok(ticket) => tickets.push((n, ticket)),
+            Err(err) => {
+                full = Some(err);
+                break;
+            }
+        }
+    }
+    let full = full.expect("the queue filled up");
+    assert!(matches!(full, Error::QueueFull { capacity: 1 }), "{full}");
+    for (n, ticket) in tickets {
+        let seq = ticket.wait().unwrap();
+        assert_eq!(store.get(id(n)).unwrap().unwrap().seq(), seq);
+    }
+}
+
+#[test]
+fn readers_follow_writes_across_segments_and_table_rebuilds() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new()
+        .segment_capacity(store_mmap::MIN_SEGMENT_CAPACITY)
+        .max_document_bytes(2048);
+    let store =
+        ConcurrentStore::create(dir.path().join("store"), options, WriterOptions::default())
+            .unwrap();
+    let text = "é".repeat(500);
+    let mut tickets = Vec::new();
+    for n in 0..200u64 {
+        tickets.push(store.put(id(n), format!("{n}:{text}")).unwrap());
+    }
+    for ticket in tickets {
+        ticket.wait().unwrap();
+    }
+    let segments = std::fs::read_dir(dir.path().join("store"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "seg")
+        })
+        .count();
+    assert!(
+        segments > 20,
+        "200 KiB of text spans many 4 KiB segments, got {segments}"
+    );
+    assert!(
+        store.table_memory_bytes() >= 200 * 24,
+        "the table grew past its first size"
+    );
+    for n in 0..200u64 {
+        assert_eq!(
+            store.get(id(n)).unwrap().unwrap().text().as_str(),
+            format!("{n}:{text}")
+        );
+    }
+    assert_eq!(store.len(), 200);
+}

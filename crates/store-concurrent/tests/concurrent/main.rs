@@ -1,0 +1,23 @@
+//! Tests of the concurrent handle at its public boundary, on real files.
+
+mod basics;
+mod shutdown;
+mod stress;
+
+use std::path::Path;
+
+use store_concurrent::{ConcurrentStore, WriterOptions};
+use store_mmap::{DocId, StoreOptions};
+
+pub(crate) fn id(n: u64) -> DocId {
+    DocId::from(n)
+}
+
+pub(crate) fn create(dir: &Path, writer: WriterOptions) -> ConcurrentStore {
+    ConcurrentStore::create(dir.join("store"), StoreOptions::new(), writer).unwrap()
+}
+
+/// Reopens the store with the plain engine, as a later process would.
+pub(crate) fn reopen(dir: &Path) -> store_mmap::Store {
+    store_mmap::Store::open(dir.join("store"), StoreOptions::new()).unwrap()
+}

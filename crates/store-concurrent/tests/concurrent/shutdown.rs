@@ -1,0 +1,114 @@
+//! Closing and dropping with writes in flight.
+
+use std::sync::{Arc, Barrier};
+
+use store_concurrent::{Error, Ticket, WriterOptions};
+
+use crate::{create, id, reopen};
+
+const SUBMITTERS: u64 = 4;
+const PER_SUBMITTER: u64 = 300;
+
+#[test]
+fn dropping_the_last_handle_with_a_full_queue_commits_everything_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default().queue_capacity(16));
+    let start = Arc::new(Barrier::new(SUBMITTERS as usize));
+    let submitters: Vec<_> = (0..SUBMITTERS)
+        .map(|s| {
+            let (store, start) = (store.clone(), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                let mut tickets: Vec<(u64, Ticket<u64>)> = Vec::new();
+                // Keep the queue full: block on it until every request is queued.
+                for n in 0..PER_SUBMITTER {
+                    let doc = s * PER_SUBMITTER + n;
+                    tickets.push((doc, store.put(id(doc), format!("doc {doc}")).unwrap()));
+                }
+                // The handle clone goes away with requests still queued.
+                drop(store);
+                tickets
+            })
+        })
+        .collect();
+    drop(store);
+    let tickets: Vec<_> = submitters
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    // The last drop closed the store after committing every queued write.
+    let reopened = reopen(dir.path());
+    for (doc, ticket) in tickets {
+        let seq = ticket.wait().unwrap();
+        let got = reopened
+            .get(id(doc))
+            .unwrap()
+            .expect("acknowledged write is present");
+        assert_eq!(
+            (got.seq(), got.text().as_str()),
+            (seq, format!("doc {doc}").as_str())
+        );
+    }
+    assert_eq!(reopened.len() as u64, SUBMITTERS * PER_SUBMITTER);
+}
+
+#[test]
+fn close_during_writes_keeps_every_acknowledged_write_and_fails_the_rest_with_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default().queue_capacity(8));
+    let start = Arc::new(Barrier::new(SUBMITTERS as usize + 1));
+    let submitters: Vec<_> = (0..SUBMITTERS)
+        .map(|s| {
+            let (store, start) = (store.clone(), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                let mut outcomes = Vec::new();
+                for n in 0..PER_SUBMITTER {
+                    let doc = s * PER_SUBMITTER + n;
+                    let outcome = store
+                        .put(id(doc), format!("doc {doc}"))
+                        .and_then(Ticket::wait);
+                    outcomes.push((doc, outcome));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    start.wait();
+    // Let some writes land, then close while the submitters keep going.
+    while store.len() < 20 {
+        std::thread::yield_now();
+    }
+    store.close().unwrap();
+    let outcomes: Vec<_> = submitters
+        .into_iter()
+        .flat_map(|s| s.join().unwrap())
+        .collect();
+    let reopened = reopen(dir.path());
+    let mut acknowledged = 0;
+    for (doc, outcome) in outcomes {
+        match outcome {
+            Ok(seq) => {
+                acknowledged += 1;
+                let got = reopened
+                    .get(id(doc))
+                    .unwrap()
+                    .expect("acknowledged write is present");
+                assert_eq!(got.seq(), seq);
+            }
+            Err(Error::Closed) => {
+                assert!(
+                    reopened.get(id(doc)).unwrap().is_none(),
+                    "a write refused as closed is absent"
+                );
+            }
+            Err(err) => panic!("unexpected error for document {doc}: {err}"),
+        }
+    }
+    assert!(acknowledged >= 20, "writes before the close committed");
+    assert!(
+        acknowledged < SUBMITTERS * PER_SUBMITTER,
+        "writes after the close were refused"
+    );
+    assert_eq!(reopened.len(), acknowledged as usize);
+}
