@@ -125,6 +125,16 @@ impl ConcurrentStore {
 
     /// Hands an open store to a new writer thread.
     pub fn from_store(store: Store, writer: WriterOptions) -> Result<ConcurrentStore> {
+        ConcurrentStore::launch(store, writer, |store| store)
+    }
+
+    /// Publishes the state of `store` to readers and starts the writer thread on
+    /// `engine(store)`.
+    fn launch<E: Engine>(
+        store: Store,
+        writer: WriterOptions,
+        engine: impl FnOnce(Store) -> E,
+    ) -> Result<ConcurrentStore> {
         writer.check()?;
         let dir = store.dir().to_path_buf();
         let max_document_bytes = store.max_document_bytes();
@@ -149,7 +159,7 @@ impl ConcurrentStore {
             max_delay: writer.max_delay,
         };
         ConcurrentStore::start(
-            store,
+            engine(store),
             publisher,
             limits,
             writer.queue_capacity,
@@ -393,11 +403,15 @@ impl ConcurrentStore {
         Ok(())
     }
 
+    /// Queues `request`. Writes, syncs and checkpoints fail at once after a failed commit;
+    /// a close still goes through, to release the store.
     fn send(&self, request: Request, block: Block) -> Result<()> {
         if self.inner.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        if let Some(poisoned) = self.inner.shared.poisoned() {
+        if !matches!(request, Request::Close { .. })
+            && let Some(poisoned) = self.inner.shared.poisoned()
+        {
             return Err(poisoned);
         }
         let sent = match block {
@@ -441,5 +455,123 @@ impl DocRead for ConcurrentStore {
 
     fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
         ConcurrentStore::extract(self, id, range)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use store_mmap::{BatchOp, DocId, Position, SegmentMap, Store, StoreOptions};
+
+    use super::ConcurrentStore;
+    use crate::error::Error;
+    use crate::options::WriterOptions;
+    use crate::writer::Engine;
+
+    /// The engine, with its `fail_at`-th commit (counting from 1) failing the way a failed
+    /// `pwrite` or `fdatasync` does: nothing written, an I/O error returned.
+    struct FailingCommit {
+        store: Store,
+        commits: usize,
+        fail_at: usize,
+    }
+
+    impl Engine for FailingCommit {
+        fn commit_ops<'a>(&mut self, ops: &[BatchOp<'a>]) -> store_mmap::Result<u64> {
+            self.commits += 1;
+            if self.commits == self.fail_at {
+                return Err(store_mmap::Error::Io {
+                    op: "sync",
+                    path: self.store.dir().join("0000000001.seg"),
+                    source: std::sync::Arc::new(std::io::Error::other("injected failure")),
+                });
+            }
+            self.store.commit_ops(ops.iter().copied())
+        }
+
+        fn contains(&self, id: DocId) -> bool {
+            self.store.contains(id)
+        }
+
+        fn location(&self, id: DocId) -> Option<Position> {
+            self.store.location(id)
+        }
+
+        fn active_segment(&self) -> (u32, u32) {
+            self.store.active_segment()
+        }
+
+        fn segment_map(&self, id: u32) -> Option<SegmentMap> {
+            self.store.segment_map(id)
+        }
+
+        fn max_commit_bytes(&self) -> u64 {
+            self.store.max_commit_bytes()
+        }
+
+        fn sync(&mut self) -> store_mmap::Result<()> {
+            self.store.sync()
+        }
+
+        fn checkpoint(&mut self) -> store_mmap::Result<()> {
+            self.store.checkpoint()
+        }
+
+        fn close(self) -> store_mmap::Result<()> {
+            self.store.close()
+        }
+    }
+
+    #[test]
+    fn a_failed_commit_fails_its_whole_group_and_poisons_the_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let engine = Store::create(&path, StoreOptions::new()).unwrap();
+        // A delay long enough that the three puts below form one group.
+        let writer = WriterOptions::default().max_delay(Duration::from_millis(300));
+        let store = ConcurrentStore::launch(engine, writer, |store| FailingCommit {
+            store,
+            commits: 0,
+            fail_at: 2,
+        })
+        .unwrap();
+        let id = DocId::from;
+
+        store.put(id(1), "before").unwrap().wait().unwrap();
+        let group: Vec<_> = (2..5u64)
+            .map(|n| store.put(id(n), "lost").unwrap())
+            .collect();
+        for ticket in group {
+            let err = ticket.wait().unwrap_err();
+            assert!(
+                matches!(&err, Error::Store(store_mmap::Error::Io { .. })),
+                "every submitter of the group gets the I/O error: {err}"
+            );
+        }
+        // Later writes fail at once; nothing was published; committed data stays readable.
+        let err = store.put(id(5), "after").unwrap_err();
+        assert!(
+            matches!(&err, Error::Store(store_mmap::Error::Poisoned { cause }) if cause.contains("injected failure")),
+            "{err}"
+        );
+        assert!(matches!(
+            store.sync(),
+            Err(Error::Store(store_mmap::Error::Poisoned { .. }))
+        ));
+        assert_eq!(store.get(id(2)).unwrap(), None);
+        assert_eq!(store.get(id(1)).unwrap().unwrap().text().as_str(), "before");
+        let err = store.close().unwrap_err();
+        assert!(
+            matches!(&err, Error::Store(store_mmap::Error::Poisoned { .. })),
+            "close reports the failure: {err}"
+        );
+
+        let reopened = Store::open(&path, StoreOptions::new()).unwrap();
+        assert_eq!(reopened.len(), 1);
+        assert_eq!(
+            reopened.get(id(1)).unwrap().unwrap().text().as_str(),
+            "before"
+        );
     }
 }

@@ -50,3 +50,8 @@ pub use error::{Error, Result};
 pub use handle::ConcurrentStore;
 pub use options::WriterOptions;
 pub use ticket::Ticket;
+
+/// The README's Rust examples, compiled and run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

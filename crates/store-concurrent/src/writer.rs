@@ -114,11 +114,7 @@ impl Engine for Store {
     }
 
     fn active_segment(&self) -> (u32, u32) {
-        let id = self
-            .segment_ids()
-            .last()
-            .expect("a store always has an active segment");
-        (id, self.segment_end(id).expect("the segment exists"))
+        Store::active_segment(self)
     }
 
     fn segment_map(&self, id: u32) -> Option<SegmentMap> {
@@ -213,7 +209,11 @@ pub(crate) fn run<E: Engine>(
             // released its lock.
             shared.closed.store(true, Ordering::Release);
             let closed = engine.close().map_err(Error::Store);
-            done.complete(closed);
+            // The first error of the store's life wins over what closing found.
+            done.complete(match shared.poisoned() {
+                Some(poisoned) => Err(poisoned),
+                None => closed,
+            });
             Error::Closed
         }
         Ok(None) => return,
@@ -267,12 +267,8 @@ impl<E: Engine> Writer<'_, E> {
                 },
             };
             match request {
-                Request::Sync { done } => {
-                    done.complete(self.engine.sync().map_err(Error::Store));
-                }
-                Request::Checkpoint { done } => {
-                    done.complete(self.engine.checkpoint().map_err(Error::Store));
-                }
+                Request::Sync { done } => done.complete(self.unless_poisoned(E::sync)),
+                Request::Checkpoint { done } => done.complete(self.unless_poisoned(E::checkpoint)),
                 Request::Close { done } => return Some((self.engine, done)),
                 write => {
                     let mut size = (0, 0);
@@ -281,6 +277,17 @@ impl<E: Engine> Writer<'_, E> {
                     self.commit(&mut group);
                 }
             }
+        }
+    }
+
+    /// Runs `action` on the engine, unless an earlier commit failed.
+    fn unless_poisoned(
+        &mut self,
+        action: impl FnOnce(&mut E) -> store_mmap::Result<()>,
+    ) -> crate::error::Result<()> {
+        match self.shared.poisoned() {
+            Some(poisoned) => Err(poisoned),
+            None => action(&mut self.engine).map_err(Error::Store),
         }
     }
 

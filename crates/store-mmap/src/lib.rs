@@ -47,8 +47,3 @@ pub use store_format::{
     TextRange, WriteBatch,
 };
 pub use verify::{Problem, VerifyReport};
-
-/// The README's Rust examples, compiled and run as doc tests so that they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;

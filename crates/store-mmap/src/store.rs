@@ -295,6 +295,11 @@ impl Store {
         self.segments.keys().copied()
     }
 
+    /// The segment that receives writes, and how far it is committed.
+    pub fn active_segment(&self) -> (u32, u32) {
+        (self.active().id(), self.active().end())
+    }
+
     /// How far the segment is committed: every record that starts below this offset is
     /// complete (and durable under [`Durability::Sync`]).
     pub fn segment_end(&self, segment: u32) -> Option<u32> {
