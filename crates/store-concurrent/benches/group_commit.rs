@@ -36,6 +36,16 @@ fn bench_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(target).unwrap()
 }
 
+/// A durable store with the default writer settings.
+fn concurrent_store(dir: &tempfile::TempDir) -> ConcurrentStore {
+    ConcurrentStore::create(
+        dir.path().join("s"),
+        StoreOptions::new(),
+        WriterOptions::default(),
+    )
+    .unwrap()
+}
+
 fn text(i: u64) -> String {
     let digits = i.to_string();
     let mut out = String::with_capacity(DOC_BYTES);
@@ -123,12 +133,7 @@ fn durable_put(c: &mut Criterion) {
         };
         group.bench_function(name, |b| {
             let dir = bench_dir();
-            let store = ConcurrentStore::create(
-                dir.path().join("s"),
-                StoreOptions::new(),
-                WriterOptions::default(),
-            )
-            .unwrap();
+            let store = concurrent_store(&dir);
             let doc = Arc::new(text(7));
             b.iter_custom(|iters| {
                 let (store, doc) = (store.clone(), Arc::clone(&doc));
@@ -149,12 +154,7 @@ fn readers_during_writes(c: &mut Criterion) {
     let mut group = c.benchmark_group("readers_during_writes");
     group.throughput(Throughput::Elements(1));
     let dir = bench_dir();
-    let store = ConcurrentStore::create(
-        dir.path().join("s"),
-        StoreOptions::new(),
-        WriterOptions::default(),
-    )
-    .unwrap();
+    let store = concurrent_store(&dir);
     let short = |i: u64| text(i)[..2000].to_owned();
     for start in (0..READ_CORPUS).step_by(1000) {
         let mut batch = WriteBatch::new();
