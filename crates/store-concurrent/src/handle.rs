@@ -222,8 +222,8 @@ impl ConcurrentStore {
     }
 
     /// Number of live documents as of the latest published commit.
-    pub fn len(&self) -> u64 {
-        self.inner.shared.published.live_docs()
+    pub fn len(&self) -> usize {
+        self.inner.shared.published.live_docs() as usize
     }
 
     /// Heap bytes of the readers' location table (24 bytes a slot, at most three quarters

@@ -77,6 +77,47 @@ fn writes_commit_and_read_back_from_every_clone() {
 }
 
 #[test]
+fn the_handle_is_clone_send_and_sync() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<ConcurrentStore>();
+    fn sendable<T: Send + 'static>() {}
+    sendable::<store_concurrent::Ticket<u64>>();
+}
+
+#[test]
+fn a_checkpoint_bounds_the_replay_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default());
+    for n in 0..10 {
+        drop(store.put(id(n), format!("doc {n}")).unwrap());
+    }
+    store.checkpoint().unwrap();
+    store
+        .put(id(10), "after the checkpoint")
+        .unwrap()
+        .wait()
+        .unwrap();
+    // The files as a killed process leaves them, copied while the handle is open.
+    let crashed = dir.path().join("crashed");
+    std::fs::create_dir(&crashed).unwrap();
+    for entry in std::fs::read_dir(dir.path().join("store")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), crashed.join(entry.file_name())).unwrap();
+    }
+    let reopened = store_mmap::Store::open(&crashed, StoreOptions::new()).unwrap();
+    assert!(matches!(
+        reopened.recovery().index,
+        IndexLoad::Loaded { .. }
+    ));
+    assert_eq!(
+        reopened.recovery().records_replayed,
+        1,
+        "only the put after the checkpoint"
+    );
+    assert_eq!(reopened.len(), 11);
+}
+
+#[test]
 fn a_delete_sees_a_put_queued_in_the_same_group() {
     let dir = tempfile::tempdir().unwrap();
     // A long delay gathers both requests into one group.
