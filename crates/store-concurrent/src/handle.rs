@@ -3,15 +3,15 @@
 use std::path::{Path, PathBuf};
 
 use store_mmap::{
-    BatchOp, Doc, DocId, DocMeta, DocRead, RecoveryReport, SegmentMap, Store, StoreOptions, Text,
-    TextRange, WriteBatch,
+    BatchOp, Doc, DocId, DocMeta, DocRead, RecoveryReport, Store, StoreOptions, Text, TextRange,
+    WriteBatch,
 };
 
 use crate::error::{Error, Result};
 use crate::options::WriterOptions;
 use crate::published::{Found, Publisher};
 use crate::sync::atomic::Ordering;
-use crate::sync::channel::{self, SendError, Sender, TrySendError};
+use crate::sync::channel::{self, Sender, TrySendError};
 use crate::sync::{Arc, thread};
 use crate::ticket::{Ticket, ticket};
 use crate::writer::{Engine, Limits, Request, Shared, run};
@@ -100,7 +100,7 @@ impl ConcurrentStore {
         writer: WriterOptions,
     ) -> Result<ConcurrentStore> {
         writer.check()?;
-        ConcurrentStore::from_store(Store::create(dir, options)?, writer)
+        ConcurrentStore::launch(Store::create(dir, options)?, writer, |store| store)
     }
 
     /// Opens a store (see [`Store::open`]) and starts its writer thread.
@@ -110,7 +110,7 @@ impl ConcurrentStore {
         writer: WriterOptions,
     ) -> Result<ConcurrentStore> {
         writer.check()?;
-        ConcurrentStore::from_store(Store::open(dir, options)?, writer)
+        ConcurrentStore::launch(Store::open(dir, options)?, writer, |store| store)
     }
 
     /// Opens the store in `dir`, creating it when `dir` is absent or empty.
@@ -120,11 +120,12 @@ impl ConcurrentStore {
         writer: WriterOptions,
     ) -> Result<ConcurrentStore> {
         writer.check()?;
-        ConcurrentStore::from_store(Store::open_or_create(dir, options)?, writer)
+        ConcurrentStore::launch(Store::open_or_create(dir, options)?, writer, |store| store)
     }
 
     /// Hands an open store to a new writer thread.
     pub fn from_store(store: Store, writer: WriterOptions) -> Result<ConcurrentStore> {
+        writer.check()?;
         ConcurrentStore::launch(store, writer, |store| store)
     }
 
@@ -135,52 +136,24 @@ impl ConcurrentStore {
         writer: WriterOptions,
         engine: impl FnOnce(Store) -> E,
     ) -> Result<ConcurrentStore> {
-        writer.check()?;
-        let dir = store.dir().to_path_buf();
-        let max_document_bytes = store.max_document_bytes();
-        let recovery = store.recovery().clone();
-        let segments = store.segment_ids().map(|id| {
-            let map = store.segment_map(id).expect("listed segments exist");
-            (
-                id,
-                map,
-                store.segment_end(id).expect("listed segments exist"),
-            )
-        });
-        let documents: Vec<_> = store
+        let segments = store.segment_maps().map(|(map, end)| (map.id(), map, end));
+        let documents = store
             .ids()
-            .map(|id| (id, store.location(id).expect("listed documents exist")))
-            .collect();
-        let publisher = Publisher::new(segments, documents.into_iter(), store.last_seq());
+            .map(|id| (id, store.location(id).expect("listed documents exist")));
+        let publisher = Publisher::new(segments, documents, store.last_seq());
+        let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
         // A group must fit in one segment.
         let limits = Limits {
             max_docs: writer.max_batch_docs,
             max_bytes: writer.max_batch_bytes.min(store.max_commit_bytes()),
             max_delay: writer.max_delay,
         };
-        ConcurrentStore::start(
-            engine(store),
-            publisher,
-            limits,
-            writer.queue_capacity,
-            dir,
-            max_document_bytes,
-            recovery,
-        )
-    }
-
-    fn start<E: Engine>(
-        engine: E,
-        publisher: Publisher<SegmentMap>,
-        limits: Limits,
-        queue_capacity: usize,
-        dir: PathBuf,
-        max_document_bytes: u64,
-        recovery: RecoveryReport,
-    ) -> Result<ConcurrentStore> {
-        let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
-        let (sender, receiver) = channel::bounded(queue_capacity);
-        let max_commit_bytes = engine.max_commit_bytes();
+        let dir = store.dir().to_path_buf();
+        let max_document_bytes = store.max_document_bytes();
+        let max_commit_bytes = store.max_commit_bytes();
+        let recovery = store.recovery().clone();
+        let (sender, receiver) = channel::bounded(writer.queue_capacity);
+        let engine = engine(store);
         let thread_shared = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("textstore-writer".to_owned())
@@ -200,7 +173,7 @@ impl ConcurrentStore {
                 dir,
                 max_document_bytes,
                 max_commit_bytes,
-                queue_capacity,
+                queue_capacity: writer.queue_capacity,
                 recovery,
             }),
         })
@@ -273,10 +246,8 @@ impl ConcurrentStore {
     /// The part of the document that `range` names, sharing the mapped memory.
     pub fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
         let doc = self.get(id)?.ok_or(store_mmap::Error::NotFound { id })?;
-        let bytes = range
-            .resolve(&doc)
-            .map_err(|source| store_mmap::Error::Range { id, source })?;
-        Ok(doc.text().slice(bytes))
+        let text = doc.text().extract(range);
+        Ok(text.map_err(|source| store_mmap::Error::Range { id, source })?)
     }
 
     /// Copies the latest version into `buf` (cleared first); returns whether it exists.
@@ -414,28 +385,21 @@ impl ConcurrentStore {
         {
             return Err(poisoned);
         }
-        let sent = match block {
-            Block::Yes => self
-                .inner
-                .sender
-                .send(request)
-                .map_err(|SendError(r)| (r, Error::Closed)),
+        // A request that is not queued is dropped with the error, which completes its
+        // unread ticket.
+        match block {
+            Block::Yes => self.inner.sender.send(request).map_err(|_| Error::Closed),
             Block::No => self
                 .inner
                 .sender
                 .try_send(request)
                 .map_err(|err| match err {
-                    TrySendError::Full(r) => (
-                        r,
-                        Error::QueueFull {
-                            capacity: self.inner.queue_capacity,
-                        },
-                    ),
-                    TrySendError::Disconnected(r) => (r, Error::Closed),
+                    TrySendError::Full(_) => Error::QueueFull {
+                        capacity: self.inner.queue_capacity,
+                    },
+                    TrySendError::Disconnected(_) => Error::Closed,
                 }),
-        };
-        // The request never reached the writer; dropping it completes its unread ticket.
-        sent.map_err(|(_request, error)| error)
+        }
     }
 }
 
@@ -504,10 +468,6 @@ mod tests {
 
         fn segment_map(&self, id: u32) -> Option<SegmentMap> {
             self.store.segment_map(id)
-        }
-
-        fn max_commit_bytes(&self) -> u64 {
-            self.store.max_commit_bytes()
         }
 
         fn sync(&mut self) -> store_mmap::Result<()> {

@@ -42,14 +42,23 @@ impl Request {
     /// Operations and encoded bytes the request adds to a group; `None` for requests that
     /// are not writes.
     fn size(&self) -> Option<(usize, u64)> {
-        match self {
-            Request::Put { id, text, .. } => {
-                let op = BatchOp::Put { id: *id, text };
-                Some((1, op.encoded_len()))
+        let bytes = match self {
+            Request::Put { id, text, .. } => BatchOp::Put { id: *id, text }.encoded_len(),
+            Request::Batch { batch, .. } => batch.encoded_len(),
+            Request::Delete { id, .. } => BatchOp::Delete { id: *id }.encoded_len(),
+            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => {
+                return None;
             }
-            Request::Batch { batch, .. } => Some((batch.len(), batch.encoded_len())),
-            Request::Delete { id, .. } => Some((1, BatchOp::Delete { id: *id }.encoded_len())),
-            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => None,
+        };
+        Some((self.ops(), bytes))
+    }
+
+    /// Operations the request writes (zero for requests that are not writes).
+    fn ops(&self) -> usize {
+        match self {
+            Request::Put { .. } | Request::Delete { .. } => 1,
+            Request::Batch { batch, .. } => batch.len(),
+            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => 0,
         }
     }
 
@@ -94,7 +103,6 @@ pub(crate) trait Engine: Send + 'static {
     /// The segment receiving writes, and its committed end.
     fn active_segment(&self) -> (u32, u32);
     fn segment_map(&self, id: u32) -> Option<SegmentMap>;
-    fn max_commit_bytes(&self) -> u64;
     fn sync(&mut self) -> store_mmap::Result<()>;
     fn checkpoint(&mut self) -> store_mmap::Result<()>;
     fn close(self) -> store_mmap::Result<()>;
@@ -119,10 +127,6 @@ impl Engine for Store {
 
     fn segment_map(&self, id: u32) -> Option<SegmentMap> {
         Store::segment_map(self, id)
-    }
-
-    fn max_commit_bytes(&self) -> u64 {
-        Store::max_commit_bytes(self)
     }
 
     fn sync(&mut self) -> store_mmap::Result<()> {
@@ -238,6 +242,23 @@ pub(crate) fn run<E: Engine>(
     }
 }
 
+/// The write requests of one group commit and what they add up to.
+#[derive(Default)]
+struct Group {
+    requests: Vec<Request>,
+    docs: usize,
+    bytes: u64,
+}
+
+impl Group {
+    fn push(&mut self, request: Request) {
+        let (docs, bytes) = request.size().expect("only writes join a group");
+        self.docs += docs;
+        self.bytes += bytes;
+        self.requests.push(request);
+    }
+}
+
 struct Writer<'s, E> {
     engine: E,
     publisher: &'s mut Publisher<SegmentMap>,
@@ -252,7 +273,7 @@ impl<E: Engine> Writer<'_, E> {
     /// close) or until every sender is gone (`None`; the engine is closed here).
     fn serve(mut self, requests: &Receiver<Request>) -> Option<(E, Completer<()>)> {
         let mut carried = None;
-        let mut group = Vec::new();
+        let mut group = Group::default();
         loop {
             let request = match carried.take() {
                 Some(request) => request,
@@ -271,10 +292,9 @@ impl<E: Engine> Writer<'_, E> {
                 Request::Checkpoint { done } => done.complete(self.unless_poisoned(E::checkpoint)),
                 Request::Close { done } => return Some((self.engine, done)),
                 write => {
-                    let mut size = (0, 0);
-                    self.admit(write, &mut group, &mut size);
-                    carried = self.gather(requests, &mut group, &mut size);
-                    self.commit(&mut group);
+                    self.admit(write, &mut group);
+                    carried = self.gather(requests, &mut group);
+                    self.commit(std::mem::take(&mut group));
                 }
             }
         }
@@ -293,7 +313,7 @@ impl<E: Engine> Writer<'_, E> {
 
     /// Adds a write to the group, or completes it at once when it writes nothing (the
     /// delete of a document that does not exist).
-    fn admit(&mut self, request: Request, group: &mut Vec<Request>, size: &mut (usize, u64)) {
+    fn admit(&mut self, request: Request, group: &mut Group) {
         match &request {
             Request::Delete { id, .. } => {
                 let exists = match self.overlay.get(id) {
@@ -321,22 +341,14 @@ impl<E: Engine> Writer<'_, E> {
                 unreachable!("only writes join a group")
             }
         }
-        let (docs, bytes) = request.size().expect("a write has a size");
-        size.0 += docs;
-        size.1 += bytes;
         group.push(request);
     }
 
     /// Takes waiting requests into the group until it is full, the queue is empty (and
     /// `max_delay` has passed), or a request cannot join; that one is returned.
-    fn gather(
-        &mut self,
-        requests: &Receiver<Request>,
-        group: &mut Vec<Request>,
-        size: &mut (usize, u64),
-    ) -> Option<Request> {
+    fn gather(&mut self, requests: &Receiver<Request>, group: &mut Group) -> Option<Request> {
         let deadline = Instant::now() + self.limits.max_delay;
-        while size.0 < self.limits.max_docs && size.1 < self.limits.max_bytes {
+        while group.docs < self.limits.max_docs && group.bytes < self.limits.max_bytes {
             let request = match requests.try_recv() {
                 Ok(request) => request,
                 Err(TryRecvError::Empty) if !self.limits.max_delay.is_zero() => {
@@ -350,24 +362,26 @@ impl<E: Engine> Writer<'_, E> {
                 Err(_) => return None,
             };
             let fits = request.size().is_some_and(|(docs, bytes)| {
-                size.0 + docs <= self.limits.max_docs && size.1 + bytes <= self.limits.max_bytes
+                group.docs + docs <= self.limits.max_docs
+                    && group.bytes + bytes <= self.limits.max_bytes
             });
             if !fits {
                 return Some(request);
             }
-            self.admit(request, group, size);
+            self.admit(request, group);
         }
         None
     }
 
     /// Writes the group as one commit, publishes it and completes its requests.
-    fn commit(&mut self, group: &mut Vec<Request>) {
+    fn commit(&mut self, group: Group) {
         self.overlay.clear();
-        if group.is_empty() {
+        let Group { requests, docs, .. } = group;
+        if requests.is_empty() {
             return;
         }
-        let mut ops = Vec::new();
-        for request in group.iter() {
+        let mut ops = Vec::with_capacity(docs);
+        for request in &requests {
             request.push_ops(&mut ops);
         }
         let committed = if ops.is_empty() {
@@ -380,17 +394,18 @@ impl<E: Engine> Writer<'_, E> {
             Ok(last_seq) => last_seq,
             Err(error) => {
                 self.shared.poison(&error);
-                for request in group.drain(..) {
+                for request in requests {
                     request.fail(Error::Store(error.clone()));
                 }
                 return;
             }
         };
         self.publish(&ops, last_seq);
+        // The i-th operation of the group got `last_seq - ops.len() + 1 + i`.
+        let mut seq = last_seq - ops.len() as u64;
         drop(ops);
-        let mut seq = last_seq - ops_len(group);
-        for request in group.drain(..) {
-            seq += request.size().map_or(0, |(docs, _)| docs) as u64;
+        for request in requests {
+            seq += request.ops() as u64;
             request.complete(seq);
         }
     }
@@ -416,11 +431,4 @@ impl<E: Engine> Writer<'_, E> {
         }
         self.publisher.finish(last_seq);
     }
-}
-
-fn ops_len(group: &[Request]) -> u64 {
-    group
-        .iter()
-        .map(|request| request.size().map_or(0, |(docs, _)| docs) as u64)
-        .sum()
 }

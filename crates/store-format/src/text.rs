@@ -7,6 +7,8 @@ use std::str::Utf8Error;
 use bytes::Bytes;
 use bytestring::ByteString;
 
+use crate::range::{RangeError, TextRange};
+
 /// Text of a document as returned by a read.
 ///
 /// A `Text` shares the memory it was read from (for the engine: the memory-mapped segment)
@@ -54,6 +56,11 @@ impl Text {
     /// [`crate::TextRange::resolve`] always do.
     pub fn slice(&self, range: Range<usize>) -> Text {
         Text(self.0.slice_ref(&self.0[range]))
+    }
+
+    /// The part of the text that `range` names, sharing the memory.
+    pub fn extract(&self, range: TextRange) -> Result<Text, RangeError> {
+        Ok(self.slice(range.resolve(self)?))
     }
 }
 

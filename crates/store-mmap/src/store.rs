@@ -229,10 +229,9 @@ impl Store {
     /// The part of the document that `range` names, sharing the mapped memory.
     pub fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
         let doc = self.get(id)?.ok_or(Error::NotFound { id })?;
-        let bytes = range
-            .resolve(&doc)
-            .map_err(|source| Error::Range { id, source })?;
-        Ok(doc.text().slice(bytes))
+        doc.text()
+            .extract(range)
+            .map_err(|source| Error::Range { id, source })
     }
 
     /// Copies the latest version into `buf` (cleared first); returns whether the document
@@ -290,20 +289,16 @@ impl Store {
         self.segments.get(&segment).map(|s| s.view().clone())
     }
 
-    /// The ids of every segment, oldest first. The last one receives writes.
-    pub fn segment_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.segments.keys().copied()
+    /// Every segment, oldest first, with how far it is committed: every record that starts
+    /// below that offset is complete (and durable under [`Durability::Sync`]). The last
+    /// one receives writes.
+    pub fn segment_maps(&self) -> impl Iterator<Item = (SegmentMap, u32)> + '_ {
+        self.segments.values().map(|s| (s.view().clone(), s.end()))
     }
 
-    /// The segment that receives writes, and how far it is committed.
+    /// The id of the segment that receives writes, and how far it is committed.
     pub fn active_segment(&self) -> (u32, u32) {
         (self.active().id(), self.active().end())
-    }
-
-    /// How far the segment is committed: every record that starts below this offset is
-    /// complete (and durable under [`Durability::Sync`]).
-    pub fn segment_end(&self, segment: u32) -> Option<u32> {
-        self.segments.get(&segment).map(SegmentFile::end)
     }
 
     // ----- writes ------------------------------------------------------------------------
