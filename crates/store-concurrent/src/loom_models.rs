@@ -12,6 +12,7 @@ use crate::error::Error;
 use crate::published::{Found, Published, Publisher};
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::{Arc, thread};
+use crate::table::LocationTable;
 use crate::ticket::ticket;
 
 /// Offset of the first record slot of a segment (records start past the segment header).
@@ -129,6 +130,41 @@ fn a_reader_never_sees_a_position_before_its_bytes() {
         publisher.add_segment(2, Segment::new(&second, &live), FIRST + 64);
         publisher.set(id, at(2, FIRST));
         publisher.finish(2);
+        reader.join().unwrap();
+    });
+}
+
+/// Claim: a reader that finds a position in the location table sees every write the
+/// writer made before it stored that position, for a newly claimed slot and for an
+/// updated one. This checks the table's own release/acquire pair, with no other
+/// synchronization between the threads.
+#[test]
+fn a_table_slot_is_visible_only_after_the_writes_before_it() {
+    loom::model(|| {
+        let id = DocId::from_u128(5);
+        let records = records();
+        let table = Arc::new(LocationTable::for_docs(1));
+        let reader = {
+            let (table, records) = (Arc::clone(&table), Arc::clone(&records));
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    if let Some(position) = table.get(id) {
+                        let value = records[slot(position.offset)].with(|cell| {
+                            #[expect(unsafe_code, reason = "a model of the mapped file's bytes")]
+                            // SAFETY: loom checks that this read is ordered after the write.
+                            unsafe {
+                                *cell
+                            }
+                        });
+                        assert_eq!(u64::from(position.offset), value, "wrong record bytes");
+                    }
+                }
+            })
+        };
+        write(&records, FIRST, u64::from(FIRST));
+        table.set(id, at(1, FIRST));
+        write(&records, FIRST + 64, u64::from(FIRST + 64));
+        table.set(id, at(1, FIRST + 64));
         reader.join().unwrap();
     });
 }

@@ -211,7 +211,9 @@ impl<S> Publisher<S> {
             .find(id)
             .expect("the writer publishes ends only of segments it added");
         debug_assert!(slot.end.load(Ordering::Relaxed) <= end);
-        slot.end.store(end, Ordering::Release);
+        // Relaxed: readers load an end only after an acquire of a table position stored
+        // after this (step 4), which orders this store before their load.
+        slot.end.store(end, Ordering::Relaxed);
     }
 
     /// Step 4: `id` now lives at `position`, or is deleted (`None`).
