@@ -10,6 +10,7 @@ use store_mmap::{
 use crate::error::{Error, Result};
 use crate::options::WriterOptions;
 use crate::published::{Found, Publisher};
+use crate::stats::{QueueCounters, QueueStats};
 use crate::sync::atomic::Ordering;
 use crate::sync::channel::{self, Sender, TrySendError};
 use crate::sync::{Arc, thread};
@@ -61,6 +62,7 @@ struct Handle {
     max_document_bytes: u64,
     max_commit_bytes: u64,
     queue_capacity: usize,
+    queue: QueueCounters,
     recovery: RecoveryReport,
 }
 
@@ -174,6 +176,7 @@ impl ConcurrentStore {
                 max_document_bytes,
                 max_commit_bytes,
                 queue_capacity: writer.queue_capacity,
+                queue: QueueCounters::default(),
                 recovery,
             }),
         })
@@ -387,19 +390,30 @@ impl ConcurrentStore {
         }
         // A request that is not queued is dropped with the error, which completes its
         // unread ticket.
-        match block {
-            Block::Yes => self.inner.sender.send(request).map_err(|_| Error::Closed),
-            Block::No => self
-                .inner
-                .sender
-                .try_send(request)
-                .map_err(|err| match err {
-                    TrySendError::Full(_) => Error::QueueFull {
-                        capacity: self.inner.queue_capacity,
-                    },
-                    TrySendError::Disconnected(_) => Error::Closed,
-                }),
+        let queue = &self.inner.queue;
+        match (self.inner.sender.try_send(request), block) {
+            (Ok(()), _) => {}
+            (Err(TrySendError::Full(request)), Block::Yes) => {
+                queue.waited_full();
+                self.inner.sender.send(request).map_err(|_| Error::Closed)?;
+            }
+            (Err(TrySendError::Full(_)), Block::No) => {
+                queue.rejected_full();
+                return Err(Error::QueueFull {
+                    capacity: self.inner.queue_capacity,
+                });
+            }
+            (Err(TrySendError::Disconnected(_)), _) => return Err(Error::Closed),
         }
+        queue.submitted();
+        Ok(())
+    }
+
+    /// The request queue: how deep it is now and how often submitters found it full.
+    pub fn queue_stats(&self) -> QueueStats {
+        self.inner
+            .queue
+            .snapshot(self.inner.sender.len(), self.inner.queue_capacity)
     }
 }
 

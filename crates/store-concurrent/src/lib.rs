@@ -40,6 +40,8 @@ mod ticket;
 #[cfg(not(textstore_loom))]
 mod handle;
 #[cfg(not(textstore_loom))]
+mod stats;
+#[cfg(not(textstore_loom))]
 mod writer;
 
 #[cfg(all(test, textstore_loom))]
@@ -49,6 +51,8 @@ pub use error::{Error, Result};
 #[cfg(not(textstore_loom))]
 pub use handle::ConcurrentStore;
 pub use options::WriterOptions;
+#[cfg(not(textstore_loom))]
+pub use stats::QueueStats;
 pub use ticket::Ticket;
 
 /// The README's Rust examples, compiled and run as doc tests so that they stay true.

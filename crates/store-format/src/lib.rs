@@ -43,7 +43,7 @@ pub use record::{
 };
 pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SegmentHeader};
 pub use text::{Doc, DocMeta, Text};
-pub use traits::{DocRead, DocWrite};
+pub use traits::{CommitEvent, CommitObserver, DocRead, DocWrite};
 
 /// The format version this build reads and writes, stored in every header.
 pub const FORMAT_VERSION: u16 = 1;

@@ -55,3 +55,51 @@ pub trait DocWrite {
     /// Makes every acknowledged write durable.
     fn sync(&mut self) -> Result<(), Self::Error>;
 }
+
+/// What a write path reports about its disk work, for a metrics layer above it. The engine
+/// calls it on the writing thread right after the work, so an implementation must be cheap
+/// and must not block; it sees failures as well as successes.
+pub trait CommitObserver: Send + Sync {
+    /// One commit group was written (and synced, when the store syncs each commit).
+    fn commit(&self, commit: &CommitEvent);
+
+    /// An explicit sync of the data written so far ran for `duration`; `ok` is whether it
+    /// succeeded.
+    fn sync(&self, duration: std::time::Duration, ok: bool);
+}
+
+/// One commit group, as [`CommitObserver::commit`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitEvent {
+    /// Operations (puts and deletes) in the group.
+    pub ops: u64,
+    /// Encoded bytes of the group.
+    pub bytes: u64,
+    /// Time spent writing the bytes.
+    pub write: std::time::Duration,
+    /// Time spent in the sync that made the group durable; `None` when the store leaves
+    /// syncing to the operating system.
+    pub sync: Option<std::time::Duration>,
+    /// Whether the group was committed. A failed group is not visible and poisons the store.
+    pub ok: bool,
+}
+
+impl CommitEvent {
+    /// A commit group of `ops` operations and `bytes` encoded bytes.
+    pub fn new(
+        ops: u64,
+        bytes: u64,
+        write: std::time::Duration,
+        sync: Option<std::time::Duration>,
+        ok: bool,
+    ) -> CommitEvent {
+        CommitEvent {
+            ops,
+            bytes,
+            write,
+            sync,
+            ok,
+        }
+    }
+}

@@ -43,7 +43,7 @@ pub use segment::SegmentMap;
 pub use stats::StoreStats;
 pub use store::Store;
 pub use store_format::{
-    BatchOp, Doc, DocId, DocMeta, DocRead, DocWrite, Position, RangeError, RangeUnit, Text,
-    TextRange, WriteBatch,
+    BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, Position,
+    RangeError, RangeUnit, Text, TextRange, WriteBatch,
 };
 pub use verify::{Problem, VerifyReport};

@@ -3,10 +3,12 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use store_format::{
-    BatchOp, Doc, DocId, DocMeta, DocRead, DocWrite, FormatError, Position, SEGMENT_HEADER_LEN,
-    StoreMeta, Text, TextRange, WriteBatch, encode_index, encode_ops,
+    BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, FormatError,
+    Position, SEGMENT_HEADER_LEN, StoreMeta, Text, TextRange, WriteBatch, encode_index, encode_ops,
 };
 
 use crate::error::{Error, Result};
@@ -49,6 +51,8 @@ pub struct Store {
     scratch: Vec<u8>,
     recovery: RecoveryReport,
     closed: bool,
+    /// Told about every commit and sync, when set.
+    observer: Option<Arc<dyn CommitObserver>>,
 }
 
 impl Store {
@@ -154,6 +158,7 @@ impl Store {
             scratch: Vec::new(),
             recovery: recovered.report,
             closed: false,
+            observer: None,
         };
         if store.segments.is_empty() {
             store.add_segment(1)?;
@@ -342,8 +347,18 @@ impl Store {
     /// commit already is).
     pub fn sync(&mut self) -> Result<()> {
         self.check_writable()?;
+        let started = Instant::now();
         let result = self.active().sync_data();
+        if let Some(observer) = &self.observer {
+            observer.sync(started.elapsed(), result.is_ok());
+        }
         self.poison_on_err(result)
+    }
+
+    /// Reports every later commit and sync to `observer` (a metrics layer), on the thread
+    /// that writes. Replaces an earlier observer.
+    pub fn set_observer(&mut self, observer: Arc<dyn CommitObserver>) {
+        self.observer = Some(observer);
     }
 
     /// Writes the index checkpoint, so that the next open reads it instead of replaying the
@@ -413,7 +428,7 @@ impl Store {
         scratch.clear();
         let first_seq = self.last_seq + 1;
         encode_ops(ops.clone(), first_seq, &mut scratch, Some(0));
-        let written = self.write_commit(&scratch);
+        let written = self.write_commit(&scratch, count);
         // Keep the buffer for the next commit, unless one huge batch grew it past what is
         // worth holding on to between commits.
         if scratch.capacity() <= SCRATCH_RETAIN_BYTES {
@@ -452,12 +467,27 @@ impl Store {
 
     /// Writes an encoded commit at the end of the active segment and syncs it as the
     /// durability setting asks. Space was reserved by [`Store::make_room`].
-    fn write_commit(&mut self, encoded: &[u8]) -> Result<()> {
+    /// The group holds `ops` operations, which the observer is told.
+    fn write_commit(&mut self, encoded: &[u8], ops: u64) -> Result<()> {
         let sync = self.options.durability == Durability::Sync;
+        let observer = self.observer.clone();
         let active = self.active_mut();
+        let started = Instant::now();
         let mut result = active.write_at_end(encoded);
+        let write = started.elapsed();
+        let mut synced = None;
         if result.is_ok() && sync {
             result = active.sync_data();
+            synced = Some(started.elapsed() - write);
+        }
+        if let Some(observer) = observer {
+            observer.commit(&CommitEvent::new(
+                ops,
+                encoded.len() as u64,
+                write,
+                synced,
+                result.is_ok(),
+            ));
         }
         if result.is_err() {
             // The bytes may be on disk, whole or in part; cut them so that they cannot

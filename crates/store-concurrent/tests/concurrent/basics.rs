@@ -265,10 +265,28 @@ fn try_calls_report_a_full_queue() {
     }
     let full = full.expect("the queue filled up");
     assert!(matches!(full, Error::QueueFull { capacity: 1 }), "{full}");
+    let stats = store.queue_stats();
+    assert_eq!(stats.capacity(), 1);
+    assert_eq!(stats.submitted(), tickets.len() as u64);
+    assert_eq!(stats.rejected_full(), 1);
+    assert_eq!(stats.waited_full(), 0);
+    assert!(stats.depth() <= 1, "{stats:?}");
+    let ratio = 1.0 / (tickets.len() as f64 + 1.0);
+    assert!((stats.full_ratio() - ratio).abs() < 1e-12, "{stats:?}");
     for (n, ticket) in tickets {
         let seq = ticket.wait().unwrap();
         assert_eq!(store.get(id(n)).unwrap().unwrap().seq(), seq);
     }
+    // Blocking puts into the same one-slot queue wait instead of failing, and say so.
+    let tickets: Vec<_> = (0..50).map(|n| store.put(id(n), "y").unwrap()).collect();
+    for ticket in tickets {
+        ticket.wait().unwrap();
+    }
+    let after = store.queue_stats();
+    assert_eq!(after.submitted(), stats.submitted() + 50);
+    assert_eq!(after.rejected_full(), 1);
+    assert!(after.waited_full() > 0, "{after:?}");
+    assert_eq!(after.depth(), 0);
 }
 
 #[test]
