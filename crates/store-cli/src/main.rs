@@ -68,11 +68,14 @@ enum Command {
     Export,
     /// Print the id of every document, ordered.
     Ids,
-    /// Print the store's size and shape.
+    /// Print the store's size and shape, and advice (such as when compaction would pay).
     Stat {
         /// Print JSON instead of text.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "prometheus")]
         json: bool,
+        /// Print the Prometheus text format instead of text.
+        #[arg(long)]
+        prometheus: bool,
     },
     /// Check every record; print each bad one.
     Verify,
@@ -191,9 +194,16 @@ fn run(cli: Cli) -> Outcome {
                 write_out(&mut out, format!("{id}\n").as_bytes())?;
             }
         }
-        Command::Stat { json } => {
+        Command::Stat { json, prometheus } => {
             let store = readable(dir, AccessPattern::Normal)?;
-            let text = report::stat(&store, json)?;
+            let format = if json {
+                report::Format::Json
+            } else if prometheus {
+                report::Format::Prometheus
+            } else {
+                report::Format::Text
+            };
+            let text = report::stat(&store, format)?;
             write_out(&mut out, text.as_bytes())?;
         }
         Command::Verify => {

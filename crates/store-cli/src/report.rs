@@ -2,12 +2,29 @@
 
 use std::fmt::Write;
 
+use store_metrics::{Metrics, Thresholds, health, prometheus};
 use store_mmap::{IndexLoad, Store};
 
 use crate::Outcome;
 
-pub(crate) fn stat(store: &Store, json: bool) -> Outcome<String> {
+/// How `stat` prints.
+pub(crate) enum Format {
+    Text,
+    Json,
+    Prometheus,
+}
+
+pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
     let s = store.stats()?;
+    // This process ran no operations: the snapshot carries the store's gauges, and the
+    // advice rests on them.
+    let snapshot = Metrics::new().snapshot().with_store(s);
+    let health = health(&snapshot, &Thresholds::default());
+    let json = match format {
+        Format::Prometheus => return Ok(prometheus(&snapshot)),
+        Format::Json => true,
+        Format::Text => false,
+    };
     let recovery = store.recovery();
     let index = match &recovery.index {
         IndexLoad::Loaded { entries } => format!("loaded ({entries} entries)"),
@@ -41,6 +58,11 @@ pub(crate) fn stat(store: &Store, json: bool) -> Outcome<String> {
                     "reason": d.reason,
                 })),
             },
+            "advice": health.advice.iter().map(|a| serde_json::json!({
+                "severity": a.severity.name(),
+                "code": a.code,
+                "message": a.message,
+            })).collect::<Vec<_>>(),
         });
         return Ok(format!("{value:#}\n"));
     }
@@ -91,6 +113,12 @@ pub(crate) fn stat(store: &Store, json: bool) -> Outcome<String> {
                 dropped.reason
             ),
         );
+    }
+    if health.advice.is_empty() {
+        let _ = writeln!(out, "{:<20} none", "advice");
+    }
+    for advice in &health.advice {
+        let _ = writeln!(out, "{:<20} {advice}", "advice");
     }
     Ok(out)
 }

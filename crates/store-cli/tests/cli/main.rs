@@ -269,6 +269,18 @@ fn stat_and_verify() {
     assert_eq!(value["documents"], 5);
     assert_eq!(value["text_bytes"], 4 * 10 + 8);
     assert!(value["dead_bytes"].as_u64().unwrap() > 0);
+    // A few hundred dead bytes are not worth a compaction.
+    assert_eq!(value["advice"], serde_json::json!([]));
+    assert!(human.contains("advice               none"), "{human}");
+    let (text, _) = run(&store, &["stat", "--prometheus"], "", 0);
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap();
+    let documents = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "textstore_documents")
+        .expect("the documents gauge");
+    assert_eq!(documents.value, prometheus_parse::Value::Gauge(5.0));
     let (_, err) = run(&store, &["verify"], "", 0);
     assert!(err.contains("store is intact"), "{err}");
     // Damage the text of document 3 and verify again.

@@ -1,0 +1,57 @@
+//! Counters, latency histograms and advice for textstore, with a Prometheus text export.
+//!
+//! - [`Metrics`] collects. Operations are counted per thread (no shared cache line, no
+//!   locked instruction on the read path) by outcome, so a failure is never counted as a
+//!   success; latencies go to lock-free log-linear histograms with p50 to p999 and the exact
+//!   maximum. Every write is timed; reads, which cost about as much as two clock reads, are
+//!   timed one in [`DEFAULT_READ_SAMPLE_EVERY`] and all counted.
+//! - [`Instrumented`] wraps any layer that implements the read and write traits and records
+//!   each call. A [`store_mmap::Store`] given the same `Arc<Metrics>` as its
+//!   [`store_format::CommitObserver`] reports each commit group: its size, its write time and
+//!   its `fdatasync` time, including the groups the concurrent handle's writer thread forms.
+//! - [`Snapshot`] is a copy of everything, to which the caller adds the store's gauges
+//!   ([`store_mmap::StoreStats`]) and the queue's ([`store_concurrent::QueueStats`]).
+//!   [`prometheus()`] renders it, [`Snapshot::to_json`] too, and [`health()`] judges it.
+//!
+//! Invariant: the layers below know nothing of this crate. They expose stats structs and
+//! call the `CommitObserver` trait, which this crate implements.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use store_metrics::{Instrumented, Metrics, Op, Outcome};
+//! use store_mmap::{DocId, DocRead, DocWrite, Store, StoreOptions};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! let metrics = Arc::new(Metrics::new());
+//! let mut store = Store::create(dir.path().join("docs"), StoreOptions::new())?;
+//! store.set_observer(metrics.clone());
+//! let mut store = Instrumented::new(store, metrics.clone());
+//!
+//! store.put(DocId::from(1u64), "hello")?;
+//! assert!(store.get(DocId::from(2u64))?.is_none());
+//!
+//! let snapshot = metrics.snapshot().with_store(store.inner().stats()?);
+//! assert_eq!(snapshot.count(Op::Put, Outcome::Ok), 1);
+//! assert_eq!(snapshot.count(Op::Get, Outcome::NotFound), 1);
+//! assert_eq!(snapshot.commits(), 1);
+//! assert!(store_metrics::prometheus(&snapshot).contains("textstore_documents 1"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod health;
+mod histogram;
+mod instrumented;
+mod op;
+mod prometheus;
+mod registry;
+mod snapshot;
+
+pub use health::{Advice, Health, Severity, Thresholds, health};
+pub use histogram::{Histogram, HistogramSnapshot, Latency};
+pub use instrumented::Instrumented;
+pub use op::{Classify, ErrorKind, Op, Outcome};
+pub use prometheus::prometheus;
+pub use registry::{DEFAULT_READ_SAMPLE_EVERY, Metrics, Span};
+pub use snapshot::Snapshot;

@@ -1,0 +1,217 @@
+//! What the collector holds at one moment, plus the gauges of the store it watches.
+
+use store_concurrent::QueueStats;
+use store_mmap::StoreStats;
+
+use crate::histogram::{HistogramSnapshot, Latency};
+use crate::op::{Op, Outcome};
+
+/// Counts and latencies of one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OpStats {
+    pub(crate) op: Op,
+    pub(crate) counts: [u64; Outcome::ALL.len()],
+    pub(crate) durations: HistogramSnapshot,
+}
+
+/// What commits did, from the engine's [`store_format::CommitObserver`] reports.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct CommitStats {
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
+    pub(crate) ops: HistogramSnapshot,
+    pub(crate) bytes: u64,
+    pub(crate) write: HistogramSnapshot,
+    pub(crate) syncs: HistogramSnapshot,
+    pub(crate) syncs_failed: u64,
+}
+
+/// A copy of everything collected, with the store's and the queue's gauges when the caller
+/// added them. Render it with [`crate::prometheus`], [`Snapshot::to_json`], or judge it with
+/// [`crate::health`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub(crate) ops: Vec<OpStats>,
+    pub(crate) bytes_read: u64,
+    pub(crate) bytes_written: u64,
+    pub(crate) read_sample_every: u64,
+    pub(crate) commits: CommitStats,
+    pub(crate) store: Option<StoreStats>,
+    pub(crate) queue: Option<QueueStats>,
+}
+
+impl Snapshot {
+    /// Adds the store's size and shape (documents, live and dead bytes, segments, ...).
+    pub fn with_store(mut self, stats: StoreStats) -> Snapshot {
+        self.store = Some(stats);
+        self
+    }
+
+    /// Adds the concurrent handle's queue statistics.
+    pub fn with_queue(mut self, stats: QueueStats) -> Snapshot {
+        self.queue = Some(stats);
+        self
+    }
+
+    fn op(&self, op: Op) -> &OpStats {
+        &self.ops[op.index()]
+    }
+
+    /// How many `op`s ended with `outcome`.
+    pub fn count(&self, op: Op, outcome: Outcome) -> u64 {
+        self.op(op).counts[outcome.index()]
+    }
+
+    /// How many `op`s ran, whatever their outcome.
+    pub fn total(&self, op: Op) -> u64 {
+        self.op(op).counts.iter().sum()
+    }
+
+    /// How many `op`s failed.
+    pub fn errors(&self, op: Op) -> u64 {
+        self.total(op) - self.count(op, Outcome::Ok) - self.count(op, Outcome::NotFound)
+    }
+
+    /// The latencies recorded for `op`, in nanoseconds: every write, and one read in
+    /// [`Snapshot::read_sample_every`].
+    pub fn durations(&self, op: Op) -> &HistogramSnapshot {
+        &self.op(op).durations
+    }
+
+    /// Count, mean and quantiles of the timed `op`s.
+    pub fn latency(&self, op: Op) -> Latency {
+        self.durations(op).latency()
+    }
+
+    /// One read in this many is timed.
+    pub fn read_sample_every(&self) -> u64 {
+        self.read_sample_every
+    }
+
+    /// Document bytes returned by reads and extractions.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Document bytes accepted by successful writes.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    /// Commit groups written.
+    pub fn commits(&self) -> u64 {
+        self.commits.ok
+    }
+
+    /// Commit groups that failed (and poisoned the store).
+    pub fn failed_commits(&self) -> u64 {
+        self.commits.failed
+    }
+
+    /// Operations per committed group.
+    pub fn commit_ops(&self) -> &HistogramSnapshot {
+        &self.commits.ops
+    }
+
+    /// Encoded bytes of the committed groups.
+    pub fn commit_bytes(&self) -> u64 {
+        self.commits.bytes
+    }
+
+    /// Time to write each commit group, in nanoseconds.
+    pub fn commit_write(&self) -> &HistogramSnapshot {
+        &self.commits.write
+    }
+
+    /// Time of each `fdatasync`, of commits and of explicit syncs, in nanoseconds.
+    pub fn syncs(&self) -> &HistogramSnapshot {
+        &self.commits.syncs
+    }
+
+    /// Syncs that failed.
+    pub fn failed_syncs(&self) -> u64 {
+        self.commits.syncs_failed
+    }
+
+    /// The store's gauges, if added.
+    pub fn store(&self) -> Option<&StoreStats> {
+        self.store.as_ref()
+    }
+
+    /// The queue's statistics, if added.
+    pub fn queue(&self) -> Option<&QueueStats> {
+        self.queue.as_ref()
+    }
+
+    /// Everything, as JSON: counts by operation and outcome, latency summaries in seconds,
+    /// commits, and the gauges that were added.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{Map, Value, json};
+        let latency = |h: &HistogramSnapshot| {
+            let l = h.latency();
+            json!({
+                "count": l.count,
+                "mean_seconds": l.mean.as_secs_f64(),
+                "p50_seconds": l.p50.as_secs_f64(),
+                "p90_seconds": l.p90.as_secs_f64(),
+                "p99_seconds": l.p99.as_secs_f64(),
+                "p999_seconds": l.p999.as_secs_f64(),
+                "max_seconds": l.max.as_secs_f64(),
+            })
+        };
+        let mut ops = Map::new();
+        for stats in &self.ops {
+            let outcomes: Map<String, Value> = Outcome::ALL
+                .iter()
+                .map(|&o| (o.name().to_owned(), json!(stats.counts[o.index()])))
+                .collect();
+            ops.insert(
+                stats.op.name().to_owned(),
+                json!({ "outcomes": outcomes, "latency": latency(&stats.durations) }),
+            );
+        }
+        let mut value = json!({
+            "operations": ops,
+            "read_sample_every": self.read_sample_every,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "commits": {
+                "ok": self.commits.ok,
+                "failed": self.commits.failed,
+                "bytes": self.commits.bytes,
+                "ops_mean": self.commits.ops.mean(),
+                "ops_p50": self.commits.ops.quantile(0.5),
+                "ops_max": self.commits.ops.max(),
+                "write": latency(&self.commits.write),
+                "sync": latency(&self.commits.syncs),
+                "syncs_failed": self.commits.syncs_failed,
+            },
+        });
+        if let Some(s) = &self.store {
+            value["store"] = json!({
+                "documents": s.documents(),
+                "text_bytes": s.text_bytes(),
+                "live_bytes": s.live_bytes(),
+                "dead_bytes": s.dead_bytes(),
+                "dead_ratio": s.dead_ratio(),
+                "segments": s.segments(),
+                "file_bytes": s.file_bytes(),
+                "allocated_bytes": s.allocated_bytes(),
+                "mapped_bytes": s.mapped_bytes(),
+                "index_memory_bytes": s.index_memory_bytes(),
+                "last_seq": s.last_seq(),
+            });
+        }
+        if let Some(q) = &self.queue {
+            value["queue"] = json!({
+                "depth": q.depth(),
+                "capacity": q.capacity(),
+                "submitted": q.submitted(),
+                "waited_full": q.waited_full(),
+                "rejected_full": q.rejected_full(),
+                "full_ratio": q.full_ratio(),
+            });
+        }
+        value
+    }
+}

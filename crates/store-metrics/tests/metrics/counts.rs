@@ -1,0 +1,178 @@
+use store_metrics::{ErrorKind, Op, Outcome};
+use store_mmap::{DocId, DocRead, DocWrite, StoreOptions, TextRange, WriteBatch};
+
+use crate::instrumented;
+
+fn id(n: u64) -> DocId {
+    DocId::from(n)
+}
+
+#[test]
+fn every_operation_is_counted_once_by_its_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, metrics) = instrumented(dir.path(), StoreOptions::new().max_document_bytes(10));
+    store.put(id(1), "0123456789").unwrap();
+    store.put(id(2), "abc").unwrap();
+    let too_large = store.put(id(3), "01234567890").unwrap_err();
+    assert!(matches!(
+        too_large,
+        store_mmap::Error::DocumentTooLarge { .. }
+    ));
+    let mut batch = WriteBatch::new();
+    batch.put(id(4), "four").put(id(5), "five").delete(id(2));
+    store.put_batch(&batch).unwrap();
+    assert!(store.get(id(1)).unwrap().is_some());
+    assert!(store.get(id(2)).unwrap().is_none());
+    assert!(store.get(id(9)).unwrap().is_none());
+    assert_eq!(
+        &*store.extract(id(1), TextRange::bytes(2..4)).unwrap(),
+        "23"
+    );
+    store.extract(id(1), TextRange::bytes(5..40)).unwrap_err();
+    store.extract(id(9), TextRange::bytes(0..1)).unwrap_err();
+    let mut buf = String::new();
+    assert!(store.read_into(id(4), &mut buf).unwrap());
+    assert!(store.delete(id(4)).unwrap());
+    assert!(!store.delete(id(4)).unwrap());
+    store.sync().unwrap();
+
+    let s = metrics.snapshot();
+    let invalid = Outcome::Error(ErrorKind::InvalidInput);
+    let expected = [
+        (Op::Put, Outcome::Ok, 2),
+        (Op::Put, invalid, 1),
+        (Op::PutBatch, Outcome::Ok, 1),
+        (Op::Get, Outcome::Ok, 2),
+        (Op::Get, Outcome::NotFound, 2),
+        (Op::Extract, Outcome::Ok, 1),
+        (Op::Extract, invalid, 1),
+        (Op::Extract, Outcome::NotFound, 1),
+        (Op::Delete, Outcome::Ok, 1),
+        (Op::Delete, Outcome::NotFound, 1),
+        (Op::Sync, Outcome::Ok, 1),
+    ];
+    for &op in &Op::ALL {
+        for &outcome in &Outcome::ALL {
+            let want = expected
+                .iter()
+                .find(|(o, out, _)| *o == op && *out == outcome)
+                .map_or(0, |e| e.2);
+            assert_eq!(s.count(op, outcome), want, "{op:?} {outcome:?}");
+        }
+    }
+    assert_eq!(s.errors(Op::Put), 1);
+    assert_eq!(s.errors(Op::Extract), 1);
+    // Reads returned 10 + 4 ("four") bytes of documents, and the extract 2.
+    assert_eq!(s.bytes_read(), 10 + 4 + 2);
+    // The failed put wrote nothing; the batch's deletes carry no text.
+    assert_eq!(s.bytes_written(), 10 + 3 + 4 + 4);
+    // Every read and write was timed (sampling every read), failures included.
+    assert_eq!(s.latency(Op::Get).count, 4);
+    assert_eq!(s.latency(Op::Put).count, 3);
+    assert_eq!(s.latency(Op::Extract).count, 3);
+
+    // Commits as the engine reported them: two puts, the batch, one delete; the refused
+    // put and the delete of nothing wrote no group.
+    assert_eq!(s.commits(), 4);
+    assert_eq!(s.failed_commits(), 0);
+    assert_eq!(s.commit_ops().count(), 4);
+    assert_eq!(s.commit_ops().sum(), 1 + 1 + 3 + 1);
+    assert_eq!(s.commit_ops().max(), 3);
+    assert!(s.commit_bytes() > 0);
+    // Each durable commit synced once, and so did the explicit sync.
+    assert_eq!(s.syncs().count(), 5);
+    assert_eq!(s.commit_write().count(), 4);
+}
+
+#[test]
+fn reads_are_all_counted_but_only_a_sample_is_timed() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = std::sync::Arc::new(store_metrics::Metrics::with_read_sample_every(16));
+    let store = store_mmap::Store::create(dir.path().join("s"), StoreOptions::new()).unwrap();
+    let mut store = store_metrics::Instrumented::new(store, metrics.clone());
+    store.put(id(1), "x").unwrap();
+    for _ in 0..160 {
+        store.get(id(1)).unwrap().unwrap();
+    }
+    let s = metrics.snapshot();
+    assert_eq!(s.count(Op::Get, Outcome::Ok), 160);
+    assert_eq!(s.latency(Op::Get).count, 10);
+    assert_eq!(s.read_sample_every(), 16);
+    assert_eq!(s.latency(Op::Put).count, 1, "writes are always timed");
+}
+
+#[test]
+fn counts_from_many_threads_add_up() {
+    let metrics = std::sync::Arc::new(store_metrics::Metrics::new());
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let metrics = &metrics;
+            scope.spawn(move || {
+                for _ in 0..10_000 {
+                    metrics.start(Op::Get).finish(Outcome::Ok, t, 0);
+                }
+                metrics.record(Op::Delete, Outcome::NotFound, None);
+            });
+        }
+    });
+    let s = metrics.snapshot();
+    assert_eq!(s.count(Op::Get, Outcome::Ok), 40_000);
+    assert_eq!(s.count(Op::Delete, Outcome::NotFound), 4);
+    assert_eq!(s.bytes_read(), 10_000 * (1 + 2 + 3));
+}
+
+#[test]
+fn a_failed_sync_is_reported_as_failed() {
+    use std::time::Duration;
+    use store_format::{CommitEvent, CommitObserver};
+    let metrics = store_metrics::Metrics::new();
+    let ms = Duration::from_millis(1);
+    metrics.commit(&CommitEvent::new(3, 300, ms, Some(ms), true));
+    metrics.commit(&CommitEvent::new(2, 200, ms, Some(ms), false));
+    metrics.commit(&CommitEvent::new(2, 200, ms, None, false));
+    CommitObserver::sync(&metrics, ms, false);
+    let s = metrics.snapshot();
+    assert_eq!(s.commits(), 1);
+    assert_eq!(s.failed_commits(), 2);
+    assert_eq!(
+        s.commit_ops().sum(),
+        3,
+        "failed groups are not committed operations"
+    );
+    assert_eq!(s.commit_bytes(), 300);
+    assert_eq!(s.syncs().count(), 3);
+    assert_eq!(s.failed_syncs(), 2);
+    let health = store_metrics::health(&s, &store_metrics::Thresholds::default());
+    assert_eq!(health.status, Some(store_metrics::Severity::Critical));
+    assert_eq!(health.advice[0].code, "writes_failed");
+}
+
+#[test]
+fn many_overwritten_bytes_recommend_a_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new().durability(store_mmap::Durability::WriteBack);
+    let mut store = store_mmap::Store::create(dir.path().join("s"), options).unwrap();
+    let text = "x".repeat(64 << 10);
+    let thresholds = store_metrics::Thresholds::default();
+    let advice = |store: &store_mmap::Store| {
+        let snapshot = store_metrics::Metrics::new()
+            .snapshot()
+            .with_store(store.stats().unwrap());
+        store_metrics::health(&snapshot, &thresholds).advice
+    };
+    for n in 0..300 {
+        store.put(id(n % 4), &text).unwrap();
+        if n == 3 {
+            assert_eq!(advice(&store), vec![], "nothing is dead yet");
+        }
+    }
+    let advice = advice(&store);
+    assert_eq!(advice.len(), 1, "{advice:?}");
+    assert_eq!(advice[0].code, "compaction_recommended");
+    assert_eq!(advice[0].severity, store_metrics::Severity::Warning);
+    assert!(
+        advice[0].message.starts_with("99% of record bytes"),
+        "{}",
+        advice[0].message
+    );
+}

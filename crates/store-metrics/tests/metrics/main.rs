@@ -1,0 +1,22 @@
+//! store-metrics at its boundary: known sequences of operations on a real store, and the
+//! Prometheus text read back by an independent parser.
+
+mod counts;
+mod exposition;
+mod histograms;
+
+use std::sync::Arc;
+
+use store_metrics::{Instrumented, Metrics};
+use store_mmap::{Store, StoreOptions};
+
+/// An instrumented store whose commits report to the same collector, timing every read.
+fn instrumented(
+    dir: &std::path::Path,
+    options: StoreOptions,
+) -> (Instrumented<Store>, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::with_read_sample_every(1));
+    let mut store = Store::create(dir.join("store"), options).unwrap();
+    store.set_observer(metrics.clone());
+    (Instrumented::new(store, Arc::clone(&metrics)), metrics)
+}
