@@ -33,19 +33,10 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
         other => format!("{other:?}"),
     };
     if json {
-        let value = serde_json::json!({
+        // The store's gauges as store-metrics names them, then what only the CLI knows.
+        let mut value = snapshot.to_json()["store"].take();
+        let extra = serde_json::json!({
             "store": store.dir().display().to_string(),
-            "documents": s.documents(),
-            "text_bytes": s.text_bytes(),
-            "live_bytes": s.live_bytes(),
-            "dead_bytes": s.dead_bytes(),
-            "dead_ratio": s.dead_ratio(),
-            "segments": s.segments(),
-            "file_bytes": s.file_bytes(),
-            "allocated_bytes": s.allocated_bytes(),
-            "mapped_bytes": s.mapped_bytes(),
-            "index_memory_bytes": s.index_memory_bytes(),
-            "last_seq": s.last_seq(),
             "max_document_bytes": store.max_document_bytes(),
             "segment_capacity": store.segment_capacity(),
             "recovery": {
@@ -64,6 +55,9 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
                 "message": a.message,
             })).collect::<Vec<_>>(),
         });
+        if let (Some(value), serde_json::Value::Object(extra)) = (value.as_object_mut(), extra) {
+            value.extend(extra);
+        }
         return Ok(format!("{value:#}\n"));
     }
     let mut out = String::new();

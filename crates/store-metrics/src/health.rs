@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::op::{ErrorKind, Op, Outcome};
+use crate::op::{ErrorKind, Outcome};
 use crate::snapshot::Snapshot;
 
 /// How urgent a piece of advice is.
@@ -93,10 +93,7 @@ pub fn health(snapshot: &Snapshot, thresholds: &Thresholds) -> Health {
     let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
 
     let failed_writes = snapshot.failed_commits() + snapshot.failed_syncs();
-    let poisoned: u64 = Op::ALL
-        .iter()
-        .map(|&op| snapshot.count(op, Outcome::Error(ErrorKind::Poisoned)))
-        .sum();
+    let poisoned = snapshot.count_all(Outcome::Error(ErrorKind::Poisoned));
     if failed_writes > 0 || poisoned > 0 {
         add(
             Severity::Critical,
@@ -108,10 +105,7 @@ pub fn health(snapshot: &Snapshot, thresholds: &Thresholds) -> Health {
             ),
         );
     }
-    let corrupt: u64 = Op::ALL
-        .iter()
-        .map(|&op| snapshot.count(op, Outcome::Error(ErrorKind::Corrupt)))
-        .sum();
+    let corrupt = snapshot.count_all(Outcome::Error(ErrorKind::Corrupt));
     if corrupt > 0 {
         add(
             Severity::Critical,
@@ -179,10 +173,7 @@ pub fn health(snapshot: &Snapshot, thresholds: &Thresholds) -> Health {
             ),
         );
     }
-    let invalid: u64 = Op::ALL
-        .iter()
-        .map(|&op| snapshot.count(op, Outcome::Error(ErrorKind::InvalidInput)))
-        .sum();
+    let invalid = snapshot.count_all(Outcome::Error(ErrorKind::InvalidInput));
     if invalid > 0 {
         add(
             Severity::Info,

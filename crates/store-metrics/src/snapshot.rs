@@ -67,6 +67,11 @@ impl Snapshot {
         self.op(op).counts.iter().sum()
     }
 
+    /// How many operations of any kind ended with `outcome`.
+    pub fn count_all(&self, outcome: Outcome) -> u64 {
+        Op::ALL.iter().map(|&op| self.count(op, outcome)).sum()
+    }
+
     /// How many `op`s failed.
     pub fn errors(&self, op: Op) -> u64 {
         self.total(op) - self.count(op, Outcome::Ok) - self.count(op, Outcome::NotFound)
