@@ -1,5 +1,6 @@
 //! What instrumentation costs a read: `get` on a store, plain and through `Instrumented`
-//! (with reads timed one in 64, the default, and every one), in the same run.
+//! (with reads timed one in 64, the default, and every one), in the same run. `plain_again`
+//! repeats the plain case after the instrumented one, so that a drift between them shows.
 //!
 //! `cargo bench -p store-metrics --bench overhead`
 
