@@ -1,6 +1,7 @@
 //! What instrumentation costs a read: `get` on a store, plain and through `Instrumented`
 //! (with reads timed one in 64, the default, and every one), in the same run. `plain_again`
 //! repeats the plain case after the instrumented one, so that a drift between them shows.
+//! That drift is often larger than the overhead: `overhead_paired` measures the ratio.
 //!
 //! `cargo bench -p store-metrics --bench overhead`
 

@@ -1,23 +1,22 @@
 //! The collector: per-thread operation counters, shared latency histograms, commit events.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use store_format::{CommitEvent, CommitObserver};
 use thread_local::ThreadLocal;
 
 use crate::histogram::Histogram;
-use crate::op::{Op, Outcome};
+use crate::op::{Classify, Op, Outcome};
 use crate::snapshot::{CommitStats, OpStats, Snapshot};
 
 const OPS: usize = Op::ALL.len();
 const OUTCOMES: usize = Outcome::ALL.len();
 
-/// How many reads in a row a thread lets pass before it times one, by default. Timing a read
-/// costs two clock reads (49 ns on the machine the benchmarks ran on), about half a get of a
-/// resident document (105 ns, `cargo bench -p store-metrics --bench overhead`); timing one in
-/// 64 spreads that to under 1 ns a read, while the quantiles still rest on thousands of
-/// samples a second.
+/// How many reads in a row a thread lets pass before it times one, by default. Timing every
+/// read makes a get of a resident 400-byte document 19% slower; timing one in 64 spreads that
+/// to a fraction of a nanosecond a read, while the quantiles still rest on thousands of
+/// samples a second (`cargo bench -p store-metrics --bench overhead_paired`).
 pub const DEFAULT_READ_SAMPLE_EVERY: u32 = 64;
 
 /// Counters only their own thread writes, so an increment is a plain load and store with no
@@ -35,6 +34,7 @@ struct ThreadCounters {
 
 /// Adds `n` to a counter that only the calling thread writes. Relaxed: a snapshot reads each
 /// counter as a statistic on its own.
+#[inline]
 fn bump(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
@@ -43,6 +43,10 @@ fn bump(counter: &AtomicU64, n: u64) {
 /// record operations into it, and a store given it as its [`CommitObserver`] records commits.
 pub struct Metrics {
     threads: ThreadLocal<ThreadCounters>,
+    /// The time stamp counter, read without a fence and calibrated once per process (under a
+    /// millisecond). `std::time::Instant` goes through the vDSO: with it the get benchmark
+    /// paid 5.6% for instrumentation instead of 2.7%.
+    clock: quanta::Clock,
     durations: [Histogram; OPS],
     read_sample_every: u64,
     commits_ok: AtomicU64,
@@ -71,6 +75,7 @@ impl Metrics {
     pub fn with_read_sample_every(every: u32) -> Metrics {
         Metrics {
             threads: ThreadLocal::new(),
+            clock: quanta::Clock::new(),
             durations: Default::default(),
             read_sample_every: u64::from(every.max(1)),
             commits_ok: AtomicU64::new(0),
@@ -85,8 +90,13 @@ impl Metrics {
 
     /// Starts one operation: [`Span::finish`] counts it with its outcome, and records its
     /// latency if it is timed (every write, a sample of reads).
+    ///
+    /// Inlined with everything a successful read goes through, and no call out of line:
+    /// on the get benchmark a call to far-away code even one read in 64 cost more than the
+    /// rest of the instrumentation together.
+    #[inline(always)]
     pub fn start(&self, op: Op) -> Span<'_> {
-        let counters = self.threads.get_or_default();
+        let counters = self.counters();
         let timed = if op.is_read() {
             let untimed = counters.reads_untimed.load(Ordering::Relaxed) + 1;
             let timed = untimed >= self.read_sample_every;
@@ -101,17 +111,45 @@ impl Metrics {
             metrics: self,
             counters,
             op,
-            started: timed.then(Instant::now),
+            started: if timed { self.now() } else { 0 },
         }
     }
 
     /// Counts one operation that the caller timed (or not) itself.
     pub fn record(&self, op: Op, outcome: Outcome, duration: Option<Duration>) {
-        let counters = self.threads.get_or_default();
+        let counters = self.counters();
         bump(&counters.counts[op.index()][outcome.index()], 1);
         if let Some(duration) = duration {
             self.durations[op.index()].record_duration(duration);
         }
+    }
+
+    /// The calling thread's counters. Kept small enough to inline into every operation: the
+    /// first call on a thread, which allocates, is out of line.
+    #[inline(always)]
+    fn counters(&self) -> &ThreadCounters {
+        match self.threads.get() {
+            Some(counters) => counters,
+            None => self.register_thread(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn register_thread(&self) -> &ThreadCounters {
+        self.threads.get_or_default()
+    }
+
+    /// A reading of the time stamp counter, never 0 (which marks an untimed span).
+    #[inline]
+    fn now(&self) -> u64 {
+        self.clock.raw().max(1)
+    }
+
+    #[inline]
+    fn record_since(&self, op: Op, started: u64) {
+        let elapsed = self.clock.delta(started, self.clock.raw());
+        self.durations[op.index()].record_duration(elapsed);
     }
 
     /// What has been collected so far. Store and queue gauges are added by the caller, who
@@ -162,14 +200,18 @@ pub struct Span<'a> {
     metrics: &'a Metrics,
     counters: &'a ThreadCounters,
     op: Op,
-    started: Option<Instant>,
+    /// The clock when the operation started, or 0 when it is not timed.
+    started: u64,
 }
 
 impl Span<'_> {
     /// Counts the operation with `outcome`, and the document bytes it returned to the caller
     /// (`read`) or took from the caller (`written`).
+    #[inline(always)]
     pub fn finish(self, outcome: Outcome, read: u64, written: u64) {
-        let duration = self.started.map(|started| started.elapsed());
+        if self.started != 0 {
+            self.metrics.record_since(self.op, self.started);
+        }
         bump(&self.counters.counts[self.op.index()][outcome.index()], 1);
         if read > 0 {
             bump(&self.counters.bytes_read, read);
@@ -177,10 +219,35 @@ impl Span<'_> {
         if written > 0 {
             bump(&self.counters.bytes_written, written);
         }
-        if let Some(duration) = duration {
-            self.metrics.durations[self.op.index()].record_duration(duration);
-        }
     }
+}
+
+impl Span<'_> {
+    /// Counts the operation as failed with `err`. The classification is out of line and takes
+    /// the span's fields as arguments, which travel in registers: a span passed whole would be
+    /// written to the stack on the path of every successful read too.
+    #[inline(always)]
+    pub(crate) fn fail<E: Classify>(self, err: &E) {
+        failed(self.metrics, self.counters, self.op, self.started, err);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn failed<E: Classify>(
+    metrics: &Metrics,
+    counters: &ThreadCounters,
+    op: Op,
+    started: u64,
+    err: &E,
+) {
+    let span = Span {
+        metrics,
+        counters,
+        op,
+        started,
+    };
+    span.finish(err.outcome(), 0, 0);
 }
 
 impl CommitObserver for Metrics {
