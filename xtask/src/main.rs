@@ -35,6 +35,10 @@ tasks:
   ci    fmt check, clippy (warnings denied), tests, docs (warnings denied), loom
   loom  the loom models of store-concurrent";
 
+/// Optional features that CI builds and tests: light ones, unlike the peer engines of the
+/// benchmarks.
+const OPTIONAL_FEATURES: &str = "store-metrics/metrics";
+
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
     cargo(
@@ -42,6 +46,8 @@ fn ci() -> Result<(), String> {
             "clippy",
             "--workspace",
             "--all-targets",
+            "--features",
+            OPTIONAL_FEATURES,
             "--",
             "-D",
             "warnings",
@@ -49,13 +55,40 @@ fn ci() -> Result<(), String> {
         &[],
     )?;
     if has_nextest() {
-        cargo(&["nextest", "run", "--workspace", "--no-fail-fast"], &[])?;
+        cargo(
+            &[
+                "nextest",
+                "run",
+                "--workspace",
+                "--features",
+                OPTIONAL_FEATURES,
+                "--no-fail-fast",
+            ],
+            &[],
+        )?;
     } else {
-        cargo(&["test", "--workspace", "--lib", "--bins", "--tests"], &[])?;
+        cargo(
+            &[
+                "test",
+                "--workspace",
+                "--features",
+                OPTIONAL_FEATURES,
+                "--lib",
+                "--bins",
+                "--tests",
+            ],
+            &[],
+        )?;
     }
     cargo(&["test", "--workspace", "--doc"], &[])?;
     cargo(
-        &["doc", "--workspace", "--no-deps"],
+        &[
+            "doc",
+            "--workspace",
+            "--no-deps",
+            "--features",
+            OPTIONAL_FEATURES,
+        ],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
     loom()?;

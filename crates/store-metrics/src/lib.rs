@@ -13,6 +13,8 @@
 //! - [`Snapshot`] is a copy of everything, to which the caller adds the store's gauges
 //!   ([`store_mmap::StoreStats`]) and the queue's ([`store_concurrent::QueueStats`]).
 //!   [`prometheus()`] renders it, [`Snapshot::to_json`] too, and [`health()`] judges it.
+//!   With the `metrics` feature, `publish` hands it to the [`metrics`](https://docs.rs/metrics)
+//!   facade, for applications that export through a recorder of their own.
 //!
 //! Invariant: the layers below know nothing of this crate. They expose stats structs and
 //! call the `CommitObserver` trait, which this crate implements.
@@ -41,6 +43,8 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "metrics")]
+mod facade;
 mod health;
 mod histogram;
 mod instrumented;
@@ -49,6 +53,8 @@ mod prometheus;
 mod registry;
 mod snapshot;
 
+#[cfg(feature = "metrics")]
+pub use facade::publish;
 pub use health::{Advice, Health, Severity, Thresholds, health};
 pub use histogram::{Histogram, HistogramSnapshot, Latency};
 pub use instrumented::Instrumented;

@@ -19,7 +19,40 @@ const COUNT_BOUNDS: std::ops::RangeInclusive<u32> = 0..=16;
 /// Renders `snapshot` in the Prometheus text format.
 pub fn prometheus(snapshot: &Snapshot) -> String {
     let mut out = Exposition::default();
+    walk(snapshot, &mut out);
+    out.text
+}
 
+/// Where [`walk`] sends each metric: the text exposition, or the `metrics` facade.
+pub(crate) trait Sink {
+    /// Announces a family of samples.
+    fn family(&mut self, name: &str, kind: &str, help: &str);
+    /// One sample of a counter or gauge family.
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64);
+    /// One histogram of a histogram family: cumulative buckets at `2^k` for `k` in `bounds`,
+    /// values scaled by `scale` (1e-9 turns nanoseconds into seconds).
+    fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        histogram: &HistogramSnapshot,
+        bounds: std::ops::RangeInclusive<u32>,
+        scale: f64,
+    );
+
+    fn counter(&mut self, name: &str, help: &str, value: u64) {
+        self.family(name, "counter", help);
+        self.sample(name, &[], value as f64);
+    }
+
+    fn gauge(&mut self, name: &str, help: &str, value: f64) {
+        self.family(name, "gauge", help);
+        self.sample(name, &[], value);
+    }
+}
+
+/// Every metric of `snapshot`, with its name, type, help and labels, in exposition order.
+pub(crate) fn walk(snapshot: &Snapshot, out: &mut impl Sink) {
     out.family(
         "textstore_operations_total",
         "counter",
@@ -195,7 +228,6 @@ pub fn prometheus(snapshot: &Snapshot) -> String {
             q.rejected_full(),
         );
     }
-    out.text
 }
 
 #[derive(Default)]
@@ -203,7 +235,7 @@ struct Exposition {
     text: String,
 }
 
-impl Exposition {
+impl Sink for Exposition {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.text, "# HELP {name} {help}");
         let _ = writeln!(self.text, "# TYPE {name} {kind}");
@@ -225,18 +257,7 @@ impl Exposition {
         let _ = writeln!(self.text, " {value}");
     }
 
-    fn counter(&mut self, name: &str, help: &str, value: u64) {
-        self.family(name, "counter", help);
-        self.sample(name, &[], value as f64);
-    }
-
-    fn gauge(&mut self, name: &str, help: &str, value: f64) {
-        self.family(name, "gauge", help);
-        self.sample(name, &[], value);
-    }
-
-    /// Cumulative buckets at `2^k` for `k` in `bounds`, scaled by `scale` (1e-9 turns
-    /// nanoseconds into seconds), then `+Inf`, `_sum` and `_count`.
+    /// The buckets, then `+Inf`, `_sum` and `_count`.
     fn histogram(
         &mut self,
         name: &str,

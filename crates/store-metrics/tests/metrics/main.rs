@@ -1,8 +1,10 @@
 //! store-metrics at its boundary: known sequences of operations on a real store, and the
-//! Prometheus text read back by an independent parser.
+//! Prometheus text read back by an independent parser, and what the `metrics` facade receives.
 
 mod counts;
 mod exposition;
+#[cfg(feature = "metrics")]
+mod facade;
 mod histograms;
 
 use std::sync::Arc;
