@@ -140,7 +140,8 @@ impl Metrics {
         self.threads.get_or_default()
     }
 
-    /// A reading of the time stamp counter, never 0 (which marks an untimed span).
+    /// A clock reading (the time stamp counter where the CPU has a stable one), never 0,
+    /// which marks an untimed span.
     #[inline]
     fn now(&self) -> u64 {
         self.clock.raw().max(1)
