@@ -19,12 +19,13 @@ const QUANTILES: [(f64, &str); 4] = [(0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"),
 /// The snapshot holds totals, so publishing is idempotent: call it whenever the exporter is
 /// about to read, or on a timer.
 pub fn publish(snapshot: &Snapshot) {
-    walk(snapshot, &mut Facade { kind: "" });
+    walk(snapshot, &mut Facade { counters: false });
 }
 
 struct Facade {
-    /// Kind of the family whose samples follow.
-    kind: &'static str,
+    /// Whether the samples that follow belong to a counter family; any other is published
+    /// as gauges (a histogram as gauges of its quantiles).
+    counters: bool,
 }
 
 fn labels(labels: &[(&str, &str)]) -> Vec<Label> {
@@ -37,26 +38,17 @@ fn labels(labels: &[(&str, &str)]) -> Vec<Label> {
 impl Sink for Facade {
     fn family(&mut self, name: &str, kind: &str, help: &str) {
         let (name, help) = (name.to_owned(), help.to_owned());
-        self.kind = match kind {
-            "counter" => {
-                metrics::describe_counter!(name, help);
-                "counter"
-            }
-            "gauge" => {
-                metrics::describe_gauge!(name, help);
-                "gauge"
-            }
-            // A histogram is published as gauges of its quantiles.
-            _ => {
-                metrics::describe_gauge!(name, help);
-                "histogram"
-            }
-        };
+        self.counters = kind == "counter";
+        if self.counters {
+            metrics::describe_counter!(name, help);
+        } else {
+            metrics::describe_gauge!(name, help);
+        }
     }
 
     fn sample(&mut self, name: &str, labels_: &[(&str, &str)], value: f64) {
         let (name, labels) = (name.to_owned(), labels(labels_));
-        if self.kind == "counter" {
+        if self.counters {
             metrics::counter!(name, labels).absolute(value as u64);
         } else {
             metrics::gauge!(name, labels).set(value);
