@@ -5,12 +5,15 @@
 //!   success; latencies go to lock-free log-linear histograms with p50 to p999 and the exact
 //!   maximum. Every write is timed; reads are all counted and timed one in
 //!   [`DEFAULT_READ_SAMPLE_EVERY`]. Instrumenting a get of a resident 400-byte document costs
-//!   it 2.4% (`cargo bench -p store-metrics --bench overhead_paired`); the criterion bench
-//!   `overhead`, whose build keeps the thread-local lookup out of line, measures 6.6%.
+//!   it 2.6% (`cargo bench -p store-metrics --bench overhead_paired`, median of paired
+//!   windows); single runs of the criterion bench `overhead` scatter around that figure by
+//!   several points, as its plain case does against itself.
 //! - [`Instrumented`] wraps any layer that implements the read and write traits and records
 //!   each call. A [`store_mmap::Store`] given the same `Arc<Metrics>` as its
 //!   [`store_format::CommitObserver`] reports each commit group: its size, its write time and
 //!   its `fdatasync` time, including the groups the concurrent handle's writer thread forms.
+//!   Wrapping the concurrent handle counts its writes per call too: each returns a
+//!   [`Counted`] ticket, counted when it completes.
 //! - [`Snapshot`] is a copy of everything, to which the caller adds the store's gauges
 //!   ([`store_mmap::StoreStats`]) and the queue's ([`store_concurrent::QueueStats`]).
 //!   [`prometheus()`] renders it, [`Snapshot::to_json`] too, and [`health()`] judges it.
@@ -44,6 +47,7 @@
 
 #![forbid(unsafe_code)]
 
+mod concurrent;
 #[cfg(feature = "metrics")]
 mod facade;
 mod health;
@@ -53,7 +57,9 @@ mod op;
 mod prometheus;
 mod registry;
 mod snapshot;
+mod thread_index;
 
+pub use concurrent::{Committed, Counted};
 #[cfg(feature = "metrics")]
 pub use facade::publish;
 pub use health::{Advice, Health, Severity, Thresholds, health};

@@ -176,3 +176,77 @@ fn many_overwritten_bytes_recommend_a_compaction() {
         advice[0].message
     );
 }
+
+/// Writes through the concurrent handle are counted per call, when their tickets complete,
+/// whether waited on or awaited; failed submissions are counted at once.
+#[test]
+fn concurrent_writes_are_counted_when_their_tickets_complete() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+    use store_concurrent::{ConcurrentStore, WriterOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = std::sync::Arc::new(store_metrics::Metrics::new());
+    let mut inner = store_mmap::Store::create(dir.path().join("s"), StoreOptions::new()).unwrap();
+    inner.set_observer(metrics.clone());
+    let handle = ConcurrentStore::from_store(inner, WriterOptions::default()).unwrap();
+    let store = store_metrics::Instrumented::new(handle, metrics.clone());
+
+    assert_eq!(store.put(id(1), "one").unwrap().wait().unwrap(), 1);
+    let mut batch = WriteBatch::new();
+    batch.put(id(2), "two").put(id(3), "three");
+    store.put_batch(batch).unwrap().wait().unwrap();
+    assert!(store.delete(id(2)).unwrap().wait().unwrap().is_some());
+    assert!(store.delete(id(9)).unwrap().wait().unwrap().is_none());
+
+    // Awaited: polled until the writer thread completes it.
+    let mut awaited = pin!(store.put(id(4), "four").unwrap());
+    let mut cx = Context::from_waker(Waker::noop());
+    let seq = loop {
+        match awaited.as_mut().poll(&mut cx) {
+            Poll::Ready(result) => break result.unwrap(),
+            Poll::Pending => std::thread::yield_now(),
+        }
+    };
+    assert_eq!(seq, 5);
+    // Counted once, though the future is still alive.
+    assert!(awaited.is_ready());
+
+    // Dropped unread: the write goes ahead and is counted in the commit groups only.
+    drop(store.put(id(5), "five").unwrap());
+    store.sync().unwrap();
+    assert_eq!(&*store.get(id(5)).unwrap().unwrap(), "five");
+
+    store.inner().close().unwrap();
+    let closed = store.put(id(6), "six").unwrap_err();
+    assert!(
+        matches!(closed, store_concurrent::Error::Closed),
+        "{closed}"
+    );
+
+    let s = metrics.snapshot();
+    let expected = [
+        (Op::Put, Outcome::Ok, 2),
+        (Op::Put, Outcome::Error(ErrorKind::Closed), 1),
+        (Op::PutBatch, Outcome::Ok, 1),
+        (Op::Delete, Outcome::Ok, 1),
+        (Op::Delete, Outcome::NotFound, 1),
+        (Op::Sync, Outcome::Ok, 1),
+        (Op::Get, Outcome::Ok, 1),
+    ];
+    for &op in &Op::ALL {
+        for &outcome in &Outcome::ALL {
+            let want = expected
+                .iter()
+                .find(|(o, out, _)| *o == op && *out == outcome)
+                .map_or(0, |e| e.2);
+            assert_eq!(s.count(op, outcome), want, "{op:?} {outcome:?}");
+        }
+    }
+    // Bytes of the acknowledged writes only: "one", "two" + "three", "four".
+    assert_eq!(s.bytes_written(), 3 + 3 + 5 + 4);
+    assert_eq!(s.latency(Op::Put).count, 3);
+    // Every write reached a commit group, the dropped one too.
+    assert_eq!(s.commit_ops().sum(), 1 + 2 + 1 + 1 + 1);
+}
