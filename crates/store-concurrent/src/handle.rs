@@ -14,7 +14,7 @@ use crate::stats::{QueueCounters, QueueStats};
 use crate::sync::atomic::Ordering;
 use crate::sync::channel::{self, Sender, TrySendError};
 use crate::sync::{Arc, thread};
-use crate::ticket::{Ticket, ticket};
+use crate::ticket::{Offer, Ticket, ticket};
 use crate::writer::{Engine, Limits, Request, Shared, run};
 
 /// A store that any number of threads read and write through clones of one handle.
@@ -297,6 +297,30 @@ impl ConcurrentStore {
         self.submit_batch(batch, Block::No)
     }
 
+    /// Queues a put if the queue has room; when it is full, hands the text back instead of
+    /// blocking or failing, so that the caller can wait for room where blocking is allowed
+    /// (an async runtime's blocking pool) and submit it there.
+    pub fn offer_put(&self, id: DocId, text: String) -> Result<Offer<u64, String>> {
+        self.check_op(BatchOp::Put { id, text: &text })?;
+        let (done, ticket) = ticket();
+        match self.offer(Request::Put { id, text, done })? {
+            None => Ok(Offer::Queued(ticket)),
+            Some(Request::Put { text, .. }) => Ok(Offer::Full(text)),
+            Some(_) => unreachable!("the queue hands back the request it was offered"),
+        }
+    }
+
+    /// [`ConcurrentStore::offer_put`] for a batch.
+    pub fn offer_batch(&self, batch: WriteBatch) -> Result<Offer<u64, WriteBatch>> {
+        self.check_batch(&batch)?;
+        let (done, ticket) = ticket();
+        match self.offer(Request::Batch { batch, done })? {
+            None => Ok(Offer::Queued(ticket)),
+            Some(Request::Batch { batch, .. }) => Ok(Offer::Full(batch)),
+            Some(_) => unreachable!("the queue hands back the request it was offered"),
+        }
+    }
+
     /// Queues a delete. The ticket yields the tombstone's sequence number, or `None` when
     /// the document did not exist (then nothing is written).
     pub fn delete(&self, id: DocId) -> Result<Ticket<Option<u64>>> {
@@ -342,6 +366,19 @@ impl ConcurrentStore {
     }
 
     fn submit_batch(&self, batch: WriteBatch, block: Block) -> Result<Ticket<u64>> {
+        self.check_batch(&batch)?;
+        let (done, ticket) = ticket();
+        self.send(Request::Batch { batch, done }, block)?;
+        Ok(ticket)
+    }
+
+    fn submit_delete(&self, id: DocId, block: Block) -> Result<Ticket<Option<u64>>> {
+        let (done, ticket) = ticket();
+        self.send(Request::Delete { id, done }, block)?;
+        Ok(ticket)
+    }
+
+    fn check_batch(&self, batch: &WriteBatch) -> Result<()> {
         for op in batch.iter() {
             self.check_op(op)?;
         }
@@ -352,15 +389,7 @@ impl ConcurrentStore {
                 capacity: self.inner.max_commit_bytes,
             }));
         }
-        let (done, ticket) = ticket();
-        self.send(Request::Batch { batch, done }, block)?;
-        Ok(ticket)
-    }
-
-    fn submit_delete(&self, id: DocId, block: Block) -> Result<Ticket<Option<u64>>> {
-        let (done, ticket) = ticket();
-        self.send(Request::Delete { id, done }, block)?;
-        Ok(ticket)
+        Ok(())
     }
 
     /// Rejects what the engine would reject, before it takes a place in the queue.
@@ -380,6 +409,30 @@ impl ConcurrentStore {
     /// Queues `request`. Writes, syncs and checkpoints fail at once after a failed commit;
     /// a close still goes through, to release the store.
     fn send(&self, request: Request, block: Block) -> Result<()> {
+        let Some(request) = self.offer(request)? else {
+            return Ok(());
+        };
+        let queue = &self.inner.queue;
+        match block {
+            Block::Yes => {
+                queue.waited_full();
+                self.inner.sender.send(request).map_err(|_| Error::Closed)?;
+                queue.submitted();
+                Ok(())
+            }
+            Block::No => {
+                // Dropped with the error, which completes its unread ticket.
+                drop(request);
+                queue.rejected_full();
+                Err(Error::QueueFull {
+                    capacity: self.inner.queue_capacity,
+                })
+            }
+        }
+    }
+
+    /// Queues `request` if the queue has room, and hands it back if it is full.
+    fn offer(&self, request: Request) -> Result<Option<Request>> {
         if self.inner.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -388,24 +441,52 @@ impl ConcurrentStore {
         {
             return Err(poisoned);
         }
-        // A request that is not queued is dropped with the error, which completes its
-        // unread ticket.
-        let queue = &self.inner.queue;
-        match (self.inner.sender.try_send(request), block) {
-            (Ok(()), _) => {}
-            (Err(TrySendError::Full(request)), Block::Yes) => {
-                queue.waited_full();
-                self.inner.sender.send(request).map_err(|_| Error::Closed)?;
+        match self.inner.sender.try_send(request) {
+            Ok(()) => {
+                self.inner.queue.submitted();
+                Ok(None)
             }
-            (Err(TrySendError::Full(_)), Block::No) => {
-                queue.rejected_full();
-                return Err(Error::QueueFull {
-                    capacity: self.inner.queue_capacity,
-                });
-            }
-            (Err(TrySendError::Disconnected(_)), _) => return Err(Error::Closed),
+            Err(TrySendError::Full(request)) => Ok(Some(request)),
+            Err(TrySendError::Disconnected(_)) => Err(Error::Closed),
         }
-        queue.submitted();
+    }
+
+    // ----- residency ---------------------------------------------------------------------
+
+    /// Whether reading the document now would take no page fault that waits on the disk: its
+    /// record's pages are all in memory, or it does not exist. A hint (`mincore`) for callers
+    /// that must not block, such as an async runtime's worker; see
+    /// [`store_mmap::SegmentMap::is_resident`].
+    pub fn is_resident(&self, id: DocId) -> Result<bool> {
+        self.check_open()?;
+        match self
+            .inner
+            .shared
+            .published
+            .read(id, |segment, offset, end| segment.is_resident(end, offset))
+        {
+            Found::Read(resident) => Ok(resident?),
+            Found::Absent | Found::MissingSegment(_) => Ok(true),
+        }
+    }
+
+    /// Asks the kernel to read the records of `ids` into memory (`madvise(WILLNEED)`) and
+    /// returns without waiting for them. Reading each record's header to learn its length may
+    /// wait on the disk: call this where blocking is allowed. Absent ids are skipped.
+    pub fn will_need(&self, ids: &[DocId]) -> Result<()> {
+        self.check_open()?;
+        for &id in ids {
+            if let Found::Read(advised) = self
+                .inner
+                .shared
+                .published
+                .read(id, |segment, offset, end| {
+                    segment.will_need_record(end, offset)
+                })
+            {
+                advised?;
+            }
+        }
         Ok(())
     }
 

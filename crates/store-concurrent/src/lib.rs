@@ -53,7 +53,7 @@ pub use handle::ConcurrentStore;
 pub use options::WriterOptions;
 #[cfg(not(textstore_loom))]
 pub use stats::QueueStats;
-pub use ticket::Ticket;
+pub use ticket::{Offer, Ticket};
 
 /// The README's Rust examples, compiled and run as doc tests so that they stay true.
 #[cfg(doctest)]

@@ -146,3 +146,14 @@ impl<T> std::fmt::Debug for Ticket<T> {
             .finish()
     }
 }
+
+/// What offering a write to a full queue gives: its ticket if it was queued, or the input
+/// back if there was no room (see [`crate::ConcurrentStore::offer_put`]).
+#[must_use = "a write handed back was not queued"]
+#[derive(Debug)]
+pub enum Offer<T, I> {
+    /// Queued; the ticket completes when it commits.
+    Queued(Ticket<T>),
+    /// The queue was full; nothing was queued.
+    Full(I),
+}

@@ -10,7 +10,7 @@ use bytestring::ByteString;
 use memmap2::{Advice, Mmap, MmapOptions};
 use store_format::{
     Doc, DocId, RECORD_HEADER_LEN, RecordKind, SEGMENT_HEADER_LEN, SegmentHeader, Text,
-    decode_record,
+    decode_record, record_len,
 };
 
 use crate::error::{Error, Result};
@@ -43,6 +43,8 @@ pub struct SegmentMap {
     path: Arc<Path>,
     /// The whole mapping as shared bytes: slicing it costs a reference-count increment.
     bytes: Bytes,
+    /// The same mapping, for `madvise`.
+    map: Arc<Mmap>,
 }
 
 impl SegmentMap {
@@ -95,6 +97,94 @@ impl SegmentMap {
         // UTF-8 just above, and mapped segment bytes below the committed end never change.
         let text = Text::from_byte_string(unsafe { ByteString::from_bytes_unchecked(bytes) });
         Ok(Doc::new(header.seq, text))
+    }
+
+    /// Whether every page of the record at `offset` is in memory, so that reading it takes no
+    /// page fault that waits on the disk. A hint for callers that must not block (an async
+    /// runtime's worker): the kernel may evict a page right after, and a damaged header only
+    /// makes the answer wrong, never the read, which checks everything.
+    ///
+    /// Costs one `mincore` call, two when the record spans pages beyond its header's.
+    pub fn is_resident(&self, end: u32, offset: u32) -> Result<bool> {
+        let start = offset as usize;
+        let header_end = start + RECORD_HEADER_LEN;
+        if header_end > end as usize {
+            return Ok(true);
+        }
+        if !self.pages_resident(start..header_end)? {
+            return Ok(false);
+        }
+        let record_end = self.record_end(end, offset);
+        let page = rustix::param::page_size();
+        if record_end.div_ceil(page) <= header_end.div_ceil(page) {
+            return Ok(true);
+        }
+        self.pages_resident(header_end..record_end)
+    }
+
+    /// Asks the kernel to start reading `len` bytes from `offset` into memory
+    /// (`madvise(WILLNEED)`), without waiting for them. Bytes past `end` are left out.
+    pub fn will_need(&self, end: u32, offset: u32, len: u32) -> Result<()> {
+        let stop = (u64::from(offset) + u64::from(len)).min(u64::from(end));
+        if stop <= u64::from(offset) {
+            return Ok(());
+        }
+        self.map
+            .advise_range(
+                Advice::WillNeed,
+                offset as usize,
+                (stop - u64::from(offset)) as usize,
+            )
+            .map_err(Error::io("madvise(WILLNEED)", self.path()))
+    }
+
+    /// Asks the kernel to read the record at `offset` ahead ([`SegmentMap::will_need`]). Its
+    /// header is read to learn its length, which may wait for that page.
+    pub fn will_need_record(&self, end: u32, offset: u32) -> Result<()> {
+        let len = self.record_end(end, offset).saturating_sub(offset as usize);
+        self.will_need(end, offset, u32::try_from(len).unwrap_or(u32::MAX))
+    }
+
+    /// Where the record at `offset` ends by its header's length, bounded by `end`.
+    fn record_end(&self, end: u32, offset: u32) -> usize {
+        let start = offset as usize;
+        let Some(len) = self.bytes[..end as usize].get(start + 8..start + 12) else {
+            return start;
+        };
+        let payload_len = u32::from_le_bytes(len.try_into().expect("four bytes"));
+        (start as u64 + record_len(payload_len)).min(u64::from(end)) as usize
+    }
+
+    /// Whether every page that holds `range` of the mapping is in memory.
+    fn pages_resident(&self, range: std::ops::Range<usize>) -> Result<bool> {
+        let page = rustix::param::page_size();
+        let base = self.map.as_ptr() as usize;
+        let first = (base + range.start) / page * page;
+        let last = (base + range.end).div_ceil(page) * page;
+        let pages = (last - first) / page;
+        let mut state = [0u8; 64];
+        let mut vec = Vec::new();
+        let state: &mut [u8] = if pages <= state.len() {
+            &mut state[..pages]
+        } else {
+            vec.resize(pages, 0);
+            &mut vec
+        };
+        #[expect(
+            unsafe_code,
+            reason = "mincore has no safe wrapper in our dependencies"
+        )]
+        // SAFETY: `[first, last)` lies within this mapping (the range is within it, and the
+        // mapping starts on a page boundary and spans whole pages), which `self.map` keeps
+        // alive for the call; `state` has one byte for each of its pages, as mincore writes.
+        let rc =
+            unsafe { libc::mincore(first as *mut libc::c_void, last - first, state.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(Error::io("mincore", self.path())(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(state.iter().all(|&page| page & 1 == 1))
     }
 }
 
@@ -241,6 +331,7 @@ impl SegmentFile {
                 id,
                 path: path.into(),
                 bytes,
+                map: Arc::clone(&map),
             },
             file,
             map,

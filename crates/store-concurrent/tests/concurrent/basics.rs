@@ -332,3 +332,76 @@ fn readers_follow_writes_across_segments_and_table_rebuilds() {
     }
     assert_eq!(store.len(), 200);
 }
+
+#[test]
+fn an_offer_to_a_full_queue_hands_the_write_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default().queue_capacity(1));
+    let mut tickets = Vec::new();
+    // As in `try_calls_report_a_full_queue`: syncs are slower than queueing.
+    let mut handed_back = None;
+    for n in 0..100_000 {
+        match store.offer_put(id(n), format!("text {n}")).unwrap() {
+            store_concurrent::Offer::Queued(ticket) => tickets.push(ticket),
+            store_concurrent::Offer::Full(text) => {
+                handed_back = Some((n, text));
+                break;
+            }
+        }
+    }
+    let (n, text) = handed_back.expect("the queue filled up");
+    assert_eq!(text, format!("text {n}"));
+    assert_eq!(
+        store.queue_stats().rejected_full(),
+        0,
+        "an offer is not a refusal"
+    );
+    for ticket in tickets {
+        ticket.wait().unwrap();
+    }
+    assert!(store.get(id(n)).unwrap().is_none(), "nothing was queued");
+    store.put(id(n), text).unwrap().wait().unwrap();
+    assert_eq!(
+        store.get(id(n)).unwrap().unwrap().text().as_str(),
+        format!("text {n}")
+    );
+
+    let mut batch = WriteBatch::new();
+    batch.put(id(1), "one");
+    match store.offer_batch(batch).unwrap() {
+        store_concurrent::Offer::Queued(ticket) => {
+            ticket.wait().unwrap();
+        }
+        store_concurrent::Offer::Full(batch) => assert_eq!(batch.len(), 1),
+    }
+}
+
+#[test]
+fn residency_follows_the_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default());
+    let text = "x".repeat(10_000);
+    store.put(id(1), text.clone()).unwrap().wait().unwrap();
+    store.sync().unwrap();
+    assert!(store.is_resident(id(2)).unwrap(), "absent ids need no read");
+
+    // Drop the synced pages from the page cache. This process has not touched them through
+    // its mapping (the writer writes with pwrite, and the residency check reads a header
+    // only once it knows its page is in memory), so nothing pins them.
+    for entry in std::fs::read_dir(dir.path().join("store")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "seg") {
+            let file = std::fs::File::open(&path).unwrap();
+            rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        }
+    }
+    assert!(!store.is_resident(id(1)).unwrap(), "evicted");
+    assert!(
+        !store.is_resident(id(1)).unwrap(),
+        "checking did not read it in"
+    );
+    store.will_need(&[id(1), id(2)]).unwrap();
+    // Reading faults the pages in, after which they are resident.
+    assert_eq!(store.get(id(1)).unwrap().unwrap().text().as_str(), text);
+    assert!(store.is_resident(id(1)).unwrap());
+}
