@@ -1,0 +1,315 @@
+//! `AsyncStore`: the concurrent handle, awaited instead of blocked on.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use store_concurrent::{ConcurrentStore, Offer, Ticket, WriterOptions};
+use store_format::{Doc, DocId, Text, TextRange, WriteBatch};
+use store_mmap::StoreOptions;
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::options::{AsyncOptions, Reads};
+use crate::read_ahead::Sequence;
+
+/// A [`ConcurrentStore`] for tokio programs. Cheap to clone; every clone is the same store.
+///
+/// What runs where:
+/// - Reads (`get`, `extract`) run inline on the calling task when the record's pages are in
+///   memory, and on the blocking pool when they are not, so that a page fault that waits on
+///   the disk never stalls a runtime worker ([`Reads`] changes this).
+/// - Writes are handed to the store's writer thread without blocking: a full queue makes the
+///   call wait for room on the blocking pool. The call then awaits the write's
+///   acknowledgement, which the writer thread sends after the group commit and its
+///   `fdatasync`; no runtime thread ever writes or syncs.
+/// - `sync`, `close`, `prefetch` and read-ahead run on the blocking pool.
+///
+/// Cancellation: dropping a call's future before its write was handed to the store writes
+/// nothing; dropping it afterwards lets the write commit (or fail) unseen. A write is never
+/// submitted twice, so no cancellation duplicates one, and a call that returned `Ok` was
+/// durable (under the store's `Durability::Sync`) before it returned.
+#[derive(Clone)]
+pub struct AsyncStore {
+    inner: Arc<Inner>,
+    /// This handle's time limit for each call; clones made by [`AsyncStore::with_timeout`]
+    /// share everything else.
+    timeout: Option<Duration>,
+}
+
+struct Inner {
+    store: ConcurrentStore,
+    permits: Semaphore,
+    options: AsyncOptions,
+    sequence: Sequence,
+    /// The read-ahead task in flight, if any: one at a time, so gets never pile tasks up.
+    read_ahead: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl AsyncStore {
+    /// Wraps an open concurrent handle.
+    pub fn new(store: ConcurrentStore, options: AsyncOptions) -> AsyncStore {
+        AsyncStore {
+            timeout: options.timeout,
+            inner: Arc::new(Inner {
+                store,
+                permits: Semaphore::new(options.max_in_flight),
+                options,
+                sequence: Sequence::default(),
+                read_ahead: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The same store, with `timeout` for each call made through the returned handle (it
+    /// shares the concurrency limit with every other handle of the store).
+    pub fn with_timeout(&self, timeout: Duration) -> AsyncStore {
+        AsyncStore {
+            inner: Arc::clone(&self.inner),
+            timeout: Some(timeout),
+        }
+    }
+
+    /// Opens the store at `dir`, creating it if it does not exist, on the blocking pool
+    /// (opening reads the index and replays the data after it).
+    pub async fn open_or_create(
+        dir: impl AsRef<Path>,
+        store: StoreOptions,
+        writer: WriterOptions,
+        options: AsyncOptions,
+    ) -> Result<AsyncStore> {
+        let dir = dir.as_ref().to_owned();
+        let handle = blocking("open", move || {
+            ConcurrentStore::open_or_create(dir, store, writer)
+        })
+        .await?;
+        Ok(AsyncStore::new(handle, options))
+    }
+
+    /// The concurrent handle, for calls that are not async (its reads never block on a
+    /// writer, but may wait on the disk).
+    pub fn handle(&self) -> &ConcurrentStore {
+        &self.inner.store
+    }
+
+    /// Calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.options.max_in_flight - self.inner.permits.available_permits()
+    }
+
+    // ----- reads -------------------------------------------------------------------------
+
+    /// The latest committed version of the document, or `None`.
+    pub async fn get(&self, id: DocId) -> Result<Option<Doc>> {
+        self.read_ahead(id);
+        self.call("get", false, async {
+            self.read(id, "get", move |store| store.get(id)).await
+        })
+        .await
+    }
+
+    /// The part of the document that `range` names.
+    pub async fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
+        self.call("extract", false, async {
+            self.read(id, "extract", move |store| store.extract(id, range))
+                .await
+        })
+        .await
+    }
+
+    /// Asks the kernel to read the records of `ids` into memory, on the blocking pool, and
+    /// returns once it has been asked (not once the pages are in).
+    pub async fn prefetch(&self, ids: Vec<DocId>) -> Result<()> {
+        let store = self.inner.store.clone();
+        self.call("prefetch", false, async move {
+            blocking("prefetch", move || store.will_need(&ids)).await
+        })
+        .await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        id: DocId,
+        op: &'static str,
+        read: impl FnOnce(&ConcurrentStore) -> store_concurrent::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = &self.inner.store;
+        let inline = match self.inner.options.reads {
+            Reads::Inline => true,
+            Reads::Blocking => false,
+            Reads::CheckResidency => store.is_resident(id)?,
+        };
+        if inline {
+            return Ok(read(store)?);
+        }
+        let store = store.clone();
+        blocking(op, move || read(&store)).await
+    }
+
+    /// Starts a read-ahead if the gets walk consecutive ids and none is running.
+    fn read_ahead(&self, id: DocId) {
+        let Some(ids) = self.inner.sequence.next(id, self.inner.options.read_ahead) else {
+            return;
+        };
+        let mut running = lock(&self.inner.read_ahead);
+        if running.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let store = self.inner.store.clone();
+        // Read-ahead is a hint: an error here (a closed store) shows on the reads themselves.
+        *running = Some(tokio::task::spawn_blocking(move || {
+            let _ = store.will_need(&ids);
+        }));
+    }
+
+    // ----- writes ------------------------------------------------------------------------
+
+    /// Puts a document; returns its sequence number once the write is committed.
+    pub async fn put(&self, id: DocId, text: impl Into<String>) -> Result<u64> {
+        let text = text.into();
+        let store = self.inner.store.clone();
+        self.write("put", move || match store.offer_put(id, text)? {
+            Offer::Queued(ticket) => Ok(Submitted::Queued(ticket)),
+            Offer::Full(text) => Ok(Submitted::Wait(Box::new(move || store.put(id, text)))),
+        })
+        .await
+    }
+
+    /// Puts a batch that commits atomically; returns the sequence number of its last record.
+    pub async fn put_batch(&self, batch: WriteBatch) -> Result<u64> {
+        let store = self.inner.store.clone();
+        self.write("put_batch", move || match store.offer_batch(batch)? {
+            Offer::Queued(ticket) => Ok(Submitted::Queued(ticket)),
+            Offer::Full(batch) => Ok(Submitted::Wait(Box::new(move || store.put_batch(batch)))),
+        })
+        .await
+    }
+
+    /// Deletes a document; returns the tombstone's sequence number, or `None` if the document
+    /// did not exist.
+    pub async fn delete(&self, id: DocId) -> Result<Option<u64>> {
+        let store = self.inner.store.clone();
+        self.write("delete", move || match store.try_delete(id) {
+            Ok(ticket) => Ok(Submitted::Queued(ticket)),
+            Err(store_concurrent::Error::QueueFull { .. }) => {
+                Ok(Submitted::Wait(Box::new(move || store.delete(id))))
+            }
+            Err(err) => Err(err),
+        })
+        .await
+    }
+
+    /// Waits until every write submitted before this call is durable.
+    pub async fn sync(&self) -> Result<()> {
+        let store = self.inner.store.clone();
+        self.call("sync", true, blocking("sync", move || store.sync()))
+            .await
+    }
+
+    /// Commits every queued write, syncs, writes the index checkpoint, waits for the
+    /// read-ahead task and releases the store. Every clone is closed by it.
+    pub async fn close(&self) -> Result<()> {
+        let task = lock(&self.inner.read_ahead).take();
+        if let Some(task) = task {
+            // A read-ahead that panicked left nothing to clean up.
+            let _ = task.await;
+        }
+        let store = self.inner.store.clone();
+        blocking("close", move || store.close()).await
+    }
+
+    /// Submits a write with `submit` (inline, without blocking), waiting for queue room on
+    /// the blocking pool if needed, then awaits its acknowledgement.
+    async fn write<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        submit: impl FnOnce() -> store_concurrent::Result<Submitted<T>>,
+    ) -> Result<T> {
+        let deadline = self.timeout.map(|t| (Instant::now() + t, t));
+        let _permit = self.permit(op, deadline).await?;
+        // From here on the write may be handed to the store: a timeout may leave it to commit.
+        let submitted = async {
+            let ticket = match submit()? {
+                Submitted::Queued(ticket) => ticket,
+                Submitted::Wait(submit) => blocking(op, submit).await?,
+            };
+            Ok(ticket.await?)
+        };
+        within(op, deadline, true, submitted).await
+    }
+
+    /// Runs `call` under a permit and the time limit.
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        may_commit: bool,
+        call: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let deadline = self.timeout.map(|t| (Instant::now() + t, t));
+        let _permit = self.permit(op, deadline).await?;
+        within(op, deadline, may_commit, call).await
+    }
+
+    async fn permit(
+        &self,
+        op: &'static str,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<SemaphorePermit<'_>> {
+        let acquire = async {
+            self.inner
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| Error::Store(store_concurrent::Error::Closed))
+        };
+        within(op, deadline, false, acquire).await
+    }
+}
+
+/// A write handed to the store, or one to hand over where blocking is allowed.
+enum Submitted<T> {
+    Queued(Ticket<T>),
+    Wait(Box<dyn FnOnce() -> store_concurrent::Result<Ticket<T>> + Send>),
+}
+
+/// Runs `work` on the blocking pool. A panic there carries on in the caller.
+async fn blocking<T: Send + 'static>(
+    op: &'static str,
+    work: impl FnOnce() -> store_concurrent::Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => Ok(result?),
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        Err(_) => Err(Error::Cancelled { op }),
+    }
+}
+
+/// Awaits `future` until `deadline`.
+async fn within<T>(
+    op: &'static str,
+    deadline: Option<(Instant, Duration)>,
+    may_commit: bool,
+    future: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    let Some((at, after)) = deadline else {
+        return future.await;
+    };
+    match tokio::time::timeout_at(at, future).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Timeout {
+            op,
+            after,
+            may_commit,
+        }),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The critical sections hold a task handle and cannot panic midway.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,76 @@
+//! store-async at its boundary: a runtime that must stay responsive, cancelled and timed-out
+//! writes checked after a reopen, the concurrency limit, fan-out over several stores.
+
+mod cancel;
+mod limits;
+mod set;
+mod ticker;
+
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use store_async::{AsyncOptions, AsyncStore};
+use store_concurrent::{ConcurrentStore, WriterOptions};
+use store_format::{CommitEvent, CommitObserver};
+use store_mmap::{DocId, Store, StoreOptions};
+
+pub(crate) fn id(n: u64) -> DocId {
+    DocId::from(n)
+}
+
+pub(crate) async fn open(dir: &Path, store: StoreOptions, options: AsyncOptions) -> AsyncStore {
+    AsyncStore::open_or_create(dir.join("store"), store, WriterOptions::default(), options)
+        .await
+        .unwrap()
+}
+
+/// Reopens the store with the plain engine, as a later process would.
+pub(crate) fn reopen(dir: &Path) -> Store {
+    Store::open(dir.join("store"), StoreOptions::new()).unwrap()
+}
+
+/// Holds the writer thread inside its next commit until opened: the engine reports a commit
+/// to its observer before the writer acknowledges it.
+#[derive(Default)]
+pub(crate) struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    pub(crate) fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+}
+
+impl CommitObserver for Gate {
+    fn commit(&self, _: &CommitEvent) {
+        let open = self.open.lock().unwrap();
+        drop(self.opened.wait_while(open, |open| !*open).unwrap());
+    }
+
+    fn sync(&self, _: Duration, _: bool) {}
+}
+
+/// A store whose writer stops inside its first commit until the gate opens.
+pub(crate) fn gated(dir: &Path) -> (ConcurrentStore, Arc<Gate>) {
+    let gate = Arc::new(Gate::default());
+    let mut store = Store::create(
+        dir.join("store"),
+        StoreOptions::new().durability(store_mmap::Durability::WriteBack),
+    )
+    .unwrap();
+    store.set_observer(gate.clone());
+    let handle = ConcurrentStore::from_store(store, WriterOptions::default()).unwrap();
+    (handle, gate)
+}
+
+/// Yields to the runtime until `done` holds; the condition is set by other tasks or by the
+/// writer thread, so this is a join, not a timed wait.
+pub(crate) async fn until(mut done: impl FnMut() -> bool) {
+    while !done() {
+        tokio::task::yield_now().await;
+    }
+}

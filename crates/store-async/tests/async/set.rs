@@ -1,0 +1,66 @@
+use store_async::{AsyncOptions, StoreSet};
+use store_mmap::StoreOptions;
+
+use crate::{id, open};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_set_spreads_ids_and_answers_in_input_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = Vec::new();
+    for shard in 0..3 {
+        stores.push(
+            open(
+                &dir.path().join(format!("{shard}")),
+                StoreOptions::new(),
+                AsyncOptions::new(),
+            )
+            .await,
+        );
+    }
+    let set = StoreSet::new(stores, 2);
+
+    let docs: Vec<_> = (0..300)
+        .rev()
+        .map(|n| (id(n), format!("doc {n}")))
+        .collect();
+    let results = set.put_many(docs.clone()).await;
+    assert_eq!(results.len(), 300);
+    for result in &results {
+        result.as_ref().unwrap();
+    }
+    // Every id is in the store its shard names, and only there.
+    for (doc_id, text) in &docs {
+        let shard = set.shard(*doc_id);
+        for (i, store) in set.stores().iter().enumerate() {
+            let found = store.handle().get(*doc_id).unwrap();
+            assert_eq!(
+                found.map(|d| d.text().as_str().to_owned()).as_ref(),
+                (i == shard).then_some(text)
+            );
+        }
+    }
+    // The ids spread over all three stores.
+    for store in set.stores() {
+        assert!(store.handle().len() > 50, "{}", store.handle().len());
+    }
+
+    let ids: Vec<_> = [5, 299, 1000, 0, 17].into_iter().map(id).collect();
+    let got = set.get_many(&ids).await;
+    let texts: Vec<Option<String>> = got
+        .into_iter()
+        .map(|r| r.unwrap().map(|d| d.text().as_str().to_owned()))
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            Some("doc 5".to_owned()),
+            Some("doc 299".to_owned()),
+            None,
+            Some("doc 0".to_owned()),
+            Some("doc 17".to_owned()),
+        ]
+    );
+    for store in set.stores() {
+        store.close().await.unwrap();
+    }
+}
