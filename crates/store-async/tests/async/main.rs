@@ -3,6 +3,7 @@
 
 mod cancel;
 mod limits;
+mod reads;
 mod set;
 mod ticker;
 
