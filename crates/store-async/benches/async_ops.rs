@@ -55,6 +55,10 @@ fn per_op(c: &mut Criterion) {
         checked.handle().clone(),
         AsyncOptions::new().reads(Reads::Blocking),
     );
+    let inline = AsyncStore::new(
+        checked.handle().clone(),
+        AsyncOptions::new().reads(Reads::Inline),
+    );
     let ids = ids(4096);
 
     let mut group = c.benchmark_group("get");
@@ -71,6 +75,14 @@ fn per_op(c: &mut Criterion) {
             i = (i + 1) % ids.len();
             let id = ids[i];
             let store = &checked;
+            async move { black_box(store.get(id).await.unwrap()) }
+        })
+    });
+    group.bench_function("async_inline_unchecked", |b| {
+        b.to_async(&rt).iter(|| {
+            i = (i + 1) % ids.len();
+            let id = ids[i];
+            let store = &inline;
             async move { black_box(store.get(id).await.unwrap()) }
         })
     });

@@ -104,22 +104,38 @@ impl SegmentMap {
     /// runtime's worker): the kernel may evict a page right after, and a damaged header only
     /// makes the answer wrong, never the read, which checks everything.
     ///
-    /// Costs one `mincore` call, two when the record spans pages beyond its header's.
+    /// One `mincore` call covers the record's first 16 KiB: its header is read only once its
+    /// pages are known to be in memory, and a record longer than that takes a second call.
     pub fn is_resident(&self, end: u32, offset: u32) -> Result<bool> {
+        const WINDOW: usize = 16 << 10;
         let start = offset as usize;
         let header_end = start + RECORD_HEADER_LEN;
         if header_end > end as usize {
             return Ok(true);
         }
-        if !self.pages_resident(start..header_end)? {
+        let window_end = (start + WINDOW).min(end as usize);
+        let pages = self.resident_pages(start..window_end)?;
+        let first_page = (self.map.as_ptr() as usize + start) / rustix::param::page_size();
+        let page_of = |at: usize| {
+            (self.map.as_ptr() as usize + at - 1) / rustix::param::page_size() - first_page
+        };
+        if !pages[..=page_of(header_end)]
+            .iter()
+            .all(|&resident| resident)
+        {
             return Ok(false);
         }
         let record_end = self.record_end(end, offset);
-        let page = rustix::param::page_size();
-        if record_end.div_ceil(page) <= header_end.div_ceil(page) {
-            return Ok(true);
+        if record_end <= window_end {
+            return Ok(pages[..=page_of(record_end)]
+                .iter()
+                .all(|&resident| resident));
         }
-        self.pages_resident(header_end..record_end)
+        Ok(pages.iter().all(|&resident| resident)
+            && self
+                .resident_pages(window_end..record_end)?
+                .iter()
+                .all(|&resident| resident))
     }
 
     /// Asks the kernel to start reading `len` bytes from `offset` into memory
@@ -155,21 +171,13 @@ impl SegmentMap {
         (start as u64 + record_len(payload_len)).min(u64::from(end)) as usize
     }
 
-    /// Whether every page that holds `range` of the mapping is in memory.
-    fn pages_resident(&self, range: std::ops::Range<usize>) -> Result<bool> {
+    /// Whether each page that holds part of `range` of the mapping is in memory, in order.
+    fn resident_pages(&self, range: std::ops::Range<usize>) -> Result<Vec<bool>> {
         let page = rustix::param::page_size();
         let base = self.map.as_ptr() as usize;
         let first = (base + range.start) / page * page;
         let last = (base + range.end).div_ceil(page) * page;
-        let pages = (last - first) / page;
-        let mut state = [0u8; 64];
-        let mut vec = Vec::new();
-        let state: &mut [u8] = if pages <= state.len() {
-            &mut state[..pages]
-        } else {
-            vec.resize(pages, 0);
-            &mut vec
-        };
+        let mut state = vec![0u8; (last - first) / page];
         #[expect(
             unsafe_code,
             reason = "mincore has no safe wrapper in our dependencies"
@@ -184,7 +192,7 @@ impl SegmentMap {
                 std::io::Error::last_os_error(),
             ));
         }
-        Ok(state.iter().all(|&page| page & 1 == 1))
+        Ok(state.iter().map(|&page| page & 1 == 1).collect())
     }
 }
 
