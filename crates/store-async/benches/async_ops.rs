@@ -70,30 +70,19 @@ fn per_op(c: &mut Criterion) {
             black_box(checked.handle().get(ids[i]).unwrap())
         })
     });
-    group.bench_function("async", |b| {
-        b.to_async(&rt).iter(|| {
-            i = (i + 1) % ids.len();
-            let id = ids[i];
-            let store = &checked;
-            async move { black_box(store.get(id).await.unwrap()) }
-        })
-    });
-    group.bench_function("async_inline_unchecked", |b| {
-        b.to_async(&rt).iter(|| {
-            i = (i + 1) % ids.len();
-            let id = ids[i];
-            let store = &inline;
-            async move { black_box(store.get(id).await.unwrap()) }
-        })
-    });
-    group.bench_function("async_on_blocking_pool", |b| {
-        b.to_async(&rt).iter(|| {
-            i = (i + 1) % ids.len();
-            let id = ids[i];
-            let store = &blocking;
-            async move { black_box(store.get(id).await.unwrap()) }
-        })
-    });
+    for (name, store) in [
+        ("async", &checked),
+        ("async_inline_unchecked", &inline),
+        ("async_on_blocking_pool", &blocking),
+    ] {
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| {
+                i = (i + 1) % ids.len();
+                let id = ids[i];
+                async move { black_box(store.get(id).await.unwrap()) }
+            })
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group("put");
