@@ -7,7 +7,8 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Reads {
     /// Inline on the calling task when every page of the record is in memory (one `mincore`
-    /// call, two for records that span pages), on the blocking pool otherwise. The default.
+    /// call, two for records over 16 KiB; about 1.6 µs a get in `async_ops`), on the blocking
+    /// pool otherwise. The default.
     #[default]
     CheckResidency,
     /// Always inline. For stores that stay in memory (prefaulted, and not under memory

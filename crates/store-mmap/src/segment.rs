@@ -111,6 +111,7 @@ impl SegmentMap {
         let start = offset as usize;
         let header_end = start + RECORD_HEADER_LEN;
         if header_end > end as usize {
+            // Not a record the read can find: it fails without touching the disk.
             return Ok(true);
         }
         let window_end = (start + WINDOW).min(end as usize);
