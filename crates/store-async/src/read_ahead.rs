@@ -25,8 +25,10 @@ struct State {
 
 impl Sequence {
     /// Notes a get of `id`; returns the ids to read ahead, if the run calls for it: the next
-    /// `window` ids, once the gets have used up half of the last window.
-    pub(crate) fn next(&self, id: DocId, window: u32) -> Option<Vec<DocId>> {
+    /// `window` ids, once the gets have used up half of the last window. `can_advise` is false
+    /// while an earlier read-ahead still runs: the run is followed, and its ids are left for a
+    /// later call to name.
+    pub(crate) fn next(&self, id: DocId, window: u32, can_advise: bool) -> Option<Vec<DocId>> {
         if window == 0 {
             return None;
         }
@@ -41,7 +43,10 @@ impl Sequence {
             0
         };
         state.last = id;
-        if state.run + 1 < RUN || id.saturating_add(u128::from(window / 2)) < state.advised_until {
+        if !can_advise
+            || state.run + 1 < RUN
+            || id.saturating_add(u128::from(window / 2)) < state.advised_until
+        {
             return None;
         }
         let from = (id + 1).max(state.advised_until);
@@ -58,7 +63,18 @@ mod tests {
     #[test]
     fn a_run_of_consecutive_ids_reads_ahead_once_per_half_window() {
         let sequence = Sequence::default();
-        let next = |n: u128| sequence.next(DocId::from_u128(n), 8);
+        let next = |n: u128| sequence.next(DocId::from_u128(n), 8, true);
+        assert_eq!(next(10), None);
+        assert_eq!(next(11), None);
+        assert_eq!(
+            sequence.next(DocId::from_u128(12), 8, false),
+            None,
+            "a read-ahead still runs"
+        );
+        let first = next(13).expect("a run of four");
+        assert_eq!(first, (14..22).map(DocId::from_u128).collect::<Vec<_>>());
+        let sequence = Sequence::default();
+        let next = |n: u128| sequence.next(DocId::from_u128(n), 8, true);
         assert_eq!(next(10), None);
         assert_eq!(next(11), None);
         let first = next(12).expect("three in a row");
@@ -68,6 +84,6 @@ mod tests {
         assert_eq!(next(17), None);
         let second = next(18).expect("a new run past half the window");
         assert_eq!(second, (21..27).map(DocId::from_u128).collect::<Vec<_>>());
-        assert_eq!(Sequence::default().next(DocId::from_u128(1), 0), None);
+        assert_eq!(Sequence::default().next(DocId::from_u128(1), 0, true), None);
     }
 }

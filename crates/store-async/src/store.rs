@@ -151,13 +151,18 @@ impl AsyncStore {
 
     /// Starts a read-ahead if the gets walk consecutive ids and none is running.
     fn read_ahead(&self, id: DocId) {
-        let Some(ids) = self.inner.sequence.next(id, self.inner.options.read_ahead) else {
-            return;
-        };
-        let mut running = lock(&self.inner.read_ahead);
-        if running.as_ref().is_some_and(|task| !task.is_finished()) {
+        if self.inner.options.read_ahead == 0 {
             return;
         }
+        let mut running = lock(&self.inner.read_ahead);
+        let idle = running.as_ref().is_none_or(|task| task.is_finished());
+        let Some(ids) = self
+            .inner
+            .sequence
+            .next(id, self.inner.options.read_ahead, idle)
+        else {
+            return;
+        };
         let store = self.inner.store.clone();
         // Read-ahead is a hint: an error here (a closed store) shows on the reads themselves.
         *running = Some(tokio::task::spawn_blocking(move || {

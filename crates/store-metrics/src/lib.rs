@@ -5,9 +5,9 @@
 //!   success; latencies go to lock-free log-linear histograms with p50 to p999 and the exact
 //!   maximum. Every write is timed; reads are all counted and timed one in
 //!   [`DEFAULT_READ_SAMPLE_EVERY`]. Instrumenting a get of a resident 400-byte document costs
-//!   it 2.6% (`cargo bench -p store-metrics --bench overhead_paired`, median of paired
-//!   windows); single runs of the criterion bench `overhead` scatter around that figure by
-//!   several points, as its plain case does against itself.
+//!   it 2.6% in `cargo bench -p store-metrics --bench overhead_paired` (median of paired
+//!   windows), and 3.5 to 9.4% (median 4.4%) over five runs of the criterion bench
+//!   `overhead`.
 //! - [`Instrumented`] wraps any layer that implements the read and write traits and records
 //!   each call. A [`store_mmap::Store`] given the same `Arc<Metrics>` as its
 //!   [`store_format::CommitObserver`] reports each commit group: its size, its write time and

@@ -137,7 +137,8 @@ impl Metrics {
         self.now()
     }
 
-    /// Counts an operation begun with [`Metrics::start_detached`], on the calling thread.
+    /// Counts an operation begun with [`Metrics::start_detached`], or a span that failed, on
+    /// the calling thread.
     pub(crate) fn finish_started(
         &self,
         op: Op,
@@ -272,26 +273,14 @@ impl Span<'_> {
     /// written to the stack on the path of every successful read too.
     #[inline(always)]
     pub(crate) fn fail<E: Classify>(self, err: &E) {
-        failed(self.metrics, self.counters, self.op, self.started, err);
+        failed(self.metrics, self.op, self.started, err);
     }
 }
 
 #[cold]
 #[inline(never)]
-fn failed<E: Classify>(
-    metrics: &Metrics,
-    counters: &ThreadCounters,
-    op: Op,
-    started: u64,
-    err: &E,
-) {
-    let span = Span {
-        metrics,
-        counters,
-        op,
-        started,
-    };
-    span.finish(err.outcome(), 0, 0);
+fn failed<E: Classify>(metrics: &Metrics, op: Op, started: u64, err: &E) {
+    metrics.finish_started(op, started, err.outcome(), 0, 0);
 }
 
 impl CommitObserver for Metrics {

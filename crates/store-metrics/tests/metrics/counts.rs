@@ -7,6 +7,19 @@ fn id(n: u64) -> DocId {
     DocId::from(n)
 }
 
+/// Checks every count of the snapshot: those `expected` names, and zero for the others.
+fn assert_counts(s: &store_metrics::Snapshot, expected: &[(Op, Outcome, u64)]) {
+    for &op in &Op::ALL {
+        for &outcome in &Outcome::ALL {
+            let want = expected
+                .iter()
+                .find(|(o, out, _)| *o == op && *out == outcome)
+                .map_or(0, |e| e.2);
+            assert_eq!(s.count(op, outcome), want, "{op:?} {outcome:?}");
+        }
+    }
+}
+
 #[test]
 fn every_operation_is_counted_once_by_its_outcome() {
     let dir = tempfile::tempdir().unwrap();
@@ -51,15 +64,7 @@ fn every_operation_is_counted_once_by_its_outcome() {
         (Op::Delete, Outcome::NotFound, 1),
         (Op::Sync, Outcome::Ok, 1),
     ];
-    for &op in &Op::ALL {
-        for &outcome in &Outcome::ALL {
-            let want = expected
-                .iter()
-                .find(|(o, out, _)| *o == op && *out == outcome)
-                .map_or(0, |e| e.2);
-            assert_eq!(s.count(op, outcome), want, "{op:?} {outcome:?}");
-        }
-    }
+    assert_counts(&s, &expected);
     assert_eq!(s.errors(Op::Put), 1);
     assert_eq!(s.errors(Op::Extract), 1);
     // Reads returned 10 + 4 ("four") bytes of documents, and the extract 2.
@@ -235,15 +240,7 @@ fn concurrent_writes_are_counted_when_their_tickets_complete() {
         (Op::Sync, Outcome::Ok, 1),
         (Op::Get, Outcome::Ok, 1),
     ];
-    for &op in &Op::ALL {
-        for &outcome in &Outcome::ALL {
-            let want = expected
-                .iter()
-                .find(|(o, out, _)| *o == op && *out == outcome)
-                .map_or(0, |e| e.2);
-            assert_eq!(s.count(op, outcome), want, "{op:?} {outcome:?}");
-        }
-    }
+    assert_counts(&s, &expected);
     // Bytes of the acknowledged writes only: "one", "two" + "three", "four".
     assert_eq!(s.bytes_written(), 3 + 3 + 5 + 4);
     assert_eq!(s.latency(Op::Put).count, 3);
