@@ -2,54 +2,80 @@
 //!
 //! Two criterion benchmarks of a 110 ns get, run a few seconds apart on a shared virtual
 //! machine, differ by up to 6% with no change at all (`plain` against `plain_again` in the
-//! `overhead` target), which is more than the 3% being measured. Here the plain and the
-//! instrumented gets run in alternating windows of a few milliseconds over the same store
-//! and the same ids, each instrumented window is divided by the plain window next to it,
-//! and the median of those ratios is reported with its quartiles.
+//! `overhead` target), which is more than the 3% being measured. Here criterion measures the
+//! ratio itself: one iteration gets every id plainly and then through `Instrumented` (or the
+//! other way round, alternating), over the same store and the same ids, and a sample's value
+//! is its instrumented time divided by its plain time. Criterion's estimates and confidence
+//! interval are then those of the ratio: `1.0260` means instrumentation costs 2.6%.
 //!
 //! Documents of 400 bytes give the cheapest get the store has, where a fixed cost weighs
 //! most; 2 KiB is the median document of the synthetic corpus.
 //!
-//! `cargo bench -p store-metrics --bench overhead_paired [-- ROUNDS]`
+//! `cargo bench -p store-metrics --bench overhead_paired`
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use store_metrics::{Instrumented, Metrics};
 use store_mmap::{DocId, DocRead, Durability, Store, StoreOptions, WriteBatch};
 
 const DOCS: u64 = 10_000;
 const LOOKUPS: usize = 4096;
-/// Passes over the ids per window: about 10 ms of gets.
-const PASSES: usize = 20;
 
-fn main() {
-    // `cargo bench` passes `--bench`; the one other argument it may carry is the number of
-    // rounds.
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find(|arg| !arg.starts_with('-'))
-        .map_or(200, |arg| {
-            arg.parse().expect("the argument is a number of rounds")
-        });
-    println!(
-        "overhead_paired: {rounds} rounds of {PASSES} x {LOOKUPS} gets each way, \
-         reads timed one in {}",
-        store_metrics::DEFAULT_READ_SAMPLE_EVERY
-    );
-    for doc_bytes in [400, 2048] {
-        compare(doc_bytes, rounds);
+/// A measurement whose value is a ratio of two times that the benchmark measures itself,
+/// through `iter_custom`: the value of `iters` iterations is `iters` times the ratio, so
+/// that criterion's per-iteration estimates are ratios.
+struct Ratio;
+
+impl Measurement for Ratio {
+    type Intermediate = ();
+    type Value = f64;
+
+    fn start(&self) {
+        panic!("a ratio has two times: measure it with `iter_custom`");
+    }
+
+    fn end(&self, _: ()) -> f64 {
+        panic!("a ratio has two times: measure it with `iter_custom`");
+    }
+
+    fn add(&self, a: &f64, b: &f64) -> f64 {
+        a + b
+    }
+
+    fn zero(&self) -> f64 {
+        0.0
+    }
+
+    fn to_f64(&self, value: &f64) -> f64 {
+        *value
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self
     }
 }
 
-fn compare(doc_bytes: usize, rounds: usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::create(
-        dir.path(),
-        StoreOptions::new().durability(Durability::WriteBack),
-    )
-    .unwrap();
+impl ValueFormatter for Ratio {
+    fn scale_values(&self, _typical: f64, _values: &mut [f64]) -> &'static str {
+        "x plain"
+    }
+
+    fn scale_throughputs(&self, _: f64, _: &Throughput, _: &mut [f64]) -> &'static str {
+        "x plain"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ratio"
+    }
+}
+
+fn store(dir: &std::path::Path, doc_bytes: usize) -> Store {
+    let mut store =
+        Store::create(dir, StoreOptions::new().durability(Durability::WriteBack)).unwrap();
     let mut batch = WriteBatch::new();
     for i in 0..DOCS {
         let word = format!("document {i} ");
@@ -59,57 +85,54 @@ fn compare(doc_bytes: usize, rounds: usize) {
         );
     }
     store.put_batch(&batch).unwrap();
-    let store = Instrumented::new(store, Arc::new(Metrics::new()));
+    store
+}
+
+fn overhead(c: &mut Criterion<Ratio>) {
     let ids: Vec<DocId> = (0..LOOKUPS as u64)
         .map(|i| DocId::from(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % DOCS))
         .collect();
-
-    let plain = |id| DocRead::get(store.inner(), id).unwrap().unwrap().len();
-    let instrumented = |id| DocRead::get(&store, id).unwrap().unwrap().len();
-    // Warm the page tables and the caches.
-    window(&ids, &plain);
-    window(&ids, &instrumented);
-
-    let (mut plain_ns, mut ratios) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
-        // Alternate which runs first, so that neither always follows the other.
-        let (p, i) = if round % 2 == 0 {
-            let p = window(&ids, &plain);
-            (p, window(&ids, &instrumented))
-        } else {
-            let i = window(&ids, &instrumented);
-            (window(&ids, &plain), i)
-        };
-        plain_ns.push(p.as_nanos() as f64 / (PASSES * LOOKUPS) as f64);
-        ratios.push(i.as_secs_f64() / p.as_secs_f64());
+    let mut group = c.benchmark_group("instrumented_over_plain_get");
+    for (name, doc_bytes) in [("400B", 400), ("2KiB", 2048)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Instrumented::new(store(dir.path(), doc_bytes), Arc::new(Metrics::new()));
+        let plain = |id| DocRead::get(store.inner(), id).unwrap().unwrap().len();
+        let instrumented = |id| DocRead::get(&store, id).unwrap().unwrap().len();
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let (mut plain_time, mut instrumented_time) = (Duration::ZERO, Duration::ZERO);
+                for iter in 0..iters {
+                    // Alternate which runs first, so that neither always follows the other.
+                    if iter % 2 == 0 {
+                        plain_time += pass(&ids, plain);
+                        instrumented_time += pass(&ids, instrumented);
+                    } else {
+                        instrumented_time += pass(&ids, instrumented);
+                        plain_time += pass(&ids, plain);
+                    }
+                }
+                iters as f64 * instrumented_time.as_secs_f64() / plain_time.as_secs_f64()
+            })
+        });
+        let gets = store.metrics().snapshot().total(store_metrics::Op::Get);
+        assert!(gets > 0, "the instrumented gets were counted");
     }
-    let gets = store.metrics().snapshot().total(store_metrics::Op::Get);
-    assert!(
-        gets >= (rounds * PASSES * LOOKUPS) as u64,
-        "the instrumented gets were counted"
-    );
-    println!(
-        "{doc_bytes:>5}-byte documents: plain get {:.1} ns (median); \
-         instrumented / plain, paired: median {:.4} (quartiles {:.4} .. {:.4})",
-        quantile(&plain_ns, 0.5),
-        quantile(&ratios, 0.5),
-        quantile(&ratios, 0.25),
-        quantile(&ratios, 0.75),
-    );
+    group.finish();
 }
 
-fn window(ids: &[DocId], get: &dyn Fn(DocId) -> usize) -> Duration {
+/// Gets every id once. Generic, so that each reader is compiled into its own loop as an
+/// application's would be.
+fn pass(ids: &[DocId], get: impl Fn(DocId) -> usize) -> Duration {
     let start = Instant::now();
-    for _ in 0..PASSES {
-        for &id in ids {
-            black_box(get(black_box(id)));
-        }
+    for &id in ids {
+        black_box(get(black_box(id)));
     }
     start.elapsed()
 }
 
-fn quantile(values: &[f64], q: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(Ratio);
+    targets = overhead
 }
+criterion_main!(benches);
