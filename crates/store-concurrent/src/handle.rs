@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use store_mmap::{
-    BatchOp, Doc, DocId, DocMeta, DocRead, RecoveryReport, Store, StoreOptions, Text, TextRange,
-    WriteBatch,
+    BatchOp, Doc, DocId, DocMeta, DocRead, Prefetch, RecoveryReport, SegmentMap, Store,
+    StoreOptions, Text, TextRange, WriteBatch,
 };
 
 use crate::error::{Error, Result};
@@ -217,15 +217,19 @@ impl ConcurrentStore {
 
     /// The latest committed version of the document, or `None`. Zero-copy, lock-free.
     pub fn get(&self, id: DocId) -> Result<Option<Doc>> {
+        self.read_record(id, |segment, offset, end| segment.read_doc(end, id, offset))
+    }
+
+    /// Finds the latest record of `id` and reads it with `read(segment, offset, end)`.
+    fn read_record<R>(
+        &self,
+        id: DocId,
+        read: impl FnOnce(&SegmentMap, u32, u32) -> store_mmap::Result<R>,
+    ) -> Result<Option<R>> {
         self.check_open()?;
-        match self
-            .inner
-            .shared
-            .published
-            .read(id, |segment, offset, end| segment.read_doc(end, id, offset))
-        {
+        match self.inner.shared.published.read(id, read) {
             Found::Absent => Ok(None),
-            Found::Read(doc) => Ok(Some(doc?)),
+            Found::Read(found) => Ok(Some(found?)),
             Found::MissingSegment(position) => Err(Error::Store(store_mmap::Error::Corrupt {
                 path: self.inner.dir.clone(),
                 offset: u64::from(position.offset),
@@ -498,6 +502,12 @@ impl ConcurrentStore {
     }
 }
 
+impl Prefetch for ConcurrentStore {
+    fn prefetch(&self, ids: &[DocId]) -> Result<()> {
+        self.will_need(ids)
+    }
+}
+
 impl DocRead for ConcurrentStore {
     type Error = Error;
 
@@ -505,11 +515,11 @@ impl DocRead for ConcurrentStore {
         ConcurrentStore::get(self, id)
     }
 
+    /// Reads the record's header, not its text: see [`store_mmap::SegmentMap::read_meta`].
     fn meta(&self, id: DocId) -> Result<Option<DocMeta>> {
-        Ok(self.get(id)?.map(|doc| DocMeta {
-            seq: doc.seq(),
-            text_len: doc.len() as u64,
-        }))
+        self.read_record(id, |segment, offset, end| {
+            segment.read_meta(end, id, offset)
+        })
     }
 
     fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {

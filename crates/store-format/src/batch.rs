@@ -101,6 +101,11 @@ impl WriteBatch {
         self.texts.len()
     }
 
+    /// Heap bytes the batch holds allocated, used or not: what keeping it for reuse costs.
+    pub fn capacity_bytes(&self) -> usize {
+        self.texts.capacity() + self.ops.capacity() * size_of::<Op>()
+    }
+
     /// Removes every operation and keeps the allocated capacity.
     pub fn clear(&mut self) {
         self.ops.clear();

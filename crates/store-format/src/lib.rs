@@ -22,6 +22,7 @@ mod error;
 mod id;
 mod index;
 mod meta;
+mod offsets;
 mod range;
 mod record;
 mod segment;
@@ -36,14 +37,15 @@ pub use index::{
     decode_index, encode_index,
 };
 pub use meta::{META_LEN, META_MAGIC, StoreMeta};
+pub use offsets::{CHAR_STRIDE, CharOffsets, LineOffsets};
 pub use range::{RangeError, RangeUnit, TextRange};
 pub use record::{
     FLAG_COMMIT, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_MAGIC, Record, RecordHeader, RecordKind,
-    decode_record, encode_record, is_unwritten, record_len,
+    decode_record, decode_record_header, encode_record, is_unwritten, record_len,
 };
 pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SegmentHeader};
 pub use text::{Doc, DocMeta, Text};
-pub use traits::{CommitEvent, CommitObserver, DocRead, DocWrite};
+pub use traits::{CommitEvent, CommitObserver, DocRead, DocWrite, Prefetch};
 
 /// The format version this build reads and writes, stored in every header.
 pub const FORMAT_VERSION: u16 = 1;

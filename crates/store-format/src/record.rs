@@ -154,6 +154,25 @@ fn record_crc(header: &[u8], payload: &[u8]) -> u32 {
 /// that the payload and its padding fit in `buf`, and the checksum. Errors carry `offset`.
 pub fn decode_record(buf: &[u8], offset: usize) -> Result<Record<'_>, FormatError> {
     const WHAT: Structure = Structure::Record;
+    let header = decode_record_header(buf, offset)?;
+    let payload_start = offset + RECORD_HEADER_LEN;
+    // The padding is part of the record: a record is whole only when all of it is there.
+    need(WHAT, buf, offset, header.record_len() as usize)?;
+    let payload = &buf[payload_start..payload_start + header.payload_len as usize];
+    check_crc(
+        WHAT,
+        offset,
+        get_u32(&buf[offset..], 12),
+        record_crc(&buf[offset..payload_start], payload),
+    )?;
+    Ok(Record { header, payload })
+}
+
+/// Decodes the header of the record at `buf[offset..]` with every check of [`decode_record`]
+/// that needs no byte past the header: the checksum, which covers the payload, is not
+/// verified. For reading a record's sequence number and length without reading its text.
+pub fn decode_record_header(buf: &[u8], offset: usize) -> Result<RecordHeader, FormatError> {
+    const WHAT: Structure = Structure::Record;
     need(WHAT, buf, offset, RECORD_HEADER_LEN)?;
     let header = &buf[offset..offset + RECORD_HEADER_LEN];
     let invalid = |field, value| FormatError::InvalidField {
@@ -192,26 +211,13 @@ pub fn decode_record(buf: &[u8], offset: usize) -> Result<Record<'_>, FormatErro
     if kind == RecordKind::Tombstone && payload_len != 0 {
         return Err(invalid("tombstone payload length", u64::from(payload_len)));
     }
-    let payload_start = offset + RECORD_HEADER_LEN;
-    // The padding is part of the record: a record is whole only when all of it is there.
-    need(WHAT, buf, offset, own_len as usize)?;
-    let payload = &buf[payload_start..payload_start + payload_len as usize];
-    check_crc(
-        WHAT,
-        offset,
-        get_u32(header, 12),
-        record_crc(header, payload),
-    )?;
-    Ok(Record {
-        header: RecordHeader {
-            kind,
-            commit,
-            payload_len,
-            id: DocId::from_u128(get_u128(header, 16)),
-            seq: get_u64(header, 32),
-            group_len,
-        },
-        payload,
+    Ok(RecordHeader {
+        kind,
+        commit,
+        payload_len,
+        id: DocId::from_u128(get_u128(header, 16)),
+        seq: get_u64(header, 32),
+        group_len,
     })
 }
 

@@ -37,6 +37,15 @@ pub trait DocRead {
     }
 }
 
+/// Asking the storage under a reader to bring documents into memory ahead of their reads.
+pub trait Prefetch: DocRead {
+    /// Asks for the records of `ids` to be read into memory and returns without waiting for
+    /// them; absent ids are skipped. A hint: a later read is correct whether or not it was
+    /// followed. Finding where a record lies may itself read from the disk, so call this
+    /// where blocking is allowed.
+    fn prefetch(&self, ids: &[DocId]) -> Result<(), Self::Error>;
+}
+
 /// Writing documents.
 pub trait DocWrite {
     /// The error of the implementation.

@@ -44,6 +44,6 @@ pub use stats::StoreStats;
 pub use store::Store;
 pub use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, Position,
-    RangeError, RangeUnit, Text, TextRange, WriteBatch,
+    Prefetch, RangeError, RangeUnit, Text, TextRange, WriteBatch,
 };
 pub use verify::{Problem, VerifyReport};

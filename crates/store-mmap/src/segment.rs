@@ -9,8 +9,8 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use memmap2::{Advice, Mmap, MmapOptions};
 use store_format::{
-    Doc, DocId, RECORD_HEADER_LEN, RecordKind, SEGMENT_HEADER_LEN, SegmentHeader, Text,
-    decode_record, record_len,
+    Doc, DocId, DocMeta, RECORD_HEADER_LEN, RecordHeader, RecordKind, SEGMENT_HEADER_LEN,
+    SegmentHeader, Text, decode_record, decode_record_header, record_len,
 };
 
 use crate::error::{Error, Result};
@@ -58,6 +58,35 @@ impl SegmentMap {
         &self.path
     }
 
+    /// Checks that the record the index points `id` to is a put of `id`.
+    fn expect_put(&self, header: &RecordHeader, id: DocId, offset: u32) -> Result<()> {
+        if header.id == id && header.kind == RecordKind::Put {
+            return Ok(());
+        }
+        Err(Error::corrupt(
+            self.path(),
+            u64::from(offset),
+            format!(
+                "the index expects a put of document {id}, the record holds {:?} of {} at seq {}",
+                header.kind, header.id, header.seq
+            ),
+        ))
+    }
+
+    /// The sequence number and text length of the put record of document `id` at `offset`,
+    /// from its header alone: the header's fields are checked, its checksum (which covers
+    /// the text) is not, and a read of the text verifies it.
+    pub fn read_meta(&self, end: u32, id: DocId, offset: u32) -> Result<DocMeta> {
+        let data = &self.bytes[..end as usize];
+        let header = decode_record_header(data, offset as usize)
+            .map_err(|err| Error::format(self.path(), 0, &err))?;
+        self.expect_put(&header, id, offset)?;
+        Ok(DocMeta {
+            seq: header.seq,
+            text_len: u64::from(header.payload_len),
+        })
+    }
+
     /// Reads and verifies the put record of document `id` at `offset`, looking at no byte
     /// at or past `end`.
     ///
@@ -70,16 +99,7 @@ impl SegmentMap {
         let record =
             decode_record(data, offset).map_err(|err| Error::format(self.path(), 0, &err))?;
         let header = record.header;
-        if header.id != id || header.kind != RecordKind::Put {
-            return Err(Error::corrupt(
-                self.path(),
-                offset as u64,
-                format!(
-                    "the index expects a put of document {id}, the record holds {:?} of {} at seq {}",
-                    header.kind, header.id, header.seq
-                ),
-            ));
-        }
+        self.expect_put(&header, id, offset as u32)?;
         let start = offset + RECORD_HEADER_LEN;
         if let Err(err) = simdutf8::compat::from_utf8(record.payload) {
             return Err(Error::corrupt(

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, FormatError,
-    Position, SEGMENT_HEADER_LEN, StoreMeta, Text, TextRange, WriteBatch, encode_index, encode_ops,
+    Position, Prefetch, SEGMENT_HEADER_LEN, StoreMeta, Text, TextRange, WriteBatch, encode_index,
+    encode_ops,
 };
 
 use crate::error::{Error, Result};
@@ -600,6 +601,25 @@ impl DocRead for Store {
 
     fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
         Store::extract(self, id, range)
+    }
+}
+
+impl Prefetch for Store {
+    /// Advises the kernel of each record's pages (`madvise(WILLNEED)`). The index holds each
+    /// record's length, so no page is read to learn it.
+    fn prefetch(&self, ids: &[DocId]) -> Result<()> {
+        for &id in ids {
+            let Some(entry) = self.index.get(id) else {
+                continue;
+            };
+            // A missing segment is reported by the read that needs it.
+            if let Some(segment) = self.segments.get(&entry.segment) {
+                let len = store_format::record_len(entry.text_len);
+                let len = u32::try_from(len).unwrap_or(u32::MAX);
+                segment.view().will_need(segment.end(), entry.offset, len)?;
+            }
+        }
+        Ok(())
     }
 }
 

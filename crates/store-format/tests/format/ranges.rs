@@ -1,5 +1,5 @@
 use proptest::prelude::*;
-use store_format::{RangeError, RangeUnit, TextRange};
+use store_format::{CharOffsets, LineOffsets, RangeError, RangeUnit, TextRange};
 
 /// One data-driven helper: extract `range` from `text`, rendering the outcome as a string so
 /// every case reads as input => expected.
@@ -191,6 +191,51 @@ proptest! {
             prop_assert_eq!(got, Ok(expected.as_str()));
         } else {
             prop_assert!(got.is_err());
+        }
+    }
+
+    #[test]
+    fn offset_tables_resolve_exactly_as_a_scan_does(
+        text in "(\\PC|\\n){0,300}",
+        (a, b) in (0u64..320, 0u64..320),
+        line in any::<bool>(),
+    ) {
+        let (lines, chars) = (LineOffsets::new(&text), CharOffsets::new(&text));
+        let range = if line { TextRange::lines(a, b) } else { TextRange::chars(a..b) };
+        prop_assert_eq!(
+            range.resolve_with(&text, Some(&lines), Some(&chars)),
+            range.resolve(&text),
+            "{:?} of {:?}", range, text
+        );
+        prop_assert_eq!(chars.char_count(), text.chars().count() as u64);
+    }
+}
+
+#[test]
+fn offset_tables_cross_their_strides_and_the_ends() {
+    // 200 chars of one to four bytes, so char marks fall on every width; the last line is
+    // unterminated, and the text is resolved at, around and past every boundary.
+    let text: String = (0..200)
+        .map(|i| ['a', 'é', '€', '😀', '\n'][i % 5])
+        .collect();
+    let (lines, chars) = (LineOffsets::new(&text), CharOffsets::new(&text));
+    assert_eq!(lines.line_count(), 40);
+    for a in 0..=210 {
+        for b in [a, a + 1, 63, 64, 65, 128, 199, 200, 201] {
+            let range = TextRange::chars(a..b);
+            assert_eq!(
+                range.resolve_with(&text, None, Some(&chars)),
+                range.resolve(&text)
+            );
+        }
+    }
+    for first in 0..=42 {
+        for last in [first, first + 1, 39, 40, 41] {
+            let range = TextRange::lines(first, last);
+            assert_eq!(
+                range.resolve_with(&text, Some(&lines), None),
+                range.resolve(&text)
+            );
         }
     }
 }
