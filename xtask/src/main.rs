@@ -4,7 +4,9 @@
 //! Tasks:
 //! - `ci`: `cargo fmt --check`, clippy with warnings denied, the tests (cargo-nextest when it
 //!   is installed, `cargo test` otherwise, plus the doc tests), and the docs with warnings
-//!   denied, then the loom models. Exactly what `.ci/run` runs.
+//!   denied, then the dhat heap tests and the loom models. Exactly what `.ci/run` runs.
+//! - `dhat`: the heap tests of store-cache, one test binary each (dhat allows one profiler
+//!   per process), built with the `dhat-heap` feature that installs dhat's allocator.
 //! - `loom`: the loom models of store-concurrent, built with `--cfg textstore_loom` in
 //!   release with debug assertions, `LOOM_MAX_PREEMPTIONS=2`, in their own target directory
 //!   (the cfg changes every crate's build, so sharing `target/` would rebuild it each time).
@@ -17,6 +19,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("loom") => loom(),
+        Some("dhat") => dhat(),
         Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}")),
         None => Err(USAGE.to_owned()),
     };
@@ -32,12 +35,17 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  ci    fmt check, clippy (warnings denied), tests, docs (warnings denied), loom
+  ci    fmt check, clippy (warnings denied), tests, docs (warnings denied), dhat, loom
+  dhat  the heap-allocation tests of store-cache
   loom  the loom models of store-concurrent";
 
 /// Optional features that CI builds and tests: light ones, unlike the peer engines of the
 /// benchmarks.
 const OPTIONAL_FEATURES: &str = "store-metrics/metrics";
+
+/// What clippy also checks: the optional features and the dhat heap tests, which run in
+/// their own step.
+const LINTED_FEATURES: &str = "store-metrics/metrics,store-cache/dhat-heap";
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
@@ -47,7 +55,7 @@ fn ci() -> Result<(), String> {
             "--workspace",
             "--all-targets",
             "--features",
-            OPTIONAL_FEATURES,
+            LINTED_FEATURES,
             "--",
             "-D",
             "warnings",
@@ -91,9 +99,25 @@ fn ci() -> Result<(), String> {
         ],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    dhat()?;
     loom()?;
     eprintln!("xtask: ci passed");
     Ok(())
+}
+
+fn dhat() -> Result<(), String> {
+    cargo(
+        &[
+            "test",
+            "--package",
+            "store-cache",
+            "--features",
+            "dhat-heap",
+            "--test",
+            "dhat_*",
+        ],
+        &[],
+    )
 }
 
 fn loom() -> Result<(), String> {

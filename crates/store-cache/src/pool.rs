@@ -1,0 +1,377 @@
+//! `BufferPool`: reusable byte buffers, strings and write batches, in bounded size classes.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use crossbeam_queue::ArrayQueue;
+use store_format::{DocId, DocRead, WriteBatch};
+
+/// Largest capacity of a small buffer.
+pub const SMALL_MAX_BYTES: usize = 1 << 10;
+/// Largest capacity of a medium buffer; larger ones are large.
+pub const MEDIUM_MAX_BYTES: usize = 64 << 10;
+
+/// How much a [`BufferPool`] keeps. Every bound holds at every moment, under any number of
+/// threads returning buffers at once.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Buffers kept per class: small (capacity up to 1 KiB), medium (up to 64 KiB), large.
+    pub class_buffers: [usize; 3],
+    /// Write batches kept.
+    pub batches: usize,
+    /// Capacity above which a buffer or batch is dropped rather than kept.
+    pub max_buffer_bytes: usize,
+    /// Total capacity of everything kept.
+    pub max_retained_bytes: usize,
+}
+
+impl Default for PoolOptions {
+    /// 256 small, 64 medium and 8 large buffers, 4 batches, none above 4 MiB, at most
+    /// 16 MiB in all.
+    fn default() -> PoolOptions {
+        PoolOptions {
+            class_buffers: [256, 64, 8],
+            batches: 4,
+            max_buffer_bytes: 4 << 20,
+            max_retained_bytes: 16 << 20,
+        }
+    }
+}
+
+/// A thread-safe pool of byte buffers in three size classes, plus write batches.
+///
+/// A buffer is taken with the capacity the caller expects to need, from the class of that
+/// capacity, and returned by its guard's drop to the class of the capacity it has grown to.
+/// A class is a lock-free bounded queue. What is kept is bounded per class by count and in
+/// all by bytes; a buffer over [`PoolOptions::max_buffer_bytes`] is never kept, so one huge
+/// document does not pin its buffer.
+pub struct BufferPool {
+    classes: [ArrayQueue<Vec<u8>>; 3],
+    batches: ArrayQueue<WriteBatch>,
+    max_buffer_bytes: usize,
+    max_retained_bytes: usize,
+    retained_bytes: AtomicUsize,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    returned: AtomicU64,
+    discarded_oversize: AtomicU64,
+    discarded_surplus: AtomicU64,
+}
+
+/// What a [`BufferPool`] has done, counting buffers and batches together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    hits: u64,
+    misses: u64,
+    returned: u64,
+    discarded_oversize: u64,
+    discarded_surplus: u64,
+    retained_bytes: usize,
+    retained_buffers: usize,
+}
+
+impl PoolStats {
+    /// Takes served by a kept buffer.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+    /// Takes that allocated.
+    pub fn misses(&self) -> u64 {
+        self.misses
+    }
+    /// Buffers kept on return.
+    pub fn returned(&self) -> u64 {
+        self.returned
+    }
+    /// Buffers dropped on return for being over the size limit.
+    pub fn discarded_oversize(&self) -> u64 {
+        self.discarded_oversize
+    }
+    /// Buffers dropped on return because their class or the byte budget was full.
+    pub fn discarded_surplus(&self) -> u64 {
+        self.discarded_surplus
+    }
+    /// Capacity of everything kept now.
+    pub fn retained_bytes(&self) -> usize {
+        self.retained_bytes
+    }
+    /// Buffers and batches kept now.
+    pub fn retained_buffers(&self) -> usize {
+        self.retained_buffers
+    }
+}
+
+impl Default for BufferPool {
+    fn default() -> BufferPool {
+        BufferPool::new(PoolOptions::default())
+    }
+}
+
+impl BufferPool {
+    /// An empty pool with these bounds.
+    pub fn new(options: PoolOptions) -> BufferPool {
+        BufferPool {
+            classes: options.class_buffers.map(|n| ArrayQueue::new(n.max(1))),
+            batches: ArrayQueue::new(options.batches.max(1)),
+            max_buffer_bytes: options.max_buffer_bytes,
+            max_retained_bytes: options.max_retained_bytes,
+            retained_bytes: AtomicUsize::new(0),
+            counters: Counters::default(),
+        }
+    }
+
+    /// An empty byte buffer with room for at least `capacity` bytes.
+    pub fn bytes(&self, capacity: usize) -> PooledBytes<'_> {
+        PooledBytes {
+            buf: self.take(capacity),
+            pool: self,
+        }
+    }
+
+    /// An empty string with room for at least `capacity` bytes.
+    pub fn string(&self, capacity: usize) -> PooledString<'_> {
+        let buf = String::from_utf8(self.take(capacity)).expect("a taken buffer is empty");
+        PooledString { buf, pool: self }
+    }
+
+    /// An empty write batch, with the capacity of an earlier one when one was kept.
+    pub fn batch(&self) -> PooledBatch<'_> {
+        let batch = match self.batches.pop() {
+            Some(batch) => {
+                self.release(batch.capacity_bytes());
+                self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                batch
+            }
+            None => {
+                self.counters.misses.fetch_add(1, Ordering::Relaxed);
+                WriteBatch::new()
+            }
+        };
+        PooledBatch { batch, pool: self }
+    }
+
+    /// Copies the latest version of `id` out of `reader` into a pooled string, sized from the
+    /// document's length; `None` when it does not exist.
+    pub fn read<R: DocRead>(
+        &self,
+        reader: &R,
+        id: DocId,
+    ) -> Result<Option<PooledString<'_>>, R::Error> {
+        let Some(meta) = reader.meta(id)? else {
+            return Ok(None);
+        };
+        let mut text = self.string(usize::try_from(meta.text_len).unwrap_or(usize::MAX));
+        // The document may be deleted between the two lookups.
+        Ok(reader.read_into(id, &mut text)?.then_some(text))
+    }
+
+    /// Allocates `count` buffers of `capacity` bytes and keeps them (as far as the bounds
+    /// allow), so that the first takes do not allocate. Returns how many were kept.
+    pub fn prewarm(&self, capacity: usize, count: usize) -> usize {
+        let before = self.counters.returned.load(Ordering::Relaxed);
+        for _ in 0..count {
+            self.give(Vec::with_capacity(capacity));
+        }
+        (self.counters.returned.load(Ordering::Relaxed) - before) as usize
+    }
+
+    /// What the pool has done so far, and what it keeps now.
+    pub fn stats(&self) -> PoolStats {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        PoolStats {
+            hits: load(&self.counters.hits),
+            misses: load(&self.counters.misses),
+            returned: load(&self.counters.returned),
+            discarded_oversize: load(&self.counters.discarded_oversize),
+            discarded_surplus: load(&self.counters.discarded_surplus),
+            retained_bytes: self.retained_bytes.load(Ordering::Relaxed),
+            retained_buffers: self.classes.iter().map(ArrayQueue::len).sum::<usize>()
+                + self.batches.len(),
+        }
+    }
+
+    fn take(&self, capacity: usize) -> Vec<u8> {
+        if capacity <= self.max_buffer_bytes {
+            // The class of the capacity asked for, then the larger ones: a buffer from a
+            // larger class already has the room.
+            for class in &self.classes[class_of(capacity)..] {
+                if let Some(mut buf) = class.pop() {
+                    self.release(buf.capacity());
+                    self.counters.hits.fetch_add(1, Ordering::Relaxed);
+                    // A buffer of the same class may be smaller than asked: it grows once,
+                    // and is returned with the larger capacity.
+                    buf.reserve(capacity);
+                    return buf;
+                }
+            }
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        Vec::with_capacity(capacity)
+    }
+
+    /// Keeps `buf` (cleared) if the bounds allow, else drops it.
+    fn give(&self, mut buf: Vec<u8>) {
+        let capacity = buf.capacity();
+        if capacity == 0 {
+            return;
+        }
+        if !self.admit(capacity) {
+            return;
+        }
+        buf.clear();
+        if self.classes[class_of(capacity)].push(buf).is_err() {
+            self.release(capacity);
+            self.counters
+                .discarded_surplus
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.counters.returned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn give_batch(&self, mut batch: WriteBatch) {
+        let capacity = batch.capacity_bytes();
+        if !self.admit(capacity) {
+            return;
+        }
+        batch.clear();
+        if self.batches.push(batch).is_err() {
+            self.release(capacity);
+            self.counters
+                .discarded_surplus
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.counters.returned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reserves `capacity` bytes of the retention budget, or counts why it cannot.
+    fn admit(&self, capacity: usize) -> bool {
+        if capacity > self.max_buffer_bytes {
+            self.counters
+                .discarded_oversize
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        // Reserve first and back out on overflow, so that concurrent returns never take the
+        // total over the budget, even for a moment.
+        let before = self.retained_bytes.fetch_add(capacity, Ordering::Relaxed);
+        if before + capacity > self.max_retained_bytes {
+            self.release(capacity);
+            self.counters
+                .discarded_surplus
+                .fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn release(&self, capacity: usize) {
+        self.retained_bytes.fetch_sub(capacity, Ordering::Relaxed);
+    }
+}
+
+/// The class of a buffer of `capacity` bytes: 0 small, 1 medium, 2 large.
+fn class_of(capacity: usize) -> usize {
+    if capacity <= SMALL_MAX_BYTES {
+        0
+    } else if capacity <= MEDIUM_MAX_BYTES {
+        1
+    } else {
+        2
+    }
+}
+
+/// A `Vec<u8>` from a [`BufferPool`], returned to it on drop.
+pub struct PooledBytes<'a> {
+    buf: Vec<u8>,
+    pool: &'a BufferPool,
+}
+
+impl PooledBytes<'_> {
+    /// The buffer, taken out of the pool for good.
+    pub fn into_inner(mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+}
+
+impl Deref for PooledBytes<'_> {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.buf
+    }
+}
+
+impl DerefMut for PooledBytes<'_> {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+}
+
+impl Drop for PooledBytes<'_> {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
+/// A `String` from a [`BufferPool`], returned to it on drop.
+pub struct PooledString<'a> {
+    buf: String,
+    pool: &'a BufferPool,
+}
+
+impl PooledString<'_> {
+    /// The string, taken out of the pool for good.
+    pub fn into_inner(mut self) -> String {
+        std::mem::take(&mut self.buf)
+    }
+}
+
+impl Deref for PooledString<'_> {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.buf
+    }
+}
+
+impl DerefMut for PooledString<'_> {
+    fn deref_mut(&mut self) -> &mut String {
+        &mut self.buf
+    }
+}
+
+impl Drop for PooledString<'_> {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf).into_bytes());
+    }
+}
+
+/// A [`WriteBatch`] from a [`BufferPool`], returned to it (cleared, capacity kept) on drop.
+pub struct PooledBatch<'a> {
+    batch: WriteBatch,
+    pool: &'a BufferPool,
+}
+
+impl Deref for PooledBatch<'_> {
+    type Target = WriteBatch;
+    fn deref(&self) -> &WriteBatch {
+        &self.batch
+    }
+}
+
+impl DerefMut for PooledBatch<'_> {
+    fn deref_mut(&mut self) -> &mut WriteBatch {
+        &mut self.batch
+    }
+}
+
+impl Drop for PooledBatch<'_> {
+    fn drop(&mut self) {
+        self.pool.give_batch(std::mem::take(&mut self.batch));
+    }
+}

@@ -1,0 +1,252 @@
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use store_cache::{CacheOptions, Cached, Error};
+use store_concurrent::{ConcurrentStore, WriterOptions};
+use store_mmap::{DocId, DocRead, Store, StoreOptions, TextRange};
+
+/// Options that build a table for every document, so that small texts exercise the tables.
+fn tables_for_all() -> CacheOptions {
+    CacheOptions {
+        table_min_doc_bytes: 0,
+        ..CacheOptions::default()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Put(u8, String),
+    Delete(u8),
+    Get(u8),
+    Lines(u8, u64, u64),
+    Chars(u8, u64, u64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let id = 0u8..6;
+    prop_oneof![
+        (id.clone(), "(\\PC|\\n){0,80}").prop_map(|(id, text)| Step::Put(id, text)),
+        id.clone().prop_map(Step::Delete),
+        id.clone().prop_map(Step::Get),
+        (id.clone(), 0u64..8, 0u64..8).prop_map(|(id, a, b)| Step::Lines(id, a, b)),
+        (id, 0u64..90, 0u64..90).prop_map(|(id, a, b)| Step::Chars(id, a, b)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// After any sequence of writes, every read through the cache gives what the model
+    /// holds: a cached version is never served once a newer one exists.
+    #[test]
+    fn the_cache_never_serves_a_stale_version(steps in prop::collection::vec(step(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path(), StoreOptions::new()).unwrap();
+        let mut cached = Cached::new(store, &tables_for_all());
+        let mut model: BTreeMap<u8, String> = BTreeMap::new();
+        for step in steps {
+            match step {
+                Step::Put(id, text) => {
+                    cached.inner_mut().put(DocId::from(u64::from(id)), &text).unwrap();
+                    model.insert(id, text);
+                }
+                Step::Delete(id) => {
+                    cached.inner_mut().delete(DocId::from(u64::from(id))).unwrap();
+                    model.remove(&id);
+                }
+                Step::Get(id) => {
+                    let got = cached.get(DocId::from(u64::from(id))).unwrap();
+                    prop_assert_eq!(got.as_deref(), model.get(&id).map(String::as_str));
+                }
+                Step::Lines(id, a, b) | Step::Chars(id, a, b) => {
+                    let range = match step {
+                        Step::Lines(..) => TextRange::lines(a, b),
+                        _ => TextRange::chars(a..b),
+                    };
+                    let got = cached.extract(DocId::from(u64::from(id)), range);
+                    match model.get(&id) {
+                        None => prop_assert!(matches!(got, Err(Error::NotFound { .. })), "{:?}", got),
+                        Some(text) => {
+                            let expected = range.resolve(text).map(|r| &text[r]);
+                            match (got, expected) {
+                                (Ok(got), Ok(expected)) => prop_assert_eq!(&*got, expected),
+                                (Err(Error::Range { source, .. }), Err(expected)) => {
+                                    prop_assert_eq!(source, expected)
+                                }
+                                (got, expected) => prop_assert!(false, "{:?} against {:?}", got, expected),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn hits_and_misses_follow_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cached = Cached::new(
+        Store::create(dir.path(), StoreOptions::new()).unwrap(),
+        &CacheOptions::default(),
+    );
+    let id = DocId::from(7u64);
+    cached.inner_mut().put(id, "one").unwrap();
+    let counts = |c: &Cached<Store>| (c.stats().hits(), c.stats().misses(), c.stats().docs());
+    assert_eq!(&*cached.get(id).unwrap().unwrap(), "one");
+    assert_eq!(counts(&cached), (0, 1, 1));
+    assert_eq!(&*cached.get(id).unwrap().unwrap(), "one");
+    assert_eq!(counts(&cached), (1, 1, 1));
+    cached.inner_mut().put(id, "two").unwrap();
+    assert_eq!(&*cached.get(id).unwrap().unwrap(), "two");
+    assert_eq!(counts(&cached), (1, 2, 2));
+    cached.inner_mut().delete(id).unwrap();
+    assert!(cached.get(id).unwrap().is_none());
+    // A miss of a deleted or absent document is neither a hit nor a miss of the cache.
+    assert!(cached.get(DocId::from(8u64)).unwrap().is_none());
+    assert_eq!(counts(&cached), (1, 2, 2));
+    assert_eq!(cached.stats().hit_ratio(), 1.0 / 3.0);
+}
+
+#[test]
+fn large_documents_resolve_ranges_through_one_table_per_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cached = Cached::new(
+        Store::create(dir.path(), StoreOptions::new()).unwrap(),
+        &CacheOptions::default(),
+    );
+    let id = DocId::from(1u64);
+    let text: String = (0..20_000).map(|n| format!("línea {n}\n")).collect();
+    cached.inner_mut().put(id, &text).unwrap();
+    let plain = |range: TextRange| text[range.resolve(&text).unwrap()].to_owned();
+    for range in [
+        TextRange::lines(1, 1),
+        TextRange::lines(10_000, 10_002),
+        TextRange::lines(20_000, 20_000),
+        TextRange::chars(0..5),
+        TextRange::chars(100_000..100_100),
+    ] {
+        assert_eq!(&*cached.extract(id, range).unwrap(), plain(range));
+        assert_eq!(&*cached.extract(id, range).unwrap(), plain(range));
+    }
+    assert_eq!(
+        (cached.stats().table_builds(), cached.stats().table_hits()),
+        (2, 8)
+    );
+    assert!(matches!(
+        cached.extract(id, TextRange::lines(20_000, 20_001)),
+        Err(Error::Range { .. })
+    ));
+    // A small document scans: no table is built for it.
+    cached.inner_mut().put(DocId::from(2u64), "a\nb\n").unwrap();
+    assert_eq!(
+        &*cached
+            .extract(DocId::from(2u64), TextRange::lines(2, 2))
+            .unwrap(),
+        "b\n"
+    );
+    assert_eq!(cached.stats().table_builds(), 2);
+    // A new version gets a table of its own.
+    cached.inner_mut().put(id, "new\ntext\n").unwrap();
+    let options = tables_for_all();
+    let cached = Cached::new(cached.close(&dir.path().join("hot")).unwrap(), &options);
+    assert_eq!(
+        &*cached.extract(id, TextRange::lines(2, 2)).unwrap(),
+        "text\n"
+    );
+    assert_eq!(cached.stats().table_builds(), 1);
+}
+
+/// Drops the store's pages from the page cache.
+fn evict(dir: &std::path::Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "seg") {
+            let file = std::fs::File::open(&path).unwrap();
+            file.sync_all().unwrap();
+            rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_ids_hot_at_close_are_prefetched_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let hot_file = dir.path().join("hot-ids");
+    let open = || {
+        ConcurrentStore::open_or_create(&store_dir, StoreOptions::new(), WriterOptions::default())
+            .unwrap()
+    };
+    let options = CacheOptions {
+        hot_ids: 3,
+        ..CacheOptions::default()
+    };
+    let (cached, prefetched) = Cached::open(open(), &options, &hot_file).unwrap();
+    assert_eq!(prefetched, 0, "no hot-id file yet");
+    let text = |n: u64| format!("{n} ").repeat(2000);
+    for n in 0..50 {
+        cached
+            .inner()
+            .put(DocId::from(n), text(n))
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    // Reads: id 10 most, then 20, then 30; the rest once each.
+    for (id, reads) in [(10, 40), (20, 30), (30, 20)] {
+        for _ in 0..reads {
+            assert_eq!(&*cached.get(DocId::from(id)).unwrap().unwrap(), text(id));
+        }
+    }
+    for n in 0..50u64 {
+        cached.get(DocId::from(n)).unwrap().unwrap();
+    }
+    let hot = [10u64, 20, 30].map(DocId::from);
+    assert_eq!(cached.hottest(3), hot);
+    cached.close(&hot_file).unwrap().close().unwrap();
+    let saved = std::fs::read_to_string(&hot_file).unwrap();
+    assert_eq!(saved.lines().count(), 4, "{saved}");
+
+    evict(&store_dir);
+    let store = open();
+    assert!(hot.iter().all(|&id| !store.is_resident(id).unwrap()));
+    let (cached, prefetched) = Cached::open(store, &options, &hot_file).unwrap();
+    assert_eq!(prefetched, 3);
+    // The kernel reads the advised pages in the background; wait for them, with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !hot
+        .iter()
+        .all(|&id| cached.inner().is_resident(id).unwrap())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the hot records were not read in"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(&*cached.get(hot[0]).unwrap().unwrap(), text(10));
+}
+
+#[test]
+fn a_damaged_hot_id_file_is_an_error_that_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create(dir.path().join("store"), StoreOptions::new()).unwrap();
+    let hot_file = dir.path().join("hot-ids");
+    std::fs::write(&hot_file, "textstore hot ids v1\n1\nnot an id\n").unwrap();
+    let err = Cached::open(store, &CacheOptions::default(), &hot_file)
+        .err()
+        .unwrap();
+    let message = err.to_string();
+    assert!(
+        message.contains("hot-ids line 3") && matches!(err, Error::BadHotFile { line: 3, .. }),
+        "{message}"
+    );
+    std::fs::write(&hot_file, "something else\n").unwrap();
+    let store = Store::open(dir.path().join("store"), StoreOptions::new()).unwrap();
+    let err = Cached::open(store, &CacheOptions::default(), &hot_file)
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::BadHotFile { line: 1, .. }), "{err}");
+}
