@@ -18,6 +18,9 @@ use crate::popularity::{self, Popularity};
 pub struct CacheOptions {
     /// Bytes of document text the document cache holds; 0 turns it off.
     pub doc_bytes: u64,
+    /// Documents shorter than this are read from the reader and not cached: for them a
+    /// cache lookup costs more than the read it saves (see the crate docs).
+    pub doc_min_bytes: u64,
     /// Bytes of offset tables the table cache holds; 0 turns it off.
     pub table_bytes: u64,
     /// Documents shorter than this resolve line and char ranges by scanning, which costs
@@ -30,11 +33,12 @@ pub struct CacheOptions {
 }
 
 impl Default for CacheOptions {
-    /// 64 MiB of documents, 16 MiB of tables for documents of 64 KiB and more, 4096 ids
-    /// tracked and the 1024 hottest saved.
+    /// 64 MiB of documents of 8 KiB and more, 16 MiB of tables for documents of 64 KiB and
+    /// more, 4096 ids tracked and the 1024 hottest saved.
     fn default() -> CacheOptions {
         CacheOptions {
             doc_bytes: 64 << 20,
+            doc_min_bytes: 8 << 10,
             table_bytes: 16 << 20,
             table_min_doc_bytes: 64 << 10,
             tracked_ids: 4096,
@@ -66,6 +70,7 @@ enum Table {
 pub struct Cached<R> {
     inner: R,
     docs: Option<Cache<Version, Doc>>,
+    doc_min_bytes: u64,
     tables: Option<Cache<(Version, bool), Table>>,
     table_min_doc_bytes: u64,
     popularity: Option<Popularity>,
@@ -156,6 +161,7 @@ impl<R: DocRead> Cached<R> {
         Cached {
             inner,
             docs,
+            doc_min_bytes: options.doc_min_bytes,
             tables,
             table_min_doc_bytes: options.table_min_doc_bytes,
             popularity: (options.tracked_ids > 0).then(|| Popularity::new(options.tracked_ids)),
@@ -221,6 +227,9 @@ impl<R: DocRead> Cached<R> {
         let Some(meta) = self.inner.meta(id)? else {
             return Ok(None);
         };
+        if meta.text_len < self.doc_min_bytes {
+            return self.inner.get(id);
+        }
         if let Some(doc) = docs.get(&(id, meta.seq)) {
             self.counters.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(doc));

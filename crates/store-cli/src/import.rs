@@ -5,9 +5,10 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 
 use serde::Deserialize;
-use store_mmap::{DocId, Store, WriteBatch};
+use store_cache::{BufferPool, PoolOptions, PooledBatch};
+use store_mmap::{DocId, Store};
 
-use crate::{Failure, Outcome, parse_id, read_text_file, write_out};
+use crate::{Failure, Outcome, parse_id, read_text_file_into, write_out};
 
 /// Operations per commit: large enough that the per-commit `fdatasync` is amortised, small
 /// enough that an interrupted import loses little and memory stays bounded.
@@ -15,12 +16,25 @@ const BATCH_DOCS: usize = 1000;
 /// Text bytes per commit, for the same reasons.
 const BATCH_BYTES: u64 = 8 << 20;
 
+/// The import's buffers: a file's bytes, a JSONL line, the batch being built. One of each is
+/// in use at a time, so the pool keeps few, but large ones: a batch holds up to
+/// [`BATCH_BYTES`] of text.
+fn pool() -> BufferPool {
+    BufferPool::new(PoolOptions {
+        class_buffers: [2, 2, 2],
+        batches: 1,
+        max_buffer_bytes: 2 * BATCH_BYTES as usize,
+        max_retained_bytes: 4 * BATCH_BYTES as usize,
+    })
+}
+
 /// Accumulates documents and commits them in batches; what it prints on stdout is always
 /// committed.
 struct Importer<'a, W: Write> {
     store: &'a mut Store,
     out: &'a mut W,
-    batch: WriteBatch,
+    pool: &'a BufferPool,
+    batch: PooledBatch<'a>,
     batch_bytes: u64,
     limit_bytes: u64,
     /// Lines to print once the current batch has committed.
@@ -30,12 +44,13 @@ struct Importer<'a, W: Write> {
 }
 
 impl<'a, W: Write> Importer<'a, W> {
-    fn new(store: &'a mut Store, out: &'a mut W) -> Importer<'a, W> {
+    fn new(store: &'a mut Store, out: &'a mut W, pool: &'a BufferPool) -> Importer<'a, W> {
         let segment_room = u64::from(store.segment_capacity()) / 2;
         Importer {
             store,
             out,
-            batch: WriteBatch::new(),
+            pool,
+            batch: pool.batch(),
             batch_bytes: 0,
             limit_bytes: BATCH_BYTES.min(segment_room),
             pending_lines: String::new(),
@@ -86,7 +101,8 @@ impl<'a, W: Write> Importer<'a, W> {
 
 pub(crate) fn run(store: &mut Store, path: &Path, out: &mut impl Write) -> Outcome {
     let dir_name = store.dir().display().to_string();
-    let mut importer = Importer::new(store, out);
+    let pool = pool();
+    let mut importer = Importer::new(store, out, &pool);
     let result = if path == Path::new("-") {
         import_jsonl(&mut importer, std::io::stdin().lock(), "stdin")
     } else if path.is_dir() {
@@ -135,32 +151,40 @@ fn import_dir(importer: &mut Importer<'_, impl Write>, root: &Path) -> Outcome {
                 ))
             })?
             .join("/");
-        let text = read_text_file(entry.path())?;
+        let len = entry.metadata().map_or(0, |meta| meta.len() as usize);
+        let mut buf = importer.pool.bytes(len);
+        let text = read_text_file_into(entry.path(), &mut buf)?;
         let id = DocId::from_key(&key);
         let shown = entry.path().display().to_string();
-        importer.add(id, &text, &shown, Some(format!("{id}\t{key}\n")))?;
+        importer.add(id, text, &shown, Some(format!("{id}\t{key}\n")))?;
     }
     Ok(())
 }
 
 #[derive(Deserialize)]
-struct JsonDoc {
+struct JsonDoc<'a> {
     id: serde_json::Value,
-    text: String,
+    /// Borrowed from the line when it has no escapes.
+    #[serde(borrow)]
+    text: std::borrow::Cow<'a, str>,
 }
 
 fn import_jsonl(
     importer: &mut Importer<'_, impl Write>,
-    input: impl BufRead,
+    mut input: impl BufRead,
     name: &str,
 ) -> Outcome {
-    for (i, line) in input.lines().enumerate() {
-        let number = i + 1;
-        let line = line.map_err(|err| {
+    let mut line = importer.pool.string(64 << 10);
+    for number in 1u64.. {
+        line.clear();
+        let read = input.read_line(&mut line).map_err(|err| {
             Failure::usage(format!(
                 "{name} line {number}: cannot read it as UTF-8 text: {err}"
             ))
         })?;
+        if read == 0 {
+            break;
+        }
         if line.trim().is_empty() {
             continue;
         }

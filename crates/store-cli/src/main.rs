@@ -286,13 +286,22 @@ fn parse_bound(text: &str, flag: &str) -> Outcome<u64> {
 }
 
 pub(crate) fn read_text_file(path: &Path) -> Outcome<String> {
-    let bytes = std::fs::read(path)
+    let mut bytes = Vec::new();
+    read_text_file_into(path, &mut bytes)?;
+    Ok(String::from_utf8(bytes).expect("checked as UTF-8 while read"))
+}
+
+/// Reads the file at `path` into `buf` (cleared first) and returns it as text.
+pub(crate) fn read_text_file_into<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Outcome<&'b str> {
+    buf.clear();
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_to_end(buf))
         .map_err(|err| Failure::usage(format!("cannot read {}: {err}", path.display())))?;
-    String::from_utf8(bytes).map_err(|err| {
+    std::str::from_utf8(buf).map_err(|err| {
         Failure::usage(format!(
             "{} is not UTF-8 text: invalid byte at offset {}",
             path.display(),
-            err.utf8_error().valid_up_to()
+            err.valid_up_to()
         ))
     })
 }

@@ -9,6 +9,7 @@ use store_mmap::{DocId, DocRead, Store, StoreOptions, TextRange};
 /// Options that build a table for every document, so that small texts exercise the tables.
 fn tables_for_all() -> CacheOptions {
     CacheOptions {
+        doc_min_bytes: 0,
         table_min_doc_bytes: 0,
         ..CacheOptions::default()
     }
@@ -89,7 +90,7 @@ fn hits_and_misses_follow_versions() {
     let dir = tempfile::tempdir().unwrap();
     let mut cached = Cached::new(
         Store::create(dir.path(), StoreOptions::new()).unwrap(),
-        &CacheOptions::default(),
+        &tables_for_all(),
     );
     let id = DocId::from(7u64);
     cached.inner_mut().put(id, "one").unwrap();
@@ -249,4 +250,23 @@ fn a_damaged_hot_id_file_is_an_error_that_names_the_line() {
         .err()
         .unwrap();
     assert!(matches!(err, Error::BadHotFile { line: 1, .. }), "{err}");
+}
+
+#[test]
+fn documents_under_the_size_floor_bypass_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cached = Cached::new(
+        Store::create(dir.path(), StoreOptions::new()).unwrap(),
+        &CacheOptions::default(),
+    );
+    let (small, large) = (DocId::from(1u64), DocId::from(2u64));
+    let large_text = "x".repeat(8 << 10);
+    cached.inner_mut().put(small, "short").unwrap();
+    cached.inner_mut().put(large, &large_text).unwrap();
+    for _ in 0..3 {
+        assert_eq!(&*cached.get(small).unwrap().unwrap(), "short");
+        assert_eq!(&*cached.get(large).unwrap().unwrap(), large_text);
+    }
+    let stats = cached.stats();
+    assert_eq!((stats.hits(), stats.misses(), stats.docs()), (2, 1, 1));
 }

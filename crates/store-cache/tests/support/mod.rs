@@ -23,7 +23,11 @@ pub(crate) fn store(dir: &std::path::Path) -> Store {
 
 /// The text of document `i`.
 pub(crate) fn text(i: u64) -> String {
-    let word = if i.is_multiple_of(3) { "größe " } else { "size " };
+    let word = if i.is_multiple_of(3) {
+        "größe "
+    } else {
+        "size "
+    };
     word.repeat(20 + (i as usize * 37) % 780)
 }
 
