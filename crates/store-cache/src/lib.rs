@@ -41,7 +41,7 @@ mod popularity;
 pub use cached::{CacheOptions, CacheStats, Cached};
 pub use error::Error;
 pub use pool::{
-    BufferPool, MEDIUM_MAX_BYTES, PoolOptions, PoolStats, PooledBatch, PooledBytes, PooledString,
-    SMALL_MAX_BYTES,
+    BufferPool, MEDIUM_MAX_BYTES, PoolOptions, PoolStats, Pooled, PooledBatch, PooledBytes,
+    PooledString, Reusable, SMALL_MAX_BYTES,
 };
 pub use popularity::Popularity;

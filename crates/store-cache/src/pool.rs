@@ -127,16 +127,16 @@ impl BufferPool {
 
     /// An empty byte buffer with room for at least `capacity` bytes.
     pub fn bytes(&self, capacity: usize) -> PooledBytes<'_> {
-        PooledBytes {
-            buf: self.take(capacity),
+        Pooled {
+            value: self.take(capacity),
             pool: self,
         }
     }
 
     /// An empty string with room for at least `capacity` bytes.
     pub fn string(&self, capacity: usize) -> PooledString<'_> {
-        let buf = String::from_utf8(self.take(capacity)).expect("a taken buffer is empty");
-        PooledString { buf, pool: self }
+        let value = String::from_utf8(self.take(capacity)).expect("a taken buffer is empty");
+        Pooled { value, pool: self }
     }
 
     /// An empty write batch, with the capacity of an earlier one when one was kept.
@@ -152,7 +152,10 @@ impl BufferPool {
                 WriteBatch::new()
             }
         };
-        PooledBatch { batch, pool: self }
+        Pooled {
+            value: batch,
+            pool: self,
+        }
     }
 
     /// Copies the latest version of `id` out of `reader` into a pooled string, sized from the
@@ -287,91 +290,74 @@ fn class_of(capacity: usize) -> usize {
     }
 }
 
-/// A `Vec<u8>` from a [`BufferPool`], returned to it on drop.
-pub struct PooledBytes<'a> {
-    buf: Vec<u8>,
+/// What a [`Pooled`] guard can hold: a byte buffer, a string or a write batch. Sealed: the
+/// pool knows how to keep each.
+pub trait Reusable: Default + sealed::Sealed {
+    /// Gives the value back to `pool`, which keeps it or drops it.
+    #[doc(hidden)]
+    fn return_to(self, pool: &BufferPool);
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for Vec<u8> {}
+    impl Sealed for String {}
+    impl Sealed for store_format::WriteBatch {}
+}
+
+impl Reusable for Vec<u8> {
+    fn return_to(self, pool: &BufferPool) {
+        pool.give(self);
+    }
+}
+
+impl Reusable for String {
+    fn return_to(self, pool: &BufferPool) {
+        pool.give(self.into_bytes());
+    }
+}
+
+impl Reusable for WriteBatch {
+    fn return_to(self, pool: &BufferPool) {
+        pool.give_batch(self);
+    }
+}
+
+/// A value from a [`BufferPool`], returned to it on drop.
+pub struct Pooled<'a, T: Reusable> {
+    value: T,
     pool: &'a BufferPool,
 }
 
-impl PooledBytes<'_> {
-    /// The buffer, taken out of the pool for good.
-    pub fn into_inner(mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
+/// A `Vec<u8>` from a [`BufferPool`].
+pub type PooledBytes<'a> = Pooled<'a, Vec<u8>>;
+/// A `String` from a [`BufferPool`].
+pub type PooledString<'a> = Pooled<'a, String>;
+/// A [`WriteBatch`] from a [`BufferPool`], returned cleared with its capacity.
+pub type PooledBatch<'a> = Pooled<'a, WriteBatch>;
+
+impl<T: Reusable> Pooled<'_, T> {
+    /// The value, taken out of the pool for good.
+    pub fn into_inner(mut self) -> T {
+        std::mem::take(&mut self.value)
     }
 }
 
-impl Deref for PooledBytes<'_> {
-    type Target = Vec<u8>;
-    fn deref(&self) -> &Vec<u8> {
-        &self.buf
+impl<T: Reusable> Deref for Pooled<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
     }
 }
 
-impl DerefMut for PooledBytes<'_> {
-    fn deref_mut(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
+impl<T: Reusable> DerefMut for Pooled<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
     }
 }
 
-impl Drop for PooledBytes<'_> {
+impl<T: Reusable> Drop for Pooled<'_, T> {
     fn drop(&mut self) {
-        self.pool.give(std::mem::take(&mut self.buf));
-    }
-}
-
-/// A `String` from a [`BufferPool`], returned to it on drop.
-pub struct PooledString<'a> {
-    buf: String,
-    pool: &'a BufferPool,
-}
-
-impl PooledString<'_> {
-    /// The string, taken out of the pool for good.
-    pub fn into_inner(mut self) -> String {
-        std::mem::take(&mut self.buf)
-    }
-}
-
-impl Deref for PooledString<'_> {
-    type Target = String;
-    fn deref(&self) -> &String {
-        &self.buf
-    }
-}
-
-impl DerefMut for PooledString<'_> {
-    fn deref_mut(&mut self) -> &mut String {
-        &mut self.buf
-    }
-}
-
-impl Drop for PooledString<'_> {
-    fn drop(&mut self) {
-        self.pool.give(std::mem::take(&mut self.buf).into_bytes());
-    }
-}
-
-/// A [`WriteBatch`] from a [`BufferPool`], returned to it (cleared, capacity kept) on drop.
-pub struct PooledBatch<'a> {
-    batch: WriteBatch,
-    pool: &'a BufferPool,
-}
-
-impl Deref for PooledBatch<'_> {
-    type Target = WriteBatch;
-    fn deref(&self) -> &WriteBatch {
-        &self.batch
-    }
-}
-
-impl DerefMut for PooledBatch<'_> {
-    fn deref_mut(&mut self) -> &mut WriteBatch {
-        &mut self.batch
-    }
-}
-
-impl Drop for PooledBatch<'_> {
-    fn drop(&mut self) {
-        self.pool.give_batch(std::mem::take(&mut self.batch));
+        std::mem::take(&mut self.value).return_to(self.pool);
     }
 }
