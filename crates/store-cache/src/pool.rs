@@ -223,27 +223,23 @@ impl BufferPool {
         if capacity == 0 {
             return;
         }
-        if !self.admit(capacity) {
-            return;
-        }
         buf.clear();
-        if self.classes[class_of(capacity)].push(buf).is_err() {
-            self.release(capacity);
-            self.counters
-                .discarded_surplus
-                .fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        self.counters.returned.fetch_add(1, Ordering::Relaxed);
+        self.keep(&self.classes[class_of(capacity)], buf, capacity);
     }
 
+    /// Keeps `batch` (cleared, capacity kept) if the bounds allow, else drops it.
     fn give_batch(&self, mut batch: WriteBatch) {
+        batch.clear();
         let capacity = batch.capacity_bytes();
+        self.keep(&self.batches, batch, capacity);
+    }
+
+    /// Puts `value`, which holds `capacity` bytes, in `queue` if the bounds allow.
+    fn keep<T>(&self, queue: &ArrayQueue<T>, value: T, capacity: usize) {
         if !self.admit(capacity) {
             return;
         }
-        batch.clear();
-        if self.batches.push(batch).is_err() {
+        if queue.push(value).is_err() {
             self.release(capacity);
             self.counters
                 .discarded_surplus
