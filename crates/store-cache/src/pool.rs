@@ -257,17 +257,20 @@ impl BufferPool {
                 .fetch_add(1, Ordering::Relaxed);
             return false;
         }
-        // Reserve first and back out on overflow, so that concurrent returns never take the
-        // total over the budget, even for a moment.
-        let before = self.retained_bytes.fetch_add(capacity, Ordering::Relaxed);
-        if before + capacity > self.max_retained_bytes {
-            self.release(capacity);
+        // A compare-and-swap rather than an add backed out on overflow: the count never
+        // exceeds the budget, even for a moment, so every reading of it is within bounds.
+        let reserved = self
+            .retained_bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |retained| {
+                let after = retained + capacity;
+                (after <= self.max_retained_bytes).then_some(after)
+            });
+        if reserved.is_err() {
             self.counters
                 .discarded_surplus
                 .fetch_add(1, Ordering::Relaxed);
-            return false;
         }
-        true
+        reserved.is_ok()
     }
 
     fn release(&self, capacity: usize) {
