@@ -13,9 +13,9 @@
 //!
 //! `cargo bench -p store-cache --bench pool` and `--bench cache`, on 2 cores:
 //!
-//! - **Pool against `Vec::with_capacity`** (take, fill, drop), one thread: 28 against 13 ns
-//!   at 256 B, 43 against 17 ns at 1 KiB, 71 against 59 ns at 4 KiB, 205 against 638 ns at
-//!   16 KiB. Two threads on one pool: 338 against 15 ns at 256 B, 351 against 265 ns at
+//! - **Pool against `Vec::with_capacity`** (take, fill, drop), one thread: 29 against 13 ns
+//!   at 256 B, 41 against 16 ns at 1 KiB, 73 against 80 ns at 4 KiB, 208 against 632 ns at
+//!   16 KiB. Two threads on one pool: 319 against 15 ns at 256 B, 324 against 230 ns at
 //!   16 KiB. The allocator's per-thread caches beat a shared pool for small buffers; the
 //!   pool wins for large ones on one thread, and its guarantee is a steady state with no
 //!   allocation at all (the dhat tests), not speed.

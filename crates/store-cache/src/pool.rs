@@ -259,12 +259,12 @@ impl BufferPool {
         }
         // A compare-and-swap rather than an add backed out on overflow: the count never
         // exceeds the budget, even for a moment, so every reading of it is within bounds.
-        let reserved = self
-            .retained_bytes
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |retained| {
-                let after = retained + capacity;
-                (after <= self.max_retained_bytes).then_some(after)
-            });
+        let reserved =
+            self.retained_bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |retained| {
+                    let after = retained + capacity;
+                    (after <= self.max_retained_bytes).then_some(after)
+                });
         if reserved.is_err() {
             self.counters
                 .discarded_surplus
