@@ -1,12 +1,16 @@
-//! Buffer pools and caches for textstore, each kept only where its benchmark shows a gain.
+//! Buffer pools and caches for textstore, with what each gains and where it does not (see
+//! "What each piece is worth" below).
 //!
 //! - [`BufferPool`] hands out byte buffers, strings and write batches that return to it when
 //!   dropped, in three size classes with bounded retention. Copy-out reads
-//!   ([`BufferPool::read`]) and the batches of `textstore import` go through it; after
-//!   warm-up neither allocates (the dhat tests).
-//! - [`Cached`] wraps any [`DocRead`](store_format::DocRead) with a moka cache of verified documents and a cache of
-//!   line and char offset tables, both keyed by id and sequence number, so neither can serve
-//!   a version older than the latest. It counts the hottest ids in bounded memory, writes them
+//!   ([`BufferPool::read`]) and the files, lines and batches of `textstore import` go through
+//!   it. After warm-up, pooled reads and pooled batch builds and encodes allocate nothing
+//!   (the dhat tests).
+//! - [`Cached`] wraps any [`DocRead`](store_format::DocRead) with a moka cache of verified
+//!   documents and a cache of line and char offset tables, both keyed by id and sequence
+//!   number, so neither can serve a version older than the latest. Documents under
+//!   [`CacheOptions::doc_min_bytes`] bypass the document cache, at the price of one more
+//!   index lookup (`meta`) per read. It counts the hottest ids in bounded memory, writes them
 //!   on [`Cached::close`] and prefetches them on [`Cached::open`].
 //!
 //! # What each piece is worth

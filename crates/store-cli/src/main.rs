@@ -154,11 +154,12 @@ fn run(cli: Cli) -> Outcome {
     match cli.command {
         Command::Put { id, file } => {
             let id = parse_id(&id)?;
+            let mut bytes = Vec::new();
             let text = match &file {
-                Some(path) if path != Path::new("-") => read_text_file(path)?,
-                _ => read_stdin()?,
+                Some(path) if path != Path::new("-") => read_text_file_into(path, &mut bytes)?,
+                _ => read_text("stdin", std::io::stdin().lock(), &mut bytes)?,
             };
-            writable(dir)?.put(id, &text)?;
+            writable(dir)?.put(id, text)?;
         }
         Command::Get { id } => {
             let id = parse_id(&id)?;
@@ -285,36 +286,24 @@ fn parse_bound(text: &str, flag: &str) -> Outcome<u64> {
     }
 }
 
-pub(crate) fn read_text_file(path: &Path) -> Outcome<String> {
-    let mut bytes = Vec::new();
-    read_text_file_into(path, &mut bytes)?;
-    Ok(String::from_utf8(bytes).expect("checked as UTF-8 while read"))
-}
-
 /// Reads the file at `path` into `buf` (cleared first) and returns it as text.
 pub(crate) fn read_text_file_into<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Outcome<&'b str> {
-    buf.clear();
-    std::fs::File::open(path)
-        .and_then(|mut file| file.read_to_end(buf))
+    let file = std::fs::File::open(path)
         .map_err(|err| Failure::usage(format!("cannot read {}: {err}", path.display())))?;
-    std::str::from_utf8(buf).map_err(|err| {
-        Failure::usage(format!(
-            "{} is not UTF-8 text: invalid byte at offset {}",
-            path.display(),
-            err.valid_up_to()
-        ))
-    })
+    read_text(&path.display().to_string(), file, buf)
 }
 
-fn read_stdin() -> Outcome<String> {
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .map_err(|err| Failure::usage(format!("cannot read stdin: {err}")))?;
-    String::from_utf8(bytes).map_err(|err| {
+/// Reads all of `input`, which errors call `name`, into `buf` (cleared first) and returns it
+/// as text.
+fn read_text<'b>(name: &str, mut input: impl Read, buf: &'b mut Vec<u8>) -> Outcome<&'b str> {
+    buf.clear();
+    input
+        .read_to_end(buf)
+        .map_err(|err| Failure::usage(format!("cannot read {name}: {err}")))?;
+    std::str::from_utf8(buf).map_err(|err| {
         Failure::usage(format!(
-            "stdin is not UTF-8 text: invalid byte at offset {}",
-            err.utf8_error().valid_up_to()
+            "{name} is not UTF-8 text: invalid byte at offset {}",
+            err.valid_up_to()
         ))
     })
 }

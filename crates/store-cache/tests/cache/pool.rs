@@ -92,12 +92,11 @@ fn the_byte_budget_holds_under_concurrent_returns() {
 fn prewarmed_buffers_serve_the_first_takes() {
     let pool = pool([4, 4, 4], 1 << 20);
     assert_eq!(pool.prewarm(2048, 6), 4, "the medium class keeps four");
-    for _ in 0..4 {
-        std::mem::forget(pool.bytes(2000));
-    }
+    let held: Vec<_> = (0..4).map(|_| pool.bytes(2000)).collect();
     assert_eq!(counts(&pool)[..2], [4, 0]);
     drop(pool.bytes(2000));
     assert_eq!(counts(&pool)[..2], [4, 1]);
+    drop(held);
 }
 
 #[test]

@@ -242,6 +242,14 @@ fn import_names_the_file_that_is_not_utf8() {
     assert!(out.ends_with("\ta.txt\n"));
     let (ids, _) = run(&store, &["ids"], "", 0);
     assert_eq!(ids.lines().count(), 1);
+    // `put` of the same file says the same, and writes nothing.
+    let bin = docs.join("b.bin");
+    let (_, err) = run(&store, &["put", "9", bin.to_str().unwrap()], "", 2);
+    assert!(
+        err.contains("b.bin is not UTF-8 text: invalid byte at offset 2"),
+        "{err}"
+    );
+    run(&store, &["get", "9"], "", 1);
     run(
         &store,
         &["import", root.path().join("nothing.txt").to_str().unwrap()],
