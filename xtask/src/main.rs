@@ -45,7 +45,7 @@ const OPTIONAL_FEATURES: &str = "store-metrics/metrics";
 
 /// What clippy also checks: the optional features and the dhat heap tests, which run in
 /// their own step.
-const LINTED_FEATURES: &str = "store-metrics/metrics,store-cache/dhat-heap";
+const LINTED_FEATURES: &str = "store-metrics/metrics,store-cache/dhat-heap,store-mmap/fault-injection";
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;

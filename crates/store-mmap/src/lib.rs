@@ -24,12 +24,14 @@
 //! - After a failed write or sync the handle refuses writes until the store is reopened.
 
 mod error;
-mod fs;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 mod index;
 mod options;
 mod recovery;
 mod segment;
 mod stats;
+mod storage;
 mod store;
 mod verify;
 
@@ -41,6 +43,7 @@ pub use options::{
 pub use recovery::{DroppedTail, IndexLoad, RecoveryReport};
 pub use segment::SegmentMap;
 pub use stats::StoreStats;
+pub use storage::{OsStorage, Storage, SyncKind};
 pub use store::Store;
 pub use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, Position,

@@ -1,8 +1,11 @@
 //! Options of a store.
 
+use std::sync::Arc;
+
 use store_format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, record_len};
 
 use crate::error::{Error, Result};
+use crate::storage::{OsStorage, Storage};
 
 /// When a commit reaches the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,7 +38,7 @@ pub enum AccessPattern {
 /// `max_document_bytes` and `segment_capacity` belong to the store: they are persisted when
 /// the store is created and when they are given explicitly, and an open that leaves them
 /// `None` keeps the persisted values.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Largest text accepted, in bytes. `None`: keep the store's (64 MiB for a new store).
     pub max_document_bytes: Option<u64>,
@@ -54,6 +57,23 @@ pub struct StoreOptions {
     /// from corruption, or from a power loss under [`Durability::WriteBack`] when the
     /// operating system wrote pages out of order; the open error names the offsets.
     pub discard_damaged_tail: bool,
+    /// The file operations every change to the store's files goes through: [`OsStorage`],
+    /// or a test's fault-injecting implementation.
+    pub storage: Arc<dyn Storage>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            max_document_bytes: None,
+            segment_capacity: None,
+            durability: Durability::default(),
+            access_pattern: AccessPattern::default(),
+            prefault: false,
+            discard_damaged_tail: false,
+            storage: Arc::new(OsStorage),
+        }
+    }
 }
 
 /// Default capacity of a segment.
@@ -98,6 +118,12 @@ impl StoreOptions {
     /// Sets [`StoreOptions::discard_damaged_tail`].
     pub fn discard_damaged_tail(mut self, discard: bool) -> StoreOptions {
         self.discard_damaged_tail = discard;
+        self
+    }
+
+    /// Sets [`StoreOptions::storage`].
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> StoreOptions {
+        self.storage = storage;
         self
     }
 

@@ -13,10 +13,10 @@ use store_format::{
 };
 
 use crate::error::{Error, Result};
-use crate::fs::sync_dir;
 use crate::index::{Entry, Index};
 use crate::options::StoreOptions;
 use crate::segment::{SegmentFile, parse_segment_file_name, segment_file_name};
+use crate::storage::sync_dir;
 
 /// Name of the index (hint) file.
 pub(crate) const INDEX_FILE: &str = "index.tsi";
@@ -183,7 +183,13 @@ fn open_segments(
     let mut segments = BTreeMap::new();
     for (i, &id) in ids.iter().enumerate() {
         let path = dir.join(segment_file_name(id));
-        match SegmentFile::open(path.clone(), id, meta.store_uid, options.access_pattern) {
+        match SegmentFile::open(
+            &options.storage,
+            path.clone(),
+            id,
+            meta.store_uid,
+            options.access_pattern,
+        ) {
             Ok(segment) => {
                 segments.insert(id, segment);
             }
@@ -191,8 +197,11 @@ fn open_segments(
                 // The newest segment was being created when the process stopped: its header
                 // is incomplete and it holds no record (records are written only after the
                 // header is synced).
-                std::fs::remove_file(&path).map_err(Error::io("remove", &path))?;
-                sync_dir(dir)?;
+                options
+                    .storage
+                    .remove(&path)
+                    .map_err(Error::io("remove", &path))?;
+                sync_dir(options.storage.as_ref(), dir)?;
                 report.removed_segment = Some(path);
             }
             Err(err) => return Err(err),

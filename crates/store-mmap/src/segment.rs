@@ -14,8 +14,8 @@ use store_format::{
 };
 
 use crate::error::{Error, Result};
-use crate::fs::{allocate, sync_dir};
 use crate::options::AccessPattern;
+use crate::storage::{Storage, SyncKind, sync_dir};
 
 /// Name of the segment file with this id.
 pub(crate) fn segment_file_name(id: u32) -> String {
@@ -225,6 +225,8 @@ impl SegmentMap {
 pub(crate) struct SegmentFile {
     view: SegmentMap,
     file: File,
+    /// Every change to the file goes through it.
+    storage: Arc<dyn Storage>,
     map: Arc<Mmap>,
     capacity: u32,
     /// End of the data readers may touch; grows as commits land.
@@ -245,6 +247,7 @@ impl AsRef<[u8]> for MapOwner {
 impl SegmentFile {
     /// Creates a new, empty segment file and makes its existence durable.
     pub(crate) fn create(
+        storage: &Arc<dyn Storage>,
         dir: &Path,
         id: u32,
         store_uid: u128,
@@ -252,26 +255,36 @@ impl SegmentFile {
         access: AccessPattern,
     ) -> Result<SegmentFile> {
         let path = dir.join(segment_file_name(id));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
+        let file = storage
+            .create_new(&path)
             .map_err(Error::io("create segment", &path))?;
         let header = SegmentHeader {
             segment_id: id,
             store_uid,
             capacity,
         };
-        file.write_all_at(&header.encode(), 0)
+        storage
+            .write_at(&file, &path, &header.encode(), 0)
             .map_err(Error::io("write segment header", &path))?;
-        file.sync_all().map_err(Error::io("sync", &path))?;
-        sync_dir(dir)?;
-        SegmentFile::map(path, file, id, capacity, SEGMENT_HEADER_LEN as u64, access)
+        storage
+            .sync(&file, &path, SyncKind::All)
+            .map_err(Error::io("sync", &path))?;
+        sync_dir(storage.as_ref(), dir)?;
+        let storage = Arc::clone(storage);
+        SegmentFile::map(
+            storage,
+            path,
+            file,
+            id,
+            capacity,
+            SEGMENT_HEADER_LEN as u64,
+            access,
+        )
     }
 
     /// Opens an existing segment file and checks its header against the store.
     pub(crate) fn open(
+        storage: &Arc<dyn Storage>,
         path: PathBuf,
         id: u32,
         store_uid: u128,
@@ -317,10 +330,12 @@ impl SegmentFile {
                 ),
             ));
         }
-        SegmentFile::map(path, file, id, header.capacity, file_len, access)
+        let storage = Arc::clone(storage);
+        SegmentFile::map(storage, path, file, id, header.capacity, file_len, access)
     }
 
     fn map(
+        storage: Arc<dyn Storage>,
         path: PathBuf,
         file: File,
         id: u32,
@@ -363,6 +378,7 @@ impl SegmentFile {
                 map: Arc::clone(&map),
             },
             file,
+            storage,
             map,
             capacity,
             end,
@@ -427,8 +443,8 @@ impl SegmentFile {
     /// [`Self::publish`]; the caller has reserved the space with [`Self::reserve`].
     pub(crate) fn write_at_end(&self, data: &[u8]) -> Result<()> {
         debug_assert!(u64::from(self.end) + data.len() as u64 <= self.file_len);
-        self.file
-            .write_all_at(data, u64::from(self.end))
+        self.storage
+            .write_at(&self.file, self.path(), data, u64::from(self.end))
             .map_err(Error::io("write", self.path()))
     }
 
@@ -454,15 +470,17 @@ impl SegmentFile {
             .saturating_add(step)
             .min(u64::from(self.capacity))
             .max(needed);
-        allocate(&self.file, self.path(), self.file_len, target)?;
+        self.storage
+            .allocate(&self.file, self.path(), self.file_len, target)
+            .map_err(Error::io("preallocate", self.path()))?;
         self.file_len = target;
         Ok(())
     }
 
     /// `fdatasync`: every byte written so far is durable.
     pub(crate) fn sync_data(&self) -> Result<()> {
-        self.file
-            .sync_data()
+        self.storage
+            .sync(&self.file, self.path(), SyncKind::Data)
             .map_err(Error::io("sync", self.path()))
     }
 
@@ -472,11 +490,13 @@ impl SegmentFile {
         if self.file_len == u64::from(self.end) {
             return Ok(());
         }
-        self.file
-            .set_len(u64::from(self.end))
+        self.storage
+            .set_len(&self.file, self.path(), u64::from(self.end))
             .map_err(Error::io("truncate", self.path()))?;
         self.file_len = u64::from(self.end);
-        self.file.sync_all().map_err(Error::io("sync", self.path()))
+        self.storage
+            .sync(&self.file, self.path(), SyncKind::All)
+            .map_err(Error::io("sync", self.path()))
     }
 
     /// Makes every committed byte durable and gives back unused preallocation: the segment

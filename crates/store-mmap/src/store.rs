@@ -13,13 +13,13 @@ use store_format::{
 };
 
 use crate::error::{Error, Result};
-use crate::fs::write_atomic;
 use crate::index::{Entry, Index};
 use crate::options::{
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions, check_limits,
 };
 use crate::recovery::{INDEX_FILE, Recovered, RecoveryReport, recover};
 use crate::segment::{SegmentFile, SegmentMap};
+use crate::storage::write_atomic;
 
 /// Name of the lock file.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -77,7 +77,11 @@ impl Store {
             segment_capacity: options.segment_capacity.unwrap_or(DEFAULT_SEGMENT_CAPACITY),
         };
         check_limits(meta.max_document_bytes, meta.segment_capacity)?;
-        write_atomic(&dir.join(META_FILE), &meta.encode())?;
+        write_atomic(
+            options.storage.as_ref(),
+            &dir.join(META_FILE),
+            &meta.encode(),
+        )?;
         let recovered = Recovered {
             segments: BTreeMap::new(),
             index: Index::default(),
@@ -123,7 +127,7 @@ impl Store {
         };
         if wanted != meta {
             check_limits(wanted.max_document_bytes, wanted.segment_capacity)?;
-            write_atomic(&meta_path, &wanted.encode())?;
+            write_atomic(options.storage.as_ref(), &meta_path, &wanted.encode())?;
             meta = wanted;
         }
         let recovered = recover(dir, &meta, &options)?;
@@ -378,7 +382,11 @@ impl Store {
             self.last_seq,
             self.index.to_file_entries(),
         );
-        write_atomic(&self.dir.join(INDEX_FILE), &file)
+        write_atomic(
+            self.options.storage.as_ref(),
+            &self.dir.join(INDEX_FILE),
+            &file,
+        )
     }
 
     /// Syncs, gives back preallocated space, writes the index checkpoint and releases the
@@ -518,6 +526,7 @@ impl Store {
 
     fn add_segment(&mut self, id: u32) -> Result<()> {
         let created = SegmentFile::create(
+            &self.options.storage,
             &self.dir,
             id,
             self.meta.store_uid,
@@ -531,7 +540,8 @@ impl Store {
             }
             Err(err) => {
                 // A half-created file would make the next attempt fail; it holds no record.
-                let _ = std::fs::remove_file(self.dir.join(crate::segment::segment_file_name(id)));
+                let path = self.dir.join(crate::segment::segment_file_name(id));
+                let _ = self.options.storage.remove(&path);
                 Err(err)
             }
         }

@@ -1,6 +1,7 @@
 //! Tests of the engine at its public boundary, on real files.
 
 mod compat;
+mod faults;
 mod files;
 mod model;
 mod ranges;

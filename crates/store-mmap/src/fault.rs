@@ -1,0 +1,430 @@
+//! A [`Storage`] that fails chosen operations and simulates power cuts, for tests.
+//!
+//! [`FaultStorage`] performs every operation on the real files (so the engine's mappings see
+//! what it writes), and keeps what it needs to take the files back to their durable state:
+//!
+//! - per file (by inode), an undo log of every write, preallocation and truncation since the
+//!   file's last sync, holding the bytes and length they replaced;
+//! - per directory, the entries (name and inode) as of its last directory sync, and the
+//!   durable contents of files that lost their last name since then (renamed over or
+//!   removed).
+//!
+//! A power cut ([`FaultStorage::cut_power`]) makes every later operation fail, as for a
+//! process that no longer runs; [`FaultStorage::restore_durable_state`] then rolls every
+//! file back through its undo log, removes entries created since their directory's last
+//! sync, brings back the files removed or renamed over since then, and clears the cut. What
+//! remains is exactly what the syncs covered, like RocksDB's fault-injection file system,
+//! which drops every byte that was not synced.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::storage::{OsStorage, Storage, SyncKind};
+
+/// The operations a [`FaultStorage`] counts and can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultOp {
+    /// [`Storage::create_new`].
+    Create,
+    /// [`Storage::write_at`].
+    Write,
+    /// [`Storage::sync`] of a file.
+    Sync,
+    /// [`Storage::allocate`].
+    Allocate,
+    /// [`Storage::set_len`].
+    SetLen,
+    /// [`Storage::rename`].
+    Rename,
+    /// [`Storage::remove`].
+    Remove,
+    /// [`Storage::sync_dir`].
+    SyncDir,
+}
+
+impl FaultOp {
+    /// Every operation, in declaration order.
+    pub const ALL: [FaultOp; 8] = [
+        FaultOp::Create,
+        FaultOp::Write,
+        FaultOp::Sync,
+        FaultOp::Allocate,
+        FaultOp::SetLen,
+        FaultOp::Rename,
+        FaultOp::Remove,
+        FaultOp::SyncDir,
+    ];
+}
+
+/// A failure to inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// The operation does nothing and fails with an I/O error (for [`FaultOp::Allocate`], a
+    /// full disk: `ENOSPC`).
+    Fail(FaultOp),
+    /// A write stores the first half of its bytes, then fails with a full disk.
+    ShortWrite,
+}
+
+impl Fault {
+    fn op(self) -> FaultOp {
+        match self {
+            Fault::Fail(op) => op,
+            Fault::ShortWrite => FaultOp::Write,
+        }
+    }
+}
+
+type Inode = (u64, u64);
+
+/// What one change replaced: the file's length before it, and the bytes it overwrote.
+#[derive(Debug)]
+struct Undo {
+    offset: u64,
+    old: Vec<u8>,
+    old_len: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    counts: HashMap<FaultOp, u64>,
+    injected: HashMap<Fault, u64>,
+    /// Armed faults: each fires when its operation's count reaches the number.
+    armed: Vec<(Fault, u64)>,
+    powered_off: bool,
+    /// Per file, the changes since its last sync, oldest first.
+    undo: HashMap<Inode, Vec<Undo>>,
+    /// Per directory, its entries as of its last sync.
+    durable_dirs: HashMap<PathBuf, HashMap<OsString, Inode>>,
+    /// Durable contents of files that lost their name since their directory's last sync.
+    orphans: HashMap<Inode, Vec<u8>>,
+}
+
+/// A [`Storage`] over the real files that fails the operations it is told to and can
+/// simulate a power cut. See the [module documentation](self).
+#[derive(Debug, Default)]
+pub struct FaultStorage {
+    state: Mutex<State>,
+}
+
+impl FaultStorage {
+    /// A storage that fails nothing until told to.
+    pub fn new() -> FaultStorage {
+        FaultStorage::default()
+    }
+
+    /// Arms `fault`: it fires on the `nth` operation of its kind from now (0: the next one).
+    /// A fault fires once.
+    pub fn inject(&self, fault: Fault, nth: u64) {
+        let mut state = self.lock();
+        let at = state.count(fault.op()) + nth;
+        state.armed.push((fault, at));
+    }
+
+    /// Disarms every fault that has not fired.
+    pub fn disarm(&self) {
+        self.lock().armed.clear();
+    }
+
+    /// How many operations of kind `op` were asked for, failed ones included.
+    pub fn count(&self, op: FaultOp) -> u64 {
+        self.lock().count(op)
+    }
+
+    /// How many times `fault` fired.
+    pub fn injected(&self, fault: Fault) -> u64 {
+        self.lock().injected.get(&fault).copied().unwrap_or(0)
+    }
+
+    /// Cuts the power: every later operation fails until
+    /// [`FaultStorage::restore_durable_state`]. Drop every handle on the store before
+    /// restoring, since restoring shrinks files they may have mapped.
+    pub fn cut_power(&self) {
+        self.lock().powered_off = true;
+    }
+
+    /// Takes every file and directory this storage changed back to what its syncs made
+    /// durable, and turns the power back on.
+    pub fn restore_durable_state(&self) -> io::Result<()> {
+        let mut state = self.lock();
+        let dirs: Vec<PathBuf> = state.durable_dirs.keys().cloned().collect();
+        for dir in dirs {
+            let durable = state.durable_dirs[&dir].clone();
+            let current = list(&dir)?;
+            for (name, inode) in &current {
+                let path = dir.join(name);
+                match durable.get(name) {
+                    None => std::fs::remove_file(&path)?,
+                    Some(kept) if kept == inode => {
+                        if let Some(undo) = state.undo.remove(inode) {
+                            roll_back(&path, undo)?;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (name, inode) in &durable {
+                let path = dir.join(name);
+                if current.get(name) == Some(inode) {
+                    continue;
+                }
+                // The name was removed or now names another file: bring back the durable
+                // contents of the file it named.
+                if let Some(contents) = state.orphans.get(inode) {
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .open(&path)?;
+                    file.write_all_at(contents, 0)?;
+                }
+            }
+            let restored = list(&dir)?;
+            state.durable_dirs.insert(dir, restored);
+        }
+        state.undo.clear();
+        state.orphans.clear();
+        state.powered_off = false;
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .expect("a thread panicked while it changed the fault storage's state")
+    }
+
+    /// Counts an operation on `path` and says whether an armed fault fires on it. The
+    /// directory holding `path` (or `path` itself, for a directory sync) is kept from now on.
+    fn begin(
+        &self,
+        op: FaultOp,
+        path: &Path,
+    ) -> io::Result<(MutexGuard<'_, State>, Option<Fault>)> {
+        let mut state = self.lock();
+        let dir = match op {
+            FaultOp::SyncDir => Some(path),
+            _ => path.parent(),
+        };
+        if let Some(dir) = dir {
+            state.track_dir(dir)?;
+        }
+        if state.powered_off {
+            return Err(io::Error::other(format!(
+                "{op:?} of {}: the power is cut",
+                path.display()
+            )));
+        }
+        let n = state.count(op);
+        *state.counts.entry(op).or_default() += 1;
+        let fired = state
+            .armed
+            .iter()
+            .position(|&(fault, at)| fault.op() == op && at == n);
+        let fault = fired.map(|i| state.armed.swap_remove(i).0);
+        if let Some(fault) = fault {
+            *state.injected.entry(fault).or_default() += 1;
+        }
+        Ok((state, fault))
+    }
+}
+
+impl State {
+    fn count(&self, op: FaultOp) -> u64 {
+        self.counts.get(&op).copied().unwrap_or(0)
+    }
+
+    /// Starts keeping the durable entries of `dir`, as they are now, if it is not kept yet.
+    fn track_dir(&mut self, dir: &Path) -> io::Result<()> {
+        if !self.durable_dirs.contains_key(dir) {
+            let entries = list(dir)?;
+            self.durable_dirs.insert(dir.to_path_buf(), entries);
+        }
+        Ok(())
+    }
+
+    /// Saves the durable contents of the file at `path` before it loses that name.
+    fn keep_orphan(&mut self, path: &Path) -> io::Result<()> {
+        let inode = match std::fs::symlink_metadata(path) {
+            Ok(meta) => (meta.dev(), meta.ino()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        let mut contents = std::fs::read(path)?;
+        if let Some(undo) = self.undo.remove(&inode) {
+            for change in undo.into_iter().rev() {
+                contents.resize(change.old_len as usize, 0);
+                let start = change.offset as usize;
+                contents[start..start + change.old.len()].copy_from_slice(&change.old);
+            }
+        }
+        self.orphans.insert(inode, contents);
+        Ok(())
+    }
+
+    /// Records what a change of `file` over `offset..end` is about to replace.
+    fn record(&mut self, file: &File, offset: u64, end: u64) -> io::Result<()> {
+        let meta = file.metadata()?;
+        let old_len = meta.len();
+        let kept_end = end.min(old_len);
+        let mut old = vec![0; kept_end.saturating_sub(offset) as usize];
+        file.read_exact_at(&mut old, offset)?;
+        self.undo
+            .entry((meta.dev(), meta.ino()))
+            .or_default()
+            .push(Undo {
+                offset,
+                old,
+                old_len,
+            });
+        Ok(())
+    }
+}
+
+impl Storage for FaultStorage {
+    fn create_new(&self, path: &Path) -> io::Result<File> {
+        let (mut state, fault) = self.begin(FaultOp::Create, path)?;
+        if fault.is_some() {
+            return Err(injected("create", path));
+        }
+        let file = OsStorage.create_new(path)?;
+        let meta = file.metadata()?;
+        // The inode may be a reused one: nothing of an earlier file's log applies.
+        state.undo.remove(&(meta.dev(), meta.ino()));
+        Ok(file)
+    }
+
+    fn write_at(&self, file: &File, path: &Path, data: &[u8], offset: u64) -> io::Result<()> {
+        let (mut state, fault) = self.begin(FaultOp::Write, path)?;
+        let end = offset + data.len() as u64;
+        match fault {
+            Some(Fault::ShortWrite) => {
+                let half = &data[..data.len() / 2];
+                state.record(file, offset, offset + half.len() as u64)?;
+                OsStorage.write_at(file, path, half, offset)?;
+                Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!(
+                        "injected short write to {}: {} of {} bytes",
+                        path.display(),
+                        half.len(),
+                        data.len()
+                    ),
+                ))
+            }
+            Some(_) => Err(injected("write", path)),
+            None => {
+                state.record(file, offset, end)?;
+                OsStorage.write_at(file, path, data, offset)
+            }
+        }
+    }
+
+    fn sync(&self, file: &File, path: &Path, kind: SyncKind) -> io::Result<()> {
+        let (mut state, fault) = self.begin(FaultOp::Sync, path)?;
+        if fault.is_some() {
+            return Err(injected("sync", path));
+        }
+        OsStorage.sync(file, path, kind)?;
+        let meta = file.metadata()?;
+        state.undo.remove(&(meta.dev(), meta.ino()));
+        Ok(())
+    }
+
+    fn allocate(&self, file: &File, path: &Path, from: u64, to: u64) -> io::Result<()> {
+        let (mut state, fault) = self.begin(FaultOp::Allocate, path)?;
+        if fault.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("injected full disk preallocating {}", path.display()),
+            ));
+        }
+        state.record(file, from, from)?;
+        OsStorage.allocate(file, path, from, to)
+    }
+
+    fn set_len(&self, file: &File, path: &Path, len: u64) -> io::Result<()> {
+        let (mut state, fault) = self.begin(FaultOp::SetLen, path)?;
+        if fault.is_some() {
+            return Err(injected("truncate", path));
+        }
+        state.record(file, len, u64::MAX)?;
+        OsStorage.set_len(file, path, len)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (mut state, fault) = self.begin(FaultOp::Rename, to)?;
+        if fault.is_some() {
+            return Err(injected("rename", to));
+        }
+        state.keep_orphan(to)?;
+        OsStorage.rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let (mut state, fault) = self.begin(FaultOp::Remove, path)?;
+        if fault.is_some() {
+            return Err(injected("remove", path));
+        }
+        state.keep_orphan(path)?;
+        OsStorage.remove(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let (mut state, fault) = self.begin(FaultOp::SyncDir, dir)?;
+        if fault.is_some() {
+            return Err(injected("sync", dir));
+        }
+        OsStorage.sync_dir(dir)?;
+        let entries = list(dir)?;
+        state.durable_dirs.insert(dir.to_path_buf(), entries);
+        let State {
+            durable_dirs,
+            orphans,
+            ..
+        } = &mut *state;
+        orphans.retain(|inode, _| {
+            durable_dirs
+                .values()
+                .any(|d| d.values().any(|i| i == inode))
+        });
+        Ok(())
+    }
+}
+
+fn injected(op: &str, path: &Path) -> io::Error {
+    io::Error::other(format!("injected failure: {op} {}", path.display()))
+}
+
+/// The entries of `dir`: name and inode of each. A directory that does not exist has none.
+fn list(dir: &Path) -> io::Result<HashMap<OsString, Inode>> {
+    let mut entries = HashMap::new();
+    let read = match std::fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(entries),
+        Err(err) => return Err(err),
+    };
+    for entry in read {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_file() {
+            entries.insert(entry.file_name(), (meta.dev(), meta.ino()));
+        }
+    }
+    Ok(entries)
+}
+
+/// Undoes `undo`, newest change first, on the file at `path`.
+fn roll_back(path: &Path, undo: Vec<Undo>) -> io::Result<()> {
+    let file = OpenOptions::new().write(true).open(path)?;
+    for change in undo.into_iter().rev() {
+        file.set_len(change.old_len)?;
+        file.write_all_at(&change.old, change.offset)?;
+    }
+    file.sync_all()
+}

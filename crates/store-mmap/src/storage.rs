@@ -1,0 +1,144 @@
+//! The file operations the engine performs, behind one trait, and the steps it composes
+//! from them: durable renames and directory syncs.
+//!
+//! Every operation that changes a store's files goes through [`Storage`]: writes, syncs,
+//! preallocation, truncation, creation, renames and removals. Reads do not (they come from
+//! the mappings, or from `std::fs` for the small metadata and index files), and neither does
+//! the lock file, which holds no data. The operating system's implementation is
+//! [`OsStorage`], the default; tests put a fault-injecting one in its place through
+//! [`crate::StoreOptions::storage`].
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// What a sync makes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncKind {
+    /// `fdatasync`: the data and the metadata needed to read it back (the length).
+    Data,
+    /// `fsync`: the data and all metadata.
+    All,
+}
+
+/// The file operations that change a store's files.
+///
+/// Every method gets the path of the file it acts on, for error messages and for
+/// implementations that keep per-file state. An implementation must behave like the
+/// operating system's calls of the same name, except that it may fail any of them.
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// Creates `path`, which must not exist, open for reading and writing.
+    fn create_new(&self, path: &Path) -> io::Result<File>;
+
+    /// Writes all of `data` at `offset` (`pwrite`, repeated until done).
+    fn write_at(&self, file: &File, path: &Path, data: &[u8], offset: u64) -> io::Result<()>;
+
+    /// Makes what was written to `file` durable.
+    fn sync(&self, file: &File, path: &Path, kind: SyncKind) -> io::Result<()>;
+
+    /// Extends `file` from `from` to `to` bytes of allocated, zeroed space.
+    fn allocate(&self, file: &File, path: &Path, from: u64, to: u64) -> io::Result<()>;
+
+    /// Sets the length of `file` (`ftruncate`).
+    fn set_len(&self, file: &File, path: &Path, len: u64) -> io::Result<()>;
+
+    /// Renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes the file `path`.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes the creation, removal and renaming of entries of `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// The operating system's file operations.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsStorage;
+
+impl Storage for OsStorage {
+    fn create_new(&self, path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+    }
+
+    fn write_at(&self, file: &File, _path: &Path, data: &[u8], offset: u64) -> io::Result<()> {
+        file.write_all_at(data, offset)
+    }
+
+    fn sync(&self, file: &File, _path: &Path, kind: SyncKind) -> io::Result<()> {
+        match kind {
+            SyncKind::Data => file.sync_data(),
+            SyncKind::All => file.sync_all(),
+        }
+    }
+
+    /// Preallocates with `fallocate`, so that later writes below `to` cannot fail for lack of
+    /// space and `fdatasync` has no size change to flush. File systems without `fallocate`
+    /// get a plain size change: writes then report a full disk themselves.
+    fn allocate(&self, file: &File, _path: &Path, from: u64, to: u64) -> io::Result<()> {
+        use rustix::fs::{FallocateFlags, fallocate};
+        match fallocate(file, FallocateFlags::empty(), from, to - from) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::OPNOTSUPP) => file.set_len(to),
+            Err(errno) => Err(errno.into()),
+        }
+    }
+
+    fn set_len(&self, file: &File, _path: &Path, len: u64) -> io::Result<()> {
+        file.set_len(len)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// Makes the creation, removal or rename of entries in `dir` durable.
+pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    storage
+        .sync_dir(dir)
+        .map_err(Error::io("sync directory", dir))
+}
+
+/// Replaces `path` with `contents` so that a crash leaves either the old or the new file:
+/// write a temporary sibling, sync it, rename it over `path`, sync the directory.
+pub(crate) fn write_atomic(storage: &dyn Storage, path: &Path, contents: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    // A temporary file left by an earlier failed attempt holds nothing anyone reads.
+    match storage.remove(&tmp) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => {
+            return Err(Error::io("remove", &tmp)(err));
+        }
+        _ => {}
+    }
+    let file = storage
+        .create_new(&tmp)
+        .map_err(Error::io("create", &tmp))?;
+    storage
+        .write_at(&file, &tmp, contents, 0)
+        .map_err(Error::io("write", &tmp))?;
+    storage
+        .sync(&file, &tmp, SyncKind::All)
+        .map_err(Error::io("sync", &tmp))?;
+    drop(file);
+    storage
+        .rename(&tmp, path)
+        .map_err(Error::io("rename into place", path))?;
+    sync_dir(storage, path.parent().unwrap_or(Path::new(".")))
+}

@@ -1,0 +1,284 @@
+//! The store against a `BTreeMap` while a [`FaultStorage`] fails its file operations and
+//! cuts the power.
+//!
+//! The claims checked after every step:
+//! - every acknowledged write is there after a reopen or a power cut, byte for byte;
+//! - a write that failed is either wholly there or wholly absent after recovery (a batch
+//!   included), and before recovery the handle refuses writes or the write left no trace;
+//! - the store opens every time once the faults stop firing, and `verify` finds no damage.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use store_mmap::fault::{Fault, FaultOp, FaultStorage};
+use store_mmap::{Error, Store, StoreOptions, WriteBatch};
+
+use crate::id;
+
+const KEYS: u64 = 10;
+
+type Model = BTreeMap<u64, String>;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u64, String),
+    Batch(Vec<(u64, Option<String>)>),
+    Delete(u64),
+    Checkpoint,
+    /// Arms a fault; when it fires in a write, recovery is a power cut if `cut`, else a
+    /// plain reopen.
+    Inject {
+        fault: Fault,
+        nth: u64,
+        cut: bool,
+    },
+    Reopen,
+    PowerCut,
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        Just(Fault::ShortWrite),
+        proptest::sample::select(FaultOp::ALL.to_vec()).prop_map(Fault::Fail),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = 0..KEYS;
+    let text = prop_oneof![
+        Just(String::new()),
+        "[a-z ]{1,40}",
+        "\\PC{1,120}",
+        "x{300,900}"
+    ];
+    prop_oneof![
+        6 => (key.clone(), text.clone()).prop_map(|(k, t)| Op::Put(k, t)),
+        2 => prop::collection::vec((key.clone(), prop::option::of(text)), 1..5).prop_map(Op::Batch),
+        2 => key.prop_map(Op::Delete),
+        1 => Just(Op::Checkpoint),
+        3 => (fault(), 0u64..4, any::<bool>()).prop_map(|(fault, nth, cut)| Op::Inject { fault, nth, cut }),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::PowerCut),
+    ]
+}
+
+/// Figures over every case of a run, printed at its end.
+#[derive(Default)]
+struct Totals {
+    fired: Mutex<HashMap<Fault, u64>>,
+    failed_writes: AtomicU64,
+    recoveries_by_cut: AtomicU64,
+    failed_opens: AtomicU64,
+    power_cuts: AtomicU64,
+}
+
+fn apply(model: &Model, op: &Op) -> Model {
+    let mut next = model.clone();
+    match op {
+        Op::Put(k, t) => {
+            next.insert(*k, t.clone());
+        }
+        Op::Batch(items) => {
+            for (k, t) in items {
+                match t {
+                    Some(t) => next.insert(*k, t.clone()),
+                    None => next.remove(k),
+                };
+            }
+        }
+        Op::Delete(k) => {
+            next.remove(k);
+        }
+        _ => unreachable!("only writes change the model"),
+    }
+    next
+}
+
+fn write(store: &mut Store, op: &Op) -> store_mmap::Result<()> {
+    match op {
+        Op::Put(k, t) => store.put(id(*k), t).map(drop),
+        Op::Batch(items) => {
+            let mut batch = WriteBatch::new();
+            for (k, t) in items {
+                match t {
+                    Some(t) => batch.put(id(*k), t),
+                    None => batch.delete(id(*k)),
+                };
+            }
+            store.put_batch(&batch).map(drop)
+        }
+        Op::Delete(k) => store.delete(id(*k)).map(drop),
+        _ => unreachable!("not a write"),
+    }
+}
+
+fn contents(store: &Store) -> Result<Model, TestCaseError> {
+    let mut found = Model::new();
+    for k in 0..KEYS {
+        match store.get(id(k)) {
+            Ok(Some(doc)) => {
+                found.insert(k, doc.to_string());
+            }
+            Ok(None) => {}
+            Err(err) => return Err(TestCaseError::fail(format!("get {k}: {err}"))),
+        }
+    }
+    prop_assert_eq!(store.len(), found.len());
+    Ok(found)
+}
+
+/// Opens the store; an open that an armed fault fails is retried once the faults are
+/// disarmed, and that retry must succeed.
+fn open(path: &Path, options: &StoreOptions, storage: &FaultStorage, totals: &Totals) -> Store {
+    match Store::open(path, options.clone()) {
+        Ok(store) => store,
+        Err(first) => {
+            totals.failed_opens.fetch_add(1, Ordering::Relaxed);
+            storage.disarm();
+            Store::open(path, options.clone()).unwrap_or_else(|err| {
+                panic!("the store does not open after a failed open ({first}): {err}")
+            })
+        }
+    }
+}
+
+fn cut_power(store: &mut Option<Store>, storage: &FaultStorage, totals: &Totals) {
+    totals.power_cuts.fetch_add(1, Ordering::Relaxed);
+    storage.cut_power();
+    drop(store.take());
+    storage.restore_durable_state().unwrap();
+}
+
+fn all_faults() -> impl Iterator<Item = Fault> {
+    std::iter::once(Fault::ShortWrite).chain(FaultOp::ALL.map(Fault::Fail))
+}
+
+fn run(ops: Vec<Op>, totals: &Totals) -> Result<(), TestCaseError> {
+    let storage = Arc::new(FaultStorage::new());
+    let result = run_with(ops, totals, &storage);
+    let mut fired = totals.fired.lock().unwrap();
+    for fault in all_faults() {
+        *fired.entry(fault).or_default() += storage.injected(fault);
+    }
+    result
+}
+
+fn run_with(
+    ops: Vec<Op>,
+    totals: &Totals,
+    storage: &Arc<FaultStorage>,
+) -> Result<(), TestCaseError> {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("store");
+    // Small segments, so that rolls to a new segment happen inside the sequences.
+    let options = StoreOptions::new()
+        .segment_capacity(8192)
+        .max_document_bytes(2000)
+        .storage(Arc::clone(storage) as _);
+    let mut store = Some(Store::create(&path, options.clone()).unwrap());
+    let mut model = Model::new();
+    let mut cut_on_failure = false;
+    for op in ops {
+        match &op {
+            Op::Put(..) | Op::Batch(_) | Op::Delete(_) => {
+                let handle = store.as_mut().expect("open");
+                let Err(err) = write(handle, &op) else {
+                    model = apply(&model, &op);
+                    continue;
+                };
+                totals.failed_writes.fetch_add(1, Ordering::Relaxed);
+                storage.disarm();
+                match handle.sync() {
+                    Err(Error::Poisoned { .. }) => {}
+                    Ok(()) => {
+                        // The handle still writes, so the failed write must have left nothing.
+                        prop_assert_eq!(&contents(handle)?, &model, "after {}", err);
+                        continue;
+                    }
+                    Err(other) => {
+                        return Err(TestCaseError::fail(format!("sync after {err}: {other}")));
+                    }
+                }
+                if cut_on_failure {
+                    totals.recoveries_by_cut.fetch_add(1, Ordering::Relaxed);
+                    cut_power(&mut store, storage, totals);
+                } else {
+                    drop(store.take());
+                }
+                let reopened = open(&path, &options, storage, totals);
+                let found = contents(&reopened)?;
+                let applied = apply(&model, &op);
+                prop_assert!(
+                    found == model || found == applied,
+                    "after {err}: found {found:?}, expected {model:?} or {applied:?}"
+                );
+                model = found;
+                store = Some(reopened);
+            }
+            Op::Checkpoint => {
+                // A failed checkpoint changes no document; a later write or open tells
+                // whether it poisoned the handle.
+                if store.as_mut().expect("open").checkpoint().is_err() {
+                    storage.disarm();
+                }
+            }
+            Op::Inject { fault, nth, cut } => {
+                storage.inject(*fault, *nth);
+                cut_on_failure = *cut;
+            }
+            Op::Reopen => {
+                if store.take().expect("open").close().is_err() {
+                    storage.disarm();
+                }
+                store = Some(open(&path, &options, storage, totals));
+            }
+            Op::PowerCut => {
+                cut_power(&mut store, storage, totals);
+                store = Some(open(&path, &options, storage, totals));
+            }
+        }
+        prop_assert_eq!(&contents(store.as_ref().expect("open"))?, &model);
+    }
+    let mut store = store.expect("open");
+    storage.disarm();
+    prop_assert!(store.verify().is_clean());
+    store.put(id(0), "still writable").unwrap();
+    Ok(())
+}
+
+#[test]
+fn store_survives_injected_faults_and_power_cuts() {
+    let totals = Totals::default();
+    let mut runner = TestRunner::new(Config {
+        cases: 96,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&prop::collection::vec(op(), 1..60), |ops| run(ops, &totals));
+    if let Err(err) = result {
+        panic!("{err}");
+    }
+    let fired: Vec<(Fault, u64)> = {
+        let counts = totals.fired.lock().unwrap();
+        all_faults()
+            .map(|f| (f, counts.get(&f).copied().unwrap_or(0)))
+            .collect()
+    };
+    eprintln!(
+        "faults fired: {fired:?}; failed writes {}, of which recovered by a power cut {}; failed opens {}; power cuts {}",
+        totals.failed_writes.load(Ordering::Relaxed),
+        totals.recoveries_by_cut.load(Ordering::Relaxed),
+        totals.failed_opens.load(Ordering::Relaxed),
+        totals.power_cuts.load(Ordering::Relaxed),
+    );
+    // Each kind of fault fired at least once, so none of the paths above went untested.
+    for (fault, count) in fired {
+        assert!(count > 0, "{fault:?} never fired");
+    }
+    assert!(totals.power_cuts.load(Ordering::Relaxed) > 0);
+    assert!(totals.recoveries_by_cut.load(Ordering::Relaxed) > 0);
+}
