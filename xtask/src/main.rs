@@ -10,6 +10,10 @@
 //! - `loom`: the loom models of store-concurrent, built with `--cfg textstore_loom` in
 //!   release with debug assertions, `LOOM_MAX_PREEMPTIONS=2`, in their own target directory
 //!   (the cfg changes every crate's build, so sharing `target/` would rebuild it each time).
+//! - `torture [--cycles N] [--seed S] [--max-kill-delay-ms MS]`: the crash harness of
+//!   store-torture in release: N times (1000 by default) a child process writing to a store
+//!   is killed with SIGKILL, and the store is reopened and checked against every
+//!   acknowledged write.
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -20,6 +24,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("loom") => loom(),
         Some("dhat") => dhat(),
+        Some("torture") => torture(&args[1..]),
         Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}")),
         None => Err(USAGE.to_owned()),
     };
@@ -37,7 +42,9 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   ci    fmt check, clippy (warnings denied), tests, docs (warnings denied), dhat, loom
   dhat  the heap-allocation tests of store-cache
-  loom  the loom models of store-concurrent";
+  loom  the loom models of store-concurrent
+  torture [--cycles N] [--seed S] [--max-kill-delay-ms MS]
+        kill a writing process N times (default 1000) and check every acknowledged write";
 
 /// Optional features that CI builds and tests: light ones, unlike the peer engines of the
 /// benchmarks.
@@ -45,7 +52,8 @@ const OPTIONAL_FEATURES: &str = "store-metrics/metrics";
 
 /// What clippy also checks: the optional features and the dhat heap tests, which run in
 /// their own step.
-const LINTED_FEATURES: &str = "store-metrics/metrics,store-cache/dhat-heap,store-mmap/fault-injection";
+const LINTED_FEATURES: &str =
+    "store-metrics/metrics,store-cache/dhat-heap,store-mmap/fault-injection";
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
@@ -139,6 +147,21 @@ fn loom() -> Result<(), String> {
             ("LOOM_MAX_PREEMPTIONS", "2"),
         ],
     )
+}
+
+fn torture(args: &[String]) -> Result<(), String> {
+    let mut command = vec![
+        "run",
+        "--release",
+        "--package",
+        "store-torture",
+        "--bin",
+        "textstore-torture",
+        "--",
+        "run",
+    ];
+    command.extend(args.iter().map(String::as_str));
+    cargo(&command, &[])
 }
 
 fn has_nextest() -> bool {

@@ -669,11 +669,15 @@ fn lock(dir: &Path) -> Result<File> {
     }
 }
 
-/// True when `dir` holds nothing but, possibly, the lock file.
+/// True when `dir` holds nothing but, possibly, the lock file and the temporary metadata
+/// file of a `create` that was cut short (the metadata file is renamed into place last, so
+/// such a directory holds no store).
 fn is_empty_dir(dir: &Path) -> Result<bool> {
+    let unfinished_meta = Path::new(META_FILE).with_extension("tmp");
     for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
         let entry = entry.map_err(Error::io("list", dir))?;
-        if entry.file_name() != LOCK_FILE {
+        let name = entry.file_name();
+        if name != LOCK_FILE && name != unfinished_meta.as_os_str() {
             return Ok(false);
         }
     }

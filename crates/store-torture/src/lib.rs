@@ -1,0 +1,228 @@
+//! The crash harness: a child process writes durable puts, deletes and batches to a store
+//! and logs each acknowledgement; the parent kills it with `SIGKILL` at a random moment,
+//! reopens the store and checks it against every log so far.
+//!
+//! What a cycle checks:
+//! - the store opens, whatever the moment of the kill (during the child's own recovery
+//!   included);
+//! - every acknowledged write is there, byte for byte, unless a later write of the same
+//!   document replaced it;
+//! - every document holds exactly the text of a put that was attempted, no older than the
+//!   last one acknowledged (no torn record, no text from nowhere, no rollback);
+//! - every batch is there whole or not at all (each batch rewrites every member of its slot,
+//!   so a slot must show one batch throughout), and an acknowledged batch is there whole;
+//! - every record verifies (CRC32C, UTF-8), checked with `Store::verify` every
+//!   [`VERIFY_EVERY`] cycles and after the last.
+//!
+//! A kill loses nothing the operating system has been given, so this checks what a process
+//! crash can do. What a power cut can do (lose every byte not synced) is checked by the
+//! engine's model test over `store_mmap::fault::FaultStorage`.
+//!
+//! This crate knows the engine and the concurrent handle, and nothing above them.
+
+mod check;
+pub mod child;
+pub mod workload;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use store_mmap::{Store, StoreOptions};
+
+use crate::check::Model;
+
+/// Cycles between two full `Store::verify` passes.
+pub const VERIFY_EVERY: u32 = 100;
+
+/// The failures of a torture run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store_mmap::Error),
+    /// The concurrent handle failed.
+    #[error(transparent)]
+    Concurrent(#[from] store_concurrent::Error),
+    /// A file of the harness could not be used.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The child stopped by itself.
+    #[error("cycle {cycle}: the child exited with {status} before it was killed: {stderr}")]
+    ChildExited {
+        /// The cycle.
+        cycle: u32,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// What it printed to stderr.
+        stderr: String,
+    },
+    /// The store does not hold what the logs say it must.
+    #[error("cycle {cycle}: {what}")]
+    Violation {
+        /// The cycle after which the check failed.
+        cycle: u32,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(what: &'static str, path: &Path, source: std::io::Error) -> Error {
+        Error::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The options every open of the tortured store uses: small segments, so that kills land
+/// during segment rolls too.
+pub fn store_options() -> StoreOptions {
+    StoreOptions::new()
+        .segment_capacity(1 << 20)
+        .max_document_bytes(256 << 10)
+}
+
+/// A torture run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// A directory of its own: the store and the logs go in it.
+    pub dir: PathBuf,
+    /// Kill-and-check cycles.
+    pub cycles: u32,
+    /// Seeds the kill moments and the children's operations.
+    pub seed: u64,
+    /// The `textstore-torture` executable, started as `child`.
+    pub child: PathBuf,
+    /// Kills come at a uniformly random moment up to this long after the child starts.
+    pub max_kill_delay: Duration,
+}
+
+/// The figures of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Cycles completed.
+    pub cycles: u32,
+    /// Puts acknowledged to the child, all checked.
+    pub acked_puts: u64,
+    /// Deletes acknowledged.
+    pub acked_deletes: u64,
+    /// Batches acknowledged.
+    pub acked_batches: u64,
+    /// Gets the checks made, each compared with the text that was written.
+    pub docs_checked: u64,
+    /// Writes found committed though their acknowledgement never reached the log.
+    pub unacked_found: u64,
+    /// Opens that cut a torn tail.
+    pub torn_tails_cut: u64,
+    /// Records replayed by the parent's opens (data past the last index checkpoint).
+    pub records_replayed: u64,
+    /// Full `verify` passes, all clean.
+    pub verify_passes: u32,
+}
+
+/// Runs `config.cycles` cycles, calling `progress` after each.
+pub fn run(config: &Config, mut progress: impl FnMut(&Report)) -> Result<Report, Error> {
+    let store_dir = config.dir.join("store");
+    let mut rng = SmallRng::seed_from_u64(config.seed);
+    let mut model = Model::default();
+    let mut report = Report::default();
+    for cycle in 0..config.cycles {
+        let log = config.dir.join(format!("log-{cycle}"));
+        let delay = rng.random_range(Duration::ZERO..=config.max_kill_delay);
+        kill_child_after(config, &store_dir, &log, cycle, rng.random(), delay)?;
+
+        let violation = |what: String| Error::Violation { cycle, what };
+        let text = match std::fs::read_to_string(&log) {
+            Ok(text) => text,
+            // Killed before it opened its log.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => return Err(Error::io("read", &log, err)),
+        };
+        model.absorb(&text, &mut report).map_err(violation)?;
+        std::fs::remove_file(&log).or_else(|err| match err.kind() {
+            std::io::ErrorKind::NotFound => Ok(()),
+            _ => Err(Error::io("remove", &log, err)),
+        })?;
+
+        // A child killed before it created the store leaves no store, or an empty directory:
+        // `open_or_create` must cope with both, as the next child's does.
+        let store = Store::open_or_create(&store_dir, store_options())
+            .map_err(|err| violation(format!("the store does not open: {err}")))?;
+        let recovery = store.recovery();
+        report.records_replayed += recovery.records_replayed;
+        report.torn_tails_cut += u64::from(recovery.dropped_tail.is_some());
+        model.check(&store, &mut report).map_err(violation)?;
+        if (cycle + 1) % VERIFY_EVERY == 0 || cycle + 1 == config.cycles {
+            let verified = store.verify();
+            if !verified.is_clean() {
+                return Err(violation(format!("verify found damage: {verified:?}")));
+            }
+            report.verify_passes += 1;
+        }
+        store.close()?;
+        report.cycles += 1;
+        progress(&report);
+    }
+    Ok(report)
+}
+
+/// Starts the child on cycle `cycle` and kills it with `SIGKILL` after `delay`.
+fn kill_child_after(
+    config: &Config,
+    store_dir: &Path,
+    log: &Path,
+    cycle: u32,
+    seed: u64,
+    delay: Duration,
+) -> Result<(), Error> {
+    let mut child = Command::new(&config.child)
+        .arg("child")
+        .arg("--store")
+        .arg(store_dir)
+        .arg("--log")
+        .arg(log)
+        .arg("--cycle")
+        .arg(cycle.to_string())
+        .arg("--seed")
+        .arg(seed.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| Error::io("start", &config.child, err))?;
+    std::thread::sleep(delay);
+    if let Some(status) = child
+        .try_wait()
+        .map_err(|err| Error::io("wait for", &config.child, err))?
+    {
+        let output = child
+            .wait_with_output()
+            .map_err(|err| Error::io("wait for", &config.child, err))?;
+        return Err(Error::ChildExited {
+            cycle,
+            status,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        });
+    }
+    // `Child::kill` sends SIGKILL on Unix: no destructor, no flush, no close runs.
+    child
+        .kill()
+        .map_err(|err| Error::io("kill", &config.child, err))?;
+    child
+        .wait()
+        .map_err(|err| Error::io("wait for", &config.child, err))?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! `textstore-torture`: kills a writing child process again and again and checks the store
+//! after every kill. `cargo xtask torture --cycles N` runs it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use store_torture::{Config, Report};
+
+#[derive(Parser)]
+#[command(about = "Crash-tests a textstore store with SIGKILL")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs kill-and-check cycles.
+    Run {
+        /// Kill-and-check cycles.
+        #[arg(long, default_value_t = 1000)]
+        cycles: u32,
+        /// Seeds the kill moments and the operations.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Longest time from a child's start to its kill, in milliseconds.
+        #[arg(long, default_value_t = 60)]
+        max_kill_delay_ms: u64,
+        /// Where the store and logs go; it must not exist. Default: a new directory under
+        /// the system's temporary directory, removed after a successful run.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// The child: writes to the store until it is killed.
+    #[command(hide = true)]
+    Child {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long)]
+        cycle: u32,
+        #[arg(long)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Child {
+            store,
+            log,
+            cycle,
+            seed,
+        } => store_torture::child::run(&store, &log, cycle, seed).map(drop),
+        Command::Run {
+            cycles,
+            seed,
+            max_kill_delay_ms,
+            dir,
+        } => run(cycles, seed, max_kill_delay_ms, dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("textstore-torture: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(
+    cycles: u32,
+    seed: u64,
+    max_kill_delay_ms: u64,
+    dir: Option<PathBuf>,
+) -> Result<(), store_torture::Error> {
+    let (dir, remove) = match dir {
+        Some(dir) => (dir, false),
+        None => (
+            std::env::temp_dir().join(format!("textstore-torture-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir(&dir).map_err(|err| io("create", &dir, err))?;
+    let child = std::env::current_exe().map_err(|err| io("find", &dir, err))?;
+    let config = Config {
+        dir: dir.clone(),
+        cycles,
+        seed,
+        child,
+        max_kill_delay: Duration::from_millis(max_kill_delay_ms),
+    };
+    println!(
+        "torture: {cycles} cycles, seed {seed}, kills up to {max_kill_delay_ms} ms after start, in {}",
+        dir.display()
+    );
+    let report = store_torture::run(&config, |report| {
+        if report.cycles % 100 == 0 {
+            println!("  {}", summary(report));
+        }
+    })?;
+    println!("torture passed: {}", summary(&report));
+    if remove {
+        std::fs::remove_dir_all(&dir).map_err(|err| io("remove", &dir, err))?;
+    }
+    Ok(())
+}
+
+fn summary(r: &Report) -> String {
+    format!(
+        "{} cycles, acknowledged {} puts, {} deletes, {} batches; {} documents checked, 0 lost, 0 corrupt; {} unacknowledged writes found committed; {} torn tails cut; {} records replayed; {} verify passes",
+        r.cycles,
+        r.acked_puts,
+        r.acked_deletes,
+        r.acked_batches,
+        r.docs_checked,
+        r.unacked_found,
+        r.torn_tails_cut,
+        r.records_replayed,
+        r.verify_passes
+    )
+}
+
+fn io(what: &'static str, path: &std::path::Path, source: std::io::Error) -> store_torture::Error {
+    store_torture::Error::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
