@@ -14,6 +14,12 @@
 //!   store-torture in release: N times (1000 by default) a child process writing to a store
 //!   is killed with SIGKILL, and the store is reopened and checked against every
 //!   acknowledged write.
+//! - `fuzz [--seconds S] [TARGET...]`: each cargo-fuzz target of `fuzz/` (all by default)
+//!   for S seconds (60 by default), installing cargo-fuzz first when it is missing. The
+//!   committed corpus `fuzz/corpus/<target>` seeds each run and is not written to; new
+//!   inputs go to `target/fuzz-corpus/<target>`, crashes to `fuzz/artifacts/<target>`.
+//!   cargo-fuzz needs unstable compiler flags, which `RUSTC_BOOTSTRAP=1` allows on the
+//!   stable toolchain.
 
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -25,6 +31,7 @@ fn main() -> ExitCode {
         Some("loom") => loom(),
         Some("dhat") => dhat(),
         Some("torture") => torture(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}")),
         None => Err(USAGE.to_owned()),
     };
@@ -44,7 +51,9 @@ tasks:
   dhat  the heap-allocation tests of store-cache
   loom  the loom models of store-concurrent
   torture [--cycles N] [--seed S] [--max-kill-delay-ms MS]
-        kill a writing process N times (default 1000) and check every acknowledged write";
+        kill a writing process N times (default 1000) and check every acknowledged write
+  fuzz [--seconds S] [TARGET...]
+        run each cargo-fuzz target (all by default) for S seconds (default 60)";
 
 /// Optional features that CI builds and tests: light ones, unlike the peer engines of the
 /// benchmarks.
@@ -162,6 +171,71 @@ fn torture(args: &[String]) -> Result<(), String> {
     ];
     command.extend(args.iter().map(String::as_str));
     cargo(&command, &[])
+}
+
+/// The targets of `fuzz/Cargo.toml`, in the order `fuzz` runs them.
+const FUZZ_TARGETS: [&str; 7] = [
+    "decode_record",
+    "decode_segment_header",
+    "decode_meta",
+    "decode_index",
+    "parse_id",
+    "resolve_range",
+    "open_store",
+];
+
+/// The cargo-fuzz release `fuzz` installs when none is present.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let mut seconds = 60u64;
+    let mut targets = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--seconds" {
+            let value = rest.next().ok_or("--seconds needs a number")?;
+            seconds = value
+                .parse()
+                .map_err(|_| format!("--seconds {value:?} is not a whole number of seconds"))?;
+        } else if FUZZ_TARGETS.contains(&arg.as_str()) {
+            targets.push(arg.as_str());
+        } else {
+            return Err(format!(
+                "{arg:?} is neither --seconds nor a fuzz target ({})",
+                FUZZ_TARGETS.join(", ")
+            ));
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    let installed = Command::new(cargo_bin())
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !installed {
+        cargo(
+            &[
+                "install",
+                "cargo-fuzz",
+                "--locked",
+                "--version",
+                CARGO_FUZZ_VERSION,
+            ],
+            &[],
+        )?;
+    }
+    let max_time = format!("-max_total_time={seconds}");
+    for target in targets {
+        let scratch = format!("target/fuzz-corpus/{target}");
+        let committed = format!("fuzz/corpus/{target}");
+        std::fs::create_dir_all(&scratch).map_err(|err| format!("create {scratch}: {err}"))?;
+        cargo(
+            &["fuzz", "run", target, &scratch, &committed, "--", &max_time],
+            &[("RUSTC_BOOTSTRAP", "1")],
+        )?;
+    }
+    Ok(())
 }
 
 fn has_nextest() -> bool {

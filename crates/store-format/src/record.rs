@@ -151,14 +151,27 @@ fn record_crc(header: &[u8], payload: &[u8]) -> u32 {
 /// Decodes and verifies the record starting at `buf[offset..]`.
 ///
 /// Checks, in order: that the header fits, the magic, the kind and flags, the reserved bytes,
-/// that the payload and its padding fit in `buf`, and the checksum. Errors carry `offset`.
+/// that the payload and its padding fit in `buf`, that the padding is zeros, and the
+/// checksum. Errors carry `offset`.
 pub fn decode_record(buf: &[u8], offset: usize) -> Result<Record<'_>, FormatError> {
     const WHAT: Structure = Structure::Record;
     let header = decode_record_header(buf, offset)?;
     let payload_start = offset + RECORD_HEADER_LEN;
     // The padding is part of the record: a record is whole only when all of it is there.
     need(WHAT, buf, offset, header.record_len() as usize)?;
-    let payload = &buf[payload_start..payload_start + header.payload_len as usize];
+    let payload_end = payload_start + header.payload_len as usize;
+    let payload = &buf[payload_start..payload_end];
+    // The checksum does not cover the padding, so its bytes are checked here: the format
+    // writes zeros, and anything else is damage.
+    let padding = &buf[payload_end..offset + header.record_len() as usize];
+    if let Some(&byte) = padding.iter().find(|&&b| b != 0) {
+        return Err(FormatError::InvalidField {
+            what: WHAT,
+            offset: offset as u64,
+            field: "padding",
+            value: u64::from(byte),
+        });
+    }
     check_crc(
         WHAT,
         offset,

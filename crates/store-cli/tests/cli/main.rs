@@ -304,3 +304,61 @@ fn stat_and_verify() {
     assert!(err.contains("corruption in"), "{err}");
     assert_eq!(run(&store, &["get", "2"], "", 0).0, "document 2");
 }
+
+#[test]
+fn bad_stores_and_oversized_documents_are_refused_by_name() {
+    let (root, store) = store_dir();
+    let opened = store_mmap::Store::create(
+        &store,
+        store_mmap::StoreOptions::new().max_document_bytes(100),
+    )
+    .unwrap();
+    opened.close().unwrap();
+
+    // The limit persisted with the store holds for the CLI, and the refused put writes nothing.
+    let (_, err) = run(&store, &["put", "7"], &"x".repeat(101), 2);
+    assert!(
+        err.contains(
+            "document 00000000000000000000000007 is 101 bytes, over the store's limit of 100 bytes"
+        ),
+        "{err}"
+    );
+    run(&store, &["get", "7"], "", 1);
+    let jsonl = root.path().join("docs.jsonl");
+    let big = "y".repeat(101);
+    std::fs::write(
+        &jsonl,
+        format!("{{\"id\": 1, \"text\": \"small\"}}\n{{\"id\": 2, \"text\": \"{big}\"}}\n"),
+    )
+    .unwrap();
+    let (_, err) = run(&store, &["import", jsonl.to_str().unwrap()], "", 2);
+    assert!(err.contains("over the store's limit of 100 bytes"), "{err}");
+
+    // A store written by a newer format version: refused, naming the version.
+    let meta = store.join("textstore.meta");
+    let mut bytes = std::fs::read(&meta).unwrap();
+    bytes[8] = 2;
+    let crc = crc32c::crc32c(&bytes[..60]);
+    bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&meta, bytes).unwrap();
+    let (_, err) = run(&store, &["get", "1"], "", 3);
+    assert!(
+        err.contains("written by format version 2") && err.contains("use a newer textstore"),
+        "{err}"
+    );
+
+    // A directory that holds other files: refused by name, and left as it was.
+    let other = root.path().join("notes");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("todo.txt"), "buy milk").unwrap();
+    let (_, err) = run(&other, &["put", "1"], "text", 3);
+    assert!(
+        err.contains("notes is not a textstore store: it has no textstore.meta file"),
+        "{err}"
+    );
+    let names: Vec<_> = std::fs::read_dir(&other)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["todo.txt"]);
+}

@@ -67,6 +67,20 @@ fn record_errors_name_the_failure_and_offset() {
         Err(FormatError::Truncated { offset: 16, needed, available: 50, .. }) if needed == record_len(5)
     ));
 
+    // Padding that is not zeros: the checksum does not cover it, the decoder checks it.
+    let mut bad_padding = segment.clone();
+    let last = 16 + record_len(5) as usize - 1;
+    bad_padding[last] = 0x3b;
+    assert!(matches!(
+        decode_record(&bad_padding, 16),
+        Err(FormatError::InvalidField {
+            offset: 16,
+            field: "padding",
+            value: 0x3b,
+            ..
+        })
+    ));
+
     // Unknown kind.
     let mut bad_kind = segment.clone();
     bad_kind[16 + 4] = 9;
@@ -244,9 +258,9 @@ proptest! {
     #[test]
     fn any_single_byte_flip_is_detected(text in ".{1,100}", at in any::<prop::sample::Index>(), bit in 0u8..8) {
         let buf = one_record(RecordKind::Put, 5, 6, text.as_bytes());
-        let covered = RECORD_HEADER_LEN + text.len();
+        // The padding is checked too: every byte of the record is covered.
         let mut damaged = buf.clone();
-        damaged[at.index(covered)] ^= 1 << bit;
+        damaged[at.index(buf.len())] ^= 1 << bit;
         prop_assert!(decode_record(&damaged, 0).is_err());
     }
 

@@ -301,3 +301,21 @@ fn a_record_with_a_valid_checksum_but_invalid_utf8_is_corruption() {
     );
     assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("fine"));
 }
+
+#[test]
+fn a_create_cut_short_leaves_a_directory_that_creates() {
+    // A process killed inside `create` leaves the lock file and, at worst, the temporary
+    // metadata file: no store, and nothing that should stop the next create.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("LOCK"), "").unwrap();
+    std::fs::write(dir.join("textstore.tmp"), [0x54, 0x58]).unwrap();
+    let err = Store::open(&dir, StoreOptions::new()).err().unwrap();
+    assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+    let mut store = Store::open_or_create(&dir, StoreOptions::new()).unwrap();
+    store.put(id(1), "created").unwrap();
+    store.close().unwrap();
+    let store = Store::open(&dir, StoreOptions::new()).unwrap();
+    assert_eq!(&*store.get(id(1)).unwrap().unwrap(), "created");
+}

@@ -1,8 +1,10 @@
 //! Tests of the engine at its public boundary, on real files.
 
 mod compat;
+mod disk_full;
 mod faults;
 mod files;
+mod fuzz_corpus;
 mod model;
 mod ranges;
 mod roundtrip;

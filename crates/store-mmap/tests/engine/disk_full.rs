@@ -1,0 +1,129 @@
+//! A store on a file system that fills up: a size-limited tmpfs, mounted by the test when
+//! it may mount (root, or CAP_SYS_ADMIN), and skipped with the reason printed otherwise.
+//!
+//! Claims: the write that finds the disk full gets `Error::DiskFull` naming a file of the
+//! store (never a SIGBUS); every write acknowledged before it reads back, before and after a
+//! reopen; the store reopens and verifies clean.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use store_mmap::{DocId, Error, Store, StoreOptions};
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct Mount {
+    path: PathBuf,
+}
+
+impl Mount {
+    fn tmpfs(path: &Path, size: &str) -> Result<Mount, String> {
+        std::fs::create_dir_all(path).map_err(|err| err.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .map_err(|err| format!("cannot run mount: {err}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Mount {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+fn text(i: u64) -> String {
+    let words = ["append", "only", "segment", "naïve", "日本"];
+    let mut text = format!("document {i}\n");
+    while text.len() < 8_000 + (i as usize * 997) % 16_000 {
+        text.push_str(words[(text.len() + i as usize) % words.len()]);
+        text.push(' ');
+    }
+    text
+}
+
+/// Puts documents from `first` on until a put fails; returns the ids written and the error.
+fn fill(store: &mut Store, first: u64) -> (Vec<u64>, Error) {
+    let mut written = Vec::new();
+    for i in first..first + 10_000 {
+        match store.put(DocId::from(i), &text(i)) {
+            Ok(_) => written.push(i),
+            Err(err) => return (written, err),
+        }
+    }
+    panic!("10,000 documents fit on a 3 MiB file system");
+}
+
+fn assert_all_there(store: &Store, ids: &[u64]) {
+    for &i in ids {
+        let doc = store
+            .get(DocId::from(i))
+            .unwrap_or_else(|err| panic!("document {i}: {err}"))
+            .unwrap_or_else(|| panic!("document {i} is lost"));
+        assert_eq!(*doc, *text(i), "document {i}");
+    }
+}
+
+fn assert_disk_full(err: &Error, mount: &Path) {
+    match err {
+        Error::DiskFull { path } => assert!(
+            path.starts_with(mount),
+            "the error names {}, outside the store",
+            path.display()
+        ),
+        other => panic!("expected a full disk, got: {other}"),
+    }
+}
+
+#[test]
+fn a_full_disk_is_an_error_and_loses_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let mount = match Mount::tmpfs(&root.path().join("mnt"), "3m") {
+        Ok(mount) => mount,
+        Err(reason) => {
+            eprintln!("skipped: needs a size-limited tmpfs, and {reason}");
+            return;
+        }
+    };
+    let dir = mount.path.join("store");
+    let options = StoreOptions::new()
+        .segment_capacity(1 << 20)
+        .max_document_bytes(64 << 10);
+
+    let mut store = Store::create(&dir, options.clone()).unwrap();
+    let (mut acked, err) = fill(&mut store, 0);
+    eprintln!("the disk was full after {} documents", acked.len());
+    assert!(acked.len() > 10, "only {} documents fit", acked.len());
+    assert_disk_full(&err, &mount.path);
+    assert_all_there(&store, &acked);
+    // Closing writes an index checkpoint, which may itself find the disk full; either way
+    // the data is already durable.
+    if let Err(err) = store.close() {
+        assert_disk_full(&err, &mount.path);
+    }
+
+    let mut store = Store::open(&dir, options.clone()).unwrap();
+    assert_all_there(&store, &acked);
+    assert!(store.verify().is_clean());
+
+    // Full again after the reopen: the same clean error, and still nothing lost.
+    let (more, err) = fill(&mut store, 100_000);
+    assert_disk_full(&err, &mount.path);
+    eprintln!("after the reopen, full again after {} more", more.len());
+    acked.extend(more);
+    drop(store);
+    let store = Store::open(&dir, options).unwrap();
+    assert_all_there(&store, &acked);
+    assert!(store.verify().is_clean());
+    drop(store);
+    drop(mount);
+}

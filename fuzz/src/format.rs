@@ -1,0 +1,106 @@
+//! What the fuzz targets of store-format's decoders check, one function per target. Each
+//! takes arbitrary bytes and panics only when a decoder breaks its contract: every input
+//! must decode or be refused with an error, and whatever decodes must encode back to the
+//! same bytes.
+
+use store_format::{
+    CharOffsets, DocId, LineOffsets, META_LEN, SEGMENT_HEADER_LEN, SegmentHeader, StoreMeta,
+    TextRange, decode_index, decode_record, decode_record_header, encode_index, encode_record,
+};
+
+/// The first two bytes choose an offset into the rest, where one record is decoded.
+pub fn record(data: &[u8]) {
+    let Some((offset, buf)) = split_offset(data) else {
+        return;
+    };
+    let header = decode_record_header(buf, offset);
+    if let Ok(record) = decode_record(buf, offset) {
+        let header = header.expect("a record that decodes has a header that decodes");
+        assert_eq!(header, record.header);
+        let mut encoded = Vec::new();
+        let group_len = record.header.commit.then_some(record.header.group_len);
+        encode_record(
+            &mut encoded,
+            record.header.kind,
+            record.header.id,
+            record.header.seq,
+            record.payload,
+            group_len,
+        );
+        assert_eq!(encoded, buf[offset..offset + encoded.len()]);
+    }
+}
+
+/// A segment header.
+pub fn segment_header(data: &[u8]) {
+    if let Ok(header) = SegmentHeader::decode(data) {
+        assert_eq!(header.encode()[..], data[..SEGMENT_HEADER_LEN]);
+    }
+}
+
+/// A store's metadata file.
+pub fn meta(data: &[u8]) {
+    if let Ok(meta) = StoreMeta::decode(data) {
+        assert_eq!(meta.encode()[..], data[..META_LEN]);
+    }
+}
+
+/// A whole index file.
+pub fn index(data: &[u8]) {
+    if let Ok((header, entries)) = decode_index(data) {
+        let encoded = encode_index(
+            header.store_uid,
+            header.checkpoint,
+            header.last_seq,
+            entries.into_iter(),
+        );
+        assert_eq!(encoded, data[..encoded.len()]);
+    }
+}
+
+/// A document id in text form.
+pub fn id_text(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(id) = DocId::parse(text) {
+        assert_eq!(DocId::parse(&id.to_string()), Ok(id));
+        assert_eq!(DocId::parse(&id.to_ulid_string()), Ok(id));
+    }
+}
+
+/// A range over a text: byte 0 chooses the unit, the next 16 bytes the bounds, the rest
+/// (made UTF-8) is the text. Resolving through the offset tables must give what resolving
+/// by a scan gives, errors included, and a resolved range must cut at char boundaries.
+pub fn text_range(data: &[u8]) {
+    if data.len() < 17 {
+        return;
+    }
+    let start = u64::from_le_bytes(data[1..9].try_into().unwrap()) % 4096;
+    let end = u64::from_le_bytes(data[9..17].try_into().unwrap()) % 4096;
+    let text = String::from_utf8_lossy(&data[17..]);
+    let range = match data[0] % 3 {
+        0 => TextRange::bytes(start..end),
+        1 => TextRange::chars(start..end),
+        _ => TextRange::lines(start, end),
+    };
+    let resolved = range.resolve(&text);
+    if let Ok(span) = &resolved {
+        assert!(
+            text.get(span.clone()).is_some(),
+            "{range:?} cut {text:?} inside a char"
+        );
+    }
+    let lines = matches!(range, TextRange::Lines { .. }).then(|| LineOffsets::new(&text));
+    let chars = matches!(range, TextRange::Chars { .. }).then(|| CharOffsets::new(&text));
+    assert_eq!(
+        range.resolve_with(&text, lines.as_ref(), chars.as_ref()),
+        resolved
+    );
+}
+
+fn split_offset(data: &[u8]) -> Option<(usize, &[u8])> {
+    let (head, buf) = data.split_at_checked(2)?;
+    let offset = usize::from(u16::from_le_bytes([head[0], head[1]]));
+    Some((offset % (buf.len() + 1), buf))
+}
