@@ -470,9 +470,24 @@ impl SegmentFile {
             .saturating_add(step)
             .min(u64::from(self.capacity))
             .max(needed);
-        self.storage
-            .allocate(&self.file, self.path(), self.file_len, target)
-            .map_err(Error::io("preallocate", self.path()))?;
+        let mut allocated = self
+            .storage
+            .allocate(&self.file, self.path(), self.file_len, target);
+        if let Err(err) = &allocated
+            && err.kind() == std::io::ErrorKind::StorageFull
+            && target > needed
+        {
+            // The growth step does not fit, the commit itself may: a nearly full disk still
+            // takes writes until it is truly full.
+            allocated = self
+                .storage
+                .allocate(&self.file, self.path(), self.file_len, needed);
+            if allocated.is_ok() {
+                self.file_len = needed;
+                return Ok(());
+            }
+        }
+        allocated.map_err(Error::io("preallocate", self.path()))?;
         self.file_len = target;
         Ok(())
     }
