@@ -57,7 +57,7 @@ tasks:
 
 /// Optional features that CI builds and tests: light ones, unlike the peer engines of the
 /// benchmarks.
-const OPTIONAL_FEATURES: &str = "store-metrics/metrics";
+const OPTIONAL_FEATURES: &str = "store-metrics/metrics,store-mmap/fault-injection";
 
 /// What clippy also checks: the optional features and the dhat heap tests, which run in
 /// their own step.

@@ -3,10 +3,16 @@
 //! libFuzzer. The seeds are valid encodings built here; a format change that makes them
 //! stale fails `seed_corpus_is_current`, and `TEXTSTORE_BLESS_SEEDS=1` rewrites them.
 
-#[allow(unreachable_pub, reason = "the file is the public API of the fuzz crate")]
+#[allow(
+    unreachable_pub,
+    reason = "the file is the public API of the fuzz crate"
+)]
 #[path = "../../../../fuzz/src/format.rs"]
 mod format;
-#[allow(unreachable_pub, reason = "the file is the public API of the fuzz crate")]
+#[allow(
+    unreachable_pub,
+    reason = "the file is the public API of the fuzz crate"
+)]
 #[path = "../../../../fuzz/src/open.rs"]
 mod open;
 

@@ -16,12 +16,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     let key = 0u64..12;
-    let text = prop_oneof![
-        Just(String::new()),
-        "[a-z ]{1,40}",
-        "\\PC{1,200}",
-        "x{300,900}"
-    ];
+    let text = crate::texts();
     prop_oneof![
         6 => (key.clone(), text.clone()).prop_map(|(k, t)| Op::Put(k, t)),
         2 => prop::collection::vec((key.clone(), prop::option::of(text)), 0..5).prop_map(Op::Batch),
