@@ -16,6 +16,9 @@ pub struct DocId(u128);
 /// with the plain XXH3 hash of the same bytes computed for another purpose.
 const KEY_DOMAIN: &[u8] = b"textstore.docid.v1\0";
 
+/// Length of an id's text form.
+const ULID_LEN: usize = 26;
+
 impl DocId {
     /// The id with all bits zero.
     pub const ZERO: DocId = DocId(0);
@@ -46,11 +49,16 @@ impl DocId {
 
     /// Parses a ULID (26 Crockford base32 characters, case-insensitive) or a decimal integer
     /// below 2^128.
+    ///
+    /// Text of exactly 26 characters is always read as a ULID, even when it is all digits:
+    /// that is the form ids are printed in, and the ULID of a small id (such as
+    /// `00000000000000000000000010`, which is 32) is all digits. A decimal integer of 26
+    /// digits is written with a leading zero.
     pub fn parse(text: &str) -> Result<DocId, IdError> {
         if text.is_empty() {
             return Err(IdError::Empty);
         }
-        if text.bytes().all(|b| b.is_ascii_digit()) {
+        if text.len() != ULID_LEN && text.bytes().all(|b| b.is_ascii_digit()) {
             return text
                 .parse::<u128>()
                 .map(DocId)

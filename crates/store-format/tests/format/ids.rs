@@ -11,6 +11,28 @@ fn ulid_text_round_trips_and_is_canonical() {
 }
 
 #[test]
+fn printed_ids_that_are_all_digits_parse_back_as_ulids() {
+    // 4388 prints as 00000000000000000000000494: all digits, and still the ULID form, so
+    // it must not be read as the decimal 494 (found by the parse_id fuzz target).
+    let id = DocId::from(4388u64);
+    assert_eq!(id.to_string(), "00000000000000000000000494");
+    assert_eq!(DocId::parse(&id.to_string()), Ok(id));
+    // A 26-digit decimal is written with a leading zero.
+    assert_eq!(
+        DocId::parse("012345678901234567890123456"),
+        Ok(DocId::from_u128(12_345_678_901_234_567_890_123_456))
+    );
+}
+
+proptest! {
+    #[test]
+    fn every_printed_id_parses_back(raw in any::<u128>()) {
+        let id = DocId::from_u128(raw);
+        prop_assert_eq!(DocId::parse(&id.to_string()), Ok(id));
+    }
+}
+
+#[test]
 fn decimal_ids_name_the_same_id_as_the_integer() {
     assert_eq!(DocId::parse("42").unwrap(), DocId::from(42u64));
     assert_eq!(DocId::parse("0").unwrap(), DocId::ZERO);
