@@ -470,26 +470,22 @@ impl SegmentFile {
             .saturating_add(step)
             .min(u64::from(self.capacity))
             .max(needed);
-        let mut allocated = self
-            .storage
-            .allocate(&self.file, self.path(), self.file_len, target);
-        if let Err(err) = &allocated
-            && err.kind() == std::io::ErrorKind::StorageFull
-            && target > needed
-        {
+        let allocated = match self.allocate(target) {
             // The growth step does not fit, the commit itself may: a nearly full disk still
             // takes writes until it is truly full.
-            allocated = self
-                .storage
-                .allocate(&self.file, self.path(), self.file_len, needed);
-            if allocated.is_ok() {
-                self.file_len = needed;
-                return Ok(());
+            Err(err) if err.kind() == std::io::ErrorKind::StorageFull && target > needed => {
+                self.allocate(needed).map(|()| needed)
             }
-        }
-        allocated.map_err(Error::io("preallocate", self.path()))?;
-        self.file_len = target;
+            result => result.map(|()| target),
+        };
+        self.file_len = allocated.map_err(Error::io("preallocate", self.path()))?;
         Ok(())
+    }
+
+    /// Preallocates the file from its length up to `to` bytes.
+    fn allocate(&self, to: u64) -> std::io::Result<()> {
+        self.storage
+            .allocate(&self.file, self.path(), self.file_len, to)
     }
 
     /// `fdatasync`: every byte written so far is durable.

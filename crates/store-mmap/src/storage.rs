@@ -3,8 +3,8 @@
 //!
 //! Every operation that changes a store's files goes through [`Storage`]: writes, syncs,
 //! preallocation, truncation, creation, renames and removals. Reads do not (they come from
-//! the mappings, or from `std::fs` for the small metadata and index files), and neither does
-//! the lock file, which holds no data. The operating system's implementation is
+//! the mappings, or from `std::fs` for the small metadata and index files), and neither do
+//! the two steps that hold no data: creating the store's directory, and the lock file. The operating system's implementation is
 //! [`OsStorage`], the default; tests put a fault-injecting one in its place through
 //! [`crate::StoreOptions::storage`].
 
