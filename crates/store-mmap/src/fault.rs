@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -162,7 +162,7 @@ impl FaultStorage {
                     None => std::fs::remove_file(&path)?,
                     Some(kept) if kept == inode => {
                         if let Some(undo) = state.undo.remove(inode) {
-                            roll_back(&path, undo)?;
+                            std::fs::write(&path, durable_contents(&path, undo)?)?;
                         }
                     }
                     Some(_) => {}
@@ -176,12 +176,7 @@ impl FaultStorage {
                 // The name was removed or now names another file: bring back the durable
                 // contents of the file it named.
                 if let Some(contents) = state.orphans.get(inode) {
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&path)?;
-                    file.write_all_at(contents, 0)?;
+                    std::fs::write(&path, contents)?;
                 }
             }
             let restored = list(&dir)?;
@@ -255,14 +250,8 @@ impl State {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(err) => return Err(err),
         };
-        let mut contents = std::fs::read(path)?;
-        if let Some(undo) = self.undo.remove(&inode) {
-            for change in undo.into_iter().rev() {
-                contents.resize(change.old_len as usize, 0);
-                let start = change.offset as usize;
-                contents[start..start + change.old.len()].copy_from_slice(&change.old);
-            }
-        }
+        let undo = self.undo.remove(&inode).unwrap_or_default();
+        let contents = durable_contents(path, undo)?;
         self.orphans.insert(inode, contents);
         Ok(())
     }
@@ -419,12 +408,14 @@ fn list(dir: &Path) -> io::Result<HashMap<OsString, Inode>> {
     Ok(entries)
 }
 
-/// Undoes `undo`, newest change first, on the file at `path`.
-fn roll_back(path: &Path, undo: Vec<Undo>) -> io::Result<()> {
-    let file = OpenOptions::new().write(true).open(path)?;
+/// The contents of the file at `path` with `undo` undone, newest change first: what its last
+/// sync made durable.
+fn durable_contents(path: &Path, undo: Vec<Undo>) -> io::Result<Vec<u8>> {
+    let mut contents = std::fs::read(path)?;
     for change in undo.into_iter().rev() {
-        file.set_len(change.old_len)?;
-        file.write_all_at(&change.old, change.offset)?;
+        contents.resize(change.old_len as usize, 0);
+        let start = change.offset as usize;
+        contents[start..start + change.old.len()].copy_from_slice(&change.old);
     }
-    file.sync_all()
+    Ok(contents)
 }
