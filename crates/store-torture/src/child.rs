@@ -21,12 +21,16 @@ pub const THREADS: u32 = 4;
 
 /// Opens (recovering) the store at `store`, then writes from [`THREADS`] threads until the
 /// process is killed, logging to `log`. Returns only on an error.
-pub fn run(store: &Path, log: &Path, cycle: u32, seed: u64) -> Result<(), Error> {
-    let log = OpenOptions::new()
+pub fn run(store: &Path, log_path: &Path, cycle: u32, seed: u64) -> Result<(), Error> {
+    let file = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(log)
-        .map_err(|source| Error::io("open the log", log, source))?;
+        .open(log_path)
+        .map_err(|source| Error::io("open the log", log_path, source))?;
+    let log = Log {
+        file,
+        path: log_path,
+    };
     let store = ConcurrentStore::open_or_create(store, store_options(), WriterOptions::default())?;
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..THREADS)
@@ -43,9 +47,15 @@ pub fn run(store: &Path, log: &Path, cycle: u32, seed: u64) -> Result<(), Error>
     })
 }
 
+/// The acknowledgement log, opened for appending.
+struct Log<'a> {
+    file: File,
+    path: &'a Path,
+}
+
 fn write(
     store: &ConcurrentStore,
-    log: &File,
+    log: &Log<'_>,
     cycle: u32,
     thread: u32,
     seed: u64,
@@ -95,9 +105,9 @@ fn write(
 
 /// Appends one line with one `write` to a file opened for appending, so that lines of
 /// different threads do not interleave, and a kill leaves at most one partial last line.
-fn append(log: &File, line: Line) -> Result<(), Error> {
+fn append(log: &Log<'_>, line: Line) -> Result<(), Error> {
     let line = line.to_string();
-    let mut log = log;
-    log.write_all(line.as_bytes())
-        .map_err(|source| Error::io("append to the log", Path::new("log"), source))
+    (&log.file)
+        .write_all(line.as_bytes())
+        .map_err(|source| Error::io("append to", log.path, source))
 }

@@ -78,7 +78,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(what: &'static str, path: &Path, source: std::io::Error) -> Error {
+    /// An [`Error::Io`]: `what` failed on `path`.
+    pub fn io(what: &'static str, path: &Path, source: std::io::Error) -> Error {
         Error::Io {
             what,
             path: path.to_path_buf(),

@@ -1,12 +1,12 @@
 //! `textstore-torture`: kills a writing child process again and again and checks the store
 //! after every kill. `cargo xtask torture --cycles N` runs it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use store_torture::{Config, Report};
+use store_torture::{Config, Error, Report};
 
 #[derive(Parser)]
 #[command(about = "Crash-tests a textstore store with SIGKILL")]
@@ -71,12 +71,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(
-    cycles: u32,
-    seed: u64,
-    max_kill_delay_ms: u64,
-    dir: Option<PathBuf>,
-) -> Result<(), store_torture::Error> {
+fn run(cycles: u32, seed: u64, max_kill_delay_ms: u64, dir: Option<PathBuf>) -> Result<(), Error> {
     let (dir, remove) = match dir {
         Some(dir) => (dir, false),
         None => (
@@ -84,8 +79,9 @@ fn run(
             true,
         ),
     };
-    std::fs::create_dir(&dir).map_err(|err| io("create", &dir, err))?;
-    let child = std::env::current_exe().map_err(|err| io("find", &dir, err))?;
+    std::fs::create_dir(&dir).map_err(|err| Error::io("create", &dir, err))?;
+    let child = std::env::current_exe()
+        .map_err(|err| Error::io("find the path of", Path::new("textstore-torture"), err))?;
     let config = Config {
         dir: dir.clone(),
         cycles,
@@ -104,7 +100,7 @@ fn run(
     })?;
     println!("torture passed: {}", summary(&report));
     if remove {
-        std::fs::remove_dir_all(&dir).map_err(|err| io("remove", &dir, err))?;
+        std::fs::remove_dir_all(&dir).map_err(|err| Error::io("remove", &dir, err))?;
     }
     Ok(())
 }
@@ -122,12 +118,4 @@ fn summary(r: &Report) -> String {
         r.records_replayed,
         r.verify_passes
     )
-}
-
-fn io(what: &'static str, path: &std::path::Path, source: std::io::Error) -> store_torture::Error {
-    store_torture::Error::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
 }
