@@ -16,6 +16,8 @@ pub enum Structure {
     IndexEntries,
     /// The store's metadata file.
     StoreMeta,
+    /// The list of segments retired by compaction.
+    RetiredList,
 }
 
 impl std::fmt::Display for Structure {
@@ -26,6 +28,7 @@ impl std::fmt::Display for Structure {
             Structure::IndexHeader => "index header",
             Structure::IndexEntries => "index entries",
             Structure::StoreMeta => "store metadata",
+            Structure::RetiredList => "retired segment list",
         })
     }
 }

@@ -25,6 +25,7 @@ mod meta;
 mod offsets;
 mod range;
 mod record;
+mod retired;
 mod segment;
 mod text;
 mod traits;
@@ -43,6 +44,7 @@ pub use record::{
     FLAG_COMMIT, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_MAGIC, Record, RecordHeader, RecordKind,
     decode_record, decode_record_header, encode_record, is_unwritten, record_len,
 };
+pub use retired::{RETIRED_HEADER_LEN, RETIRED_MAGIC, RetiredList};
 pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SegmentHeader};
 pub use text::{Doc, DocMeta, Text};
 pub use traits::{CommitEvent, CommitObserver, DocRead, DocWrite, Prefetch};

@@ -104,6 +104,15 @@ pub enum Error {
         /// The first failure.
         cause: String,
     },
+    /// A compaction's input segment was replaced by another compaction after it was
+    /// planned; its copies are discarded and the store is unchanged.
+    #[error(
+        "segment {segment} was replaced by another compaction after this one was planned; nothing was changed"
+    )]
+    CompactionConflict {
+        /// The segment.
+        segment: u32,
+    },
     /// Options that cannot work.
     #[error("invalid option: {reason}")]
     InvalidOptions {

@@ -30,6 +30,8 @@ pub(crate) struct Index {
     live_record_bytes: u64,
     /// Sum of `text_len` over the live entries.
     text_bytes: u64,
+    /// Sum of `record_len` over the live entries, per segment: what compaction would copy.
+    segment_live_bytes: HashMap<u32, u64, foldhash::fast::RandomState>,
 }
 
 impl Index {
@@ -62,10 +64,16 @@ impl Index {
         (self.map.capacity() * slot) as u64
     }
 
+    /// Bytes of live records in `segment`.
+    pub(crate) fn segment_live_bytes(&self, segment: u32) -> u64 {
+        self.segment_live_bytes.get(&segment).copied().unwrap_or(0)
+    }
+
     /// Records a put. Returns the entry it replaces.
     pub(crate) fn insert(&mut self, id: DocId, entry: Entry) -> Option<Entry> {
         self.live_record_bytes += entry.record_len();
         self.text_bytes += u64::from(entry.text_len);
+        *self.segment_live_bytes.entry(entry.segment).or_default() += entry.record_len();
         let old = self.map.insert(id, entry);
         if let Some(old) = &old {
             self.forget(old);
@@ -82,9 +90,36 @@ impl Index {
         old
     }
 
+    /// Points `id` at a copy of its record, if its latest record is still version `seq`
+    /// (a write since the copy was made wins). Returns whether it moved.
+    pub(crate) fn relocate(&mut self, id: DocId, seq: u64, segment: u32, offset: u32) -> bool {
+        let Some(entry) = self.map.get_mut(&id) else {
+            return false;
+        };
+        if entry.seq != seq {
+            return false;
+        }
+        let len = entry.record_len();
+        let old_segment = std::mem::replace(&mut entry.segment, segment);
+        entry.offset = offset;
+        self.uncount_segment(old_segment, len);
+        *self.segment_live_bytes.entry(segment).or_default() += len;
+        true
+    }
+
     fn forget(&mut self, old: &Entry) {
         self.live_record_bytes -= old.record_len();
         self.text_bytes -= u64::from(old.text_len);
+        self.uncount_segment(old.segment, old.record_len());
+    }
+
+    fn uncount_segment(&mut self, segment: u32, len: u64) {
+        if let Some(live) = self.segment_live_bytes.get_mut(&segment) {
+            *live -= len;
+            if *live == 0 {
+                self.segment_live_bytes.remove(&segment);
+            }
+        }
     }
 
     pub(crate) fn ids(&self) -> impl ExactSizeIterator<Item = DocId> + '_ {

@@ -23,6 +23,7 @@
 //!   committed data stops the open with an error instead of dropping that data.
 //! - After a failed write or sync the handle refuses writes until the store is reopened.
 
+mod compaction;
 mod error;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
@@ -35,6 +36,9 @@ mod storage;
 mod store;
 mod verify;
 
+pub use compaction::{
+    Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope, Installed,
+};
 pub use error::{Error, Result};
 pub use options::{
     AccessPattern, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability,

@@ -4,14 +4,15 @@
 //! What recovery assumes of the disk, and why each step is safe, is in docs/FORMAT.md
 //! ("Recovery").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use store_format::{
-    Position, RECORD_ALIGN, RecordHeader, RecordKind, SEGMENT_HEADER_LEN, StoreMeta, decode_index,
-    decode_record, is_unwritten, record_len,
+    DocId, Position, RECORD_ALIGN, RecordHeader, RecordKind, RetiredList, SEGMENT_HEADER_LEN,
+    StoreMeta, decode_index, decode_record, is_unwritten, record_len,
 };
 
+use crate::compaction::{RETIRED_FILE, UNFINISHED_SUFFIX};
 use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
 use crate::options::StoreOptions;
@@ -36,6 +37,11 @@ pub struct RecoveryReport {
     /// A newest segment file whose creation never completed (no valid header, no data),
     /// removed.
     pub removed_segment: Option<PathBuf>,
+    /// Segments a finished compaction had replaced, removed before reading (their files
+    /// were still there because readers held them or the process stopped first).
+    pub retired_segments_removed: u64,
+    /// Outputs of a compaction that never finished, removed: they held only copies.
+    pub unfinished_compaction_files_removed: u64,
 }
 
 /// What became of the index checkpoint on open.
@@ -76,12 +82,15 @@ pub(crate) struct Recovered {
     pub(crate) segments: BTreeMap<u32, SegmentFile>,
     pub(crate) index: Index,
     pub(crate) last_seq: u64,
+    pub(crate) next_segment_id: u32,
     pub(crate) report: RecoveryReport,
 }
 
 pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> Result<Recovered> {
     let mut report = RecoveryReport::default();
+    finish_compactions(dir, meta, options, &mut report)?;
     let segments = open_segments(dir, meta, options, &mut report)?;
+    let next_segment_id = segments.keys().next_back().map_or(1, |id| id + 1);
 
     let (mut index, mut last_seq, start) = match load_index(dir, meta, &segments) {
         Ok(Some((index, last_seq, checkpoint))) => {
@@ -100,6 +109,11 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
     let mut segments = segments;
     let last_id = segments.keys().next_back().copied();
     let first_replayed = start.map_or(0, |p| p.segment);
+    let mut replay = Replay {
+        index: &mut index,
+        reflected: last_seq,
+        deleted: HashMap::default(),
+    };
     for (&id, segment) in segments.range_mut(first_replayed..) {
         let from = match start {
             Some(p) if p.segment == id => p.offset as usize,
@@ -107,11 +121,9 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
         };
         let is_last = Some(id) == last_id;
         let scan = scan_segment(segment, from, options.discard_damaged_tail || !is_last)?;
-        // Apply only if newer: replay order is segment order, and a later segment may hold
-        // a copy of an older record.
         for (offset, header) in &scan.committed {
             last_seq = last_seq.max(header.seq);
-            apply(&mut index, id, *offset, header);
+            replay.apply(id, *offset, header);
         }
         report.records_replayed += scan.committed.len() as u64;
         report.bytes_replayed += (scan.valid_end - from) as u64;
@@ -139,31 +151,120 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
         segments,
         index,
         last_seq,
+        next_segment_id,
         report,
     })
 }
 
-fn apply(index: &mut Index, segment: u32, offset: usize, header: &RecordHeader) {
-    let newer = index.get(header.id).is_none_or(|e| e.seq < header.seq);
-    if !newer {
-        return;
-    }
-    match header.kind {
-        RecordKind::Tombstone => {
-            index.remove(header.id);
+/// Applies replayed records so that each document ends at its record with the highest
+/// sequence number, whatever order the records come in: compaction copies old records into
+/// new segments, so segment order is not sequence order.
+struct Replay<'i> {
+    index: &'i mut Index,
+    /// Every record up to this sequence number is reflected in the loaded checkpoint
+    /// (0 without one): such a record met again is an older version or a copy.
+    reflected: u64,
+    /// Sequence numbers of the tombstones applied so far, so that an older put met later
+    /// stays deleted.
+    deleted: HashMap<DocId, u64, foldhash::fast::RandomState>,
+}
+
+impl Replay<'_> {
+    fn apply(&mut self, segment: u32, offset: usize, header: &RecordHeader) {
+        if header.seq <= self.reflected {
+            return;
         }
-        _ => {
-            index.insert(
-                header.id,
-                Entry {
-                    seq: header.seq,
-                    segment,
-                    offset: u32::try_from(offset).expect("segment offsets are 32-bit"),
-                    text_len: header.payload_len,
-                },
-            );
+        let id = header.id;
+        let latest = self
+            .index
+            .get(id)
+            .map(|e| e.seq)
+            .max(self.deleted.get(&id).copied());
+        if latest.is_some_and(|seq| seq >= header.seq) {
+            return;
+        }
+        match header.kind {
+            RecordKind::Tombstone => {
+                self.index.remove(id);
+                self.deleted.insert(id, header.seq);
+            }
+            _ => {
+                self.deleted.remove(&id);
+                self.index.insert(
+                    id,
+                    Entry {
+                        seq: header.seq,
+                        segment,
+                        offset: u32::try_from(offset).expect("segment offsets are 32-bit"),
+                        text_len: header.payload_len,
+                    },
+                );
+            }
         }
     }
+}
+
+/// Completes what compactions left: removes the segments a finished compaction replaced
+/// (named by the retired-segment list, which is written only once the copies are durable)
+/// and the outputs of one that never finished (temporary files holding only copies).
+fn finish_compactions(
+    dir: &Path,
+    meta: &StoreMeta,
+    options: &StoreOptions,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let storage = options.storage.as_ref();
+    let remove = |path: &Path| match storage.remove(path) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(Error::io("remove", path)(err)),
+    };
+    let mut removed = false;
+    for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        let name = entry.file_name();
+        let unfinished = name.to_str().is_some_and(|name| {
+            name.strip_suffix(UNFINISHED_SUFFIX)
+                .and_then(|stem| parse_segment_file_name(&format!("{stem}.seg")))
+                .is_some()
+        });
+        if unfinished && remove(&entry.path())? {
+            report.unfinished_compaction_files_removed += 1;
+            removed = true;
+        }
+    }
+    let list_path = dir.join(RETIRED_FILE);
+    let raw = match std::fs::read(&list_path) {
+        Ok(raw) => Some(raw),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+        Err(err) => return Err(Error::io("read", &list_path)(err)),
+    };
+    if let Some(raw) = raw {
+        let list = RetiredList::decode(&raw).map_err(|err| Error::format(&list_path, 0, &err))?;
+        if list.store_uid != meta.store_uid {
+            return Err(Error::corrupt(
+                &list_path,
+                16,
+                format!(
+                    "the retired-segment list belongs to store {:032x}, not this store {:032x}",
+                    list.store_uid, meta.store_uid
+                ),
+            ));
+        }
+        for id in list.segments {
+            if remove(&dir.join(segment_file_name(id)))? {
+                report.retired_segments_removed += 1;
+            }
+        }
+        // The segments' removal is durable before the list that names them goes.
+        sync_dir(storage, dir)?;
+        remove(&list_path)?;
+        removed = true;
+    }
+    if removed {
+        sync_dir(storage, dir)?;
+    }
+    Ok(())
 }
 
 fn open_segments(

@@ -58,6 +58,11 @@ impl SegmentMap {
         &self.path
     }
 
+    /// The whole mapping; bytes past the committed end must not be touched.
+    pub(crate) fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
     /// Checks that the record the index points `id` to is a put of `id`.
     fn expect_put(&self, header: &RecordHeader, id: DocId, offset: u32) -> Result<()> {
         if header.id == id && header.kind == RecordKind::Put {
@@ -255,6 +260,22 @@ impl SegmentFile {
         access: AccessPattern,
     ) -> Result<SegmentFile> {
         let path = dir.join(segment_file_name(id));
+        let segment = SegmentFile::create_at(storage, path, id, store_uid, capacity, access)?;
+        sync_dir(storage.as_ref(), dir)?;
+        Ok(segment)
+    }
+
+    /// Creates a new, empty segment file at `path` with a durable header, leaving the
+    /// directory entry unsynced: compaction writes its outputs under a temporary name and
+    /// syncs the directory once they are renamed into place.
+    pub(crate) fn create_at(
+        storage: &Arc<dyn Storage>,
+        path: PathBuf,
+        id: u32,
+        store_uid: u128,
+        capacity: u32,
+        access: AccessPattern,
+    ) -> Result<SegmentFile> {
         let file = storage
             .create_new(&path)
             .map_err(Error::io("create segment", &path))?;
@@ -269,7 +290,6 @@ impl SegmentFile {
         storage
             .sync(&file, &path, SyncKind::All)
             .map_err(Error::io("sync", &path))?;
-        sync_dir(storage.as_ref(), dir)?;
         let storage = Arc::clone(storage);
         SegmentFile::map(
             storage,
@@ -390,6 +410,32 @@ impl SegmentFile {
         self.view.id
     }
 
+    /// Renames the file (through the storage) and keeps the view's path in step. The
+    /// directory is not synced.
+    pub(crate) fn rename(&mut self, to: PathBuf) -> Result<()> {
+        self.storage
+            .rename(self.path(), &to)
+            .map_err(Error::io("rename", self.path()))?;
+        self.view.path = to.into();
+        Ok(())
+    }
+
+    /// Tells whether any reader still holds the mapping, once this handle is gone.
+    pub(crate) fn watch_mapping(&self) -> std::sync::Weak<Mmap> {
+        Arc::downgrade(&self.map)
+    }
+
+    /// Sequence number of the first record, the lowest of the segment (records of a
+    /// segment are in increasing sequence order); `None` when it holds none.
+    pub(crate) fn first_seq(&self) -> Result<Option<u64>> {
+        if self.end as usize <= SEGMENT_HEADER_LEN {
+            return Ok(None);
+        }
+        decode_record_header(self.data(), SEGMENT_HEADER_LEN)
+            .map(|header| Some(header.seq))
+            .map_err(|err| Error::format(self.path(), 0, &err))
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.view.path
     }
@@ -480,6 +526,32 @@ impl SegmentFile {
         };
         self.file_len = allocated.map_err(Error::io("preallocate", self.path()))?;
         Ok(())
+    }
+
+    /// Ensures the file has allocated space for exactly `len` more bytes past the end: for a
+    /// segment whose final size is known (a compaction output).
+    pub(crate) fn reserve_exact(&mut self, len: u64) -> Result<()> {
+        let needed = u64::from(self.end) + len;
+        if needed > self.file_len {
+            self.allocate(needed)
+                .map_err(Error::io("preallocate", self.path()))?;
+            self.file_len = needed;
+        }
+        Ok(())
+    }
+
+    /// Makes every byte written, and the file's length, durable (`fsync`).
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        self.storage
+            .sync(&self.file, self.path(), SyncKind::All)
+            .map_err(Error::io("sync", self.path()))
+    }
+
+    /// Removes the file (through the storage). The mapping stays readable.
+    pub(crate) fn remove_file(&self) -> Result<()> {
+        self.storage
+            .remove(self.path())
+            .map_err(Error::io("remove", self.path()))
     }
 
     /// Preallocates the file from its length up to `to` bytes.

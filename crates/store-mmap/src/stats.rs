@@ -4,6 +4,7 @@ use std::os::unix::fs::MetadataExt;
 
 use store_format::SEGMENT_HEADER_LEN;
 
+use crate::compaction::RETIRED_FILE;
 use crate::error::{Error, Result};
 use crate::recovery::INDEX_FILE;
 use crate::store::{META_FILE, Store};
@@ -21,6 +22,7 @@ pub struct StoreStats {
     mapped_bytes: u64,
     index_memory_bytes: u64,
     last_seq: u64,
+    retired_segments: u64,
 }
 
 impl StoreStats {
@@ -53,6 +55,11 @@ impl StoreStats {
     /// Segment files.
     pub fn segments(&self) -> u64 {
         self.segments
+    }
+    /// Segments replaced by compaction whose files wait for readers to let go; their bytes
+    /// are counted in the file sizes, not in the data.
+    pub fn retired_segments(&self) -> u64 {
+        self.retired_segments
     }
     /// Sum of the lengths of the store's files.
     pub fn file_bytes(&self) -> u64 {
@@ -96,8 +103,13 @@ impl Store {
             data_bytes += u64::from(segment.end()) - SEGMENT_HEADER_LEN as u64;
             files.push(segment.path().to_path_buf());
         }
+        for retired in &self.retired {
+            stats.retired_segments += 1;
+            files.push(retired.path.clone());
+        }
         files.push(self.dir().join(META_FILE));
         files.push(self.dir().join(INDEX_FILE));
+        files.push(self.dir().join(RETIRED_FILE));
         for path in files {
             match std::fs::metadata(&path) {
                 Ok(meta) => {

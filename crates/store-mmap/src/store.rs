@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use store_format::{
@@ -12,6 +13,7 @@ use store_format::{
     encode_ops,
 };
 
+use crate::compaction::Retired;
 use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
 use crate::options::{
@@ -38,15 +40,23 @@ const SCRATCH_RETAIN_BYTES: usize = 8 << 20;
 /// The handle holds the store's exclusive lock until it is closed or dropped. Dropping it
 /// closes it too, ignoring errors; call [`Store::close`] to see them.
 pub struct Store {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Held for the life of the handle: the `flock` on it keeps every other handle out.
     _lock: File,
-    meta: StoreMeta,
-    options: StoreOptions,
+    pub(crate) meta: StoreMeta,
+    pub(crate) options: StoreOptions,
     /// Every segment by id; the last one receives writes.
-    segments: BTreeMap<u32, SegmentFile>,
-    index: Index,
-    last_seq: u64,
+    pub(crate) segments: BTreeMap<u32, SegmentFile>,
+    pub(crate) index: Index,
+    pub(crate) last_seq: u64,
+    /// The id of the next segment, for the writer and for compaction outputs alike (a
+    /// compaction runs without the store).
+    pub(crate) next_segment_id: Arc<AtomicU32>,
+    /// Segments compaction replaced, waiting for readers to let go of their mappings.
+    pub(crate) retired: Vec<Retired>,
+    /// Dead bytes of the sealed segments right after the last compaction: what it could not
+    /// reclaim. The automatic policy counts only dead bytes beyond them.
+    pub(crate) stuck_dead_bytes: u64,
     poisoned: Option<String>,
     /// Reused encoding buffer for commits.
     scratch: Vec<u8>,
@@ -86,6 +96,7 @@ impl Store {
             segments: BTreeMap::new(),
             index: Index::default(),
             last_seq: 0,
+            next_segment_id: 1,
             report: RecoveryReport::default(),
         };
         Store::assemble(dir, lock, meta, options, recovered)
@@ -159,6 +170,9 @@ impl Store {
             segments: recovered.segments,
             index: recovered.index,
             last_seq: recovered.last_seq,
+            next_segment_id: Arc::new(AtomicU32::new(recovered.next_segment_id)),
+            retired: Vec::new(),
+            stuck_dead_bytes: 0,
             poisoned: None,
             scratch: Vec::new(),
             recovery: recovered.report,
@@ -166,7 +180,7 @@ impl Store {
             observer: None,
         };
         if store.segments.is_empty() {
-            store.add_segment(1)?;
+            store.add_segment()?;
         }
         if store.options.prefault {
             for segment in store.segments.values() {
@@ -369,8 +383,15 @@ impl Store {
     /// Writes the index checkpoint, so that the next open reads it instead of replaying the
     /// data written since the last one. Closing does this; long-running writers may call it
     /// to bound the replay after a crash.
+    ///
+    /// It also removes the segments compaction replaced that no reader holds any more.
     pub fn checkpoint(&mut self) -> Result<()> {
         self.sync()?;
+        self.write_index()?;
+        self.remove_retired().map(drop)
+    }
+
+    fn write_index(&mut self) -> Result<()> {
         let active = self.active();
         let position = Position {
             segment: active.id(),
@@ -516,15 +537,20 @@ impl Store {
             });
         }
         if self.active().remaining() < len {
-            let sealed = self.active_mut().seal();
-            self.poison_on_err(sealed)?;
-            let next = self.active().id() + 1;
-            self.add_segment(next)?;
+            self.roll()?;
         }
         self.active_mut().reserve(len)
     }
 
-    fn add_segment(&mut self, id: u32) -> Result<()> {
+    /// Seals the active segment and moves writes to a new one.
+    pub(crate) fn roll(&mut self) -> Result<()> {
+        let sealed = self.active_mut().seal();
+        self.poison_on_err(sealed)?;
+        self.add_segment()
+    }
+
+    fn add_segment(&mut self) -> Result<()> {
+        let id = self.next_segment_id.fetch_add(1, Ordering::Relaxed);
         let created = SegmentFile::create(
             &self.options.storage,
             &self.dir,
@@ -547,7 +573,7 @@ impl Store {
         }
     }
 
-    fn active(&self) -> &SegmentFile {
+    pub(crate) fn active(&self) -> &SegmentFile {
         self.segments
             .values()
             .next_back()
@@ -561,7 +587,7 @@ impl Store {
             .expect("a store always has an active segment")
     }
 
-    fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         match &self.poisoned {
             Some(cause) => Err(Error::Poisoned {
                 cause: cause.clone(),

@@ -1,8 +1,8 @@
 use proptest::prelude::*;
 use store_format::{
     DocId, FormatError, IndexEntry, Position, RECORD_ALIGN, RECORD_HEADER_LEN, RecordKind,
-    SegmentHeader, StoreMeta, Structure, WriteBatch, decode_index, decode_record, encode_index,
-    encode_record, is_unwritten, record_len,
+    RetiredList, SegmentHeader, StoreMeta, Structure, WriteBatch, decode_index, decode_record,
+    encode_index, encode_record, is_unwritten, record_len,
 };
 
 fn one_record(kind: RecordKind, id: u128, seq: u64, payload: &[u8]) -> Vec<u8> {
@@ -243,6 +243,35 @@ fn index_round_trips_and_detects_damage() {
     assert!(decode_index(&buf[..buf.len() - 1]).is_err());
 }
 
+#[test]
+fn retired_list_round_trips_and_refuses_damage() {
+    let list = RetiredList {
+        store_uid: 0xabc,
+        segments: vec![2, 3, 9],
+    };
+    let buf = list.encode();
+    assert_eq!(RetiredList::decode(&buf).unwrap(), list);
+    let empty = RetiredList {
+        store_uid: 1,
+        segments: Vec::new(),
+    };
+    assert_eq!(RetiredList::decode(&empty.encode()).unwrap(), empty);
+
+    for at in 0..buf.len() {
+        let mut damaged = buf.clone();
+        damaged[at] ^= 0x10;
+        assert!(RetiredList::decode(&damaged).is_err(), "flip at {at}");
+    }
+    assert!(RetiredList::decode(&buf[..buf.len() - 1]).is_err());
+
+    let unsorted = RetiredList {
+        store_uid: 1,
+        segments: vec![4, 4],
+    };
+    let err = RetiredList::decode(&unsorted.encode()).unwrap_err();
+    assert!(err.to_string().contains("not ascending"), "{err}");
+}
+
 proptest! {
     #[test]
     fn records_round_trip(id: u128, seq: u64, text in ".{0,300}", tomb: bool) {
@@ -271,6 +300,7 @@ proptest! {
         let _ = SegmentHeader::decode(&bytes);
         let _ = StoreMeta::decode(&bytes);
         let _ = decode_index(&bytes);
+        let _ = RetiredList::decode(&bytes);
     }
 
     #[test]

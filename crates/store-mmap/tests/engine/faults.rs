@@ -5,6 +5,7 @@
 //! - every acknowledged write is there after a reopen or a power cut, byte for byte;
 //! - a write that failed is either wholly there or wholly absent after recovery (a batch
 //!   included), and before recovery the handle refuses writes or the write left no trace;
+//! - a compaction that fails changes no document, whatever step it failed at;
 //! - the store opens every time once the faults stop firing, and `verify` finds no damage.
 
 use std::collections::{BTreeMap, HashMap};
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use store_mmap::fault::{Fault, FaultOp, FaultStorage};
-use store_mmap::{Error, Store, StoreOptions, WriteBatch};
+use store_mmap::{CompactionPolicy, CompactionScope, Error, Store, StoreOptions, WriteBatch};
 
 use crate::id;
 
@@ -29,6 +30,9 @@ enum Op {
     Batch(Vec<(u64, Option<String>)>),
     Delete(u64),
     Checkpoint,
+    /// Compacts every segment with dead bytes (`true`), or what an eager automatic policy
+    /// picks, through plan, run and install (`false`).
+    Compact(bool),
     /// Arms a fault; when it fires in a write, recovery is a power cut if `cut`, else a
     /// plain reopen.
     Inject {
@@ -55,6 +59,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => prop::collection::vec((key.clone(), prop::option::of(text)), 1..5).prop_map(Op::Batch),
         2 => key.prop_map(Op::Delete),
         1 => Just(Op::Checkpoint),
+        2 => any::<bool>().prop_map(Op::Compact),
         3 => (fault(), 0u64..4, any::<bool>()).prop_map(|(fault, nth, cut)| Op::Inject { fault, nth, cut }),
         1 => Just(Op::Reopen),
         1 => Just(Op::PowerCut),
@@ -69,6 +74,7 @@ struct Totals {
     recoveries_by_cut: AtomicU64,
     failed_opens: AtomicU64,
     power_cuts: AtomicU64,
+    failed_compactions: AtomicU64,
 }
 
 fn apply(model: &Model, op: &Op) -> Model {
@@ -221,6 +227,23 @@ fn run_with(
                     storage.disarm();
                 }
             }
+            Op::Compact(everything) => {
+                let handle = store.as_mut().expect("open");
+                let Err(err) = compact(handle, *everything) else {
+                    continue;
+                };
+                // A failed compaction changes no document, after a power cut or a reopen
+                // (which also clears a poisoned handle) alike.
+                totals.failed_compactions.fetch_add(1, Ordering::Relaxed);
+                storage.disarm();
+                prop_assert_eq!(&contents(handle)?, &model, "after {}", err);
+                if cut_on_failure {
+                    cut_power(&mut store, storage, totals);
+                } else {
+                    drop(store.take());
+                }
+                store = Some(open(&path, &options, storage, totals));
+            }
             Op::Inject { fault, nth, cut } => {
                 storage.inject(*fault, *nth);
                 cut_on_failure = *cut;
@@ -238,10 +261,29 @@ fn run_with(
         }
         prop_assert_eq!(&contents(store.as_ref().expect("open"))?, &model);
     }
-    let mut store = store.expect("open");
     storage.disarm();
+    // The last step may have been a failed checkpoint that poisoned the handle.
+    drop(store);
+    let mut store = open(&path, &options, storage, totals);
+    prop_assert_eq!(&contents(&store)?, &model);
     prop_assert!(store.verify().is_clean());
     store.put(id(0), "still writable").unwrap();
+    Ok(())
+}
+
+fn compact(store: &mut Store, everything: bool) -> store_mmap::Result<()> {
+    if everything {
+        return store.compact().map(drop);
+    }
+    let policy = CompactionPolicy {
+        min_dead_bytes: 1,
+        dead_ratio: Some(0.2),
+        ..CompactionPolicy::default()
+    };
+    if let Some(plan) = store.plan_compaction(&CompactionScope::Due(policy))? {
+        store.install_compaction(plan.run()?)?;
+        store.remove_retired()?;
+    }
     Ok(())
 }
 
@@ -249,7 +291,7 @@ fn run_with(
 fn store_survives_injected_faults_and_power_cuts() {
     let totals = Totals::default();
     let mut runner = TestRunner::new(Config {
-        cases: 96,
+        cases: 160,
         failure_persistence: None,
         ..Config::default()
     });
@@ -264,16 +306,18 @@ fn store_survives_injected_faults_and_power_cuts() {
             .collect()
     };
     eprintln!(
-        "faults fired: {fired:?}; failed writes {}, of which recovered by a power cut {}; failed opens {}; power cuts {}",
+        "faults fired: {fired:?}; failed writes {}, of which recovered by a power cut {}; failed opens {}; power cuts {}; failed compactions {}",
         totals.failed_writes.load(Ordering::Relaxed),
         totals.recoveries_by_cut.load(Ordering::Relaxed),
         totals.failed_opens.load(Ordering::Relaxed),
         totals.power_cuts.load(Ordering::Relaxed),
+        totals.failed_compactions.load(Ordering::Relaxed),
     );
     // Each kind of fault fired at least once, so none of the paths above went untested.
     for (fault, count) in fired {
         assert!(count > 0, "{fault:?} never fired");
     }
     assert!(totals.power_cuts.load(Ordering::Relaxed) > 0);
+    assert!(totals.failed_compactions.load(Ordering::Relaxed) > 0);
     assert!(totals.recoveries_by_cut.load(Ordering::Relaxed) > 0);
 }

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use store_mmap::{StoreOptions, WriteBatch};
+use store_mmap::{CompactionPolicy, CompactionScope, StoreOptions, WriteBatch};
 
 use crate::{Fixture, id};
 
@@ -12,6 +12,10 @@ enum Op {
     Delete(u64),
     Reopen,
     Crash,
+    /// Compacts while holding every document read before, which must stay readable.
+    Compact,
+    /// Runs the automatic policy's compaction, if it is due.
+    CompactDue,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -23,6 +27,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => key.prop_map(Op::Delete),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
+        1 => Just(Op::Compact),
+        1 => Just(Op::CompactDue),
     ]
 }
 
@@ -66,6 +72,34 @@ proptest! {
                 Op::Crash => {
                     f.crash();
                     f.reopen();
+                }
+                Op::Compact => {
+                    let held: Vec<_> = (0..12u64)
+                        .filter_map(|k| f.store().get(id(k)).unwrap().map(|doc| (k, doc)))
+                        .collect();
+                    let report = f.store().compact().unwrap();
+                    for (k, doc) in &held {
+                        prop_assert_eq!(Some(&doc.to_string()), model.get(k));
+                    }
+                    // Held documents keep their segments' files until they are dropped.
+                    let waiting = f.store().retired_segments();
+                    prop_assert!(waiting as u64 <= report.segments_in + 1);
+                    drop(held);
+                    prop_assert_eq!(f.store().remove_retired().unwrap(), 0);
+                    let stats = f.store().stats().unwrap();
+                    // Tombstones that must stay (48 bytes each) are the only dead bytes left.
+                    prop_assert_eq!(stats.dead_bytes(), report.tombstones_kept * 48, "{:?}", report);
+                }
+                Op::CompactDue => {
+                    let policy = CompactionPolicy { min_dead_bytes: 1, ..CompactionPolicy::default() };
+                    let due = f.store().compaction_due(&policy);
+                    let plan = f.store().plan_compaction(&CompactionScope::Due(policy)).unwrap();
+                    prop_assert_eq!(due, plan.is_some());
+                    if let Some(plan) = plan {
+                        let done = plan.run().unwrap();
+                        f.store().install_compaction(done).unwrap();
+                        f.store().remove_retired().unwrap();
+                    }
                 }
             }
             for k in 0..12u64 {

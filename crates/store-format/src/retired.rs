@@ -1,0 +1,100 @@
+//! The retired-segment list: segments a compaction replaced, to be removed.
+
+use crate::FORMAT_VERSION;
+use crate::codec::{all_zero, get_u32, get_u128, put};
+use crate::error::{FormatError, Structure, check_crc, check_header, need};
+use crate::meta::invalid;
+
+/// Magic bytes at the start of the retired-segment list.
+pub const RETIRED_MAGIC: [u8; 8] = *b"TXTSRTRD";
+/// Encoded size of the list's header.
+pub const RETIRED_HEADER_LEN: usize = 48;
+const _: () = assert!(44 + 4 == RETIRED_HEADER_LEN);
+
+/// The segments that a finished compaction replaced. Their live records have durable copies
+/// in newer segments, and some of their tombstones may have been dropped, so the store must
+/// never be read with only some of them: writing this list (atomically) is the moment a
+/// compaction takes effect, and an open removes every segment it names before reading any.
+///
+/// Header:
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 8 | magic `TXTSRTRD` |
+/// | 8 | 2 | format version |
+/// | 10 | 2 | header length (48) |
+/// | 12 | 4 | number of segment ids |
+/// | 16 | 16 | store uid |
+/// | 32 | 8 | reserved, zero |
+/// | 40 | 4 | CRC32C of the id table |
+/// | 44 | 4 | CRC32C of bytes 0..44 |
+///
+/// Then one little-endian `u32` segment id per retired segment, ascending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredList {
+    /// The store the list belongs to.
+    pub store_uid: u128,
+    /// The retired segments, ascending.
+    pub segments: Vec<u32>,
+}
+
+impl RetiredList {
+    /// Encodes the list; `segments` must be ascending (the decoder checks it).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![0u8; RETIRED_HEADER_LEN];
+        for id in &self.segments {
+            out.extend_from_slice(&id.to_le_bytes());
+        }
+        let count = u32::try_from(self.segments.len()).expect("segment ids are 32-bit");
+        put(&mut out, 0, &RETIRED_MAGIC);
+        put(&mut out, 8, &FORMAT_VERSION.to_le_bytes());
+        put(&mut out, 10, &(RETIRED_HEADER_LEN as u16).to_le_bytes());
+        put(&mut out, 12, &count.to_le_bytes());
+        put(&mut out, 16, &self.store_uid.to_le_bytes());
+        let table_crc = crc32c::crc32c(&out[RETIRED_HEADER_LEN..]);
+        put(&mut out, 40, &table_crc.to_le_bytes());
+        let crc = crc32c::crc32c(&out[..44]);
+        put(&mut out, 44, &crc.to_le_bytes());
+        out
+    }
+
+    /// Decodes a whole list file.
+    pub fn decode(buf: &[u8]) -> Result<RetiredList, FormatError> {
+        const WHAT: Structure = Structure::RetiredList;
+        let header = check_header(WHAT, buf, &RETIRED_MAGIC, RETIRED_HEADER_LEN)?;
+        if !all_zero(&header[32..40]) {
+            return Err(invalid(WHAT, "reserved bytes", 0));
+        }
+        let count = get_u32(header, 12) as usize;
+        let table_len = count * 4;
+        need(WHAT, buf, RETIRED_HEADER_LEN, table_len)?;
+        if buf.len() != RETIRED_HEADER_LEN + table_len {
+            return Err(FormatError::InvalidField {
+                what: WHAT,
+                offset: RETIRED_HEADER_LEN as u64,
+                field: "file length",
+                value: buf.len() as u64,
+            });
+        }
+        let table = &buf[RETIRED_HEADER_LEN..];
+        check_crc(
+            WHAT,
+            RETIRED_HEADER_LEN,
+            get_u32(header, 40),
+            crc32c::crc32c(table),
+        )?;
+        let segments: Vec<u32> = (0..count).map(|i| get_u32(table, i * 4)).collect();
+        if let Some(at) = segments.windows(2).position(|w| w[0] >= w[1]) {
+            return Err(FormatError::InvalidField {
+                what: WHAT,
+                offset: (RETIRED_HEADER_LEN + (at + 1) * 4) as u64,
+                field: "segment id (not ascending)",
+                value: u64::from(segments[at + 1]),
+            });
+        }
+        Ok(RetiredList {
+            store_uid: get_u128(header, 16),
+            segments,
+        })
+    }
+}

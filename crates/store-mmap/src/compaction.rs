@@ -1,0 +1,766 @@
+//! Compaction: copying the live records of sealed segments into new segments, so that the
+//! old ones can be removed.
+//!
+//! A compaction has three steps, so that the long one runs without the store:
+//!
+//! 1. [`Store::plan_compaction`] (with the store, quick): picks the input segments and
+//!    notes the live records in them and the oldest sequence number the rest of the store
+//!    may hold.
+//! 2. [`Compaction::run`] (without the store, on any thread, paced): walks the inputs for the
+//!    tombstones that must be kept, copies every live record and kept tombstone, in
+//!    sequence order, into new segment files under temporary names, and syncs them. The
+//!    inputs are sealed, so their mapped bytes never change while it reads them.
+//! 3. [`Store::install_compaction`] (with the store, quick): renames the outputs into place,
+//!    points every document whose latest version was copied at its copy (a document written
+//!    since the plan keeps its newer record), and writes the retired-segment list, which is
+//!    the moment the compaction takes effect. The inputs are removed once no reader holds
+//!    their mappings ([`Store::remove_retired`]), or by the next open.
+//!
+//! Why a crash at any point leaves every document at its latest version is in
+//! docs/FORMAT.md ("Compaction").
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use store_format::{
+    DocId, Position, RecordKind, RetiredList, SEGMENT_HEADER_LEN, decode_record,
+    decode_record_header, encode_record, record_len,
+};
+
+use crate::error::{Error, Result};
+use crate::options::AccessPattern;
+use crate::segment::{SegmentFile, SegmentMap, segment_file_name};
+use crate::storage::{Storage, sync_dir, write_atomic};
+use crate::store::Store;
+
+/// Name of the retired-segment list.
+pub(crate) const RETIRED_FILE: &str = "retired.tsr";
+/// Suffix of a compaction output that is not in place yet.
+pub(crate) const UNFINISHED_SUFFIX: &str = ".seg.tmp";
+/// Bytes written to an output per `pwrite`.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// When compaction runs on its own, and how fast it may go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionPolicy {
+    /// Compact once dead bytes (older versions and tombstones) make up at least this
+    /// fraction of the sealed segments' data. `None`: only when asked.
+    pub dead_ratio: Option<f64>,
+    /// ... and once at least this many dead bytes have appeared since the last compaction,
+    /// so that a small store is not rewritten for a few kilobytes, and dead bytes that a
+    /// compaction cannot reclaim (tombstones that must stay) do not start another.
+    pub min_dead_bytes: u64,
+    /// A sealed segment is compacted when at least this fraction of it is dead; the others
+    /// are left alone, so a compaction rewrites little live data.
+    pub segment_dead_ratio: f64,
+    /// Bytes per second a compaction may read and write together. `None`: no limit.
+    pub max_bytes_per_sec: Option<u64>,
+}
+
+impl Default for CompactionPolicy {
+    /// Compact when half the sealed data is dead and at least 64 MiB of it; rewrite segments
+    /// at least 30% dead; at most 128 MiB/s of compaction I/O.
+    fn default() -> CompactionPolicy {
+        CompactionPolicy {
+            dead_ratio: Some(0.5),
+            min_dead_bytes: 64 << 20,
+            segment_dead_ratio: 0.3,
+            max_bytes_per_sec: Some(128 << 20),
+        }
+    }
+}
+
+impl CompactionPolicy {
+    /// Compaction only when asked ([`Store::compact`]).
+    pub fn manual() -> CompactionPolicy {
+        CompactionPolicy {
+            dead_ratio: None,
+            ..CompactionPolicy::default()
+        }
+    }
+}
+
+/// Which segments a plan takes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompactionScope {
+    /// Every segment with dead bytes, the active one included (the store first moves writes
+    /// to a new segment): what [`Store::compact`] does.
+    Everything,
+    /// The sealed segments the policy finds dead enough, and only if the policy says the
+    /// store is due.
+    Due(CompactionPolicy),
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactionReport {
+    /// Segments replaced.
+    pub segments_in: u64,
+    /// Segments written.
+    pub segments_out: u64,
+    /// Bytes of the replaced segments' files.
+    pub bytes_in: u64,
+    /// Bytes of the new segments' files.
+    pub bytes_out: u64,
+    /// Live records copied.
+    pub records_copied: u64,
+    /// Of those, records whose document was written or deleted while the compaction ran:
+    /// their copies are dead on arrival.
+    pub records_superseded: u64,
+    /// Tombstones copied because an older version of their document may remain elsewhere.
+    pub tombstones_kept: u64,
+    /// Tombstones dropped because no older version of their document can remain.
+    pub tombstones_dropped: u64,
+    /// How long the copy took (step 2), pauses for the rate limit included.
+    pub copy_time: Duration,
+}
+
+/// One input segment as the plan saw it.
+pub(crate) struct Input {
+    pub(crate) map: SegmentMap,
+    pub(crate) end: u32,
+}
+
+/// One record to copy.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Copy {
+    pub(crate) seq: u64,
+    pub(crate) id: DocId,
+    pub(crate) kind: RecordKind,
+    pub(crate) segment: u32,
+    pub(crate) offset: u32,
+    pub(crate) payload_len: u32,
+}
+
+/// A planned compaction: the inputs and their live records. Run it with
+/// [`Compaction::run`] on any thread, then hand the result to
+/// [`Store::install_compaction`].
+///
+/// [`Store::plan_compaction`]: crate::Store::plan_compaction
+/// [`Store::install_compaction`]: crate::Store::install_compaction
+pub struct Compaction {
+    pub(crate) dir: PathBuf,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) store_uid: u128,
+    pub(crate) capacity: u32,
+    pub(crate) access: AccessPattern,
+    pub(crate) next_segment_id: Arc<AtomicU32>,
+    /// Ascending by segment id.
+    pub(crate) inputs: Vec<Input>,
+    /// Live puts in the inputs, in sequence order.
+    pub(crate) live: Vec<Copy>,
+    /// Tombstones with a lower sequence number are dropped: every segment outside the inputs
+    /// holds only newer records, so no older version of their document can remain.
+    pub(crate) tombstone_floor: u64,
+    pub(crate) pace: Option<u64>,
+}
+
+/// A compaction whose outputs are written and synced, ready to install.
+pub struct Compacted {
+    pub(crate) inputs: Vec<u32>,
+    pub(crate) outputs: Vec<SegmentFile>,
+    /// Every copied put: document, version, and where the copy is.
+    pub(crate) moved: Vec<(DocId, u64, Position)>,
+    pub(crate) report: CompactionReport,
+}
+
+impl Compacted {
+    /// The segments it replaces.
+    pub fn inputs(&self) -> &[u32] {
+        &self.inputs
+    }
+}
+
+impl Drop for Compacted {
+    /// A compaction that is never installed leaves no file behind. Installing takes the
+    /// outputs out first.
+    fn drop(&mut self) {
+        for output in &self.outputs {
+            let _ = output.remove_file();
+        }
+    }
+}
+
+impl Compaction {
+    /// The segments it replaces.
+    pub fn inputs(&self) -> Vec<u32> {
+        self.inputs.iter().map(|input| input.map.id()).collect()
+    }
+
+    /// Copies the live records and the tombstones that must stay into new segments, under
+    /// temporary names, and syncs them. Reads only the inputs' mappings and writes only new
+    /// files, so the store keeps serving reads and writes meanwhile. On error, the new files
+    /// are removed and the store is as it was.
+    pub fn run(self) -> Result<Compacted> {
+        let started = Instant::now();
+        let mut pace = Pace::new(self.pace);
+        let mut report = CompactionReport {
+            segments_in: self.inputs.len() as u64,
+            bytes_in: self.inputs.iter().map(|i| u64::from(i.end)).sum(),
+            ..CompactionReport::default()
+        };
+        let tombstones = self.kept_tombstones(&mut report)?;
+        let copies = merge_by_seq(&self.live, &tombstones);
+        let mut out = Outputs {
+            compaction: &self,
+            done: Vec::new(),
+            moved: Vec::with_capacity(self.live.len()),
+        };
+        let written = out.write_all(&copies, &mut pace);
+        let Outputs { done, moved, .. } = out;
+        let mut compacted = Compacted {
+            inputs: self.inputs(),
+            outputs: done,
+            moved,
+            report,
+        };
+        written?;
+        compacted.report.records_copied = compacted.moved.len() as u64;
+        compacted.report.segments_out = compacted.outputs.len() as u64;
+        compacted.report.bytes_out = compacted.outputs.iter().map(|o| u64::from(o.end())).sum();
+        compacted.report.copy_time = started.elapsed();
+        Ok(compacted)
+    }
+
+    /// Walks every input for its tombstones and keeps those at or above the floor.
+    fn kept_tombstones(&self, report: &mut CompactionReport) -> Result<Vec<Copy>> {
+        let mut kept = Vec::new();
+        for input in &self.inputs {
+            let data = &input.map.bytes()[..input.end as usize];
+            let mut pos = SEGMENT_HEADER_LEN;
+            while pos < data.len() {
+                let header = decode_record_header(data, pos)
+                    .map_err(|err| Error::format(input.map.path(), 0, &err))?;
+                if header.kind == RecordKind::Tombstone {
+                    if header.seq >= self.tombstone_floor {
+                        kept.push(Copy {
+                            seq: header.seq,
+                            id: header.id,
+                            kind: RecordKind::Tombstone,
+                            segment: input.map.id(),
+                            offset: pos as u32,
+                            payload_len: 0,
+                        });
+                        report.tombstones_kept += 1;
+                    } else {
+                        report.tombstones_dropped += 1;
+                    }
+                }
+                pos += header.record_len() as usize;
+            }
+        }
+        kept.sort_unstable_by_key(|copy| copy.seq);
+        Ok(kept)
+    }
+
+    fn input(&self, segment: u32) -> &Input {
+        let at = self
+            .inputs
+            .binary_search_by_key(&segment, |input| input.map.id())
+            .expect("every copy comes from an input");
+        &self.inputs[at]
+    }
+}
+
+/// What [`Store::install_compaction`] changed, for layers that keep their own view of the
+/// store (the concurrent handle's readers).
+#[derive(Debug, Clone, Default)]
+pub struct Installed {
+    /// What the compaction did.
+    pub report: CompactionReport,
+    /// Documents whose latest record is now the copy: their positions changed.
+    pub moved: Vec<DocId>,
+    /// Segments that are no longer part of the store: the inputs, and an empty segment the
+    /// store moved writes away from. No document points into them.
+    pub retired: Vec<u32>,
+}
+
+/// A segment that compaction replaced, kept until no reader holds its mapping.
+pub(crate) struct Retired {
+    pub(crate) id: u32,
+    pub(crate) path: PathBuf,
+    pub(crate) mapping: Weak<memmap2::Mmap>,
+}
+
+impl Store {
+    /// Compacts every segment that holds dead bytes, waits for it, and writes an index
+    /// checkpoint. Writes through this handle wait meanwhile; the concurrent handle's
+    /// `compact` lets them go on.
+    ///
+    /// The replaced segments are removed now if nothing holds their mappings, or else by a
+    /// later [`Store::remove_retired`], checkpoint, close or open: a [`Doc`] read before
+    /// stays valid.
+    ///
+    /// [`Doc`]: store_format::Doc
+    pub fn compact(&mut self) -> Result<CompactionReport> {
+        let Some(plan) = self.plan_compaction(&CompactionScope::Everything)? else {
+            return Ok(CompactionReport::default());
+        };
+        let installed = self.install_compaction(plan.run()?)?;
+        self.checkpoint()?;
+        Ok(installed.report)
+    }
+
+    /// Whether `policy` asks for a compaction now.
+    pub fn compaction_due(&self, policy: &CompactionPolicy) -> bool {
+        let Some(ratio) = policy.dead_ratio else {
+            return false;
+        };
+        let (data, dead) = self.sealed_bytes();
+        data > 0
+            && dead as f64 >= ratio * data as f64
+            && dead.saturating_sub(self.stuck_dead_bytes) >= policy.min_dead_bytes
+    }
+
+    /// Picks the segments to compact and notes their live records; `None` when there is
+    /// nothing to do. With [`CompactionScope::Everything`], moves writes to a new segment
+    /// first when the active one holds dead bytes.
+    pub fn plan_compaction(&mut self, scope: &CompactionScope) -> Result<Option<Compaction>> {
+        self.check_writable()?;
+        let pace = match scope {
+            CompactionScope::Everything => {
+                if self.dead_bytes_of(self.active()) > 0 {
+                    self.roll()?;
+                }
+                None
+            }
+            CompactionScope::Due(policy) => {
+                if !self.compaction_due(policy) {
+                    return Ok(None);
+                }
+                policy.max_bytes_per_sec
+            }
+        };
+        let active = self.active().id();
+        let picked: Vec<u32> = self
+            .segments
+            .values()
+            .filter(|segment| segment.id() != active)
+            .filter(|segment| {
+                let dead = self.dead_bytes_of(segment);
+                let data = data_bytes(segment);
+                match scope {
+                    CompactionScope::Everything => dead > 0 || data == 0,
+                    CompactionScope::Due(policy) => {
+                        data == 0 || dead as f64 >= policy.segment_dead_ratio * data as f64
+                    }
+                }
+            })
+            .map(SegmentFile::id)
+            .collect();
+        if picked.is_empty() {
+            return Ok(None);
+        }
+        let mut tombstone_floor = self.last_seq + 1;
+        for segment in self.segments.values() {
+            if picked.binary_search(&segment.id()).is_err()
+                && let Some(first) = segment.first_seq()?
+            {
+                tombstone_floor = tombstone_floor.min(first);
+            }
+        }
+        let mut live: Vec<Copy> = self
+            .index
+            .entries()
+            .filter(|(_, entry)| picked.binary_search(&entry.segment).is_ok())
+            .map(|(id, entry)| Copy {
+                seq: entry.seq,
+                id,
+                kind: RecordKind::Put,
+                segment: entry.segment,
+                offset: entry.offset,
+                payload_len: entry.text_len,
+            })
+            .collect();
+        live.sort_unstable_by_key(|copy| copy.seq);
+        let inputs = picked
+            .iter()
+            .map(|id| {
+                let segment = &self.segments[id];
+                Input {
+                    map: segment.view().clone(),
+                    end: segment.end(),
+                }
+            })
+            .collect();
+        Ok(Some(Compaction {
+            dir: self.dir.clone(),
+            storage: Arc::clone(&self.options.storage),
+            store_uid: self.meta.store_uid,
+            capacity: self.meta.segment_capacity,
+            access: self.options.access_pattern,
+            next_segment_id: Arc::clone(&self.next_segment_id),
+            inputs,
+            live,
+            tombstone_floor,
+            pace,
+        }))
+    }
+
+    /// Puts a run compaction into effect: renames its outputs into place, points every
+    /// document whose copied version is still its latest at the copy, and retires the
+    /// inputs by writing the retired-segment list. Quick: no record is read or copied.
+    ///
+    /// On error the store is unchanged and the outputs are removed, except when writing
+    /// the retired-segment list fails: then the copies are in use and the inputs stay, dead,
+    /// for a later compaction.
+    pub fn install_compaction(&mut self, mut done: Compacted) -> Result<Installed> {
+        self.check_writable()?;
+        let mut outputs = std::mem::take(&mut done.outputs);
+        let remove_outputs = |outputs: &[SegmentFile]| {
+            for output in outputs {
+                let _ = output.remove_file();
+            }
+        };
+        let active = self.active().id();
+        if let Some(&segment) = done
+            .inputs
+            .iter()
+            .find(|id| **id == active || !self.segments.contains_key(id))
+        {
+            remove_outputs(&outputs);
+            return Err(Error::CompactionConflict { segment });
+        }
+        let mut retired = Vec::new();
+        // Only the newest segment may end in a torn write, so the active segment stays the
+        // newest: writes move past the outputs' ids before the outputs take their names.
+        if outputs.last().is_some_and(|output| output.id() > active) {
+            let was_empty = data_bytes(self.active()) == 0;
+            if let Err(err) = self.roll() {
+                remove_outputs(&outputs);
+                return Err(err);
+            }
+            if was_empty {
+                retired.push(active);
+            }
+        }
+        let renamed = outputs
+            .iter_mut()
+            .try_for_each(|output| output.rename(final_path(&self.dir, output.id())))
+            .and_then(|()| sync_dir(self.options.storage.as_ref(), &self.dir));
+        if let Err(err) = renamed {
+            remove_outputs(&outputs);
+            let _ = sync_dir(self.options.storage.as_ref(), &self.dir);
+            return Err(err);
+        }
+        for output in outputs {
+            self.segments.insert(output.id(), output);
+        }
+        let mut report = std::mem::take(&mut done.report);
+        let mut moved = Vec::with_capacity(done.moved.len());
+        for (id, seq, position) in done.moved.drain(..) {
+            if self
+                .index
+                .relocate(id, seq, position.segment, position.offset)
+            {
+                moved.push(id);
+            } else {
+                report.records_superseded += 1;
+            }
+        }
+        // The commit point: from here on an open removes the inputs before reading anything.
+        retired.extend_from_slice(&done.inputs);
+        retired.sort_unstable();
+        let mut listed: Vec<u32> = self.retired.iter().map(|r| r.id).collect();
+        listed.extend_from_slice(&retired);
+        listed.sort_unstable();
+        let list = RetiredList {
+            store_uid: self.meta.store_uid,
+            segments: listed,
+        };
+        write_atomic(
+            self.options.storage.as_ref(),
+            &self.dir.join(RETIRED_FILE),
+            &list.encode(),
+        )?;
+        for id in &retired {
+            if let Some(segment) = self.segments.remove(id) {
+                self.retired.push(Retired {
+                    id: *id,
+                    path: segment.path().to_path_buf(),
+                    mapping: segment.watch_mapping(),
+                });
+            }
+        }
+        self.stuck_dead_bytes = self.sealed_bytes().1;
+        Ok(Installed {
+            report,
+            moved,
+            retired,
+        })
+    }
+
+    /// Removes the retired segments that no reader holds any more, and the retired-segment
+    /// list once none is left. Returns how many segments remain, held by readers.
+    pub fn remove_retired(&mut self) -> Result<usize> {
+        if self.retired.is_empty() {
+            return Ok(0);
+        }
+        let storage = Arc::clone(&self.options.storage);
+        let mut failed = None;
+        let before = self.retired.len();
+        self.retired.retain(|retired| {
+            if retired.mapping.strong_count() > 0 {
+                return true;
+            }
+            match storage.remove(&retired.path) {
+                Ok(()) => false,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+                Err(err) => {
+                    failed.get_or_insert_with(|| Error::io("remove", &retired.path)(err));
+                    true
+                }
+            }
+        });
+        if self.retired.len() < before {
+            sync_dir(storage.as_ref(), &self.dir)?;
+        }
+        if let Some(err) = failed {
+            return Err(err);
+        }
+        if self.retired.is_empty() {
+            let list = self.dir.join(RETIRED_FILE);
+            match storage.remove(&list) {
+                Ok(()) => sync_dir(storage.as_ref(), &self.dir)?,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(Error::io("remove", &list)(err)),
+            }
+        }
+        Ok(self.retired.len())
+    }
+
+    /// Segments replaced by compaction whose files wait for readers to let go.
+    pub fn retired_segments(&self) -> usize {
+        self.retired.len()
+    }
+
+    /// Data bytes and dead bytes of the sealed segments.
+    fn sealed_bytes(&self) -> (u64, u64) {
+        let active = self.active().id();
+        self.segments
+            .values()
+            .filter(|segment| segment.id() != active)
+            .fold((0, 0), |(data, dead), segment| {
+                (
+                    data + data_bytes(segment),
+                    dead + self.dead_bytes_of(segment),
+                )
+            })
+    }
+
+    /// Bytes of the segment's records that no read can reach: older versions and
+    /// tombstones.
+    fn dead_bytes_of(&self, segment: &SegmentFile) -> u64 {
+        data_bytes(segment).saturating_sub(self.index.segment_live_bytes(segment.id()))
+    }
+}
+
+/// Bytes of the segment's records.
+fn data_bytes(segment: &SegmentFile) -> u64 {
+    u64::from(segment.end()) - SEGMENT_HEADER_LEN as u64
+}
+
+fn merge_by_seq(a: &[Copy], b: &[Copy]) -> Vec<Copy> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].seq < b[j].seq {
+            merged.push(a[i]);
+            i += 1;
+        } else {
+            merged.push(b[j]);
+            j += 1;
+        }
+    }
+    merged.extend_from_slice(&a[i..]);
+    merged.extend_from_slice(&b[j..]);
+    merged
+}
+
+/// The output segments of one run.
+struct Outputs<'c> {
+    compaction: &'c Compaction,
+    done: Vec<SegmentFile>,
+    moved: Vec<(DocId, u64, Position)>,
+}
+
+impl Outputs<'_> {
+    /// Packs the copies, in order, into as many segments as they need.
+    fn write_all(&mut self, copies: &[Copy], pace: &mut Pace) -> Result<()> {
+        let room = u64::from(self.compaction.capacity) - SEGMENT_HEADER_LEN as u64;
+        let mut start = 0;
+        while start < copies.len() {
+            let mut len = 0u64;
+            let mut stop = start;
+            while stop < copies.len() && len + record_len(copies[stop].payload_len) <= room {
+                len += record_len(copies[stop].payload_len);
+                stop += 1;
+            }
+            self.write_segment(&copies[start..stop], len, pace)?;
+            start = stop;
+        }
+        Ok(())
+    }
+
+    /// Writes one output segment holding `copies` (`len` bytes of records).
+    fn write_segment(&mut self, copies: &[Copy], len: u64, pace: &mut Pace) -> Result<()> {
+        let c = self.compaction;
+        let id = c.next_segment_id.fetch_add(1, Ordering::Relaxed);
+        let path = c.dir.join(format!("{}{}", id_stem(id), UNFINISHED_SUFFIX));
+        let mut segment =
+            SegmentFile::create_at(&c.storage, path, id, c.store_uid, c.capacity, c.access)?;
+        // Registered first, so that an error below removes the file.
+        let result = (|| {
+            segment.reserve_exact(len)?;
+            let mut buf = Vec::with_capacity(CHUNK_BYTES.min(len as usize) + 4096);
+            let mut offset = segment.end();
+            for copy in copies {
+                let input = c.input(copy.segment);
+                let data = &input.map.bytes()[..input.end as usize];
+                let record = decode_record(data, copy.offset as usize)
+                    .map_err(|err| Error::format(input.map.path(), 0, &err))?;
+                if record.header.id != copy.id || record.header.seq != copy.seq {
+                    return Err(Error::corrupt(
+                        input.map.path(),
+                        u64::from(copy.offset),
+                        format!(
+                            "compaction expected document {} at seq {}, the record holds {} at seq {}",
+                            copy.id, copy.seq, record.header.id, record.header.seq
+                        ),
+                    ));
+                }
+                let rec_len = record_len(copy.payload_len) as u32;
+                encode_record(
+                    &mut buf,
+                    copy.kind,
+                    copy.id,
+                    copy.seq,
+                    record.payload,
+                    Some(rec_len),
+                );
+                if copy.kind == RecordKind::Put {
+                    self.moved.push((
+                        copy.id,
+                        copy.seq,
+                        Position {
+                            segment: id,
+                            offset,
+                        },
+                    ));
+                }
+                offset += rec_len;
+                if buf.len() >= CHUNK_BYTES {
+                    flush(&mut segment, &mut buf, pace)?;
+                }
+            }
+            flush(&mut segment, &mut buf, pace)?;
+            segment.sync_all()
+        })();
+        match result {
+            Ok(()) => {
+                self.done.push(segment);
+                Ok(())
+            }
+            Err(err) => {
+                let _ = segment.remove_file();
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Appends `buf` to the segment and empties it, within the pace.
+fn flush(segment: &mut SegmentFile, buf: &mut Vec<u8>, pace: &mut Pace) -> Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    segment.write_at_end(buf)?;
+    segment.publish(u32::try_from(buf.len()).expect("a chunk fits in a segment"));
+    // Each byte written was read once from an input.
+    pace.spend(2 * buf.len() as u64);
+    buf.clear();
+    Ok(())
+}
+
+fn id_stem(id: u32) -> String {
+    let name = segment_file_name(id);
+    name.strip_suffix(".seg").unwrap_or(&name).to_owned()
+}
+
+/// The final name of an output written under a temporary one.
+pub(crate) fn final_path(dir: &Path, id: u32) -> PathBuf {
+    dir.join(segment_file_name(id))
+}
+
+/// A rate limit: after `spent` bytes, the work must have taken at least
+/// `spent / bytes_per_sec` seconds.
+pub(crate) struct Pace {
+    bytes_per_sec: Option<u64>,
+    started: Instant,
+    spent: u64,
+}
+
+impl Pace {
+    pub(crate) fn new(bytes_per_sec: Option<u64>) -> Pace {
+        Pace {
+            bytes_per_sec,
+            started: Instant::now(),
+            spent: 0,
+        }
+    }
+
+    /// Counts `bytes` and sleeps for as long as the work is ahead of the limit.
+    pub(crate) fn spend(&mut self, bytes: u64) {
+        self.spent += bytes;
+        if let Some(wait) = pause(self.bytes_per_sec, self.spent, self.started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// How long work that has moved `spent` bytes in `elapsed` must pause to stay within
+/// `bytes_per_sec`.
+pub(crate) fn pause(bytes_per_sec: Option<u64>, spent: u64, elapsed: Duration) -> Option<Duration> {
+    let rate = bytes_per_sec?;
+    let due = Duration::from_secs_f64(spent as f64 / rate.max(1) as f64);
+    due.checked_sub(elapsed).filter(|wait| !wait.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pace_holds_work_to_its_rate() {
+        let mib = 1 << 20;
+        assert_eq!(pause(None, 100 * mib, Duration::ZERO), None);
+        assert_eq!(
+            pause(Some(mib), 2 * mib, Duration::from_millis(500)),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(pause(Some(mib), mib, Duration::from_secs(2)), None);
+        assert_eq!(
+            pause(Some(0), 1, Duration::ZERO),
+            Some(Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn merging_keeps_sequence_order() {
+        let copy = |seq| Copy {
+            seq,
+            id: DocId::from(seq),
+            kind: RecordKind::Put,
+            segment: 1,
+            offset: 64,
+            payload_len: 0,
+        };
+        let a: Vec<_> = [1, 4, 5, 9].into_iter().map(copy).collect();
+        let b: Vec<_> = [2, 3, 10].into_iter().map(copy).collect();
+        let seqs: Vec<u64> = merge_by_seq(&a, &b).iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 9, 10]);
+    }
+}

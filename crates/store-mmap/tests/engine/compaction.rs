@@ -1,0 +1,325 @@
+//! Compaction: what it reclaims, what readers keep, and what a crash at each step leaves.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use store_mmap::{CompactionPolicy, CompactionScope, Error, IndexLoad, StoreOptions};
+
+use crate::{Fixture, id, segment_files};
+
+/// 16 KiB segments, so that a few hundred documents span many of them.
+fn small_segments() -> StoreOptions {
+    StoreOptions::new()
+        .segment_capacity(16 << 10)
+        .max_document_bytes(4000)
+}
+
+fn text(k: u64, version: u32) -> String {
+    format!(
+        "document {k}, version {version}: {}",
+        "é".repeat((k % 40) as usize * 10)
+    )
+}
+
+/// 300 documents, then every other one overwritten and every tenth deleted.
+fn churned_store() -> (Fixture, BTreeMap<u64, String>) {
+    let mut f = Fixture::with(small_segments());
+    let mut model = BTreeMap::new();
+    for k in 0..300 {
+        f.store().put(id(k), &text(k, 1)).unwrap();
+        model.insert(k, text(k, 1));
+    }
+    for k in (0..300).step_by(2) {
+        f.store().put(id(k), &text(k, 2)).unwrap();
+        model.insert(k, text(k, 2));
+    }
+    for k in (0..300).step_by(10) {
+        f.store().delete(id(k)).unwrap();
+        model.remove(&k);
+    }
+    (f, model)
+}
+
+fn check(f: &mut Fixture, model: &BTreeMap<u64, String>) {
+    for k in 0..300 {
+        assert_eq!(f.text(k).as_ref(), model.get(&k), "document {k}");
+    }
+    assert_eq!(f.store().len(), model.len());
+    let report = f.store().verify();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn compaction_reclaims_dead_bytes_and_keeps_every_document() {
+    let (mut f, model) = churned_store();
+    let before = f.store().stats().unwrap();
+    assert!(before.dead_ratio() > 0.3, "{before:?}");
+    let files_before = dir_bytes(&f.path());
+
+    let report = f.store().compact().unwrap();
+    assert!(report.segments_in > 1, "{report:?}");
+    assert_eq!(report.records_copied, model.len() as u64);
+    assert_eq!(report.records_superseded, 0);
+    // Every delete's older versions were in the compacted segments.
+    assert_eq!(report.tombstones_kept, 0, "{report:?}");
+    assert_eq!(report.tombstones_dropped, 30);
+    check(&mut f, &model);
+
+    let after = f.store().stats().unwrap();
+    assert_eq!(after.dead_bytes(), 0, "{after:?}");
+    assert_eq!(after.live_bytes(), before.live_bytes());
+    assert_eq!(f.store().retired_segments(), 0);
+    assert!(!f.path().join("retired.tsr").exists());
+    let files_after = dir_bytes(&f.path());
+    assert!(
+        files_after < files_before * 3 / 4,
+        "{files_before} -> {files_after}"
+    );
+
+    // The checkpoint written by `compact` covers the new segments.
+    let reopened = f.reopen();
+    assert!(matches!(
+        reopened.recovery().index,
+        IndexLoad::Loaded { .. }
+    ));
+    assert_eq!(reopened.recovery().records_replayed, 0);
+    check(&mut f, &model);
+    // Writes go on after it.
+    f.store().put(id(1), "after").unwrap();
+    assert_eq!(f.text(1).as_deref(), Some("after"));
+}
+
+#[test]
+fn a_held_document_keeps_its_segment_file_until_dropped() {
+    let (mut f, model) = churned_store();
+    let held = f.store().get(id(1)).unwrap().unwrap();
+    let first_segment = segment_files(&f.path())[0].clone();
+    f.store().compact().unwrap();
+    assert!(f.store().retired_segments() >= 1);
+    assert!(first_segment.exists(), "removed while a reader holds it");
+    assert!(f.path().join("retired.tsr").exists());
+    assert_eq!(held.text().as_ref() as &str, model[&1]);
+
+    drop(held);
+    assert_eq!(f.store().remove_retired().unwrap(), 0);
+    assert!(!first_segment.exists());
+    assert!(!f.path().join("retired.tsr").exists());
+    check(&mut f, &model);
+}
+
+#[test]
+fn a_crash_after_a_compaction_took_effect_removes_the_replaced_segments_on_open() {
+    let (mut f, model) = churned_store();
+    let held = f.store().get(id(1)).unwrap().unwrap();
+    f.store().compact().unwrap();
+    let waiting = f.store().retired_segments() as u64;
+    assert!(waiting > 0);
+    // The process stops with the replaced segments still on disk.
+    f.crash();
+    drop(held);
+    let store = f.reopen();
+    assert_eq!(store.recovery().retired_segments_removed, waiting);
+    assert!(!f.path().join("retired.tsr").exists());
+    check(&mut f, &model);
+}
+
+#[test]
+fn a_crash_before_a_compaction_took_effect_leaves_the_store_as_it_was() {
+    let (mut f, model) = churned_store();
+    let segments_before = segment_files(&f.path());
+    let plan = f
+        .store()
+        .plan_compaction(&CompactionScope::Everything)
+        .unwrap()
+        .unwrap();
+    let done = plan.run().unwrap();
+    // The outputs exist under temporary names when the process stops.
+    f.crash();
+    drop(done);
+    let store = f.reopen();
+    assert!(store.recovery().unfinished_compaction_files_removed > 0);
+    assert_eq!(store.recovery().retired_segments_removed, 0);
+    // The plan moved writes to a new segment; nothing else changed.
+    assert_eq!(segment_files(&f.path()).len(), segments_before.len() + 1);
+    check(&mut f, &model);
+}
+
+#[test]
+fn a_compaction_that_is_not_installed_leaves_no_file() {
+    let (mut f, model) = churned_store();
+    let plan = f
+        .store()
+        .plan_compaction(&CompactionScope::Everything)
+        .unwrap()
+        .unwrap();
+    drop(plan.run().unwrap());
+    let leftovers: Vec<_> = std::fs::read_dir(f.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    check(&mut f, &model);
+}
+
+#[test]
+fn a_second_compaction_of_the_same_segments_is_refused_and_discarded() {
+    let (mut f, model) = churned_store();
+    let first = f
+        .store()
+        .plan_compaction(&CompactionScope::Everything)
+        .unwrap()
+        .unwrap();
+    let second = f
+        .store()
+        .plan_compaction(&CompactionScope::Everything)
+        .unwrap()
+        .unwrap();
+    let inputs = first.inputs();
+    assert_eq!(second.inputs(), inputs);
+    let (first, second) = (first.run().unwrap(), second.run().unwrap());
+    f.store().install_compaction(first).unwrap();
+    let err = f.store().install_compaction(second).unwrap_err();
+    assert!(
+        matches!(err, Error::CompactionConflict { segment } if inputs.contains(&segment)),
+        "{err}"
+    );
+    f.store().remove_retired().unwrap();
+    let tmp = std::fs::read_dir(f.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
+        .count();
+    assert_eq!(tmp, 0);
+    check(&mut f, &model);
+    f.reopen();
+    check(&mut f, &model);
+}
+
+#[test]
+fn writes_between_plan_and_install_win_over_the_copies() {
+    let (mut f, mut model) = churned_store();
+    let plan = f
+        .store()
+        .plan_compaction(&CompactionScope::Everything)
+        .unwrap()
+        .unwrap();
+    let done = plan.run().unwrap();
+    f.store().put(id(1), "newer than the copy").unwrap();
+    f.store().delete(id(3)).unwrap();
+    model.insert(1, "newer than the copy".to_owned());
+    model.remove(&3);
+    let installed = f.store().install_compaction(done).unwrap();
+    assert_eq!(installed.report.records_superseded, 2);
+    assert!(!installed.moved.contains(&id(1)));
+    check(&mut f, &model);
+    f.crash();
+    f.reopen();
+    check(&mut f, &model);
+}
+
+#[test]
+fn a_tombstone_stays_while_an_older_version_may_remain() {
+    let mut f = Fixture::with(small_segments());
+    // Document 1's put lives in the first segment, among documents that stay live, so that
+    // segment is never dead enough for the policy below.
+    f.store().put(id(1), "first version").unwrap();
+    for k in 100..160 {
+        f.store().put(id(k), &text(k, 1)).unwrap();
+    }
+    // Its tombstone lands among documents overwritten many times: mostly dead segments.
+    let churn = |f: &mut Fixture, rounds: std::ops::Range<u32>| {
+        for round in rounds {
+            for k in 200..210 {
+                f.store().put(id(k), &text(k, round)).unwrap();
+            }
+        }
+    };
+    churn(&mut f, 0..10);
+    f.store().delete(id(1)).unwrap();
+    churn(&mut f, 10..20);
+    let policy = CompactionPolicy {
+        dead_ratio: Some(0.2),
+        min_dead_bytes: 1,
+        segment_dead_ratio: 0.9,
+        ..CompactionPolicy::default()
+    };
+    let plan = f
+        .store()
+        .plan_compaction(&CompactionScope::Due(policy))
+        .unwrap()
+        .expect("the churned segments are due");
+    assert!(!plan.inputs().contains(&1), "{:?}", plan.inputs());
+    let report = f
+        .store()
+        .install_compaction(plan.run().unwrap())
+        .unwrap()
+        .report;
+    assert_eq!(report.tombstones_kept, 1, "{report:?}");
+    assert_eq!(report.tombstones_dropped, 0, "{report:?}");
+    f.store().remove_retired().unwrap();
+
+    // Without the index checkpoint every record is replayed, the old put of document 1 in
+    // segment 1 included: only its tombstone keeps it deleted.
+    f.close();
+    std::fs::remove_file(f.path().join("index.tsi")).unwrap();
+    let store = f.reopen();
+    assert_eq!(store.recovery().index, IndexLoad::Missing);
+    assert_eq!(f.text(1), None, "a deleted document came back");
+    for k in 200..210 {
+        assert_eq!(f.text(k), Some(text(k, 19)));
+    }
+
+    // Compacting everything takes segment 1 too: no older version can remain.
+    let report = f.store().compact().unwrap();
+    assert_eq!(report.tombstones_dropped, 1, "{report:?}");
+    f.close();
+    std::fs::remove_file(f.path().join("index.tsi")).unwrap();
+    f.reopen();
+    assert_eq!(f.text(1), None, "a deleted document came back");
+    assert_eq!(f.store().stats().unwrap().dead_bytes(), 0);
+}
+
+#[test]
+fn the_policy_waits_for_enough_dead_bytes() {
+    let (mut f, _) = churned_store();
+    let dead = f.store().stats().unwrap().dead_bytes();
+    let strict = CompactionPolicy {
+        min_dead_bytes: dead * 2,
+        ..CompactionPolicy::default()
+    };
+    assert!(!f.store().compaction_due(&strict));
+    assert!(
+        f.store()
+            .plan_compaction(&CompactionScope::Due(strict))
+            .unwrap()
+            .is_none()
+    );
+    assert!(!f.store().compaction_due(&CompactionPolicy::manual()));
+    let eager = CompactionPolicy {
+        min_dead_bytes: 1,
+        dead_ratio: Some(0.1),
+        ..CompactionPolicy::default()
+    };
+    assert!(f.store().compaction_due(&eager));
+    let plan = f
+        .store()
+        .plan_compaction(&CompactionScope::Due(eager.clone()))
+        .unwrap()
+        .unwrap();
+    f.store().install_compaction(plan.run().unwrap()).unwrap();
+    // What it could not reclaim does not make it due again.
+    assert!(!f.store().compaction_due(&eager));
+}
