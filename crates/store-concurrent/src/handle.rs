@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use store_mmap::{
-    BatchOp, Doc, DocId, DocMeta, DocRead, Prefetch, RecoveryReport, SegmentMap, Store,
-    StoreOptions, Text, TextRange, WriteBatch,
+    BatchOp, CompactionReport, CompactionScope, Doc, DocId, DocMeta, DocRead, Prefetch,
+    RecoveryReport, SegmentMap, Store, StoreOptions, Text, TextRange, WriteBatch,
 };
 
+use crate::compactor::{CompactionStats, Compactor};
 use crate::error::{Error, Result};
 use crate::options::WriterOptions;
 use crate::published::{Found, Publisher};
@@ -54,6 +55,9 @@ pub struct ConcurrentStore {
 
 struct Handle {
     shared: Arc<Shared>,
+    /// Stopped before the close request is sent: its thread holds a sender, and the writer
+    /// thread ends only once every sender is gone.
+    compactor: Compactor,
     /// Declared before `_writer`: dropping the sender is what lets the writer thread end,
     /// and `_writer` joins it on drop.
     sender: Sender<Request>,
@@ -79,6 +83,7 @@ impl Drop for WriterThread {
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        self.compactor.stop();
         if !self.shared.closed.load(Ordering::Acquire) {
             // Queued behind every write already sent, so all of them commit first.
             let (done, _ticket) = ticket();
@@ -144,17 +149,19 @@ impl ConcurrentStore {
             .map(|id| (id, store.location(id).expect("listed documents exist")));
         let publisher = Publisher::new(segments, documents, store.last_seq());
         let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
-        // A group must fit in one segment.
-        let limits = Limits {
-            max_docs: writer.max_batch_docs,
-            max_bytes: writer.max_batch_bytes.min(store.max_commit_bytes()),
-            max_delay: writer.max_delay,
-        };
         let dir = store.dir().to_path_buf();
         let max_document_bytes = store.max_document_bytes();
         let max_commit_bytes = store.max_commit_bytes();
         let recovery = store.recovery().clone();
         let (sender, receiver) = channel::bounded(writer.queue_capacity);
+        let (compactor, compaction) = Compactor::start(&writer.compaction, &sender, &dir)?;
+        // A group must fit in one segment.
+        let limits = Limits {
+            max_docs: writer.max_batch_docs,
+            max_bytes: writer.max_batch_bytes.min(store.max_commit_bytes()),
+            max_delay: writer.max_delay,
+            compaction,
+        };
         let engine = engine(store);
         let thread_shared = Arc::clone(&shared);
         let thread = thread::Builder::new()
@@ -170,6 +177,7 @@ impl ConcurrentStore {
         Ok(ConcurrentStore {
             inner: Arc::new(Handle {
                 shared,
+                compactor,
                 sender,
                 _writer: WriterThread(Some(thread)),
                 dir,
@@ -353,10 +361,31 @@ impl ConcurrentStore {
         ticket.wait()
     }
 
+    /// Compacts every segment that holds dead bytes (see [`Store::compact`]), then writes
+    /// the index checkpoint. Reads and writes go on meanwhile: only planning and installing
+    /// run on the writer thread, and neither reads a record. Waits for an automatic
+    /// compaction that is running to finish first.
+    pub fn compact(&self) -> Result<CompactionReport> {
+        self.check_open()?;
+        let report = self
+            .inner
+            .compactor
+            .compact(&self.inner.sender, CompactionScope::Everything)?
+            .unwrap_or_default();
+        self.checkpoint()?;
+        Ok(report)
+    }
+
+    /// What compactions did since the store was opened.
+    pub fn compaction_stats(&self) -> CompactionStats {
+        self.inner.compactor.stats()
+    }
+
     /// Commits every write queued before this call, syncs, writes the index checkpoint and
     /// releases the store's lock. Returns the first error of the store's life (a failed
     /// commit), if any. Afterwards every call on every clone fails with [`Error::Closed`].
     pub fn close(&self) -> Result<()> {
+        self.inner.compactor.stop();
         let (done, ticket) = ticket();
         self.send(Request::Close { done }, Block::Yes)?;
         ticket.wait()
@@ -531,7 +560,7 @@ impl DocRead for ConcurrentStore {
 mod tests {
     use std::time::Duration;
 
-    use store_mmap::{BatchOp, DocId, Position, SegmentMap, Store, StoreOptions};
+    use store_mmap::{BatchOp, DocId, Store, StoreOptions};
 
     use super::ConcurrentStore;
     use crate::error::Error;
@@ -547,6 +576,18 @@ mod tests {
     }
 
     impl Engine for FailingCommit {
+        fn store(&self) -> &Store {
+            &self.store
+        }
+
+        fn store_mut(&mut self) -> &mut Store {
+            &mut self.store
+        }
+
+        fn into_store(self) -> Store {
+            self.store
+        }
+
         fn commit_ops<'a>(&mut self, ops: &[BatchOp<'a>]) -> store_mmap::Result<u64> {
             self.commits += 1;
             if self.commits == self.fail_at {
@@ -557,34 +598,6 @@ mod tests {
                 });
             }
             self.store.commit_ops(ops.iter().copied())
-        }
-
-        fn contains(&self, id: DocId) -> bool {
-            self.store.contains(id)
-        }
-
-        fn location(&self, id: DocId) -> Option<Position> {
-            self.store.location(id)
-        }
-
-        fn active_segment(&self) -> (u32, u32) {
-            self.store.active_segment()
-        }
-
-        fn segment_map(&self, id: u32) -> Option<SegmentMap> {
-            self.store.segment_map(id)
-        }
-
-        fn sync(&mut self) -> store_mmap::Result<()> {
-            self.store.sync()
-        }
-
-        fn checkpoint(&mut self) -> store_mmap::Result<()> {
-            self.store.checkpoint()
-        }
-
-        fn close(self) -> store_mmap::Result<()> {
-            self.store.close()
         }
     }
 

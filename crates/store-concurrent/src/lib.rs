@@ -38,6 +38,8 @@ mod table;
 mod ticket;
 
 #[cfg(not(textstore_loom))]
+mod compactor;
+#[cfg(not(textstore_loom))]
 mod handle;
 #[cfg(not(textstore_loom))]
 mod stats;
@@ -47,6 +49,8 @@ mod writer;
 #[cfg(all(test, textstore_loom))]
 mod loom_models;
 
+#[cfg(not(textstore_loom))]
+pub use compactor::CompactionStats;
 pub use error::{Error, Result};
 #[cfg(not(textstore_loom))]
 pub use handle::ConcurrentStore;

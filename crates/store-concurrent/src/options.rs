@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use store_mmap::CompactionPolicy;
+
 use crate::error::{Error, Result};
 
 /// Settings of the write queue and of group commit.
@@ -12,7 +14,7 @@ use crate::error::{Error, Result};
 /// gathers, so the group size follows the load without any waiting. `max_delay` makes the
 /// writer wait up to that long for more requests before it commits a group that is not yet
 /// full; it trades latency for fewer syncs when writers are few and slow.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct WriterOptions {
     /// Requests that may wait in the queue; a submitter blocks (or a `try_` call fails with
@@ -25,6 +27,9 @@ pub struct WriterOptions {
     pub max_batch_bytes: u64,
     /// Longest the writer waits for more requests before committing. Default zero.
     pub max_delay: Duration,
+    /// When a thread of the handle compacts the store on its own, and how fast. Default
+    /// [`CompactionPolicy::default`]; [`CompactionPolicy::manual`] starts no thread.
+    pub compaction: CompactionPolicy,
 }
 
 impl Default for WriterOptions {
@@ -34,6 +39,7 @@ impl Default for WriterOptions {
             max_batch_docs: 4096,
             max_batch_bytes: 16 << 20,
             max_delay: Duration::ZERO,
+            compaction: CompactionPolicy::default(),
         }
     }
 }
@@ -63,13 +69,27 @@ impl WriterOptions {
         self
     }
 
+    /// Sets [`WriterOptions::compaction`].
+    pub fn compaction(mut self, policy: CompactionPolicy) -> WriterOptions {
+        self.compaction = policy;
+        self
+    }
+
     pub(crate) fn check(&self) -> Result<()> {
+        let ratio = |r: f64| r > 0.0 && r <= 1.0;
+        let policy = &self.compaction;
         let reason = if self.queue_capacity == 0 {
             "queue_capacity must be at least 1"
         } else if self.max_batch_docs == 0 {
             "max_batch_docs must be at least 1"
         } else if self.max_batch_bytes == 0 {
             "max_batch_bytes must be at least 1"
+        } else if !policy.dead_ratio.is_none_or(ratio) {
+            "compaction.dead_ratio must be in (0, 1]"
+        } else if !(0.0..=1.0).contains(&policy.segment_dead_ratio) {
+            "compaction.segment_dead_ratio must be in [0, 1]"
+        } else if policy.max_bytes_per_sec == Some(0) {
+            "compaction.max_bytes_per_sec must be at least 1"
         } else {
             return Ok(());
         };

@@ -166,28 +166,28 @@ impl<S> Publisher<S> {
         &self.shared
     }
 
-    /// Step 2: makes a new segment reachable. Its id is above every id in the list.
+    /// Step 2: makes a new segment reachable: one the writer rolled to (above every id in
+    /// the list) or a compaction's output (below the segment receiving writes).
     pub(crate) fn add_segment(&self, id: u32, segment: S, end: u32) {
         let current = self.shared.segments.load();
-        debug_assert!(current.slots.last().is_none_or(|last| last.id < id));
+        let at = match current.slots.binary_search_by_key(&id, |slot| slot.id) {
+            Ok(_) => unreachable!("segment {id} is added once"),
+            Err(at) => at,
+        };
         let mut slots = current.slots.clone();
-        slots.push(Arc::new(SegmentSlot {
-            id,
-            segment,
-            end: AtomicU32::new(end),
-        }));
+        slots.insert(
+            at,
+            Arc::new(SegmentSlot {
+                id,
+                segment,
+                end: AtomicU32::new(end),
+            }),
+        );
         self.shared.segments.store(Arc::new(SegmentList { slots }));
     }
 
     /// Removes a segment no table entry points into any more. Readers that loaded the list
     /// before keep it alive until they drop their guard; the segment is dropped after that.
-    #[cfg_attr(
-        not(textstore_loom),
-        expect(
-            dead_code,
-            reason = "compaction retires segments; the loom models check it"
-        )
-    )]
     pub(crate) fn retire_segment(&self, id: u32) {
         let current = self.shared.segments.load();
         let slots = current

@@ -3,12 +3,15 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use store_mmap::{BatchOp, DocId, Position, SegmentMap, Store, WriteBatch};
+use store_mmap::{
+    BatchOp, Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope, DocId,
+    Installed, Position, SegmentMap, Store, WriteBatch,
+};
 
 use crate::error::Error;
 use crate::published::{Published, Publisher};
 use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crate::sync::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use crate::sync::{Arc, Mutex, lock};
 use crate::ticket::Completer;
 
@@ -33,6 +36,16 @@ pub(crate) enum Request {
     Checkpoint {
         done: Completer<()>,
     },
+    /// Plan a compaction (see [`Store::plan_compaction`]).
+    PlanCompaction {
+        scope: CompactionScope,
+        done: Completer<Option<Compaction>>,
+    },
+    /// Put a run compaction into effect and publish it.
+    InstallCompaction {
+        compacted: Compacted,
+        done: Completer<CompactionReport>,
+    },
     Close {
         done: Completer<()>,
     },
@@ -46,7 +59,11 @@ impl Request {
             Request::Put { id, text, .. } => BatchOp::Put { id: *id, text }.encoded_len(),
             Request::Batch { batch, .. } => batch.encoded_len(),
             Request::Delete { id, .. } => BatchOp::Delete { id: *id }.encoded_len(),
-            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => {
+            Request::Sync { .. }
+            | Request::Checkpoint { .. }
+            | Request::PlanCompaction { .. }
+            | Request::InstallCompaction { .. }
+            | Request::Close { .. } => {
                 return None;
             }
         };
@@ -58,7 +75,11 @@ impl Request {
         match self {
             Request::Put { .. } | Request::Delete { .. } => 1,
             Request::Batch { batch, .. } => batch.len(),
-            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => 0,
+            Request::Sync { .. }
+            | Request::Checkpoint { .. }
+            | Request::PlanCompaction { .. }
+            | Request::InstallCompaction { .. }
+            | Request::Close { .. } => 0,
         }
     }
 
@@ -67,7 +88,11 @@ impl Request {
             Request::Put { id, text, .. } => ops.push(BatchOp::Put { id: *id, text }),
             Request::Batch { batch, .. } => ops.extend(batch.iter()),
             Request::Delete { id, .. } => ops.push(BatchOp::Delete { id: *id }),
-            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => {}
+            Request::Sync { .. }
+            | Request::Checkpoint { .. }
+            | Request::PlanCompaction { .. }
+            | Request::InstallCompaction { .. }
+            | Request::Close { .. } => {}
         }
     }
 
@@ -76,9 +101,7 @@ impl Request {
         match self {
             Request::Put { done, .. } | Request::Batch { done, .. } => done.complete(Ok(seq)),
             Request::Delete { done, .. } => done.complete(Ok(Some(seq))),
-            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => {
-                unreachable!("only writes join a group")
-            }
+            _ => unreachable!("only writes join a group"),
         }
     }
 
@@ -90,55 +113,82 @@ impl Request {
             Request::Sync { done } | Request::Checkpoint { done } | Request::Close { done } => {
                 done.complete(Err(error));
             }
+            Request::PlanCompaction { done, .. } => done.complete(Err(error)),
+            Request::InstallCompaction { done, .. } => done.complete(Err(error)),
         }
     }
 }
 
-/// What the writer thread needs of the engine. [`Store`] is the engine; tests wrap it to
-/// inject failures.
+/// What the writer thread needs of the engine: a [`Store`], which tests wrap to inject
+/// failures by overriding a method.
 pub(crate) trait Engine: Send + 'static {
-    fn commit_ops<'a>(&mut self, ops: &[BatchOp<'a>]) -> store_mmap::Result<u64>;
-    fn contains(&self, id: DocId) -> bool;
-    fn location(&self, id: DocId) -> Option<Position>;
+    fn store(&self) -> &Store;
+    fn store_mut(&mut self) -> &mut Store;
+    fn into_store(self) -> Store;
+
+    fn commit_ops<'a>(&mut self, ops: &[BatchOp<'a>]) -> store_mmap::Result<u64> {
+        self.store_mut().commit_ops(ops.iter().copied())
+    }
+    fn contains(&self, id: DocId) -> bool {
+        self.store().contains(id)
+    }
+    fn location(&self, id: DocId) -> Option<Position> {
+        self.store().location(id)
+    }
     /// The segment receiving writes, and its committed end.
-    fn active_segment(&self) -> (u32, u32);
-    fn segment_map(&self, id: u32) -> Option<SegmentMap>;
-    fn sync(&mut self) -> store_mmap::Result<()>;
-    fn checkpoint(&mut self) -> store_mmap::Result<()>;
-    fn close(self) -> store_mmap::Result<()>;
+    fn active_segment(&self) -> (u32, u32) {
+        self.store().active_segment()
+    }
+    fn segment_map(&self, id: u32) -> Option<SegmentMap> {
+        self.store().segment_map(id)
+    }
+    /// Every segment with its committed end.
+    fn segment_maps(&self) -> Vec<(SegmentMap, u32)> {
+        self.store().segment_maps().collect()
+    }
+    fn sync(&mut self) -> store_mmap::Result<()> {
+        self.store_mut().sync()
+    }
+    fn checkpoint(&mut self) -> store_mmap::Result<()> {
+        self.store_mut().checkpoint()
+    }
+    fn close(self) -> store_mmap::Result<()>
+    where
+        Self: Sized,
+    {
+        self.into_store().close()
+    }
+    fn compaction_due(&self, policy: &CompactionPolicy) -> bool {
+        self.store().compaction_due(policy)
+    }
+    fn plan_compaction(
+        &mut self,
+        scope: &CompactionScope,
+    ) -> store_mmap::Result<Option<Compaction>> {
+        self.store_mut().plan_compaction(scope)
+    }
+    fn install_compaction(&mut self, compacted: Compacted) -> store_mmap::Result<Installed> {
+        self.store_mut().install_compaction(compacted)
+    }
+    fn retired_segments(&self) -> usize {
+        self.store().retired_segments()
+    }
+    fn remove_retired(&mut self) -> store_mmap::Result<usize> {
+        self.store_mut().remove_retired()
+    }
 }
 
 impl Engine for Store {
-    fn commit_ops<'a>(&mut self, ops: &[BatchOp<'a>]) -> store_mmap::Result<u64> {
-        Store::commit_ops(self, ops.iter().copied())
+    fn store(&self) -> &Store {
+        self
     }
 
-    fn contains(&self, id: DocId) -> bool {
-        Store::contains(self, id)
+    fn store_mut(&mut self) -> &mut Store {
+        self
     }
 
-    fn location(&self, id: DocId) -> Option<Position> {
-        Store::location(self, id)
-    }
-
-    fn active_segment(&self) -> (u32, u32) {
-        Store::active_segment(self)
-    }
-
-    fn segment_map(&self, id: u32) -> Option<SegmentMap> {
-        Store::segment_map(self, id)
-    }
-
-    fn sync(&mut self) -> store_mmap::Result<()> {
-        Store::sync(self)
-    }
-
-    fn checkpoint(&mut self) -> store_mmap::Result<()> {
-        Store::checkpoint(self)
-    }
-
-    fn close(self) -> store_mmap::Result<()> {
-        Store::close(self)
+    fn into_store(self) -> Store {
+        self
     }
 }
 
@@ -187,7 +237,11 @@ pub(crate) struct Limits {
     pub(crate) max_docs: usize,
     pub(crate) max_bytes: u64,
     pub(crate) max_delay: std::time::Duration,
+    pub(crate) compaction: Option<AutoCompaction>,
 }
+
+/// The automatic compaction policy, and how to wake the thread that runs it.
+pub(crate) type AutoCompaction = (CompactionPolicy, Sender<()>);
 
 /// The writer thread's body. Returns when every handle is gone.
 pub(crate) fn run<E: Engine>(
@@ -290,6 +344,15 @@ impl<E: Engine> Writer<'_, E> {
             match request {
                 Request::Sync { done } => done.complete(self.unless_poisoned(E::sync)),
                 Request::Checkpoint { done } => done.complete(self.unless_poisoned(E::checkpoint)),
+                Request::PlanCompaction { scope, done } => {
+                    done.complete(match self.shared.poisoned() {
+                        Some(poisoned) => Err(poisoned),
+                        None => self.engine.plan_compaction(&scope).map_err(Error::Store),
+                    });
+                }
+                Request::InstallCompaction { compacted, done } => {
+                    done.complete(self.install(compacted));
+                }
                 Request::Close { done } => return Some((self.engine, done)),
                 write => {
                     self.admit(write, &mut group);
@@ -337,9 +400,7 @@ impl<E: Engine> Writer<'_, E> {
                         .insert(op.id(), matches!(op, BatchOp::Put { .. }));
                 }
             }
-            Request::Sync { .. } | Request::Checkpoint { .. } | Request::Close { .. } => {
-                unreachable!("only writes join a group")
-            }
+            _ => unreachable!("only writes join a group"),
         }
         group.push(request);
     }
@@ -401,12 +462,57 @@ impl<E: Engine> Writer<'_, E> {
             }
         };
         self.publish(&ops, last_seq);
+        self.remove_retired();
+        self.nudge_compaction();
         // The i-th operation of the group got `last_seq - ops.len() + 1 + i`.
         let mut seq = last_seq - ops.len() as u64;
         drop(ops);
         for request in requests {
             seq += request.ops() as u64;
             request.complete(seq);
+        }
+    }
+
+    /// Puts a compaction into effect and shows readers the new segments and positions
+    /// before it takes the replaced segments out of their list (see `published`).
+    fn install(&mut self, compacted: Compacted) -> crate::error::Result<CompactionReport> {
+        if let Some(poisoned) = self.shared.poisoned() {
+            return Err(poisoned);
+        }
+        let installed = self
+            .engine
+            .install_compaction(compacted)
+            .map_err(Error::Store)?;
+        for (map, end) in self.engine.segment_maps() {
+            if !self.publisher.has_segment(map.id()) {
+                self.publisher.add_segment(map.id(), map, end);
+            }
+        }
+        for &id in &installed.moved {
+            self.publisher.set(id, self.engine.location(id));
+        }
+        for &id in &installed.retired {
+            self.publisher.retire_segment(id);
+        }
+        self.remove_retired();
+        Ok(installed.report)
+    }
+
+    /// Removes the replaced segments no reader holds any more. A failure is retried after
+    /// the next commit, and the next open removes what is left.
+    fn remove_retired(&mut self) {
+        if self.engine.retired_segments() > 0 {
+            let _ = self.engine.remove_retired();
+        }
+    }
+
+    /// Wakes the compaction thread when the policy finds the store due.
+    fn nudge_compaction(&self) {
+        if let Some((policy, nudge)) = &self.limits.compaction
+            && self.engine.compaction_due(policy)
+        {
+            // Full: a nudge is already waiting, which is all the thread needs.
+            let _ = nudge.try_send(());
         }
     }
 

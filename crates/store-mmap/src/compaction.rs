@@ -20,7 +20,7 @@
 //! docs/FORMAT.md ("Compaction").
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -156,6 +156,8 @@ pub struct Compaction {
     /// holds only newer records, so no older version of their document can remain.
     pub(crate) tombstone_floor: u64,
     pub(crate) pace: Option<u64>,
+    /// Set by another thread to stop the run.
+    pub(crate) cancel: Option<Arc<AtomicBool>>,
 }
 
 /// A compaction whose outputs are written and synced, ready to install.
@@ -190,13 +192,19 @@ impl Compaction {
         self.inputs.iter().map(|input| input.map.id()).collect()
     }
 
+    /// Makes [`Compaction::run`] stop with [`Error::CompactionCancelled`], removing what it
+    /// wrote, once `flag` is set (checked between chunks of 1 MiB and during pauses).
+    pub fn cancel_when(&mut self, flag: Arc<AtomicBool>) {
+        self.cancel = Some(flag);
+    }
+
     /// Copies the live records and the tombstones that must stay into new segments, under
     /// temporary names, and syncs them. Reads only the inputs' mappings and writes only new
     /// files, so the store keeps serving reads and writes meanwhile. On error, the new files
     /// are removed and the store is as it was.
     pub fn run(self) -> Result<Compacted> {
         let started = Instant::now();
-        let mut pace = Pace::new(self.pace);
+        let mut pace = Pace::new(self.pace, self.cancel.clone());
         let mut report = CompactionReport {
             segments_in: self.inputs.len() as u64,
             bytes_in: self.inputs.iter().map(|i| u64::from(i.end)).sum(),
@@ -397,6 +405,7 @@ impl Store {
             live,
             tombstone_floor,
             pace,
+            cancel: None,
         }))
     }
 
@@ -680,9 +689,9 @@ fn flush(segment: &mut SegmentFile, buf: &mut Vec<u8>, pace: &mut Pace) -> Resul
     segment.write_at_end(buf)?;
     segment.publish(u32::try_from(buf.len()).expect("a chunk fits in a segment"));
     // Each byte written was read once from an input.
-    pace.spend(2 * buf.len() as u64);
+    let spent = pace.spend(2 * buf.len() as u64);
     buf.clear();
-    Ok(())
+    spent
 }
 
 fn id_stem(id: u32) -> String {
@@ -696,27 +705,41 @@ pub(crate) fn final_path(dir: &Path, id: u32) -> PathBuf {
 }
 
 /// A rate limit: after `spent` bytes, the work must have taken at least
-/// `spent / bytes_per_sec` seconds.
+/// `spent / bytes_per_sec` seconds. Also where a run notices that it was cancelled.
 pub(crate) struct Pace {
     bytes_per_sec: Option<u64>,
     started: Instant,
     spent: u64,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Pace {
-    pub(crate) fn new(bytes_per_sec: Option<u64>) -> Pace {
+    pub(crate) fn new(bytes_per_sec: Option<u64>, cancel: Option<Arc<AtomicBool>>) -> Pace {
         Pace {
             bytes_per_sec,
             started: Instant::now(),
             spent: 0,
+            cancel,
         }
     }
 
-    /// Counts `bytes` and sleeps for as long as the work is ahead of the limit.
-    pub(crate) fn spend(&mut self, bytes: u64) {
+    /// Counts `bytes` and sleeps for as long as the work is ahead of the limit, in slices
+    /// short enough that a cancellation is seen soon.
+    pub(crate) fn spend(&mut self, bytes: u64) -> Result<()> {
+        const SLICE: Duration = Duration::from_millis(20);
         self.spent += bytes;
-        if let Some(wait) = pause(self.bytes_per_sec, self.spent, self.started.elapsed()) {
-            std::thread::sleep(wait);
+        loop {
+            if self
+                .cancel
+                .as_ref()
+                .is_some_and(|flag| flag.load(Ordering::Relaxed))
+            {
+                return Err(Error::CompactionCancelled);
+            }
+            match pause(self.bytes_per_sec, self.spent, self.started.elapsed()) {
+                Some(wait) => std::thread::sleep(wait.min(SLICE)),
+                None => return Ok(()),
+            }
         }
     }
 }

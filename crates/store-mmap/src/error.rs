@@ -113,6 +113,10 @@ pub enum Error {
         /// The segment.
         segment: u32,
     },
+    /// A compaction was cancelled before it took effect (its store is closing); its copies
+    /// are removed and the store is unchanged.
+    #[error("the compaction was cancelled before it took effect; nothing was changed")]
+    CompactionCancelled,
     /// Options that cannot work.
     #[error("invalid option: {reason}")]
     InvalidOptions {

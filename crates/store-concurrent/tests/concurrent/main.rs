@@ -1,6 +1,7 @@
 //! Tests of the concurrent handle at its public boundary, on real files.
 
 mod basics;
+mod compaction;
 mod shutdown;
 mod stress;
 

@@ -323,3 +323,29 @@ fn the_policy_waits_for_enough_dead_bytes() {
     // What it could not reclaim does not make it due again.
     assert!(!f.store().compaction_due(&eager));
 }
+
+#[test]
+fn a_cancelled_compaction_removes_what_it_wrote() {
+    let (mut f, model) = churned_store();
+    let mut plan = f
+        .store()
+        .plan_compaction(&CompactionScope::Everything)
+        .unwrap()
+        .unwrap();
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    plan.cancel_when(cancel);
+    let err = plan.run().err().expect("cancelled");
+    assert!(matches!(err, Error::CompactionCancelled), "{err}");
+    let leftovers = std::fs::read_dir(f.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".tmp")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+    check(&mut f, &model);
+}

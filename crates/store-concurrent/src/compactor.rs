@@ -1,0 +1,212 @@
+//! Compaction beside the writer: the thread of the automatic policy, and the three steps
+//! that both it and `ConcurrentStore::compact` take.
+//!
+//! The writer thread plans (a quick pass over the index) and installs (renames, re-points,
+//! publishes); the copy in between, which reads and writes whole segments, runs on the
+//! compacting thread, so group commits go on meanwhile. One compaction runs at a time.
+
+use std::path::Path;
+
+use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope};
+
+use crate::error::{Error, Result};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::channel::{self, Receiver, Sender};
+use crate::sync::{Arc, Mutex, lock, thread};
+use crate::ticket::ticket;
+use crate::writer::{AutoCompaction, Request};
+
+/// What compactions of a [`crate::ConcurrentStore`] did since it was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    completed: u64,
+    failed: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    last_error: Option<String>,
+}
+
+impl CompactionStats {
+    /// Compactions that took effect, automatic and requested.
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+    /// Compactions that failed (the store unchanged by each); cancellations at close are not
+    /// counted.
+    pub fn failed(&self) -> u64 {
+        self.failed
+    }
+    /// Bytes of the segments replaced.
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in
+    }
+    /// Bytes of the segments written in their place.
+    pub fn bytes_out(&self) -> u64 {
+        self.bytes_out
+    }
+    /// The latest failure, if any.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+}
+
+/// The compacting side of a handle.
+pub(crate) struct Compactor {
+    /// Held for the whole of each compaction.
+    gate: Arc<Mutex<()>>,
+    /// Set at close: the running compaction is cancelled and no other starts.
+    stop: Arc<AtomicBool>,
+    /// Wakes the thread (the writer's copy wakes it when the store is due).
+    nudge: Sender<()>,
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    completed: AtomicU64,
+    failed: AtomicU64,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    fn record(&self, outcome: &Result<Option<CompactionReport>>) {
+        // Relaxed: statistics, read without relation to other memory.
+        match outcome {
+            Ok(Some(report)) => {
+                self.completed.fetch_add(1, Ordering::Relaxed);
+                self.bytes_in.fetch_add(report.bytes_in, Ordering::Relaxed);
+                self.bytes_out
+                    .fetch_add(report.bytes_out, Ordering::Relaxed);
+            }
+            Ok(None) | Err(Error::Store(store_mmap::Error::CompactionCancelled)) => {}
+            Err(err) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                *lock(&self.last_error) = Some(err.to_string());
+            }
+        }
+    }
+}
+
+impl Compactor {
+    /// Starts the thread of the automatic policy, when the policy has a threshold. Returns
+    /// what the writer needs to wake it.
+    pub(crate) fn start(
+        policy: &CompactionPolicy,
+        requests: &Sender<Request>,
+        dir: &Path,
+    ) -> Result<(Compactor, Option<AutoCompaction>)> {
+        let (nudge, nudges) = channel::bounded(1);
+        let compactor = Compactor {
+            gate: Arc::new(Mutex::new(())),
+            stop: Arc::new(AtomicBool::new(false)),
+            nudge: nudge.clone(),
+            thread: Mutex::new(None),
+            counters: Arc::new(Counters::default()),
+        };
+        if policy.dead_ratio.is_none() {
+            return Ok((compactor, None));
+        }
+        let worker = Worker {
+            gate: Arc::clone(&compactor.gate),
+            stop: Arc::clone(&compactor.stop),
+            counters: Arc::clone(&compactor.counters),
+            requests: requests.clone(),
+            scope: CompactionScope::Due(policy.clone()),
+        };
+        let spawned = thread::Builder::new()
+            .name("textstore-compactor".to_owned())
+            .spawn(move || worker.serve(&nudges))
+            .map_err(|err| {
+                Error::Store(store_mmap::Error::Io {
+                    op: "spawn the compaction thread for",
+                    path: dir.to_path_buf(),
+                    source: Arc::new(err),
+                })
+            })?;
+        *lock(&compactor.thread) = Some(spawned);
+        Ok((compactor, Some((policy.clone(), nudge))))
+    }
+
+    /// Runs one compaction of `scope` on the calling thread, after any that is running.
+    pub(crate) fn compact(
+        &self,
+        requests: &Sender<Request>,
+        scope: CompactionScope,
+    ) -> Result<Option<CompactionReport>> {
+        let outcome = compact_once(&self.gate, &self.stop, requests, scope);
+        self.counters.record(&outcome);
+        outcome
+    }
+
+    /// Cancels a running compaction and ends the thread. Idempotent.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.nudge.try_send(());
+        if let Some(thread) = lock(&self.thread).take() {
+            // The thread catches nothing it could report here; its errors are in the stats.
+            let _ = thread.join();
+        }
+    }
+
+    pub(crate) fn stats(&self) -> CompactionStats {
+        let c = &self.counters;
+        CompactionStats {
+            completed: c.completed.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            bytes_in: c.bytes_in.load(Ordering::Relaxed),
+            bytes_out: c.bytes_out.load(Ordering::Relaxed),
+            last_error: lock(&c.last_error).clone(),
+        }
+    }
+}
+
+/// The thread of the automatic policy.
+struct Worker {
+    gate: Arc<Mutex<()>>,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    requests: Sender<Request>,
+    scope: CompactionScope,
+}
+
+impl Worker {
+    fn serve(self, nudges: &Receiver<()>) {
+        while nudges.recv().is_ok() {
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let outcome = compact_once(&self.gate, &self.stop, &self.requests, self.scope.clone());
+            self.counters.record(&outcome);
+        }
+    }
+}
+
+/// Plan on the writer thread, copy here, install on the writer thread.
+fn compact_once(
+    gate: &Mutex<()>,
+    stop: &Arc<AtomicBool>,
+    requests: &Sender<Request>,
+    scope: CompactionScope,
+) -> Result<Option<CompactionReport>> {
+    let _running = lock(gate);
+    if stop.load(Ordering::Acquire) {
+        return Err(Error::Closed);
+    }
+    let (done, planned) = ticket();
+    requests
+        .send(Request::PlanCompaction { scope, done })
+        .map_err(|_| Error::Closed)?;
+    let Some(mut plan) = planned.wait()? else {
+        return Ok(None);
+    };
+    plan.cancel_when(Arc::clone(stop));
+    let compacted = plan.run()?;
+    let (done, installed) = ticket();
+    requests
+        .send(Request::InstallCompaction { compacted, done })
+        .map_err(|_| Error::Closed)?;
+    installed.wait().map(Some)
+}

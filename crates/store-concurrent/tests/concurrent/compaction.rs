@@ -1,0 +1,190 @@
+//! Compaction through the concurrent handle: readers and writers go on, and the automatic
+//! policy runs on its own.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use store_concurrent::{ConcurrentStore, WriterOptions};
+use store_mmap::{CompactionPolicy, StoreOptions};
+
+use crate::{id, reopen};
+
+const DOCS: u64 = 200;
+
+fn open(dir: &Path, policy: CompactionPolicy) -> ConcurrentStore {
+    let options = StoreOptions::new()
+        .segment_capacity(16 << 10)
+        .max_document_bytes(2000);
+    ConcurrentStore::open_or_create(
+        dir.join("store"),
+        options,
+        WriterOptions::default().compaction(policy),
+    )
+    .unwrap()
+}
+
+/// Version `v` of document `k`; a reader can tell which version it got.
+fn text(k: u64, v: u64) -> String {
+    format!("{k}:{v}:{}", "ü".repeat((k % 50) as usize))
+}
+
+fn version(k: u64, text: &str) -> u64 {
+    let rest = text
+        .strip_prefix(&format!("{k}:"))
+        .expect("the document's own text");
+    let (v, tail) = rest.split_once(':').expect("a version");
+    assert_eq!(tail, "ü".repeat((k % 50) as usize), "document {k} damaged");
+    v.parse().unwrap()
+}
+
+/// Writes `rounds` versions of every document.
+fn churn(store: &ConcurrentStore, rounds: std::ops::Range<u64>) {
+    for v in rounds {
+        for k in 0..DOCS {
+            store.put(id(k), text(k, v)).unwrap().wait().unwrap();
+        }
+    }
+}
+
+#[test]
+fn readers_and_writers_go_on_while_the_store_compacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), CompactionPolicy::manual());
+    churn(&store, 0..3);
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                // Versions only move forward, whatever segment a document is read from.
+                let mut seen = vec![0u64; DOCS as usize];
+                let mut reads = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for k in 0..DOCS {
+                        let doc = store.get(id(k)).unwrap().expect("never deleted");
+                        let v = version(k, doc.text().as_str());
+                        assert!(v >= seen[k as usize], "document {k} went back to {v}");
+                        seen[k as usize] = v;
+                        reads += 1;
+                    }
+                }
+                reads
+            })
+        })
+        .collect();
+    let writer = {
+        let store = store.clone();
+        std::thread::spawn(move || churn(&store, 3..8))
+    };
+    let mut compactions = 0;
+    for _ in 0..4 {
+        let report = store.compact().unwrap();
+        compactions += u64::from(report.segments_in > 0);
+    }
+    writer.join().unwrap();
+    let report = store.compact().unwrap();
+    assert!(report.segments_in > 0, "{report:?}");
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.join().unwrap() > 0);
+    }
+    assert!(compactions > 0);
+    assert_eq!(store.compaction_stats().completed(), compactions + 1);
+    for k in 0..DOCS {
+        assert_eq!(
+            store.get(id(k)).unwrap().unwrap().text().as_str(),
+            text(k, 7)
+        );
+    }
+    // With the readers gone, the next checkpoint removes every replaced segment.
+    store.checkpoint().unwrap();
+    store.close().unwrap();
+    assert!(!dir.path().join("store/retired.tsr").exists());
+
+    let reopened = reopen(dir.path());
+    assert_eq!(reopened.recovery().retired_segments_removed, 0);
+    for k in 0..DOCS {
+        assert_eq!(
+            reopened.get(id(k)).unwrap().unwrap().text().as_str(),
+            text(k, 7)
+        );
+    }
+    let stats = reopened.stats().unwrap();
+    // Only the writes after the last compaction can be dead.
+    assert!(stats.dead_ratio() < 0.5, "{stats:?}");
+    assert!(reopened.verify().is_clean());
+}
+
+#[test]
+fn the_automatic_policy_compacts_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = CompactionPolicy {
+        dead_ratio: Some(0.3),
+        min_dead_bytes: 32 << 10,
+        max_bytes_per_sec: None,
+        ..CompactionPolicy::default()
+    };
+    let store = open(dir.path(), policy);
+    churn(&store, 0..6);
+    // The compaction thread runs on its own schedule; wait for it, within a bound far
+    // beyond what it needs, so that a policy that never fires fails instead of hanging.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.compaction_stats().completed() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no automatic compaction: {:?}",
+            store.compaction_stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stats = store.compaction_stats();
+    assert!(stats.bytes_out() < stats.bytes_in(), "{stats:?}");
+    assert_eq!(stats.failed(), 0, "{stats:?}");
+    for k in 0..DOCS {
+        assert_eq!(
+            store.get(id(k)).unwrap().unwrap().text().as_str(),
+            text(k, 5)
+        );
+    }
+    store.close().unwrap();
+    let reopened = reopen(dir.path());
+    for k in 0..DOCS {
+        assert_eq!(
+            reopened.get(id(k)).unwrap().unwrap().text().as_str(),
+            text(k, 5)
+        );
+    }
+    assert!(reopened.verify().is_clean());
+}
+
+#[test]
+fn closing_cancels_a_compaction_held_back_by_its_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = CompactionPolicy {
+        dead_ratio: Some(0.1),
+        min_dead_bytes: 1,
+        // A byte per second: the copy cannot finish before the close.
+        max_bytes_per_sec: Some(1),
+        ..CompactionPolicy::default()
+    };
+    let store = open(dir.path(), policy);
+    churn(&store, 0..4);
+    store.close().unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let reopened = reopen(dir.path());
+    assert_eq!(reopened.recovery().unfinished_compaction_files_removed, 0);
+    for k in 0..DOCS {
+        assert_eq!(
+            reopened.get(id(k)).unwrap().unwrap().text().as_str(),
+            text(k, 3)
+        );
+    }
+}
