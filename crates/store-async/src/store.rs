@@ -1,13 +1,13 @@
 //! `AsyncStore`: the concurrent handle, awaited instead of blocked on.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use store_concurrent::{ConcurrentStore, Offer, Ticket, WriterOptions};
 use store_format::{Doc, DocId, Text, TextRange, WriteBatch};
-use store_mmap::StoreOptions;
+use store_mmap::{BackupReport, CompactionReport, StoreOptions};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -212,6 +212,23 @@ impl AsyncStore {
         let store = self.inner.store.clone();
         self.call("sync", true, blocking("sync", move || store.sync()))
             .await
+    }
+
+    /// Compacts every segment that holds dead bytes (see
+    /// [`ConcurrentStore::compact`](store_concurrent::ConcurrentStore::compact)) on the
+    /// blocking pool: no worker of the runtime waits for it, and reads and writes go on.
+    /// The per-call time limit does not apply; a compaction takes as long as its data.
+    pub async fn compact(&self) -> Result<CompactionReport> {
+        let store = self.inner.store.clone();
+        blocking("compact", move || store.compact()).await
+    }
+
+    /// Writes a consistent copy of the store into `dir` on the blocking pool (see
+    /// [`ConcurrentStore::backup`](store_concurrent::ConcurrentStore::backup)).
+    pub async fn backup(&self, dir: impl Into<PathBuf>) -> Result<BackupReport> {
+        let store = self.inner.store.clone();
+        let dir = dir.into();
+        blocking("backup", move || store.backup(dir)).await
     }
 
     /// Commits every queued write, syncs, writes the index checkpoint, waits for the

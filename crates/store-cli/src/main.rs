@@ -79,6 +79,15 @@ enum Command {
     },
     /// Check every record; print each bad one.
     Verify,
+    /// Reclaim the space of overwritten and deleted documents: copy the live records of
+    /// every segment that holds dead ones into new segments and remove the old ones.
+    Compact,
+    /// Write a consistent copy of the store into DIR (absent or empty), which opens as a
+    /// store: sealed segments are hard-linked where possible, the rest copied.
+    Backup {
+        /// The directory to write the copy into.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -224,6 +233,35 @@ fn run(cli: Cli) -> Outcome {
                 });
             }
             eprintln!("textstore: store is intact; {summary}");
+        }
+        Command::Compact => {
+            let mut store = readable(dir, AccessPattern::Sequential)?;
+            let before = store.stats()?.allocated_bytes();
+            let report = store.compact()?;
+            let after = store.stats()?.allocated_bytes();
+            store.close()?;
+            eprintln!(
+                "textstore: compacted {} segments into {}: {} records copied, {} tombstones dropped, {} kept; disk use {} -> {} bytes",
+                report.segments_in,
+                report.segments_out,
+                report.records_copied,
+                report.tombstones_dropped,
+                report.tombstones_kept,
+                before,
+                after
+            );
+        }
+        Command::Backup { dir: to } => {
+            let mut store = readable(dir, AccessPattern::Sequential)?;
+            let report = store.backup(&to)?;
+            eprintln!(
+                "textstore: backed up {} documents into {}: {} segments linked, {} copied ({} bytes)",
+                report.documents,
+                to.display(),
+                report.segments_linked,
+                report.segments_copied,
+                report.bytes_copied
+            );
         }
     }
     out.flush()

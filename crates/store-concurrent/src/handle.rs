@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use store_mmap::{
-    BatchOp, CompactionReport, CompactionScope, Doc, DocId, DocMeta, DocRead, Prefetch,
-    RecoveryReport, SegmentMap, Store, StoreOptions, Text, TextRange, WriteBatch,
+    BackupReport, BatchOp, CompactionReport, CompactionScope, Doc, DocId, DocMeta, DocRead,
+    Prefetch, RecoveryReport, SegmentMap, Store, StoreOptions, Text, TextRange, WriteBatch,
 };
 
 use crate::compactor::{CompactionStats, Compactor};
@@ -374,6 +374,16 @@ impl ConcurrentStore {
             .unwrap_or_default();
         self.checkpoint()?;
         Ok(report)
+    }
+
+    /// Writes a consistent copy of the store, as of the moment the writer thread reaches
+    /// this request, into `dir` (absent or empty); it opens as a store. Writes go on
+    /// meanwhile: the writer thread only notes the segments and encodes the index, and the
+    /// linking and copying run on the calling thread (see [`Store::plan_backup`]).
+    pub fn backup(&self, dir: impl AsRef<Path>) -> Result<BackupReport> {
+        let (done, ticket) = ticket();
+        self.send(Request::PlanBackup { done }, Block::Yes)?;
+        Ok(ticket.wait()?.write_to(dir)?)
     }
 
     /// What compactions did since the store was opened.

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use store_mmap::{
-    BatchOp, Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope, DocId,
-    Installed, Position, SegmentMap, Store, WriteBatch,
+    Backup, BatchOp, Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope,
+    DocId, Installed, Position, SegmentMap, Store, WriteBatch,
 };
 
 use crate::error::Error;
@@ -41,6 +41,10 @@ pub(crate) enum Request {
         scope: CompactionScope,
         done: Completer<Option<Compaction>>,
     },
+    /// Note the store's state for a backup (see [`Store::plan_backup`]).
+    PlanBackup {
+        done: Completer<Backup>,
+    },
     /// Put a run compaction into effect and publish it.
     InstallCompaction {
         compacted: Compacted,
@@ -62,6 +66,7 @@ impl Request {
             Request::Sync { .. }
             | Request::Checkpoint { .. }
             | Request::PlanCompaction { .. }
+            | Request::PlanBackup { .. }
             | Request::InstallCompaction { .. }
             | Request::Close { .. } => {
                 return None;
@@ -78,6 +83,7 @@ impl Request {
             Request::Sync { .. }
             | Request::Checkpoint { .. }
             | Request::PlanCompaction { .. }
+            | Request::PlanBackup { .. }
             | Request::InstallCompaction { .. }
             | Request::Close { .. } => 0,
         }
@@ -91,6 +97,7 @@ impl Request {
             Request::Sync { .. }
             | Request::Checkpoint { .. }
             | Request::PlanCompaction { .. }
+            | Request::PlanBackup { .. }
             | Request::InstallCompaction { .. }
             | Request::Close { .. } => {}
         }
@@ -114,6 +121,7 @@ impl Request {
                 done.complete(Err(error));
             }
             Request::PlanCompaction { done, .. } => done.complete(Err(error)),
+            Request::PlanBackup { done } => done.complete(Err(error)),
             Request::InstallCompaction { done, .. } => done.complete(Err(error)),
         }
     }
@@ -349,6 +357,9 @@ impl<E: Engine> Writer<'_, E> {
                         Some(poisoned) => Err(poisoned),
                         None => self.engine.plan_compaction(&scope).map_err(Error::Store),
                     });
+                }
+                Request::PlanBackup { done } => {
+                    done.complete(self.engine.store_mut().plan_backup().map_err(Error::Store));
                 }
                 Request::InstallCompaction { compacted, done } => {
                     done.complete(self.install(compacted));

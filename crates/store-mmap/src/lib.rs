@@ -23,6 +23,7 @@
 //!   committed data stops the open with an error instead of dropping that data.
 //! - After a failed write or sync the handle refuses writes until the store is reopened.
 
+mod backup;
 mod compaction;
 mod error;
 #[cfg(feature = "fault-injection")]
@@ -36,6 +37,7 @@ mod storage;
 mod store;
 mod verify;
 
+pub use backup::{Backup, BackupReport};
 pub use compaction::{
     Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope, Installed,
 };

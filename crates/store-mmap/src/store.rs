@@ -392,21 +392,26 @@ impl Store {
     }
 
     fn write_index(&mut self) -> Result<()> {
+        let file = self.index_file();
+        write_atomic(
+            self.options.storage.as_ref(),
+            &self.dir.join(INDEX_FILE),
+            &file,
+        )
+    }
+
+    /// The index file as of now: every live document's record, and the position it covers.
+    pub(crate) fn index_file(&self) -> Vec<u8> {
         let active = self.active();
         let position = Position {
             segment: active.id(),
             offset: active.end(),
         };
-        let file = encode_index(
+        encode_index(
             self.meta.store_uid,
             position,
             self.last_seq,
             self.index.to_file_entries(),
-        );
-        write_atomic(
-            self.options.storage.as_ref(),
-            &self.dir.join(INDEX_FILE),
-            &file,
         )
     }
 

@@ -2,6 +2,7 @@
 //! writes checked after a reopen, the concurrency limit, fan-out over several stores.
 
 mod cancel;
+mod compaction;
 mod limits;
 mod reads;
 mod set;

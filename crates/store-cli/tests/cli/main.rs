@@ -362,3 +362,47 @@ fn bad_stores_and_oversized_documents_are_refused_by_name() {
         .collect();
     assert_eq!(names, ["todo.txt"]);
 }
+
+#[test]
+fn compact_reclaims_space_and_backup_writes_a_store() {
+    let (root, store) = store_dir();
+    let text = "a line of text that takes some room\n".repeat(200);
+    for k in 0..40 {
+        run(&store, &["put", &k.to_string()], &text, 0);
+    }
+    for k in 0..40 {
+        run(
+            &store,
+            &["put", &k.to_string()],
+            &format!("{k} rewritten"),
+            0,
+        );
+    }
+    run(&store, &["delete", "3"], "", 0);
+    let (_, summary) = run(&store, &["compact"], "", 0);
+    assert!(summary.contains("39 records copied"), "{summary}");
+    assert!(summary.contains("1 tombstones dropped"), "{summary}");
+    let disk: Vec<u64> = summary
+        .rsplit("disk use ")
+        .next()
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(disk[1] < disk[0] / 4, "{summary}");
+    assert_eq!(run(&store, &["get", "5"], "", 0).0, "5 rewritten");
+    run(&store, &["get", "3"], "", 1);
+    run(&store, &["verify"], "", 0);
+
+    let backup = root.path().join("backup");
+    let (_, summary) = run(&store, &["backup", backup.to_str().unwrap()], "", 0);
+    assert!(summary.contains("backed up 39 documents"), "{summary}");
+    assert_eq!(run(&backup, &["get", "5"], "", 0).0, "5 rewritten");
+    run(&backup, &["verify"], "", 0);
+    // A directory that holds a store (or anything) is refused, by name.
+    let (_, err) = run(&store, &["backup", backup.to_str().unwrap()], "", 3);
+    assert!(err.contains(backup.to_str().unwrap()), "{err}");
+    // So is compacting a store that does not exist.
+    let (_, err) = run(&root.path().join("none"), &["compact"], "", 3);
+    assert!(err.contains("none"), "{err}");
+}

@@ -11,12 +11,12 @@ use std::process::Command;
 use store_mmap::{DocId, Error, Store, StoreOptions};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
-struct Mount {
+pub(crate) struct Mount {
     path: PathBuf,
 }
 
 impl Mount {
-    fn tmpfs(path: &Path, size: &str) -> Result<Mount, String> {
+    pub(crate) fn tmpfs(path: &Path, size: &str) -> Result<Mount, String> {
         std::fs::create_dir_all(path).map_err(|err| err.to_string())?;
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])

@@ -1,5 +1,6 @@
 //! Tests of the engine at its public boundary, on real files.
 
+mod backup;
 mod compaction;
 mod compat;
 mod disk_full;
