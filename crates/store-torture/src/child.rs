@@ -8,7 +8,7 @@ use std::path::Path;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use store_concurrent::{ConcurrentStore, WriterOptions};
-use store_mmap::WriteBatch;
+use store_mmap::{CompactionPolicy, WriteBatch};
 
 use crate::workload::{
     BATCH_MEMBERS, BATCH_SLOTS, Line, Op, SINGLE_KEYS, Version, member_id, member_text, single_id,
@@ -31,7 +31,7 @@ pub fn run(store: &Path, log_path: &Path, cycle: u32, seed: u64) -> Result<(), E
         file,
         path: log_path,
     };
-    let store = ConcurrentStore::open_or_create(store, store_options(), WriterOptions::default())?;
+    let store = ConcurrentStore::open_or_create(store, store_options(), writer_options())?;
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..THREADS)
             .map(|thread| {
@@ -40,10 +40,28 @@ pub fn run(store: &Path, log_path: &Path, cycle: u32, seed: u64) -> Result<(), E
                 scope.spawn(move || write(store, log, cycle, thread, seed))
             })
             .collect();
+        // Compactions without a pause, besides the automatic ones, so that kills land in
+        // every step of one: planning, copying, installing, removing the replaced segments.
+        let compactor = scope.spawn(|| -> Result<(), Error> {
+            loop {
+                store.compact()?;
+            }
+        });
         for worker in workers {
             worker.join().expect("a writer thread panicked")?;
         }
-        Ok(())
+        compactor.join().expect("the compacting thread panicked")
+    })
+}
+
+/// Group commit as configured by default, and an automatic compaction policy eager enough
+/// to run within the few milliseconds a child lives.
+fn writer_options() -> WriterOptions {
+    WriterOptions::default().compaction(CompactionPolicy {
+        dead_ratio: Some(0.2),
+        min_dead_bytes: 64 << 10,
+        segment_dead_ratio: 0.2,
+        max_bytes_per_sec: None,
     })
 }
 

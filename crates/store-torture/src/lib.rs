@@ -130,6 +130,11 @@ pub struct Report {
     pub torn_tails_cut: u64,
     /// Records replayed by the parent's opens (data past the last index checkpoint).
     pub records_replayed: u64,
+    /// Opens that found the outputs of a compaction cut short by the kill, and removed them.
+    pub compactions_cut_short: u64,
+    /// Opens that removed segments a finished compaction had replaced, which the kill left
+    /// on disk.
+    pub retired_segments_left: u64,
     /// Full `verify` passes, all clean.
     pub verify_passes: u32,
 }
@@ -165,6 +170,8 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Report)) -> Result<Report,
         let recovery = store.recovery();
         report.records_replayed += recovery.records_replayed;
         report.torn_tails_cut += u64::from(recovery.dropped_tail.is_some());
+        report.compactions_cut_short += u64::from(recovery.unfinished_compaction_files_removed > 0);
+        report.retired_segments_left += u64::from(recovery.retired_segments_removed > 0);
         model.check(&store, &mut report).map_err(violation)?;
         if (cycle + 1) % VERIFY_EVERY == 0 || cycle + 1 == config.cycles {
             let verified = store.verify();
