@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use store_concurrent::WriterOptions;
 use store_mmap::{DocId, Store, StoreOptions};
 use support::{bench_dir, concurrent_store, text};
 
@@ -118,7 +119,7 @@ fn durable_put(c: &mut Criterion) {
         };
         group.bench_function(name, |b| {
             let dir = bench_dir();
-            let store = concurrent_store(&dir);
+            let store = concurrent_store(&dir, WriterOptions::default());
             let doc = Arc::new(text(7, DOC_BYTES));
             b.iter_custom(|iters| {
                 let (store, doc) = (store.clone(), Arc::clone(&doc));

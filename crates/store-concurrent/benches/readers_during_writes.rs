@@ -20,7 +20,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use store_concurrent::ConcurrentStore;
+use store_concurrent::{ConcurrentStore, WriterOptions};
 use store_mmap::{DocId, WriteBatch};
 use support::{bench_dir, concurrent_store, text};
 
@@ -44,7 +44,7 @@ fn main() {
             arg.parse().expect("the argument is a number of rounds")
         });
     let dir = bench_dir();
-    let store = concurrent_store(&dir);
+    let store = concurrent_store(&dir, WriterOptions::default());
     for start in (0..CORPUS).step_by(1000) {
         let mut batch = WriteBatch::new();
         for i in start..start + 1000 {

@@ -13,14 +13,9 @@ pub(crate) fn bench_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(target).unwrap()
 }
 
-/// A durable store with the default writer settings.
-pub(crate) fn concurrent_store(dir: &tempfile::TempDir) -> ConcurrentStore {
-    ConcurrentStore::create(
-        dir.path().join("s"),
-        StoreOptions::new(),
-        WriterOptions::default(),
-    )
-    .unwrap()
+/// A durable store in `dir` with the given writer settings.
+pub(crate) fn concurrent_store(dir: &tempfile::TempDir, writer: WriterOptions) -> ConcurrentStore {
+    ConcurrentStore::create(dir.path().join("s"), StoreOptions::new(), writer).unwrap()
 }
 
 /// `len` bytes of text made of the decimal digits of `i`, different for every `i`.
