@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use store_mmap::{CompactionPolicy, CompactionScope, Error, IndexLoad, StoreOptions};
+use store_mmap::{Compaction, CompactionPolicy, CompactionScope, Error, IndexLoad, StoreOptions};
 
 use crate::{Fixture, id, segment_files};
 
@@ -47,6 +47,22 @@ fn check(f: &mut Fixture, model: &BTreeMap<u64, String>) {
     assert_eq!(f.store().len(), model.len());
     let report = f.store().verify();
     assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+fn plan_everything(f: &mut Fixture) -> Compaction {
+    f.store()
+        .plan_compaction(&CompactionScope::Everything)
+        .unwrap()
+        .expect("the churned store has dead bytes")
+}
+
+/// Names of the temporary files in `dir`: a compaction's outputs not yet in place.
+fn temporary_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".tmp"))
+        .collect()
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -134,11 +150,7 @@ fn a_crash_after_a_compaction_took_effect_removes_the_replaced_segments_on_open(
 fn a_crash_before_a_compaction_took_effect_leaves_the_store_as_it_was() {
     let (mut f, model) = churned_store();
     let segments_before = segment_files(&f.path());
-    let plan = f
-        .store()
-        .plan_compaction(&CompactionScope::Everything)
-        .unwrap()
-        .unwrap();
+    let plan = plan_everything(&mut f);
     let done = plan.run().unwrap();
     // The outputs exist under temporary names when the process stops.
     f.crash();
@@ -154,34 +166,17 @@ fn a_crash_before_a_compaction_took_effect_leaves_the_store_as_it_was() {
 #[test]
 fn a_compaction_that_is_not_installed_leaves_no_file() {
     let (mut f, model) = churned_store();
-    let plan = f
-        .store()
-        .plan_compaction(&CompactionScope::Everything)
-        .unwrap()
-        .unwrap();
+    let plan = plan_everything(&mut f);
     drop(plan.run().unwrap());
-    let leftovers: Vec<_> = std::fs::read_dir(f.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .filter(|name| name.to_string_lossy().ends_with(".tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(temporary_files(&f.path()), Vec::<String>::new());
     check(&mut f, &model);
 }
 
 #[test]
 fn a_second_compaction_of_the_same_segments_is_refused_and_discarded() {
     let (mut f, model) = churned_store();
-    let first = f
-        .store()
-        .plan_compaction(&CompactionScope::Everything)
-        .unwrap()
-        .unwrap();
-    let second = f
-        .store()
-        .plan_compaction(&CompactionScope::Everything)
-        .unwrap()
-        .unwrap();
+    let first = plan_everything(&mut f);
+    let second = plan_everything(&mut f);
     let inputs = first.inputs();
     assert_eq!(second.inputs(), inputs);
     let (first, second) = (first.run().unwrap(), second.run().unwrap());
@@ -192,17 +187,7 @@ fn a_second_compaction_of_the_same_segments_is_refused_and_discarded() {
         "{err}"
     );
     f.store().remove_retired().unwrap();
-    let tmp = std::fs::read_dir(f.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".tmp")
-        })
-        .count();
-    assert_eq!(tmp, 0);
+    assert_eq!(temporary_files(&f.path()), Vec::<String>::new());
     check(&mut f, &model);
     f.reopen();
     check(&mut f, &model);
@@ -211,11 +196,7 @@ fn a_second_compaction_of_the_same_segments_is_refused_and_discarded() {
 #[test]
 fn writes_between_plan_and_install_win_over_the_copies() {
     let (mut f, mut model) = churned_store();
-    let plan = f
-        .store()
-        .plan_compaction(&CompactionScope::Everything)
-        .unwrap()
-        .unwrap();
+    let plan = plan_everything(&mut f);
     let done = plan.run().unwrap();
     f.store().put(id(1), "newer than the copy").unwrap();
     f.store().delete(id(3)).unwrap();
@@ -327,25 +308,11 @@ fn the_policy_waits_for_enough_dead_bytes() {
 #[test]
 fn a_cancelled_compaction_removes_what_it_wrote() {
     let (mut f, model) = churned_store();
-    let mut plan = f
-        .store()
-        .plan_compaction(&CompactionScope::Everything)
-        .unwrap()
-        .unwrap();
+    let mut plan = plan_everything(&mut f);
     let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     plan.cancel_when(cancel);
     let err = plan.run().err().expect("cancelled");
     assert!(matches!(err, Error::CompactionCancelled), "{err}");
-    let leftovers = std::fs::read_dir(f.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".tmp")
-        })
-        .count();
-    assert_eq!(leftovers, 0);
+    assert_eq!(temporary_files(&f.path()), Vec::<String>::new());
     check(&mut f, &model);
 }
