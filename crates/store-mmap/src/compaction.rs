@@ -124,9 +124,9 @@ pub(crate) struct Input {
     pub(crate) end: u32,
 }
 
-/// One record to copy.
+/// One record to copy, and where it is.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Copy {
+pub(crate) struct ToCopy {
     pub(crate) seq: u64,
     pub(crate) id: DocId,
     pub(crate) kind: RecordKind,
@@ -151,7 +151,7 @@ pub struct Compaction {
     /// Ascending by segment id.
     pub(crate) inputs: Vec<Input>,
     /// Live puts in the inputs, in sequence order.
-    pub(crate) live: Vec<Copy>,
+    pub(crate) live: Vec<ToCopy>,
     /// Tombstones with a lower sequence number are dropped: every segment outside the inputs
     /// holds only newer records, so no older version of their document can remain.
     pub(crate) tombstone_floor: u64,
@@ -234,7 +234,7 @@ impl Compaction {
     }
 
     /// Walks every input for its tombstones and keeps those at or above the floor.
-    fn kept_tombstones(&self, report: &mut CompactionReport) -> Result<Vec<Copy>> {
+    fn kept_tombstones(&self, report: &mut CompactionReport) -> Result<Vec<ToCopy>> {
         let mut kept = Vec::new();
         for input in &self.inputs {
             let data = &input.map.bytes()[..input.end as usize];
@@ -244,7 +244,7 @@ impl Compaction {
                     .map_err(|err| Error::format(input.map.path(), 0, &err))?;
                 if header.kind == RecordKind::Tombstone {
                     if header.seq >= self.tombstone_floor {
-                        kept.push(Copy {
+                        kept.push(ToCopy {
                             seq: header.seq,
                             id: header.id,
                             kind: RecordKind::Tombstone,
@@ -370,11 +370,11 @@ impl Store {
                 tombstone_floor = tombstone_floor.min(first);
             }
         }
-        let mut live: Vec<Copy> = self
+        let mut live: Vec<ToCopy> = self
             .index
             .entries()
             .filter(|(_, entry)| picked.binary_search(&entry.segment).is_ok())
-            .map(|(id, entry)| Copy {
+            .map(|(id, entry)| ToCopy {
                 seq: entry.seq,
                 id,
                 kind: RecordKind::Put,
@@ -572,7 +572,7 @@ fn data_bytes(segment: &SegmentFile) -> u64 {
     u64::from(segment.end()) - SEGMENT_HEADER_LEN as u64
 }
 
-fn merge_by_seq(a: &[Copy], b: &[Copy]) -> Vec<Copy> {
+fn merge_by_seq(a: &[ToCopy], b: &[ToCopy]) -> Vec<ToCopy> {
     let mut merged = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
@@ -598,7 +598,7 @@ struct Outputs<'c> {
 
 impl Outputs<'_> {
     /// Packs the copies, in order, into as many segments as they need.
-    fn write_all(&mut self, copies: &[Copy], pace: &mut Pace) -> Result<()> {
+    fn write_all(&mut self, copies: &[ToCopy], pace: &mut Pace) -> Result<()> {
         let room = u64::from(self.compaction.capacity) - SEGMENT_HEADER_LEN as u64;
         let mut start = 0;
         while start < copies.len() {
@@ -615,7 +615,7 @@ impl Outputs<'_> {
     }
 
     /// Writes one output segment holding `copies` (`len` bytes of records).
-    fn write_segment(&mut self, copies: &[Copy], len: u64, pace: &mut Pace) -> Result<()> {
+    fn write_segment(&mut self, copies: &[ToCopy], len: u64, pace: &mut Pace) -> Result<()> {
         let c = self.compaction;
         let id = c.next_segment_id.fetch_add(1, Ordering::Relaxed);
         let path = c.dir.join(format!("{}{}", id_stem(id), UNFINISHED_SUFFIX));
@@ -773,7 +773,7 @@ mod tests {
 
     #[test]
     fn merging_keeps_sequence_order() {
-        let copy = |seq| Copy {
+        let copy = |seq| ToCopy {
             seq,
             id: DocId::from(seq),
             kind: RecordKind::Put,
