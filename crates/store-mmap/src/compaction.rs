@@ -37,8 +37,13 @@ use crate::store::Store;
 
 /// Name of the retired-segment list.
 pub(crate) const RETIRED_FILE: &str = "retired.tsr";
-/// Suffix of a compaction output that is not in place yet.
-pub(crate) const UNFINISHED_SUFFIX: &str = ".seg.tmp";
+/// Suffix added to a compaction output's segment file name until it is in place.
+pub(crate) const UNFINISHED_SUFFIX: &str = ".tmp";
+
+/// The name of compaction output `id` before it is in place.
+fn unfinished_file_name(id: u32) -> String {
+    format!("{}{UNFINISHED_SUFFIX}", segment_file_name(id))
+}
 /// Bytes written to an output per `pwrite`.
 const CHUNK_BYTES: usize = 1 << 20;
 
@@ -219,6 +224,7 @@ impl Compaction {
         };
         let written = out.write_all(&copies, &mut pace);
         let Outputs { done, moved, .. } = out;
+        // Built before the error is looked at: dropping it removes the outputs written.
         let mut compacted = Compacted {
             inputs: self.inputs(),
             outputs: done,
@@ -618,7 +624,7 @@ impl Outputs<'_> {
     fn write_segment(&mut self, copies: &[ToCopy], len: u64, pace: &mut Pace) -> Result<()> {
         let c = self.compaction;
         let id = c.next_segment_id.fetch_add(1, Ordering::Relaxed);
-        let path = c.dir.join(format!("{}{}", id_stem(id), UNFINISHED_SUFFIX));
+        let path = c.dir.join(unfinished_file_name(id));
         let mut segment =
             SegmentFile::create_at(&c.storage, path, id, c.store_uid, c.capacity, c.access)?;
         // Registered first, so that an error below removes the file.
@@ -692,11 +698,6 @@ fn flush(segment: &mut SegmentFile, buf: &mut Vec<u8>, pace: &mut Pace) -> Resul
     let spent = pace.spend(2 * buf.len() as u64);
     buf.clear();
     spent
-}
-
-fn id_stem(id: u32) -> String {
-    let name = segment_file_name(id);
-    name.strip_suffix(".seg").unwrap_or(&name).to_owned()
 }
 
 /// The final name of an output written under a temporary one.

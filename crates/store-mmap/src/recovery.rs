@@ -225,7 +225,7 @@ fn finish_compactions(
         let name = entry.file_name();
         let unfinished = name.to_str().is_some_and(|name| {
             name.strip_suffix(UNFINISHED_SUFFIX)
-                .and_then(|stem| parse_segment_file_name(&format!("{stem}.seg")))
+                .and_then(parse_segment_file_name)
                 .is_some()
         });
         if unfinished && remove(&entry.path())? {
