@@ -31,8 +31,8 @@ impl CompactionStats {
     pub fn completed(&self) -> u64 {
         self.completed
     }
-    /// Compactions that failed (the store unchanged by each); cancellations at close are not
-    /// counted.
+    /// Compactions that failed (the store unchanged by each); those cancelled or refused
+    /// because the store is closing are not counted.
     pub fn failed(&self) -> u64 {
         self.failed
     }
@@ -81,7 +81,9 @@ impl Counters {
                 self.bytes_out
                     .fetch_add(report.bytes_out, Ordering::Relaxed);
             }
-            Ok(None) | Err(Error::Store(store_mmap::Error::CompactionCancelled)) => {}
+            // Nothing to do, or the store is closing: neither is a failed compaction.
+            Ok(None)
+            | Err(Error::Closed | Error::Store(store_mmap::Error::CompactionCancelled)) => {}
             Err(err) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 *lock(&self.last_error) = Some(err.to_string());

@@ -19,7 +19,7 @@
 //! Why a crash at any point leaves every document at its latest version is in
 //! docs/FORMAT.md ("Compaction").
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -39,13 +39,13 @@ use crate::store::Store;
 pub(crate) const RETIRED_FILE: &str = "retired.tsr";
 /// Suffix added to a compaction output's segment file name until it is in place.
 pub(crate) const UNFINISHED_SUFFIX: &str = ".tmp";
+/// Bytes written to an output per `pwrite`.
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// The name of compaction output `id` before it is in place.
 fn unfinished_file_name(id: u32) -> String {
     format!("{}{UNFINISHED_SUFFIX}", segment_file_name(id))
 }
-/// Bytes written to an output per `pwrite`.
-const CHUNK_BYTES: usize = 1 << 20;
 
 /// When compaction runs on its own, and how fast it may go.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,20 +124,20 @@ pub struct CompactionReport {
 }
 
 /// One input segment as the plan saw it.
-pub(crate) struct Input {
-    pub(crate) map: SegmentMap,
-    pub(crate) end: u32,
+struct Input {
+    map: SegmentMap,
+    end: u32,
 }
 
 /// One record to copy, and where it is.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct ToCopy {
-    pub(crate) seq: u64,
-    pub(crate) id: DocId,
-    pub(crate) kind: RecordKind,
-    pub(crate) segment: u32,
-    pub(crate) offset: u32,
-    pub(crate) payload_len: u32,
+struct ToCopy {
+    seq: u64,
+    id: DocId,
+    kind: RecordKind,
+    segment: u32,
+    offset: u32,
+    payload_len: u32,
 }
 
 /// A planned compaction: the inputs and their live records. Run it with
@@ -147,22 +147,22 @@ pub(crate) struct ToCopy {
 /// [`Store::plan_compaction`]: crate::Store::plan_compaction
 /// [`Store::install_compaction`]: crate::Store::install_compaction
 pub struct Compaction {
-    pub(crate) dir: PathBuf,
-    pub(crate) storage: Arc<dyn Storage>,
-    pub(crate) store_uid: u128,
-    pub(crate) capacity: u32,
-    pub(crate) access: AccessPattern,
-    pub(crate) next_segment_id: Arc<AtomicU32>,
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    store_uid: u128,
+    capacity: u32,
+    access: AccessPattern,
+    next_segment_id: Arc<AtomicU32>,
     /// Ascending by segment id.
-    pub(crate) inputs: Vec<Input>,
+    inputs: Vec<Input>,
     /// Live puts in the inputs, in sequence order.
-    pub(crate) live: Vec<ToCopy>,
+    live: Vec<ToCopy>,
     /// Tombstones with a lower sequence number are dropped: every segment outside the inputs
     /// holds only newer records, so no older version of their document can remain.
-    pub(crate) tombstone_floor: u64,
-    pub(crate) pace: Option<u64>,
+    tombstone_floor: u64,
+    pace: Option<u64>,
     /// Set by another thread to stop the run.
-    pub(crate) cancel: Option<Arc<AtomicBool>>,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 /// A compaction whose outputs are written and synced, ready to install.
@@ -172,13 +172,6 @@ pub struct Compacted {
     /// Every copied put: document, version, and where the copy is.
     pub(crate) moved: Vec<(DocId, u64, Position)>,
     pub(crate) report: CompactionReport,
-}
-
-impl Compacted {
-    /// The segments it replaces.
-    pub fn inputs(&self) -> &[u32] {
-        &self.inputs
-    }
 }
 
 impl Drop for Compacted {
@@ -454,7 +447,7 @@ impl Store {
         }
         let renamed = outputs
             .iter_mut()
-            .try_for_each(|output| output.rename(final_path(&self.dir, output.id())))
+            .try_for_each(|output| output.rename(self.dir.join(segment_file_name(output.id()))))
             .and_then(|()| sync_dir(self.options.storage.as_ref(), &self.dir));
         if let Err(err) = renamed {
             remove_outputs(&outputs);
@@ -698,11 +691,6 @@ fn flush(segment: &mut SegmentFile, buf: &mut Vec<u8>, pace: &mut Pace) -> Resul
     let spent = pace.spend(2 * buf.len() as u64);
     buf.clear();
     spent
-}
-
-/// The final name of an output written under a temporary one.
-pub(crate) fn final_path(dir: &Path, id: u32) -> PathBuf {
-    dir.join(segment_file_name(id))
 }
 
 /// A rate limit: after `spent` bytes, the work must have taken at least
