@@ -1,0 +1,101 @@
+//! The machine's physical limits, measured in the same run as the engines so that each
+//! engine's figure can be read as a fraction of what the hardware allows.
+
+use std::fs::{File, OpenOptions};
+use std::hint::black_box;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::measure::{Percentiles, time_each};
+
+/// What the disk and the memory of the machine can do.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PhysicalLimits {
+    /// Bytes per second written sequentially in 1 MiB writes to a new file, including the
+    /// `fsync` at the end.
+    pub seq_write_bytes_per_sec: f64,
+    /// 4 KiB appends to a file, each followed by `fdatasync`, per second.
+    pub append_fdatasync_per_sec: f64,
+    /// Latencies of those appends.
+    pub append_fdatasync_latency: Option<Percentiles>,
+    /// Bytes per second copied from one 64 MiB buffer to another.
+    pub memcpy_bytes_per_sec: f64,
+}
+
+/// How much of each limit to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitSettings {
+    /// Bytes written for the sequential bandwidth.
+    pub seq_write_bytes: usize,
+    /// Longest time spent on appends with `fdatasync`.
+    pub fdatasync_time: Duration,
+    /// Most appends with `fdatasync`.
+    pub fdatasync_max: usize,
+    /// Times the 64 MiB buffer is copied.
+    pub memcpy_rounds: usize,
+}
+
+impl PhysicalLimits {
+    /// Measures the limits, with scratch files in `dir` (on the disk the engines use).
+    pub fn measure(dir: &Path, settings: LimitSettings) -> Result<PhysicalLimits> {
+        let seq_write_bytes_per_sec = seq_write(&dir.join("seq-write"), settings.seq_write_bytes)?;
+        let (rate, latency) = append_fdatasync(&dir.join("append-fdatasync"), settings)?;
+        Ok(PhysicalLimits {
+            seq_write_bytes_per_sec,
+            append_fdatasync_per_sec: rate,
+            append_fdatasync_latency: latency,
+            memcpy_bytes_per_sec: memcpy(settings.memcpy_rounds),
+        })
+    }
+}
+
+fn seq_write(path: &Path, bytes: usize) -> Result<f64> {
+    let chunk = vec![0x5a_u8; 1 << 20];
+    let start = Instant::now();
+    let mut file = File::create(path).map_err(Error::io(path))?;
+    let mut written = 0;
+    while written < bytes {
+        file.write_all(&chunk).map_err(Error::io(path))?;
+        written += chunk.len();
+    }
+    file.sync_all().map_err(Error::io(path))?;
+    let elapsed = start.elapsed();
+    std::fs::remove_file(path).map_err(Error::io(path))?;
+    Ok(written as f64 / elapsed.as_secs_f64())
+}
+
+fn append_fdatasync(path: &Path, settings: LimitSettings) -> Result<(f64, Option<Percentiles>)> {
+    let block = [0xa5_u8; 4096];
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .map_err(Error::io(path))?;
+    let (throughput, latencies) =
+        time_each(settings.fdatasync_time, settings.fdatasync_max, |_| {
+            file.write_all(&block).map_err(Error::io(path))?;
+            file.sync_data().map_err(Error::io(path))
+        })?;
+    drop(file);
+    std::fs::remove_file(path).map_err(Error::io(path))?;
+    Ok((throughput.per_sec(), latencies.percentiles()))
+}
+
+fn memcpy(rounds: usize) -> f64 {
+    const LEN: usize = 64 << 20;
+    let source: Vec<u8> = (0..LEN).map(|i| i as u8).collect();
+    let mut target = vec![0_u8; LEN];
+    // One copy first, so that the target's pages are mapped before the clock starts.
+    target.copy_from_slice(&source);
+    let start = Instant::now();
+    for _ in 0..rounds.max(1) {
+        target.copy_from_slice(black_box(&source));
+        black_box(&mut target);
+    }
+    (LEN * rounds.max(1)) as f64 / start.elapsed().as_secs_f64()
+}

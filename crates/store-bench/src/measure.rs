@@ -1,0 +1,135 @@
+//! Timing: throughput over a timed loop, latency percentiles from a histogram.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// Latency percentiles of one workload, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Operations timed.
+    pub count: u64,
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Slowest.
+    pub max_us: f64,
+}
+
+/// Operation latencies in nanoseconds, from 1 ns to an hour at 3 significant digits.
+#[derive(Debug, Clone)]
+pub struct Latencies {
+    histogram: Histogram<u64>,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies {
+            histogram: Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
+                .expect("the bounds are valid"),
+        }
+    }
+}
+
+impl Latencies {
+    /// Records one operation's duration.
+    pub fn record(&mut self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.histogram.saturating_record(nanos.max(1));
+    }
+
+    /// Adds another set of latencies.
+    pub fn merge(&mut self, other: &Latencies) {
+        self.histogram
+            .add(&other.histogram)
+            .expect("histograms with the same bounds always add");
+    }
+
+    /// The percentiles, or `None` if nothing was recorded.
+    pub fn percentiles(&self) -> Option<Percentiles> {
+        if self.histogram.is_empty() {
+            return None;
+        }
+        let us = |quantile: f64| self.histogram.value_at_quantile(quantile) as f64 / 1000.0;
+        Some(Percentiles {
+            count: self.histogram.len(),
+            p50_us: us(0.5),
+            p90_us: us(0.9),
+            p99_us: us(0.99),
+            p999_us: us(0.999),
+            max_us: self.histogram.max() as f64 / 1000.0,
+        })
+    }
+}
+
+/// Operations done and the time they took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throughput {
+    /// Operations completed.
+    pub ops: u64,
+    /// Time they took.
+    pub elapsed: Duration,
+}
+
+impl Throughput {
+    /// Operations per second.
+    pub fn per_sec(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Operations between two looks at the clock in [`run_for`]: few enough that the loop stops
+/// close to its deadline, many enough that reading the clock costs nothing measurable.
+const CHUNK: usize = 256;
+
+/// Calls `op(i)` for i = 0, 1, 2, ... until `duration` has passed (and at least once),
+/// without timing single calls: the figure a timer per operation would distort for
+/// operations of a few hundred nanoseconds.
+pub fn run_for(duration: Duration, mut op: impl FnMut(usize) -> Result<()>) -> Result<Throughput> {
+    let start = Instant::now();
+    let mut ops = 0usize;
+    loop {
+        for i in ops..ops + CHUNK {
+            op(i)?;
+        }
+        ops += CHUNK;
+        if start.elapsed() >= duration {
+            break;
+        }
+    }
+    Ok(Throughput {
+        ops: ops as u64,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Calls `op(i)` until `duration` has passed or `max_ops` calls are done (at least once),
+/// timing each call.
+pub fn time_each(
+    duration: Duration,
+    max_ops: usize,
+    mut op: impl FnMut(usize) -> Result<()>,
+) -> Result<(Throughput, Latencies)> {
+    let mut latencies = Latencies::default();
+    let start = Instant::now();
+    let mut ops = 0;
+    while ops == 0 || (ops < max_ops && start.elapsed() < duration) {
+        let before = Instant::now();
+        op(ops)?;
+        latencies.record(before.elapsed());
+        ops += 1;
+    }
+    let throughput = Throughput {
+        ops: ops as u64,
+        elapsed: start.elapsed(),
+    };
+    Ok((throughput, latencies))
+}

@@ -1,0 +1,386 @@
+//! A run's results, and the tables, Markdown and JSON made of them.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::limits::PhysicalLimits;
+use crate::workload::{Figure, Workload};
+
+/// The engine every ratio is about.
+pub const SUBJECT: &str = "textstore";
+
+/// Where and on what a run happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// CPUs the process may use.
+    pub cpus: usize,
+    /// The CPU's model name.
+    pub cpu: String,
+    /// Memory of the machine.
+    pub memory: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// File system and device of the directory the engines wrote to.
+    pub filesystem: String,
+}
+
+impl Machine {
+    /// Reads the machine's description from `/proc`; `scratch` is where the engines write.
+    pub fn describe(scratch: &std::path::Path) -> Machine {
+        let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+        let field = |text: &str, name: &str| {
+            text.lines()
+                .find(|line| line.starts_with(name))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|value| value.trim().to_owned())
+                .unwrap_or_else(|| "unknown".to_owned())
+        };
+        let scratch = scratch
+            .canonicalize()
+            .unwrap_or_else(|_| scratch.to_path_buf());
+        let filesystem = read("/proc/mounts")
+            .lines()
+            .filter_map(|line| {
+                let mut parts = line.split_whitespace();
+                let (device, mount, kind) = (parts.next()?, parts.next()?, parts.next()?);
+                scratch
+                    .starts_with(mount)
+                    .then(|| (mount.len(), format!("{kind} on {device}")))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map_or_else(|| "unknown".to_owned(), |(_, fs)| fs);
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            cpu: field(&read("/proc/cpuinfo"), "model name"),
+            memory: field(&read("/proc/meminfo"), "MemTotal"),
+            kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+            filesystem,
+        }
+    }
+}
+
+/// What the corpus was.
+#[derive(Debug, Clone, Serialize)]
+pub struct CorpusSummary {
+    /// Where the documents came from.
+    pub description: String,
+    /// Number of documents.
+    pub docs: usize,
+    /// Total text bytes.
+    pub text_bytes: u64,
+    /// Median document size in bytes.
+    pub median_bytes: usize,
+}
+
+/// An engine's name and settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct EngineSettings {
+    /// The engine's name.
+    pub engine: &'static str,
+    /// What it ran with.
+    pub settings: String,
+}
+
+/// One row of a workload's table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// An engine's name, or a physical limit's description.
+    pub name: String,
+    /// Whether the row is a physical limit rather than an engine.
+    pub limit: bool,
+    /// The figure; `None` when the workload does not apply.
+    pub figure: Option<Figure>,
+}
+
+/// One workload's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkloadResult {
+    /// The workload.
+    pub workload: Workload,
+    /// Its title.
+    pub title: &'static str,
+    /// Its unit.
+    pub unit: &'static str,
+    /// textstore's row first, then the other engines, then the physical limits.
+    pub rows: Vec<Row>,
+}
+
+impl WorkloadResult {
+    /// textstore's figure.
+    pub fn subject(&self) -> Option<f64> {
+        self.value(SUBJECT)
+    }
+
+    /// The figure of the row named `name`.
+    pub fn value(&self, name: &str) -> Option<f64> {
+        self.rows
+            .iter()
+            .find(|row| row.name == name)
+            .and_then(|row| row.figure.as_ref())
+            .map(|figure| figure.value)
+    }
+
+    /// How many times textstore's figure is better than the row's (see [`Workload::ratio`]).
+    pub fn ratio(&self, row: &Row) -> Option<f64> {
+        let reference = row.figure.as_ref()?.value;
+        Some(self.workload.ratio(self.subject()?, reference))
+    }
+}
+
+/// A target the figures are held against.
+#[derive(Debug, Clone, Serialize)]
+pub struct Goal {
+    /// The workload.
+    pub workload: Workload,
+    /// The row textstore is compared with; `None` for an absolute bound on its figure.
+    pub reference: Option<String>,
+    /// The ratio (or, without a reference, the figure) to reach.
+    pub target: f64,
+    /// What was measured: the ratio, or textstore's figure.
+    pub measured: Option<f64>,
+    /// Whether the goal was met.
+    pub met: bool,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The command that ran.
+    pub command: String,
+    /// The machine.
+    pub machine: Machine,
+    /// The corpus.
+    pub corpus: CorpusSummary,
+    /// The engines and their settings.
+    pub engines: Vec<EngineSettings>,
+    /// The machine's limits, measured in the run.
+    pub limits: PhysicalLimits,
+    /// The figures, workload by workload.
+    pub results: Vec<WorkloadResult>,
+    /// The goals and whether they were met.
+    pub goals: Vec<Goal>,
+}
+
+/// The goals the project holds textstore to, as (workload, reference, ratio at least).
+const RATIO_GOALS: &[(Workload, &str, f64)] = &[
+    (Workload::GetUniform, "LMDB (heed)", 1.3),
+    (Workload::GetUniform, "HashMap", 0.9),
+    (Workload::Substring, "LMDB (heed)", 1.5),
+    (Workload::ReadersDuringWriter, "LMDB (heed)", 1.3),
+    (Workload::BulkIngest, "LMDB (heed)", 2.0),
+    (Workload::DurablePut, FDATASYNC_LIMIT, 0.9),
+];
+
+/// The largest fresh space amplification the project accepts.
+const FRESH_SPACE_GOAL: f64 = 1.03;
+
+/// Name of the 4 KiB append + fdatasync row.
+pub const FDATASYNC_LIMIT: &str = "limit: 4 KiB append + fdatasync";
+
+impl Report {
+    /// Evaluates the goals whose figures the run measured.
+    pub fn evaluate_goals(results: &[WorkloadResult]) -> Vec<Goal> {
+        let find = |workload| results.iter().find(|result| result.workload == workload);
+        let mut goals = Vec::new();
+        for &(workload, reference, target) in RATIO_GOALS {
+            let Some(result) = find(workload) else {
+                continue;
+            };
+            let Some(row) = result.rows.iter().find(|row| row.name == reference) else {
+                continue;
+            };
+            let measured = result.ratio(row);
+            goals.push(Goal {
+                workload,
+                reference: Some(reference.to_owned()),
+                target,
+                measured,
+                met: measured.is_some_and(|ratio| ratio >= target),
+            });
+        }
+        if let Some(result) = find(Workload::SpaceFresh) {
+            let measured = result.subject();
+            goals.push(Goal {
+                workload: Workload::SpaceFresh,
+                reference: None,
+                target: FRESH_SPACE_GOAL,
+                measured,
+                met: measured.is_some_and(|value| value <= FRESH_SPACE_GOAL),
+            });
+        }
+        goals
+    }
+
+    /// The report as plain-text tables for a terminal.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "corpus: {} documents, {:.1} MiB of text, median {} B; {}",
+            self.corpus.docs,
+            mib(self.corpus.text_bytes),
+            self.corpus.median_bytes,
+            self.corpus.description
+        );
+        let _ = writeln!(
+            out,
+            "ratio: how many times textstore's figure is better than the row's (above 1: textstore is better)\n"
+        );
+        for result in &self.results {
+            let _ = writeln!(out, "{} ({})", result.title, result.unit);
+            let _ = writeln!(
+                out,
+                "  {:<40} {:>14} {:>10} {:>10} {:>9}",
+                "", "figure", "p50 µs", "p99 µs", "ratio"
+            );
+            for row in &result.rows {
+                let (figure, p50, p99) = cells(row.figure.as_ref());
+                let ratio = ratio_cell(result, row);
+                let _ = writeln!(
+                    out,
+                    "  {:<40} {figure:>14} {p50:>10} {p99:>10} {ratio:>9}",
+                    row.name
+                );
+            }
+            out.push('\n');
+        }
+        let _ = writeln!(out, "goals:");
+        for goal in &self.goals {
+            let _ = writeln!(out, "  {}", goal_line(goal));
+        }
+        out
+    }
+
+    /// The report as Markdown.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::new();
+        let m = &self.machine;
+        let _ = writeln!(out, "# textstore benchmark report\n");
+        let _ = writeln!(out, "- command: `{}`", self.command);
+        let _ = writeln!(
+            out,
+            "- machine: {} CPUs ({}), {} memory, Linux {}, engines on {}",
+            m.cpus, m.cpu, m.memory, m.kernel, m.filesystem
+        );
+        let _ = writeln!(
+            out,
+            "- corpus: {} documents, {:.1} MiB of text, median {} B; {}",
+            self.corpus.docs,
+            mib(self.corpus.text_bytes),
+            self.corpus.median_bytes,
+            self.corpus.description
+        );
+        let l = &self.limits;
+        let _ = writeln!(
+            out,
+            "- limits: sequential write {:.0} MiB/s with fsync; {:.0} appends of 4 KiB + fdatasync per second; memory copy {:.1} GiB/s",
+            l.seq_write_bytes_per_sec / f64::from(1 << 20),
+            l.append_fdatasync_per_sec,
+            l.memcpy_bytes_per_sec / f64::from(1 << 30)
+        );
+        let _ = writeln!(
+            out,
+            "\nA ratio is how many times textstore's figure is better than the row's: above 1, textstore is better (higher throughput, or less time or space).\n"
+        );
+        let _ = writeln!(out, "## Goals\n\n| goal | measured | met |\n|---|---|---|");
+        for goal in &self.goals {
+            let (text, measured) = goal_cells(goal);
+            let _ = writeln!(
+                out,
+                "| {text} | {measured} | {} |",
+                if goal.met { "yes" } else { "**no**" }
+            );
+        }
+        for result in &self.results {
+            let _ = writeln!(out, "\n## {} ({})\n", result.title, result.unit);
+            let _ = writeln!(
+                out,
+                "| | figure | p50 µs | p99 µs | ratio | |\n|---|--:|--:|--:|--:|---|"
+            );
+            for row in &result.rows {
+                let (figure, p50, p99) = cells(row.figure.as_ref());
+                let note = row
+                    .figure
+                    .as_ref()
+                    .and_then(|f| f.note.as_deref())
+                    .unwrap_or("");
+                let _ = writeln!(
+                    out,
+                    "| {} | {figure} | {p50} | {p99} | {} | {note} |",
+                    row.name,
+                    ratio_cell(result, row)
+                );
+            }
+        }
+        let _ = writeln!(out, "\n## Engine settings\n");
+        for engine in &self.engines {
+            let _ = writeln!(out, "- **{}**: {}", engine.engine, engine.settings);
+        }
+        out
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1 << 20)
+}
+
+/// A figure with thousands separators, or three significant decimals below 10.
+pub fn format_value(value: f64) -> String {
+    if value.abs() < 10.0 {
+        return format!("{value:.3}");
+    }
+    let digits = format!("{:.0}", value.round());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 && c.is_ascii_digit() {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn cells(figure: Option<&Figure>) -> (String, String, String) {
+    let Some(figure) = figure else {
+        return ("n/a".to_owned(), String::new(), String::new());
+    };
+    let (p50, p99) = figure
+        .latency
+        .map(|l| (format!("{:.2}", l.p50_us), format!("{:.2}", l.p99_us)))
+        .unwrap_or_default();
+    (format_value(figure.value), p50, p99)
+}
+
+fn ratio_cell(result: &WorkloadResult, row: &Row) -> String {
+    if row.name == SUBJECT {
+        return String::new();
+    }
+    result
+        .ratio(row)
+        .map(|ratio| format!("{ratio:.2}×"))
+        .unwrap_or_default()
+}
+
+fn goal_cells(goal: &Goal) -> (String, String) {
+    match &goal.reference {
+        Some(reference) => (
+            format!("{}: ≥ {}× {reference}", goal.workload.title(), goal.target),
+            goal.measured
+                .map_or("n/a".to_owned(), |ratio| format!("{ratio:.2}×")),
+        ),
+        None => (
+            format!("{}: ≤ {}", goal.workload.title(), goal.target),
+            goal.measured
+                .map_or("n/a".to_owned(), |value| format!("{value:.3}")),
+        ),
+    }
+}
+
+fn goal_line(goal: &Goal) -> String {
+    let (text, measured) = goal_cells(goal);
+    format!(
+        "{} {text}: measured {measured}",
+        if goal.met { "met    " } else { "NOT MET" }
+    )
+}

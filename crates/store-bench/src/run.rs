@@ -1,0 +1,216 @@
+//! A whole run: the physical limits, then each workload on every engine in turn.
+//!
+//! Engines take turns workload by workload (every engine's bulk ingest, then every engine's
+//! reopen, ...), so that a drift of the machine's speed over the run spreads over all
+//! engines instead of favouring the ones measured first.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::corpus::Corpus;
+use crate::engines::{FilePerDoc, MemoryMap, Textstore};
+use crate::error::{Error, Result};
+use crate::limits::{LimitSettings, PhysicalLimits};
+use crate::report::{
+    CorpusSummary, EngineSettings, FDATASYNC_LIMIT, Machine, Report, Row, WorkloadResult,
+};
+use crate::workload::{EngineSubject, Figure, Plan, Settings, Subject, Workload};
+
+/// Which engines a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineSet {
+    /// textstore and the in-memory upper bound.
+    Bounds,
+    /// Those, one file per document, and the peers of the `peers` feature.
+    Peers,
+}
+
+/// What a run measures and where.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The engines.
+    pub engines: EngineSet,
+    /// How long each workload runs.
+    pub settings: Settings,
+    /// How much of each physical limit to measure.
+    pub limits: LimitSettings,
+    /// The directory the engines write to (on the disk to measure); it is emptied first.
+    pub scratch: PathBuf,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+/// A step of a run, for progress output.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    /// Steps done before this one.
+    pub done: usize,
+    /// Steps in the run.
+    pub total: usize,
+    /// The engine, or `"machine"` for the limits.
+    pub engine: &'a str,
+    /// What it is doing.
+    pub what: &'a str,
+}
+
+fn subjects(engines: EngineSet, scratch: &Path) -> Result<Vec<Box<dyn Subject>>> {
+    fn subject<E: crate::Engine + 'static>(scratch: &Path) -> Box<dyn Subject> {
+        let dir = scratch.join(E::NAME.replace([' ', '(', ')'], "-"));
+        Box::new(EngineSubject::<E>::new(dir))
+    }
+    let mut all = vec![subject::<Textstore>(scratch), subject::<MemoryMap>(scratch)];
+    if engines == EngineSet::Peers {
+        all.push(subject::<FilePerDoc>(scratch));
+        #[cfg(feature = "peers")]
+        {
+            use crate::engines::{Fjall, Lmdb, Redb, Sqlite};
+            all.push(subject::<Lmdb>(scratch));
+            all.push(subject::<Redb>(scratch));
+            all.push(subject::<Fjall>(scratch));
+            all.push(subject::<Sqlite>(scratch));
+        }
+        #[cfg(not(feature = "peers"))]
+        return Err(Error::Engine {
+            engine: "peers",
+            operation: "run",
+            source: "this binary was built without the `peers` feature; \
+                     `cargo xtask bench --peers` builds it with the feature"
+                .into(),
+        });
+    }
+    Ok(all)
+}
+
+/// Runs every workload on every engine of `options` over `corpus`, calling `progress` before
+/// each step.
+pub fn run(
+    corpus: &Corpus,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(Step<'_>),
+) -> Result<Report> {
+    if corpus.is_empty() {
+        return Err(Error::WrongResult {
+            engine: "runner",
+            what: "the corpus has no document".to_owned(),
+        });
+    }
+    let scratch = &options.scratch;
+    if scratch.exists() {
+        std::fs::remove_dir_all(scratch).map_err(Error::io(scratch))?;
+    }
+    std::fs::create_dir_all(scratch).map_err(Error::io(scratch))?;
+    let mut subjects = subjects(options.engines, scratch)?;
+    let total = 1 + subjects.len() * Workload::ALL.len();
+    progress(Step {
+        done: 0,
+        total,
+        engine: "machine",
+        what: "physical limits",
+    });
+    let limits = PhysicalLimits::measure(scratch, options.limits)?;
+    let plan = Plan::new(corpus, options.settings);
+    let mean_bytes = corpus.text_bytes() as f64 / corpus.len() as f64;
+
+    let mut results = Vec::new();
+    let mut done = 1;
+    for workload in Workload::ALL {
+        let mut rows = Vec::new();
+        for subject in &mut subjects {
+            progress(Step {
+                done,
+                total,
+                engine: subject.name(),
+                what: workload.title(),
+            });
+            done += 1;
+            let figure = subject.run(workload, &plan)?;
+            rows.push(Row {
+                name: subject.name().to_owned(),
+                limit: false,
+                figure,
+            });
+        }
+        rows.extend(limit_row(workload, &limits, mean_bytes));
+        results.push(WorkloadResult {
+            workload,
+            title: workload.title(),
+            unit: workload.unit(),
+            rows,
+        });
+    }
+    let engines = subjects
+        .iter()
+        .map(|subject| EngineSettings {
+            engine: subject.name(),
+            settings: subject.settings().unwrap_or_default(),
+        })
+        .collect();
+    for subject in subjects {
+        subject.close()?;
+    }
+    let goals = Report::evaluate_goals(&results);
+    Ok(Report {
+        command: options.command.clone(),
+        machine: Machine::describe(scratch),
+        corpus: CorpusSummary {
+            description: corpus.description().to_owned(),
+            docs: corpus.len(),
+            text_bytes: corpus.text_bytes(),
+            median_bytes: corpus.median_bytes(),
+        },
+        engines,
+        limits,
+        results,
+        goals,
+    })
+}
+
+/// The physical limit a workload's figure is bounded by, in the workload's unit.
+fn limit_row(workload: Workload, limits: &PhysicalLimits, mean_bytes: f64) -> Option<Row> {
+    let (name, figure) = match workload {
+        Workload::BulkIngest => (
+            "limit: sequential write + fsync of the text".to_owned(),
+            Figure {
+                value: limits.seq_write_bytes_per_sec / mean_bytes,
+                latency: None,
+                note: None,
+            },
+        ),
+        Workload::DurablePut => (
+            FDATASYNC_LIMIT.to_owned(),
+            Figure {
+                value: limits.append_fdatasync_per_sec,
+                latency: limits.append_fdatasync_latency,
+                note: None,
+            },
+        ),
+        Workload::GetUniformCopy | Workload::GetZipfCopy => (
+            "limit: memory copy of a mean-sized text".to_owned(),
+            Figure {
+                value: limits.memcpy_bytes_per_sec / mean_bytes,
+                latency: None,
+                note: None,
+            },
+        ),
+        _ => return None,
+    };
+    Some(Row {
+        name,
+        limit: true,
+        figure: Some(figure),
+    })
+}
+
+/// Prints a step to stderr with the time since the run started.
+pub fn print_step(started: Instant) -> impl FnMut(Step<'_>) {
+    move |step| {
+        eprintln!(
+            "[{:>3}/{}] {:>6.1}s  {}: {}",
+            step.done + 1,
+            step.total,
+            started.elapsed().as_secs_f64(),
+            step.engine,
+            step.what
+        );
+    }
+}

@@ -1,0 +1,670 @@
+//! The workloads, and how one engine runs each of them.
+//!
+//! Every figure measures only what it names: documents to write and ids to read are drawn
+//! before the clock starts, stores are created and removed outside the timed region, and
+//! every read is checked against the corpus (a missing document or a wrong length is an
+//! error, so an engine cannot look fast by doing nothing).
+
+use std::hint::black_box;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use store_mmap::DocId;
+
+use crate::corpus::{Corpus, rewritten};
+use crate::engine::{Engine, Reader};
+use crate::error::{Error, Result};
+use crate::keys::KeyChooser;
+use crate::measure::{Latencies, Percentiles, Throughput, run_for, time_each};
+
+/// A workload, in the order a run measures them: each starts from the state the ones
+/// before it left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Every document of the corpus in one commit, into a new store.
+    BulkIngest,
+    /// Close, then open and read one document.
+    ReopenFirstGet,
+    /// Disk space after the bulk ingest, over the text bytes.
+    SpaceFresh,
+    /// Gets of uniformly chosen documents, reading the engine's memory where it allows.
+    GetUniform,
+    /// The same, copying each text into a buffer the reader reuses.
+    GetUniformCopy,
+    /// Gets of Zipf-chosen documents (exponent 0.99), without copying.
+    GetZipf,
+    /// The same, copying.
+    GetZipfCopy,
+    /// 64 to 256 bytes out of uniformly chosen documents.
+    Substring,
+    /// One document per durable commit.
+    DurablePut,
+    /// 100 documents per durable commit.
+    BatchedPut,
+    /// Two threads getting uniformly chosen documents while a third does durable puts.
+    ReadersDuringWriter,
+    /// Disk space after overwriting every other document, over the text bytes.
+    SpaceOverwritten,
+    /// Disk space after the engine's compaction, over the text bytes.
+    SpaceCompacted,
+}
+
+impl Workload {
+    /// Every workload, in the order a run measures them.
+    pub const ALL: [Workload; 13] = [
+        Workload::BulkIngest,
+        Workload::ReopenFirstGet,
+        Workload::SpaceFresh,
+        Workload::GetUniform,
+        Workload::GetUniformCopy,
+        Workload::GetZipf,
+        Workload::GetZipfCopy,
+        Workload::Substring,
+        Workload::DurablePut,
+        Workload::BatchedPut,
+        Workload::ReadersDuringWriter,
+        Workload::SpaceOverwritten,
+        Workload::SpaceCompacted,
+    ];
+
+    /// Its title in reports.
+    pub fn title(self) -> &'static str {
+        match self {
+            Workload::BulkIngest => "bulk ingest, one commit",
+            Workload::ReopenFirstGet => "reopen + first get",
+            Workload::SpaceFresh => "space amplification after ingest",
+            Workload::GetUniform => "uniform gets, zero-copy",
+            Workload::GetUniformCopy => "uniform gets, copy-out",
+            Workload::GetZipf => "zipf(0.99) gets, zero-copy",
+            Workload::GetZipfCopy => "zipf(0.99) gets, copy-out",
+            Workload::Substring => "64-256 B substring extraction",
+            Workload::DurablePut => "durable single puts",
+            Workload::BatchedPut => "durable batched puts (100 per commit)",
+            Workload::ReadersDuringWriter => "2 readers during a durable writer",
+            Workload::SpaceOverwritten => "space amplification after overwriting half",
+            Workload::SpaceCompacted => "space amplification after compaction",
+        }
+    }
+
+    /// The unit of its figure.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Workload::BulkIngest | Workload::BatchedPut => "docs/s",
+            Workload::ReopenFirstGet => "ms",
+            Workload::SpaceFresh | Workload::SpaceOverwritten | Workload::SpaceCompacted => {
+                "× text bytes"
+            }
+            Workload::GetUniform
+            | Workload::GetUniformCopy
+            | Workload::GetZipf
+            | Workload::GetZipfCopy
+            | Workload::Substring
+            | Workload::ReadersDuringWriter => "ops/s",
+            Workload::DurablePut => "commits/s",
+        }
+    }
+
+    /// Whether a larger figure is better (throughput), or a smaller one (time, space).
+    pub fn higher_is_better(self) -> bool {
+        !matches!(
+            self,
+            Workload::ReopenFirstGet
+                | Workload::SpaceFresh
+                | Workload::SpaceOverwritten
+                | Workload::SpaceCompacted
+        )
+    }
+
+    /// How many times better `figure` is than `reference`: above 1 when `figure` is better,
+    /// whichever direction "better" is for this workload.
+    pub fn ratio(self, figure: f64, reference: f64) -> f64 {
+        if self.higher_is_better() {
+            figure / reference
+        } else {
+            reference / figure
+        }
+    }
+}
+
+/// One engine's result for one workload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figure {
+    /// The figure, in the workload's unit.
+    pub value: f64,
+    /// Per-operation latencies, where the workload has operations.
+    pub latency: Option<Percentiles>,
+    /// Other things measured alongside (bandwidth, the writer's rate, a compaction's time).
+    pub note: Option<String>,
+}
+
+impl Figure {
+    fn of(value: f64) -> Figure {
+        Figure {
+            value,
+            latency: None,
+            note: None,
+        }
+    }
+
+    fn with_latency(mut self, latencies: &Latencies) -> Figure {
+        self.latency = latencies.percentiles();
+        self
+    }
+
+    fn with_note(mut self, note: String) -> Figure {
+        self.note = Some(note);
+        self
+    }
+}
+
+/// How long or how many times each workload runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Time of each get and substring throughput loop.
+    pub read_time: Duration,
+    /// Time of the pass that times single reads for their percentiles.
+    pub latency_time: Duration,
+    /// Longest time and most commits of the durable single puts.
+    pub durable_put_time: Duration,
+    /// See `durable_put_time`.
+    pub durable_put_max: usize,
+    /// Longest time and most commits of the batched puts.
+    pub batch_time: Duration,
+    /// See `batch_time`.
+    pub batch_max: usize,
+    /// Documents per batched commit.
+    pub batch_docs: usize,
+    /// Time the readers read while the writer writes.
+    pub readers_time: Duration,
+    /// Reader threads beside the writer.
+    pub readers: usize,
+    /// Times the engine is reopened; the median is reported.
+    pub reopen_rounds: usize,
+}
+
+impl Settings {
+    /// The settings of `cargo xtask bench`: about 12 s per engine on 2 cores.
+    pub fn standard(seed: u64) -> Settings {
+        Settings {
+            seed,
+            read_time: Duration::from_millis(1000),
+            latency_time: Duration::from_millis(250),
+            durable_put_time: Duration::from_millis(1500),
+            durable_put_max: 2000,
+            batch_time: Duration::from_millis(1500),
+            batch_max: 200,
+            batch_docs: 100,
+            readers_time: Duration::from_millis(2000),
+            readers: 2,
+            reopen_rounds: 3,
+        }
+    }
+
+    /// A few milliseconds per workload: enough to check that every engine runs every
+    /// workload correctly, not to measure anything.
+    pub fn smoke(seed: u64) -> Settings {
+        Settings {
+            seed,
+            read_time: Duration::from_millis(5),
+            latency_time: Duration::from_millis(5),
+            durable_put_time: Duration::from_millis(20),
+            durable_put_max: 5,
+            batch_time: Duration::from_millis(20),
+            batch_max: 3,
+            batch_docs: 10,
+            readers_time: Duration::from_millis(20),
+            readers: 2,
+            reopen_rounds: 1,
+        }
+    }
+}
+
+/// What every engine is given: the corpus, its second versions, and the choices of
+/// documents drawn once for all engines.
+#[derive(Debug)]
+pub struct Plan<'c> {
+    corpus: &'c Corpus,
+    settings: Settings,
+    /// A second version of every document, of the same length.
+    rewrites: Vec<String>,
+    lens: Vec<u32>,
+    uniform: Vec<u32>,
+    zipf: Vec<u32>,
+    writes: Vec<u32>,
+    substrings: Vec<(u32, Range<usize>)>,
+}
+
+/// Choices drawn for the read loops; they wrap around when a loop runs longer.
+const CHOICES: usize = 1 << 20;
+
+impl<'c> Plan<'c> {
+    /// Draws every choice of the run.
+    ///
+    /// # Panics
+    /// If the corpus is empty.
+    pub fn new(corpus: &'c Corpus, settings: Settings) -> Plan<'c> {
+        let docs = corpus.len();
+        let seed = settings.seed;
+        let substrings = substrings(corpus, seed);
+        Plan {
+            corpus,
+            settings,
+            rewrites: corpus
+                .docs()
+                .iter()
+                .map(|doc| rewritten(&doc.text))
+                .collect(),
+            lens: corpus
+                .docs()
+                .iter()
+                .map(|doc| doc.text.len() as u32)
+                .collect(),
+            uniform: KeyChooser::Uniform.indices(docs, CHOICES, seed),
+            zipf: KeyChooser::Zipf { exponent: 0.99 }.indices(docs, CHOICES, seed + 1),
+            writes: KeyChooser::Uniform.indices(docs, CHOICES, seed + 2),
+            substrings,
+        }
+    }
+
+    /// The corpus.
+    pub fn corpus(&self) -> &Corpus {
+        self.corpus
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn id(&self, index: u32) -> DocId {
+        self.corpus.docs()[index as usize].id
+    }
+
+    /// The `i`-th write: a document and its second version.
+    fn write(&self, i: usize) -> (DocId, &str) {
+        let index = self.writes[i % self.writes.len()];
+        (self.id(index), &self.rewrites[index as usize])
+    }
+}
+
+/// Byte ranges of 64 to 256 bytes (less in shorter documents), on char boundaries.
+fn substrings(corpus: &Corpus, seed: u64) -> Vec<(u32, Range<usize>)> {
+    let mut rng = StdRng::seed_from_u64(seed + 3);
+    KeyChooser::Uniform
+        .indices(corpus.len(), CHOICES / 4, seed + 4)
+        .into_iter()
+        .map(|index| {
+            let text = &corpus.docs()[index as usize].text;
+            let len = rng.random_range(64..=256).min(text.len());
+            let start = text.floor_char_boundary(rng.random_range(0..=text.len() - len));
+            let end = text.floor_char_boundary(start + len);
+            (index, start..end)
+        })
+        .collect()
+}
+
+/// An engine, or the directory it lives in, under measurement.
+pub trait Subject {
+    /// The engine's name.
+    fn name(&self) -> &'static str;
+
+    /// The engine's settings, once it exists.
+    fn settings(&self) -> Option<String>;
+
+    /// Runs one workload; `None` if it does not apply to the engine.
+    fn run(&mut self, workload: Workload, plan: &Plan<'_>) -> Result<Option<Figure>>;
+
+    /// Closes the engine.
+    fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// An [`Engine`] with its directory.
+#[derive(Debug)]
+pub struct EngineSubject<E> {
+    dir: PathBuf,
+    engine: Option<E>,
+}
+
+impl<E: Engine> EngineSubject<E> {
+    /// An engine to be created in `dir` (made if missing) by the bulk ingest.
+    pub fn new(dir: PathBuf) -> EngineSubject<E> {
+        EngineSubject { dir, engine: None }
+    }
+
+    fn engine(&self) -> Result<&E> {
+        self.engine.as_ref().ok_or_else(not_ingested::<E>)
+    }
+}
+
+impl<E: Engine> Subject for EngineSubject<E> {
+    fn name(&self) -> &'static str {
+        E::NAME
+    }
+
+    fn settings(&self) -> Option<String> {
+        self.engine.as_ref().map(E::settings)
+    }
+
+    fn run(&mut self, workload: Workload, plan: &Plan<'_>) -> Result<Option<Figure>> {
+        if workload == Workload::BulkIngest {
+            let (engine, figure) = bulk_ingest::<E>(&self.dir, plan)?;
+            self.engine = Some(engine);
+            return Ok(Some(figure));
+        }
+        let persistent_only = matches!(
+            workload,
+            Workload::ReopenFirstGet
+                | Workload::SpaceFresh
+                | Workload::SpaceOverwritten
+                | Workload::SpaceCompacted
+        );
+        if persistent_only && !E::PERSISTENT {
+            return Ok(None);
+        }
+        let figure = match workload {
+            Workload::BulkIngest => unreachable!("handled above"),
+            Workload::ReopenFirstGet => {
+                let engine = self.engine.take().ok_or_else(not_ingested::<E>)?;
+                let (engine, figure) = reopen(engine, &self.dir, plan)?;
+                self.engine = Some(engine);
+                figure
+            }
+            Workload::SpaceFresh => space::<E>(&self.dir, plan)?,
+            Workload::GetUniform => gets(self.engine()?, plan, &plan.uniform, Access::ZeroCopy)?,
+            Workload::GetUniformCopy => gets(self.engine()?, plan, &plan.uniform, Access::Copy)?,
+            Workload::GetZipf => gets(self.engine()?, plan, &plan.zipf, Access::ZeroCopy)?,
+            Workload::GetZipfCopy => gets(self.engine()?, plan, &plan.zipf, Access::Copy)?,
+            Workload::Substring => substring(self.engine()?, plan)?,
+            Workload::DurablePut => durable_puts(self.engine()?, plan)?,
+            Workload::BatchedPut => batched_puts(self.engine()?, plan)?,
+            Workload::ReadersDuringWriter => readers_during_writer(self.engine()?, plan)?,
+            Workload::SpaceOverwritten => {
+                overwrite_half(self.engine()?, plan)?;
+                space::<E>(&self.dir, plan)?
+            }
+            Workload::SpaceCompacted => {
+                let engine = self.engine.as_mut().ok_or_else(not_ingested::<E>)?;
+                let start = Instant::now();
+                if !engine.compact()? {
+                    return Ok(None);
+                }
+                let took = start.elapsed();
+                space::<E>(&self.dir, plan)?.with_note(format!(
+                    "compaction took {:.0} ms",
+                    took.as_secs_f64() * 1e3
+                ))
+            }
+        };
+        Ok(Some(figure))
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        match self.engine {
+            Some(engine) => engine.close(),
+            None => Ok(()),
+        }
+    }
+}
+
+fn not_ingested<E: Engine>() -> Error {
+    Error::WrongResult {
+        engine: E::NAME,
+        what: "a workload ran before the bulk ingest created the engine".to_owned(),
+    }
+}
+
+fn bulk_ingest<E: Engine>(dir: &Path, plan: &Plan<'_>) -> Result<(E, Figure)> {
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let engine = E::create(dir)?;
+    let start = Instant::now();
+    engine.ingest(plan.corpus.docs())?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let docs = plan.corpus.len() as f64;
+    let mib = plan.corpus.text_bytes() as f64 / (1 << 20) as f64;
+    let figure =
+        Figure::of(docs / elapsed).with_note(format!("{:.0} MiB/s of text", mib / elapsed));
+    Ok((engine, figure))
+}
+
+fn reopen<E: Engine>(mut engine: E, dir: &Path, plan: &Plan<'_>) -> Result<(E, Figure)> {
+    let first = plan.uniform[0];
+    let mut times = Vec::new();
+    for _ in 0..plan.settings.reopen_rounds.max(1) {
+        engine.close()?;
+        let start = Instant::now();
+        engine = E::open(dir)?;
+        let len = engine.reader()?.read(plan.id(first), |bytes| bytes.len())?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        check_len::<E>(plan, first, len)?;
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let all: Vec<String> = times.iter().map(|ms| format!("{ms:.2}")).collect();
+    let figure = Figure::of(median).with_note(format!("rounds, ms: {}", all.join(", ")));
+    Ok((engine, figure))
+}
+
+fn check_len<E: Engine>(plan: &Plan<'_>, index: u32, len: Option<usize>) -> Result<()> {
+    let expected = plan.lens[index as usize] as usize;
+    match len {
+        Some(len) if len == expected => Ok(()),
+        Some(len) => Err(Error::WrongResult {
+            engine: E::NAME,
+            what: format!(
+                "document {} read as {len} bytes, expected {expected}",
+                plan.id(index)
+            ),
+        }),
+        None => Err(Error::WrongResult {
+            engine: E::NAME,
+            what: format!("document {} is missing", plan.id(index)),
+        }),
+    }
+}
+
+/// Allocated bytes of every file under `dir`, as `du` counts them: preallocated but unused
+/// space counts, holes in sparse files do not.
+pub fn allocated_bytes(dir: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.map_err(|err| Error::Io {
+            path: err.path().unwrap_or(dir).to_path_buf(),
+            source: err.into(),
+        })?;
+        if entry.file_type().is_file() {
+            let meta = entry.metadata().map_err(|err| Error::Io {
+                path: entry.path().to_path_buf(),
+                source: err.into(),
+            })?;
+            total += meta.blocks() * 512;
+        }
+    }
+    Ok(total)
+}
+
+fn space<E: Engine>(dir: &Path, plan: &Plan<'_>) -> Result<Figure> {
+    let allocated = allocated_bytes(dir)?;
+    let text = plan.corpus.text_bytes();
+    Ok(
+        Figure::of(allocated as f64 / text as f64).with_note(format!(
+            "{:.1} MiB on disk for {:.1} MiB of text",
+            allocated as f64 / (1 << 20) as f64,
+            text as f64 / (1 << 20) as f64
+        )),
+    )
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    ZeroCopy,
+    Copy,
+}
+
+/// One read of document `index`, returning its length; `buf` is the copy-out buffer.
+fn read_one<R: Reader>(
+    reader: &mut R,
+    plan: &Plan<'_>,
+    index: u32,
+    access: Access,
+    buf: &mut Vec<u8>,
+) -> Result<Option<usize>> {
+    let id = plan.id(index);
+    match access {
+        // The first and last bytes are read, as a caller of a zero-copy get reads the text.
+        Access::ZeroCopy => reader.read(id, |bytes| {
+            black_box((bytes.first(), bytes.last()));
+            bytes.len()
+        }),
+        Access::Copy => reader.read(id, |bytes| {
+            buf.clear();
+            buf.extend_from_slice(bytes);
+            black_box(&buf);
+            buf.len()
+        }),
+    }
+}
+
+fn gets<E: Engine>(engine: &E, plan: &Plan<'_>, choices: &[u32], access: Access) -> Result<Figure> {
+    let mut reader = engine.reader()?;
+    let mut buf = Vec::new();
+    let mut read = |i: usize| -> Result<()> {
+        let index = choices[i % choices.len()];
+        let len = read_one(&mut reader, plan, index, access, &mut buf)?;
+        check_len::<E>(plan, index, len)
+    };
+    let throughput = run_for(plan.settings.read_time, &mut read)?;
+    let (_, latencies) = time_each(plan.settings.latency_time, usize::MAX, |i| {
+        read(i + throughput.ops as usize)
+    })?;
+    Ok(Figure::of(throughput.per_sec()).with_latency(&latencies))
+}
+
+fn substring<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<Figure> {
+    let mut reader = engine.reader()?;
+    let mut extract = |i: usize| -> Result<()> {
+        let (index, range) = &plan.substrings[i % plan.substrings.len()];
+        let expected = range.len();
+        let len = reader.extract(plan.id(*index), range.clone(), |text| black_box(text).len())?;
+        if len == Some(expected) {
+            Ok(())
+        } else {
+            Err(Error::WrongResult {
+                engine: E::NAME,
+                what: format!(
+                    "bytes {range:?} of document {} read as {len:?} bytes",
+                    plan.id(*index)
+                ),
+            })
+        }
+    };
+    let throughput = run_for(plan.settings.read_time, &mut extract)?;
+    let (_, latencies) = time_each(plan.settings.latency_time, usize::MAX, |i| {
+        extract(i + throughput.ops as usize)
+    })?;
+    Ok(Figure::of(throughput.per_sec()).with_latency(&latencies))
+}
+
+fn durable_puts<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<Figure> {
+    let settings = &plan.settings;
+    let (throughput, latencies) =
+        time_each(settings.durable_put_time, settings.durable_put_max, |i| {
+            let (id, text) = plan.write(i);
+            engine.put(id, text)
+        })?;
+    Ok(Figure::of(throughput.per_sec()).with_latency(&latencies))
+}
+
+fn batched_puts<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<Figure> {
+    let settings = &plan.settings;
+    let mut batch = Vec::with_capacity(settings.batch_docs);
+    let (throughput, latencies) = time_each(settings.batch_time, settings.batch_max, |i| {
+        batch.clear();
+        batch.extend((0..settings.batch_docs).map(|j| plan.write(i * settings.batch_docs + j)));
+        engine.put_batch(&batch)
+    })?;
+    let docs = throughput.per_sec() * settings.batch_docs as f64;
+    Ok(Figure::of(docs)
+        .with_latency(&latencies)
+        .with_note(format!("{:.0} commits/s", throughput.per_sec())))
+}
+
+fn readers_during_writer<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<Figure> {
+    let settings = &plan.settings;
+    let stop = AtomicBool::new(false);
+    let puts = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| -> Result<Duration> {
+            let start = Instant::now();
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let (id, text) = plan.write(i);
+                engine.put(id, text)?;
+                puts.fetch_add(1, Ordering::Relaxed);
+                i += 1;
+            }
+            Ok(start.elapsed())
+        });
+        let readers: Vec<_> = (0..settings.readers)
+            .map(|r| {
+                scope.spawn(move || -> Result<(Throughput, Latencies)> {
+                    let mut reader = engine.reader()?;
+                    let mut buf = Vec::new();
+                    let offset = r * (CHOICES / settings.readers.max(1));
+                    let mut read = |i: usize| -> Result<()> {
+                        let index = plan.uniform[(offset + i) % plan.uniform.len()];
+                        let len = read_one(&mut reader, plan, index, Access::ZeroCopy, &mut buf)?;
+                        check_len::<E>(plan, index, len)
+                    };
+                    let throughput = run_for(settings.readers_time, &mut read)?;
+                    let (_, latencies) = time_each(settings.latency_time, usize::MAX, |i| {
+                        read(i + throughput.ops as usize)
+                    })?;
+                    Ok((throughput, latencies))
+                })
+            })
+            .collect();
+        let mut rate = 0.0;
+        let mut latencies = Latencies::default();
+        let mut failure = None;
+        for reader in readers {
+            match reader.join().expect("a reader thread panicked") {
+                Ok((throughput, times)) => {
+                    rate += throughput.per_sec();
+                    latencies.merge(&times);
+                }
+                Err(err) => failure = failure.or(Some(err)),
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let wrote_for = writer.join().expect("the writer thread panicked")?;
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        let put_rate = puts.load(Ordering::Relaxed) as f64 / wrote_for.as_secs_f64();
+        Ok(Figure::of(rate)
+            .with_latency(&latencies)
+            .with_note(format!("writer: {put_rate:.0} durable puts/s")))
+    })
+}
+
+/// Overwrites every other document with its second version, 500 to a commit.
+fn overwrite_half<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<()> {
+    let docs = plan.corpus.docs();
+    let half: Vec<(DocId, &str)> = (0..docs.len())
+        .step_by(2)
+        .map(|i| (docs[i].id, plan.rewrites[i].as_str()))
+        .collect();
+    for chunk in half.chunks(500) {
+        engine.put_batch(chunk)?;
+    }
+    Ok(())
+}
