@@ -49,7 +49,8 @@ pub enum Workload {
     BatchedPut,
     /// Two threads getting uniformly chosen documents while a third does durable puts.
     ReadersDuringWriter,
-    /// Disk space after overwriting every other document, over the text bytes.
+    /// Disk space after a new bulk ingest and overwriting every other document, over the
+    /// text bytes.
     SpaceOverwritten,
     /// Disk space after the engine's compaction, over the text bytes.
     SpaceCompacted,
@@ -387,7 +388,16 @@ impl<E: Engine> Subject for EngineSubject<E> {
             Workload::BatchedPut => batched_puts(self.engine()?, plan)?,
             Workload::ReadersDuringWriter => readers_during_writer(self.engine()?, plan)?,
             Workload::SpaceOverwritten => {
-                overwrite_half(self.engine()?, plan)?;
+                // The workloads before wrote as many versions as each engine could in their
+                // time: start again from the corpus, so that every engine holds the same
+                // versions when its space is measured.
+                if let Some(engine) = self.engine.take() {
+                    engine.close()?;
+                }
+                std::fs::remove_dir_all(&self.dir).map_err(Error::io(&self.dir))?;
+                let (engine, _) = bulk_ingest::<E>(&self.dir, plan)?;
+                overwrite_half(&engine, plan)?;
+                self.engine = Some(engine);
                 space::<E>(&self.dir, plan)?
             }
             Workload::SpaceCompacted => {

@@ -56,13 +56,18 @@ impl Engine for Textstore {
     fn ingest(&self, docs: &[Document]) -> Result<()> {
         // A commit must fit in one segment; half a segment keeps the store from rolling to a
         // new one with the old one half empty.
+        // 64 bytes per record bound its header and padding.
         let limit = u64::from(store_mmap::DEFAULT_SEGMENT_CAPACITY) / 2;
         let mut batch = WriteBatch::new();
+        let mut batch_bytes = 0;
         for doc in docs {
-            if !batch.is_empty() && batch.encoded_len() + doc.text.len() as u64 + 64 > limit {
+            let len = doc.text.len() as u64 + 64;
+            if !batch.is_empty() && batch_bytes + len > limit {
                 self.commit(std::mem::take(&mut batch))?;
+                batch_bytes = 0;
             }
             batch.put(doc.id, &doc.text);
+            batch_bytes += len;
         }
         self.commit(batch)
     }

@@ -1,0 +1,392 @@
+//! store-bench at its boundary: corpora, key choosers, every engine through the runner,
+//! the report and its chart.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use store_bench::corpus::{SYNTHETIC_MAX_BYTES, SYNTHETIC_MIN_BYTES, rewritten};
+use store_bench::engines::{FilePerDoc, MemoryMap, Textstore};
+use store_bench::report::SUBJECT;
+use store_bench::{
+    Corpus, Engine, EngineSet, Error, KeyChooser, LimitSettings, Reader, RunOptions, Settings,
+    Workload, run, write_ratio_chart,
+};
+use store_mmap::DocId;
+
+#[test]
+fn synthetic_corpus_is_deterministic_and_shaped_as_specified() {
+    let corpus = Corpus::synthetic(4000, 11);
+    let again = Corpus::synthetic(4000, 11);
+    assert_eq!(corpus.docs(), again.docs());
+    assert_ne!(corpus.docs(), Corpus::synthetic(4000, 12).docs());
+    let median = corpus.median_bytes();
+    assert!(
+        (1800..=2300).contains(&median),
+        "median {median} B is not about 2 KiB"
+    );
+    for doc in corpus.docs() {
+        let len = doc.text.len();
+        // A text ends on a char boundary, up to 3 bytes short of its drawn size.
+        assert!(
+            len + 3 >= SYNTHETIC_MIN_BYTES && len <= SYNTHETIC_MAX_BYTES,
+            "{len}"
+        );
+    }
+    let multibyte = corpus
+        .docs()
+        .iter()
+        .filter(|doc| !doc.text.is_ascii())
+        .count();
+    assert!(
+        multibyte > 3900,
+        "only {multibyte} documents have multi-byte UTF-8"
+    );
+    assert!(corpus.docs().iter().any(|doc| doc.text.contains('\n')));
+    let ids: std::collections::HashSet<DocId> = corpus.docs().iter().map(|doc| doc.id).collect();
+    assert_eq!(ids.len(), corpus.len());
+}
+
+#[test]
+fn rewritten_text_keeps_its_length_and_changes() {
+    for text in ["abc def", "東京 café naïve", "x"] {
+        let new = rewritten(text);
+        assert_eq!(new.len(), text.len());
+        if text.len() > 1 {
+            assert_ne!(new, text);
+        }
+    }
+}
+
+#[test]
+fn corpus_from_a_directory_and_from_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(dir.path().join("a.txt"), "alpha").unwrap();
+    std::fs::write(dir.path().join("sub/b.md"), "beta ü").unwrap();
+    std::fs::write(dir.path().join("image.bin"), [0xff, 0xfe, 0x00]).unwrap();
+    let corpus = Corpus::load(dir.path()).unwrap();
+    assert_eq!(corpus.len(), 2);
+    assert_eq!(corpus.docs()[0].id, DocId::from_key("a.txt"));
+    assert_eq!(corpus.docs()[1].id, DocId::from_key("sub/b.md"));
+    assert_eq!(corpus.docs()[1].text, "beta ü");
+    assert!(
+        corpus.description().contains("1 other files skipped"),
+        "{}",
+        corpus.description()
+    );
+
+    let path = dir.path().join("docs.jsonl");
+    let mut file = std::fs::File::create(&path).unwrap();
+    writeln!(file, r#"{{"id": 7, "text": "seven"}}"#).unwrap();
+    writeln!(file).unwrap();
+    writeln!(
+        file,
+        r#"{{"id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "text": "ulid"}}"#
+    )
+    .unwrap();
+    writeln!(file, r#"{{"text": "no id"}}"#).unwrap();
+    drop(file);
+    let corpus = Corpus::load(&path).unwrap();
+    let texts: Vec<&str> = corpus.docs().iter().map(|doc| doc.text.as_str()).collect();
+    assert_eq!(texts, ["seven", "ulid", "no id"]);
+    assert_eq!(corpus.docs()[0].id, DocId::from(7u64));
+    assert_eq!(corpus.docs()[2].id, DocId::from_key("line 4"));
+}
+
+#[test]
+fn bad_corpora_are_errors_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &path,
+        "{\"text\": \"fine\"}\n{\"id\": -1, \"text\": \"x\"}\n",
+    )
+    .unwrap();
+    let err = Corpus::load(&path).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, Error::Corpus { line: Some(2), .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("bad.jsonl line 2") && message.contains("-1"),
+        "{message}"
+    );
+
+    std::fs::write(&path, "{\"text\": \"fine\"}\nnot json\n").unwrap();
+    let message = Corpus::load(&path).unwrap_err().to_string();
+    assert!(
+        message.contains("line 2") && message.contains("expected"),
+        "{message}"
+    );
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let message = Corpus::load(&empty).unwrap_err().to_string();
+    assert!(message.contains("no UTF-8 file"), "{message}");
+
+    let missing = dir.path().join("missing.jsonl");
+    let message = Corpus::load(&missing).unwrap_err().to_string();
+    assert!(message.contains("missing.jsonl"), "{message}");
+}
+
+#[test]
+fn key_choosers_have_their_shapes() {
+    let docs = 1000;
+    let count = 100_000;
+    let histogram = |chooser: KeyChooser| {
+        let mut counts: HashMap<u32, usize> = HashMap::new();
+        for index in chooser.indices(docs, count, 5) {
+            assert!((index as usize) < docs);
+            *counts.entry(index).or_default() += 1;
+        }
+        let mut counts: Vec<usize> = counts.into_values().collect();
+        counts.sort_unstable_by(|a, b| b.cmp(a));
+        counts
+    };
+    let uniform = histogram(KeyChooser::Uniform);
+    assert_eq!(uniform.len(), docs);
+    assert!(
+        uniform[0] < 2 * count / docs,
+        "uniform's most chosen: {}",
+        uniform[0]
+    );
+    let zipf = histogram(KeyChooser::Zipf { exponent: 0.99 });
+    // Under zipf(0.99) over 1000 documents the most popular takes about 13% of the choices.
+    assert!(zipf[0] > count / 12, "zipf's most chosen: {}", zipf[0]);
+    assert!(
+        zipf[0] > 5 * zipf[9],
+        "zipf is not skewed: {:?}",
+        &zipf[..10]
+    );
+    let sequential = KeyChooser::Sequential.indices(3, 7, 0);
+    assert_eq!(sequential, [0, 1, 2, 0, 1, 2, 0]);
+    assert_eq!(
+        KeyChooser::Uniform.indices(docs, 50, 9),
+        KeyChooser::Uniform.indices(docs, 50, 9)
+    );
+    assert_eq!(
+        KeyChooser::Zipf { exponent: 0.99 }.to_string(),
+        "zipf(0.99)"
+    );
+}
+
+/// Writes, overwrites, reads and extracts through `E`, closes and reopens it, and checks
+/// every text against what was written.
+fn check_engine<E: Engine>() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = Corpus::synthetic(300, 3);
+    let engine = E::create(dir.path()).unwrap();
+    engine.ingest(&corpus.docs()[..200]).unwrap();
+    let rest: Vec<(DocId, &str)> = corpus.docs()[200..]
+        .iter()
+        .map(|d| (d.id, d.text.as_str()))
+        .collect();
+    engine.put_batch(&rest).unwrap();
+    let first = &corpus.docs()[0];
+    let second_version = rewritten(&first.text);
+    engine.put(first.id, &second_version).unwrap();
+    let expected = |i: usize| {
+        if i == 0 {
+            second_version.as_str()
+        } else {
+            corpus.docs()[i].text.as_str()
+        }
+    };
+    let check = |engine: &E| {
+        let mut reader = engine.reader().unwrap();
+        for (i, doc) in corpus.docs().iter().enumerate() {
+            let text = reader.read(doc.id, |bytes| bytes.to_vec()).unwrap();
+            assert_eq!(
+                text.as_deref(),
+                Some(expected(i).as_bytes()),
+                "{} document {i}",
+                E::NAME
+            );
+            let end = expected(i).floor_char_boundary(40);
+            let part = reader.extract(doc.id, 0..end, str::to_owned).unwrap();
+            assert_eq!(part.as_deref(), Some(&expected(i)[..end]), "{}", E::NAME);
+        }
+        assert_eq!(
+            reader.read(DocId::from(u64::MAX), |b| b.len()).unwrap(),
+            None
+        );
+    };
+    check(&engine);
+    if E::PERSISTENT {
+        engine.close().unwrap();
+        let mut engine = E::open(dir.path()).unwrap();
+        check(&engine);
+        engine.compact().unwrap();
+        check(&engine);
+        engine.close().unwrap();
+    }
+}
+
+#[test]
+fn textstore_engine_reads_back_what_it_wrote() {
+    check_engine::<Textstore>();
+}
+
+#[test]
+fn hashmap_engine_reads_back_what_it_wrote() {
+    check_engine::<MemoryMap>();
+}
+
+#[test]
+fn file_per_doc_engine_reads_back_what_it_wrote() {
+    check_engine::<FilePerDoc>();
+}
+
+#[cfg(feature = "peers")]
+mod peers {
+    use super::check_engine;
+    use store_bench::engines::{Fjall, Lmdb, Redb, Sqlite};
+
+    #[test]
+    fn lmdb_reads_back_what_it_wrote() {
+        check_engine::<Lmdb>();
+    }
+
+    #[test]
+    fn redb_reads_back_what_it_wrote() {
+        check_engine::<Redb>();
+    }
+
+    #[test]
+    fn fjall_reads_back_what_it_wrote() {
+        check_engine::<Fjall>();
+    }
+
+    #[test]
+    fn sqlite_reads_back_what_it_wrote() {
+        check_engine::<Sqlite>();
+    }
+}
+
+fn smoke_options(dir: &std::path::Path, engines: EngineSet) -> RunOptions {
+    RunOptions {
+        engines,
+        settings: Settings::smoke(1),
+        limits: LimitSettings {
+            seq_write_bytes: 1 << 20,
+            fdatasync_time: Duration::from_millis(10),
+            fdatasync_max: 3,
+            memcpy_rounds: 1,
+        },
+        scratch: dir.join("scratch"),
+        command: "test".to_owned(),
+    }
+}
+
+#[test]
+fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = Corpus::synthetic(400, 2);
+    let engines = if cfg!(feature = "peers") {
+        EngineSet::Peers
+    } else {
+        EngineSet::Bounds
+    };
+    let options = smoke_options(dir.path(), engines);
+    let mut steps = 0;
+    let report = run(&corpus, &options, &mut |_| steps += 1).unwrap();
+    let engine_count = report.engines.len();
+    assert_eq!(steps, 1 + engine_count * Workload::ALL.len());
+    assert_eq!(report.results.len(), Workload::ALL.len());
+    for result in &report.results {
+        assert_eq!(result.rows[0].name, SUBJECT);
+        let figure = result.rows[0]
+            .figure
+            .as_ref()
+            .expect("textstore runs every workload");
+        assert!(
+            figure.value.is_finite() && figure.value > 0.0,
+            "{}: {}",
+            result.title,
+            figure.value
+        );
+        let hashmap = result
+            .rows
+            .iter()
+            .find(|row| row.name == "HashMap")
+            .unwrap();
+        let persistent_only = matches!(
+            result.workload,
+            Workload::ReopenFirstGet
+                | Workload::SpaceFresh
+                | Workload::SpaceOverwritten
+                | Workload::SpaceCompacted
+        );
+        assert_eq!(
+            hashmap.figure.is_none(),
+            persistent_only,
+            "{}",
+            result.title
+        );
+        if let Some(ratio) = result.ratio(hashmap) {
+            assert!(ratio.is_finite() && ratio > 0.0);
+        }
+    }
+    // Overwriting half of a fresh copy of the corpus leaves dead versions; compaction
+    // removes them.
+    let space = |workload| {
+        report
+            .results
+            .iter()
+            .find(|r| r.workload == workload)
+            .unwrap()
+            .subject()
+            .unwrap()
+    };
+    assert!(space(Workload::SpaceOverwritten) > space(Workload::SpaceFresh));
+    assert!(space(Workload::SpaceCompacted) < space(Workload::SpaceOverwritten));
+    assert!(
+        report
+            .goals
+            .iter()
+            .any(|goal| goal.workload == Workload::SpaceFresh)
+    );
+
+    let text = report.to_text();
+    let markdown = report.to_markdown();
+    for result in &report.results {
+        assert!(text.contains(result.title) && markdown.contains(result.title));
+    }
+    assert!(markdown.contains("## Goals") && markdown.contains("## Engine settings"));
+    let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+    assert_eq!(
+        json["results"].as_array().unwrap().len(),
+        Workload::ALL.len()
+    );
+    let chart = dir.path().join("ratios.svg");
+    write_ratio_chart(&report, &chart).unwrap();
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("HashMap"),
+        "{}",
+        &svg[..200.min(svg.len())]
+    );
+}
+
+#[cfg(not(feature = "peers"))]
+#[test]
+fn asking_for_peers_without_the_feature_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = Corpus::synthetic(10, 2);
+    let err = run(
+        &corpus,
+        &smoke_options(dir.path(), EngineSet::Peers),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("--peers"), "{err}");
+}
+
+#[test]
+fn ratios_point_towards_the_better_figure() {
+    assert_eq!(Workload::GetUniform.ratio(200.0, 100.0), 2.0);
+    assert_eq!(Workload::SpaceFresh.ratio(1.0, 2.0), 2.0);
+    assert_eq!(Workload::ReopenFirstGet.ratio(4.0, 1.0), 0.25);
+}
