@@ -14,6 +14,12 @@
 //!   store-torture in release: N times (1000 by default) a child process writing to a store
 //!   is killed with SIGKILL, and the store is reopened and checked against every
 //!   acknowledged write.
+//! - `bench [--peers] [--corpus DIR|FILE.jsonl] [--docs N] [--json] [--criterion]`: the
+//!   workload runner of store-bench (`textstore-bench`) built in release, over the synthetic
+//!   corpus unless `--corpus` names another; `--peers` builds it with the `peers` feature and
+//!   measures LMDB, redb, fjall, SQLite and one file per document too. The report goes to
+//!   `target/textstore-bench/` (Markdown, JSON, SVG). `--criterion` runs every criterion
+//!   suite of the workspace instead (`cargo bench --workspace`).
 //! - `fuzz [--seconds S] [TARGET...]`: each cargo-fuzz target of `fuzz/` (all by default)
 //!   for S seconds (60 by default), installing cargo-fuzz first when it is missing. The
 //!   committed corpus `fuzz/corpus/<target>` seeds each run and is not written to; new
@@ -32,6 +38,7 @@ fn main() -> ExitCode {
         Some("dhat") => dhat(),
         Some("torture") => torture(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}")),
         None => Err(USAGE.to_owned()),
     };
@@ -53,7 +60,10 @@ tasks:
   torture [--cycles N] [--seed S] [--max-kill-delay-ms MS]
         kill a writing process N times (default 1000) and check every acknowledged write
   fuzz [--seconds S] [TARGET...]
-        run each cargo-fuzz target (all by default) for S seconds (default 60)";
+        run each cargo-fuzz target (all by default) for S seconds (default 60)
+  bench [--peers] [--corpus DIR|FILE.jsonl] [--docs N] [--json] [--criterion]
+        measure textstore against its peers and the machine's limits (release build);
+        report in target/textstore-bench/; --criterion runs the criterion suites instead";
 
 /// Optional features that CI builds and tests: light ones, unlike the peer engines of the
 /// benchmarks.
@@ -166,6 +176,31 @@ fn torture(args: &[String]) -> Result<(), String> {
         "--",
         "run",
     ];
+    command.extend(args.iter().map(String::as_str));
+    cargo(&command, &[])
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|arg| arg == "--criterion") {
+        if let Some(other) = args.iter().find(|arg| *arg != "--criterion") {
+            return Err(format!(
+                "--criterion runs every suite and takes no other flag, not {other:?}"
+            ));
+        }
+        return cargo(&["bench", "--workspace"], &[]);
+    }
+    let mut command = vec![
+        "run",
+        "--release",
+        "--package",
+        "store-bench",
+        "--bin",
+        "textstore-bench",
+    ];
+    if args.iter().any(|arg| arg == "--peers") {
+        command.extend(["--features", "peers"]);
+    }
+    command.push("--");
     command.extend(args.iter().map(String::as_str));
     cargo(&command, &[])
 }

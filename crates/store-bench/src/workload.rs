@@ -378,7 +378,7 @@ impl<E: Engine> Subject for EngineSubject<E> {
                 self.engine = Some(engine);
                 figure
             }
-            Workload::SpaceFresh => space::<E>(&self.dir, plan)?,
+            Workload::SpaceFresh => space(&self.dir, plan)?,
             Workload::GetUniform => gets(self.engine()?, plan, &plan.uniform, Access::ZeroCopy)?,
             Workload::GetUniformCopy => gets(self.engine()?, plan, &plan.uniform, Access::Copy)?,
             Workload::GetZipf => gets(self.engine()?, plan, &plan.zipf, Access::ZeroCopy)?,
@@ -398,7 +398,7 @@ impl<E: Engine> Subject for EngineSubject<E> {
                 let (engine, _) = bulk_ingest::<E>(&self.dir, plan)?;
                 overwrite_half(&engine, plan)?;
                 self.engine = Some(engine);
-                space::<E>(&self.dir, plan)?
+                space(&self.dir, plan)?
             }
             Workload::SpaceCompacted => {
                 let engine = self.engine.as_mut().ok_or_else(not_ingested::<E>)?;
@@ -407,7 +407,7 @@ impl<E: Engine> Subject for EngineSubject<E> {
                     return Ok(None);
                 }
                 let took = start.elapsed();
-                space::<E>(&self.dir, plan)?.with_note(format!(
+                space(&self.dir, plan)?.with_note(format!(
                     "compaction took {:.0} ms",
                     took.as_secs_f64() * 1e3
                 ))
@@ -501,7 +501,7 @@ pub fn allocated_bytes(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
-fn space<E: Engine>(dir: &Path, plan: &Plan<'_>) -> Result<Figure> {
+fn space(dir: &Path, plan: &Plan<'_>) -> Result<Figure> {
     let allocated = allocated_bytes(dir)?;
     let text = plan.corpus.text_bytes();
     Ok(
