@@ -39,7 +39,11 @@ pub trait Engine: Sync + Sized {
     fn settings(&self) -> String;
 
     /// Writes every document in one durable commit.
-    fn ingest(&self, docs: &[Document]) -> Result<()>;
+    fn ingest(&self, docs: &[Document]) -> Result<()> {
+        let pairs: Vec<(DocId, &str)> =
+            docs.iter().map(|doc| (doc.id, doc.text.as_str())).collect();
+        self.put_batch(&pairs)
+    }
 
     /// Writes one document in one durable commit.
     fn put(&self, id: DocId, text: &str) -> Result<()>;

@@ -5,7 +5,6 @@ use std::path::Path;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use store_mmap::DocId;
 
-use crate::corpus::Document;
 use crate::engine::{Engine, Reader};
 use crate::error::{Error, Result};
 
@@ -44,12 +43,6 @@ impl Engine for Fjall {
         "fjall defaults (LZ4 block compression, default cache), every commit persisted with \
          PersistMode::SyncData (fdatasync of the journal); major_compact() after overwrites"
             .to_owned()
-    }
-
-    fn ingest(&self, docs: &[Document]) -> Result<()> {
-        let pairs: Vec<(DocId, &str)> =
-            docs.iter().map(|doc| (doc.id, doc.text.as_str())).collect();
-        self.put_batch(&pairs)
     }
 
     fn put(&self, id: DocId, text: &str) -> Result<()> {

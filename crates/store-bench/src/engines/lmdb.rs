@@ -6,7 +6,6 @@ use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
 use store_mmap::DocId;
 
-use crate::corpus::Document;
 use crate::engine::{Engine, Reader};
 use crate::error::{Error, Result};
 
@@ -65,12 +64,6 @@ impl Engine for Lmdb {
         "heed defaults (LMDB syncs every commit with fdatasync), 64 GiB map, a read \
          transaction per get; no compaction in place (freed pages are reused)"
             .to_owned()
-    }
-
-    fn ingest(&self, docs: &[Document]) -> Result<()> {
-        let pairs: Vec<(DocId, &str)> =
-            docs.iter().map(|doc| (doc.id, doc.text.as_str())).collect();
-        self.put_batch(&pairs)
     }
 
     fn put(&self, id: DocId, text: &str) -> Result<()> {

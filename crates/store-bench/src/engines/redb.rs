@@ -5,7 +5,6 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, TableDefinition};
 use store_mmap::DocId;
 
-use crate::corpus::Document;
 use crate::engine::{Engine, Reader};
 use crate::error::{Error, Result};
 
@@ -44,12 +43,6 @@ impl Engine for Redb {
         "redb defaults: Durability::Immediate (fsync per commit), default cache; a read \
          transaction and an open_table per get; compact() after overwrites"
             .to_owned()
-    }
-
-    fn ingest(&self, docs: &[Document]) -> Result<()> {
-        let pairs: Vec<(DocId, &str)> =
-            docs.iter().map(|doc| (doc.id, doc.text.as_str())).collect();
-        self.put_batch(&pairs)
     }
 
     fn put(&self, id: DocId, text: &str) -> Result<()> {

@@ -6,7 +6,6 @@ use std::sync::{Mutex, PoisonError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use store_mmap::DocId;
 
-use crate::corpus::Document;
 use crate::engine::{Engine, Reader};
 use crate::error::{Error, Result};
 
@@ -70,12 +69,6 @@ impl Engine for Sqlite {
          commit), table (id BLOB PRIMARY KEY, text TEXT), a connection per reader thread with \
          cached statements; VACUUM after overwrites"
             .to_owned()
-    }
-
-    fn ingest(&self, docs: &[Document]) -> Result<()> {
-        let pairs: Vec<(DocId, &str)> =
-            docs.iter().map(|doc| (doc.id, doc.text.as_str())).collect();
-        self.put_batch(&pairs)
     }
 
     fn put(&self, id: DocId, text: &str) -> Result<()> {
