@@ -662,7 +662,7 @@ fn readers_during_writer<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<Figur
         let put_rate = puts.load(Ordering::Relaxed) as f64 / wrote_for.as_secs_f64();
         Ok(Figure::of(rate)
             .with_latency(&latencies)
-            .with_note(format!("writer: {put_rate:.0} durable puts/s")))
+            .with_note(format!("writer: {put_rate:.0} puts/s")))
     })
 }
 
