@@ -8,6 +8,7 @@
 //! (I/O, corruption found, store missing or locked).
 
 mod import;
+mod recover;
 mod report;
 
 use std::io::{Read, Write};
@@ -24,9 +25,10 @@ use store_mmap::{AccessPattern, DocId, Error, Store, StoreOptions, TextRange};
     about = "A crash-safe store of document texts."
 )]
 struct Cli {
-    /// The store directory. Writing commands create it when it is absent or empty.
+    /// The store directory. Writing commands create it when it is absent or empty. Every
+    /// command but `recover` needs it.
     #[arg(long, value_name = "DIR")]
-    store: PathBuf,
+    store: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -77,8 +79,23 @@ enum Command {
         #[arg(long)]
         prometheus: bool,
     },
-    /// Check every record; print each bad one.
+    /// Check every record of every segment, and the index against them, from the files
+    /// alone: works on a store that will not open, and changes no file. Prints each damaged
+    /// byte range; exit 3 when there is one.
     Verify,
+    /// Copy every intact record of the store in SRC into a new store in DEST (absent or
+    /// empty), reading past damage, without changing a byte of SRC. Reports each damaged
+    /// range and each document whose latest version may be lost on stderr (or as JSON on
+    /// stdout with --json); exit 0 when everything was recovered, 3 when something was lost.
+    Recover {
+        /// The damaged store.
+        src: PathBuf,
+        /// Where to write the new store.
+        dest: PathBuf,
+        /// Print the report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reclaim the space of overwritten and deleted documents: copy the live records of
     /// every segment that holds dead ones into new segments and remove the old ones.
     Compact,
@@ -158,8 +175,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Outcome {
-    let dir = cli.store.as_path();
     let mut out = std::io::stdout().lock();
+    let store = cli.store.as_deref();
+    let dir = || store.ok_or_else(|| Failure::usage("--store DIR is required: the store directory"));
     match cli.command {
         Command::Put { id, file } => {
             let id = parse_id(&id)?;
@@ -168,30 +186,30 @@ fn run(cli: Cli) -> Outcome {
                 Some(path) if path != Path::new("-") => read_text_file_into(path, &mut bytes)?,
                 _ => read_text("stdin", std::io::stdin().lock(), &mut bytes)?,
             };
-            writable(dir)?.put(id, text)?;
+            writable(dir()?)?.put(id, text)?;
         }
         Command::Get { id } => {
             let id = parse_id(&id)?;
-            let doc = readable(dir, AccessPattern::Random)?
+            let doc = readable(dir()?, AccessPattern::Random)?
                 .get(id)?
                 .ok_or(Failure::not_found(id))?;
             write_out(&mut out, doc.as_bytes())?;
         }
         Command::Delete { id } => {
             let id = parse_id(&id)?;
-            if !writable(dir)?.delete(id)? {
+            if !writable(dir()?)?.delete(id)? {
                 return Err(Failure::not_found(id));
             }
         }
         Command::Extract { id, range } => {
             let id = parse_id(&id)?;
             let range = parse_range(&range)?;
-            let text = readable(dir, AccessPattern::Random)?.extract(id, range)?;
+            let text = readable(dir()?, AccessPattern::Random)?.extract(id, range)?;
             write_out(&mut out, text.as_bytes())?;
         }
-        Command::Import { path } => import::run(&mut writable(dir)?, &path, &mut out)?,
+        Command::Import { path } => import::run(&mut writable(dir()?)?, &path, &mut out)?,
         Command::Export => {
-            let store = readable(dir, AccessPattern::Sequential)?;
+            let store = readable(dir()?, AccessPattern::Sequential)?;
             for id in sorted_ids(&store) {
                 let Some(doc) = store.get(id)? else { continue };
                 let line = serde_json::json!({ "id": id.to_string(), "text": &*doc });
@@ -199,13 +217,13 @@ fn run(cli: Cli) -> Outcome {
             }
         }
         Command::Ids => {
-            let store = readable(dir, AccessPattern::Normal)?;
+            let store = readable(dir()?, AccessPattern::Normal)?;
             for id in sorted_ids(&store) {
                 write_out(&mut out, format!("{id}\n").as_bytes())?;
             }
         }
         Command::Stat { json, prometheus } => {
-            let store = readable(dir, AccessPattern::Normal)?;
+            let store = readable(dir()?, AccessPattern::Normal)?;
             let format = if json {
                 report::Format::Json
             } else if prometheus {
@@ -217,25 +235,32 @@ fn run(cli: Cli) -> Outcome {
             write_out(&mut out, text.as_bytes())?;
         }
         Command::Verify => {
-            let store = readable(dir, AccessPattern::Sequential)?;
-            let report = store.verify();
+            let report = store_mmap::verify_dir(dir()?)?;
             for problem in &report.problems {
                 write_out(&mut out, format!("{problem}\n").as_bytes())?;
             }
             let summary = format!(
-                "{} segments, {} records, {} documents checked",
+                "{} segments, {} intact records, {} documents checked",
                 report.segments, report.records_ok, report.documents_checked
             );
             if !report.is_clean() {
                 return Err(Failure {
                     code: 3,
-                    message: format!("{} problems found; {summary}", report.problems.len()),
+                    message: format!(
+                        "{} problems found; {summary}. `textstore recover {} NEW_DIR` copies every intact record into a new store",
+                        report.problems.len(),
+                        dir()?.display()
+                    ),
                 });
             }
             eprintln!("textstore: store is intact; {summary}");
         }
+        Command::Recover { src, dest, json } => {
+            let report = store_mmap::recover(&src, &dest)?;
+            recover::print(&report, &src, &dest, json, &mut out)?;
+        }
         Command::Compact => {
-            let mut store = readable(dir, AccessPattern::Sequential)?;
+            let mut store = readable(dir()?, AccessPattern::Sequential)?;
             let before = store.stats()?.allocated_bytes();
             let report = store.compact()?;
             let after = store.stats()?.allocated_bytes();
@@ -252,7 +277,7 @@ fn run(cli: Cli) -> Outcome {
             );
         }
         Command::Backup { dir: to } => {
-            let mut store = readable(dir, AccessPattern::Sequential)?;
+            let mut store = readable(dir()?, AccessPattern::Sequential)?;
             let report = store.backup(&to)?;
             eprintln!(
                 "textstore: backed up {} documents into {}: {} segments linked, {} copied ({} bytes)",

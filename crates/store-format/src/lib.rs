@@ -42,7 +42,7 @@ pub use offsets::{CHAR_STRIDE, CharOffsets, LineOffsets};
 pub use range::{RangeError, RangeUnit, TextRange};
 pub use record::{
     FLAG_COMMIT, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_MAGIC, Record, RecordHeader, RecordKind,
-    decode_record, decode_record_header, encode_record, is_unwritten, record_len,
+    decode_record, decode_record_header, encode_record, record_len,
 };
 pub use retired::{RETIRED_HEADER_LEN, RETIRED_MAGIC, RetiredList};
 pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SegmentHeader};

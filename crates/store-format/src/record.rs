@@ -233,11 +233,3 @@ pub fn decode_record_header(buf: &[u8], offset: usize) -> Result<RecordHeader, F
         group_len,
     })
 }
-
-/// True when the `RECORD_HEADER_LEN` bytes at `offset` are all zero (or `buf` ends first):
-/// the state of never-written, preallocated space, which is how a scan finds the end of the
-/// data in a segment.
-pub fn is_unwritten(buf: &[u8], offset: usize) -> bool {
-    let end = buf.len().min(offset.saturating_add(RECORD_HEADER_LEN));
-    buf.get(offset..end).is_none_or(all_zero)
-}

@@ -29,13 +29,16 @@ mod error;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 mod index;
+mod offline;
 mod options;
+mod recover;
 mod recovery;
 mod segment;
 mod stats;
 mod storage;
 mod store;
 mod verify;
+mod walk;
 
 pub use backup::{Backup, BackupReport};
 pub use compaction::{
@@ -46,6 +49,7 @@ pub use options::{
     AccessPattern, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability,
     MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, StoreOptions,
 };
+pub use recover::{DamagedRecord, RecoverReport, recover};
 pub use recovery::{DroppedTail, IndexLoad, RecoveryReport};
 pub use segment::SegmentMap;
 pub use stats::StoreStats;
@@ -55,4 +59,4 @@ pub use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, Position,
     Prefetch, RangeError, RangeUnit, Text, TextRange, WriteBatch,
 };
-pub use verify::{Problem, VerifyReport};
+pub use verify::{Problem, VerifyReport, verify_dir};

@@ -16,8 +16,11 @@ pub enum Durability {
     Sync,
     /// Commits are left to the operating system's write-back; [`crate::Store::sync`] and
     /// closing make them durable. For bulk loads that sync once at the end. A crash of the
-    /// process loses nothing; a crash of the machine may lose the commits since the last sync,
-    /// never a part of a commit.
+    /// process loses nothing. A crash of the machine may lose the commits since the last
+    /// sync, never a part of a commit; and since the kernel writes pages back in any order,
+    /// it may leave a later commit on disk without an earlier one. Recovery cannot tell that
+    /// from damage to committed data, so such a store then refuses to open, naming the
+    /// range, and [`crate::recover`] copies every intact record into a new store.
     WriteBack,
 }
 
@@ -52,11 +55,6 @@ pub struct StoreOptions {
     /// Ask the kernel to read every segment into memory on open (`madvise(WILLNEED)`), so that
     /// the first reads do not wait for the disk.
     pub prefault: bool,
-    /// When recovery finds damage in the newest segment followed by intact committed data,
-    /// drop everything from the damage on instead of refusing to open. Such a state comes
-    /// from corruption, or from a power loss under [`Durability::WriteBack`] when the
-    /// operating system wrote pages out of order; the open error names the offsets.
-    pub discard_damaged_tail: bool,
     /// The file operations every change to the store's files goes through: [`OsStorage`],
     /// or a test's fault-injecting implementation.
     pub storage: Arc<dyn Storage>,
@@ -70,7 +68,6 @@ impl Default for StoreOptions {
             durability: Durability::default(),
             access_pattern: AccessPattern::default(),
             prefault: false,
-            discard_damaged_tail: false,
             storage: Arc::new(OsStorage),
         }
     }
@@ -112,12 +109,6 @@ impl StoreOptions {
     /// Sets [`StoreOptions::access_pattern`].
     pub fn access_pattern(mut self, pattern: AccessPattern) -> StoreOptions {
         self.access_pattern = pattern;
-        self
-    }
-
-    /// Sets [`StoreOptions::discard_damaged_tail`].
-    pub fn discard_damaged_tail(mut self, discard: bool) -> StoreOptions {
-        self.discard_damaged_tail = discard;
         self
     }
 

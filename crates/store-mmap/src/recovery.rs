@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use store_format::{
     DocId, Position, RECORD_ALIGN, RecordHeader, RecordKind, RetiredList, SEGMENT_HEADER_LEN,
-    StoreMeta, decode_index, decode_record, is_unwritten, record_len,
+    StoreMeta, decode_index, record_len,
 };
 
 use crate::compaction::{RETIRED_FILE, UNFINISHED_SUFFIX};
@@ -18,6 +18,7 @@ use crate::index::{Entry, Index};
 use crate::options::StoreOptions;
 use crate::segment::{SegmentFile, parse_segment_file_name, segment_file_name};
 use crate::storage::sync_dir;
+use crate::walk;
 
 /// Name of the index (hint) file.
 pub(crate) const INDEX_FILE: &str = "index.tsi";
@@ -71,8 +72,9 @@ pub struct DroppedTail {
     pub path: PathBuf,
     /// Where the kept data ends; everything from here on was removed.
     pub offset: u64,
-    /// Intact records of the incomplete commit group that were dropped with it; they were
-    /// never acknowledged.
+    /// Intact records of the incomplete commit group that were dropped with it. A torn write
+    /// is never acknowledged; damage to the last commit of the newest segment looks the same,
+    /// which is why the cut is reported (docs/FORMAT.md, "What recovery assumes").
     pub records: u64,
     /// What was wrong at the cut.
     pub reason: String,
@@ -114,37 +116,34 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
         reflected: last_seq,
         deleted: HashMap::default(),
     };
-    for (&id, segment) in segments.range_mut(first_replayed..) {
+    // Every segment is scanned, and every damage found, before any file is changed: an open
+    // that refuses leaves the store exactly as it was.
+    let mut ends = Vec::new();
+    for (&id, segment) in segments.range(first_replayed..) {
         let from = match start {
             Some(p) if p.segment == id => p.offset as usize,
             _ => SEGMENT_HEADER_LEN,
         };
         let is_last = Some(id) == last_id;
-        let scan = scan_segment(segment, from, options.discard_damaged_tail || !is_last)?;
-        for (offset, header) in &scan.committed {
+        let scan = walk::scan(segment.file_bytes(), from);
+        let end = data_end(dir, segment, &scan, is_last)?;
+        for scanned in scan.records.iter().take_while(|r| r.offset < end.valid_end) {
+            let header = scanned.header();
             last_seq = last_seq.max(header.seq);
-            replay.apply(id, *offset, header);
+            replay.apply(id, scanned.offset, header);
+            report.records_replayed += 1;
         }
-        report.records_replayed += scan.committed.len() as u64;
-        report.bytes_replayed += (scan.valid_end - from) as u64;
-        if let Some(damage) = scan.damage {
-            if !is_last {
-                return Err(Error::corrupt(
-                    segment.path(),
-                    scan.valid_end as u64,
-                    format!("sealed segment is damaged: {}", damage.reason),
-                ));
-            }
-            report.dropped_tail = Some(DroppedTail {
-                path: segment.path().to_path_buf(),
-                offset: scan.valid_end as u64,
-                records: damage.uncommitted_records,
-                reason: damage.reason,
-            });
+        report.bytes_replayed += (end.valid_end - from) as u64;
+        if end.dropped_tail.is_some() {
+            report.dropped_tail = end.dropped_tail.clone();
         }
-        segment.set_end(u32::try_from(scan.valid_end).expect("segment offsets are 32-bit"));
-        // Cut everything past the data: a torn tail, so that bytes of it can never be read
-        // as records after new data is written before them, and unused preallocation.
+        ends.push((id, end.valid_end));
+    }
+    for (id, valid_end) in ends {
+        let segment = segments.get_mut(&id).expect("scanned above");
+        segment.set_end(u32::try_from(valid_end).expect("segment offsets are 32-bit"));
+        // Cut everything past the data: a torn final group, so that its bytes can never be
+        // read as records after new data is written before them, and unused preallocation.
         segment.trim()?;
     }
     Ok(Recovered {
@@ -382,102 +381,64 @@ fn load_index(
     Ok(Some((index, header.last_seq, cp)))
 }
 
-struct Scan {
-    /// Records of complete commit groups, in order, with their offsets.
-    committed: Vec<(usize, RecordHeader)>,
-    /// End of the last complete commit group.
+/// Where a scanned segment's data ends, and what is cut after it.
+struct DataEnd {
     valid_end: usize,
-    damage: Option<Damage>,
+    dropped_tail: Option<DroppedTail>,
 }
 
-struct Damage {
-    reason: String,
-    uncommitted_records: u64,
-}
-
-/// Reads the records of `segment` from `from` on, up to the first byte that is not part of a
-/// complete commit group.
+/// Applies the rule of docs/FORMAT.md ("What recovery assumes") to one scanned segment.
 ///
-/// A damaged or incomplete group followed only by unwritten space or by pieces of the same
-/// group is a torn tail. If a complete commit group lies beyond the damage, the damage is not
-/// a torn tail but corruption of committed data, and the scan refuses to go on unless
-/// `tolerate` is set (then everything from the damage on is dropped).
-fn scan_segment(segment: &SegmentFile, from: usize, tolerate: bool) -> Result<Scan> {
-    let buf = segment.file_bytes();
-    let mut committed = Vec::new();
-    let mut pending = Vec::new();
-    let mut pos = from;
-    let mut group_start = from;
-    let damage = loop {
-        if is_unwritten(buf, pos) {
-            break None;
-        }
-        match decode_record(buf, pos) {
-            Ok(record) => {
-                let header = record.header;
-                pending.push((pos, header));
-                pos += header.record_len() as usize;
-                if header.commit {
-                    if header.group_len as usize != pos - group_start {
-                        break Some(format!(
-                            "the commit record at offset {} closes a group of {} bytes, but its group holds {} bytes",
-                            pos - header.record_len() as usize,
-                            header.group_len,
-                            pos - group_start
-                        ));
-                    }
-                    committed.append(&mut pending);
-                    group_start = pos;
-                }
-            }
-            Err(err) => break Some(err.to_string()),
-        }
-    };
-    let damage = match (damage, pending.is_empty()) {
-        (None, true) => None,
-        (None, false) => Some(format!(
-            "the commit group starting at offset {group_start} has no commit record"
+/// Anything but complete commit groups is damage in a sealed segment (one with a newer
+/// segment after it), which was synced and trimmed to its data before the next segment was
+/// created. In the newest segment, the bytes after the last complete group are a torn final
+/// write only when no complete group follows them; then they are cut. Otherwise committed
+/// data lies beyond the damage, and the open fails without changing a byte.
+fn data_end(
+    dir: &Path,
+    segment: &SegmentFile,
+    scan: &walk::SegmentScan<'_>,
+    is_last: bool,
+) -> Result<DataEnd> {
+    if scan.is_clean() {
+        return Ok(DataEnd {
+            valid_end: scan.clean_end,
+            dropped_tail: None,
+        });
+    }
+    let broken = scan.broken_range();
+    let follows = match (&scan.committed_after, is_last) {
+        (Some(group), _) => Some(format!(
+            "an intact commit group follows at offsets {}..{}, so this is damage to committed data, not a torn write",
+            group.start, group.end
         )),
-        (Some(reason), _) => Some(reason),
+        (None, false) => Some(
+            "the segment is sealed (a newer segment follows it), so every byte up to its end was committed"
+                .to_owned(),
+        ),
+        (None, true) => None,
     };
-    if let Some(reason) = &damage
-        && !tolerate
-        && let Some(later) = committed_group_after(buf, group_start)
-    {
+    if let Some(follows) = follows {
         return Err(Error::corrupt(
             segment.path(),
-            group_start as u64,
+            broken.start as u64,
             format!(
-                "{reason}; an intact commit group follows at offset {later}, so this is not a torn tail. \
-                 Open with `discard_damaged_tail` to drop everything from offset {group_start} on"
+                "bytes {}..{} are damaged ({}); {follows}. Nothing was changed. \
+                 `textstore recover {} NEW_DIR` (or `store_mmap::recover`) copies every intact record into a new store",
+                broken.start,
+                broken.end,
+                scan.broken_reason(),
+                dir.display()
             ),
         ));
     }
-    Ok(Scan {
-        committed,
-        valid_end: group_start,
-        damage: damage.map(|reason| Damage {
-            reason,
-            uncommitted_records: pending.len() as u64,
+    Ok(DataEnd {
+        valid_end: scan.clean_end,
+        dropped_tail: Some(DroppedTail {
+            path: segment.path().to_path_buf(),
+            offset: scan.clean_end as u64,
+            records: scan.records_after_clean_end as u64,
+            reason: scan.broken_reason(),
         }),
     })
-}
-
-/// The start of a complete commit group that begins after `broken_group_start`, if any
-/// record past that point is an intact commit record.
-fn committed_group_after(buf: &[u8], broken_group_start: usize) -> Option<usize> {
-    let mut pos = broken_group_start + RECORD_ALIGN;
-    while pos + store_format::RECORD_HEADER_LEN <= buf.len() {
-        if let Ok(record) = decode_record(buf, pos) {
-            let end = pos + record.header.record_len() as usize;
-            if record.header.commit {
-                let start = end.checked_sub(record.header.group_len as usize);
-                if start.is_none_or(|start| start > broken_group_start) {
-                    return Some(start.unwrap_or(pos));
-                }
-            }
-        }
-        pos += RECORD_ALIGN;
-    }
-    None
 }

@@ -1,20 +1,25 @@
-//! Checking every record of a store.
+//! Checking every record of a store: through an open handle ([`Store::verify`]) or from the
+//! files alone ([`verify_dir`]), for a store that will not open.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use store_format::{RECORD_ALIGN, SEGMENT_HEADER_LEN, decode_record, is_unwritten};
+use store_format::{RecordKind, SEGMENT_HEADER_LEN, decode_index};
 
+use crate::error::Result;
+use crate::offline::{StoreFiles, salvage};
+use crate::recovery::INDEX_FILE;
 use crate::store::Store;
+use crate::walk;
 
-/// What [`Store::verify`] found.
+/// What a verification found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct VerifyReport {
     /// Segment files read.
     pub segments: u64,
-    /// Records that decoded and matched their checksum.
+    /// Records that decoded, matched their checksum and, for puts, held UTF-8.
     pub records_ok: u64,
-    /// Live documents whose index entry was followed and read back.
+    /// Live documents whose latest version was read and checked.
     pub documents_checked: u64,
     /// Every problem found, in file order.
     pub problems: Vec<Problem>,
@@ -27,60 +32,99 @@ impl VerifyReport {
     }
 }
 
-/// One bad record or unreadable document.
+/// One damaged byte range, or a file that fails its checks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// The file at fault.
     pub path: PathBuf,
-    /// Byte offset within it.
+    /// Where the bad bytes start.
     pub offset: u64,
+    /// Where they end (exclusive): the next intact record, unwritten space or the end of
+    /// the file. Equal to `offset` for a problem that is not a byte range (an index entry
+    /// that points nowhere).
+    pub end: u64,
     /// What failed.
     pub what: String,
 }
 
+impl Problem {
+    pub(crate) fn range(path: &Path, start: usize, end: usize, what: impl Into<String>) -> Problem {
+        Problem {
+            path: path.to_path_buf(),
+            offset: start as u64,
+            end: end as u64,
+            what: what.into(),
+        }
+    }
+
+    pub(crate) fn whole_file(path: &Path, len: usize, what: impl Into<String>) -> Problem {
+        Problem::range(path, 0, len, what)
+    }
+
+    /// Whether this problem is a byte range of `path` that holds `offset`.
+    fn covers(&self, path: &Path, offset: u64) -> bool {
+        self.path == path && self.offset <= offset && offset < self.end
+    }
+
+    pub(crate) fn at(path: &Path, offset: u64, what: impl Into<String>) -> Problem {
+        Problem {
+            path: path.to_path_buf(),
+            offset,
+            end: offset,
+            what: what.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} at offset {}: {}",
-            self.path.display(),
-            self.offset,
-            self.what
-        )
+        if self.end > self.offset {
+            write!(
+                f,
+                "{} bytes {}..{}: {}",
+                self.path.display(),
+                self.offset,
+                self.end,
+                self.what
+            )
+        } else {
+            write!(
+                f,
+                "{} at offset {}: {}",
+                self.path.display(),
+                self.offset,
+                self.what
+            )
+        }
     }
 }
 
 impl Store {
-    /// Reads every record of every segment and checks it, then reads back every live
-    /// document through the index. Reports each problem; a damaged record does not stop the
-    /// scan, which resumes at the next offset where an intact record starts.
+    /// Reads every record of every segment up to its committed end and checks it, then reads
+    /// back every live document through the index. Reports each damaged range once; a
+    /// damaged record does not stop the scan, which resumes at the next intact record.
     pub fn verify(&self) -> VerifyReport {
         let mut report = VerifyReport::default();
         for segment in self.segments() {
             report.segments += 1;
-            let data = segment.data();
-            let mut pos = SEGMENT_HEADER_LEN;
-            let mut in_damage = false;
-            while pos < data.len() {
-                match decode_record(data, pos) {
-                    Ok(record) => {
-                        report.records_ok += 1;
-                        in_damage = false;
-                        pos += record.header.record_len() as usize;
-                    }
-                    Err(err) => {
-                        // One problem per damaged stretch, not one per 8-byte step in it.
-                        if !in_damage && !is_unwritten(data, pos) {
-                            report.problems.push(Problem {
-                                path: segment.path().to_path_buf(),
-                                offset: pos as u64,
-                                what: err.to_string(),
-                            });
-                        }
-                        in_damage = true;
-                        pos += RECORD_ALIGN;
-                    }
-                }
+            let scan = walk::scan(segment.data(), SEGMENT_HEADER_LEN);
+            report.records_ok += scan.records.len() as u64;
+            for damage in &scan.damage {
+                report.problems.push(Problem::range(
+                    segment.path(),
+                    damage.range.start,
+                    damage.range.end,
+                    damage.reason.clone(),
+                ));
+            }
+            if !scan.is_clean() && scan.damage.is_empty() {
+                let range = scan.broken_range();
+                report.problems.push(Problem::range(
+                    segment.path(),
+                    range.start,
+                    range.end,
+                    scan.broken_reason(),
+                ));
             }
         }
         for (id, entry) in self.index().entries() {
@@ -90,21 +134,80 @@ impl Store {
                     crate::Error::Corrupt { path, offset, what } => (path, offset, what),
                     other => (self.dir().to_path_buf(), 0, other.to_string()),
                 };
-                let problem = Problem {
-                    path,
-                    offset,
-                    what: format!("document {id}: {what}"),
-                };
-                // The scan above already reported a bad record at that place.
-                let known = report
-                    .problems
-                    .iter()
-                    .any(|p| p.path == problem.path && p.offset == problem.offset);
+                // The scan above already reported a damaged range holding that place.
+                let known = report.problems.iter().any(|p| p.covers(&path, offset));
                 if !known {
-                    report.problems.push(problem);
+                    report
+                        .problems
+                        .push(Problem::at(&path, offset, format!("document {id}: {what}")));
                 }
             }
         }
         report
     }
+}
+
+/// Verifies the store in `dir` from its files alone, without opening it: it works on a store
+/// that refuses to open, never changes a file, and needs only read access.
+///
+/// Every segment is read whole and walked record by record (checksum and UTF-8); every
+/// damaged range is reported, zeros before committed data included, as is an incomplete
+/// final commit group (which an open would cut). The index file, when present, is checked
+/// against the data: each entry must point to an intact put of its document at its
+/// sequence number.
+///
+/// Fails with [`crate::Error::Locked`] while a writer has the store open.
+pub fn verify_dir(dir: impl AsRef<Path>) -> Result<VerifyReport> {
+    let files = StoreFiles::open(dir.as_ref())?;
+    let found = salvage(&files)?;
+    let mut report = VerifyReport {
+        segments: found.segments,
+        records_ok: found.records_ok,
+        documents_checked: found
+            .latest
+            .values()
+            .filter(|latest| latest.kind == RecordKind::Put)
+            .count() as u64,
+        problems: files.problems.clone(),
+    };
+    report.problems.extend(found.problems.iter().cloned());
+    report.problems.extend(found.torn_tail.iter().cloned());
+    let index_path = files.dir.join(INDEX_FILE);
+    match std::fs::read(&index_path) {
+        Ok(raw) => match decode_index(&raw) {
+            Ok((_, entries)) => {
+                let live: std::collections::HashMap<u32, &Path> = files
+                    .segments
+                    .iter()
+                    .map(|(id, path)| (*id, path.as_path()))
+                    .collect();
+                for entry in entries {
+                    let place = (entry.position.segment, entry.position.offset);
+                    // An entry into a segment that compaction has since removed makes the
+                    // index stale, not damaged: an open discards it and replays the data.
+                    let Some(&segment) = live.get(&place.0) else {
+                        continue;
+                    };
+                    if found.puts.get(&place) != Some(&(entry.id, entry.seq))
+                        && !report.problems.iter().any(|p| p.covers(segment, u64::from(place.1)))
+                    {
+                        report.problems.push(Problem::at(
+                            &index_path,
+                            0,
+                            format!(
+                                "its entry for document {} (seq {}) points to segment {} offset {}, where no intact record of it lies",
+                                entry.id, entry.seq, place.0, place.1
+                            ),
+                        ));
+                    }
+                }
+            }
+            Err(err) => report
+                .problems
+                .push(Problem::whole_file(&index_path, raw.len(), err.to_string())),
+        },
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(crate::Error::io("read", &index_path)(err)),
+    }
+    Ok(report)
 }

@@ -2,7 +2,7 @@ use proptest::prelude::*;
 use store_format::{
     DocId, FormatError, IndexEntry, Position, RECORD_ALIGN, RECORD_HEADER_LEN, RecordKind,
     RetiredList, SegmentHeader, StoreMeta, Structure, WriteBatch, decode_index, decode_record,
-    encode_index, encode_record, is_unwritten, record_len,
+    encode_index, encode_record, record_len,
 };
 
 fn one_record(kind: RecordKind, id: u128, seq: u64, payload: &[u8]) -> Vec<u8> {
@@ -100,17 +100,6 @@ fn tombstones_carry_no_payload() {
     let rec = decode_record(&buf, 0).unwrap();
     assert_eq!(rec.header.kind, RecordKind::Tombstone);
     assert!(rec.payload.is_empty());
-}
-
-#[test]
-fn unwritten_space_is_recognised() {
-    assert!(is_unwritten(&[0u8; 100], 8));
-    assert!(
-        is_unwritten(&[0u8; 10], 40),
-        "past the end counts as unwritten"
-    );
-    let buf = one_record(RecordKind::Put, 1, 1, b"x");
-    assert!(!is_unwritten(&buf, 0));
 }
 
 #[test]
@@ -296,7 +285,6 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600), offset in 0usize..700) {
         let _ = decode_record(&bytes, offset);
-        let _ = is_unwritten(&bytes, offset);
         let _ = SegmentHeader::decode(&bytes);
         let _ = StoreMeta::decode(&bytes);
         let _ = decode_index(&bytes);

@@ -153,28 +153,45 @@ fn a_flipped_byte_is_an_error_never_wrong_text() {
 }
 
 #[test]
-fn damage_before_committed_data_stops_the_open_unless_told() {
+fn damage_before_committed_data_stops_the_open_and_recover_copies_the_rest() {
     let (mut f, record) = five_documents();
     // Without the index, the damage is met during replay, with intact commits after it.
     std::fs::remove_file(f.path().join("index.tsi")).unwrap();
-    flip_byte(&f.segment_files()[0], record + 50);
+    let segment = f.segment_files()[0].clone();
+    flip_byte(&segment, record + 50);
+    let before = std::fs::read(&segment).unwrap();
     let err = f
         .try_reopen()
         .err()
         .expect("open must refuse to drop committed data");
     assert!(err.is_corruption(), "{err}");
-    assert!(
-        err.to_string().contains(&format!("offset {record}")),
-        "{err}"
-    );
-    // Told to, it drops the damaged record and everything after it.
-    f.options = StoreOptions::new().discard_damaged_tail(true);
-    let store = f.try_reopen().unwrap();
-    assert_eq!(store.len(), 2);
-    assert_eq!(
-        store.recovery().dropped_tail.as_ref().map(|d| d.offset),
-        Some(record)
-    );
+    let message = err.to_string();
+    for part in [
+        format!("offset {record}"),
+        format!("bytes {record}..{}", record + record_len(17)),
+        "textstore recover".to_owned(),
+        segment.display().to_string(),
+    ] {
+        assert!(message.contains(&part), "{part:?} in {message}");
+    }
+    assert_eq!(std::fs::read(&segment).unwrap(), before, "the open changed nothing");
+
+    let dest = f.path().with_file_name("recovered");
+    let report = store_mmap::recover(f.path(), &dest).unwrap();
+    assert_eq!(std::fs::read(&segment).unwrap(), before, "recover changed nothing");
+    assert!(!report.is_complete());
+    assert_eq!(report.documents, 4, "{report:?}");
+    assert_eq!(report.damage.len(), 1, "{report:?}");
+    assert_eq!(report.damage[0].offset, record);
+    assert_eq!(report.lost().map(|r| r.id).collect::<Vec<_>>(), [id(2)]);
+    let recovered = Store::open(&dest, StoreOptions::new()).unwrap();
+    for i in [0u64, 1, 3, 4] {
+        assert_eq!(
+            recovered.get(id(i)).unwrap().as_deref(),
+            Some(format!("document number {i}").as_str())
+        );
+    }
+    assert!(recovered.get(id(2)).unwrap().is_none());
 }
 
 #[test]
@@ -268,7 +285,7 @@ fn an_interrupted_segment_creation_is_cleaned_up() {
 }
 
 #[test]
-fn a_record_with_a_valid_checksum_but_invalid_utf8_is_corruption() {
+fn a_record_with_a_valid_checksum_but_invalid_utf8_is_damage() {
     let mut f = Fixture::new();
     f.store().put(id(1), "fine").unwrap();
     let next_seq = f.store().last_seq() + 1;
@@ -291,14 +308,17 @@ fn a_record_with_a_valid_checksum_but_invalid_utf8_is_corruption() {
     let at = bytes.len() as u64;
     bytes.extend_from_slice(&record);
     std::fs::write(&segment, bytes).unwrap();
+    // The record is not intact, so it is damage; as the final group of the newest segment,
+    // it looks like a torn write: verify reports it, and the open cuts it and says why.
+    let report = store_mmap::verify_dir(f.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert_eq!(report.problems[0].offset, at);
+    assert!(report.problems[0].what.contains("is not UTF-8"), "{report:?}");
     let store = f.reopen();
-    let err = store.get(id(2)).unwrap_err();
-    assert!(err.is_corruption(), "{err}");
-    assert!(err.to_string().contains("is not UTF-8"), "{err}");
-    assert!(
-        err.to_string().contains(&format!("offset {}", at + 48 + 2)),
-        "{err}"
-    );
+    let dropped = store.recovery().dropped_tail.clone().expect("cut");
+    assert_eq!(dropped.offset, at);
+    assert!(dropped.reason.contains("is not UTF-8"), "{dropped:?}");
+    assert!(store.get(id(2)).unwrap().is_none());
     assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("fine"));
 }
 

@@ -1,0 +1,287 @@
+//! Reading a store's files without opening it, for [`crate::verify_dir`] and
+//! [`crate::recover`]: on a store that will not open, that is damaged, or that lives on a
+//! read-only file system.
+//!
+//! Nothing here changes a file. Segments are read with `read(2)` into memory rather than
+//! mapped, so a file that another process truncates cannot fault this one. The shared lock
+//! on `LOCK` (when the file exists) keeps a writer from opening the store while the files
+//! are read, and makes this fail with [`Error::Locked`] while one has it open.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use store_format::{
+    DocId, RecordKind, RetiredList, SEGMENT_HEADER_LEN, SegmentHeader, StoreMeta,
+};
+
+use crate::compaction::{RETIRED_FILE, UNFINISHED_SUFFIX};
+use crate::error::{Error, Result};
+use crate::segment::{parse_segment_file_name, segment_file_name};
+use crate::store::{LOCK_FILE, META_FILE};
+use crate::verify::Problem;
+use crate::walk;
+
+/// A store directory, read-locked, with its metadata and the segments an open would read.
+pub(crate) struct StoreFiles {
+    pub(crate) dir: PathBuf,
+    /// Held while the files are read.
+    _lock: Option<File>,
+    /// The metadata, when it decodes.
+    pub(crate) meta: Option<StoreMeta>,
+    /// The segments an open would read, oldest first: not the outputs of an unfinished
+    /// compaction, nor the inputs a finished one replaced.
+    pub(crate) segments: Vec<(u32, PathBuf)>,
+    /// What is wrong with the metadata or the retired-segment list.
+    pub(crate) problems: Vec<Problem>,
+}
+
+impl StoreFiles {
+    pub(crate) fn open(dir: &Path) -> Result<StoreFiles> {
+        let meta_path = dir.join(META_FILE);
+        if !dir.is_dir() || !meta_path.exists() {
+            return Err(Error::NotAStore {
+                path: dir.into(),
+                reason: format!("it is not a directory holding a {META_FILE} file"),
+            });
+        }
+        let lock = lock_shared(dir)?;
+        let mut problems = Vec::new();
+        let raw = std::fs::read(&meta_path).map_err(Error::io("read", &meta_path))?;
+        let meta = match StoreMeta::decode(&raw) {
+            Ok(meta) => Some(meta),
+            Err(err) => {
+                problems.push(Problem::whole_file(&meta_path, raw.len(), err.to_string()));
+                None
+            }
+        };
+        let retired = retired_segments(dir, &mut problems)?;
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
+            let entry = entry.map_err(Error::io("list", dir))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if name.ends_with(UNFINISHED_SUFFIX) {
+                continue;
+            }
+            if let Some(id) = parse_segment_file_name(name)
+                && !retired.contains(&id)
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        let segments = ids
+            .into_iter()
+            .map(|id| (id, dir.join(segment_file_name(id))))
+            .collect();
+        Ok(StoreFiles {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            meta,
+            segments,
+            problems,
+        })
+    }
+
+    /// Reads one segment file whole, checking its header against the store.
+    pub(crate) fn read_segment(&self, id: u32, path: &Path) -> Result<(Vec<u8>, Vec<Problem>)> {
+        let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
+        let mut problems = Vec::new();
+        let header_len = bytes.len().min(SEGMENT_HEADER_LEN);
+        match SegmentHeader::decode(&bytes[..header_len]) {
+            Err(err) => problems.push(Problem::range(path, 0, header_len, err.to_string())),
+            Ok(header) if header.segment_id != id => problems.push(Problem::range(
+                path,
+                12,
+                16,
+                format!(
+                    "the segment header says id {}, the file name says {id}",
+                    header.segment_id
+                ),
+            )),
+            Ok(header) => {
+                if let Some(meta) = &self.meta
+                    && header.store_uid != meta.store_uid
+                {
+                    problems.push(Problem::range(
+                        path,
+                        16,
+                        32,
+                        format!(
+                            "the segment belongs to store {:032x}, not this store {:032x}",
+                            header.store_uid, meta.store_uid
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok((bytes, problems))
+    }
+}
+
+/// Takes the shared lock on `LOCK` when the file exists. The file is opened read-only, so a
+/// store on a read-only file system can be read.
+fn lock_shared(dir: &Path) -> Result<Option<File>> {
+    let path = dir.join(LOCK_FILE);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Error::io("open lock file", &path)(err)),
+    };
+    match file.try_lock_shared() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(err)) => Err(Error::io("lock", &path)(err)),
+    }
+}
+
+/// The segments a finished compaction replaced, which an open removes before reading.
+fn retired_segments(dir: &Path, problems: &mut Vec<Problem>) -> Result<HashSet<u32>> {
+    let path = dir.join(RETIRED_FILE);
+    let raw = match std::fs::read(&path) {
+        Ok(raw) => raw,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(err) => return Err(Error::io("read", &path)(err)),
+    };
+    match RetiredList::decode(&raw) {
+        Ok(list) => Ok(list.segments.into_iter().collect()),
+        Err(err) => {
+            problems.push(Problem::whole_file(&path, raw.len(), err.to_string()));
+            Ok(HashSet::new())
+        }
+    }
+}
+
+/// The latest intact record of a document, as the walk of every segment found it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Latest {
+    pub(crate) seq: u64,
+    pub(crate) segment: u32,
+    pub(crate) offset: u32,
+    pub(crate) kind: RecordKind,
+}
+
+/// A record whose header still decodes inside a damaged range: probably a version of its
+/// document that is lost. The header itself may be damaged, so this is a lead, not a fact.
+#[derive(Debug, Clone)]
+pub(crate) struct DamagedHeader {
+    pub(crate) path: PathBuf,
+    pub(crate) offset: u64,
+    pub(crate) id: DocId,
+    pub(crate) seq: u64,
+    pub(crate) kind: RecordKind,
+}
+
+/// What walking every segment of a store found.
+#[derive(Default)]
+pub(crate) struct Salvage {
+    pub(crate) segments: u64,
+    pub(crate) records_ok: u64,
+    /// Each document's latest intact record, tombstones included, leaving out the torn final
+    /// group of the newest segment (an open cuts it).
+    pub(crate) latest: HashMap<DocId, Latest, foldhash::fast::RandomState>,
+    /// Every intact put, by place, for checking the index file against the data.
+    pub(crate) puts: HashMap<(u32, u32), (DocId, u64), foldhash::fast::RandomState>,
+    pub(crate) damaged_headers: Vec<DamagedHeader>,
+    /// Damage and other problems, in file order.
+    pub(crate) problems: Vec<Problem>,
+    /// The incomplete final group of the newest segment, when no committed data follows it:
+    /// what an open would cut as a torn write.
+    pub(crate) torn_tail: Option<Problem>,
+    /// Intact records of that group, left out of `latest`.
+    pub(crate) torn_records: u64,
+}
+
+/// Walks every segment of `files` once.
+pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
+    let mut out = Salvage::default();
+    let newest = files.segments.last().map(|(id, _)| *id);
+    for (id, path) in &files.segments {
+        let (id, is_last) = (*id, Some(*id) == newest);
+        let (bytes, problems) = files.read_segment(id, path)?;
+        out.segments += 1;
+        out.problems.extend(problems);
+        let scan = walk::scan(&bytes, SEGMENT_HEADER_LEN.min(bytes.len()));
+        for damage in &scan.damage {
+            out.problems.push(Problem::range(
+                path,
+                damage.range.start,
+                damage.range.end,
+                damage.reason.clone(),
+            ));
+            out.damaged_headers
+                .extend(damage.headers.iter().map(|(offset, header)| DamagedHeader {
+                    path: path.clone(),
+                    offset: *offset as u64,
+                    id: header.id,
+                    seq: header.seq,
+                    kind: header.kind,
+                }));
+        }
+        let torn_from = match (is_last, scan.is_clean(), &scan.committed_after) {
+            (true, false, None) => Some(scan.clean_end),
+            _ => None,
+        };
+        if let Some(from) = torn_from {
+            let range = scan.broken_range();
+            out.torn_records = scan.records_after_clean_end as u64;
+            out.torn_tail = Some(Problem::range(
+                path,
+                range.start,
+                range.end,
+                format!(
+                    "the final commit group is incomplete ({}): a write that never completed, or damage to the last commit; \
+                     opening the store cuts it",
+                    scan.broken_reason()
+                ),
+            ));
+            // Its damage is reported as the torn tail, once.
+            out.problems
+                .retain(|p| p.path != *path || (p.offset as usize) < from);
+        } else if !scan.is_clean() && !scan.damage.iter().any(|d| scan.broken_range().contains(&d.range.start)) {
+            let range = scan.broken_range();
+            out.problems.push(Problem::range(
+                path,
+                range.start,
+                range.end,
+                scan.broken_reason(),
+            ));
+        }
+        if let (false, Some(from)) = (is_last, scan.unwritten_from) {
+            out.problems.push(Problem::range(
+                path,
+                from,
+                bytes.len(),
+                "zero bytes up to the end of a sealed segment, which was trimmed to its last commit when it was sealed",
+            ));
+        }
+        for scanned in &scan.records {
+            if torn_from.is_some_and(|from| scanned.offset >= from) {
+                continue;
+            }
+            out.records_ok += 1;
+            let header = scanned.header();
+            let offset = u32::try_from(scanned.offset).expect("segment offsets are 32-bit");
+            if header.kind == RecordKind::Put {
+                out.puts.insert((id, offset), (header.id, header.seq));
+            }
+            let newer = out
+                .latest
+                .get(&header.id)
+                .is_none_or(|latest| latest.seq < header.seq);
+            if newer {
+                out.latest.insert(
+                    header.id,
+                    Latest {
+                        seq: header.seq,
+                        segment: id,
+                        offset,
+                        kind: header.kind,
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}

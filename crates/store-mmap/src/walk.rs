@@ -1,0 +1,289 @@
+//! The record walk: the one place that reads a segment's bytes as records, commit groups,
+//! unwritten space and damage. Recovery, [`crate::Store::verify`], [`crate::verify_dir`] and
+//! [`crate::recover`] all read segments through [`scan`].
+//!
+//! Vocabulary, used the same way in docs/FORMAT.md ("What recovery assumes"):
+//! - an **intact record** decodes, matches its CRC32C and, for a put, holds UTF-8;
+//! - a **complete group** is a run of intact records with no gap, closed by a commit record
+//!   whose group length spans exactly that run;
+//! - **unwritten space** is a run of zero bytes that reaches the end of the bytes scanned;
+//! - **damage** is any other byte range that is not an intact record: zeros followed by
+//!   data included. The walk resynchronises on the next offset where an intact record
+//!   starts.
+
+use std::ops::Range;
+
+use store_format::{
+    RECORD_ALIGN, Record, RecordHeader, RecordKind, decode_record, decode_record_header,
+};
+
+/// An intact record met by the walk.
+#[derive(Clone, Copy)]
+pub(crate) struct Scanned<'a> {
+    /// Where it starts in the scanned bytes.
+    pub(crate) offset: usize,
+    /// The record, verified.
+    pub(crate) record: Record<'a>,
+    /// Whether it belongs to a complete commit group.
+    pub(crate) complete: bool,
+}
+
+impl Scanned<'_> {
+    pub(crate) fn header(&self) -> &RecordHeader {
+        &self.record.header
+    }
+
+    pub(crate) fn end(&self) -> usize {
+        self.offset + self.record.header.record_len() as usize
+    }
+}
+
+/// A byte range that holds no intact record.
+#[derive(Debug, Clone)]
+pub(crate) struct Damage {
+    /// The range, from the first bad byte to the next intact record or unwritten space.
+    pub(crate) range: Range<usize>,
+    /// What is wrong at its start.
+    pub(crate) reason: String,
+    /// Record headers inside the range that still decode although their records do not
+    /// (the checksum or the text failed): what was probably there, with their offsets.
+    pub(crate) headers: Vec<(usize, RecordHeader)>,
+}
+
+/// Everything the walk of one segment found.
+pub(crate) struct SegmentScan<'a> {
+    /// Every intact record, in offset order.
+    pub(crate) records: Vec<Scanned<'a>>,
+    /// Every damaged range, in offset order.
+    pub(crate) damage: Vec<Damage>,
+    /// Where unwritten space begins, when it begins before the end of the bytes.
+    pub(crate) unwritten_from: Option<usize>,
+    /// The end of the longest prefix (from the scan's start) made only of complete groups.
+    pub(crate) clean_end: usize,
+    /// The first complete group that starts at or after `clean_end`, when anything other than
+    /// unwritten space follows `clean_end`: its byte range.
+    pub(crate) committed_after: Option<Range<usize>>,
+    /// Intact records past `clean_end` (in groups that are not complete or that follow the
+    /// first anomaly).
+    pub(crate) records_after_clean_end: usize,
+    /// The end of the bytes scanned.
+    pub(crate) len: usize,
+}
+
+impl SegmentScan<'_> {
+    /// True when the bytes from the scan's start are complete groups, then possibly unwritten
+    /// space: nothing is damaged or incomplete.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.clean_end == self.unwritten_from.unwrap_or(self.len)
+    }
+
+    /// The range from `clean_end` to the next complete group (or to the unwritten space, or
+    /// the end): everything that stands between the clean prefix and later committed data.
+    pub(crate) fn broken_range(&self) -> Range<usize> {
+        let end = match &self.committed_after {
+            Some(group) => group.start,
+            None => self.unwritten_from.unwrap_or(self.len),
+        };
+        self.clean_end..end
+    }
+
+    /// What is wrong at `clean_end`, in words.
+    pub(crate) fn broken_reason(&self) -> String {
+        let range = self.broken_range();
+        let first_damage = self
+            .damage
+            .iter()
+            .find(|d| d.range.start >= range.start && d.range.start < range.end.max(range.start + 1));
+        match first_damage {
+            Some(damage) if damage.range.start == range.start => damage.reason.clone(),
+            Some(damage) => format!(
+                "the commit group starting at offset {} is incomplete; at offset {}: {}",
+                range.start, damage.range.start, damage.reason
+            ),
+            None => format!(
+                "the commit group starting at offset {} has no intact commit record",
+                range.start
+            ),
+        }
+    }
+}
+
+/// Walks `buf` from `from` (a record boundary) to its end.
+pub(crate) fn scan(buf: &[u8], from: usize) -> SegmentScan<'_> {
+    let zero_from = zero_tail_start(buf).max(from);
+    let mut records: Vec<Scanned<'_>> = Vec::new();
+    let mut damage = Vec::new();
+    let mut groups = Groups::new(from);
+    let mut pos = from;
+    while pos < zero_from {
+        match intact_record(buf, pos) {
+            Ok(record) => {
+                records.push(Scanned {
+                    offset: pos,
+                    record,
+                    complete: false,
+                });
+                groups.record(&mut records);
+                pos += record.header.record_len() as usize;
+            }
+            Err(reason) => {
+                let found = damaged_range(buf, pos, zero_from, reason);
+                pos = found.range.end;
+                groups.damage(found.range.end, records.len());
+                damage.push(found);
+            }
+        }
+    }
+    // A record's zero padding may reach into the zero tail, so the data ends at `pos`.
+    let end = pos;
+    groups.finish(end, records.len());
+    let clean_end = groups.clean_end.unwrap_or(end);
+    let committed_after = first_complete_group_from(&records, clean_end);
+    let records_after_clean_end = records.iter().filter(|r| r.offset >= clean_end).count();
+    SegmentScan {
+        records,
+        damage,
+        unwritten_from: (end < buf.len()).then_some(end),
+        clean_end,
+        committed_after,
+        records_after_clean_end,
+        len: buf.len(),
+    }
+}
+
+/// The byte range of the first complete group of `records` that starts at or after `from`.
+fn first_complete_group_from(records: &[Scanned<'_>], from: usize) -> Option<Range<usize>> {
+    let commit = records
+        .iter()
+        .find(|r| r.complete && r.offset >= from && r.header().commit)?;
+    let end = commit.end();
+    Some(end - commit.header().group_len as usize..end)
+}
+
+/// Decodes the record at `pos` and checks that a put's text is UTF-8.
+fn intact_record(buf: &[u8], pos: usize) -> Result<Record<'_>, String> {
+    let record = decode_record(buf, pos).map_err(|err| err.to_string())?;
+    if record.header.kind == RecordKind::Put
+        && let Err(err) = simdutf8::compat::from_utf8(record.payload)
+    {
+        return Err(format!(
+            "the text of document {} in the record at offset {pos} is not UTF-8 (byte {} of its text)",
+            record.header.id,
+            err.valid_up_to()
+        ));
+    }
+    Ok(record)
+}
+
+/// The damaged range that starts at `start`: up to the next aligned offset where an intact
+/// record starts, or up to `zero_from`, where unwritten space begins.
+fn damaged_range(buf: &[u8], start: usize, zero_from: usize, reason: String) -> Damage {
+    let mut headers = Vec::new();
+    if let Ok(header) = decode_record_header(buf, start) {
+        headers.push((start, header));
+    }
+    let mut at = start + RECORD_ALIGN;
+    while at < zero_from {
+        if intact_record(buf, at).is_ok() {
+            break;
+        }
+        if let Ok(header) = decode_record_header(buf, at) {
+            headers.push((at, header));
+        }
+        at += RECORD_ALIGN;
+    }
+    let end = at.min(zero_from);
+    let reason = if buf[start..end].iter().all(|&b| b == 0) {
+        format!(
+            "{} zero bytes where a record should start (unwritten-looking space with data after it)",
+            end - start
+        )
+    } else {
+        reason
+    };
+    Damage {
+        range: start..end,
+        reason,
+        headers,
+    }
+}
+
+/// The offset from which every byte of `buf` is zero (`buf.len()` when its last byte is not).
+fn zero_tail_start(buf: &[u8]) -> usize {
+    const CHUNK: usize = 64;
+    let mut end = buf.len();
+    // Whole chunks first: comparing 64 bytes at a time keeps the scan of a long
+    // preallocated tail fast.
+    while end >= CHUNK && buf[end - CHUNK..end].iter().all(|&b| b == 0) {
+        end -= CHUNK;
+    }
+    while end > 0 && buf[end - 1] == 0 {
+        end -= 1;
+    }
+    end
+}
+
+/// Assigns records to commit groups as the walk meets them.
+struct Groups {
+    /// Where the group being read began: after the last commit record or damage.
+    start: usize,
+    /// Index in the record list of the first record of that group.
+    first: usize,
+    /// Set at the first incomplete group or damage: where the clean prefix ends.
+    clean_end: Option<usize>,
+}
+
+impl Groups {
+    fn new(from: usize) -> Groups {
+        Groups {
+            start: from,
+            first: 0,
+            clean_end: None,
+        }
+    }
+
+    /// The last of `records` was just read.
+    fn record(&mut self, records: &mut [Scanned<'_>]) {
+        let last = records.len() - 1;
+        let header = *records[last].header();
+        if !header.commit {
+            return;
+        }
+        let end = records[last].end();
+        match end.checked_sub(header.group_len as usize) {
+            // The group began at or after the last boundary: all of it is here. Records
+            // before its start belong to a group that has no commit record.
+            Some(group_start) if group_start >= self.start => {
+                for scanned in &mut records[self.first..=last] {
+                    scanned.complete = scanned.offset >= group_start;
+                }
+                if group_start > self.start {
+                    self.broken();
+                }
+            }
+            // The group began before the last boundary (damage): some of it is lost.
+            _ => self.broken(),
+        }
+        self.start = end;
+        self.first = last + 1;
+    }
+
+    /// A damaged range ends at `end`, and `records` have been read so far: the group being
+    /// read is broken, and the next one starts after the damage.
+    fn damage(&mut self, end: usize, records: usize) {
+        self.broken();
+        self.start = end;
+        self.first = records;
+    }
+
+    /// The bytes end at `end`: a group still holding records has no commit record.
+    fn finish(&mut self, end: usize, records: usize) {
+        if self.first < records && self.start < end {
+            self.broken();
+        }
+    }
+
+    fn broken(&mut self) {
+        self.clean_end.get_or_insert(self.start);
+    }
+}
