@@ -178,7 +178,7 @@ pub(crate) fn check_header<'a>(
         crc32c::crc32c(&buf[..crc_at]),
     )?;
     let version = get_u16(buf, 8);
-    if version != crate::FORMAT_VERSION {
+    if !(crate::OLDEST_READ_VERSION..=crate::FORMAT_VERSION).contains(&version) {
         return Err(FormatError::UnsupportedVersion {
             what,
             offset: 0,

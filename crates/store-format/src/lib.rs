@@ -45,9 +45,12 @@ pub use record::{
     decode_record, decode_record_header, encode_record, record_len,
 };
 pub use retired::{RETIRED_HEADER_LEN, RETIRED_MAGIC, RetiredList};
-pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SegmentHeader};
+pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SealedSegment, SegmentHeader};
 pub use text::{Doc, DocMeta, Text};
 pub use traits::{CommitEvent, CommitObserver, DocRead, DocWrite, Prefetch};
 
-/// The format version this build reads and writes, stored in every header.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this build writes, stored in every header. Version history in
+/// docs/FORMAT.md.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this build reads: every version since is a superset of it.
+pub const OLDEST_READ_VERSION: u16 = 1;

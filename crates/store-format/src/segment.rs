@@ -22,7 +22,9 @@ const _: () = assert!(SEGMENT_HEADER_LEN.is_multiple_of(crate::RECORD_ALIGN));
 /// | 12 | 4 | segment id |
 /// | 16 | 16 | store uid |
 /// | 32 | 4 | capacity in bytes, header included |
-/// | 36 | 24 | reserved, zero |
+/// | 36 | 4 | id of the segment sealed right before this one was created; 0: none |
+/// | 40 | 4 | that segment's length in bytes when it was sealed; 0 when there is none |
+/// | 44 | 16 | reserved, zero |
 /// | 60 | 4 | CRC32C of bytes 0..60 |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
@@ -33,6 +35,20 @@ pub struct SegmentHeader {
     /// The most bytes the segment will ever hold, header included. The engine maps this
     /// many bytes once and never remaps.
     pub capacity: u32,
+    /// The segment the writer sealed just before it created this one, and how long that
+    /// file was then: a sealed segment's known end, so that recovery and verification can
+    /// tell a sealed segment cut short (or grown) from an intact one. `None` for the first
+    /// segment, for compaction outputs, and in format version 1.
+    pub sealed_before: Option<SealedSegment>,
+}
+
+/// A sealed segment's id and final length, as its successor's header records them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedSegment {
+    /// The sealed segment.
+    pub segment_id: u32,
+    /// Its length in bytes, header included, once sealed.
+    pub len_bytes: u32,
 }
 
 impl SegmentHeader {
@@ -45,6 +61,10 @@ impl SegmentHeader {
         put(&mut buf, 12, &self.segment_id.to_le_bytes());
         put(&mut buf, 16, &self.store_uid.to_le_bytes());
         put(&mut buf, 32, &self.capacity.to_le_bytes());
+        if let Some(sealed) = self.sealed_before {
+            put(&mut buf, 36, &sealed.segment_id.to_le_bytes());
+            put(&mut buf, 40, &sealed.len_bytes.to_le_bytes());
+        }
         let crc = crc32c::crc32c(&buf[..60]);
         put(&mut buf, 60, &crc.to_le_bytes());
         buf
@@ -54,9 +74,17 @@ impl SegmentHeader {
     pub fn decode(buf: &[u8]) -> Result<SegmentHeader, FormatError> {
         const WHAT: Structure = Structure::SegmentHeader;
         let buf = check_header(WHAT, buf, &SEGMENT_MAGIC, SEGMENT_HEADER_LEN)?;
-        if !all_zero(&buf[36..60]) {
+        if !all_zero(&buf[44..60]) {
             return Err(invalid(WHAT, "reserved bytes", 0));
         }
+        let sealed_before = match (get_u32(buf, 36), get_u32(buf, 40)) {
+            (0, 0) => None,
+            (0, len) => return Err(invalid(WHAT, "sealed predecessor length", u64::from(len))),
+            (segment_id, len_bytes) => Some(SealedSegment {
+                segment_id,
+                len_bytes,
+            }),
+        };
         let capacity = get_u32(buf, 32);
         if (capacity as usize) < SEGMENT_HEADER_LEN {
             return Err(invalid(WHAT, "capacity", u64::from(capacity)));
@@ -65,6 +93,7 @@ impl SegmentHeader {
             segment_id: get_u32(buf, 12),
             store_uid: get_u128(buf, 16),
             capacity,
+            sealed_before,
         })
     }
 }

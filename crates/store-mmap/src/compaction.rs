@@ -25,7 +25,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use store_format::{
-    DocId, Position, RecordKind, RetiredList, SEGMENT_HEADER_LEN, decode_record,
+    DocId, Position, RecordKind, RetiredList, SEGMENT_HEADER_LEN, SegmentHeader, decode_record,
     decode_record_header, encode_record, record_len,
 };
 
@@ -618,8 +618,13 @@ impl Outputs<'_> {
         let c = self.compaction;
         let id = c.next_segment_id.fetch_add(1, Ordering::Relaxed);
         let path = c.dir.join(unfinished_file_name(id));
-        let mut segment =
-            SegmentFile::create_at(&c.storage, path, id, c.store_uid, c.capacity, c.access)?;
+        let header = SegmentHeader {
+            segment_id: id,
+            store_uid: c.store_uid,
+            capacity: c.capacity,
+            sealed_before: None,
+        };
+        let mut segment = SegmentFile::create_at(&c.storage, path, header, c.access)?;
         // Registered first, so that an error below removes the file.
         let result = (|| {
             segment.reserve_exact(len)?;

@@ -85,11 +85,12 @@ impl StoreFiles {
     }
 
     /// Reads one segment file whole, checking its header against the store.
-    pub(crate) fn read_segment(&self, id: u32, path: &Path) -> Result<(Vec<u8>, Vec<Problem>)> {
+    pub(crate) fn read_segment(&self, id: u32, path: &Path) -> Result<SegmentBytes> {
         let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
         let mut problems = Vec::new();
         let header_len = bytes.len().min(SEGMENT_HEADER_LEN);
-        match SegmentHeader::decode(&bytes[..header_len]) {
+        let header = SegmentHeader::decode(&bytes[..header_len]);
+        match &header {
             Err(err) => problems.push(Problem::range(path, 0, header_len, err.to_string())),
             Ok(header) if header.segment_id != id => problems.push(Problem::range(
                 path,
@@ -116,8 +117,21 @@ impl StoreFiles {
                 }
             }
         }
-        Ok((bytes, problems))
+        Ok(SegmentBytes {
+            sealed_before: header.ok().and_then(|h| h.sealed_before),
+            bytes,
+            problems,
+        })
     }
+}
+
+/// A segment file read whole.
+pub(crate) struct SegmentBytes {
+    pub(crate) bytes: Vec<u8>,
+    /// What its header records of its sealed predecessor, when the header is intact.
+    pub(crate) sealed_before: Option<store_format::SealedSegment>,
+    /// What is wrong with its header.
+    pub(crate) problems: Vec<Problem>,
 }
 
 /// Takes the shared lock on `LOCK` when the file exists. The file is opened read-only, so a
@@ -197,11 +211,22 @@ pub(crate) struct Salvage {
 pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
     let mut out = Salvage::default();
     let newest = files.segments.last().map(|(id, _)| *id);
+    let mut lens = Vec::new();
     for (id, path) in &files.segments {
         let (id, is_last) = (*id, Some(*id) == newest);
-        let (bytes, problems) = files.read_segment(id, path)?;
+        let SegmentBytes {
+            bytes,
+            sealed_before,
+            problems,
+        } = files.read_segment(id, path)?;
         out.segments += 1;
         out.problems.extend(problems);
+        lens.push(walk::SegmentLen {
+            id,
+            path,
+            file_len: bytes.len() as u64,
+            sealed_before,
+        });
         let scan = walk::scan(&bytes, SEGMENT_HEADER_LEN.min(bytes.len()));
         for damage in &scan.damage {
             out.problems.push(Problem::range(
@@ -283,5 +308,6 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
             }
         }
     }
+    out.problems.extend(walk::sealed_length_problems(&lens));
     Ok(out)
 }

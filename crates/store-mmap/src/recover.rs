@@ -130,7 +130,7 @@ pub fn recover(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<RecoverR
             continue;
         };
         offsets.sort_unstable();
-        let (bytes, _) = files.read_segment(*id, path)?;
+        let bytes = files.read_segment(*id, path)?.bytes;
         let mut batch = Vec::new();
         let mut batch_bytes = 0;
         for &offset in offsets.iter() {

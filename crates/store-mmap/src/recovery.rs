@@ -92,6 +92,23 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
     let mut report = RecoveryReport::default();
     finish_compactions(dir, meta, options, &mut report)?;
     let segments = open_segments(dir, meta, options, &mut report)?;
+    let lens: Vec<_> = segments
+        .values()
+        .map(|s| walk::SegmentLen {
+            id: s.id(),
+            path: s.path(),
+            file_len: s.file_len(),
+            sealed_before: s.sealed_before(),
+        })
+        .collect();
+    if let Some(problem) = walk::sealed_length_problems(&lens).into_iter().next() {
+        return Err(refuse(
+            dir,
+            &problem.path,
+            problem.offset,
+            format!("bytes {}..{}: {}", problem.offset, problem.end, problem.what),
+        ));
+    }
     let next_segment_id = segments.keys().next_back().map_or(1, |id| id + 1);
 
     let (mut index, mut last_seq, start) = match load_index(dir, meta, &segments) {
@@ -381,6 +398,19 @@ fn load_index(
     Ok(Some((index, header.last_seq, cp)))
 }
 
+/// The error of an open that finds damage to committed data: what is wrong, and how to get
+/// the rest back. The open has changed nothing when it returns this.
+fn refuse(dir: &Path, path: &Path, offset: u64, what: String) -> Error {
+    Error::corrupt(
+        path,
+        offset,
+        format!(
+            "{what}. Nothing was changed. `textstore recover {} NEW_DIR` (or `store_mmap::recover`) copies every intact record into a new store",
+            dir.display()
+        ),
+    )
+}
+
 /// Where a scanned segment's data ends, and what is cut after it.
 struct DataEnd {
     valid_end: usize,
@@ -419,16 +449,15 @@ fn data_end(
         (None, true) => None,
     };
     if let Some(follows) = follows {
-        return Err(Error::corrupt(
+        return Err(refuse(
+            dir,
             segment.path(),
             broken.start as u64,
             format!(
-                "bytes {}..{} are damaged ({}); {follows}. Nothing was changed. \
-                 `textstore recover {} NEW_DIR` (or `store_mmap::recover`) copies every intact record into a new store",
+                "bytes {}..{} are damaged ({}); {follows}",
                 broken.start,
                 broken.end,
                 scan.broken_reason(),
-                dir.display()
             ),
         ));
     }

@@ -10,7 +10,7 @@ use bytestring::ByteString;
 use memmap2::{Advice, Mmap, MmapOptions};
 use store_format::{
     Doc, DocId, DocMeta, RECORD_HEADER_LEN, RecordHeader, RecordKind, SEGMENT_HEADER_LEN,
-    SegmentHeader, Text, decode_record, decode_record_header, record_len,
+    SealedSegment, SegmentHeader, Text, decode_record, decode_record_header, record_len,
 };
 
 use crate::error::{Error, Result};
@@ -238,6 +238,8 @@ pub(crate) struct SegmentFile {
     end: u32,
     /// Bytes of the file that exist on disk; `end <= file_len`.
     file_len: u64,
+    /// What the header records of the segment sealed before this one was created.
+    sealed_before: Option<SealedSegment>,
 }
 
 /// Keeps a mapping alive for as long as any [`Bytes`] slices it.
@@ -254,13 +256,11 @@ impl SegmentFile {
     pub(crate) fn create(
         storage: &Arc<dyn Storage>,
         dir: &Path,
-        id: u32,
-        store_uid: u128,
-        capacity: u32,
+        header: SegmentHeader,
         access: AccessPattern,
     ) -> Result<SegmentFile> {
-        let path = dir.join(segment_file_name(id));
-        let segment = SegmentFile::create_at(storage, path, id, store_uid, capacity, access)?;
+        let path = dir.join(segment_file_name(header.segment_id));
+        let segment = SegmentFile::create_at(storage, path, header, access)?;
         sync_dir(storage.as_ref(), dir)?;
         Ok(segment)
     }
@@ -271,19 +271,12 @@ impl SegmentFile {
     pub(crate) fn create_at(
         storage: &Arc<dyn Storage>,
         path: PathBuf,
-        id: u32,
-        store_uid: u128,
-        capacity: u32,
+        header: SegmentHeader,
         access: AccessPattern,
     ) -> Result<SegmentFile> {
         let file = storage
             .create_new(&path)
             .map_err(Error::io("create segment", &path))?;
-        let header = SegmentHeader {
-            segment_id: id,
-            store_uid,
-            capacity,
-        };
         storage
             .write_at(&file, &path, &header.encode(), 0)
             .map_err(Error::io("write segment header", &path))?;
@@ -295,8 +288,7 @@ impl SegmentFile {
             storage,
             path,
             file,
-            id,
-            capacity,
+            header,
             SEGMENT_HEADER_LEN as u64,
             access,
         )
@@ -351,18 +343,18 @@ impl SegmentFile {
             ));
         }
         let storage = Arc::clone(storage);
-        SegmentFile::map(storage, path, file, id, header.capacity, file_len, access)
+        SegmentFile::map(storage, path, file, header, file_len, access)
     }
 
     fn map(
         storage: Arc<dyn Storage>,
         path: PathBuf,
         file: File,
-        id: u32,
-        capacity: u32,
+        header: SegmentHeader,
         file_len: u64,
         access: AccessPattern,
     ) -> Result<SegmentFile> {
+        let (id, capacity) = (header.segment_id, header.capacity);
         #[expect(
             unsafe_code,
             reason = "mapping a file is unsafe; the store's lock keeps it sound"
@@ -403,7 +395,13 @@ impl SegmentFile {
             capacity,
             end,
             file_len,
+            sealed_before: header.sealed_before,
         })
+    }
+
+    /// What the header records of the segment sealed before this one was created.
+    pub(crate) fn sealed_before(&self) -> Option<SealedSegment> {
+        self.sealed_before
     }
 
     pub(crate) fn id(&self) -> u32 {

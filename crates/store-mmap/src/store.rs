@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, FormatError,
-    Position, Prefetch, SEGMENT_HEADER_LEN, StoreMeta, Text, TextRange, WriteBatch, encode_index,
+    Position, Prefetch, SEGMENT_HEADER_LEN, SealedSegment, SegmentHeader, StoreMeta, Text, TextRange, WriteBatch, encode_index,
     encode_ops,
 };
 
@@ -180,7 +180,7 @@ impl Store {
             observer: None,
         };
         if store.segments.is_empty() {
-            store.add_segment()?;
+            store.add_segment(None)?;
         }
         if store.options.prefault {
             for segment in store.segments.values() {
@@ -551,17 +551,28 @@ impl Store {
     pub(crate) fn roll(&mut self) -> Result<()> {
         let sealed = self.active_mut().seal();
         self.poison_on_err(sealed)?;
-        self.add_segment()
+        let active = self.active();
+        let sealed = SealedSegment {
+            segment_id: active.id(),
+            len_bytes: active.end(),
+        };
+        self.add_segment(Some(sealed))
     }
 
-    fn add_segment(&mut self) -> Result<()> {
+    /// Creates the next segment, which receives writes from now on; its header records the
+    /// segment sealed just before, if any.
+    fn add_segment(&mut self, sealed_before: Option<SealedSegment>) -> Result<()> {
         let id = self.next_segment_id.fetch_add(1, Ordering::Relaxed);
+        let header = SegmentHeader {
+            segment_id: id,
+            store_uid: self.meta.store_uid,
+            capacity: self.meta.segment_capacity,
+            sealed_before,
+        };
         let created = SegmentFile::create(
             &self.options.storage,
             &self.dir,
-            id,
-            self.meta.store_uid,
-            self.meta.segment_capacity,
+            header,
             self.options.access_pattern,
         );
         match created {

@@ -12,10 +12,14 @@
 //!   starts.
 
 use std::ops::Range;
+use std::path::Path;
 
 use store_format::{
-    RECORD_ALIGN, Record, RecordHeader, RecordKind, decode_record, decode_record_header,
+    RECORD_ALIGN, Record, RecordHeader, RecordKind, SealedSegment, decode_record,
+    decode_record_header,
 };
+
+use crate::verify::Problem;
 
 /// An intact record met by the walk.
 #[derive(Clone, Copy)]
@@ -286,4 +290,48 @@ impl Groups {
     fn broken(&mut self) {
         self.clean_end.get_or_insert(self.start);
     }
+}
+
+/// One segment as [`sealed_length_problems`] sees it.
+pub(crate) struct SegmentLen<'p> {
+    pub(crate) id: u32,
+    pub(crate) path: &'p Path,
+    pub(crate) file_len: u64,
+    pub(crate) sealed_before: Option<SealedSegment>,
+}
+
+/// Checks every sealed segment's length against what its successor's header recorded when
+/// it was sealed: a sealed segment cut short at a commit boundary walks cleanly, and only
+/// this tells it from an intact one. A predecessor that no longer exists (compaction
+/// replaced it) is not a problem.
+pub(crate) fn sealed_length_problems(segments: &[SegmentLen<'_>]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for segment in segments {
+        let Some(sealed) = segment.sealed_before else {
+            continue;
+        };
+        let Some(before) = segments.iter().find(|s| s.id == sealed.segment_id) else {
+            continue;
+        };
+        let expected = u64::from(sealed.len_bytes);
+        if before.file_len != expected {
+            let (start, end) = (before.file_len.min(expected), before.file_len.max(expected));
+            problems.push(Problem {
+                path: before.path.to_path_buf(),
+                offset: start,
+                end,
+                what: format!(
+                    "the sealed segment is {} bytes, but segment {} recorded that it was sealed at {expected} bytes: {}",
+                    before.file_len,
+                    segment.id,
+                    if before.file_len < expected {
+                        "it was cut short, and the committed records past its end are lost"
+                    } else {
+                        "bytes were added after it was sealed"
+                    }
+                ),
+            });
+        }
+    }
+    problems
 }

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 use store_format::{
     DocId, FormatError, IndexEntry, Position, RECORD_ALIGN, RECORD_HEADER_LEN, RecordKind,
-    RetiredList, SegmentHeader, StoreMeta, Structure, WriteBatch, decode_index, decode_record,
+    RetiredList, SealedSegment, SegmentHeader, StoreMeta, Structure, WriteBatch, decode_index, decode_record,
     encode_index, encode_record, record_len,
 };
 
@@ -142,20 +142,47 @@ fn headers_reject_other_versions_and_corruption() {
         segment_id: 5,
         store_uid: 77,
         capacity: 1 << 20,
+        sealed_before: Some(SealedSegment {
+            segment_id: 4,
+            len_bytes: 123_456,
+        }),
     };
     let buf = header.encode();
     assert_eq!(SegmentHeader::decode(&buf).unwrap(), header);
 
-    let mut newer = buf;
-    newer[8] = 2;
-    // Recompute the checksum so that the version check, not the checksum, rejects it.
-    let crc = crc32c(&newer[..60]);
-    newer[60..64].copy_from_slice(&crc.to_le_bytes());
+    let with_version = |version: u8, buf: &[u8; 64]| {
+        let mut out = *buf;
+        out[8] = version;
+        // Recompute the checksum so that the version check, not the checksum, decides.
+        let crc = crc32c(&out[..60]);
+        out[60..64].copy_from_slice(&crc.to_le_bytes());
+        out
+    };
     assert!(matches!(
-        SegmentHeader::decode(&newer),
+        SegmentHeader::decode(&with_version(3, &buf)),
         Err(FormatError::UnsupportedVersion {
-            found: 2,
-            supported: 1,
+            found: 3,
+            supported: 2,
+            ..
+        })
+    ));
+    // Version 1 wrote zeros where version 2 records the sealed predecessor.
+    let first = SegmentHeader {
+        sealed_before: None,
+        ..header
+    };
+    assert_eq!(
+        SegmentHeader::decode(&with_version(1, &first.encode())).unwrap(),
+        first
+    );
+    let mut half = with_version(2, &first.encode());
+    half[40] = 1;
+    let crc = crc32c(&half[..60]);
+    half[60..64].copy_from_slice(&crc.to_le_bytes());
+    assert!(matches!(
+        SegmentHeader::decode(&half),
+        Err(FormatError::InvalidField {
+            field: "sealed predecessor length",
             ..
         })
     ));

@@ -83,6 +83,7 @@ fn store_files(with_index: bool) -> Vec<u8> {
         segment_id: 1,
         store_uid: UID,
         capacity: 65536,
+        sealed_before: None,
     }
     .encode()
     .to_vec();
@@ -148,6 +149,10 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
                 segment_id: 7,
                 store_uid: UID,
                 capacity: 1 << 20,
+                sealed_before: Some(store_format::SealedSegment {
+                    segment_id: 6,
+                    len_bytes: 4096,
+                }),
             }
             .encode()
             .to_vec(),
