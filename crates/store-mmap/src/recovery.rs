@@ -111,7 +111,7 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
     }
     let next_segment_id = segments.keys().next_back().map_or(1, |id| id + 1);
 
-    let (mut index, mut last_seq, start) = match load_index(dir, meta, &segments) {
+    let (mut index, mut last_seq, start) = match load_index(dir, meta, &segments)? {
         Ok(Some((index, last_seq, checkpoint))) => {
             report.index = IndexLoad::Loaded {
                 entries: index.len() as u64,
@@ -334,52 +334,85 @@ fn is_unfinished(path: &Path) -> Result<bool> {
     Ok(len <= SEGMENT_HEADER_LEN as u64)
 }
 
-/// Loads the index checkpoint. `Ok(None)`: there is none. `Err(reason)`: it cannot be used.
+/// Loads the index checkpoint. `Ok(None)`: there is none. `Err(reason)`: it cannot be used,
+/// and the data is replayed instead.
+///
+/// The checkpoint is written only once the data it covers is durable, and segment files
+/// never shrink below their committed data; so a checkpoint or an entry that lies past the
+/// end of a segment that exists is evidence that committed data was cut off, and fails the
+/// open (the outer error). One that names a segment that no longer exists is stale
+/// (compaction removed it since), and is discarded.
 fn load_index(
     dir: &Path,
     meta: &StoreMeta,
     segments: &BTreeMap<u32, SegmentFile>,
-) -> Result<Option<(Index, u64, Position)>, String> {
+) -> Result<Result<Option<(Index, u64, Position)>, String>> {
     let path = dir.join(INDEX_FILE);
     let raw = match std::fs::read(&path) {
         Ok(raw) => raw,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(None)),
+        Err(err) => return Ok(Err(format!("cannot read {}: {err}", path.display()))),
     };
-    let (header, entries) = decode_index(&raw).map_err(|err| err.to_string())?;
+    let (header, entries) = match decode_index(&raw) {
+        Ok(decoded) => decoded,
+        Err(err) => return Ok(Err(err.to_string())),
+    };
     if header.store_uid != meta.store_uid {
-        return Err("it belongs to another store".to_owned());
+        return Ok(Err("it belongs to another store".to_owned()));
     }
     let cp = header.checkpoint;
-    let cp_segment = segments.get(&cp.segment).ok_or_else(|| {
-        format!(
+    let Some(cp_segment) = segments.get(&cp.segment) else {
+        return Ok(Err(format!(
             "its checkpoint names segment {}, which does not exist",
             cp.segment
-        )
-    })?;
-    if u64::from(cp.offset) > cp_segment.file_len() || (cp.offset as usize) < SEGMENT_HEADER_LEN {
-        return Err(format!(
-            "its checkpoint at offset {} is outside segment {} ({} bytes)",
-            cp.offset,
-            cp.segment,
-            cp_segment.file_len()
+        )));
+    };
+    if (cp.offset as usize) < SEGMENT_HEADER_LEN {
+        return Ok(Err(format!(
+            "its checkpoint at offset {} is inside the header of segment {}",
+            cp.offset, cp.segment
+        )));
+    }
+    if u64::from(cp.offset) > cp_segment.file_len() {
+        return Err(refuse(
+            dir,
+            cp_segment.path(),
+            cp_segment.file_len(),
+            format!(
+                "the segment is {} bytes, but the index checkpoint records that its first {} bytes were committed: data was cut off",
+                cp_segment.file_len(),
+                cp.offset
+            ),
         ));
     }
     let mut index = Index::with_capacity(entries.len());
     for entry in entries {
         let position = entry.position;
-        let limit = match segments.get(&position.segment) {
-            _ if position.segment > cp.segment => 0,
-            _ if position.segment == cp.segment => u64::from(cp.offset),
-            Some(segment) => segment.file_len(),
-            None => 0,
-        };
         let end = u64::from(position.offset) + record_len(entry.text_len);
         let aligned = (position.offset as usize).is_multiple_of(RECORD_ALIGN);
-        if end > limit || (position.offset as usize) < SEGMENT_HEADER_LEN || !aligned {
-            return Err(format!(
+        let limit = match segments.get(&position.segment) {
+            _ if position.segment > cp.segment => None,
+            _ if position.segment == cp.segment => Some(u64::from(cp.offset)),
+            Some(segment) => Some(segment.file_len()),
+            None => None,
+        };
+        let Some(limit) = limit.filter(|_| aligned && position.offset as usize >= SEGMENT_HEADER_LEN)
+        else {
+            return Ok(Err(format!(
                 "its entry for {} points to segment {} offset {}, outside the checkpointed data",
                 entry.id, position.segment, position.offset
+            )));
+        };
+        if end > limit {
+            let segment = &segments[&position.segment];
+            return Err(refuse(
+                dir,
+                segment.path(),
+                limit,
+                format!(
+                    "the index checkpoint holds document {} at offset {}..{end}, past the segment's {limit} committed bytes: data was cut off",
+                    entry.id, position.offset
+                ),
             ));
         }
         let replaced = index.insert(
@@ -392,11 +425,12 @@ fn load_index(
             },
         );
         if replaced.is_some() {
-            return Err(format!("it lists document {} twice", entry.id));
+            return Ok(Err(format!("it lists document {} twice", entry.id)));
         }
     }
-    Ok(Some((index, header.last_seq, cp)))
+    Ok(Ok(Some((index, header.last_seq, cp))))
 }
+
 
 /// The error of an open that finds damage to committed data: what is wrong, and how to get
 /// the rest back. The open has changed nothing when it returns this.
