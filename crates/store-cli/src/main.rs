@@ -177,7 +177,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Outcome {
     let mut out = std::io::stdout().lock();
     let store = cli.store.as_deref();
-    let dir = || store.ok_or_else(|| Failure::usage("--store DIR is required: the store directory"));
+    let dir =
+        || store.ok_or_else(|| Failure::usage("--store DIR is required: the store directory"));
     match cli.command {
         Command::Put { id, file } => {
             let id = parse_id(&id)?;

@@ -23,7 +23,10 @@ pub(crate) fn print(
             eprintln!("damaged: {problem}");
         }
         if let Some(torn) = &report.torn_tail {
-            eprintln!("torn final write, not copied: {torn}");
+            eprintln!(
+                "torn final write, {} intact records of it copied: {torn}",
+                report.torn_records
+            );
         }
         for record in &report.damaged_records {
             eprintln!("{}", describe(record));
@@ -109,6 +112,7 @@ fn to_json(report: &RecoverReport, src: &Path, dest: &Path) -> serde_json::Value
         "deleted": report.deleted,
         "damage": report.damage.iter().map(problem_json).collect::<Vec<_>>(),
         "torn_tail": report.torn_tail.as_ref().map(problem_json),
+        "torn_records": report.torn_records,
         "damaged_records": report.damaged_records.iter().map(record_json).collect::<Vec<_>>(),
         "older_versions": report.older_versions().map(record_json).collect::<Vec<_>>(),
         "lost": report.lost().map(record_json).collect::<Vec<_>>(),

@@ -1,7 +1,7 @@
 //! The header at the start of every segment file.
 
 use crate::FORMAT_VERSION;
-use crate::codec::{all_zero, get_u32, get_u128, put};
+use crate::codec::{all_zero, get_u32, get_u64, get_u128, put};
 use crate::error::{FormatError, Structure, check_header};
 use crate::meta::invalid;
 
@@ -24,7 +24,8 @@ const _: () = assert!(SEGMENT_HEADER_LEN.is_multiple_of(crate::RECORD_ALIGN));
 /// | 32 | 4 | capacity in bytes, header included |
 /// | 36 | 4 | id of the segment sealed right before this one was created; 0: none |
 /// | 40 | 4 | that segment's length in bytes when it was sealed; 0 when there is none |
-/// | 44 | 16 | reserved, zero |
+/// | 44 | 8 | the store's last sequence number when it was sealed: every record of this segment is above it; 0 when there is none |
+/// | 52 | 8 | reserved, zero |
 /// | 60 | 4 | CRC32C of bytes 0..60 |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
@@ -49,6 +50,9 @@ pub struct SealedSegment {
     pub segment_id: u32,
     /// Its length in bytes, header included, once sealed.
     pub len_bytes: u32,
+    /// The store's last sequence number when it was sealed: every record written after it,
+    /// and so every record of the segment that records this, has a larger one.
+    pub last_seq: u64,
 }
 
 impl SegmentHeader {
@@ -64,6 +68,7 @@ impl SegmentHeader {
         if let Some(sealed) = self.sealed_before {
             put(&mut buf, 36, &sealed.segment_id.to_le_bytes());
             put(&mut buf, 40, &sealed.len_bytes.to_le_bytes());
+            put(&mut buf, 44, &sealed.last_seq.to_le_bytes());
         }
         let crc = crc32c::crc32c(&buf[..60]);
         put(&mut buf, 60, &crc.to_le_bytes());
@@ -74,15 +79,19 @@ impl SegmentHeader {
     pub fn decode(buf: &[u8]) -> Result<SegmentHeader, FormatError> {
         const WHAT: Structure = Structure::SegmentHeader;
         let buf = check_header(WHAT, buf, &SEGMENT_MAGIC, SEGMENT_HEADER_LEN)?;
-        if !all_zero(&buf[44..60]) {
+        if !all_zero(&buf[52..60]) {
             return Err(invalid(WHAT, "reserved bytes", 0));
         }
-        let sealed_before = match (get_u32(buf, 36), get_u32(buf, 40)) {
-            (0, 0) => None,
-            (0, len) => return Err(invalid(WHAT, "sealed predecessor length", u64::from(len))),
-            (segment_id, len_bytes) => Some(SealedSegment {
+        let (len_bytes, last_seq) = (get_u32(buf, 40), get_u64(buf, 44));
+        let sealed_before = match get_u32(buf, 36) {
+            0 if len_bytes != 0 || last_seq != 0 => {
+                return Err(invalid(WHAT, "sealed predecessor", u64::from(len_bytes)));
+            }
+            0 => None,
+            segment_id => Some(SealedSegment {
                 segment_id,
                 len_bytes,
+                last_seq,
             }),
         };
         let capacity = get_u32(buf, 32);

@@ -12,11 +12,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use store_format::{
-    DocId, RecordKind, RetiredList, SEGMENT_HEADER_LEN, SegmentHeader, StoreMeta,
+    DocId, Position, RecordKind, RetiredList, SEGMENT_HEADER_LEN, SegmentHeader, StoreMeta,
+    decode_index,
 };
 
 use crate::compaction::{RETIRED_FILE, UNFINISHED_SUFFIX};
 use crate::error::{Error, Result};
+use crate::recovery::INDEX_FILE;
 use crate::segment::{parse_segment_file_name, segment_file_name};
 use crate::store::{LOCK_FILE, META_FILE};
 use crate::verify::Problem;
@@ -32,6 +34,9 @@ pub(crate) struct StoreFiles {
     /// The segments an open would read, oldest first: not the outputs of an unfinished
     /// compaction, nor the inputs a finished one replaced.
     pub(crate) segments: Vec<(u32, PathBuf)>,
+    /// Where the index checkpoint says committed data reaches, when the index decodes and
+    /// belongs to the store: every byte before it was committed.
+    pub(crate) checkpoint: Option<Position>,
     /// What is wrong with the metadata or the retired-segment list.
     pub(crate) problems: Vec<Problem>,
 }
@@ -75,11 +80,17 @@ impl StoreFiles {
             .into_iter()
             .map(|id| (id, dir.join(segment_file_name(id))))
             .collect();
+        let checkpoint = std::fs::read(dir.join(INDEX_FILE))
+            .ok()
+            .and_then(|raw| decode_index(&raw).ok())
+            .filter(|(header, _)| meta.is_some_and(|m| m.store_uid == header.store_uid))
+            .map(|(header, _)| header.checkpoint);
         Ok(StoreFiles {
             dir: dir.to_path_buf(),
             _lock: lock,
             meta,
             segments,
+            checkpoint,
             problems,
         })
     }
@@ -192,8 +203,8 @@ pub(crate) struct DamagedHeader {
 pub(crate) struct Salvage {
     pub(crate) segments: u64,
     pub(crate) records_ok: u64,
-    /// Each document's latest intact record, tombstones included, leaving out the torn final
-    /// group of the newest segment (an open cuts it).
+    /// Each document's latest intact record, tombstones included, wherever it lies: in the
+    /// torn final group of the newest segment too, which an open would cut.
     pub(crate) latest: HashMap<DocId, Latest, foldhash::fast::RandomState>,
     /// Every intact put, by place, for checking the index file against the data.
     pub(crate) puts: HashMap<(u32, u32), (DocId, u64), foldhash::fast::RandomState>,
@@ -203,7 +214,7 @@ pub(crate) struct Salvage {
     /// The incomplete final group of the newest segment, when no committed data follows it:
     /// what an open would cut as a torn write.
     pub(crate) torn_tail: Option<Problem>,
-    /// Intact records of that group, left out of `latest`.
+    /// Intact records of that group.
     pub(crate) torn_records: u64,
 }
 
@@ -227,7 +238,8 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
             file_len: bytes.len() as u64,
             sealed_before,
         });
-        let scan = walk::scan(&bytes, SEGMENT_HEADER_LEN.min(bytes.len()));
+        let floor = sealed_before.map_or(0, |sealed| sealed.last_seq);
+        let scan = walk::scan(&bytes, SEGMENT_HEADER_LEN.min(bytes.len()), floor);
         for damage in &scan.damage {
             out.problems.push(Problem::range(
                 path,
@@ -244,8 +256,28 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
                     kind: header.kind,
                 }));
         }
+        // Every byte before the checkpoint was committed: there, zeros and cuts are damage.
+        let committed_end = files
+            .checkpoint
+            .filter(|cp| cp.segment == id)
+            .map(|cp| cp.offset as usize);
+        if let Some(committed_end) = committed_end {
+            let data_end = scan.unwritten_from.unwrap_or(bytes.len());
+            if data_end < committed_end {
+                let what = match scan.unwritten_from {
+                    Some(_) => "zero bytes where the index checkpoint records committed data",
+                    None => {
+                        "the segment was cut short: the index checkpoint records committed data up to here"
+                    }
+                };
+                out.problems
+                    .push(Problem::range(path, data_end, committed_end, what));
+            }
+        }
         let torn_from = match (is_last, scan.is_clean(), &scan.committed_after) {
-            (true, false, None) => Some(scan.clean_end),
+            (true, false, None) if committed_end.is_none_or(|end| scan.clean_end >= end) => {
+                Some(scan.clean_end)
+            }
             _ => None,
         };
         if let Some(from) = torn_from {
@@ -264,7 +296,12 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
             // Its damage is reported as the torn tail, once.
             out.problems
                 .retain(|p| p.path != *path || (p.offset as usize) < from);
-        } else if !scan.is_clean() && !scan.damage.iter().any(|d| scan.broken_range().contains(&d.range.start)) {
+        } else if !scan.is_clean()
+            && !scan
+                .damage
+                .iter()
+                .any(|d| scan.broken_range().contains(&d.range.start))
+        {
             let range = scan.broken_range();
             out.problems.push(Problem::range(
                 path,
@@ -282,9 +319,6 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
             ));
         }
         for scanned in &scan.records {
-            if torn_from.is_some_and(|from| scanned.offset >= from) {
-                continue;
-            }
             out.records_ok += 1;
             let header = scanned.header();
             let offset = u32::try_from(scanned.offset).expect("segment offsets are 32-bit");

@@ -7,7 +7,9 @@ use store_format::{BatchOp, DocId, RecordKind, decode_record};
 
 use crate::error::{Error, Result};
 use crate::offline::{StoreFiles, salvage};
-use crate::options::{DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions};
+use crate::options::{
+    DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions,
+};
 use crate::store::Store;
 use crate::verify::Problem;
 
@@ -31,9 +33,12 @@ pub struct RecoverReport {
     /// Every damaged byte range and every file that failed its checks, in file order.
     pub damage: Vec<Problem>,
     /// The incomplete final commit group of the newest segment, when nothing committed
-    /// follows it: a torn write, or damage to the last commit (the two look the same). Its
-    /// records are not copied, as an open would cut them.
+    /// follows it: a torn write, or damage to the last commit (the two look the same). An
+    /// open would cut it; recover copies its intact records like any others, so a batch
+    /// that never completed may come back in part.
     pub torn_tail: Option<Problem>,
+    /// Intact records in that group, copied.
+    pub torn_records: u64,
     /// Records inside damaged ranges whose header survived: versions that are probably
     /// lost, with what came back of their documents instead.
     pub damaged_records: Vec<DamagedRecord>,
@@ -85,9 +90,10 @@ pub struct DamagedRecord {
 ///
 /// Every segment is walked record by record; at damage the walk resynchronises on the next
 /// offset where a record decodes with a valid checksum, so one bad record costs only itself.
-/// Records of commit groups that damage broke are copied too (each is intact on its own),
-/// except the incomplete final group of the newest segment, which an open would cut as a
-/// torn write. The report lists each damaged range, the documents whose latest version may
+/// Every intact record counts, those of commit groups that damage broke included (each is
+/// intact on its own), and those of the incomplete final group of the newest segment, which
+/// an open would cut as a torn write: so a batch that damage or a crash cut short may come
+/// back in part. The report lists each damaged range, the documents whose latest version may
 /// be lost, and what came back of them.
 ///
 /// The new store's sequence numbers start afresh; documents keep their ids. Fails with
@@ -113,6 +119,7 @@ pub fn recover(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<RecoverR
         records_intact: found.records_ok,
         damage: files.problems.clone(),
         torn_tail: found.torn_tail.clone(),
+        torn_records: found.torn_records,
         ..RecoverReport::default()
     };
     report.damage.extend(found.problems.iter().cloned());
@@ -121,7 +128,10 @@ pub fn recover(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<RecoverR
     let mut wanted: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for latest in found.latest.values() {
         match latest.kind {
-            RecordKind::Put => wanted.entry(latest.segment).or_default().push(latest.offset),
+            RecordKind::Put => wanted
+                .entry(latest.segment)
+                .or_default()
+                .push(latest.offset),
             _ => report.deleted += 1,
         }
     }
@@ -151,7 +161,7 @@ pub fn recover(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<RecoverR
                 text,
             });
             if batch_bytes >= COMMIT_BYTES {
-                store.commit_ops(batch.drain(..).collect::<Vec<_>>())?;
+                store.commit_ops(std::mem::take(&mut batch))?;
                 batch_bytes = 0;
             }
         }

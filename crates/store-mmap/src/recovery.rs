@@ -106,25 +106,33 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
             dir,
             &problem.path,
             problem.offset,
-            format!("bytes {}..{}: {}", problem.offset, problem.end, problem.what),
+            format!(
+                "bytes {}..{}: {}",
+                problem.offset, problem.end, problem.what
+            ),
         ));
     }
     let next_segment_id = segments.keys().next_back().map_or(1, |id| id + 1);
 
     let (mut index, mut last_seq, start) = match load_index(dir, meta, &segments)? {
-        Ok(Some((index, last_seq, checkpoint))) => {
+        Checkpoint::Loaded {
+            index,
+            last_seq,
+            position,
+        } => {
             report.index = IndexLoad::Loaded {
                 entries: index.len() as u64,
             };
-            (index, last_seq, Some(checkpoint))
+            (index, last_seq, Some(position))
         }
-        Ok(None) => (Index::default(), 0, None),
-        Err(reason) => {
+        Checkpoint::Missing => (Index::default(), 0, None),
+        Checkpoint::Unusable(reason) => {
             report.index = IndexLoad::Discarded { reason };
             (Index::default(), 0, None)
         }
     };
 
+    let checkpoint_seq = last_seq;
     let mut segments = segments;
     let last_id = segments.keys().next_back().copied();
     let first_replayed = start.map_or(0, |p| p.segment);
@@ -137,12 +145,18 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
     // that refuses leaves the store exactly as it was.
     let mut ends = Vec::new();
     for (&id, segment) in segments.range(first_replayed..) {
-        let from = match start {
-            Some(p) if p.segment == id => p.offset as usize,
-            _ => SEGMENT_HEADER_LEN,
+        // Records after the checkpoint in its segment are writes made after it; any other
+        // segment's records are above what its header records of its sealed predecessor
+        // (a compaction output records nothing: it holds copies of older records).
+        let (from, floor) = match start {
+            Some(p) if p.segment == id => (p.offset as usize, checkpoint_seq),
+            _ => (
+                SEGMENT_HEADER_LEN,
+                segment.sealed_before().map_or(0, |sealed| sealed.last_seq),
+            ),
         };
         let is_last = Some(id) == last_id;
-        let scan = walk::scan(segment.file_bytes(), from);
+        let scan = walk::scan(segment.file_bytes(), from, floor);
         let end = data_end(dir, segment, &scan, is_last)?;
         for scanned in scan.records.iter().take_while(|r| r.offset < end.valid_end) {
             let header = scanned.header();
@@ -334,8 +348,21 @@ fn is_unfinished(path: &Path) -> Result<bool> {
     Ok(len <= SEGMENT_HEADER_LEN as u64)
 }
 
-/// Loads the index checkpoint. `Ok(None)`: there is none. `Err(reason)`: it cannot be used,
-/// and the data is replayed instead.
+/// What the index file offers an open.
+enum Checkpoint {
+    /// Every live document as of `position`, where the store's sequence was at `last_seq`.
+    Loaded {
+        index: Index,
+        last_seq: u64,
+        position: Position,
+    },
+    /// There is no index file.
+    Missing,
+    /// The file cannot be used, for this reason; the data is replayed instead.
+    Unusable(String),
+}
+
+/// Loads the index checkpoint.
 ///
 /// The checkpoint is written only once the data it covers is durable, and segment files
 /// never shrink below their committed data; so a checkpoint or an entry that lies past the
@@ -346,29 +373,36 @@ fn load_index(
     dir: &Path,
     meta: &StoreMeta,
     segments: &BTreeMap<u32, SegmentFile>,
-) -> Result<Result<Option<(Index, u64, Position)>, String>> {
+) -> Result<Checkpoint> {
     let path = dir.join(INDEX_FILE);
     let raw = match std::fs::read(&path) {
         Ok(raw) => raw,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(None)),
-        Err(err) => return Ok(Err(format!("cannot read {}: {err}", path.display()))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Checkpoint::Missing),
+        Err(err) => {
+            return Ok(Checkpoint::Unusable(format!(
+                "cannot read {}: {err}",
+                path.display()
+            )));
+        }
     };
     let (header, entries) = match decode_index(&raw) {
         Ok(decoded) => decoded,
-        Err(err) => return Ok(Err(err.to_string())),
+        Err(err) => return Ok(Checkpoint::Unusable(err.to_string())),
     };
     if header.store_uid != meta.store_uid {
-        return Ok(Err("it belongs to another store".to_owned()));
+        return Ok(Checkpoint::Unusable(
+            "it belongs to another store".to_owned(),
+        ));
     }
     let cp = header.checkpoint;
     let Some(cp_segment) = segments.get(&cp.segment) else {
-        return Ok(Err(format!(
+        return Ok(Checkpoint::Unusable(format!(
             "its checkpoint names segment {}, which does not exist",
             cp.segment
         )));
     };
     if (cp.offset as usize) < SEGMENT_HEADER_LEN {
-        return Ok(Err(format!(
+        return Ok(Checkpoint::Unusable(format!(
             "its checkpoint at offset {} is inside the header of segment {}",
             cp.offset, cp.segment
         )));
@@ -396,9 +430,10 @@ fn load_index(
             Some(segment) => Some(segment.file_len()),
             None => None,
         };
-        let Some(limit) = limit.filter(|_| aligned && position.offset as usize >= SEGMENT_HEADER_LEN)
+        let Some(limit) =
+            limit.filter(|_| aligned && position.offset as usize >= SEGMENT_HEADER_LEN)
         else {
-            return Ok(Err(format!(
+            return Ok(Checkpoint::Unusable(format!(
                 "its entry for {} points to segment {} offset {}, outside the checkpointed data",
                 entry.id, position.segment, position.offset
             )));
@@ -425,12 +460,18 @@ fn load_index(
             },
         );
         if replaced.is_some() {
-            return Ok(Err(format!("it lists document {} twice", entry.id)));
+            return Ok(Checkpoint::Unusable(format!(
+                "it lists document {} twice",
+                entry.id
+            )));
         }
     }
-    Ok(Ok(Some((index, header.last_seq, cp))))
+    Ok(Checkpoint::Loaded {
+        index,
+        last_seq: header.last_seq,
+        position: cp,
+    })
 }
-
 
 /// The error of an open that finds damage to committed data: what is wrong, and how to get
 /// the rest back. The open has changed nothing when it returns this.
@@ -464,6 +505,17 @@ fn data_end(
     scan: &walk::SegmentScan<'_>,
     is_last: bool,
 ) -> Result<DataEnd> {
+    if let (false, Some(from)) = (is_last, scan.unwritten_from) {
+        return Err(refuse(
+            dir,
+            segment.path(),
+            from as u64,
+            format!(
+                "bytes {from}..{} are zero up to the end of a sealed segment, which was trimmed to its last commit when it was sealed",
+                scan.len
+            ),
+        ));
+    }
     if scan.is_clean() {
         return Ok(DataEnd {
             valid_end: scan.clean_end,

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, FormatError,
-    Position, Prefetch, SEGMENT_HEADER_LEN, SealedSegment, SegmentHeader, StoreMeta, Text, TextRange, WriteBatch, encode_index,
-    encode_ops,
+    Position, Prefetch, SEGMENT_HEADER_LEN, SealedSegment, SegmentHeader, StoreMeta, Text,
+    TextRange, WriteBatch, encode_index, encode_ops,
 };
 
 use crate::compaction::Retired;
@@ -555,6 +555,7 @@ impl Store {
         let sealed = SealedSegment {
             segment_id: active.id(),
             len_bytes: active.end(),
+            last_seq: self.last_seq,
         };
         self.add_segment(Some(sealed))
     }

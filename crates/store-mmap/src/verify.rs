@@ -107,7 +107,8 @@ impl Store {
         let mut report = VerifyReport::default();
         for segment in self.segments() {
             report.segments += 1;
-            let scan = walk::scan(segment.data(), SEGMENT_HEADER_LEN);
+            let floor = segment.sealed_before().map_or(0, |sealed| sealed.last_seq);
+            let scan = walk::scan(segment.data(), SEGMENT_HEADER_LEN, floor);
             report.records_ok += scan.records.len() as u64;
             for damage in &scan.damage {
                 report.problems.push(Problem::range(
@@ -137,9 +138,11 @@ impl Store {
                 // The scan above already reported a damaged range holding that place.
                 let known = report.problems.iter().any(|p| p.covers(&path, offset));
                 if !known {
-                    report
-                        .problems
-                        .push(Problem::at(&path, offset, format!("document {id}: {what}")));
+                    report.problems.push(Problem::at(
+                        &path,
+                        offset,
+                        format!("document {id}: {what}"),
+                    ));
                 }
             }
         }
@@ -189,7 +192,10 @@ pub fn verify_dir(dir: impl AsRef<Path>) -> Result<VerifyReport> {
                         continue;
                     };
                     if found.puts.get(&place) != Some(&(entry.id, entry.seq))
-                        && !report.problems.iter().any(|p| p.covers(segment, u64::from(place.1)))
+                        && !report
+                            .problems
+                            .iter()
+                            .any(|p| p.covers(segment, u64::from(place.1)))
                     {
                         report.problems.push(Problem::at(
                             &index_path,
@@ -202,9 +208,11 @@ pub fn verify_dir(dir: impl AsRef<Path>) -> Result<VerifyReport> {
                     }
                 }
             }
-            Err(err) => report
-                .problems
-                .push(Problem::whole_file(&index_path, raw.len(), err.to_string())),
+            Err(err) => {
+                report
+                    .problems
+                    .push(Problem::whole_file(&index_path, raw.len(), err.to_string()))
+            }
         },
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(crate::Error::io("read", &index_path)(err)),

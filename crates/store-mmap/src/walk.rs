@@ -94,10 +94,9 @@ impl SegmentScan<'_> {
     /// What is wrong at `clean_end`, in words.
     pub(crate) fn broken_reason(&self) -> String {
         let range = self.broken_range();
-        let first_damage = self
-            .damage
-            .iter()
-            .find(|d| d.range.start >= range.start && d.range.start < range.end.max(range.start + 1));
+        let first_damage = self.damage.iter().find(|d| {
+            d.range.start >= range.start && d.range.start < range.end.max(range.start + 1)
+        });
         match first_damage {
             Some(damage) if damage.range.start == range.start => damage.reason.clone(),
             Some(damage) => format!(
@@ -113,15 +112,24 @@ impl SegmentScan<'_> {
 }
 
 /// Walks `buf` from `from` (a record boundary) to its end.
-pub(crate) fn scan(buf: &[u8], from: usize) -> SegmentScan<'_> {
+///
+/// `floor` is a sequence number every record from `from` on is known to exceed: the one the
+/// segment's header records of its sealed predecessor, or the checkpoint's. Records of a
+/// segment are in increasing sequence order, so a record at or below the floor, or not above
+/// the record before it with no damage between, is out of place (bytes copied from
+/// elsewhere) and counts as damage. Genuine records always pass both checks.
+pub(crate) fn scan(buf: &[u8], from: usize, floor: u64) -> SegmentScan<'_> {
     let zero_from = zero_tail_start(buf).max(from);
     let mut records: Vec<Scanned<'_>> = Vec::new();
     let mut damage = Vec::new();
     let mut groups = Groups::new(from);
     let mut pos = from;
+    // The sequence number the next record must exceed.
+    let mut run_floor = floor;
     while pos < zero_from {
-        match intact_record(buf, pos) {
+        match intact_record(buf, pos, run_floor) {
             Ok(record) => {
+                run_floor = record.header.seq;
                 records.push(Scanned {
                     offset: pos,
                     record,
@@ -131,7 +139,8 @@ pub(crate) fn scan(buf: &[u8], from: usize) -> SegmentScan<'_> {
                 pos += record.header.record_len() as usize;
             }
             Err(reason) => {
-                let found = damaged_range(buf, pos, zero_from, reason);
+                let found = damaged_range(buf, pos, zero_from, floor, reason);
+                run_floor = floor;
                 pos = found.range.end;
                 groups.damage(found.range.end, records.len());
                 damage.push(found);
@@ -164,9 +173,16 @@ fn first_complete_group_from(records: &[Scanned<'_>], from: usize) -> Option<Ran
     Some(end - commit.header().group_len as usize..end)
 }
 
-/// Decodes the record at `pos` and checks that a put's text is UTF-8.
-fn intact_record(buf: &[u8], pos: usize) -> Result<Record<'_>, String> {
+/// Decodes the record at `pos`, checks that a put's text is UTF-8 and that its sequence
+/// number is above `floor`.
+fn intact_record(buf: &[u8], pos: usize, floor: u64) -> Result<Record<'_>, String> {
     let record = decode_record(buf, pos).map_err(|err| err.to_string())?;
+    if record.header.seq <= floor {
+        return Err(format!(
+            "the record at offset {pos} holds seq {}, not above seq {floor} before it: a record out of place (bytes copied from elsewhere)",
+            record.header.seq
+        ));
+    }
     if record.header.kind == RecordKind::Put
         && let Err(err) = simdutf8::compat::from_utf8(record.payload)
     {
@@ -181,14 +197,14 @@ fn intact_record(buf: &[u8], pos: usize) -> Result<Record<'_>, String> {
 
 /// The damaged range that starts at `start`: up to the next aligned offset where an intact
 /// record starts, or up to `zero_from`, where unwritten space begins.
-fn damaged_range(buf: &[u8], start: usize, zero_from: usize, reason: String) -> Damage {
+fn damaged_range(buf: &[u8], start: usize, zero_from: usize, floor: u64, reason: String) -> Damage {
     let mut headers = Vec::new();
     if let Ok(header) = decode_record_header(buf, start) {
         headers.push((start, header));
     }
     let mut at = start + RECORD_ALIGN;
     while at < zero_from {
-        if intact_record(buf, at).is_ok() {
+        if intact_record(buf, at, floor).is_ok() {
             break;
         }
         if let Ok(header) = decode_record_header(buf, at) {

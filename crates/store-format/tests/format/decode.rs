@@ -1,8 +1,8 @@
 use proptest::prelude::*;
 use store_format::{
     DocId, FormatError, IndexEntry, Position, RECORD_ALIGN, RECORD_HEADER_LEN, RecordKind,
-    RetiredList, SealedSegment, SegmentHeader, StoreMeta, Structure, WriteBatch, decode_index, decode_record,
-    encode_index, encode_record, record_len,
+    RetiredList, SealedSegment, SegmentHeader, StoreMeta, Structure, WriteBatch, decode_index,
+    decode_record, encode_index, encode_record, record_len,
 };
 
 fn one_record(kind: RecordKind, id: u128, seq: u64, payload: &[u8]) -> Vec<u8> {
@@ -145,6 +145,7 @@ fn headers_reject_other_versions_and_corruption() {
         sealed_before: Some(SealedSegment {
             segment_id: 4,
             len_bytes: 123_456,
+            last_seq: 9_876,
         }),
     };
     let buf = header.encode();
@@ -182,7 +183,7 @@ fn headers_reject_other_versions_and_corruption() {
     assert!(matches!(
         SegmentHeader::decode(&half),
         Err(FormatError::InvalidField {
-            field: "sealed predecessor length",
+            field: "sealed predecessor",
             ..
         })
     ));

@@ -182,11 +182,19 @@ fn damage_before_committed_data_stops_the_open_and_recover_copies_the_rest() {
     ] {
         assert!(message.contains(&part), "{part:?} in {message}");
     }
-    assert_eq!(std::fs::read(&segment).unwrap(), before, "the open changed nothing");
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        before,
+        "the open changed nothing"
+    );
 
     let dest = f.path().with_file_name("recovered");
     let report = store_mmap::recover(f.path(), &dest).unwrap();
-    assert_eq!(std::fs::read(&segment).unwrap(), before, "recover changed nothing");
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        before,
+        "recover changed nothing"
+    );
     assert!(!report.is_complete());
     assert_eq!(report.documents, 4, "{report:?}");
     assert_eq!(report.damage.len(), 1, "{report:?}");
@@ -325,7 +333,10 @@ fn a_record_with_a_valid_checksum_but_invalid_utf8_is_damage() {
     let report = store_mmap::verify_dir(f.path()).unwrap();
     assert_eq!(report.problems.len(), 1, "{report:?}");
     assert_eq!(report.problems[0].offset, at);
-    assert!(report.problems[0].what.contains("is not UTF-8"), "{report:?}");
+    assert!(
+        report.problems[0].what.contains("is not UTF-8"),
+        "{report:?}"
+    );
     let store = f.reopen();
     let dropped = store.recovery().dropped_tail.clone().expect("cut");
     assert_eq!(dropped.offset, at);

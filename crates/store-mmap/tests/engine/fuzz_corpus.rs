@@ -152,6 +152,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
                 sealed_before: Some(store_format::SealedSegment {
                     segment_id: 6,
                     len_bytes: 4096,
+                    last_seq: 300,
                 }),
             }
             .encode()

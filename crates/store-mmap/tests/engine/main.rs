@@ -3,6 +3,7 @@
 mod backup;
 mod compaction;
 mod compat;
+mod damage;
 mod disk_full;
 mod faults;
 mod files;
