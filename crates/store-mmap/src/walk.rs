@@ -213,10 +213,15 @@ fn damaged_range(buf: &[u8], start: usize, zero_from: usize, floor: u64, reason:
         at += RECORD_ALIGN;
     }
     let end = at.min(zero_from);
-    let reason = if buf[start..end].iter().all(|&b| b == 0) {
+    let zeros = buf[start..end].iter().take_while(|&&b| b == 0).count();
+    let reason = if zeros == end - start {
         format!(
-            "{} zero bytes where a record should start (unwritten-looking space with data after it)",
-            end - start
+            "{zeros} zero bytes where a record should start (unwritten-looking space with data after it)"
+        )
+    } else if zeros >= RECORD_ALIGN {
+        format!(
+            "{zeros} zero bytes where a record should start (unwritten-looking), then {} bytes that are no intact record",
+            end - start - zeros
         )
     } else {
         reason

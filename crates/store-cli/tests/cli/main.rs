@@ -407,3 +407,128 @@ fn compact_reclaims_space_and_backup_writes_a_store() {
     let (_, err) = run(&root.path().join("none"), &["compact"], "", 3);
     assert!(err.contains("none"), "{err}");
 }
+
+/// Runs `textstore args...` without `--store`, checking the exit code; returns (stdout,
+/// stderr).
+fn run_bare(args: &[&Path], code: i32) -> (String, String) {
+    let output = Command::cargo_bin("textstore")
+        .unwrap()
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "textstore {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// Every file of the store directory, by name, with its bytes.
+fn snapshot(dir: &Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A store of 30 documents put one by one, without its index checkpoint (as after a crash
+/// before one), with one record damaged by `damage`; returns the store and the offset of
+/// the damaged record, document 10's.
+fn damaged_store(root: &Path, damage: impl FnOnce(&mut Vec<u8>, usize)) -> (PathBuf, usize) {
+    let store = root.join("store");
+    for i in 0..30 {
+        run(
+            &store,
+            &["put", &i.to_string()],
+            &format!("document number {i}"),
+            0,
+        );
+    }
+    std::fs::remove_file(store.join("index.tsi")).unwrap();
+    let segment = store.join("0000000001.seg");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let at = bytes
+        .windows(18)
+        .position(|w| w == b"document number 10")
+        .unwrap()
+        - 48;
+    damage(&mut bytes, at);
+    std::fs::write(&segment, bytes).unwrap();
+    (store, at)
+}
+
+#[test]
+fn zeros_before_committed_data_fail_the_open_and_verify_and_recover_get_the_rest() {
+    let root = tempfile::tempdir().unwrap();
+    // A zeroed record header at a record boundary: it once read as the end of the data.
+    let (store, at) = damaged_store(root.path(), |bytes, at| bytes[at..at + 48].fill(0));
+    let before = snapshot(&store);
+
+    let (_, err) = run(&store, &["get", "11"], "", 3);
+    for part in ["corruption in", &format!("bytes {at}.."), "textstore recover"] {
+        assert!(err.contains(part), "{part:?} in {err}");
+    }
+    let (out, err) = run(&store, &["verify"], "", 3);
+    assert!(out.contains(&format!("bytes {at}..")), "{out}");
+    assert!(out.contains("zero bytes"), "{out}");
+    assert!(!err.contains("store is intact"), "{err}");
+    assert_eq!(snapshot(&store), before, "reading commands changed the store");
+
+    let dest = root.path().join("recovered");
+    let (_, err) = run_bare(&[Path::new("recover"), &store, &dest], 3);
+    assert!(err.contains(&format!("damaged: {}", store.display())), "{err}");
+    assert!(err.contains("something was lost"), "{err}");
+    assert!(err.contains("copied 29 documents"), "{err}");
+    assert_eq!(snapshot(&store), before, "recover changed the store");
+    for i in (0..30).filter(|&i| i != 10) {
+        assert_eq!(
+            run(&dest, &["get", &i.to_string()], "", 0).0,
+            format!("document number {i}")
+        );
+    }
+    run(&dest, &["get", "10"], "", 1);
+    let (_, err) = run(&dest, &["verify"], "", 0);
+    assert!(err.contains("store is intact"), "{err}");
+    // A store with nothing wrong recovers whole, with exit 0.
+    let again = root.path().join("again");
+    let (_, err) = run_bare(&[Path::new("recover"), &dest, &again], 0);
+    assert!(err.contains("everything was recovered"), "{err}");
+}
+
+#[test]
+fn recover_names_the_documents_whose_latest_version_may_be_lost_as_json() {
+    let root = tempfile::tempdir().unwrap();
+    // A flipped bit in the text: the header survives and names the document.
+    let (store, at) = damaged_store(root.path(), |bytes, at| bytes[at + 50] ^= 1);
+    let dest = root.path().join("recovered");
+    let (out, err) = run_bare(
+        &[Path::new("recover"), &store, &dest, Path::new("--json")],
+        3,
+    );
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["complete"], false, "{report:#}");
+    assert_eq!(report["documents"], 29);
+    assert_eq!(report["damage"][0]["start"], at as u64, "{report:#}");
+    let lost = &report["lost"];
+    assert_eq!(lost[0]["id"], "0000000000000000000000000A", "{report:#}");
+    assert_eq!(lost[0]["recovered_seq"], serde_json::Value::Null);
+    assert!(err.contains("something was lost"), "{err}");
+    // Without --json the same record is named in words.
+    let (_, err) = run_bare(
+        &[Path::new("recover"), &store, &root.path().join("words")],
+        3,
+    );
+    assert!(
+        err.contains("latest version may be lost: document 0000000000000000000000000A"),
+        "{err}"
+    );
+    assert!(err.contains("no version of it is intact"), "{err}");
+}
