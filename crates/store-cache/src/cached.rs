@@ -66,7 +66,9 @@ enum Table {
 /// A hit skips the read's verification (checksum and UTF-8 over the whole text), which the
 /// version passed when it was cached; the text is the reader's own handle, so a cached
 /// document over `store-mmap` costs the cache its weight in accounting, not a copy. A held
-/// document keeps its segment mapped, as any [`Doc`] does.
+/// document keeps its segment mapped, as any [`Doc`] does; so when the reader's
+/// [`DocRead::placement_epoch`] changes (a compaction retired segments), the cache drops
+/// every document it holds, and the retired files can go.
 pub struct Cached<R> {
     inner: R,
     docs: Option<Cache<Version, Doc>>,
@@ -76,6 +78,9 @@ pub struct Cached<R> {
     popularity: Option<Popularity>,
     hot_ids: usize,
     counters: Counters,
+    /// The reader's placement epoch the cached documents were read under; see
+    /// [`Cached::drop_moved`].
+    epoch: AtomicU64,
 }
 
 #[derive(Default)]
@@ -159,7 +164,6 @@ impl<R: DocRead> Cached<R> {
                 .build()
         });
         Cached {
-            inner,
             docs,
             doc_min_bytes: options.doc_min_bytes,
             tables,
@@ -167,6 +171,8 @@ impl<R: DocRead> Cached<R> {
             popularity: (options.tracked_ids > 0).then(|| Popularity::new(options.tracked_ids)),
             hot_ids: options.hot_ids,
             counters: Counters::default(),
+            epoch: AtomicU64::new(inner.placement_epoch()),
+            inner,
         }
     }
 
@@ -218,12 +224,34 @@ impl<R: DocRead> Cached<R> {
         }
     }
 
+    /// Drops every cached document once the reader's records have moved (a compaction took
+    /// effect): a cached [`Doc`] keeps its segment mapped, and so would keep a retired
+    /// segment's file on disk for as long as the document stays hot. The next read of each
+    /// finds it at its new place. Returns the epoch the caller reads under.
+    fn drop_moved(&self, docs: &Cache<Version, Doc>) -> u64 {
+        let now = self.inner.placement_epoch();
+        let seen = self.epoch.load(Ordering::Acquire);
+        if seen != now
+            && self
+                .epoch
+                .compare_exchange(seen, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            for (key, _) in docs.iter() {
+                docs.invalidate(&*key);
+            }
+            docs.run_pending_tasks();
+        }
+        now
+    }
+
     /// The latest version, from the cache when it holds it.
     fn get_version(&self, id: DocId) -> Result<Option<Doc>, R::Error> {
         self.record(id);
         let Some(docs) = &self.docs else {
             return self.inner.get(id);
         };
+        let epoch = self.drop_moved(docs);
         let Some(meta) = self.inner.meta(id)? else {
             return Ok(None);
         };
@@ -238,7 +266,13 @@ impl<R: DocRead> Cached<R> {
         let doc = self.inner.get(id)?;
         // Keyed by the version read, which is newer than `meta` if a write came between.
         if let Some(doc) = &doc {
-            docs.insert((id, doc.seq()), doc.clone());
+            let key = (id, doc.seq());
+            docs.insert(key, doc.clone());
+            // Records moved while this one was read: it may be from a retired segment, and
+            // the drop in `drop_moved` may have run before the insert.
+            if self.inner.placement_epoch() != epoch {
+                docs.invalidate(&key);
+            }
         }
         Ok(doc)
     }
@@ -294,6 +328,10 @@ impl<R: DocRead> DocRead for Cached<R> {
 
     fn meta(&self, id: DocId) -> Result<Option<DocMeta>, Self::Error> {
         self.inner.meta(id).map_err(Error::Store)
+    }
+
+    fn placement_epoch(&self) -> u64 {
+        self.inner.placement_epoch()
     }
 
     fn extract(&self, id: DocId, range: TextRange) -> Result<Text, Self::Error> {

@@ -564,6 +564,11 @@ impl DocRead for ConcurrentStore {
     fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
         ConcurrentStore::extract(self, id, range)
     }
+
+    /// Counts the segments compactions retired.
+    fn placement_epoch(&self) -> u64 {
+        self.inner.shared.published.retired()
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,8 @@ pub(crate) struct Published<S> {
     table: AtomicArc<LocationTable>,
     last_seq: AtomicU64,
     live_docs: AtomicU64,
+    /// Segments retired so far: the placement epoch of `DocRead`.
+    retired: AtomicU64,
 }
 
 impl<S> Published<S> {
@@ -93,6 +95,13 @@ impl<S> Published<S> {
             Some(slot) => read_in(slot),
             None => Found::MissingSegment(position),
         }
+    }
+
+    /// Segments retired so far. A reader that loads a count (`Acquire`) and then looks
+    /// documents up finds them where they were moved before that retirement, never in the
+    /// retired segment.
+    pub(crate) fn retired(&self) -> u64 {
+        self.retired.load(Ordering::Acquire)
     }
 
     /// Sequence number of the latest published commit.
@@ -153,6 +162,7 @@ impl<S> Publisher<S> {
             table: AtomicArc::new(Arc::new(table)),
             last_seq: AtomicU64::new(last_seq),
             live_docs: AtomicU64::new(live as u64),
+            retired: AtomicU64::new(0),
         });
         Publisher {
             shared,
@@ -197,6 +207,9 @@ impl<S> Publisher<S> {
             .cloned()
             .collect();
         self.shared.segments.store(Arc::new(SegmentList { slots }));
+        // Release: every table entry was moved out of the segment before this, so a reader
+        // that acquires the new count finds the moved positions.
+        self.shared.retired.fetch_add(1, Ordering::Release);
     }
 
     /// Whether the list holds segment `id`.

@@ -22,6 +22,16 @@ pub trait DocRead {
     /// here (the implementation's "not found"), as is a range the text does not have.
     fn extract(&self, id: DocId, range: TextRange) -> Result<Text, Self::Error>;
 
+    /// A number that changes whenever records may have moved to new places: a compaction
+    /// took effect and retired the segments it replaced. A layer that holds [`Doc`]s
+    /// between reads (a cache) drops them when it changes, since a held `Doc` keeps its
+    /// segment mapped and so keeps a retired segment's file on disk. Implementations whose
+    /// records never move keep the default, 0; a layer over another passes its inner one's
+    /// through.
+    fn placement_epoch(&self) -> u64 {
+        0
+    }
+
     /// Copies the latest version into `buf` (cleared first) and returns whether the document
     /// exists. Use this when the caller wants to own or modify the text; [`DocRead::get`]
     /// copies nothing.

@@ -102,6 +102,11 @@ where
     }
 
     #[inline]
+    fn placement_epoch(&self) -> u64 {
+        self.inner.placement_epoch()
+    }
+
+    #[inline]
     fn read_into(&self, id: DocId, buf: &mut String) -> Result<bool, S::Error> {
         record(
             &self.metrics,

@@ -494,6 +494,7 @@ impl Store {
             }
         }
         self.stuck_dead_bytes = self.sealed_bytes().1;
+        self.placement_epoch += 1;
         Ok(Installed {
             report,
             moved,

@@ -57,6 +57,8 @@ pub struct Store {
     /// Dead bytes of the sealed segments right after the last compaction: what it could not
     /// reclaim. The automatic policy counts only dead bytes beyond them.
     pub(crate) stuck_dead_bytes: u64,
+    /// Compactions that took effect since the open: see [`DocRead::placement_epoch`].
+    pub(crate) placement_epoch: u64,
     poisoned: Option<String>,
     /// Reused encoding buffer for commits.
     scratch: Vec<u8>,
@@ -173,6 +175,7 @@ impl Store {
             next_segment_id: Arc::new(AtomicU32::new(recovered.next_segment_id)),
             retired: Vec::new(),
             stuck_dead_bytes: 0,
+            placement_epoch: 0,
             poisoned: None,
             scratch: Vec::new(),
             recovery: recovered.report,
@@ -654,6 +657,10 @@ impl DocRead for Store {
 
     fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
         Store::extract(self, id, range)
+    }
+
+    fn placement_epoch(&self) -> u64 {
+        self.placement_epoch
     }
 }
 

@@ -271,3 +271,72 @@ fn documents_under_the_size_floor_bypass_the_cache() {
     let stats = cached.stats();
     assert_eq!((stats.hits(), stats.misses(), stats.docs()), (2, 1, 1));
 }
+
+/// A hot document held by the cache across a compaction: the segment it was read from is
+/// retired, and its file goes away while the document keeps being read through the cache.
+#[test]
+fn a_cached_document_does_not_keep_a_retired_segment_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ConcurrentStore::create(
+        dir.path().join("store"),
+        StoreOptions::new()
+            .segment_capacity(64 << 10)
+            .max_document_bytes(8 << 10),
+        WriterOptions::default().compaction(store_mmap::CompactionPolicy::manual()),
+    )
+    .unwrap();
+    let options = CacheOptions {
+        doc_min_bytes: 0,
+        ..CacheOptions::default()
+    };
+    let cached = Cached::new(store, &options);
+    let hot = DocId::from(1u64);
+    let text = "hot document ".repeat(100);
+    cached
+        .inner()
+        .put(hot, text.clone())
+        .unwrap()
+        .wait()
+        .unwrap();
+    let first_segment = dir.path().join("store/0000000001.seg");
+    // Fill the first segment with versions that die, so that compaction replaces it.
+    for round in 0..200u64 {
+        let cold = DocId::from(1000 + round % 10);
+        cached
+            .inner()
+            .put(cold, format!("{round} ").repeat(100))
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    for _ in 0..3 {
+        assert_eq!(&*cached.get(hot).unwrap().unwrap(), text);
+    }
+    assert!(cached.stats().hits() >= 2, "{:?}", cached.stats());
+    cached.inner().compact().unwrap();
+    assert!(
+        cached.inner().compaction_stats().completed() >= 1,
+        "compaction ran"
+    );
+    // The cache dropped what it held once the records moved: each round reads the document
+    // (from its new place) and commits, and a commit removes the retired files no reader
+    // holds. crossbeam's epochs, under moka, may defer dropping the old entry for a while.
+    let mut rounds = 0;
+    while first_segment.exists() {
+        rounds += 1;
+        assert!(rounds <= 1000, "the retired segment is still on disk");
+        assert_eq!(&*cached.get(hot).unwrap().unwrap(), text);
+        cached
+            .inner()
+            .put(DocId::from(5u64), "tick")
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    assert_eq!(&*cached.get(hot).unwrap().unwrap(), text);
+    assert!(
+        cached.stats().hits() >= 3,
+        "the cache kept serving: {:?}",
+        cached.stats()
+    );
+}

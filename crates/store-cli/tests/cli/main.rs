@@ -473,18 +473,29 @@ fn zeros_before_committed_data_fail_the_open_and_verify_and_recover_get_the_rest
     let before = snapshot(&store);
 
     let (_, err) = run(&store, &["get", "11"], "", 3);
-    for part in ["corruption in", &format!("bytes {at}.."), "textstore recover"] {
+    for part in [
+        "corruption in",
+        &format!("bytes {at}.."),
+        "textstore recover",
+    ] {
         assert!(err.contains(part), "{part:?} in {err}");
     }
     let (out, err) = run(&store, &["verify"], "", 3);
     assert!(out.contains(&format!("bytes {at}..")), "{out}");
     assert!(out.contains("zero bytes"), "{out}");
     assert!(!err.contains("store is intact"), "{err}");
-    assert_eq!(snapshot(&store), before, "reading commands changed the store");
+    assert_eq!(
+        snapshot(&store),
+        before,
+        "reading commands changed the store"
+    );
 
     let dest = root.path().join("recovered");
     let (_, err) = run_bare(&[Path::new("recover"), &store, &dest], 3);
-    assert!(err.contains(&format!("damaged: {}", store.display())), "{err}");
+    assert!(
+        err.contains(&format!("damaged: {}", store.display())),
+        "{err}"
+    );
     assert!(err.contains("something was lost"), "{err}");
     assert!(err.contains("copied 29 documents"), "{err}");
     assert_eq!(snapshot(&store), before, "recover changed the store");

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use store_mmap::{Compaction, CompactionPolicy, CompactionScope, Error, IndexLoad, StoreOptions};
+use store_mmap::{
+    Compaction, CompactionPolicy, CompactionScope, DocRead, Error, IndexLoad, StoreOptions,
+};
 
 use crate::{Fixture, id, segment_files};
 
@@ -78,9 +80,12 @@ fn compaction_reclaims_dead_bytes_and_keeps_every_document() {
     let before = f.store().stats().unwrap();
     assert!(before.dead_ratio() > 0.3, "{before:?}");
     let files_before = dir_bytes(&f.path());
+    let epoch = DocRead::placement_epoch(f.store());
 
     let report = f.store().compact().unwrap();
     assert!(report.segments_in > 1, "{report:?}");
+    // Records moved: a layer holding documents learns it from the epoch.
+    assert_eq!(DocRead::placement_epoch(f.store()), epoch + 1);
     assert_eq!(report.records_copied, model.len() as u64);
     assert_eq!(report.records_superseded, 0);
     // Every delete's older versions were in the compacted segments.
