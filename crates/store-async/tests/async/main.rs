@@ -1,12 +1,12 @@
-//! store-async at its boundary: a runtime that must stay responsive, cancelled and timed-out
-//! writes checked after a reopen, the concurrency limit, fan-out over several stores.
+//! store-async at its boundary: cancelled and timed-out writes checked after a reopen, the
+//! concurrency limit, fan-out over several stores, cold and warm reads. The test that the
+//! runtime stays responsive is a binary of its own (`tests/ticker.rs`).
 
 mod cancel;
 mod compaction;
 mod limits;
 mod reads;
 mod set;
-mod ticker;
 
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};

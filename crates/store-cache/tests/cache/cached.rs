@@ -173,7 +173,9 @@ fn evict(dir: &std::path::Path) {
 
 #[test]
 fn the_ids_hot_at_close_are_prefetched_at_open() {
-    let dir = tempfile::tempdir().unwrap();
+    // Under the target directory, on the disk the build uses: on a tmpfs (where the system's
+    // temporary directory may be) pages cannot be evicted.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let store_dir = dir.path().join("store");
     let hot_file = dir.path().join("hot-ids");
     let open = || {

@@ -378,7 +378,9 @@ fn an_offer_to_a_full_queue_hands_the_write_back() {
 
 #[test]
 fn residency_follows_the_page_cache() {
-    let dir = tempfile::tempdir().unwrap();
+    // Under the target directory, on the disk the build uses: on a tmpfs (where the system's
+    // temporary directory may be) pages cannot be evicted.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let store = create(dir.path(), WriterOptions::default());
     let text = "x".repeat(10_000);
     store.put(id(1), text.clone()).unwrap().wait().unwrap();

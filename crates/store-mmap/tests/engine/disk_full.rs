@@ -1,5 +1,7 @@
 //! A store on a file system that fills up: a size-limited tmpfs, mounted by the test when
-//! it may mount (root, or CAP_SYS_ADMIN), and skipped with the reason printed otherwise.
+//! it may mount (root, or CAP_SYS_ADMIN), and skipped with the reason printed otherwise,
+//! except under CI (the `CI` variable set), where a refused mount fails the test: CI must
+//! not pass without running it.
 //!
 //! Claims: the write that finds the disk full gets `Error::DiskFull` naming a file of the
 //! store (never a SIGBUS); every write acknowledged before it reads back, before and after a
@@ -33,6 +35,16 @@ impl Mount {
             path: path.to_path_buf(),
         })
     }
+}
+
+/// Reports why a test that needs a mount does not run: a failure when `CI` is set, a
+/// printed skip otherwise.
+pub(crate) fn skip_without_mount(reason: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must run this test, and it needs a tmpfs mount: {reason}"
+    );
+    eprintln!("skipped: needs a size-limited tmpfs, and {reason}");
 }
 
 impl Drop for Mount {
@@ -89,10 +101,7 @@ fn a_full_disk_is_an_error_and_loses_nothing() {
     let root = tempfile::tempdir().unwrap();
     let mount = match Mount::tmpfs(&root.path().join("mnt"), "3m") {
         Ok(mount) => mount,
-        Err(reason) => {
-            eprintln!("skipped: needs a size-limited tmpfs, and {reason}");
-            return;
-        }
+        Err(reason) => return skip_without_mount(&reason),
     };
     let dir = mount.path.join("store");
     let options = StoreOptions::new()

@@ -1,19 +1,36 @@
+//! The runtime-responsiveness test, in a test binary of its own: it bounds how late a
+//! ticker wakes, and other tests running beside it (`cargo test` runs the tests of one
+//! binary on parallel threads, binaries one after another) would delay it for reasons of
+//! their own. Under nextest it also asks for every core (`.config/nextest.toml`).
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use store_async::AsyncOptions;
-use store_mmap::StoreOptions;
+use store_async::{AsyncOptions, AsyncStore};
+use store_concurrent::WriterOptions;
+use store_mmap::{DocId, StoreOptions};
 
-use crate::{id, open};
+fn id(n: u64) -> DocId {
+    DocId::from(n)
+}
 
 /// On a runtime with one thread, a ticker that asks to wake every millisecond measures how
 /// late it wakes while tasks run thousands of durable puts and gets. Every put waits for an
 /// `fdatasync`; if one ran on the runtime thread, the ticker would wait for it.
 #[tokio::test(flavor = "current_thread")]
 async fn durable_writes_never_stall_the_runtime_thread() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path(), StoreOptions::new(), AsyncOptions::new()).await;
+    // Under the target directory, on the disk the build uses, so that each put waits for a
+    // real flush (on a tmpfs, where the system's temporary directory may be, it does not).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let store = AsyncStore::open_or_create(
+        dir.path().join("store"),
+        StoreOptions::new(),
+        WriterOptions::default(),
+        AsyncOptions::new(),
+    )
+    .await
+    .unwrap();
 
     let running = Arc::new(AtomicBool::new(true));
     let ticker = tokio::spawn({
