@@ -8,20 +8,20 @@ use tempfile::TempDir;
 /// One data-driven helper: run `textstore --store <store> args...` with `stdin`, and check
 /// the exit code; returns (stdout, stderr).
 fn run(store: &Path, args: &[&str], stdin: &str, code: i32) -> (String, String) {
-    let output = Command::cargo_bin("textstore")
-        .unwrap()
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .write_stdin(stdin)
-        .output()
-        .unwrap();
+    let mut command = Command::cargo_bin("textstore").unwrap();
+    command.arg("--store").arg(store).args(args).write_stdin(stdin);
+    outcome(command, code)
+}
+
+/// Runs `command`, checks its exit code and returns (stdout, stderr).
+fn outcome(mut command: Command, code: i32) -> (String, String) {
+    let output = command.output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(
         output.status.code(),
         Some(code),
-        "textstore {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+        "{command:?}\nstdout: {stdout}\nstderr: {stderr}"
     );
     (stdout, stderr)
 }
@@ -411,19 +411,9 @@ fn compact_reclaims_space_and_backup_writes_a_store() {
 /// Runs `textstore args...` without `--store`, checking the exit code; returns (stdout,
 /// stderr).
 fn run_bare(args: &[&Path], code: i32) -> (String, String) {
-    let output = Command::cargo_bin("textstore")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "textstore {args:?}\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    (stdout, stderr)
+    let mut command = Command::cargo_bin("textstore").unwrap();
+    command.args(args);
+    outcome(command, code)
 }
 
 /// Every file of the store directory, by name, with its bytes.
