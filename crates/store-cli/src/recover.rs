@@ -51,13 +51,15 @@ pub(crate) fn print(
     Err(Failure {
         code: 3,
         message: format!(
-            "something was lost: {} damaged ranges{}; {} documents came back at an older version, {} have no intact version; {summary}",
+            "something was lost: {} damaged ranges ({} bytes){}; of the {} damaged records named by a surviving header or the index, {} came back at an older version and {} have no intact version; {summary}",
             report.damage.len(),
+            report.damage.iter().map(|p| p.end - p.offset).sum::<u64>(),
             if report.torn_tail.is_some() {
                 " and a torn final write"
             } else {
                 ""
             },
+            report.damaged_records.len(),
             older,
             lost
         ),

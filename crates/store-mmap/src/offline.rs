@@ -12,8 +12,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use store_format::{
-    DocId, Position, RecordKind, RetiredList, SEGMENT_HEADER_LEN, SegmentHeader, StoreMeta,
-    decode_index,
+    DocId, IndexEntry, Position, RecordKind, RetiredList, SEGMENT_HEADER_LEN, SegmentHeader,
+    StoreMeta, decode_index,
 };
 
 use crate::compaction::{RETIRED_FILE, UNFINISHED_SUFFIX};
@@ -37,6 +37,8 @@ pub(crate) struct StoreFiles {
     /// Where the index checkpoint says committed data reaches, when the index decodes and
     /// belongs to the store: every byte before it was committed.
     pub(crate) checkpoint: Option<Position>,
+    /// The index checkpoint's entries, when it decodes and belongs to the store.
+    pub(crate) index_entries: Vec<IndexEntry>,
     /// What is wrong with the metadata or the retired-segment list.
     pub(crate) problems: Vec<Problem>,
 }
@@ -80,17 +82,21 @@ impl StoreFiles {
             .into_iter()
             .map(|id| (id, dir.join(segment_file_name(id))))
             .collect();
-        let checkpoint = std::fs::read(dir.join(INDEX_FILE))
+        let index = std::fs::read(dir.join(INDEX_FILE))
             .ok()
             .and_then(|raw| decode_index(&raw).ok())
-            .filter(|(header, _)| meta.is_some_and(|m| m.store_uid == header.store_uid))
-            .map(|(header, _)| header.checkpoint);
+            .filter(|(header, _)| meta.is_some_and(|m| m.store_uid == header.store_uid));
+        let (checkpoint, index_entries) = match index {
+            Some((header, entries)) => (Some(header.checkpoint), entries),
+            None => (None, Vec::new()),
+        };
         Ok(StoreFiles {
             dir: dir.to_path_buf(),
             _lock: lock,
             meta,
             segments,
             checkpoint,
+            index_entries,
             problems,
         })
     }
@@ -187,8 +193,9 @@ pub(crate) struct Latest {
     pub(crate) kind: RecordKind,
 }
 
-/// A record whose header still decodes inside a damaged range: probably a version of its
-/// document that is lost. The header itself may be damaged, so this is a lead, not a fact.
+/// A record inside a damaged range, named by its header where it still decodes or by the
+/// index checkpoint's entry for it: probably a version of its document that is lost. A
+/// header may itself be damaged, so this is a lead, not a fact.
 #[derive(Debug, Clone)]
 pub(crate) struct DamagedHeader {
     pub(crate) path: PathBuf,
@@ -343,5 +350,34 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
         }
     }
     out.problems.extend(walk::sealed_length_problems(&lens));
+    // The index names the documents whose latest records lay in damaged ranges, where no
+    // header may have survived to say.
+    for entry in &files.index_entries {
+        let Some((_, path)) = files
+            .segments
+            .iter()
+            .find(|(id, _)| *id == entry.position.segment)
+        else {
+            continue;
+        };
+        let offset = u64::from(entry.position.offset);
+        let damaged = out
+            .problems
+            .iter()
+            .any(|p| p.path == *path && p.offset <= offset && offset < p.end);
+        let named = out
+            .damaged_headers
+            .iter()
+            .any(|h| h.id == entry.id && h.seq == entry.seq);
+        if damaged && !named {
+            out.damaged_headers.push(DamagedHeader {
+                path: path.clone(),
+                offset,
+                id: entry.id,
+                seq: entry.seq,
+                kind: RecordKind::Put,
+            });
+        }
+    }
     Ok(out)
 }

@@ -39,8 +39,8 @@ pub struct RecoverReport {
     pub torn_tail: Option<Problem>,
     /// Intact records in that group, copied.
     pub torn_records: u64,
-    /// Records inside damaged ranges whose header survived: versions that are probably
-    /// lost, with what came back of their documents instead.
+    /// Records inside damaged ranges that a surviving header or the index checkpoint names:
+    /// versions that are probably lost, with what came back of their documents instead.
     pub damaged_records: Vec<DamagedRecord>,
 }
 
@@ -65,8 +65,9 @@ impl RecoverReport {
     }
 }
 
-/// A record found in a damaged range by its surviving header. The header may be damaged
-/// too (the checksum covers it), so its fields are leads, not facts.
+/// A record found in a damaged range, by its surviving header or by the index checkpoint's
+/// entry pointing there. A header may be damaged too (the checksum covers it), so its
+/// fields are leads, not facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DamagedRecord {
     /// The document, as the header says.

@@ -9,7 +9,11 @@ use tempfile::TempDir;
 /// the exit code; returns (stdout, stderr).
 fn run(store: &Path, args: &[&str], stdin: &str, code: i32) -> (String, String) {
     let mut command = Command::cargo_bin("textstore").unwrap();
-    command.arg("--store").arg(store).args(args).write_stdin(stdin);
+    command
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .write_stdin(stdin);
     outcome(command, code)
 }
 
