@@ -251,7 +251,6 @@ impl Compaction {
                             offset: pos as u32,
                             payload_len: 0,
                         });
-                        report.tombstones_kept += 1;
                     } else {
                         report.tombstones_dropped += 1;
                     }
@@ -260,6 +259,13 @@ impl Compaction {
             }
         }
         kept.sort_unstable_by_key(|copy| copy.seq);
+        // A compaction whose install failed after its outputs took their names leaves its
+        // copies beside the originals: one tombstone may be in two inputs. An output holds
+        // each record once, so that its records rise in sequence (docs/FORMAT.md).
+        let found = kept.len();
+        kept.dedup_by_key(|copy| copy.seq);
+        report.tombstones_dropped += (found - kept.len()) as u64;
+        report.tombstones_kept += kept.len() as u64;
         Ok(kept)
     }
 

@@ -177,6 +177,15 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
         // read as records after new data is written before them, and unused preallocation.
         segment.trim()?;
     }
+    // Sequence numbers never go back, even when compaction dropped every record that held the
+    // highest (a tombstone below the floor): each segment's header records the last sequence
+    // number at its creation.
+    let recorded = segments
+        .values()
+        .filter_map(|segment| segment.sealed_before())
+        .map(|sealed| sealed.last_seq)
+        .max();
+    last_seq = last_seq.max(recorded.unwrap_or(0));
     Ok(Recovered {
         segments,
         index,

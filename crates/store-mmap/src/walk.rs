@@ -115,21 +115,23 @@ impl SegmentScan<'_> {
 ///
 /// `floor` is a sequence number every record from `from` on is known to exceed: the one the
 /// segment's header records of its sealed predecessor, or the checkpoint's. Records of a
-/// segment are in increasing sequence order, so a record at or below the floor, or not above
+/// segment are in increasing sequence order, so a record at or below the floor, or below
 /// the record before it with no damage between, is out of place (bytes copied from
-/// elsewhere) and counts as damage. Genuine records always pass both checks.
+/// elsewhere) and counts as damage. Genuine records always pass both checks. (A record equal
+/// to the one before it passes: compactions before format version 2 could copy one
+/// tombstone twice into an output, a harmless duplicate.)
 pub(crate) fn scan(buf: &[u8], from: usize, floor: u64) -> SegmentScan<'_> {
     let zero_from = zero_tail_start(buf).max(from);
     let mut records: Vec<Scanned<'_>> = Vec::new();
     let mut damage = Vec::new();
     let mut groups = Groups::new(from);
     let mut pos = from;
-    // The sequence number the next record must exceed.
-    let mut run_floor = floor;
+    // The lowest sequence number the next record may hold.
+    let mut lowest = floor + 1;
     while pos < zero_from {
-        match intact_record(buf, pos, run_floor) {
+        match intact_record(buf, pos, lowest) {
             Ok(record) => {
-                run_floor = record.header.seq;
+                lowest = record.header.seq;
                 records.push(Scanned {
                     offset: pos,
                     record,
@@ -139,8 +141,8 @@ pub(crate) fn scan(buf: &[u8], from: usize, floor: u64) -> SegmentScan<'_> {
                 pos += record.header.record_len() as usize;
             }
             Err(reason) => {
-                let found = damaged_range(buf, pos, zero_from, floor, reason);
-                run_floor = floor;
+                let found = damaged_range(buf, pos, zero_from, floor + 1, reason);
+                lowest = floor + 1;
                 pos = found.range.end;
                 groups.damage(found.range.end, records.len());
                 damage.push(found);
@@ -174,12 +176,12 @@ fn first_complete_group_from(records: &[Scanned<'_>], from: usize) -> Option<Ran
 }
 
 /// Decodes the record at `pos`, checks that a put's text is UTF-8 and that its sequence
-/// number is above `floor`.
-fn intact_record(buf: &[u8], pos: usize, floor: u64) -> Result<Record<'_>, String> {
+/// number is at least `lowest`.
+fn intact_record(buf: &[u8], pos: usize, lowest: u64) -> Result<Record<'_>, String> {
     let record = decode_record(buf, pos).map_err(|err| err.to_string())?;
-    if record.header.seq <= floor {
+    if record.header.seq < lowest {
         return Err(format!(
-            "the record at offset {pos} holds seq {}, not above seq {floor} before it: a record out of place (bytes copied from elsewhere)",
+            "the record at offset {pos} holds seq {}, below seq {lowest} that its place requires: a record out of place (bytes copied from elsewhere)",
             record.header.seq
         ));
     }
@@ -196,15 +198,22 @@ fn intact_record(buf: &[u8], pos: usize, floor: u64) -> Result<Record<'_>, Strin
 }
 
 /// The damaged range that starts at `start`: up to the next aligned offset where an intact
-/// record starts, or up to `zero_from`, where unwritten space begins.
-fn damaged_range(buf: &[u8], start: usize, zero_from: usize, floor: u64, reason: String) -> Damage {
+/// record (of sequence number `lowest` or above) starts, or up to `zero_from`, where
+/// unwritten space begins.
+fn damaged_range(
+    buf: &[u8],
+    start: usize,
+    zero_from: usize,
+    lowest: u64,
+    reason: String,
+) -> Damage {
     let mut headers = Vec::new();
     if let Ok(header) = decode_record_header(buf, start) {
         headers.push((start, header));
     }
     let mut at = start + RECORD_ALIGN;
     while at < zero_from {
-        if intact_record(buf, at, floor).is_ok() {
+        if intact_record(buf, at, lowest).is_ok() {
             break;
         }
         if let Ok(header) = decode_record_header(buf, at) {
