@@ -30,7 +30,8 @@ use store_format::{
 };
 
 use crate::error::{Error, Result};
-use crate::options::AccessPattern;
+use crate::options::MapSettings;
+use crate::pace::{Cancelled, Pace};
 use crate::segment::{SegmentFile, SegmentMap, segment_file_name};
 use crate::storage::{Storage, sync_dir, write_atomic};
 use crate::store::Store;
@@ -151,7 +152,7 @@ pub struct Compaction {
     storage: Arc<dyn Storage>,
     store_uid: u128,
     capacity: u32,
-    access: AccessPattern,
+    map_settings: MapSettings,
     next_segment_id: Arc<AtomicU32>,
     /// Ascending by segment id.
     inputs: Vec<Input>,
@@ -404,7 +405,7 @@ impl Store {
             storage: Arc::clone(&self.options.storage),
             store_uid: self.meta.store_uid,
             capacity: self.meta.segment_capacity,
-            access: self.options.access_pattern,
+            map_settings: self.options.map_settings(),
             next_segment_id: Arc::clone(&self.next_segment_id),
             inputs,
             live,
@@ -631,7 +632,7 @@ impl Outputs<'_> {
             capacity: c.capacity,
             sealed_before: None,
         };
-        let mut segment = SegmentFile::create_at(&c.storage, path, header, c.access)?;
+        let mut segment = SegmentFile::create_at(&c.storage, path, header, c.map_settings)?;
         // Registered first, so that an error below removes the file.
         let result = (|| {
             segment.reserve_exact(len)?;
@@ -652,6 +653,18 @@ impl Outputs<'_> {
                         ),
                     ));
                 }
+                if copy.kind == RecordKind::Put
+                    && let Err(err) = simdutf8::compat::from_utf8(record.payload)
+                {
+                    return Err(Error::corrupt(
+                        input.map.path(),
+                        u64::from(copy.offset) + 48 + err.valid_up_to() as u64,
+                        format!("the text of document {} is not UTF-8", copy.id),
+                    ));
+                }
+                // This process checked the bytes it copies: the copy needs no check on
+                // its first read.
+                segment.view().verified().insert(offset);
                 let rec_len = record_len(copy.payload_len) as u32;
                 encode_record(
                     &mut buf,
@@ -702,75 +715,12 @@ fn flush(segment: &mut SegmentFile, buf: &mut Vec<u8>, pace: &mut Pace) -> Resul
     // Each byte written was read once from an input.
     let spent = pace.spend(2 * buf.len() as u64);
     buf.clear();
-    spent
-}
-
-/// A rate limit: after `spent` bytes, the work must have taken at least
-/// `spent / bytes_per_sec` seconds. Also where a run notices that it was cancelled.
-pub(crate) struct Pace {
-    bytes_per_sec: Option<u64>,
-    started: Instant,
-    spent: u64,
-    cancel: Option<Arc<AtomicBool>>,
-}
-
-impl Pace {
-    pub(crate) fn new(bytes_per_sec: Option<u64>, cancel: Option<Arc<AtomicBool>>) -> Pace {
-        Pace {
-            bytes_per_sec,
-            started: Instant::now(),
-            spent: 0,
-            cancel,
-        }
-    }
-
-    /// Counts `bytes` and sleeps for as long as the work is ahead of the limit, in slices
-    /// short enough that a cancellation is seen soon.
-    pub(crate) fn spend(&mut self, bytes: u64) -> Result<()> {
-        const SLICE: Duration = Duration::from_millis(20);
-        self.spent += bytes;
-        loop {
-            if self
-                .cancel
-                .as_ref()
-                .is_some_and(|flag| flag.load(Ordering::Relaxed))
-            {
-                return Err(Error::CompactionCancelled);
-            }
-            match pause(self.bytes_per_sec, self.spent, self.started.elapsed()) {
-                Some(wait) => std::thread::sleep(wait.min(SLICE)),
-                None => return Ok(()),
-            }
-        }
-    }
-}
-
-/// How long work that has moved `spent` bytes in `elapsed` must pause to stay within
-/// `bytes_per_sec`.
-pub(crate) fn pause(bytes_per_sec: Option<u64>, spent: u64, elapsed: Duration) -> Option<Duration> {
-    let rate = bytes_per_sec?;
-    let due = Duration::from_secs_f64(spent as f64 / rate.max(1) as f64);
-    due.checked_sub(elapsed).filter(|wait| !wait.is_zero())
+    spent.map_err(|Cancelled| Error::CompactionCancelled)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_pace_holds_work_to_its_rate() {
-        let mib = 1 << 20;
-        assert_eq!(pause(None, 100 * mib, Duration::ZERO), None);
-        assert_eq!(
-            pause(Some(mib), 2 * mib, Duration::from_millis(500)),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(pause(Some(mib), mib, Duration::from_secs(2)), None);
-        assert_eq!(
-            pause(Some(0), 1, Duration::ZERO),
-            Some(Duration::from_secs(1))
-        );
-    }
 
     #[test]
     fn merging_keeps_sequence_order() {

@@ -31,8 +31,10 @@ pub mod fault;
 mod index;
 mod offline;
 mod options;
+mod pace;
 mod recover;
 mod recovery;
+mod scrub;
 mod segment;
 mod stats;
 mod storage;
@@ -47,10 +49,11 @@ pub use compaction::{
 pub use error::{Error, Result};
 pub use options::{
     AccessPattern, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability,
-    MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, StoreOptions,
+    MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, ReadVerification, StoreOptions,
 };
 pub use recover::{DamagedRecord, RecoverReport, recover};
 pub use recovery::{DroppedTail, IndexLoad, RecoveryReport};
+pub use scrub::{Scrub, ScrubReport};
 pub use segment::SegmentMap;
 pub use stats::StoreStats;
 pub use storage::{OsStorage, Storage, SyncKind};

@@ -36,6 +36,29 @@ pub enum AccessPattern {
     Random,
 }
 
+/// When a read checks the record it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadVerification {
+    /// A record's CRC32C and UTF-8 are checked the first time this process reads it, or
+    /// when this process wrote it, copied it or replayed it on open, and remembered; later
+    /// reads check only its header's fields (magic, kind, id, length). A record damaged on
+    /// disk after that is found by [`crate::Store::verify`] and the scrub
+    /// ([`crate::Scrub`]), which make the next read of it fail. Until then a read of it
+    /// returns the bytes the mapping holds, which are the checked ones for as long as the
+    /// page stays in memory.
+    #[default]
+    FirstRead,
+    /// Every read checks the CRC32C and UTF-8 of the whole record.
+    EveryRead,
+}
+
+/// What every segment mapping of an open is made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MapSettings {
+    pub(crate) access: AccessPattern,
+    pub(crate) verification: ReadVerification,
+}
+
 /// Settings of one open of a store.
 ///
 /// `max_document_bytes` and `segment_capacity` belong to the store: they are persisted when
@@ -55,6 +78,8 @@ pub struct StoreOptions {
     /// Ask the kernel to read every segment into memory on open (`madvise(WILLNEED)`), so that
     /// the first reads do not wait for the disk.
     pub prefault: bool,
+    /// When reads check the records they return.
+    pub read_verification: ReadVerification,
     /// The file operations every change to the store's files goes through: [`OsStorage`],
     /// or a test's fault-injecting implementation.
     pub storage: Arc<dyn Storage>,
@@ -68,6 +93,7 @@ impl Default for StoreOptions {
             durability: Durability::default(),
             access_pattern: AccessPattern::default(),
             prefault: false,
+            read_verification: ReadVerification::default(),
             storage: Arc::new(OsStorage),
         }
     }
@@ -116,6 +142,19 @@ impl StoreOptions {
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> StoreOptions {
         self.storage = storage;
         self
+    }
+
+    /// Sets [`StoreOptions::read_verification`].
+    pub fn read_verification(mut self, verification: ReadVerification) -> StoreOptions {
+        self.read_verification = verification;
+        self
+    }
+
+    pub(crate) fn map_settings(&self) -> MapSettings {
+        MapSettings {
+            access: self.access_pattern,
+            verification: self.read_verification,
+        }
     }
 
     /// Sets [`StoreOptions::prefault`].

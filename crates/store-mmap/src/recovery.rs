@@ -159,6 +159,11 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
         let scan = walk::scan(segment.file_bytes(), from, floor);
         let end = data_end(dir, segment, &scan, is_last)?;
         for scanned in scan.records.iter().take_while(|r| r.offset < end.valid_end) {
+            // The walk checked the record whole: its first read needs no check.
+            segment
+                .view()
+                .verified()
+                .insert(u32::try_from(scanned.offset).expect("segment offsets are 32-bit"));
             let header = scanned.header();
             last_seq = last_seq.max(header.seq);
             replay.apply(id, scanned.offset, header);
@@ -328,7 +333,7 @@ fn open_segments(
             path.clone(),
             id,
             meta.store_uid,
-            options.access_pattern,
+            options.map_settings(),
         ) {
             Ok(segment) => {
                 segments.insert(id, segment);

@@ -4,6 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -14,7 +15,7 @@ use store_format::{
 };
 
 use crate::error::{Error, Result};
-use crate::options::AccessPattern;
+use crate::options::{AccessPattern, MapSettings, ReadVerification};
 use crate::storage::{Storage, SyncKind, sync_dir};
 
 /// Name of the segment file with this id.
@@ -45,6 +46,64 @@ pub struct SegmentMap {
     bytes: Bytes,
     /// The same mapping, for `madvise`.
     map: Arc<Mmap>,
+    /// The records this process has checked: see [`ReadVerification::FirstRead`].
+    verified: Arc<Verified>,
+    /// [`ReadVerification::EveryRead`]: the set is not consulted.
+    verify_every_read: bool,
+}
+
+/// Which records of a segment this process has checked (CRC32C and, for puts, UTF-8), one
+/// bit per 48 bytes of the segment: records start at least a record header (48 bytes) apart,
+/// so no two share a bit. 1/384 of the segment's capacity in memory.
+///
+/// Relaxed operations suffice: a bit only says that the immutable bytes below the committed
+/// end at its record were checked. A reader reaches those bytes through the publication
+/// protocol, which orders their writing before its read; a reader that misses a bit set by
+/// another thread checks the record again, and a cleared bit makes the next read check.
+pub(crate) struct Verified {
+    bits: Box<[AtomicU64]>,
+}
+
+const VERIFIED_GRAIN: usize = RECORD_HEADER_LEN;
+
+impl Verified {
+    fn new(capacity: u32) -> Verified {
+        let slots = (capacity as usize).div_ceil(VERIFIED_GRAIN);
+        Verified {
+            bits: (0..slots.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn slot(offset: u32) -> (usize, u64) {
+        let i = offset as usize / VERIFIED_GRAIN;
+        (i / 64, 1 << (i % 64))
+    }
+
+    pub(crate) fn contains(&self, offset: u32) -> bool {
+        let (word, bit) = Verified::slot(offset);
+        self.bits
+            .get(word)
+            .is_some_and(|w| w.load(AtomicOrdering::Relaxed) & bit != 0)
+    }
+
+    pub(crate) fn insert(&self, offset: u32) {
+        let (word, bit) = Verified::slot(offset);
+        if let Some(w) = self.bits.get(word) {
+            w.fetch_or(bit, AtomicOrdering::Relaxed);
+        }
+    }
+
+    /// Forgets every record that starts in `range`: they failed a check.
+    pub(crate) fn remove_range(&self, range: std::ops::Range<u32>) {
+        let mut at = range.start - range.start % VERIFIED_GRAIN as u32;
+        while at < range.end {
+            let (word, bit) = Verified::slot(at);
+            if let Some(w) = self.bits.get(word) {
+                w.fetch_and(!bit, AtomicOrdering::Relaxed);
+            }
+            at += VERIFIED_GRAIN as u32;
+        }
+    }
 }
 
 impl SegmentMap {
@@ -92,20 +151,50 @@ impl SegmentMap {
         })
     }
 
-    /// Reads and verifies the put record of document `id` at `offset`, looking at no byte
-    /// at or past `end`.
+    /// Reads the put record of document `id` at `offset`, looking at no byte at or past
+    /// `end`.
     ///
     /// `end` must not exceed the segment's committed end: bytes past it may be unwritten,
-    /// and pages past the file's length must never be touched. Every byte of the record is
-    /// checked (CRC32C, id, kind, UTF-8), so damage is an error and never wrong text.
+    /// and pages past the file's length must never be touched. The first read of a record
+    /// in this process checks every byte of it (CRC32C, id, kind, UTF-8), so damage is an
+    /// error and never wrong text; later reads check its header's fields, unless the store
+    /// was opened with [`ReadVerification::EveryRead`].
     pub fn read_doc(&self, end: u32, id: DocId, offset: u32) -> Result<Doc> {
         let data = &self.bytes[..end as usize];
-        let offset = offset as usize;
-        let record =
-            decode_record(data, offset).map_err(|err| Error::format(self.path(), 0, &err))?;
+        if !self.verify_every_read && self.verified.contains(offset) {
+            let header = decode_record_header(data, offset as usize)
+                .map_err(|err| Error::format(self.path(), 0, &err))?;
+            self.expect_put(&header, id, offset)?;
+            let start = offset as usize + RECORD_HEADER_LEN;
+            let text_end = start + header.payload_len as usize;
+            if text_end > data.len() {
+                return Err(Error::corrupt(
+                    self.path(),
+                    u64::from(offset),
+                    format!("the record of document {id} runs past the committed end {end}"),
+                ));
+            }
+            #[expect(
+                unsafe_code,
+                reason = "a checked record is served without checking its text again"
+            )]
+            // SAFETY: this process checked that these bytes are UTF-8 when it first read,
+            // wrote, copied or replayed the record (the bit is set only then), and the bytes
+            // below the committed end of a mapped segment never change: the engine only
+            // appends past the end, and the store's lock keeps other writers out (see
+            // `SegmentFile::map`). A disk that changes bytes under the mapping breaks that
+            // promise for every `Text` already held, checked again or not; the scrub and
+            // `Store::verify` exist to find such damage.
+            let text = Text::from_byte_string(unsafe {
+                ByteString::from_bytes_unchecked(self.bytes.slice(start..text_end))
+            });
+            return Ok(Doc::new(header.seq, text));
+        }
+        let record = decode_record(data, offset as usize)
+            .map_err(|err| Error::format(self.path(), 0, &err))?;
         let header = record.header;
-        self.expect_put(&header, id, offset as u32)?;
-        let start = offset + RECORD_HEADER_LEN;
+        self.expect_put(&header, id, offset)?;
+        let start = offset as usize + RECORD_HEADER_LEN;
         if let Err(err) = simdutf8::compat::from_utf8(record.payload) {
             return Err(Error::corrupt(
                 self.path(),
@@ -113,6 +202,7 @@ impl SegmentMap {
                 format!("the text of document {id} is not UTF-8"),
             ));
         }
+        self.verified.insert(offset);
         let bytes = self.bytes.slice(start..start + record.payload.len());
         #[expect(
             unsafe_code,
@@ -122,6 +212,11 @@ impl SegmentMap {
         // UTF-8 just above, and mapped segment bytes below the committed end never change.
         let text = Text::from_byte_string(unsafe { ByteString::from_bytes_unchecked(bytes) });
         Ok(Doc::new(header.seq, text))
+    }
+
+    /// The set of records this process has checked, shared by every clone of the view.
+    pub(crate) fn verified(&self) -> &Verified {
+        &self.verified
     }
 
     /// Whether every page of the record at `offset` is in memory, so that reading it takes no
@@ -257,10 +352,10 @@ impl SegmentFile {
         storage: &Arc<dyn Storage>,
         dir: &Path,
         header: SegmentHeader,
-        access: AccessPattern,
+        settings: MapSettings,
     ) -> Result<SegmentFile> {
         let path = dir.join(segment_file_name(header.segment_id));
-        let segment = SegmentFile::create_at(storage, path, header, access)?;
+        let segment = SegmentFile::create_at(storage, path, header, settings)?;
         sync_dir(storage.as_ref(), dir)?;
         Ok(segment)
     }
@@ -272,7 +367,7 @@ impl SegmentFile {
         storage: &Arc<dyn Storage>,
         path: PathBuf,
         header: SegmentHeader,
-        access: AccessPattern,
+        settings: MapSettings,
     ) -> Result<SegmentFile> {
         let file = storage
             .create_new(&path)
@@ -290,7 +385,7 @@ impl SegmentFile {
             file,
             header,
             SEGMENT_HEADER_LEN as u64,
-            access,
+            settings,
         )
     }
 
@@ -300,7 +395,7 @@ impl SegmentFile {
         path: PathBuf,
         id: u32,
         store_uid: u128,
-        access: AccessPattern,
+        settings: MapSettings,
     ) -> Result<SegmentFile> {
         let file = OpenOptions::new()
             .read(true)
@@ -343,7 +438,7 @@ impl SegmentFile {
             ));
         }
         let storage = Arc::clone(storage);
-        SegmentFile::map(storage, path, file, header, file_len, access)
+        SegmentFile::map(storage, path, file, header, file_len, settings)
     }
 
     fn map(
@@ -352,7 +447,7 @@ impl SegmentFile {
         file: File,
         header: SegmentHeader,
         file_len: u64,
-        access: AccessPattern,
+        settings: MapSettings,
     ) -> Result<SegmentFile> {
         let (id, capacity) = (header.segment_id, header.capacity);
         #[expect(
@@ -373,7 +468,7 @@ impl SegmentFile {
                 .map(&file)
                 .map_err(Error::io("map segment", &path))?
         };
-        let advice = match access {
+        let advice = match settings.access {
             AccessPattern::Normal => Advice::Normal,
             AccessPattern::Sequential => Advice::Sequential,
             AccessPattern::Random => Advice::Random,
@@ -388,6 +483,8 @@ impl SegmentFile {
                 path: path.into(),
                 bytes,
                 map: Arc::clone(&map),
+                verified: Arc::new(Verified::new(capacity)),
+                verify_every_read: settings.verification == ReadVerification::EveryRead,
             },
             file,
             storage,

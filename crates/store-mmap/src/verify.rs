@@ -103,6 +103,10 @@ impl Store {
     /// Reads every record of every segment up to its committed end and checks it, then reads
     /// back every live document through the index. Reports each damaged range once; a
     /// damaged record does not stop the scan, which resumes at the next intact record.
+    ///
+    /// Records that pass are remembered as checked; every record in a damaged range is
+    /// forgotten, so that its next read checks it and fails (see
+    /// [`crate::ReadVerification::FirstRead`]).
     pub fn verify(&self) -> VerifyReport {
         let mut report = VerifyReport::default();
         for segment in self.segments() {
@@ -110,22 +114,14 @@ impl Store {
             let floor = segment.sealed_before().map_or(0, |sealed| sealed.last_seq);
             let scan = walk::scan(segment.data(), SEGMENT_HEADER_LEN, floor);
             report.records_ok += scan.records.len() as u64;
-            for damage in &scan.damage {
-                report.problems.push(Problem::range(
-                    segment.path(),
-                    damage.range.start,
-                    damage.range.end,
-                    damage.reason.clone(),
-                ));
+            let verified = segment.view().verified();
+            for problem in walk::problems(segment.path(), &scan) {
+                // The next read of a record in the range checks it, and fails.
+                verified.remove_range(problem.offset as u32..problem.end as u32);
+                report.problems.push(problem);
             }
-            if !scan.is_clean() && scan.damage.is_empty() {
-                let range = scan.broken_range();
-                report.problems.push(Problem::range(
-                    segment.path(),
-                    range.start,
-                    range.end,
-                    scan.broken_reason(),
-                ));
+            for scanned in &scan.records {
+                verified.insert(scanned.offset as u32);
             }
         }
         for (id, entry) in self.index().entries() {

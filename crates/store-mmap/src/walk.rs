@@ -365,3 +365,38 @@ pub(crate) fn sealed_length_problems(segments: &[SegmentLen<'_>]) -> Vec<Problem
     }
     problems
 }
+
+/// The problems of a walk over committed bytes (a segment up to its committed end, which
+/// holds nothing but complete groups): every damaged range, an incomplete group, and zeros
+/// where records should be.
+pub(crate) fn problems(path: &Path, scan: &SegmentScan<'_>) -> Vec<Problem> {
+    let mut out: Vec<Problem> = scan
+        .damage
+        .iter()
+        .map(|damage| {
+            Problem::range(
+                path,
+                damage.range.start,
+                damage.range.end,
+                damage.reason.clone(),
+            )
+        })
+        .collect();
+    if let Some(from) = scan.unwritten_from {
+        out.push(Problem::range(
+            path,
+            from,
+            scan.len,
+            "zero bytes where committed records should be",
+        ));
+    } else if !scan.is_clean() && scan.damage.is_empty() {
+        let range = scan.broken_range();
+        out.push(Problem::range(
+            path,
+            range.start,
+            range.end,
+            scan.broken_reason(),
+        ));
+    }
+    out
+}

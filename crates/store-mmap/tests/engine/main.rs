@@ -11,6 +11,7 @@ mod fuzz_corpus;
 mod model;
 mod ranges;
 mod roundtrip;
+mod verification;
 mod versions;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use store_mmap::{CompactionPolicy, CompactionScope, StoreOptions, WriteBatch};
+use store_mmap::{CompactionPolicy, CompactionScope, ReadVerification, StoreOptions, WriteBatch};
 
 use crate::{Fixture, id};
 
@@ -36,9 +36,22 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn store_agrees_with_a_btreemap(ops in prop::collection::vec(op(), 1..60)) {
-        // Small segments so that rolls happen inside the sequences.
-        let mut f = Fixture::with(StoreOptions::new().segment_capacity(8192).max_document_bytes(2000));
+    fn store_agrees_with_a_btreemap(
+        ops in prop::collection::vec(op(), 1..60),
+        every_read in any::<bool>(),
+    ) {
+        // Small segments so that rolls happen inside the sequences; both read checks.
+        let verification = if every_read {
+            ReadVerification::EveryRead
+        } else {
+            ReadVerification::FirstRead
+        };
+        let mut f = Fixture::with(
+            StoreOptions::new()
+                .segment_capacity(8192)
+                .max_document_bytes(2000)
+                .read_verification(verification),
+        );
         let mut model: BTreeMap<u64, String> = BTreeMap::new();
         for op in ops {
             match op {

@@ -1,0 +1,121 @@
+//! When reads check records: the first read of a record in a process checks it whole, later
+//! reads trust what was checked, and `verify` and the scrub find damage that reached the
+//! disk after that, so that the next read fails. With `ReadVerification::EveryRead` every
+//! read checks. Damage is written through a second file handle, which the mapping sees at
+//! once (they share the page cache), as it would see a page re-read from a damaged disk.
+
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use store_mmap::{ReadVerification, Store, StoreOptions};
+
+use crate::{Fixture, id, segment_files};
+
+const TEXT: &str = "the quick brown fox jumps over the lazy dog";
+
+/// A closed store of three documents in two segments (the first sealed), reopened with
+/// `verification`; returns it with the offset of document 1's text in the first segment.
+fn store(verification: ReadVerification) -> (Fixture, u64) {
+    let options = StoreOptions::new()
+        .segment_capacity(4096)
+        .max_document_bytes(1024)
+        .read_verification(verification);
+    let mut f = Fixture::with(options);
+    for n in 0..3u64 {
+        f.store().put(id(n), &format!("{n}: {TEXT}")).unwrap();
+    }
+    f.store().put(id(9), &"x".repeat(1000)).unwrap();
+    f.store().put(id(10), &"y".repeat(1000)).unwrap();
+    f.store().put(id(11), &"z".repeat(1000)).unwrap();
+    f.store().put(id(12), &"w".repeat(1000)).unwrap();
+    f.close();
+    let segments = f.segment_files();
+    assert!(segments.len() >= 2, "the first segment is sealed");
+    let bytes = std::fs::read(&segments[0]).unwrap();
+    let at = bytes
+        .windows(TEXT.len() + 3)
+        .position(|w| w == format!("1: {TEXT}").as_bytes())
+        .unwrap() as u64;
+    f.reopen();
+    (f, at)
+}
+
+/// Changes one letter of the text on disk, keeping it UTF-8: `q` becomes `p`.
+fn damage(segment: &Path, text_at: u64) {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment)
+        .unwrap();
+    let at = text_at + 7;
+    file.write_all_at(b"p", at).unwrap();
+}
+
+#[test]
+fn a_record_damaged_before_its_first_read_is_refused_on_that_read() {
+    for verification in [ReadVerification::FirstRead, ReadVerification::EveryRead] {
+        let (mut f, at) = store(verification);
+        damage(&f.segment_files()[0], at);
+        let err = f.store().get(id(1)).unwrap_err();
+        assert!(err.is_corruption(), "{verification:?}: {err}");
+        assert!(err.to_string().contains("checksum"), "{err}");
+        assert_eq!(f.text(0).unwrap(), format!("0: {TEXT}"));
+    }
+}
+
+#[test]
+fn a_record_damaged_after_its_first_read_is_found_by_verify_then_refused() {
+    let (mut f, at) = store(ReadVerification::FirstRead);
+    assert_eq!(f.text(1).unwrap(), format!("1: {TEXT}"));
+    damage(&f.segment_files()[0], at);
+    // What the docs say: a checked record is served from the mapping without a second
+    // check, until verify or the scrub finds the damage.
+    assert_eq!(f.text(1).unwrap(), format!("1: {TEXT}").replace('q', "p"));
+    let report = f.store().verify();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert!(report.problems[0].what.contains("checksum"), "{report:?}");
+    let err = f.store().get(id(1)).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert_eq!(f.text(2).unwrap(), format!("2: {TEXT}"));
+}
+
+#[test]
+fn a_record_damaged_after_its_first_read_is_found_by_the_scrub_then_refused() {
+    let (mut f, at) = store(ReadVerification::FirstRead);
+    assert_eq!(f.text(1).unwrap(), format!("1: {TEXT}"));
+    damage(&f.segment_files()[0], at);
+    let report = f.store().plan_scrub(None).run();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert_eq!(report.problems[0].path, f.segment_files()[0]);
+    assert!(report.segments >= 1 && report.records_ok >= 2, "{report:?}");
+    let err = f.store().get(id(1)).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert_eq!(f.text(0).unwrap(), format!("0: {TEXT}"));
+}
+
+#[test]
+fn with_every_read_checked_damage_after_a_read_is_refused_on_the_next() {
+    let (mut f, at) = store(ReadVerification::EveryRead);
+    assert_eq!(f.text(1).unwrap(), format!("1: {TEXT}"));
+    damage(&f.segment_files()[0], at);
+    let err = f.store().get(id(1)).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+}
+
+#[test]
+fn records_this_process_wrote_are_served_without_a_second_check() {
+    // Written by this process, then damaged: the first read already trusts what it wrote.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::create(dir.path().join("s"), StoreOptions::new()).unwrap();
+    store.put(id(1), TEXT).unwrap();
+    store.sync().unwrap();
+    let segment = &segment_files(&dir.path().join("s"))[0];
+    let bytes = std::fs::read(segment).unwrap();
+    let at = bytes
+        .windows(TEXT.len())
+        .position(|w| w == TEXT.as_bytes())
+        .unwrap() as u64;
+    damage(segment, at - 3);
+    assert_eq!(&*store.get(id(1)).unwrap().unwrap(), TEXT.replace('q', "p"));
+    assert!(!store.verify().is_clean());
+    assert!(store.get(id(1)).unwrap_err().is_corruption());
+}
