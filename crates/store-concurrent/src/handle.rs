@@ -11,6 +11,7 @@ use crate::compactor::{CompactionStats, Compactor};
 use crate::error::{Error, Result};
 use crate::options::WriterOptions;
 use crate::published::{Found, Publisher};
+use crate::scrubber::{ScrubStats, Scrubber};
 use crate::stats::{QueueCounters, QueueStats};
 use crate::sync::atomic::Ordering;
 use crate::sync::channel::{self, Sender, TrySendError};
@@ -58,6 +59,8 @@ struct Handle {
     /// Stopped before the close request is sent: its thread holds a sender, and the writer
     /// thread ends only once every sender is gone.
     compactor: Compactor,
+    /// Stopped with the compactor, for the same reason.
+    scrubber: Scrubber,
     /// Declared before `_writer`: dropping the sender is what lets the writer thread end,
     /// and `_writer` joins it on drop.
     sender: Sender<Request>,
@@ -84,6 +87,7 @@ impl Drop for WriterThread {
 impl Drop for Handle {
     fn drop(&mut self) {
         self.compactor.stop();
+        self.scrubber.stop();
         if !self.shared.closed.load(Ordering::Acquire) {
             // Queued behind every write already sent, so all of them commit first.
             let (done, _ticket) = ticket();
@@ -155,6 +159,7 @@ impl ConcurrentStore {
         let recovery = store.recovery().clone();
         let (sender, receiver) = channel::bounded(writer.queue_capacity);
         let (compactor, compaction) = Compactor::start(&writer.compaction, &sender, &dir)?;
+        let scrubber = Scrubber::start(writer.scrub, &sender, &dir)?;
         // A group must fit in one segment.
         let limits = Limits {
             max_docs: writer.max_batch_docs,
@@ -178,6 +183,7 @@ impl ConcurrentStore {
             inner: Arc::new(Handle {
                 shared,
                 compactor,
+                scrubber,
                 sender,
                 _writer: WriterThread(Some(thread)),
                 dir,
@@ -391,11 +397,17 @@ impl ConcurrentStore {
         self.inner.compactor.stats()
     }
 
+    /// What the scrub did since the store was opened.
+    pub fn scrub_stats(&self) -> ScrubStats {
+        self.inner.scrubber.stats()
+    }
+
     /// Commits every write queued before this call, syncs, writes the index checkpoint and
     /// releases the store's lock. Returns the first error of the store's life (a failed
     /// commit), if any. Afterwards every call on every clone fails with [`Error::Closed`].
     pub fn close(&self) -> Result<()> {
         self.inner.compactor.stop();
+        self.inner.scrubber.stop();
         let (done, ticket) = ticket();
         self.send(Request::Close { done }, Block::Yes)?;
         ticket.wait()

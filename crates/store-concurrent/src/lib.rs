@@ -42,6 +42,8 @@ mod compactor;
 #[cfg(not(textstore_loom))]
 mod handle;
 #[cfg(not(textstore_loom))]
+mod scrubber;
+#[cfg(not(textstore_loom))]
 mod stats;
 #[cfg(not(textstore_loom))]
 mod writer;
@@ -54,7 +56,9 @@ pub use compactor::CompactionStats;
 pub use error::{Error, Result};
 #[cfg(not(textstore_loom))]
 pub use handle::ConcurrentStore;
-pub use options::WriterOptions;
+pub use options::{ScrubPolicy, WriterOptions};
+#[cfg(not(textstore_loom))]
+pub use scrubber::ScrubStats;
 #[cfg(not(textstore_loom))]
 pub use stats::QueueStats;
 pub use ticket::{Offer, Ticket};

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use store_mmap::{
     Backup, BatchOp, Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope,
-    DocId, Installed, Position, SegmentMap, Store, WriteBatch,
+    DocId, Installed, Position, Scrub, SegmentMap, Store, WriteBatch,
 };
 
 use crate::error::Error;
@@ -45,6 +45,11 @@ pub(crate) enum Request {
     PlanBackup {
         done: Completer<Backup>,
     },
+    /// Note the sealed segments for a scrub pass (see [`Store::plan_scrub`]).
+    PlanScrub {
+        bytes_per_sec: Option<u64>,
+        done: Completer<Scrub>,
+    },
     /// Put a run compaction into effect and publish it.
     InstallCompaction {
         compacted: Compacted,
@@ -67,6 +72,7 @@ impl Request {
             | Request::Checkpoint { .. }
             | Request::PlanCompaction { .. }
             | Request::PlanBackup { .. }
+            | Request::PlanScrub { .. }
             | Request::InstallCompaction { .. }
             | Request::Close { .. } => {
                 return None;
@@ -84,6 +90,7 @@ impl Request {
             | Request::Checkpoint { .. }
             | Request::PlanCompaction { .. }
             | Request::PlanBackup { .. }
+            | Request::PlanScrub { .. }
             | Request::InstallCompaction { .. }
             | Request::Close { .. } => 0,
         }
@@ -98,6 +105,7 @@ impl Request {
             | Request::Checkpoint { .. }
             | Request::PlanCompaction { .. }
             | Request::PlanBackup { .. }
+            | Request::PlanScrub { .. }
             | Request::InstallCompaction { .. }
             | Request::Close { .. } => {}
         }
@@ -122,6 +130,7 @@ impl Request {
             }
             Request::PlanCompaction { done, .. } => done.complete(Err(error)),
             Request::PlanBackup { done } => done.complete(Err(error)),
+            Request::PlanScrub { done, .. } => done.complete(Err(error)),
             Request::InstallCompaction { done, .. } => done.complete(Err(error)),
         }
     }
@@ -360,6 +369,12 @@ impl<E: Engine> Writer<'_, E> {
                 }
                 Request::PlanBackup { done } => {
                     done.complete(self.engine.store_mut().plan_backup().map_err(Error::Store));
+                }
+                Request::PlanScrub {
+                    bytes_per_sec,
+                    done,
+                } => {
+                    done.complete(Ok(self.engine.store().plan_scrub(bytes_per_sec)));
                 }
                 Request::InstallCompaction { compacted, done } => {
                     done.complete(self.install(compacted));

@@ -2,6 +2,7 @@
 
 mod basics;
 mod compaction;
+mod scrub;
 mod shutdown;
 mod stress;
 

@@ -1,0 +1,182 @@
+//! The scrub beside the writer: a thread that checks the sealed segments again, pass after
+//! pass, at a paced rate, so that damage that reaches the disk after a record's first read
+//! is found and the next read of that record fails.
+//!
+//! The writer thread plans each pass (it lists the sealed segments, a quick step); the pass
+//! runs here, through the segments' mappings, with no lock: what it changes is the set of
+//! checked records of each segment, which readers consult with relaxed loads (see
+//! `store_mmap::SegmentMap::read_doc`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::options::ScrubPolicy;
+
+use crate::error::{Error, Result};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::channel::{self, Receiver, Sender};
+use crate::sync::{Arc, Mutex, lock, thread};
+use crate::ticket::ticket;
+use crate::writer::Request;
+
+/// What the scrub of a [`crate::ConcurrentStore`] did since it was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScrubStats {
+    passes: u64,
+    bytes: u64,
+    records_ok: u64,
+    damaged_ranges: u64,
+    last_problem: Option<String>,
+}
+
+impl ScrubStats {
+    /// Passes over every sealed segment completed.
+    pub fn passes(&self) -> u64 {
+        self.passes
+    }
+    /// Bytes of records checked.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    /// Records that passed their check.
+    pub fn records_ok(&self) -> u64 {
+        self.records_ok
+    }
+    /// Damaged ranges found; every record in them fails its next read.
+    pub fn damaged_ranges(&self) -> u64 {
+        self.damaged_ranges
+    }
+    /// The latest damage found, if any: the file, the range and what failed.
+    pub fn last_problem(&self) -> Option<&str> {
+        self.last_problem.as_deref()
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    passes: AtomicU64,
+    bytes: AtomicU64,
+    records_ok: AtomicU64,
+    damaged_ranges: AtomicU64,
+    last_problem: Mutex<Option<String>>,
+}
+
+/// The scrubbing side of a handle.
+pub(crate) struct Scrubber {
+    stop: Arc<AtomicBool>,
+    /// Closed at stop, which ends the pause between passes at once.
+    wake: Mutex<Option<Sender<()>>>,
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
+    counters: Arc<Counters>,
+}
+
+impl Scrubber {
+    /// Starts the thread when the policy has a rate.
+    pub(crate) fn start(
+        policy: ScrubPolicy,
+        requests: &Sender<Request>,
+        dir: &Path,
+    ) -> Result<Scrubber> {
+        let (wake, woken) = channel::bounded(1);
+        let scrubber = Scrubber {
+            stop: Arc::new(AtomicBool::new(false)),
+            wake: Mutex::new(Some(wake)),
+            thread: Mutex::new(None),
+            counters: Arc::new(Counters::default()),
+        };
+        let Some(bytes_per_sec) = policy.bytes_per_sec else {
+            return Ok(scrubber);
+        };
+        let worker = Worker {
+            stop: Arc::clone(&scrubber.stop),
+            counters: Arc::clone(&scrubber.counters),
+            requests: requests.clone(),
+            bytes_per_sec,
+            pause: policy.pause_between_passes,
+        };
+        let spawned = thread::Builder::new()
+            .name("textstore-scrub".to_owned())
+            .spawn(move || worker.serve(&woken))
+            .map_err(|err| {
+                Error::Store(store_mmap::Error::Io {
+                    op: "spawn the scrub thread for",
+                    path: dir.to_path_buf(),
+                    source: Arc::new(err),
+                })
+            })?;
+        *lock(&scrubber.thread) = Some(spawned);
+        Ok(scrubber)
+    }
+
+    /// Cancels a running pass and ends the thread. Idempotent.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        drop(lock(&self.wake).take());
+        if let Some(thread) = lock(&self.thread).take() {
+            // The thread's errors are in the stats.
+            let _ = thread.join();
+        }
+    }
+
+    pub(crate) fn stats(&self) -> ScrubStats {
+        let c = &self.counters;
+        // Relaxed: statistics, read without relation to other memory.
+        ScrubStats {
+            passes: c.passes.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+            records_ok: c.records_ok.load(Ordering::Relaxed),
+            damaged_ranges: c.damaged_ranges.load(Ordering::Relaxed),
+            last_problem: lock(&c.last_problem).clone(),
+        }
+    }
+}
+
+/// The scrub thread.
+struct Worker {
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    requests: Sender<Request>,
+    bytes_per_sec: u64,
+    pause: Duration,
+}
+
+impl Worker {
+    fn serve(self, woken: &Receiver<()>) {
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let (done, planned) = ticket();
+            let request = Request::PlanScrub {
+                bytes_per_sec: Some(self.bytes_per_sec),
+                done,
+            };
+            if self.requests.send(request).is_err() {
+                return;
+            }
+            let Ok(plan) = planned.wait() else {
+                return;
+            };
+            let report = plan.cancel_when(Arc::clone(&self.stop)).run();
+            let c = &self.counters;
+            c.bytes.fetch_add(report.bytes, Ordering::Relaxed);
+            c.records_ok.fetch_add(report.records_ok, Ordering::Relaxed);
+            c.damaged_ranges
+                .fetch_add(report.problems.len() as u64, Ordering::Relaxed);
+            if let Some(problem) = report.problems.last() {
+                *lock(&c.last_problem) = Some(problem.to_string());
+            }
+            if report.cancelled {
+                return;
+            }
+            c.passes.fetch_add(1, Ordering::Relaxed);
+            // Until the pause is over, or the sender is dropped at stop.
+            if woken
+                .recv_timeout(self.pause)
+                .is_err_and(|err| err.is_disconnected())
+            {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The scrub thread: it checks the sealed segments again, pass after pass, and a record
+//! damaged on disk after its first read fails its next read once a pass has found it.
+
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use store_concurrent::{ConcurrentStore, ScrubPolicy, WriterOptions};
+use store_mmap::StoreOptions;
+
+use crate::id;
+
+#[test]
+fn the_scrub_finds_damage_after_a_first_read_and_the_next_read_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = ScrubPolicy {
+        bytes_per_sec: Some(1 << 30),
+        pause_between_passes: Duration::from_millis(5),
+    };
+    let store = ConcurrentStore::create(
+        dir.path().join("store"),
+        StoreOptions::new()
+            .segment_capacity(16 << 10)
+            .max_document_bytes(4 << 10),
+        WriterOptions::default().scrub(policy),
+    )
+    .unwrap();
+    let text = |n: u64| format!("document {n}: ").repeat(40);
+    for n in 0..60 {
+        store.put(id(n), text(n)).unwrap().wait().unwrap();
+    }
+    // Document 0 is in the first segment, sealed long since; read it once, checked.
+    assert_eq!(store.get(id(0)).unwrap().unwrap().text().as_str(), text(0));
+    let segment = dir.path().join("store/0000000001.seg");
+    let bytes = std::fs::read(&segment).unwrap();
+    let at = bytes
+        .windows(12)
+        .position(|w| w == b"document 0: ")
+        .unwrap();
+    // `d` becomes `e`: still UTF-8, so only the checksum tells.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    file.write_all_at(b"e", at as u64).unwrap();
+
+    let seen = store.scrub_stats().passes();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.scrub_stats().passes() < seen + 2 {
+        assert!(Instant::now() < deadline, "{:?}", store.scrub_stats());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let stats = store.scrub_stats();
+    assert!(stats.damaged_ranges() >= 1, "{stats:?}");
+    assert!(
+        stats
+            .last_problem()
+            .is_some_and(|p| p.contains("0000000001.seg")),
+        "{stats:?}"
+    );
+    assert!(stats.records_ok() > 0 && stats.bytes() > 0, "{stats:?}");
+    let err = store.get(id(0)).unwrap_err();
+    assert!(err.to_string().contains("checksum"), "{err}");
+    assert_eq!(
+        store.get(id(59)).unwrap().unwrap().text().as_str(),
+        text(59)
+    );
+    store.close().unwrap();
+}
+
+#[test]
+fn a_store_without_a_scrub_starts_no_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ConcurrentStore::create(
+        dir.path().join("store"),
+        StoreOptions::new(),
+        WriterOptions::default().scrub(ScrubPolicy::off()),
+    )
+    .unwrap();
+    store.put(id(1), "one").unwrap().wait().unwrap();
+    store.close().unwrap();
+    assert_eq!(store.scrub_stats().passes(), 0);
+}
