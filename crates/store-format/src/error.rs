@@ -175,7 +175,7 @@ pub(crate) fn check_header<'a>(
         what,
         0,
         get_u32(buf, crc_at),
-        crc32c::crc32c(&buf[..crc_at]),
+        crate::checksum::crc32c(&buf[..crc_at]),
     )?;
     let version = get_u16(buf, 8);
     if !(crate::OLDEST_READ_VERSION..=crate::FORMAT_VERSION).contains(&version) {

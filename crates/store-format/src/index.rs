@@ -96,7 +96,7 @@ impl IndexHeader {
         put(&mut buf, 44, &self.checkpoint.offset.to_le_bytes());
         put(&mut buf, 48, &self.last_seq.to_le_bytes());
         put(&mut buf, 72, &self.entries_crc.to_le_bytes());
-        let crc = crc32c::crc32c(&buf[..76]);
+        let crc = crate::checksum::crc32c(&buf[..76]);
         put(&mut buf, 76, &crc.to_le_bytes());
         buf
     }
@@ -177,7 +177,7 @@ pub fn encode_index(
         entry_count: count as u64,
         checkpoint,
         last_seq,
-        entries_crc: crc32c::crc32c(&out[INDEX_HEADER_LEN..]),
+        entries_crc: crate::checksum::crc32c(&out[INDEX_HEADER_LEN..]),
     };
     out[..INDEX_HEADER_LEN].copy_from_slice(&header.encode());
     out
@@ -209,7 +209,7 @@ pub fn decode_index(buf: &[u8]) -> Result<(IndexHeader, Vec<IndexEntry>), Format
         Structure::IndexEntries,
         INDEX_HEADER_LEN,
         header.entries_crc,
-        crc32c::crc32c(table),
+        crate::checksum::crc32c(table),
     )?;
     let entries = (0..entries_len / INDEX_ENTRY_LEN)
         .map(|i| IndexEntry::decode(buf, INDEX_HEADER_LEN + i * INDEX_ENTRY_LEN))

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod batch;
+mod checksum;
 mod codec;
 mod error;
 mod id;
@@ -31,6 +32,7 @@ mod text;
 mod traits;
 
 pub use batch::{BatchOp, WriteBatch, encode_ops};
+pub use checksum::{crc32c, crc32c_append};
 pub use error::{FormatError, Structure};
 pub use id::{DocId, IdError};
 pub use index::{

@@ -44,7 +44,7 @@ impl StoreMeta {
         put(&mut buf, 16, &self.store_uid.to_le_bytes());
         put(&mut buf, 32, &self.max_document_bytes.to_le_bytes());
         put(&mut buf, 40, &self.segment_capacity.to_le_bytes());
-        let crc = crc32c::crc32c(&buf[..60]);
+        let crc = crate::checksum::crc32c(&buf[..60]);
         put(&mut buf, 60, &crc.to_le_bytes());
         buf
     }

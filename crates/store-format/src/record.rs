@@ -143,9 +143,9 @@ pub fn encode_record(
 }
 
 fn record_crc(header: &[u8], payload: &[u8]) -> u32 {
-    let crc = crc32c::crc32c(&header[..12]);
-    let crc = crc32c::crc32c_append(crc, &header[16..RECORD_HEADER_LEN]);
-    crc32c::crc32c_append(crc, payload)
+    let crc = crate::checksum::crc32c(&header[..12]);
+    let crc = crate::checksum::crc32c_append(crc, &header[16..RECORD_HEADER_LEN]);
+    crate::checksum::crc32c_append(crc, payload)
 }
 
 /// Decodes and verifies the record starting at `buf[offset..]`.

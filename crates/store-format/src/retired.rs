@@ -51,9 +51,9 @@ impl RetiredList {
         put(&mut out, 10, &(RETIRED_HEADER_LEN as u16).to_le_bytes());
         put(&mut out, 12, &count.to_le_bytes());
         put(&mut out, 16, &self.store_uid.to_le_bytes());
-        let table_crc = crc32c::crc32c(&out[RETIRED_HEADER_LEN..]);
+        let table_crc = crate::checksum::crc32c(&out[RETIRED_HEADER_LEN..]);
         put(&mut out, 40, &table_crc.to_le_bytes());
-        let crc = crc32c::crc32c(&out[..44]);
+        let crc = crate::checksum::crc32c(&out[..44]);
         put(&mut out, 44, &crc.to_le_bytes());
         out
     }
@@ -81,7 +81,7 @@ impl RetiredList {
             WHAT,
             RETIRED_HEADER_LEN,
             get_u32(header, 40),
-            crc32c::crc32c(table),
+            crate::checksum::crc32c(table),
         )?;
         let segments: Vec<u32> = (0..count).map(|i| get_u32(table, i * 4)).collect();
         if let Some(at) = segments.windows(2).position(|w| w[0] >= w[1]) {

@@ -70,7 +70,7 @@ impl SegmentHeader {
             put(&mut buf, 40, &sealed.len_bytes.to_le_bytes());
             put(&mut buf, 44, &sealed.last_seq.to_le_bytes());
         }
-        let crc = crc32c::crc32c(&buf[..60]);
+        let crc = crate::checksum::crc32c(&buf[..60]);
         put(&mut buf, 60, &crc.to_le_bytes());
         buf
     }

@@ -155,7 +155,7 @@ fn headers_reject_other_versions_and_corruption() {
         let mut out = *buf;
         out[8] = version;
         // Recompute the checksum so that the version check, not the checksum, decides.
-        let crc = crc32c(&out[..60]);
+        let crc = bitwise_crc32c(&out[..60]);
         out[60..64].copy_from_slice(&crc.to_le_bytes());
         out
     };
@@ -178,7 +178,7 @@ fn headers_reject_other_versions_and_corruption() {
     );
     let mut half = with_version(2, &first.encode());
     half[40] = 1;
-    let crc = crc32c(&half[..60]);
+    let crc = bitwise_crc32c(&half[..60]);
     half[60..64].copy_from_slice(&crc.to_le_bytes());
     assert!(matches!(
         SegmentHeader::decode(&half),
@@ -207,7 +207,7 @@ fn headers_reject_other_versions_and_corruption() {
     assert_eq!(StoreMeta::decode(&meta.encode()).unwrap(), meta);
 }
 
-fn crc32c(bytes: &[u8]) -> u32 {
+pub(crate) fn bitwise_crc32c(bytes: &[u8]) -> u32 {
     // CRC32C (Castagnoli), bitwise, independent of the crate under test.
     let mut crc = !0u32;
     for &b in bytes {
@@ -324,7 +324,7 @@ proptest! {
         // Headers that pass their checksum but describe absurd contents.
         let mut buf = encode_index(1, Position { segment: 1, offset: 64 }, 0, std::iter::empty());
         buf[32..40].copy_from_slice(&count.to_le_bytes());
-        let crc = crc32c(&buf[..76]);
+        let crc = bitwise_crc32c(&buf[..76]);
         buf[76..80].copy_from_slice(&crc.to_le_bytes());
         buf.extend(tail);
         prop_assert!(decode_index(&buf).is_err() || count == 0);

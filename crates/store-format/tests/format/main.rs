@@ -1,5 +1,6 @@
 //! Tests of store-format at its public boundary.
 
+mod checksum;
 mod decode;
 mod ids;
 mod ranges;
