@@ -14,12 +14,14 @@
 //!   store-torture in release: N times (1000 by default) a child process writing to a store
 //!   is killed with SIGKILL, and the store is reopened and checked against every
 //!   acknowledged write.
-//! - `bench [--peers] [--corpus DIR|FILE.jsonl] [--docs N] [--json] [--criterion]`: the
-//!   workload runner of store-bench (`textstore-bench`) built in release, over the synthetic
-//!   corpus unless `--corpus` names another; `--peers` builds it with the `peers` feature and
-//!   measures LMDB, redb, fjall, SQLite and one file per document too. The report goes to
-//!   `target/textstore-bench/` (Markdown, JSON, SVG). `--criterion` runs every criterion
-//!   suite of the workspace instead (`cargo bench --workspace`).
+//! - `bench [--no-peers] [--corpus DIR|FILE.jsonl] [--docs N] [--json] [--criterion]`: the
+//!   workload runner of store-bench (`textstore-bench`) built in release, with the `peers`
+//!   feature, measuring textstore beside LMDB, redb, fjall, SQLite, one file per document and
+//!   an in-memory HashMap, over two corpora (the synthetic one and the Rust documentation's
+//!   HTML) unless `--corpus` names another; `--no-peers` builds and measures without the
+//!   peers. The reports go to `target/textstore-bench/<corpus>/` (Markdown, JSON, SVG).
+//!   `--criterion` runs every criterion suite of the workspace instead
+//!   (`cargo bench --workspace`).
 //! - `fuzz [--seconds S] [TARGET...]`: each cargo-fuzz target of `fuzz/` (all by default)
 //!   for S seconds (60 by default), installing cargo-fuzz first when it is missing. The
 //!   committed corpus `fuzz/corpus/<target>` seeds each run and is not written to; new
@@ -61,9 +63,10 @@ tasks:
         kill a writing process N times (default 1000) and check every acknowledged write
   fuzz [--seconds S] [TARGET...]
         run each cargo-fuzz target (all by default) for S seconds (default 60)
-  bench [--peers] [--corpus DIR|FILE.jsonl] [--docs N] [--json] [--criterion]
-        measure textstore against its peers and the machine's limits (release build);
-        report in target/textstore-bench/; --criterion runs the criterion suites instead";
+  bench [--no-peers] [--corpus DIR|FILE.jsonl] [--docs N] [--json] [--criterion]
+        measure textstore against its peers and the machine's limits (release build) over
+        the synthetic corpus and the Rust docs' HTML; reports in target/textstore-bench/;
+        --criterion runs the criterion suites instead";
 
 /// Optional features that CI builds and tests: light ones, unlike the peer engines of the
 /// benchmarks.
@@ -197,7 +200,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         "--bin",
         "textstore-bench",
     ];
-    if args.iter().any(|arg| arg == "--peers") {
+    if !args.iter().any(|arg| arg == "--no-peers") {
         command.extend(["--features", "peers"]);
     }
     command.push("--");

@@ -6,9 +6,12 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Reads {
-    /// Inline on the calling task when every page of the record is in memory (one `mincore`
-    /// call, two for records over 16 KiB; about 1.6 µs a get in `async_ops`), on the blocking
-    /// pool otherwise. The default.
+    /// Inline on the calling task when every page of the record was in memory when last
+    /// looked at, on the blocking pool otherwise. Residency is remembered per page and
+    /// refreshed (a `mincore` call per segment, on the blocking pool) every 4096 reads, and
+    /// a read on the blocking pool marks its pages resident; so the check costs a memory
+    /// access per page, not a system call. A page evicted since the last look makes one read
+    /// wait for the disk on the calling task. The default.
     #[default]
     CheckResidency,
     /// Always inline. For stores that stay in memory (prefaulted, and not under memory

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,7 +48,17 @@ struct Inner {
     sequence: Sequence,
     /// The read-ahead task in flight, if any: one at a time, so gets never pile tasks up.
     read_ahead: Mutex<Option<JoinHandle<()>>>,
+    /// Reads that asked the remembered residency, to refresh it every
+    /// [`RESIDENCY_REFRESH_READS`] of them.
+    residency_reads: AtomicU64,
+    /// The residency refresh in flight, if any.
+    residency_refresh: Mutex<Option<JoinHandle<()>>>,
 }
+
+/// Reads between two refreshes of the remembered residency (a `mincore` call per segment,
+/// on the blocking pool): often enough that evictions are seen soon under load, rare enough
+/// that its cost per read stays a fraction of a get.
+const RESIDENCY_REFRESH_READS: u64 = 4096;
 
 impl AsyncStore {
     /// Wraps an open concurrent handle.
@@ -60,6 +71,8 @@ impl AsyncStore {
                 options,
                 sequence: Sequence::default(),
                 read_ahead: Mutex::new(None),
+                residency_reads: AtomicU64::new(0),
+                residency_refresh: Mutex::new(None),
             }),
         }
     }
@@ -140,13 +153,42 @@ impl AsyncStore {
         let inline = match self.inner.options.reads {
             Reads::Inline => true,
             Reads::Blocking => false,
-            Reads::CheckResidency => store.is_resident(id)?,
+            Reads::CheckResidency => {
+                self.refresh_residency_now_and_then();
+                store.was_resident(id)?
+            }
         };
         if inline {
             return Ok(read(store)?);
         }
         let store = store.clone();
-        blocking(op, move || read(&store)).await
+        blocking(op, move || {
+            let result = read(&store);
+            // The read brought the record's pages in: the next read of it stays inline.
+            store.note_resident(id);
+            result
+        })
+        .await
+    }
+
+    /// Every [`RESIDENCY_REFRESH_READS`] reads, refreshes the remembered residency on the
+    /// blocking pool, unless a refresh is still running.
+    fn refresh_residency_now_and_then(&self) {
+        // Relaxed: a count, related to no other memory.
+        let reads = self.inner.residency_reads.fetch_add(1, Ordering::Relaxed);
+        if !reads.is_multiple_of(RESIDENCY_REFRESH_READS) {
+            return;
+        }
+        let mut running = lock(&self.inner.residency_refresh);
+        if running.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let store = self.inner.store.clone();
+        // A hint: a failed refresh (a closed store) leaves the old bits, and reads still
+        // succeed or fail on their own.
+        *running = Some(tokio::task::spawn_blocking(move || {
+            let _ = store.refresh_residency();
+        }));
     }
 
     /// Starts a read-ahead if the gets walk consecutive ids and none is running.

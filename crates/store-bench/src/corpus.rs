@@ -242,6 +242,24 @@ impl Corpus {
         })
     }
 
+    /// `docs` of the UTF-8 files under `root`, spread over it: every n-th in file-name
+    /// order, so that a part of a large tree holds some of each of its directories.
+    pub fn from_dir_spread(root: &Path, docs: usize) -> Result<Corpus> {
+        let mut corpus = Corpus::from_dir(root)?;
+        let all = corpus.docs.len();
+        if all > docs {
+            let step = all as f64 / docs as f64;
+            corpus.docs = (0..docs)
+                .map(|i| corpus.docs[(i as f64 * step) as usize].clone())
+                .collect();
+            corpus.description = format!(
+                "{docs} of {}, every {step:.2}th in file-name order",
+                corpus.description
+            );
+        }
+        Ok(corpus)
+    }
+
     /// A directory or a `.jsonl` file, told apart by what `path` is.
     pub fn load(path: &Path) -> Result<Corpus> {
         if path.is_dir() {

@@ -15,14 +15,15 @@ use store_bench::{
 #[derive(Debug, Parser)]
 #[command(name = "textstore-bench")]
 struct Args {
-    /// Also measure one file per document and (built with the `peers` feature) LMDB, redb,
-    /// fjall and SQLite.
+    /// Measure only textstore and the in-memory upper bound, not one file per document and
+    /// the peers (LMDB, redb, fjall, SQLite; they need the `peers` feature).
     #[arg(long)]
-    peers: bool,
-    /// A directory of files or a .jsonl file to use instead of the synthetic corpus.
+    no_peers: bool,
+    /// A directory of files or a .jsonl file to use instead of the two default corpora (the
+    /// synthetic one and the Rust documentation's HTML).
     #[arg(long, value_name = "DIR|FILE.jsonl")]
     corpus: Option<PathBuf>,
-    /// Documents of the synthetic corpus, or the first N of a given corpus.
+    /// Documents of each corpus: the synthetic corpus's size, or the first N of another.
     #[arg(long, value_name = "N")]
     docs: Option<usize>,
     /// Seed of the synthetic corpus and of every random choice.
@@ -40,8 +41,8 @@ struct Args {
     out: PathBuf,
 }
 
-/// Documents of the synthetic corpus by default: about 65 MiB of text, which the standard
-/// settings run through on 2 cores in about 2 minutes with every peer.
+/// Documents of each corpus by default: about 65 MiB of synthetic text and about 130 MiB of
+/// the Rust documentation's HTML.
 const DEFAULT_DOCS: usize = 20_000;
 
 fn main() -> ExitCode {
@@ -57,22 +58,78 @@ fn main() -> ExitCode {
 
 fn bench(args: &Args) -> store_bench::Result<()> {
     let started = Instant::now();
-    let corpus = match &args.corpus {
+    let docs = args.docs.unwrap_or(DEFAULT_DOCS);
+    let corpora: Vec<(&str, Corpus)> = match &args.corpus {
         Some(path) => {
             let mut corpus = Corpus::load(path)?;
-            if let Some(docs) = args.docs {
-                corpus.truncate(docs);
-            }
-            corpus
+            corpus.truncate(docs);
+            vec![("corpus", corpus)]
         }
-        None => Corpus::synthetic(args.docs.unwrap_or(DEFAULT_DOCS), args.seed),
+        None => vec![
+            ("synthetic", Corpus::synthetic(docs, args.seed)),
+            ("rust-docs", rust_docs(docs, args.seed)?),
+        ],
     };
+    let mut texts = String::new();
+    let mut reports = Vec::new();
+    for (name, corpus) in &corpora {
+        eprintln!(
+            "textstore-bench: {name}: {}; {} documents, {:.1} MiB of text",
+            corpus.description(),
+            corpus.len(),
+            corpus.text_bytes() as f64 / f64::from(1 << 20)
+        );
+        let out = args.out.join(name);
+        let report = bench_corpus(args, corpus, &out, started)?;
+        texts.push_str(&format!("== corpus: {name}\n{}\n", report.to_text()));
+        reports.push(serde_json::json!({ "corpus": name, "report": report }));
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).expect("a report always encodes")
+        );
+    } else {
+        print!("{texts}");
+    }
     eprintln!(
-        "textstore-bench: {} documents, {:.1} MiB of text ({:.1}s to load)",
-        corpus.len(),
-        corpus.text_bytes() as f64 / f64::from(1 << 20),
-        started.elapsed().as_secs_f64()
+        "textstore-bench: took {:.0}s; reports in {}",
+        started.elapsed().as_secs_f64(),
+        args.out.display()
     );
+    Ok(())
+}
+
+/// The HTML of the Rust documentation that ships with the toolchain, `docs` files of it
+/// (every `n`-th file in name order, so that every book and crate is in it); the synthetic
+/// corpus, with a note, where the toolchain has none.
+fn rust_docs(docs: usize, seed: u64) -> store_bench::Result<Corpus> {
+    let root = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        .map(|sysroot| sysroot.join("share/doc/rust/html"));
+    match root.filter(|root| root.is_dir()) {
+        Some(root) => Corpus::from_dir_spread(&root, docs),
+        None => {
+            eprintln!(
+                "textstore-bench: the toolchain has no HTML documentation (rustup component rust-docs); \
+                 the second corpus is the synthetic one with another seed"
+            );
+            Ok(Corpus::synthetic(docs, seed + 1))
+        }
+    }
+}
+
+/// Runs every workload over `corpus` and writes its report into `out`.
+fn bench_corpus(
+    args: &Args,
+    corpus: &Corpus,
+    out: &std::path::Path,
+    started: Instant,
+) -> store_bench::Result<store_bench::Report> {
     let (settings, limits) = if args.quick {
         (
             Settings::smoke(args.seed),
@@ -94,39 +151,26 @@ fn bench(args: &Args) -> store_bench::Result<()> {
             },
         )
     };
-    let scratch = args.out.join("scratch");
+    let scratch = out.join("scratch");
     let options = RunOptions {
-        engines: if args.peers {
-            EngineSet::Peers
-        } else {
+        engines: if args.no_peers {
             EngineSet::Bounds
+        } else {
+            EngineSet::Peers
         },
         settings,
         limits,
         scratch: scratch.clone(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
-    let report = run(&corpus, &options, &mut print_step(started))?;
+    let report = run(corpus, &options, &mut print_step(started))?;
     std::fs::remove_dir_all(&scratch).map_err(store_bench::Error::io(&scratch))?;
-
-    let markdown = args.out.join("report.md");
-    let json = args.out.join("report.json");
-    let chart = args.out.join("ratios.svg");
+    let markdown = out.join("report.md");
+    let json = out.join("report.json");
+    let chart = out.join("ratios.svg");
     std::fs::write(&markdown, report.to_markdown()).map_err(store_bench::Error::io(&markdown))?;
     let encoded = serde_json::to_string_pretty(&report).expect("a report always encodes");
     std::fs::write(&json, &encoded).map_err(store_bench::Error::io(&json))?;
     write_ratio_chart(&report, &chart)?;
-    if args.json {
-        println!("{encoded}");
-    } else {
-        print!("{}", report.to_text());
-    }
-    eprintln!(
-        "textstore-bench: took {:.0}s; wrote {}, {} and {}",
-        started.elapsed().as_secs_f64(),
-        markdown.display(),
-        json.display(),
-        chart.display()
-    );
-    Ok(())
+    Ok(report)
 }

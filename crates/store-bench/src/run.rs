@@ -74,7 +74,7 @@ fn subjects(engines: EngineSet, scratch: &Path) -> Result<Vec<Box<dyn Subject>>>
             engine: "peers",
             operation: "run",
             source: "this binary was built without the `peers` feature; \
-                     `cargo xtask bench --peers` builds it with the feature"
+                     `cargo xtask bench` builds it with the feature, and `--no-peers` skips them"
                 .into(),
         });
     }

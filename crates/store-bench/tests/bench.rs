@@ -381,7 +381,7 @@ fn asking_for_peers_without_the_feature_is_a_clear_error() {
         &mut |_| {},
     )
     .unwrap_err();
-    assert!(err.to_string().contains("--peers"), "{err}");
+    assert!(err.to_string().contains("--no-peers"), "{err}");
 }
 
 #[test]

@@ -525,6 +525,50 @@ impl ConcurrentStore {
         }
     }
 
+    /// Whether the record of `id` was in memory when residency was last looked at
+    /// ([`ConcurrentStore::refresh_residency`], or a read noted with
+    /// [`ConcurrentStore::note_resident`]): the check of [`ConcurrentStore::is_resident`]
+    /// without its system call, and staler. See [`store_mmap::SegmentMap::was_resident`].
+    pub fn was_resident(&self, id: DocId) -> Result<bool> {
+        self.check_open()?;
+        match self
+            .inner
+            .shared
+            .published
+            .read(id, |segment, offset, end| segment.was_resident(end, offset))
+        {
+            Found::Read(resident) => Ok(resident),
+            Found::Absent | Found::MissingSegment(_) => Ok(true),
+        }
+    }
+
+    /// Looks at which pages of every segment are in memory (a `mincore` call per segment)
+    /// for [`ConcurrentStore::was_resident`]. Call it where blocking is allowed.
+    pub fn refresh_residency(&self) -> Result<()> {
+        self.check_open()?;
+        let mut result = Ok(());
+        self.inner
+            .shared
+            .published
+            .for_each_segment(|segment, end| {
+                if result.is_ok() {
+                    result = segment.refresh_residency(end);
+                }
+            });
+        Ok(result?)
+    }
+
+    /// Remembers that the record of `id` is in memory: a read of it has just touched it.
+    pub fn note_resident(&self, id: DocId) {
+        let _ = self
+            .inner
+            .shared
+            .published
+            .read(id, |segment, offset, end| {
+                segment.note_resident(end, offset)
+            });
+    }
+
     /// Asks the kernel to read the records of `ids` into memory (`madvise(WILLNEED)`) and
     /// returns without waiting for them. Reading each record's header to learn its length may
     /// wait on the disk: call this where blocking is allowed. Absent ids are skipped.

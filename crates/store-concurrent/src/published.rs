@@ -104,6 +104,16 @@ impl<S> Published<S> {
         self.retired.load(Ordering::Acquire)
     }
 
+    /// Calls `visit(segment, end)` for every segment in the list, oldest first.
+    pub(crate) fn for_each_segment(&self, mut visit: impl FnMut(&S, u32)) {
+        let segments = self.segments.load();
+        for slot in &segments.slots {
+            // Relaxed, as in `read`: the end is a bound the caller reads below, and an older
+            // one only covers less.
+            visit(&slot.segment, slot.end.load(Ordering::Relaxed));
+        }
+    }
+
     /// Sequence number of the latest published commit.
     pub(crate) fn last_seq(&self) -> u64 {
         self.last_seq.load(Ordering::Acquire)

@@ -48,6 +48,8 @@ pub struct SegmentMap {
     map: Arc<Mmap>,
     /// The records this process has checked: see [`ReadVerification::FirstRead`].
     verified: Arc<Verified>,
+    /// Which pages were in memory when last looked at: see [`SegmentMap::refresh_residency`].
+    resident: Arc<ResidentPages>,
     /// [`ReadVerification::EveryRead`]: the set is not consulted.
     verify_every_read: bool,
 }
@@ -102,6 +104,41 @@ impl Verified {
                 w.fetch_and(!bit, AtomicOrdering::Relaxed);
             }
             at += VERIFIED_GRAIN as u32;
+        }
+    }
+}
+
+/// Which pages of a segment were in memory when last looked at (`mincore`), one bit per
+/// page, so that a reader that must not block can ask without a system call. The bits go
+/// stale as the kernel evicts and reads pages; a stale "resident" costs one read that
+/// waits for the disk, a stale "absent" one hand-off to a thread that may block. Relaxed
+/// operations: the bits are a hint about memory the reader reaches through the mapping.
+struct ResidentPages {
+    bits: Box<[AtomicU64]>,
+}
+
+impl ResidentPages {
+    fn new(capacity: u32) -> ResidentPages {
+        let pages = (capacity as usize).div_ceil(rustix::param::page_size());
+        ResidentPages {
+            bits: (0..pages.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn get(&self, page: usize) -> bool {
+        self.bits
+            .get(page / 64)
+            .is_some_and(|w| w.load(AtomicOrdering::Relaxed) & (1 << (page % 64)) != 0)
+    }
+
+    fn set(&self, page: usize, resident: bool) {
+        if let Some(w) = self.bits.get(page / 64) {
+            let bit = 1 << (page % 64);
+            if resident {
+                w.fetch_or(bit, AtomicOrdering::Relaxed);
+            } else {
+                w.fetch_and(!bit, AtomicOrdering::Relaxed);
+            }
         }
     }
 }
@@ -257,6 +294,47 @@ impl SegmentMap {
                 .resident_pages(window_end..record_end)?
                 .iter()
                 .all(|&resident| resident))
+    }
+
+    /// Looks at which pages of `[0, end)` are in memory (one `mincore` call) and remembers it
+    /// for [`SegmentMap::was_resident`]. Call it off the path of reads that must not block:
+    /// it costs a system call and a byte per page.
+    pub fn refresh_residency(&self, end: u32) -> Result<()> {
+        let pages = self.resident_pages(0..end as usize)?;
+        for (page, resident) in pages.into_iter().enumerate() {
+            self.resident.set(page, resident);
+        }
+        Ok(())
+    }
+
+    /// Whether every page of the record at `offset` was in memory at the last
+    /// [`SegmentMap::refresh_residency`] (or [`SegmentMap::note_resident`]): a memory access
+    /// per page, no system call. The record's length is read from its header only once the
+    /// header's page is believed resident. A hint, as [`SegmentMap::is_resident`] is, and
+    /// staler.
+    pub fn was_resident(&self, end: u32, offset: u32) -> bool {
+        let page = rustix::param::page_size();
+        let start = offset as usize;
+        let header_end = start + RECORD_HEADER_LEN;
+        if header_end > end as usize {
+            return true;
+        }
+        if !(start / page..=(header_end - 1) / page).all(|p| self.resident.get(p)) {
+            return false;
+        }
+        let record_end = self.record_end(end, offset);
+        (header_end / page..=(record_end.max(header_end) - 1) / page).all(|p| self.resident.get(p))
+    }
+
+    /// Remembers that the pages of the record at `offset` are in memory: a read of it has
+    /// just touched them all.
+    pub fn note_resident(&self, end: u32, offset: u32) {
+        let page = rustix::param::page_size();
+        let start = offset as usize;
+        let record_end = self.record_end(end, offset).max(start + 1);
+        for p in start / page..=(record_end - 1) / page {
+            self.resident.set(p, true);
+        }
     }
 
     /// Asks the kernel to start reading `len` bytes from `offset` into memory
@@ -484,6 +562,7 @@ impl SegmentFile {
                 bytes,
                 map: Arc::clone(&map),
                 verified: Arc::new(Verified::new(capacity)),
+                resident: Arc::new(ResidentPages::new(capacity)),
                 verify_every_read: settings.verification == ReadVerification::EveryRead,
             },
             file,

@@ -402,8 +402,27 @@ fn residency_follows_the_page_cache() {
         !store.is_resident(id(1)).unwrap(),
         "checking did not read it in"
     );
+    // The remembered residency knows nothing until it is refreshed, then what mincore says.
+    assert!(!store.was_resident(id(1)).unwrap(), "nothing seen yet");
+    store.refresh_residency().unwrap();
+    assert!(!store.was_resident(id(1)).unwrap(), "seen evicted");
+    assert!(
+        store.was_resident(id(2)).unwrap(),
+        "absent ids need no read"
+    );
     store.will_need(&[id(1), id(2)]).unwrap();
     // Reading faults the pages in, after which they are resident.
     assert_eq!(store.get(id(1)).unwrap().unwrap().text().as_str(), text);
     assert!(store.is_resident(id(1)).unwrap());
+    assert!(
+        !store.was_resident(id(1)).unwrap(),
+        "stale until refreshed or noted"
+    );
+    store.refresh_residency().unwrap();
+    assert!(store.was_resident(id(1)).unwrap());
+    // A read noted by its reader counts at once.
+    store.put(id(3), text.clone()).unwrap().wait().unwrap();
+    assert!(!store.was_resident(id(3)).unwrap());
+    store.note_resident(id(3));
+    assert!(store.was_resident(id(3)).unwrap());
 }
