@@ -49,7 +49,8 @@ impl AsyncOptions {
     }
 
     /// How many calls may be in flight at once (at least 1); later calls wait for a permit.
-    /// A write holds its permit until it is acknowledged.
+    /// A write holds its permit until it is acknowledged. A read served inline takes none:
+    /// it ends before the call could yield.
     pub fn max_in_flight(mut self, calls: usize) -> AsyncOptions {
         self.max_in_flight = calls.max(1);
         self

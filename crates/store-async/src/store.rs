@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +48,8 @@ struct Inner {
     sequence: Sequence,
     /// The read-ahead task in flight, if any: one at a time, so gets never pile tasks up.
     read_ahead: Mutex<Option<JoinHandle<()>>>,
+    /// Whether that task still runs: what a get asks, without the lock.
+    read_ahead_busy: Arc<AtomicBool>,
     /// Reads that asked the remembered residency, to refresh it every
     /// [`RESIDENCY_REFRESH_READS`] of them.
     residency_reads: AtomicU64,
@@ -71,6 +73,7 @@ impl AsyncStore {
                 options,
                 sequence: Sequence::default(),
                 read_ahead: Mutex::new(None),
+                read_ahead_busy: Arc::new(AtomicBool::new(false)),
                 residency_reads: AtomicU64::new(0),
                 residency_refresh: Mutex::new(None),
             }),
@@ -118,6 +121,9 @@ impl AsyncStore {
     /// The latest committed version of the document, or `None`.
     pub async fn get(&self, id: DocId) -> Result<Option<Doc>> {
         self.read_ahead(id);
+        if let Some(found) = self.read_inline(id, Ok)? {
+            return Ok(found);
+        }
         self.call("get", false, async {
             self.read(id, "get", move |store| store.get(id)).await
         })
@@ -126,6 +132,15 @@ impl AsyncStore {
 
     /// The part of the document that `range` names.
     pub async fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
+        let from_doc = move |doc: Option<Doc>| {
+            let doc = doc.ok_or(store_mmap::Error::NotFound { id })?;
+            doc.text()
+                .extract(range)
+                .map_err(|source| store_mmap::Error::Range { id, source }.into())
+        };
+        if let Some(text) = self.read_inline(id, from_doc)? {
+            return Ok(text);
+        }
         self.call("extract", false, async {
             self.read(id, "extract", move |store| store.extract(id, range))
                 .await
@@ -143,6 +158,32 @@ impl AsyncStore {
         .await
     }
 
+    /// The read made inline, when the placement allows it for `id` now: with
+    /// [`Reads::CheckResidency`], when its record was resident at the last look (one lookup
+    /// for the check and the read), and `from_doc` makes the result from the document.
+    /// `None`: read it with [`AsyncStore::read`]. An inline read takes no permit of the
+    /// concurrency limit, as it ends before the call could yield.
+    fn read_inline<T>(
+        &self,
+        id: DocId,
+        from_doc: impl FnOnce(Option<Doc>) -> store_concurrent::Result<T>,
+    ) -> Result<Option<T>> {
+        let store = &self.inner.store;
+        let doc = match self.inner.options.reads {
+            Reads::Inline => store.get(id)?,
+            Reads::Blocking => return Ok(None),
+            Reads::CheckResidency => {
+                self.refresh_residency_now_and_then();
+                match store.get_if_resident(id)? {
+                    Some(doc) => doc,
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(from_doc(doc)?))
+    }
+
+    /// Reads `id` on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,
         id: DocId,
@@ -150,17 +191,6 @@ impl AsyncStore {
         read: impl FnOnce(&ConcurrentStore) -> store_concurrent::Result<T> + Send + 'static,
     ) -> Result<T> {
         let store = &self.inner.store;
-        let inline = match self.inner.options.reads {
-            Reads::Inline => true,
-            Reads::Blocking => false,
-            Reads::CheckResidency => {
-                self.refresh_residency_now_and_then();
-                store.was_resident(id)?
-            }
-        };
-        if inline {
-            return Ok(read(store)?);
-        }
         let store = store.clone();
         blocking(op, move || {
             let result = read(&store);
@@ -196,8 +226,8 @@ impl AsyncStore {
         if self.inner.options.read_ahead == 0 {
             return;
         }
-        let mut running = lock(&self.inner.read_ahead);
-        let idle = running.as_ref().is_none_or(|task| task.is_finished());
+        // Acquire: pairs with the task's release at its end.
+        let idle = !self.inner.read_ahead_busy.load(Ordering::Acquire);
         let Some(ids) = self
             .inner
             .sequence
@@ -205,10 +235,14 @@ impl AsyncStore {
         else {
             return;
         };
+        let mut running = lock(&self.inner.read_ahead);
         let store = self.inner.store.clone();
+        let busy = Arc::clone(&self.inner.read_ahead_busy);
+        busy.store(true, Ordering::Release);
         // Read-ahead is a hint: an error here (a closed store) shows on the reads themselves.
         *running = Some(tokio::task::spawn_blocking(move || {
             let _ = store.will_need(&ids);
+            busy.store(false, Ordering::Release);
         }));
     }
 

@@ -234,6 +234,24 @@ impl ConcurrentStore {
         self.read_record(id, |segment, offset, end| segment.read_doc(end, id, offset))
     }
 
+    /// The latest version, read only when its record's pages were in memory when residency
+    /// was last looked at ([`ConcurrentStore::was_resident`]): one lookup for the check and
+    /// the read, for callers that must not block. `Ok(None)`: not known to be resident, so
+    /// read it where blocking is allowed; `Ok(Some(None))`: no such document.
+    pub fn get_if_resident(&self, id: DocId) -> Result<Option<Option<Doc>>> {
+        let found = self.read_record(id, |segment, offset, end| {
+            segment
+                .was_resident(end, offset)
+                .then(|| segment.read_doc(end, id, offset))
+                .transpose()
+        })?;
+        Ok(match found {
+            None => Some(None),
+            Some(None) => None,
+            Some(Some(doc)) => Some(Some(doc)),
+        })
+    }
+
     /// Finds the latest record of `id` and reads it with `read(segment, offset, end)`.
     fn read_record<R>(
         &self,
