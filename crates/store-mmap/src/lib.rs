@@ -17,8 +17,11 @@
 //! - Bytes a reader can reach never change: writes go past the committed end, and files
 //!   shrink only past it. Each segment is mapped once at its full capacity and never
 //!   remapped, so a [`store_format::Text`] stays valid for as long as it is held.
-//! - Every read verifies the record's CRC32C and UTF-8: corruption is an error, never wrong
-//!   text.
+//! - A record's CRC32C and UTF-8 are checked the first time this process reads it, or when
+//!   this process wrote, copied or replayed it, and remembered per segment; later reads check
+//!   its header. `Store::verify` and the scrub check again and make the next read of a
+//!   damaged record fail. Corruption found is an error, never wrong text
+//!   ([`ReadVerification`] says exactly what is checked when).
 //! - Recovery cuts only an incomplete final commit group; damage followed by intact
 //!   committed data stops the open with an error instead of dropping that data.
 //! - After a failed write or sync the handle refuses writes until the store is reopened.
