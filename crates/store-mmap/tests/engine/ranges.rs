@@ -82,3 +82,59 @@ fn extraction_through_the_store() {
         Err(Error::NotFound { .. })
     ));
 }
+
+/// The reference a range extraction must equal: `str` slicing, `chars()` and `lines()` over
+/// the text (a line keeps its `\n`, as `split_inclusive` does).
+fn reference(text: &str, range: TextRange) -> Option<String> {
+    match range {
+        TextRange::Bytes { start, end } => text
+            .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+            .map(str::to_owned),
+        TextRange::Chars { start, end } => {
+            let count = text.chars().count() as u64;
+            (start <= end && end <= count).then(|| {
+                text.chars()
+                    .skip(start as usize)
+                    .take((end - start) as usize)
+                    .collect()
+            })
+        }
+        TextRange::Lines { first, last } => {
+            let lines: Vec<&str> = text.split_inclusive('\n').collect();
+            (first >= 1 && first <= last && last <= lines.len() as u64)
+                .then(|| lines[first as usize - 1..last as usize].concat())
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Extraction equals the reference on every range kind, on the first read of a record
+    /// in a process (which checks it whole) and on later ones (which trust that check).
+    #[test]
+    fn extraction_equals_the_reference_before_and_after_the_record_is_checked(
+        text in "(\\PC|\\n){0,300}",
+        ranges in proptest::collection::vec((0u8..3, 0u64..320, 0u64..320), 1..12),
+    ) {
+        let mut f = Fixture::new();
+        f.store().put(id(1), &text).unwrap();
+        let range_of = |&(kind, a, b): &(u8, u64, u64)| match kind {
+            0 => TextRange::bytes(a..b),
+            1 => TextRange::chars(a..b),
+            _ => TextRange::lines(a, b),
+        };
+        // Each range as the first read of the record in a fresh open (replay not needed:
+        // the checkpoint covers it, so nothing has checked the record yet).
+        for range in ranges.iter().map(range_of) {
+            f.reopen();
+            let got = f.store().extract(id(1), range).ok().map(|t| t.to_string());
+            proptest::prop_assert_eq!(got, reference(&text, range), "first read {:?}", range);
+        }
+        // Then each again, served from what that read checked.
+        for range in ranges.iter().map(range_of) {
+            let got = f.store().extract(id(1), range).ok().map(|t| t.to_string());
+            proptest::prop_assert_eq!(got, reference(&text, range), "checked {:?}", range);
+        }
+    }
+}
