@@ -234,6 +234,16 @@ impl ConcurrentStore {
         self.read_record(id, |segment, offset, end| segment.read_doc(end, id, offset))
     }
 
+    /// Calls `read(text)` with the latest text of `id`, borrowed from the mapping while the
+    /// segment is held, and returns what it returns; `None` when the document does not
+    /// exist. The same checks as [`ConcurrentStore::get`], without the shared handle: no
+    /// reference count is touched, so reader threads share no cache line.
+    pub fn read_with<R>(&self, id: DocId, read: impl FnOnce(&str) -> R) -> Result<Option<R>> {
+        self.read_record(id, |segment, offset, end| {
+            segment.with_text(end, id, offset, |_, text| read(text))
+        })
+    }
+
     /// The latest version, read only when its record's pages were in memory when residency
     /// was last looked at ([`ConcurrentStore::was_resident`]): one lookup for the check and
     /// the read, for callers that must not block. `Ok(None)`: not known to be resident, so

@@ -197,12 +197,61 @@ impl SegmentMap {
     /// error and never wrong text; later reads check its header's fields, unless the store
     /// was opened with [`ReadVerification::EveryRead`].
     pub fn read_doc(&self, end: u32, id: DocId, offset: u32) -> Result<Doc> {
+        let (seq, text) = self.checked_text(end, id, offset)?;
+        #[expect(
+            unsafe_code,
+            reason = "the text was checked as UTF-8 once; it is not checked again"
+        )]
+        // SAFETY: `checked_text` returns the range of a text that this process checked as
+        // UTF-8 (now, or when it first read, wrote, copied or replayed the record: the
+        // record's bit is set only then), and the bytes below the committed end of a mapped
+        // segment never change: the engine only appends past the end, and the store's lock
+        // keeps other writers out (see `SegmentFile::map`). A disk that changes bytes under
+        // the mapping breaks that promise for every `Text` already held, checked again or
+        // not; the scrub and `Store::verify` exist to find such damage.
+        let text = Text::from_byte_string(unsafe {
+            ByteString::from_bytes_unchecked(self.bytes.slice(text))
+        });
+        Ok(Doc::new(seq, text))
+    }
+
+    /// Calls `read(seq, text)` with the text of the put record of document `id` at
+    /// `offset`, borrowed from the mapping: the checks of [`SegmentMap::read_doc`] without
+    /// the shared handle it returns, so without touching the mapping's reference count (a
+    /// cache line every reader thread would share).
+    pub fn with_text<R>(
+        &self,
+        end: u32,
+        id: DocId,
+        offset: u32,
+        read: impl FnOnce(u64, &str) -> R,
+    ) -> Result<R> {
+        let (seq, text) = self.checked_text(end, id, offset)?;
+        #[expect(
+            unsafe_code,
+            reason = "the text was checked as UTF-8 once; it is not checked again"
+        )]
+        // SAFETY: as in `read_doc`: the range is a text this process checked as UTF-8, in
+        // bytes that never change while the mapping, which `self` holds, lives.
+        let text = unsafe { std::str::from_utf8_unchecked(&self.bytes[text]) };
+        Ok(read(seq, text))
+    }
+
+    /// The sequence number and byte range of the text of the put record of document `id`
+    /// at `offset`, checked as [`SegmentMap::read_doc`] says: whole on the first read of the
+    /// record in this process, by its header's fields after.
+    fn checked_text(
+        &self,
+        end: u32,
+        id: DocId,
+        offset: u32,
+    ) -> Result<(u64, std::ops::Range<usize>)> {
         let data = &self.bytes[..end as usize];
+        let start = offset as usize + RECORD_HEADER_LEN;
         if !self.verify_every_read && self.verified.contains(offset) {
             let header = decode_record_header(data, offset as usize)
                 .map_err(|err| Error::format(self.path(), 0, &err))?;
             self.expect_put(&header, id, offset)?;
-            let start = offset as usize + RECORD_HEADER_LEN;
             let text_end = start + header.payload_len as usize;
             if text_end > data.len() {
                 return Err(Error::corrupt(
@@ -211,27 +260,12 @@ impl SegmentMap {
                     format!("the record of document {id} runs past the committed end {end}"),
                 ));
             }
-            #[expect(
-                unsafe_code,
-                reason = "a checked record is served without checking its text again"
-            )]
-            // SAFETY: this process checked that these bytes are UTF-8 when it first read,
-            // wrote, copied or replayed the record (the bit is set only then), and the bytes
-            // below the committed end of a mapped segment never change: the engine only
-            // appends past the end, and the store's lock keeps other writers out (see
-            // `SegmentFile::map`). A disk that changes bytes under the mapping breaks that
-            // promise for every `Text` already held, checked again or not; the scrub and
-            // `Store::verify` exist to find such damage.
-            let text = Text::from_byte_string(unsafe {
-                ByteString::from_bytes_unchecked(self.bytes.slice(start..text_end))
-            });
-            return Ok(Doc::new(header.seq, text));
+            return Ok((header.seq, start..text_end));
         }
         let record = decode_record(data, offset as usize)
             .map_err(|err| Error::format(self.path(), 0, &err))?;
         let header = record.header;
         self.expect_put(&header, id, offset)?;
-        let start = offset as usize + RECORD_HEADER_LEN;
         if let Err(err) = simdutf8::compat::from_utf8(record.payload) {
             return Err(Error::corrupt(
                 self.path(),
@@ -240,15 +274,7 @@ impl SegmentMap {
             ));
         }
         self.verified.insert(offset);
-        let bytes = self.bytes.slice(start..start + record.payload.len());
-        #[expect(
-            unsafe_code,
-            reason = "skips a second UTF-8 validation on the read path"
-        )]
-        // SAFETY: `bytes` is the same memory as `record.payload`, which was validated as
-        // UTF-8 just above, and mapped segment bytes below the committed end never change.
-        let text = Text::from_byte_string(unsafe { ByteString::from_bytes_unchecked(bytes) });
-        Ok(Doc::new(header.seq, text))
+        Ok((header.seq, start..start + record.payload.len()))
     }
 
     /// The set of records this process has checked, shared by every clone of the view.

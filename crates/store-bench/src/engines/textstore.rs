@@ -108,9 +108,10 @@ impl Engine for Textstore {
 impl Reader for &ConcurrentStore {
     const ENGINE: &'static str = NAME;
 
+    /// A borrowed read, as LMDB's and redb's inside their read transactions.
     fn read<R>(&mut self, id: DocId, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        let doc = self.get(id).map_err(Error::engine(NAME, "get"))?;
-        Ok(doc.map(|doc| f(doc.as_bytes())))
+        self.read_with(id, |text| f(text.as_bytes()))
+            .map_err(Error::engine(NAME, "get"))
     }
 
     fn extract<R>(
@@ -119,11 +120,15 @@ impl Reader for &ConcurrentStore {
         range: Range<usize>,
         f: impl FnOnce(&str) -> R,
     ) -> Result<Option<R>> {
+        // Borrowed, like the read: the range resolved on the text in the mapping.
         let range = TextRange::bytes(range.start as u64..range.end as u64);
-        match ConcurrentStore::extract(self, id, range) {
-            Ok(text) => Ok(Some(f(&text))),
-            Err(store_concurrent::Error::Store(store_mmap::Error::NotFound { .. })) => Ok(None),
-            Err(err) => Err(Error::engine(NAME, "extract")(err)),
+        let sliced = self
+            .read_with(id, |text| range.resolve(text).map(|bytes| f(&text[bytes])))
+            .map_err(Error::engine(NAME, "extract"))?;
+        match sliced {
+            None => Ok(None),
+            Some(Ok(value)) => Ok(Some(value)),
+            Some(Err(err)) => Err(Error::engine(NAME, "extract")(err)),
         }
     }
 }

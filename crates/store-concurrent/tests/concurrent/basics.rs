@@ -426,3 +426,18 @@ fn residency_follows_the_page_cache() {
     store.note_resident(id(3));
     assert!(store.was_resident(id(3)).unwrap());
 }
+
+#[test]
+fn a_borrowed_read_sees_what_get_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default());
+    store.put(id(1), "borrowed text").unwrap().wait().unwrap();
+    let len = store.read_with(id(1), |text| {
+        assert_eq!(text, "borrowed text");
+        text.len()
+    });
+    assert_eq!(len.unwrap(), Some(13));
+    assert_eq!(store.read_with(id(2), |text| text.len()).unwrap(), None);
+    store.delete(id(1)).unwrap().wait().unwrap();
+    assert_eq!(store.read_with(id(1), |text| text.len()).unwrap(), None);
+}
