@@ -9,7 +9,7 @@ use std::path::Path;
 
 use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, spawn_failed};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::{Arc, Mutex, lock, thread};
@@ -121,13 +121,7 @@ impl Compactor {
         let spawned = thread::Builder::new()
             .name("textstore-compactor".to_owned())
             .spawn(move || worker.serve(&nudges))
-            .map_err(|err| {
-                Error::Store(store_mmap::Error::Io {
-                    op: "spawn the compaction thread for",
-                    path: dir.to_path_buf(),
-                    source: Arc::new(err),
-                })
-            })?;
+            .map_err(spawn_failed("spawn the compaction thread for", dir))?;
         *lock(&compactor.thread) = Some(spawned);
         Ok((compactor, Some((policy.clone(), nudge))))
     }

@@ -30,3 +30,20 @@ pub enum Error {
 
 /// The concurrent handle's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The error of a thread of the handle that could not be started: `op` names it, as in
+/// "spawn the writer thread for", and `dir` is the store.
+#[cfg(not(textstore_loom))]
+pub(crate) fn spawn_failed(
+    op: &'static str,
+    dir: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> Error {
+    let path = dir.to_path_buf();
+    move |err| {
+        Error::Store(store_mmap::Error::Io {
+            op,
+            path,
+            source: std::sync::Arc::new(err),
+        })
+    }
+}

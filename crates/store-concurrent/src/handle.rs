@@ -8,7 +8,7 @@ use store_mmap::{
 };
 
 use crate::compactor::{CompactionStats, Compactor};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, spawn_failed};
 use crate::options::WriterOptions;
 use crate::published::{Found, Publisher};
 use crate::scrubber::{ScrubStats, Scrubber};
@@ -172,13 +172,7 @@ impl ConcurrentStore {
         let thread = thread::Builder::new()
             .name("textstore-writer".to_owned())
             .spawn(move || run(engine, publisher, thread_shared, receiver, limits))
-            .map_err(|err| {
-                Error::Store(store_mmap::Error::Io {
-                    op: "spawn the writer thread for",
-                    path: dir.clone(),
-                    source: Arc::new(err),
-                })
-            })?;
+            .map_err(spawn_failed("spawn the writer thread for", &dir))?;
         Ok(ConcurrentStore {
             inner: Arc::new(Handle {
                 shared,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::options::ScrubPolicy;
 
-use crate::error::{Error, Result};
+use crate::error::{Result, spawn_failed};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::{Arc, Mutex, lock, thread};
@@ -97,13 +97,7 @@ impl Scrubber {
         let spawned = thread::Builder::new()
             .name("textstore-scrub".to_owned())
             .spawn(move || worker.serve(&woken))
-            .map_err(|err| {
-                Error::Store(store_mmap::Error::Io {
-                    op: "spawn the scrub thread for",
-                    path: dir.to_path_buf(),
-                    source: Arc::new(err),
-                })
-            })?;
+            .map_err(spawn_failed("spawn the scrub thread for", dir))?;
         *lock(&scrubber.thread) = Some(spawned);
         Ok(scrubber)
     }
