@@ -282,6 +282,11 @@ impl SegmentMap {
         &self.verified
     }
 
+    /// The same set, held apart from the view.
+    pub(crate) fn shared_verified(&self) -> Arc<Verified> {
+        Arc::clone(&self.verified)
+    }
+
     /// Whether every page of the record at `offset` is in memory, so that reading it takes no
     /// page fault that waits on the disk. A hint for callers that must not block (an async
     /// runtime's worker): the kernel may evict a page right after, and a damaged header only
