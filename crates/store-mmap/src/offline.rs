@@ -247,13 +247,8 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
         });
         let floor = sealed_before.map_or(0, |sealed| sealed.last_seq);
         let scan = walk::scan(&bytes, SEGMENT_HEADER_LEN.min(bytes.len()), floor);
+        out.problems.extend(walk::problems(path, &scan, !is_last));
         for damage in &scan.damage {
-            out.problems.push(Problem::range(
-                path,
-                damage.range.start,
-                damage.range.end,
-                damage.reason.clone(),
-            ));
             out.damaged_headers
                 .extend(damage.headers.iter().map(|(offset, header)| DamagedHeader {
                     path: path.clone(),
@@ -289,7 +284,7 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
         };
         if let Some(from) = torn_from {
             let range = scan.broken_range();
-            out.torn_records = scan.records_after_clean_end as u64;
+            out.torn_records = scan.records_after_clean_end() as u64;
             out.torn_tail = Some(Problem::range(
                 path,
                 range.start,
@@ -303,27 +298,6 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
             // Its damage is reported as the torn tail, once.
             out.problems
                 .retain(|p| p.path != *path || (p.offset as usize) < from);
-        } else if !scan.is_clean()
-            && !scan
-                .damage
-                .iter()
-                .any(|d| scan.broken_range().contains(&d.range.start))
-        {
-            let range = scan.broken_range();
-            out.problems.push(Problem::range(
-                path,
-                range.start,
-                range.end,
-                scan.broken_reason(),
-            ));
-        }
-        if let (false, Some(from)) = (is_last, scan.unwritten_from) {
-            out.problems.push(Problem::range(
-                path,
-                from,
-                bytes.len(),
-                "zero bytes up to the end of a sealed segment, which was trimmed to its last commit when it was sealed",
-            ));
         }
         for scanned in &scan.records {
             out.records_ok += 1;

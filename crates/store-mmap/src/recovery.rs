@@ -566,7 +566,7 @@ fn data_end(
         dropped_tail: Some(DroppedTail {
             path: segment.path().to_path_buf(),
             offset: scan.clean_end as u64,
-            records: scan.records_after_clean_end as u64,
+            records: scan.records_after_clean_end() as u64,
             reason: scan.broken_reason(),
         }),
     })

@@ -78,7 +78,7 @@ impl Scrub {
         for (map, end, floor) in &self.segments {
             let data = &map.bytes()[..*end as usize];
             let scan = walk::scan(data, SEGMENT_HEADER_LEN.min(data.len()), *floor);
-            for problem in walk::problems(map.path(), &scan) {
+            for problem in walk::problems(map.path(), &scan, true) {
                 map.verified()
                     .remove_range(problem.offset as u32..problem.end as u32);
                 report.problems.push(problem);

@@ -115,7 +115,7 @@ impl Store {
             let scan = walk::scan(segment.data(), SEGMENT_HEADER_LEN, floor);
             report.records_ok += scan.records.len() as u64;
             let verified = segment.view().verified();
-            for problem in walk::problems(segment.path(), &scan) {
+            for problem in walk::problems(segment.path(), &scan, true) {
                 // The next read of a record in the range checks it, and fails.
                 verified.remove_range(problem.offset as u32..problem.end as u32);
                 report.problems.push(problem);

@@ -67,14 +67,20 @@ pub(crate) struct SegmentScan<'a> {
     /// The first complete group that starts at or after `clean_end`, when anything other than
     /// unwritten space follows `clean_end`: its byte range.
     pub(crate) committed_after: Option<Range<usize>>,
-    /// Intact records past `clean_end` (in groups that are not complete or that follow the
-    /// first anomaly).
-    pub(crate) records_after_clean_end: usize,
     /// The end of the bytes scanned.
     pub(crate) len: usize,
 }
 
 impl SegmentScan<'_> {
+    /// Intact records past `clean_end` (in groups that are not complete or that follow the
+    /// first anomaly).
+    pub(crate) fn records_after_clean_end(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|r| r.offset >= self.clean_end)
+            .count()
+    }
+
     /// True when the bytes from the scan's start are complete groups, then possibly unwritten
     /// space: nothing is damaged or incomplete.
     pub(crate) fn is_clean(&self) -> bool {
@@ -154,14 +160,12 @@ pub(crate) fn scan(buf: &[u8], from: usize, floor: u64) -> SegmentScan<'_> {
     groups.finish(end, records.len());
     let clean_end = groups.clean_end.unwrap_or(end);
     let committed_after = first_complete_group_from(&records, clean_end);
-    let records_after_clean_end = records.iter().filter(|r| r.offset >= clean_end).count();
     SegmentScan {
         records,
         damage,
         unwritten_from: (end < buf.len()).then_some(end),
         clean_end,
         committed_after,
-        records_after_clean_end,
         len: buf.len(),
     }
 }
@@ -366,10 +370,14 @@ pub(crate) fn sealed_length_problems(segments: &[SegmentLen<'_>]) -> Vec<Problem
     problems
 }
 
-/// The problems of a walk over committed bytes (a segment up to its committed end, which
-/// holds nothing but complete groups): every damaged range, an incomplete group, and zeros
-/// where records should be.
-pub(crate) fn problems(path: &Path, scan: &SegmentScan<'_>) -> Vec<Problem> {
+/// The problems of a walk: every damaged range, an incomplete group that no damaged range
+/// explains, and, when `zeros_are_damage` (the bytes walked were all committed: a sealed
+/// segment, or a segment up to its committed end), zeros up to the end.
+pub(crate) fn problems(
+    path: &Path,
+    scan: &SegmentScan<'_>,
+    zeros_are_damage: bool,
+) -> Vec<Problem> {
     let mut out: Vec<Problem> = scan
         .damage
         .iter()
@@ -382,20 +390,25 @@ pub(crate) fn problems(path: &Path, scan: &SegmentScan<'_>) -> Vec<Problem> {
             )
         })
         .collect();
-    if let Some(from) = scan.unwritten_from {
+    let broken = scan.broken_range();
+    let explained = scan
+        .damage
+        .iter()
+        .any(|damage| broken.contains(&damage.range.start));
+    if !scan.is_clean() && !explained {
+        out.push(Problem::range(
+            path,
+            broken.start,
+            broken.end,
+            scan.broken_reason(),
+        ));
+    }
+    if let (true, Some(from)) = (zeros_are_damage, scan.unwritten_from) {
         out.push(Problem::range(
             path,
             from,
             scan.len,
-            "zero bytes where committed records should be",
-        ));
-    } else if !scan.is_clean() && scan.damage.is_empty() {
-        let range = scan.broken_range();
-        out.push(Problem::range(
-            path,
-            range.start,
-            range.end,
-            scan.broken_reason(),
+            "zero bytes up to the end, where committed records should be (a sealed segment is trimmed to its last commit)",
         ));
     }
     out
