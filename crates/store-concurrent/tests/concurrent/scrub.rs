@@ -66,17 +66,3 @@ fn the_scrub_finds_damage_after_a_first_read_and_the_next_read_fails() {
     );
     store.close().unwrap();
 }
-
-#[test]
-fn a_store_without_a_scrub_starts_no_pass() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = ConcurrentStore::create(
-        dir.path().join("store"),
-        StoreOptions::new(),
-        WriterOptions::default().scrub(ScrubPolicy::off()),
-    )
-    .unwrap();
-    store.put(id(1), "one").unwrap().wait().unwrap();
-    store.close().unwrap();
-    assert_eq!(store.scrub_stats().passes(), 0);
-}
