@@ -132,12 +132,7 @@ impl AsyncStore {
 
     /// The part of the document that `range` names.
     pub async fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
-        let from_doc = move |doc: Option<Doc>| {
-            let doc = doc.ok_or(store_mmap::Error::NotFound { id })?;
-            doc.text()
-                .extract(range)
-                .map_err(|source| store_mmap::Error::Range { id, source }.into())
-        };
+        let from_doc = move |doc| Ok(store_mmap::extract_from(id, doc, range)?);
         if let Some(text) = self.read_inline(id, from_doc)? {
             return Ok(text);
         }

@@ -139,25 +139,41 @@ impl Corpus {
     /// Files that are not UTF-8 are skipped and counted in the description: a directory of
     /// real files holds images and binaries that no text store would be given.
     pub fn from_dir(root: &Path) -> Result<Corpus> {
+        let files = files_under(root)?;
+        Corpus::from_files(root, &files, String::new())
+    }
+
+    /// About `docs` of the files under `root`, spread over it: every n-th file in file-name
+    /// order, so that a part of a large tree holds some of each of its directories. Only
+    /// the files picked are read; the UTF-8 ones among them are the corpus, as in
+    /// [`Corpus::from_dir`].
+    pub fn from_dir_spread(root: &Path, docs: usize) -> Result<Corpus> {
+        let files = files_under(root)?;
+        if files.len() <= docs {
+            return Corpus::from_files(root, &files, String::new());
+        }
+        let step = files.len() as f64 / docs as f64;
+        let picked: Vec<PathBuf> = (0..docs)
+            .map(|i| files[(i as f64 * step) as usize].clone())
+            .collect();
+        let note = format!(
+            ", every {step:.2}th of its {} files in name order",
+            files.len()
+        );
+        Corpus::from_files(root, &picked, note)
+    }
+
+    /// The UTF-8 files of `files` (under `root`), in that order.
+    fn from_files(root: &Path, files: &[PathBuf], note: String) -> Result<Corpus> {
         let mut docs = Vec::new();
         let mut skipped = 0u64;
-        for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
-            let entry = entry.map_err(|err| {
-                let path = err.path().unwrap_or(root).to_path_buf();
-                Error::Io {
-                    path,
-                    source: err.into(),
-                }
-            })?;
-            if !entry.file_type().is_file() {
-                continue;
-            }
-            let bytes = std::fs::read(entry.path()).map_err(Error::io(entry.path()))?;
+        for path in files {
+            let bytes = std::fs::read(path).map_err(Error::io(path))?;
             let Ok(text) = String::from_utf8(bytes) else {
                 skipped += 1;
                 continue;
             };
-            let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            let relative = path.strip_prefix(root).unwrap_or(path);
             let key = relative.to_string_lossy().replace('\\', "/");
             docs.push(Document {
                 id: DocId::from_key(&key),
@@ -173,7 +189,7 @@ impl Corpus {
         }
         Ok(Corpus {
             description: format!(
-                "the {} UTF-8 files under {} ({skipped} other files skipped)",
+                "the {} UTF-8 files under {}{note} ({skipped} other files skipped)",
                 docs.len(),
                 root.display()
             ),
@@ -240,24 +256,6 @@ impl Corpus {
             description: format!("the {} documents of {}", docs.len(), path.display()),
             docs,
         })
-    }
-
-    /// `docs` of the UTF-8 files under `root`, spread over it: every n-th in file-name
-    /// order, so that a part of a large tree holds some of each of its directories.
-    pub fn from_dir_spread(root: &Path, docs: usize) -> Result<Corpus> {
-        let mut corpus = Corpus::from_dir(root)?;
-        let all = corpus.docs.len();
-        if all > docs {
-            let step = all as f64 / docs as f64;
-            corpus.docs = (0..docs)
-                .map(|i| corpus.docs[(i as f64 * step) as usize].clone())
-                .collect();
-            corpus.description = format!(
-                "{docs} of {}, every {step:.2}th in file-name order",
-                corpus.description
-            );
-        }
-        Ok(corpus)
     }
 
     /// A directory or a `.jsonl` file, told apart by what `path` is.
@@ -341,4 +339,22 @@ pub enum CorpusSource {
     },
     /// [`Corpus::load`] of this path.
     Path(PathBuf),
+}
+
+/// Every regular file under `root`, in file-name order.
+fn files_under(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+        let entry = entry.map_err(|err| {
+            let path = err.path().unwrap_or(root).to_path_buf();
+            Error::Io {
+                path,
+                source: err.into(),
+            }
+        })?;
+        if entry.file_type().is_file() {
+            files.push(entry.into_path());
+        }
+    }
+    Ok(files)
 }

@@ -288,9 +288,7 @@ impl ConcurrentStore {
 
     /// The part of the document that `range` names, sharing the mapped memory.
     pub fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
-        let doc = self.get(id)?.ok_or(store_mmap::Error::NotFound { id })?;
-        let text = doc.text().extract(range);
-        Ok(text.map_err(|source| store_mmap::Error::Range { id, source })?)
+        Ok(store_mmap::extract_from(id, self.get(id)?, range)?)
     }
 
     /// Copies the latest version into `buf` (cleared first); returns whether it exists.

@@ -60,7 +60,7 @@ pub use scrub::{Scrub, ScrubReport};
 pub use segment::SegmentMap;
 pub use stats::StoreStats;
 pub use storage::{OsStorage, Storage, SyncKind};
-pub use store::Store;
+pub use store::{Store, extract_from};
 pub use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, Position,
     Prefetch, RangeError, RangeUnit, Text, TextRange, WriteBatch,

@@ -255,10 +255,7 @@ impl Store {
 
     /// The part of the document that `range` names, sharing the mapped memory.
     pub fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
-        let doc = self.get(id)?.ok_or(Error::NotFound { id })?;
-        doc.text()
-            .extract(range)
-            .map_err(|source| Error::Range { id, source })
+        extract_from(id, self.get(id)?, range)
     }
 
     /// Copies the latest version into `buf` (cleared first); returns whether the document
@@ -705,6 +702,16 @@ impl DocWrite for Store {
     fn sync(&mut self) -> Result<()> {
         Store::sync(self)
     }
+}
+
+/// The part of document `id` that `range` names, from the document a read returned (`None`:
+/// it does not exist), sharing its memory: what every layer's `extract` does once it has
+/// read the document.
+pub fn extract_from(id: DocId, doc: Option<Doc>, range: TextRange) -> Result<Text> {
+    let doc = doc.ok_or(Error::NotFound { id })?;
+    doc.text()
+        .extract(range)
+        .map_err(|source| Error::Range { id, source })
 }
 
 fn lock(dir: &Path) -> Result<File> {
