@@ -237,6 +237,8 @@ impl<R: DocRead> Cached<R> {
                 .compare_exchange(seen, now, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
+            // Key by key rather than `invalidate_all`, which only marks the entries and
+            // leaves their documents (and mappings) held until moka's maintenance evicts them.
             for (key, _) in docs.iter() {
                 docs.invalidate(&*key);
             }

@@ -125,7 +125,8 @@ pub fn recover(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<RecoverR
     };
     report.damage.extend(found.problems.iter().cloned());
 
-    // The latest puts, segment by segment in file order, so that each file is read once.
+    // The latest puts, segment by segment in file order. Each file is read a second time
+    // here, one at a time, so that memory holds one segment rather than the whole store.
     let mut wanted: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for latest in found.latest.values() {
         match latest.kind {
