@@ -5,7 +5,8 @@
 
 use store_format::{
     CharOffsets, DocId, LineOffsets, META_LEN, SEGMENT_HEADER_LEN, SegmentHeader, StoreMeta,
-    TextRange, decode_index, decode_record, decode_record_header, encode_index, encode_record,
+    TextRange, decode_index, decode_record, decode_record_header, encode_index,
+    encode_record_header, padding_len,
 };
 
 /// The first two bytes choose an offset into the rest, where one record is decoded.
@@ -17,16 +18,16 @@ pub fn record(data: &[u8]) {
     if let Ok(record) = decode_record(buf, offset) {
         let header = header.expect("a record that decodes has a header that decodes");
         assert_eq!(header, record.header);
-        let mut encoded = Vec::new();
-        let group_len = record.header.commit.then_some(record.header.group_len);
-        encode_record(
-            &mut encoded,
+        let mut encoded = encode_record_header(
             record.header.kind,
             record.header.id,
             record.header.seq,
             record.payload,
-            group_len,
-        );
+            record.header.group_end(),
+        )
+        .to_vec();
+        encoded.extend_from_slice(record.payload);
+        encoded.resize(encoded.len() + padding_len(record.payload.len()), 0);
         assert_eq!(encoded, buf[offset..offset + encoded.len()]);
     }
 }

@@ -148,7 +148,6 @@ impl From<Error> for Failure {
         let code = match &err {
             Error::NotFound { .. } => 1,
             Error::DocumentTooLarge { .. }
-            | Error::BatchTooLarge { .. }
             | Error::Range { .. }
             | Error::Id(_)
             | Error::InvalidOptions { .. } => 2,

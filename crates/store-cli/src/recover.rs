@@ -28,6 +28,12 @@ pub(crate) fn print(
                 report.torn_records
             );
         }
+        if report.abandoned_records > 0 {
+            eprintln!(
+                "a batch spanning segments never completed: its {} intact records were not copied",
+                report.abandoned_records
+            );
+        }
         for record in &report.damaged_records {
             eprintln!("{}", describe(record));
         }
@@ -115,6 +121,7 @@ fn to_json(report: &RecoverReport, src: &Path, dest: &Path) -> serde_json::Value
         "damage": report.damage.iter().map(problem_json).collect::<Vec<_>>(),
         "torn_tail": report.torn_tail.as_ref().map(problem_json),
         "torn_records": report.torn_records,
+        "abandoned_records": report.abandoned_records,
         "damaged_records": report.damaged_records.iter().map(record_json).collect::<Vec<_>>(),
         "older_versions": report.older_versions().map(record_json).collect::<Vec<_>>(),
         "lost": report.lost().map(record_json).collect::<Vec<_>>(),

@@ -67,7 +67,6 @@ struct Handle {
     _writer: WriterThread,
     dir: PathBuf,
     max_document_bytes: u64,
-    max_commit_bytes: u64,
     queue_capacity: usize,
     queue: QueueCounters,
     recovery: RecoveryReport,
@@ -155,15 +154,13 @@ impl ConcurrentStore {
         let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
         let dir = store.dir().to_path_buf();
         let max_document_bytes = store.max_document_bytes();
-        let max_commit_bytes = store.max_commit_bytes();
         let recovery = store.recovery().clone();
         let (sender, receiver) = channel::bounded(writer.queue_capacity);
         let (compactor, compaction) = Compactor::start(&writer.compaction, &sender, &dir)?;
         let scrubber = Scrubber::start(writer.scrub, &sender, &dir)?;
-        // A group must fit in one segment.
         let limits = Limits {
             max_docs: writer.max_batch_docs,
-            max_bytes: writer.max_batch_bytes.min(store.max_commit_bytes()),
+            max_bytes: writer.max_batch_bytes,
             max_delay: writer.max_delay,
             compaction,
         };
@@ -182,7 +179,6 @@ impl ConcurrentStore {
                 _writer: WriterThread(Some(thread)),
                 dir,
                 max_document_bytes,
-                max_commit_bytes,
                 queue_capacity: writer.queue_capacity,
                 queue: QueueCounters::default(),
                 recovery,
@@ -456,13 +452,6 @@ impl ConcurrentStore {
     fn check_batch(&self, batch: &WriteBatch) -> Result<()> {
         for op in batch.iter() {
             self.check_op(op)?;
-        }
-        let len = batch.encoded_len();
-        if len > self.inner.max_commit_bytes {
-            return Err(Error::Store(store_mmap::Error::BatchTooLarge {
-                len,
-                capacity: self.inner.max_commit_bytes,
-            }));
         }
         Ok(())
     }

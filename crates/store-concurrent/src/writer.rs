@@ -156,9 +156,6 @@ pub(crate) trait Engine: Send + 'static {
     fn active_segment(&self) -> (u32, u32) {
         self.store().active_segment()
     }
-    fn segment_map(&self, id: u32) -> Option<SegmentMap> {
-        self.store().segment_map(id)
-    }
     /// Every segment with its committed end.
     fn segment_maps(&self) -> Vec<(SegmentMap, u32)> {
         self.store().segment_maps().collect()
@@ -551,11 +548,15 @@ impl<E: Engine> Writer<'_, E> {
         if self.publisher.has_segment(active) {
             self.publisher.set_end(active, end);
         } else {
-            let map = self
-                .engine
-                .segment_map(active)
-                .expect("the engine maps its active segment");
-            self.publisher.add_segment(active, map, end);
+            // The commit moved to a new segment, or spanned several: every segment it wrote
+            // to is shown with its new end before any document points into it.
+            for (map, end) in self.engine.segment_maps() {
+                if self.publisher.has_segment(map.id()) {
+                    self.publisher.set_end(map.id(), end);
+                } else {
+                    self.publisher.add_segment(map.id(), map, end);
+                }
+            }
         }
         for op in ops {
             let id = op.id();

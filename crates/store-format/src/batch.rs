@@ -62,6 +62,15 @@ impl WriteBatch {
         WriteBatch::default()
     }
 
+    /// An empty batch with room for `ops` operations and `text_bytes` bytes of text, so that
+    /// filling it up to there allocates nothing more.
+    pub fn with_capacity(ops: usize, text_bytes: usize) -> WriteBatch {
+        WriteBatch {
+            ops: Vec::with_capacity(ops),
+            texts: String::with_capacity(text_bytes),
+        }
+    }
+
     /// Adds a put. A later operation on the same id in the same batch wins.
     pub fn put(&mut self, id: DocId, text: &str) -> &mut WriteBatch {
         let start = self.texts.len();

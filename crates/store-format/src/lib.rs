@@ -43,8 +43,9 @@ pub use meta::{META_LEN, META_MAGIC, StoreMeta};
 pub use offsets::{CHAR_STRIDE, CharOffsets, LineOffsets};
 pub use range::{RangeError, RangeUnit, TextRange};
 pub use record::{
-    FLAG_COMMIT, RECORD_ALIGN, RECORD_HEADER_LEN, RECORD_MAGIC, Record, RecordHeader, RecordKind,
-    decode_record, decode_record_header, encode_record, record_len,
+    FLAG_COMMIT, FLAG_CONTINUES_FROM_PREV, FLAG_CONTINUES_IN_NEXT, GroupEnd, RECORD_ALIGN,
+    RECORD_HEADER_LEN, RECORD_MAGIC, Record, RecordHeader, RecordKind, decode_record,
+    decode_record_header, encode_record, encode_record_header, padding_len, record_len,
 };
 pub use retired::{RETIRED_HEADER_LEN, RETIRED_MAGIC, RetiredList};
 pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SealedSegment, SegmentHeader};
@@ -53,6 +54,6 @@ pub use traits::{CommitEvent, CommitObserver, DocRead, DocWrite, Prefetch};
 
 /// The format version this build writes, stored in every header. Version history in
 /// docs/FORMAT.md.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest format version this build reads: every version since is a superset of it.
 pub const OLDEST_READ_VERSION: u16 = 1;

@@ -18,7 +18,15 @@ const _: () = assert!(RECORD_HEADER_LEN.is_multiple_of(RECORD_ALIGN));
 /// Flag bit: this record ends a commit group. A group is applied by recovery only when its
 /// last record, the one carrying this flag, is intact.
 pub const FLAG_COMMIT: u8 = 0b0000_0001;
-const KNOWN_FLAGS: u8 = FLAG_COMMIT;
+/// Flag bit, on a commit record only: the commit goes on in the next segment. This group is
+/// one part of a batch larger than the room left in its segment, and it is applied only when
+/// every later part is there (docs/FORMAT.md, "Batches that span segments").
+pub const FLAG_CONTINUES_IN_NEXT: u8 = 0b0000_0010;
+/// Flag bit, on a commit record only: the commit began in the segment before; this group is
+/// the first group of its segment.
+pub const FLAG_CONTINUES_FROM_PREV: u8 = 0b0000_0100;
+const KNOWN_FLAGS: u8 = FLAG_COMMIT | FLAG_CONTINUES_IN_NEXT | FLAG_CONTINUES_FROM_PREV;
+const SPAN_FLAGS: u8 = FLAG_CONTINUES_IN_NEXT | FLAG_CONTINUES_FROM_PREV;
 
 /// What a record does to its document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +61,7 @@ impl RecordKind {
 /// |---|---|---|
 /// | 0 | 4 | magic `TXRC` |
 /// | 4 | 1 | kind: 1 put, 2 tombstone |
-/// | 5 | 1 | flags: bit 0 ends a commit group; other bits zero |
+/// | 5 | 1 | flags: bit 0 ends a commit group; on a commit record, bit 1: the commit goes on in the next segment, bit 2: it began in the segment before; other bits zero |
 /// | 6 | 2 | reserved, zero |
 /// | 8 | 4 | payload length in bytes |
 /// | 12 | 4 | CRC32C of bytes 0..12, 16..48 and the payload |
@@ -78,6 +86,44 @@ pub struct RecordHeader {
     /// recovery can tell where the group began even when a record before it is damaged.
     /// Zero on other records.
     pub group_len: u32,
+    /// On a commit record: the commit goes on in the next segment.
+    pub continues_in_next: bool,
+    /// On a commit record: the commit began in the segment before.
+    pub continues_from_prev: bool,
+}
+
+/// What the record that ends a commit group (or the part of one that lies in a segment)
+/// says about the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupEnd {
+    /// Bytes of the group in this segment, this record included.
+    pub len_bytes: u32,
+    /// The commit goes on in the next segment.
+    pub continues_in_next: bool,
+    /// The commit began in the segment before.
+    pub continues_from_prev: bool,
+}
+
+impl GroupEnd {
+    /// The end of a group that lies wholly in one segment.
+    pub fn whole(len_bytes: u32) -> GroupEnd {
+        GroupEnd {
+            len_bytes,
+            continues_in_next: false,
+            continues_from_prev: false,
+        }
+    }
+
+    fn flags(self) -> u8 {
+        let mut flags = FLAG_COMMIT;
+        if self.continues_in_next {
+            flags |= FLAG_CONTINUES_IN_NEXT;
+        }
+        if self.continues_from_prev {
+            flags |= FLAG_CONTINUES_FROM_PREV;
+        }
+        flags
+    }
 }
 
 /// A record decoded and verified in place.
@@ -93,6 +139,15 @@ impl RecordHeader {
     /// Bytes this record occupies in a segment, header and padding included.
     pub fn record_len(&self) -> u64 {
         record_len(self.payload_len)
+    }
+
+    /// What a commit record says about its group; `None` on other records.
+    pub fn group_end(&self) -> Option<GroupEnd> {
+        self.commit.then_some(GroupEnd {
+            len_bytes: self.group_len,
+            continues_in_next: self.continues_in_next,
+            continues_from_prev: self.continues_from_prev,
+        })
     }
 }
 
@@ -116,30 +171,54 @@ pub fn encode_record(
     payload: &[u8],
     commit_group_len: Option<u32>,
 ) {
+    let header = encode_record_header(
+        kind,
+        id,
+        seq,
+        payload,
+        commit_group_len.map(GroupEnd::whole),
+    );
+    out.extend_from_slice(&header);
+    out.extend_from_slice(payload);
+    let padded = out.len().next_multiple_of(RECORD_ALIGN);
+    out.resize(padded, 0);
+}
+
+/// The header of a record holding `payload`, its checksum included; the payload and then
+/// [`padding_len`] zero bytes follow it in the segment. `group_end` is `Some` for the record
+/// that ends a commit group. For writers that send the header and the caller's payload to
+/// the file side by side, without copying the payload.
+///
+/// The caller guarantees `payload.len() <= u32::MAX`, as for [`encode_record`].
+pub fn encode_record_header(
+    kind: RecordKind,
+    id: DocId,
+    seq: u64,
+    payload: &[u8],
+    group_end: Option<GroupEnd>,
+) -> [u8; RECORD_HEADER_LEN] {
     let payload_len =
         u32::try_from(payload.len()).expect("payload length checked against the size limit");
     let mut header = [0u8; RECORD_HEADER_LEN];
     put(&mut header, 0, &RECORD_MAGIC);
     header[4] = kind.code();
-    header[5] = if commit_group_len.is_some() {
-        FLAG_COMMIT
-    } else {
-        0
-    };
+    header[5] = group_end.map_or(0, GroupEnd::flags);
     put(&mut header, 8, &payload_len.to_le_bytes());
     put(&mut header, 16, &id.to_le_bytes());
     put(&mut header, 32, &seq.to_le_bytes());
     put(
         &mut header,
         40,
-        &commit_group_len.unwrap_or(0).to_le_bytes(),
+        &group_end.map_or(0, |end| end.len_bytes).to_le_bytes(),
     );
     let crc = record_crc(&header, payload);
     put(&mut header, 12, &crc.to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(payload);
-    let padded = out.len().next_multiple_of(RECORD_ALIGN);
-    out.resize(padded, 0);
+    header
+}
+
+/// Zero bytes that follow a payload of `payload_len` bytes, up to the next record boundary.
+pub const fn padding_len(payload_len: usize) -> usize {
+    payload_len.next_multiple_of(RECORD_ALIGN) - payload_len
 }
 
 fn record_crc(header: &[u8], payload: &[u8]) -> u32 {
@@ -203,14 +282,14 @@ pub fn decode_record_header(buf: &[u8], offset: usize) -> Result<RecordHeader, F
     }
     let kind = RecordKind::from_code(header[4]).ok_or(invalid("kind", u64::from(header[4])))?;
     let flags = header[5];
-    if flags & !KNOWN_FLAGS != 0 {
+    let commit = flags & FLAG_COMMIT != 0;
+    if flags & !KNOWN_FLAGS != 0 || (!commit && flags & SPAN_FLAGS != 0) {
         return Err(invalid("flags", u64::from(flags)));
     }
     if !all_zero(&header[6..8]) || !all_zero(&header[44..48]) {
         return Err(invalid("reserved bytes", 0));
     }
     let payload_len = get_u32(header, 8);
-    let commit = flags & FLAG_COMMIT != 0;
     let group_len = get_u32(header, 40);
     let own_len = record_len(payload_len);
     let group_len_ok = if commit {
@@ -231,5 +310,7 @@ pub fn decode_record_header(buf: &[u8], offset: usize) -> Result<RecordHeader, F
         id: DocId::from_u128(get_u128(header, 16)),
         seq: get_u64(header, 32),
         group_len,
+        continues_in_next: flags & FLAG_CONTINUES_IN_NEXT != 0,
+        continues_from_prev: flags & FLAG_CONTINUES_FROM_PREV != 0,
     })
 }

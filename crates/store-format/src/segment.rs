@@ -25,7 +25,8 @@ const _: () = assert!(SEGMENT_HEADER_LEN.is_multiple_of(crate::RECORD_ALIGN));
 /// | 36 | 4 | id of the segment sealed right before this one was created; 0: none |
 /// | 40 | 4 | that segment's length in bytes when it was sealed; 0 when there is none |
 /// | 44 | 8 | the store's last sequence number when it was sealed: every record of this segment is above it; 0 when there is none |
-/// | 52 | 8 | reserved, zero |
+/// | 52 | 1 | flags: bit 0, this segment was created in the middle of a commit that goes on from that segment into this one; other bits zero |
+/// | 53 | 7 | reserved, zero |
 /// | 60 | 4 | CRC32C of bytes 0..60 |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
@@ -53,6 +54,10 @@ pub struct SealedSegment {
     /// The store's last sequence number when it was sealed: every record written after it,
     /// and so every record of the segment that records this, has a larger one.
     pub last_seq: u64,
+    /// The segment was created in the middle of a commit that goes on from the sealed
+    /// segment into this one (a batch larger than the room left). Compaction replaces two
+    /// segments so linked together or not at all.
+    pub commit_continues: bool,
 }
 
 impl SegmentHeader {
@@ -69,6 +74,7 @@ impl SegmentHeader {
             put(&mut buf, 36, &sealed.segment_id.to_le_bytes());
             put(&mut buf, 40, &sealed.len_bytes.to_le_bytes());
             put(&mut buf, 44, &sealed.last_seq.to_le_bytes());
+            buf[52] = u8::from(sealed.commit_continues);
         }
         let crc = crate::checksum::crc32c(&buf[..60]);
         put(&mut buf, 60, &crc.to_le_bytes());
@@ -79,12 +85,16 @@ impl SegmentHeader {
     pub fn decode(buf: &[u8]) -> Result<SegmentHeader, FormatError> {
         const WHAT: Structure = Structure::SegmentHeader;
         let buf = check_header(WHAT, buf, &SEGMENT_MAGIC, SEGMENT_HEADER_LEN)?;
-        if !all_zero(&buf[52..60]) {
+        if !all_zero(&buf[53..60]) {
             return Err(invalid(WHAT, "reserved bytes", 0));
+        }
+        let flags = buf[52];
+        if flags > 1 {
+            return Err(invalid(WHAT, "flags", u64::from(flags)));
         }
         let (len_bytes, last_seq) = (get_u32(buf, 40), get_u64(buf, 44));
         let sealed_before = match get_u32(buf, 36) {
-            0 if len_bytes != 0 || last_seq != 0 => {
+            0 if len_bytes != 0 || last_seq != 0 || flags != 0 => {
                 return Err(invalid(WHAT, "sealed predecessor", u64::from(len_bytes)));
             }
             0 => None,
@@ -92,6 +102,7 @@ impl SegmentHeader {
                 segment_id,
                 len_bytes,
                 last_seq,
+                commit_continues: flags == 1,
             }),
         };
         let capacity = get_u32(buf, 32);

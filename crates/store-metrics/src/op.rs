@@ -132,7 +132,7 @@ impl Classify for store_mmap::Error {
         use store_mmap::Error as E;
         match self {
             E::NotFound { .. } => Outcome::NotFound,
-            E::DocumentTooLarge { .. } | E::BatchTooLarge { .. } | E::Range { .. } | E::Id(_) => {
+            E::DocumentTooLarge { .. } | E::Range { .. } | E::Id(_) => {
                 Outcome::Error(ErrorKind::InvalidInput)
             }
             E::Corrupt { .. } => Outcome::Error(ErrorKind::Corrupt),

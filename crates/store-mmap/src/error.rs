@@ -30,16 +30,6 @@ pub enum Error {
         /// The store's `max_document_bytes`.
         limit: u64,
     },
-    /// A batch does not fit in one segment, so it cannot commit atomically.
-    #[error(
-        "the batch encodes to {len} bytes, more than the {capacity} bytes a segment holds; split it"
-    )]
-    BatchTooLarge {
-        /// Encoded size of the batch.
-        len: u64,
-        /// Largest commit a segment holds (its capacity less its header).
-        capacity: u64,
-    },
     /// The range cannot be extracted from the document.
     #[error("document {id}: {source}")]
     Range {

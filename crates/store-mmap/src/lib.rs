@@ -39,11 +39,13 @@ mod recover;
 mod recovery;
 mod scrub;
 mod segment;
+mod spans;
 mod stats;
 mod storage;
 mod store;
 mod verify;
 mod walk;
+mod write;
 
 pub use backup::{Backup, BackupReport};
 pub use compaction::{

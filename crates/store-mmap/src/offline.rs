@@ -20,6 +20,7 @@ use crate::compaction::{RETIRED_FILE, UNFINISHED_SUFFIX};
 use crate::error::{Error, Result};
 use crate::recovery::INDEX_FILE;
 use crate::segment::{parse_segment_file_name, segment_file_name};
+use crate::spans;
 use crate::store::{LOCK_FILE, META_FILE};
 use crate::verify::Problem;
 use crate::walk;
@@ -223,6 +224,9 @@ pub(crate) struct Salvage {
     pub(crate) torn_tail: Option<Problem>,
     /// Intact records of that group.
     pub(crate) torn_records: u64,
+    /// Intact records of batches that spanned segments and never completed: never
+    /// acknowledged, so not part of any document's history.
+    pub(crate) abandoned_records: u64,
 }
 
 /// Walks every segment of `files` once.
@@ -230,6 +234,8 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
     let mut out = Salvage::default();
     let newest = files.segments.last().map(|(id, _)| *id);
     let mut lens = Vec::new();
+    let mut groups = Vec::new();
+    let mut intact = Vec::new();
     for (id, path) in &files.segments {
         let (id, is_last) = (*id, Some(*id) == newest);
         let SegmentBytes {
@@ -299,6 +305,14 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
             out.problems
                 .retain(|p| p.path != *path || (p.offset as usize) < from);
         }
+        groups.push(spans::SegmentGroups::of(
+            id,
+            path,
+            sealed_before.map(|sealed| sealed.segment_id),
+            SEGMENT_HEADER_LEN,
+            &scan,
+            scan.len,
+        ));
         for scanned in &scan.records {
             out.records_ok += 1;
             let header = scanned.header();
@@ -306,24 +320,33 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
             if header.kind == RecordKind::Put {
                 out.puts.insert((id, offset), (header.id, header.seq));
             }
-            let newer = out
-                .latest
-                .get(&header.id)
-                .is_none_or(|latest| latest.seq < header.seq);
-            if newer {
-                out.latest.insert(
-                    header.id,
-                    Latest {
-                        seq: header.seq,
-                        segment: id,
-                        offset,
-                        kind: header.kind,
-                    },
-                );
-            }
+            intact.push((
+                header.id,
+                Latest {
+                    seq: header.seq,
+                    segment: id,
+                    offset,
+                    kind: header.kind,
+                },
+            ));
         }
     }
     out.problems.extend(walk::sealed_length_problems(&lens));
+    let resolved = spans::resolve(&groups);
+    out.problems.extend(resolved.problems.iter().cloned());
+    for (id, record) in intact {
+        if resolved.is_abandoned(record.segment, record.offset as usize) {
+            out.abandoned_records += 1;
+            continue;
+        }
+        let newer = out
+            .latest
+            .get(&id)
+            .is_none_or(|latest| latest.seq < record.seq);
+        if newer {
+            out.latest.insert(id, record);
+        }
+    }
     // The index names the documents whose latest records lay in damaged ranges, where no
     // header may have survived to say.
     for entry in &files.index_entries {

@@ -39,6 +39,9 @@ pub struct RecoverReport {
     pub torn_tail: Option<Problem>,
     /// Intact records in that group, copied.
     pub torn_records: u64,
+    /// Intact records of batches that spanned segments and were cut short before their last
+    /// part: never acknowledged, and not copied, as an open would not apply them.
+    pub abandoned_records: u64,
     /// Records inside damaged ranges that a surviving header or the index checkpoint names:
     /// versions that are probably lost, with what came back of their documents instead.
     pub damaged_records: Vec<DamagedRecord>,
@@ -121,6 +124,7 @@ pub fn recover(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<RecoverR
         damage: files.problems.clone(),
         torn_tail: found.torn_tail.clone(),
         torn_records: found.torn_records,
+        abandoned_records: found.abandoned_records,
         ..RecoverReport::default()
     };
     report.damage.extend(found.problems.iter().cloned());

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
 use crate::options::StoreOptions;
 use crate::segment::{SegmentFile, parse_segment_file_name, segment_file_name};
+use crate::spans;
 use crate::storage::sync_dir;
 use crate::walk;
 
@@ -33,6 +34,10 @@ pub struct RecoveryReport {
     pub records_replayed: u64,
     /// Bytes of those records.
     pub bytes_replayed: u64,
+    /// Intact records left by a batch that spanned segments and was cut short before its
+    /// last part was written: it was never acknowledged, and none of it is applied
+    /// (docs/FORMAT.md, "Batches that span segments").
+    pub records_abandoned: u64,
     /// The torn or damaged tail that was cut off, if any.
     pub dropped_tail: Option<DroppedTail>,
     /// A newest segment file whose creation never completed (no valid header, no data),
@@ -143,7 +148,7 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
     };
     // Every segment is scanned, and every damage found, before any file is changed: an open
     // that refuses leaves the store exactly as it was.
-    let mut ends = Vec::new();
+    let mut scans = Vec::new();
     for (&id, segment) in segments.range(first_replayed..) {
         // Records after the checkpoint in its segment are writes made after it; any other
         // segment's records are above what its header records of its sealed predecessor
@@ -158,6 +163,35 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
         let is_last = Some(id) == last_id;
         let scan = walk::scan(segment.file_bytes(), from, floor);
         let end = data_end(dir, segment, &scan, is_last)?;
+        scans.push((id, segment, from, scan, end));
+    }
+    let groups: Vec<spans::SegmentGroups<'_>> = scans
+        .iter()
+        .map(|(id, segment, from, scan, end)| {
+            spans::SegmentGroups::of(
+                *id,
+                segment.path(),
+                segment.sealed_before().map(|sealed| sealed.segment_id),
+                *from,
+                scan,
+                end.valid_end,
+            )
+        })
+        .collect();
+    let resolved = spans::resolve(&groups);
+    if let Some(problem) = resolved.problems.first() {
+        return Err(refuse(
+            dir,
+            &problem.path,
+            problem.offset,
+            format!(
+                "bytes {}..{}: {}",
+                problem.offset, problem.end, problem.what
+            ),
+        ));
+    }
+    let mut ends = Vec::new();
+    for (id, segment, from, scan, end) in &scans {
         for scanned in scan.records.iter().take_while(|r| r.offset < end.valid_end) {
             // The walk checked the record whole: its first read needs no check.
             segment
@@ -165,16 +199,24 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
                 .verified()
                 .insert(u32::try_from(scanned.offset).expect("segment offsets are 32-bit"));
             let header = scanned.header();
+            // Sequence numbers stay above every record on disk, applied or not: later
+            // records of the same segment must be above them.
             last_seq = last_seq.max(header.seq);
-            replay.apply(id, scanned.offset, header);
+            if resolved.is_abandoned(*id, scanned.offset) {
+                report.records_abandoned += 1;
+                continue;
+            }
+            replay.apply(*id, scanned.offset, header);
             report.records_replayed += 1;
         }
         report.bytes_replayed += (end.valid_end - from) as u64;
         if end.dropped_tail.is_some() {
             report.dropped_tail = end.dropped_tail.clone();
         }
-        ends.push((id, end.valid_end));
+        ends.push((*id, end.valid_end));
     }
+    drop(groups);
+    drop(scans);
     for (id, valid_end) in ends {
         let segment = segments.get_mut(&id).expect("scanned above");
         segment.set_end(u32::try_from(valid_end).expect("segment offsets are 32-bit"));

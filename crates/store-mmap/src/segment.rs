@@ -699,6 +699,23 @@ impl SegmentFile {
             .map_err(Error::io("write", self.path()))
     }
 
+    /// Writes `bufs`, one after another, at `offset`, at or past the committed end. Like
+    /// [`Self::write_at_end`], the bytes are not visible until published.
+    pub(crate) fn write_vectored(&self, bufs: &[std::io::IoSlice<'_>], offset: u64) -> Result<()> {
+        debug_assert!(offset >= u64::from(self.end));
+        debug_assert!(offset + bufs.iter().map(|b| b.len() as u64).sum::<u64>() <= self.file_len);
+        self.storage
+            .write_vectored_at(&self.file, self.path(), bufs, offset)
+            .map_err(Error::io("write", self.path()))
+    }
+
+    /// Bytes free for this process on the segment's file system.
+    pub(crate) fn free_disk_bytes(&self) -> Result<u64> {
+        let stat = rustix::fs::fstatvfs(&self.file)
+            .map_err(|errno| Error::io("statvfs", self.path())(errno.into()))?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+
     /// Makes `len` more bytes, already written, visible to readers.
     pub(crate) fn publish(&mut self, len: u32) {
         self.end += len;

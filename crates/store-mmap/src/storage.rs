@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -36,6 +36,23 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// Writes all of `data` at `offset` (`pwrite`, repeated until done).
     fn write_at(&self, file: &File, path: &Path, data: &[u8], offset: u64) -> io::Result<()>;
+
+    /// Writes all of `bufs`, one after another, starting at `offset` (`pwritev`, repeated
+    /// until done). The default writes them one by one with [`Storage::write_at`].
+    fn write_vectored_at(
+        &self,
+        file: &File,
+        path: &Path,
+        bufs: &[IoSlice<'_>],
+        offset: u64,
+    ) -> io::Result<()> {
+        let mut at = offset;
+        for buf in bufs {
+            self.write_at(file, path, buf, at)?;
+            at += buf.len() as u64;
+        }
+        Ok(())
+    }
 
     /// Makes what was written to `file` durable.
     fn sync(&self, file: &File, path: &Path, kind: SyncKind) -> io::Result<()>;
@@ -73,6 +90,32 @@ impl Storage for OsStorage {
         file.write_all_at(data, offset)
     }
 
+    fn write_vectored_at(
+        &self,
+        file: &File,
+        _path: &Path,
+        bufs: &[IoSlice<'_>],
+        offset: u64,
+    ) -> io::Result<()> {
+        let total: usize = bufs.iter().map(|buf| buf.len()).sum();
+        let written = pwritev_once(file, bufs, offset)?;
+        if written == total {
+            return Ok(());
+        }
+        // A short write: go on from where it stopped, on a copy of the list that can be
+        // advanced.
+        let mut rest: Vec<IoSlice<'_>> = bufs.to_vec();
+        let mut left = &mut rest[..];
+        IoSlice::advance_slices(&mut left, written);
+        let mut at = offset + written as u64;
+        while !left.is_empty() {
+            let written = pwritev_once(file, left, at)?;
+            at += written as u64;
+            IoSlice::advance_slices(&mut left, written);
+        }
+        Ok(())
+    }
+
     fn sync(&self, file: &File, _path: &Path, kind: SyncKind) -> io::Result<()> {
         match kind {
             SyncKind::Data => file.sync_data(),
@@ -106,6 +149,18 @@ impl Storage for OsStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+}
+
+/// One `pwritev`, retried when a signal interrupts it; a write of nothing is an error.
+fn pwritev_once(file: &File, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<usize> {
+    loop {
+        match rustix::io::pwritev(file, bufs, offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
     }
 }
 

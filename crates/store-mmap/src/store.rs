@@ -5,12 +5,12 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, FormatError,
     Position, Prefetch, SEGMENT_HEADER_LEN, SealedSegment, SegmentHeader, StoreMeta, Text,
-    TextRange, WriteBatch, encode_index, encode_ops,
+    TextRange, WriteBatch, encode_index,
 };
 
 use crate::compaction::Retired;
@@ -22,6 +22,7 @@ use crate::options::{
 use crate::recovery::{INDEX_FILE, Recovered, RecoveryReport, recover};
 use crate::segment::{SegmentFile, SegmentMap};
 use crate::storage::write_atomic;
+use crate::write;
 
 /// Name of the lock file.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -34,7 +35,8 @@ const SCRATCH_RETAIN_BYTES: usize = 8 << 20;
 ///
 /// Reads are one hash lookup plus a checksum of the record, whatever the number of
 /// documents, and return [`Doc`] handles that share the mapped segment instead of copying.
-/// Each write is one commit: its records are written with one `pwrite`, made durable with one
+/// Each write is one commit: its records are written with `pwritev` straight from the caller's
+/// text (a batch larger than the room left spans segments), made durable with one
 /// `fdatasync` (under [`Durability::Sync`]), and only then published to readers.
 ///
 /// The handle holds the store's exclusive lock until it is closed or dropped. Dropping it
@@ -206,11 +208,6 @@ impl Store {
     /// Capacity of new segments, in bytes (a persisted setting of the store).
     pub fn segment_capacity(&self) -> u32 {
         self.meta.segment_capacity
-    }
-
-    /// Largest commit (encoded records of one batch or group) a segment holds.
-    pub fn max_commit_bytes(&self) -> u64 {
-        u64::from(self.meta.segment_capacity) - SEGMENT_HEADER_LEN as u64
     }
 
     /// What the open found and repaired.
@@ -457,29 +454,54 @@ impl Store {
         if count == 0 {
             return Ok(self.last_seq);
         }
-        self.make_room(len)?;
-
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let first_seq = self.last_seq + 1;
-        encode_ops(ops.clone(), first_seq, &mut scratch, Some(0));
-        let written = self.write_commit(&scratch, count);
-        // Keep the buffer for the next commit, unless one huge batch grew it past what is
-        // worth holding on to between commits.
-        if scratch.capacity() <= SCRATCH_RETAIN_BYTES {
-            self.scratch = scratch;
+        let room = write::segment_room(self.meta.segment_capacity);
+        // A commit that an empty segment holds goes into one segment; only a larger one
+        // spans segments.
+        if self.active().remaining() < len && len <= room {
+            self.roll()?;
         }
-        written?;
+        let parts = if self.active().remaining() >= len {
+            vec![write::Part {
+                ops: count as usize,
+                len_bytes: len,
+            }]
+        } else {
+            check_free_space(self.active(), len)?;
+            write::plan(ops.clone(), self.active().remaining(), room)
+        };
+        let first_seq = self.last_seq + 1;
+        let started = Instant::now();
+        let written = self.write_parts(ops.clone(), &parts, first_seq);
+        let (first_segment, first_offset, write, synced) = match written {
+            Ok(done) => done,
+            Err(err) => {
+                self.report_commit(count, len, started.elapsed(), None, false);
+                return Err(err);
+            }
+        };
+        self.report_commit(count, len, write, synced, true);
 
-        // Publish: the bytes are complete (and durable under `Durability::Sync`).
-        let active = self.active_mut();
-        let segment = active.id();
-        let mut offset = active.end();
-        active.publish(u32::try_from(len).expect("a commit fits in one segment"));
-        // This process wrote the bytes from text it was handed as `&str`: its records need
-        // no check on their first read.
-        let verified = active.view().shared_verified();
+        // Publish: every part is complete (and durable under `Durability::Sync`). This
+        // process wrote the bytes from text it was handed as `&str`: its records need no
+        // check on their first read.
+        let mut segment = first_segment;
+        let mut offset = first_offset;
+        let mut part_ops = parts.iter().map(|part| part.ops);
+        let mut left = part_ops.next().unwrap_or(0);
+        let mut verified = self.segments[&segment].view().shared_verified();
         for (i, op) in ops.enumerate() {
+            while left == 0 {
+                left = part_ops.next().expect("the parts hold every operation");
+                segment = self
+                    .segments
+                    .range(segment + 1..)
+                    .next()
+                    .map(|(&id, _)| id)
+                    .expect("each part after the first is in the next segment");
+                offset = SEGMENT_HEADER_LEN as u32;
+                verified = self.segments[&segment].view().shared_verified();
+            }
+            left -= 1;
             let seq = first_seq + i as u64;
             verified.insert(offset);
             match op {
@@ -498,68 +520,117 @@ impl Store {
                     self.index.remove(id);
                 }
             }
-            offset += u32::try_from(op.encoded_len()).expect("a commit fits in one segment");
+            offset += u32::try_from(op.encoded_len()).expect("a record fits in a segment");
         }
         self.last_seq = first_seq + count - 1;
         Ok(self.last_seq)
     }
 
-    /// Writes an encoded commit at the end of the active segment and syncs it as the
-    /// durability setting asks. Space was reserved by [`Store::make_room`].
-    /// The group holds `ops` operations, which the observer is told.
-    fn write_commit(&mut self, encoded: &[u8], ops: u64) -> Result<()> {
+    /// Writes the parts of a commit, each at the end of its segment: the first in the active
+    /// segment, each later one in a new segment created once the one before is sealed.
+    /// Syncs the last as the durability setting asks. Returns where the first record went,
+    /// and the time spent writing and syncing.
+    ///
+    /// Fails without side effects when the first part's space cannot be reserved (a full
+    /// disk); any later failure poisons the store. A commit cut short leaves parts that
+    /// recovery does not apply, because its last part is missing.
+    fn write_parts<'a>(
+        &mut self,
+        ops: impl Iterator<Item = BatchOp<'a>> + Clone,
+        parts: &[write::Part],
+        first_seq: u64,
+    ) -> Result<(u32, u32, Duration, Option<Duration>)> {
         let sync = self.options.durability == Durability::Sync;
-        let observer = self.observer.clone();
-        let active = self.active_mut();
         let started = Instant::now();
-        let mut result = active.write_at_end(encoded);
+        self.active_mut().reserve(parts[0].len_bytes)?;
+        let first = (self.active().id(), self.active().end());
+        let mut ops = ops;
+        let mut seq = first_seq;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let last = parts.len() - 1;
+        let mut result = Ok(());
+        for (k, part) in parts.iter().enumerate() {
+            if k > 0 {
+                // The part before is written and its segment sealed: the new segment's
+                // header records it, with the last sequence number written so far, and
+                // whether the commit goes on from it.
+                let continues = parts[..k].iter().any(|p| p.ops > 0);
+                result = self
+                    .roll_after(seq - 1, continues)
+                    .and_then(|()| self.active_mut().reserve(part.len_bytes));
+                if result.is_err() {
+                    break;
+                }
+            }
+            if part.ops == 0 {
+                continue;
+            }
+            let group_end = store_format::GroupEnd {
+                len_bytes: u32::try_from(part.len_bytes).expect("a part fits in a segment"),
+                continues_in_next: k < last,
+                continues_from_prev: k > 0 && parts[..k].iter().any(|p| p.ops > 0),
+            };
+            let part_ops = ops.clone().take(part.ops);
+            result = write::write_part(self.active(), part_ops, seq, group_end, &mut scratch);
+            if result.is_err() {
+                break;
+            }
+            // Readers of this handle cannot run during the commit, and the index points
+            // into the part only once every part is written.
+            self.active_mut()
+                .publish(u32::try_from(part.len_bytes).expect("a part fits in a segment"));
+            ops.nth(part.ops - 1);
+            seq += part.ops as u64;
+        }
+        if scratch.capacity() <= SCRATCH_RETAIN_BYTES {
+            self.scratch = scratch;
+        }
         let write = started.elapsed();
         let mut synced = None;
         if result.is_ok() && sync {
-            result = active.sync_data();
+            result = self.active().sync_data();
             synced = Some(started.elapsed() - write);
         }
-        if let Some(observer) = observer {
-            observer.commit(&CommitEvent::new(
-                ops,
-                encoded.len() as u64,
-                write,
-                synced,
-                result.is_ok(),
-            ));
-        }
         if result.is_err() {
-            // The bytes may be on disk, whole or in part; cut them so that they cannot
-            // surface as a committed group on the next open. The store is poisoned either way.
-            let _ = active.discard_unpublished();
+            // The bytes may be on disk, whole or in part; cut what the last segment holds
+            // past its published data so that it cannot surface as a committed group on the
+            // next open. The store is poisoned either way.
+            let _ = self.active_mut().discard_unpublished();
         }
-        self.poison_on_err(result)
+        self.poison_on_err(result)?;
+        Ok((first.0, first.1, write, synced))
     }
 
-    /// Makes sure the active segment has `len` bytes of allocated room, rolling to a new
-    /// segment when it is too full. Fails without side effects on a full disk.
-    fn make_room(&mut self, len: u64) -> Result<()> {
-        if len > self.max_commit_bytes() {
-            return Err(Error::BatchTooLarge {
-                len,
-                capacity: self.max_commit_bytes(),
-            });
+    fn report_commit(
+        &self,
+        ops: u64,
+        len: u64,
+        write: Duration,
+        synced: Option<Duration>,
+        ok: bool,
+    ) {
+        if let Some(observer) = &self.observer {
+            observer.commit(&CommitEvent::new(ops, len, write, synced, ok));
         }
-        if self.active().remaining() < len {
-            self.roll()?;
-        }
-        self.active_mut().reserve(len)
     }
 
     /// Seals the active segment and moves writes to a new one.
     pub(crate) fn roll(&mut self) -> Result<()> {
+        self.roll_after(self.last_seq, false)
+    }
+
+    /// Seals the active segment, whose last record holds `last_seq` (or an earlier one), and
+    /// moves writes to a new one; `commit_continues` when a commit goes on from one into the
+    /// other.
+    fn roll_after(&mut self, last_seq: u64, commit_continues: bool) -> Result<()> {
         let sealed = self.active_mut().seal();
         self.poison_on_err(sealed)?;
         let active = self.active();
         let sealed = SealedSegment {
             segment_id: active.id(),
             len_bytes: active.end(),
-            last_seq: self.last_seq,
+            last_seq,
+            commit_continues,
         };
         self.add_segment(Some(sealed))
     }
@@ -712,6 +783,23 @@ pub fn extract_from(id: DocId, doc: Option<Doc>, range: TextRange) -> Result<Tex
     doc.text()
         .extract(range)
         .map_err(|source| Error::Range { id, source })
+}
+
+/// Fails, without side effects, a commit of `len` bytes that would span segments when the
+/// disk has clearly no room for it: its later parts would fail only after earlier ones were
+/// written, which poisons the store. A disk that fills up meanwhile is still caught by the
+/// writes themselves.
+fn check_free_space(active: &SegmentFile, len: u64) -> Result<()> {
+    let free = active.free_disk_bytes()?;
+    if free < len {
+        return Err(Error::io("make room for a commit in", active.path())(
+            std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!("the commit needs {len} bytes and the disk has {free} bytes free"),
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn lock(dir: &Path) -> Result<File> {

@@ -182,16 +182,53 @@ fn bad_writes_fail_before_they_are_queued() {
         "{err}"
     );
     let mut batch = WriteBatch::new();
-    for n in 0..(store_mmap::MIN_SEGMENT_CAPACITY / 48) {
-        batch.put(id(u64::from(n)), "ten bytes!");
-    }
+    batch.put(id(2), "ten bytes!").put(id(3), "eleven byte");
     let err = store.put_batch(batch).unwrap_err();
     assert!(
-        matches!(err, Error::Store(store_mmap::Error::BatchTooLarge { .. })),
+        matches!(
+            err,
+            Error::Store(store_mmap::Error::DocumentTooLarge { .. })
+        ),
         "{err}"
     );
     assert_eq!(store.last_seq(), 0, "nothing was written");
     assert_eq!(store.put(id(1), "fits").unwrap().wait().unwrap(), 1);
+}
+
+#[test]
+fn a_batch_larger_than_a_segment_commits_whole_and_readers_see_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let options = StoreOptions::new()
+        .max_document_bytes(1000)
+        .segment_capacity(store_mmap::MIN_SEGMENT_CAPACITY);
+    let store = ConcurrentStore::create(&path, options.clone(), WriterOptions::default()).unwrap();
+    store.put(id(0), "before").unwrap().wait().unwrap();
+    let text = |n: u64| format!("{n:>6} ").repeat(30);
+    let mut batch = WriteBatch::new();
+    let count = 3 * u64::from(store_mmap::MIN_SEGMENT_CAPACITY) / 200;
+    for n in 1..=count {
+        batch.put(id(n), &text(n));
+    }
+    let last = store.put_batch(batch).unwrap().wait().unwrap();
+    assert_eq!(last, count + 1);
+    for n in 1..=count {
+        assert_eq!(
+            store.get(id(n)).unwrap().as_deref(),
+            Some(text(n).as_str()),
+            "{n}"
+        );
+    }
+    store.close().unwrap();
+    let store = ConcurrentStore::open(&path, options, WriterOptions::default()).unwrap();
+    for n in 1..=count {
+        assert_eq!(
+            store.get(id(n)).unwrap().as_deref(),
+            Some(text(n).as_str()),
+            "{n}"
+        );
+    }
+    assert_eq!(store.get(id(0)).unwrap().as_deref(), Some("before"));
 }
 
 #[test]

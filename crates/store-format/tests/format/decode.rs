@@ -1,8 +1,9 @@
 use proptest::prelude::*;
 use store_format::{
-    DocId, FormatError, IndexEntry, Position, RECORD_ALIGN, RECORD_HEADER_LEN, RecordKind,
-    RetiredList, SealedSegment, SegmentHeader, StoreMeta, Structure, WriteBatch, decode_index,
-    decode_record, encode_index, encode_record, record_len,
+    DocId, FormatError, GroupEnd, IndexEntry, Position, RECORD_ALIGN, RECORD_HEADER_LEN,
+    RecordKind, RetiredList, SealedSegment, SegmentHeader, StoreMeta, Structure, WriteBatch,
+    decode_index, decode_record, encode_index, encode_record, encode_record_header, padding_len,
+    record_len,
 };
 
 fn one_record(kind: RecordKind, id: u128, seq: u64, payload: &[u8]) -> Vec<u8> {
@@ -95,6 +96,63 @@ fn record_errors_name_the_failure_and_offset() {
 }
 
 #[test]
+fn span_flags_round_trip_on_commit_records_only() {
+    for (next, prev) in [(true, false), (true, true), (false, true)] {
+        let end = GroupEnd {
+            len_bytes: record_len(5) as u32,
+            continues_in_next: next,
+            continues_from_prev: prev,
+        };
+        let mut buf =
+            encode_record_header(RecordKind::Put, DocId::from_u128(9), 3, b"hello", Some(end))
+                .to_vec();
+        buf.extend_from_slice(b"hello");
+        buf.resize(buf.len() + padding_len(5), 0);
+        assert_eq!(buf.len() as u64, record_len(5));
+        let rec = decode_record(&buf, 0).unwrap();
+        assert_eq!(rec.header.group_end(), Some(end));
+        assert_eq!(rec.payload, b"hello");
+    }
+    // A span flag on a record that ends no group is damage, even under a valid checksum.
+    let mut buf = one_record(RecordKind::Put, 1, 1, b"abc");
+    let mut plain = Vec::new();
+    encode_record(
+        &mut plain,
+        RecordKind::Put,
+        DocId::from_u128(1),
+        1,
+        b"abc",
+        None,
+    );
+    plain[5] = 0b10;
+    let crc = bitwise_record_crc(&plain);
+    plain[12..16].copy_from_slice(&crc.to_le_bytes());
+    let err = decode_record(&plain, 0).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FormatError::InvalidField {
+                field: "flags",
+                value: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // An unknown flag is damage too.
+    buf[5] |= 0b1000;
+    assert!(decode_record(&buf, 0).is_err());
+}
+
+/// The record checksum over bytes 0..12, 16..48 and the payload, computed bit by bit.
+fn bitwise_record_crc(record: &[u8]) -> u32 {
+    let len = u32::from_le_bytes(record[8..12].try_into().unwrap()) as usize;
+    let mut covered = record[..12].to_vec();
+    covered.extend_from_slice(&record[16..RECORD_HEADER_LEN + len]);
+    bitwise_crc32c(&covered)
+}
+
+#[test]
 fn tombstones_carry_no_payload() {
     let buf = one_record(RecordKind::Tombstone, 3, 4, b"");
     let rec = decode_record(&buf, 0).unwrap();
@@ -146,6 +204,7 @@ fn headers_reject_other_versions_and_corruption() {
             segment_id: 4,
             len_bytes: 123_456,
             last_seq: 9_876,
+            commit_continues: false,
         }),
     };
     let buf = header.encode();
@@ -160,10 +219,10 @@ fn headers_reject_other_versions_and_corruption() {
         out
     };
     assert!(matches!(
-        SegmentHeader::decode(&with_version(3, &buf)),
+        SegmentHeader::decode(&with_version(4, &buf)),
         Err(FormatError::UnsupportedVersion {
-            found: 3,
-            supported: 2,
+            found: 4,
+            supported: 3,
             ..
         })
     ));
@@ -187,6 +246,33 @@ fn headers_reject_other_versions_and_corruption() {
             ..
         })
     ));
+
+    // Version 3 records whether a commit goes on from the predecessor; only bit 0 is known,
+    // and only with a predecessor.
+    let continuing = SegmentHeader {
+        sealed_before: header.sealed_before.map(|sealed| SealedSegment {
+            commit_continues: true,
+            ..sealed
+        }),
+        ..header
+    };
+    let encoded = continuing.encode();
+    assert_eq!(encoded[52], 1);
+    assert_eq!(SegmentHeader::decode(&encoded).unwrap(), continuing);
+    for (base, flags, field) in [
+        (&encoded, 3u8, "flags"),
+        (&first.encode(), 1u8, "sealed predecessor"),
+    ] {
+        let mut bad = *base;
+        bad[52] = flags;
+        let crc = bitwise_crc32c(&bad[..60]);
+        bad[60..64].copy_from_slice(&crc.to_le_bytes());
+        let err = SegmentHeader::decode(&bad).unwrap_err();
+        assert!(
+            matches!(err, FormatError::InvalidField { field: f, .. } if f == field),
+            "{err}"
+        );
+    }
 
     let mut flipped = buf;
     flipped[20] ^= 1;

@@ -153,6 +153,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
                     segment_id: 6,
                     len_bytes: 4096,
                     last_seq: 300,
+                    commit_continues: false,
                 }),
             }
             .encode()

@@ -1,0 +1,221 @@
+//! The write path: how a commit's records get from the caller's text into a segment file.
+//!
+//! A commit is planned as one **part** per segment it touches: a batch that fits in the
+//! active segment is one part; a batch larger than the room left goes on in new segments,
+//! each part a commit group of its own whose commit record says that the commit goes on
+//! (docs/FORMAT.md, "Batches that span segments"). Recovery applies the parts only when the
+//! last one is there.
+//!
+//! Each part is written with `pwritev`: the record headers, the zero padding and the short
+//! texts are gathered in a small buffer that the store reuses, and every longer text goes to
+//! the kernel straight from the caller's memory. So a text is copied once on its way to the
+//! page cache, and the commit path allocates nothing in proportion to the batch.
+
+use std::io::IoSlice;
+use std::ops::Range;
+
+use store_format::{
+    BatchOp, GroupEnd, RECORD_ALIGN, RecordKind, SEGMENT_HEADER_LEN, encode_record_header,
+    padding_len,
+};
+
+use crate::error::Result;
+use crate::segment::SegmentFile;
+
+/// Slices per `pwritev`; Linux's `IOV_MAX`.
+const MAX_SLICES: usize = 1024;
+/// Bytes gathered before they are written, so that the buffer stays small and hot in cache.
+const GATHER_BYTES: usize = 256 << 10;
+/// Texts shorter than this are copied into the gathered bytes beside their header: copying
+/// a few hundred bytes costs less than the kernel's handling of one more slice.
+const COPY_BELOW_BYTES: usize = 512;
+
+/// One part of a commit: the operations that go to one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Part {
+    /// How many of the commit's operations, in order, this part holds.
+    pub(crate) ops: usize,
+    /// Bytes of its records.
+    pub(crate) len_bytes: u64,
+}
+
+/// Splits a commit of `ops` into parts: the first gets at most `first_room` bytes, every
+/// later one at most `room` (an empty segment's). A part may hold no operation only when it
+/// is the first (the active segment has no room for even one record).
+///
+/// Every operation fits in `room`: the document size limit is below a segment's capacity.
+pub(crate) fn plan<'a>(
+    ops: impl Iterator<Item = BatchOp<'a>>,
+    first_room: u64,
+    room: u64,
+) -> Vec<Part> {
+    let mut parts = vec![Part {
+        ops: 0,
+        len_bytes: 0,
+    }];
+    let mut limit = first_room;
+    for op in ops {
+        let len = op.encoded_len();
+        let part = parts.last_mut().expect("never empty");
+        if part.len_bytes + len > limit {
+            parts.push(Part {
+                ops: 0,
+                len_bytes: 0,
+            });
+            limit = room;
+        }
+        let part = parts.last_mut().expect("never empty");
+        part.ops += 1;
+        part.len_bytes += len;
+    }
+    parts
+}
+
+/// The bytes an empty segment of `capacity` bytes has room for.
+pub(crate) fn segment_room(capacity: u32) -> u64 {
+    u64::from(capacity) - SEGMENT_HEADER_LEN as u64
+}
+
+/// Bytes gathered for one `pwritev`, and where the caller's texts go between them.
+enum Piece<'a> {
+    /// A range of the gather buffer.
+    Gathered(Range<usize>),
+    /// A text, sent from the caller's memory.
+    Text(&'a [u8]),
+}
+
+/// Writes `ops` as one commit group at the end of `segment` (not published), with sequence
+/// numbers from `first_seq`; the last record ends the group as `group_end` says. `gather`
+/// is the store's reused buffer. Space is reserved by the caller.
+pub(crate) fn write_part<'a>(
+    segment: &SegmentFile,
+    ops: impl Iterator<Item = BatchOp<'a>>,
+    first_seq: u64,
+    group_end: GroupEnd,
+    gather: &mut Vec<u8>,
+) -> Result<()> {
+    gather.clear();
+    let mut pieces: Vec<Piece<'a>> = Vec::new();
+    let mut at = u64::from(segment.end());
+    let mut ops = ops.enumerate().peekable();
+    while let Some((i, op)) = ops.next() {
+        let (kind, id, text) = match op {
+            BatchOp::Put { id, text } => (RecordKind::Put, id, text.as_bytes()),
+            BatchOp::Delete { id } => (RecordKind::Tombstone, id, &[][..]),
+        };
+        let end = ops.peek().is_none().then_some(group_end);
+        let header = encode_record_header(kind, id, first_seq + i as u64, text, end);
+        gathered(&mut pieces, gather, &header);
+        if text.len() < COPY_BELOW_BYTES {
+            gathered(&mut pieces, gather, text);
+        } else {
+            pieces.push(Piece::Text(text));
+        }
+        gathered(
+            &mut pieces,
+            gather,
+            &[0; RECORD_ALIGN][..padding_len(text.len())],
+        );
+        // Room for the next record's three pieces.
+        if pieces.len() + 3 > MAX_SLICES || gather.len() >= GATHER_BYTES {
+            at = flush(segment, &mut pieces, gather, at)?;
+        }
+    }
+    flush(segment, &mut pieces, gather, at)?;
+    Ok(())
+}
+
+/// Adds `bytes` to the gather buffer, extending the last piece when it is gathered too.
+fn gathered(pieces: &mut Vec<Piece<'_>>, gather: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let start = gather.len();
+    gather.extend_from_slice(bytes);
+    match pieces.last_mut() {
+        Some(Piece::Gathered(range)) if range.end == start => range.end = gather.len(),
+        _ => pieces.push(Piece::Gathered(start..gather.len())),
+    }
+}
+
+/// Writes the pieces at `at` and empties them and the buffer; returns where the next ones go.
+fn flush(
+    segment: &SegmentFile,
+    pieces: &mut Vec<Piece<'_>>,
+    gather: &mut Vec<u8>,
+    at: u64,
+) -> Result<u64> {
+    if pieces.is_empty() {
+        return Ok(at);
+    }
+    let slices: Vec<IoSlice<'_>> = pieces
+        .iter()
+        .map(|piece| match piece {
+            Piece::Gathered(range) => IoSlice::new(&gather[range.clone()]),
+            Piece::Text(text) => IoSlice::new(text),
+        })
+        .collect();
+    let len: u64 = slices.iter().map(|slice| slice.len() as u64).sum();
+    segment.write_vectored(&slices, at)?;
+    drop(slices);
+    pieces.clear();
+    gather.clear();
+    Ok(at + len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store_format::DocId;
+
+    fn put(len: usize) -> BatchOp<'static> {
+        let text: &'static str = Box::leak("x".repeat(len).into_boxed_str());
+        BatchOp::Put {
+            id: DocId::from_u128(1),
+            text,
+        }
+    }
+
+    #[test]
+    fn plan_fills_the_active_segment_then_empty_ones() {
+        let rec = put(80).encoded_len();
+        let ops = [put(80), put(80), put(80), put(80), put(80)];
+        let parts = plan(ops.iter().copied(), rec, 2 * rec);
+        assert_eq!(
+            parts,
+            vec![
+                Part {
+                    ops: 1,
+                    len_bytes: rec
+                },
+                Part {
+                    ops: 2,
+                    len_bytes: 2 * rec
+                },
+                Part {
+                    ops: 2,
+                    len_bytes: 2 * rec
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_leaves_the_first_part_empty_when_nothing_fits_there() {
+        let rec = put(80).encoded_len();
+        let parts = plan([put(80)].into_iter(), rec - 8, rec);
+        assert_eq!(
+            parts,
+            vec![
+                Part {
+                    ops: 0,
+                    len_bytes: 0
+                },
+                Part {
+                    ops: 1,
+                    len_bytes: rec
+                },
+            ]
+        );
+    }
+}
