@@ -19,6 +19,7 @@
 //! Why a crash at any point leaves every document at its latest version is in
 //! docs/FORMAT.md ("Compaction").
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
@@ -365,6 +366,7 @@ impl Store {
             })
             .map(SegmentFile::id)
             .collect();
+        let picked = self.whole_commits(picked, active);
         if picked.is_empty() {
             return Ok(None);
         }
@@ -551,6 +553,42 @@ impl Store {
     /// Segments replaced by compaction whose files wait for readers to let go.
     pub fn retired_segments(&self) -> usize {
         self.retired.len()
+    }
+
+    /// Widens `picked` (sorted) so that segments a commit spans are replaced together: a
+    /// multi-segment commit counts only while its last part is there (docs/FORMAT.md,
+    /// "Batches that span segments"), so its segments go all at once or not at all. Segments
+    /// linked to the active one stay until it is sealed.
+    fn whole_commits(&self, picked: Vec<u32>, active: u32) -> Vec<u32> {
+        // Links run from a segment to the one created after it, in increasing id order, so
+        // one pass in that order gathers each chain of linked segments.
+        let mut chains: Vec<Vec<u32>> = Vec::new();
+        for segment in self.segments.values() {
+            let Some(before) = segment.sealed_before().filter(|b| b.commit_continues) else {
+                continue;
+            };
+            if !self.segments.contains_key(&before.segment_id) {
+                continue;
+            }
+            match chains
+                .iter_mut()
+                .find(|chain| chain.last() == Some(&before.segment_id))
+            {
+                Some(chain) => chain.push(segment.id()),
+                None => chains.push(vec![before.segment_id, segment.id()]),
+            }
+        }
+        let mut picked: BTreeSet<u32> = picked.into_iter().collect();
+        for chain in chains {
+            if chain.contains(&active) {
+                for id in &chain {
+                    picked.remove(id);
+                }
+            } else if chain.iter().any(|id| picked.contains(id)) {
+                picked.extend(chain);
+            }
+        }
+        picked.into_iter().collect()
     }
 
     /// Data bytes and dead bytes of the sealed segments.

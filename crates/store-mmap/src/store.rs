@@ -658,9 +658,13 @@ impl Store {
             }
             Err(err) => {
                 // A half-created file would make the next attempt fail; it holds no record.
+                // Left in place, it must stay the newest segment, which recovery removes:
+                // the store then takes no more writes that could create a newer one.
                 let path = self.dir.join(crate::segment::segment_file_name(id));
-                let _ = self.options.storage.remove(&path);
-                Err(err)
+                match self.options.storage.remove(&path) {
+                    Ok(()) => Err(err),
+                    Err(_) => self.poison_on_err(Err(err)),
+                }
             }
         }
     }

@@ -36,13 +36,26 @@ pub fn member_id(slot: u64, i: u32) -> DocId {
 }
 
 /// The text member `i` of a batch of `len` in `slot` at `version` puts.
+///
+/// One batch in eight has members of about [`LARGE_MEMBER_BYTES`]: with several members it
+/// is larger than a segment ([`crate::store_options`]), so kills land in commits that span
+/// segments too.
 pub fn member_text(slot: u64, version: Version, len: u32, i: u32) -> String {
     let header = format!("b {slot} {} {} {len} {i}\n", version.cycle, version.op);
-    body(
+    let mut text = body(
         header,
         hash(&[1, slot, version.cycle.into(), version.op, i.into()]),
-    )
+    );
+    if hash(&[2, slot, version.cycle.into(), version.op]) % 8 == 0 {
+        while text.len() < LARGE_MEMBER_BYTES {
+            text.push_str(" spans segments");
+        }
+    }
+    text
 }
+
+/// The size of the members of the batches larger than a segment.
+pub const LARGE_MEMBER_BYTES: usize = 240 << 10;
 
 /// Parses the first line of a batch member's text: its slot, version, batch length and
 /// member number.

@@ -321,3 +321,64 @@ fn a_cancelled_compaction_removes_what_it_wrote() {
     assert_eq!(temporary_files(&f.path()), Vec::<String>::new());
     check(&mut f, &model);
 }
+
+/// A commit that spans segments counts only while its last part is there, so compaction
+/// replaces its segments together: here only the last part's segment is dead enough, and
+/// the plan takes the earlier ones with it. Left behind, their parts would read as a commit
+/// cut short on the next open, and its documents would be lost.
+#[test]
+fn compaction_replaces_the_segments_of_a_spanning_commit_together() {
+    let mut f = Fixture::with(small_segments());
+    for k in 0..5 {
+        f.store().put(id(k), &text(k, 1)).unwrap();
+    }
+    let spanning = |k: u64| format!("spanning {k} ").repeat(90);
+    let mut batch = store_mmap::WriteBatch::new();
+    for k in 1000..1040 {
+        batch.put(id(k), &spanning(k));
+    }
+    f.store().put_batch(&batch).unwrap();
+    let segment_of = |f: &mut Fixture, k: u64| f.store().location(id(k)).unwrap().segment;
+    let (first, last) = (segment_of(&mut f, 1000), segment_of(&mut f, 1039));
+    assert!(
+        last >= first + 2,
+        "the batch spans segments {first}..={last}"
+    );
+    // Writes move past the last part's segment, then overwrite everything of the batch in
+    // it, so that most of it is dead.
+    for k in 0..60 {
+        f.store().put(id(2000 + k), &text(k, 3)).unwrap();
+    }
+    assert!(f.store().active_segment().0 > last);
+    for k in 1000..1040 {
+        if segment_of(&mut f, k) == last {
+            f.store().put(id(k), &spanning(k)).unwrap();
+        }
+    }
+    let policy = CompactionPolicy {
+        min_dead_bytes: 1,
+        dead_ratio: Some(0.01),
+        segment_dead_ratio: 0.3,
+        ..CompactionPolicy::default()
+    };
+    let plan = f
+        .store()
+        .plan_compaction(&CompactionScope::Due(policy))
+        .unwrap()
+        .expect("the last part's segment is dead");
+    let inputs = plan.inputs();
+    for segment in first..=last {
+        assert!(inputs.contains(&segment), "{segment} not in {inputs:?}");
+    }
+    let done = plan.run().unwrap();
+    f.store().install_compaction(done).unwrap();
+    f.close();
+    f.reopen();
+    for k in 1000..1040 {
+        assert_eq!(f.text(k), Some(spanning(k)), "document {k}");
+    }
+    for k in 0..5 {
+        assert_eq!(f.text(k), Some(text(k, 1)));
+    }
+    assert!(f.store().verify().is_clean());
+}
