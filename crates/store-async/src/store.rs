@@ -244,7 +244,7 @@ impl AsyncStore {
     // ----- writes ------------------------------------------------------------------------
 
     /// Puts a document; returns its sequence number once the write is committed.
-    pub async fn put(&self, id: DocId, text: impl Into<String>) -> Result<u64> {
+    pub async fn put(&self, id: DocId, text: impl Into<Text>) -> Result<u64> {
         let text = text.into();
         let store = self.inner.store.clone();
         self.write("put", move || match store.offer_put(id, text)? {

@@ -36,7 +36,6 @@ struct Importer<'a, W: Write> {
     pool: &'a BufferPool,
     batch: PooledBatch<'a>,
     batch_bytes: u64,
-    limit_bytes: u64,
     /// Lines to print once the current batch has committed.
     pending_lines: String,
     documents: u64,
@@ -45,14 +44,12 @@ struct Importer<'a, W: Write> {
 
 impl<'a, W: Write> Importer<'a, W> {
     fn new(store: &'a mut Store, out: &'a mut W, pool: &'a BufferPool) -> Importer<'a, W> {
-        let segment_room = u64::from(store.segment_capacity()) / 2;
         Importer {
             store,
             out,
             pool,
             batch: pool.batch(),
             batch_bytes: 0,
-            limit_bytes: BATCH_BYTES.min(segment_room),
             pending_lines: String::new(),
             documents: 0,
             text_bytes: 0,
@@ -70,7 +67,7 @@ impl<'a, W: Write> Importer<'a, W> {
         }
         let len = text.len() as u64 + 64;
         if !self.batch.is_empty()
-            && (self.batch.len() >= BATCH_DOCS || self.batch_bytes + len > self.limit_bytes)
+            && (self.batch.len() >= BATCH_DOCS || self.batch_bytes + len > BATCH_BYTES)
         {
             self.commit()?;
         }

@@ -309,13 +309,17 @@ impl ConcurrentStore {
 
     /// Queues a put, blocking while the queue is full. The ticket yields the write's
     /// sequence number once it is committed (durable under `Durability::Sync`).
-    pub fn put(&self, id: DocId, text: impl Into<String>) -> Result<Ticket<u64>> {
+    ///
+    /// The text is taken as a [`Text`]: a `String` or a [`Text`] read from a store is moved
+    /// to the writer thread as it is, a `&str` is copied once; from there it goes to the file
+    /// without another copy.
+    pub fn put(&self, id: DocId, text: impl Into<Text>) -> Result<Ticket<u64>> {
         self.submit_put(id, text.into(), Block::Yes)
     }
 
     /// Like [`ConcurrentStore::put`], but fails with [`Error::QueueFull`] instead of
     /// blocking.
-    pub fn try_put(&self, id: DocId, text: impl Into<String>) -> Result<Ticket<u64>> {
+    pub fn try_put(&self, id: DocId, text: impl Into<Text>) -> Result<Ticket<u64>> {
         self.submit_put(id, text.into(), Block::No)
     }
 
@@ -334,7 +338,7 @@ impl ConcurrentStore {
     /// Queues a put if the queue has room; when it is full, hands the text back instead of
     /// blocking or failing, so that the caller can wait for room where blocking is allowed
     /// (an async runtime's blocking pool) and submit it there.
-    pub fn offer_put(&self, id: DocId, text: String) -> Result<Offer<u64, String>> {
+    pub fn offer_put(&self, id: DocId, text: Text) -> Result<Offer<u64, Text>> {
         self.check_op(BatchOp::Put { id, text: &text })?;
         let (done, ticket) = ticket();
         match self.offer(Request::Put { id, text, done })? {
@@ -429,7 +433,7 @@ impl ConcurrentStore {
         ticket.wait()
     }
 
-    fn submit_put(&self, id: DocId, text: String, block: Block) -> Result<Ticket<u64>> {
+    fn submit_put(&self, id: DocId, text: Text, block: Block) -> Result<Ticket<u64>> {
         self.check_op(BatchOp::Put { id, text: &text })?;
         let (done, ticket) = ticket();
         self.send(Request::Put { id, text, done }, block)?;

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use store_mmap::{
     Backup, BatchOp, Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope,
-    DocId, Installed, Position, Scrub, SegmentMap, Store, WriteBatch,
+    DocId, Installed, Position, Scrub, SegmentMap, Store, Text, WriteBatch,
 };
 
 use crate::error::Error;
@@ -19,7 +19,7 @@ use crate::ticket::Completer;
 pub(crate) enum Request {
     Put {
         id: DocId,
-        text: String,
+        text: Text,
         done: Completer<u64>,
     },
     Batch {

@@ -49,25 +49,15 @@ impl Engine for Textstore {
     fn settings(&self) -> String {
         "ConcurrentStore with default options: fdatasync per commit, 256 MiB segments, \
          group commit, automatic compaction (dead ratio 0.5, at least 64 MiB dead); a bulk \
-         ingest larger than half a segment is split into commits of at most 128 MiB"
+         ingest is one put_batch, which spans segments"
             .to_owned()
     }
 
     fn ingest(&self, docs: &[Document]) -> Result<()> {
-        // A commit must fit in one segment; half a segment keeps the store from rolling to a
-        // new one with the old one half empty.
-        // 64 bytes per record bound its header and padding.
-        let limit = u64::from(store_mmap::DEFAULT_SEGMENT_CAPACITY) / 2;
-        let mut batch = WriteBatch::new();
-        let mut batch_bytes = 0;
+        let text_bytes = docs.iter().map(|doc| doc.text.len()).sum();
+        let mut batch = WriteBatch::with_capacity(docs.len(), text_bytes);
         for doc in docs {
-            let len = doc.text.len() as u64 + 64;
-            if !batch.is_empty() && batch_bytes + len > limit {
-                self.commit(std::mem::take(&mut batch))?;
-                batch_bytes = 0;
-            }
             batch.put(doc.id, &doc.text);
-            batch_bytes += len;
         }
         self.commit(batch)
     }

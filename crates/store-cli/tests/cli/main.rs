@@ -199,6 +199,50 @@ fn import_a_directory_then_export_and_list() {
     assert_eq!(run(&copy, &["export"], "", 0).0, export);
 }
 
+/// A directory larger than a segment: each commit of the import may span segments, and
+/// every file reads back whole.
+#[test]
+fn import_a_directory_larger_than_a_segment() {
+    let (root, store) = store_dir();
+    let capacity = 64 << 10;
+    store_mmap::Store::create(
+        &store,
+        store_mmap::StoreOptions::new()
+            .segment_capacity(capacity)
+            .max_document_bytes(16 << 10),
+    )
+    .unwrap()
+    .close()
+    .unwrap();
+    let docs = root.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let text = |n: usize| format!("file {n}: {}\n", "é".repeat(2000 + n * 37));
+    let files = 60;
+    for n in 0..files {
+        std::fs::write(docs.join(format!("{n:03}.txt")), text(n)).unwrap();
+    }
+    let total: usize = (0..files).map(|n| text(n).len()).sum();
+    assert!(total > 3 * capacity as usize, "{total} bytes");
+    let (out, err) = run(&store, &["import", docs.to_str().unwrap()], "", 0);
+    assert!(
+        err.contains(&format!("imported {files} documents")),
+        "{err}"
+    );
+    assert_eq!(out.lines().count(), files);
+    for line in out.lines() {
+        let (id, path) = line.split_once('\t').unwrap();
+        let n: usize = path.trim_end_matches(".txt").parse().unwrap();
+        assert_eq!(run(&store, &["get", id], "", 0).0, text(n), "{path}");
+    }
+    let opened = store_mmap::Store::open(&store, store_mmap::StoreOptions::new()).unwrap();
+    assert_eq!(opened.len(), files);
+    assert!(
+        opened.active_segment().0 >= 4,
+        "{:?}",
+        opened.active_segment()
+    );
+}
+
 #[test]
 fn import_jsonl_with_every_id_form() {
     let (root, store) = store_dir();

@@ -378,7 +378,7 @@ fn an_offer_to_a_full_queue_hands_the_write_back() {
     // As in `try_calls_report_a_full_queue`: syncs are slower than queueing.
     let mut handed_back = None;
     for n in 0..100_000 {
-        match store.offer_put(id(n), format!("text {n}")).unwrap() {
+        match store.offer_put(id(n), format!("text {n}").into()).unwrap() {
             store_concurrent::Offer::Queued(ticket) => tickets.push(ticket),
             store_concurrent::Offer::Full(text) => {
                 handed_back = Some((n, text));
@@ -387,7 +387,7 @@ fn an_offer_to_a_full_queue_hands_the_write_back() {
         }
     }
     let (n, text) = handed_back.expect("the queue filled up");
-    assert_eq!(text, format!("text {n}"));
+    assert_eq!(text, format!("text {n}").as_str());
     assert_eq!(
         store.queue_stats().rejected_full(),
         0,
