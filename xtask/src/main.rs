@@ -5,7 +5,7 @@
 //! - `ci`: `cargo fmt --check`, clippy with warnings denied, the tests (cargo-nextest when it
 //!   is installed, `cargo test` otherwise, plus the doc tests), and the docs with warnings
 //!   denied, then the dhat heap tests and the loom models. Exactly what `.ci/run` runs.
-//! - `dhat`: the heap tests of store-cache, one test binary each (dhat allows one profiler
+//! - `dhat`: the heap tests of store-cache and store-mmap, one test binary each (dhat allows one profiler
 //!   per process), built with the `dhat-heap` feature that installs dhat's allocator.
 //! - `loom`: the loom models of store-concurrent, built with `--cfg textstore_loom` in
 //!   release with debug assertions, `LOOM_MAX_PREEMPTIONS=2`, in their own target directory
@@ -57,7 +57,7 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   ci    fmt check, clippy (warnings denied), tests, docs (warnings denied), dhat, loom
-  dhat  the heap-allocation tests of store-cache
+  dhat  the heap-allocation tests of store-cache and store-mmap
   loom  the loom models of store-concurrent
   torture [--cycles N] [--seed S] [--max-kill-delay-ms MS]
         kill a writing process N times (default 1000) and check every acknowledged write
@@ -75,7 +75,7 @@ const OPTIONAL_FEATURES: &str = "store-metrics/metrics,store-mmap/fault-injectio
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
     // Clippy also checks the dhat heap tests, which run in their own step.
-    let linted = format!("{OPTIONAL_FEATURES},store-cache/dhat-heap");
+    let linted = format!("{OPTIONAL_FEATURES},{DHAT_FEATURES}");
     cargo(
         &[
             "clippy",
@@ -132,14 +132,19 @@ fn ci() -> Result<(), String> {
     Ok(())
 }
 
+/// The features that build the dhat heap tests.
+const DHAT_FEATURES: &str = "store-cache/dhat-heap,store-mmap/dhat-heap";
+
 fn dhat() -> Result<(), String> {
     cargo(
         &[
             "test",
             "--package",
             "store-cache",
+            "--package",
+            "store-mmap",
             "--features",
-            "dhat-heap",
+            DHAT_FEATURES,
             "--test",
             "dhat_*",
         ],

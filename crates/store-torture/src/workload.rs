@@ -46,7 +46,7 @@ pub fn member_text(slot: u64, version: Version, len: u32, i: u32) -> String {
         header,
         hash(&[1, slot, version.cycle.into(), version.op, i.into()]),
     );
-    if hash(&[2, slot, version.cycle.into(), version.op]) % 8 == 0 {
+    if hash(&[2, slot, version.cycle.into(), version.op]).is_multiple_of(8) {
         while text.len() < LARGE_MEMBER_BYTES {
             text.push_str(" spans segments");
         }
