@@ -22,6 +22,12 @@ pub struct PhysicalLimits {
     pub append_fdatasync_per_sec: f64,
     /// Latencies of those appends.
     pub append_fdatasync_latency: Option<Percentiles>,
+    /// 4 KiB writes, each followed by `fdatasync`, per second, into space of the file that
+    /// was already written (zeros, synced) so that the flush carries no metadata: the most
+    /// durable commits a second the disk allows.
+    pub written_fdatasync_per_sec: f64,
+    /// Latencies of those writes.
+    pub written_fdatasync_latency: Option<Percentiles>,
     /// Bytes per second copied from one 64 MiB buffer to another.
     pub memcpy_bytes_per_sec: f64,
 }
@@ -44,10 +50,14 @@ impl PhysicalLimits {
     pub fn measure(dir: &Path, settings: LimitSettings) -> Result<PhysicalLimits> {
         let seq_write_bytes_per_sec = seq_write(&dir.join("seq-write"), settings.seq_write_bytes)?;
         let (rate, latency) = append_fdatasync(&dir.join("append-fdatasync"), settings)?;
+        let (written_rate, written_latency) =
+            written_fdatasync(&dir.join("written-fdatasync"), settings)?;
         Ok(PhysicalLimits {
             seq_write_bytes_per_sec,
             append_fdatasync_per_sec: rate,
             append_fdatasync_latency: latency,
+            written_fdatasync_per_sec: written_rate,
+            written_fdatasync_latency: written_latency,
             memcpy_bytes_per_sec: memcpy(settings.memcpy_rounds),
         })
     }
@@ -79,6 +89,40 @@ fn append_fdatasync(path: &Path, settings: LimitSettings) -> Result<(f64, Option
     let (throughput, latencies) =
         time_each(settings.fdatasync_time, settings.fdatasync_max, |_| {
             file.write_all(&block).map_err(Error::io(path))?;
+            file.sync_data().map_err(Error::io(path))
+        })?;
+    drop(file);
+    std::fs::remove_file(path).map_err(Error::io(path))?;
+    Ok((throughput.per_sec(), latencies.percentiles()))
+}
+
+fn written_fdatasync(path: &Path, settings: LimitSettings) -> Result<(f64, Option<Percentiles>)> {
+    use std::os::unix::fs::FileExt;
+    let block = [0xa5_u8; 4096];
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(Error::io(path))?;
+    // Zeros over the whole range first, synced: the writes below land in written extents
+    // of a file whose length does not change.
+    let blocks = settings.fdatasync_max.max(1);
+    let zeros = vec![0_u8; 1 << 20];
+    let len = (blocks * block.len()) as u64;
+    let mut at = 0;
+    while at < len {
+        let n = zeros.len().min((len - at) as usize);
+        file.write_all_at(&zeros[..n], at)
+            .map_err(Error::io(path))?;
+        at += n as u64;
+    }
+    file.sync_all().map_err(Error::io(path))?;
+    let (throughput, latencies) =
+        time_each(settings.fdatasync_time, settings.fdatasync_max, |i| {
+            file.write_all_at(&block, (i * block.len()) as u64)
+                .map_err(Error::io(path))?;
             file.sync_data().map_err(Error::io(path))
         })?;
     drop(file);

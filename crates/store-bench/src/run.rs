@@ -12,7 +12,8 @@ use crate::engines::{FilePerDoc, MemoryMap, Textstore};
 use crate::error::{Error, Result};
 use crate::limits::{LimitSettings, PhysicalLimits};
 use crate::report::{
-    CorpusSummary, EngineSettings, FDATASYNC_LIMIT, Machine, Report, Row, WorkloadResult,
+    CorpusSummary, EngineSettings, FDATASYNC_LIMIT, Machine, Report, Row, WRITTEN_FDATASYNC_LIMIT,
+    WorkloadResult,
 };
 use crate::workload::{EngineSubject, Figure, Plan, Settings, Subject, Workload};
 
@@ -130,7 +131,7 @@ pub fn run(
                 figure,
             });
         }
-        rows.extend(limit_row(workload, &limits, mean_bytes));
+        rows.extend(limit_rows(workload, &limits, mean_bytes));
         results.push(WorkloadResult {
             workload,
             title: workload.title(),
@@ -165,40 +166,42 @@ pub fn run(
     })
 }
 
-/// The physical limit a workload's figure is bounded by, in the workload's unit.
-fn limit_row(workload: Workload, limits: &PhysicalLimits, mean_bytes: f64) -> Option<Row> {
-    let (name, figure) = match workload {
-        Workload::BulkIngest => (
-            "limit: sequential write + fsync of the text".to_owned(),
-            Figure {
-                value: limits.seq_write_bytes_per_sec / mean_bytes,
-                latency: None,
-                note: None,
-            },
-        ),
-        Workload::DurablePut => (
-            FDATASYNC_LIMIT.to_owned(),
-            Figure {
-                value: limits.append_fdatasync_per_sec,
-                latency: limits.append_fdatasync_latency,
-                note: None,
-            },
-        ),
-        Workload::GetUniformCopy | Workload::GetZipfCopy => (
-            "limit: memory copy of a mean-sized text".to_owned(),
-            Figure {
-                value: limits.memcpy_bytes_per_sec / mean_bytes,
-                latency: None,
-                note: None,
-            },
-        ),
-        _ => return None,
-    };
-    Some(Row {
-        name,
+/// The physical limits a workload's figure is bounded by, in the workload's unit.
+fn limit_rows(workload: Workload, limits: &PhysicalLimits, mean_bytes: f64) -> Vec<Row> {
+    let row = |name: &str, value: f64, latency| Row {
+        name: name.to_owned(),
         limit: true,
-        figure: Some(figure),
-    })
+        figure: Some(Figure {
+            value,
+            latency,
+            note: None,
+        }),
+    };
+    match workload {
+        Workload::BulkIngest => vec![row(
+            "limit: sequential write + fsync of the text",
+            limits.seq_write_bytes_per_sec / mean_bytes,
+            None,
+        )],
+        Workload::DurablePut | Workload::DurablePutThreads => vec![
+            row(
+                FDATASYNC_LIMIT,
+                limits.append_fdatasync_per_sec,
+                limits.append_fdatasync_latency,
+            ),
+            row(
+                WRITTEN_FDATASYNC_LIMIT,
+                limits.written_fdatasync_per_sec,
+                limits.written_fdatasync_latency,
+            ),
+        ],
+        Workload::GetUniformCopy | Workload::GetZipfCopy => vec![row(
+            "limit: memory copy of a mean-sized text",
+            limits.memcpy_bytes_per_sec / mean_bytes,
+            None,
+        )],
+        _ => Vec::new(),
+    }
 }
 
 /// Prints a step to stderr with the time since the run started.

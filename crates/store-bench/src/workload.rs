@@ -45,6 +45,8 @@ pub enum Workload {
     Substring,
     /// One document per durable commit.
     DurablePut,
+    /// Durable single puts from [`PUT_THREADS`] threads at once: what group commit gives.
+    DurablePutThreads,
     /// 100 documents per durable commit.
     BatchedPut,
     /// Two threads getting uniformly chosen documents while a third does durable puts.
@@ -58,7 +60,7 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in the order a run measures them.
-    pub const ALL: [Workload; 13] = [
+    pub const ALL: [Workload; 14] = [
         Workload::BulkIngest,
         Workload::ReopenFirstGet,
         Workload::SpaceFresh,
@@ -68,6 +70,7 @@ impl Workload {
         Workload::GetZipfCopy,
         Workload::Substring,
         Workload::DurablePut,
+        Workload::DurablePutThreads,
         Workload::BatchedPut,
         Workload::ReadersDuringWriter,
         Workload::SpaceOverwritten,
@@ -86,6 +89,7 @@ impl Workload {
             Workload::GetZipfCopy => "zipf(0.99) gets, copy-out",
             Workload::Substring => "64-256 B substring extraction",
             Workload::DurablePut => "durable single puts",
+            Workload::DurablePutThreads => "durable single puts from 8 threads",
             Workload::BatchedPut => "durable batched puts (100 per commit)",
             Workload::ReadersDuringWriter => "2 readers during a durable writer",
             Workload::SpaceOverwritten => "space amplification after overwriting half",
@@ -107,7 +111,7 @@ impl Workload {
             | Workload::GetZipfCopy
             | Workload::Substring
             | Workload::ReadersDuringWriter => "ops/s",
-            Workload::DurablePut => "commits/s",
+            Workload::DurablePut | Workload::DurablePutThreads => "puts/s",
         }
     }
 
@@ -385,6 +389,7 @@ impl<E: Engine> Subject for EngineSubject<E> {
             Workload::GetZipfCopy => gets(self.engine()?, plan, &plan.zipf, Access::Copy)?,
             Workload::Substring => substring(self.engine()?, plan)?,
             Workload::DurablePut => durable_puts(self.engine()?, plan)?,
+            Workload::DurablePutThreads => durable_puts_from_threads(self.engine()?, plan)?,
             Workload::BatchedPut => batched_puts(self.engine()?, plan)?,
             Workload::ReadersDuringWriter => readers_during_writer(self.engine()?, plan)?,
             Workload::SpaceOverwritten => {
@@ -600,6 +605,43 @@ fn durable_puts<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<Figure> {
             let (id, text) = plan.write(i);
             engine.put(id, text)
         })?;
+    Ok(Figure::of(throughput.per_sec()).with_latency(&latencies))
+}
+
+/// Threads of [`Workload::DurablePutThreads`].
+pub const PUT_THREADS: usize = 8;
+
+/// Each thread waits for its own durable put before it sends the next, as a service's
+/// request handlers do; the figure is every thread's puts over the longest thread's time.
+fn durable_puts_from_threads<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<Figure> {
+    let settings = &plan.settings;
+    let results: Vec<Result<(Throughput, Latencies)>> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..PUT_THREADS)
+            .map(|t| {
+                scope.spawn(move || {
+                    time_each(settings.durable_put_time, settings.durable_put_max, |i| {
+                        let (id, text) = plan.write(i * PUT_THREADS + t);
+                        engine.put(id, text)
+                    })
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| thread.join().expect("a put thread panicked"))
+            .collect()
+    });
+    let (mut puts, mut longest, mut latencies) = (0, Duration::ZERO, Latencies::default());
+    for result in results {
+        let (throughput, times) = result?;
+        puts += throughput.ops;
+        longest = longest.max(throughput.elapsed);
+        latencies.merge(&times);
+    }
+    let throughput = Throughput {
+        ops: puts,
+        elapsed: longest,
+    };
     Ok(Figure::of(throughput.per_sec()).with_latency(&latencies))
 }
 

@@ -46,6 +46,7 @@ mod store;
 mod verify;
 mod walk;
 mod write;
+mod zero;
 
 pub use backup::{Backup, BackupReport};
 pub use compaction::{

@@ -709,6 +709,19 @@ impl SegmentFile {
             .map_err(Error::io("write", self.path()))
     }
 
+    /// What the zeroing thread needs to zero this segment's preallocated space ahead of the
+    /// writer; `None` when the file descriptor cannot be duplicated.
+    pub(crate) fn zero_target(&self) -> Option<crate::zero::ZeroTarget> {
+        Some(crate::zero::ZeroTarget {
+            segment: self.id(),
+            file: self.file.try_clone().ok()?,
+            path: self.path().to_path_buf(),
+            storage: Arc::clone(&self.storage),
+            end: u64::from(self.end),
+            allocated: self.file_len,
+        })
+    }
+
     /// Bytes free for this process on the segment's file system.
     pub(crate) fn free_disk_bytes(&self) -> Result<u64> {
         let stat = rustix::fs::fstatvfs(&self.file)

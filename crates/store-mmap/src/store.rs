@@ -23,6 +23,7 @@ use crate::recovery::{INDEX_FILE, Recovered, RecoveryReport, recover};
 use crate::segment::{SegmentFile, SegmentMap};
 use crate::storage::write_atomic;
 use crate::write;
+use crate::zero::Zeroer;
 
 /// Name of the lock file.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -68,6 +69,8 @@ pub struct Store {
     closed: bool,
     /// Told about every commit and sync, when set.
     observer: Option<Arc<dyn CommitObserver>>,
+    /// Zeroes the active segment's preallocated space ahead of the commits.
+    zeroer: Option<Zeroer>,
 }
 
 impl Store {
@@ -183,9 +186,16 @@ impl Store {
             recovery: recovered.report,
             closed: false,
             observer: None,
+            zeroer: None,
         };
+        // Zeros ahead of the writer pay off where every commit ends with a flush.
+        if store.options.zero_ahead && store.options.durability == Durability::Sync {
+            store.zeroer = Zeroer::start();
+        }
         if store.segments.is_empty() {
             store.add_segment(None)?;
+        } else {
+            store.zero_ahead_of_active();
         }
         if store.options.prefault {
             for segment in store.segments.values() {
@@ -424,6 +434,7 @@ impl Store {
         }
         self.closed = true;
         self.check_writable()?;
+        self.stop_zeroing();
         let sealed = self.active_mut().seal();
         self.poison_on_err(sealed)?;
         self.checkpoint()
@@ -542,7 +553,7 @@ impl Store {
     ) -> Result<(u32, u32, Duration, Option<Duration>)> {
         let sync = self.options.durability == Durability::Sync;
         let started = Instant::now();
-        self.active_mut().reserve(parts[0].len_bytes)?;
+        self.reserve_in_active(parts[0].len_bytes)?;
         let first = (self.active().id(), self.active().end());
         let mut ops = ops;
         let mut seq = first_seq;
@@ -557,7 +568,7 @@ impl Store {
                 let continues = parts[..k].iter().any(|p| p.ops > 0);
                 result = self
                     .roll_after(seq - 1, continues)
-                    .and_then(|()| self.active_mut().reserve(part.len_bytes));
+                    .and_then(|()| self.reserve_in_active(part.len_bytes));
                 if result.is_err() {
                     break;
                 }
@@ -595,10 +606,39 @@ impl Store {
             // The bytes may be on disk, whole or in part; cut what the last segment holds
             // past its published data so that it cannot surface as a committed group on the
             // next open. The store is poisoned either way.
+            self.stop_zeroing();
             let _ = self.active_mut().discard_unpublished();
         }
         self.poison_on_err(result)?;
         Ok((first.0, first.1, write, synced))
+    }
+
+    /// Reserves `len` bytes past the active segment's end for a write that follows at once:
+    /// the zeroing thread keeps off them from here on.
+    fn reserve_in_active(&mut self, len: u64) -> Result<()> {
+        self.active_mut().reserve(len)?;
+        if let Some(zeroer) = &self.zeroer {
+            let active = self.active();
+            zeroer.claim(active.id(), u64::from(active.end()) + len);
+            zeroer.allocated(active.id(), active.file_len());
+        }
+        Ok(())
+    }
+
+    /// Points the zeroing thread at the active segment.
+    fn zero_ahead_of_active(&self) {
+        if let Some(zeroer) = &self.zeroer
+            && let Some(target) = self.active().zero_target()
+        {
+            zeroer.attach(target);
+        }
+    }
+
+    /// Stops the zeroing of the active segment, so that its file may be cut.
+    fn stop_zeroing(&self) {
+        if let Some(zeroer) = &self.zeroer {
+            zeroer.detach();
+        }
     }
 
     fn report_commit(
@@ -623,6 +663,7 @@ impl Store {
     /// moves writes to a new one; `commit_continues` when a commit goes on from one into the
     /// other.
     fn roll_after(&mut self, last_seq: u64, commit_continues: bool) -> Result<()> {
+        self.stop_zeroing();
         let sealed = self.active_mut().seal();
         self.poison_on_err(sealed)?;
         let active = self.active();
@@ -654,6 +695,7 @@ impl Store {
         match created {
             Ok(segment) => {
                 self.segments.insert(id, segment);
+                self.zero_ahead_of_active();
                 Ok(())
             }
             Err(err) => {

@@ -360,10 +360,12 @@ fn spanning_fixture(
 ) {
     let root = tempfile::tempdir().unwrap();
     let storage = Arc::new(FaultStorage::new());
+    // No zeroing thread: its writes would shift the operation counts the test steps through.
     let options = StoreOptions::new()
         .segment_capacity(8192)
         .max_document_bytes(2000)
         .durability(durability)
+        .zero_ahead(false)
         .storage(Arc::clone(&storage) as _);
     let mut store = Store::create(root.path().join("store"), options.clone()).unwrap();
     let mut model = Model::new();
