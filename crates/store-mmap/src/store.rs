@@ -602,6 +602,9 @@ impl Store {
             result = self.active().sync_data();
             synced = Some(started.elapsed() - write);
         }
+        if let Some(zeroer) = &self.zeroer {
+            zeroer.committed();
+        }
         if result.is_err() {
             // The bytes may be on disk, whole or in part; cut what the last segment holds
             // past its published data so that it cannot surface as a committed group on the

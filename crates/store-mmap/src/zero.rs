@@ -14,6 +14,8 @@
 //!   thread is zeroing a range that overlaps them;
 //! - the thread zeroes only `[max(zeroed, claim), allocated)`, one chunk at a time, and marks
 //!   the chunk busy while it writes it; so zeros never land on bytes the writer has written;
+//! - it starts a chunk only between commits (from a claim until the commit is written and
+//!   synced, it waits), so that its writes do not compete with a commit's for the disk;
 //! - before the segment is trimmed or sealed, the writer **detaches** it, which waits for a
 //!   busy chunk; the thread never writes past the end of a file the writer has cut.
 //!
@@ -25,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use crate::storage::{Storage, SyncKind};
+use crate::storage::Storage;
 
 /// Bytes zeroed and synced per step: small, so that a commit's `fdatasync`, which the
 /// file system orders with the thread's, seldom waits behind much.
@@ -52,6 +54,9 @@ struct State {
     zeroed: u64,
     /// The chunk being zeroed, while the thread writes it without the lock.
     busy: Option<(u64, u64)>,
+    /// A commit is being written and synced: the thread starts no chunk meanwhile, so that
+    /// its writes never compete with a commit's for the disk (a large commit's flush most).
+    committing: bool,
     /// Chunks zeroed since the start, for tests and stats.
     chunks: u64,
     stop: bool,
@@ -125,16 +130,31 @@ impl Zeroer {
             return;
         }
         state.claimed = state.claimed.max(end);
+        state.committing = true;
         while state.busy.is_some_and(|(start, _)| start < end) {
             state = self.wait(state);
+        }
+    }
+
+    /// The commit that claimed bytes is written and synced (or failed): zeroing may go on.
+    pub(crate) fn committed(&self) {
+        let mut state = self.shared.lock();
+        if state.committing {
+            state.committing = false;
+            self.shared.changed.notify_all();
         }
     }
 
     /// The segment's preallocation grew to `allocated` bytes: more to zero.
     pub(crate) fn allocated(&self, segment: u32, allocated: u64) {
         let mut state = self.shared.lock();
-        if let Some(target) = state.target.as_mut().filter(|t| t.segment == segment) {
-            target.allocated = target.allocated.max(allocated);
+        // Only growth wakes the thread: the writer calls this on every commit.
+        if let Some(target) = state
+            .target
+            .as_mut()
+            .filter(|t| t.segment == segment && allocated > t.allocated)
+        {
+            target.allocated = allocated;
             self.shared.changed.notify_all();
         }
     }
@@ -171,20 +191,24 @@ fn run(shared: &Shared) {
         if state.stop {
             return;
         }
-        let next = state.target.as_ref().and_then(|target| {
-            let start = state.zeroed.max(state.claimed);
-            let end = target.allocated.min(start + CHUNK_BYTES as u64);
-            (start < end).then(|| {
-                let file = target.file.try_clone();
-                (
-                    start,
-                    end,
-                    file,
-                    target.path.clone(),
-                    Arc::clone(&target.storage),
-                )
-            })
-        });
+        let next = state
+            .target
+            .as_ref()
+            .filter(|_| !state.committing)
+            .and_then(|target| {
+                let start = state.zeroed.max(state.claimed);
+                let end = target.allocated.min(start + CHUNK_BYTES as u64);
+                (start < end).then(|| {
+                    let file = target.file.try_clone();
+                    (
+                        start,
+                        end,
+                        file,
+                        target.path.clone(),
+                        Arc::clone(&target.storage),
+                    )
+                })
+            });
         let Some((start, end, Ok(file), path, storage)) = next else {
             if next.is_some() {
                 // The descriptor could not be duplicated: give up on this segment.
@@ -199,9 +223,12 @@ fn run(shared: &Shared) {
         state.busy = Some((start, end));
         drop(state);
         let len = (end - start) as usize;
+        // Only the zeros go to the disk, not the file's other dirty pages: a commit being
+        // written beside them is not flushed before its time. The extents they convert are
+        // journalled with the writer's next `fdatasync`, once for the whole chunk.
         let written = storage
             .write_at(&file, &path, &zeros[..len], start)
-            .and_then(|()| storage.sync(&file, &path, SyncKind::Data));
+            .and_then(|()| storage.write_back_range(&file, &path, start, len as u64));
         state = shared.lock();
         state.busy = None;
         match written {
@@ -257,6 +284,7 @@ mod tests {
         // The writer claims up to 5000, then writes there.
         zeroer.claim(1, 5000);
         file.write_all_at(&[7u8; 4000], 1000).unwrap();
+        zeroer.committed();
         zeroer.allocated(1, len);
         {
             let mut state = zeroer.shared.lock();
