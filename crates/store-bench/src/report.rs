@@ -180,6 +180,11 @@ const RATIO_GOALS: &[(Workload, &str, f64)] = &[
     (Workload::BatchedPut, "LMDB (heed)", 5.0),
 ];
 
+/// The writer beside two readers: at least this many times LMDB's writer's puts per second.
+const WRITER_GOAL: f64 = 1.5;
+/// The engine whose writer the writer goal compares with.
+const WRITER_GOAL_REFERENCE: &str = "LMDB (heed)";
+
 /// Group commit's goal: durable puts from 8 threads at least this many times one thread's.
 const PUT_THREADS_GOAL: f64 = 4.0;
 
@@ -226,6 +231,26 @@ impl Report {
                 target: PUT_THREADS_GOAL,
                 measured: Some(measured),
                 met: measured >= PUT_THREADS_GOAL,
+            });
+        }
+        // The writer beside the readers, against LMDB's writer in the same workload.
+        let writer = |name: &str| {
+            find(Workload::ReadersDuringWriter)?
+                .rows
+                .iter()
+                .find(|row| row.name == name)?
+                .figure
+                .as_ref()?
+                .writer_per_sec
+        };
+        if let (Some(ours), Some(theirs)) = (writer(SUBJECT), writer(WRITER_GOAL_REFERENCE)) {
+            let measured = ours / theirs;
+            goals.push(Goal {
+                workload: Workload::ReadersDuringWriter,
+                reference: Some(format!("{WRITER_GOAL_REFERENCE}'s writer, for the writer")),
+                target: WRITER_GOAL,
+                measured: Some(measured),
+                met: measured >= WRITER_GOAL,
             });
         }
         if let Some(result) = find(Workload::SpaceFresh) {

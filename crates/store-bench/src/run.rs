@@ -175,6 +175,7 @@ fn limit_rows(workload: Workload, limits: &PhysicalLimits, mean_bytes: f64) -> V
             value,
             latency,
             note: None,
+            writer_per_sec: None,
         }),
     };
     match workload {

@@ -146,6 +146,8 @@ pub struct Figure {
     pub latency: Option<Percentiles>,
     /// Other things measured alongside (bandwidth, the writer's rate, a compaction's time).
     pub note: Option<String>,
+    /// The writer's puts per second, in the workload of readers beside a writer.
+    pub writer_per_sec: Option<f64>,
 }
 
 impl Figure {
@@ -154,6 +156,7 @@ impl Figure {
             value,
             latency: None,
             note: None,
+            writer_per_sec: None,
         }
     }
 
@@ -297,6 +300,14 @@ impl<'c> Plan<'c> {
     fn write(&self, i: usize) -> (DocId, &str) {
         let index = self.writes[i % self.writes.len()];
         (self.id(index), &self.rewrites[index as usize])
+    }
+
+    /// The `i`-th write of thread `thread` of `threads`: threads write disjoint documents,
+    /// so that no engine sees two writers of one document at once.
+    fn write_of_thread(&self, thread: usize, threads: usize, i: usize) -> (DocId, &str) {
+        let own = (self.rewrites.len() / threads).max(1);
+        let index = ((i % own) * threads + thread) % self.rewrites.len();
+        (self.id(index as u32), &self.rewrites[index])
     }
 }
 
@@ -620,7 +631,7 @@ fn durable_puts_from_threads<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<F
             .map(|t| {
                 scope.spawn(move || {
                     time_each(settings.durable_put_time, settings.durable_put_max, |i| {
-                        let (id, text) = plan.write(i * PUT_THREADS + t);
+                        let (id, text) = plan.write_of_thread(t, PUT_THREADS, i);
                         engine.put(id, text)
                     })
                 })
@@ -712,9 +723,11 @@ fn readers_during_writer<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<Figur
             return Err(err);
         }
         let put_rate = puts.load(Ordering::Relaxed) as f64 / wrote_for.as_secs_f64();
-        Ok(Figure::of(rate)
+        let mut figure = Figure::of(rate)
             .with_latency(&latencies)
-            .with_note(format!("writer: {put_rate:.0} puts/s")))
+            .with_note(format!("writer: {put_rate:.0} puts/s"));
+        figure.writer_per_sec = Some(put_rate);
+        Ok(figure)
     })
 }
 
