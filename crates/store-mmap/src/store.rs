@@ -622,7 +622,8 @@ impl Store {
         self.active_mut().reserve(len)?;
         if let Some(zeroer) = &self.zeroer {
             let active = self.active();
-            zeroer.claim(active.id(), u64::from(active.end()) + len);
+            let end = u64::from(active.end());
+            zeroer.claim(active.id(), end, end + len);
             zeroer.allocated(active.id(), active.file_len());
         }
         Ok(())

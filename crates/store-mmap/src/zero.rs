@@ -32,6 +32,12 @@ use crate::storage::Storage;
 /// Bytes zeroed and synced per step: small, so that a commit's `fdatasync`, which the
 /// file system orders with the thread's, seldom waits behind much.
 const CHUNK_BYTES: usize = 256 << 10;
+/// Zeroing ahead pays off only while commits are small: the extent conversion it saves
+/// costs a commit of a few pages as much as its own flush, while a commit of hundreds of
+/// kilobytes pays it once among much more data, and zeros written ahead of it would double
+/// the bytes the disk writes (measured: 1.8–2x the durable 4 KiB puts, 0.93x the commits of
+/// 100 documents of 3.3 KB). Commits larger than this stop the zeroing until a smaller one.
+const SMALL_COMMIT_BYTES: u64 = 64 << 10;
 
 /// The active segment, as the zeroing thread writes to it.
 pub(crate) struct ZeroTarget {
@@ -57,6 +63,8 @@ struct State {
     /// A commit is being written and synced: the thread starts no chunk meanwhile, so that
     /// its writes never compete with a commit's for the disk (a large commit's flush most).
     committing: bool,
+    /// The last commit was larger than [`SMALL_COMMIT_BYTES`]: no zeroing until a small one.
+    large_commits: bool,
     /// Chunks zeroed since the start, for tests and stats.
     chunks: u64,
     stop: bool,
@@ -122,13 +130,14 @@ impl Zeroer {
         }
     }
 
-    /// The writer is about to write `segment` up to `end`: once this returns, no zero lands
-    /// below `end`.
-    pub(crate) fn claim(&self, segment: u32, end: u64) {
+    /// The writer is about to write `segment` from `start` up to `end`: once this returns,
+    /// no zero lands below `end`.
+    pub(crate) fn claim(&self, segment: u32, start: u64, end: u64) {
         let mut state = self.shared.lock();
         if state.target.as_ref().is_none_or(|t| t.segment != segment) {
             return;
         }
+        state.large_commits = end - start > SMALL_COMMIT_BYTES;
         state.claimed = state.claimed.max(end);
         state.committing = true;
         while state.busy.is_some_and(|(start, _)| start < end) {
@@ -194,22 +203,24 @@ fn run(shared: &Shared) {
         let next = state
             .target
             .as_ref()
-            .filter(|_| !state.committing)
+            .filter(|_| !state.committing && !state.large_commits)
             .and_then(|target| {
                 let start = state.zeroed.max(state.claimed);
                 let end = target.allocated.min(start + CHUNK_BYTES as u64);
                 (start < end).then(|| {
                     let file = target.file.try_clone();
+                    let storage = Arc::clone(&target.storage);
                     (
+                        target.segment,
                         start,
                         end,
                         file,
                         target.path.clone(),
-                        Arc::clone(&target.storage),
+                        storage,
                     )
                 })
             });
-        let Some((start, end, Ok(file), path, storage)) = next else {
+        let Some((segment, start, end, Ok(file), path, storage)) = next else {
             if next.is_some() {
                 // The descriptor could not be duplicated: give up on this segment.
                 state.target = None;
@@ -223,21 +234,31 @@ fn run(shared: &Shared) {
         state.busy = Some((start, end));
         drop(state);
         let len = (end - start) as usize;
-        // Only the zeros go to the disk, not the file's other dirty pages: a commit being
-        // written beside them is not flushed before its time. The extents they convert are
-        // journalled with the writer's next `fdatasync`, once for the whole chunk.
-        let written = storage
-            .write_at(&file, &path, &zeros[..len], start)
-            .and_then(|()| storage.write_back_range(&file, &path, start, len as u64));
+        let written = storage.write_at(&file, &path, &zeros[..len], start);
+        // The zeros are in the page cache: from here on the writer may write over them, so
+        // the chunk is no longer busy while it goes to the disk. Only its range goes, not
+        // the file's other dirty pages, so a commit being written is not flushed before its
+        // time; the extents it converts are journalled with the writer's next `fdatasync`,
+        // once for the whole chunk. (Pages the writer wrote over meanwhile go to the disk
+        // early, which promises nothing and harms nothing.)
         state = shared.lock();
         state.busy = None;
-        match written {
-            Ok(()) => {
-                state.zeroed = end;
-                state.chunks += 1;
+        shared.changed.notify_all();
+        drop(state);
+        let written =
+            written.and_then(|()| storage.write_back_range(&file, &path, start, len as u64));
+        state = shared.lock();
+        // The writer may have moved to another segment while the chunk went to the disk.
+        if state.target.as_ref().is_some_and(|t| t.segment == segment) {
+            match written {
+                Ok(()) => {
+                    state.zeroed = end;
+                    state.chunks += 1;
+                }
+                // The rest stays unwritten space, which is correct, only slower to commit
+                // into.
+                Err(_) => state.target = None,
             }
-            // The rest stays unwritten space, which is correct, only slower to commit into.
-            Err(_) => state.target = None,
         }
         shared.changed.notify_all();
     }
@@ -282,7 +303,7 @@ mod tests {
         target.allocated = CHUNK_BYTES as u64;
         zeroer.attach(target);
         // The writer claims up to 5000, then writes there.
-        zeroer.claim(1, 5000);
+        zeroer.claim(1, 1000, 5000);
         file.write_all_at(&[7u8; 4000], 1000).unwrap();
         zeroer.committed();
         zeroer.allocated(1, len);
