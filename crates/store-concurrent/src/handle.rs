@@ -17,7 +17,17 @@ use crate::sync::atomic::Ordering;
 use crate::sync::channel::{self, Sender, TrySendError};
 use crate::sync::{Arc, thread};
 use crate::ticket::{Offer, Ticket, ticket};
-use crate::writer::{Engine, Limits, Request, Shared, run};
+use crate::writer::{BorrowedOps, Engine, Limits, Request, Shared, run};
+
+/// Aborts the process if dropped: held across a wait after which memory lent to another
+/// thread may be freed, so that an unwinding wait cannot free it early.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        std::process::abort();
+    }
+}
 
 /// A store that any number of threads read and write through clones of one handle.
 ///
@@ -327,6 +337,29 @@ impl ConcurrentStore {
     /// last record.
     pub fn put_batch(&self, batch: WriteBatch) -> Result<Ticket<u64>> {
         self.submit_batch(batch, Block::Yes)
+    }
+
+    /// Commits `ops` atomically, like [`ConcurrentStore::put_batch`], with texts borrowed from
+    /// the caller: nothing is copied before the write to the file. Blocks until the commit is
+    /// done (durable under `Durability::Sync`), which is what lets the writer thread read the
+    /// caller's memory; it joins a group commit like any other batch. Returns the sequence
+    /// number of the last record.
+    pub fn commit_ops(&self, ops: &[BatchOp<'_>]) -> Result<u64> {
+        for &op in ops {
+            self.check_op(op)?;
+        }
+        let (done, ticket) = ticket();
+        // SAFETY: `ops` outlives the request: this function returns only once the ticket
+        // resolves, which happens when the request is completed or dropped, and the guard
+        // aborts the process rather than return early should the wait unwind.
+        #[expect(unsafe_code, reason = "lending borrowed texts to the writer thread")]
+        let lent = unsafe { BorrowedOps::lend(ops) };
+        let guard = AbortOnUnwind;
+        let result = self
+            .send(Request::Borrowed { ops: lent, done }, Block::Yes)
+            .and_then(|()| ticket.wait());
+        std::mem::forget(guard);
+        result
     }
 
     /// Like [`ConcurrentStore::put_batch`], but fails with [`Error::QueueFull`] instead of

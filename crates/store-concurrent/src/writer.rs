@@ -26,6 +26,12 @@ pub(crate) enum Request {
         batch: WriteBatch,
         done: Completer<u64>,
     },
+    /// Operations borrowed from a submitter that blocks until `done` is completed or
+    /// dropped ([`crate::ConcurrentStore::commit_ops`]).
+    Borrowed {
+        ops: BorrowedOps,
+        done: Completer<u64>,
+    },
     Delete {
         id: DocId,
         done: Completer<Option<u64>>,
@@ -67,6 +73,7 @@ impl Request {
         let bytes = match self {
             Request::Put { id, text, .. } => BatchOp::Put { id: *id, text }.encoded_len(),
             Request::Batch { batch, .. } => batch.encoded_len(),
+            Request::Borrowed { ops, .. } => ops.get().iter().map(BatchOp::encoded_len).sum(),
             Request::Delete { id, .. } => BatchOp::Delete { id: *id }.encoded_len(),
             Request::Sync { .. }
             | Request::Checkpoint { .. }
@@ -86,6 +93,7 @@ impl Request {
         match self {
             Request::Put { .. } | Request::Delete { .. } => 1,
             Request::Batch { batch, .. } => batch.len(),
+            Request::Borrowed { ops, .. } => ops.get().len(),
             Request::Sync { .. }
             | Request::Checkpoint { .. }
             | Request::PlanCompaction { .. }
@@ -100,6 +108,7 @@ impl Request {
         match self {
             Request::Put { id, text, .. } => ops.push(BatchOp::Put { id: *id, text }),
             Request::Batch { batch, .. } => ops.extend(batch.iter()),
+            Request::Borrowed { ops: borrowed, .. } => ops.extend(borrowed.get().iter().copied()),
             Request::Delete { id, .. } => ops.push(BatchOp::Delete { id: *id }),
             Request::Sync { .. }
             | Request::Checkpoint { .. }
@@ -114,7 +123,9 @@ impl Request {
     /// Completes a write request whose last operation got sequence number `seq`.
     fn complete(self, seq: u64) {
         match self {
-            Request::Put { done, .. } | Request::Batch { done, .. } => done.complete(Ok(seq)),
+            Request::Put { done, .. }
+            | Request::Batch { done, .. }
+            | Request::Borrowed { done, .. } => done.complete(Ok(seq)),
             Request::Delete { done, .. } => done.complete(Ok(Some(seq))),
             _ => unreachable!("only writes join a group"),
         }
@@ -123,7 +134,9 @@ impl Request {
     /// Completes the request with `error`.
     pub(crate) fn fail(self, error: Error) {
         match self {
-            Request::Put { done, .. } | Request::Batch { done, .. } => done.complete(Err(error)),
+            Request::Put { done, .. }
+            | Request::Batch { done, .. }
+            | Request::Borrowed { done, .. } => done.complete(Err(error)),
             Request::Delete { done, .. } => done.complete(Err(error)),
             Request::Sync { done } | Request::Checkpoint { done } | Request::Close { done } => {
                 done.complete(Err(error));
@@ -133,6 +146,48 @@ impl Request {
             Request::PlanScrub { done, .. } => done.complete(Err(error)),
             Request::InstallCompaction { done, .. } => done.complete(Err(error)),
         }
+    }
+}
+
+/// A slice of operations whose texts a submitter lends the writer thread for one commit.
+///
+/// The submitter keeps the slice and its texts alive, and does not return, until the
+/// request's completer is completed or dropped (`ConcurrentStore::commit_ops` waits on its
+/// ticket, and aborts the process should that wait unwind). The writer thread reads the
+/// slice only while it holds the request, and completes the request only once every
+/// operation it copied out of it is gone (`WriterLoop::commit` drops them first).
+pub(crate) struct BorrowedOps(std::ptr::NonNull<[BatchOp<'static>]>);
+
+// SAFETY: the slice is only read, and `BatchOp` is `Send + Sync` (ids and `&str`); the
+// submitter keeps it alive while another thread reads it (see the type's documentation).
+#[expect(unsafe_code, reason = "lending borrowed texts to the writer thread")]
+unsafe impl Send for BorrowedOps {}
+
+impl BorrowedOps {
+    /// Lends `ops`.
+    ///
+    /// # Safety
+    /// The caller keeps `ops` alive and unchanged until the request that carries the result
+    /// has been completed or dropped.
+    #[expect(unsafe_code, reason = "lending borrowed texts to the writer thread")]
+    pub(crate) unsafe fn lend(ops: &[BatchOp<'_>]) -> BorrowedOps {
+        let ptr = std::ptr::NonNull::from(ops);
+        // SAFETY: only the lifetime changes; `lend`'s caller keeps the texts alive for as
+        // long as the request, which is the longest any borrow handed out by `get` lives.
+        BorrowedOps(unsafe {
+            std::mem::transmute::<
+                std::ptr::NonNull<[BatchOp<'_>]>,
+                std::ptr::NonNull<[BatchOp<'static>]>,
+            >(ptr)
+        })
+    }
+
+    /// The operations, for as long as the request is held.
+    #[expect(unsafe_code, reason = "lending borrowed texts to the writer thread")]
+    fn get(&self) -> &[BatchOp<'_>] {
+        // SAFETY: the submitter keeps the slice alive until the request is completed or
+        // dropped, which cannot happen while `self` is borrowed.
+        unsafe { self.0.as_ref() }
     }
 }
 
@@ -423,6 +478,12 @@ impl<E: Engine> Writer<'_, E> {
                         .insert(op.id(), matches!(op, BatchOp::Put { .. }));
                 }
             }
+            Request::Borrowed { ops, .. } => {
+                for op in ops.get() {
+                    self.overlay
+                        .insert(op.id(), matches!(op, BatchOp::Put { .. }));
+                }
+            }
             _ => unreachable!("only writes join a group"),
         }
         group.push(request);
@@ -478,6 +539,8 @@ impl<E: Engine> Writer<'_, E> {
             Ok(last_seq) => last_seq,
             Err(error) => {
                 self.shared.poison(&error);
+                // Borrowed texts are given back with their requests: no copy outlives them.
+                drop(ops);
                 for request in requests {
                     request.fail(Error::Store(error.clone()));
                 }

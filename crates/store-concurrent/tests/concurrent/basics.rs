@@ -478,3 +478,81 @@ fn a_borrowed_read_sees_what_get_returns() {
     store.delete(id(1)).unwrap().wait().unwrap();
     assert_eq!(store.read_with(id(1), |text| text.len()).unwrap(), None);
 }
+
+/// `commit_ops` writes texts the caller lends, from several threads at once and beside
+/// owned puts; each call is atomic and returns once its commit is done.
+#[test]
+fn borrowed_batches_commit_from_many_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let store =
+        ConcurrentStore::create(&path, StoreOptions::new(), WriterOptions::default()).unwrap();
+    let text = |t: u64, n: u64| format!("thread {t} doc {n} ").repeat(20);
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let store = &store;
+            scope.spawn(move || {
+                for round in 0..20u64 {
+                    let texts: Vec<String> = (0..10).map(|n| text(t, round * 10 + n)).collect();
+                    let mut ops: Vec<store_mmap::BatchOp<'_>> = texts
+                        .iter()
+                        .enumerate()
+                        .map(|(n, text)| store_mmap::BatchOp::Put {
+                            id: id(t * 1000 + round * 10 + n as u64),
+                            text,
+                        })
+                        .collect();
+                    ops.push(store_mmap::BatchOp::Delete {
+                        id: id(t * 1000 + 999),
+                    });
+                    let last = store.commit_ops(&ops).unwrap();
+                    // The commit is done when the call returns: readers see all of it.
+                    assert!(store.last_seq() >= last);
+                    for n in 0..10 {
+                        let got = store.get(id(t * 1000 + round * 10 + n)).unwrap();
+                        assert_eq!(got.as_deref(), Some(text(t, round * 10 + n).as_str()));
+                    }
+                    store
+                        .put(id(t * 1000 + 999), "owned")
+                        .unwrap()
+                        .wait()
+                        .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(store.len(), 4 * 200 + 4);
+    store.close().unwrap();
+    let store =
+        ConcurrentStore::open(&path, StoreOptions::new(), WriterOptions::default()).unwrap();
+    assert_eq!(store.len(), 4 * 200 + 4);
+    assert_eq!(
+        store.get(id(3 * 1000 + 199)).unwrap().as_deref(),
+        Some(text(3, 199).as_str())
+    );
+    // A text over the limit fails before anything is queued, and a closed handle fails
+    // without waiting for a commit that will never come.
+    let huge = "x".repeat(64 << 20 | 1);
+    let err = store
+        .commit_ops(&[store_mmap::BatchOp::Put {
+            id: id(1),
+            text: &huge,
+        }])
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Store(store_mmap::Error::DocumentTooLarge { .. })
+        ),
+        "{err}"
+    );
+    let clone = store.clone();
+    store.close().unwrap();
+    let err = clone
+        .commit_ops(&[store_mmap::BatchOp::Put {
+            id: id(1),
+            text: "late",
+        }])
+        .unwrap_err();
+    assert!(matches!(err, Error::Closed), "{err}");
+}
