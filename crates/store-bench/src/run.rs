@@ -2,7 +2,8 @@
 //!
 //! Engines take turns workload by workload (every engine's bulk ingest, then every engine's
 //! reopen, ...), so that a drift of the machine's speed over the run spreads over all
-//! engines instead of favouring the ones measured first.
+//! engines instead of favouring the ones measured first. Before each engine's turn the scratch
+//! file system is synced, so that no engine pays for the write-back of the one before.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -82,6 +83,13 @@ fn subjects(engines: EngineSet, scratch: &Path) -> Result<Vec<Box<dyn Subject>>>
     Ok(all)
 }
 
+/// Writes back every dirty page of the scratch file system, so that what one engine left to
+/// the kernel's write-back does not land in the next engine's timed window.
+fn settle(scratch: &Path) -> Result<()> {
+    let dir = std::fs::File::open(scratch).map_err(Error::io(scratch))?;
+    rustix::fs::syncfs(&dir).map_err(|err| Error::io(scratch)(err.into()))
+}
+
 /// Runs every workload on every engine of `options` over `corpus`, calling `progress` before
 /// each step.
 pub fn run(
@@ -124,6 +132,7 @@ pub fn run(
                 what: workload.title(),
             });
             done += 1;
+            settle(scratch)?;
             let figure = subject.run(workload, &plan)?;
             rows.push(Row {
                 name: subject.name().to_owned(),

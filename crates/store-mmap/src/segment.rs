@@ -824,9 +824,14 @@ impl SegmentFile {
         self.trim()
     }
 
-    /// Undoes a write that failed or whose sync failed, so that its bytes do not surface as
-    /// a committed group on the next open. Best effort: the store is poisoned either way.
-    pub(crate) fn discard_unpublished(&mut self) -> Result<()> {
+    /// Undoes a write that failed or whose sync failed: moves the end back to
+    /// `committed_end`, where the segment's last durable commit ended, and cuts the file
+    /// there, so that the write's bytes cannot surface as a committed group on the next open.
+    /// Best effort: the store is poisoned either way, and an open makes durable what it
+    /// finds (or cuts it, when it is torn).
+    pub(crate) fn discard_since(&mut self, committed_end: u32) -> Result<()> {
+        debug_assert!(committed_end <= self.end);
+        self.end = committed_end;
         self.trim()
     }
 }

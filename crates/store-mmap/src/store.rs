@@ -195,6 +195,9 @@ impl Store {
         if store.segments.is_empty() {
             store.add_segment(None)?;
         } else {
+            // What this open serves must survive a power cut: a commit whose sync failed
+            // before a crash or a reopen may still sit in the page cache alone.
+            store.active().sync_data()?;
             store.zero_ahead_of_active();
         }
         if store.options.prefault {
@@ -560,6 +563,9 @@ impl Store {
         let mut scratch = std::mem::take(&mut self.scratch);
         let last = parts.len() - 1;
         let mut result = Ok(());
+        // Where the newest segment's durable data ended before this commit wrote into it:
+        // the point a failure cuts back to.
+        let mut durable_end = first;
         for (k, part) in parts.iter().enumerate() {
             if k > 0 {
                 // The part before is written and its segment sealed: the new segment's
@@ -576,6 +582,7 @@ impl Store {
             if part.ops == 0 {
                 continue;
             }
+            durable_end = (self.active().id(), self.active().end());
             let group_end = store_format::GroupEnd {
                 len_bytes: u32::try_from(part.len_bytes).expect("a part fits in a segment"),
                 continues_in_next: k < last,
@@ -606,11 +613,15 @@ impl Store {
             zeroer.committed();
         }
         if result.is_err() {
-            // The bytes may be on disk, whole or in part; cut what the last segment holds
-            // past its published data so that it cannot surface as a committed group on the
-            // next open. The store is poisoned either way.
+            // The bytes may be on disk, whole or in part; cut what the newest segment holds
+            // past its last durable commit, so that the failed part cannot surface as a
+            // committed group on the next open. (Parts in earlier segments count only with
+            // their last part.) The store is poisoned either way.
             self.stop_zeroing();
-            let _ = self.active_mut().discard_unpublished();
+            let (segment, end) = durable_end;
+            let active = self.active_mut();
+            let end = if active.id() == segment { end } else { active.end() };
+            let _ = active.discard_since(end);
         }
         self.poison_on_err(result)?;
         Ok((first.0, first.1, write, synced))

@@ -548,3 +548,28 @@ fn sequence_numbers_never_go_back_after_a_compaction_drops_every_record() {
         Op::Put(0, String::new()),
     ]);
 }
+
+/// Found by the model test: a put whose sync fails, then whose cut-back's sync fails too,
+/// then a reopen and a power cut. The reopened store must not serve a record that the power
+/// cut then takes away: the failed put is cut back to the last durable commit, and an open
+/// makes durable what it serves.
+#[test]
+fn a_put_whose_sync_failed_is_not_served_and_then_lost() {
+    for second in [FaultOp::Sync, FaultOp::SetLen] {
+        replay(vec![
+            Op::Put(1, "durable".to_owned()),
+            Op::Inject {
+                fault: Fault::Fail(second),
+                nth: u64::from(second == FaultOp::Sync),
+                cut: false,
+            },
+            Op::Inject {
+                fault: Fault::Fail(FaultOp::Sync),
+                nth: 0,
+                cut: false,
+            },
+            Op::Put(0, String::new()),
+            Op::PowerCut,
+        ]);
+    }
+}
