@@ -210,7 +210,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Import { path } => import::run(&mut writable(dir()?)?, &path, &mut out)?,
         Command::Export => {
             let store = readable(dir()?, AccessPattern::Sequential)?;
-            for id in sorted_ids(&store) {
+            for id in sorted_ids(&store)? {
                 let Some(doc) = store.get(id)? else { continue };
                 let line = serde_json::json!({ "id": id.to_string(), "text": &*doc });
                 write_out(&mut out, format!("{line}\n").as_bytes())?;
@@ -218,7 +218,7 @@ fn run(cli: Cli) -> Outcome {
         }
         Command::Ids => {
             let store = readable(dir()?, AccessPattern::Normal)?;
-            for id in sorted_ids(&store) {
+            for id in sorted_ids(&store)? {
                 write_out(&mut out, format!("{id}\n").as_bytes())?;
             }
         }
@@ -304,10 +304,10 @@ fn readable(dir: &Path, access: AccessPattern) -> Outcome<Store> {
     )?)
 }
 
-fn sorted_ids(store: &Store) -> Vec<DocId> {
-    let mut ids: Vec<DocId> = store.ids().collect();
+fn sorted_ids(store: &Store) -> Outcome<Vec<DocId>> {
+    let mut ids: Vec<DocId> = store.ids().collect::<Result<_, _>>()?;
     ids.sort_unstable();
-    ids
+    Ok(ids)
 }
 
 pub(crate) fn parse_id(text: &str) -> Outcome<DocId> {

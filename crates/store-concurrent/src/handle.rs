@@ -10,12 +10,12 @@ use store_mmap::{
 use crate::compactor::{CompactionStats, Compactor};
 use crate::error::{Error, Result, spawn_failed};
 use crate::options::WriterOptions;
-use crate::published::{Found, Publisher};
+use crate::published::{Checkpointed, Found, Publisher};
 use crate::scrubber::{ScrubStats, Scrubber};
 use crate::stats::{QueueCounters, QueueStats};
 use crate::sync::atomic::Ordering;
 use crate::sync::channel::{self, Sender, TrySendError};
-use crate::sync::{Arc, thread};
+use crate::sync::{Arc, StdArc, thread};
 use crate::ticket::{Offer, Ticket, ticket};
 use crate::writer::{BorrowedOps, Engine, Limits, Request, Shared, run};
 
@@ -157,10 +157,16 @@ impl ConcurrentStore {
         engine: impl FnOnce(Store) -> E,
     ) -> Result<ConcurrentStore> {
         let segments = store.segment_maps().map(|(map, end)| (map.id(), map, end));
-        let documents = store
-            .ids()
-            .map(|id| (id, store.location(id).expect("listed documents exist")));
-        let publisher = Publisher::new(segments, documents, store.last_seq());
+        let checkpoint = store
+            .checkpointed_index()
+            .map(|index| StdArc::new(index) as StdArc<dyn Checkpointed>);
+        let publisher = Publisher::new(
+            segments,
+            checkpoint,
+            store.index_changes(),
+            store.last_seq(),
+            store.len() as u64,
+        );
         let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
         let dir = store.dir().to_path_buf();
         let max_document_bytes = store.max_document_bytes();
@@ -272,6 +278,7 @@ impl ConcurrentStore {
         match self.inner.shared.published.read(id, read) {
             Found::Absent => Ok(None),
             Found::Read(found) => Ok(Some(found?)),
+            Found::Failed(err) => Err(Error::Store(err)),
             Found::MissingSegment(position) => Err(Error::Store(store_mmap::Error::Corrupt {
                 path: self.inner.dir.clone(),
                 offset: u64::from(position.offset),
@@ -286,10 +293,11 @@ impl ConcurrentStore {
     /// Whether the document exists.
     pub fn contains(&self, id: DocId) -> Result<bool> {
         self.check_open()?;
-        Ok(matches!(
-            self.inner.shared.published.read(id, |_, _, _| ()),
-            Found::Read(())
-        ))
+        match self.inner.shared.published.read(id, |_, _, _| ()) {
+            Found::Read(()) => Ok(true),
+            Found::Failed(err) => Err(Error::Store(err)),
+            Found::Absent | Found::MissingSegment(_) => Ok(false),
+        }
     }
 
     /// The part of the document that `range` names, sharing the mapped memory.
@@ -305,7 +313,7 @@ impl ConcurrentStore {
     /// The ids of the live documents as of now, in no particular order.
     pub fn ids(&self) -> Result<Vec<DocId>> {
         self.check_open()?;
-        Ok(self.inner.shared.published.ids())
+        Ok(self.inner.shared.published.ids()?)
     }
 
     fn check_open(&self) -> Result<()> {
@@ -567,6 +575,7 @@ impl ConcurrentStore {
             .read(id, |segment, offset, end| segment.is_resident(end, offset))
         {
             Found::Read(resident) => Ok(resident?),
+            Found::Failed(err) => Err(Error::Store(err)),
             Found::Absent | Found::MissingSegment(_) => Ok(true),
         }
     }
@@ -584,6 +593,7 @@ impl ConcurrentStore {
             .read(id, |segment, offset, end| segment.was_resident(end, offset))
         {
             Found::Read(resident) => Ok(resident),
+            Found::Failed(err) => Err(Error::Store(err)),
             Found::Absent | Found::MissingSegment(_) => Ok(true),
         }
     }

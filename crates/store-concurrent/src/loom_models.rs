@@ -9,10 +9,10 @@ use loom::cell::UnsafeCell;
 use store_mmap::{DocId, Position};
 
 use crate::error::Error;
-use crate::published::{Found, Published, Publisher};
+use crate::published::{Checkpointed, Found, Published, Publisher};
 use crate::sync::atomic::{AtomicBool, Ordering};
-use crate::sync::{Arc, thread};
-use crate::table::LocationTable;
+use crate::sync::{Arc, StdArc, thread};
+use crate::table::{LocationTable, Lookup};
 use crate::ticket::ticket;
 
 /// Offset of the first record slot of a segment (records start past the segment header).
@@ -20,10 +20,10 @@ const FIRST: u32 = 64;
 
 /// The record slots of a model segment, one cell each: `Arc`-shared between the segment
 /// (the readers' mapping) and the writer (its file descriptor).
-type Records = Arc<[UnsafeCell<u64>; 2]>;
+type Records = Arc<[UnsafeCell<u64>; 3]>;
 
 fn records() -> Records {
-    Arc::new([UnsafeCell::new(0), UnsafeCell::new(0)])
+    Arc::new([UnsafeCell::new(0), UnsafeCell::new(0), UnsafeCell::new(0)])
 }
 
 fn slot(offset: u32) -> usize {
@@ -93,7 +93,27 @@ fn read(published: &Published<Segment>, id: DocId) -> Option<u64> {
         Found::MissingSegment(position) => {
             panic!("{id} points to a missing segment: {position:?}")
         }
+        Found::Failed(err) => panic!("{id}: {err}"),
     }
+}
+
+/// A checkpoint of the index: fixed positions, as the engine's mapped index file is.
+struct Checkpoint(Vec<(DocId, Position)>);
+
+impl Checkpointed for Checkpoint {
+    fn find(&self, id: DocId) -> store_mmap::Result<Option<Position>> {
+        Ok(self.0.iter().find(|(d, _)| *d == id).map(|(_, p)| *p))
+    }
+
+    fn ids(&self) -> store_mmap::Result<Vec<DocId>> {
+        Ok(self.0.iter().map(|(d, _)| *d).collect())
+    }
+}
+
+fn live(
+    documents: impl Iterator<Item = (DocId, Position)>,
+) -> impl Iterator<Item = (DocId, Option<Position>)> {
+    documents.map(|(id, position)| (id, Some(position)))
 }
 
 /// Claim: a reader never sees a position before the bytes of its record, neither in the
@@ -107,7 +127,9 @@ fn a_reader_never_sees_a_position_before_its_bytes() {
         let first = records();
         let mut publisher = Publisher::new(
             [(1, Segment::new(&first, &live), FIRST)],
+            None,
             std::iter::empty(),
+            0,
             0,
         );
         let published = Arc::clone(publisher.shared());
@@ -123,13 +145,87 @@ fn a_reader_never_sees_a_position_before_its_bytes() {
         write(&first, FIRST, 10);
         publisher.set_end(1, FIRST + 64);
         publisher.set(id, at(1, FIRST));
-        publisher.finish(1);
+        publisher.finish(1, 1);
         // Commit 2 rolls to a new segment.
         let second = records();
         write(&second, FIRST, 20);
         publisher.add_segment(2, Segment::new(&second, &live), FIRST + 64);
         publisher.set(id, at(2, FIRST));
-        publisher.finish(2);
+        publisher.finish(2, 1);
+        reader.join().unwrap();
+    });
+}
+
+/// Claim: when the writer publishes a new checkpoint of the index with the table of the
+/// changes since it, a reader finds every document before, during and after the swap, at
+/// its latest published version or a newer one, never an older one and never nothing.
+#[test]
+fn a_new_checkpoint_and_its_table_replace_the_old_pair_whole() {
+    loom::model(|| {
+        let kept = DocId::from_u128(1);
+        let changed = DocId::from_u128(2);
+        let records = records();
+        write(&records, FIRST, 1);
+        write(&records, FIRST + 64, 2);
+        let segment = Segment::new(&records, &Arc::new(AtomicBool::new(false)));
+        // The old checkpoint holds `kept` and the first version of `changed`.
+        let old = Checkpoint(vec![
+            (
+                kept,
+                Position {
+                    segment: 1,
+                    offset: FIRST,
+                },
+            ),
+            (
+                changed,
+                Position {
+                    segment: 1,
+                    offset: FIRST + 64,
+                },
+            ),
+        ]);
+        let mut publisher = Publisher::new(
+            [(1, segment, FIRST + 128)],
+            Some(StdArc::new(old)),
+            std::iter::empty(),
+            2,
+            2,
+        );
+        let published = Arc::clone(publisher.shared());
+        let reader = thread::spawn(move || {
+            assert_eq!(
+                read(&published, kept),
+                Some(1),
+                "an unchanged document vanished"
+            );
+            let first = read(&published, changed).expect("a live document vanished");
+            let second = read(&published, changed).expect("a live document vanished");
+            assert!(second >= first, "went back from {first} to {second}");
+        });
+        // A newer version of `changed`, then a checkpoint that holds it and is swapped in
+        // with an empty table.
+        write(&records, FIRST + 128, 3);
+        publisher.set_end(1, FIRST + 192);
+        publisher.set(changed, at(1, FIRST + 128));
+        publisher.finish(3, 2);
+        let new = Checkpoint(vec![
+            (
+                kept,
+                Position {
+                    segment: 1,
+                    offset: FIRST,
+                },
+            ),
+            (
+                changed,
+                Position {
+                    segment: 1,
+                    offset: FIRST + 128,
+                },
+            ),
+        ]);
+        publisher.install_checkpoint(StdArc::new(new), std::iter::empty());
         reader.join().unwrap();
     });
 }
@@ -148,7 +244,7 @@ fn a_table_slot_is_visible_only_after_the_writes_before_it() {
             let (table, records) = (Arc::clone(&table), Arc::clone(&records));
             thread::spawn(move || {
                 for _ in 0..2 {
-                    if let Some(position) = table.get(id) {
+                    if let Lookup::Live(position) = table.get(id) {
                         let value = records[slot(position.offset)].with(|cell| {
                             #[expect(unsafe_code, reason = "a model of the mapped file's bytes")]
                             // SAFETY: loom checks that this read is ordered after the write.
@@ -200,7 +296,13 @@ fn a_table_rebuild_keeps_every_published_position_visible() {
         ))
         .chain(fillers)
         .collect();
-        let mut publisher = Publisher::new([(1, segment, FIRST + 64)], documents.into_iter(), 1);
+        let mut publisher = Publisher::new(
+            [(1, segment, FIRST + 64)],
+            None,
+            live(documents.into_iter()),
+            1,
+            11,
+        );
         let published = Arc::clone(publisher.shared());
         let reader = thread::spawn(move || {
             assert_eq!(
@@ -217,7 +319,7 @@ fn a_table_rebuild_keeps_every_published_position_visible() {
         // The twelfth claim triggers the rebuild.
         publisher.set(new, at(1, FIRST + 64));
         publisher.set(DocId::from_u128(200), at(1, FIRST + 64));
-        publisher.finish(2);
+        publisher.finish(2, 13);
         reader.join().unwrap();
     });
 }
@@ -237,13 +339,15 @@ fn a_retired_segment_lives_until_its_last_reader_lets_go() {
         let active = Segment::new(&records(), &Arc::new(AtomicBool::new(false)));
         let mut publisher = Publisher::new(
             [(1, old, FIRST + 64), (3, active, FIRST)],
-            std::iter::once((
+            None,
+            live(std::iter::once((
                 id,
                 Position {
                     segment: 1,
                     offset: FIRST,
                 },
-            )),
+            ))),
+            1,
             1,
         );
         let published = Arc::clone(publisher.shared());
@@ -261,7 +365,7 @@ fn a_retired_segment_lives_until_its_last_reader_lets_go() {
             "the output goes in below the active segment"
         );
         publisher.set(id, at(2, FIRST));
-        publisher.finish(2);
+        publisher.finish(2, 1);
         publisher.retire_segment(1);
         reader.join().unwrap();
         assert!(

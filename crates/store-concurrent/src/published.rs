@@ -1,6 +1,7 @@
 //! The state readers see, and the order in which the writer publishes it.
 //!
-//! Readers find a document in three steps: the segment list, the location table, then the
+//! Readers find a document in three steps: the segment list, the index (the location table
+//! of the changes since the engine's checkpoint, then the checkpoint itself), then the
 //! record's bytes in that segment's mapping, bounded by the segment's published end. The
 //! writer thread publishes a commit in the opposite order:
 //!
@@ -19,13 +20,18 @@
 //! entry points into it; a reader that loaded the list before the retirement still holds the
 //! segment through the list, so its mapping stays alive for as long as the read needs it.
 //!
+//! The table and the checkpoint it sits on are published together, as one [`Layers`]: a new
+//! checkpoint (the engine wrote one) comes with a new table holding the changes since it,
+//! so a reader sees either the old pair or the new one, each of which places every
+//! document. A checkpoint is an immutable mapped file, so it needs no ordering of its own.
+//!
 //! `docs/CONCURRENCY.md` gives the whole protocol; `loom_models` checks it.
 
 use store_mmap::{DocId, Position};
 
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::sync::{Arc, AtomicArc};
-use crate::table::LocationTable;
+use crate::sync::{Arc, AtomicArc, StdArc};
+use crate::table::{LocationTable, Lookup};
 
 /// One segment as readers see it: the engine's view of it plus how far it is committed.
 pub(crate) struct SegmentSlot<S> {
@@ -49,8 +55,46 @@ impl<S> SegmentList<S> {
     }
 }
 
+/// The checkpointed part of the index, as readers probe it: the engine's mapped index file,
+/// or a model of it in tests.
+pub(crate) trait Checkpointed: Send + Sync {
+    /// Where the document's record was as of the checkpoint.
+    fn find(&self, id: DocId) -> store_mmap::Result<Option<Position>>;
+    /// Every document of the checkpoint.
+    fn ids(&self) -> store_mmap::Result<Vec<DocId>>;
+}
+
+impl Checkpointed for store_mmap::CheckpointedIndex {
+    fn find(&self, id: DocId) -> store_mmap::Result<Option<Position>> {
+        store_mmap::CheckpointedIndex::find(self, id)
+    }
+
+    fn ids(&self) -> store_mmap::Result<Vec<DocId>> {
+        store_mmap::CheckpointedIndex::ids(self).collect()
+    }
+}
+
+/// A checkpoint and the table of the changes since it, published together.
+pub(crate) struct Layers {
+    table: LocationTable,
+    checkpoint: Option<StdArc<dyn Checkpointed>>,
+}
+
+impl Layers {
+    fn position(&self, id: DocId) -> store_mmap::Result<Option<Position>> {
+        match self.table.get(id) {
+            Lookup::Live(position) => Ok(Some(position)),
+            Lookup::Deleted => Ok(None),
+            Lookup::Unchanged => match &self.checkpoint {
+                Some(checkpoint) => checkpoint.find(id),
+                None => Ok(None),
+            },
+        }
+    }
+}
+
 /// What a reader's lookup found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Found<R> {
     /// No such document, or it is deleted.
     Absent,
@@ -59,12 +103,14 @@ pub(crate) enum Found<R> {
     /// The table names a segment that the segment list does not hold: a broken invariant,
     /// reported instead of a panic.
     MissingSegment(Position),
+    /// The checkpoint could not be read (a damaged page of the index file).
+    Failed(store_mmap::Error),
 }
 
 /// State shared by the writer thread and every reader.
 pub(crate) struct Published<S> {
     segments: AtomicArc<SegmentList<S>>,
-    table: AtomicArc<LocationTable>,
+    layers: AtomicArc<Layers>,
     last_seq: AtomicU64,
     live_docs: AtomicU64,
     /// Segments retired so far: the placement epoch of `DocRead`.
@@ -77,8 +123,10 @@ impl<S> Published<S> {
     pub(crate) fn read<R>(&self, id: DocId, read: impl FnOnce(&S, u32, u32) -> R) -> Found<R> {
         // The list first, then the table: see the module documentation.
         let segments = self.segments.load();
-        let Some(position) = self.table.load().get(id) else {
-            return Found::Absent;
+        let position = match self.layers.load().position(id) {
+            Ok(Some(position)) => position,
+            Ok(None) => return Found::Absent,
+            Err(err) => return Found::Failed(err),
         };
         let read_in = |slot: &SegmentSlot<S>| {
             // Relaxed: the table's acquire above already ordered the store of an end that
@@ -126,12 +174,25 @@ impl<S> Published<S> {
 
     /// Heap bytes of the current location table.
     pub(crate) fn table_memory_bytes(&self) -> usize {
-        self.table.load().memory_bytes()
+        self.layers.load().table.memory_bytes()
     }
 
-    /// The live documents as published so far.
-    pub(crate) fn ids(&self) -> Vec<DocId> {
-        self.table.load().entries().map(|(id, _)| id).collect()
+    /// The live documents as published so far: the checkpoint's that the table does not
+    /// mark changed, and the table's live ones.
+    pub(crate) fn ids(&self) -> store_mmap::Result<Vec<DocId>> {
+        let layers = self.layers.load();
+        let mut ids = match &layers.checkpoint {
+            Some(checkpoint) => checkpoint.ids()?,
+            None => Vec::new(),
+        };
+        ids.retain(|id| layers.table.get(*id) == Lookup::Unchanged);
+        ids.extend(
+            layers
+                .table
+                .entries()
+                .filter_map(|(id, position)| position.map(|_| id)),
+        );
+        Ok(ids)
     }
 }
 
@@ -140,16 +201,18 @@ pub(crate) struct Publisher<S> {
     shared: Arc<Published<S>>,
     /// Claimed slots (live or deleted) of the current table.
     claimed: usize,
-    live: usize,
 }
 
 impl<S> Publisher<S> {
-    /// Publishes a first state: `segments` (id, segment, end) in ascending id order, and
-    /// the positions of the live documents.
+    /// Publishes a first state: `segments` (id, segment, end) in ascending id order, the
+    /// engine's checkpoint, the documents changed since it (a position, or `None` for a
+    /// deletion), and the number of live documents.
     pub(crate) fn new(
         segments: impl IntoIterator<Item = (u32, S, u32)>,
-        documents: impl ExactSizeIterator<Item = (DocId, Position)>,
+        checkpoint: Option<StdArc<dyn Checkpointed>>,
+        changes: impl Iterator<Item = (DocId, Option<Position>)>,
         last_seq: u64,
+        live_docs: u64,
     ) -> Publisher<S> {
         let slots: Vec<_> = segments
             .into_iter()
@@ -162,23 +225,28 @@ impl<S> Publisher<S> {
             })
             .collect();
         debug_assert!(slots.windows(2).all(|w| w[0].id < w[1].id));
-        let table = LocationTable::for_docs(documents.len());
-        let mut live = 0;
-        for (id, position) in documents {
-            live += usize::from(table.set(id, Some(position)).claimed);
-        }
+        let (layers, claimed) = Layers::of(checkpoint, changes);
         let shared = Arc::new(Published {
             segments: AtomicArc::new(Arc::new(SegmentList { slots })),
-            table: AtomicArc::new(Arc::new(table)),
+            layers: AtomicArc::new(Arc::new(layers)),
             last_seq: AtomicU64::new(last_seq),
-            live_docs: AtomicU64::new(live as u64),
+            live_docs: AtomicU64::new(live_docs),
             retired: AtomicU64::new(0),
         });
-        Publisher {
-            shared,
-            claimed: live,
-            live,
-        }
+        Publisher { shared, claimed }
+    }
+
+    /// Publishes a new checkpoint of the engine with the changes since it, in place of the
+    /// old checkpoint and its table. Readers that loaded the old pair keep using it; it
+    /// places every document too.
+    pub(crate) fn install_checkpoint(
+        &mut self,
+        checkpoint: StdArc<dyn Checkpointed>,
+        changes: impl Iterator<Item = (DocId, Option<Position>)>,
+    ) {
+        let (layers, claimed) = Layers::of(Some(checkpoint), changes);
+        self.claimed = claimed;
+        self.shared.layers.store(Arc::new(layers));
     }
 
     /// The state to hand to readers.
@@ -241,40 +309,52 @@ impl<S> Publisher<S> {
 
     /// Step 4: `id` now lives at `position`, or is deleted (`None`).
     pub(crate) fn set(&mut self, id: DocId, position: Option<Position>) {
-        let table = self.shared.table.load();
-        let table = if self.claimed >= table.claim_limit() && position.is_some() {
-            self.rebuild(&table)
+        let layers = self.shared.layers.load();
+        let layers = if self.claimed >= layers.table.claim_limit() {
+            self.rebuild(&layers)
         } else {
-            Arc::clone(&table)
+            Arc::clone(&layers)
         };
-        let outcome = table.set(id, position);
+        let outcome = layers.table.set(id, position);
         self.claimed += usize::from(outcome.claimed);
-        match (outcome.was_live, position.is_some()) {
-            (false, true) => self.live += 1,
-            (true, false) => self.live -= 1,
-            _ => {}
-        }
     }
 
-    /// Copies the live entries into a table with room for twice as many and swaps it in.
-    /// Readers keep using the old table until their next lookup; it holds the same or
-    /// older positions, all of which are valid.
-    fn rebuild(&mut self, old: &LocationTable) -> Arc<LocationTable> {
-        let table = LocationTable::for_docs((self.live + 1).max(old.claim_limit() / 2));
-        for (id, position) in old.entries() {
-            table.set(id, Some(position));
+    /// Copies every entry (deletions included: they hide the checkpoint's) into a table
+    /// with room for twice as many and swaps it in, on the same checkpoint. Readers keep
+    /// using the old table until their next lookup; it holds the same or older positions,
+    /// all of which are valid.
+    fn rebuild(&mut self, old: &Layers) -> Arc<Layers> {
+        let table = LocationTable::for_docs((self.claimed + 1).max(old.table.claim_limit() / 2));
+        for (id, position) in old.table.entries() {
+            table.set(id, position);
         }
-        self.claimed = self.live;
-        let table = Arc::new(table);
-        self.shared.table.store(Arc::clone(&table));
-        table
+        let layers = Arc::new(Layers {
+            table,
+            checkpoint: old.checkpoint.clone(),
+        });
+        self.shared.layers.store(Arc::clone(&layers));
+        layers
     }
 
-    /// Step 5: everything up to `last_seq` is published.
-    pub(crate) fn finish(&self, last_seq: u64) {
-        self.shared
-            .live_docs
-            .store(self.live as u64, Ordering::Relaxed);
+    /// Step 5: everything up to `last_seq` is published, and `live_docs` documents live.
+    pub(crate) fn finish(&self, last_seq: u64, live_docs: u64) {
+        self.shared.live_docs.store(live_docs, Ordering::Relaxed);
         self.shared.last_seq.store(last_seq, Ordering::Release);
+    }
+}
+
+impl Layers {
+    /// A checkpoint and a table of `changes`; returns the table's claimed slots too.
+    fn of(
+        checkpoint: Option<StdArc<dyn Checkpointed>>,
+        changes: impl Iterator<Item = (DocId, Option<Position>)>,
+    ) -> (Layers, usize) {
+        let changes: Vec<_> = changes.collect();
+        let table = LocationTable::for_docs(changes.len());
+        let mut claimed = 0;
+        for (id, position) in changes {
+            claimed += usize::from(table.set(id, position).claimed);
+        }
+        (Layers { table, checkpoint }, claimed)
     }
 }

@@ -14,6 +14,10 @@
 //! loop and the handle, is left out of loom builds, and the models drive the ticket handshake
 //! and the publication protocol directly.
 
+/// An `Arc` that loom does not model, for immutable data shared as a trait object (the
+/// engine's checkpointed index): its contents need no ordering, and loom's `Arc` cannot
+/// hold an unsized value.
+pub(crate) use std::sync::Arc as StdArc;
 #[cfg(not(textstore_loom))]
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(not(textstore_loom))]

@@ -1,11 +1,13 @@
-//! The location table: document id → position of its latest record, written by one thread
-//! and read by any number of threads without locks.
+//! The location table: document id → position of its latest record, for every document
+//! changed since the engine's index checkpoint, written by one thread and read by any
+//! number of threads without locks. A document the table does not hold is looked up in the
+//! checkpoint (`published.rs`).
 //!
 //! Open addressing with linear probing over slots of three atomics. A slot is claimed for a
 //! key once and keeps that key for the life of the table; deleting a document stores
-//! [`DELETED`] in its slot, so probes for other keys continue past it. A table that fills
-//! up is rebuilt at a larger size by the writer and swapped in whole (see
-//! `published::Publisher`), which is also when deleted slots are dropped.
+//! [`DELETED`] in its slot, which hides the checkpoint's entry and lets probes for other
+//! keys continue past it. A table that fills up is rebuilt at a larger size by the writer
+//! and swapped in whole (see `published::Publisher`); a new checkpoint starts a new table.
 //!
 //! Protocol (the writer is the only thread that stores):
 //! - claiming a slot stores the key halves with `Relaxed`, then the value with `Release`;
@@ -33,7 +35,15 @@ struct Slot {
 }
 
 /// What a reader finds for an id.
-pub(crate) type Lookup = Option<Position>;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// The document's latest record.
+    Live(Position),
+    /// Deleted since the checkpoint.
+    Deleted,
+    /// Not changed since the checkpoint: ask the checkpoint.
+    Unchanged,
+}
 
 /// The hasher: seeded at random per table in production, so that chosen ids cannot make
 /// every probe collide; fixed under loom, which replays each execution and needs the same
@@ -108,20 +118,20 @@ impl LocationTable {
             let slot = &self.slots[i];
             let value = slot.value.load(Ordering::Acquire);
             if value == EMPTY {
-                return None;
+                return Lookup::Unchanged;
             }
             if slot.key_lo.load(Ordering::Relaxed) == lo
                 && slot.key_hi.load(Ordering::Relaxed) == hi
             {
-                return decode(value);
+                return decode(value).map_or(Lookup::Deleted, Lookup::Live);
             }
             i = (i + 1) & self.mask;
         }
     }
 
-    /// Publishes the latest position of `id`, or its deletion. Only the writer thread calls
-    /// this, and only while the table has a free slot beyond [`Self::claim_limit`] or the
-    /// key is already present.
+    /// Publishes the latest position of `id`, or its deletion (which the table keeps, to
+    /// hide the checkpoint's entry). Only the writer thread calls this, and only while the
+    /// table has a free slot beyond [`Self::claim_limit`] or the key is already present.
     pub(crate) fn set(&self, id: DocId, position: Option<Position>) -> SetOutcome {
         let (lo, hi) = split(id);
         let value = position.map_or(DELETED, encode);
@@ -131,12 +141,6 @@ impl LocationTable {
             // Relaxed: this thread is the only one that stores, so it reads its own stores.
             let current = slot.value.load(Ordering::Relaxed);
             if current == EMPTY {
-                if position.is_none() {
-                    return SetOutcome {
-                        claimed: false,
-                        was_live: false,
-                    };
-                }
                 slot.key_lo.store(lo, Ordering::Relaxed);
                 slot.key_hi.store(hi, Ordering::Relaxed);
                 slot.value.store(value, Ordering::Release);
@@ -158,16 +162,19 @@ impl LocationTable {
         }
     }
 
-    /// Every live document and its position, in slot order. Any thread; a concurrent
-    /// writer's changes may or may not be seen.
-    pub(crate) fn entries(&self) -> impl Iterator<Item = (DocId, Position)> + '_ {
+    /// Every document the table holds, with its position or `None` when deleted, in slot
+    /// order. Any thread; a concurrent writer's changes may or may not be seen.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (DocId, Option<Position>)> + '_ {
         self.slots.iter().filter_map(|slot| {
-            let position = decode(slot.value.load(Ordering::Acquire))?;
+            let value = slot.value.load(Ordering::Acquire);
+            if value == EMPTY {
+                return None;
+            }
             let lo = slot.key_lo.load(Ordering::Relaxed);
             let hi = slot.key_hi.load(Ordering::Relaxed);
             Some((
                 DocId::from_u128(u128::from(hi) << 64 | u128::from(lo)),
-                position,
+                decode(value),
             ))
         })
     }
@@ -200,7 +207,11 @@ fn decode(value: u64) -> Option<Position> {
 mod tests {
     use super::*;
 
-    fn at(segment: u32, offset: u32) -> Option<Position> {
+    fn at(segment: u32, offset: u32) -> Lookup {
+        Lookup::Live(Position { segment, offset })
+    }
+
+    fn pos(segment: u32, offset: u32) -> Option<Position> {
         Some(Position { segment, offset })
     }
 
@@ -209,32 +220,27 @@ mod tests {
         let table = LocationTable::for_docs(4);
         let a = DocId::from_u128(7);
         let b = DocId::from_u128(7 << 64);
-        assert_eq!(table.get(a), None);
-        assert!(table.set(a, at(1, 64)).claimed);
+        assert_eq!(table.get(a), Lookup::Unchanged);
+        assert!(table.set(a, pos(1, 64)).claimed);
         assert_eq!(table.get(a), at(1, 64));
         // Same low half, other high half: a different key.
-        assert_eq!(table.get(b), None);
-        let outcome = table.set(a, at(2, 128));
+        assert_eq!(table.get(b), Lookup::Unchanged);
+        let outcome = table.set(a, pos(2, 128));
         assert_eq!((outcome.claimed, outcome.was_live), (false, true));
         assert_eq!(table.get(a), at(2, 128));
         let outcome = table.set(a, None);
         assert_eq!((outcome.claimed, outcome.was_live), (false, true));
-        assert_eq!(table.get(a), None);
+        assert_eq!(table.get(a), Lookup::Deleted);
         assert!(!table.set(a, None).was_live);
-        // Deleting an id the table never saw claims nothing.
-        assert!(!table.set(b, None).claimed);
-        assert!(!table.set(a, at(3, 64)).claimed);
+        // Deleting an id the table never saw claims a slot: the deletion hides the
+        // checkpoint's entry.
+        assert!(table.set(b, None).claimed);
+        assert_eq!(table.get(b), Lookup::Deleted);
+        assert!(!table.set(a, pos(3, 64)).claimed);
         assert_eq!(table.get(a), at(3, 64));
-        assert_eq!(
-            table.entries().collect::<Vec<_>>(),
-            vec![(
-                a,
-                Position {
-                    segment: 3,
-                    offset: 64
-                }
-            )]
-        );
+        let mut entries: Vec<_> = table.entries().collect();
+        entries.sort_by_key(|(id, _)| *id);
+        assert_eq!(entries, vec![(a, pos(3, 64)), (b, None)]);
     }
 
     #[test]
@@ -244,21 +250,24 @@ mod tests {
             .map(|i| DocId::from_u128(i * 977 + 1))
             .collect();
         for (i, id) in ids.iter().enumerate() {
-            table.set(*id, at(1, 64 + 8 * i as u32));
+            table.set(*id, pos(1, 64 + 8 * i as u32));
         }
         for id in ids.iter().step_by(2) {
             table.set(*id, None);
         }
         for (i, id) in ids.iter().enumerate() {
             let expected = if i % 2 == 0 {
-                None
+                Lookup::Deleted
             } else {
                 at(1, 64 + 8 * i as u32)
             };
             assert_eq!(table.get(*id), expected, "id {id}");
         }
-        assert_eq!(table.entries().count(), ids.len() / 2);
-        assert_eq!(table.get(DocId::from_u128(u128::MAX)), None);
+        assert_eq!(
+            table.entries().filter(|(_, p)| p.is_some()).count(),
+            ids.len() / 2
+        );
+        assert_eq!(table.get(DocId::from_u128(u128::MAX)), Lookup::Unchanged);
     }
 
     #[test]

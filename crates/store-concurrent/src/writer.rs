@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::published::{Published, Publisher};
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use crate::sync::{Arc, Mutex, lock};
+use crate::sync::{Arc, Mutex, StdArc, lock};
 use crate::ticket::Completer;
 
 /// One message on the queue.
@@ -201,11 +201,15 @@ pub(crate) trait Engine: Send + 'static {
     fn commit_ops<'a>(&mut self, ops: &[BatchOp<'a>]) -> store_mmap::Result<u64> {
         self.store_mut().commit_ops(ops.iter().copied())
     }
-    fn contains(&self, id: DocId) -> bool {
+    fn contains(&self, id: DocId) -> store_mmap::Result<bool> {
         self.store().contains(id)
     }
+    /// Where a document just written or moved is: the engine's changes since its
+    /// checkpoint hold it, so the lookup reads no page of the index file and cannot fail.
     fn location(&self, id: DocId) -> Option<Position> {
-        self.store().location(id)
+        self.store()
+            .location(id)
+            .expect("a document just written or moved is among the index's changes")
     }
     /// The segment receiving writes, and its committed end.
     fn active_segment(&self) -> (u32, u32) {
@@ -313,6 +317,11 @@ pub(crate) struct Limits {
 pub(crate) type AutoCompaction = (CompactionPolicy, Sender<()>);
 
 /// The writer thread's body. Returns when every handle is gone.
+/// How long the queue stays empty before the writer checkpoints the index: a store that
+/// stops taking writes has a checkpoint of everything soon after, so that an open after a
+/// crash replays nothing.
+const IDLE_CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(crate) fn run<E: Engine>(
     engine: E,
     mut publisher: Publisher<SegmentMap>,
@@ -327,6 +336,7 @@ pub(crate) fn run<E: Engine>(
             shared: &shared,
             limits: &limits,
             overlay: HashMap::new(),
+            checkpoints_seen: 0,
         };
         writer.serve(&requests)
     }));
@@ -389,6 +399,8 @@ struct Writer<'s, E> {
     limits: &'s Limits,
     /// Whether each id touched by the group being gathered exists once the group commits.
     overlay: HashMap<DocId, bool>,
+    /// The engine's count of installed checkpoints when readers were last shown one.
+    checkpoints_seen: u64,
 }
 
 impl<E: Engine> Writer<'_, E> {
@@ -400,9 +412,13 @@ impl<E: Engine> Writer<'_, E> {
         loop {
             let request = match carried.take() {
                 Some(request) => request,
-                None => match requests.recv() {
+                None => match requests.recv_timeout(IDLE_CHECKPOINT_AFTER) {
                     Ok(request) => request,
-                    Err(_) => {
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.idle();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
                         // Every handle is gone without a close (they close on drop, so this
                         // is a handle that failed to send); close the engine quietly.
                         let _ = self.engine.close();
@@ -457,9 +473,11 @@ impl<E: Engine> Writer<'_, E> {
     fn admit(&mut self, request: Request, group: &mut Group) {
         match &request {
             Request::Delete { id, .. } => {
+                // A lookup that fails (a damaged page of the index file) writes the
+                // tombstone: harmless if the document was already gone.
                 let exists = match self.overlay.get(id) {
                     Some(exists) => *exists,
-                    None => self.engine.contains(*id),
+                    None => self.engine.contains(*id).unwrap_or(true),
                 };
                 if !exists {
                     if let Request::Delete { done, .. } = request {
@@ -621,10 +639,47 @@ impl<E: Engine> Writer<'_, E> {
                 }
             }
         }
-        for op in ops {
-            let id = op.id();
-            self.publisher.set(id, self.engine.location(id));
+        if !self.publish_checkpoint() {
+            for op in ops {
+                let id = op.id();
+                self.publisher.set(id, self.engine.location(id));
+            }
         }
-        self.publisher.finish(last_seq);
+        self.publisher
+            .finish(last_seq, self.engine.store().len() as u64);
+    }
+
+    /// Shows readers the engine's new checkpoint, with the changes since it, if it
+    /// installed one since the last look. Returns whether it did: the table it publishes
+    /// holds every change, the last commit's included.
+    fn publish_checkpoint(&mut self) -> bool {
+        let installed = self.engine.store().checkpoints_installed();
+        if installed == self.checkpoints_seen {
+            return false;
+        }
+        self.checkpoints_seen = installed;
+        let store = self.engine.store();
+        let Some(checkpoint) = store.checkpointed_index() else {
+            return false;
+        };
+        self.publisher
+            .install_checkpoint(StdArc::new(checkpoint), store.index_changes());
+        true
+    }
+
+    /// The queue stayed empty for a while: installs a checkpoint the engine finished
+    /// writing, or starts one if anything changed since the last, so that a crash while
+    /// idle replays nothing.
+    fn idle(&mut self) {
+        if self.shared.poisoned().is_some() {
+            return;
+        }
+        // A checkpoint that fails is retried at the next idle spell or due point; the data
+        // is durable either way.
+        let _ = self.engine.store_mut().tend_checkpoint(true);
+        if self.publish_checkpoint() {
+            let store = self.engine.store();
+            self.publisher.finish(store.last_seq(), store.len() as u64);
+        }
     }
 }

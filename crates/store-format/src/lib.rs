@@ -36,8 +36,10 @@ pub use checksum::{crc32c, crc32c_append};
 pub use error::{FormatError, Structure};
 pub use id::{DocId, IdError};
 pub use index::{
-    INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_MAGIC, IndexEntry, IndexHeader, Position,
-    decode_index, encode_index,
+    INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_LAYOUT_VERSION, INDEX_MAGIC, INDEX_PAGE_LEN,
+    INDEX_SEGMENT_LEN, IndexCheckpoint, IndexEntry, IndexHeader, MAX_LOAD_PERCENT, Position,
+    SLOTS_PER_PAGE, SegmentLive, check_index_page, decode_index, encode_index, index_lookup,
+    index_page_entries, index_slot_count, open_index,
 };
 pub use meta::{META_LEN, META_MAGIC, StoreMeta};
 pub use offsets::{CHAR_STRIDE, CharOffsets, LineOffsets};
@@ -54,6 +56,6 @@ pub use traits::{CommitEvent, CommitObserver, DocRead, DocWrite, Prefetch};
 
 /// The format version this build writes, stored in every header. Version history in
 /// docs/FORMAT.md.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// The oldest format version this build reads: every version since is a superset of it.
 pub const OLDEST_READ_VERSION: u16 = 1;

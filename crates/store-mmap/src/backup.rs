@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::recovery::INDEX_FILE;
-use crate::segment::{SegmentMap, segment_file_name};
+use crate::layout::{INDEX_FILE, META_FILE, segment_file_name};
+use crate::segment::SegmentMap;
 use crate::storage::{Storage, SyncKind, sync_dir, write_atomic};
-use crate::store::{META_FILE, Store};
+use crate::store::Store;
 
 /// A backup as of one moment of its store, ready to be written with [`Backup::write_to`].
 pub struct Backup {
@@ -77,7 +77,7 @@ impl Store {
                     )
                 })
                 .collect(),
-            index: self.index_file(),
+            index: self.index_snapshot()?,
             documents: self.len() as u64,
         })
     }

@@ -31,23 +31,15 @@ use store_format::{
 };
 
 use crate::error::{Error, Result};
+use crate::layout::{RETIRED_FILE, segment_file_name, unfinished_segment_file_name};
 use crate::options::MapSettings;
 use crate::pace::{Cancelled, Pace};
-use crate::segment::{SegmentFile, SegmentMap, segment_file_name};
+use crate::segment::{SegmentFile, SegmentMap};
 use crate::storage::{Storage, sync_dir, write_atomic};
 use crate::store::Store;
 
-/// Name of the retired-segment list.
-pub(crate) const RETIRED_FILE: &str = "retired.tsr";
-/// Suffix added to a compaction output's segment file name until it is in place.
-pub(crate) const UNFINISHED_SUFFIX: &str = ".tmp";
 /// Bytes written to an output per `pwrite`.
 const CHUNK_BYTES: usize = 1 << 20;
-
-/// The name of compaction output `id` before it is in place.
-fn unfinished_file_name(id: u32) -> String {
-    format!("{}{UNFINISHED_SUFFIX}", segment_file_name(id))
-}
 
 /// When compaction runs on its own, and how fast it may go.
 #[derive(Debug, Clone, PartialEq)]
@@ -378,19 +370,20 @@ impl Store {
                 tombstone_floor = tombstone_floor.min(first);
             }
         }
-        let mut live: Vec<ToCopy> = self
-            .index
-            .entries()
-            .filter(|(_, entry)| picked.binary_search(&entry.segment).is_ok())
-            .map(|(id, entry)| ToCopy {
-                seq: entry.seq,
-                id,
-                kind: RecordKind::Put,
-                segment: entry.segment,
-                offset: entry.offset,
-                payload_len: entry.text_len,
-            })
-            .collect();
+        let mut live: Vec<ToCopy> = Vec::new();
+        for found in self.index.entries() {
+            let (id, entry) = found?;
+            if picked.binary_search(&entry.segment).is_ok() {
+                live.push(ToCopy {
+                    seq: entry.seq,
+                    id,
+                    kind: RecordKind::Put,
+                    segment: entry.segment,
+                    offset: entry.offset,
+                    payload_len: entry.text_len,
+                });
+            }
+        }
         live.sort_unstable_by_key(|copy| copy.seq);
         let inputs = picked
             .iter()
@@ -463,36 +456,35 @@ impl Store {
             let _ = sync_dir(self.options.storage.as_ref(), &self.dir);
             return Err(err);
         }
+        let output_ids: Vec<u32> = outputs.iter().map(SegmentFile::id).collect();
         for output in outputs {
             self.segments.insert(output.id(), output);
         }
         let mut report = std::mem::take(&mut done.report);
         let mut moved = Vec::with_capacity(done.moved.len());
         for (id, seq, position) in done.moved.drain(..) {
-            if self
-                .index
-                .relocate(id, seq, position.segment, position.offset)
-            {
+            // A damaged page of the index file: the copies are in place but not in effect;
+            // the store takes no more writes, and an open finds the inputs still in use.
+            let relocated = self.index.relocate(id, seq, position);
+            if self.poison_on_err(relocated)? {
                 moved.push(id);
             } else {
                 report.records_superseded += 1;
             }
         }
-        // The commit point: from here on an open removes the inputs before reading anything.
+        // The commit point: from here on an open removes the inputs before reading anything,
+        // and moves the index entries that point into them to the copies, until a checkpoint
+        // planned after this reflects the moves.
         retired.extend_from_slice(&done.inputs);
         retired.sort_unstable();
+        self.uncovered_copies.extend_from_slice(&output_ids);
+        self.uncovered_copies.sort_unstable();
+        self.uncovered_copies.dedup();
+        self.copies_covered_after = self.checkpoint_plans;
         let mut listed: Vec<u32> = self.retired.iter().map(|r| r.id).collect();
         listed.extend_from_slice(&retired);
         listed.sort_unstable();
-        let list = RetiredList {
-            store_uid: self.meta.store_uid,
-            segments: listed,
-        };
-        write_atomic(
-            self.options.storage.as_ref(),
-            &self.dir.join(RETIRED_FILE),
-            &list.encode(),
-        )?;
+        self.write_retired_list(listed)?;
         for id in &retired {
             if let Some(segment) = self.segments.remove(id) {
                 self.retired.push(Retired {
@@ -535,19 +527,48 @@ impl Store {
         });
         if self.retired.len() < before {
             sync_dir(storage.as_ref(), &self.dir)?;
+            let listed = self.retired.iter().map(|r| r.id).collect();
+            self.write_retired_list(listed)?;
         }
         if let Some(err) = failed {
             return Err(err);
         }
-        if self.retired.is_empty() {
-            let list = self.dir.join(RETIRED_FILE);
-            match storage.remove(&list) {
-                Ok(()) => sync_dir(storage.as_ref(), &self.dir)?,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => return Err(Error::io("remove", &list)(err)),
-            }
-        }
         Ok(self.retired.len())
+    }
+
+    /// A checkpoint planned as number `generation` is installed: the moves of every
+    /// compaction installed before it was planned are in the index file, so an open need
+    /// not walk their copies any more.
+    pub(crate) fn checkpoint_covers(&mut self, generation: u64) -> Result<()> {
+        if self.uncovered_copies.is_empty() || generation <= self.copies_covered_after {
+            return Ok(());
+        }
+        self.uncovered_copies.clear();
+        let listed = self.retired.iter().map(|r| r.id).collect();
+        self.write_retired_list(listed)
+    }
+
+    /// Writes the retired-segment list: `segments` (ascending) still to be removed, and the
+    /// copies no checkpoint reflects yet; removes it when both are empty.
+    fn write_retired_list(&mut self, mut segments: Vec<u32>) -> Result<()> {
+        // Compactions retire segments in any order of id.
+        segments.sort_unstable();
+        segments.dedup();
+        let storage = Arc::clone(&self.options.storage);
+        let path = self.dir.join(RETIRED_FILE);
+        if segments.is_empty() && self.uncovered_copies.is_empty() {
+            return match storage.remove(&path) {
+                Ok(()) => sync_dir(storage.as_ref(), &self.dir),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(err) => Err(Error::io("remove", &path)(err)),
+            };
+        }
+        let list = RetiredList {
+            store_uid: self.meta.store_uid,
+            segments,
+            copies: self.uncovered_copies.clone(),
+        };
+        write_atomic(storage.as_ref(), &path, &list.encode())
     }
 
     /// Segments replaced by compaction whose files wait for readers to let go.
@@ -663,7 +684,7 @@ impl Outputs<'_> {
     fn write_segment(&mut self, copies: &[ToCopy], len: u64, pace: &mut Pace) -> Result<()> {
         let c = self.compaction;
         let id = c.next_segment_id.fetch_add(1, Ordering::Relaxed);
-        let path = c.dir.join(unfinished_file_name(id));
+        let path = c.dir.join(unfinished_segment_file_name(id));
         let header = SegmentHeader {
             segment_id: id,
             store_uid: c.store_uid,

@@ -107,6 +107,18 @@ pub enum Error {
     /// are removed and the store is unchanged.
     #[error("the compaction was cancelled before it took effect; nothing was changed")]
     CompactionCancelled,
+    /// A checkpoint written for an earlier plan was offered for installation; the store
+    /// keeps its index as it is.
+    #[error("the checkpoint was planned before another one; it was not installed")]
+    CheckpointConflict,
+    /// The handle was opened read-only.
+    #[error("store {path} is open read-only: {what} needs the writer's handle")]
+    ReadOnly {
+        /// The store's directory.
+        path: PathBuf,
+        /// What was asked.
+        what: &'static str,
+    },
     /// Options that cannot work.
     #[error("invalid option: {reason}")]
     InvalidOptions {

@@ -1,8 +1,23 @@
-//! The in-memory index: the latest record of every live document.
+//! The index: the latest record of every live document.
+//!
+//! Two layers: the **base**, the last checkpoint, an index file mapped and probed in place
+//! (`index_file.rs`); and the **delta**, the changes since, in a hash map. A lookup asks the
+//! delta first, then (while a checkpoint is being written) the frozen delta that checkpoint
+//! is made of, then the base. The delta holds only what was written since the last
+//! checkpoint, so the index's memory is that plus the base's mapped pages, which the kernel
+//! may evict and which every process reading the store shares.
+//!
+//! The live counts (documents, record and text bytes, live bytes per segment) are kept
+//! exact at every change and stored in each checkpoint's header, so that an open reads them
+//! instead of counting.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use store_format::{DocId, IndexEntry, Position, record_len};
+
+use crate::error::Result;
+use crate::index_file::MappedIndex;
 
 /// Where the latest record of a document is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,15 +32,36 @@ impl Entry {
     pub(crate) fn record_len(&self) -> u64 {
         record_len(self.text_len)
     }
+
+    pub(crate) fn position(&self) -> Position {
+        Position {
+            segment: self.segment,
+            offset: self.offset,
+        }
+    }
+
+    pub(crate) fn to_file_entry(self, id: DocId) -> IndexEntry {
+        IndexEntry {
+            id,
+            seq: self.seq,
+            position: self.position(),
+            text_len: self.text_len,
+        }
+    }
 }
 
-/// Live documents by id, and the byte counts derived from them.
-///
-/// Lookups are one hash probe, whatever the number of documents. The hasher is foldhash with
-/// a per-process random seed: fast on 16-byte keys, and sequential ids do not cluster.
+/// Changes since a checkpoint: `None` for a document deleted since.
+pub(crate) type Delta = HashMap<DocId, Option<Entry>, foldhash::fast::RandomState>;
+
+/// Live documents by id, and the byte counts derived from them. See the module
+/// documentation.
 #[derive(Default)]
 pub(crate) struct Index {
-    map: HashMap<DocId, Entry, foldhash::fast::RandomState>,
+    base: Option<Arc<MappedIndex>>,
+    /// The delta a checkpoint in progress is being written from.
+    frozen: Option<Arc<Delta>>,
+    delta: Delta,
+    live_docs: u64,
     /// Sum of `record_len` over the live entries.
     live_record_bytes: u64,
     /// Sum of `text_len` over the live entries.
@@ -35,19 +71,40 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    pub(crate) fn with_capacity(capacity: usize) -> Index {
+    /// An index whose base is `base`, with its counts.
+    pub(crate) fn on(base: Arc<MappedIndex>) -> Index {
+        let header = base.header();
         Index {
-            map: HashMap::with_capacity_and_hasher(capacity, Default::default()),
-            ..Index::default()
+            live_docs: header.live_docs,
+            live_record_bytes: header.live_record_bytes,
+            text_bytes: header.text_bytes,
+            segment_live_bytes: base
+                .segments()
+                .iter()
+                .map(|s| (s.segment, s.live_record_bytes))
+                .collect(),
+            base: Some(base),
+            frozen: None,
+            delta: Delta::default(),
         }
     }
 
-    pub(crate) fn get(&self, id: DocId) -> Option<&Entry> {
-        self.map.get(&id)
+    /// The latest entry of `id`. Fails only when a page of the base is damaged.
+    pub(crate) fn get(&self, id: DocId) -> Result<Option<Entry>> {
+        if let Some(change) = self.delta.get(&id) {
+            return Ok(*change);
+        }
+        if let Some(change) = self.frozen.as_ref().and_then(|frozen| frozen.get(&id)) {
+            return Ok(*change);
+        }
+        match &self.base {
+            Some(base) => base.find(id),
+            None => Ok(None),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.live_docs as usize
     }
 
     pub(crate) fn live_record_bytes(&self) -> u64 {
@@ -58,10 +115,21 @@ impl Index {
         self.text_bytes
     }
 
-    /// Heap bytes the table occupies (buckets plus control bytes), for stats.
-    pub(crate) fn memory_bytes(&self) -> u64 {
-        let slot = size_of::<(DocId, Entry)>() + 1;
-        (self.map.capacity() * slot) as u64
+    /// Heap bytes of the deltas (buckets plus control bytes), for stats.
+    pub(crate) fn delta_memory_bytes(&self) -> u64 {
+        let slot = (size_of::<(DocId, Option<Entry>)>() + 1) as u64;
+        let frozen = self.frozen.as_ref().map_or(0, |f| f.capacity());
+        (self.delta.capacity() + frozen) as u64 * slot
+    }
+
+    /// Bytes of the mapped base.
+    pub(crate) fn base_bytes(&self) -> u64 {
+        self.base.as_ref().map_or(0, |base| base.len_bytes())
+    }
+
+    /// Changes held in memory since the last checkpoint.
+    pub(crate) fn delta_len(&self) -> usize {
+        self.delta.len() + self.frozen.as_ref().map_or(0, |f| f.len())
     }
 
     /// Bytes of live records in `segment`.
@@ -70,44 +138,54 @@ impl Index {
     }
 
     /// Records a put. Returns the entry it replaces.
-    pub(crate) fn insert(&mut self, id: DocId, entry: Entry) -> Option<Entry> {
+    pub(crate) fn insert(&mut self, id: DocId, entry: Entry) -> Result<Option<Entry>> {
+        let old = self.get(id)?;
+        if let Some(old) = &old {
+            self.forget(old);
+        }
+        self.live_docs += 1;
         self.live_record_bytes += entry.record_len();
         self.text_bytes += u64::from(entry.text_len);
         *self.segment_live_bytes.entry(entry.segment).or_default() += entry.record_len();
-        let old = self.map.insert(id, entry);
-        if let Some(old) = &old {
-            self.forget(old);
-        }
-        old
+        self.delta.insert(id, Some(entry));
+        Ok(old)
     }
 
     /// Records a delete. Returns the entry it removes.
-    pub(crate) fn remove(&mut self, id: DocId) -> Option<Entry> {
-        let old = self.map.remove(&id);
+    pub(crate) fn remove(&mut self, id: DocId) -> Result<Option<Entry>> {
+        let old = self.get(id)?;
         if let Some(old) = &old {
             self.forget(old);
+            self.delta.insert(id, None);
         }
-        old
+        Ok(old)
     }
 
     /// Points `id` at a copy of its record, if its latest record is still version `seq`
     /// (a write since the copy was made wins). Returns whether it moved.
-    pub(crate) fn relocate(&mut self, id: DocId, seq: u64, segment: u32, offset: u32) -> bool {
-        let Some(entry) = self.map.get_mut(&id) else {
-            return false;
+    pub(crate) fn relocate(&mut self, id: DocId, seq: u64, to: Position) -> Result<bool> {
+        let Some(entry) = self.get(id)? else {
+            return Ok(false);
         };
         if entry.seq != seq {
-            return false;
+            return Ok(false);
         }
         let len = entry.record_len();
-        let old_segment = std::mem::replace(&mut entry.segment, segment);
-        entry.offset = offset;
-        self.uncount_segment(old_segment, len);
-        *self.segment_live_bytes.entry(segment).or_default() += len;
-        true
+        self.uncount_segment(entry.segment, len);
+        *self.segment_live_bytes.entry(to.segment).or_default() += len;
+        self.delta.insert(
+            id,
+            Some(Entry {
+                segment: to.segment,
+                offset: to.offset,
+                ..entry
+            }),
+        );
+        Ok(true)
     }
 
     fn forget(&mut self, old: &Entry) {
+        self.live_docs -= 1;
         self.live_record_bytes -= old.record_len();
         self.text_bytes -= u64::from(old.text_len);
         self.uncount_segment(old.segment, old.record_len());
@@ -115,31 +193,100 @@ impl Index {
 
     fn uncount_segment(&mut self, segment: u32, len: u64) {
         if let Some(live) = self.segment_live_bytes.get_mut(&segment) {
-            *live -= len;
+            *live = live.saturating_sub(len);
             if *live == 0 {
                 self.segment_live_bytes.remove(&segment);
             }
         }
     }
 
-    pub(crate) fn ids(&self) -> impl ExactSizeIterator<Item = DocId> + '_ {
-        self.map.keys().copied()
+    /// Every live document and its entry: the base's pages not shadowed by a change, then
+    /// the changes. A damaged page of the base ends the walk with an error.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Result<(DocId, Entry)>> + '_ {
+        let shadowed = |id: &DocId| {
+            self.delta.contains_key(id) || self.frozen.as_ref().is_some_and(|f| f.contains_key(id))
+        };
+        let base = self
+            .base
+            .iter()
+            .flat_map(|base| base.entries())
+            .filter_map(move |found| match found {
+                Ok(entry) if shadowed(&entry.id) => None,
+                Ok(entry) => Some(Ok((entry.id, Entry::from(entry)))),
+                Err(err) => Some(Err(err)),
+            });
+        let frozen = self
+            .frozen
+            .iter()
+            .flat_map(|frozen| frozen.iter())
+            .filter(|(id, _)| !self.delta.contains_key(id))
+            .filter_map(|(id, entry)| Some(Ok((*id, (*entry)?))));
+        let delta = self
+            .delta
+            .iter()
+            .filter_map(|(id, entry)| Some(Ok((*id, (*entry)?))));
+        base.chain(frozen).chain(delta)
     }
 
-    pub(crate) fn entries(&self) -> impl ExactSizeIterator<Item = (DocId, &Entry)> + '_ {
-        self.map.iter().map(|(id, entry)| (*id, entry))
+    /// Freezes the changes so far for a checkpoint: from now on they are read from the
+    /// returned snapshot, and new changes gather in a fresh delta. `None` while an earlier
+    /// checkpoint is in progress.
+    pub(crate) fn freeze(&mut self) -> Option<(Option<Arc<MappedIndex>>, Arc<Delta>)> {
+        if self.frozen.is_some() {
+            return None;
+        }
+        let frozen = Arc::new(std::mem::take(&mut self.delta));
+        self.frozen = Some(Arc::clone(&frozen));
+        Some((self.base.clone(), frozen))
     }
 
-    /// The entries in the index file's form.
-    pub(crate) fn to_file_entries(&self) -> impl ExactSizeIterator<Item = IndexEntry> + '_ {
-        self.map.iter().map(|(id, e)| IndexEntry {
-            id: *id,
-            seq: e.seq,
-            position: Position {
-                segment: e.segment,
-                offset: e.offset,
-            },
-            text_len: e.text_len,
-        })
+    /// Puts a checkpoint written from the frozen changes into effect: `base` replaces the
+    /// old base and the frozen changes, which it holds.
+    pub(crate) fn install(&mut self, base: Arc<MappedIndex>) {
+        self.base = Some(base);
+        self.frozen = None;
     }
+
+    /// Gives up a checkpoint: its frozen changes go back under the newer ones.
+    pub(crate) fn thaw(&mut self) {
+        if let Some(frozen) = self.frozen.take() {
+            let newer = std::mem::take(&mut self.delta);
+            self.delta = Arc::unwrap_or_clone(frozen);
+            self.delta.extend(newer);
+        }
+    }
+
+    /// The current base, for readers that probe it themselves.
+    pub(crate) fn base(&self) -> Option<&Arc<MappedIndex>> {
+        self.base.as_ref()
+    }
+
+    /// The changes since the base, oldest layer first: what a reader of the base must see
+    /// on top of it.
+    pub(crate) fn changes(&self) -> impl Iterator<Item = (DocId, Option<Entry>)> + '_ {
+        self.frozen
+            .iter()
+            .flat_map(|frozen| frozen.iter())
+            .chain(self.delta.iter())
+            .map(|(id, entry)| (*id, *entry))
+    }
+}
+
+/// The entries of a checkpoint: `base` with `changes` applied. Runs on any thread; the
+/// base's pages are checked as they are read.
+pub(crate) fn merged_entries<'a>(
+    base: Option<&'a MappedIndex>,
+    changes: &'a Delta,
+) -> impl Iterator<Item = Result<IndexEntry>> + 'a {
+    let kept = base
+        .into_iter()
+        .flat_map(|base| base.entries())
+        .filter(|found| match found {
+            Ok(entry) => !changes.contains_key(&entry.id),
+            Err(_) => true,
+        });
+    let changed = changes
+        .iter()
+        .filter_map(|(id, entry)| Some(Ok(entry.as_ref()?.to_file_entry(*id))));
+    kept.chain(changed)
 }

@@ -27,11 +27,14 @@
 //! - After a failed write or sync the handle refuses writes until the store is reopened.
 
 mod backup;
+mod checkpoint;
 mod compaction;
 mod error;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 mod index;
+mod index_file;
+mod layout;
 mod offline;
 mod options;
 mod pace;
@@ -49,13 +52,15 @@ mod write;
 mod zero;
 
 pub use backup::{Backup, BackupReport};
+pub use checkpoint::{CheckpointPlan, WrittenCheckpoint};
 pub use compaction::{
     Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope, Installed,
 };
 pub use error::{Error, Result};
+pub use index_file::CheckpointedIndex;
 pub use options::{
-    AccessPattern, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability,
-    MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, ReadVerification, StoreOptions,
+    AccessPattern, DEFAULT_CHECKPOINT_BYTES, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY,
+    Durability, MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, ReadVerification, StoreOptions,
 };
 pub use recover::{DamagedRecord, RecoverReport, recover};
 pub use recovery::{DroppedTail, IndexLoad, RecoveryReport};

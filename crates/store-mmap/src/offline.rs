@@ -16,12 +16,12 @@ use store_format::{
     StoreMeta, decode_index,
 };
 
-use crate::compaction::{RETIRED_FILE, UNFINISHED_SUFFIX};
 use crate::error::{Error, Result};
-use crate::recovery::INDEX_FILE;
-use crate::segment::{parse_segment_file_name, segment_file_name};
+use crate::layout::{
+    INDEX_FILE, LOCK_FILE, META_FILE, RETIRED_FILE, UNFINISHED_SUFFIX, parse_segment_file_name,
+    segment_file_name,
+};
 use crate::spans;
-use crate::store::{LOCK_FILE, META_FILE};
 use crate::verify::Problem;
 use crate::walk;
 

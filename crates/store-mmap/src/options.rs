@@ -85,6 +85,12 @@ pub struct StoreOptions {
     /// `fdatasync` flushes its data and no file-system metadata (see docs/PERFORMANCE.md).
     /// It uses no disk space beyond the preallocation. On by default.
     pub zero_ahead: bool,
+    /// Once this many bytes of records were committed since the last index checkpoint, the
+    /// engine writes a new one on a thread of its own (`None`: only at
+    /// [`crate::Store::checkpoint`] and close). It bounds what an open after a crash
+    /// replays; each checkpoint writes the whole index file (about 57 bytes per document),
+    /// so a larger value writes the index less often. 32 MiB by default.
+    pub checkpoint_bytes: Option<u64>,
     /// The file operations every change to the store's files goes through: [`OsStorage`],
     /// or a test's fault-injecting implementation.
     pub storage: Arc<dyn Storage>,
@@ -100,6 +106,7 @@ impl Default for StoreOptions {
             prefault: false,
             read_verification: ReadVerification::default(),
             zero_ahead: true,
+            checkpoint_bytes: Some(DEFAULT_CHECKPOINT_BYTES),
             storage: Arc::new(OsStorage),
         }
     }
@@ -107,6 +114,8 @@ impl Default for StoreOptions {
 
 /// Default capacity of a segment.
 pub const DEFAULT_SEGMENT_CAPACITY: u32 = 256 << 20;
+/// Default of [`StoreOptions::checkpoint_bytes`].
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 32 << 20;
 /// Default largest document.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 64 << 20;
 /// Smallest segment capacity accepted.
@@ -166,6 +175,12 @@ impl StoreOptions {
     /// Sets [`StoreOptions::zero_ahead`].
     pub fn zero_ahead(mut self, zero_ahead: bool) -> StoreOptions {
         self.zero_ahead = zero_ahead;
+        self
+    }
+
+    /// Sets [`StoreOptions::checkpoint_bytes`].
+    pub fn checkpoint_bytes(mut self, bytes: Option<u64>) -> StoreOptions {
+        self.checkpoint_bytes = bytes;
         self
     }
 

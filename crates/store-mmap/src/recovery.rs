@@ -6,23 +6,23 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use store_format::{
-    DocId, Position, RECORD_ALIGN, RecordHeader, RecordKind, RetiredList, SEGMENT_HEADER_LEN,
-    StoreMeta, decode_index, record_len,
+    DocId, Position, RecordHeader, RecordKind, RetiredList, SEGMENT_HEADER_LEN, StoreMeta,
 };
 
-use crate::compaction::{RETIRED_FILE, UNFINISHED_SUFFIX};
 use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
+use crate::index_file::{MappedIndex, Unusable};
+use crate::layout::{
+    INDEX_FILE, RETIRED_FILE, UNFINISHED_SUFFIX, parse_segment_file_name, segment_file_name,
+};
 use crate::options::StoreOptions;
-use crate::segment::{SegmentFile, parse_segment_file_name, segment_file_name};
+use crate::segment::SegmentFile;
 use crate::spans;
 use crate::storage::sync_dir;
 use crate::walk;
-
-/// Name of the index (hint) file.
-pub(crate) const INDEX_FILE: &str = "index.tsi";
 
 /// What an open found and did, for the caller to log or show.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -91,12 +91,48 @@ pub(crate) struct Recovered {
     pub(crate) last_seq: u64,
     pub(crate) next_segment_id: u32,
     pub(crate) report: RecoveryReport,
+    /// Compaction outputs whose moves no index checkpoint reflects yet.
+    pub(crate) uncovered_copies: Vec<u32>,
 }
 
-pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> Result<Recovered> {
+/// How an open may treat the store's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// The writer's open: it completes compactions, cuts a torn tail and unused
+    /// preallocation, and owns every file.
+    Write,
+    /// A read-only open: no file is changed. `bound`, when a writer is live, is how far
+    /// it has published commits; nothing past it is read. Without a live writer the data is
+    /// read as the writer's recovery would, in memory.
+    Read { bound: Option<Position> },
+}
+
+impl Access {
+    fn writes(self) -> bool {
+        self == Access::Write
+    }
+}
+
+pub(crate) fn recover(
+    dir: &Path,
+    meta: &StoreMeta,
+    options: &StoreOptions,
+    access: Access,
+) -> Result<Recovered> {
     let mut report = RecoveryReport::default();
-    finish_compactions(dir, meta, options, &mut report)?;
-    let segments = open_segments(dir, meta, options, &mut report)?;
+    let compactions = finish_compactions(dir, meta, options, access, &mut report)?;
+    let bound = match access {
+        Access::Read { bound } => bound,
+        Access::Write => None,
+    };
+    let segments = open_segments(
+        dir,
+        meta,
+        options,
+        access,
+        &compactions.retired,
+        &mut report,
+    )?;
     let lens: Vec<_> = segments
         .values()
         .map(|s| walk::SegmentLen {
@@ -106,7 +142,9 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
             sealed_before: s.sealed_before(),
         })
         .collect();
-    if let Some(problem) = walk::sealed_length_problems(&lens).into_iter().next() {
+    if bound.is_none()
+        && let Some(problem) = walk::sealed_length_problems(&lens).into_iter().next()
+    {
         return Err(refuse(
             dir,
             &problem.path,
@@ -120,15 +158,12 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
     let next_segment_id = segments.keys().next_back().map_or(1, |id| id + 1);
 
     let (mut index, mut last_seq, start) = match load_index(dir, meta, &segments)? {
-        Checkpoint::Loaded {
-            index,
-            last_seq,
-            position,
-        } => {
+        Checkpoint::Loaded { base } => {
             report.index = IndexLoad::Loaded {
-                entries: index.len() as u64,
+                entries: base.header().live_docs,
             };
-            (index, last_seq, Some(position))
+            let (last_seq, position) = (base.header().last_seq, base.header().checkpoint);
+            (Index::on(Arc::new(base)), last_seq, Some(position))
         }
         Checkpoint::Missing => (Index::default(), 0, None),
         Checkpoint::Unusable(reason) => {
@@ -136,10 +171,16 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
             (Index::default(), 0, None)
         }
     };
+    if start.is_some() {
+        move_to_copies(&mut index, &segments, &compactions.copies)?;
+    }
 
     let checkpoint_seq = last_seq;
     let mut segments = segments;
-    let last_id = segments.keys().next_back().copied();
+    let last_id = match bound {
+        Some(bound) => Some(bound.segment),
+        None => segments.keys().next_back().copied(),
+    };
     let first_replayed = start.map_or(0, |p| p.segment);
     let mut replay = Replay {
         index: &mut index,
@@ -149,7 +190,7 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
     // Every segment is scanned, and every damage found, before any file is changed: an open
     // that refuses leaves the store exactly as it was.
     let mut scans = Vec::new();
-    for (&id, segment) in segments.range(first_replayed..) {
+    for (&id, segment) in segments.range(first_replayed..=last_id.unwrap_or(u32::MAX)) {
         // Records after the checkpoint in its segment are writes made after it; any other
         // segment's records are above what its header records of its sealed predecessor
         // (a compaction output records nothing: it holds copies of older records).
@@ -161,7 +202,24 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
             ),
         };
         let is_last = Some(id) == last_id;
-        let scan = walk::scan(segment.file_bytes(), from, floor);
+        let bytes = match bound {
+            Some(bound) if bound.segment == id => {
+                &segment.file_bytes()[..(bound.offset as usize).min(segment.file_bytes().len())]
+            }
+            _ => segment.file_bytes(),
+        };
+        if from > bytes.len() {
+            return Err(refuse(
+                dir,
+                segment.path(),
+                bytes.len() as u64,
+                format!(
+                    "the segment holds {} bytes, but the index checkpoint records that its first {from} bytes were committed: data was cut off",
+                    bytes.len()
+                ),
+            ));
+        }
+        let scan = walk::scan(bytes, from, floor);
         let end = data_end(dir, segment, &scan, is_last)?;
         scans.push((id, segment, from, scan, end));
     }
@@ -206,7 +264,7 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
                 report.records_abandoned += 1;
                 continue;
             }
-            replay.apply(*id, scanned.offset, header);
+            replay.apply(*id, scanned.offset, header)?;
             report.records_replayed += 1;
         }
         report.bytes_replayed += (end.valid_end - from) as u64;
@@ -217,12 +275,19 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
     }
     drop(groups);
     drop(scans);
+    if let Some(bound) = bound {
+        // What lies past the writer's published commits is not this view's.
+        segments.retain(|&id, _| id <= bound.segment);
+    }
     for (id, valid_end) in ends {
         let segment = segments.get_mut(&id).expect("scanned above");
         segment.set_end(u32::try_from(valid_end).expect("segment offsets are 32-bit"));
-        // Cut everything past the data: a torn final group, so that its bytes can never be
-        // read as records after new data is written before them, and unused preallocation.
-        segment.trim()?;
+        if access.writes() {
+            // Cut everything past the data: a torn final group, so that its bytes can never
+            // be read as records after new data is written before them, and unused
+            // preallocation.
+            segment.trim()?;
+        }
     }
     // Sequence numbers never go back, even when compaction dropped every record that held the
     // highest (a tombstone below the floor): each segment's header records the last sequence
@@ -239,7 +304,45 @@ pub(crate) fn recover(dir: &Path, meta: &StoreMeta, options: &StoreOptions) -> R
         last_seq,
         next_segment_id,
         report,
+        uncovered_copies: compactions.copies,
     })
+}
+
+/// Moves every index entry that points into a segment which no longer exists (a compaction
+/// replaced it) to the copy of its record in one of `copies`, the outputs of compactions
+/// no checkpoint reflects yet.
+fn move_to_copies(
+    index: &mut Index,
+    segments: &BTreeMap<u32, SegmentFile>,
+    copies: &[u32],
+) -> Result<()> {
+    for id in copies {
+        let Some(segment) = segments.get(id) else {
+            continue;
+        };
+        let scan = walk::scan(segment.file_bytes(), SEGMENT_HEADER_LEN, 0);
+        for scanned in &scan.records {
+            let header = scanned.header();
+            if header.kind != RecordKind::Put {
+                continue;
+            }
+            let Some(entry) = index.get(header.id)? else {
+                continue;
+            };
+            if entry.seq == header.seq && !segments.contains_key(&entry.segment) {
+                let offset = u32::try_from(scanned.offset).expect("segment offsets are 32-bit");
+                index.relocate(
+                    header.id,
+                    header.seq,
+                    Position {
+                        segment: *id,
+                        offset,
+                    },
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies replayed records so that each document ends at its record with the highest
@@ -256,22 +359,22 @@ struct Replay<'i> {
 }
 
 impl Replay<'_> {
-    fn apply(&mut self, segment: u32, offset: usize, header: &RecordHeader) {
+    fn apply(&mut self, segment: u32, offset: usize, header: &RecordHeader) -> Result<()> {
         if header.seq <= self.reflected {
-            return;
+            return Ok(());
         }
         let id = header.id;
         let latest = self
             .index
-            .get(id)
+            .get(id)?
             .map(|e| e.seq)
             .max(self.deleted.get(&id).copied());
         if latest.is_some_and(|seq| seq >= header.seq) {
-            return;
+            return Ok(());
         }
         match header.kind {
             RecordKind::Tombstone => {
-                self.index.remove(id);
+                self.index.remove(id)?;
                 self.deleted.insert(id, header.seq);
             }
             _ => {
@@ -284,21 +387,33 @@ impl Replay<'_> {
                         offset: u32::try_from(offset).expect("segment offsets are 32-bit"),
                         text_len: header.payload_len,
                     },
-                );
+                )?;
             }
         }
+        Ok(())
     }
 }
 
-/// Completes what compactions left: removes the segments a finished compaction replaced
-/// (named by the retired-segment list, which is written only once the copies are durable)
-/// and the outputs of one that never finished (temporary files holding only copies).
+/// What compactions left, as the retired-segment list names it.
+#[derive(Default)]
+struct Compactions {
+    /// Segments replaced: removed by the writer's open, never read by any open.
+    retired: Vec<u32>,
+    /// Outputs whose moves no checkpoint reflects yet.
+    copies: Vec<u32>,
+}
+
+/// Completes what compactions left: the writer removes the segments a finished compaction
+/// replaced (named by the retired-segment list, which is written only once the copies are
+/// durable) and the outputs of one that never finished (temporary files holding only
+/// copies). A read-only open changes nothing and leaves the replaced segments unread.
 fn finish_compactions(
     dir: &Path,
     meta: &StoreMeta,
     options: &StoreOptions,
+    access: Access,
     report: &mut RecoveryReport,
-) -> Result<()> {
+) -> Result<Compactions> {
     let storage = options.storage.as_ref();
     let remove = |path: &Path| match storage.remove(path) {
         Ok(()) => Ok(true),
@@ -306,17 +421,19 @@ fn finish_compactions(
         Err(err) => Err(Error::io("remove", path)(err)),
     };
     let mut removed = false;
-    for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
-        let entry = entry.map_err(Error::io("list", dir))?;
-        let name = entry.file_name();
-        let unfinished = name.to_str().is_some_and(|name| {
-            name.strip_suffix(UNFINISHED_SUFFIX)
-                .and_then(parse_segment_file_name)
-                .is_some()
-        });
-        if unfinished && remove(&entry.path())? {
-            report.unfinished_compaction_files_removed += 1;
-            removed = true;
+    if access.writes() {
+        for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
+            let entry = entry.map_err(Error::io("list", dir))?;
+            let name = entry.file_name();
+            let unfinished = name.to_str().is_some_and(|name| {
+                name.strip_suffix(UNFINISHED_SUFFIX)
+                    .and_then(parse_segment_file_name)
+                    .is_some()
+            });
+            if unfinished && remove(&entry.path())? {
+                report.unfinished_compaction_files_removed += 1;
+                removed = true;
+            }
         }
     }
     let list_path = dir.join(RETIRED_FILE);
@@ -325,6 +442,7 @@ fn finish_compactions(
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
         Err(err) => return Err(Error::io("read", &list_path)(err)),
     };
+    let mut compactions = Compactions::default();
     if let Some(raw) = raw {
         let list = RetiredList::decode(&raw).map_err(|err| Error::format(&list_path, 0, &err))?;
         if list.store_uid != meta.store_uid {
@@ -337,36 +455,58 @@ fn finish_compactions(
                 ),
             ));
         }
-        for id in list.segments {
-            if remove(&dir.join(segment_file_name(id)))? {
-                report.retired_segments_removed += 1;
+        if access.writes() {
+            for id in &list.segments {
+                if remove(&dir.join(segment_file_name(*id)))? {
+                    report.retired_segments_removed += 1;
+                }
             }
+            // The segments' removal is durable before the list stops naming them.
+            sync_dir(storage, dir)?;
+            if list.copies.is_empty() {
+                remove(&list_path)?;
+            } else {
+                let kept = RetiredList {
+                    segments: Vec::new(),
+                    ..list.clone()
+                };
+                crate::storage::write_atomic(storage, &list_path, &kept.encode())?;
+            }
+            removed = true;
         }
-        // The segments' removal is durable before the list that names them goes.
-        sync_dir(storage, dir)?;
-        remove(&list_path)?;
-        removed = true;
+        compactions = Compactions {
+            retired: list.segments,
+            copies: list.copies,
+        };
     }
     if removed {
         sync_dir(storage, dir)?;
     }
-    Ok(())
+    Ok(compactions)
 }
 
 fn open_segments(
     dir: &Path,
     meta: &StoreMeta,
     options: &StoreOptions,
+    access: Access,
+    retired: &[u32],
     report: &mut RecoveryReport,
 ) -> Result<BTreeMap<u32, SegmentFile>> {
     let mut ids = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
         let entry = entry.map_err(Error::io("list", dir))?;
-        if let Some(id) = entry.file_name().to_str().and_then(parse_segment_file_name) {
+        if let Some(id) = entry.file_name().to_str().and_then(parse_segment_file_name)
+            && !retired.contains(&id)
+        {
             ids.push(id);
         }
     }
     ids.sort_unstable();
+    if let Access::Read { bound: Some(bound) } = access {
+        // Segments past the published commits are the writer's, possibly half-made.
+        ids.retain(|&id| id <= bound.segment);
+    }
     let mut segments = BTreeMap::new();
     for (i, &id) in ids.iter().enumerate() {
         let path = dir.join(segment_file_name(id));
@@ -376,6 +516,7 @@ fn open_segments(
             id,
             meta.store_uid,
             options.map_settings(),
+            access.writes(),
         ) {
             Ok(segment) => {
                 segments.insert(id, segment);
@@ -384,11 +525,13 @@ fn open_segments(
                 // The newest segment was being created when the process stopped: its header
                 // is incomplete and it holds no record (records are written only after the
                 // header is synced).
-                options
-                    .storage
-                    .remove(&path)
-                    .map_err(Error::io("remove", &path))?;
-                sync_dir(options.storage.as_ref(), dir)?;
+                if access.writes() {
+                    options
+                        .storage
+                        .remove(&path)
+                        .map_err(Error::io("remove", &path))?;
+                    sync_dir(options.storage.as_ref(), dir)?;
+                }
                 report.removed_segment = Some(path);
             }
             Err(err) => return Err(err),
@@ -406,51 +549,33 @@ fn is_unfinished(path: &Path) -> Result<bool> {
 
 /// What the index file offers an open.
 enum Checkpoint {
-    /// Every live document as of `position`, where the store's sequence was at `last_seq`.
-    Loaded {
-        index: Index,
-        last_seq: u64,
-        position: Position,
-    },
+    /// The mapped index file, checked as far as an open checks it.
+    Loaded { base: MappedIndex },
     /// There is no index file.
     Missing,
     /// The file cannot be used, for this reason; the data is replayed instead.
     Unusable(String),
 }
 
-/// Loads the index checkpoint.
+/// Maps the index checkpoint and checks its position against the segments.
 ///
 /// The checkpoint is written only once the data it covers is durable, and segment files
-/// never shrink below their committed data; so a checkpoint or an entry that lies past the
-/// end of a segment that exists is evidence that committed data was cut off, and fails the
-/// open (the outer error). One that names a segment that no longer exists is stale
-/// (compaction removed it since), and is discarded.
+/// never shrink below their committed data; so a checkpoint that lies past the end of a
+/// segment that exists is evidence that committed data was cut off, and fails the open
+/// (the outer error). One whose segment no longer exists is stale, and is discarded. The
+/// slots are not read here: each page is checked when a lookup first touches it.
 fn load_index(
     dir: &Path,
     meta: &StoreMeta,
     segments: &BTreeMap<u32, SegmentFile>,
 ) -> Result<Checkpoint> {
     let path = dir.join(INDEX_FILE);
-    let raw = match std::fs::read(&path) {
-        Ok(raw) => raw,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Checkpoint::Missing),
-        Err(err) => {
-            return Ok(Checkpoint::Unusable(format!(
-                "cannot read {}: {err}",
-                path.display()
-            )));
-        }
+    let base = match MappedIndex::open(&path, meta.store_uid) {
+        Ok(base) => base,
+        Err(Unusable::Missing) => return Ok(Checkpoint::Missing),
+        Err(Unusable::Rejected(reason)) => return Ok(Checkpoint::Unusable(reason)),
     };
-    let (header, entries) = match decode_index(&raw) {
-        Ok(decoded) => decoded,
-        Err(err) => return Ok(Checkpoint::Unusable(err.to_string())),
-    };
-    if header.store_uid != meta.store_uid {
-        return Ok(Checkpoint::Unusable(
-            "it belongs to another store".to_owned(),
-        ));
-    }
-    let cp = header.checkpoint;
+    let cp = base.header().checkpoint;
     let Some(cp_segment) = segments.get(&cp.segment) else {
         return Ok(Checkpoint::Unusable(format!(
             "its checkpoint names segment {}, which does not exist",
@@ -475,58 +600,7 @@ fn load_index(
             ),
         ));
     }
-    let mut index = Index::with_capacity(entries.len());
-    for entry in entries {
-        let position = entry.position;
-        let end = u64::from(position.offset) + record_len(entry.text_len);
-        let aligned = (position.offset as usize).is_multiple_of(RECORD_ALIGN);
-        let limit = match segments.get(&position.segment) {
-            _ if position.segment > cp.segment => None,
-            _ if position.segment == cp.segment => Some(u64::from(cp.offset)),
-            Some(segment) => Some(segment.file_len()),
-            None => None,
-        };
-        let Some(limit) =
-            limit.filter(|_| aligned && position.offset as usize >= SEGMENT_HEADER_LEN)
-        else {
-            return Ok(Checkpoint::Unusable(format!(
-                "its entry for {} points to segment {} offset {}, outside the checkpointed data",
-                entry.id, position.segment, position.offset
-            )));
-        };
-        if end > limit {
-            let segment = &segments[&position.segment];
-            return Err(refuse(
-                dir,
-                segment.path(),
-                limit,
-                format!(
-                    "the index checkpoint holds document {} at offset {}..{end}, past the segment's {limit} committed bytes: data was cut off",
-                    entry.id, position.offset
-                ),
-            ));
-        }
-        let replaced = index.insert(
-            entry.id,
-            Entry {
-                seq: entry.seq,
-                segment: position.segment,
-                offset: position.offset,
-                text_len: entry.text_len,
-            },
-        );
-        if replaced.is_some() {
-            return Ok(Checkpoint::Unusable(format!(
-                "it lists document {} twice",
-                entry.id
-            )));
-        }
-    }
-    Ok(Checkpoint::Loaded {
-        index,
-        last_seq: header.last_seq,
-        position: cp,
-    })
+    Ok(Checkpoint::Loaded { base })
 }
 
 /// The error of an open that finds damage to committed data: what is wrong, and how to get

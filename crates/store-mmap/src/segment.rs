@@ -18,20 +18,6 @@ use crate::error::{Error, Result};
 use crate::options::{AccessPattern, MapSettings, ReadVerification};
 use crate::storage::{Storage, SyncKind, sync_dir};
 
-/// Name of the segment file with this id.
-pub(crate) fn segment_file_name(id: u32) -> String {
-    format!("{id:010}.seg")
-}
-
-/// The segment id a file name denotes, if it names a segment.
-pub(crate) fn parse_segment_file_name(name: &str) -> Option<u32> {
-    let digits = name.strip_suffix(".seg")?;
-    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
 /// A read-only view of one segment's mapping that can be cloned and sent to other threads.
 ///
 /// The view keeps the mapping alive: a segment that the store has dropped (or that
@@ -463,7 +449,7 @@ impl SegmentFile {
         header: SegmentHeader,
         settings: MapSettings,
     ) -> Result<SegmentFile> {
-        let path = dir.join(segment_file_name(header.segment_id));
+        let path = dir.join(crate::layout::segment_file_name(header.segment_id));
         let segment = SegmentFile::create_at(storage, path, header, settings)?;
         sync_dir(storage.as_ref(), dir)?;
         Ok(segment)
@@ -498,17 +484,19 @@ impl SegmentFile {
         )
     }
 
-    /// Opens an existing segment file and checks its header against the store.
+    /// Opens an existing segment file and checks its header against the store; for
+    /// writing too when `writable`.
     pub(crate) fn open(
         storage: &Arc<dyn Storage>,
         path: PathBuf,
         id: u32,
         store_uid: u128,
         settings: MapSettings,
+        writable: bool,
     ) -> Result<SegmentFile> {
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(writable)
             .open(&path)
             .map_err(Error::io("open segment", &path))?;
         let file_len = file.metadata().map_err(Error::io("stat", &path))?.len();

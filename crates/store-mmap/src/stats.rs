@@ -4,10 +4,9 @@ use std::os::unix::fs::MetadataExt;
 
 use store_format::SEGMENT_HEADER_LEN;
 
-use crate::compaction::RETIRED_FILE;
 use crate::error::{Error, Result};
-use crate::recovery::INDEX_FILE;
-use crate::store::{META_FILE, Store};
+use crate::layout::{INDEX_FILE, META_FILE, RETIRED_FILE};
+use crate::store::Store;
 
 /// A snapshot of a store's size and shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,6 +20,8 @@ pub struct StoreStats {
     allocated_bytes: u64,
     mapped_bytes: u64,
     index_memory_bytes: u64,
+    index_file_bytes: u64,
+    index_changes: u64,
     last_seq: u64,
     retired_segments: u64,
 }
@@ -73,9 +74,19 @@ impl StoreStats {
     pub fn mapped_bytes(&self) -> u64 {
         self.mapped_bytes
     }
-    /// Heap bytes of the in-memory index.
+    /// Heap bytes of the index: the changes since its last checkpoint.
     pub fn index_memory_bytes(&self) -> u64 {
         self.index_memory_bytes
+    }
+    /// Bytes of the index file, mapped and probed in place: page cache the kernel may evict,
+    /// shared by every process that reads the store.
+    pub fn index_file_bytes(&self) -> u64 {
+        self.index_file_bytes
+    }
+    /// Documents changed since the last index checkpoint: what an open after a crash would
+    /// replay, at most.
+    pub fn index_changes(&self) -> u64 {
+        self.index_changes
     }
     /// Sequence number of the latest write.
     pub fn last_seq(&self) -> u64 {
@@ -92,7 +103,9 @@ impl Store {
             documents: index.len() as u64,
             text_bytes: index.text_bytes(),
             live_bytes: index.live_record_bytes(),
-            index_memory_bytes: index.memory_bytes(),
+            index_memory_bytes: index.delta_memory_bytes(),
+            index_file_bytes: index.base_bytes(),
+            index_changes: index.delta_len() as u64,
             last_seq: self.last_seq(),
             ..StoreStats::default()
         };

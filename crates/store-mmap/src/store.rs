@@ -10,25 +10,23 @@ use std::time::{Duration, Instant};
 use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, FormatError,
     Position, Prefetch, SEGMENT_HEADER_LEN, SealedSegment, SegmentHeader, StoreMeta, Text,
-    TextRange, WriteBatch, encode_index,
+    TextRange, WriteBatch,
 };
 
+use crate::checkpoint::InFlight;
 use crate::compaction::Retired;
 use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
+use crate::layout::{LOCK_FILE, META_FILE};
 use crate::options::{
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions, check_limits,
 };
-use crate::recovery::{INDEX_FILE, Recovered, RecoveryReport, recover};
+use crate::recovery::{Access, Recovered, RecoveryReport, recover};
 use crate::segment::{SegmentFile, SegmentMap};
 use crate::storage::write_atomic;
 use crate::write;
 use crate::zero::Zeroer;
 
-/// Name of the lock file.
-pub(crate) const LOCK_FILE: &str = "LOCK";
-/// Name of the metadata file.
-pub(crate) const META_FILE: &str = "textstore.meta";
 /// Largest encoding buffer kept between commits.
 const SCRATCH_RETAIN_BYTES: usize = 8 << 20;
 
@@ -71,6 +69,24 @@ pub struct Store {
     observer: Option<Arc<dyn CommitObserver>>,
     /// Zeroes the active segment's preallocated space ahead of the commits.
     zeroer: Option<Zeroer>,
+    /// Checkpoints planned since the open; the last one planned is the only one that may
+    /// be installed.
+    pub(crate) checkpoint_plans: u64,
+    /// Checkpoints installed since the open: readers of the index's base compare it.
+    pub(crate) checkpoints_installed: u64,
+    /// Bytes of records committed since the last checkpoint was planned.
+    pub(crate) bytes_since_checkpoint: u64,
+    /// The checkpoint the engine is writing on a thread of its own.
+    pub(crate) in_flight: Option<InFlight>,
+    /// Compaction outputs whose copies no installed checkpoint reflects yet: an open walks
+    /// them to move index entries out of the segments they replaced.
+    pub(crate) uncovered_copies: Vec<u32>,
+    /// `checkpoint_plans` when the last compaction was installed: a checkpoint planned
+    /// after it reflects every move so far.
+    pub(crate) copies_covered_after: u64,
+    /// Background checkpoints that failed to write since the open (each is retried at the
+    /// next due point; the data is durable and the older index file still in place).
+    pub(crate) checkpoint_failures: u64,
 }
 
 impl Store {
@@ -105,6 +121,7 @@ impl Store {
             last_seq: 0,
             next_segment_id: 1,
             report: RecoveryReport::default(),
+            uncovered_copies: Vec::new(),
         };
         Store::assemble(dir, lock, meta, options, recovered)
     }
@@ -148,7 +165,7 @@ impl Store {
             write_atomic(options.storage.as_ref(), &meta_path, &wanted.encode())?;
             meta = wanted;
         }
-        let recovered = recover(dir, &meta, &options)?;
+        let recovered = recover(dir, &meta, &options, Access::Write)?;
         Store::assemble(dir, lock, meta, options, recovered)
     }
 
@@ -169,6 +186,7 @@ impl Store {
         options: StoreOptions,
         recovered: Recovered,
     ) -> Result<Store> {
+        let replayed = recovered.report.bytes_replayed;
         let mut store = Store {
             dir: dir.to_path_buf(),
             _lock: lock,
@@ -187,6 +205,13 @@ impl Store {
             closed: false,
             observer: None,
             zeroer: None,
+            checkpoint_plans: 0,
+            checkpoints_installed: 0,
+            bytes_since_checkpoint: replayed,
+            in_flight: None,
+            checkpoint_failures: 0,
+            uncovered_copies: recovered.uncovered_copies,
+            copies_covered_after: 0,
         };
         // Zeros ahead of the writer pay off where every commit ends with a flush.
         if store.options.zero_ahead && store.options.durability == Durability::Sync {
@@ -196,8 +221,10 @@ impl Store {
             store.add_segment(None)?;
         } else {
             // What this open serves must survive a power cut: a commit whose sync failed
-            // before a crash or a reopen may still sit in the page cache alone.
+            // before a crash or a reopen may still sit in the page cache alone, and so may
+            // the directory entry of a segment whose creation failed to sync it.
             store.active().sync_data()?;
+            crate::storage::sync_dir(store.options.storage.as_ref(), &store.dir)?;
             store.zero_ahead_of_active();
         }
         if store.options.prefault {
@@ -247,20 +274,20 @@ impl Store {
 
     /// The latest version of the document, or `None` if it does not exist or is deleted.
     pub fn get(&self, id: DocId) -> Result<Option<Doc>> {
-        match self.index.get(id) {
-            Some(entry) => self.read_entry(id, entry).map(Some),
+        match self.index.get(id)? {
+            Some(entry) => self.read_entry(id, &entry).map(Some),
             None => Ok(None),
         }
     }
 
     /// Whether the document exists.
-    pub fn contains(&self, id: DocId) -> bool {
-        self.index.get(id).is_some()
+    pub fn contains(&self, id: DocId) -> Result<bool> {
+        Ok(self.index.get(id)?.is_some())
     }
 
     /// Length of the document's text in bytes, without reading it.
-    pub fn text_len(&self, id: DocId) -> Option<u64> {
-        self.index.get(id).map(|e| u64::from(e.text_len))
+    pub fn text_len(&self, id: DocId) -> Result<Option<u64>> {
+        Ok(self.index.get(id)?.map(|e| u64::from(e.text_len)))
     }
 
     /// The part of the document that `range` names, sharing the mapped memory.
@@ -275,9 +302,10 @@ impl Store {
         DocRead::read_into(self, id, buf)
     }
 
-    /// The ids of the live documents, in no particular order.
-    pub fn ids(&self) -> impl ExactSizeIterator<Item = DocId> + '_ {
-        self.index.ids()
+    /// The ids of the live documents, in no particular order. A damaged page of the index
+    /// file ends the walk with an error.
+    pub fn ids(&self) -> impl Iterator<Item = Result<DocId>> + '_ {
+        self.index.entries().map(|found| found.map(|(id, _)| id))
     }
 
     /// Reads and verifies the record `entry` points to.
@@ -285,7 +313,7 @@ impl Store {
         let segment = self.segments.get(&entry.segment).ok_or_else(|| {
             Error::corrupt(
                 self.dir
-                    .join(crate::segment::segment_file_name(entry.segment)),
+                    .join(crate::layout::segment_file_name(entry.segment)),
                 u64::from(entry.offset),
                 format!(
                     "the index points document {id} to segment {}, which does not exist",
@@ -310,11 +338,8 @@ impl Store {
 
     /// Where the latest record of the document is, for layers that publish locations to
     /// their own readers. `None` when the document does not exist.
-    pub fn location(&self, id: DocId) -> Option<Position> {
-        self.index.get(id).map(|e| Position {
-            segment: e.segment,
-            offset: e.offset,
-        })
+    pub fn location(&self, id: DocId) -> Result<Option<Position>> {
+        Ok(self.index.get(id)?.map(|e| e.position()))
     }
 
     /// A shareable view of the segment's mapping, for readers that do not go through this
@@ -328,6 +353,27 @@ impl Store {
     /// one receives writes.
     pub fn segment_maps(&self) -> impl Iterator<Item = (SegmentMap, u32)> + '_ {
         self.segments.values().map(|s| (s.view().clone(), s.end()))
+    }
+
+    /// The checkpointed part of the index (`None` before the first checkpoint), for layers
+    /// that publish the changes since it to their own readers: see
+    /// [`Store::index_changes`].
+    pub fn checkpointed_index(&self) -> Option<crate::CheckpointedIndex> {
+        self.index.base().cloned().map(crate::CheckpointedIndex)
+    }
+
+    /// Every document changed since the checkpointed index: where its record is now, or
+    /// `None` if it was deleted.
+    pub fn index_changes(&self) -> impl Iterator<Item = (DocId, Option<Position>)> + '_ {
+        self.index
+            .changes()
+            .map(|(id, entry)| (id, entry.map(|e| e.position())))
+    }
+
+    /// How many checkpoints this handle has installed: when it changes,
+    /// [`Store::checkpointed_index`] is another file and [`Store::index_changes`] shorter.
+    pub fn checkpoints_installed(&self) -> u64 {
+        self.checkpoints_installed
     }
 
     /// The id of the segment that receives writes, and how far it is committed.
@@ -365,7 +411,7 @@ impl Store {
     /// nothing.
     pub fn delete(&mut self, id: DocId) -> Result<bool> {
         self.check_writable()?;
-        if !self.contains(id) {
+        if !self.contains(id)? {
             return Ok(false);
         }
         self.commit(std::iter::once(BatchOp::Delete { id }))?;
@@ -396,33 +442,21 @@ impl Store {
     ///
     /// It also removes the segments compaction replaced that no reader holds any more.
     pub fn checkpoint(&mut self) -> Result<()> {
-        self.sync()?;
-        self.write_index()?;
+        self.check_writable()?;
+        // The engine's own checkpoint goes first; if it failed, this one takes its place.
+        if self.finish_background_checkpoint().is_err() {
+            self.checkpoint_failures += 1;
+        }
+        if let Some(plan) = self.plan_checkpoint()? {
+            match plan.write() {
+                Ok(written) => self.install_checkpoint(written)?,
+                Err(err) => {
+                    self.abandon_checkpoint();
+                    return Err(err);
+                }
+            }
+        }
         self.remove_retired().map(drop)
-    }
-
-    fn write_index(&mut self) -> Result<()> {
-        let file = self.index_file();
-        write_atomic(
-            self.options.storage.as_ref(),
-            &self.dir.join(INDEX_FILE),
-            &file,
-        )
-    }
-
-    /// The index file as of now: every live document's record, and the position it covers.
-    pub(crate) fn index_file(&self) -> Vec<u8> {
-        let active = self.active();
-        let position = Position {
-            segment: active.id(),
-            offset: active.end(),
-        };
-        encode_index(
-            self.meta.store_uid,
-            position,
-            self.last_seq,
-            self.index.to_file_entries(),
-        )
     }
 
     /// Syncs, gives back preallocated space, writes the index checkpoint and releases the
@@ -437,6 +471,9 @@ impl Store {
         }
         self.closed = true;
         self.check_writable()?;
+        if self.finish_background_checkpoint().is_err() {
+            self.checkpoint_failures += 1;
+        }
         self.stop_zeroing();
         let sealed = self.active_mut().seal();
         self.poison_on_err(sealed)?;
@@ -518,25 +555,29 @@ impl Store {
             left -= 1;
             let seq = first_seq + i as u64;
             verified.insert(offset);
-            match op {
-                BatchOp::Put { id, text } => {
-                    self.index.insert(
-                        id,
-                        Entry {
-                            seq,
-                            segment,
-                            offset,
-                            text_len: u32::try_from(text.len()).expect("checked against the limit"),
-                        },
-                    );
-                }
-                BatchOp::Delete { id } => {
-                    self.index.remove(id);
-                }
-            }
+            let indexed = match op {
+                BatchOp::Put { id, text } => self.index.insert(
+                    id,
+                    Entry {
+                        seq,
+                        segment,
+                        offset,
+                        text_len: u32::try_from(text.len()).expect("checked against the limit"),
+                    },
+                ),
+                BatchOp::Delete { id } => self.index.remove(id),
+            };
+            // The index could not read an old entry (a damaged page of its file): the commit
+            // is durable, but the index no longer says where everything is. A reopen
+            // rebuilds what it needs from the data.
+            self.poison_on_err(indexed)?;
             offset += u32::try_from(op.encoded_len()).expect("a record fits in a segment");
         }
         self.last_seq = first_seq + count - 1;
+        self.bytes_since_checkpoint += len;
+        if self.tend_checkpoint(false).is_err() {
+            self.checkpoint_failures += 1;
+        }
         Ok(self.last_seq)
     }
 
@@ -620,7 +661,11 @@ impl Store {
             self.stop_zeroing();
             let (segment, end) = durable_end;
             let active = self.active_mut();
-            let end = if active.id() == segment { end } else { active.end() };
+            let end = if active.id() == segment {
+                end
+            } else {
+                active.end()
+            };
             let _ = active.discard_since(end);
         }
         self.poison_on_err(result)?;
@@ -717,7 +762,7 @@ impl Store {
                 // A half-created file would make the next attempt fail; it holds no record.
                 // Left in place, it must stay the newest segment, which recovery removes:
                 // the store then takes no more writes that could create a newer one.
-                let path = self.dir.join(crate::segment::segment_file_name(id));
+                let path = self.dir.join(crate::layout::segment_file_name(id));
                 match self.options.storage.remove(&path) {
                     Ok(()) => Err(err),
                     Err(_) => self.poison_on_err(Err(err)),
@@ -749,7 +794,7 @@ impl Store {
         }
     }
 
-    fn poison_on_err<T>(&mut self, result: Result<T>) -> Result<T> {
+    pub(crate) fn poison_on_err<T>(&mut self, result: Result<T>) -> Result<T> {
         if let Err(err) = &result
             && self.poisoned.is_none()
         {
@@ -782,7 +827,7 @@ impl DocRead for Store {
     }
 
     fn meta(&self, id: DocId) -> Result<Option<DocMeta>> {
-        Ok(self.index.get(id).map(|e| DocMeta {
+        Ok(self.index.get(id)?.map(|e| DocMeta {
             seq: e.seq,
             text_len: u64::from(e.text_len),
         }))
@@ -802,7 +847,7 @@ impl Prefetch for Store {
     /// record's length, so no page is read to learn it.
     fn prefetch(&self, ids: &[DocId]) -> Result<()> {
         for &id in ids {
-            let Some(entry) = self.index.get(id) else {
+            let Some(entry) = self.index.get(id)? else {
                 continue;
             };
             // A missing segment is reported by the read that needs it.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use store_format::{RecordKind, SEGMENT_HEADER_LEN, decode_index};
 
 use crate::error::Result;
+use crate::layout::INDEX_FILE;
 use crate::offline::{StoreFiles, salvage};
-use crate::recovery::INDEX_FILE;
 use crate::store::Store;
 use crate::walk;
 
@@ -124,9 +124,19 @@ impl Store {
                 verified.insert(scanned.offset as u32);
             }
         }
-        for (id, entry) in self.index().entries() {
+        if let Some(base) = self.index().base() {
+            for (offset, what) in base.verify() {
+                report.problems.push(Problem::at(base.path(), offset, what));
+            }
+        }
+        for found in self.index().entries() {
+            let (id, entry) = match found {
+                Ok(found) => found,
+                // The page is reported above; the walk of the index ends at it.
+                Err(_) => break,
+            };
             report.documents_checked += 1;
-            if let Err(err) = self.read_entry(id, entry) {
+            if let Err(err) = self.read_entry(id, &entry) {
                 let (path, offset, what) = match err {
                     crate::Error::Corrupt { path, offset, what } => (path, offset, what),
                     other => (self.dir().to_path_buf(), 0, other.to_string()),

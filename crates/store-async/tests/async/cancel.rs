@@ -63,7 +63,7 @@ async fn dropped_puts_never_lose_an_acknowledged_write_or_write_twice() {
         assert_eq!(doc.seq(), seq);
     }
     let mut present = 0;
-    for doc_id in reopened.ids() {
+    for doc_id in reopened.ids().map(Result::unwrap) {
         let n = doc_id.as_u128() as u64;
         assert!(n < PUTS, "unexpected document {doc_id}");
         let doc = reopened.get(doc_id).unwrap().unwrap();

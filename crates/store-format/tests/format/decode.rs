@@ -1,9 +1,10 @@
 use proptest::prelude::*;
 use store_format::{
-    DocId, FormatError, GroupEnd, IndexEntry, Position, RECORD_ALIGN, RECORD_HEADER_LEN,
-    RecordKind, RetiredList, SealedSegment, SegmentHeader, StoreMeta, Structure, WriteBatch,
-    decode_index, decode_record, encode_index, encode_record, encode_record_header, padding_len,
-    record_len,
+    DocId, FormatError, GroupEnd, INDEX_HEADER_LEN, IndexCheckpoint, IndexEntry, MAX_LOAD_PERCENT,
+    Position, RECORD_ALIGN, RECORD_HEADER_LEN, RecordKind, RetiredList, SealedSegment,
+    SegmentHeader, StoreMeta, Structure, WriteBatch, check_index_page, decode_index, decode_record,
+    encode_index, encode_record, encode_record_header, index_lookup, index_slot_count, open_index,
+    padding_len, record_len,
 };
 
 fn one_record(kind: RecordKind, id: u128, seq: u64, payload: &[u8]) -> Vec<u8> {
@@ -219,10 +220,10 @@ fn headers_reject_other_versions_and_corruption() {
         out
     };
     assert!(matches!(
-        SegmentHeader::decode(&with_version(4, &buf)),
+        SegmentHeader::decode(&with_version(5, &buf)),
         Err(FormatError::UnsupportedVersion {
-            found: 4,
-            supported: 3,
+            found: 5,
+            supported: 4,
             ..
         })
     ));
@@ -309,41 +310,97 @@ pub(crate) fn bitwise_crc32c(bytes: &[u8]) -> u32 {
     !crc
 }
 
-#[test]
-fn index_round_trips_and_detects_damage() {
-    let entries: Vec<IndexEntry> = (0..5u32)
+fn index_entries(n: u32) -> Vec<IndexEntry> {
+    (0..n)
         .map(|i| IndexEntry {
             id: DocId::from(u64::from(i) * 1000),
             seq: u64::from(i) + 1,
             position: Position {
-                segment: 1,
+                segment: 1 + i % 3,
                 offset: 64 + i * 56,
             },
             text_len: i,
         })
-        .collect();
-    let cp = Position {
-        segment: 1,
-        offset: 400,
-    };
-    let buf = encode_index(9, cp, 5, entries.clone().into_iter());
-    let (header, decoded) = decode_index(&buf).unwrap();
-    assert_eq!(decoded, entries);
-    assert_eq!(header.checkpoint, cp);
-    assert_eq!(header.last_seq, 5);
-    assert_eq!(header.store_uid, 9);
+        .collect()
+}
 
+fn index_checkpoint(seed: u64) -> IndexCheckpoint {
+    IndexCheckpoint {
+        store_uid: 9,
+        checkpoint: Position {
+            segment: 3,
+            offset: 400,
+        },
+        last_seq: 500,
+        hash_seed: seed,
+    }
+}
+
+#[test]
+fn index_round_trips_is_probed_in_place_and_detects_damage() {
+    let entries = index_entries(500);
+    let buf = encode_index(index_checkpoint(17), entries.clone().into_iter());
+    let (header, mut decoded) = decode_index(&buf).unwrap();
+    decoded.sort_by_key(|e| e.seq);
+    assert_eq!(decoded, entries);
+    assert_eq!(header.checkpoint, index_checkpoint(17).checkpoint);
+    assert_eq!(header.last_seq, 500);
+    assert_eq!(header.store_uid, 9);
+    assert_eq!(header.live_docs, 500);
+    assert!(header.live_docs * 100 <= header.slot_count * MAX_LOAD_PERCENT);
+    assert_eq!(header.slot_count, index_slot_count(500));
+    let (_, segments) = open_index(&buf).unwrap();
+    let total: u64 = segments.iter().map(|s| s.live_record_bytes).sum();
+    assert_eq!(total, header.live_record_bytes);
+    assert_eq!(segments.len(), 3);
+    // Every document is found where a probe starts, and ids never put are not.
+    let mut pages_checked = std::collections::BTreeSet::new();
+    for entry in &entries {
+        let found = index_lookup(&buf, &header, entry.id, |page| {
+            pages_checked.insert(page);
+            check_index_page(&buf, &header, page)
+        })
+        .unwrap();
+        assert_eq!(found, Some(*entry));
+    }
+    assert_eq!(pages_checked.len() as u64, header.page_count());
+    for absent in [1u64, 999, 1_000_001] {
+        let found = index_lookup(&buf, &header, DocId::from(absent), |_| Ok(())).unwrap();
+        assert_eq!(found, None);
+    }
+
+    // A flipped byte in a page is found by that page's check, and by the full decode.
     let mut damaged = buf.clone();
-    let last = damaged.len() - 10;
-    damaged[last] ^= 0xff;
+    let at = header.page_offset(0) + 7;
+    damaged[at] ^= 0xff;
     assert!(matches!(
-        decode_index(&damaged),
+        check_index_page(&damaged, &header, 0),
         Err(FormatError::ChecksumMismatch {
             what: Structure::IndexEntries,
             ..
         })
     ));
-    assert!(decode_index(&buf[..buf.len() - 1]).is_err());
+    assert!(decode_index(&damaged).is_err());
+    // A flipped byte in the header or the segment table stops the open.
+    for at in [20, INDEX_HEADER_LEN + 3] {
+        let mut damaged = buf.clone();
+        damaged[at] ^= 0x01;
+        assert!(open_index(&damaged).is_err(), "flip at {at}");
+    }
+    assert!(open_index(&buf[..buf.len() - 1]).is_err());
+}
+
+#[test]
+fn an_empty_index_has_one_page_and_finds_nothing() {
+    let buf = encode_index(index_checkpoint(0), std::iter::empty());
+    let (header, entries) = decode_index(&buf).unwrap();
+    assert!(entries.is_empty());
+    assert_eq!(header.page_count(), 1);
+    assert_eq!(buf.len() as u64, header.file_len());
+    assert_eq!(
+        index_lookup(&buf, &header, DocId::from(5u64), |_| Ok(())).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -351,12 +408,14 @@ fn retired_list_round_trips_and_refuses_damage() {
     let list = RetiredList {
         store_uid: 0xabc,
         segments: vec![2, 3, 9],
+        copies: vec![10, 11],
     };
     let buf = list.encode();
     assert_eq!(RetiredList::decode(&buf).unwrap(), list);
     let empty = RetiredList {
         store_uid: 1,
         segments: Vec::new(),
+        copies: Vec::new(),
     };
     assert_eq!(RetiredList::decode(&empty.encode()).unwrap(), empty);
 
@@ -370,6 +429,7 @@ fn retired_list_round_trips_and_refuses_damage() {
     let unsorted = RetiredList {
         store_uid: 1,
         segments: vec![4, 4],
+        copies: Vec::new(),
     };
     let err = RetiredList::decode(&unsorted.encode()).unwrap_err();
     assert!(err.to_string().contains("not ascending"), "{err}");
@@ -406,13 +466,53 @@ proptest! {
     }
 
     #[test]
-    fn valid_prefix_with_random_tail_never_panics(tail in prop::collection::vec(any::<u8>(), 0..200), count in 0u64..1000) {
+    fn valid_header_with_random_contents_never_panics(
+        tail in prop::collection::vec(any::<u8>(), 0..9000),
+        slots in 0u64..2000,
+        segments in 0u32..300,
+        docs in 0u64..2000,
+    ) {
         // Headers that pass their checksum but describe absurd contents.
-        let mut buf = encode_index(1, Position { segment: 1, offset: 64 }, 0, std::iter::empty());
-        buf[32..40].copy_from_slice(&count.to_le_bytes());
-        let crc = bitwise_crc32c(&buf[..76]);
-        buf[76..80].copy_from_slice(&crc.to_le_bytes());
+        let mut buf = encode_index(index_checkpoint(3), std::iter::empty());
+        buf.truncate(INDEX_HEADER_LEN);
+        buf[48..56].copy_from_slice(&docs.to_le_bytes());
+        buf[72..80].copy_from_slice(&slots.to_le_bytes());
+        buf[88..92].copy_from_slice(&segments.to_le_bytes());
+        let crc = bitwise_crc32c(&buf[..124]);
+        buf[124..128].copy_from_slice(&crc.to_le_bytes());
         buf.extend(tail);
-        prop_assert!(decode_index(&buf).is_err() || count == 0);
+        let _ = decode_index(&buf);
+        if let Ok((header, _)) = open_index(&buf) {
+            for page in 0..header.page_count() {
+                let _ = check_index_page(&buf, &header, page);
+            }
+        }
+    }
+
+    #[test]
+    fn index_lookups_agree_with_a_map(
+        ids in prop::collection::btree_set(any::<u128>(), 0..400),
+        probes in prop::collection::vec(any::<u128>(), 0..50),
+        seed: u64,
+    ) {
+        let entries: Vec<IndexEntry> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| IndexEntry {
+                id: DocId::from_u128(id),
+                seq: i as u64,
+                position: Position { segment: 1, offset: 64 + 8 * i as u32 },
+                text_len: i as u32,
+            })
+            .collect();
+        let buf = encode_index(index_checkpoint(seed), entries.clone().into_iter());
+        let (header, _) = decode_index(&buf).unwrap();
+        for entry in &entries {
+            prop_assert_eq!(index_lookup(&buf, &header, entry.id, |_| Ok(())).unwrap(), Some(*entry));
+        }
+        for probe in probes {
+            let expected = entries.iter().find(|e| e.id.as_u128() == probe).copied();
+            prop_assert_eq!(index_lookup(&buf, &header, DocId::from_u128(probe), |_| Ok(())).unwrap(), expected);
+        }
     }
 }

@@ -338,7 +338,7 @@ fn compaction_replaces_the_segments_of_a_spanning_commit_together() {
         batch.put(id(k), &spanning(k));
     }
     f.store().put_batch(&batch).unwrap();
-    let segment_of = |f: &mut Fixture, k: u64| f.store().location(id(k)).unwrap().segment;
+    let segment_of = |f: &mut Fixture, k: u64| f.store().location(id(k)).unwrap().unwrap().segment;
     let (first, last) = (segment_of(&mut f, 1000), segment_of(&mut f, 1039));
     assert!(
         last >= first + 2,

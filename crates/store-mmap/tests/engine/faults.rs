@@ -573,3 +573,47 @@ fn a_put_whose_sync_failed_is_not_served_and_then_lost() {
         ]);
     }
 }
+
+/// Found by the model test: a compaction whose roll creates a segment and fails to sync the
+/// directory (and then to remove the file), a reopen, a put into that segment, a power cut.
+/// The open makes the directory durable before it serves, so the acknowledged put stays.
+#[test]
+fn a_segment_whose_creation_was_not_synced_is_made_durable_by_the_next_open() {
+    let y = |n: usize| "y".repeat(n);
+    replay(vec![
+        Op::Batch(vec![
+            (0, Some(y(1076))),
+            (5, Some(y(1701))),
+            (9, None),
+            (5, None),
+            (6, Some(y(1415))),
+            (4, Some(y(1028))),
+        ]),
+        Op::Inject {
+            fault: Fault::Fail(FaultOp::SyncDir),
+            nth: 3,
+            cut: false,
+        },
+        Op::Reopen,
+        Op::Inject {
+            fault: Fault::Fail(FaultOp::Remove),
+            nth: 0,
+            cut: false,
+        },
+        Op::Batch(vec![
+            (5, Some(y(1177))),
+            (9, Some(y(1815))),
+            (0, None),
+            (7, None),
+            (7, None),
+            (1, None),
+            (7, None),
+            (4, Some(y(1375))),
+            (5, Some(y(1336))),
+            (3, None),
+        ]),
+        Op::Compact(true),
+        Op::Put(0, "x".repeat(895)),
+        Op::PowerCut,
+    ]);
+}

@@ -87,8 +87,8 @@ fn check_cut_at_every_offset(last: &WriteBatch) {
         }
         for op in last.iter() {
             let visible = match op {
-                store_mmap::BatchOp::Put { id, .. } => store.contains(id),
-                store_mmap::BatchOp::Delete { id } => !store.contains(id),
+                store_mmap::BatchOp::Put { id, .. } => store.contains(id).unwrap(),
+                store_mmap::BatchOp::Delete { id } => !store.contains(id).unwrap(),
             };
             assert!(
                 !visible,

@@ -108,7 +108,13 @@ fn store_files(with_index: bool) -> Vec<u8> {
             segment: 1,
             offset: segment.len() as u32,
         };
-        encode_index(UID, end, 4, entries.into_iter())
+        let checkpoint = store_format::IndexCheckpoint {
+            store_uid: UID,
+            checkpoint: end,
+            last_seq: 4,
+            hash_seed: 7,
+        };
+        encode_index(checkpoint, entries.into_iter())
     } else {
         Vec::new()
     };

@@ -37,7 +37,10 @@ fn texts_read_back_identical_before_and_after_reopen() {
                 Some(text.as_str()),
                 "{pass}: doc {i}"
             );
-            assert_eq!(f.store().text_len(id(i as u64)), Some(text.len() as u64));
+            assert_eq!(
+                f.store().text_len(id(i as u64)).unwrap(),
+                Some(text.len() as u64)
+            );
         }
         match pass {
             "open" => {

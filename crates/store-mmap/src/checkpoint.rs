@@ -1,0 +1,234 @@
+//! Index checkpoints: the changes since the last checkpoint merged into a new index file,
+//! off the commit path.
+//!
+//! A checkpoint is three steps, like a compaction: [`Store::plan_checkpoint`] syncs the data
+//! and freezes the index's changes (quick); [`CheckpointPlan::write`] merges them with the
+//! old index file into a new one, written under a temporary name, synced and renamed into
+//! place (proportional to the number of documents, on any thread); and
+//! [`Store::install_checkpoint`] maps the new file in place of the old one and the frozen
+//! changes (quick). Commits go on between the steps; their changes gather in a fresh delta.
+//!
+//! The engine plans one by itself once [`crate::StoreOptions::checkpoint_bytes`] of data
+//! were committed since the last one, writes it on a thread of its own, and installs it at
+//! a later commit; so the replay after a crash covers at most about that many bytes, and no
+//! commit waits for a checkpoint to be written.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use store_format::{IndexCheckpoint, IndexEntry, Position, encode_index};
+
+use crate::error::{Error, Result};
+use crate::index::{Delta, merged_entries};
+use crate::index_file::{MappedIndex, Unusable};
+use crate::layout::INDEX_FILE;
+use crate::storage::{Storage, write_atomic};
+use crate::store::Store;
+
+/// A checkpoint to write: the state of the index at a position up to which the data is
+/// durable. Made by [`Store::plan_checkpoint`].
+pub struct CheckpointPlan {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    header: IndexCheckpoint,
+    base: Option<Arc<MappedIndex>>,
+    changes: Arc<Delta>,
+    generation: u64,
+}
+
+/// A checkpoint written and in place on disk, to be installed in the store it was planned
+/// for.
+pub struct WrittenCheckpoint {
+    index: Arc<MappedIndex>,
+    generation: u64,
+}
+
+impl CheckpointPlan {
+    /// Where the checkpoint ends: every record before it is reflected.
+    pub fn position(&self) -> Position {
+        self.header.checkpoint
+    }
+
+    /// Writes the new index file and renames it into place. Any thread; the store goes on
+    /// taking writes meanwhile. The file is complete and durable when this returns, so the
+    /// next open uses it even if [`Store::install_checkpoint`] never runs.
+    pub fn write(self) -> Result<WrittenCheckpoint> {
+        let entries: Vec<IndexEntry> =
+            merged_entries(self.base.as_deref(), &self.changes).collect::<Result<_>>()?;
+        let file = encode_index(self.header, entries.into_iter());
+        let path = self.dir.join(INDEX_FILE);
+        write_atomic(self.storage.as_ref(), &path, &file)?;
+        let index = MappedIndex::open(&path, self.header.store_uid).map_err(|why| {
+            let reason = match why {
+                Unusable::Missing => "it is missing".to_owned(),
+                Unusable::Rejected(reason) => reason,
+            };
+            Error::corrupt(
+                &path,
+                0,
+                format!("the index file just written cannot be opened: {reason}"),
+            )
+        })?;
+        Ok(WrittenCheckpoint {
+            index: Arc::new(index),
+            generation: self.generation,
+        })
+    }
+}
+
+/// The checkpoint the engine writes on a thread of its own.
+pub(crate) struct InFlight {
+    thread: JoinHandle<Result<WrittenCheckpoint>>,
+}
+
+impl InFlight {
+    pub(crate) fn start(plan: CheckpointPlan) -> Result<InFlight> {
+        let path = plan.dir.join(INDEX_FILE);
+        let thread = std::thread::Builder::new()
+            .name("textstore-checkpoint".to_owned())
+            .spawn(move || plan.write())
+            .map_err(Error::io("start the checkpoint thread for", &path))?;
+        Ok(InFlight { thread })
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    pub(crate) fn join(self) -> Result<WrittenCheckpoint> {
+        self.thread.join().unwrap_or_else(|_| {
+            Err(Error::Poisoned {
+                cause: "the checkpoint thread panicked".to_owned(),
+            })
+        })
+    }
+}
+
+impl Store {
+    /// Freezes the index for a checkpoint: syncs the data (the checkpoint claims that
+    /// everything before its position is durable), then snapshots the changes since the
+    /// last checkpoint. `None` while another checkpoint is planned and not yet installed or
+    /// abandoned.
+    pub fn plan_checkpoint(&mut self) -> Result<Option<CheckpointPlan>> {
+        self.check_writable()?;
+        if self.index.base().is_some() && !self.checkpoint_stale() {
+            return Ok(None);
+        }
+        self.sync()?;
+        let Some((base, changes)) = self.index.freeze() else {
+            return Ok(None);
+        };
+        self.checkpoint_plans += 1;
+        self.bytes_since_checkpoint = 0;
+        let active = self.active();
+        Ok(Some(CheckpointPlan {
+            dir: self.dir.clone(),
+            storage: Arc::clone(&self.options.storage),
+            header: IndexCheckpoint {
+                store_uid: self.meta.store_uid,
+                checkpoint: Position {
+                    segment: active.id(),
+                    offset: active.end(),
+                },
+                last_seq: self.last_seq,
+                hash_seed: ulid::Ulid::generate().random() as u64,
+            },
+            base,
+            changes,
+            generation: self.checkpoint_plans,
+        }))
+    }
+
+    /// Puts a written checkpoint into effect: the index reads its file from now on, and the
+    /// compactions it reflects no longer need their copies walked at an open.
+    pub fn install_checkpoint(&mut self, written: WrittenCheckpoint) -> Result<()> {
+        if written.generation != self.checkpoint_plans {
+            return Err(Error::CheckpointConflict);
+        }
+        self.index.install(written.index);
+        self.checkpoints_installed += 1;
+        self.checkpoint_covers(written.generation)
+    }
+
+    /// Gives up the planned checkpoint (its write failed): its changes stay in memory for
+    /// the next one.
+    pub fn abandon_checkpoint(&mut self) {
+        self.index.thaw();
+    }
+
+    /// Installs the engine's own checkpoint if its thread is done, and starts one on a
+    /// thread of its own when [`crate::StoreOptions::checkpoint_bytes`] were committed
+    /// since the last, or, when the caller says the store is `idle`, when anything changed
+    /// since. The engine calls it after every commit; a layer that knows when writes pause
+    /// (the concurrent handle's writer thread) calls it then.
+    pub fn tend_checkpoint(&mut self, idle: bool) -> Result<()> {
+        self.check_writable()?;
+        if self.in_flight.as_ref().is_some_and(InFlight::is_finished) {
+            self.finish_background_checkpoint()?;
+        }
+        let due = if idle {
+            self.checkpoint_stale()
+        } else {
+            self.options
+                .checkpoint_bytes
+                .is_some_and(|every| self.bytes_since_checkpoint >= every)
+        };
+        if due
+            && self.in_flight.is_none()
+            && let Some(plan) = self.plan_checkpoint()?
+        {
+            match InFlight::start(plan) {
+                Ok(in_flight) => self.in_flight = Some(in_flight),
+                Err(err) => {
+                    self.abandon_checkpoint();
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits for the engine's own checkpoint, if one is being written, and installs it.
+    /// A checkpoint that failed to write is abandoned: the data is durable and the old
+    /// index file still in place, so nothing is lost, and the error is returned.
+    pub(crate) fn finish_background_checkpoint(&mut self) -> Result<()> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        match in_flight.join() {
+            Ok(written) => self.install_checkpoint(written),
+            Err(err) => {
+                self.abandon_checkpoint();
+                Err(err)
+            }
+        }
+    }
+
+    /// Whether the index file is older than the data: something was committed, or a
+    /// compaction installed, since it was written.
+    fn checkpoint_stale(&self) -> bool {
+        self.index.delta_len() > 0 || self.bytes_since_checkpoint > 0
+    }
+
+    /// The whole index as an index file, as of now: for a backup, which writes it beside
+    /// the copied segments.
+    pub(crate) fn index_snapshot(&self) -> Result<Vec<u8>> {
+        let entries: Vec<IndexEntry> = self
+            .index
+            .entries()
+            .map(|found| found.map(|(id, entry)| entry.to_file_entry(id)))
+            .collect::<Result<_>>()?;
+        let active = self.active();
+        let header = IndexCheckpoint {
+            store_uid: self.meta.store_uid,
+            checkpoint: Position {
+                segment: active.id(),
+                offset: active.end(),
+            },
+            last_seq: self.last_seq,
+            hash_seed: ulid::Ulid::generate().random() as u64,
+        };
+        Ok(encode_index(header, entries.into_iter()))
+    }
+}

@@ -1,0 +1,207 @@
+//! The index file, mapped: the checkpointed part of the index, probed in place.
+//!
+//! An open maps the file and reads its header and segment table; nothing else. Each page of
+//! slots is checked (CRC32C, reserved bytes) the first time a lookup touches it, and the
+//! check is remembered one bit per page, so opening costs the same at any number of
+//! documents and a lookup costs one hash and, usually, one or two slots.
+//!
+//! Index files are written whole under a temporary name, synced and renamed into place
+//! (`checkpoint.rs`); a file never changes once it has its name. That is what makes mapping
+//! it sound, and what lets any number of processes map the same file: a new checkpoint is a
+//! new file, and a mapping of the one it replaced stays valid (docs/CONCURRENCY.md, "Between
+//! processes").
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memmap2::Mmap;
+use store_format::{
+    DocId, IndexEntry, IndexHeader, SegmentLive, check_index_page, index_lookup,
+    index_page_entries, open_index,
+};
+
+use crate::error::{Error, Result};
+use crate::index::Entry;
+
+/// A mapped index file, shared by every reader of the store in this process.
+pub(crate) struct MappedIndex {
+    path: PathBuf,
+    map: Mmap,
+    header: IndexHeader,
+    segments: Vec<SegmentLive>,
+    /// One bit per page: set once the page passed its check. Relaxed: a bit only says that
+    /// immutable bytes were checked; a reader that misses another's bit checks again.
+    checked: Box<[AtomicU64]>,
+    /// Device and inode of the file, so that a reader can tell a newer checkpoint from it.
+    identity: (u64, u64),
+}
+
+/// Why an index file cannot serve an open. The data is intact either way: the open replays
+/// it instead.
+pub(crate) enum Unusable {
+    Missing,
+    Rejected(String),
+}
+
+impl MappedIndex {
+    /// Maps the index file at `path` and checks its header against the store.
+    pub(crate) fn open(path: &Path, store_uid: u128) -> std::result::Result<MappedIndex, Unusable> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Unusable::Missing);
+            }
+            Err(err) => return Err(Unusable::Rejected(format!("cannot open it: {err}"))),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|err| Unusable::Rejected(format!("cannot stat it: {err}")))?;
+        if meta.len() == 0 {
+            return Err(Unusable::Rejected("it is empty".to_owned()));
+        }
+        #[expect(
+            unsafe_code,
+            reason = "mapping a file is unsafe; index files never change once named"
+        )]
+        // SAFETY: the mapping is read-only, and an index file is never written once it has
+        // its name: checkpoints write a new file under a temporary name and rename it over
+        // this one, which leaves this mapping on the old inode, unchanged. Every textstore
+        // process follows that rule (docs/FORMAT.md, "Index file"); one that truncates or
+        // rewrites the file in place breaks it. Reads stay below the length checked below.
+        let map = unsafe { Mmap::map(&file) }
+            .map_err(|err| Unusable::Rejected(format!("cannot map it: {err}")))?;
+        let (header, segments) =
+            open_index(&map).map_err(|err| Unusable::Rejected(err.to_string()))?;
+        if header.store_uid != store_uid {
+            return Err(Unusable::Rejected("it belongs to another store".to_owned()));
+        }
+        let _ = map.advise(memmap2::Advice::Random);
+        let words = header.page_count().div_ceil(64) as usize;
+        Ok(MappedIndex {
+            path: path.to_path_buf(),
+            map,
+            header,
+            segments,
+            checked: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            identity: (meta.dev(), meta.ino()),
+        })
+    }
+
+    pub(crate) fn header(&self) -> &IndexHeader {
+        &self.header
+    }
+
+    pub(crate) fn segments(&self) -> &[SegmentLive] {
+        &self.segments
+    }
+
+    pub(crate) fn identity(&self) -> (u64, u64) {
+        self.identity
+    }
+
+    pub(crate) fn len_bytes(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// The document's entry as of the checkpoint.
+    pub(crate) fn find(&self, id: DocId) -> Result<Option<Entry>> {
+        index_lookup(&self.map, &self.header, id, |page| self.check(page))
+            .map(|found| found.map(Entry::from))
+            .map_err(|err| self.damage(&err))
+    }
+
+    /// Every entry, page by page; a page that fails its check ends the walk with an error.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Result<IndexEntry>> + '_ {
+        (0..self.header.page_count()).flat_map(move |page| {
+            let checked = self.check(page).map_err(|err| self.damage(&err));
+            let (entries, error) = match checked {
+                Ok(()) => (
+                    Some(index_page_entries(&self.map, &self.header, page)),
+                    None,
+                ),
+                Err(err) => (None, Some(err)),
+            };
+            entries.into_iter().flatten().map(Ok).chain(error.map(Err))
+        })
+    }
+
+    /// Checks every page again, whatever was remembered: for `verify`.
+    pub(crate) fn verify(&self) -> Vec<(u64, String)> {
+        let mut problems = Vec::new();
+        for page in 0..self.header.page_count() {
+            if let Err(err) = check_index_page(&self.map, &self.header, page) {
+                problems.push((self.header.page_offset(page) as u64, err.to_string()));
+            }
+        }
+        problems
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check(&self, page: u64) -> std::result::Result<(), store_format::FormatError> {
+        let (word, bit) = ((page / 64) as usize, 1u64 << (page % 64));
+        let Some(bits) = self.checked.get(word) else {
+            return check_index_page(&self.map, &self.header, page);
+        };
+        if bits.load(Ordering::Relaxed) & bit != 0 {
+            return Ok(());
+        }
+        check_index_page(&self.map, &self.header, page)?;
+        bits.fetch_or(bit, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn damage(&self, err: &store_format::FormatError) -> Error {
+        Error::corrupt(
+            &self.path,
+            err.offset(),
+            format!(
+                "{err}; the index file is a cache of the data: remove it and open the store to rebuild it"
+            ),
+        )
+    }
+}
+
+impl From<IndexEntry> for Entry {
+    fn from(entry: IndexEntry) -> Entry {
+        Entry {
+            seq: entry.seq,
+            segment: entry.position.segment,
+            offset: entry.position.offset,
+            text_len: entry.text_len,
+        }
+    }
+}
+
+/// The checkpointed part of a store's index, its index file mapped, for readers that keep
+/// the changes since the checkpoint themselves (the concurrent handle's readers). Cheap to
+/// clone, `Send + Sync`; it stays valid after a newer checkpoint replaces the file.
+#[derive(Clone)]
+pub struct CheckpointedIndex(pub(crate) std::sync::Arc<MappedIndex>);
+
+impl CheckpointedIndex {
+    /// Where the document's record was as of the checkpoint. Fails only on a damaged page of
+    /// the file, naming it.
+    pub fn find(&self, id: DocId) -> Result<Option<store_format::Position>> {
+        Ok(self.0.find(id)?.map(|entry| entry.position()))
+    }
+
+    /// The documents the checkpoint holds.
+    pub fn ids(&self) -> impl Iterator<Item = Result<DocId>> + '_ {
+        self.0.entries().map(|found| found.map(|entry| entry.id))
+    }
+
+    /// Live documents as of the checkpoint.
+    pub fn len(&self) -> u64 {
+        self.0.header().live_docs
+    }
+
+    /// True when the checkpoint holds no document.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,41 @@
+//! The files of a store directory: every name the engine gives a file is spelled here.
+//!
+//! | file | what it holds | written |
+//! |---|---|---|
+//! | `LOCK` | the writer's lock, and the page through which it tells readers in other processes how far the data is committed (`shared.rs`) | by the writer, in place; never durable |
+//! | `textstore.meta` | the store's uid and settings | once, atomically (`write_atomic`) |
+//! | `0000000001.seg` ... | segments: the records | appended; sealed segments never change |
+//! | `index.tsi` | the index checkpoint, probed in place | whole, atomically |
+//! | `retired.tsr` | segments a compaction replaced, and those holding their copies | whole, atomically |
+//! | `0000000007.seg.tmp` | a compaction output before it takes its name | by the compaction |
+
+/// The lock file, which also holds the writer's shared page.
+pub(crate) const LOCK_FILE: &str = "LOCK";
+/// The metadata file.
+pub(crate) const META_FILE: &str = "textstore.meta";
+/// The index file.
+pub(crate) const INDEX_FILE: &str = "index.tsi";
+/// The retired-segment list.
+pub(crate) const RETIRED_FILE: &str = "retired.tsr";
+/// Suffix of a file being written before it takes its name: a compaction output, or the
+/// temporary file of an atomic replacement.
+pub(crate) const UNFINISHED_SUFFIX: &str = ".tmp";
+
+/// Name of the segment file with this id.
+pub(crate) fn segment_file_name(id: u32) -> String {
+    format!("{id:010}.seg")
+}
+
+/// The segment id a file name denotes, if it names a segment.
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u32> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The name of compaction output `id` before it is in place.
+pub(crate) fn unfinished_segment_file_name(id: u32) -> String {
+    format!("{}{UNFINISHED_SUFFIX}", segment_file_name(id))
+}
