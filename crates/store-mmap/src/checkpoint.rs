@@ -167,7 +167,9 @@ impl Store {
         if self.in_flight.as_ref().is_some_and(InFlight::is_finished) {
             self.finish_background_checkpoint()?;
         }
-        let due = if idle {
+        // A compaction's moves are wanted in a checkpoint soon: until then its replaced
+        // segments stay on disk, and an open walks its copies.
+        let due = if idle || !self.uncovered_copies.is_empty() {
             self.checkpoint_stale()
         } else {
             self.options
@@ -208,7 +210,10 @@ impl Store {
     /// Whether the index file is older than the data: something was committed, or a
     /// compaction installed, since it was written.
     fn checkpoint_stale(&self) -> bool {
-        self.index.delta_len() > 0 || self.bytes_since_checkpoint > 0
+        self.index.delta_len() > 0
+            || self.bytes_since_checkpoint > 0
+            || !self.uncovered_copies.is_empty()
+            || !self.retired.is_empty()
     }
 
     /// The whole index as an index file, as of now: for a backup, which writes it beside

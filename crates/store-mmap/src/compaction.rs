@@ -290,6 +290,10 @@ pub(crate) struct Retired {
     pub(crate) id: u32,
     pub(crate) path: PathBuf,
     pub(crate) mapping: Weak<memmap2::Mmap>,
+    /// `checkpoint_plans` when the compaction was installed: the segment may go once a
+    /// checkpoint planned after that is installed, since until then the index file on disk
+    /// may point into it (and an open moves such entries to the copies).
+    pub(crate) retired_after_plan: u64,
 }
 
 impl Store {
@@ -491,6 +495,7 @@ impl Store {
                     id: *id,
                     path: segment.path().to_path_buf(),
                     mapping: segment.watch_mapping(),
+                    retired_after_plan: self.checkpoint_plans,
                 });
             }
         }
@@ -503,7 +508,8 @@ impl Store {
         })
     }
 
-    /// Removes the retired segments that no reader holds any more, and the retired-segment
+    /// Removes the retired segments that no reader holds any more and that an installed
+    /// checkpoint no longer points into, and the retired-segment
     /// list once none is left. Returns how many segments remain, held by readers.
     pub fn remove_retired(&mut self) -> Result<usize> {
         if self.retired.is_empty() {
@@ -512,8 +518,9 @@ impl Store {
         let storage = Arc::clone(&self.options.storage);
         let mut failed = None;
         let before = self.retired.len();
+        let covered = self.checkpoints_covered;
         self.retired.retain(|retired| {
-            if retired.mapping.strong_count() > 0 {
+            if retired.mapping.strong_count() > 0 || retired.retired_after_plan >= covered {
                 return true;
             }
             match storage.remove(&retired.path) {
@@ -540,6 +547,7 @@ impl Store {
     /// compaction installed before it was planned are in the index file, so an open need
     /// not walk their copies any more.
     pub(crate) fn checkpoint_covers(&mut self, generation: u64) -> Result<()> {
+        self.checkpoints_covered = self.checkpoints_covered.max(generation);
         if self.uncovered_copies.is_empty() || generation <= self.copies_covered_after {
             return Ok(());
         }

@@ -38,10 +38,12 @@ mod layout;
 mod offline;
 mod options;
 mod pace;
+mod read_only;
 mod recover;
 mod recovery;
 mod scrub;
 mod segment;
+mod shared;
 mod spans;
 mod stats;
 mod storage;
@@ -62,6 +64,7 @@ pub use options::{
     AccessPattern, DEFAULT_CHECKPOINT_BYTES, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY,
     Durability, MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, ReadVerification, StoreOptions,
 };
+pub use read_only::Refreshed;
 pub use recover::{DamagedRecord, RecoverReport, recover};
 pub use recovery::{DroppedTail, IndexLoad, RecoveryReport};
 pub use scrub::{Scrub, ScrubReport};

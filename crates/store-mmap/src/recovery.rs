@@ -12,6 +12,7 @@ use store_format::{
     DocId, Position, RecordHeader, RecordKind, RetiredList, SEGMENT_HEADER_LEN, StoreMeta,
 };
 
+use crate::compaction::Retired;
 use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
 use crate::index_file::{MappedIndex, Unusable};
@@ -93,6 +94,8 @@ pub(crate) struct Recovered {
     pub(crate) report: RecoveryReport,
     /// Compaction outputs whose moves no index checkpoint reflects yet.
     pub(crate) uncovered_copies: Vec<u32>,
+    /// Segments a compaction replaced that stay until a checkpoint reflects the moves.
+    pub(crate) retired: Vec<Retired>,
 }
 
 /// How an open may treat the store's files.
@@ -125,14 +128,7 @@ pub(crate) fn recover(
         Access::Read { bound } => bound,
         Access::Write => None,
     };
-    let segments = open_segments(
-        dir,
-        meta,
-        options,
-        access,
-        &compactions.retired,
-        &mut report,
-    )?;
+    let segments = open_segments(dir, meta, options, access, &mut report)?;
     let lens: Vec<_> = segments
         .values()
         .map(|s| walk::SegmentLen {
@@ -171,31 +167,109 @@ pub(crate) fn recover(
             (Index::default(), 0, None)
         }
     };
-    if start.is_some() {
-        move_to_copies(&mut index, &segments, &compactions.copies)?;
-    }
 
-    let checkpoint_seq = last_seq;
     let mut segments = segments;
+    let tail = scan_tail(
+        dir,
+        &segments,
+        &mut index,
+        start,
+        last_seq,
+        bound,
+        &mut report,
+    )?;
+    last_seq = tail.last_seq;
+    let ends = tail.ends;
+    move_to_copies(&mut index, &segments, &compactions)?;
+    if let Some(bound) = bound {
+        // What lies past the writer's published commits is not this view's.
+        segments.retain(|&id, _| id <= bound.segment);
+    }
+    for (id, valid_end) in ends {
+        let segment = segments.get_mut(&id).expect("scanned above");
+        segment.set_end(u32::try_from(valid_end).expect("segment offsets are 32-bit"));
+        if access.writes() {
+            // Cut everything past the data: a torn final group, so that its bytes can never
+            // be read as records after new data is written before them, and unused
+            // preallocation.
+            segment.trim()?;
+        }
+    }
+    // Sequence numbers never go back, even when compaction dropped every record that held the
+    // highest (a tombstone below the floor): each segment's header records the last sequence
+    // number at its creation.
+    let recorded = segments
+        .values()
+        .filter_map(|segment| segment.sealed_before())
+        .map(|sealed| sealed.last_seq)
+        .max();
+    last_seq = last_seq.max(recorded.unwrap_or(0));
+    // The writer keeps the replaced segments aside until a checkpoint reflects the moves;
+    // nothing points into them any more.
+    let mut retired = Vec::new();
+    if access.writes() {
+        for id in &compactions.retired {
+            if let Some(segment) = segments.remove(id) {
+                retired.push(Retired {
+                    id: *id,
+                    path: segment.path().to_path_buf(),
+                    mapping: segment.watch_mapping(),
+                    retired_after_plan: 0,
+                });
+            }
+        }
+    }
+    Ok(Recovered {
+        segments,
+        index,
+        last_seq,
+        next_segment_id,
+        report,
+        uncovered_copies: compactions.copies,
+        retired,
+    })
+}
+
+/// What a scan of the tail found.
+pub(crate) struct TailScan {
+    /// The highest sequence number met (or the one given, if higher).
+    pub(crate) last_seq: u64,
+    /// Where each scanned segment's data ends.
+    pub(crate) ends: Vec<(u32, usize)>,
+}
+
+/// Scans the segments from `start` (every segment when `None`) up to `bound` (the newest
+/// segment's data end when `None`) and applies their records to `index`; records up to
+/// sequence number `reflected` are already in it. Every segment is scanned and every damage
+/// found before the caller changes any file: an open that refuses leaves the store exactly
+/// as it was.
+pub(crate) fn scan_tail(
+    dir: &Path,
+    segments: &BTreeMap<u32, SegmentFile>,
+    index: &mut Index,
+    start: Option<Position>,
+    reflected: u64,
+    bound: Option<Position>,
+    report: &mut RecoveryReport,
+) -> Result<TailScan> {
+    let mut last_seq = reflected;
     let last_id = match bound {
         Some(bound) => Some(bound.segment),
         None => segments.keys().next_back().copied(),
     };
     let first_replayed = start.map_or(0, |p| p.segment);
     let mut replay = Replay {
-        index: &mut index,
-        reflected: last_seq,
+        index,
+        reflected,
         deleted: HashMap::default(),
     };
-    // Every segment is scanned, and every damage found, before any file is changed: an open
-    // that refuses leaves the store exactly as it was.
     let mut scans = Vec::new();
     for (&id, segment) in segments.range(first_replayed..=last_id.unwrap_or(u32::MAX)) {
-        // Records after the checkpoint in its segment are writes made after it; any other
+        // Records after the start in its segment are writes made after it; any other
         // segment's records are above what its header records of its sealed predecessor
         // (a compaction output records nothing: it holds copies of older records).
         let (from, floor) = match start {
-            Some(p) if p.segment == id => (p.offset as usize, checkpoint_seq),
+            Some(p) if p.segment == id => (p.offset as usize, reflected),
             _ => (
                 SEGMENT_HEADER_LEN,
                 segment.sealed_before().map_or(0, |sealed| sealed.last_seq),
@@ -203,9 +277,9 @@ pub(crate) fn recover(
         };
         let is_last = Some(id) == last_id;
         let bytes = match bound {
-            Some(bound) if bound.segment == id => {
-                &segment.file_bytes()[..(bound.offset as usize).min(segment.file_bytes().len())]
-            }
+            // The writer wrote everything below its published position before publishing
+            // it, so the file holds those bytes whatever length this handle last saw.
+            Some(bound) if bound.segment == id => segment.bytes_to(bound.offset),
             _ => segment.file_bytes(),
         };
         if from > bytes.len() {
@@ -273,50 +347,18 @@ pub(crate) fn recover(
         }
         ends.push((*id, end.valid_end));
     }
-    drop(groups);
-    drop(scans);
-    if let Some(bound) = bound {
-        // What lies past the writer's published commits is not this view's.
-        segments.retain(|&id, _| id <= bound.segment);
-    }
-    for (id, valid_end) in ends {
-        let segment = segments.get_mut(&id).expect("scanned above");
-        segment.set_end(u32::try_from(valid_end).expect("segment offsets are 32-bit"));
-        if access.writes() {
-            // Cut everything past the data: a torn final group, so that its bytes can never
-            // be read as records after new data is written before them, and unused
-            // preallocation.
-            segment.trim()?;
-        }
-    }
-    // Sequence numbers never go back, even when compaction dropped every record that held the
-    // highest (a tombstone below the floor): each segment's header records the last sequence
-    // number at its creation.
-    let recorded = segments
-        .values()
-        .filter_map(|segment| segment.sealed_before())
-        .map(|sealed| sealed.last_seq)
-        .max();
-    last_seq = last_seq.max(recorded.unwrap_or(0));
-    Ok(Recovered {
-        segments,
-        index,
-        last_seq,
-        next_segment_id,
-        report,
-        uncovered_copies: compactions.copies,
-    })
+    Ok(TailScan { last_seq, ends })
 }
 
-/// Moves every index entry that points into a segment which no longer exists (a compaction
-/// replaced it) to the copy of its record in one of `copies`, the outputs of compactions
-/// no checkpoint reflects yet.
+/// Moves every index entry that points into a segment a compaction replaced to the copy of
+/// its record in one of that compaction's outputs: the index file may predate the
+/// compaction, and the replay reads records into the replaced segments like any other.
 fn move_to_copies(
     index: &mut Index,
     segments: &BTreeMap<u32, SegmentFile>,
-    copies: &[u32],
+    compactions: &Compactions,
 ) -> Result<()> {
-    for id in copies {
+    for id in &compactions.copies {
         let Some(segment) = segments.get(id) else {
             continue;
         };
@@ -329,7 +371,7 @@ fn move_to_copies(
             let Some(entry) = index.get(header.id)? else {
                 continue;
             };
-            if entry.seq == header.seq && !segments.contains_key(&entry.segment) {
+            if entry.seq == header.seq && compactions.retired.contains(&entry.segment) {
                 let offset = u32::try_from(scanned.offset).expect("segment offsets are 32-bit");
                 index.relocate(
                     header.id,
@@ -397,16 +439,18 @@ impl Replay<'_> {
 /// What compactions left, as the retired-segment list names it.
 #[derive(Default)]
 struct Compactions {
-    /// Segments replaced: removed by the writer's open, never read by any open.
+    /// Segments replaced whose moves no checkpoint reflects yet.
     retired: Vec<u32>,
     /// Outputs whose moves no checkpoint reflects yet.
     copies: Vec<u32>,
 }
 
-/// Completes what compactions left: the writer removes the segments a finished compaction
-/// replaced (named by the retired-segment list, which is written only once the copies are
-/// durable) and the outputs of one that never finished (temporary files holding only
-/// copies). A read-only open changes nothing and leaves the replaced segments unread.
+/// Completes what compactions left: the writer removes the outputs of a compaction that
+/// never finished (temporary files holding only copies), and the segments a finished
+/// compaction replaced (named by the retired-segment list, which is written only once the
+/// copies are durable) once a checkpoint reflects every move (the list names no copies).
+/// Replaced segments that stay are read like any other, and their entries moved to the
+/// copies after. A read-only open changes nothing.
 fn finish_compactions(
     dir: &Path,
     meta: &StoreMeta,
@@ -455,29 +499,22 @@ fn finish_compactions(
                 ),
             ));
         }
-        if access.writes() {
+        if access.writes() && list.copies.is_empty() {
             for id in &list.segments {
                 if remove(&dir.join(segment_file_name(*id)))? {
                     report.retired_segments_removed += 1;
                 }
             }
-            // The segments' removal is durable before the list stops naming them.
+            // The segments' removal is durable before the list that names them goes.
             sync_dir(storage, dir)?;
-            if list.copies.is_empty() {
-                remove(&list_path)?;
-            } else {
-                let kept = RetiredList {
-                    segments: Vec::new(),
-                    ..list.clone()
-                };
-                crate::storage::write_atomic(storage, &list_path, &kept.encode())?;
-            }
+            remove(&list_path)?;
             removed = true;
+        } else {
+            compactions = Compactions {
+                retired: list.segments,
+                copies: list.copies,
+            };
         }
-        compactions = Compactions {
-            retired: list.segments,
-            copies: list.copies,
-        };
     }
     if removed {
         sync_dir(storage, dir)?;
@@ -490,15 +527,12 @@ fn open_segments(
     meta: &StoreMeta,
     options: &StoreOptions,
     access: Access,
-    retired: &[u32],
     report: &mut RecoveryReport,
 ) -> Result<BTreeMap<u32, SegmentFile>> {
     let mut ids = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
         let entry = entry.map_err(Error::io("list", dir))?;
-        if let Some(id) = entry.file_name().to_str().and_then(parse_segment_file_name)
-            && !retired.contains(&id)
-        {
+        if let Some(id) = entry.file_name().to_str().and_then(parse_segment_file_name) {
             ids.push(id);
         }
     }

@@ -660,6 +660,25 @@ impl SegmentFile {
         &self.view.bytes[..self.file_len as usize]
     }
 
+    /// The mapping's first `end` bytes (at most the capacity), whatever length this handle
+    /// last saw the file at: for a reader of a store whose live writer published that
+    /// everything below `end` is written.
+    pub(crate) fn bytes_to(&self, end: u32) -> &[u8] {
+        &self.view.bytes[..(end.min(self.capacity)) as usize]
+    }
+
+    /// Looks at the file's length again: a reader's segment that the writer has grown, or
+    /// sealed and trimmed, since this handle opened it.
+    pub(crate) fn restat(&mut self) -> Result<()> {
+        let len = self
+            .file
+            .metadata()
+            .map_err(Error::io("stat", self.path()))?
+            .len();
+        self.file_len = len.min(u64::from(self.capacity));
+        Ok(())
+    }
+
     /// Moves the committed end; recovery uses it once it has verified the records before.
     pub(crate) fn set_end(&mut self, end: u32) {
         debug_assert!(

@@ -1,7 +1,6 @@
 //! The engine: a store directory opened for reading and writing by one handle.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,12 +22,21 @@ use crate::options::{
 };
 use crate::recovery::{Access, Recovered, RecoveryReport, recover};
 use crate::segment::{SegmentFile, SegmentMap};
+use crate::shared::WriterLock;
 use crate::storage::write_atomic;
 use crate::write;
 use crate::zero::Zeroer;
 
 /// Largest encoding buffer kept between commits.
 const SCRATCH_RETAIN_BYTES: usize = 8 << 20;
+
+/// What a handle is to the store's other handles.
+pub(crate) enum Role {
+    /// The one handle that writes: it holds the exclusive lock and publishes its commits.
+    Writer(WriterLock),
+    /// A read-only handle, in this process or another (`read_only.rs`).
+    Reader(crate::read_only::Follower),
+}
 
 /// An open store: reads through `&self`, writes through `&mut self`.
 ///
@@ -42,8 +50,8 @@ const SCRATCH_RETAIN_BYTES: usize = 8 << 20;
 /// closes it too, ignoring errors; call [`Store::close`] to see them.
 pub struct Store {
     pub(crate) dir: PathBuf,
-    /// Held for the life of the handle: the `flock` on it keeps every other handle out.
-    _lock: File,
+    /// The writer's lock and page, or a reader's view of them.
+    pub(crate) role: Role,
     pub(crate) meta: StoreMeta,
     pub(crate) options: StoreOptions,
     /// Every segment by id; the last one receives writes.
@@ -84,6 +92,9 @@ pub struct Store {
     /// `checkpoint_plans` when the last compaction was installed: a checkpoint planned
     /// after it reflects every move so far.
     pub(crate) copies_covered_after: u64,
+    /// The highest plan number of an installed checkpoint: retired segments retired before
+    /// it may be removed.
+    pub(crate) checkpoints_covered: u64,
     /// Background checkpoints that failed to write since the open (each is retried at the
     /// next due point; the data is durable and the older index file still in place).
     pub(crate) checkpoint_failures: u64,
@@ -98,7 +109,7 @@ impl Store {
             return Err(Error::AlreadyExists { path: dir.into() });
         }
         std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-        let lock = lock(dir)?;
+        let mut lock = WriterLock::take(dir, None)?;
         if !is_empty_dir(dir)? {
             return Err(Error::AlreadyExists { path: dir.into() });
         }
@@ -122,37 +133,19 @@ impl Store {
             next_segment_id: 1,
             report: RecoveryReport::default(),
             uncovered_copies: Vec::new(),
+            retired: Vec::new(),
         };
-        Store::assemble(dir, lock, meta, options, recovered)
+        lock.claim(meta.store_uid);
+        Store::assemble(dir, Role::Writer(lock), meta, options, recovered)
     }
 
     /// Opens an existing store, recovering from a crash if the last handle did not close.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let dir = dir.as_ref();
+        check_is_store(dir)?;
         let meta_path = dir.join(META_FILE);
-        if !dir.is_dir() {
-            return Err(Error::NotAStore {
-                path: dir.into(),
-                reason: "no such directory".to_owned(),
-            });
-        }
-        if !meta_path.is_file() {
-            return Err(Error::NotAStore {
-                path: dir.into(),
-                reason: format!("it has no {META_FILE} file"),
-            });
-        }
-        let lock = lock(dir)?;
-        let raw = std::fs::read(&meta_path).map_err(Error::io("read", &meta_path))?;
-        let mut meta = StoreMeta::decode(&raw).map_err(|err| match err {
-            FormatError::UnsupportedVersion { found, supported, .. } => Error::NotAStore {
-                path: dir.into(),
-                reason: format!(
-                    "it was written by format version {found}, and this build reads version {supported}; use a newer textstore"
-                ),
-            },
-            err => Error::format(&meta_path, 0, &err),
-        })?;
+        let mut lock = WriterLock::take(dir, None)?;
+        let mut meta = read_meta(dir)?;
         let wanted = StoreMeta {
             max_document_bytes: options
                 .max_document_bytes
@@ -166,7 +159,8 @@ impl Store {
             meta = wanted;
         }
         let recovered = recover(dir, &meta, &options, Access::Write)?;
-        Store::assemble(dir, lock, meta, options, recovered)
+        lock.claim(meta.store_uid);
+        Store::assemble(dir, Role::Writer(lock), meta, options, recovered)
     }
 
     /// Opens the store in `dir`, creating it when `dir` is absent or empty.
@@ -179,9 +173,9 @@ impl Store {
         }
     }
 
-    fn assemble(
+    pub(crate) fn assemble(
         dir: &Path,
-        lock: File,
+        role: Role,
         meta: StoreMeta,
         options: StoreOptions,
         recovered: Recovered,
@@ -189,14 +183,14 @@ impl Store {
         let replayed = recovered.report.bytes_replayed;
         let mut store = Store {
             dir: dir.to_path_buf(),
-            _lock: lock,
+            role,
             meta,
             options,
             segments: recovered.segments,
             index: recovered.index,
             last_seq: recovered.last_seq,
             next_segment_id: Arc::new(AtomicU32::new(recovered.next_segment_id)),
-            retired: Vec::new(),
+            retired: recovered.retired,
             stuck_dead_bytes: 0,
             placement_epoch: 0,
             poisoned: None,
@@ -212,7 +206,11 @@ impl Store {
             checkpoint_failures: 0,
             uncovered_copies: recovered.uncovered_copies,
             copies_covered_after: 0,
+            checkpoints_covered: 0,
         };
+        if store.is_read_only() {
+            return Ok(store);
+        }
         // Zeros ahead of the writer pay off where every commit ends with a flush.
         if store.options.zero_ahead && store.options.durability == Durability::Sync {
             store.zeroer = Zeroer::start();
@@ -232,7 +230,24 @@ impl Store {
                 segment.prefetch()?;
             }
         }
+        store.publish_position();
         Ok(store)
+    }
+
+    /// Tells readers in other processes that every commit so far is complete.
+    pub(crate) fn publish_position(&self) {
+        if let Role::Writer(lock) = &self.role {
+            let active = self.active();
+            lock.publish(Position {
+                segment: active.id(),
+                offset: active.end(),
+            });
+        }
+    }
+
+    /// Whether this handle was opened with [`Store::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        matches!(self.role, Role::Reader(_))
     }
 
     /// The store's directory.
@@ -470,6 +485,9 @@ impl Store {
             return Ok(());
         }
         self.closed = true;
+        if self.is_read_only() {
+            return Ok(());
+        }
         self.check_writable()?;
         if self.finish_background_checkpoint().is_err() {
             self.checkpoint_failures += 1;
@@ -574,6 +592,7 @@ impl Store {
             offset += u32::try_from(op.encoded_len()).expect("a record fits in a segment");
         }
         self.last_seq = first_seq + count - 1;
+        self.publish_position();
         self.bytes_since_checkpoint += len;
         if self.tend_checkpoint(false).is_err() {
             self.checkpoint_failures += 1;
@@ -756,6 +775,9 @@ impl Store {
             Ok(segment) => {
                 self.segments.insert(id, segment);
                 self.zero_ahead_of_active();
+                // Before a compaction's outputs take their names below it (see
+                // `shared.rs`): readers that see the outputs see them within their bound.
+                self.publish_position();
                 Ok(())
             }
             Err(err) => {
@@ -786,6 +808,12 @@ impl Store {
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Err(Error::ReadOnly {
+                path: self.dir.clone(),
+                what: "a change",
+            });
+        }
         match &self.poisoned {
             Some(cause) => Err(Error::Poisoned {
                 cause: cause.clone(),
@@ -908,20 +936,36 @@ fn check_free_space(active: &SegmentFile, len: u64) -> Result<()> {
     Ok(())
 }
 
-fn lock(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(Error::io("open lock file", &path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
-        Err(std::fs::TryLockError::Error(err)) => Err(Error::io("lock", &path)(err)),
+/// Fails with [`Error::NotAStore`] unless `dir` is a directory with a metadata file.
+pub(crate) fn check_is_store(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        return Err(Error::NotAStore {
+            path: dir.into(),
+            reason: "no such directory".to_owned(),
+        });
     }
+    if !dir.join(META_FILE).is_file() {
+        return Err(Error::NotAStore {
+            path: dir.into(),
+            reason: format!("it has no {META_FILE} file"),
+        });
+    }
+    Ok(())
+}
+
+/// Reads the store's metadata file.
+pub(crate) fn read_meta(dir: &Path) -> Result<StoreMeta> {
+    let meta_path = dir.join(META_FILE);
+    let raw = std::fs::read(&meta_path).map_err(Error::io("read", &meta_path))?;
+    StoreMeta::decode(&raw).map_err(|err| match err {
+        FormatError::UnsupportedVersion { found, supported, .. } => Error::NotAStore {
+            path: dir.into(),
+            reason: format!(
+                "it was written by format version {found}, and this build reads version {supported}; use a newer textstore"
+            ),
+        },
+        err => Error::format(&meta_path, 0, &err),
+    })
 }
 
 /// True when `dir` holds nothing but, possibly, the lock file and the temporary metadata

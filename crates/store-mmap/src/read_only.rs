@@ -1,0 +1,295 @@
+//! Read-only handles: any number, in any process, beside the one writer.
+//!
+//! A read-only open changes no file, takes no lock a writer waits on for long, and works on
+//! a store whose files it cannot write (a read-only file system). It reads the store as the
+//! writer's recovery would, in memory, up to the position the live writer published, or to
+//! the end of the data when no writer is live (`shared.rs` says how it tells, and why it
+//! never reads a byte the writer may still write or cut).
+//!
+//! [`Store::refresh`] brings the view up to the writer's latest published commit: it scans
+//! only what was committed since, unless the writer wrote a new index checkpoint or a
+//! compaction took effect, in which case it loads the view afresh from the new checkpoint.
+//! Segments the view maps stay readable whatever the writer does with their files (an
+//! unlinked file stays mapped), so a [`store_format::Doc`] read before a refresh, or before
+//! the writer's compaction, stays valid.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use store_format::{Position, StoreMeta};
+
+use crate::error::{Error, Result};
+use crate::layout::{INDEX_FILE, RETIRED_FILE, parse_segment_file_name, segment_file_name};
+use crate::options::StoreOptions;
+use crate::recovery::{Access, Recovered, RecoveryReport, recover, scan_tail};
+use crate::segment::SegmentFile;
+use crate::shared::{ReaderLock, Writer};
+use crate::store::{Role, Store, check_is_store, read_meta};
+
+/// Attempts of an open or a reload that a writer's compaction or checkpoint raced (a file
+/// named in one step is gone in the next).
+const ATTEMPTS: u32 = 8;
+/// How long a reader waits for a writer that is still opening to publish its first
+/// position, in steps of [`WAIT_STEP`].
+const WAIT_STEPS: u32 = 400;
+const WAIT_STEP: Duration = Duration::from_millis(5);
+
+/// A read-only handle's state.
+pub(crate) struct Follower {
+    lock: ReaderLock,
+    /// Every commit below this position is applied to the view.
+    seen: Option<Position>,
+    /// The retired-segment list as the view was loaded: a change means a compaction took
+    /// effect, which a refresh loads whole.
+    retired_list: Option<Vec<u8>>,
+    /// Whether the view was loaded with a writer live.
+    writer_was_live: bool,
+}
+
+/// What [`Store::refresh`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refreshed {
+    /// Nothing was committed since the last look.
+    Unchanged,
+    /// The commits since were scanned and applied.
+    Appended {
+        /// Records applied.
+        records: u64,
+    },
+    /// The view was loaded afresh from a newer index checkpoint or after a compaction.
+    Reloaded,
+}
+
+/// A view loaded from the store's files.
+struct Loaded {
+    recovered: Recovered,
+    seen: Option<Position>,
+    retired_list: Option<Vec<u8>>,
+    writer_was_live: bool,
+}
+
+impl Store {
+    /// Opens the store in `dir` for reading only, beside a writer in this or another
+    /// process or with none: it never writes, cuts, checkpoints or removes a file, and sees
+    /// every commit the writer had published (made durable, under
+    /// [`crate::Durability::Sync`]) when it opened. [`Store::refresh`] brings it up to
+    /// date. A store that needs recovery (its writer crashed) is read as recovery would read
+    /// it, in memory; a store on a read-only file system opens. Writes fail with
+    /// [`Error::ReadOnly`].
+    pub fn open_read_only(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref();
+        check_is_store(dir)?;
+        let meta = read_meta(dir)?;
+        let mut lock = ReaderLock::open(dir)?;
+        let loaded = load(dir, &meta, &options, &mut lock)?;
+        let follower = Follower {
+            lock,
+            seen: loaded.seen,
+            retired_list: loaded.retired_list,
+            writer_was_live: loaded.writer_was_live,
+        };
+        Store::assemble(dir, Role::Reader(follower), meta, options, loaded.recovered)
+    }
+
+    /// Brings a read-only view up to the writer's latest published commit (or, with no
+    /// writer live, to the end of the data). A commit that had returned to its writer
+    /// before this call is visible after it. For the writer's own handle there is nothing
+    /// to do.
+    pub fn refresh(&mut self) -> Result<Refreshed> {
+        let uid = self.meta.store_uid;
+        let Role::Reader(follower) = &mut self.role else {
+            return Ok(Refreshed::Unchanged);
+        };
+        let retired_list = read_retired_list(&self.dir)?;
+        let index_identity = index_identity(&self.dir)?;
+        let writer = follower.lock.writer(uid)?;
+        let base_identity = self.index.base().map(|base| base.identity());
+        let (bound, _guard, live) = match writer {
+            Writer::Live(Some(bound)) => (Some(bound), None, true),
+            // A writer still opening has published nothing new yet.
+            Writer::Live(None) => return Ok(Refreshed::Unchanged),
+            Writer::Absent(guard) => (None, Some(guard), false),
+        };
+        let reload = retired_list != follower.retired_list
+            || index_identity != base_identity
+            || live != follower.writer_was_live
+            || bound.is_some_and(|bound| follower.seen.is_some_and(|seen| bound < seen));
+        if reload {
+            drop(_guard);
+            let loaded = load(&self.dir, &self.meta, &self.options, &mut follower.lock)?;
+            follower.seen = loaded.seen;
+            follower.retired_list = loaded.retired_list;
+            follower.writer_was_live = loaded.writer_was_live;
+            self.replace_view(loaded.recovered);
+            return Ok(Refreshed::Reloaded);
+        }
+        if bound.is_some() && bound == follower.seen {
+            return Ok(Refreshed::Unchanged);
+        }
+        let seen = follower.seen;
+        self.map_new_segments(bound)?;
+        // Segments at or after the view's end may have grown, or been sealed and trimmed,
+        // since they were mapped; the bound, loaded after the writer's seal, covers both.
+        let from = seen.map_or(0, |p| p.segment);
+        for segment in self.segments.values_mut().filter(|s| s.id() >= from) {
+            segment.restat()?;
+        }
+        let mut report = RecoveryReport::default();
+        let tail = scan_tail(
+            &self.dir,
+            &self.segments,
+            &mut self.index,
+            seen,
+            self.last_seq,
+            bound,
+            &mut report,
+        )?;
+        for (id, end) in &tail.ends {
+            if let Some(segment) = self.segments.get_mut(id) {
+                segment.set_end(u32::try_from(*end).expect("segment offsets are 32-bit"));
+            }
+        }
+        self.last_seq = tail.last_seq;
+        let end = self.newest_end();
+        let Role::Reader(follower) = &mut self.role else {
+            unreachable!("checked above");
+        };
+        follower.seen = end;
+        Ok(if report.records_replayed == 0 {
+            Refreshed::Unchanged
+        } else {
+            Refreshed::Appended {
+                records: report.records_replayed,
+            }
+        })
+    }
+
+    /// Maps the segment files created since the view was loaded, up to `bound`.
+    fn map_new_segments(&mut self, bound: Option<Position>) -> Result<()> {
+        let known = self.segments.keys().next_back().copied().unwrap_or(0);
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(Error::io("list", &self.dir))? {
+            let entry = entry.map_err(Error::io("list", &self.dir))?;
+            if let Some(id) = entry.file_name().to_str().and_then(parse_segment_file_name)
+                && id > known
+                && bound.is_none_or(|bound| id <= bound.segment)
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        for id in ids {
+            let segment = SegmentFile::open(
+                &self.options.storage,
+                self.dir.join(segment_file_name(id)),
+                id,
+                self.meta.store_uid,
+                self.options.map_settings(),
+                false,
+            )?;
+            self.segments.insert(id, segment);
+        }
+        Ok(())
+    }
+
+    /// Where the newest segment's data ends.
+    fn newest_end(&self) -> Option<Position> {
+        self.segments.values().next_back().map(|segment| Position {
+            segment: segment.id(),
+            offset: segment.end(),
+        })
+    }
+}
+
+/// Loads a view: the writer's bound (or the shared lock, with no writer), then the store
+/// as recovery reads it. Retried when a file named in one step is gone in the next: the
+/// writer's compaction or checkpoint ran meanwhile, and the next attempt sees its result.
+fn load(
+    dir: &Path,
+    meta: &StoreMeta,
+    options: &StoreOptions,
+    lock: &mut ReaderLock,
+) -> Result<Loaded> {
+    let mut attempt = 0;
+    let mut waited = 0;
+    loop {
+        // The list first, then the bound: a list that names a compaction's copies comes
+        // with a bound that covers them (the writer rolls past them before the list).
+        let retired_list = read_retired_list(dir)?;
+        let (bound, guard) = match lock.writer(meta.store_uid)? {
+            Writer::Live(Some(bound)) => (Some(bound), None),
+            Writer::Live(None) if waited < WAIT_STEPS => {
+                waited += 1;
+                std::thread::sleep(WAIT_STEP);
+                continue;
+            }
+            Writer::Live(None) => {
+                return Err(Error::Locked {
+                    path: dir.join(crate::layout::LOCK_FILE),
+                });
+            }
+            Writer::Absent(guard) => (None, Some(guard)),
+        };
+        match recover(dir, meta, options, Access::Read { bound }) {
+            Ok(recovered) => {
+                drop(guard);
+                let seen = bound.or_else(|| {
+                    recovered
+                        .segments
+                        .values()
+                        .next_back()
+                        .map(|segment| Position {
+                            segment: segment.id(),
+                            offset: segment.end(),
+                        })
+                });
+                return Ok(Loaded {
+                    recovered,
+                    seen,
+                    retired_list,
+                    writer_was_live: bound.is_some(),
+                });
+            }
+            Err(err) if attempt + 1 < ATTEMPTS && vanished(&err) => attempt += 1,
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+impl Store {
+    /// Puts a freshly loaded view in place of the current one. Texts read before stay
+    /// valid: they hold their mappings.
+    fn replace_view(&mut self, recovered: Recovered) {
+        self.segments = recovered.segments;
+        self.index = recovered.index;
+        self.last_seq = recovered.last_seq;
+        // Documents may have moved to other segments: caches over this handle start over.
+        self.placement_epoch += 1;
+    }
+}
+
+/// Whether `err` says a file named a moment ago is gone.
+fn vanished(err: &Error) -> bool {
+    matches!(err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
+fn read_retired_list(dir: &Path) -> Result<Option<Vec<u8>>> {
+    let path = dir.join(RETIRED_FILE);
+    match std::fs::read(&path) {
+        Ok(raw) => Ok(Some(raw)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(Error::io("read", &path)(err)),
+    }
+}
+
+/// Device and inode of the index file, if there is one.
+fn index_identity(dir: &Path) -> Result<Option<(u64, u64)>> {
+    let path = dir.join(INDEX_FILE);
+    match std::fs::metadata(&path) {
+        Ok(meta) => Ok(Some((meta.dev(), meta.ino()))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(Error::io("stat", &path)(err)),
+    }
+}

@@ -1,0 +1,202 @@
+//! Read-only handles beside a writer and without one: what they see, when, and that they
+//! never change a file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use store_mmap::{CompactionScope, DocId, Error, Refreshed, Store, StoreOptions, WriteBatch};
+
+use crate::id;
+
+/// Every file of a store directory and its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                std::fs::read(entry.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn text_of(store: &Store, k: u64) -> Option<String> {
+    store.get(id(k)).unwrap().map(|doc| doc.to_string())
+}
+
+fn small_segments() -> StoreOptions {
+    StoreOptions::new()
+        .segment_capacity(16 << 10)
+        .max_document_bytes(8 << 10)
+}
+
+/// A reader beside a live writer sees what was published when it opened, and each refresh
+/// brings in exactly what was committed before it, whole batches included; writes through
+/// it fail.
+#[test]
+fn a_reader_sees_each_commit_at_its_first_refresh() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    writer.put(id(1), "one").unwrap();
+    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    assert!(reader.is_read_only());
+    assert_eq!(text_of(&reader, 1).as_deref(), Some("one"));
+    assert!(matches!(
+        reader.put(id(2), "no"),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Unchanged);
+    // Enough commits to roll over several segments, each seen at the first refresh.
+    for round in 0..60u64 {
+        let mut batch = WriteBatch::new();
+        for k in 0..4 {
+            batch.put(
+                id(10 + k),
+                &format!("round {round} doc {k} {}", "x".repeat(300)),
+            );
+        }
+        if round % 7 == 3 {
+            batch.delete(id(1));
+        }
+        writer.put_batch(&batch).unwrap();
+        assert_eq!(text_of(&reader, 10).is_some(), round > 0);
+        assert!(matches!(
+            reader.refresh().unwrap(),
+            Refreshed::Appended { .. } | Refreshed::Reloaded
+        ));
+        for k in 0..4 {
+            let text = text_of(&reader, 10 + k).expect("a committed batch is seen whole");
+            assert!(
+                text.starts_with(&format!("round {round} doc {k} ")),
+                "{text}"
+            );
+        }
+        assert_eq!(reader.len(), writer.len());
+        assert_eq!(reader.last_seq(), writer.last_seq());
+    }
+    assert!(writer.stats().unwrap().segments() > 2);
+    drop(writer);
+    // The writer closed: the reader still reads, and a refresh finds nothing new.
+    assert!(text_of(&reader, 12).is_some());
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Reloaded);
+    assert!(reader.verify().is_clean());
+}
+
+/// The writer's compaction and checkpoints do not disturb a reader: a text it holds stays
+/// readable, its next refresh loads the new layout, and every document reads the same.
+#[test]
+fn a_reader_survives_the_writers_compaction() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    for round in 0..20u64 {
+        for k in 0..10 {
+            writer
+                .put(id(k), &format!("{round}:{k}:{}", "y".repeat(400)))
+                .unwrap();
+        }
+    }
+    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    let held = reader.get(id(3)).unwrap().unwrap();
+    let before: Vec<Option<String>> = (0..10).map(|k| text_of(&reader, k)).collect();
+    let plan = writer
+        .plan_compaction(&CompactionScope::Everything)
+        .unwrap()
+        .expect("there are dead bytes");
+    writer.install_compaction(plan.run().unwrap()).unwrap();
+    writer.checkpoint().unwrap();
+    assert_eq!(
+        writer.retired_segments(),
+        0,
+        "the writer removed the inputs"
+    );
+    // Still the old layout: the reader maps the removed files.
+    assert_eq!(held.to_string(), before[3].clone().unwrap());
+    assert_eq!(
+        (0..10).map(|k| text_of(&reader, k)).collect::<Vec<_>>(),
+        before
+    );
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Reloaded);
+    assert_eq!(
+        (0..10).map(|k| text_of(&reader, k)).collect::<Vec<_>>(),
+        before
+    );
+    assert_eq!(held.to_string(), before[3].clone().unwrap());
+    writer.put(id(3), "after").unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(text_of(&reader, 3).as_deref(), Some("after"));
+}
+
+/// A store whose writer died (no close, no checkpoint) is read by a read-only open as
+/// recovery would read it, without a byte of any file changing; the writer's next open
+/// then recovers it as usual.
+#[test]
+fn a_read_only_open_of_a_crashed_store_changes_nothing() {
+    let mut f = crate::Fixture::with(StoreOptions::new().checkpoint_bytes(None));
+    for k in 0..50u64 {
+        f.store().put(id(k), &format!("text {k}")).unwrap();
+    }
+    f.store().delete(id(7)).unwrap();
+    f.crash();
+    let dir = f.path();
+    let before = snapshot(&dir);
+    {
+        let reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+        assert_eq!(reader.len(), 49);
+        assert_eq!(text_of(&reader, 8).as_deref(), Some("text 8"));
+        assert_eq!(text_of(&reader, 7), None);
+        assert!(reader.recovery().records_replayed >= 51);
+        assert!(reader.verify().is_clean());
+        let ids: Vec<DocId> = reader.ids().collect::<Result<_, _>>().unwrap();
+        assert_eq!(ids.len(), 49);
+    }
+    assert_eq!(snapshot(&dir), before, "a read-only open changed a file");
+    let store = f.reopen();
+    assert_eq!(store.len(), 49);
+}
+
+/// Read-only opens and reads of a closed store leave every file byte-identical, and any
+/// number of them may be open at once.
+#[test]
+fn read_only_opens_of_a_closed_store_change_nothing() {
+    let mut f = crate::Fixture::new();
+    for k in 0..20u64 {
+        f.store().put(id(k), &format!("text {k}")).unwrap();
+    }
+    f.close();
+    let dir = f.path();
+    let before = snapshot(&dir);
+    let readers: Vec<Store> = (0..3)
+        .map(|_| Store::open_read_only(&dir, StoreOptions::new()).unwrap())
+        .collect();
+    for reader in &readers {
+        assert_eq!(reader.len(), 20);
+        assert_eq!(text_of(reader, 19).as_deref(), Some("text 19"));
+        assert!(reader.verify().is_clean());
+        reader.stats().unwrap();
+    }
+    drop(readers);
+    assert_eq!(snapshot(&dir), before, "a read-only open changed a file");
+}
+
+/// A reader holds the store's lock only while it reads a store that has no writer, so a
+/// writer opens beside a reader; a second writer is still refused.
+#[test]
+fn writers_wait_for_readers_and_refuse_each_other() {
+    let mut f = crate::Fixture::new();
+    f.store().put(id(1), "one").unwrap();
+    f.close();
+    let dir = f.path();
+    let _reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    let writer = Store::open(&dir, StoreOptions::new()).unwrap();
+    let second = Store::open(&dir, StoreOptions::new());
+    assert!(
+        matches!(second, Err(Error::Locked { .. })),
+        "{:?}",
+        second.err()
+    );
+    drop(writer);
+}
