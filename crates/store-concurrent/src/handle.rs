@@ -80,6 +80,9 @@ struct Handle {
     queue_capacity: usize,
     queue: QueueCounters,
     recovery: RecoveryReport,
+    /// Opened with [`ConcurrentStore::open_read_only`]: requests that change the store fail
+    /// at submission.
+    read_only: bool,
 }
 
 struct WriterThread(Option<thread::JoinHandle<()>>);
@@ -143,6 +146,38 @@ impl ConcurrentStore {
         ConcurrentStore::launch(Store::open_or_create(dir, options)?, writer, |store| store)
     }
 
+    /// Opens a store for reading only (see [`Store::open_read_only`]), beside its writer in
+    /// this or another process or with none. Reads are the same lock-free reads as the
+    /// writer's handle; [`ConcurrentStore::refresh`] brings in what the writer committed
+    /// since. Writes, syncs, checkpoints and compactions fail with
+    /// [`store_mmap::Error::ReadOnly`]; the scrub runs as on the writer's handle.
+    pub fn open_read_only(
+        dir: impl AsRef<Path>,
+        options: StoreOptions,
+        writer: WriterOptions,
+    ) -> Result<ConcurrentStore> {
+        writer.check()?;
+        // The writer compacts; a reader's compaction thread would only fail.
+        let writer = WriterOptions {
+            compaction: store_mmap::CompactionPolicy {
+                dead_ratio: None,
+                ..writer.compaction
+            },
+            ..writer
+        };
+        ConcurrentStore::launch(Store::open_read_only(dir, options)?, writer, |store| store)
+    }
+
+    /// Brings a read-only handle up to its writer's latest commit (see
+    /// [`Store::refresh`]): a commit that returned to the writer before this call is
+    /// visible to every reader of this handle when it returns. On the writer's own handle
+    /// there is nothing to bring in.
+    pub fn refresh(&self) -> Result<store_mmap::Refreshed> {
+        let (done, ticket) = ticket();
+        self.send(Request::Refresh { done }, Block::Yes)?;
+        ticket.wait()
+    }
+
     /// Hands an open store to a new writer thread.
     pub fn from_store(store: Store, writer: WriterOptions) -> Result<ConcurrentStore> {
         writer.check()?;
@@ -171,6 +206,7 @@ impl ConcurrentStore {
         let dir = store.dir().to_path_buf();
         let max_document_bytes = store.max_document_bytes();
         let recovery = store.recovery().clone();
+        let read_only = store.is_read_only();
         let (sender, receiver) = channel::bounded(writer.queue_capacity);
         let (compactor, compaction) = Compactor::start(&writer.compaction, &sender, &dir)?;
         let scrubber = Scrubber::start(writer.scrub, &sender, &dir)?;
@@ -198,6 +234,7 @@ impl ConcurrentStore {
                 queue_capacity: writer.queue_capacity,
                 queue: QueueCounters::default(),
                 recovery,
+                read_only,
             }),
         })
     }
@@ -549,6 +586,12 @@ impl ConcurrentStore {
             && let Some(poisoned) = self.inner.shared.poisoned()
         {
             return Err(poisoned);
+        }
+        if self.inner.read_only && request.changes_the_store() {
+            return Err(Error::Store(store_mmap::Error::ReadOnly {
+                path: self.inner.dir.clone(),
+                what: "a change",
+            }));
         }
         match self.inner.sender.try_send(request) {
             Ok(()) => {

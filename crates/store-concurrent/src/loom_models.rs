@@ -225,7 +225,7 @@ fn a_new_checkpoint_and_its_table_replace_the_old_pair_whole() {
                 },
             ),
         ]);
-        publisher.install_checkpoint(StdArc::new(new), std::iter::empty());
+        publisher.install_index(Some(StdArc::new(new)), std::iter::empty());
         reader.join().unwrap();
     });
 }

@@ -236,15 +236,15 @@ impl<S> Publisher<S> {
         Publisher { shared, claimed }
     }
 
-    /// Publishes a new checkpoint of the engine with the changes since it, in place of the
-    /// old checkpoint and its table. Readers that loaded the old pair keep using it; it
+    /// Publishes a checkpoint of the engine with the changes since it, in place of the old
+    /// checkpoint and its table. Readers that loaded the old pair keep using it; it
     /// places every document too.
-    pub(crate) fn install_checkpoint(
+    pub(crate) fn install_index(
         &mut self,
-        checkpoint: StdArc<dyn Checkpointed>,
+        checkpoint: Option<StdArc<dyn Checkpointed>>,
         changes: impl Iterator<Item = (DocId, Option<Position>)>,
     ) {
-        let (layers, claimed) = Layers::of(Some(checkpoint), changes);
+        let (layers, claimed) = Layers::of(checkpoint, changes);
         self.claimed = claimed;
         self.shared.layers.store(Arc::new(layers));
     }
@@ -288,6 +288,17 @@ impl<S> Publisher<S> {
         // Release: every table entry was moved out of the segment before this, so a reader
         // that acquires the new count finds the moved positions.
         self.shared.retired.fetch_add(1, Ordering::Release);
+    }
+
+    /// The ids of the segments in the list.
+    pub(crate) fn segment_ids(&self) -> Vec<u32> {
+        self.shared
+            .segments
+            .load()
+            .slots
+            .iter()
+            .map(|slot| slot.id)
+            .collect()
     }
 
     /// Whether the list holds segment `id`.

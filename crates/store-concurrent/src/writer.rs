@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use store_mmap::{
     Backup, BatchOp, Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope,
-    DocId, Installed, Position, Scrub, SegmentMap, Store, Text, WriteBatch,
+    DocId, Installed, Position, Refreshed, Scrub, SegmentMap, Store, Text, WriteBatch,
 };
 
 use crate::error::Error;
-use crate::published::{Published, Publisher};
+use crate::published::{Checkpointed, Published, Publisher};
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use crate::sync::{Arc, Mutex, StdArc, lock};
@@ -41,6 +41,10 @@ pub(crate) enum Request {
     },
     Checkpoint {
         done: Completer<()>,
+    },
+    /// Bring a read-only store up to its writer's latest commit and publish what changed.
+    Refresh {
+        done: Completer<Refreshed>,
     },
     /// Plan a compaction (see [`Store::plan_compaction`]).
     PlanCompaction {
@@ -77,6 +81,7 @@ impl Request {
             Request::Delete { id, .. } => BatchOp::Delete { id: *id }.encoded_len(),
             Request::Sync { .. }
             | Request::Checkpoint { .. }
+            | Request::Refresh { .. }
             | Request::PlanCompaction { .. }
             | Request::PlanBackup { .. }
             | Request::PlanScrub { .. }
@@ -88,6 +93,18 @@ impl Request {
         Some((self.ops(), bytes))
     }
 
+    /// Whether the request writes, syncs, checkpoints or compacts: what a read-only handle
+    /// refuses.
+    pub(crate) fn changes_the_store(&self) -> bool {
+        !matches!(
+            self,
+            Request::Refresh { .. }
+                | Request::PlanBackup { .. }
+                | Request::PlanScrub { .. }
+                | Request::Close { .. }
+        )
+    }
+
     /// Operations the request writes (zero for requests that are not writes).
     fn ops(&self) -> usize {
         match self {
@@ -96,6 +113,7 @@ impl Request {
             Request::Borrowed { ops, .. } => ops.get().len(),
             Request::Sync { .. }
             | Request::Checkpoint { .. }
+            | Request::Refresh { .. }
             | Request::PlanCompaction { .. }
             | Request::PlanBackup { .. }
             | Request::PlanScrub { .. }
@@ -112,6 +130,7 @@ impl Request {
             Request::Delete { id, .. } => ops.push(BatchOp::Delete { id: *id }),
             Request::Sync { .. }
             | Request::Checkpoint { .. }
+            | Request::Refresh { .. }
             | Request::PlanCompaction { .. }
             | Request::PlanBackup { .. }
             | Request::PlanScrub { .. }
@@ -141,6 +160,7 @@ impl Request {
             Request::Sync { done } | Request::Checkpoint { done } | Request::Close { done } => {
                 done.complete(Err(error));
             }
+            Request::Refresh { done } => done.complete(Err(error)),
             Request::PlanCompaction { done, .. } => done.complete(Err(error)),
             Request::PlanBackup { done } => done.complete(Err(error)),
             Request::PlanScrub { done, .. } => done.complete(Err(error)),
@@ -429,6 +449,7 @@ impl<E: Engine> Writer<'_, E> {
             match request {
                 Request::Sync { done } => done.complete(self.unless_poisoned(E::sync)),
                 Request::Checkpoint { done } => done.complete(self.unless_poisoned(E::checkpoint)),
+                Request::Refresh { done } => done.complete(self.refresh()),
                 Request::PlanCompaction { scope, done } => {
                     done.complete(match self.shared.poisoned() {
                         Some(poisoned) => Err(poisoned),
@@ -663,15 +684,46 @@ impl<E: Engine> Writer<'_, E> {
             return false;
         };
         self.publisher
-            .install_checkpoint(StdArc::new(checkpoint), store.index_changes());
+            .install_index(Some(StdArc::new(checkpoint)), store.index_changes());
         true
+    }
+
+    /// Brings a read-only engine up to date and shows readers its new state: new segments
+    /// and ends first, then the index (a new checkpoint, or the same with a new table of
+    /// changes), then the segments it no longer holds (see `published`).
+    fn refresh(&mut self) -> crate::error::Result<Refreshed> {
+        let refreshed = self.engine.store_mut().refresh().map_err(Error::Store)?;
+        if refreshed == Refreshed::Unchanged {
+            return Ok(refreshed);
+        }
+        let store = self.engine.store();
+        let segments: Vec<(SegmentMap, u32)> = store.segment_maps().collect();
+        for (map, end) in &segments {
+            if self.publisher.has_segment(map.id()) {
+                self.publisher.set_end(map.id(), *end);
+            } else {
+                self.publisher.add_segment(map.id(), map.clone(), *end);
+            }
+        }
+        let checkpoint = store
+            .checkpointed_index()
+            .map(|index| StdArc::new(index) as StdArc<dyn Checkpointed>);
+        self.publisher
+            .install_index(checkpoint, store.index_changes());
+        for id in self.publisher.segment_ids() {
+            if !segments.iter().any(|(map, _)| map.id() == id) {
+                self.publisher.retire_segment(id);
+            }
+        }
+        self.publisher.finish(store.last_seq(), store.len() as u64);
+        Ok(refreshed)
     }
 
     /// The queue stayed empty for a while: installs a checkpoint the engine finished
     /// writing, or starts one if anything changed since the last, so that a crash while
     /// idle replays nothing.
     fn idle(&mut self) {
-        if self.shared.poisoned().is_some() {
+        if self.shared.poisoned().is_some() || self.engine.store().is_read_only() {
             return;
         }
         // A checkpoint that fails is retried at the next idle spell or due point; the data

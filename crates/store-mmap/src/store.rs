@@ -775,9 +775,6 @@ impl Store {
             Ok(segment) => {
                 self.segments.insert(id, segment);
                 self.zero_ahead_of_active();
-                // Before a compaction's outputs take their names below it (see
-                // `shared.rs`): readers that see the outputs see them within their bound.
-                self.publish_position();
                 Ok(())
             }
             Err(err) => {

@@ -135,7 +135,11 @@ impl Model {
 
 /// The version of the put that single document `key` holds, after checking its text byte
 /// for byte.
-fn read_single(store: &Store, key: u64, report: &mut Report) -> Result<Option<Version>, String> {
+pub(crate) fn read_single(
+    store: &Store,
+    key: u64,
+    report: &mut Report,
+) -> Result<Option<Version>, String> {
     let id = single_id(key);
     let got = store.get(id).map_err(|err| format!("get {id}: {err}"))?;
     report.docs_checked += 1;
@@ -153,7 +157,11 @@ fn read_single(store: &Store, key: u64, report: &mut Report) -> Result<Option<Ve
 
 /// The version of the batch that slot `slot` holds, after checking that every member
 /// shows that batch (present with its text below its length, absent past it).
-fn read_slot(store: &Store, slot: u64, report: &mut Report) -> Result<Option<Version>, String> {
+pub(crate) fn read_slot(
+    store: &Store,
+    slot: u64,
+    report: &mut Report,
+) -> Result<Option<Version>, String> {
     let mut seen: Option<(Version, u32)> = None;
     let mut present = Vec::new();
     for i in 0..BATCH_MEMBERS {

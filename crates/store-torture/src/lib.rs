@@ -22,6 +22,7 @@
 
 mod check;
 pub mod child;
+pub mod reader;
 pub mod workload;
 
 use std::path::{Path, PathBuf};

@@ -33,6 +33,15 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// A reader: reads the store read-only beside the writing children until `stop`
+    /// exists, then prints what it did.
+    #[command(hide = true)]
+    Reader {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        stop: PathBuf,
+    },
     /// The child: writes to the store until it is killed.
     #[command(hide = true)]
     Child {
@@ -55,6 +64,9 @@ fn main() -> ExitCode {
             cycle,
             seed,
         } => store_torture::child::run(&store, &log, cycle, seed).map(drop),
+        Command::Reader { store, stop } => {
+            store_torture::reader::run(&store, &stop).map(|report| println!("{report}"))
+        }
         Command::Run {
             cycles,
             seed,
