@@ -235,7 +235,12 @@ fn run(cli: Cli) -> Outcome {
             write_out(&mut out, text.as_bytes())?;
         }
         Command::Verify => {
-            let report = store_mmap::verify_dir(dir()?)?;
+            let report = match store_mmap::verify_dir(dir()?) {
+                // A writer holds the store: check what it has published, through a
+                // read-only open.
+                Err(Error::Locked { .. }) => readable(dir()?, AccessPattern::Sequential)?.verify(),
+                other => other?,
+            };
             for problem in &report.problems {
                 write_out(&mut out, format!("{problem}\n").as_bytes())?;
             }
@@ -260,7 +265,10 @@ fn run(cli: Cli) -> Outcome {
             recover::print(&report, &src, &dest, json, &mut out)?;
         }
         Command::Compact => {
-            let mut store = readable(dir()?, AccessPattern::Sequential)?;
+            let mut store = Store::open(
+                dir()?,
+                StoreOptions::new().access_pattern(AccessPattern::Sequential),
+            )?;
             let before = store.stats()?.allocated_bytes();
             let report = store.compact()?;
             let after = store.stats()?.allocated_bytes();
@@ -297,8 +305,10 @@ fn writable(dir: &Path) -> Outcome<Store> {
     Ok(Store::open_or_create(dir, StoreOptions::new())?)
 }
 
+/// Opens the store read-only: reading commands work beside a writer (in a service, say)
+/// and never change a file.
 fn readable(dir: &Path, access: AccessPattern) -> Outcome<Store> {
-    Ok(Store::open(
+    Ok(Store::open_read_only(
         dir,
         StoreOptions::new().access_pattern(access),
     )?)

@@ -106,9 +106,10 @@ fn exit_codes_and_messages() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("offset 1"));
-    // A locked store.
+    // A store another handle writes: reading works, writing is refused.
     let _held = store_mmap::Store::open(&store, store_mmap::StoreOptions::new()).unwrap();
-    let (_, err) = run(&store, &["get", "1"], "", 3);
+    assert_eq!(run(&store, &["get", "1"], "", 0).0, "text");
+    let (_, err) = run(&store, &["put", "3"], "x", 3);
     assert!(err.contains("locked"), "{err}");
     drop(_held);
     // A file where a store should be.
@@ -580,4 +581,39 @@ fn recover_names_the_documents_whose_latest_version_may_be_lost_as_json() {
         "{err}"
     );
     assert!(err.contains("no version of it is intact"), "{err}");
+}
+
+/// The reading commands work while another process writes the store, see what it has
+/// committed, and never change a file of a closed store.
+#[test]
+fn reading_commands_work_beside_a_writer_and_change_nothing() {
+    let (_root, store) = store_dir();
+    run(&store, &["put", "1"], "first", 0);
+    let reading: &[&[&str]] = &[
+        &["get", "1"],
+        &["extract", "1", "--bytes", "0..3"],
+        &["ids"],
+        &["export"],
+        &["stat"],
+        &["stat", "--json"],
+        &["verify"],
+    ];
+    let before = snapshot(&store);
+    for args in reading {
+        run(&store, args, "", 0);
+    }
+    assert_eq!(snapshot(&store), before, "a reading command changed a file");
+
+    let mut writer = store_mmap::Store::open(&store, store_mmap::StoreOptions::new()).unwrap();
+    writer.put(store_mmap::DocId::from(2u64), "second").unwrap();
+    for args in reading {
+        run(&store, args, "", 0);
+    }
+    assert_eq!(run(&store, &["get", "2"], "", 0).0, "second");
+    assert_eq!(run(&store, &["ids"], "", 0).0.lines().count(), 2);
+    writer.put(store_mmap::DocId::from(2u64), "third").unwrap();
+    assert_eq!(run(&store, &["get", "2"], "", 0).0, "third");
+    let (_, err) = run(&store, &["verify"], "", 0);
+    assert!(err.contains("intact"), "{err}");
+    drop(writer);
 }
