@@ -21,6 +21,7 @@ pub mod error;
 pub mod keys;
 pub mod limits;
 pub mod measure;
+pub mod opening;
 pub mod report;
 pub mod run;
 pub mod workload;

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use store_bench::{
-    Corpus, EngineSet, LimitSettings, RunOptions, Settings, print_step, run, write_ratio_chart,
+    Corpus, EngineSet, LimitSettings, RunOptions, Settings, opening, print_step, run,
+    write_ratio_chart,
 };
 
 /// Measure textstore against its peers and the machine's physical limits.
@@ -39,6 +40,29 @@ struct Args {
     /// Where the report goes; the engines write under `<out>/scratch`, removed at the end.
     #[arg(long, default_value = "target/textstore-bench")]
     out: PathBuf,
+    /// Only the corpora's workloads: not the reopen by store size and the measurements
+    /// across processes.
+    #[arg(long)]
+    no_open: bool,
+    #[command(subcommand)]
+    process: Option<Process>,
+}
+
+/// The processes the measurements across processes start.
+#[derive(Debug, clap::Subcommand)]
+enum Process {
+    /// A writer committing durable puts to the store for a while (see
+    /// `store_bench::opening::writer_process`).
+    #[command(hide = true)]
+    WriterProcess {
+        #[arg(long)]
+        store: PathBuf,
+        #[arg(long)]
+        seconds: f64,
+        /// A thread that gets documents (`get`) or watches for commits (`watch`) beside it.
+        #[arg(long)]
+        inside: Option<String>,
+    },
 }
 
 /// Documents of each corpus by default: about 65 MiB of synthetic text and about 130 MiB of
@@ -47,7 +71,22 @@ const DEFAULT_DOCS: usize = 20_000;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match bench(&args) {
+    let result = match &args.process {
+        Some(Process::WriterProcess {
+            store,
+            seconds,
+            inside,
+        }) => {
+            let role = match inside.as_deref() {
+                Some("get") => Some(opening::Role::Get),
+                Some("watch") => Some(opening::Role::Watch),
+                _ => None,
+            };
+            opening::writer_process(store, *seconds, role)
+        }
+        None => bench(&args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("textstore-bench: {err}");
@@ -84,6 +123,13 @@ fn bench(args: &Args) -> store_bench::Result<()> {
         texts.push_str(&format!("== corpus: {name}\n{}\n", report.to_text()));
         reports.push(serde_json::json!({ "corpus": name, "report": report }));
     }
+    if !args.no_open {
+        let section = open_and_processes(args, started)?;
+        texts.push_str(&format!("== opening and processes\n{section}\n"));
+        std::fs::create_dir_all(&args.out).map_err(store_bench::Error::io(&args.out))?;
+        let path = args.out.join("opening.txt");
+        std::fs::write(&path, &section).map_err(store_bench::Error::io(&path))?;
+    }
     if args.json {
         println!(
             "{}",
@@ -98,6 +144,30 @@ fn bench(args: &Args) -> store_bench::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Reopen by store size beside LMDB and redb, the reopen after a killed writer, and reads
+/// across processes (`store_bench::opening`).
+fn open_and_processes(args: &Args, started: Instant) -> store_bench::Result<String> {
+    let scratch = args.out.join("scratch-open");
+    std::fs::create_dir_all(&scratch).map_err(store_bench::Error::io(&scratch))?;
+    let (sizes, kill_docs, seconds): (Vec<usize>, usize, f64) = if args.quick {
+        (vec![1_000, 2_000, 5_000], 5_000, 0.3)
+    } else {
+        (opening::SIZES.to_vec(), 1_000_000, 2.0)
+    };
+    let step = |what: &str| {
+        eprintln!("[open] {:>7.1}s  {what}", started.elapsed().as_secs_f64());
+    };
+    step("reopen + first get by store size");
+    let reopen = opening::reopen_by_size(&scratch, &sizes, !args.no_peers)?;
+    let exe = opening::current_exe()?;
+    step("reopen after a writer process is killed");
+    let kill = opening::kill_reopen(&scratch, kill_docs, &exe, seconds)?;
+    step("readers in the writer's process and in another");
+    let reads = opening::process_reads(&scratch, &exe, seconds)?;
+    std::fs::remove_dir_all(&scratch).map_err(store_bench::Error::io(&scratch))?;
+    Ok(opening::to_text(&sizes, &reopen, Some(&kill), Some(&reads)))
 }
 
 /// The HTML of the Rust documentation that ships with the toolchain, `docs` files of it

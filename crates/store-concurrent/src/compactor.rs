@@ -5,14 +5,13 @@
 //! publishes); the copy in between, which reads and writes whole segments, runs on the
 //! compacting thread, so group commits go on meanwhile. One compaction runs at a time.
 
-use std::path::Path;
-
 use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope};
 
-use crate::error::{Error, Result, spawn_failed};
+use crate::deferred::{Deferred, ThreadSlot};
+use crate::error::{Error, Result};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::channel::{self, Receiver, Sender};
-use crate::sync::{Arc, Mutex, lock, thread};
+use crate::sync::{Arc, Mutex, lock};
 use crate::ticket::ticket;
 use crate::writer::{AutoCompaction, Request};
 
@@ -58,7 +57,7 @@ pub(crate) struct Compactor {
     stop: Arc<AtomicBool>,
     /// Wakes the thread (the writer's copy wakes it when the store is due).
     nudge: Sender<()>,
-    thread: Mutex<Option<thread::JoinHandle<()>>>,
+    thread: Arc<ThreadSlot>,
     counters: Arc<Counters>,
 }
 
@@ -98,18 +97,17 @@ impl Compactor {
     pub(crate) fn start(
         policy: &CompactionPolicy,
         requests: &Sender<Request>,
-        dir: &Path,
-    ) -> Result<(Compactor, Option<AutoCompaction>)> {
+    ) -> (Compactor, Option<AutoCompaction>, Option<Deferred>) {
         let (nudge, nudges) = channel::bounded(1);
         let compactor = Compactor {
             gate: Arc::new(Mutex::new(())),
             stop: Arc::new(AtomicBool::new(false)),
             nudge: nudge.clone(),
-            thread: Mutex::new(None),
+            thread: Arc::new(ThreadSlot::default()),
             counters: Arc::new(Counters::default()),
         };
         if policy.dead_ratio.is_none() {
-            return Ok((compactor, None));
+            return (compactor, None, None);
         }
         let worker = Worker {
             gate: Arc::clone(&compactor.gate),
@@ -118,12 +116,17 @@ impl Compactor {
             requests: requests.clone(),
             scope: CompactionScope::Due(policy.clone()),
         };
-        let spawned = thread::Builder::new()
-            .name("textstore-compactor".to_owned())
-            .spawn(move || worker.serve(&nudges))
-            .map_err(spawn_failed("spawn the compaction thread for", dir))?;
-        *lock(&compactor.thread) = Some(spawned);
-        Ok((compactor, Some((policy.clone(), nudge))))
+        let counters = Arc::clone(&compactor.counters);
+        let deferred = ThreadSlot::defer(
+            &compactor.thread,
+            "textstore-compactor",
+            move || worker.serve(&nudges),
+            move |err| {
+                *lock(&counters.last_error) =
+                    Some(format!("the compaction thread could not be started: {err}"));
+            },
+        );
+        (compactor, Some((policy.clone(), nudge)), Some(deferred))
     }
 
     /// Runs one compaction of `scope` on the calling thread, after any that is running.
@@ -141,10 +144,7 @@ impl Compactor {
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         let _ = self.nudge.try_send(());
-        if let Some(thread) = lock(&self.thread).take() {
-            // The thread catches nothing it could report here; its errors are in the stats.
-            let _ = thread.join();
-        }
+        self.thread.stop();
     }
 
     pub(crate) fn stats(&self) -> CompactionStats {

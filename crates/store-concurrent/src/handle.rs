@@ -8,6 +8,7 @@ use store_mmap::{
 };
 
 use crate::compactor::{CompactionStats, Compactor};
+use crate::deferred::Deferred;
 use crate::error::{Error, Result, spawn_failed};
 use crate::options::WriterOptions;
 use crate::published::{Checkpointed, Found, Publisher};
@@ -208,8 +209,11 @@ impl ConcurrentStore {
         let recovery = store.recovery().clone();
         let read_only = store.is_read_only();
         let (sender, receiver) = channel::bounded(writer.queue_capacity);
-        let (compactor, compaction) = Compactor::start(&writer.compaction, &sender, &dir)?;
-        let scrubber = Scrubber::start(writer.scrub, &sender, &dir)?;
+        let (compactor, compaction, compaction_thread) =
+            Compactor::start(&writer.compaction, &sender);
+        let (scrubber, scrub_thread) = Scrubber::start(writer.scrub, &sender);
+        // Spawned by the writer thread once it runs, so that the open spawns one thread.
+        let helpers: Vec<Deferred> = compaction_thread.into_iter().chain(scrub_thread).collect();
         let limits = Limits {
             max_docs: writer.max_batch_docs,
             max_bytes: writer.max_batch_bytes,
@@ -220,7 +224,12 @@ impl ConcurrentStore {
         let thread_shared = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("textstore-writer".to_owned())
-            .spawn(move || run(engine, publisher, thread_shared, receiver, limits))
+            .spawn(move || {
+                for helper in helpers {
+                    helper.spawn();
+                }
+                run(engine, publisher, thread_shared, receiver, limits);
+            })
             .map_err(spawn_failed("spawn the writer thread for", &dir))?;
         Ok(ConcurrentStore {
             inner: Arc::new(Handle {

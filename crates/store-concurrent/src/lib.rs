@@ -40,6 +40,8 @@ mod ticket;
 #[cfg(not(textstore_loom))]
 mod compactor;
 #[cfg(not(textstore_loom))]
+mod deferred;
+#[cfg(not(textstore_loom))]
 mod handle;
 #[cfg(not(textstore_loom))]
 mod scrubber;

@@ -7,15 +7,14 @@
 //! checked records of each segment, which readers consult with relaxed loads (see
 //! `store_mmap::SegmentMap::read_doc`).
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::options::ScrubPolicy;
 
-use crate::error::{Result, spawn_failed};
+use crate::deferred::{Deferred, ThreadSlot};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::channel::{self, Receiver, Sender};
-use crate::sync::{Arc, Mutex, lock, thread};
+use crate::sync::{Arc, Mutex, lock};
 use crate::ticket::ticket;
 use crate::writer::Request;
 
@@ -46,7 +45,8 @@ impl ScrubStats {
     pub fn damaged_ranges(&self) -> u64 {
         self.damaged_ranges
     }
-    /// The latest damage found, if any: the file, the range and what failed.
+    /// The latest damage found, if any: the file, the range and what failed; or why the
+    /// scrub thread could not be started.
     pub fn last_problem(&self) -> Option<&str> {
         self.last_problem.as_deref()
     }
@@ -66,7 +66,7 @@ pub(crate) struct Scrubber {
     stop: Arc<AtomicBool>,
     /// Closed at stop, which ends the pause between passes at once.
     wake: Mutex<Option<Sender<()>>>,
-    thread: Mutex<Option<thread::JoinHandle<()>>>,
+    thread: Arc<ThreadSlot>,
     counters: Arc<Counters>,
 }
 
@@ -75,17 +75,16 @@ impl Scrubber {
     pub(crate) fn start(
         policy: ScrubPolicy,
         requests: &Sender<Request>,
-        dir: &Path,
-    ) -> Result<Scrubber> {
+    ) -> (Scrubber, Option<Deferred>) {
         let (wake, woken) = channel::bounded(1);
         let scrubber = Scrubber {
             stop: Arc::new(AtomicBool::new(false)),
             wake: Mutex::new(Some(wake)),
-            thread: Mutex::new(None),
+            thread: Arc::new(ThreadSlot::default()),
             counters: Arc::new(Counters::default()),
         };
         let Some(bytes_per_sec) = policy.bytes_per_sec else {
-            return Ok(scrubber);
+            return (scrubber, None);
         };
         let worker = Worker {
             stop: Arc::clone(&scrubber.stop),
@@ -94,22 +93,24 @@ impl Scrubber {
             bytes_per_sec,
             pause: policy.pause_between_passes,
         };
-        let spawned = thread::Builder::new()
-            .name("textstore-scrub".to_owned())
-            .spawn(move || worker.serve(&woken))
-            .map_err(spawn_failed("spawn the scrub thread for", dir))?;
-        *lock(&scrubber.thread) = Some(spawned);
-        Ok(scrubber)
+        let counters = Arc::clone(&scrubber.counters);
+        let deferred = ThreadSlot::defer(
+            &scrubber.thread,
+            "textstore-scrub",
+            move || worker.serve(&woken),
+            move |err| {
+                *lock(&counters.last_problem) =
+                    Some(format!("the scrub thread could not be started: {err}"));
+            },
+        );
+        (scrubber, Some(deferred))
     }
 
     /// Cancels a running pass and ends the thread. Idempotent.
     pub(crate) fn stop(&self) {
         self.stop.store(true, Ordering::Release);
         drop(lock(&self.wake).take());
-        if let Some(thread) = lock(&self.thread).take() {
-            // The thread's errors are in the stats.
-            let _ = thread.join();
-        }
+        self.thread.stop();
     }
 
     pub(crate) fn stats(&self) -> ScrubStats {

@@ -77,6 +77,8 @@ pub struct Store {
     observer: Option<Arc<dyn CommitObserver>>,
     /// Zeroes the active segment's preallocated space ahead of the commits.
     zeroer: Option<Zeroer>,
+    /// Whether the zeroing thread was started (or failed to start), at the first commit.
+    zeroer_started: bool,
     /// Checkpoints planned since the open; the last one planned is the only one that may
     /// be installed.
     pub(crate) checkpoint_plans: u64,
@@ -181,6 +183,10 @@ impl Store {
         recovered: Recovered,
     ) -> Result<Store> {
         let replayed = recovered.report.bytes_replayed;
+        let checkpoint_segment = recovered
+            .index
+            .base()
+            .map(|base| base.header().checkpoint.segment);
         let mut store = Store {
             dir: dir.to_path_buf(),
             role,
@@ -199,6 +205,7 @@ impl Store {
             closed: false,
             observer: None,
             zeroer: None,
+            zeroer_started: false,
             checkpoint_plans: 0,
             checkpoints_installed: 0,
             bytes_since_checkpoint: replayed,
@@ -211,18 +218,17 @@ impl Store {
         if store.is_read_only() {
             return Ok(store);
         }
-        // Zeros ahead of the writer pay off where every commit ends with a flush.
-        if store.options.zero_ahead && store.options.durability == Durability::Sync {
-            store.zeroer = Zeroer::start();
-        }
         if store.segments.is_empty() {
             store.add_segment(None)?;
         } else {
             // What this open serves must survive a power cut: a commit whose sync failed
             // before a crash or a reopen may still sit in the page cache alone, and so may
-            // the directory entry of a segment whose creation failed to sync it.
-            store.active().sync_data()?;
-            crate::storage::sync_dir(store.options.storage.as_ref(), &store.dir)?;
+            // the directory entry of a segment whose creation failed to sync it. After a
+            // clean close the checkpoint, written last, covers every byte and segment.
+            if !store.closed_cleanly(checkpoint_segment) {
+                store.active().sync_data()?;
+                crate::storage::sync_dir(store.options.storage.as_ref(), &store.dir)?;
+            }
             store.zero_ahead_of_active();
         }
         if store.options.prefault {
@@ -232,6 +238,15 @@ impl Store {
         }
         store.publish_position();
         Ok(store)
+    }
+
+    /// Whether the open found nothing past the index checkpoint (in segment
+    /// `checkpoint_segment`): no record replayed and no newer segment, as after a close.
+    fn closed_cleanly(&self, checkpoint_segment: Option<u32>) -> bool {
+        matches!(self.recovery.index, crate::IndexLoad::Loaded { .. })
+            && self.recovery.bytes_replayed == 0
+            && self.recovery.dropped_tail.is_none()
+            && checkpoint_segment == Some(self.active().id())
     }
 
     /// Tells readers in other processes that every commit so far is complete.
@@ -695,6 +710,7 @@ impl Store {
     /// the zeroing thread keeps off them from here on.
     fn reserve_in_active(&mut self, len: u64) -> Result<()> {
         self.active_mut().reserve(len)?;
+        self.start_zeroing();
         if let Some(zeroer) = &self.zeroer {
             let active = self.active();
             let end = u64::from(active.end());
@@ -702,6 +718,20 @@ impl Store {
             zeroer.allocated(active.id(), active.file_len());
         }
         Ok(())
+    }
+
+    /// Starts the zeroing thread at the first commit (an open that only reads spawns no
+    /// thread): zeros ahead of the writer pay off where every commit ends with a flush.
+    fn start_zeroing(&mut self) {
+        if self.zeroer_started
+            || !self.options.zero_ahead
+            || self.options.durability != Durability::Sync
+        {
+            return;
+        }
+        self.zeroer_started = true;
+        self.zeroer = Zeroer::start();
+        self.zero_ahead_of_active();
     }
 
     /// Points the zeroing thread at the active segment.

@@ -1,0 +1,544 @@
+//! Opening and processes: how long a reopen takes by store size (beside LMDB and redb), how
+//! much an open after a writer process is killed replays, and what a reader in another
+//! process than the writer reads and sees.
+//!
+//! Every figure is a ratio inside one run: against LMDB's and redb's reopen at the same
+//! size, against textstore's own clean reopen, against a reader inside the writer's
+//! process.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use store_concurrent::{ConcurrentStore, WriterOptions};
+use store_mmap::{DocId, Refreshed, StoreOptions};
+
+use crate::corpus::Document;
+use crate::engine::{Engine, Reader};
+use crate::engines::Textstore;
+use crate::error::{Error, Result};
+
+/// Store sizes of the reopen measurement.
+pub const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
+/// Reopens measured per engine and size; the median is reported.
+const ROUNDS: usize = 7;
+/// Documents of the stores of the process measurements.
+const PROCESS_DOCS: usize = 100_000;
+/// The id whose text the writer process rewrites with the time of each commit.
+const CLOCK_KEY: &str = "clock";
+
+/// `docs` small documents (60 to 300 bytes), the same for every engine.
+pub fn small_docs(docs: usize) -> Vec<Document> {
+    (0..docs)
+        .map(|i| {
+            let words = 8 + (i * 7919) % 40;
+            let mut text = format!("document {i}:");
+            for w in 0..words {
+                text.push_str([" index", " text", " résumé", " store"][(i + w) % 4]);
+            }
+            Document {
+                id: DocId::from_key(&format!("small/{i}")),
+                text,
+            }
+        })
+        .collect()
+}
+
+/// One engine's median reopen + first get at each size, in milliseconds.
+#[derive(Debug, Clone)]
+pub struct ReopenRow {
+    /// The engine.
+    pub engine: &'static str,
+    /// Milliseconds by size, in the order of [`SIZES`].
+    pub ms: Vec<f64>,
+}
+
+/// Measures reopen + first get of every engine at every size. Each store is made by one
+/// durable ingest and closed; each reopen is timed from the open call to the first read's
+/// bytes consumed, with the engine's files in the page cache (as a restarted service finds
+/// them).
+pub fn reopen_by_size(scratch: &Path, sizes: &[usize], peers: bool) -> Result<Vec<ReopenRow>> {
+    let ours = reopen_row::<Textstore>(scratch, sizes)?;
+    if !peers {
+        return Ok(vec![ours]);
+    }
+    #[cfg(feature = "peers")]
+    return Ok(vec![
+        ours,
+        reopen_row::<crate::engines::Lmdb>(scratch, sizes)?,
+        reopen_row::<crate::engines::Redb>(scratch, sizes)?,
+    ]);
+    #[cfg(not(feature = "peers"))]
+    Err(Error::Engine {
+        engine: "peers",
+        operation: "reopen",
+        source: "this binary was built without the `peers` feature".into(),
+    })
+}
+
+fn reopen_row<E: Engine>(scratch: &Path, sizes: &[usize]) -> Result<ReopenRow> {
+    let mut ms = Vec::new();
+    for &size in sizes {
+        let dir = scratch.join(format!(
+            "reopen-{}-{size}",
+            E::NAME.replace([' ', '(', ')'], "-")
+        ));
+        std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+        let docs = small_docs(size);
+        let engine = E::create(&dir)?;
+        engine.ingest(&docs)?;
+        engine.close()?;
+        let probe = &docs[size / 2];
+        let mut times = Vec::new();
+        for _ in 0..ROUNDS {
+            let start = Instant::now();
+            let engine = E::open(&dir)?;
+            let len = engine.reader()?.read(probe.id, |bytes| bytes.len())?;
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+            if len != Some(probe.text.len()) {
+                return Err(Error::WrongResult {
+                    engine: E::NAME,
+                    what: format!("document {} read as {len:?} bytes after a reopen", probe.id),
+                });
+            }
+            engine.close()?;
+        }
+        times.sort_by(f64::total_cmp);
+        ms.push(times[times.len() / 2]);
+        std::fs::remove_dir_all(&dir).map_err(Error::io(&dir))?;
+    }
+    Ok(ReopenRow {
+        engine: E::NAME,
+        ms,
+    })
+}
+
+/// What the open after a killed writer found.
+#[derive(Debug, Clone)]
+pub struct KillReopen {
+    /// Documents in the store.
+    pub docs: usize,
+    /// The clean reopen + first get, ms (median).
+    pub clean_ms: f64,
+    /// The reopen + first get after the kill, ms.
+    pub after_kill_ms: f64,
+    /// Bytes of records that open replayed.
+    pub bytes_replayed: u64,
+    /// The checkpoint interval the writer ran with.
+    pub checkpoint_bytes: u64,
+    /// Commits the writer made before it was killed.
+    pub writer_commits: u64,
+}
+
+/// Makes a store of `docs` documents, measures its clean reopen, then lets a writer process
+/// commit batches continuously, kills it with SIGKILL, and measures the reopen after.
+pub fn kill_reopen(scratch: &Path, docs: usize, exe: &Path, seconds: f64) -> Result<KillReopen> {
+    let dir = scratch.join("kill-reopen");
+    std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+    let corpus = small_docs(docs);
+    let engine = Textstore::create(&dir)?;
+    engine.ingest(&corpus)?;
+    engine.close()?;
+    let probe = &corpus[docs / 2];
+    let reopen = || -> Result<(f64, store_mmap::RecoveryReport)> {
+        let start = Instant::now();
+        let store = open_store(&dir)?;
+        let got = store
+            .read_with(probe.id, str::len)
+            .map_err(Error::engine("textstore", "read_with"))?;
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        check(got == Some(probe.text.len()), "the probe after a reopen")?;
+        let report = store.recovery().clone();
+        store.close().map_err(Error::engine("textstore", "close"))?;
+        Ok((ms, report))
+    };
+    let mut clean: Vec<f64> = (0..ROUNDS)
+        .map(|_| reopen().map(|(ms, _)| ms))
+        .collect::<Result<_>>()?;
+    clean.sort_by(f64::total_cmp);
+    let mut writer = spawn_writer(exe, &dir, seconds * 2.0, None)?;
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    writer.kill().map_err(Error::io(exe))?;
+    let output = writer.wait_with_output().map_err(Error::io(exe))?;
+    let writer_commits = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.starts_with("commit"))
+        .count() as u64;
+    let (after_kill_ms, report) = reopen()?;
+    std::fs::remove_dir_all(&dir).map_err(Error::io(&dir))?;
+    Ok(KillReopen {
+        docs,
+        clean_ms: clean[clean.len() / 2],
+        after_kill_ms,
+        bytes_replayed: report.bytes_replayed,
+        checkpoint_bytes: store_mmap::DEFAULT_CHECKPOINT_BYTES,
+        writer_commits,
+    })
+}
+
+/// A reader inside the writer's process against one in another process, and how soon each
+/// sees a commit.
+#[derive(Debug, Clone)]
+pub struct ProcessReads {
+    /// Gets per second of a reader thread in the writer's process, on the writer's handle.
+    pub inside_gets_per_sec: f64,
+    /// Gets per second of a reader thread in another process, on a read-only handle that a
+    /// second thread refreshes every 10 ms.
+    pub outside_gets_per_sec: f64,
+    /// Median time from a commit's submission to its text read by a thread inside the
+    /// writer's process that reads it in a loop (no refresh needed), microseconds.
+    pub inside_visible_us: f64,
+    /// The same for a thread in another process that refreshes and reads in a loop.
+    pub outside_visible_us: f64,
+    /// Median time from a commit's submission to its return in the writer, microseconds.
+    pub commit_us: f64,
+}
+
+/// Runs a writer process committing durable puts, first with a reader thread inside it,
+/// then with a reader in this process.
+pub fn process_reads(scratch: &Path, exe: &Path, seconds: f64) -> Result<ProcessReads> {
+    let dir = scratch.join("process-reads");
+    std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+    let corpus = small_docs(PROCESS_DOCS);
+    let engine = Textstore::create(&dir)?;
+    engine.ingest(&corpus)?;
+    engine.close()?;
+
+    // Inside: the writer process reads too, and prints what it measured; once with a
+    // getting thread, once with only the thread that watches for new commits.
+    let inside = |role: Role| -> Result<(f64, f64)> {
+        let child = spawn_writer(exe, &dir, seconds, Some(role))?;
+        let output = child.wait_with_output().map_err(Error::io(exe))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        check(
+            output.status.success(),
+            "the writer process with a reader inside",
+        )?;
+        let field = |name: &str| -> Result<f64> {
+            stdout
+                .lines()
+                .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+                .ok_or_else(|| Error::WrongResult {
+                    engine: "textstore",
+                    what: format!("the writer process printed no {name:?}: {stdout}"),
+                })
+        };
+        Ok((field("figure")?, field("commit_us")?))
+    };
+    let (inside_gets_per_sec, _) = inside(Role::Get)?;
+    let (inside_visible_us, commit_us) = inside(Role::Watch)?;
+
+    // Outside: the same writer, and the reader here, in the same two roles.
+    let outside = |role: Role| -> Result<f64> {
+        let mut writer = spawn_writer(exe, &dir, seconds, None)?;
+        let reader =
+            ConcurrentStore::open_read_only(&dir, StoreOptions::new(), WriterOptions::default())
+                .map_err(Error::engine("textstore", "open_read_only"))?;
+        let refresh = match role {
+            Role::Get => Refresh::Every(Duration::from_millis(10)),
+            Role::Watch => Refresh::Every(Duration::ZERO),
+        };
+        let figure = measure_reads(&reader, &corpus, seconds, role, refresh)?;
+        writer.wait().map_err(Error::io(exe))?;
+        reader
+            .close()
+            .map_err(Error::engine("textstore", "close"))?;
+        Ok(figure)
+    };
+    let outside_gets_per_sec = outside(Role::Get)?;
+    let outside_visible_us = outside(Role::Watch)?;
+    std::fs::remove_dir_all(&dir).map_err(Error::io(&dir))?;
+    Ok(ProcessReads {
+        inside_gets_per_sec,
+        outside_gets_per_sec,
+        inside_visible_us,
+        outside_visible_us,
+        commit_us,
+    })
+}
+
+/// What a measuring thread does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Gets random documents, consuming their bytes: the figure is gets per second.
+    Get,
+    /// Reads the clock document in a loop: the figure is the median delay, in
+    /// microseconds, from a version's submission to its first read.
+    Watch,
+}
+
+/// How a reader keeps up with the writer.
+#[derive(Clone, Copy)]
+enum Refresh {
+    /// It reads the writer's own handle: nothing to do.
+    Never,
+    /// A thread refreshes the handle this often.
+    Every(Duration),
+}
+
+/// For `seconds`, one thread in `role` (see [`Role`]) and, with `refresh`, the refreshing
+/// done on that thread between reads. Returns the role's figure.
+fn measure_reads(
+    store: &ConcurrentStore,
+    corpus: &[Document],
+    seconds: f64,
+    role: Role,
+    refresh: Refresh,
+) -> Result<f64> {
+    let stop = &AtomicBool::new(false);
+    let clock = DocId::from_key(CLOCK_KEY);
+    std::thread::scope(|scope| -> Result<f64> {
+        let refresher = match (role, refresh) {
+            (Role::Get, Refresh::Every(period)) => Some(scope.spawn(move || -> Result<()> {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(period);
+                    store
+                        .refresh()
+                        .map_err(Error::engine("textstore", "refresh"))?;
+                }
+                Ok(())
+            })),
+            _ => None,
+        };
+        let getter = (role == Role::Get).then(|| {
+            scope.spawn(|| -> Result<f64> {
+                let mut state = 0x9e37_79b9_7f4a_7c15u64;
+                let mut gets = 0u64;
+                let mut sum = 0u64;
+                let start = Instant::now();
+                while !stop.load(Ordering::Relaxed) {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let doc = &corpus[(state % corpus.len() as u64) as usize];
+                    let bytes = store
+                        .read_with(doc.id, |text| text.bytes().map(u64::from).sum::<u64>())
+                        .map_err(Error::engine("textstore", "read_with"))?;
+                    sum = sum.wrapping_add(bytes.unwrap_or(0));
+                    gets += 1;
+                }
+                std::hint::black_box(sum);
+                Ok(gets as f64 / start.elapsed().as_secs_f64())
+            })
+        });
+        let watcher = (role == Role::Watch).then(|| {
+            scope.spawn(|| -> Result<f64> {
+                let mut delays = Vec::new();
+                let mut last = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    if let Refresh::Every(_) = refresh {
+                        let _: Refreshed = store
+                            .refresh()
+                            .map_err(Error::engine("textstore", "refresh"))?;
+                    }
+                    let stamp = store
+                        .read_with(clock, |text| text.parse::<u64>().ok())
+                        .map_err(Error::engine("textstore", "read_with"))?
+                        .flatten();
+                    if let Some(stamp) = stamp.filter(|&stamp| stamp > last) {
+                        last = stamp;
+                        delays.push(monotonic_ns().saturating_sub(stamp) as f64 / 1e3);
+                    }
+                }
+                delays.sort_by(f64::total_cmp);
+                Ok(delays.get(delays.len() / 2).copied().unwrap_or(f64::NAN))
+            })
+        });
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        stop.store(true, Ordering::Relaxed);
+        if let Some(refresher) = refresher {
+            refresher.join().expect("the refresh thread panicked")?;
+        }
+        let figure = match (getter, watcher) {
+            (Some(getter), _) => getter.join().expect("the reader thread panicked")?,
+            (None, Some(watcher)) => watcher.join().expect("the watcher thread panicked")?,
+            (None, None) => unreachable!("a role has a thread"),
+        };
+        Ok(figure)
+    })
+}
+
+/// The writer process: durable single puts of random documents and of the clock document
+/// (its text: the monotonic time of its submission), for `seconds`; with `inside`, a thread
+/// in that role on its own handle measures what [`process_reads`] compares. Prints a
+/// `commit` line per commit (for [`kill_reopen`]) unless `inside`, then its figures.
+pub fn writer_process(dir: &Path, seconds: f64, inside: Option<Role>) -> Result<()> {
+    let store = open_store(dir)?;
+    let clock = DocId::from_key(CLOCK_KEY);
+    let stop = AtomicBool::new(false);
+    let corpus = if inside.is_some() {
+        small_docs(PROCESS_DOCS)
+    } else {
+        Vec::new()
+    };
+    let mut out = std::io::stdout().lock();
+    let (reads, commit_us) = std::thread::scope(|scope| -> Result<_> {
+        let reader = inside.map(|role| {
+            let (store, corpus) = (&store, &corpus);
+            scope.spawn(move || measure_reads(store, corpus, seconds, role, Refresh::Never))
+        });
+        let start = Instant::now();
+        let mut commits = Vec::new();
+        let mut i = 0u64;
+        while start.elapsed().as_secs_f64() < seconds {
+            i += 1;
+            let submitted = Instant::now();
+            let (id, text) = if i.is_multiple_of(2) {
+                (clock, monotonic_ns().to_string())
+            } else {
+                let n = i % PROCESS_DOCS as u64;
+                (
+                    DocId::from_key(&format!("small/{n}")),
+                    format!("document {n}: rewritten {i}"),
+                )
+            };
+            store
+                .put(id, text)
+                .and_then(|ticket| ticket.wait())
+                .map_err(Error::engine("textstore", "put"))?;
+            commits.push(submitted.elapsed().as_secs_f64() * 1e6);
+            if inside.is_none() {
+                use std::io::Write;
+                let _ = writeln!(out, "commit {i}");
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        commits.sort_by(f64::total_cmp);
+        let commit_us = commits.get(commits.len() / 2).copied().unwrap_or(f64::NAN);
+        let reads = match reader {
+            Some(reader) => Some(reader.join().expect("the reader thread panicked")?),
+            None => None,
+        };
+        Ok((reads, commit_us))
+    })?;
+    if let Some(figure) = reads {
+        println!("figure {figure}\ncommit_us {commit_us}");
+    }
+    store.close().map_err(Error::engine("textstore", "close"))
+}
+
+fn open_store(dir: &Path) -> Result<ConcurrentStore> {
+    ConcurrentStore::open(dir, StoreOptions::new(), WriterOptions::default())
+        .map_err(Error::engine("textstore", "open"))
+}
+
+fn spawn_writer(exe: &Path, dir: &Path, seconds: f64, inside: Option<Role>) -> Result<Child> {
+    let mut command = Command::new(exe);
+    command
+        .arg("writer-process")
+        .arg("--store")
+        .arg(dir)
+        .arg("--seconds")
+        .arg(seconds.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    match inside {
+        Some(Role::Get) => {
+            command.args(["--inside", "get"]);
+        }
+        Some(Role::Watch) => {
+            command.args(["--inside", "watch"]);
+        }
+        None => {}
+    }
+    command.spawn().map_err(Error::io(exe))
+}
+
+fn check(ok: bool, what: &str) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::WrongResult {
+            engine: "textstore",
+            what: format!("{what} failed"),
+        })
+    }
+}
+
+/// Nanoseconds of `CLOCK_MONOTONIC`: one clock for every process of the machine.
+fn monotonic_ns() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// The figures of this module as plain text, with their ratios and goals.
+pub fn to_text(
+    sizes: &[usize],
+    reopen: &[ReopenRow],
+    kill: Option<&KillReopen>,
+    reads: Option<&ProcessReads>,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "reopen + first get, clean close (ms, median of {ROUNDS})"
+    );
+    let _ = write!(out, "  {:<14}", "engine");
+    for size in sizes {
+        let _ = write!(out, "{:>12}", format!("{size} docs"));
+    }
+    let _ = writeln!(out, "{:>14}", "1M / 10k");
+    for row in reopen {
+        let _ = write!(out, "  {:<14}", row.engine);
+        for ms in &row.ms {
+            let _ = write!(out, "{ms:>12.3}");
+        }
+        let flat = row.ms.last().zip(row.ms.first()).map(|(l, f)| l / f);
+        let _ = writeln!(out, "{:>13.2}×", flat.unwrap_or(f64::NAN));
+    }
+    let ours = reopen.iter().find(|row| row.engine == Textstore::NAME);
+    for peer in reopen.iter().filter(|row| row.engine != Textstore::NAME) {
+        if let Some(ours) = ours {
+            let ratios: Vec<String> = ours
+                .ms
+                .iter()
+                .zip(&peer.ms)
+                .map(|(o, p)| format!("{:.2}×", o / p))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  textstore's time / {}'s: {}  (goal: at most 2× at every size)",
+                peer.engine,
+                ratios.join(", ")
+            );
+        }
+    }
+    if let Some(kill) = kill {
+        let _ = writeln!(
+            out,
+            "reopen after SIGKILL of a writer committing continuously, {} docs: {:.3} ms ({:.1}× the clean {:.3} ms; goal at most 20×); replayed {} bytes, checkpoint interval {} bytes; the writer made {} commits",
+            kill.docs,
+            kill.after_kill_ms,
+            kill.after_kill_ms / kill.clean_ms,
+            kill.clean_ms,
+            kill.bytes_replayed,
+            kill.checkpoint_bytes,
+            kill.writer_commits
+        );
+    }
+    if let Some(reads) = reads {
+        let _ = writeln!(
+            out,
+            "a reader process while a writer process commits: {:.0} gets/s, {:.2}× the same reader inside the writer's process ({:.0} gets/s; goal at least 0.9×)",
+            reads.outside_gets_per_sec,
+            reads.outside_gets_per_sec / reads.inside_gets_per_sec,
+            reads.inside_gets_per_sec
+        );
+        let _ = writeln!(
+            out,
+            "commit submitted -> visible: {:.0} µs in another process (refreshing in a loop) against {:.0} µs inside the writer's process ({:.2}×); a commit itself takes {:.0} µs",
+            reads.outside_visible_us,
+            reads.inside_visible_us,
+            reads.outside_visible_us / reads.inside_visible_us,
+            reads.commit_us
+        );
+    }
+    out
+}
+
+/// The path of the running executable, to start the writer process with.
+pub fn current_exe() -> Result<PathBuf> {
+    std::env::current_exe().map_err(Error::io(Path::new("/proc/self/exe")))
+}
