@@ -230,6 +230,68 @@ fn a_new_checkpoint_and_its_table_replace_the_old_pair_whole() {
     });
 }
 
+/// The published position of the `LOCK` page, as loom's atomic.
+struct PageCell(loom::sync::atomic::AtomicU64);
+
+impl store_mmap::PositionCell for PageCell {
+    fn store_u64(&self, value: u64, order: Ordering) {
+        self.0.store(value, order);
+    }
+
+    fn load_u64(&self, order: Ordering) -> u64 {
+        self.0.load(order)
+    }
+}
+
+/// Claim: a reader in another process never reads a byte past, or not yet complete below,
+/// the position the writer published, and sees the writer's commits in order. Runs
+/// `store_mmap::publish_position` and `load_position`, the protocol of the `LOCK` page, over
+/// loom's atomic: the records are cells the writer fills before it publishes, as `pwrite`
+/// fills the page cache that the reader's own mapping shows.
+#[test]
+fn a_reader_process_never_reads_past_the_published_position() {
+    loom::model(|| {
+        let records = records();
+        let page = Arc::new(PageCell(loom::sync::atomic::AtomicU64::new(0)));
+        let reader = {
+            let (records, page) = (Arc::clone(&records), Arc::clone(&page));
+            thread::spawn(move || {
+                let mut seen = FIRST;
+                for _ in 0..2 {
+                    let Some(bound) = store_mmap::load_position(&*page) else {
+                        continue;
+                    };
+                    assert!(bound.offset >= seen, "the position went back");
+                    let mut offset = FIRST;
+                    while offset < bound.offset {
+                        let value = records[slot(offset)].with(|cell| {
+                            #[expect(unsafe_code, reason = "a model of the mapped file's bytes")]
+                            // SAFETY: loom checks that this read is ordered after the write.
+                            unsafe {
+                                *cell
+                            }
+                        });
+                        assert_eq!(value, u64::from(offset), "an incomplete record");
+                        offset += 64;
+                    }
+                    seen = bound.offset;
+                }
+            })
+        };
+        for offset in [FIRST, FIRST + 64] {
+            write(&records, offset, u64::from(offset));
+            store_mmap::publish_position(
+                &*page,
+                Position {
+                    segment: 1,
+                    offset: offset + 64,
+                },
+            );
+        }
+        reader.join().unwrap();
+    });
+}
+
 /// Claim: a reader that finds a position in the location table sees every write the
 /// writer made before it stored that position, for a newly claimed slot and for an
 /// updated one. This checks the table's own release/acquire pair, with no other

@@ -69,6 +69,7 @@ pub use recover::{DamagedRecord, RecoverReport, recover};
 pub use recovery::{DroppedTail, IndexLoad, RecoveryReport};
 pub use scrub::{Scrub, ScrubReport};
 pub use segment::SegmentMap;
+pub use shared::{PositionCell, load_position, publish_position};
 pub use stats::StoreStats;
 pub use storage::{OsStorage, Storage, SyncKind};
 pub use store::{Store, extract_from};

@@ -156,7 +156,7 @@ impl WriterLock {
 
     /// Tells readers that every commit below `position` is complete.
     pub(crate) fn publish(&self, position: Position) {
-        self.position().store(encode(position), Ordering::Release);
+        publish_position(self.position(), position);
     }
 
     fn position(&self) -> &AtomicU64 {
@@ -237,9 +237,7 @@ impl ReaderLock {
                     page[..8] == MAGIC && page[UID_AT..UID_AT + 16] == store_uid.to_le_bytes()
                 });
                 match page {
-                    Some(page) => Ok(Writer::Live(decode(
-                        atomic_at(page, POSITION_AT).load(Ordering::Acquire),
-                    ))),
+                    Some(page) => Ok(Writer::Live(load_position(atomic_at(page, POSITION_AT)))),
                     // The writer has not stamped its page yet: it is still opening.
                     None => Ok(Writer::Live(None)),
                 }
@@ -304,6 +302,40 @@ fn atomic_at(page: &[u8], at: usize) -> &AtomicU64 {
     unsafe {
         &*bytes.as_ptr().cast::<AtomicU64>()
     }
+}
+
+/// A 64-bit atomic cell that holds a published position: the page's, or a model's.
+///
+/// The protocol between the writer and readers in other processes is [`publish_position`]
+/// and [`load_position`] over such a cell; it is public so that the loom model in
+/// `store-concurrent` checks these very functions over loom's atomics.
+pub trait PositionCell {
+    /// Stores `value` with `order`.
+    fn store_u64(&self, value: u64, order: Ordering);
+    /// Loads the value with `order`.
+    fn load_u64(&self, order: Ordering) -> u64;
+}
+
+impl PositionCell for AtomicU64 {
+    fn store_u64(&self, value: u64, order: Ordering) {
+        self.store(value, order);
+    }
+
+    fn load_u64(&self, order: Ordering) -> u64 {
+        self.load(order)
+    }
+}
+
+/// The writer's side: every commit below `position` is written (and synced, under
+/// `Durability::Sync`). `Release`: a reader that loads the position sees those bytes.
+pub fn publish_position(cell: &impl PositionCell, position: Position) {
+    cell.store_u64(encode(position), Ordering::Release);
+}
+
+/// A reader's side: how far the writer published (`None`: nothing yet). `Acquire`: pairs
+/// with [`publish_position`], so the bytes below the position are visible after it.
+pub fn load_position(cell: &impl PositionCell) -> Option<Position> {
+    decode(cell.load_u64(Ordering::Acquire))
 }
 
 fn encode(position: Position) -> u64 {
