@@ -169,13 +169,21 @@ impl Store {
         }
         // A compaction's moves are wanted in a checkpoint soon: until then its replaced
         // segments stay on disk, and an open walks its copies.
+        //
+        // A checkpoint starts every half interval of commits. One that is still being
+        // written when the next is due holds the commit until it is in place: the replay
+        // after a crash then covers at most the half interval before the last checkpoint on
+        // disk and the half interval since, one interval in all.
         let due = if idle || !self.uncovered_copies.is_empty() {
             self.checkpoint_stale()
         } else {
             self.options
                 .checkpoint_bytes
-                .is_some_and(|every| self.bytes_since_checkpoint >= every)
+                .is_some_and(|every| self.bytes_since_checkpoint >= every / 2)
         };
+        if due && !idle && self.in_flight.is_some() {
+            self.finish_background_checkpoint()?;
+        }
         if due
             && self.in_flight.is_none()
             && let Some(plan) = self.plan_checkpoint()?

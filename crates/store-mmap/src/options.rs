@@ -85,11 +85,12 @@ pub struct StoreOptions {
     /// `fdatasync` flushes its data and no file-system metadata (see docs/PERFORMANCE.md).
     /// It uses no disk space beyond the preallocation. On by default.
     pub zero_ahead: bool,
-    /// Once this many bytes of records were committed since the last index checkpoint, the
-    /// engine writes a new one on a thread of its own (`None`: only at
-    /// [`crate::Store::checkpoint`] and close). It bounds what an open after a crash
-    /// replays; each checkpoint writes the whole index file (about 57 bytes per document),
-    /// so a larger value writes the index less often. 32 MiB by default.
+    /// The most an open after a crash replays, in bytes of records: the engine writes an
+    /// index checkpoint on a thread of its own every half of this, and a commit that finds
+    /// the previous one still being written waits for it (`None`: checkpoints only at
+    /// [`crate::Store::checkpoint`] and close). Each checkpoint writes the whole index file
+    /// (about 57 bytes per document), so a larger value writes the index less often.
+    /// 32 MiB by default.
     pub checkpoint_bytes: Option<u64>,
     /// The file operations every change to the store's files goes through: [`OsStorage`],
     /// or a test's fault-injecting implementation.

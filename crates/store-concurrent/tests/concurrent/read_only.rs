@@ -87,3 +87,56 @@ fn a_read_only_handle_follows_the_writer_through_refreshes() {
     reader.close().unwrap();
     writer.close().unwrap();
 }
+
+/// Copies the store's files, as a process killed now would leave them, and opens the copy.
+fn crash_copy(from: &std::path::Path, to: &std::path::Path) -> store_mmap::Store {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        // A checkpoint's temporary file may be renamed meanwhile.
+        let _ = std::fs::copy(entry.path(), to.join(entry.file_name()));
+    }
+    store_mmap::Store::open(to, StoreOptions::new()).unwrap()
+}
+
+/// Once the writer thread has had no request for a while it checkpoints the index, so a
+/// crash of an idle process replays nothing.
+#[test]
+fn an_idle_writer_checkpoints_so_that_a_crash_replays_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = create(dir.path(), WriterOptions::default());
+    for k in 0..100 {
+        writer
+            .put(id(k), format!("text {k}"))
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    let before = crash_copy(&dir.path().join("store"), &dir.path().join("copy-0"));
+    assert!(
+        before.recovery().bytes_replayed > 0,
+        "nothing to replay yet"
+    );
+    drop(before);
+    // The writer thread checkpoints after a second without requests; poll for the effect.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut attempt = 1;
+    loop {
+        let copy = crash_copy(
+            &dir.path().join("store"),
+            &dir.path().join(format!("copy-{attempt}")),
+        );
+        if copy.recovery().bytes_replayed == 0 {
+            assert_eq!(copy.len(), 100);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no idle checkpoint: an open still replays {} bytes",
+            copy.recovery().bytes_replayed
+        );
+        attempt += 1;
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    writer.close().unwrap();
+}
