@@ -142,7 +142,7 @@ pub fn kill_reopen(scratch: &Path, docs: usize, exe: &Path, seconds: f64) -> Res
     engine.ingest(&corpus)?;
     engine.close()?;
     let probe = &corpus[docs / 2];
-    let reopen = || -> Result<(f64, store_mmap::RecoveryReport)> {
+    let reopen = || -> Result<(f64, store_mmap::RecoveryReport, u64)> {
         let start = Instant::now();
         let store = open_store(&dir)?;
         let got = store
@@ -151,22 +151,21 @@ pub fn kill_reopen(scratch: &Path, docs: usize, exe: &Path, seconds: f64) -> Res
         let ms = start.elapsed().as_secs_f64() * 1e3;
         check(got == Some(probe.text.len()), "the probe after a reopen")?;
         let report = store.recovery().clone();
+        let last_seq = store.last_seq();
         store.close().map_err(Error::engine("textstore", "close"))?;
-        Ok((ms, report))
+        Ok((ms, report, last_seq))
     };
     let mut clean: Vec<f64> = (0..ROUNDS)
-        .map(|_| reopen().map(|(ms, _)| ms))
+        .map(|_| reopen().map(|(ms, _, _)| ms))
         .collect::<Result<_>>()?;
     clean.sort_by(f64::total_cmp);
+    let (_, _, seq_before) = reopen()?;
     let mut writer = spawn_writer(exe, &dir, seconds * 2.0, None)?;
     std::thread::sleep(Duration::from_secs_f64(seconds));
     writer.kill().map_err(Error::io(exe))?;
-    let output = writer.wait_with_output().map_err(Error::io(exe))?;
-    let writer_commits = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.starts_with("commit"))
-        .count() as u64;
-    let (after_kill_ms, report) = reopen()?;
+    writer.wait().map_err(Error::io(exe))?;
+    let (after_kill_ms, report, seq_after) = reopen()?;
+    let writer_commits = seq_after - seq_before;
     std::fs::remove_dir_all(&dir).map_err(Error::io(&dir))?;
     Ok(KillReopen {
         docs,
@@ -362,8 +361,8 @@ fn measure_reads(
 
 /// The writer process: durable single puts of random documents and of the clock document
 /// (its text: the monotonic time of its submission), for `seconds`; with `inside`, a thread
-/// in that role on its own handle measures what [`process_reads`] compares. Prints a
-/// `commit` line per commit (for [`kill_reopen`]) unless `inside`, then its figures.
+/// in that role on its own handle measures what [`process_reads`] compares, and the process
+/// prints its figure.
 pub fn writer_process(dir: &Path, seconds: f64, inside: Option<Role>) -> Result<()> {
     let store = open_store(dir)?;
     let clock = DocId::from_key(CLOCK_KEY);
@@ -373,7 +372,6 @@ pub fn writer_process(dir: &Path, seconds: f64, inside: Option<Role>) -> Result<
     } else {
         Vec::new()
     };
-    let mut out = std::io::stdout().lock();
     let (reads, commit_us) = std::thread::scope(|scope| -> Result<_> {
         let reader = inside.map(|role| {
             let (store, corpus) = (&store, &corpus);
@@ -399,10 +397,6 @@ pub fn writer_process(dir: &Path, seconds: f64, inside: Option<Role>) -> Result<
                 .and_then(|ticket| ticket.wait())
                 .map_err(Error::engine("textstore", "put"))?;
             commits.push(submitted.elapsed().as_secs_f64() * 1e6);
-            if inside.is_none() {
-                use std::io::Write;
-                let _ = writeln!(out, "commit {i}");
-            }
         }
         stop.store(true, Ordering::Relaxed);
         commits.sort_by(f64::total_cmp);
@@ -432,7 +426,11 @@ fn spawn_writer(exe: &Path, dir: &Path, seconds: f64, inside: Option<Role>) -> R
         .arg(dir)
         .arg("--seconds")
         .arg(seconds.to_string())
-        .stdout(Stdio::piped())
+        .stdout(if inside.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stderr(Stdio::inherit());
     match inside {
         Some(Role::Get) => {
