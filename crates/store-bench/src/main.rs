@@ -42,8 +42,11 @@ struct Args {
     out: PathBuf,
     /// Only the corpora's workloads: not the reopen by store size and the measurements
     /// across processes.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "only_open")]
     no_open: bool,
+    /// Only the reopen by store size and the measurements across processes.
+    #[arg(long)]
+    only_open: bool,
     #[command(subcommand)]
     process: Option<Process>,
 }
@@ -99,6 +102,7 @@ fn bench(args: &Args) -> store_bench::Result<()> {
     let started = Instant::now();
     let docs = args.docs.unwrap_or(DEFAULT_DOCS);
     let corpora: Vec<(&str, Corpus)> = match &args.corpus {
+        _ if args.only_open => Vec::new(),
         Some(path) => {
             let mut corpus = Corpus::load(path)?;
             corpus.truncate(docs);
@@ -150,11 +154,15 @@ fn bench(args: &Args) -> store_bench::Result<()> {
 /// across processes (`store_bench::opening`).
 fn open_and_processes(args: &Args, started: Instant) -> store_bench::Result<String> {
     let scratch = args.out.join("scratch-open");
+    // A run that was interrupted left its stores behind.
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch).map_err(store_bench::Error::io(&scratch))?;
+    }
     std::fs::create_dir_all(&scratch).map_err(store_bench::Error::io(&scratch))?;
     let (sizes, kill_docs, seconds): (Vec<usize>, usize, f64) = if args.quick {
         (vec![1_000, 2_000, 5_000], 5_000, 0.3)
     } else {
-        (opening::SIZES.to_vec(), 1_000_000, 2.0)
+        (opening::SIZES.to_vec(), 1_000_000, 3.0)
     };
     let step = |what: &str| {
         eprintln!("[open] {:>7.1}s  {what}", started.elapsed().as_secs_f64());

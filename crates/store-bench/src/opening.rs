@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 /// Store sizes of the reopen measurement.
 pub const SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
 /// Reopens measured per engine and size; the median is reported.
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 15;
 /// Documents of the stores of the process measurements.
 const PROCESS_DOCS: usize = 100_000;
 /// The id whose text the writer process rewrites with the time of each commit.

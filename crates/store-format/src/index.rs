@@ -423,8 +423,9 @@ pub fn open_index(buf: &[u8]) -> Result<(IndexHeader, Vec<SegmentLive>), FormatE
     Ok((header, segments))
 }
 
-/// Checks page `page` of an index file that [`open_index`] accepted: its CRC32C, its reserved
-/// bytes, and that every slot in it decodes.
+/// Checks page `page` of an index file that [`open_index`] accepted: its CRC32C and its
+/// reserved bytes. A slot's own fields are checked when it is decoded ([`index_lookup`],
+/// [`index_page_entries`] skip nothing silently: [`decode_index`] decodes every slot).
 pub fn check_index_page(buf: &[u8], header: &IndexHeader, page: u64) -> Result<(), FormatError> {
     let start = header.page_offset(page);
     need(Structure::IndexEntries, buf, start, INDEX_PAGE_LEN)?;
@@ -442,10 +443,6 @@ pub fn check_index_page(buf: &[u8], header: &IndexHeader, page: u64) -> Result<(
             field: "reserved bytes",
             value: 0,
         });
-    }
-    for slot in 0..SLOTS_PER_PAGE {
-        IndexEntry::decode(bytes, slot * INDEX_ENTRY_LEN)
-            .map_err(|err| shift(err, start as u64))?;
     }
     Ok(())
 }
@@ -474,15 +471,16 @@ pub fn index_lookup(
     Ok(None)
 }
 
-/// The occupied slots of page `page`, which the caller has checked.
+/// The occupied slots of page `page`, which the caller has checked; a slot that does not
+/// decode is an error.
 pub fn index_page_entries<'a>(
     buf: &'a [u8],
     header: &IndexHeader,
     page: u64,
-) -> impl Iterator<Item = IndexEntry> + 'a {
+) -> impl Iterator<Item = Result<IndexEntry, FormatError>> + 'a {
     let start = header.page_offset(page);
     (0..SLOTS_PER_PAGE)
-        .filter_map(move |slot| IndexEntry::decode(buf, start + slot * INDEX_ENTRY_LEN).ok()?)
+        .filter_map(move |slot| IndexEntry::decode(buf, start + slot * INDEX_ENTRY_LEN).transpose())
 }
 
 /// Decodes and checks a whole index file: header, segment table, every page, that every
@@ -492,11 +490,16 @@ pub fn decode_index(buf: &[u8]) -> Result<(IndexHeader, Vec<IndexEntry>), Format
     let mut entries = Vec::with_capacity(usize::try_from(header.live_docs).unwrap_or(0));
     for page in 0..header.page_count() {
         check_index_page(buf, &header, page)?;
+        let start = header.page_offset(page);
+        for slot in 0..SLOTS_PER_PAGE {
+            IndexEntry::decode(buf, start + slot * INDEX_ENTRY_LEN)?;
+        }
     }
     let (mut record_bytes, mut text_bytes) = (0u64, 0u64);
     let mut per_segment: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
     for page in 0..header.page_count() {
         for entry in index_page_entries(buf, &header, page) {
+            let entry = entry?;
             let found = index_lookup(buf, &header, entry.id, |_| Ok(()))?;
             if found != Some(entry) {
                 return Err(FormatError::InvalidField {
@@ -542,21 +545,4 @@ pub fn decode_index(buf: &[u8]) -> Result<(IndexHeader, Vec<IndexEntry>), Format
 fn slot_offset(slot: u64) -> usize {
     let page = slot as usize / SLOTS_PER_PAGE;
     page * INDEX_PAGE_LEN + (slot as usize % SLOTS_PER_PAGE) * INDEX_ENTRY_LEN
-}
-
-fn shift(err: FormatError, by: u64) -> FormatError {
-    match err {
-        FormatError::InvalidField {
-            what,
-            offset,
-            field,
-            value,
-        } => FormatError::InvalidField {
-            what,
-            offset: offset + by,
-            field,
-            value,
-        },
-        other => other,
-    }
 }

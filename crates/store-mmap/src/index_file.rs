@@ -123,15 +123,23 @@ impl MappedIndex {
                 ),
                 Err(err) => (None, Some(err)),
             };
-            entries.into_iter().flatten().map(Ok).chain(error.map(Err))
+            entries
+                .into_iter()
+                .flatten()
+                .map(|found| found.map_err(|err| self.damage(&err)))
+                .chain(error.map(Err))
         })
     }
 
-    /// Checks every page again, whatever was remembered: for `verify`.
+    /// Checks every page and every slot again, whatever was remembered: for `verify`.
     pub(crate) fn verify(&self) -> Vec<(u64, String)> {
         let mut problems = Vec::new();
         for page in 0..self.header.page_count() {
-            if let Err(err) = check_index_page(&self.map, &self.header, page) {
+            let checked = check_index_page(&self.map, &self.header, page).and_then(|()| {
+                index_page_entries(&self.map, &self.header, page)
+                    .try_for_each(|found| found.map(drop))
+            });
+            if let Err(err) = checked {
                 problems.push((self.header.page_offset(page) as u64, err.to_string()));
             }
         }

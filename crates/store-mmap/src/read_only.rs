@@ -102,6 +102,13 @@ impl Store {
         let Role::Reader(follower) = &mut self.role else {
             return Ok(Refreshed::Unchanged);
         };
+        // The writer has published nothing since the view's end: nothing to look at.
+        if follower.writer_was_live
+            && follower.seen.is_some()
+            && follower.lock.published(uid) == follower.seen
+        {
+            return Ok(Refreshed::Unchanged);
+        }
         let retired_list = read_retired_list(&self.dir)?;
         let index_identity = index_identity(&self.dir)?;
         let writer = follower.lock.writer(uid)?;

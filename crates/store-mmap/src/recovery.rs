@@ -123,12 +123,18 @@ pub(crate) fn recover(
     access: Access,
 ) -> Result<Recovered> {
     let mut report = RecoveryReport::default();
-    let compactions = finish_compactions(dir, meta, options, access, &mut report)?;
+    let names = list_dir(dir)?;
+    let compactions = finish_compactions(dir, &names, meta, options, access, &mut report)?;
     let bound = match access {
         Access::Read { bound } => bound,
         Access::Write => None,
     };
-    let segments = open_segments(dir, meta, options, access, &mut report)?;
+    let removed = compactions.removed.clone();
+    let segment_ids = names
+        .iter()
+        .filter_map(|name| parse_segment_file_name(name))
+        .filter(|id| !removed.contains(id));
+    let segments = open_segments(dir, segment_ids, meta, options, access, &mut report)?;
     let lens: Vec<_> = segments
         .values()
         .map(|s| walk::SegmentLen {
@@ -443,6 +449,8 @@ struct Compactions {
     retired: Vec<u32>,
     /// Outputs whose moves no checkpoint reflects yet.
     copies: Vec<u32>,
+    /// Replaced segments the writer's open removed.
+    removed: Vec<u32>,
 }
 
 /// Completes what compactions left: the writer removes the outputs of a compaction that
@@ -453,6 +461,7 @@ struct Compactions {
 /// copies after. A read-only open changes nothing.
 fn finish_compactions(
     dir: &Path,
+    names: &[String],
     meta: &StoreMeta,
     options: &StoreOptions,
     access: Access,
@@ -466,15 +475,12 @@ fn finish_compactions(
     };
     let mut removed = false;
     if access.writes() {
-        for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
-            let entry = entry.map_err(Error::io("list", dir))?;
-            let name = entry.file_name();
-            let unfinished = name.to_str().is_some_and(|name| {
-                name.strip_suffix(UNFINISHED_SUFFIX)
-                    .and_then(parse_segment_file_name)
-                    .is_some()
-            });
-            if unfinished && remove(&entry.path())? {
+        for name in names {
+            let unfinished = name
+                .strip_suffix(UNFINISHED_SUFFIX)
+                .and_then(parse_segment_file_name)
+                .is_some();
+            if unfinished && remove(&dir.join(name))? {
                 report.unfinished_compaction_files_removed += 1;
                 removed = true;
             }
@@ -505,6 +511,7 @@ fn finish_compactions(
                     report.retired_segments_removed += 1;
                 }
             }
+            compactions.removed = list.segments.clone();
             // The segments' removal is durable before the list that names them goes.
             sync_dir(storage, dir)?;
             remove(&list_path)?;
@@ -513,6 +520,7 @@ fn finish_compactions(
             compactions = Compactions {
                 retired: list.segments,
                 copies: list.copies,
+                removed: Vec::new(),
             };
         }
     }
@@ -524,18 +532,13 @@ fn finish_compactions(
 
 fn open_segments(
     dir: &Path,
+    ids: impl Iterator<Item = u32>,
     meta: &StoreMeta,
     options: &StoreOptions,
     access: Access,
     report: &mut RecoveryReport,
 ) -> Result<BTreeMap<u32, SegmentFile>> {
-    let mut ids = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
-        let entry = entry.map_err(Error::io("list", dir))?;
-        if let Some(id) = entry.file_name().to_str().and_then(parse_segment_file_name) {
-            ids.push(id);
-        }
-    }
+    let mut ids: Vec<u32> = ids.collect();
     ids.sort_unstable();
     if let Access::Read { bound: Some(bound) } = access {
         // Segments past the published commits are the writer's, possibly half-made.
@@ -572,6 +575,18 @@ fn open_segments(
         }
     }
     Ok(segments)
+}
+
+/// The names of the entries of `dir` that are UTF-8 (every name textstore gives a file is).
+fn list_dir(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
 
 fn is_unfinished(path: &Path) -> Result<bool> {

@@ -214,6 +214,15 @@ impl ReaderLock {
         Ok(())
     }
 
+    /// The position the page holds, if a writer of this store stamped it: what a refresh
+    /// compares with its view's end before anything costlier (no system call).
+    pub(crate) fn published(&self, store_uid: u128) -> Option<Position> {
+        let page = self.page.as_ref().filter(|page| {
+            page[..8] == MAGIC && page[UID_AT..UID_AT + 16] == store_uid.to_le_bytes()
+        })?;
+        load_position(atomic_at(page, POSITION_AT))
+    }
+
     /// Whether a writer is live, and how far it published; or the shared lock, when none.
     pub(crate) fn writer(&mut self, store_uid: u128) -> Result<Writer> {
         let Some(file) = &self.file else {
