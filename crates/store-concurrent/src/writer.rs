@@ -692,7 +692,12 @@ impl<E: Engine> Writer<'_, E> {
     /// and ends first, then the index (a new checkpoint, or the same with a new table of
     /// changes), then the segments it no longer holds (see `published`).
     fn refresh(&mut self) -> crate::error::Result<Refreshed> {
-        let refreshed = self.engine.store_mut().refresh().map_err(Error::Store)?;
+        let mut changed = Vec::new();
+        let refreshed = self
+            .engine
+            .store_mut()
+            .refresh_with(&mut changed)
+            .map_err(Error::Store)?;
         if refreshed == Refreshed::Unchanged {
             return Ok(refreshed);
         }
@@ -705,11 +710,19 @@ impl<E: Engine> Writer<'_, E> {
                 self.publisher.add_segment(map.id(), map.clone(), *end);
             }
         }
-        let checkpoint = store
-            .checkpointed_index()
-            .map(|index| StdArc::new(index) as StdArc<dyn Checkpointed>);
-        self.publisher
-            .install_index(checkpoint, store.index_changes());
+        if let Refreshed::Appended { .. } = refreshed {
+            // The same checkpoint: the table takes the documents the commits changed.
+            for id in changed {
+                self.publisher.set(id, self.engine.location(id));
+            }
+        } else {
+            let checkpoint = store
+                .checkpointed_index()
+                .map(|index| StdArc::new(index) as StdArc<dyn Checkpointed>);
+            self.publisher
+                .install_index(checkpoint, store.index_changes());
+        }
+        let store = self.engine.store();
         for id in self.publisher.segment_ids() {
             if !segments.iter().any(|(map, _)| map.id() == id) {
                 self.publisher.retire_segment(id);

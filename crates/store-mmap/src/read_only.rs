@@ -17,7 +17,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use store_format::{Position, StoreMeta};
+use store_format::{DocId, Position, StoreMeta};
 
 use crate::error::{Error, Result};
 use crate::layout::{INDEX_FILE, RETIRED_FILE, parse_segment_file_name, segment_file_name};
@@ -98,6 +98,14 @@ impl Store {
     /// before this call is visible after it. For the writer's own handle there is nothing
     /// to do.
     pub fn refresh(&mut self) -> Result<Refreshed> {
+        self.refresh_with(&mut Vec::new())
+    }
+
+    /// [`Store::refresh`], adding to `changed` the ids whose latest record the commits
+    /// brought in changed (an id may repeat), for a layer that publishes the view to its
+    /// own readers. After [`Refreshed::Reloaded`] every document may have moved, and
+    /// `changed` is left as it was.
+    pub fn refresh_with(&mut self, changed: &mut Vec<DocId>) -> Result<Refreshed> {
         let uid = self.meta.store_uid;
         let Role::Reader(follower) = &mut self.role else {
             return Ok(Refreshed::Unchanged);
@@ -159,6 +167,7 @@ impl Store {
             }
         }
         self.last_seq = tail.last_seq;
+        changed.extend_from_slice(&tail.changed);
         let end = self.newest_end();
         let Role::Reader(follower) = &mut self.role else {
             unreachable!("checked above");

@@ -242,6 +242,8 @@ pub(crate) struct TailScan {
     pub(crate) last_seq: u64,
     /// Where each scanned segment's data ends.
     pub(crate) ends: Vec<(u32, usize)>,
+    /// The ids whose entry the scan changed (an id may repeat).
+    pub(crate) changed: Vec<DocId>,
 }
 
 /// Scans the segments from `start` (every segment when `None`) up to `bound` (the newest
@@ -268,6 +270,7 @@ pub(crate) fn scan_tail(
         index,
         reflected,
         deleted: HashMap::default(),
+        changed: Vec::new(),
     };
     let mut scans = Vec::new();
     for (&id, segment) in segments.range(first_replayed..=last_id.unwrap_or(u32::MAX)) {
@@ -353,7 +356,12 @@ pub(crate) fn scan_tail(
         }
         ends.push((*id, end.valid_end));
     }
-    Ok(TailScan { last_seq, ends })
+    let changed = replay.changed;
+    Ok(TailScan {
+        last_seq,
+        ends,
+        changed,
+    })
 }
 
 /// Moves every index entry that points into a segment a compaction replaced to the copy of
@@ -404,6 +412,8 @@ struct Replay<'i> {
     /// Sequence numbers of the tombstones applied so far, so that an older put met later
     /// stays deleted.
     deleted: HashMap<DocId, u64, foldhash::fast::RandomState>,
+    /// The ids whose entry a record changed, in the order applied.
+    changed: Vec<DocId>,
 }
 
 impl Replay<'_> {
@@ -420,6 +430,7 @@ impl Replay<'_> {
         if latest.is_some_and(|seq| seq >= header.seq) {
             return Ok(());
         }
+        self.changed.push(id);
         match header.kind {
             RecordKind::Tombstone => {
                 self.index.remove(id)?;
