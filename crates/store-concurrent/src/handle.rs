@@ -17,8 +17,8 @@ use crate::stats::{QueueCounters, QueueStats};
 use crate::sync::atomic::Ordering;
 use crate::sync::channel::{self, Sender, TrySendError};
 use crate::sync::{Arc, StdArc, thread};
-use crate::ticket::{Offer, Ticket, ticket};
-use crate::writer::{BorrowedOps, Engine, Limits, Request, Shared, run};
+use crate::ticket::{Completer, Helper, Offer, Ticket, ticket};
+use crate::writer::{BorrowedOps, Engine, Limits, Queues, Request, Shared, WriterCore, run};
 
 /// Aborts the process if dropped: held across a wait after which memory lent to another
 /// thread may be freed, so that an unwinding wait cannot free it early.
@@ -72,9 +72,12 @@ struct Handle {
     compactor: Compactor,
     /// Stopped with the compactor, for the same reason.
     scrubber: Scrubber,
-    /// Declared before `_writer`: dropping the sender is what lets the writer thread end,
-    /// and `_writer` joins it on drop.
-    sender: Sender<Request>,
+    /// Declared before `_writer`: dropping the senders is what lets the writer thread end,
+    /// and `_writer` joins it on drop. Writes go on `writes`, everything else on `control`.
+    writes: Sender<Request>,
+    control: Sender<Request>,
+    /// The writer's core, which a submitter waiting for its write may take.
+    helper: StdArc<dyn Helper>,
     _writer: WriterThread,
     dir: PathBuf,
     max_document_bytes: u64,
@@ -104,7 +107,7 @@ impl Drop for Handle {
         if !self.shared.closed.load(Ordering::Acquire) {
             // Queued behind every write already sent, so all of them commit first.
             let (done, _ticket) = ticket();
-            let _ = self.sender.send(Request::Close { done });
+            let _ = self.control.send(Request::Close { done });
         }
     }
 }
@@ -208,10 +211,11 @@ impl ConcurrentStore {
         let max_document_bytes = store.max_document_bytes();
         let recovery = store.recovery().clone();
         let read_only = store.is_read_only();
-        let (sender, receiver) = channel::bounded(writer.queue_capacity);
+        let (writes, writes_queue) = channel::bounded(writer.queue_capacity);
+        let (control, control_queue) = channel::unbounded();
         let (compactor, compaction, compaction_thread) =
-            Compactor::start(&writer.compaction, &sender);
-        let (scrubber, scrub_thread) = Scrubber::start(writer.scrub, &sender);
+            Compactor::start(&writer.compaction, &control);
+        let (scrubber, scrub_thread) = Scrubber::start(writer.scrub, &control);
         // Spawned by the writer thread once it runs, so that the open spawns one thread.
         let helpers: Vec<Deferred> = compaction_thread.into_iter().chain(scrub_thread).collect();
         let limits = Limits {
@@ -220,15 +224,25 @@ impl ConcurrentStore {
             max_delay: writer.max_delay,
             compaction,
         };
-        let engine = engine(store);
-        let thread_shared = Arc::clone(&shared);
+        let core = StdArc::new(WriterCore::new(
+            engine(store),
+            publisher,
+            Arc::clone(&shared),
+            limits,
+            writes_queue.clone(),
+        ));
+        let helper: StdArc<dyn Helper> = core.clone();
+        let queues = Queues {
+            writes: writes_queue,
+            control: control_queue,
+        };
         let thread = thread::Builder::new()
             .name("textstore-writer".to_owned())
             .spawn(move || {
                 for helper in helpers {
                     helper.spawn();
                 }
-                run(engine, publisher, thread_shared, receiver, limits);
+                run(core, &queues);
             })
             .map_err(spawn_failed("spawn the writer thread for", &dir))?;
         Ok(ConcurrentStore {
@@ -236,7 +250,9 @@ impl ConcurrentStore {
                 shared,
                 compactor,
                 scrubber,
-                sender,
+                writes,
+                control,
+                helper,
                 _writer: WriterThread(Some(thread)),
                 dir,
                 max_document_bytes,
@@ -409,6 +425,7 @@ impl ConcurrentStore {
         #[expect(unsafe_code, reason = "lending borrowed texts to the writer thread")]
         let lent = unsafe { BorrowedOps::lend(ops) };
         let guard = AbortOnUnwind;
+        let ticket = ticket.helped_by(StdArc::clone(&self.inner.helper));
         let result = self
             .send(Request::Borrowed { ops: lent, done }, Block::Yes)
             .and_then(|()| ticket.wait());
@@ -427,7 +444,7 @@ impl ConcurrentStore {
     /// (an async runtime's blocking pool) and submit it there.
     pub fn offer_put(&self, id: DocId, text: Text) -> Result<Offer<u64, Text>> {
         self.check_op(BatchOp::Put { id, text: &text })?;
-        let (done, ticket) = ticket();
+        let (done, ticket) = self.write_ticket();
         match self.offer(Request::Put { id, text, done })? {
             None => Ok(Offer::Queued(ticket)),
             Some(Request::Put { text, .. }) => Ok(Offer::Full(text)),
@@ -438,7 +455,7 @@ impl ConcurrentStore {
     /// [`ConcurrentStore::offer_put`] for a batch.
     pub fn offer_batch(&self, batch: WriteBatch) -> Result<Offer<u64, WriteBatch>> {
         self.check_batch(&batch)?;
-        let (done, ticket) = ticket();
+        let (done, ticket) = self.write_ticket();
         match self.offer(Request::Batch { batch, done })? {
             None => Ok(Offer::Queued(ticket)),
             Some(Request::Batch { batch, .. }) => Ok(Offer::Full(batch)),
@@ -483,7 +500,7 @@ impl ConcurrentStore {
         let report = self
             .inner
             .compactor
-            .compact(&self.inner.sender, CompactionScope::Everything)?
+            .compact(&self.inner.control, CompactionScope::Everything)?
             .unwrap_or_default();
         self.checkpoint()?;
         Ok(report)
@@ -520,22 +537,28 @@ impl ConcurrentStore {
         ticket.wait()
     }
 
+    /// A ticket for a write: its waiter may commit the queued writes itself.
+    fn write_ticket<T>(&self) -> (Completer<T>, Ticket<T>) {
+        let (done, ticket) = ticket();
+        (done, ticket.helped_by(StdArc::clone(&self.inner.helper)))
+    }
+
     fn submit_put(&self, id: DocId, text: Text, block: Block) -> Result<Ticket<u64>> {
         self.check_op(BatchOp::Put { id, text: &text })?;
-        let (done, ticket) = ticket();
+        let (done, ticket) = self.write_ticket();
         self.send(Request::Put { id, text, done }, block)?;
         Ok(ticket)
     }
 
     fn submit_batch(&self, batch: WriteBatch, block: Block) -> Result<Ticket<u64>> {
         self.check_batch(&batch)?;
-        let (done, ticket) = ticket();
+        let (done, ticket) = self.write_ticket();
         self.send(Request::Batch { batch, done }, block)?;
         Ok(ticket)
     }
 
     fn submit_delete(&self, id: DocId, block: Block) -> Result<Ticket<Option<u64>>> {
-        let (done, ticket) = ticket();
+        let (done, ticket) = self.write_ticket();
         self.send(Request::Delete { id, done }, block)?;
         Ok(ticket)
     }
@@ -571,7 +594,9 @@ impl ConcurrentStore {
         match block {
             Block::Yes => {
                 queue.waited_full();
-                self.inner.sender.send(request).map_err(|_| Error::Closed)?;
+                self.queue_of(&request)
+                    .send(request)
+                    .map_err(|_| Error::Closed)?;
                 queue.submitted();
                 Ok(())
             }
@@ -602,13 +627,23 @@ impl ConcurrentStore {
                 what: "a change",
             }));
         }
-        match self.inner.sender.try_send(request) {
+        match self.queue_of(&request).try_send(request) {
             Ok(()) => {
                 self.inner.queue.submitted();
                 Ok(None)
             }
             Err(TrySendError::Full(request)) => Ok(Some(request)),
             Err(TrySendError::Disconnected(_)) => Err(Error::Closed),
+        }
+    }
+
+    /// The queue a request goes on: writes on the write queue, the rest on the control
+    /// queue, which the writer thread serves after every write queued before.
+    fn queue_of(&self, request: &Request) -> &Sender<Request> {
+        if request.is_write() {
+            &self.inner.writes
+        } else {
+            &self.inner.control
         }
     }
 
@@ -701,7 +736,7 @@ impl ConcurrentStore {
     pub fn queue_stats(&self) -> QueueStats {
         self.inner
             .queue
-            .snapshot(self.inner.sender.len(), self.inner.queue_capacity)
+            .snapshot(self.inner.writes.len(), self.inner.queue_capacity)
     }
 }
 

@@ -11,7 +11,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use crate::error::{Error, Result};
-use crate::sync::{Arc, Condvar, Mutex, lock};
+use crate::sync::{Arc, Condvar, Mutex, StdArc, lock};
+
+/// What a submitter waiting for its write may do instead of sleeping: commit the queued
+/// writes itself, if no other thread is the writer now (`writer::WriterCore`).
+pub(crate) trait Helper: Send + Sync {
+    /// Commits every queued write if no other thread is the writer now; returns at once if
+    /// one is.
+    fn help(&self);
+}
 
 struct Slot<T> {
     state: Mutex<State<T>>,
@@ -34,6 +42,9 @@ struct State<T> {
 #[must_use = "a ticket says whether the write committed; drop it explicitly to ignore that"]
 pub struct Ticket<T> {
     slot: Arc<Slot<T>>,
+    /// For a write: the writer's core, which [`Ticket::wait`] may take to commit the write
+    /// on the waiting thread.
+    helper: Option<StdArc<dyn Helper>>,
 }
 
 /// The writer's end of a ticket.
@@ -56,7 +67,7 @@ pub(crate) fn ticket<T>() -> (Completer<T>, Ticket<T>) {
         Completer {
             slot: Some(Arc::clone(&slot)),
         },
-        Ticket { slot },
+        Ticket { slot, helper: None },
     )
 }
 
@@ -94,8 +105,21 @@ fn deliver<T>(slot: &Slot<T>, result: Result<T>) {
 }
 
 impl<T> Ticket<T> {
-    /// Blocks until the write has committed (or failed) and returns its outcome.
+    /// A ticket whose waiter may commit the queued writes itself.
+    pub(crate) fn helped_by(mut self, helper: StdArc<dyn Helper>) -> Ticket<T> {
+        self.helper = Some(helper);
+        self
+    }
+
+    /// Blocks until the write has committed (or failed) and returns its outcome. When no
+    /// other thread is committing, the waiting thread commits every queued write, its own
+    /// included, instead of waking the writer thread and sleeping until it is done.
     pub fn wait(self) -> Result<T> {
+        if let Some(helper) = &self.helper
+            && !self.is_ready()
+        {
+            helper.help();
+        }
         let mut state = lock(&self.slot.state);
         while !state.completed {
             state.sleeping = true;

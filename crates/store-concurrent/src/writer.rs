@@ -13,7 +13,7 @@ use crate::published::{Checkpointed, Published, Publisher};
 use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use crate::sync::{Arc, Mutex, StdArc, lock};
-use crate::ticket::Completer;
+use crate::ticket::{Completer, Helper};
 
 /// One message on the queue.
 pub(crate) enum Request {
@@ -91,6 +91,12 @@ impl Request {
             }
         };
         Some((self.ops(), bytes))
+    }
+
+    /// Whether the request is a write: it goes on the write queue, which whoever holds
+    /// the writer's core drains.
+    pub(crate) fn is_write(&self) -> bool {
+        self.size().is_some()
     }
 
     /// Whether the request writes, syncs, checkpoints or compacts: what a read-only handle
@@ -342,29 +348,89 @@ pub(crate) type AutoCompaction = (CompactionPolicy, Sender<()>);
 /// crash replays nothing.
 const IDLE_CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
-pub(crate) fn run<E: Engine>(
-    engine: E,
-    mut publisher: Publisher<SegmentMap>,
+/// The two queues of a handle: writes, which any thread holding the writer's core may
+/// commit, and the rest, which only the writer thread serves (after every write queued
+/// before them).
+pub(crate) struct Queues {
+    pub(crate) writes: Receiver<Request>,
+    pub(crate) control: Receiver<Request>,
+}
+
+/// What the writer thread and the submitters waiting on their writes share: the engine and
+/// the publisher behind one lock. Whoever holds it is the writer: the writer thread, or a
+/// submitter that found it free while waiting for its write (`Ticket::wait`), which then
+/// commits every queued write, its own included, instead of waking the writer thread and
+/// sleeping until it is done.
+pub(crate) struct WriterCore<E> {
+    /// `None` once the writer thread has taken the close request.
+    core: Mutex<Option<Core<E>>>,
     shared: Arc<Shared>,
-    requests: Receiver<Request>,
     limits: Limits,
-) {
-    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let writer = Writer {
-            engine,
-            publisher: &mut publisher,
-            shared: &shared,
-            limits: &limits,
-            overlay: HashMap::new(),
-            checkpoints_seen: 0,
+    writes: Receiver<Request>,
+}
+
+/// The writer's state, under [`WriterCore`]'s lock.
+struct Core<E> {
+    engine: E,
+    publisher: Publisher<SegmentMap>,
+    /// Whether each id touched by the group being gathered exists once the group commits.
+    overlay: HashMap<DocId, bool>,
+    /// The engine's count of installed checkpoints when readers were last shown one.
+    checkpoints_seen: u64,
+    /// A write taken off the queue that did not fit the last group: the next group's first.
+    carried: Option<Request>,
+}
+
+impl<E: Engine> Helper for WriterCore<E> {
+    fn help(&self) {
+        let Ok(mut core) = self.core.try_lock() else {
+            return;
         };
-        writer.serve(&requests)
-    }));
+        let Some(core) = core.as_mut() else {
+            return;
+        };
+        let shared = &self.shared;
+        // A panic here would leave the store's state unknown, as one on the writer thread
+        // would: the handle refuses further writes. The group's tickets fail with `Closed`
+        // as their completers drop.
+        let drained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            core.drain_writes(&self.writes, shared, &self.limits, false);
+        }));
+        if let Err(panic) = drained {
+            shared.poison(&panicked(&*panic, "a thread committing its write"));
+        }
+    }
+}
+
+impl<E: Engine> WriterCore<E> {
+    pub(crate) fn new(
+        engine: E,
+        publisher: Publisher<SegmentMap>,
+        shared: Arc<Shared>,
+        limits: Limits,
+        writes: Receiver<Request>,
+    ) -> WriterCore<E> {
+        WriterCore {
+            core: Mutex::new(Some(Core {
+                engine,
+                publisher,
+                overlay: HashMap::new(),
+                checkpoints_seen: 0,
+                carried: None,
+            })),
+            shared,
+            limits,
+            writes,
+        }
+    }
+}
+
+/// The writer thread's body. Returns when every handle is gone.
+pub(crate) fn run<E: Engine>(writer: StdArc<WriterCore<E>>, queues: &Queues) {
+    let shared = Arc::clone(&writer.shared);
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&writer, queues)));
     let leftover = match served {
         Ok(Some((engine, done))) => {
-            // Taken before the engine closes, so that no read starts on a store that has
-            // released its lock.
-            shared.closed.store(true, Ordering::Release);
             let closed = engine.close().map_err(Error::Store);
             // The first error of the store's life wins over what closing found.
             done.complete(match shared.poisoned() {
@@ -375,23 +441,88 @@ pub(crate) fn run<E: Engine>(
         }
         Ok(None) => return,
         Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            let error = store_mmap::Error::Poisoned {
-                cause: format!("the writer thread panicked: {message}"),
-            };
+            let error = panicked(&*panic, "the writer thread");
             shared.poison(&error);
             shared.closed.store(true, Ordering::Release);
             Error::Store(error)
         }
     };
     // Requests that were queued after the close, or after a panic, fail; the thread ends
-    // when the last handle drops the sender.
-    for request in requests.iter() {
+    // when the last handle drops its senders.
+    loop {
+        crate::sync::channel::select! {
+            recv(queues.writes) -> request => match request {
+                Ok(request) => request.fail(leftover.clone()),
+                Err(_) => break,
+            },
+            recv(queues.control) -> request => match request {
+                Ok(request) => request.fail(leftover.clone()),
+                Err(_) => break,
+            },
+        }
+    }
+    for request in queues.writes.try_iter().chain(queues.control.try_iter()) {
         request.fail(leftover.clone());
+    }
+}
+
+/// The error a panic leaves behind.
+fn panicked(panic: &(dyn std::any::Any + Send), on: &str) -> store_mmap::Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    store_mmap::Error::Poisoned {
+        cause: format!("{on} panicked: {message}"),
+    }
+}
+
+/// Serves both queues until a close request (returned with the engine, for the caller to
+/// close) or until every sender is gone (`None`; the engine is closed here).
+fn serve<E: Engine>(writer: &WriterCore<E>, queues: &Queues) -> Option<(E, Completer<()>)> {
+    let shared = &writer.shared;
+    loop {
+        crate::sync::channel::select! {
+            recv(queues.control) -> request => {
+                let mut guard = lock(&writer.core);
+                let core = guard.as_mut().expect("only the writer thread takes the core");
+                // Every write queued before the request commits first.
+                core.drain_writes(&queues.writes, shared, &writer.limits, true);
+                match request {
+                    Ok(Request::Close { done }) => {
+                        // Taken before the engine closes, so that no read starts on a store
+                        // that has released its lock.
+                        shared.closed.store(true, Ordering::Release);
+                        let core = guard.take().expect("the core is taken once");
+                        return Some((core.engine, done));
+                    }
+                    Ok(request) => core.serve_control(request, shared),
+                    Err(_) => {
+                        // Every handle is gone without a close (they close on drop, so
+                        // this is a handle that failed to send); close the engine quietly.
+                        if let Some(core) = guard.take() {
+                            let _ = core.engine.close();
+                        }
+                        return None;
+                    }
+                }
+            },
+            recv(queues.writes) -> request => {
+                let Ok(request) = request else {
+                    continue;
+                };
+                let mut guard = lock(&writer.core);
+                let core = guard.as_mut().expect("only the writer thread takes the core");
+                core.carry_first(request);
+                core.drain_writes(&queues.writes, shared, &writer.limits, true);
+            },
+            default(IDLE_CHECKPOINT_AFTER) => {
+                if let Some(core) = lock(&writer.core).as_mut() {
+                    core.idle(shared);
+                }
+            },
+        }
     }
 }
 
@@ -412,78 +543,79 @@ impl Group {
     }
 }
 
-struct Writer<'s, E> {
-    engine: E,
-    publisher: &'s mut Publisher<SegmentMap>,
-    shared: &'s Shared,
-    limits: &'s Limits,
-    /// Whether each id touched by the group being gathered exists once the group commits.
-    overlay: HashMap<DocId, bool>,
-    /// The engine's count of installed checkpoints when readers were last shown one.
-    checkpoints_seen: u64,
-}
+impl<E: Engine> Core<E> {
+    /// Puts a write taken off the queue in front of the next group.
+    fn carry_first(&mut self, request: Request) {
+        debug_assert!(self.carried.is_none(), "a carried write is served first");
+        self.carried = Some(request);
+    }
 
-impl<E: Engine> Writer<'_, E> {
-    /// Serves requests until a close request (returned with the engine, for the caller to
-    /// close) or until every sender is gone (`None`; the engine is closed here).
-    fn serve(mut self, requests: &Receiver<Request>) -> Option<(E, Completer<()>)> {
-        let mut carried = None;
-        let mut group = Group::default();
+    /// Commits the queued writes, a group at a time, until the queue is empty. `wait`:
+    /// the writer thread may wait up to `max_delay` for a group to fill; a submitter
+    /// committing its own write does not.
+    fn drain_writes(
+        &mut self,
+        writes: &Receiver<Request>,
+        shared: &Shared,
+        limits: &Limits,
+        wait: bool,
+    ) {
         loop {
-            let request = match carried.take() {
+            let first = match self.carried.take() {
                 Some(request) => request,
-                None => match requests.recv_timeout(IDLE_CHECKPOINT_AFTER) {
+                None => match writes.try_recv() {
                     Ok(request) => request,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.idle();
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => {
-                        // Every handle is gone without a close (they close on drop, so this
-                        // is a handle that failed to send); close the engine quietly.
-                        let _ = self.engine.close();
-                        return None;
-                    }
+                    Err(_) => return,
                 },
             };
-            match request {
-                Request::Sync { done } => done.complete(self.unless_poisoned(E::sync)),
-                Request::Checkpoint { done } => done.complete(self.unless_poisoned(E::checkpoint)),
-                Request::Refresh { done } => done.complete(self.refresh()),
-                Request::PlanCompaction { scope, done } => {
-                    done.complete(match self.shared.poisoned() {
-                        Some(poisoned) => Err(poisoned),
-                        None => self.engine.plan_compaction(&scope).map_err(Error::Store),
-                    });
-                }
-                Request::PlanBackup { done } => {
-                    done.complete(self.engine.store_mut().plan_backup().map_err(Error::Store));
-                }
-                Request::PlanScrub {
-                    bytes_per_sec,
-                    done,
-                } => {
-                    done.complete(Ok(self.engine.store().plan_scrub(bytes_per_sec)));
-                }
-                Request::InstallCompaction { compacted, done } => {
-                    done.complete(self.install(compacted));
-                }
-                Request::Close { done } => return Some((self.engine, done)),
-                write => {
-                    self.admit(write, &mut group);
-                    carried = self.gather(requests, &mut group);
-                    self.commit(std::mem::take(&mut group));
-                }
+            let mut group = Group::default();
+            self.admit(first, &mut group);
+            self.carried = self.gather(writes, &mut group, limits, wait);
+            self.commit(group, shared, limits);
+        }
+    }
+
+    /// Serves a request that is not a write.
+    fn serve_control(&mut self, request: Request, shared: &Shared) {
+        match request {
+            Request::Sync { done } => done.complete(self.unless_poisoned(shared, E::sync)),
+            Request::Checkpoint { done } => {
+                done.complete(self.unless_poisoned(shared, E::checkpoint));
             }
+            Request::Refresh { done } => done.complete(self.refresh()),
+            Request::PlanCompaction { scope, done } => {
+                done.complete(match shared.poisoned() {
+                    Some(poisoned) => Err(poisoned),
+                    None => self.engine.plan_compaction(&scope).map_err(Error::Store),
+                });
+            }
+            Request::PlanBackup { done } => {
+                done.complete(self.engine.store_mut().plan_backup().map_err(Error::Store));
+            }
+            Request::PlanScrub {
+                bytes_per_sec,
+                done,
+            } => {
+                done.complete(Ok(self.engine.store().plan_scrub(bytes_per_sec)));
+            }
+            Request::InstallCompaction { compacted, done } => {
+                done.complete(self.install(compacted, shared));
+            }
+            Request::Close { .. }
+            | Request::Put { .. }
+            | Request::Batch { .. }
+            | Request::Borrowed { .. }
+            | Request::Delete { .. } => unreachable!("served by the queue it came on"),
         }
     }
 
     /// Runs `action` on the engine, unless an earlier commit failed.
     fn unless_poisoned(
         &mut self,
+        shared: &Shared,
         action: impl FnOnce(&mut E) -> store_mmap::Result<()>,
     ) -> crate::error::Result<()> {
-        match self.shared.poisoned() {
+        match shared.poisoned() {
             Some(poisoned) => Err(poisoned),
             None => action(&mut self.engine).map_err(Error::Store),
         }
@@ -528,14 +660,21 @@ impl<E: Engine> Writer<'_, E> {
         group.push(request);
     }
 
-    /// Takes waiting requests into the group until it is full, the queue is empty (and
-    /// `max_delay` has passed), or a request cannot join; that one is returned.
-    fn gather(&mut self, requests: &Receiver<Request>, group: &mut Group) -> Option<Request> {
-        let deadline = Instant::now() + self.limits.max_delay;
-        while group.docs < self.limits.max_docs && group.bytes < self.limits.max_bytes {
+    /// Takes waiting requests into the group until it is full, the queue is empty (and,
+    /// when the caller may `wait`, `max_delay` has passed), or a request cannot join; that
+    /// one is returned.
+    fn gather(
+        &mut self,
+        requests: &Receiver<Request>,
+        group: &mut Group,
+        limits: &Limits,
+        wait: bool,
+    ) -> Option<Request> {
+        let deadline = Instant::now() + limits.max_delay;
+        while group.docs < limits.max_docs && group.bytes < limits.max_bytes {
             let request = match requests.try_recv() {
                 Ok(request) => request,
-                Err(TryRecvError::Empty) if !self.limits.max_delay.is_zero() => {
+                Err(TryRecvError::Empty) if wait && !limits.max_delay.is_zero() => {
                     match requests.recv_deadline(deadline) {
                         Ok(request) => request,
                         Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
@@ -546,8 +685,7 @@ impl<E: Engine> Writer<'_, E> {
                 Err(_) => return None,
             };
             let fits = request.size().is_some_and(|(docs, bytes)| {
-                group.docs + docs <= self.limits.max_docs
-                    && group.bytes + bytes <= self.limits.max_bytes
+                group.docs + docs <= limits.max_docs && group.bytes + bytes <= limits.max_bytes
             });
             if !fits {
                 return Some(request);
@@ -558,7 +696,7 @@ impl<E: Engine> Writer<'_, E> {
     }
 
     /// Writes the group as one commit, publishes it and completes its requests.
-    fn commit(&mut self, group: Group) {
+    fn commit(&mut self, group: Group, shared: &Shared, limits: &Limits) {
         self.overlay.clear();
         let Group { requests, docs, .. } = group;
         if requests.is_empty() {
@@ -570,14 +708,14 @@ impl<E: Engine> Writer<'_, E> {
         }
         let committed = if ops.is_empty() {
             // Only empty batches: nothing to write, and they complete with the latest seq.
-            Ok(self.shared.published.last_seq())
+            Ok(shared.published.last_seq())
         } else {
             self.engine.commit_ops(&ops)
         };
         let last_seq = match committed {
             Ok(last_seq) => last_seq,
             Err(error) => {
-                self.shared.poison(&error);
+                shared.poison(&error);
                 // Borrowed texts are given back with their requests: no copy outlives them.
                 drop(ops);
                 for request in requests {
@@ -588,7 +726,7 @@ impl<E: Engine> Writer<'_, E> {
         };
         self.publish(&ops, last_seq);
         self.remove_retired();
-        self.nudge_compaction();
+        self.nudge_compaction(limits);
         // The i-th operation of the group got `last_seq - ops.len() + 1 + i`.
         let mut seq = last_seq - ops.len() as u64;
         drop(ops);
@@ -600,8 +738,12 @@ impl<E: Engine> Writer<'_, E> {
 
     /// Puts a compaction into effect and shows readers the new segments and positions
     /// before it takes the replaced segments out of their list (see `published`).
-    fn install(&mut self, compacted: Compacted) -> crate::error::Result<CompactionReport> {
-        if let Some(poisoned) = self.shared.poisoned() {
+    fn install(
+        &mut self,
+        compacted: Compacted,
+        shared: &Shared,
+    ) -> crate::error::Result<CompactionReport> {
+        if let Some(poisoned) = shared.poisoned() {
             return Err(poisoned);
         }
         let installed = self
@@ -632,8 +774,8 @@ impl<E: Engine> Writer<'_, E> {
     }
 
     /// Wakes the compaction thread when the policy finds the store due.
-    fn nudge_compaction(&self) {
-        if let Some((policy, nudge)) = &self.limits.compaction
+    fn nudge_compaction(&self, limits: &Limits) {
+        if let Some((policy, nudge)) = &limits.compaction
             && self.engine.compaction_due(policy)
         {
             // Full: a nudge is already waiting, which is all the thread needs.
@@ -735,8 +877,8 @@ impl<E: Engine> Writer<'_, E> {
     /// The queue stayed empty for a while: installs a checkpoint the engine finished
     /// writing, or starts one if anything changed since the last, so that a crash while
     /// idle replays nothing.
-    fn idle(&mut self) {
-        if self.shared.poisoned().is_some() || self.engine.store().is_read_only() {
+    fn idle(&mut self, shared: &Shared) {
+        if shared.poisoned().is_some() || self.engine.store().is_read_only() {
             return;
         }
         // A checkpoint that fails is retried at the next idle spell or due point; the data
