@@ -482,46 +482,58 @@ fn panicked(panic: &(dyn std::any::Any + Send), on: &str) -> store_mmap::Error {
 /// close) or until every sender is gone (`None`; the engine is closed here).
 fn serve<E: Engine>(writer: &WriterCore<E>, queues: &Queues) -> Option<(E, Completer<()>)> {
     let shared = &writer.shared;
+    let mut select = crate::sync::channel::Select::new();
+    let control_ready = select.recv(&queues.control);
+    select.recv(&queues.writes);
     loop {
-        crate::sync::channel::select! {
-            recv(queues.control) -> request => {
-                let mut guard = lock(&writer.core);
-                let core = guard.as_mut().expect("only the writer thread takes the core");
-                // Every write queued before the request commits first.
-                core.drain_writes(&queues.writes, shared, &writer.limits, true);
-                match request {
-                    Ok(Request::Close { done }) => {
-                        // Taken before the engine closes, so that no read starts on a store
-                        // that has released its lock.
-                        shared.closed.store(true, Ordering::Release);
-                        let core = guard.take().expect("the core is taken once");
-                        return Some((core.engine, done));
-                    }
-                    Ok(request) => core.serve_control(request, shared),
-                    Err(_) => {
-                        // Every handle is gone without a close (they close on drop, so
-                        // this is a handle that failed to send); close the engine quietly.
-                        if let Some(core) = guard.take() {
-                            let _ = core.engine.close();
-                        }
-                        return None;
-                    }
-                }
-            },
-            recv(queues.writes) -> request => {
-                let Ok(request) = request else {
-                    continue;
-                };
-                let mut guard = lock(&writer.core);
-                let core = guard.as_mut().expect("only the writer thread takes the core");
-                core.carry_first(request);
-                core.drain_writes(&queues.writes, shared, &writer.limits, true);
-            },
-            default(IDLE_CHECKPOINT_AFTER) => {
+        // Readiness only: a write is taken off its queue by whoever holds the core, so
+        // that writes commit in the order they were queued, whichever thread commits them.
+        let ready = match select.ready_timeout(IDLE_CHECKPOINT_AFTER) {
+            Ok(ready) => ready,
+            Err(_) => {
                 if let Some(core) = lock(&writer.core).as_mut() {
                     core.idle(shared);
                 }
-            },
+                continue;
+            }
+        };
+        if ready != control_ready {
+            if let Some(core) = lock(&writer.core).as_mut() {
+                core.drain_writes(&queues.writes, shared, &writer.limits, true);
+            }
+            continue;
+        }
+        let request = match queues.control.try_recv() {
+            Ok(request) => request,
+            Err(TryRecvError::Empty) => continue,
+            Err(TryRecvError::Disconnected) => {
+                // Every handle is gone without a close (they close on drop, so this is a
+                // handle that failed to send); close the engine quietly.
+                let mut guard = lock(&writer.core);
+                if let Some(core) = guard.as_mut() {
+                    core.drain_writes(&queues.writes, shared, &writer.limits, false);
+                }
+                if let Some(core) = guard.take() {
+                    let _ = core.engine.close();
+                }
+                return None;
+            }
+        };
+        let mut guard = lock(&writer.core);
+        let core = guard
+            .as_mut()
+            .expect("only the writer thread takes the core");
+        // Every write queued before the request commits first.
+        core.drain_writes(&queues.writes, shared, &writer.limits, true);
+        match request {
+            Request::Close { done } => {
+                // Taken before the engine closes, so that no read starts on a store that has
+                // released its lock.
+                shared.closed.store(true, Ordering::Release);
+                let core = guard.take().expect("the core is taken once");
+                return Some((core.engine, done));
+            }
+            request => core.serve_control(request, shared),
         }
     }
 }
@@ -544,12 +556,6 @@ impl Group {
 }
 
 impl<E: Engine> Core<E> {
-    /// Puts a write taken off the queue in front of the next group.
-    fn carry_first(&mut self, request: Request) {
-        debug_assert!(self.carried.is_none(), "a carried write is served first");
-        self.carried = Some(request);
-    }
-
     /// Commits the queued writes, a group at a time, until the queue is empty. `wait`:
     /// the writer thread may wait up to `max_delay` for a group to fill; a submitter
     /// committing its own write does not.

@@ -169,3 +169,34 @@ fn readers_see_only_written_versions_in_order_and_every_ack_survives_reopen() {
         latest.values().filter(|(_, t)| t.is_some()).count() as u64
     );
 }
+
+/// One thread's writes to a document apply in the order it queued them, whichever thread
+/// commits them: a put whose ticket is dropped, then a put that is waited for (and may be
+/// committed by the waiting thread itself), leave the second text, round after round, with
+/// readers beside them keeping the writer thread and the waiting thread racing for the core.
+#[test]
+fn one_threads_writes_apply_in_queue_order_whoever_commits_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::create(dir.path(), store_concurrent::WriterOptions::default());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = store.get(crate::id(1)).unwrap();
+            }
+        });
+        for round in 0..500u64 {
+            drop(store.put(crate::id(1), format!("first {round}")).unwrap());
+            store
+                .put(crate::id(1), format!("second {round}"))
+                .unwrap()
+                .wait()
+                .unwrap();
+            let text = store.get(crate::id(1)).unwrap().unwrap().to_string();
+            assert_eq!(text, format!("second {round}"), "round {round}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap();
+    });
+    store.close().unwrap();
+}
