@@ -83,7 +83,7 @@ impl Store {
         check_is_store(dir)?;
         let meta = read_meta(dir)?;
         let mut lock = ReaderLock::open(dir)?;
-        let loaded = load(dir, &meta, &options, &mut lock)?;
+        let loaded = load(dir, &meta, &options, &mut lock, None)?;
         let follower = Follower {
             lock,
             seen: loaded.seen,
@@ -122,18 +122,28 @@ impl Store {
         let writer = follower.lock.writer(uid)?;
         let base_identity = self.index.base().map(|base| base.identity());
         let (bound, _guard, live) = match writer {
+            // A writer that holds the lock but has not published since it opened shows the
+            // page its predecessor left, whose position may lie below what this view read
+            // (with no writer, up to the end of the data): it has nothing new yet.
+            Writer::Live(Some(bound)) if follower.seen.is_some_and(|seen| bound < seen) => {
+                return Ok(Refreshed::Unchanged);
+            }
             Writer::Live(Some(bound)) => (Some(bound), None, true),
-            // A writer still opening has published nothing new yet.
             Writer::Live(None) => return Ok(Refreshed::Unchanged),
             Writer::Absent(guard) => (None, Some(guard), false),
         };
         let reload = retired_list != follower.retired_list
             || index_identity != base_identity
-            || live != follower.writer_was_live
-            || bound.is_some_and(|bound| follower.seen.is_some_and(|seen| bound < seen));
+            || live != follower.writer_was_live;
         if reload {
             drop(_guard);
-            let loaded = load(&self.dir, &self.meta, &self.options, &mut follower.lock)?;
+            let loaded = load(
+                &self.dir,
+                &self.meta,
+                &self.options,
+                &mut follower.lock,
+                follower.seen,
+            )?;
             follower.seen = loaded.seen;
             follower.retired_list = loaded.retired_list;
             follower.writer_was_live = loaded.writer_was_live;
@@ -222,11 +232,14 @@ impl Store {
 /// Loads a view: the writer's bound (or the shared lock, with no writer), then the store
 /// as recovery reads it. Retried when a file named in one step is gone in the next: the
 /// writer's compaction or checkpoint ran meanwhile, and the next attempt sees its result.
+/// A bound below `at_least` (what an earlier view of this handle read) is a writer still
+/// opening, which is waited for like one that has published nothing.
 fn load(
     dir: &Path,
     meta: &StoreMeta,
     options: &StoreOptions,
     lock: &mut ReaderLock,
+    at_least: Option<Position>,
 ) -> Result<Loaded> {
     let mut attempt = 0;
     let mut waited = 0;
@@ -234,14 +247,15 @@ fn load(
         // The list first, then the bound: a list that names a compaction's copies comes
         // with a bound that covers them (the writer rolls past them before the list).
         let retired_list = read_retired_list(dir)?;
+        let stale = |bound: Position| at_least.is_some_and(|seen| bound < seen);
         let (bound, guard) = match lock.writer(meta.store_uid)? {
-            Writer::Live(Some(bound)) => (Some(bound), None),
-            Writer::Live(None) if waited < WAIT_STEPS => {
+            Writer::Live(Some(bound)) if !stale(bound) => (Some(bound), None),
+            Writer::Live(_) if waited < WAIT_STEPS => {
                 waited += 1;
                 std::thread::sleep(WAIT_STEP);
                 continue;
             }
-            Writer::Live(None) => {
+            Writer::Live(_) => {
                 return Err(Error::Locked {
                     path: dir.join(crate::layout::LOCK_FILE),
                 });

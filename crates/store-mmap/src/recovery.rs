@@ -159,7 +159,7 @@ pub(crate) fn recover(
     }
     let next_segment_id = segments.keys().next_back().map_or(1, |id| id + 1);
 
-    let (mut index, mut last_seq, start) = match load_index(dir, meta, &segments)? {
+    let (mut index, mut last_seq, start) = match load_index(dir, meta, &segments, bound)? {
         Checkpoint::Loaded { base } => {
             report.index = IndexLoad::Loaded {
                 entries: base.header().live_docs,
@@ -168,6 +168,16 @@ pub(crate) fn recover(
             (Index::on(Arc::new(base)), last_seq, Some(position))
         }
         Checkpoint::Missing => (Index::default(), 0, None),
+        Checkpoint::Ahead => {
+            // The writer checkpointed commits it published after this view read its
+            // bound: the caller reads the bound again (a read-only open retries).
+            return Err(Error::io("catch up with", dir.join(INDEX_FILE))(
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the index checkpoint is newer than the writer's position read before it",
+                ),
+            ));
+        }
         Checkpoint::Unusable(reason) => {
             report.index = IndexLoad::Discarded { reason };
             (Index::default(), 0, None)
@@ -613,6 +623,8 @@ enum Checkpoint {
     Loaded { base: MappedIndex },
     /// There is no index file.
     Missing,
+    /// The checkpoint lies past the bound a read-only open read before it.
+    Ahead,
     /// The file cannot be used, for this reason; the data is replayed instead.
     Unusable(String),
 }
@@ -628,6 +640,7 @@ fn load_index(
     dir: &Path,
     meta: &StoreMeta,
     segments: &BTreeMap<u32, SegmentFile>,
+    bound: Option<Position>,
 ) -> Result<Checkpoint> {
     let path = dir.join(INDEX_FILE);
     let base = match MappedIndex::open(&path, meta.store_uid) {
@@ -636,6 +649,9 @@ fn load_index(
         Err(Unusable::Rejected(reason)) => return Ok(Checkpoint::Unusable(reason)),
     };
     let cp = base.header().checkpoint;
+    if bound.is_some_and(|bound| cp > bound) {
+        return Ok(Checkpoint::Ahead);
+    }
     let Some(cp_segment) = segments.get(&cp.segment) else {
         return Ok(Checkpoint::Unusable(format!(
             "its checkpoint names segment {}, which does not exist",

@@ -138,6 +138,10 @@ impl WriterLock {
                 .map_err(Error::io("map lock file", &path))?
         };
         let mut lock = WriterLock { _file: file, page };
+        // Nothing published by this writer yet: readers that look now wait for it rather
+        // than read its predecessor's position (which they also ignore when it lies below
+        // what they read, for the moment between the lock and this store).
+        lock.position().store(0, Ordering::Release);
         if let Some(uid) = store_uid {
             lock.claim(uid);
         }
