@@ -177,25 +177,25 @@ fn readers_see_only_written_versions_in_order_and_every_ack_survives_reopen() {
 #[test]
 fn one_threads_writes_apply_in_queue_order_whoever_commits_them() {
     let dir = tempfile::tempdir().unwrap();
-    let store = crate::create(dir.path(), store_concurrent::WriterOptions::default());
-    let stop = std::sync::atomic::AtomicBool::new(false);
+    let store = crate::create(dir.path(), WriterOptions::default());
+    let stop = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = store.get(crate::id(1)).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let _ = store.get(id(1)).unwrap();
             }
         });
         for round in 0..500u64 {
-            drop(store.put(crate::id(1), format!("first {round}")).unwrap());
+            drop(store.put(id(1), format!("first {round}")).unwrap());
             store
-                .put(crate::id(1), format!("second {round}"))
+                .put(id(1), format!("second {round}"))
                 .unwrap()
                 .wait()
                 .unwrap();
-            let text = store.get(crate::id(1)).unwrap().unwrap().to_string();
+            let text = store.get(id(1)).unwrap().unwrap().to_string();
             assert_eq!(text, format!("second {round}"), "round {round}");
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
         reader.join().unwrap();
     });
     store.close().unwrap();
