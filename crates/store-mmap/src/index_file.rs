@@ -70,8 +70,12 @@ impl MappedIndex {
         // this one, which leaves this mapping on the old inode, unchanged. Every textstore
         // process follows that rule (docs/FORMAT.md, "Index file"); one that truncates or
         // rewrites the file in place breaks it. Reads stay below the length checked below.
-        let map = unsafe { Mmap::map(&file) }
-            .map_err(|err| Unusable::Rejected(format!("cannot map it: {err}")))?;
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(meta.len() as usize)
+                .map(&file)
+        }
+        .map_err(|err| Unusable::Rejected(format!("cannot map it: {err}")))?;
         let (header, segments) =
             open_index(&map).map_err(|err| Unusable::Rejected(err.to_string()))?;
         if header.store_uid != store_uid {

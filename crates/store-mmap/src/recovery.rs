@@ -184,6 +184,17 @@ pub(crate) fn recover(
         }
     };
 
+    // A record takes at least a header; most take a few times that.
+    let tail_bytes: u64 = segments
+        .range(start.map_or(0, |p| p.segment)..)
+        .map(|(&id, segment)| {
+            let from = start
+                .filter(|p| p.segment == id)
+                .map_or(0, |p| u64::from(p.offset));
+            segment.file_len().saturating_sub(from)
+        })
+        .sum();
+    index.reserve(usize::try_from(tail_bytes / 256).unwrap_or(0).min(1 << 20));
     let mut segments = segments;
     let tail = scan_tail(
         dir,
@@ -201,13 +212,15 @@ pub(crate) fn recover(
         // What lies past the writer's published commits is not this view's.
         segments.retain(|&id, _| id <= bound.segment);
     }
+    let torn = report.dropped_tail.as_ref().map(|tail| tail.path.clone());
     for (id, valid_end) in ends {
         let segment = segments.get_mut(&id).expect("scanned above");
         segment.set_end(u32::try_from(valid_end).expect("segment offsets are 32-bit"));
-        if access.writes() {
-            // Cut everything past the data: a torn final group, so that its bytes can never
-            // be read as records after new data is written before them, and unused
-            // preallocation.
+        // Cut a torn final group, so that its bytes can never be read as records after new
+        // data is written before them. Past the data of every other segment lie only zeros
+        // (preallocation, or zeros written ahead), which the next commits write over: they
+        // stay.
+        if access.writes() && torn.as_deref() == Some(segment.path()) {
             segment.trim()?;
         }
     }

@@ -565,12 +565,15 @@ impl SegmentFile {
                 .map(&file)
                 .map_err(Error::io("map segment", &path))?
         };
+        // A new mapping's advice is already `Normal`: only the others cost a system call.
         let advice = match settings.access {
-            AccessPattern::Normal => Advice::Normal,
-            AccessPattern::Sequential => Advice::Sequential,
-            AccessPattern::Random => Advice::Random,
+            AccessPattern::Normal => None,
+            AccessPattern::Sequential => Some(Advice::Sequential),
+            AccessPattern::Random => Some(Advice::Random),
         };
-        map.advise(advice).map_err(Error::io("madvise", &path))?;
+        if let Some(advice) = advice {
+            map.advise(advice).map_err(Error::io("madvise", &path))?;
+        }
         let map = Arc::new(map);
         let bytes = Bytes::from_owner(MapOwner(Arc::clone(&map)));
         let end = u32::try_from(file_len.max(SEGMENT_HEADER_LEN as u64)).unwrap_or(capacity);
