@@ -47,6 +47,24 @@ pub(crate) fn skip_without_mount(reason: &str) {
     eprintln!("skipped: needs a size-limited tmpfs, and {reason}");
 }
 
+impl Mount {
+    /// Makes the mount read-only.
+    pub(crate) fn remount_read_only(&self) -> Result<(), String> {
+        let out = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.path)
+            .output()
+            .map_err(|err| format!("cannot run mount: {err}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -o remount,ro failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.path).status();

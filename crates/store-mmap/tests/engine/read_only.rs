@@ -229,3 +229,54 @@ fn the_replay_after_a_crash_is_bounded_by_the_checkpoint_interval() {
     assert_eq!(store.len(), 500);
     assert_eq!(text_of(store, 499).as_deref(), Some(text.as_str()));
 }
+
+/// A store on a read-only file system (a shipped data set, a read-only mount) opens
+/// read-only, crashed or not, and reads every document; a writer's open fails clearly.
+#[test]
+fn a_store_on_a_read_only_file_system_opens_read_only() {
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mount_at = root.path().join("ro");
+    let mount = match crate::disk_full::Mount::tmpfs(&mount_at, "16m") {
+        Ok(mount) => mount,
+        Err(reason) => return crate::disk_full::skip_without_mount(&reason),
+    };
+    let closed = mount_at.join("closed");
+    let crashed = mount_at.join("crashed");
+    let copy_into = |from: &std::path::Path, to: &std::path::Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    };
+    let mut store = Store::create(root.path().join("closed"), StoreOptions::new()).unwrap();
+    for k in 0..20u64 {
+        store.put(id(k), &format!("text {k}")).unwrap();
+    }
+    store.close().unwrap();
+    copy_into(&root.path().join("closed"), &closed);
+    let options = StoreOptions::new().checkpoint_bytes(None);
+    let mut store = Store::create(root.path().join("crashed"), options).unwrap();
+    for k in 0..20u64 {
+        store.put(id(k), &format!("crashed {k}")).unwrap();
+    }
+    // The files as a process killed now leaves them: no close, no checkpoint.
+    copy_into(&root.path().join("crashed"), &crashed);
+    drop(store);
+    mount.remount_read_only().unwrap();
+
+    for (dir, prefix) in [(&closed, "text"), (&crashed, "crashed")] {
+        let reader = Store::open_read_only(dir, StoreOptions::new()).unwrap();
+        assert_eq!(reader.len(), 20);
+        // The crashed store has no checkpoint: the open read its records as recovery would.
+        assert_eq!(reader.recovery().records_replayed > 0, prefix == "crashed");
+        for k in 0..20u64 {
+            assert_eq!(text_of(&reader, k), Some(format!("{prefix} {k}")));
+        }
+        assert!(reader.verify().is_clean());
+        let refused = Store::open(dir, StoreOptions::new())
+            .err()
+            .expect("a writer cannot open");
+        assert!(refused.to_string().contains("LOCK"), "{refused}");
+    }
+}
