@@ -242,7 +242,7 @@ fn a_store_on_a_read_only_file_system_opens_read_only() {
     };
     let closed = mount_at.join("closed");
     let crashed = mount_at.join("crashed");
-    let copy_into = |from: &std::path::Path, to: &std::path::Path| {
+    let copy_into = |from: &Path, to: &Path| {
         std::fs::create_dir_all(to).unwrap();
         for entry in std::fs::read_dir(from).unwrap() {
             let entry = entry.unwrap();
