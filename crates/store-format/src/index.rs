@@ -11,9 +11,11 @@
 //! [`INDEX_SEGMENT_LEN`]-byte row per segment that holds live records), zeros up to the first
 //! page boundary ([`IndexHeader::table_offset`]), then the slot pages of
 //! [`INDEX_PAGE_LEN`] bytes, each holding [`SLOTS_PER_PAGE`] slots of [`INDEX_ENTRY_LEN`]
-//! bytes and a CRC32C. A document's home slot is `XXH3-64(id, seed) * slot_count >> 64`; a
-//! lookup probes from there to the next empty slot, wrapping at the end. The table is never
-//! more than [`MAX_LOAD_PERCENT`] percent full, so probes stay short and always end.
+//! bytes and a CRC32C. A document's home slot is `XXH3-64(id, seed) * slot_count >> 64`;
+//! entries are placed by Robin Hood linear probing (wrapping at the end), so a lookup probes
+//! from there to the document, an empty slot, or the first resident closer to its own home
+//! than the probe is. The table is never more than [`MAX_LOAD_PERCENT`] percent full, so
+//! probes stay short and always end.
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -37,8 +39,10 @@ pub const INDEX_SEGMENT_LEN: usize = 16;
 pub const INDEX_PAGE_LEN: usize = 4096;
 /// Slots in one page: the rest of the page is reserved bytes and the page's CRC32C.
 pub const SLOTS_PER_PAGE: usize = 102;
-/// The most a table is filled, in percent of its slots.
-pub const MAX_LOAD_PERCENT: u64 = 70;
+/// The most a table is filled, in percent of its slots. Robin Hood placement keeps probes
+/// short at this fill (a lookup that finds nothing stops at the first resident closer to its
+/// home than the probe), and it keeps the file at about 47 bytes a document.
+pub const MAX_LOAD_PERCENT: u64 = 85;
 const PAGE_CRC_AT: usize = INDEX_PAGE_LEN - 4;
 const SLOT_OCCUPIED: u32 = 1;
 const _: () = assert!(124 + 4 == INDEX_HEADER_LEN);
@@ -266,6 +270,12 @@ impl IndexHeader {
         ((u128::from(hash) * u128::from(self.slot_count)) >> 64) as u64
     }
 
+    /// How far `slot` lies from `id`'s home slot, counting forward and wrapping.
+    pub fn distance(&self, id: DocId, slot: u64) -> u64 {
+        let home = self.home_slot(id);
+        (slot + self.slot_count - home) % self.slot_count
+    }
+
     /// The byte offset of page `page` in the file.
     pub fn page_offset(&self, page: u64) -> usize {
         self.table_offset as usize + page as usize * INDEX_PAGE_LEN
@@ -343,20 +353,31 @@ pub fn encode_index(
     let mut table = vec![0u8; pages * INDEX_PAGE_LEN];
     let mut segments: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
     for entry in entries {
-        let mut slot = header.home_slot(entry.id);
+        // Robin Hood placement: an entry further from its home than the resident of a slot
+        // takes the slot, and the resident moves on. It keeps probes short at a high fill,
+        // and lets a lookup stop at the first resident closer to its home than the probe.
+        let mut placing = entry;
+        let mut slot = header.home_slot(placing.id);
+        let mut distance = 0u64;
         loop {
             let at = slot_offset(slot);
             if get_u32(&table, at + 36) == 0 {
-                entry.encode_into(&mut table[at..at + INDEX_ENTRY_LEN]);
+                placing.encode_into(&mut table[at..at + INDEX_ENTRY_LEN]);
                 break;
             }
-            debug_assert_ne!(
-                get_u128(&table, at),
-                entry.id.as_u128(),
-                "id {} twice",
-                entry.id
-            );
+            let resident = IndexEntry::decode(&table, at)
+                .ok()
+                .flatten()
+                .expect("an occupied slot holds an entry this function encoded");
+            debug_assert_ne!(resident.id, placing.id, "id {} twice", placing.id);
+            let resident_distance = header.distance(resident.id, slot);
+            if resident_distance < distance {
+                placing.encode_into(&mut table[at..at + INDEX_ENTRY_LEN]);
+                placing = resident;
+                distance = resident_distance;
+            }
             slot = (slot + 1) % slot_count;
+            distance += 1;
         }
         let record = crate::record_len(entry.text_len);
         header.live_docs += 1;
@@ -457,14 +478,16 @@ pub fn index_lookup(
     mut checked: impl FnMut(u64) -> Result<(), FormatError>,
 ) -> Result<Option<IndexEntry>, FormatError> {
     let mut slot = header.home_slot(id);
-    // The table is never full (at most 70%), so a probe meets an empty slot; the bound only
-    // guards a file whose header lies about its fill.
-    for _ in 0..header.slot_count {
+    // The table is never full, so a probe meets an empty slot, or (Robin Hood placement) a
+    // resident closer to its home than the probe is to `id`'s, past which `id` cannot lie.
+    // The bound only guards a file whose header lies about its fill.
+    for distance in 0..header.slot_count {
         checked(slot / SLOTS_PER_PAGE as u64)?;
         let at = header.table_offset as usize + slot_offset(slot);
         match IndexEntry::decode(buf, at)? {
             None => return Ok(None),
             Some(entry) if entry.id == id => return Ok(Some(entry)),
+            Some(entry) if header.distance(entry.id, slot) < distance => return Ok(None),
             Some(_) => slot = (slot + 1) % header.slot_count,
         }
     }

@@ -89,7 +89,7 @@ pub struct StoreOptions {
     /// index checkpoint on a thread of its own every half of this, and a commit that finds
     /// the previous one still being written waits for it (`None`: checkpoints only at
     /// [`crate::Store::checkpoint`] and close). Each checkpoint writes the whole index file
-    /// (about 57 bytes per document), so a larger value writes the index less often.
+    /// (about 47 bytes per document), so a larger value writes the index less often.
     /// 32 MiB by default.
     pub checkpoint_bytes: Option<u64>,
     /// The file operations every change to the store's files goes through: [`OsStorage`],
