@@ -14,7 +14,8 @@
 //! bytes and a CRC32C. A document's home slot is `XXH3-64(id, seed) * slot_count >> 64`;
 //! entries are placed by Robin Hood linear probing (wrapping at the end), so a lookup probes
 //! from there to the document, an empty slot, or the first resident closer to its own home
-//! than the probe is. The table is never more than [`MAX_LOAD_PERCENT`] percent full, so
+//! than the probe is (each slot stores its distance from home, so the probe hashes no other
+//! id). The table is never more than [`MAX_LOAD_PERCENT`] percent full, so
 //! probes stay short and always end.
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -44,7 +45,13 @@ pub const SLOTS_PER_PAGE: usize = 102;
 /// home than the probe), and it keeps the file at about 47 bytes a document.
 pub const MAX_LOAD_PERCENT: u64 = 85;
 const PAGE_CRC_AT: usize = INDEX_PAGE_LEN - 4;
+/// A slot's flags word (bytes 36..40): bit 0 marks it occupied, bits 1..16 are reserved,
+/// bits 16..32 hold how far the entry lies from its home slot, so that a probe can stop
+/// without hashing the ids it passes.
 const SLOT_OCCUPIED: u32 = 1;
+const SLOT_FLAG_BITS: u32 = 0xFFFF;
+/// A stored distance of this value means "this far or further": the probe computes it.
+const DISTANCE_SATURATED: u64 = 0xFFFF;
 const _: () = assert!(124 + 4 == INDEX_HEADER_LEN);
 const _: () = assert!(36 + 4 == INDEX_ENTRY_LEN);
 const _: () = assert!(SLOTS_PER_PAGE * INDEX_ENTRY_LEN + 12 + 4 == INDEX_PAGE_LEN);
@@ -283,29 +290,39 @@ impl IndexHeader {
 }
 
 impl IndexEntry {
-    fn encode_into(&self, slot: &mut [u8]) {
+    /// Writes the entry into `slot`, `distance` slots from its home.
+    fn encode_into(&self, slot: &mut [u8], distance: u64) {
         put(slot, 0, &self.id.to_le_bytes());
         put(slot, 16, &self.seq.to_le_bytes());
         put(slot, 24, &self.position.segment.to_le_bytes());
         put(slot, 28, &self.position.offset.to_le_bytes());
         put(slot, 32, &self.text_len.to_le_bytes());
-        put(slot, 36, &SLOT_OCCUPIED.to_le_bytes());
+        let distance = distance.min(DISTANCE_SATURATED) as u32;
+        put(slot, 36, &(SLOT_OCCUPIED | distance << 16).to_le_bytes());
     }
 
     /// Decodes the slot at `offset` of `buf` (in bounds): `None` for an empty slot.
     fn decode(buf: &[u8], offset: usize) -> Result<Option<IndexEntry>, FormatError> {
-        let slot = &buf[offset..offset + INDEX_ENTRY_LEN];
-        let flags = get_u32(slot, 36);
-        let bad = |field| FormatError::InvalidField {
-            what: Structure::IndexEntries,
-            offset: offset as u64,
-            field,
-            value: u64::from(flags),
-        };
-        match flags {
-            0 if all_zero(slot) => Ok(None),
-            0 => Err(bad("empty slot")),
-            SLOT_OCCUPIED => Ok(Some(IndexEntry {
+        Ok(decode_slot(buf, offset)?.map(|(entry, _)| entry))
+    }
+}
+
+/// The slot at `offset` of `buf` (in bounds) with its stored distance: `None` for an empty
+/// slot.
+fn decode_slot(buf: &[u8], offset: usize) -> Result<Option<(IndexEntry, u64)>, FormatError> {
+    let slot = &buf[offset..offset + INDEX_ENTRY_LEN];
+    let flags = get_u32(slot, 36);
+    let bad = |field| FormatError::InvalidField {
+        what: Structure::IndexEntries,
+        offset: offset as u64,
+        field,
+        value: u64::from(flags),
+    };
+    match flags & SLOT_FLAG_BITS {
+        0 if all_zero(slot) => Ok(None),
+        0 => Err(bad("empty slot")),
+        SLOT_OCCUPIED => Ok(Some((
+            IndexEntry {
                 id: DocId::from_u128(get_u128(slot, 0)),
                 seq: get_u64(slot, 16),
                 position: Position {
@@ -313,9 +330,10 @@ impl IndexEntry {
                     offset: get_u32(slot, 28),
                 },
                 text_len: get_u32(slot, 32),
-            })),
-            _ => Err(bad("slot flags")),
-        }
+            },
+            u64::from(flags >> 16),
+        ))),
+        _ => Err(bad("slot flags")),
     }
 }
 
@@ -362,7 +380,7 @@ pub fn encode_index(
         loop {
             let at = slot_offset(slot);
             if get_u32(&table, at + 36) == 0 {
-                placing.encode_into(&mut table[at..at + INDEX_ENTRY_LEN]);
+                placing.encode_into(&mut table[at..at + INDEX_ENTRY_LEN], distance);
                 break;
             }
             let resident = IndexEntry::decode(&table, at)
@@ -372,7 +390,7 @@ pub fn encode_index(
             debug_assert_ne!(resident.id, placing.id, "id {} twice", placing.id);
             let resident_distance = header.distance(resident.id, slot);
             if resident_distance < distance {
-                placing.encode_into(&mut table[at..at + INDEX_ENTRY_LEN]);
+                placing.encode_into(&mut table[at..at + INDEX_ENTRY_LEN], distance);
                 placing = resident;
                 distance = resident_distance;
             }
@@ -484,12 +502,20 @@ pub fn index_lookup(
     for distance in 0..header.slot_count {
         checked(slot / SLOTS_PER_PAGE as u64)?;
         let at = header.table_offset as usize + slot_offset(slot);
-        match IndexEntry::decode(buf, at)? {
-            None => return Ok(None),
-            Some(entry) if entry.id == id => return Ok(Some(entry)),
-            Some(entry) if header.distance(entry.id, slot) < distance => return Ok(None),
-            Some(_) => slot = (slot + 1) % header.slot_count,
+        let Some((entry, stored)) = decode_slot(buf, at)? else {
+            return Ok(None);
+        };
+        if entry.id == id {
+            return Ok(Some(entry));
         }
+        let resident = match stored {
+            DISTANCE_SATURATED => header.distance(entry.id, slot),
+            stored => stored,
+        };
+        if resident < distance {
+            return Ok(None);
+        }
+        slot = (slot + 1) % header.slot_count;
     }
     Ok(None)
 }
@@ -521,8 +547,20 @@ pub fn decode_index(buf: &[u8]) -> Result<(IndexHeader, Vec<IndexEntry>), Format
     let (mut record_bytes, mut text_bytes) = (0u64, 0u64);
     let mut per_segment: std::collections::BTreeMap<u32, u64> = std::collections::BTreeMap::new();
     for page in 0..header.page_count() {
-        for entry in index_page_entries(buf, &header, page) {
-            let entry = entry?;
+        for slot in 0..SLOTS_PER_PAGE as u64 {
+            let at = header.page_offset(page) + slot as usize * INDEX_ENTRY_LEN;
+            let Some((entry, stored)) = decode_slot(buf, at)? else {
+                continue;
+            };
+            let distance = header.distance(entry.id, page * SLOTS_PER_PAGE as u64 + slot);
+            if stored != distance.min(DISTANCE_SATURATED) {
+                return Err(FormatError::InvalidField {
+                    what: Structure::IndexEntries,
+                    offset: at as u64,
+                    field: "distance from the home slot",
+                    value: stored,
+                });
+            }
             let found = index_lookup(buf, &header, entry.id, |_| Ok(()))?;
             if found != Some(entry) {
                 return Err(FormatError::InvalidField {

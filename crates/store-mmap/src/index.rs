@@ -89,12 +89,6 @@ impl Index {
         }
     }
 
-    /// Makes room for `changes` more changes without growing the map as they come (a
-    /// replay knows roughly how many records it will apply).
-    pub(crate) fn reserve(&mut self, changes: usize) {
-        self.delta.reserve(changes);
-    }
-
     /// The latest entry of `id`. Fails only when a page of the base is damaged.
     pub(crate) fn get(&self, id: DocId) -> Result<Option<Entry>> {
         if let Some(change) = self.delta.get(&id) {

@@ -184,17 +184,6 @@ pub(crate) fn recover(
         }
     };
 
-    // A record takes at least a header; most take a few times that.
-    let tail_bytes: u64 = segments
-        .range(start.map_or(0, |p| p.segment)..)
-        .map(|(&id, segment)| {
-            let from = start
-                .filter(|p| p.segment == id)
-                .map_or(0, |p| u64::from(p.offset));
-            segment.file_len().saturating_sub(from)
-        })
-        .sum();
-    index.reserve(usize::try_from(tail_bytes / 256).unwrap_or(0).min(1 << 20));
     let mut segments = segments;
     let tail = scan_tail(
         dir,

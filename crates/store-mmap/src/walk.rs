@@ -248,17 +248,21 @@ fn damaged_range(
 
 /// The offset from which every byte of `buf` is zero (`buf.len()` when its last byte is not).
 fn zero_tail_start(buf: &[u8]) -> usize {
-    const CHUNK: usize = 64;
     let mut end = buf.len();
-    // Whole chunks first: comparing 64 bytes at a time keeps the scan of a long
-    // preallocated tail fast.
-    while end >= CHUNK && buf[end - CHUNK..end].iter().all(|&b| b == 0) {
-        end -= CHUNK;
-    }
-    while end > 0 && buf[end - 1] == 0 {
-        end -= 1;
+    // A preallocated tail can be megabytes long: whole pages first, then smaller chunks,
+    // then bytes.
+    for chunk in [4096, 64, 1] {
+        while end >= chunk && is_zero(&buf[end - chunk..end]) {
+            end -= chunk;
+        }
     }
     end
+}
+
+/// Whether every byte is zero. Folds without stopping early, which the compiler turns into
+/// wide comparisons: a page takes a few dozen instructions.
+fn is_zero(bytes: &[u8]) -> bool {
+    bytes.iter().fold(0u8, |acc, &b| acc | b) == 0
 }
 
 /// Assigns records to commit groups as the walk meets them.

@@ -1,10 +1,11 @@
 use proptest::prelude::*;
 use store_format::{
-    DocId, FormatError, GroupEnd, INDEX_HEADER_LEN, IndexCheckpoint, IndexEntry, MAX_LOAD_PERCENT,
-    Position, RECORD_ALIGN, RECORD_HEADER_LEN, RecordKind, RetiredList, SealedSegment,
-    SegmentHeader, StoreMeta, Structure, WriteBatch, check_index_page, decode_index, decode_record,
-    encode_index, encode_record, encode_record_header, index_lookup, index_slot_count, open_index,
-    padding_len, record_len,
+    DocId, FormatError, GroupEnd, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_PAGE_LEN,
+    IndexCheckpoint, IndexEntry, IndexHeader, MAX_LOAD_PERCENT, Position, RECORD_ALIGN,
+    RECORD_HEADER_LEN, RecordKind, RetiredList, SLOTS_PER_PAGE, SealedSegment, SegmentHeader,
+    StoreMeta, Structure, WriteBatch, check_index_page, decode_index, decode_record, encode_index,
+    encode_record, encode_record_header, index_lookup, index_slot_count, open_index, padding_len,
+    record_len,
 };
 
 fn one_record(kind: RecordKind, id: u128, seq: u64, payload: &[u8]) -> Vec<u8> {
@@ -388,6 +389,54 @@ fn index_round_trips_is_probed_in_place_and_detects_damage() {
         assert!(open_index(&damaged).is_err(), "flip at {at}");
     }
     assert!(open_index(&buf[..buf.len() - 1]).is_err());
+}
+
+/// Rewrites page `page`'s CRC after a test changed the page on purpose.
+fn reseal_index_page(buf: &mut [u8], header: &IndexHeader, page: u64) {
+    let start = header.page_offset(page);
+    let crc = bitwise_crc32c(&buf[start..start + INDEX_PAGE_LEN - 4]);
+    buf[start + INDEX_PAGE_LEN - 4..start + INDEX_PAGE_LEN].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn a_slot_whose_stored_probe_distance_is_wrong_is_refused_by_the_full_decode() {
+    let buf = encode_index(index_checkpoint(5), index_entries(90).into_iter());
+    let (header, _) = decode_index(&buf).unwrap();
+    let start = header.page_offset(0);
+    let occupied = (0..SLOTS_PER_PAGE)
+        .map(|slot| start + slot * INDEX_ENTRY_LEN)
+        .find(|&at| buf[at + 36] & 1 == 1)
+        .expect("90 entries in 102 slots occupy one");
+    let mut damaged = buf.clone();
+    // The distance is the flags word's upper half: make it one more than it is.
+    let distance = u16::from_le_bytes([damaged[occupied + 38], damaged[occupied + 39]]);
+    damaged[occupied + 38..occupied + 40].copy_from_slice(&(distance + 1).to_le_bytes());
+    reseal_index_page(&mut damaged, &header, 0);
+    check_index_page(&damaged, &header, 0).unwrap();
+    match decode_index(&damaged) {
+        Err(FormatError::InvalidField {
+            field,
+            offset,
+            value,
+            ..
+        }) => {
+            assert_eq!(field, "distance from the home slot");
+            assert_eq!(offset, occupied as u64);
+            assert_eq!(value, u64::from(distance) + 1);
+        }
+        other => panic!("expected the distance to be refused, got {other:?}"),
+    }
+    // A reserved flag bit is refused by any read of the slot.
+    let mut damaged = buf.clone();
+    damaged[occupied + 36] |= 0x02;
+    reseal_index_page(&mut damaged, &header, 0);
+    assert!(matches!(
+        decode_index(&damaged),
+        Err(FormatError::InvalidField {
+            field: "slot flags",
+            ..
+        })
+    ));
 }
 
 #[test]
