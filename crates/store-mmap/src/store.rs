@@ -631,7 +631,7 @@ impl Store {
     ) -> Result<(u32, u32, Duration, Option<Duration>)> {
         let sync = self.options.durability == Durability::Sync;
         let started = Instant::now();
-        self.reserve_in_active(parts[0].len_bytes)?;
+        let mut trailing_zeros = self.reserve_in_active(parts[0].len_bytes)?;
         let first = (self.active().id(), self.active().end());
         let mut ops = ops;
         let mut seq = first_seq;
@@ -647,11 +647,15 @@ impl Store {
                 // header records it, with the last sequence number written so far, and
                 // whether the commit goes on from it.
                 let continues = parts[..k].iter().any(|p| p.ops > 0);
-                result = self
+                let reserved = self
                     .roll_after(seq - 1, continues)
                     .and_then(|()| self.reserve_in_active(part.len_bytes));
-                if result.is_err() {
-                    break;
+                match reserved {
+                    Ok(zeros) => trailing_zeros = zeros,
+                    Err(err) => {
+                        result = Err(err);
+                        break;
+                    }
                 }
             }
             if part.ops == 0 {
@@ -664,7 +668,14 @@ impl Store {
                 continues_from_prev: k > 0 && parts[..k].iter().any(|p| p.ops > 0),
             };
             let part_ops = ops.clone().take(part.ops);
-            result = write::write_part(self.active(), part_ops, seq, group_end, &mut scratch);
+            result = write::write_part(
+                self.active(),
+                part_ops,
+                seq,
+                group_end,
+                &mut scratch,
+                trailing_zeros,
+            );
             if result.is_err() {
                 break;
             }
@@ -707,17 +718,24 @@ impl Store {
     }
 
     /// Reserves `len` bytes past the active segment's end for a write that follows at once:
-    /// the zeroing thread keeps off them from here on.
-    fn reserve_in_active(&mut self, len: u64) -> Result<()> {
+    /// the zeroing thread keeps off them from here on. Returns how many bytes of zeros the
+    /// write should add after its records ([`Zeroer::claim`]).
+    fn reserve_in_active(&mut self, len: u64) -> Result<usize> {
         self.active_mut().reserve(len)?;
         self.start_zeroing();
-        if let Some(zeroer) = &self.zeroer {
-            let active = self.active();
-            let end = u64::from(active.end());
-            zeroer.claim(active.id(), end, end + len);
-            zeroer.allocated(active.id(), active.file_len());
-        }
-        Ok(())
+        let Some(zeroer) = &self.zeroer else {
+            return Ok(0);
+        };
+        let active = self.active();
+        let end = u64::from(active.end());
+        zeroer.allocated(active.id(), active.file_len());
+        let zeros = zeroer.claim(
+            active.id(),
+            end,
+            end + len,
+            write::MAX_TRAILING_ZEROS as u64,
+        );
+        Ok(usize::try_from(zeros).expect("at most MAX_TRAILING_ZEROS"))
     }
 
     /// Starts the zeroing thread at the first commit (an open that only reads spawns no

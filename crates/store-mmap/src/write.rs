@@ -84,15 +84,24 @@ enum Piece<'a> {
     Text(&'a [u8]),
 }
 
+/// The most zeros a commit writes after its records (see [`write_part`]).
+pub(crate) const MAX_TRAILING_ZEROS: usize = 256 << 10;
+static ZEROS: [u8; MAX_TRAILING_ZEROS] = [0; MAX_TRAILING_ZEROS];
+
 /// Writes `ops` as one commit group at the end of `segment` (not published), with sequence
 /// numbers from `first_seq`; the last record ends the group as `group_end` says. `gather`
 /// is the store's reused buffer. Space is reserved by the caller.
+///
+/// `trailing_zeros` (at most [`MAX_TRAILING_ZEROS`]) more bytes of zeros follow the records
+/// in the same write, over preallocated space: the commit's flush then marks that extent
+/// written once, and the next commits into it flush their data alone.
 pub(crate) fn write_part<'a>(
     segment: &SegmentFile,
     ops: impl Iterator<Item = BatchOp<'a>>,
     first_seq: u64,
     group_end: GroupEnd,
     gather: &mut Vec<u8>,
+    trailing_zeros: usize,
 ) -> Result<()> {
     gather.clear();
     let mut pieces: Vec<Piece<'a>> = Vec::new();
@@ -120,6 +129,9 @@ pub(crate) fn write_part<'a>(
         if pieces.len() + 3 > MAX_SLICES || gather.len() >= GATHER_BYTES {
             at = flush(segment, &mut pieces, gather, at)?;
         }
+    }
+    if trailing_zeros > 0 {
+        pieces.push(Piece::Text(&ZEROS[..trailing_zeros]));
     }
     flush(segment, &mut pieces, gather, at)?;
     Ok(())

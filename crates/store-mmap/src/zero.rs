@@ -16,6 +16,10 @@
 //!   the chunk busy while it writes it; so zeros never land on bytes the writer has written;
 //! - it starts a chunk only between commits (from a claim until the commit is written and
 //!   synced, it waits), so that its writes do not compete with a commit's for the disk;
+//! - commits that follow each other closely leave it no time between them, so a small
+//!   commit that reaches past the zeros written so far writes the next stretch of zeros
+//!   itself, in the same `pwritev` after its records, and claims it: the commit's flush
+//!   marks that extent written once for the commits after it;
 //! - before the segment is trimmed or sealed, the writer **detaches** it, which waits for a
 //!   busy chunk; the thread never writes past the end of a file the writer has cut.
 //!
@@ -131,18 +135,34 @@ impl Zeroer {
     }
 
     /// The writer is about to write `segment` from `start` up to `end`: once this returns,
-    /// no zero lands below `end`.
-    pub(crate) fn claim(&self, segment: u32, start: u64, end: u64) {
+    /// no zero lands below `end`. Returns how many bytes of zeros the commit should write
+    /// after its data itself (at most `max_zeros`): a small commit that reaches past the
+    /// zeros written so far takes the next stretch of preallocated space in its own write,
+    /// because the thread starts a chunk only between commits, and back-to-back commits
+    /// leave it no time.
+    pub(crate) fn claim(&self, segment: u32, start: u64, end: u64, max_zeros: u64) -> u64 {
         let mut state = self.shared.lock();
-        if state.target.as_ref().is_none_or(|t| t.segment != segment) {
-            return;
-        }
-        state.large_commits = end - start > SMALL_COMMIT_BYTES;
-        state.claimed = state.claimed.max(end);
+        let Some(allocated) = state
+            .target
+            .as_ref()
+            .filter(|t| t.segment == segment)
+            .map(|t| t.allocated)
+        else {
+            return 0;
+        };
+        let small = end - start <= SMALL_COMMIT_BYTES;
+        state.large_commits = !small;
+        let zeros_to = if small && end > state.zeroed.max(state.claimed) {
+            allocated.min(end + max_zeros).max(end)
+        } else {
+            end
+        };
+        state.claimed = state.claimed.max(zeros_to);
         state.committing = true;
-        while state.busy.is_some_and(|(start, _)| start < end) {
+        while state.busy.is_some_and(|(start, _)| start < zeros_to) {
             state = self.wait(state);
         }
+        zeros_to - end
     }
 
     /// The commit that claimed bytes is written and synced (or failed): zeroing may go on.
@@ -271,7 +291,11 @@ mod tests {
     use std::os::unix::fs::FileExt;
 
     fn target(dir: &std::path::Path, len: u64) -> ZeroTarget {
-        let path = dir.join("segment");
+        target_at(&dir.join("segment"), len)
+    }
+
+    fn target_at(path: &std::path::Path, len: u64) -> ZeroTarget {
+        let path = path.to_path_buf();
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -289,6 +313,49 @@ mod tests {
         }
     }
 
+    /// A zeroer whose thread never runs, so that a test sees the writer's side alone.
+    fn without_thread() -> Zeroer {
+        Zeroer {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+            }),
+            thread: None,
+        }
+    }
+
+    /// A small commit past the zeros written so far is told to write the next stretch
+    /// itself, up to the allocation; a commit inside that stretch, or a large one, is not.
+    #[test]
+    fn a_small_commit_past_the_zeros_writes_the_next_stretch_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let zeroer = without_thread();
+        let mut target = target(dir.path(), 1 << 20);
+        target.end = 64;
+        zeroer.attach(target);
+        assert_eq!(zeroer.claim(1, 64, 2064, 4096), 4096);
+        zeroer.committed();
+        // The next commit ends inside the stretch the first one zeroed.
+        assert_eq!(zeroer.claim(1, 2064, 4064, 4096), 0);
+        zeroer.committed();
+        // One that reaches past it takes the next stretch, cut at the allocation.
+        let past = (1 << 20) - 1000;
+        assert_eq!(zeroer.claim(1, past - 2000, past, 4096), 1000);
+        zeroer.committed();
+        // Another segment's commit is not this target's.
+        assert_eq!(zeroer.claim(2, 0, 100, 4096), 0);
+        // A large commit pays the conversion once among much more data: no zeros.
+        zeroer.detach();
+        let mut target = target_at(&dir.path().join("large"), 1 << 20);
+        target.end = 64;
+        zeroer.attach(target);
+        let large_end = 64 + SMALL_COMMIT_BYTES + 1;
+        assert_eq!(zeroer.claim(1, 64, large_end, 4096), 0);
+        zeroer.committed();
+        // The small commit after it does.
+        assert_eq!(zeroer.claim(1, large_end, large_end + 100, 4096), 4096);
+    }
+
     /// The thread zeroes the space past the data and past the writer's claims, and never
     /// the bytes the writer wrote after claiming them.
     #[test]
@@ -303,7 +370,7 @@ mod tests {
         target.allocated = CHUNK_BYTES as u64;
         zeroer.attach(target);
         // The writer claims up to 5000, then writes there.
-        zeroer.claim(1, 1000, 5000);
+        assert_eq!(zeroer.claim(1, 1000, 5000, 0), 0);
         file.write_all_at(&[7u8; 4000], 1000).unwrap();
         zeroer.committed();
         zeroer.allocated(1, len);
