@@ -121,19 +121,10 @@ impl Store {
         };
         self.checkpoint_plans += 1;
         self.bytes_since_checkpoint = 0;
-        let active = self.active();
         Ok(Some(CheckpointPlan {
             dir: self.dir.clone(),
             storage: Arc::clone(&self.options.storage),
-            header: IndexCheckpoint {
-                store_uid: self.meta.store_uid,
-                checkpoint: Position {
-                    segment: active.id(),
-                    offset: active.end(),
-                },
-                last_seq: self.last_seq,
-                hash_seed: ulid::Ulid::generate().random() as u64,
-            },
+            header: self.checkpoint_header(),
             base,
             changes,
             generation: self.checkpoint_plans,
@@ -232,8 +223,14 @@ impl Store {
             .entries()
             .map(|found| found.map(|(id, entry)| entry.to_file_entry(id)))
             .collect::<Result<_>>()?;
+        Ok(encode_index(self.checkpoint_header(), entries.into_iter()))
+    }
+
+    /// The header of an index file that reflects everything committed so far, with a fresh
+    /// hash seed.
+    fn checkpoint_header(&self) -> IndexCheckpoint {
         let active = self.active();
-        let header = IndexCheckpoint {
+        IndexCheckpoint {
             store_uid: self.meta.store_uid,
             checkpoint: Position {
                 segment: active.id(),
@@ -241,7 +238,6 @@ impl Store {
             },
             last_seq: self.last_seq,
             hash_seed: ulid::Ulid::generate().random() as u64,
-        };
-        Ok(encode_index(header, entries.into_iter()))
+        }
     }
 }
