@@ -24,7 +24,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A store of `DOCS` documents of about 2 KiB, written back by the OS: the puts measured
 /// here time the hand-off to the writer and the acknowledgement, not the disk.
-fn store(dir: &std::path::Path, options: AsyncOptions) -> AsyncStore {
+fn store(dir: &std::path::Path, options: AsyncOptions) -> AsyncStore<ConcurrentStore> {
     let handle = ConcurrentStore::create(
         dir,
         StoreOptions::new().durability(Durability::WriteBack),
@@ -52,11 +52,11 @@ fn per_op(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let checked = store(&dir.path().join("a"), AsyncOptions::new());
     let blocking = AsyncStore::new(
-        checked.handle().clone(),
+        checked.inner().clone(),
         AsyncOptions::new().reads(Reads::Blocking),
     );
     let inline = AsyncStore::new(
-        checked.handle().clone(),
+        checked.inner().clone(),
         AsyncOptions::new().reads(Reads::Inline),
     );
     let ids = ids(4096);
@@ -67,7 +67,7 @@ fn per_op(c: &mut Criterion) {
     group.bench_function("sync", |b| {
         b.iter(|| {
             i = (i + 1) % ids.len();
-            black_box(checked.handle().get(ids[i]).unwrap())
+            black_box(checked.inner().get(ids[i]).unwrap())
         })
     });
     for (name, store) in [
@@ -93,7 +93,7 @@ fn per_op(c: &mut Criterion) {
             i = (i + 1) % ids.len();
             black_box(
                 checked
-                    .handle()
+                    .inner()
                     .put(ids[i], text.clone())
                     .unwrap()
                     .wait()

@@ -2,13 +2,21 @@
 
 use std::time::Duration;
 
-/// What can go wrong in an async call.
+use store_format::{ErrorKind, StoreError};
+
+/// What can go wrong in an async call over a handle whose error is `E`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum Error<E> {
     /// The store refused or failed the operation.
     #[error(transparent)]
-    Store(#[from] store_concurrent::Error),
+    Store(E),
+    /// The handle was closed before the call could start.
+    #[error("{op}: the store is closed")]
+    Closed {
+        /// The operation.
+        op: &'static str,
+    },
     /// The call ran out of time. `may_commit` says whether the write can still commit: it is
     /// false only when the call timed out before its write was handed to the store (waiting
     /// for a concurrency permit), so that retrying it cannot write twice. Reads never commit.
@@ -32,5 +40,21 @@ pub enum Error {
     },
 }
 
-/// The result of an async call.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+impl<E> From<E> for Error<E> {
+    fn from(err: E) -> Error<E> {
+        Error::Store(err)
+    }
+}
+
+impl<E: StoreError> StoreError for Error<E> {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Store(err) => err.kind(),
+            Error::Closed { .. } => ErrorKind::Closed,
+            Error::Timeout { .. } | Error::Cancelled { .. } => ErrorKind::Other,
+        }
+    }
+}
+
+/// The result of an async call over a handle whose error is `E`.
+pub type Result<T, E> = std::result::Result<T, Error<E>>;

@@ -1,7 +1,9 @@
 //! textstore for tokio programs: async reads and writes that never block the runtime, and
 //! fan-out over several stores.
 //!
-//! - [`AsyncStore`] wraps a [`store_concurrent::ConcurrentStore`]. Its documentation says
+//! - [`AsyncStore`] wraps any shared handle that reads, writes through tickets and knows
+//!   what is resident (the traits of `store_format`): the concurrent handle, or a stack of
+//!   layers over it. Its documentation says
 //!   which calls run inline on the calling task and which on the blocking pool: in short,
 //!   nothing that can wait on the disk runs on a runtime worker, and writes are awaited, never
 //!   blocked on. A concurrency limit and per-call timeouts come from [`AsyncOptions`]; a
@@ -10,24 +12,18 @@
 //! - [`StoreSet`] spreads ids over several stores by a hash and runs `get_many` / `put_many`
 //!   as one task per store, under a limit, with results in input order.
 //!
-//! This is the only crate of textstore that depends on tokio. It knows nothing of files or
-//! formats; it holds no text of its own, so it can never serve a stale version.
+//! This is the only crate of textstore that depends on tokio, and it depends on
+//! `store-format` alone besides. It knows nothing of files or formats; it holds no text of
+//! its own, so it can never serve a stale version.
 //!
 //! ```
 //! use store_async::{AsyncOptions, AsyncStore};
-//! use store_concurrent::WriterOptions;
-//! use store_mmap::{DocId, StoreOptions};
+//! use store_format::{DocId, MemoryStore};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let dir = tempfile::tempdir()?;
-//! let store = AsyncStore::open_or_create(
-//!     dir.path().join("docs"),
-//!     StoreOptions::new(),
-//!     WriterOptions::default(),
-//!     AsyncOptions::new().max_in_flight(256),
-//! )
-//! .await?;
+//! // Any shared handle: the concurrent handle in a program, the in-memory double here.
+//! let store = AsyncStore::new(MemoryStore::new(), AsyncOptions::new().max_in_flight(256));
 //! let id = DocId::from(7u64);
 //! store.put(id, "durable when this returns").await?;
 //! assert_eq!(store.get(id).await?.unwrap().text().as_str(), "durable when this returns");

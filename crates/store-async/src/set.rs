@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use store_format::{Doc, DocId};
+use store_format::{Doc, DocId, DocWrite, Prefetch, Residency};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -13,15 +13,26 @@ use crate::store::AsyncStore;
 /// one store, chosen by a hash of the id that never changes for a given number of stores.
 /// `get_many` and `put_many` run the work of each store as its own task, at most `limit`
 /// at once, and return results in the order of their input.
-#[derive(Clone)]
-pub struct StoreSet {
-    stores: Arc<[AsyncStore]>,
+pub struct StoreSet<S> {
+    stores: Arc<[AsyncStore<S>]>,
     limit: Arc<Semaphore>,
 }
 
-impl StoreSet {
+impl<S> Clone for StoreSet<S> {
+    fn clone(&self) -> StoreSet<S> {
+        StoreSet {
+            stores: Arc::clone(&self.stores),
+            limit: Arc::clone(&self.limit),
+        }
+    }
+}
+
+impl<S> StoreSet<S>
+where
+    S: DocWrite + Residency + Prefetch + Send + Sync + 'static,
+{
     /// A set over `stores` (at least one), running at most `limit` per-store tasks at once.
-    pub fn new(stores: Vec<AsyncStore>, limit: usize) -> StoreSet {
+    pub fn new(stores: Vec<AsyncStore<S>>, limit: usize) -> StoreSet<S> {
         assert!(!stores.is_empty(), "a store set needs at least one store");
         StoreSet {
             stores: stores.into(),
@@ -30,7 +41,7 @@ impl StoreSet {
     }
 
     /// The stores, in the order given.
-    pub fn stores(&self) -> &[AsyncStore] {
+    pub fn stores(&self) -> &[AsyncStore<S>] {
         &self.stores
     }
 
@@ -44,12 +55,12 @@ impl StoreSet {
     }
 
     /// The store that holds `id`.
-    pub fn store(&self, id: DocId) -> &AsyncStore {
+    pub fn store(&self, id: DocId) -> &AsyncStore<S> {
         &self.stores[self.shard(id)]
     }
 
     /// Gets every id; the results are in the order of `ids`.
-    pub async fn get_many(&self, ids: &[DocId]) -> Vec<Result<Option<Doc>>> {
+    pub async fn get_many(&self, ids: &[DocId]) -> Vec<Result<Option<Doc>, S::Error>> {
         let work = self.split(ids.iter().copied().enumerate(), |id| *id);
         self.fan_out("get_many", ids.len(), work, |store, id| async move {
             store.get(id).await
@@ -60,7 +71,7 @@ impl StoreSet {
     /// Puts every document; the results (sequence numbers in each document's store) are in
     /// the order of `docs`. Each store commits its share in as few groups as its writer
     /// forms.
-    pub async fn put_many(&self, docs: Vec<(DocId, String)>) -> Vec<Result<u64>> {
+    pub async fn put_many(&self, docs: Vec<(DocId, String)>) -> Vec<Result<u64, S::Error>> {
         let count = docs.len();
         let work = self.split(docs.into_iter().enumerate(), |(id, _)| *id);
         self.fan_out("put_many", count, work, |store, (id, text)| async move {
@@ -90,12 +101,12 @@ impl StoreSet {
         count: usize,
         work: Vec<Vec<(usize, T)>>,
         op: F,
-    ) -> Vec<Result<R>>
+    ) -> Vec<Result<R, S::Error>>
     where
         T: Send + 'static,
         R: Send + 'static,
-        F: Fn(AsyncStore, T) -> Fut + Clone + Send + 'static,
-        Fut: Future<Output = Result<R>> + Send,
+        F: Fn(AsyncStore<S>, T) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<R, S::Error>> + Send,
     {
         let mut tasks = JoinSet::new();
         for (shard, items) in work.into_iter().enumerate() {
@@ -115,7 +126,7 @@ impl StoreSet {
                 futures_util::future::join_all(calls).await
             });
         }
-        let mut results: Vec<Option<Result<R>>> = (0..count).map(|_| None).collect();
+        let mut results: Vec<Option<Result<R, S::Error>>> = (0..count).map(|_| None).collect();
         while let Some(done) = tasks.join_next().await {
             match done {
                 Ok(shard_results) => {

@@ -1,14 +1,13 @@
-//! `AsyncStore`: the concurrent handle, awaited instead of blocked on.
+//! `AsyncStore`: a shared store handle, awaited instead of blocked on.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use store_concurrent::{ConcurrentStore, Offer, Ticket, WriterOptions};
-use store_format::{Doc, DocId, Text, TextRange, WriteBatch};
-use store_mmap::{BackupReport, CompactionReport, StoreOptions};
+use store_format::{
+    Doc, DocId, DocWrite, Offer, Prefetch, Residency, Text, TextRange, WriteBatch, WriteTicket,
+};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -17,7 +16,9 @@ use crate::error::{Error, Result};
 use crate::options::{AsyncOptions, Reads};
 use crate::read_ahead::Sequence;
 
-/// A [`ConcurrentStore`] for tokio programs. Cheap to clone; every clone is the same store.
+/// A shared store handle for tokio programs: any layer that reads, writes through tickets,
+/// knows what is resident and prefetches (the concurrent handle, or a stack over it). Cheap
+/// to clone; every clone is the same store.
 ///
 /// What runs where:
 /// - Reads (`get`, `extract`) run inline on the calling task when the record's pages are in
@@ -33,16 +34,24 @@ use crate::read_ahead::Sequence;
 /// nothing; dropping it afterwards lets the write commit (or fail) unseen. A write is never
 /// submitted twice, so no cancellation duplicates one, and a call that returned `Ok` was
 /// durable (under the store's `Durability::Sync`) before it returned.
-#[derive(Clone)]
-pub struct AsyncStore {
-    inner: Arc<Inner>,
+pub struct AsyncStore<S> {
+    inner: Arc<Inner<S>>,
     /// This handle's time limit for each call; clones made by [`AsyncStore::with_timeout`]
     /// share everything else.
     timeout: Option<Duration>,
 }
 
-struct Inner {
-    store: ConcurrentStore,
+impl<S> Clone for AsyncStore<S> {
+    fn clone(&self) -> AsyncStore<S> {
+        AsyncStore {
+            inner: Arc::clone(&self.inner),
+            timeout: self.timeout,
+        }
+    }
+}
+
+struct Inner<S> {
+    store: S,
     permits: Semaphore,
     options: AsyncOptions,
     sequence: Sequence,
@@ -62,9 +71,12 @@ struct Inner {
 /// that its cost per read stays a fraction of a get.
 const RESIDENCY_REFRESH_READS: u64 = 4096;
 
-impl AsyncStore {
-    /// Wraps an open concurrent handle.
-    pub fn new(store: ConcurrentStore, options: AsyncOptions) -> AsyncStore {
+impl<S> AsyncStore<S>
+where
+    S: DocWrite + Residency + Prefetch + Send + Sync + 'static,
+{
+    /// Wraps an open shared handle.
+    pub fn new(store: S, options: AsyncOptions) -> AsyncStore<S> {
         AsyncStore {
             timeout: options.timeout,
             inner: Arc::new(Inner {
@@ -82,33 +94,29 @@ impl AsyncStore {
 
     /// The same store, with `timeout` for each call made through the returned handle (it
     /// shares the concurrency limit with every other handle of the store).
-    pub fn with_timeout(&self, timeout: Duration) -> AsyncStore {
+    pub fn with_timeout(&self, timeout: Duration) -> AsyncStore<S> {
         AsyncStore {
             inner: Arc::clone(&self.inner),
             timeout: Some(timeout),
         }
     }
 
-    /// Opens the store at `dir`, creating it if it does not exist, on the blocking pool
-    /// (opening reads the index and replays the data after it).
-    pub async fn open_or_create(
-        dir: impl AsRef<Path>,
-        store: StoreOptions,
-        writer: WriterOptions,
-        options: AsyncOptions,
-    ) -> Result<AsyncStore> {
-        let dir = dir.as_ref().to_owned();
-        let handle = blocking("open", move || {
-            ConcurrentStore::open_or_create(dir, store, writer)
-        })
-        .await?;
-        Ok(AsyncStore::new(handle, options))
+    /// The wrapped handle, for calls that are not async (its reads never block on a writer,
+    /// but may wait on the disk).
+    pub fn inner(&self) -> &S {
+        &self.inner.store
     }
 
-    /// The concurrent handle, for calls that are not async (its reads never block on a
-    /// writer, but may wait on the disk).
-    pub fn handle(&self) -> &ConcurrentStore {
-        &self.inner.store
+    /// Runs `work` on the wrapped handle on the blocking pool, where it may wait on the disk
+    /// or on the writer: for the calls this façade does not wrap (compaction, backup,
+    /// stats). The per-call time limit does not apply.
+    pub async fn run_blocking<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        work: impl FnOnce(&S) -> std::result::Result<T, S::Error> + Send + 'static,
+    ) -> Result<T, S::Error> {
+        let inner = Arc::clone(&self.inner);
+        blocking(op, move || work(&inner.store)).await
     }
 
     /// Calls in flight now.
@@ -119,7 +127,7 @@ impl AsyncStore {
     // ----- reads -------------------------------------------------------------------------
 
     /// The latest committed version of the document, or `None`.
-    pub async fn get(&self, id: DocId) -> Result<Option<Doc>> {
+    pub async fn get(&self, id: DocId) -> Result<Option<Doc>, S::Error> {
         self.read_ahead(id);
         if let Some(found) = self.read_inline(id, Ok)? {
             return Ok(found);
@@ -131,9 +139,10 @@ impl AsyncStore {
     }
 
     /// The part of the document that `range` names.
-    pub async fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {
-        let from_doc = move |doc| Ok(store_mmap::extract_from(id, doc, range)?);
-        if let Some(text) = self.read_inline(id, from_doc)? {
+    pub async fn extract(&self, id: DocId, range: TextRange) -> Result<Text, S::Error> {
+        // Resident now: the extraction reads the same pages, and does not wait on the disk.
+        let extract = |_| self.inner.store.extract(id, range);
+        if let Some(text) = self.read_inline(id, extract)? {
             return Ok(text);
         }
         self.call("extract", false, async {
@@ -145,10 +154,10 @@ impl AsyncStore {
 
     /// Asks the kernel to read the records of `ids` into memory, on the blocking pool, and
     /// returns once it has been asked (not once the pages are in).
-    pub async fn prefetch(&self, ids: Vec<DocId>) -> Result<()> {
-        let store = self.inner.store.clone();
+    pub async fn prefetch(&self, ids: Vec<DocId>) -> Result<(), S::Error> {
+        let inner = Arc::clone(&self.inner);
         self.call("prefetch", false, async move {
-            blocking("prefetch", move || store.will_need(&ids)).await
+            blocking("prefetch", move || inner.store.prefetch(&ids)).await
         })
         .await
     }
@@ -161,8 +170,8 @@ impl AsyncStore {
     fn read_inline<T>(
         &self,
         id: DocId,
-        from_doc: impl FnOnce(Option<Doc>) -> store_concurrent::Result<T>,
-    ) -> Result<Option<T>> {
+        from_doc: impl FnOnce(Option<Doc>) -> std::result::Result<T, S::Error>,
+    ) -> Result<Option<T>, S::Error> {
         let store = &self.inner.store;
         let doc = match self.inner.options.reads {
             Reads::Inline => store.get(id)?,
@@ -183,14 +192,13 @@ impl AsyncStore {
         &self,
         id: DocId,
         op: &'static str,
-        read: impl FnOnce(&ConcurrentStore) -> store_concurrent::Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let store = &self.inner.store;
-        let store = store.clone();
+        read: impl FnOnce(&S) -> std::result::Result<T, S::Error> + Send + 'static,
+    ) -> Result<T, S::Error> {
+        let inner = Arc::clone(&self.inner);
         blocking(op, move || {
-            let result = read(&store);
+            let result = read(&inner.store);
             // The read brought the record's pages in: the next read of it stays inline.
-            store.note_resident(id);
+            inner.store.note_resident(id);
             result
         })
         .await
@@ -208,11 +216,11 @@ impl AsyncStore {
         if running.as_ref().is_some_and(|task| !task.is_finished()) {
             return;
         }
-        let store = self.inner.store.clone();
+        let inner = Arc::clone(&self.inner);
         // A hint: a failed refresh (a closed store) leaves the old bits, and reads still
         // succeed or fail on their own.
         *running = Some(tokio::task::spawn_blocking(move || {
-            let _ = store.refresh_residency();
+            let _ = inner.store.refresh_residency();
         }));
     }
 
@@ -231,12 +239,12 @@ impl AsyncStore {
             return;
         };
         let mut running = lock(&self.inner.read_ahead);
-        let store = self.inner.store.clone();
+        let inner = Arc::clone(&self.inner);
         let busy = Arc::clone(&self.inner.read_ahead_busy);
         busy.store(true, Ordering::Release);
         // Read-ahead is a hint: an error here (a closed store) shows on the reads themselves.
         *running = Some(tokio::task::spawn_blocking(move || {
-            let _ = store.will_need(&ids);
+            let _ = inner.store.prefetch(&ids);
             busy.store(false, Ordering::Release);
         }));
     }
@@ -244,74 +252,59 @@ impl AsyncStore {
     // ----- writes ------------------------------------------------------------------------
 
     /// Puts a document; returns its sequence number once the write is committed.
-    pub async fn put(&self, id: DocId, text: impl Into<Text>) -> Result<u64> {
+    pub async fn put(&self, id: DocId, text: impl Into<Text>) -> Result<u64, S::Error> {
         let text = text.into();
-        let store = self.inner.store.clone();
-        self.write("put", move || match store.offer_put(id, text)? {
+        let inner = Arc::clone(&self.inner);
+        self.write("put", move || match inner.store.offer_put(id, text)? {
             Offer::Queued(ticket) => Ok(Submitted::Queued(ticket)),
-            Offer::Full(text) => Ok(Submitted::Wait(Box::new(move || store.put(id, text)))),
+            Offer::Full(text) => Ok(Submitted::Wait(Box::new(move || inner.store.put(id, text)))),
         })
         .await
     }
 
     /// Puts a batch that commits atomically; returns the sequence number of its last record.
-    pub async fn put_batch(&self, batch: WriteBatch) -> Result<u64> {
-        let store = self.inner.store.clone();
-        self.write("put_batch", move || match store.offer_batch(batch)? {
-            Offer::Queued(ticket) => Ok(Submitted::Queued(ticket)),
-            Offer::Full(batch) => Ok(Submitted::Wait(Box::new(move || store.put_batch(batch)))),
+    pub async fn put_batch(&self, batch: WriteBatch) -> Result<u64, S::Error> {
+        let inner = Arc::clone(&self.inner);
+        self.write("put_batch", move || {
+            match inner.store.offer_batch(batch)? {
+                Offer::Queued(ticket) => Ok(Submitted::Queued(ticket)),
+                Offer::Full(batch) => Ok(Submitted::Wait(Box::new(move || {
+                    inner.store.put_batch(batch)
+                }))),
+            }
         })
         .await
     }
 
     /// Deletes a document; returns the tombstone's sequence number, or `None` if the document
     /// did not exist.
-    pub async fn delete(&self, id: DocId) -> Result<Option<u64>> {
-        let store = self.inner.store.clone();
-        self.write("delete", move || match store.try_delete(id) {
-            Ok(ticket) => Ok(Submitted::Queued(ticket)),
-            Err(store_concurrent::Error::QueueFull { .. }) => {
-                Ok(Submitted::Wait(Box::new(move || store.delete(id))))
-            }
-            Err(err) => Err(err),
+    pub async fn delete(&self, id: DocId) -> Result<Option<u64>, S::Error> {
+        let inner = Arc::clone(&self.inner);
+        self.write("delete", move || match inner.store.offer_delete(id)? {
+            Offer::Queued(ticket) => Ok(Submitted::Queued(ticket)),
+            Offer::Full(id) => Ok(Submitted::Wait(Box::new(move || inner.store.delete(id)))),
         })
         .await
     }
 
     /// Waits until every write submitted before this call is durable.
-    pub async fn sync(&self) -> Result<()> {
-        let store = self.inner.store.clone();
-        self.call("sync", true, blocking("sync", move || store.sync()))
+    pub async fn sync(&self) -> Result<(), S::Error> {
+        let inner = Arc::clone(&self.inner);
+        self.call("sync", true, blocking("sync", move || inner.store.sync()))
             .await
     }
 
-    /// Compacts every segment that holds dead bytes (see
-    /// [`ConcurrentStore::compact`](store_concurrent::ConcurrentStore::compact)) on the
-    /// blocking pool: no worker of the runtime waits for it, and reads and writes go on.
-    /// The per-call time limit does not apply; a compaction takes as long as its data.
-    pub async fn compact(&self) -> Result<CompactionReport> {
-        let store = self.inner.store.clone();
-        blocking("compact", move || store.compact()).await
-    }
-
-    /// Writes a consistent copy of the store into `dir` on the blocking pool (see
-    /// [`ConcurrentStore::backup`](store_concurrent::ConcurrentStore::backup)).
-    pub async fn backup(&self, dir: impl Into<PathBuf>) -> Result<BackupReport> {
-        let store = self.inner.store.clone();
-        let dir = dir.into();
-        blocking("backup", move || store.backup(dir)).await
-    }
-
-    /// Commits every queued write, syncs, writes the index checkpoint, waits for the
-    /// read-ahead task and releases the store. Every clone is closed by it.
-    pub async fn close(&self) -> Result<()> {
+    /// Commits every queued write, makes it durable, waits for the read-ahead task and
+    /// closes the handle. Every clone is closed by it.
+    pub async fn close(&self) -> Result<(), S::Error> {
         let task = lock(&self.inner.read_ahead).take();
         if let Some(task) = task {
             // A read-ahead that panicked left nothing to clean up.
             let _ = task.await;
         }
-        let store = self.inner.store.clone();
-        blocking("close", move || store.close()).await
+        self.inner.permits.close();
+        let inner = Arc::clone(&self.inner);
+        blocking("close", move || inner.store.close()).await
     }
 
     /// Submits a write with `submit` (inline, without blocking), waiting for queue room on
@@ -319,8 +312,8 @@ impl AsyncStore {
     async fn write<T: Send + 'static>(
         &self,
         op: &'static str,
-        submit: impl FnOnce() -> store_concurrent::Result<Submitted<T>>,
-    ) -> Result<T> {
+        submit: impl FnOnce() -> std::result::Result<Submitted<S::Ticket<T>>, S::Error>,
+    ) -> Result<T, S::Error> {
         let deadline = self.timeout.map(|t| (Instant::now() + t, t));
         let _permit = self.permit(op, deadline).await?;
         // From here on the write may be handed to the store: a timeout may leave it to commit.
@@ -339,8 +332,8 @@ impl AsyncStore {
         &self,
         op: &'static str,
         may_commit: bool,
-        call: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
+        call: impl Future<Output = Result<T, S::Error>>,
+    ) -> Result<T, S::Error> {
         let deadline = self.timeout.map(|t| (Instant::now() + t, t));
         let _permit = self.permit(op, deadline).await?;
         within(op, deadline, may_commit, call).await
@@ -350,43 +343,43 @@ impl AsyncStore {
         &self,
         op: &'static str,
         deadline: Option<(Instant, Duration)>,
-    ) -> Result<SemaphorePermit<'_>> {
+    ) -> Result<SemaphorePermit<'_>, S::Error> {
         let acquire = async {
             self.inner
                 .permits
                 .acquire()
                 .await
-                .map_err(|_| Error::Store(store_concurrent::Error::Closed))
+                .map_err(|_| Error::Closed { op })
         };
         within(op, deadline, false, acquire).await
     }
 }
 
 /// A write handed to the store, or one to hand over where blocking is allowed.
-enum Submitted<T> {
-    Queued(Ticket<T>),
-    Wait(Box<dyn FnOnce() -> store_concurrent::Result<Ticket<T>> + Send>),
+enum Submitted<K: WriteTicket> {
+    Queued(K),
+    Wait(Box<dyn FnOnce() -> std::result::Result<K, K::Error> + Send>),
 }
 
 /// Runs `work` on the blocking pool. A panic there carries on in the caller.
-async fn blocking<T: Send + 'static>(
+async fn blocking<T: Send + 'static, E: Send + 'static>(
     op: &'static str,
-    work: impl FnOnce() -> store_concurrent::Result<T> + Send + 'static,
-) -> Result<T> {
+    work: impl FnOnce() -> std::result::Result<T, E> + Send + 'static,
+) -> Result<T, E> {
     match tokio::task::spawn_blocking(work).await {
-        Ok(result) => Ok(result?),
+        Ok(result) => result.map_err(Error::Store),
         Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
         Err(_) => Err(Error::Cancelled { op }),
     }
 }
 
 /// Awaits `future` until `deadline`.
-async fn within<T>(
+async fn within<T, E>(
     op: &'static str,
     deadline: Option<(Instant, Duration)>,
     may_commit: bool,
-    future: impl Future<Output = Result<T>>,
-) -> Result<T> {
+    future: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     let Some((at, after)) = deadline else {
         return future.await;
     };

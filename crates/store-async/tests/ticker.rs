@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use store_async::{AsyncOptions, AsyncStore};
-use store_concurrent::WriterOptions;
+use store_concurrent::{ConcurrentStore, WriterOptions};
 use store_mmap::{DocId, StoreOptions};
 
 fn id(n: u64) -> DocId {
@@ -23,14 +23,13 @@ async fn durable_writes_never_stall_the_runtime_thread() {
     // Under the target directory, on the disk the build uses, so that each put waits for a
     // real flush (on a tmpfs, where the system's temporary directory may be, it does not).
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let store = AsyncStore::open_or_create(
+    let handle = ConcurrentStore::open_or_create(
         dir.path().join("store"),
         StoreOptions::new(),
         WriterOptions::default(),
-        AsyncOptions::new(),
     )
-    .await
     .unwrap();
+    let store = AsyncStore::new(handle, AsyncOptions::new());
 
     let running = Arc::new(AtomicBool::new(true));
     let ticker = tokio::spawn({
@@ -67,7 +66,7 @@ async fn durable_writes_never_stall_the_runtime_thread() {
     running.store(false, Ordering::Relaxed);
     let mut late = ticker.await.unwrap();
 
-    assert_eq!(store.handle().len(), (TASKS * PUTS) as usize);
+    assert_eq!(store.inner().len(), (TASKS * PUTS) as usize);
     assert!(late.len() >= 20, "the ticker ran only {} times", late.len());
     late.sort_unstable();
     let p99 = late[late.len() * 99 / 100];

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use moka::sync::Cache;
 use store_format::{
-    CharOffsets, Doc, DocId, DocMeta, DocRead, LineOffsets, Prefetch, Text, TextRange,
+    CharOffsets, Doc, DocId, DocMeta, DocRead, DocWrite, IntoTicket, LineOffsets, Offer, Prefetch,
+    Residency, Text, TextRange, WriteBatch,
 };
 
 use crate::error::Error;
@@ -100,6 +101,41 @@ pub struct CacheStats {
     doc_bytes: u64,
     table_hits: u64,
     table_builds: u64,
+}
+
+impl store_format::VisitStats for CacheStats {
+    fn visit(&self, out: &mut dyn store_format::StatsVisitor) {
+        out.counter(
+            "textstore_cache_hits_total",
+            "Reads of an existing document served from the cache.",
+            self.hits,
+        );
+        out.counter(
+            "textstore_cache_misses_total",
+            "Reads of an existing document the cache did not hold.",
+            self.misses,
+        );
+        out.gauge(
+            "textstore_cache_documents",
+            "Documents the cache holds.",
+            self.docs as f64,
+        );
+        out.gauge(
+            "textstore_cache_document_bytes",
+            "Text bytes the cache holds.",
+            self.doc_bytes as f64,
+        );
+        out.counter(
+            "textstore_cache_table_hits_total",
+            "Line and char ranges resolved with a cached offset table.",
+            self.table_hits,
+        );
+        out.counter(
+            "textstore_cache_table_builds_total",
+            "Offset tables built.",
+            self.table_builds,
+        );
+    }
 }
 
 impl CacheStats {
@@ -345,5 +381,94 @@ impl<R: DocRead> DocRead for Cached<R> {
         };
         let range = resolved.map_err(|source| Error::Range { id, source })?;
         Ok(doc.text().slice(range))
+    }
+}
+
+impl<R: Prefetch> Prefetch for Cached<R> {
+    fn prefetch(&self, ids: &[DocId]) -> Result<(), Self::Error> {
+        self.inner.prefetch(ids).map_err(Error::Store)
+    }
+}
+
+/// Asks the reader: knowing whether the cache holds the latest version would take a look at
+/// the record's header, which may itself wait on the disk.
+impl<R: Residency> Residency for Cached<R> {
+    fn get_if_resident(&self, id: DocId) -> Result<Option<Option<Doc>>, Self::Error> {
+        self.record(id);
+        self.inner.get_if_resident(id).map_err(Error::Store)
+    }
+
+    fn refresh_residency(&self) -> Result<(), Self::Error> {
+        self.inner.refresh_residency().map_err(Error::Store)
+    }
+
+    fn note_resident(&self, id: DocId) {
+        self.inner.note_resident(id);
+    }
+}
+
+/// Writes go to the reader unchanged: the cache is keyed by version, and every read asks the
+/// reader for the latest version first, so a write never leaves a stale document served.
+impl<R: DocWrite> DocWrite for Cached<R> {
+    type Ticket<T: Send + 'static> = IntoTicket<R::Ticket<T>, Error<R::Error>>;
+
+    fn put(&self, id: DocId, text: impl Into<Text>) -> Result<Self::Ticket<u64>, Self::Error> {
+        self.inner
+            .put(id, text)
+            .map(IntoTicket::new)
+            .map_err(Error::Store)
+    }
+
+    fn put_batch(&self, batch: WriteBatch) -> Result<Self::Ticket<u64>, Self::Error> {
+        self.inner
+            .put_batch(batch)
+            .map(IntoTicket::new)
+            .map_err(Error::Store)
+    }
+
+    fn delete(&self, id: DocId) -> Result<Self::Ticket<Option<u64>>, Self::Error> {
+        self.inner
+            .delete(id)
+            .map(IntoTicket::new)
+            .map_err(Error::Store)
+    }
+
+    fn offer_put(
+        &self,
+        id: DocId,
+        text: Text,
+    ) -> Result<Offer<Self::Ticket<u64>, Text>, Self::Error> {
+        self.inner
+            .offer_put(id, text)
+            .map(|offer| offer.map(IntoTicket::new))
+            .map_err(Error::Store)
+    }
+
+    fn offer_batch(
+        &self,
+        batch: WriteBatch,
+    ) -> Result<Offer<Self::Ticket<u64>, WriteBatch>, Self::Error> {
+        self.inner
+            .offer_batch(batch)
+            .map(|offer| offer.map(IntoTicket::new))
+            .map_err(Error::Store)
+    }
+
+    fn offer_delete(
+        &self,
+        id: DocId,
+    ) -> Result<Offer<Self::Ticket<Option<u64>>, DocId>, Self::Error> {
+        self.inner
+            .offer_delete(id)
+            .map(|offer| offer.map(IntoTicket::new))
+            .map_err(Error::Store)
+    }
+
+    fn sync(&self) -> Result<(), Self::Error> {
+        self.inner.sync().map_err(Error::Store)
+    }
+
+    fn close(&self) -> Result<(), Self::Error> {
+        self.inner.close().map_err(Error::Store)
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use store_format::{DocId, RangeError};
+use store_format::{DocId, ErrorKind, RangeError, StoreError};
 
 /// An error of [`crate::Cached`]: one of the reader it wraps, or one of its own.
 #[derive(Debug, thiserror::Error)]
@@ -18,15 +18,16 @@ pub enum Error<E> {
         id: DocId,
     },
     /// An extraction asked for a range the document does not have.
-    #[error("document {id}: {source}")]
+    #[error("document {id}: the range does not fit its text")]
     Range {
         /// The document.
         id: DocId,
         /// What is wrong with the range.
+        #[source]
         source: RangeError,
     },
     /// The file of hot ids could not be read or written.
-    #[error("cannot {action} the hot-id file {}: {source}", path.display())]
+    #[error("cannot {action} the hot-id file {}", path.display())]
     HotFile {
         /// What was being done: "read", "write", "rename".
         action: &'static str,
@@ -45,4 +46,22 @@ pub enum Error<E> {
         /// What is wrong with the line.
         reason: String,
     },
+}
+
+impl<E> From<E> for Error<E> {
+    fn from(inner: E) -> Error<E> {
+        Error::Store(inner)
+    }
+}
+
+impl<E: StoreError> StoreError for Error<E> {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Store(inner) => inner.kind(),
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Range { .. } => ErrorKind::InvalidInput,
+            Error::HotFile { .. } => ErrorKind::Io,
+            Error::BadHotFile { .. } => ErrorKind::Corrupt,
+        }
+    }
 }

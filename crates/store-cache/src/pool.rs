@@ -75,6 +75,31 @@ pub struct PoolStats {
     retained_buffers: usize,
 }
 
+impl store_format::VisitStats for PoolStats {
+    fn visit(&self, out: &mut dyn store_format::StatsVisitor) {
+        out.counter(
+            "textstore_pool_hits_total",
+            "Buffer takes served by a kept buffer.",
+            self.hits,
+        );
+        out.counter(
+            "textstore_pool_misses_total",
+            "Buffer takes that allocated.",
+            self.misses,
+        );
+        out.counter(
+            "textstore_pool_discarded_total",
+            "Returned buffers dropped: too large, or more than the pool keeps.",
+            self.discarded_oversize + self.discarded_surplus,
+        );
+        out.gauge(
+            "textstore_pool_retained_bytes",
+            "Bytes of the buffers the pool keeps.",
+            self.retained_bytes as f64,
+        );
+    }
+}
+
 impl PoolStats {
     /// Takes served by a kept buffer.
     pub fn hits(&self) -> u64 {

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use store_mmap::{AccessPattern, DocId, Error, Store, StoreOptions, TextRange};
+use store_mmap::{
+    AccessPattern, DocId, Error, ErrorKind, Store, StoreError, StoreOptions, TextRange,
+};
 
 #[derive(Parser)]
 #[command(
@@ -145,19 +147,29 @@ impl Failure {
 
 impl From<Error> for Failure {
     fn from(err: Error) -> Failure {
-        let code = match &err {
-            Error::NotFound { .. } => 1,
-            Error::DocumentTooLarge { .. }
-            | Error::Range { .. }
-            | Error::Id(_)
-            | Error::InvalidOptions { .. } => 2,
+        let code = match err.kind() {
+            ErrorKind::NotFound => 1,
+            ErrorKind::InvalidInput => 2,
             _ => 3,
         };
         Failure {
             code,
-            message: err.to_string(),
+            message: with_causes(&err),
         }
     }
+}
+
+/// The error and each error behind it, as one sentence: every layer's message says only
+/// what it adds, and `source()` holds the rest.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        message.push_str(": ");
+        message.push_str(&err.to_string());
+        cause = err.source();
+    }
+    message
 }
 
 pub(crate) type Outcome<T = ()> = Result<T, Failure>;

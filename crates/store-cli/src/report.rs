@@ -18,7 +18,7 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
     let s = store.stats()?;
     // This process ran no operations: the snapshot carries the store's gauges, and the
     // advice rests on them.
-    let snapshot = Metrics::new().snapshot().with_store(s);
+    let snapshot = Metrics::new().snapshot().with_stats(&s);
     let health = health(&snapshot, &Thresholds::default());
     let json = match format {
         Format::Prometheus => return Ok(prometheus(&snapshot)),
@@ -33,8 +33,20 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
         other => format!("{other:?}"),
     };
     if json {
-        // The store's gauges as store-metrics names them, then what only the CLI knows.
-        let mut value = snapshot.to_json()["store"].take();
+        let mut value = serde_json::json!({
+            "documents": s.documents(),
+            "text_bytes": s.text_bytes(),
+            "live_bytes": s.live_bytes(),
+            "dead_bytes": s.dead_bytes(),
+            "dead_ratio": s.dead_ratio(),
+            "segments": s.segments(),
+            "file_bytes": s.file_bytes(),
+            "allocated_bytes": s.allocated_bytes(),
+            "mapped_bytes": s.mapped_bytes(),
+            "index_memory_bytes": s.index_memory_bytes(),
+            "index_file_bytes": s.index_file_bytes(),
+            "last_seq": s.last_seq(),
+        });
         let extra = serde_json::json!({
             "store": store.dir().display().to_string(),
             "max_document_bytes": store.max_document_bytes(),

@@ -49,6 +49,31 @@ impl CompactionStats {
     }
 }
 
+impl store_format::VisitStats for CompactionStats {
+    fn visit(&self, out: &mut dyn store_format::StatsVisitor) {
+        out.counter(
+            "textstore_compactions_total",
+            "Compactions that took effect.",
+            self.completed,
+        );
+        out.counter(
+            "textstore_compactions_failed_total",
+            "Compactions that failed, each leaving the store unchanged.",
+            self.failed,
+        );
+        out.counter(
+            "textstore_compaction_read_bytes_total",
+            "Bytes of the segments compactions replaced.",
+            self.bytes_in,
+        );
+        out.counter(
+            "textstore_compaction_written_bytes_total",
+            "Bytes of the segments compactions wrote in their place.",
+            self.bytes_out,
+        );
+    }
+}
+
 /// The compacting side of a handle.
 pub(crate) struct Compactor {
     /// Held for the whole of each compaction.

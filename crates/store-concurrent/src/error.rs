@@ -28,6 +28,18 @@ pub enum Error {
     },
 }
 
+impl store_format::StoreError for Error {
+    fn kind(&self) -> store_format::ErrorKind {
+        use store_format::ErrorKind;
+        match self {
+            Error::Store(inner) => inner.kind(),
+            Error::Closed => ErrorKind::Closed,
+            Error::QueueFull { .. } => ErrorKind::QueueFull,
+            Error::InvalidOptions { .. } => ErrorKind::InvalidInput,
+        }
+    }
+}
+
 /// The concurrent handle's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -2,9 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
+use store_format::{DocWrite, Offer, Residency};
+
 use store_mmap::{
     BackupReport, BatchOp, CompactionReport, CompactionScope, Doc, DocId, DocMeta, DocRead,
-    Prefetch, RecoveryReport, SegmentMap, Store, StoreOptions, Text, TextRange, WriteBatch,
+    Prefetch, RecoveryReport, SegmentMap, Store, StoreOptions, StoreStats, Text, TextRange,
+    WriteBatch,
 };
 
 use crate::compactor::{CompactionStats, Compactor};
@@ -17,7 +20,7 @@ use crate::stats::{QueueCounters, QueueStats};
 use crate::sync::atomic::Ordering;
 use crate::sync::channel::{self, Sender, TrySendError};
 use crate::sync::{Arc, StdArc, thread};
-use crate::ticket::{Completer, Helper, Offer, Ticket, ticket};
+use crate::ticket::{Completer, Helper, Ticket, ticket};
 use crate::writer::{BorrowedOps, Engine, Limits, Queues, Request, Shared, WriterCore, run};
 
 /// Aborts the process if dropped: held across a wait after which memory lent to another
@@ -442,7 +445,7 @@ impl ConcurrentStore {
     /// Queues a put if the queue has room; when it is full, hands the text back instead of
     /// blocking or failing, so that the caller can wait for room where blocking is allowed
     /// (an async runtime's blocking pool) and submit it there.
-    pub fn offer_put(&self, id: DocId, text: Text) -> Result<Offer<u64, Text>> {
+    pub fn offer_put(&self, id: DocId, text: Text) -> Result<Offer<Ticket<u64>, Text>> {
         self.check_op(BatchOp::Put { id, text: &text })?;
         let (done, ticket) = self.write_ticket();
         match self.offer(Request::Put { id, text, done })? {
@@ -453,7 +456,7 @@ impl ConcurrentStore {
     }
 
     /// [`ConcurrentStore::offer_put`] for a batch.
-    pub fn offer_batch(&self, batch: WriteBatch) -> Result<Offer<u64, WriteBatch>> {
+    pub fn offer_batch(&self, batch: WriteBatch) -> Result<Offer<Ticket<u64>, WriteBatch>> {
         self.check_batch(&batch)?;
         let (done, ticket) = self.write_ticket();
         match self.offer(Request::Batch { batch, done })? {
@@ -475,11 +478,28 @@ impl ConcurrentStore {
         self.submit_delete(id, Block::No)
     }
 
+    /// [`ConcurrentStore::offer_put`] for a delete.
+    pub fn offer_delete(&self, id: DocId) -> Result<Offer<Ticket<Option<u64>>, DocId>> {
+        let (done, ticket) = self.write_ticket();
+        match self.offer(Request::Delete { id, done })? {
+            None => Ok(Offer::Queued(ticket)),
+            Some(_) => Ok(Offer::Full(id)),
+        }
+    }
+
     /// Waits until every write queued before this call is durable, syncing if the store's
     /// durability setting does not already.
     pub fn sync(&self) -> Result<()> {
         let (done, ticket) = ticket();
         self.send(Request::Sync { done }, Block::Yes)?;
+        ticket.wait()
+    }
+
+    /// The store's size and shape after every write queued before this call (see
+    /// [`Store::stats`]).
+    pub fn stats(&self) -> Result<StoreStats> {
+        let (done, ticket) = ticket();
+        self.send(Request::Stats { done }, Block::Yes)?;
         ticket.wait()
     }
 
@@ -746,6 +766,60 @@ impl Prefetch for ConcurrentStore {
     }
 }
 
+/// Residency as the segments' pages were last seen (`mincore` on refresh, and every read
+/// allowed to block notes what it touched): a read the answer says is resident takes no page
+/// fault that waits on the disk, unless the kernel evicted the pages since, which a refresh
+/// every few thousand reads bounds.
+impl Residency for ConcurrentStore {
+    fn get_if_resident(&self, id: DocId) -> Result<Option<Option<Doc>>> {
+        ConcurrentStore::get_if_resident(self, id)
+    }
+
+    fn refresh_residency(&self) -> Result<()> {
+        ConcurrentStore::refresh_residency(self)
+    }
+
+    fn note_resident(&self, id: DocId) {
+        ConcurrentStore::note_resident(self, id);
+    }
+}
+
+impl DocWrite for ConcurrentStore {
+    type Ticket<T: Send + 'static> = Ticket<T>;
+
+    fn put(&self, id: DocId, text: impl Into<Text>) -> Result<Ticket<u64>> {
+        ConcurrentStore::put(self, id, text)
+    }
+
+    fn put_batch(&self, batch: WriteBatch) -> Result<Ticket<u64>> {
+        ConcurrentStore::put_batch(self, batch)
+    }
+
+    fn delete(&self, id: DocId) -> Result<Ticket<Option<u64>>> {
+        ConcurrentStore::delete(self, id)
+    }
+
+    fn offer_put(&self, id: DocId, text: Text) -> Result<Offer<Ticket<u64>, Text>> {
+        ConcurrentStore::offer_put(self, id, text)
+    }
+
+    fn offer_batch(&self, batch: WriteBatch) -> Result<Offer<Ticket<u64>, WriteBatch>> {
+        ConcurrentStore::offer_batch(self, batch)
+    }
+
+    fn offer_delete(&self, id: DocId) -> Result<Offer<Ticket<Option<u64>>, DocId>> {
+        ConcurrentStore::offer_delete(self, id)
+    }
+
+    fn sync(&self) -> Result<()> {
+        ConcurrentStore::sync(self)
+    }
+
+    fn close(&self) -> Result<()> {
+        ConcurrentStore::close(self)
+    }
+}
+
 impl DocRead for ConcurrentStore {
     type Error = Error;
 
@@ -844,8 +918,16 @@ mod tests {
         // Later writes fail at once; nothing was published; committed data stays readable.
         let err = store.put(id(5), "after").unwrap_err();
         assert!(
-            matches!(&err, Error::Store(store_mmap::Error::Poisoned { cause }) if cause.contains("injected failure")),
-            "{err}"
+            matches!(
+                &err,
+                Error::Store(store_mmap::Error::Poisoned { cause })
+                    if matches!(&**cause, store_mmap::Error::Io { source, .. } if source.to_string() == "injected failure")
+            ),
+            "the poisoned error keeps the first failure as its source: {err:?}"
+        );
+        assert_eq!(
+            store_format::StoreError::kind(&err),
+            store_format::ErrorKind::Poisoned
         );
         assert!(matches!(
             store.sync(),

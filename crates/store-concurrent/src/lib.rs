@@ -63,7 +63,8 @@ pub use options::{ScrubPolicy, WriterOptions};
 pub use scrubber::ScrubStats;
 #[cfg(not(textstore_loom))]
 pub use stats::QueueStats;
-pub use ticket::{Offer, Ticket};
+pub use store_format::Offer;
+pub use ticket::Ticket;
 
 /// The README's Rust examples, compiled and run as doc tests so that they stay true.
 #[cfg(doctest)]

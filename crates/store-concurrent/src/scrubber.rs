@@ -52,6 +52,26 @@ impl ScrubStats {
     }
 }
 
+impl store_format::VisitStats for ScrubStats {
+    fn visit(&self, out: &mut dyn store_format::StatsVisitor) {
+        out.counter(
+            "textstore_scrub_passes_total",
+            "Scrub passes over every sealed segment.",
+            self.passes,
+        );
+        out.counter(
+            "textstore_scrub_bytes_total",
+            "Bytes of records the scrub checked.",
+            self.bytes,
+        );
+        out.counter(
+            "textstore_scrub_damaged_ranges_total",
+            "Damaged ranges the scrub found.",
+            self.damaged_ranges,
+        );
+    }
+}
+
 #[derive(Default)]
 struct Counters {
     passes: AtomicU64,

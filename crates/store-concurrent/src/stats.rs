@@ -78,3 +78,38 @@ impl QueueCounters {
         }
     }
 }
+
+impl store_format::VisitStats for QueueStats {
+    fn visit(&self, out: &mut dyn store_format::StatsVisitor) {
+        out.gauge(
+            "textstore_queue_depth",
+            "Requests waiting for the writer thread.",
+            self.depth as f64,
+        );
+        out.gauge(
+            "textstore_queue_capacity",
+            "Most requests the queue holds.",
+            self.capacity as f64,
+        );
+        out.gauge(
+            "textstore_queue_full_ratio",
+            "Share of submissions that found the queue full.",
+            self.full_ratio(),
+        );
+        out.counter(
+            "textstore_queue_submissions_total",
+            "Requests queued.",
+            self.submitted,
+        );
+        out.counter(
+            "textstore_queue_waited_full_total",
+            "Submissions that blocked on a full queue.",
+            self.waited_full,
+        );
+        out.counter(
+            "textstore_queue_rejected_full_total",
+            "Submissions refused because the queue was full.",
+            self.rejected_full,
+        );
+    }
+}

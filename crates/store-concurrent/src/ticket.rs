@@ -163,21 +163,23 @@ impl<T> Future for Ticket<T> {
     }
 }
 
+impl<T: Send + 'static> store_format::WriteTicket for Ticket<T> {
+    type Value = T;
+    type Error = Error;
+
+    fn wait(self) -> Result<T> {
+        Ticket::wait(self)
+    }
+
+    fn is_ready(&self) -> bool {
+        Ticket::is_ready(self)
+    }
+}
+
 impl<T> std::fmt::Debug for Ticket<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ticket")
             .field("ready", &self.is_ready())
             .finish()
     }
-}
-
-/// What offering a write to a full queue gives: its ticket if it was queued, or the input
-/// back if there was no room (see [`crate::ConcurrentStore::offer_put`]).
-#[must_use = "a write handed back was not queued"]
-#[derive(Debug)]
-pub enum Offer<T, I> {
-    /// Queued; the ticket completes when it commits.
-    Queued(Ticket<T>),
-    /// The queue was full; nothing was queued.
-    Full(I),
 }

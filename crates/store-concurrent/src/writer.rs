@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use store_mmap::{
     Backup, BatchOp, Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope,
-    DocId, Installed, Position, Refreshed, Scrub, SegmentMap, Store, Text, WriteBatch,
+    DocId, Installed, Position, Refreshed, Scrub, SegmentMap, Store, StoreStats, Text, WriteBatch,
 };
 
 use crate::error::Error;
@@ -51,6 +51,10 @@ pub(crate) enum Request {
         scope: CompactionScope,
         done: Completer<Option<Compaction>>,
     },
+    /// The store's size and shape (see [`Store::stats`]).
+    Stats {
+        done: Completer<StoreStats>,
+    },
     /// Note the store's state for a backup (see [`Store::plan_backup`]).
     PlanBackup {
         done: Completer<Backup>,
@@ -83,6 +87,7 @@ impl Request {
             | Request::Checkpoint { .. }
             | Request::Refresh { .. }
             | Request::PlanCompaction { .. }
+            | Request::Stats { .. }
             | Request::PlanBackup { .. }
             | Request::PlanScrub { .. }
             | Request::InstallCompaction { .. }
@@ -105,6 +110,7 @@ impl Request {
         !matches!(
             self,
             Request::Refresh { .. }
+                | Request::Stats { .. }
                 | Request::PlanBackup { .. }
                 | Request::PlanScrub { .. }
                 | Request::Close { .. }
@@ -121,6 +127,7 @@ impl Request {
             | Request::Checkpoint { .. }
             | Request::Refresh { .. }
             | Request::PlanCompaction { .. }
+            | Request::Stats { .. }
             | Request::PlanBackup { .. }
             | Request::PlanScrub { .. }
             | Request::InstallCompaction { .. }
@@ -138,6 +145,7 @@ impl Request {
             | Request::Checkpoint { .. }
             | Request::Refresh { .. }
             | Request::PlanCompaction { .. }
+            | Request::Stats { .. }
             | Request::PlanBackup { .. }
             | Request::PlanScrub { .. }
             | Request::InstallCompaction { .. }
@@ -169,6 +177,7 @@ impl Request {
             Request::Refresh { done } => done.complete(Err(error)),
             Request::PlanCompaction { done, .. } => done.complete(Err(error)),
             Request::PlanBackup { done } => done.complete(Err(error)),
+            Request::Stats { done } => done.complete(Err(error)),
             Request::PlanScrub { done, .. } => done.complete(Err(error)),
             Request::InstallCompaction { done, .. } => done.complete(Err(error)),
         }
@@ -316,10 +325,11 @@ impl Shared {
         if !self.poisoned.load(Ordering::Acquire) {
             return None;
         }
-        let cause = lock(&self.poison)
+        let poison = lock(&self.poison);
+        let cause = poison
             .as_ref()
-            .map_or_else(String::new, ToString::to_string);
-        Some(Error::Store(store_mmap::Error::Poisoned { cause }))
+            .expect("the cause is set before the flag that says there is one");
+        Some(Error::Store(store_mmap::Error::poisoned(cause)))
     }
 
     fn poison(&self, error: &store_mmap::Error) {
@@ -467,15 +477,13 @@ pub(crate) fn run<E: Engine>(writer: StdArc<WriterCore<E>>, queues: &Queues) {
 }
 
 /// The error a panic leaves behind.
-fn panicked(panic: &(dyn std::any::Any + Send), on: &str) -> store_mmap::Error {
+fn panicked(panic: &(dyn std::any::Any + Send), thread: &'static str) -> store_mmap::Error {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_default();
-    store_mmap::Error::Poisoned {
-        cause: format!("{on} panicked: {message}"),
-    }
+    store_mmap::Error::Panicked { thread, message }
 }
 
 /// Serves both queues until a close request (returned with the engine, for the caller to
@@ -597,6 +605,9 @@ impl<E: Engine> Core<E> {
             }
             Request::PlanBackup { done } => {
                 done.complete(self.engine.store_mut().plan_backup().map_err(Error::Store));
+            }
+            Request::Stats { done } => {
+                done.complete(self.engine.store().stats().map_err(Error::Store));
             }
             Request::PlanScrub {
                 bytes_per_sec,

@@ -1,5 +1,6 @@
 //! The pure core of textstore: document ids, the on-disk encodings, checksums, range logic,
-//! the read handle and the read/write traits.
+//! the read handle, and the vocabulary every layer speaks: the read, residency and write
+//! traits, error kinds and the stats visitor (with `memory`, an in-memory store of them).
 //!
 //! This crate does no I/O, spawns no thread and contains no `unsafe`: everything here
 //! encodes into a `Vec<u8>` or decodes from a `&[u8]`, so it can be fuzzed and run under
@@ -22,12 +23,16 @@ mod codec;
 mod error;
 mod id;
 mod index;
+mod kind;
+#[cfg(feature = "memory")]
+mod memory;
 mod meta;
 mod offsets;
 mod range;
 mod record;
 mod retired;
 mod segment;
+mod stats;
 mod text;
 mod traits;
 
@@ -41,6 +46,9 @@ pub use index::{
     SLOTS_PER_PAGE, SegmentLive, check_index_page, decode_index, encode_index, index_lookup,
     index_page_entries, index_slot_count, open_index,
 };
+pub use kind::{ErrorKind, StoreError};
+#[cfg(feature = "memory")]
+pub use memory::{MemoryError, MemoryStore};
 pub use meta::{META_LEN, META_MAGIC, StoreMeta};
 pub use offsets::{CHAR_STRIDE, CharOffsets, LineOffsets};
 pub use range::{RangeError, RangeUnit, TextRange};
@@ -51,8 +59,12 @@ pub use record::{
 };
 pub use retired::{RETIRED_HEADER_LEN, RETIRED_MAGIC, RetiredList};
 pub use segment::{SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SealedSegment, SegmentHeader};
+pub use stats::{Figure, Figures, StatsVisitor, VisitStats};
 pub use text::{Doc, DocMeta, Text};
-pub use traits::{CommitEvent, CommitObserver, DocRead, DocWrite, Prefetch};
+pub use traits::{
+    CommitEvent, CommitObserver, DocRead, DocWrite, IntoTicket, Offer, OfferOf, Prefetch, Ready,
+    Residency, WriteTicket,
+};
 
 /// The format version this build writes, stored in every header. Version history in
 /// docs/FORMAT.md.

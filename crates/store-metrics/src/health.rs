@@ -3,7 +3,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::op::{ErrorKind, Outcome};
+use store_format::ErrorKind;
+
+use crate::op::Outcome;
 use crate::snapshot::Snapshot;
 
 /// How urgent a piece of advice is.
@@ -116,9 +118,11 @@ pub fn health(snapshot: &Snapshot, thresholds: &Thresholds) -> Health {
             ),
         );
     }
-    if let Some(store) = snapshot.store()
-        && store.dead_ratio() > thresholds.dead_ratio
-        && store.dead_bytes() >= thresholds.dead_bytes_min
+    if let (Some(dead_ratio), Some(dead_bytes)) = (
+        snapshot.figure("textstore_dead_record_ratio"),
+        snapshot.figure("textstore_dead_record_bytes"),
+    ) && dead_ratio > thresholds.dead_ratio
+        && dead_bytes >= thresholds.dead_bytes_min as f64
     {
         add(
             Severity::Warning,
@@ -126,13 +130,15 @@ pub fn health(snapshot: &Snapshot, thresholds: &Thresholds) -> Health {
             format!(
                 "{:.0}% of record bytes ({:.1} MiB) are old versions or deleted documents: \
                  compaction would reclaim them",
-                store.dead_ratio() * 100.0,
-                mib(store.dead_bytes())
+                dead_ratio * 100.0,
+                mib(dead_bytes as u64)
             ),
         );
     }
-    if let Some(queue) = snapshot.queue()
-        && queue.full_ratio() > thresholds.queue_full_ratio
+    if let (Some(full_ratio), Some(capacity)) = (
+        snapshot.figure("textstore_queue_full_ratio"),
+        snapshot.figure("textstore_queue_capacity"),
+    ) && full_ratio > thresholds.queue_full_ratio
     {
         add(
             Severity::Warning,
@@ -141,8 +147,8 @@ pub fn health(snapshot: &Snapshot, thresholds: &Thresholds) -> Health {
                 "{:.1}% of submissions found the write queue full (capacity {}): raise \
                  `max_batch_docs` / `max_batch_bytes` so that each commit takes more of the \
                  queue, or `queue_capacity` to absorb bursts",
-                queue.full_ratio() * 100.0,
-                queue.capacity()
+                full_ratio * 100.0,
+                capacity
             ),
         );
     }

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
-use store_format::{Doc, DocId, DocMeta, DocRead, DocWrite, Text, TextRange, WriteBatch};
+use store_format::{
+    Doc, DocId, DocMeta, DocRead, Prefetch, Residency, StoreError, Text, TextRange,
+};
 
-use crate::op::{Classify, Op, Outcome};
+use crate::op::{Op, Outcome};
 use crate::registry::Metrics;
 
 /// Wraps a store layer and records each operation into a shared [`Metrics`]: its outcome
@@ -46,7 +48,7 @@ impl<S> Instrumented<S> {
 /// Runs one operation and records it: `ok` gives the outcome of a success and the document
 /// bytes it read and wrote; an error is classified out of line.
 #[inline(always)]
-fn record<T, E: Classify>(
+fn record<T, E: StoreError>(
     metrics: &Metrics,
     op: Op,
     run: impl FnOnce() -> Result<T, E>,
@@ -67,11 +69,7 @@ fn record<T, E: Classify>(
     result
 }
 
-impl<S> DocRead for Instrumented<S>
-where
-    S: DocRead,
-    S::Error: Classify,
-{
+impl<S: DocRead> DocRead for Instrumented<S> {
     type Error = S::Error;
 
     #[inline]
@@ -124,53 +122,39 @@ where
     }
 }
 
-impl<S> DocWrite for Instrumented<S>
-where
-    S: DocWrite,
-    S::Error: Classify,
-{
-    type Error = S::Error;
+/// Not counted: a prefetch is a hint, not a read.
+impl<S: Prefetch> Prefetch for Instrumented<S> {
+    fn prefetch(&self, ids: &[DocId]) -> Result<(), S::Error> {
+        self.inner.prefetch(ids)
+    }
+}
 
-    fn put(&mut self, id: DocId, text: &str) -> Result<u64, S::Error> {
-        let inner = &mut self.inner;
-        record(
-            &self.metrics,
-            Op::Put,
-            || inner.put(id, text),
-            |_| (Outcome::Ok, 0, text.len() as u64),
-        )
+/// A read served because it was resident counts as a get; one the answer sends elsewhere
+/// counts when it is read there.
+impl<S: Residency> Residency for Instrumented<S> {
+    fn get_if_resident(&self, id: DocId) -> Result<Option<Option<Doc>>, S::Error> {
+        let span = self.metrics.start(Op::Get);
+        match self.inner.get_if_resident(id) {
+            Ok(Some(doc)) => {
+                match &doc {
+                    Some(doc) => span.finish(Outcome::Ok, doc.len() as u64, 0),
+                    None => span.finish(Outcome::NotFound, 0, 0),
+                }
+                Ok(Some(doc))
+            }
+            Ok(None) => Ok(None),
+            Err(err) => {
+                span.fail(&err);
+                Err(err)
+            }
+        }
     }
 
-    fn put_batch(&mut self, batch: &WriteBatch) -> Result<u64, S::Error> {
-        let inner = &mut self.inner;
-        record(
-            &self.metrics,
-            Op::PutBatch,
-            || inner.put_batch(batch),
-            |_| (Outcome::Ok, 0, batch.text_bytes() as u64),
-        )
+    fn refresh_residency(&self) -> Result<(), S::Error> {
+        self.inner.refresh_residency()
     }
 
-    fn delete(&mut self, id: DocId) -> Result<bool, S::Error> {
-        let inner = &mut self.inner;
-        record(
-            &self.metrics,
-            Op::Delete,
-            || inner.delete(id),
-            |&existed| match existed {
-                true => (Outcome::Ok, 0, 0),
-                false => (Outcome::NotFound, 0, 0),
-            },
-        )
-    }
-
-    fn sync(&mut self) -> Result<(), S::Error> {
-        let inner = &mut self.inner;
-        record(
-            &self.metrics,
-            Op::Sync,
-            || inner.sync(),
-            |_| (Outcome::Ok, 0, 0),
-        )
+    fn note_resident(&self, id: DocId) {
+        self.inner.note_resident(id);
     }
 }

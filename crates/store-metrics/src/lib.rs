@@ -10,46 +10,43 @@
 //!   measures the ratio from alternating passes. Measured as two separate criterion
 //!   benchmarks (`overhead`), the same cost shows as 3.5 to 9.4%, because two runs of the
 //!   plain get alone drift by up to 6%.
-//! - [`Instrumented`] wraps any layer that implements the read and write traits and records
-//!   each call. A [`store_mmap::Store`] given the same `Arc<Metrics>` as its
+//! - [`Instrumented`] wraps any layer that implements the read, residency and write traits
+//!   of `store_format` and records each call; it implements what it wraps, so it stacks
+//!   anywhere. Writes through a shared handle return a [`Counted`] ticket, counted when it
+//!   completes. A store given the same `Arc<Metrics>` as its
 //!   [`store_format::CommitObserver`] reports each commit group: its size, its write time and
-//!   its `fdatasync` time, including the groups the concurrent handle's writer thread forms.
-//!   Wrapping the concurrent handle counts its writes per call too: each returns a
-//!   [`Counted`] ticket, counted when it completes.
-//! - [`Snapshot`] is a copy of everything, to which the caller adds the store's gauges
-//!   ([`store_mmap::StoreStats`]) and the queue's ([`store_concurrent::QueueStats`]).
-//!   [`prometheus()`] renders it, [`Snapshot::to_json`] too, and [`health()`] judges it.
-//!   With the `metrics` feature, `publish` hands it to the [`metrics`](https://docs.rs/metrics)
-//!   facade, for applications that export through a recorder of their own.
+//!   its `fdatasync` time, including the groups a concurrent handle's writer forms.
+//! - [`Snapshot`] is a copy of everything, to which the caller adds the stats of any layer
+//!   that implements [`store_format::VisitStats`] (the store's size, the write queue, the
+//!   cache, compactions, the scrub). [`prometheus()`] renders it, [`Snapshot::to_json`] too,
+//!   and [`health()`] judges it. With the `metrics` feature, `publish` hands it to the
+//!   [`metrics`](https://docs.rs/metrics) facade, for applications that export through a
+//!   recorder of their own.
 //!
-//! Invariant: the layers below know nothing of this crate. They expose stats structs and
-//! call the `CommitObserver` trait, which this crate implements.
+//! Invariant: this crate depends on `store-format` alone; the layers below know nothing of
+//! it. They expose stats through `VisitStats`, errors through `StoreError::kind`, and call
+//! the `CommitObserver` trait, which this crate implements.
 //!
 //! ```
 //! use std::sync::Arc;
+//! use store_format::{DocId, DocRead, DocWrite, MemoryStore, WriteTicket};
 //! use store_metrics::{Instrumented, Metrics, Op, Outcome};
-//! use store_mmap::{DocId, DocRead, DocWrite, Store, StoreOptions};
 //!
-//! # let dir = tempfile::tempdir()?;
 //! let metrics = Arc::new(Metrics::new());
-//! let mut store = Store::create(dir.path().join("docs"), StoreOptions::new())?;
-//! store.set_observer(metrics.clone());
-//! let mut store = Instrumented::new(store, metrics.clone());
+//! let store = Instrumented::new(MemoryStore::new(), metrics.clone());
 //!
-//! store.put(DocId::from(1u64), "hello")?;
+//! store.put(DocId::from(1u64), "hello")?.wait()?;
 //! assert!(store.get(DocId::from(2u64))?.is_none());
 //!
-//! let snapshot = metrics.snapshot().with_store(store.inner().stats()?);
+//! let snapshot = metrics.snapshot();
 //! assert_eq!(snapshot.count(Op::Put, Outcome::Ok), 1);
 //! assert_eq!(snapshot.count(Op::Get, Outcome::NotFound), 1);
-//! assert_eq!(snapshot.commits(), 1);
-//! assert!(store_metrics::prometheus(&snapshot).contains("textstore_documents 1"));
+//! assert!(store_metrics::prometheus(&snapshot).contains("op=\"put\",outcome=\"ok\"} 1"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #![forbid(unsafe_code)]
 
-mod concurrent;
 #[cfg(feature = "metrics")]
 mod facade;
 mod health;
@@ -60,14 +57,16 @@ mod prometheus;
 mod registry;
 mod snapshot;
 mod thread_index;
+mod writes;
 
-pub use concurrent::{Committed, Counted};
 #[cfg(feature = "metrics")]
 pub use facade::publish;
 pub use health::{Advice, Health, Severity, Thresholds, health};
 pub use histogram::{Histogram, HistogramSnapshot, Latency};
 pub use instrumented::Instrumented;
-pub use op::{Classify, ErrorKind, Op, Outcome};
+pub use op::{Op, Outcome};
 pub use prometheus::prometheus;
 pub use registry::{DEFAULT_READ_SAMPLE_EVERY, Metrics, Span};
 pub use snapshot::Snapshot;
+pub use store_format::ErrorKind;
+pub use writes::Counted;

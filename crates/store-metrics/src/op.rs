@@ -1,5 +1,7 @@
 //! The operations that are counted, and how each one ended.
 
+use store_format::{ErrorKind, StoreError};
+
 /// An operation on a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -58,99 +60,70 @@ pub enum Outcome {
     /// The document does not exist (a `get` that returned nothing, a `delete` of nothing, an
     /// `extract` of a missing document).
     NotFound,
-    /// It failed.
+    /// It failed, with an error of this kind (never [`ErrorKind::NotFound`], which is the
+    /// outcome above).
     Error(ErrorKind),
 }
 
-/// Why an operation failed, coarse enough to alert on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// The caller asked for something invalid: a document over the size limit, a range the
-    /// text does not have, a malformed id.
-    InvalidInput,
-    /// Stored data failed its checks.
-    Corrupt,
-    /// The operating system refused (I/O error, disk full).
-    Io,
-    /// An earlier failed write made the store refuse writes until it is reopened.
-    Poisoned,
-    /// The store or handle is closed.
-    Closed,
-    /// A `try_` submission found the queue full.
-    QueueFull,
-    /// Anything else (locked, options, ...).
-    Other,
-}
+/// The error kinds counted apart; a kind a later version adds counts as
+/// [`ErrorKind::Other`].
+const FAILURES: [ErrorKind; 10] = [
+    ErrorKind::InvalidInput,
+    ErrorKind::Corrupt,
+    ErrorKind::Io,
+    ErrorKind::StorageFull,
+    ErrorKind::Poisoned,
+    ErrorKind::Locked,
+    ErrorKind::ReadOnly,
+    ErrorKind::Closed,
+    ErrorKind::QueueFull,
+    ErrorKind::Other,
+];
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Ok,
         Outcome::NotFound,
-        Outcome::Error(ErrorKind::InvalidInput),
-        Outcome::Error(ErrorKind::Corrupt),
-        Outcome::Error(ErrorKind::Io),
-        Outcome::Error(ErrorKind::Poisoned),
-        Outcome::Error(ErrorKind::Closed),
-        Outcome::Error(ErrorKind::QueueFull),
-        Outcome::Error(ErrorKind::Other),
+        Outcome::Error(FAILURES[0]),
+        Outcome::Error(FAILURES[1]),
+        Outcome::Error(FAILURES[2]),
+        Outcome::Error(FAILURES[3]),
+        Outcome::Error(FAILURES[4]),
+        Outcome::Error(FAILURES[5]),
+        Outcome::Error(FAILURES[6]),
+        Outcome::Error(FAILURES[7]),
+        Outcome::Error(FAILURES[8]),
+        Outcome::Error(FAILURES[9]),
     ];
+
+    /// The outcome of a call that failed with `err`.
+    pub fn of_error(err: &impl StoreError) -> Outcome {
+        match err.kind() {
+            ErrorKind::NotFound => Outcome::NotFound,
+            kind => Outcome::Error(kind),
+        }
+    }
 
     /// The label value, as in `outcome="not_found"`.
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::NotFound => "not_found",
-            Outcome::Error(ErrorKind::InvalidInput) => "invalid_input",
-            Outcome::Error(ErrorKind::Corrupt) => "corrupt",
-            Outcome::Error(ErrorKind::Io) => "io_error",
-            Outcome::Error(ErrorKind::Poisoned) => "poisoned",
-            Outcome::Error(ErrorKind::Closed) => "closed",
-            Outcome::Error(ErrorKind::QueueFull) => "queue_full",
-            Outcome::Error(ErrorKind::Other) => "other_error",
+            Outcome::Error(kind) => kind.name(),
         }
     }
 
     pub(crate) fn index(self) -> usize {
         match self {
             Outcome::Ok => 0,
-            Outcome::NotFound => 1,
-            Outcome::Error(kind) => 2 + kind as usize,
-        }
-    }
-}
-
-/// Errors that can say which [`Outcome`] they are. Implemented for the errors of every
-/// store layer, so that [`crate::Instrumented`] can wrap any of them.
-pub trait Classify {
-    /// The outcome this error stands for.
-    fn outcome(&self) -> Outcome;
-}
-
-impl Classify for store_mmap::Error {
-    fn outcome(&self) -> Outcome {
-        use store_mmap::Error as E;
-        match self {
-            E::NotFound { .. } => Outcome::NotFound,
-            E::DocumentTooLarge { .. } | E::Range { .. } | E::Id(_) => {
-                Outcome::Error(ErrorKind::InvalidInput)
+            Outcome::NotFound | Outcome::Error(ErrorKind::NotFound) => 1,
+            Outcome::Error(kind) => {
+                2 + FAILURES
+                    .iter()
+                    .position(|&k| k == kind)
+                    .unwrap_or(FAILURES.len() - 1)
             }
-            E::Corrupt { .. } => Outcome::Error(ErrorKind::Corrupt),
-            E::DiskFull { .. } | E::Io { .. } => Outcome::Error(ErrorKind::Io),
-            E::Poisoned { .. } => Outcome::Error(ErrorKind::Poisoned),
-            _ => Outcome::Error(ErrorKind::Other),
-        }
-    }
-}
-
-impl Classify for store_concurrent::Error {
-    fn outcome(&self) -> Outcome {
-        use store_concurrent::Error as E;
-        match self {
-            E::Store(inner) => inner.outcome(),
-            E::Closed => Outcome::Error(ErrorKind::Closed),
-            E::QueueFull { .. } => Outcome::Error(ErrorKind::QueueFull),
-            _ => Outcome::Error(ErrorKind::Other),
         }
     }
 }

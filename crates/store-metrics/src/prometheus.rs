@@ -148,85 +148,11 @@ pub(crate) fn walk(snapshot: &Snapshot, out: &mut impl Sink) {
         snapshot.failed_syncs(),
     );
 
-    if let Some(s) = snapshot.store() {
-        for (name, help, value) in [
-            ("textstore_documents", "Live documents.", s.documents()),
-            (
-                "textstore_text_bytes",
-                "Text bytes of the live documents.",
-                s.text_bytes(),
-            ),
-            (
-                "textstore_live_record_bytes",
-                "Record bytes of the live documents.",
-                s.live_bytes(),
-            ),
-            (
-                "textstore_dead_record_bytes",
-                "Record bytes no read can reach; compaction reclaims them.",
-                s.dead_bytes(),
-            ),
-            ("textstore_segments", "Segment files.", s.segments()),
-            (
-                "textstore_file_bytes",
-                "Length of the store's files.",
-                s.file_bytes(),
-            ),
-            (
-                "textstore_allocated_bytes",
-                "Disk space of the store's files.",
-                s.allocated_bytes(),
-            ),
-            (
-                "textstore_mapped_bytes",
-                "Address space of the segment mappings.",
-                s.mapped_bytes(),
-            ),
-            (
-                "textstore_index_memory_bytes",
-                "Heap bytes of the in-memory index.",
-                s.index_memory_bytes(),
-            ),
-            (
-                "textstore_last_sequence",
-                "Sequence number of the latest write.",
-                s.last_seq(),
-            ),
-        ] {
-            out.gauge(name, help, value as f64);
+    for figure in &snapshot.figures().0 {
+        match figure.counter {
+            true => out.counter(figure.name, figure.help, figure.value as u64),
+            false => out.gauge(figure.name, figure.help, figure.value),
         }
-        out.gauge(
-            "textstore_dead_record_ratio",
-            "Dead record bytes over all record bytes.",
-            s.dead_ratio(),
-        );
-    }
-    if let Some(q) = snapshot.queue() {
-        out.gauge(
-            "textstore_queue_depth",
-            "Requests waiting for the writer thread.",
-            q.depth() as f64,
-        );
-        out.gauge(
-            "textstore_queue_capacity",
-            "Most requests the queue holds.",
-            q.capacity() as f64,
-        );
-        out.counter(
-            "textstore_queue_submissions_total",
-            "Requests queued.",
-            q.submitted(),
-        );
-        out.counter(
-            "textstore_queue_waited_full_total",
-            "Submissions that blocked on a full queue.",
-            q.waited_full(),
-        );
-        out.counter(
-            "textstore_queue_rejected_full_total",
-            "try_ submissions refused because the queue was full.",
-            q.rejected_full(),
-        );
     }
 }
 

@@ -3,11 +3,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use store_format::{CommitEvent, CommitObserver};
+use store_format::{CommitEvent, CommitObserver, Figures, StoreError};
 use thread_local::ThreadLocal;
 
 use crate::histogram::Histogram;
-use crate::op::{Classify, Op, Outcome};
+use crate::op::{Op, Outcome};
 use crate::snapshot::{CommitStats, OpStats, Snapshot};
 use crate::thread_index;
 
@@ -197,8 +197,8 @@ impl Metrics {
         self.durations[op.index()].record_duration(elapsed);
     }
 
-    /// What has been collected so far. Store and queue gauges are added by the caller, who
-    /// holds the store: see [`Snapshot::with_store`] and [`Snapshot::with_queue`].
+    /// What has been collected so far. The layers' stats (the store's size, the queue, the
+    /// cache) are added by the caller, who holds them: see [`Snapshot::with_stats`].
     pub fn snapshot(&self) -> Snapshot {
         let mut counts = [[0u64; OUTCOMES]; OPS];
         let (mut bytes_read, mut bytes_written) = (0, 0);
@@ -233,8 +233,7 @@ impl Metrics {
                 syncs: self.syncs.snapshot(),
                 syncs_failed: self.syncs_failed.load(Ordering::Relaxed),
             },
-            store: None,
-            queue: None,
+            figures: Figures::default(),
         }
     }
 }
@@ -272,15 +271,15 @@ impl Span<'_> {
     /// the span's fields as arguments, which travel in registers: a span passed whole would be
     /// written to the stack on the path of every successful read too.
     #[inline(always)]
-    pub(crate) fn fail<E: Classify>(self, err: &E) {
+    pub(crate) fn fail<E: StoreError>(self, err: &E) {
         failed(self.metrics, self.op, self.started, err);
     }
 }
 
 #[cold]
 #[inline(never)]
-fn failed<E: Classify>(metrics: &Metrics, op: Op, started: u64, err: &E) {
-    metrics.finish_started(op, started, err.outcome(), 0, 0);
+fn failed<E: StoreError>(metrics: &Metrics, op: Op, started: u64, err: &E) {
+    metrics.finish_started(op, started, Outcome::of_error(err), 0, 0);
 }
 
 impl CommitObserver for Metrics {

@@ -1,7 +1,6 @@
-//! What the collector holds at one moment, plus the gauges of the store it watches.
+//! What the collector holds at one moment, plus the stats of the layers it watches.
 
-use store_concurrent::QueueStats;
-use store_mmap::StoreStats;
+use store_format::{Figures, VisitStats};
 
 use crate::histogram::{HistogramSnapshot, Latency};
 use crate::op::{Op, Outcome};
@@ -26,8 +25,9 @@ pub(crate) struct CommitStats {
     pub(crate) syncs_failed: u64,
 }
 
-/// A copy of everything collected, with the store's and the queue's gauges when the caller
-/// added them. Render it with [`crate::prometheus`], [`Snapshot::to_json`], or judge it with
+/// A copy of everything collected, with the figures of whichever layers' stats the caller
+/// added (the store's size, the write queue, the cache, compactions, the scrub: anything
+/// that implements [`VisitStats`]). Render it with [`crate::prometheus`], [`Snapshot::to_json`], or judge it with
 /// [`crate::health`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -36,21 +36,25 @@ pub struct Snapshot {
     pub(crate) bytes_written: u64,
     pub(crate) read_sample_every: u64,
     pub(crate) commits: CommitStats,
-    pub(crate) store: Option<StoreStats>,
-    pub(crate) queue: Option<QueueStats>,
+    pub(crate) figures: Figures,
 }
 
 impl Snapshot {
-    /// Adds the store's size and shape (documents, live and dead bytes, segments, ...).
-    pub fn with_store(mut self, stats: StoreStats) -> Snapshot {
-        self.store = Some(stats);
+    /// Adds the figures of a layer's stats: the store's size and shape, the write queue's,
+    /// the cache's, and so on. A figure added twice is shown twice.
+    pub fn with_stats(mut self, stats: &dyn VisitStats) -> Snapshot {
+        stats.visit(&mut self.figures);
         self
     }
 
-    /// Adds the concurrent handle's queue statistics.
-    pub fn with_queue(mut self, stats: QueueStats) -> Snapshot {
-        self.queue = Some(stats);
-        self
+    /// The figures added with [`Snapshot::with_stats`], in the order they were shown.
+    pub fn figures(&self) -> &Figures {
+        &self.figures
+    }
+
+    /// The value of the figure named `name`, if it was added.
+    pub fn figure(&self, name: &str) -> Option<f64> {
+        self.figures.get(name)
     }
 
     fn op(&self, op: Op) -> &OpStats {
@@ -138,18 +142,8 @@ impl Snapshot {
         self.commits.syncs_failed
     }
 
-    /// The store's gauges, if added.
-    pub fn store(&self) -> Option<&StoreStats> {
-        self.store.as_ref()
-    }
-
-    /// The queue's statistics, if added.
-    pub fn queue(&self) -> Option<&QueueStats> {
-        self.queue.as_ref()
-    }
-
     /// Everything, as JSON: counts by operation and outcome, latency summaries in seconds,
-    /// commits, and the gauges that were added.
+    /// commits, and the figures that were added (under `stats`, by name).
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::{Map, Value, json};
         let latency = |h: &HistogramSnapshot| {
@@ -192,30 +186,14 @@ impl Snapshot {
                 "syncs_failed": self.commits.syncs_failed,
             },
         });
-        if let Some(s) = &self.store {
-            value["store"] = json!({
-                "documents": s.documents(),
-                "text_bytes": s.text_bytes(),
-                "live_bytes": s.live_bytes(),
-                "dead_bytes": s.dead_bytes(),
-                "dead_ratio": s.dead_ratio(),
-                "segments": s.segments(),
-                "file_bytes": s.file_bytes(),
-                "allocated_bytes": s.allocated_bytes(),
-                "mapped_bytes": s.mapped_bytes(),
-                "index_memory_bytes": s.index_memory_bytes(),
-                "last_seq": s.last_seq(),
-            });
-        }
-        if let Some(q) = &self.queue {
-            value["queue"] = json!({
-                "depth": q.depth(),
-                "capacity": q.capacity(),
-                "submitted": q.submitted(),
-                "waited_full": q.waited_full(),
-                "rejected_full": q.rejected_full(),
-                "full_ratio": q.full_ratio(),
-            });
+        if !self.figures.0.is_empty() {
+            value["stats"] = self
+                .figures
+                .0
+                .iter()
+                .map(|f| (f.name.to_owned(), json!(f.value)))
+                .collect::<Map<String, Value>>()
+                .into();
         }
         value
     }

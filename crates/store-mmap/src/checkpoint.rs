@@ -98,8 +98,9 @@ impl InFlight {
 
     pub(crate) fn join(self) -> Result<WrittenCheckpoint> {
         self.thread.join().unwrap_or_else(|_| {
-            Err(Error::Poisoned {
-                cause: "the checkpoint thread panicked".to_owned(),
+            Err(Error::Panicked {
+                thread: "the checkpoint thread",
+                message: String::new(),
             })
         })
     }

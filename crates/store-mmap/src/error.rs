@@ -4,7 +4,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use store_format::{DocId, FormatError, IdError, RangeError};
+use store_format::{DocId, ErrorKind, FormatError, IdError, RangeError, StoreError};
 
 /// Everything the engine can fail with. Messages are one sentence naming the file, offset,
 /// id or value at fault.
@@ -31,11 +31,12 @@ pub enum Error {
         limit: u64,
     },
     /// The range cannot be extracted from the document.
-    #[error("document {id}: {source}")]
+    #[error("document {id}: the range does not fit its text")]
     Range {
         /// The document.
         id: DocId,
         /// What is wrong with the range.
+        #[source]
         source: RangeError,
     },
     /// The text is not a document id.
@@ -78,7 +79,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// An I/O operation failed.
-    #[error("{op} {path}: {source}")]
+    #[error("cannot {op} {path}")]
     Io {
         /// What was being done.
         op: &'static str,
@@ -89,10 +90,20 @@ pub enum Error {
     },
     /// An earlier write or sync failed, so what is on disk is uncertain; the store refuses
     /// writes until it is reopened, when recovery re-establishes a known state.
-    #[error("the store refuses writes after an earlier failure ({cause}); reopen it")]
+    #[error("the store refuses writes after an earlier failure; reopen it")]
     Poisoned {
         /// The first failure.
-        cause: String,
+        #[source]
+        cause: Arc<Error>,
+    },
+    /// A thread of the store panicked; what it was doing is unknown, so the store refuses
+    /// writes until it is reopened.
+    #[error("{thread} panicked: {message}")]
+    Panicked {
+        /// Which thread.
+        thread: &'static str,
+        /// The panic's message, when it had one.
+        message: String,
     },
     /// A compaction's input segment was replaced by another compaction after it was
     /// planned; its copies are discarded and the store is unchanged.
@@ -164,5 +175,39 @@ impl Error {
     /// True for errors that say the data on disk is damaged.
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corrupt { .. })
+    }
+
+    /// The error a store that failed with `cause` gives every write after it.
+    pub fn poisoned(cause: &Error) -> Error {
+        match cause {
+            // Poisoned by a failure that itself came from a poisoned store: one level says it.
+            Error::Poisoned { .. } => cause.clone(),
+            _ => Error::Poisoned {
+                cause: Arc::new(cause.clone()),
+            },
+        }
+    }
+}
+
+impl StoreError for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::DocumentTooLarge { .. }
+            | Error::Range { .. }
+            | Error::Id(_)
+            | Error::InvalidOptions { .. } => ErrorKind::InvalidInput,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::DiskFull { .. } => ErrorKind::StorageFull,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Poisoned { .. } | Error::Panicked { .. } => ErrorKind::Poisoned,
+            Error::Locked { .. } => ErrorKind::Locked,
+            Error::ReadOnly { .. } => ErrorKind::ReadOnly,
+            Error::AlreadyExists { .. }
+            | Error::NotAStore { .. }
+            | Error::CompactionConflict { .. }
+            | Error::CompactionCancelled
+            | Error::CheckpointConflict => ErrorKind::Other,
+        }
     }
 }

@@ -7,9 +7,10 @@
 //! document, appends commits to the newest segment and serves reads as zero-copy slices of
 //! the mapped segments.
 //!
-//! This crate is the only one that maps files. It does not know about threads, caches,
-//! metrics exporters or async runtimes: the layers above wrap a [`Store`] through the
-//! [`store_format::DocRead`] and [`store_format::DocWrite`] traits.
+//! This crate is the only one that maps files. It does not know about caches, metrics
+//! exporters or async runtimes: a [`Store`] reads through [`store_format::DocRead`] and
+//! [`store_format::Prefetch`], and writes through `&mut self`; the concurrent handle shares
+//! it between threads and writes through [`store_format::DocWrite`].
 //!
 //! Invariants:
 //! - A record becomes visible to readers only after all of its bytes are written (and, under
@@ -74,7 +75,7 @@ pub use stats::StoreStats;
 pub use storage::{OsStorage, Storage, SyncKind};
 pub use store::{Store, extract_from};
 pub use store_format::{
-    BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, Position,
-    Prefetch, RangeError, RangeUnit, Text, TextRange, WriteBatch,
+    BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, ErrorKind, Position,
+    Prefetch, RangeError, RangeUnit, StoreError, Text, TextRange, WriteBatch,
 };
 pub use verify::{Problem, VerifyReport, verify_dir};

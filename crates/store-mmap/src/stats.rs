@@ -139,3 +139,64 @@ impl Store {
         Ok(stats)
     }
 }
+
+impl store_format::VisitStats for StoreStats {
+    fn visit(&self, out: &mut dyn store_format::StatsVisitor) {
+        for (name, help, value) in [
+            ("textstore_documents", "Live documents.", self.documents),
+            (
+                "textstore_text_bytes",
+                "Text bytes of the live documents.",
+                self.text_bytes,
+            ),
+            (
+                "textstore_live_record_bytes",
+                "Record bytes of the live documents.",
+                self.live_bytes,
+            ),
+            (
+                "textstore_dead_record_bytes",
+                "Record bytes no read can reach; compaction reclaims them.",
+                self.dead_bytes,
+            ),
+            ("textstore_segments", "Segment files.", self.segments),
+            (
+                "textstore_file_bytes",
+                "Length of the store's files.",
+                self.file_bytes,
+            ),
+            (
+                "textstore_allocated_bytes",
+                "Disk space of the store's files.",
+                self.allocated_bytes,
+            ),
+            (
+                "textstore_mapped_bytes",
+                "Address space of the segment mappings.",
+                self.mapped_bytes,
+            ),
+            (
+                "textstore_index_memory_bytes",
+                "Heap bytes of the index: the changes since its last checkpoint.",
+                self.index_memory_bytes,
+            ),
+            (
+                "textstore_index_file_bytes",
+                "Bytes of the mapped index checkpoint.",
+                self.index_file_bytes,
+            ),
+            (
+                "textstore_last_sequence",
+                "Sequence number of the latest write.",
+                self.last_seq,
+            ),
+        ] {
+            out.gauge(name, help, value as f64);
+        }
+        out.gauge(
+            "textstore_dead_record_ratio",
+            "Dead record bytes over all record bytes.",
+            self.dead_ratio(),
+        );
+    }
+}

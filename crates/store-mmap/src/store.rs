@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use store_format::{
-    BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, DocWrite, FormatError,
-    Position, Prefetch, SEGMENT_HEADER_LEN, SealedSegment, SegmentHeader, StoreMeta, Text,
-    TextRange, WriteBatch,
+    BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, FormatError, Position,
+    Prefetch, SEGMENT_HEADER_LEN, SealedSegment, SegmentHeader, StoreMeta, Text, TextRange,
+    WriteBatch,
 };
 
 use crate::checkpoint::InFlight;
@@ -68,7 +68,7 @@ pub struct Store {
     pub(crate) stuck_dead_bytes: u64,
     /// Compactions that took effect since the open: see [`DocRead::placement_epoch`].
     pub(crate) placement_epoch: u64,
-    poisoned: Option<String>,
+    poisoned: Option<Error>,
     /// Reused encoding buffer for commits.
     scratch: Vec<u8>,
     recovery: RecoveryReport,
@@ -860,9 +860,7 @@ impl Store {
             });
         }
         match &self.poisoned {
-            Some(cause) => Err(Error::Poisoned {
-                cause: cause.clone(),
-            }),
+            Some(cause) => Err(Error::poisoned(cause)),
             None => Ok(()),
         }
     }
@@ -871,7 +869,7 @@ impl Store {
         if let Err(err) = &result
             && self.poisoned.is_none()
         {
-            self.poisoned = Some(err.to_string());
+            self.poisoned = Some(err.clone());
         }
         result
     }
@@ -931,26 +929,6 @@ impl Prefetch for Store {
             }
         }
         Ok(())
-    }
-}
-
-impl DocWrite for Store {
-    type Error = Error;
-
-    fn put(&mut self, id: DocId, text: &str) -> Result<u64> {
-        Store::put(self, id, text)
-    }
-
-    fn put_batch(&mut self, batch: &WriteBatch) -> Result<u64> {
-        Store::put_batch(self, batch)
-    }
-
-    fn delete(&mut self, id: DocId) -> Result<bool> {
-        Store::delete(self, id)
-    }
-
-    fn sync(&mut self) -> Result<()> {
-        Store::sync(self)
     }
 }
 

@@ -19,7 +19,7 @@ async fn compaction_and_backup_run_off_the_runtime_thread() {
     }
     let compaction = tokio::spawn({
         let store = store.clone();
-        async move { store.compact().await }
+        async move { store.run_blocking("compact", |s| s.compact()).await }
     });
     for k in 0..100 {
         let doc = store.get(id(k)).await.unwrap().unwrap();
@@ -30,7 +30,13 @@ async fn compaction_and_backup_run_off_the_runtime_thread() {
     assert_eq!(report.records_copied, 100);
 
     let backup = dir.path().join("backup");
-    let written = store.backup(backup.clone()).await.unwrap();
+    let written = store
+        .run_blocking("backup", {
+            let backup = backup.clone();
+            move |s| s.backup(backup)
+        })
+        .await
+        .unwrap();
     assert_eq!(written.documents, 100);
     store.close().await.unwrap();
     let copy = Store::open(&backup, StoreOptions::new()).unwrap();

@@ -21,10 +21,18 @@ pub(crate) fn id(n: u64) -> DocId {
     DocId::from(n)
 }
 
-pub(crate) async fn open(dir: &Path, store: StoreOptions, options: AsyncOptions) -> AsyncStore {
-    AsyncStore::open_or_create(dir.join("store"), store, WriterOptions::default(), options)
-        .await
-        .unwrap()
+/// The async façade over the concurrent handle, the stack these tests run.
+pub(crate) type Async = AsyncStore<ConcurrentStore>;
+
+pub(crate) async fn open(dir: &Path, store: StoreOptions, options: AsyncOptions) -> Async {
+    let dir = dir.join("store");
+    let handle = tokio::task::spawn_blocking(move || {
+        ConcurrentStore::open_or_create(dir, store, WriterOptions::default())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    AsyncStore::new(handle, options)
 }
 
 /// Reopens the store with the plain engine, as a later process would.

@@ -29,10 +29,10 @@ async fn cold_and_warm_reads_return_the_same_text_under_every_placement() {
     }
     store.sync().await.unwrap();
     evict(dir.path());
-    assert!(!store.handle().is_resident(id(3)).unwrap());
+    assert!(!store.inner().is_resident(id(3)).unwrap());
 
     for reads in [Reads::CheckResidency, Reads::Blocking, Reads::Inline] {
-        let placed = AsyncStore::new(store.handle().clone(), AsyncOptions::new().reads(reads));
+        let placed = AsyncStore::new(store.inner().clone(), AsyncOptions::new().reads(reads));
         // Consecutive ids, which start a read-ahead.
         for n in 0..20 {
             let doc = placed.get(id(n)).await.unwrap().unwrap();

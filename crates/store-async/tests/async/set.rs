@@ -32,7 +32,7 @@ async fn a_store_set_spreads_ids_and_answers_in_input_order() {
     for (doc_id, text) in &docs {
         let shard = set.shard(*doc_id);
         for (i, store) in set.stores().iter().enumerate() {
-            let found = store.handle().get(*doc_id).unwrap();
+            let found = store.inner().get(*doc_id).unwrap();
             assert_eq!(
                 found.map(|d| d.text().as_str().to_owned()).as_ref(),
                 (i == shard).then_some(text)
@@ -41,7 +41,7 @@ async fn a_store_set_spreads_ids_and_answers_in_input_order() {
     }
     // The ids spread over all three stores.
     for store in set.stores() {
-        assert!(store.handle().len() > 50, "{}", store.handle().len());
+        assert!(store.inner().len() > 50, "{}", store.inner().len());
     }
 
     let ids: Vec<_> = [5, 299, 1000, 0, 17].into_iter().map(id).collect();

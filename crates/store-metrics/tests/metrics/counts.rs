@@ -1,5 +1,6 @@
-use store_metrics::{ErrorKind, Op, Outcome};
-use store_mmap::{DocId, DocRead, DocWrite, StoreOptions, TextRange, WriteBatch};
+use store_format::{DocWrite, ErrorKind, MemoryStore, StoreError, WriteTicket};
+use store_metrics::{Op, Outcome};
+use store_mmap::{DocId, DocRead, StoreOptions, TextRange, WriteBatch};
 
 use crate::instrumented;
 
@@ -23,17 +24,17 @@ fn assert_counts(s: &store_metrics::Snapshot, expected: &[(Op, Outcome, u64)]) {
 #[test]
 fn every_operation_is_counted_once_by_its_outcome() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut store, metrics) = instrumented(dir.path(), StoreOptions::new().max_document_bytes(10));
-    store.put(id(1), "0123456789").unwrap();
-    store.put(id(2), "abc").unwrap();
+    let (store, metrics) = instrumented(dir.path(), StoreOptions::new().max_document_bytes(10));
+    store.put(id(1), "0123456789").unwrap().wait().unwrap();
+    store.put(id(2), "abc").unwrap().wait().unwrap();
     let too_large = store.put(id(3), "01234567890").unwrap_err();
     assert!(matches!(
         too_large,
-        store_mmap::Error::DocumentTooLarge { .. }
+        store_concurrent::Error::Store(store_mmap::Error::DocumentTooLarge { .. })
     ));
     let mut batch = WriteBatch::new();
     batch.put(id(4), "four").put(id(5), "five").delete(id(2));
-    store.put_batch(&batch).unwrap();
+    store.put_batch(batch).unwrap().wait().unwrap();
     assert!(store.get(id(1)).unwrap().is_some());
     assert!(store.get(id(2)).unwrap().is_none());
     assert!(store.get(id(9)).unwrap().is_none());
@@ -45,8 +46,8 @@ fn every_operation_is_counted_once_by_its_outcome() {
     store.extract(id(9), TextRange::bytes(0..1)).unwrap_err();
     let mut buf = String::new();
     assert!(store.read_into(id(4), &mut buf).unwrap());
-    assert!(store.delete(id(4)).unwrap());
-    assert!(!store.delete(id(4)).unwrap());
+    assert!(store.delete(id(4)).unwrap().wait().unwrap().is_some());
+    assert!(store.delete(id(4)).unwrap().wait().unwrap().is_none());
     store.sync().unwrap();
 
     let s = metrics.snapshot();
@@ -76,8 +77,8 @@ fn every_operation_is_counted_once_by_its_outcome() {
     assert_eq!(s.latency(Op::Put).count, 3);
     assert_eq!(s.latency(Op::Extract).count, 3);
 
-    // Commits as the engine reported them: two puts, the batch, one delete; the refused
-    // put and the delete of nothing wrote no group.
+    // Commits as the engine reported them: two puts, the batch, one delete, each waited
+    // for before the next; the refused put and the delete of nothing wrote no group.
     assert_eq!(s.commits(), 4);
     assert_eq!(s.failed_commits(), 0);
     assert_eq!(s.commit_ops().count(), 4);
@@ -89,13 +90,53 @@ fn every_operation_is_counted_once_by_its_outcome() {
     assert_eq!(s.commit_write().count(), 4);
 }
 
+/// Every error kind a layer reports is counted under its own outcome, through the in-memory
+/// double: the metrics layer knows nothing of the layer it wraps but `StoreError::kind`.
+#[test]
+fn every_error_kind_is_counted_under_its_outcome() {
+    let metrics = std::sync::Arc::new(store_metrics::Metrics::new());
+    let store = store_metrics::Instrumented::new(MemoryStore::new(), metrics.clone());
+    let kinds = [
+        ErrorKind::InvalidInput,
+        ErrorKind::Corrupt,
+        ErrorKind::Io,
+        ErrorKind::StorageFull,
+        ErrorKind::Poisoned,
+        ErrorKind::Locked,
+        ErrorKind::ReadOnly,
+        ErrorKind::Closed,
+        ErrorKind::QueueFull,
+        ErrorKind::Other,
+    ];
+    for kind in kinds {
+        store.inner().fail_with(Some(kind));
+        assert_eq!(store.get(id(1)).unwrap_err().kind(), kind);
+        assert_eq!(store.put(id(1), "x").unwrap_err().kind(), kind);
+    }
+    store.inner().fail_with(Some(ErrorKind::NotFound));
+    store.get(id(1)).unwrap_err();
+    store.inner().fail_with(None);
+    store.put(id(1), "x").unwrap().wait().unwrap();
+    let s = metrics.snapshot();
+    let mut expected: Vec<(Op, Outcome, u64)> = kinds
+        .iter()
+        .flat_map(|&kind| {
+            [
+                (Op::Get, Outcome::Error(kind), 1),
+                (Op::Put, Outcome::Error(kind), 1),
+            ]
+        })
+        .collect();
+    expected.push((Op::Get, Outcome::NotFound, 1));
+    expected.push((Op::Put, Outcome::Ok, 1));
+    assert_counts(&s, &expected);
+}
+
 #[test]
 fn reads_are_all_counted_but_only_a_sample_is_timed() {
-    let dir = tempfile::tempdir().unwrap();
     let metrics = std::sync::Arc::new(store_metrics::Metrics::with_read_sample_every(16));
-    let store = store_mmap::Store::create(dir.path().join("s"), StoreOptions::new()).unwrap();
-    let mut store = store_metrics::Instrumented::new(store, metrics.clone());
-    store.put(id(1), "x").unwrap();
+    let store = store_metrics::Instrumented::new(MemoryStore::new(), metrics.clone());
+    store.put(id(1), "x").unwrap().wait().unwrap();
     for _ in 0..160 {
         store.get(id(1)).unwrap().unwrap();
     }
@@ -162,7 +203,7 @@ fn many_overwritten_bytes_recommend_a_compaction() {
     let advice = |store: &store_mmap::Store| {
         let snapshot = store_metrics::Metrics::new()
             .snapshot()
-            .with_store(store.stats().unwrap());
+            .with_stats(&store.stats().unwrap());
         store_metrics::health(&snapshot, &thresholds).advice
     };
     for n in 0..300 {

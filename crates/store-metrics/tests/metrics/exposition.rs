@@ -1,8 +1,9 @@
 use std::collections::HashMap;
 
 use prometheus_parse::{Scrape, Value};
+use store_format::{DocWrite, WriteTicket};
 use store_metrics::{Op, Outcome};
-use store_mmap::{DocId, DocRead, DocWrite, StoreOptions};
+use store_mmap::{DocId, DocRead, StoreOptions};
 
 use crate::instrumented;
 
@@ -14,18 +15,26 @@ fn scrape(text: &str) -> Scrape {
 #[test]
 fn the_export_parses_and_holds_every_metric_with_its_type() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut store, metrics) = instrumented(dir.path(), StoreOptions::new());
+    let (store, metrics) = instrumented(dir.path(), StoreOptions::new());
     for n in 0..20u64 {
-        store.put(DocId::from(n), "some text").unwrap();
+        store
+            .put(DocId::from(n), "some text")
+            .unwrap()
+            .wait()
+            .unwrap();
     }
-    store.put(DocId::from(0u64), "a newer version").unwrap();
+    store
+        .put(DocId::from(0u64), "a newer version")
+        .unwrap()
+        .wait()
+        .unwrap();
     for n in 0..30u64 {
         let _ = store.get(DocId::from(n)).unwrap();
     }
     let snapshot = metrics
         .snapshot()
-        .with_store(store.inner().stats().unwrap())
-        .with_queue(store_concurrent::QueueStats::default());
+        .with_stats(&store.inner().stats().unwrap())
+        .with_stats(&store.inner().queue_stats());
     let text = store_metrics::prometheus(&snapshot);
     let scrape = scrape(&text);
 
@@ -63,9 +72,11 @@ fn the_export_parses_and_holds_every_metric_with_its_type() {
         ("textstore_allocated_bytes", "gauge"),
         ("textstore_mapped_bytes", "gauge"),
         ("textstore_index_memory_bytes", "gauge"),
+        ("textstore_index_file_bytes", "gauge"),
         ("textstore_last_sequence", "gauge"),
         ("textstore_queue_depth", "gauge"),
         ("textstore_queue_capacity", "gauge"),
+        ("textstore_queue_full_ratio", "gauge"),
         ("textstore_queue_submissions_total", "counter"),
         ("textstore_queue_waited_full_total", "counter"),
         ("textstore_queue_rejected_full_total", "counter"),

@@ -2,8 +2,9 @@
 
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::{CompositeKey, MetricKind};
+use store_format::{DocWrite, WriteTicket};
 use store_metrics::{Op, Outcome};
-use store_mmap::{DocId, DocRead, DocWrite, StoreOptions};
+use store_mmap::{DocId, DocRead, StoreOptions};
 
 use crate::instrumented;
 
@@ -41,16 +42,20 @@ fn value<'a>(
 #[test]
 fn publish_hands_every_figure_to_the_installed_recorder() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut store, metrics) = instrumented(dir.path(), StoreOptions::new());
+    let (store, metrics) = instrumented(dir.path(), StoreOptions::new());
     for n in 0..5u64 {
-        store.put(DocId::from(n), "twelve bytes").unwrap();
+        store
+            .put(DocId::from(n), "twelve bytes")
+            .unwrap()
+            .wait()
+            .unwrap();
     }
     for n in 0..8u64 {
         let _ = store.get(DocId::from(n)).unwrap();
     }
     let snapshot = metrics
         .snapshot()
-        .with_store(store.inner().stats().unwrap());
+        .with_stats(&store.inner().stats().unwrap());
     assert_eq!(snapshot.count(Op::Get, Outcome::NotFound), 3);
 
     let recorder = DebuggingRecorder::new();
