@@ -2,9 +2,11 @@
 //! does. Reached through the alias in `.cargo/config.toml`.
 //!
 //! Tasks:
-//! - `ci`: `cargo fmt --check`, clippy with warnings denied, the tests (cargo-nextest when it
-//!   is installed, `cargo test` otherwise, plus the doc tests), and the docs with warnings
-//!   denied, then the dhat heap tests and the loom models. Exactly what `.ci/run` runs.
+//! - `ci`: `cargo fmt --check`, the layers' dependencies (`cargo tree`: no layer links what
+//!   it merely wraps), clippy with warnings denied, the tests (cargo-nextest when it is
+//!   installed, `cargo test` otherwise, plus the doc tests and the façade with no feature),
+//!   and the docs with warnings denied, then the dhat heap tests and the loom models.
+//!   Exactly what `.ci/run` runs.
 //! - `dhat`: the heap tests of store-cache and store-mmap, one test binary each (dhat allows one profiler
 //!   per process), built with the `dhat-heap` feature that installs dhat's allocator.
 //! - `loom`: the loom models of store-concurrent, built with `--cfg textstore_loom` in
@@ -70,10 +72,100 @@ tasks:
 
 /// Optional features that CI builds and tests: light ones, unlike the peer engines of the
 /// benchmarks.
-const OPTIONAL_FEATURES: &str = "store-metrics/metrics,store-mmap/fault-injection";
+const OPTIONAL_FEATURES: &str = "store-metrics/metrics,store-mmap/fault-injection,textstore/async,textstore/cache,textstore/metrics";
+
+/// What each layer may link, by what it must not: a layer depends on store-format and on
+/// nothing it merely wraps (docs/ARCHITECTURE.md), so a program that takes one layer links
+/// neither the engine nor another layer's runtime.
+const LAYER_DEPENDENCIES: &[(&str, &[&str])] = &[
+    (
+        "store-metrics",
+        &[
+            "store_mmap",
+            "store_concurrent",
+            "store_cache",
+            "store_async",
+            "tokio",
+            "arc_swap",
+            "crossbeam_channel",
+            "memmap2",
+            "moka",
+        ],
+    ),
+    (
+        // moka's own crossbeam-channel is the cache's; the handle's arc-swap is not.
+        "store-cache",
+        &[
+            "store_mmap",
+            "store_concurrent",
+            "store_async",
+            "store_metrics",
+            "tokio",
+            "arc_swap",
+            "memmap2",
+        ],
+    ),
+    (
+        "store-async",
+        &[
+            "store_mmap",
+            "store_concurrent",
+            "store_cache",
+            "store_metrics",
+            "arc_swap",
+            "crossbeam_channel",
+            "memmap2",
+            "moka",
+        ],
+    ),
+];
+
+/// Fails when a layer's normal dependencies (`cargo tree`, every feature on) include a crate
+/// it must not link.
+fn check_dependencies() -> Result<(), String> {
+    for (package, forbidden) in LAYER_DEPENDENCIES {
+        let args = [
+            "tree",
+            "--package",
+            package,
+            "--edges",
+            "normal",
+            "--all-features",
+            "--prefix",
+            "none",
+            "--format",
+            "{lib}",
+        ];
+        eprintln!("xtask: $ cargo {}", args.join(" "));
+        let output = Command::new(cargo_bin())
+            .args(args)
+            .output()
+            .map_err(|err| format!("cannot run `cargo tree`: {err}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "`cargo tree --package {package}` failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let linked = String::from_utf8_lossy(&output.stdout);
+        let found: Vec<&str> = linked
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .filter(|name| forbidden.contains(name))
+            .collect();
+        if !found.is_empty() {
+            return Err(format!(
+                "{package} depends on {}, which it must not link: a layer depends on store-format and on nothing it wraps",
+                found.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
 
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
+    check_dependencies()?;
     // Clippy also checks the dhat heap tests, which run in their own step.
     let linted = format!("{OPTIONAL_FEATURES},{DHAT_FEATURES}");
     cargo(
@@ -116,6 +208,8 @@ fn ci() -> Result<(), String> {
         )?;
     }
     cargo(&["test", "--workspace", "--doc"], &[])?;
+    // The façade with no feature on: the plain concurrent handle.
+    cargo(&["test", "--package", "textstore", "--tests"], &[])?;
     cargo(
         &[
             "doc",

@@ -129,7 +129,7 @@ where
     /// The latest committed version of the document, or `None`.
     pub async fn get(&self, id: DocId) -> Result<Option<Doc>, S::Error> {
         self.read_ahead(id);
-        if let Some(found) = self.read_inline(id, Ok)? {
+        if let Some(found) = self.read_inline(id)? {
             return Ok(found);
         }
         self.call("get", false, async {
@@ -140,9 +140,15 @@ where
 
     /// The part of the document that `range` names.
     pub async fn extract(&self, id: DocId, range: TextRange) -> Result<Text, S::Error> {
-        // Resident now: the extraction reads the same pages, and does not wait on the disk.
-        let extract = |_| self.inner.store.extract(id, range);
-        if let Some(text) = self.read_inline(id, extract)? {
+        let inline = match self.inner.options.reads {
+            Reads::Inline => Some(self.inner.store.extract(id, range)?),
+            Reads::Blocking => None,
+            Reads::CheckResidency => {
+                self.refresh_residency_now_and_then();
+                self.inner.store.extract_if_resident(id, range)?
+            }
+        };
+        if let Some(text) = inline {
             return Ok(text);
         }
         self.call("extract", false, async {
@@ -162,29 +168,21 @@ where
         .await
     }
 
-    /// The read made inline, when the placement allows it for `id` now: with
+    /// The get made inline, when the placement allows it for `id` now: with
     /// [`Reads::CheckResidency`], when its record was resident at the last look (one lookup
-    /// for the check and the read), and `from_doc` makes the result from the document.
-    /// `None`: read it with [`AsyncStore::read`]. An inline read takes no permit of the
-    /// concurrency limit, as it ends before the call could yield.
-    fn read_inline<T>(
-        &self,
-        id: DocId,
-        from_doc: impl FnOnce(Option<Doc>) -> std::result::Result<T, S::Error>,
-    ) -> Result<Option<T>, S::Error> {
+    /// for the check and the read). `None`: read it with [`AsyncStore::read`]. An inline
+    /// read takes no permit of the concurrency limit, as it ends before the call could
+    /// yield; [`AsyncStore::extract`] does the same with `extract_if_resident`.
+    fn read_inline(&self, id: DocId) -> Result<Option<Option<Doc>>, S::Error> {
         let store = &self.inner.store;
-        let doc = match self.inner.options.reads {
-            Reads::Inline => store.get(id)?,
-            Reads::Blocking => return Ok(None),
+        Ok(match self.inner.options.reads {
+            Reads::Inline => Some(store.get(id)?),
+            Reads::Blocking => None,
             Reads::CheckResidency => {
                 self.refresh_residency_now_and_then();
-                match store.get_if_resident(id)? {
-                    Some(doc) => doc,
-                    None => return Ok(None),
-                }
+                store.get_if_resident(id)?
             }
-        };
-        Ok(Some(from_doc(doc)?))
+        })
     }
 
     /// Reads `id` on the blocking pool.

@@ -398,6 +398,17 @@ impl<R: Residency> Residency for Cached<R> {
         self.inner.get_if_resident(id).map_err(Error::Store)
     }
 
+    fn extract_if_resident(
+        &self,
+        id: DocId,
+        range: TextRange,
+    ) -> Result<Option<Text>, Self::Error> {
+        self.record(id);
+        self.inner
+            .extract_if_resident(id, range)
+            .map_err(Error::Store)
+    }
+
     fn refresh_residency(&self) -> Result<(), Self::Error> {
         self.inner.refresh_residency().map_err(Error::Store)
     }

@@ -775,6 +775,14 @@ impl Residency for ConcurrentStore {
         ConcurrentStore::get_if_resident(self, id)
     }
 
+    /// One lookup: the document read if resident, then the range cut from it.
+    fn extract_if_resident(&self, id: DocId, range: TextRange) -> Result<Option<Text>> {
+        match ConcurrentStore::get_if_resident(self, id)? {
+            Some(doc) => Ok(Some(store_mmap::extract_from(id, doc, range)?)),
+            None => Ok(None),
+        }
+    }
+
     fn refresh_residency(&self) -> Result<()> {
         ConcurrentStore::refresh_residency(self)
     }

@@ -66,7 +66,3 @@ pub use stats::QueueStats;
 pub use store_format::Offer;
 pub use ticket::Ticket;
 
-/// The README's Rust examples, compiled and run as doc tests so that they stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;

@@ -83,6 +83,20 @@ pub trait Residency: DocRead {
     /// does not exist. Never waits on the disk.
     fn get_if_resident(&self, id: DocId) -> Result<Option<Option<Doc>>, Self::Error>;
 
+    /// [`DocRead::extract`], made only if the record's bytes are known to be in memory:
+    /// `None` when they may not be. A layer that counts or caches reads overrides it so that
+    /// it is one extraction, not a get and an extraction.
+    fn extract_if_resident(
+        &self,
+        id: DocId,
+        range: TextRange,
+    ) -> Result<Option<Text>, Self::Error> {
+        match self.get_if_resident(id)? {
+            Some(_) => self.extract(id, range).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Looks again at what is in memory, for [`Residency::get_if_resident`]: may ask the
     /// operating system about every mapping, so call it where blocking is allowed, every so
     /// many reads.

@@ -150,6 +150,21 @@ impl<S: Residency> Residency for Instrumented<S> {
         }
     }
 
+    fn extract_if_resident(&self, id: DocId, range: TextRange) -> Result<Option<Text>, S::Error> {
+        let span = self.metrics.start(Op::Extract);
+        match self.inner.extract_if_resident(id, range) {
+            Ok(Some(text)) => {
+                span.finish(Outcome::Ok, text.len() as u64, 0);
+                Ok(Some(text))
+            }
+            Ok(None) => Ok(None),
+            Err(err) => {
+                span.fail(&err);
+                Err(err)
+            }
+        }
+    }
+
     fn refresh_residency(&self) -> Result<(), S::Error> {
         self.inner.refresh_residency()
     }
