@@ -65,4 +65,3 @@ pub use scrubber::ScrubStats;
 pub use stats::QueueStats;
 pub use store_format::Offer;
 pub use ticket::Ticket;
-
