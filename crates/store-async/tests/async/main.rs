@@ -4,6 +4,7 @@
 
 mod cancel;
 mod compaction;
+mod double;
 mod limits;
 mod reads;
 mod set;

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use store_cache::{CacheOptions, Cached, Error};
 use store_concurrent::{ConcurrentStore, WriterOptions};
+use store_format::{DocWrite, ErrorKind, MemoryStore, StoreError, WriteTicket};
 use store_mmap::{DocId, DocRead, Store, StoreOptions, TextRange};
 
 /// Options that build a table for every document, so that small texts exercise the tables.
@@ -35,47 +36,73 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+/// A cache whose reader the test writes through: the engine by `&mut`, or the in-memory
+/// double through the cache's own `DocWrite`, which passes writes on.
+trait Writable {
+    fn write(&mut self, id: DocId, text: &str);
+    fn remove(&mut self, id: DocId);
+}
 
-    /// After any sequence of writes, every read through the cache gives what the model
-    /// holds: a cached version is never served once a newer one exists.
-    #[test]
-    fn the_cache_never_serves_a_stale_version(steps in prop::collection::vec(step(), 1..60)) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(dir.path(), StoreOptions::new()).unwrap();
-        let mut cached = Cached::new(store, &tables_for_all());
-        let mut model: BTreeMap<u8, String> = BTreeMap::new();
-        for step in steps {
-            match step {
-                Step::Put(id, text) => {
-                    cached.inner_mut().put(DocId::from(u64::from(id)), &text).unwrap();
-                    model.insert(id, text);
-                }
-                Step::Delete(id) => {
-                    cached.inner_mut().delete(DocId::from(u64::from(id))).unwrap();
-                    model.remove(&id);
-                }
-                Step::Get(id) => {
-                    let got = cached.get(DocId::from(u64::from(id))).unwrap();
-                    prop_assert_eq!(got.as_deref(), model.get(&id).map(String::as_str));
-                }
-                Step::Lines(id, a, b) | Step::Chars(id, a, b) => {
-                    let range = match step {
-                        Step::Lines(..) => TextRange::lines(a, b),
-                        _ => TextRange::chars(a..b),
-                    };
-                    let got = cached.extract(DocId::from(u64::from(id)), range);
-                    match model.get(&id) {
-                        None => prop_assert!(matches!(got, Err(Error::NotFound { .. })), "{:?}", got),
-                        Some(text) => {
-                            let expected = range.resolve(text).map(|r| &text[r]);
-                            match (got, expected) {
-                                (Ok(got), Ok(expected)) => prop_assert_eq!(&*got, expected),
-                                (Err(Error::Range { source, .. }), Err(expected)) => {
-                                    prop_assert_eq!(source, expected)
-                                }
-                                (got, expected) => prop_assert!(false, "{:?} against {:?}", got, expected),
+impl Writable for Cached<Store> {
+    fn write(&mut self, id: DocId, text: &str) {
+        self.inner_mut().put(id, text).unwrap();
+    }
+
+    fn remove(&mut self, id: DocId) {
+        self.inner_mut().delete(id).unwrap();
+    }
+}
+
+impl Writable for Cached<MemoryStore> {
+    fn write(&mut self, id: DocId, text: &str) {
+        self.put(id, text).unwrap().wait().unwrap();
+    }
+
+    fn remove(&mut self, id: DocId) {
+        self.delete(id).unwrap().wait().unwrap();
+    }
+}
+
+/// After any sequence of writes, every read through the cache gives what the model holds:
+/// a cached version is never served once a newer one exists.
+fn never_stale<R>(cached: &mut Cached<R>, steps: Vec<Step>) -> Result<(), TestCaseError>
+where
+    R: DocRead,
+    R::Error: std::fmt::Debug,
+    Cached<R>: Writable,
+{
+    let mut model: BTreeMap<u8, String> = BTreeMap::new();
+    for step in steps {
+        match step {
+            Step::Put(id, text) => {
+                cached.write(DocId::from(u64::from(id)), &text);
+                model.insert(id, text);
+            }
+            Step::Delete(id) => {
+                cached.remove(DocId::from(u64::from(id)));
+                model.remove(&id);
+            }
+            Step::Get(id) => {
+                let got = cached.get(DocId::from(u64::from(id))).unwrap();
+                prop_assert_eq!(got.as_deref(), model.get(&id).map(String::as_str));
+            }
+            Step::Lines(id, a, b) | Step::Chars(id, a, b) => {
+                let range = match step {
+                    Step::Lines(..) => TextRange::lines(a, b),
+                    _ => TextRange::chars(a..b),
+                };
+                let got = cached.extract(DocId::from(u64::from(id)), range);
+                match model.get(&id) {
+                    None => prop_assert!(matches!(got, Err(Error::NotFound { .. })), "{:?}", got),
+                    Some(text) => {
+                        let expected = range.resolve(text).map(|r| &text[r]);
+                        match (got, expected) {
+                            (Ok(got), Ok(expected)) => prop_assert_eq!(&*got, expected),
+                            (Err(Error::Range { source, .. }), Err(expected)) => {
+                                prop_assert_eq!(source, expected)
+                            }
+                            (got, expected) => {
+                                prop_assert!(false, "{:?} against {:?}", got, expected)
                             }
                         }
                     }
@@ -83,6 +110,53 @@ proptest! {
             }
         }
     }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn the_cache_never_serves_a_stale_version(steps in prop::collection::vec(step(), 1..60)) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path(), StoreOptions::new()).unwrap();
+        never_stale(&mut Cached::new(store, &tables_for_all()), steps)?;
+    }
+
+    #[test]
+    fn over_the_double_the_cache_never_serves_a_stale_version(
+        steps in prop::collection::vec(step(), 1..60),
+    ) {
+        never_stale(&mut Cached::new(MemoryStore::new(), &tables_for_all()), steps)?;
+    }
+}
+
+/// A hit is served by the cache alone: the reader sees only the misses (and the version
+/// lookups every read makes first, which are not reads of text).
+#[test]
+fn hits_never_reach_the_reader() {
+    let cached = Cached::new(MemoryStore::new(), &tables_for_all());
+    let id = DocId::from(3u64);
+    cached
+        .put(id, "a text worth caching")
+        .unwrap()
+        .wait()
+        .unwrap();
+    for _ in 0..10 {
+        assert_eq!(&*cached.get(id).unwrap().unwrap(), "a text worth caching");
+        assert_eq!(
+            &*cached.extract(id, TextRange::chars(2..6)).unwrap(),
+            "text"
+        );
+    }
+    assert_eq!(cached.stats().misses(), 1);
+    assert_eq!(cached.stats().hits(), 19);
+    assert_eq!(cached.inner().reads(), 1);
+    // A failing reader's error comes through the cache with its kind.
+    cached.inner().fail_with(Some(ErrorKind::Corrupt));
+    let err = cached.get(DocId::from(4u64)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
 }
 
 #[test]
