@@ -21,7 +21,7 @@ use crate::sync::atomic::Ordering;
 use crate::sync::channel::{self, Sender, TrySendError};
 use crate::sync::{Arc, StdArc, thread};
 use crate::ticket::{Completer, Helper, Ticket, ticket};
-use crate::writer::{BorrowedOps, Engine, Limits, Queues, Request, Shared, WriterCore, run};
+use crate::writer::{BorrowedOps, Limits, Queues, Request, Shared, WriterCore, run};
 
 /// Aborts the process if dropped: held across a wait after which memory lent to another
 /// thread may be freed, so that an unwinding wait cannot free it early.
@@ -130,7 +130,7 @@ impl ConcurrentStore {
         writer: WriterOptions,
     ) -> Result<ConcurrentStore> {
         writer.check()?;
-        ConcurrentStore::launch(Store::create(dir, options)?, writer, |store| store)
+        ConcurrentStore::launch(Store::create(dir, options)?, writer)
     }
 
     /// Opens a store (see [`Store::open`]) and starts its writer thread.
@@ -140,7 +140,7 @@ impl ConcurrentStore {
         writer: WriterOptions,
     ) -> Result<ConcurrentStore> {
         writer.check()?;
-        ConcurrentStore::launch(Store::open(dir, options)?, writer, |store| store)
+        ConcurrentStore::launch(Store::open(dir, options)?, writer)
     }
 
     /// Opens the store in `dir`, creating it when `dir` is absent or empty.
@@ -150,7 +150,7 @@ impl ConcurrentStore {
         writer: WriterOptions,
     ) -> Result<ConcurrentStore> {
         writer.check()?;
-        ConcurrentStore::launch(Store::open_or_create(dir, options)?, writer, |store| store)
+        ConcurrentStore::launch(Store::open_or_create(dir, options)?, writer)
     }
 
     /// Opens a store for reading only (see [`Store::open_read_only`]), beside its writer in
@@ -172,7 +172,7 @@ impl ConcurrentStore {
             },
             ..writer
         };
-        ConcurrentStore::launch(Store::open_read_only(dir, options)?, writer, |store| store)
+        ConcurrentStore::launch(Store::open_read_only(dir, options)?, writer)
     }
 
     /// Brings a read-only handle up to its writer's latest commit (see
@@ -188,16 +188,11 @@ impl ConcurrentStore {
     /// Hands an open store to a new writer thread.
     pub fn from_store(store: Store, writer: WriterOptions) -> Result<ConcurrentStore> {
         writer.check()?;
-        ConcurrentStore::launch(store, writer, |store| store)
+        ConcurrentStore::launch(store, writer)
     }
 
-    /// Publishes the state of `store` to readers and starts the writer thread on
-    /// `engine(store)`.
-    fn launch<E: Engine>(
-        store: Store,
-        writer: WriterOptions,
-        engine: impl FnOnce(Store) -> E,
-    ) -> Result<ConcurrentStore> {
+    /// Publishes the state of `store` to readers and starts the writer thread on it.
+    fn launch(store: Store, writer: WriterOptions) -> Result<ConcurrentStore> {
         let segments = store.segment_maps().map(|(map, end)| (map.id(), map, end));
         let checkpoint = store
             .checkpointed_index()
@@ -228,7 +223,7 @@ impl ConcurrentStore {
             compaction,
         };
         let core = StdArc::new(WriterCore::new(
-            engine(store),
+            store,
             publisher,
             Arc::clone(&shared),
             limits,
@@ -856,63 +851,29 @@ impl DocRead for ConcurrentStore {
 mod tests {
     use std::time::Duration;
 
-    use store_mmap::{BatchOp, DocId, Store, StoreOptions};
+    use std::sync::Arc;
+
+    use store_mmap::fault::{Fault, FaultOp, FaultStorage};
+    use store_mmap::{DocId, Store, StoreOptions};
 
     use super::ConcurrentStore;
     use crate::error::Error;
     use crate::options::WriterOptions;
-    use crate::writer::Engine;
-
-    /// The engine, with its `fail_at`-th commit (counting from 1) failing the way a failed
-    /// `pwrite` or `fdatasync` does: nothing written, an I/O error returned.
-    struct FailingCommit {
-        store: Store,
-        commits: usize,
-        fail_at: usize,
-    }
-
-    impl Engine for FailingCommit {
-        fn store(&self) -> &Store {
-            &self.store
-        }
-
-        fn store_mut(&mut self) -> &mut Store {
-            &mut self.store
-        }
-
-        fn into_store(self) -> Store {
-            self.store
-        }
-
-        fn commit_ops<'a>(&mut self, ops: &[BatchOp<'a>]) -> store_mmap::Result<u64> {
-            self.commits += 1;
-            if self.commits == self.fail_at {
-                return Err(store_mmap::Error::Io {
-                    op: "sync",
-                    path: self.store.dir().join("0000000001.seg"),
-                    source: std::sync::Arc::new(std::io::Error::other("injected failure")),
-                });
-            }
-            self.store.commit_ops(ops.iter().copied())
-        }
-    }
 
     #[test]
     fn a_failed_commit_fails_its_whole_group_and_poisons_the_handle() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store");
-        let engine = Store::create(&path, StoreOptions::new()).unwrap();
+        let storage = Arc::new(FaultStorage::new());
+        let options = StoreOptions::new().storage(storage.clone());
         // A delay long enough that the three puts below form one group.
         let writer = WriterOptions::default().max_delay(Duration::from_millis(300));
-        let store = ConcurrentStore::launch(engine, writer, |store| FailingCommit {
-            store,
-            commits: 0,
-            fail_at: 2,
-        })
-        .unwrap();
+        let store = ConcurrentStore::create(&path, options, writer).unwrap();
         let id = DocId::from;
 
         store.put(id(1), "before").unwrap().wait().unwrap();
+        // The next sync of a file is the group's `fdatasync`: it fails.
+        storage.inject(Fault::Fail(FaultOp::Sync), 0);
         let group: Vec<_> = (2..5u64)
             .map(|n| store.put(id(n), "lost").unwrap())
             .collect();
@@ -929,7 +890,7 @@ mod tests {
             matches!(
                 &err,
                 Error::Store(store_mmap::Error::Poisoned { cause })
-                    if matches!(&**cause, store_mmap::Error::Io { source, .. } if source.to_string() == "injected failure")
+                    if matches!(&**cause, store_mmap::Error::Io { source, .. } if source.to_string().contains("injected"))
             ),
             "the poisoned error keeps the first failure as its source: {err:?}"
         );

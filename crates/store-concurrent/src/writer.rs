@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use store_mmap::{
     Backup, BatchOp, Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope,
-    DocId, Installed, Position, Refreshed, Scrub, SegmentMap, Store, StoreStats, Text, WriteBatch,
+    DocId, Position, Refreshed, Scrub, SegmentMap, Store, StoreStats, Text, WriteBatch,
 };
 
 use crate::error::Error;
@@ -226,80 +226,6 @@ impl BorrowedOps {
     }
 }
 
-/// What the writer thread needs of the engine: a [`Store`], which tests wrap to inject
-/// failures by overriding a method.
-pub(crate) trait Engine: Send + 'static {
-    fn store(&self) -> &Store;
-    fn store_mut(&mut self) -> &mut Store;
-    fn into_store(self) -> Store;
-
-    fn commit_ops<'a>(&mut self, ops: &[BatchOp<'a>]) -> store_mmap::Result<u64> {
-        self.store_mut().commit_ops(ops.iter().copied())
-    }
-    fn contains(&self, id: DocId) -> store_mmap::Result<bool> {
-        self.store().contains(id)
-    }
-    /// Where a document just written or moved is: the engine's changes since its
-    /// checkpoint hold it, so the lookup reads no page of the index file and cannot fail.
-    fn location(&self, id: DocId) -> Option<Position> {
-        self.store()
-            .location(id)
-            .expect("a document just written or moved is among the index's changes")
-    }
-    /// The segment receiving writes, and its committed end.
-    fn active_segment(&self) -> (u32, u32) {
-        self.store().active_segment()
-    }
-    /// Every segment with its committed end.
-    fn segment_maps(&self) -> Vec<(SegmentMap, u32)> {
-        self.store().segment_maps().collect()
-    }
-    fn sync(&mut self) -> store_mmap::Result<()> {
-        self.store_mut().sync()
-    }
-    fn checkpoint(&mut self) -> store_mmap::Result<()> {
-        self.store_mut().checkpoint()
-    }
-    fn close(self) -> store_mmap::Result<()>
-    where
-        Self: Sized,
-    {
-        self.into_store().close()
-    }
-    fn compaction_due(&self, policy: &CompactionPolicy) -> bool {
-        self.store().compaction_due(policy)
-    }
-    fn plan_compaction(
-        &mut self,
-        scope: &CompactionScope,
-    ) -> store_mmap::Result<Option<Compaction>> {
-        self.store_mut().plan_compaction(scope)
-    }
-    fn install_compaction(&mut self, compacted: Compacted) -> store_mmap::Result<Installed> {
-        self.store_mut().install_compaction(compacted)
-    }
-    fn retired_segments(&self) -> usize {
-        self.store().retired_segments()
-    }
-    fn remove_retired(&mut self) -> store_mmap::Result<usize> {
-        self.store_mut().remove_retired()
-    }
-}
-
-impl Engine for Store {
-    fn store(&self) -> &Store {
-        self
-    }
-
-    fn store_mut(&mut self) -> &mut Store {
-        self
-    }
-
-    fn into_store(self) -> Store {
-        self
-    }
-}
-
 /// State the handle and the writer thread share.
 pub(crate) struct Shared {
     pub(crate) published: Arc<Published<SegmentMap>>,
@@ -371,17 +297,17 @@ pub(crate) struct Queues {
 /// submitter that found it free while waiting for its write (`Ticket::wait`), which then
 /// commits every queued write, its own included, instead of waking the writer thread and
 /// sleeping until it is done.
-pub(crate) struct WriterCore<E> {
+pub(crate) struct WriterCore {
     /// `None` once the writer thread has taken the close request.
-    core: Mutex<Option<Core<E>>>,
+    core: Mutex<Option<Core>>,
     shared: Arc<Shared>,
     limits: Limits,
     writes: Receiver<Request>,
 }
 
 /// The writer's state, under [`WriterCore`]'s lock.
-struct Core<E> {
-    engine: E,
+struct Core {
+    engine: Store,
     publisher: Publisher<SegmentMap>,
     /// Whether each id touched by the group being gathered exists once the group commits.
     overlay: HashMap<DocId, bool>,
@@ -391,7 +317,7 @@ struct Core<E> {
     carried: Option<Request>,
 }
 
-impl<E: Engine> Helper for WriterCore<E> {
+impl Helper for WriterCore {
     fn help(&self) {
         let Ok(mut core) = self.core.try_lock() else {
             return;
@@ -412,14 +338,14 @@ impl<E: Engine> Helper for WriterCore<E> {
     }
 }
 
-impl<E: Engine> WriterCore<E> {
+impl WriterCore {
     pub(crate) fn new(
-        engine: E,
+        engine: Store,
         publisher: Publisher<SegmentMap>,
         shared: Arc<Shared>,
         limits: Limits,
         writes: Receiver<Request>,
-    ) -> WriterCore<E> {
+    ) -> WriterCore {
         WriterCore {
             core: Mutex::new(Some(Core {
                 engine,
@@ -436,7 +362,7 @@ impl<E: Engine> WriterCore<E> {
 }
 
 /// The writer thread's body. Returns when every handle is gone.
-pub(crate) fn run<E: Engine>(writer: StdArc<WriterCore<E>>, queues: &Queues) {
+pub(crate) fn run(writer: StdArc<WriterCore>, queues: &Queues) {
     let shared = Arc::clone(&writer.shared);
     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&writer, queues)));
     let leftover = match served {
@@ -488,7 +414,7 @@ fn panicked(panic: &(dyn std::any::Any + Send), thread: &'static str) -> store_m
 
 /// Serves both queues until a close request (returned with the engine, for the caller to
 /// close) or until every sender is gone (`None`; the engine is closed here).
-fn serve<E: Engine>(writer: &WriterCore<E>, queues: &Queues) -> Option<(E, Completer<()>)> {
+fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)> {
     let shared = &writer.shared;
     let mut select = crate::sync::channel::Select::new();
     let control_ready = select.recv(&queues.control);
@@ -563,7 +489,7 @@ impl Group {
     }
 }
 
-impl<E: Engine> Core<E> {
+impl Core {
     /// Commits the queued writes, a group at a time, until the queue is empty. `wait`:
     /// the writer thread may wait up to `max_delay` for a group to fill; a submitter
     /// committing its own write does not.
@@ -592,9 +518,9 @@ impl<E: Engine> Core<E> {
     /// Serves a request that is not a write.
     fn serve_control(&mut self, request: Request, shared: &Shared) {
         match request {
-            Request::Sync { done } => done.complete(self.unless_poisoned(shared, E::sync)),
+            Request::Sync { done } => done.complete(self.unless_poisoned(shared, Store::sync)),
             Request::Checkpoint { done } => {
-                done.complete(self.unless_poisoned(shared, E::checkpoint));
+                done.complete(self.unless_poisoned(shared, Store::checkpoint));
             }
             Request::Refresh { done } => done.complete(self.refresh()),
             Request::PlanCompaction { scope, done } => {
@@ -604,16 +530,16 @@ impl<E: Engine> Core<E> {
                 });
             }
             Request::PlanBackup { done } => {
-                done.complete(self.engine.store_mut().plan_backup().map_err(Error::Store));
+                done.complete(self.engine.plan_backup().map_err(Error::Store));
             }
             Request::Stats { done } => {
-                done.complete(self.engine.store().stats().map_err(Error::Store));
+                done.complete(self.engine.stats().map_err(Error::Store));
             }
             Request::PlanScrub {
                 bytes_per_sec,
                 done,
             } => {
-                done.complete(Ok(self.engine.store().plan_scrub(bytes_per_sec)));
+                done.complete(Ok(self.engine.plan_scrub(bytes_per_sec)));
             }
             Request::InstallCompaction { compacted, done } => {
                 done.complete(self.install(compacted, shared));
@@ -630,7 +556,7 @@ impl<E: Engine> Core<E> {
     fn unless_poisoned(
         &mut self,
         shared: &Shared,
-        action: impl FnOnce(&mut E) -> store_mmap::Result<()>,
+        action: impl FnOnce(&mut Store) -> store_mmap::Result<()>,
     ) -> crate::error::Result<()> {
         match shared.poisoned() {
             Some(poisoned) => Err(poisoned),
@@ -727,7 +653,7 @@ impl<E: Engine> Core<E> {
             // Only empty batches: nothing to write, and they complete with the latest seq.
             Ok(shared.published.last_seq())
         } else {
-            self.engine.commit_ops(&ops)
+            self.engine.commit_ops(ops.iter().copied())
         };
         let last_seq = match committed {
             Ok(last_seq) => last_seq,
@@ -773,7 +699,7 @@ impl<E: Engine> Core<E> {
             }
         }
         for &id in &installed.moved {
-            self.publisher.set(id, self.engine.location(id));
+            self.publisher.set(id, location(&self.engine, id));
         }
         for &id in &installed.retired {
             self.publisher.retire_segment(id);
@@ -822,23 +748,22 @@ impl<E: Engine> Core<E> {
         if !self.publish_checkpoint() {
             for op in ops {
                 let id = op.id();
-                self.publisher.set(id, self.engine.location(id));
+                self.publisher.set(id, location(&self.engine, id));
             }
         }
-        self.publisher
-            .finish(last_seq, self.engine.store().len() as u64);
+        self.publisher.finish(last_seq, self.engine.len() as u64);
     }
 
     /// Shows readers the engine's new checkpoint, with the changes since it, if it
     /// installed one since the last look. Returns whether it did: the table it publishes
     /// holds every change, the last commit's included.
     fn publish_checkpoint(&mut self) -> bool {
-        let installed = self.engine.store().checkpoints_installed();
+        let installed = self.engine.checkpoints_installed();
         if installed == self.checkpoints_seen {
             return false;
         }
         self.checkpoints_seen = installed;
-        let store = self.engine.store();
+        let store = &self.engine;
         let Some(checkpoint) = store.checkpointed_index() else {
             return false;
         };
@@ -854,13 +779,12 @@ impl<E: Engine> Core<E> {
         let mut changed = Vec::new();
         let refreshed = self
             .engine
-            .store_mut()
             .refresh_with(&mut changed)
             .map_err(Error::Store)?;
         if refreshed == Refreshed::Unchanged {
             return Ok(refreshed);
         }
-        let store = self.engine.store();
+        let store = &self.engine;
         let segments: Vec<(SegmentMap, u32)> = store.segment_maps().collect();
         for (map, end) in &segments {
             if self.publisher.has_segment(map.id()) {
@@ -872,7 +796,7 @@ impl<E: Engine> Core<E> {
         if let Refreshed::Appended { .. } = refreshed {
             // The same checkpoint: the table takes the documents the commits changed.
             for id in changed {
-                self.publisher.set(id, self.engine.location(id));
+                self.publisher.set(id, location(&self.engine, id));
             }
         } else {
             let checkpoint = store
@@ -881,7 +805,7 @@ impl<E: Engine> Core<E> {
             self.publisher
                 .install_index(checkpoint, store.index_changes());
         }
-        let store = self.engine.store();
+        let store = &self.engine;
         for id in self.publisher.segment_ids() {
             if !segments.iter().any(|(map, _)| map.id() == id) {
                 self.publisher.retire_segment(id);
@@ -895,15 +819,23 @@ impl<E: Engine> Core<E> {
     /// writing, or starts one if anything changed since the last, so that a crash while
     /// idle replays nothing.
     fn idle(&mut self, shared: &Shared) {
-        if shared.poisoned().is_some() || self.engine.store().is_read_only() {
+        if shared.poisoned().is_some() || self.engine.is_read_only() {
             return;
         }
         // A checkpoint that fails is retried at the next idle spell or due point; the data
         // is durable either way.
-        let _ = self.engine.store_mut().tend_checkpoint(true);
+        let _ = self.engine.tend_checkpoint(true);
         if self.publish_checkpoint() {
-            let store = self.engine.store();
+            let store = &self.engine;
             self.publisher.finish(store.last_seq(), store.len() as u64);
         }
     }
+}
+
+/// Where a document just written or moved is: the engine's changes since its checkpoint
+/// hold it, so the lookup reads no page of the index file and cannot fail.
+fn location(store: &Store, id: DocId) -> Option<Position> {
+    store
+        .location(id)
+        .expect("a document just written or moved is among the index's changes")
 }
