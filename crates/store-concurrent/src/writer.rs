@@ -315,6 +315,9 @@ struct Core {
     checkpoints_seen: u64,
     /// A write taken off the queue that did not fit the last group: the next group's first.
     carried: Option<Request>,
+    /// Where each operation of the last commit went, in order (`None`: deleted), as the
+    /// engine reported it: what the readers' table is told, without a lookup.
+    placed: Vec<(DocId, Option<Position>)>,
 }
 
 impl Helper for WriterCore {
@@ -353,6 +356,7 @@ impl WriterCore {
                 overlay: HashMap::new(),
                 checkpoints_seen: 0,
                 carried: None,
+                placed: Vec::new(),
             })),
             shared,
             limits,
@@ -649,11 +653,14 @@ impl Core {
         for request in &requests {
             request.push_ops(&mut ops);
         }
+        self.placed.clear();
         let committed = if ops.is_empty() {
             // Only empty batches: nothing to write, and they complete with the latest seq.
             Ok(shared.published.last_seq())
         } else {
-            self.engine.commit_ops(ops.iter().copied())
+            let placed = &mut self.placed;
+            self.engine
+                .commit_ops_placed(ops.iter().copied(), |id, at| placed.push((id, at)))
         };
         let last_seq = match committed {
             Ok(last_seq) => last_seq,
@@ -667,7 +674,7 @@ impl Core {
                 return;
             }
         };
-        self.publish(&ops, last_seq);
+        self.publish(last_seq);
         self.remove_retired();
         self.nudge_compaction(limits);
         // The i-th operation of the group got `last_seq - ops.len() + 1 + i`.
@@ -726,9 +733,9 @@ impl Core {
         }
     }
 
-    /// Makes a commit visible to readers, in the order `published` documents.
-    fn publish(&mut self, ops: &[BatchOp<'_>], last_seq: u64) {
-        if ops.is_empty() {
+    /// Makes the last commit visible to readers, in the order `published` documents.
+    fn publish(&mut self, last_seq: u64) {
+        if self.placed.is_empty() {
             return;
         }
         let (active, end) = self.engine.active_segment();
@@ -746,9 +753,8 @@ impl Core {
             }
         }
         if !self.publish_checkpoint() {
-            for op in ops {
-                let id = op.id();
-                self.publisher.set(id, location(&self.engine, id));
+            for &(id, at) in &self.placed {
+                self.publisher.set(id, at);
             }
         }
         self.publisher.finish(last_seq, self.engine.len() as u64);

@@ -437,6 +437,22 @@ impl Store {
         self.commit(ops.into_iter())
     }
 
+    /// [`Store::commit_ops`], calling `placed(id, at)` for each operation once the commit is
+    /// in the index, in order: `at` is where its put's record went, `None` for a delete. A
+    /// caller that keeps positions of its own (the concurrent handle's table) learns them
+    /// without a lookup.
+    pub fn commit_ops_placed<'a, I>(
+        &mut self,
+        ops: I,
+        placed: impl FnMut(DocId, Option<Position>),
+    ) -> Result<u64>
+    where
+        I: IntoIterator<Item = BatchOp<'a>>,
+        I::IntoIter: Clone,
+    {
+        self.commit_placed(ops.into_iter(), placed)
+    }
+
     /// Deletes the document. Returns whether it existed; deleting a missing document writes
     /// nothing.
     pub fn delete(&mut self, id: DocId) -> Result<bool> {
@@ -514,6 +530,17 @@ impl Store {
     }
 
     fn commit<'a, I>(&mut self, ops: I) -> Result<u64>
+    where
+        I: Iterator<Item = BatchOp<'a>> + Clone,
+    {
+        self.commit_placed(ops, |_, _| {})
+    }
+
+    fn commit_placed<'a, I>(
+        &mut self,
+        ops: I,
+        mut placed: impl FnMut(DocId, Option<Position>),
+    ) -> Result<u64>
     where
         I: Iterator<Item = BatchOp<'a>> + Clone,
     {
@@ -604,6 +631,11 @@ impl Store {
             // is durable, but the index no longer says where everything is. A reopen
             // rebuilds what it needs from the data.
             self.poison_on_err(indexed)?;
+            let at = match op {
+                BatchOp::Put { .. } => Some(Position { segment, offset }),
+                BatchOp::Delete { .. } => None,
+            };
+            placed(op.id(), at);
             offset += u32::try_from(op.encoded_len()).expect("a record fits in a segment");
         }
         self.last_seq = first_seq + count - 1;
