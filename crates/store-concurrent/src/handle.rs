@@ -193,7 +193,7 @@ impl ConcurrentStore {
 
     /// Publishes the state of `store` to readers and starts the writer thread on it.
     fn launch(store: Store, writer: WriterOptions) -> Result<ConcurrentStore> {
-        let segments = store.segment_maps().map(|(map, end)| (map.id(), map, end));
+        let segments = store.segment_maps().map(|map| (map.id(), map));
         let checkpoint = store
             .checkpointed_index()
             .map(|index| StdArc::new(index) as StdArc<dyn Checkpointed>);
@@ -297,7 +297,7 @@ impl ConcurrentStore {
 
     /// The latest committed version of the document, or `None`. Zero-copy, lock-free.
     pub fn get(&self, id: DocId) -> Result<Option<Doc>> {
-        self.read_record(id, |segment, offset, end| segment.read_doc(end, id, offset))
+        self.read_record(id, |segment, offset| segment.read_doc(id, offset))
     }
 
     /// Calls `read(text)` with the latest text of `id`, borrowed from the mapping while the
@@ -305,8 +305,8 @@ impl ConcurrentStore {
     /// exist. The same checks as [`ConcurrentStore::get`], without the shared handle: no
     /// reference count is touched, so reader threads share no cache line.
     pub fn read_with<R>(&self, id: DocId, read: impl FnOnce(&str) -> R) -> Result<Option<R>> {
-        self.read_record(id, |segment, offset, end| {
-            segment.with_text(end, id, offset, |_, text| read(text))
+        self.read_record(id, |segment, offset| {
+            segment.with_text(id, offset, |_, text| read(text))
         })
     }
 
@@ -315,10 +315,10 @@ impl ConcurrentStore {
     /// the read, for callers that must not block. `Ok(None)`: not known to be resident, so
     /// read it where blocking is allowed; `Ok(Some(None))`: no such document.
     pub fn get_if_resident(&self, id: DocId) -> Result<Option<Option<Doc>>> {
-        let found = self.read_record(id, |segment, offset, end| {
+        let found = self.read_record(id, |segment, offset| {
             segment
-                .was_resident(end, offset)
-                .then(|| segment.read_doc(end, id, offset))
+                .was_resident(offset)
+                .then(|| segment.read_doc(id, offset))
                 .transpose()
         })?;
         Ok(match found {
@@ -328,11 +328,11 @@ impl ConcurrentStore {
         })
     }
 
-    /// Finds the latest record of `id` and reads it with `read(segment, offset, end)`.
+    /// Finds the latest record of `id` and reads it with `read(segment, offset)`.
     fn read_record<R>(
         &self,
         id: DocId,
-        read: impl FnOnce(&SegmentMap, u32, u32) -> store_mmap::Result<R>,
+        read: impl FnOnce(&SegmentMap, u32) -> store_mmap::Result<R>,
     ) -> Result<Option<R>> {
         self.check_open()?;
         match self.inner.shared.published.read(id, read) {
@@ -353,7 +353,7 @@ impl ConcurrentStore {
     /// Whether the document exists.
     pub fn contains(&self, id: DocId) -> Result<bool> {
         self.check_open()?;
-        match self.inner.shared.published.read(id, |_, _, _| ()) {
+        match self.inner.shared.published.read(id, |_, _| ()) {
             Found::Read(()) => Ok(true),
             Found::Failed(err) => Err(Error::Store(err)),
             Found::Absent | Found::MissingSegment(_) => Ok(false),
@@ -674,7 +674,7 @@ impl ConcurrentStore {
             .inner
             .shared
             .published
-            .read(id, |segment, offset, end| segment.is_resident(end, offset))
+            .read(id, |segment, offset| segment.is_resident(offset))
         {
             Found::Read(resident) => Ok(resident?),
             Found::Failed(err) => Err(Error::Store(err)),
@@ -692,7 +692,7 @@ impl ConcurrentStore {
             .inner
             .shared
             .published
-            .read(id, |segment, offset, end| segment.was_resident(end, offset))
+            .read(id, |segment, offset| segment.was_resident(offset))
         {
             Found::Read(resident) => Ok(resident),
             Found::Failed(err) => Err(Error::Store(err)),
@@ -705,14 +705,11 @@ impl ConcurrentStore {
     pub fn refresh_residency(&self) -> Result<()> {
         self.check_open()?;
         let mut result = Ok(());
-        self.inner
-            .shared
-            .published
-            .for_each_segment(|segment, end| {
-                if result.is_ok() {
-                    result = segment.refresh_residency(end);
-                }
-            });
+        self.inner.shared.published.for_each_segment(|segment| {
+            if result.is_ok() {
+                result = segment.refresh_residency();
+            }
+        });
         Ok(result?)
     }
 
@@ -722,9 +719,7 @@ impl ConcurrentStore {
             .inner
             .shared
             .published
-            .read(id, |segment, offset, end| {
-                segment.note_resident(end, offset)
-            });
+            .read(id, |segment, offset| segment.note_resident(offset));
     }
 
     /// Asks the kernel to read the records of `ids` into memory (`madvise(WILLNEED)`) and
@@ -737,9 +732,7 @@ impl ConcurrentStore {
                 .inner
                 .shared
                 .published
-                .read(id, |segment, offset, end| {
-                    segment.will_need_record(end, offset)
-                })
+                .read(id, |segment, offset| segment.will_need_record(offset))
             {
                 advised?;
             }
@@ -832,9 +825,7 @@ impl DocRead for ConcurrentStore {
 
     /// Reads the record's header, not its text: see [`store_mmap::SegmentMap::read_meta`].
     fn meta(&self, id: DocId) -> Result<Option<DocMeta>> {
-        self.read_record(id, |segment, offset, end| {
-            segment.read_meta(end, id, offset)
-        })
+        self.read_record(id, |segment, offset| segment.read_meta(id, offset))
     }
 
     fn extract(&self, id: DocId, range: TextRange) -> Result<Text> {

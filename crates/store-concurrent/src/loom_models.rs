@@ -2,10 +2,13 @@
 //! and `ticket` over loom's primitives and names the claim it checks.
 //!
 //! Segments are modelled as cells that the writer fills before it publishes them, the way
-//! `pwrite` fills the mapped file: loom reports any read of a cell that is not ordered after
-//! its write, so a broken publication order fails a model as a data race.
+//! `pwrite` fills the mapped file, and a committed end that the writer moves once a commit
+//! is complete, the way the engine moves a segment view's end: loom reports any read of a
+//! cell that is not ordered after its write, so a broken publication order fails a model as
+//! a data race.
 
 use loom::cell::UnsafeCell;
+use loom::sync::atomic::AtomicU32;
 use store_mmap::{DocId, Position};
 
 use crate::error::Error;
@@ -18,12 +21,22 @@ use crate::ticket::ticket;
 /// Offset of the first record slot of a segment (records start past the segment header).
 const FIRST: u32 = 64;
 
-/// The record slots of a model segment, one cell each: `Arc`-shared between the segment
-/// (the readers' mapping) and the writer (its file descriptor).
-type Records = Arc<[UnsafeCell<u64>; 3]>;
+/// The record slots of a model segment, one cell each, and its committed end: `Arc`-shared
+/// between the segment (the readers' mapping) and the writer (its file descriptor).
+type Records = Arc<SegmentCells>;
+
+struct SegmentCells {
+    cells: [UnsafeCell<u64>; 3],
+    /// As the engine's segment view holds it: stored `Release` when a commit is complete,
+    /// loaded `Acquire` by every read.
+    committed: AtomicU32,
+}
 
 fn records() -> Records {
-    Arc::new([UnsafeCell::new(0), UnsafeCell::new(0), UnsafeCell::new(0)])
+    Arc::new(SegmentCells {
+        cells: [UnsafeCell::new(0), UnsafeCell::new(0), UnsafeCell::new(0)],
+        committed: AtomicU32::new(FIRST),
+    })
 }
 
 fn slot(offset: u32) -> usize {
@@ -32,14 +45,19 @@ fn slot(offset: u32) -> usize {
 
 /// The writer's `pwrite` of a record.
 fn write(records: &Records, offset: u32, value: u64) {
-    records[slot(offset)].with_mut(|cell| {
+    records.cells[slot(offset)].with_mut(|cell| {
         #[expect(unsafe_code, reason = "a model of the mapped file's bytes")]
-        // SAFETY: only the writer thread writes, and only slots past the published end, which
-        // no reader touches until the end is published after this write.
+        // SAFETY: only the writer thread writes, and only slots past the committed end, which
+        // no reader touches until the end is moved after this write.
         unsafe {
             *cell = value
         }
     });
+}
+
+/// The engine completing a commit: every record below `end` is whole.
+fn commit(records: &Records, end: u32) {
+    records.committed.store(end, Ordering::Release);
 }
 
 /// A segment as readers reach it. `dropped` records when it is freed.
@@ -56,8 +74,9 @@ impl Segment {
         }
     }
 
-    /// A reader's access to the mapped record, bounded by the published end.
-    fn read(&self, offset: u32, end: u32) -> u64 {
+    /// A reader's access to the mapped record, bounded by the committed end.
+    fn read(&self, offset: u32) -> u64 {
+        let end = self.records.committed.load(Ordering::Acquire);
         assert!(
             offset + 64 <= end,
             "a position at {offset} was visible before end {end} covered it"
@@ -66,7 +85,7 @@ impl Segment {
             !self.dropped.load(Ordering::SeqCst),
             "a reader touched a freed segment"
         );
-        self.records[slot(offset)].with(|cell| {
+        self.records.cells[slot(offset)].with(|cell| {
             #[expect(unsafe_code, reason = "a model of the mapped file's bytes")]
             // SAFETY: loom checks that this read is ordered after the write of the slot.
             unsafe {
@@ -87,7 +106,7 @@ fn at(segment: u32, offset: u32) -> Option<Position> {
 }
 
 fn read(published: &Published<Segment>, id: DocId) -> Option<u64> {
-    match published.read(id, |segment, offset, end| segment.read(offset, end)) {
+    match published.read(id, |segment, offset| segment.read(offset)) {
         Found::Absent => None,
         Found::Read(value) => Some(value),
         Found::MissingSegment(position) => {
@@ -126,7 +145,7 @@ fn a_reader_never_sees_a_position_before_its_bytes() {
         let live = Arc::new(AtomicBool::new(false));
         let first = records();
         let mut publisher = Publisher::new(
-            [(1, Segment::new(&first, &live), FIRST)],
+            [(1, Segment::new(&first, &live))],
             None,
             std::iter::empty(),
             0,
@@ -143,13 +162,14 @@ fn a_reader_never_sees_a_position_before_its_bytes() {
         });
         // Commit 1, into the active segment.
         write(&first, FIRST, 10);
-        publisher.set_end(1, FIRST + 64);
+        commit(&first, FIRST + 64);
         publisher.set(id, at(1, FIRST));
         publisher.finish(1, 1);
         // Commit 2 rolls to a new segment.
         let second = records();
         write(&second, FIRST, 20);
-        publisher.add_segment(2, Segment::new(&second, &live), FIRST + 64);
+        commit(&second, FIRST + 64);
+        publisher.add_segment(2, Segment::new(&second, &live));
         publisher.set(id, at(2, FIRST));
         publisher.finish(2, 1);
         reader.join().unwrap();
@@ -167,6 +187,7 @@ fn a_new_checkpoint_and_its_table_replace_the_old_pair_whole() {
         let records = records();
         write(&records, FIRST, 1);
         write(&records, FIRST + 64, 2);
+        commit(&records, FIRST + 128);
         let segment = Segment::new(&records, &Arc::new(AtomicBool::new(false)));
         // The old checkpoint holds `kept` and the first version of `changed`.
         let old = Checkpoint(vec![
@@ -186,7 +207,7 @@ fn a_new_checkpoint_and_its_table_replace_the_old_pair_whole() {
             ),
         ]);
         let mut publisher = Publisher::new(
-            [(1, segment, FIRST + 128)],
+            [(1, segment)],
             Some(StdArc::new(old)),
             std::iter::empty(),
             2,
@@ -206,7 +227,7 @@ fn a_new_checkpoint_and_its_table_replace_the_old_pair_whole() {
         // A newer version of `changed`, then a checkpoint that holds it and is swapped in
         // with an empty table.
         write(&records, FIRST + 128, 3);
-        publisher.set_end(1, FIRST + 192);
+        commit(&records, FIRST + 192);
         publisher.set(changed, at(1, FIRST + 128));
         publisher.finish(3, 2);
         let new = Checkpoint(vec![
@@ -264,7 +285,7 @@ fn a_reader_process_never_reads_past_the_published_position() {
                     assert!(bound.offset >= seen, "the position went back");
                     let mut offset = FIRST;
                     while offset < bound.offset {
-                        let value = records[slot(offset)].with(|cell| {
+                        let value = records.cells[slot(offset)].with(|cell| {
                             #[expect(unsafe_code, reason = "a model of the mapped file's bytes")]
                             // SAFETY: loom checks that this read is ordered after the write.
                             unsafe {
@@ -307,7 +328,7 @@ fn a_table_slot_is_visible_only_after_the_writes_before_it() {
             thread::spawn(move || {
                 for _ in 0..2 {
                     if let Lookup::Live(position) = table.get(id) {
-                        let value = records[slot(position.offset)].with(|cell| {
+                        let value = records.cells[slot(position.offset)].with(|cell| {
                             #[expect(unsafe_code, reason = "a model of the mapped file's bytes")]
                             // SAFETY: loom checks that this read is ordered after the write.
                             unsafe {
@@ -337,6 +358,7 @@ fn a_table_rebuild_keeps_every_published_position_visible() {
         let new = DocId::from_u128(2);
         let records = records();
         write(&records, FIRST, 11);
+        commit(&records, FIRST + 64);
         let segment = Segment::new(&records, &Arc::new(AtomicBool::new(false)));
         // Eleven documents fill a 16-slot table to one below its claim limit of twelve; the
         // ten fillers point at the same record as `old`, which is all a probe needs.
@@ -358,13 +380,8 @@ fn a_table_rebuild_keeps_every_published_position_visible() {
         ))
         .chain(fillers)
         .collect();
-        let mut publisher = Publisher::new(
-            [(1, segment, FIRST + 64)],
-            None,
-            live(documents.into_iter()),
-            1,
-            11,
-        );
+        let mut publisher =
+            Publisher::new([(1, segment)], None, live(documents.into_iter()), 1, 11);
         let published = Arc::clone(publisher.shared());
         let reader = thread::spawn(move || {
             assert_eq!(
@@ -377,7 +394,7 @@ fn a_table_rebuild_keeps_every_published_position_visible() {
             }
         });
         write(&records, FIRST + 64, 22);
-        publisher.set_end(1, FIRST + 128);
+        commit(&records, FIRST + 128);
         // The twelfth claim triggers the rebuild.
         publisher.set(new, at(1, FIRST + 64));
         publisher.set(DocId::from_u128(200), at(1, FIRST + 64));
@@ -397,10 +414,11 @@ fn a_retired_segment_lives_until_its_last_reader_lets_go() {
         let old_dropped = Arc::new(AtomicBool::new(false));
         let old_records = records();
         write(&old_records, FIRST, 1);
+        commit(&old_records, FIRST + 64);
         let old = Segment::new(&old_records, &old_dropped);
         let active = Segment::new(&records(), &Arc::new(AtomicBool::new(false)));
         let mut publisher = Publisher::new(
-            [(1, old, FIRST + 64), (3, active, FIRST)],
+            [(1, old), (3, active)],
             None,
             live(std::iter::once((
                 id,
@@ -420,8 +438,9 @@ fn a_retired_segment_lives_until_its_last_reader_lets_go() {
         // Compaction: copy the record into a new segment, repoint, retire the old one.
         let new_records = records();
         write(&new_records, FIRST, 2);
+        commit(&new_records, FIRST + 64);
         let new = Segment::new(&new_records, &Arc::new(AtomicBool::new(false)));
-        publisher.add_segment(2, new, FIRST + 64);
+        publisher.add_segment(2, new);
         assert!(
             publisher.has_segment(3),
             "the output goes in below the active segment"

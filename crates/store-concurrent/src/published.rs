@@ -2,19 +2,22 @@
 //!
 //! Readers find a document in three steps: the segment list, the index (the location table
 //! of the changes since the engine's checkpoint, then the checkpoint itself), then the
-//! record's bytes in that segment's mapping, bounded by the segment's published end. The
-//! writer thread publishes a commit in the opposite order:
+//! record's bytes in that segment's mapping, bounded by the segment's committed end, which
+//! the segment's view carries and only the engine moves. The writer publishes a commit in
+//! the opposite order:
 //!
 //! 1. the record bytes are written (and synced) by the engine;
-//! 2. a segment the commit rolled to is added to the segment list (an [`AtomicArc`] store);
-//! 3. the segment's end moves past the commit (`Release`);
+//! 2. the engine moves each segment's committed end past the commit (`Release`, in the
+//!    segment's view), once every part of the commit is written;
+//! 3. a segment the commit rolled to is added to the segment list (an [`AtomicArc`] store);
 //! 4. the location table points the commit's ids at their records (`Release`, see
 //!    [`crate::table`]);
 //! 5. `last_seq` and the document count move (`Release` / `Relaxed`).
 //!
-//! A reader that finds a position in step 4 acquired everything before it, so the end it
-//! loads covers the record and the bytes are complete: a reader never sees an entry before
-//! its bytes. A reader loads the segment list *before* the table. A position it finds names
+//! A reader that finds a position in step 4 acquired everything before it, so the end its
+//! segment's view loads covers the record, and the bytes are complete: a reader never sees
+//! an entry before its bytes. (The view's own `Acquire` load makes the same promise to a
+//! reader that reached the view another way.) A reader loads the segment list *before* the table. A position it finds names
 //! either a segment in that list, or a segment added after the list was loaded, in which
 //! case one reload finds it. Retiring a segment (compaction) happens only after no table
 //! entry points into it; a reader that loaded the list before the retirement still holds the
@@ -29,16 +32,15 @@
 
 use store_mmap::{DocId, Position};
 
-use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{Arc, AtomicArc, StdArc};
 use crate::table::{LocationTable, Lookup};
 
-/// One segment as readers see it: the engine's view of it plus how far it is committed.
+/// One segment as readers see it: the engine's view of it, which carries how far it is
+/// committed.
 pub(crate) struct SegmentSlot<S> {
     id: u32,
     segment: S,
-    /// Every record that starts below this offset is complete.
-    end: AtomicU32,
 }
 
 /// The segments readers may reach, sorted by id. Replaced whole when one is added or retired.
@@ -118,9 +120,9 @@ pub(crate) struct Published<S> {
 }
 
 impl<S> Published<S> {
-    /// Looks `id` up and, if it is live, calls `read(segment, offset, end)` while the segment
-    /// is held. `end` bounds every byte the read may touch.
-    pub(crate) fn read<R>(&self, id: DocId, read: impl FnOnce(&S, u32, u32) -> R) -> Found<R> {
+    /// Looks `id` up and, if it is live, calls `read(segment, offset)` while the segment is
+    /// held. The segment's committed end bounds every byte the read may touch.
+    pub(crate) fn read<R>(&self, id: DocId, read: impl FnOnce(&S, u32) -> R) -> Found<R> {
         // The list first, then the table: see the module documentation.
         let segments = self.segments.load();
         let position = match self.layers.load().position(id) {
@@ -128,13 +130,7 @@ impl<S> Published<S> {
             Ok(None) => return Found::Absent,
             Err(err) => return Found::Failed(err),
         };
-        let read_in = |slot: &SegmentSlot<S>| {
-            // Relaxed: the table's acquire above already ordered the store of an end that
-            // covers the record before this load (step 3 before step 4), and coherence
-            // forbids reading an older end than one that happens before.
-            let end = slot.end.load(Ordering::Relaxed);
-            Found::Read(read(&slot.segment, position.offset, end))
-        };
+        let read_in = |slot: &SegmentSlot<S>| Found::Read(read(&slot.segment, position.offset));
         if let Some(slot) = segments.find(position.segment) {
             return read_in(slot);
         }
@@ -152,13 +148,11 @@ impl<S> Published<S> {
         self.retired.load(Ordering::Acquire)
     }
 
-    /// Calls `visit(segment, end)` for every segment in the list, oldest first.
-    pub(crate) fn for_each_segment(&self, mut visit: impl FnMut(&S, u32)) {
+    /// Calls `visit(segment)` for every segment in the list, oldest first.
+    pub(crate) fn for_each_segment(&self, mut visit: impl FnMut(&S)) {
         let segments = self.segments.load();
         for slot in &segments.slots {
-            // Relaxed, as in `read`: the end is a bound the caller reads below, and an older
-            // one only covers less.
-            visit(&slot.segment, slot.end.load(Ordering::Relaxed));
+            visit(&slot.segment);
         }
     }
 
@@ -204,11 +198,11 @@ pub(crate) struct Publisher<S> {
 }
 
 impl<S> Publisher<S> {
-    /// Publishes a first state: `segments` (id, segment, end) in ascending id order, the
+    /// Publishes a first state: `segments` (id, segment) in ascending id order, the
     /// engine's checkpoint, the documents changed since it (a position, or `None` for a
     /// deletion), and the number of live documents.
     pub(crate) fn new(
-        segments: impl IntoIterator<Item = (u32, S, u32)>,
+        segments: impl IntoIterator<Item = (u32, S)>,
         checkpoint: Option<StdArc<dyn Checkpointed>>,
         changes: impl Iterator<Item = (DocId, Option<Position>)>,
         last_seq: u64,
@@ -216,13 +210,7 @@ impl<S> Publisher<S> {
     ) -> Publisher<S> {
         let slots: Vec<_> = segments
             .into_iter()
-            .map(|(id, segment, end)| {
-                Arc::new(SegmentSlot {
-                    id,
-                    segment,
-                    end: AtomicU32::new(end),
-                })
-            })
+            .map(|(id, segment)| Arc::new(SegmentSlot { id, segment }))
             .collect();
         debug_assert!(slots.windows(2).all(|w| w[0].id < w[1].id));
         let (layers, claimed) = Layers::of(checkpoint, changes);
@@ -254,23 +242,16 @@ impl<S> Publisher<S> {
         &self.shared
     }
 
-    /// Step 2: makes a new segment reachable: one the writer rolled to (above every id in
+    /// Step 3: makes a new segment reachable: one the writer rolled to (above every id in
     /// the list) or a compaction's output (below the segment receiving writes).
-    pub(crate) fn add_segment(&self, id: u32, segment: S, end: u32) {
+    pub(crate) fn add_segment(&self, id: u32, segment: S) {
         let current = self.shared.segments.load();
         let at = match current.slots.binary_search_by_key(&id, |slot| slot.id) {
             Ok(_) => unreachable!("segment {id} is added once"),
             Err(at) => at,
         };
         let mut slots = current.slots.clone();
-        slots.insert(
-            at,
-            Arc::new(SegmentSlot {
-                id,
-                segment,
-                end: AtomicU32::new(end),
-            }),
-        );
+        slots.insert(at, Arc::new(SegmentSlot { id, segment }));
         self.shared.segments.store(Arc::new(SegmentList { slots }));
     }
 
@@ -304,18 +285,6 @@ impl<S> Publisher<S> {
     /// Whether the list holds segment `id`.
     pub(crate) fn has_segment(&self, id: u32) -> bool {
         self.shared.segments.load().find(id).is_some()
-    }
-
-    /// Step 3: the records of segment `id` below `end` are complete.
-    pub(crate) fn set_end(&self, id: u32, end: u32) {
-        let segments = self.shared.segments.load();
-        let slot = segments
-            .find(id)
-            .expect("the writer publishes ends only of segments it added");
-        debug_assert!(slot.end.load(Ordering::Relaxed) <= end);
-        // Relaxed: readers load an end only after an acquire of a table position stored
-        // after this (step 4), which orders this store before their load.
-        slot.end.store(end, Ordering::Relaxed);
     }
 
     /// Step 4: `id` now lives at `position`, or is deleted (`None`).

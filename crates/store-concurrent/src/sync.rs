@@ -22,7 +22,7 @@ pub(crate) use std::sync::Arc as StdArc;
 pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(not(textstore_loom))]
 pub(crate) mod atomic {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 }
 #[cfg(not(textstore_loom))]
 pub(crate) use crossbeam_channel as channel;
@@ -33,7 +33,7 @@ pub(crate) use std::thread;
 pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 #[cfg(textstore_loom)]
 pub(crate) mod atomic {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 }
 #[cfg(textstore_loom)]
 #[cfg_attr(

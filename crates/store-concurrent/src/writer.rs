@@ -700,11 +700,7 @@ impl Core {
             .engine
             .install_compaction(compacted)
             .map_err(Error::Store)?;
-        for (map, end) in self.engine.segment_maps() {
-            if !self.publisher.has_segment(map.id()) {
-                self.publisher.add_segment(map.id(), map, end);
-            }
-        }
+        self.publish_new_segments();
         for &id in &installed.moved {
             self.publisher.set(id, location(&self.engine, id));
         }
@@ -733,24 +729,25 @@ impl Core {
         }
     }
 
+    /// Adds to the readers' list every segment of the engine it does not hold yet.
+    fn publish_new_segments(&mut self) {
+        for map in self.engine.segment_maps() {
+            if !self.publisher.has_segment(map.id()) {
+                self.publisher.add_segment(map.id(), map);
+            }
+        }
+    }
+
     /// Makes the last commit visible to readers, in the order `published` documents.
     fn publish(&mut self, last_seq: u64) {
         if self.placed.is_empty() {
             return;
         }
-        let (active, end) = self.engine.active_segment();
-        if self.publisher.has_segment(active) {
-            self.publisher.set_end(active, end);
-        } else {
-            // The commit moved to a new segment, or spanned several: every segment it wrote
-            // to is shown with its new end before any document points into it.
-            for (map, end) in self.engine.segment_maps() {
-                if self.publisher.has_segment(map.id()) {
-                    self.publisher.set_end(map.id(), end);
-                } else {
-                    self.publisher.add_segment(map.id(), map, end);
-                }
-            }
+        // The engine moved the segments' committed ends as the commit completed. A commit
+        // that rolled to a new segment, or spanned several, shows every segment it wrote to
+        // before any document points into it.
+        if !self.publisher.has_segment(self.engine.active_segment()) {
+            self.publish_new_segments();
         }
         if !self.publish_checkpoint() {
             for &(id, at) in &self.placed {
@@ -790,15 +787,8 @@ impl Core {
         if refreshed == Refreshed::Unchanged {
             return Ok(refreshed);
         }
+        self.publish_new_segments();
         let store = &self.engine;
-        let segments: Vec<(SegmentMap, u32)> = store.segment_maps().collect();
-        for (map, end) in &segments {
-            if self.publisher.has_segment(map.id()) {
-                self.publisher.set_end(map.id(), *end);
-            } else {
-                self.publisher.add_segment(map.id(), map.clone(), *end);
-            }
-        }
         if let Refreshed::Appended { .. } = refreshed {
             // The same checkpoint: the table takes the documents the commits changed.
             for id in changed {
@@ -813,7 +803,7 @@ impl Core {
         }
         let store = &self.engine;
         for id in self.publisher.segment_ids() {
-            if !segments.iter().any(|(map, _)| map.id() == id) {
+            if !store.segment_maps().any(|map| map.id() == id) {
                 self.publisher.retire_segment(id);
             }
         }

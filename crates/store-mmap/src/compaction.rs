@@ -785,6 +785,8 @@ fn flush(segment: &mut SegmentFile, buf: &mut Vec<u8>, pace: &mut Pace) -> Resul
     }
     segment.write_at_end(buf)?;
     segment.publish(u32::try_from(buf.len()).expect("a chunk fits in a segment"));
+    // No reader reaches an output before it is installed; its copies are complete.
+    segment.commit_end();
     // Each byte written was read once from an input.
     let spent = pace.spend(2 * buf.len() as u64);
     buf.clear();

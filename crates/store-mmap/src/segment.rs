@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as AtomicOrdering};
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -22,12 +22,17 @@ use crate::storage::{Storage, SyncKind, sync_dir};
 ///
 /// The view keeps the mapping alive: a segment that the store has dropped (or that
 /// compaction has retired) stays readable through every `SegmentMap` and [`Doc`] that still
-/// refers to it. The view does not know how far the segment is committed; its owner passes
-/// that bound to [`SegmentMap::read_doc`].
+/// refers to it. It carries the segment's committed end, which only the engine moves, and
+/// only past bytes that are completely written: every read is bounded by it, so no caller
+/// can make a view touch bytes that are not yet (or no longer) data.
 #[derive(Clone)]
 pub struct SegmentMap {
     id: u32,
     path: Arc<Path>,
+    /// Every record that starts below this offset is complete, and its bytes never change.
+    /// Stored `Release` by the engine after the bytes are written; loaded `Acquire` by every
+    /// read, so a reader that sees an end sees the bytes below it.
+    committed: Arc<AtomicU32>,
     /// The whole mapping as shared bytes: slicing it costs a reference-count increment.
     bytes: Bytes,
     /// The same mapping, for `madvise`.
@@ -140,6 +145,11 @@ impl SegmentMap {
         &self.path
     }
 
+    /// How far the segment is committed: every record that starts below it is complete.
+    pub fn committed_end(&self) -> u32 {
+        self.committed.load(AtomicOrdering::Acquire)
+    }
+
     /// The whole mapping; bytes past the committed end must not be touched.
     pub(crate) fn bytes(&self) -> &Bytes {
         &self.bytes
@@ -163,8 +173,8 @@ impl SegmentMap {
     /// The sequence number and text length of the put record of document `id` at `offset`,
     /// from its header alone: the header's fields are checked, its checksum (which covers
     /// the text) is not, and a read of the text verifies it.
-    pub fn read_meta(&self, end: u32, id: DocId, offset: u32) -> Result<DocMeta> {
-        let data = &self.bytes[..end as usize];
+    pub fn read_meta(&self, id: DocId, offset: u32) -> Result<DocMeta> {
+        let data = &self.bytes[..self.committed_end() as usize];
         let header = decode_record_header(data, offset as usize)
             .map_err(|err| Error::format(self.path(), 0, &err))?;
         self.expect_put(&header, id, offset)?;
@@ -174,16 +184,14 @@ impl SegmentMap {
         })
     }
 
-    /// Reads the put record of document `id` at `offset`, looking at no byte at or past
-    /// `end`.
-    ///
-    /// `end` must not exceed the segment's committed end: bytes past it may be unwritten,
-    /// and pages past the file's length must never be touched. The first read of a record
+    /// Reads the put record of document `id` at `offset`, looking at no byte at or past the
+    /// committed end (bytes past it may be unwritten, and pages past the file's length must
+    /// never be touched). The first read of a record
     /// in this process checks every byte of it (CRC32C, id, kind, UTF-8), so damage is an
     /// error and never wrong text; later reads check its header's fields, unless the store
     /// was opened with [`ReadVerification::EveryRead`].
-    pub fn read_doc(&self, end: u32, id: DocId, offset: u32) -> Result<Doc> {
-        let (seq, text) = self.checked_text(end, id, offset)?;
+    pub fn read_doc(&self, id: DocId, offset: u32) -> Result<Doc> {
+        let (seq, text) = self.checked_text(id, offset)?;
         #[expect(
             unsafe_code,
             reason = "the text was checked as UTF-8 once; it is not checked again"
@@ -207,12 +215,11 @@ impl SegmentMap {
     /// cache line every reader thread would share).
     pub fn with_text<R>(
         &self,
-        end: u32,
         id: DocId,
         offset: u32,
         read: impl FnOnce(u64, &str) -> R,
     ) -> Result<R> {
-        let (seq, text) = self.checked_text(end, id, offset)?;
+        let (seq, text) = self.checked_text(id, offset)?;
         #[expect(
             unsafe_code,
             reason = "the text was checked as UTF-8 once; it is not checked again"
@@ -226,12 +233,8 @@ impl SegmentMap {
     /// The sequence number and byte range of the text of the put record of document `id`
     /// at `offset`, checked as [`SegmentMap::read_doc`] says: whole on the first read of the
     /// record in this process, by its header's fields after.
-    fn checked_text(
-        &self,
-        end: u32,
-        id: DocId,
-        offset: u32,
-    ) -> Result<(u64, std::ops::Range<usize>)> {
+    fn checked_text(&self, id: DocId, offset: u32) -> Result<(u64, std::ops::Range<usize>)> {
+        let end = self.committed_end();
         let data = &self.bytes[..end as usize];
         let start = offset as usize + RECORD_HEADER_LEN;
         if !self.verify_every_read && self.verified.contains(offset) {
@@ -280,8 +283,9 @@ impl SegmentMap {
     ///
     /// One `mincore` call covers the record's first 16 KiB: its header is read only once its
     /// pages are known to be in memory, and a record longer than that takes a second call.
-    pub fn is_resident(&self, end: u32, offset: u32) -> Result<bool> {
+    pub fn is_resident(&self, offset: u32) -> Result<bool> {
         const WINDOW: usize = 16 << 10;
+        let end = self.committed_end();
         let start = offset as usize;
         let header_end = start + RECORD_HEADER_LEN;
         if header_end > end as usize {
@@ -313,11 +317,11 @@ impl SegmentMap {
                 .all(|&resident| resident))
     }
 
-    /// Looks at which pages of `[0, end)` are in memory (one `mincore` call) and remembers it
+    /// Looks at which committed pages are in memory (one `mincore` call) and remembers it
     /// for [`SegmentMap::was_resident`]. Call it off the path of reads that must not block:
     /// it costs a system call and a byte per page.
-    pub fn refresh_residency(&self, end: u32) -> Result<()> {
-        let pages = self.resident_pages(0..end as usize)?;
+    pub fn refresh_residency(&self) -> Result<()> {
+        let pages = self.resident_pages(0..self.committed_end() as usize)?;
         for (page, resident) in pages.into_iter().enumerate() {
             self.resident.set(page, resident);
         }
@@ -329,7 +333,8 @@ impl SegmentMap {
     /// per page, no system call. The record's length is read from its header only once the
     /// header's page is believed resident. A hint, as [`SegmentMap::is_resident`] is, and
     /// staler.
-    pub fn was_resident(&self, end: u32, offset: u32) -> bool {
+    pub fn was_resident(&self, offset: u32) -> bool {
+        let end = self.committed_end();
         let page = rustix::param::page_size();
         let start = offset as usize;
         let header_end = start + RECORD_HEADER_LEN;
@@ -345,7 +350,8 @@ impl SegmentMap {
 
     /// Remembers that the pages of the record at `offset` are in memory: a read of it has
     /// just touched them all.
-    pub fn note_resident(&self, end: u32, offset: u32) {
+    pub fn note_resident(&self, offset: u32) {
+        let end = self.committed_end();
         let page = rustix::param::page_size();
         let start = offset as usize;
         let record_end = self.record_end(end, offset).max(start + 1);
@@ -355,9 +361,10 @@ impl SegmentMap {
     }
 
     /// Asks the kernel to start reading `len` bytes from `offset` into memory
-    /// (`madvise(WILLNEED)`), without waiting for them. Bytes past `end` are left out.
-    pub fn will_need(&self, end: u32, offset: u32, len: u32) -> Result<()> {
-        let stop = (u64::from(offset) + u64::from(len)).min(u64::from(end));
+    /// (`madvise(WILLNEED)`), without waiting for them. Bytes past the committed end are left
+    /// out.
+    pub fn will_need(&self, offset: u32, len: u32) -> Result<()> {
+        let stop = (u64::from(offset) + u64::from(len)).min(u64::from(self.committed_end()));
         if stop <= u64::from(offset) {
             return Ok(());
         }
@@ -372,9 +379,11 @@ impl SegmentMap {
 
     /// Asks the kernel to read the record at `offset` ahead ([`SegmentMap::will_need`]). Its
     /// header is read to learn its length, which may wait for that page.
-    pub fn will_need_record(&self, end: u32, offset: u32) -> Result<()> {
-        let len = self.record_end(end, offset).saturating_sub(offset as usize);
-        self.will_need(end, offset, u32::try_from(len).unwrap_or(u32::MAX))
+    pub fn will_need_record(&self, offset: u32) -> Result<()> {
+        let len = self
+            .record_end(self.committed_end(), offset)
+            .saturating_sub(offset as usize);
+        self.will_need(offset, u32::try_from(len).unwrap_or(u32::MAX))
     }
 
     /// Where the record at `offset` ends by its header's length, bounded by `end`.
@@ -581,6 +590,7 @@ impl SegmentFile {
             view: SegmentMap {
                 id,
                 path: path.into(),
+                committed: Arc::new(AtomicU32::new(end)),
                 bytes,
                 map: Arc::clone(&map),
                 verified: Arc::new(Verified::new(capacity)),
@@ -683,6 +693,8 @@ impl SegmentFile {
     }
 
     /// Moves the committed end; recovery uses it once it has verified the records before.
+    /// Sets where the segment's data ends (recovery, or a reader catching up with its
+    /// writer): every byte below it is complete, and readers may reach it.
     pub(crate) fn set_end(&mut self, end: u32) {
         debug_assert!(
             u64::from(end) <= self.file_len,
@@ -691,6 +703,7 @@ impl SegmentFile {
             self.path().display()
         );
         self.end = end;
+        self.commit_end();
     }
 
     /// Asks the kernel to read `[SEGMENT_HEADER_LEN, end)` ahead.
@@ -742,6 +755,13 @@ impl SegmentFile {
     /// Makes `len` more bytes, already written, visible to readers.
     pub(crate) fn publish(&mut self, len: u32) {
         self.end += len;
+    }
+
+    /// Lets readers reach every byte written so far: the commit that wrote them is complete
+    /// (and durable, when the store syncs each commit). Until then, the bytes past the last
+    /// committed end may still be cut back, and no read touches them.
+    pub(crate) fn commit_end(&self) {
+        self.view.committed.store(self.end, AtomicOrdering::Release);
     }
 
     /// Bytes still free in the segment.
@@ -841,6 +861,7 @@ impl SegmentFile {
     /// finds (or cuts it, when it is torn).
     pub(crate) fn discard_since(&mut self, committed_end: u32) -> Result<()> {
         debug_assert!(committed_end <= self.end);
+        debug_assert!(committed_end >= self.view.committed_end());
         self.end = committed_end;
         self.trim()
     }

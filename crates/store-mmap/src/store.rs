@@ -351,7 +351,7 @@ impl Store {
                 ),
             )
         })?;
-        let doc = segment.view().read_doc(segment.end(), id, entry.offset)?;
+        let doc = segment.view().read_doc(id, entry.offset)?;
         if doc.seq() != entry.seq {
             return Err(Error::corrupt(
                 segment.path(),
@@ -378,11 +378,10 @@ impl Store {
         self.segments.get(&segment).map(|s| s.view().clone())
     }
 
-    /// Every segment, oldest first, with how far it is committed: every record that starts
-    /// below that offset is complete (and durable under [`Durability::Sync`]). The last
-    /// one receives writes.
-    pub fn segment_maps(&self) -> impl Iterator<Item = (SegmentMap, u32)> + '_ {
-        self.segments.values().map(|s| (s.view().clone(), s.end()))
+    /// A view of every segment, oldest first; each carries how far it is committed
+    /// ([`SegmentMap::committed_end`]). The last one receives writes.
+    pub fn segment_maps(&self) -> impl Iterator<Item = SegmentMap> + '_ {
+        self.segments.values().map(|s| s.view().clone())
     }
 
     /// The checkpointed part of the index (`None` before the first checkpoint), for layers
@@ -406,9 +405,9 @@ impl Store {
         self.checkpoints_installed
     }
 
-    /// The id of the segment that receives writes, and how far it is committed.
-    pub fn active_segment(&self) -> (u32, u32) {
-        (self.active().id(), self.active().end())
+    /// The id of the segment that receives writes.
+    pub fn active_segment(&self) -> u32 {
+        self.active().id()
     }
 
     // ----- writes ------------------------------------------------------------------------
@@ -592,9 +591,12 @@ impl Store {
         };
         self.report_commit(count, len, write, synced, true);
 
-        // Publish: every part is complete (and durable under `Durability::Sync`). This
-        // process wrote the bytes from text it was handed as `&str`: its records need no
-        // check on their first read.
+        // Publish: every part is complete (and durable under `Durability::Sync`), so readers
+        // may reach it. This process wrote the bytes from text it was handed as `&str`: its
+        // records need no check on their first read.
+        for segment in self.segments.range(first_segment..).map(|(_, s)| s) {
+            segment.commit_end();
+        }
         let mut segment = first_segment;
         let mut offset = first_offset;
         let mut part_ops = parts.iter().map(|part| part.ops);
@@ -957,7 +959,7 @@ impl Prefetch for Store {
             if let Some(segment) = self.segments.get(&entry.segment) {
                 let len = store_format::record_len(entry.text_len);
                 let len = u32::try_from(len).unwrap_or(u32::MAX);
-                segment.view().will_need(segment.end(), entry.offset, len)?;
+                segment.view().will_need(entry.offset, len)?;
             }
         }
         Ok(())

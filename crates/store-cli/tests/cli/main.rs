@@ -238,7 +238,7 @@ fn import_a_directory_larger_than_a_segment() {
     let opened = store_mmap::Store::open(&store, store_mmap::StoreOptions::new()).unwrap();
     assert_eq!(opened.len(), files);
     assert!(
-        opened.active_segment().0 >= 4,
+        opened.active_segment() >= 4,
         "{:?}",
         opened.active_segment()
     );

@@ -349,7 +349,7 @@ fn compaction_replaces_the_segments_of_a_spanning_commit_together() {
     for k in 0..60 {
         f.store().put(id(2000 + k), &text(k, 3)).unwrap();
     }
-    assert!(f.store().active_segment().0 > last);
+    assert!(f.store().active_segment() > last);
     for k in 1000..1040 {
         if segment_of(&mut f, k) == last {
             f.store().put(id(k), &spanning(k)).unwrap();

@@ -487,7 +487,14 @@ fn a_batch_larger_than_a_segment_is_whole_or_absent_whatever_step_fails() {
 fn a_half_created_segment_that_cannot_be_removed_stops_the_writes() {
     let (root, storage, options, mut store, _) = spanning_fixture(Durability::Sync);
     let big = "z".repeat(1900);
-    while u64::from(store.active_segment().1) + store_format::record_len(1900) <= 8192 {
+    let active_end = |store: &Store| {
+        store
+            .segment_maps()
+            .last()
+            .expect("a store has a segment")
+            .committed_end()
+    };
+    while u64::from(active_end(&store)) + store_format::record_len(1900) <= 8192 {
         store.put(id(1), &big).unwrap();
     }
     let before = model_of(&store);
