@@ -587,16 +587,7 @@ impl ConcurrentStore {
 
     /// Rejects what the engine would reject, before it takes a place in the queue.
     fn check_op(&self, op: BatchOp<'_>) -> Result<()> {
-        if let BatchOp::Put { id, text } = op
-            && text.len() as u64 > self.inner.max_document_bytes
-        {
-            return Err(Error::Store(store_mmap::Error::DocumentTooLarge {
-                id,
-                len: text.len() as u64,
-                limit: self.inner.max_document_bytes,
-            }));
-        }
-        Ok(())
+        Ok(store_mmap::admit(op, self.inner.max_document_bytes)?)
     }
 
     /// Queues `request`. Writes, syncs and checkpoints fail at once after a failed commit;

@@ -79,3 +79,4 @@ pub use store_format::{
     Prefetch, RangeError, RangeUnit, StoreError, Text, TextRange, WriteBatch,
 };
 pub use verify::{Problem, VerifyReport, verify_dir};
+pub use write::admit;

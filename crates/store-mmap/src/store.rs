@@ -550,15 +550,7 @@ impl Store {
         let mut count = 0u64;
         for op in ops.clone() {
             count += 1;
-            if let BatchOp::Put { id, text } = op
-                && text.len() as u64 > limit
-            {
-                return Err(Error::DocumentTooLarge {
-                    id,
-                    len: text.len() as u64,
-                    limit,
-                });
-            }
+            write::admit(op, limit)?;
             len += op.encoded_len();
         }
         if count == 0 {

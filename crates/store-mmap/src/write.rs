@@ -30,6 +30,23 @@ const GATHER_BYTES: usize = 256 << 10;
 /// a few hundred bytes costs less than the kernel's handling of one more slice.
 const COPY_BELOW_BYTES: usize = 512;
 
+/// Whether the engine takes `op` in a store whose documents may be at most
+/// `max_document_bytes` long: the one admission check, which the engine runs before it writes
+/// a byte of a commit and the concurrent handle before the operation takes a place in its
+/// queue.
+pub fn admit(op: BatchOp<'_>, max_document_bytes: u64) -> Result<()> {
+    match op {
+        BatchOp::Put { id, text } if text.len() as u64 > max_document_bytes => {
+            Err(crate::error::Error::DocumentTooLarge {
+                id,
+                len: text.len() as u64,
+                limit: max_document_bytes,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// One part of a commit: the operations that go to one segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Part {
