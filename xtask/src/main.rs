@@ -120,6 +120,87 @@ const LAYER_DEPENDENCIES: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// Crates whose modules must form a DAG: no module reaches, through `crate::` paths, a
+/// module that reaches it back.
+const MODULE_DAG_CRATES: &[&str] = &["store-format", "store-mmap", "store-concurrent"];
+
+/// Fails when the modules of `krate` (its `src/*.rs`, test modules and comments left out)
+/// import one another in a circle, naming the circle.
+fn check_module_dag(krate: &str) -> Result<(), String> {
+    let dir = std::path::Path::new("crates").join(krate).join("src");
+    eprintln!("xtask: module graph of {}", dir.display());
+    let mut edges: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    let entries = std::fs::read_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|err| format!("{}: {err}", dir.display()))?
+            .path();
+        let Some(name) = path.file_stem().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if path.extension().is_none_or(|ext| ext != "rs") || name == "lib" {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+        let code = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap_or_default();
+        let mut uses = std::collections::BTreeSet::new();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for (at, _) in line.match_indices("crate::") {
+                let module: String = line[at + "crate::".len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if !module.is_empty() && module != name {
+                    uses.insert(module);
+                }
+            }
+        }
+        edges.insert(name.to_owned(), uses);
+    }
+    // A depth-first search that reports the first circle it closes.
+    fn visit(
+        module: &str,
+        edges: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|m| m == module) {
+            let mut circle = path[at..].to_vec();
+            circle.push(module.to_owned());
+            return Some(circle);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        path.push(module.to_owned());
+        for next in edges.get(module).into_iter().flatten() {
+            if edges.contains_key(next)
+                && let Some(circle) = visit(next, edges, path, done)
+            {
+                return Some(circle);
+            }
+        }
+        path.pop();
+        done.insert(module.to_owned());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for module in edges.keys() {
+        if let Some(circle) = visit(module, &edges, &mut Vec::new(), &mut done) {
+            return Err(format!(
+                "the modules of {krate} import one another in a circle: {}",
+                circle.join(" -> ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Fails when a layer's normal dependencies (`cargo tree`, every feature on) include a crate
 /// it must not link.
 fn check_dependencies() -> Result<(), String> {
@@ -166,6 +247,9 @@ fn check_dependencies() -> Result<(), String> {
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
     check_dependencies()?;
+    for krate in MODULE_DAG_CRATES {
+        check_module_dag(krate)?;
+    }
     // Clippy also checks the dhat heap tests, which run in their own step.
     let linted = format!("{OPTIONAL_FEATURES},{DHAT_FEATURES}");
     cargo(

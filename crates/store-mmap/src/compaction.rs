@@ -21,8 +21,8 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use store_format::{
@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::layout::{RETIRED_FILE, segment_file_name, unfinished_segment_file_name};
 use crate::options::MapSettings;
 use crate::pace::{Cancelled, Pace};
-use crate::segment::{SegmentFile, SegmentMap};
+use crate::segment::{Retired, SegmentFile, SegmentMap};
 use crate::storage::{Storage, sync_dir, write_atomic};
 use crate::store::Store;
 
@@ -283,17 +283,6 @@ pub struct Installed {
     /// Segments that are no longer part of the store: the inputs, and an empty segment the
     /// store moved writes away from. No document points into them.
     pub retired: Vec<u32>,
-}
-
-/// A segment that compaction replaced, kept until no reader holds its mapping.
-pub(crate) struct Retired {
-    pub(crate) id: u32,
-    pub(crate) path: PathBuf,
-    pub(crate) mapping: Weak<memmap2::Mmap>,
-    /// `checkpoint_plans` when the compaction was installed: the segment may go once a
-    /// checkpoint planned after that is installed, since until then the index file on disk
-    /// may point into it (and an open moves such entries to the copies).
-    pub(crate) retired_after_plan: u64,
 }
 
 impl Store {

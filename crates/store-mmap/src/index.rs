@@ -50,6 +50,17 @@ impl Entry {
     }
 }
 
+impl From<IndexEntry> for Entry {
+    fn from(entry: IndexEntry) -> Entry {
+        Entry {
+            seq: entry.seq,
+            segment: entry.position.segment,
+            offset: entry.position.offset,
+            text_len: entry.text_len,
+        }
+    }
+}
+
 /// Changes since a checkpoint: `None` for a document deleted since.
 pub(crate) type Delta = HashMap<DocId, Option<Entry>, foldhash::fast::RandomState>;
 
@@ -98,7 +109,7 @@ impl Index {
             return Ok(*change);
         }
         match &self.base {
-            Some(base) => base.find(id),
+            Some(base) => Ok(base.find(id)?.map(Entry::from)),
             None => Ok(None),
         }
     }

@@ -23,7 +23,6 @@ use store_format::{
 };
 
 use crate::error::{Error, Result};
-use crate::index::Entry;
 
 /// A mapped index file, shared by every reader of the store in this process.
 pub(crate) struct MappedIndex {
@@ -110,9 +109,8 @@ impl MappedIndex {
     }
 
     /// The document's entry as of the checkpoint.
-    pub(crate) fn find(&self, id: DocId) -> Result<Option<Entry>> {
+    pub(crate) fn find(&self, id: DocId) -> Result<Option<IndexEntry>> {
         index_lookup(&self.map, &self.header, id, |page| self.check(page))
-            .map(|found| found.map(Entry::from))
             .map_err(|err| self.damage(&err))
     }
 
@@ -178,17 +176,6 @@ impl MappedIndex {
     }
 }
 
-impl From<IndexEntry> for Entry {
-    fn from(entry: IndexEntry) -> Entry {
-        Entry {
-            seq: entry.seq,
-            segment: entry.position.segment,
-            offset: entry.position.offset,
-            text_len: entry.text_len,
-        }
-    }
-}
-
 /// The checkpointed part of a store's index, its index file mapped, for readers that keep
 /// the changes since the checkpoint themselves (the concurrent handle's readers). Cheap to
 /// clone, `Send + Sync`; it stays valid after a newer checkpoint replaces the file.
@@ -199,7 +186,7 @@ impl CheckpointedIndex {
     /// Where the document's record was as of the checkpoint. Fails only on a damaged page of
     /// the file, naming it.
     pub fn find(&self, id: DocId) -> Result<Option<store_format::Position>> {
-        Ok(self.0.find(id)?.map(|entry| entry.position()))
+        Ok(self.0.find(id)?.map(|entry| entry.position))
     }
 
     /// The documents the checkpoint holds.

@@ -29,6 +29,7 @@
 
 mod backup;
 mod checkpoint;
+mod checkpoint_file;
 mod compaction;
 mod error;
 #[cfg(feature = "fault-injection")]
@@ -55,7 +56,7 @@ mod write;
 mod zero;
 
 pub use backup::{Backup, BackupReport};
-pub use checkpoint::{CheckpointPlan, WrittenCheckpoint};
+pub use checkpoint_file::{CheckpointPlan, WrittenCheckpoint};
 pub use compaction::{
     Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope, Installed,
 };
@@ -78,5 +79,6 @@ pub use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, ErrorKind, Position,
     Prefetch, RangeError, RangeUnit, StoreError, Text, TextRange, WriteBatch,
 };
-pub use verify::{Problem, VerifyReport, verify_dir};
+pub use verify::{VerifyReport, verify_dir};
+pub use walk::Problem;
 pub use write::admit;

@@ -22,8 +22,8 @@ use crate::layout::{
     segment_file_name,
 };
 use crate::spans;
-use crate::verify::Problem;
 use crate::walk;
+use crate::walk::Problem;
 
 /// A store directory, read-locked, with its metadata and the segments an open would read.
 pub(crate) struct StoreFiles {

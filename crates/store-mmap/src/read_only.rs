@@ -24,7 +24,7 @@ use crate::layout::{INDEX_FILE, RETIRED_FILE, parse_segment_file_name, segment_f
 use crate::options::StoreOptions;
 use crate::recovery::{Access, Recovered, RecoveryReport, recover, scan_tail};
 use crate::segment::SegmentFile;
-use crate::shared::{ReaderLock, Writer};
+use crate::shared::{Follower, ReaderLock, Writer};
 use crate::store::{Role, Store, check_is_store, read_meta};
 
 /// Attempts of an open or a reload that a writer's compaction or checkpoint raced (a file
@@ -34,18 +34,6 @@ const ATTEMPTS: u32 = 8;
 /// position, in steps of [`WAIT_STEP`].
 const WAIT_STEPS: u32 = 400;
 const WAIT_STEP: Duration = Duration::from_millis(5);
-
-/// A read-only handle's state.
-pub(crate) struct Follower {
-    lock: ReaderLock,
-    /// Every commit below this position is applied to the view.
-    seen: Option<Position>,
-    /// The retired-segment list as the view was loaded: a change means a compaction took
-    /// effect, which a refresh loads whole.
-    retired_list: Option<Vec<u8>>,
-    /// Whether the view was loaded with a writer live.
-    writer_was_live: bool,
-}
 
 /// What [`Store::refresh`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crate::options::{
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions,
 };
 use crate::store::Store;
-use crate::verify::Problem;
+use crate::walk::Problem;
 
 /// Text bytes gathered into one commit of the new store.
 const COMMIT_BYTES: usize = 8 << 20;

@@ -12,7 +12,6 @@ use store_format::{
     DocId, Position, RecordHeader, RecordKind, RetiredList, SEGMENT_HEADER_LEN, StoreMeta,
 };
 
-use crate::compaction::Retired;
 use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
 use crate::index_file::{MappedIndex, Unusable};
@@ -20,7 +19,7 @@ use crate::layout::{
     INDEX_FILE, RETIRED_FILE, UNFINISHED_SUFFIX, parse_segment_file_name, segment_file_name,
 };
 use crate::options::StoreOptions;
-use crate::segment::SegmentFile;
+use crate::segment::{Retired, SegmentFile};
 use crate::spans;
 use crate::storage::sync_dir;
 use crate::walk;

@@ -11,8 +11,8 @@ use store_format::SEGMENT_HEADER_LEN;
 use crate::pace::Pace;
 use crate::segment::SegmentMap;
 use crate::store::Store;
-use crate::verify::Problem;
 use crate::walk;
+use crate::walk::Problem;
 
 /// A pass over the sealed segments of a store, as they were when it was planned
 /// ([`Store::plan_scrub`]); it runs on any thread, without the store.

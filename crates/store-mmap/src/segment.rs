@@ -441,6 +441,17 @@ pub(crate) struct SegmentFile {
     sealed_before: Option<SealedSegment>,
 }
 
+/// A segment that compaction replaced, kept until no reader holds its mapping.
+pub(crate) struct Retired {
+    pub(crate) id: u32,
+    pub(crate) path: PathBuf,
+    pub(crate) mapping: std::sync::Weak<Mmap>,
+    /// `checkpoint_plans` when the compaction was installed: the segment may go once a
+    /// checkpoint planned after that is installed, since until then the index file on disk
+    /// may point into it (and an open moves such entries to the copies).
+    pub(crate) retired_after_plan: u64,
+}
+
 /// Keeps a mapping alive for as long as any [`Bytes`] slices it.
 struct MapOwner(Arc<Mmap>);
 

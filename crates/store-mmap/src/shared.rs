@@ -361,3 +361,14 @@ fn decode(value: u64) -> Option<Position> {
         offset: value as u32,
     })
 }
+/// A read-only handle's state.
+pub(crate) struct Follower {
+    pub(crate) lock: ReaderLock,
+    /// Every commit below this position is applied to the view.
+    pub(crate) seen: Option<Position>,
+    /// The retired-segment list as the view was loaded: a change means a compaction took
+    /// effect, which a refresh loads whole.
+    pub(crate) retired_list: Option<Vec<u8>>,
+    /// Whether the view was loaded with a writer live.
+    pub(crate) writer_was_live: bool,
+}

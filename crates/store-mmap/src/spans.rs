@@ -24,7 +24,7 @@ use std::path::Path;
 
 use store_format::SEGMENT_HEADER_LEN;
 
-use crate::verify::Problem;
+use crate::walk::Problem;
 use crate::walk::SegmentScan;
 
 /// A complete group of a segment, as far as spanning goes.

@@ -12,8 +12,7 @@ use store_format::{
     WriteBatch,
 };
 
-use crate::checkpoint::InFlight;
-use crate::compaction::Retired;
+use crate::checkpoint_file::InFlight;
 use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
 use crate::layout::{LOCK_FILE, META_FILE};
@@ -21,7 +20,7 @@ use crate::options::{
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions, check_limits,
 };
 use crate::recovery::{Access, Recovered, RecoveryReport, recover};
-use crate::segment::{SegmentFile, SegmentMap};
+use crate::segment::{Retired, SegmentFile, SegmentMap};
 use crate::shared::WriterLock;
 use crate::storage::write_atomic;
 use crate::write;
@@ -35,7 +34,7 @@ pub(crate) enum Role {
     /// The one handle that writes: it holds the exclusive lock and publishes its commits.
     Writer(WriterLock),
     /// A read-only handle, in this process or another (`read_only.rs`).
-    Reader(crate::read_only::Follower),
+    Reader(crate::shared::Follower),
 }
 
 /// An open store: reads through `&self`, writes through `&mut self`.

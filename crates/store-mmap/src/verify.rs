@@ -1,7 +1,7 @@
 //! Checking every record of a store: through an open handle ([`Store::verify`]) or from the
 //! files alone ([`verify_dir`]), for a store that will not open.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use store_format::{RecordKind, SEGMENT_HEADER_LEN, decode_index};
 
@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::layout::INDEX_FILE;
 use crate::offline::{StoreFiles, salvage};
 use crate::store::Store;
-use crate::walk;
+use crate::walk::{self, Problem};
 
 /// What a verification found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,73 +29,6 @@ impl VerifyReport {
     /// True when nothing is wrong.
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
-    }
-}
-
-/// One damaged byte range, or a file that fails its checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The file at fault.
-    pub path: PathBuf,
-    /// Where the bad bytes start.
-    pub offset: u64,
-    /// Where they end (exclusive): the next intact record, unwritten space or the end of
-    /// the file. Equal to `offset` for a problem that is not a byte range (an index entry
-    /// that points nowhere).
-    pub end: u64,
-    /// What failed.
-    pub what: String,
-}
-
-impl Problem {
-    pub(crate) fn range(path: &Path, start: usize, end: usize, what: impl Into<String>) -> Problem {
-        Problem {
-            path: path.to_path_buf(),
-            offset: start as u64,
-            end: end as u64,
-            what: what.into(),
-        }
-    }
-
-    pub(crate) fn whole_file(path: &Path, len: usize, what: impl Into<String>) -> Problem {
-        Problem::range(path, 0, len, what)
-    }
-
-    /// Whether this problem is a byte range of `path` that holds `offset`.
-    fn covers(&self, path: &Path, offset: u64) -> bool {
-        self.path == path && self.offset <= offset && offset < self.end
-    }
-
-    pub(crate) fn at(path: &Path, offset: u64, what: impl Into<String>) -> Problem {
-        Problem {
-            path: path.to_path_buf(),
-            offset,
-            end: offset,
-            what: what.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.end > self.offset {
-            write!(
-                f,
-                "{} bytes {}..{}: {}",
-                self.path.display(),
-                self.offset,
-                self.end,
-                self.what
-            )
-        } else {
-            write!(
-                f,
-                "{} at offset {}: {}",
-                self.path.display(),
-                self.offset,
-                self.what
-            )
-        }
     }
 }
 

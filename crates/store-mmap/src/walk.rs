@@ -12,14 +12,12 @@
 //!   starts.
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use store_format::{
     RECORD_ALIGN, Record, RecordHeader, RecordKind, SealedSegment, decode_record,
     decode_record_header,
 };
-
-use crate::verify::Problem;
 
 /// An intact record met by the walk.
 #[derive(Clone, Copy)]
@@ -416,4 +414,71 @@ pub(crate) fn problems(
         ));
     }
     out
+}
+
+/// One damaged byte range, or a file that fails its checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file at fault.
+    pub path: PathBuf,
+    /// Where the bad bytes start.
+    pub offset: u64,
+    /// Where they end (exclusive): the next intact record, unwritten space or the end of
+    /// the file. Equal to `offset` for a problem that is not a byte range (an index entry
+    /// that points nowhere).
+    pub end: u64,
+    /// What failed.
+    pub what: String,
+}
+
+impl Problem {
+    pub(crate) fn range(path: &Path, start: usize, end: usize, what: impl Into<String>) -> Problem {
+        Problem {
+            path: path.to_path_buf(),
+            offset: start as u64,
+            end: end as u64,
+            what: what.into(),
+        }
+    }
+
+    pub(crate) fn whole_file(path: &Path, len: usize, what: impl Into<String>) -> Problem {
+        Problem::range(path, 0, len, what)
+    }
+
+    /// Whether this problem is a byte range of `path` that holds `offset`.
+    pub(crate) fn covers(&self, path: &Path, offset: u64) -> bool {
+        self.path == path && self.offset <= offset && offset < self.end
+    }
+
+    pub(crate) fn at(path: &Path, offset: u64, what: impl Into<String>) -> Problem {
+        Problem {
+            path: path.to_path_buf(),
+            offset,
+            end: offset,
+            what: what.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.end > self.offset {
+            write!(
+                f,
+                "{} bytes {}..{}: {}",
+                self.path.display(),
+                self.offset,
+                self.end,
+                self.what
+            )
+        } else {
+            write!(
+                f,
+                "{} at offset {}: {}",
+                self.path.display(),
+                self.offset,
+                self.what
+            )
+        }
+    }
 }
