@@ -68,7 +68,7 @@ impl Store {
             meta: self.meta.encode().to_vec(),
             segments: self
                 .segments
-                .values()
+                .iter()
                 .map(|segment| {
                     (
                         segment.view().clone(),

@@ -128,7 +128,7 @@ impl Store {
         self.index.delta_len() > 0
             || self.bytes_since_checkpoint > 0
             || !self.uncovered_copies.is_empty()
-            || !self.retired.is_empty()
+            || !self.segments.retired().is_empty()
     }
 
     /// The whole index as an index file, as of now: for a backup, which writes it beside

@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::layout::{RETIRED_FILE, segment_file_name, unfinished_segment_file_name};
 use crate::options::MapSettings;
 use crate::pace::{Cancelled, Pace};
-use crate::segment::{Retired, SegmentFile, SegmentMap};
+use crate::segment::{SegmentFile, SegmentMap};
 use crate::storage::{Storage, sync_dir, write_atomic};
 use crate::store::Store;
 
@@ -339,7 +339,7 @@ impl Store {
         let active = self.active().id();
         let picked: Vec<u32> = self
             .segments
-            .values()
+            .iter()
             .filter(|segment| segment.id() != active)
             .filter(|segment| {
                 let dead = self.dead_bytes_of(segment);
@@ -358,7 +358,7 @@ impl Store {
             return Ok(None);
         }
         let mut tombstone_floor = self.last_seq + 1;
-        for segment in self.segments.values() {
+        for segment in self.segments.iter() {
             if picked.binary_search(&segment.id()).is_err()
                 && let Some(first) = segment.first_seq()?
             {
@@ -383,7 +383,10 @@ impl Store {
         let inputs = picked
             .iter()
             .map(|id| {
-                let segment = &self.segments[id];
+                let segment = self
+                    .segments
+                    .get(*id)
+                    .expect("picked among the live segments");
                 Input {
                     map: segment.view().clone(),
                     end: segment.end(),
@@ -396,7 +399,7 @@ impl Store {
             store_uid: self.meta.store_uid,
             capacity: self.meta.segment_capacity,
             map_settings: self.options.map_settings(),
-            next_segment_id: Arc::clone(&self.next_segment_id),
+            next_segment_id: self.segments.id_counter(),
             inputs,
             live,
             tombstone_floor,
@@ -424,7 +427,7 @@ impl Store {
         if let Some(&segment) = done
             .inputs
             .iter()
-            .find(|id| **id == active || !self.segments.contains_key(id))
+            .find(|id| **id == active || !self.segments.contains(**id))
         {
             remove_outputs(&outputs);
             return Err(Error::CompactionConflict { segment });
@@ -457,7 +460,7 @@ impl Store {
         }
         let output_ids: Vec<u32> = outputs.iter().map(SegmentFile::id).collect();
         for output in outputs {
-            self.segments.insert(output.id(), output);
+            self.segments.add(output);
         }
         let mut report = std::mem::take(&mut done.report);
         let mut moved = Vec::with_capacity(done.moved.len());
@@ -480,19 +483,11 @@ impl Store {
         self.uncovered_copies.sort_unstable();
         self.uncovered_copies.dedup();
         self.copies_covered_after = self.checkpoint_plans;
-        let mut listed: Vec<u32> = self.retired.iter().map(|r| r.id).collect();
+        let mut listed = self.segments.retired_ids();
         listed.extend_from_slice(&retired);
-        listed.sort_unstable();
         self.write_retired_list(listed)?;
-        for id in &retired {
-            if let Some(segment) = self.segments.remove(id) {
-                self.retired.push(Retired {
-                    id: *id,
-                    path: segment.path().to_path_buf(),
-                    mapping: segment.watch_mapping(),
-                    retired_after_plan: self.checkpoint_plans,
-                });
-            }
+        for &id in &retired {
+            self.segments.retire(id, self.checkpoint_plans);
         }
         self.stuck_dead_bytes = self.sealed_bytes().1;
         self.placement_epoch += 1;
@@ -507,35 +502,20 @@ impl Store {
     /// checkpoint no longer points into, and the retired-segment
     /// list once none is left. Returns how many segments remain, held by readers.
     pub fn remove_retired(&mut self) -> Result<usize> {
-        if self.retired.is_empty() {
+        if self.segments.retired().is_empty() {
             return Ok(0);
         }
         let storage = Arc::clone(&self.options.storage);
-        let mut failed = None;
-        let before = self.retired.len();
-        let covered = self.checkpoints_covered;
-        self.retired.retain(|retired| {
-            if retired.mapping.strong_count() > 0 || retired.retired_after_plan >= covered {
-                return true;
-            }
-            match storage.remove(&retired.path) {
-                Ok(()) => false,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
-                Err(err) => {
-                    failed.get_or_insert_with(|| Error::io("remove", &retired.path)(err));
-                    true
-                }
-            }
-        });
-        if self.retired.len() < before {
+        let (removed, failed) = self
+            .segments
+            .remove_unheld(storage.as_ref(), self.checkpoints_covered);
+        if removed {
             sync_dir(storage.as_ref(), &self.dir)?;
-            let listed = self.retired.iter().map(|r| r.id).collect();
+            let listed = self.segments.retired_ids();
             self.write_retired_list(listed)?;
         }
-        if let Some(err) = failed {
-            return Err(err);
-        }
-        Ok(self.retired.len())
+        failed?;
+        Ok(self.segments.retired().len())
     }
 
     /// A checkpoint planned as number `generation` is installed: the moves of every
@@ -547,7 +527,7 @@ impl Store {
             return Ok(());
         }
         self.uncovered_copies.clear();
-        let listed = self.retired.iter().map(|r| r.id).collect();
+        let listed = self.segments.retired_ids();
         self.write_retired_list(listed)
     }
 
@@ -576,7 +556,7 @@ impl Store {
 
     /// Segments replaced by compaction whose files wait for readers to let go.
     pub fn retired_segments(&self) -> usize {
-        self.retired.len()
+        self.segments.retired().len()
     }
 
     /// Widens `picked` (sorted) so that segments a commit spans are replaced together: a
@@ -587,11 +567,11 @@ impl Store {
         // Links run from a segment to the one created after it, in increasing id order, so
         // one pass in that order gathers each chain of linked segments.
         let mut chains: Vec<Vec<u32>> = Vec::new();
-        for segment in self.segments.values() {
+        for segment in self.segments.iter() {
             let Some(before) = segment.sealed_before().filter(|b| b.commit_continues) else {
                 continue;
             };
-            if !self.segments.contains_key(&before.segment_id) {
+            if !self.segments.contains(before.segment_id) {
                 continue;
             }
             match chains
@@ -619,7 +599,7 @@ impl Store {
     fn sealed_bytes(&self) -> (u64, u64) {
         let active = self.active().id();
         self.segments
-            .values()
+            .iter()
             .filter(|segment| segment.id() != active)
             .fold((0, 0), |(data, dead), segment| {
                 (

@@ -45,6 +45,7 @@ mod recover;
 mod recovery;
 mod scrub;
 mod segment;
+mod segments;
 mod shared;
 mod spans;
 mod stats;

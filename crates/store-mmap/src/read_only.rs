@@ -146,13 +146,13 @@ impl Store {
         // Segments at or after the view's end may have grown, or been sealed and trimmed,
         // since they were mapped; the bound, loaded after the writer's seal, covers both.
         let from = seen.map_or(0, |p| p.segment);
-        for segment in self.segments.values_mut().filter(|s| s.id() >= from) {
+        for segment in self.segments.iter_mut().filter(|s| s.id() >= from) {
             segment.restat()?;
         }
         let mut report = RecoveryReport::default();
         let tail = scan_tail(
             &self.dir,
-            &self.segments,
+            self.segments.live(),
             &mut self.index,
             seen,
             self.last_seq,
@@ -160,7 +160,7 @@ impl Store {
             &mut report,
         )?;
         for (id, end) in &tail.ends {
-            if let Some(segment) = self.segments.get_mut(id) {
+            if let Some(segment) = self.segments.get_mut(*id) {
                 segment.set_end(u32::try_from(*end).expect("segment offsets are 32-bit"));
             }
         }
@@ -182,7 +182,7 @@ impl Store {
 
     /// Maps the segment files created since the view was loaded, up to `bound`.
     fn map_new_segments(&mut self, bound: Option<Position>) -> Result<()> {
-        let known = self.segments.keys().next_back().copied().unwrap_or(0);
+        let known = self.segments.newest_id().unwrap_or(0);
         let mut ids = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(Error::io("list", &self.dir))? {
             let entry = entry.map_err(Error::io("list", &self.dir))?;
@@ -203,14 +203,14 @@ impl Store {
                 self.options.map_settings(),
                 false,
             )?;
-            self.segments.insert(id, segment);
+            self.segments.add(segment);
         }
         Ok(())
     }
 
     /// Where the newest segment's data ends.
     fn newest_end(&self) -> Option<Position> {
-        self.segments.values().next_back().map(|segment| Position {
+        self.segments.iter().next_back().map(|segment| Position {
             segment: segment.id(),
             offset: segment.end(),
         })
@@ -280,7 +280,7 @@ impl Store {
     /// Puts a freshly loaded view in place of the current one. Texts read before stay
     /// valid: they hold their mappings.
     fn replace_view(&mut self, recovered: Recovered) {
-        self.segments = recovered.segments;
+        self.segments.replace_live(recovered.segments);
         self.index = recovered.index;
         self.last_seq = recovered.last_seq;
         // Documents may have moved to other segments: caches over this handle start over.

@@ -116,7 +116,7 @@ impl Store {
             data_bytes += u64::from(segment.end()) - SEGMENT_HEADER_LEN as u64;
             files.push(segment.path().to_path_buf());
         }
-        for retired in &self.retired {
+        for retired in self.segments.retired() {
             stats.retired_segments += 1;
             files.push(retired.path.clone());
         }

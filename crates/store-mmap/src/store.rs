@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use store_format::{
@@ -20,7 +19,8 @@ use crate::options::{
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions, check_limits,
 };
 use crate::recovery::{Access, Recovered, RecoveryReport, recover};
-use crate::segment::{Retired, SegmentFile, SegmentMap};
+use crate::segment::{SegmentFile, SegmentMap};
+use crate::segments::SegmentSet;
 use crate::shared::WriterLock;
 use crate::storage::write_atomic;
 use crate::write;
@@ -53,15 +53,10 @@ pub struct Store {
     pub(crate) role: Role,
     pub(crate) meta: StoreMeta,
     pub(crate) options: StoreOptions,
-    /// Every segment by id; the last one receives writes.
-    pub(crate) segments: BTreeMap<u32, SegmentFile>,
+    /// Every segment, and those compactions replaced (see `segments.rs`).
+    pub(crate) segments: SegmentSet,
     pub(crate) index: Index,
     pub(crate) last_seq: u64,
-    /// The id of the next segment, for the writer and for compaction outputs alike (a
-    /// compaction runs without the store).
-    pub(crate) next_segment_id: Arc<AtomicU32>,
-    /// Segments compaction replaced, waiting for readers to let go of their mappings.
-    pub(crate) retired: Vec<Retired>,
     /// Dead bytes of the sealed segments right after the last compaction: what it could not
     /// reclaim. The automatic policy counts only dead bytes beyond them.
     pub(crate) stuck_dead_bytes: u64,
@@ -191,11 +186,13 @@ impl Store {
             role,
             meta,
             options,
-            segments: recovered.segments,
+            segments: SegmentSet::new(
+                recovered.segments,
+                recovered.next_segment_id,
+                recovered.retired,
+            ),
             index: recovered.index,
             last_seq: recovered.last_seq,
-            next_segment_id: Arc::new(AtomicU32::new(recovered.next_segment_id)),
-            retired: recovered.retired,
             stuck_dead_bytes: 0,
             placement_epoch: 0,
             poisoned: None,
@@ -231,7 +228,7 @@ impl Store {
             store.zero_ahead_of_active();
         }
         if store.options.prefault {
-            for segment in store.segments.values() {
+            for segment in store.segments.iter() {
                 segment.prefetch()?;
             }
         }
@@ -339,7 +336,7 @@ impl Store {
 
     /// Reads and verifies the record `entry` points to.
     pub(crate) fn read_entry(&self, id: DocId, entry: &Entry) -> Result<Doc> {
-        let segment = self.segments.get(&entry.segment).ok_or_else(|| {
+        let segment = self.segments.get(entry.segment).ok_or_else(|| {
             Error::corrupt(
                 self.dir
                     .join(crate::layout::segment_file_name(entry.segment)),
@@ -374,13 +371,13 @@ impl Store {
     /// A shareable view of the segment's mapping, for readers that do not go through this
     /// handle. It stays readable after the store rolls past it or is closed.
     pub fn segment_map(&self, segment: u32) -> Option<SegmentMap> {
-        self.segments.get(&segment).map(|s| s.view().clone())
+        self.segments.get(segment).map(|s| s.view().clone())
     }
 
     /// A view of every segment, oldest first; each carries how far it is committed
     /// ([`SegmentMap::committed_end`]). The last one receives writes.
     pub fn segment_maps(&self) -> impl Iterator<Item = SegmentMap> + '_ {
-        self.segments.values().map(|s| s.view().clone())
+        self.segments.maps()
     }
 
     /// The checkpointed part of the index (`None` before the first checkpoint), for layers
@@ -585,25 +582,32 @@ impl Store {
         // Publish: every part is complete (and durable under `Durability::Sync`), so readers
         // may reach it. This process wrote the bytes from text it was handed as `&str`: its
         // records need no check on their first read.
-        for segment in self.segments.range(first_segment..).map(|(_, s)| s) {
+        for segment in self.segments.from(first_segment) {
             segment.commit_end();
         }
         let mut segment = first_segment;
         let mut offset = first_offset;
         let mut part_ops = parts.iter().map(|part| part.ops);
         let mut left = part_ops.next().unwrap_or(0);
-        let mut verified = self.segments[&segment].view().shared_verified();
+        let verified_of = |segments: &SegmentSet, id: u32| {
+            segments
+                .get(id)
+                .expect("a commit's parts are in live segments")
+                .view()
+                .shared_verified()
+        };
+        let mut verified = verified_of(&self.segments, segment);
         for (i, op) in ops.enumerate() {
             while left == 0 {
                 left = part_ops.next().expect("the parts hold every operation");
                 segment = self
                     .segments
-                    .range(segment + 1..)
+                    .from(segment + 1)
                     .next()
-                    .map(|(&id, _)| id)
+                    .map(SegmentFile::id)
                     .expect("each part after the first is in the next segment");
                 offset = SEGMENT_HEADER_LEN as u32;
-                verified = self.segments[&segment].view().shared_verified();
+                verified = verified_of(&self.segments, segment);
             }
             left -= 1;
             let seq = first_seq + i as u64;
@@ -831,7 +835,7 @@ impl Store {
     /// Creates the next segment, which receives writes from now on; its header records the
     /// segment sealed just before, if any.
     fn add_segment(&mut self, sealed_before: Option<SealedSegment>) -> Result<()> {
-        let id = self.next_segment_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.segments.allocate_id();
         let header = SegmentHeader {
             segment_id: id,
             store_uid: self.meta.store_uid,
@@ -846,7 +850,7 @@ impl Store {
         );
         match created {
             Ok(segment) => {
-                self.segments.insert(id, segment);
+                self.segments.add(segment);
                 self.zero_ahead_of_active();
                 Ok(())
             }
@@ -864,17 +868,11 @@ impl Store {
     }
 
     pub(crate) fn active(&self) -> &SegmentFile {
-        self.segments
-            .values()
-            .next_back()
-            .expect("a store always has an active segment")
+        self.segments.active()
     }
 
     fn active_mut(&mut self) -> &mut SegmentFile {
-        self.segments
-            .values_mut()
-            .next_back()
-            .expect("a store always has an active segment")
+        self.segments.active_mut()
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {
@@ -900,7 +898,7 @@ impl Store {
     }
 
     pub(crate) fn segments(&self) -> impl Iterator<Item = &SegmentFile> {
-        self.segments.values()
+        self.segments.iter()
     }
 
     pub(crate) fn index(&self) -> &Index {
@@ -947,7 +945,7 @@ impl Prefetch for Store {
                 continue;
             };
             // A missing segment is reported by the read that needs it.
-            if let Some(segment) = self.segments.get(&entry.segment) {
+            if let Some(segment) = self.segments.get(entry.segment) {
                 let len = store_format::record_len(entry.text_len);
                 let len = u32::try_from(len).unwrap_or(u32::MAX);
                 segment.view().will_need(entry.offset, len)?;

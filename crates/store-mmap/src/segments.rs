@@ -1,0 +1,180 @@
+//! The segment set: every segment of a store by id, the one receiving writes, the next id,
+//! and the segments compactions replaced, which wait for their readers.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::error::{Error, Result};
+use crate::segment::{Retired, SegmentFile, SegmentMap};
+use crate::storage::Storage;
+
+/// The segments of an open store.
+///
+/// Invariants:
+/// - after an open there is always at least one segment, and the one with the highest id
+///   receives writes: a segment is created with an id above every other (the writer rolls,
+///   or a compaction takes ids from the same counter), and a compaction's outputs, which
+///   have lower ids than the active segment once installed, are complete before they are
+///   added;
+/// - a retired segment is no longer among the live ones, and its file is removed only once
+///   no mapping of it is held in this process and a checkpoint covers the moves of the
+///   compaction that replaced it.
+pub(crate) struct SegmentSet {
+    live: BTreeMap<u32, SegmentFile>,
+    /// The id of the next segment, for the writer and for compaction outputs alike (a
+    /// compaction runs without the store).
+    next_id: Arc<AtomicU32>,
+    retired: Vec<Retired>,
+}
+
+impl SegmentSet {
+    pub(crate) fn new(
+        live: BTreeMap<u32, SegmentFile>,
+        next_id: u32,
+        retired: Vec<Retired>,
+    ) -> SegmentSet {
+        SegmentSet {
+            live,
+            next_id: Arc::new(AtomicU32::new(next_id)),
+            retired,
+        }
+    }
+
+    /// The segment receiving writes.
+    pub(crate) fn active(&self) -> &SegmentFile {
+        self.live
+            .values()
+            .next_back()
+            .expect("a store always has an active segment")
+    }
+
+    pub(crate) fn active_mut(&mut self) -> &mut SegmentFile {
+        self.live
+            .values_mut()
+            .next_back()
+            .expect("a store always has an active segment")
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    pub(crate) fn get(&self, id: u32) -> Option<&SegmentFile> {
+        self.live.get(&id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: u32) -> Option<&mut SegmentFile> {
+        self.live.get_mut(&id)
+    }
+
+    pub(crate) fn contains(&self, id: u32) -> bool {
+        self.live.contains_key(&id)
+    }
+
+    /// The live segments by id, for a scan that ranges over them.
+    pub(crate) fn live(&self) -> &BTreeMap<u32, SegmentFile> {
+        &self.live
+    }
+
+    /// Every live segment, oldest first.
+    pub(crate) fn iter(&self) -> btree_map::Values<'_, u32, SegmentFile> {
+        self.live.values()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> btree_map::ValuesMut<'_, u32, SegmentFile> {
+        self.live.values_mut()
+    }
+
+    /// The live segments from id `first` on, oldest first.
+    pub(crate) fn from(&self, first: u32) -> impl Iterator<Item = &SegmentFile> {
+        self.live.range(first..).map(|(_, segment)| segment)
+    }
+
+    /// Every live segment as readers see it.
+    pub(crate) fn maps(&self) -> impl Iterator<Item = SegmentMap> + '_ {
+        self.live.values().map(|segment| segment.view().clone())
+    }
+
+    /// The highest id in use, live or not: what a reader compares a writer's position to.
+    pub(crate) fn newest_id(&self) -> Option<u32> {
+        self.live.keys().next_back().copied()
+    }
+
+    /// Takes the next id for a new segment.
+    pub(crate) fn allocate_id(&self) -> u32 {
+        // Relaxed: the counter only hands out distinct ids; the segment made with one is
+        // published to readers by the protocol of whoever adds it.
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The id counter, for a compaction that creates its outputs without the store.
+    pub(crate) fn id_counter(&self) -> Arc<AtomicU32> {
+        Arc::clone(&self.next_id)
+    }
+
+    /// Adds a segment: a new one receiving writes, or a compaction's complete output.
+    pub(crate) fn add(&mut self, segment: SegmentFile) {
+        let previous = self.live.insert(segment.id(), segment);
+        debug_assert!(previous.is_none(), "a segment id is used once");
+    }
+
+    /// Takes `id` out of the live segments into the retired ones, to be removed once nothing
+    /// holds its mapping and a checkpoint planned after `plan` is installed.
+    pub(crate) fn retire(&mut self, id: u32, plan: u64) {
+        if let Some(segment) = self.live.remove(&id) {
+            self.retired.push(Retired {
+                id,
+                path: segment.path().to_path_buf(),
+                mapping: segment.watch_mapping(),
+                retired_after_plan: plan,
+            });
+        }
+    }
+
+    /// The segments retired and not yet removed.
+    pub(crate) fn retired(&self) -> &[Retired] {
+        &self.retired
+    }
+
+    /// Ids of the retired segments, ascending: what the retired-segment list names.
+    pub(crate) fn retired_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.retired.iter().map(|r| r.id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Removes the files of the retired segments that nothing in this process maps and that
+    /// a checkpoint planned after their retirement covers (`covered`). Returns whether any
+    /// went, and the first removal that failed, after trying every one.
+    pub(crate) fn remove_unheld(
+        &mut self,
+        storage: &dyn Storage,
+        covered: u64,
+    ) -> (bool, Result<()>) {
+        let mut failed = None;
+        let before = self.retired.len();
+        self.retired.retain(|retired| {
+            if retired.mapping.strong_count() > 0 || retired.retired_after_plan >= covered {
+                return true;
+            }
+            match storage.remove(&retired.path) {
+                Ok(()) => false,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+                Err(err) => {
+                    failed.get_or_insert_with(|| Error::io("remove", &retired.path)(err));
+                    true
+                }
+            }
+        });
+        let removed = self.retired.len() < before;
+        (removed, failed.map_or(Ok(()), Err))
+    }
+
+    /// Replaces every live segment with those of a fresh load (a read-only handle reloading
+    /// its view); the retired ones are a writer's and stay empty.
+    pub(crate) fn replace_live(&mut self, live: BTreeMap<u32, SegmentFile>) {
+        self.live = live;
+    }
+}
