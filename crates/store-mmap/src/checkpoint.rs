@@ -35,27 +35,28 @@ impl Store {
         let Some((base, changes)) = self.index.freeze() else {
             return Ok(None);
         };
-        self.checkpoint_plans += 1;
-        self.bytes_since_checkpoint = 0;
+        let generation = self.checkpoints.plan();
         Ok(Some(CheckpointPlan {
             dir: self.dir.clone(),
             storage: Arc::clone(&self.options.storage),
             header: self.checkpoint_header(),
             base,
             changes,
-            generation: self.checkpoint_plans,
+            generation,
         }))
     }
 
     /// Puts a written checkpoint into effect: the index reads its file from now on, and the
     /// compactions it reflects no longer need their copies walked at an open.
     pub fn install_checkpoint(&mut self, written: WrittenCheckpoint) -> Result<()> {
-        if written.generation != self.checkpoint_plans {
+        if !self.checkpoints.may_install(written.generation) {
             return Err(Error::CheckpointConflict);
         }
         self.index.install(written.index);
-        self.checkpoints_installed += 1;
-        self.checkpoint_covers(written.generation)
+        if self.checkpoints.installed(written.generation) {
+            self.write_retired_list(self.segments.retired_ids())?;
+        }
+        Ok(())
     }
 
     /// Gives up the planned checkpoint (its write failed): its changes stay in memory for
@@ -71,7 +72,11 @@ impl Store {
     /// (the concurrent handle's writer thread) calls it then.
     pub fn tend_checkpoint(&mut self, idle: bool) -> Result<()> {
         self.check_writable()?;
-        if self.in_flight.as_ref().is_some_and(InFlight::is_finished) {
+        if self
+            .checkpoints
+            .in_flight()
+            .is_some_and(InFlight::is_finished)
+        {
             self.finish_background_checkpoint()?;
         }
         // A compaction's moves are wanted in a checkpoint soon: until then its replaced
@@ -81,22 +86,18 @@ impl Store {
         // written when the next is due holds the commit until it is in place: the replay
         // after a crash then covers at most the half interval before the last checkpoint on
         // disk and the half interval since, one interval in all.
-        let due = if idle || !self.uncovered_copies.is_empty() {
-            self.checkpoint_stale()
-        } else {
-            self.options
-                .checkpoint_bytes
-                .is_some_and(|every| self.bytes_since_checkpoint >= every / 2)
-        };
-        if due && !idle && self.in_flight.is_some() {
+        let due =
+            self.checkpoints
+                .due(idle, self.checkpoint_stale(), self.options.checkpoint_bytes);
+        if due && !idle && self.checkpoints.in_flight().is_some() {
             self.finish_background_checkpoint()?;
         }
         if due
-            && self.in_flight.is_none()
+            && self.checkpoints.in_flight().is_none()
             && let Some(plan) = self.plan_checkpoint()?
         {
             match InFlight::start(plan) {
-                Ok(in_flight) => self.in_flight = Some(in_flight),
+                Ok(in_flight) => self.checkpoints.start(in_flight),
                 Err(err) => {
                     self.abandon_checkpoint();
                     return Err(err);
@@ -110,7 +111,7 @@ impl Store {
     /// A checkpoint that failed to write is abandoned: the data is durable and the old
     /// index file still in place, so nothing is lost, and the error is returned.
     pub(crate) fn finish_background_checkpoint(&mut self) -> Result<()> {
-        let Some(in_flight) = self.in_flight.take() else {
+        let Some(in_flight) = self.checkpoints.take_in_flight() else {
             return Ok(());
         };
         match in_flight.join() {
@@ -126,8 +127,7 @@ impl Store {
     /// compaction installed, since it was written.
     fn checkpoint_stale(&self) -> bool {
         self.index.delta_len() > 0
-            || self.bytes_since_checkpoint > 0
-            || !self.uncovered_copies.is_empty()
+            || self.checkpoints.behind()
             || !self.segments.retired().is_empty()
     }
 

@@ -479,15 +479,12 @@ impl Store {
         // planned after this reflects the moves.
         retired.extend_from_slice(&done.inputs);
         retired.sort_unstable();
-        self.uncovered_copies.extend_from_slice(&output_ids);
-        self.uncovered_copies.sort_unstable();
-        self.uncovered_copies.dedup();
-        self.copies_covered_after = self.checkpoint_plans;
+        let plan = self.checkpoints.compaction_installed(&output_ids);
         let mut listed = self.segments.retired_ids();
         listed.extend_from_slice(&retired);
         self.write_retired_list(listed)?;
         for &id in &retired {
-            self.segments.retire(id, self.checkpoint_plans);
+            self.segments.retire(id, plan);
         }
         self.stuck_dead_bytes = self.sealed_bytes().1;
         self.placement_epoch += 1;
@@ -508,7 +505,7 @@ impl Store {
         let storage = Arc::clone(&self.options.storage);
         let (removed, failed) = self
             .segments
-            .remove_unheld(storage.as_ref(), self.checkpoints_covered);
+            .remove_unheld(storage.as_ref(), self.checkpoints.covered());
         if removed {
             sync_dir(storage.as_ref(), &self.dir)?;
             let listed = self.segments.retired_ids();
@@ -518,28 +515,15 @@ impl Store {
         Ok(self.segments.retired().len())
     }
 
-    /// A checkpoint planned as number `generation` is installed: the moves of every
-    /// compaction installed before it was planned are in the index file, so an open need
-    /// not walk their copies any more.
-    pub(crate) fn checkpoint_covers(&mut self, generation: u64) -> Result<()> {
-        self.checkpoints_covered = self.checkpoints_covered.max(generation);
-        if self.uncovered_copies.is_empty() || generation <= self.copies_covered_after {
-            return Ok(());
-        }
-        self.uncovered_copies.clear();
-        let listed = self.segments.retired_ids();
-        self.write_retired_list(listed)
-    }
-
     /// Writes the retired-segment list: `segments` (ascending) still to be removed, and the
     /// copies no checkpoint reflects yet; removes it when both are empty.
-    fn write_retired_list(&mut self, mut segments: Vec<u32>) -> Result<()> {
+    pub(crate) fn write_retired_list(&mut self, mut segments: Vec<u32>) -> Result<()> {
         // Compactions retire segments in any order of id.
         segments.sort_unstable();
         segments.dedup();
         let storage = Arc::clone(&self.options.storage);
         let path = self.dir.join(RETIRED_FILE);
-        if segments.is_empty() && self.uncovered_copies.is_empty() {
+        if segments.is_empty() && self.checkpoints.uncovered_copies().is_empty() {
             return match storage.remove(&path) {
                 Ok(()) => sync_dir(storage.as_ref(), &self.dir),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -549,7 +533,7 @@ impl Store {
         let list = RetiredList {
             store_uid: self.meta.store_uid,
             segments,
-            copies: self.uncovered_copies.clone(),
+            copies: self.checkpoints.uncovered_copies().to_vec(),
         };
         write_atomic(storage.as_ref(), &path, &list.encode())
     }

@@ -30,6 +30,7 @@
 mod backup;
 mod checkpoint;
 mod checkpoint_file;
+mod checkpoints;
 mod compaction;
 mod error;
 #[cfg(feature = "fault-injection")]

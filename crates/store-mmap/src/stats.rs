@@ -24,6 +24,8 @@ pub struct StoreStats {
     index_changes: u64,
     last_seq: u64,
     retired_segments: u64,
+    checkpoints: u64,
+    checkpoint_failures: u64,
 }
 
 impl StoreStats {
@@ -92,6 +94,16 @@ impl StoreStats {
     pub fn last_seq(&self) -> u64 {
         self.last_seq
     }
+    /// Index checkpoints installed since the open.
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints
+    }
+    /// Background index checkpoints that failed to write since the open. Nothing is lost
+    /// when one fails (the data is durable, the older index file stays in place), but the
+    /// replay after a crash grows until one succeeds.
+    pub fn checkpoint_failures(&self) -> u64 {
+        self.checkpoint_failures
+    }
 }
 
 impl Store {
@@ -107,6 +119,8 @@ impl Store {
             index_file_bytes: index.base_bytes(),
             index_changes: index.delta_len() as u64,
             last_seq: self.last_seq(),
+            checkpoints: self.checkpoints.installed_count(),
+            checkpoint_failures: self.checkpoints.failures(),
             ..StoreStats::default()
         };
         let mut files = Vec::new();
@@ -184,6 +198,21 @@ impl store_format::VisitStats for StoreStats {
                 "textstore_index_file_bytes",
                 "Bytes of the mapped index checkpoint.",
                 self.index_file_bytes,
+            ),
+            (
+                "textstore_index_changes",
+                "Documents changed since the last index checkpoint.",
+                self.index_changes,
+            ),
+            (
+                "textstore_checkpoints",
+                "Index checkpoints installed since the open.",
+                self.checkpoints,
+            ),
+            (
+                "textstore_checkpoint_failures",
+                "Background index checkpoints that failed to write since the open.",
+                self.checkpoint_failures,
             ),
             (
                 "textstore_last_sequence",

@@ -11,7 +11,7 @@ use store_format::{
     WriteBatch,
 };
 
-use crate::checkpoint_file::InFlight;
+use crate::checkpoints::Checkpoints;
 use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
 use crate::layout::{LOCK_FILE, META_FILE};
@@ -73,27 +73,9 @@ pub struct Store {
     zeroer: Option<Zeroer>,
     /// Whether the zeroing thread was started (or failed to start), at the first commit.
     zeroer_started: bool,
-    /// Checkpoints planned since the open; the last one planned is the only one that may
-    /// be installed.
-    pub(crate) checkpoint_plans: u64,
-    /// Checkpoints installed since the open: readers of the index's base compare it.
-    pub(crate) checkpoints_installed: u64,
-    /// Bytes of records committed since the last checkpoint was planned.
-    pub(crate) bytes_since_checkpoint: u64,
-    /// The checkpoint the engine is writing on a thread of its own.
-    pub(crate) in_flight: Option<InFlight>,
-    /// Compaction outputs whose copies no installed checkpoint reflects yet: an open walks
-    /// them to move index entries out of the segments they replaced.
-    pub(crate) uncovered_copies: Vec<u32>,
-    /// `checkpoint_plans` when the last compaction was installed: a checkpoint planned
-    /// after it reflects every move so far.
-    pub(crate) copies_covered_after: u64,
-    /// The highest plan number of an installed checkpoint: retired segments retired before
-    /// it may be removed.
-    pub(crate) checkpoints_covered: u64,
-    /// Background checkpoints that failed to write since the open (each is retried at the
-    /// next due point; the data is durable and the older index file still in place).
-    pub(crate) checkpoint_failures: u64,
+    /// Checkpoints planned and installed, and what waits for the next (see
+    /// `checkpoints.rs`).
+    pub(crate) checkpoints: Checkpoints,
 }
 
 impl Store {
@@ -202,14 +184,7 @@ impl Store {
             observer: None,
             zeroer: None,
             zeroer_started: false,
-            checkpoint_plans: 0,
-            checkpoints_installed: 0,
-            bytes_since_checkpoint: replayed,
-            in_flight: None,
-            checkpoint_failures: 0,
-            uncovered_copies: recovered.uncovered_copies,
-            copies_covered_after: 0,
-            checkpoints_covered: 0,
+            checkpoints: Checkpoints::new(replayed, recovered.uncovered_copies),
         };
         if store.is_read_only() {
             return Ok(store);
@@ -398,7 +373,7 @@ impl Store {
     /// How many checkpoints this handle has installed: when it changes,
     /// [`Store::checkpointed_index`] is another file and [`Store::index_changes`] shorter.
     pub fn checkpoints_installed(&self) -> u64 {
-        self.checkpoints_installed
+        self.checkpoints.installed_count()
     }
 
     /// The id of the segment that receives writes.
@@ -486,7 +461,7 @@ impl Store {
         self.check_writable()?;
         // The engine's own checkpoint goes first; if it failed, this one takes its place.
         if self.finish_background_checkpoint().is_err() {
-            self.checkpoint_failures += 1;
+            self.checkpoints.failed();
         }
         if let Some(plan) = self.plan_checkpoint()? {
             match plan.write() {
@@ -516,7 +491,7 @@ impl Store {
         }
         self.check_writable()?;
         if self.finish_background_checkpoint().is_err() {
-            self.checkpoint_failures += 1;
+            self.checkpoints.failed();
         }
         self.stop_zeroing();
         let sealed = self.active_mut().seal();
@@ -637,9 +612,9 @@ impl Store {
         }
         self.last_seq = first_seq + count - 1;
         self.publish_position();
-        self.bytes_since_checkpoint += len;
+        self.checkpoints.committed(len);
         if self.tend_checkpoint(false).is_err() {
-            self.checkpoint_failures += 1;
+            self.checkpoints.failed();
         }
         Ok(self.last_seq)
     }
