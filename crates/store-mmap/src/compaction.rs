@@ -165,6 +165,9 @@ pub struct Compacted {
     pub(crate) outputs: Vec<SegmentFile>,
     /// Every copied put: document, version, and where the copy is.
     pub(crate) moved: Vec<(DocId, u64, Position)>,
+    /// The highest sequence number of a tombstone dropped (not one copied twice), or 0:
+    /// the change floor once installed.
+    pub(crate) dropped_deletes_to: u64,
     pub(crate) report: CompactionReport,
 }
 
@@ -202,7 +205,7 @@ impl Compaction {
             bytes_in: self.inputs.iter().map(|i| u64::from(i.end)).sum(),
             ..CompactionReport::default()
         };
-        let tombstones = self.kept_tombstones(&mut report)?;
+        let (tombstones, dropped_deletes_to) = self.kept_tombstones(&mut report)?;
         let copies = merge_by_seq(&self.live, &tombstones);
         let mut out = Outputs {
             compaction: &self,
@@ -216,6 +219,7 @@ impl Compaction {
             inputs: self.inputs(),
             outputs: done,
             moved,
+            dropped_deletes_to,
             report,
         };
         written?;
@@ -226,9 +230,11 @@ impl Compaction {
         Ok(compacted)
     }
 
-    /// Walks every input for its tombstones and keeps those at or above the floor.
-    fn kept_tombstones(&self, report: &mut CompactionReport) -> Result<Vec<ToCopy>> {
+    /// Walks every input for its tombstones and keeps those at or above the floor. Returns
+    /// them, and the highest sequence number of those it dropped (0 for none).
+    fn kept_tombstones(&self, report: &mut CompactionReport) -> Result<(Vec<ToCopy>, u64)> {
         let mut kept = Vec::new();
+        let mut dropped_to = 0;
         for input in &self.inputs {
             let data = &input.map.bytes()[..input.end as usize];
             let mut pos = SEGMENT_HEADER_LEN;
@@ -247,6 +253,7 @@ impl Compaction {
                         });
                     } else {
                         report.tombstones_dropped += 1;
+                        dropped_to = dropped_to.max(header.seq);
                     }
                 }
                 pos += header.record_len() as usize;
@@ -260,7 +267,7 @@ impl Compaction {
         kept.dedup_by_key(|copy| copy.seq);
         report.tombstones_dropped += (found - kept.len()) as u64;
         report.tombstones_kept += kept.len() as u64;
-        Ok(kept)
+        Ok((kept, dropped_to))
     }
 
     fn input(&self, segment: u32) -> &Input {
@@ -431,6 +438,16 @@ impl Store {
         {
             remove_outputs(&outputs);
             return Err(Error::CompactionConflict { segment });
+        }
+        // Before the compaction can take effect: a change feed must refuse to start below a
+        // delete it dropped. Raised on disk and not installed (a crash, a failure below),
+        // the floor only makes feeds refuse earlier than they must.
+        if done.dropped_deletes_to > self.change_floor() {
+            self.meta.change_floor = Some(done.dropped_deletes_to);
+            if let Err(err) = self.write_meta() {
+                remove_outputs(&outputs);
+                return Err(err);
+            }
         }
         let mut retired = Vec::new();
         // Only the newest segment may end in a torn write, so the active segment stays the

@@ -122,6 +122,31 @@ pub enum Error {
     /// keeps its index as it is.
     #[error("the checkpoint was planned before another one; it was not installed")]
     CheckpointConflict,
+    /// A change feed was asked to start below the change floor: a compaction dropped a
+    /// delete above `since`, so the feed would miss it. Scan the store again and follow the
+    /// changes from the scan's sequence number.
+    #[error(
+        "changes since seq {since} are older than the compaction floor (seq {floor}): rescan, then follow the changes from the scan's seq"
+    )]
+    ChangesCompacted {
+        /// The sequence number asked for.
+        since: u64,
+        /// The lowest one a feed can start from.
+        floor: u64,
+    },
+    /// A change feed was asked to start past the store's last commit: the caller's position
+    /// comes from another store, or from commits lost in a crash (written with
+    /// [`crate::Durability::WriteBack`] and never synced), whose sequence numbers later
+    /// commits take again.
+    #[error(
+        "changes since seq {since} were asked of a store whose last commit is seq {last_seq}: the position is from another store or from commits lost in a crash; rescan"
+    )]
+    ChangesAhead {
+        /// The sequence number asked for.
+        since: u64,
+        /// The store's last commit.
+        last_seq: u64,
+    },
     /// The handle was opened read-only.
     #[error("store {path} is open read-only: {what} needs the writer's handle")]
     ReadOnly {
@@ -196,7 +221,9 @@ impl StoreError for Error {
             Error::DocumentTooLarge { .. }
             | Error::Range { .. }
             | Error::Id(_)
-            | Error::InvalidOptions { .. } => ErrorKind::InvalidInput,
+            | Error::InvalidOptions { .. }
+            | Error::ChangesCompacted { .. }
+            | Error::ChangesAhead { .. } => ErrorKind::InvalidInput,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::DiskFull { .. } => ErrorKind::StorageFull,
             Error::Io { .. } => ErrorKind::Io,

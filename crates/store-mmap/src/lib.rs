@@ -44,6 +44,7 @@ mod pace;
 mod read_only;
 mod recover;
 mod recovery;
+mod scan;
 mod scrub;
 mod segment;
 mod segments;
@@ -71,12 +72,13 @@ pub use options::{
 pub use read_only::Refreshed;
 pub use recover::{DamagedRecord, RecoverReport, recover};
 pub use recovery::{DroppedTail, IndexLoad, RecoveryReport};
+pub use scan::{Change, Changes, Latest, Scan};
 pub use scrub::{Scrub, ScrubReport};
 pub use segment::SegmentMap;
 pub use shared::{PositionCell, load_position, publish_position};
 pub use stats::StoreStats;
 pub use storage::{OsStorage, Storage, SyncKind};
-pub use store::{Store, extract_from};
+pub use store::{Store, check_changes_since, extract_from};
 pub use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, ErrorKind, Position,
     Prefetch, RangeError, RangeUnit, StoreError, Text, TextRange, WriteBatch,

@@ -136,6 +136,10 @@ impl Store {
             follower.retired_list = loaded.retired_list;
             follower.writer_was_live = loaded.writer_was_live;
             self.replace_view(loaded.recovered);
+            // A compaction may have raised the change floor; the writer records it before
+            // the retired-segment list that made this a reload.
+            let meta = read_meta(&self.dir)?;
+            self.meta.change_floor = Some(meta.change_floor.unwrap_or(self.last_seq));
             return Ok(Refreshed::Reloaded);
         }
         if bound.is_some() && bound == follower.seen {

@@ -43,6 +43,8 @@ pub struct SegmentMap {
     resident: Arc<ResidentPages>,
     /// [`ReadVerification::EveryRead`]: the set is not consulted.
     verify_every_read: bool,
+    /// What the segment's header records of the segment sealed right before it.
+    sealed_before: Option<SealedSegment>,
 }
 
 /// Which records of a segment this process has checked (CRC32C and, for puts, UTF-8), one
@@ -148,6 +150,12 @@ impl SegmentMap {
     /// How far the segment is committed: every record that starts below it is complete.
     pub fn committed_end(&self) -> u32 {
         self.committed.load(AtomicOrdering::Acquire)
+    }
+
+    /// What the segment's header records of the segment the writer sealed right before
+    /// creating it; `None` for the first segment and compaction outputs.
+    pub fn sealed_before(&self) -> Option<SealedSegment> {
+        self.sealed_before
     }
 
     /// The whole mapping; bytes past the committed end must not be touched.
@@ -437,8 +445,6 @@ pub(crate) struct SegmentFile {
     end: u32,
     /// Bytes of the file that exist on disk; `end <= file_len`.
     file_len: u64,
-    /// What the header records of the segment sealed before this one was created.
-    sealed_before: Option<SealedSegment>,
 }
 
 /// A segment that compaction replaced, kept until no reader holds its mapping.
@@ -607,6 +613,7 @@ impl SegmentFile {
                 verified: Arc::new(Verified::new(capacity)),
                 resident: Arc::new(ResidentPages::new(capacity)),
                 verify_every_read: settings.verification == ReadVerification::EveryRead,
+                sealed_before: header.sealed_before,
             },
             file,
             storage,
@@ -614,13 +621,12 @@ impl SegmentFile {
             capacity,
             end,
             file_len,
-            sealed_before: header.sealed_before,
         })
     }
 
     /// What the header records of the segment sealed before this one was created.
     pub(crate) fn sealed_before(&self) -> Option<SealedSegment> {
-        self.sealed_before
+        self.view.sealed_before
     }
 
     pub(crate) fn id(&self) -> u32 {

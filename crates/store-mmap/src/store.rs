@@ -19,6 +19,7 @@ use crate::options::{
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions, check_limits,
 };
 use crate::recovery::{Access, Recovered, RecoveryReport, recover};
+use crate::scan::{Changes, Scan};
 use crate::segment::{SegmentFile, SegmentMap};
 use crate::segments::SegmentSet;
 use crate::shared::WriterLock;
@@ -97,6 +98,7 @@ impl Store {
                 .max_document_bytes
                 .unwrap_or(DEFAULT_MAX_DOCUMENT_BYTES),
             segment_capacity: options.segment_capacity.unwrap_or(DEFAULT_SEGMENT_CAPACITY),
+            change_floor: Some(0),
         };
         check_limits(meta.max_document_bytes, meta.segment_capacity)?;
         write_atomic(
@@ -186,6 +188,14 @@ impl Store {
             zeroer_started: false,
             checkpoints: Checkpoints::new(replayed, recovered.uncovered_copies),
         };
+        if store.meta.change_floor.is_none() {
+            // A store of a version that did not record the floor may have dropped deletes
+            // anywhere below its last commit: a change feed starts from there.
+            store.meta.change_floor = Some(store.last_seq);
+            if !store.is_read_only() {
+                store.write_meta()?;
+            }
+        }
         if store.is_read_only() {
             return Ok(store);
         }
@@ -229,6 +239,21 @@ impl Store {
                 offset: active.end(),
             });
         }
+    }
+
+    /// Replaces the metadata file with the handle's (temporary file, sync, rename, sync).
+    pub(crate) fn write_meta(&self) -> Result<()> {
+        write_atomic(
+            self.options.storage.as_ref(),
+            &self.dir.join(META_FILE),
+            &self.meta.encode(),
+        )
+    }
+
+    /// The lowest sequence number [`Store::changes_since`] starts from: compaction dropped
+    /// a delete at this sequence number, so a feed from below it would miss that delete.
+    pub fn change_floor(&self) -> u64 {
+        self.meta.change_floor.unwrap_or(self.last_seq)
     }
 
     /// Whether this handle was opened with [`Store::open_read_only`].
@@ -307,6 +332,31 @@ impl Store {
     /// file ends the walk with an error.
     pub fn ids(&self) -> impl Iterator<Item = Result<DocId>> + '_ {
         self.index.entries().map(|found| found.map(|(id, _)| id))
+    }
+
+    /// Every live document in storage order, zero-copy and lazy: see [`Scan`] for what it
+    /// yields. Follow it with [`Store::changes_since`] from [`Scan::as_of`] to see what
+    /// changes after it.
+    pub fn scan(&self) -> Scan<'_> {
+        let latest = |id| Ok(self.index.get(id)?.map(|e| (e.position(), e.seq)));
+        Scan::over(
+            self.segment_maps().collect(),
+            self.last_seq,
+            Box::new(latest),
+        )
+    }
+
+    /// Every change committed after `since`, in sequence order, up to the last commit now:
+    /// see [`Changes`]. Fails with [`Error::ChangesCompacted`] below the change floor
+    /// ([`Store::change_floor`]) and [`Error::ChangesAhead`] past the last commit; in both
+    /// cases the caller scans again.
+    pub fn changes_since(&self, since: u64) -> Result<Changes> {
+        check_changes_since(since, self.change_floor(), self.last_seq)?;
+        Ok(Changes::over(
+            self.segment_maps().collect(),
+            since,
+            self.last_seq,
+        ))
     }
 
     /// Reads and verifies the record `entry` points to.
@@ -975,6 +1025,18 @@ pub(crate) fn check_is_store(dir: &Path) -> Result<()> {
 }
 
 /// Reads the store's metadata file.
+/// Whether a change feed may start after `since`, given the store's change floor and last
+/// commit.
+pub fn check_changes_since(since: u64, floor: u64, last_seq: u64) -> Result<()> {
+    if since < floor {
+        return Err(Error::ChangesCompacted { since, floor });
+    }
+    if since > last_seq {
+        return Err(Error::ChangesAhead { since, last_seq });
+    }
+    Ok(())
+}
+
 pub(crate) fn read_meta(dir: &Path) -> Result<StoreMeta> {
     let meta_path = dir.join(META_FILE);
     let raw = std::fs::read(&meta_path).map_err(Error::io("read", &meta_path))?;

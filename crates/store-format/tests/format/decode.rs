@@ -221,10 +221,10 @@ fn headers_reject_other_versions_and_corruption() {
         out
     };
     assert!(matches!(
-        SegmentHeader::decode(&with_version(5, &buf)),
+        SegmentHeader::decode(&with_version(6, &buf)),
         Err(FormatError::UnsupportedVersion {
-            found: 5,
-            supported: 4,
+            found: 6,
+            supported: 5,
             ..
         })
     ));
@@ -291,8 +291,27 @@ fn headers_reject_other_versions_and_corruption() {
         store_uid: 1,
         max_document_bytes: 1 << 20,
         segment_capacity: 1 << 24,
+        change_floor: Some(0),
     };
     assert_eq!(StoreMeta::decode(&meta.encode()).unwrap(), meta);
+    let floored = StoreMeta {
+        change_floor: Some(77),
+        ..meta
+    };
+    assert_eq!(StoreMeta::decode(&floored.encode()).unwrap(), floored);
+    // A file of version 4 did not record the floor: its bytes 44..52 are reserved.
+    let mut old = floored.encode();
+    old[8..10].copy_from_slice(&4u16.to_le_bytes());
+    let crc = bitwise_crc32c(&old[..60]);
+    old[60..64].copy_from_slice(&crc.to_le_bytes());
+    assert!(
+        StoreMeta::decode(&old).is_err(),
+        "a version 4 file with bytes in 44..52"
+    );
+    old[44..52].fill(0);
+    let crc = bitwise_crc32c(&old[..60]);
+    old[60..64].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(StoreMeta::decode(&old).unwrap().change_floor, None);
 }
 
 pub(crate) fn bitwise_crc32c(bytes: &[u8]) -> u32 {

@@ -77,6 +77,7 @@ fn store_files(with_index: bool) -> Vec<u8> {
         store_uid: UID,
         max_document_bytes: 4096,
         segment_capacity: 65536,
+        change_floor: Some(0),
     }
     .encode();
     let mut segment = SegmentHeader {
@@ -172,6 +173,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
                 store_uid: UID,
                 max_document_bytes: 1 << 20,
                 segment_capacity: 1 << 24,
+                change_floor: Some(0),
             }
             .encode()
             .to_vec(),

@@ -6,6 +6,7 @@ mod compat;
 mod damage;
 mod disk_full;
 mod faults;
+mod feed;
 mod files;
 mod fuzz_corpus;
 mod model;

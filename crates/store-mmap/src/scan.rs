@@ -1,0 +1,316 @@
+//! Reading a store in bulk: [`Scan`], every live document in storage order, and [`Changes`],
+//! every change after a sequence number in sequence order.
+//!
+//! Both step through committed records by their headers alone (committed bytes are complete
+//! commit groups, so a header that does not decode is damage, an error), over views of the
+//! segments taken when they start: they hold those mappings, so a compaction that replaces
+//! a segment meanwhile does not disturb them. A record they return is checked as every read
+//! is ([`SegmentMap::read_doc`] for a put; a tombstone whole, it is 48 bytes).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+
+use store_format::{
+    Doc, DocId, Position, RecordHeader, RecordKind, SEGMENT_HEADER_LEN, decode_record,
+    decode_record_header,
+};
+
+use crate::error::{Error, Result};
+use crate::segment::SegmentMap;
+
+/// The committed records of one segment, as far as it was committed when the cursor was
+/// made.
+struct Cursor {
+    map: SegmentMap,
+    pos: u32,
+    end: u32,
+}
+
+impl Cursor {
+    fn new(map: SegmentMap) -> Cursor {
+        let end = map.committed_end();
+        Cursor {
+            map,
+            pos: SEGMENT_HEADER_LEN as u32,
+            end,
+        }
+    }
+
+    /// The next record's offset and header.
+    fn next_record(&mut self) -> Option<Result<(u32, RecordHeader)>> {
+        if self.pos >= self.end {
+            return None;
+        }
+        let data = &self.map.bytes()[..self.end as usize];
+        let at = self.pos;
+        Some(match decode_record_header(data, at as usize) {
+            Ok(header) => {
+                // Past the end when the length is damaged: the walk stops there, and the
+                // read of this record finds the damage.
+                self.pos = u32::try_from(u64::from(at) + header.record_len()).unwrap_or(u32::MAX);
+                Ok((at, header))
+            }
+            Err(err) => {
+                // Nothing past a header that does not decode can be found again.
+                self.pos = self.end;
+                Err(Error::format(self.map.path(), 0, &err))
+            }
+        })
+    }
+
+    /// The put at `offset`, checked as every read is.
+    fn put(&self, header: &RecordHeader, offset: u32) -> Result<Doc> {
+        self.map.read_doc(header.id, offset)
+    }
+
+    /// Checks the tombstone at `offset` whole: a delete is never reported from a damaged
+    /// record.
+    fn check_tombstone(&self, offset: u32) -> Result<()> {
+        let data = &self.map.bytes()[..self.end as usize];
+        decode_record(data, offset as usize)
+            .map(drop)
+            .map_err(|err| Error::format(self.map.path(), 0, &err))
+    }
+}
+
+/// Where a scan asks whether a record holds its document's latest version: where that
+/// version is and its sequence number, or `None` when the document is deleted.
+pub type Latest<'a> = Box<dyn Fn(DocId) -> Result<Option<(Position, u64)>> + Send + 'a>;
+
+/// Every live document, in storage order (segment by segment, record by record), read
+/// lazily and zero-copy. From [`crate::Store::scan`] or a layer's own scan.
+///
+/// What it yields, beside writers and compaction: every document that was live when the
+/// scan started, and not written or deleted before the scan passed it, exactly once, at that
+/// version. A document written or deleted during the scan appears at most once, at the
+/// version it had when the scan started, or not at all; nothing committed after the start
+/// appears. To see those too, follow the scan with [`crate::Store::changes_since`] from
+/// [`Scan::as_of`].
+pub struct Scan<'a> {
+    segments: std::vec::IntoIter<SegmentMap>,
+    /// The ids of every segment of the scan.
+    listed: HashSet<u32>,
+    cursor: Option<Cursor>,
+    as_of: u64,
+    latest: Latest<'a>,
+}
+
+impl<'a> Scan<'a> {
+    /// A scan of `segments` (every live segment, as of `as_of`, the last committed sequence
+    /// number), asking `latest` whether each record is its document's latest version. For
+    /// layers that publish the engine's segments to readers of their own: the list must
+    /// hold every segment a record committed by `as_of` may be in, and no segment whose
+    /// records are copies of those in another segment of the list.
+    pub fn over(segments: Vec<SegmentMap>, as_of: u64, latest: Latest<'a>) -> Scan<'a> {
+        Scan {
+            listed: segments.iter().map(SegmentMap::id).collect(),
+            segments: segments.into_iter(),
+            cursor: None,
+            as_of,
+            latest,
+        }
+    }
+
+    /// The sequence number the scan is as of: the last commit when it started.
+    pub fn as_of(&self) -> u64 {
+        self.as_of
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = Result<(DocId, Doc)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let cursor = match &mut self.cursor {
+                Some(cursor) => cursor,
+                None => self.cursor.insert(Cursor::new(self.segments.next()?)),
+            };
+            let Some(found) = cursor.next_record() else {
+                self.cursor = None;
+                continue;
+            };
+            let (offset, header) = match found {
+                Ok(found) => found,
+                Err(err) => return Some(Err(err)),
+            };
+            // Records of a segment rise in sequence: the rest of this one came later.
+            if header.seq > self.as_of {
+                self.cursor = None;
+                continue;
+            }
+            if header.kind != RecordKind::Put {
+                continue;
+            }
+            // The record is the latest version where the index points, or, when a compaction
+            // moved that version into a segment the scan does not hold, the same version:
+            // a record beside a copy of it in another segment of the scan (left by a
+            // compaction whose install failed) is yielded once, where the index points.
+            let segment = cursor.map.id();
+            match (self.latest)(header.id) {
+                Ok(Some((position, seq)))
+                    if position == (Position { segment, offset })
+                        || (seq == header.seq && !self.listed.contains(&position.segment)) => {}
+                Ok(_) => continue,
+                Err(err) => return Some(Err(err)),
+            }
+            return Some(cursor.put(&header, offset).map(|doc| (header.id, doc)));
+        }
+    }
+}
+
+/// One committed change, as [`Changes`] yields it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// The document was written; `doc` is that version, zero-copy.
+    Put {
+        /// The document.
+        id: DocId,
+        /// Its text and sequence number as written.
+        doc: Doc,
+    },
+    /// The document was deleted.
+    Delete {
+        /// The document.
+        id: DocId,
+        /// The delete's sequence number.
+        seq: u64,
+    },
+}
+
+impl Change {
+    /// The document changed.
+    pub fn id(&self) -> DocId {
+        match self {
+            Change::Put { id, .. } | Change::Delete { id, .. } => *id,
+        }
+    }
+
+    /// The change's sequence number.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Change::Put { doc, .. } => doc.seq(),
+            Change::Delete { seq, .. } => *seq,
+        }
+    }
+}
+
+/// Every change committed after a sequence number, in sequence order, up to the last commit
+/// when the feed started. From [`crate::Store::changes_since`] or a layer's own feed.
+///
+/// Applying the changes in order to what a reader knew as of `since` gives the store as of
+/// [`Changes::upto`]. Every delete is there (a feed that would miss one a compaction dropped
+/// is refused, see [`crate::Store::change_floor`]) and every latest version; a version that
+/// a later change of the same document superseded may be missing once compaction dropped it.
+pub struct Changes {
+    cursors: Vec<Cursor>,
+    /// The next record of each cursor that is in range, by sequence number.
+    heads: BinaryHeap<Reverse<(u64, usize, u32)>>,
+    headers: Vec<Option<RecordHeader>>,
+    since: u64,
+    upto: u64,
+    last_yielded: u64,
+    failed: Option<Error>,
+}
+
+impl Changes {
+    /// A feed of the changes in `segments` with sequence numbers in `since + 1..=upto`. For
+    /// layers that publish the engine's segments to readers of their own: the list must
+    /// hold every segment a record committed by `upto` may be in, and the caller has
+    /// checked `since` against the change floor and `upto`.
+    pub fn over(segments: Vec<SegmentMap>, since: u64, upto: u64) -> Changes {
+        // A writer's segment records the last sequence number of the one it sealed before
+        // it: a segment whose records all lie at or below `since` is not walked.
+        let done: HashSet<u32> = segments
+            .iter()
+            .filter_map(SegmentMap::sealed_before)
+            .filter(|sealed| sealed.last_seq <= since)
+            .map(|sealed| sealed.segment_id)
+            .collect();
+        let cursors: Vec<Cursor> = segments
+            .into_iter()
+            .filter(|map| !done.contains(&map.id()))
+            .map(Cursor::new)
+            .collect();
+        let mut changes = Changes {
+            headers: vec![None; cursors.len()],
+            cursors,
+            heads: BinaryHeap::new(),
+            since,
+            upto,
+            last_yielded: since,
+            failed: None,
+        };
+        for at in 0..changes.cursors.len() {
+            changes.advance(at);
+        }
+        changes
+    }
+
+    /// The sequence number the feed starts after.
+    pub fn since(&self) -> u64 {
+        self.since
+    }
+
+    /// The last sequence number the feed reaches: the last commit when it started.
+    pub fn upto(&self) -> u64 {
+        self.upto
+    }
+
+    /// Moves cursor `at` to its next record in range and queues it.
+    fn advance(&mut self, at: usize) {
+        let cursor = &mut self.cursors[at];
+        while let Some(found) = cursor.next_record() {
+            match found {
+                Ok((_, header)) if header.seq <= self.since => {}
+                Ok((offset, header)) => {
+                    // Records of a segment rise in sequence: nothing after this one is in
+                    // range either.
+                    if header.seq <= self.upto {
+                        self.headers[at] = Some(header);
+                        self.heads.push(Reverse((header.seq, at, offset)));
+                    }
+                    return;
+                }
+                Err(err) => {
+                    self.failed.get_or_insert(err);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for Changes {
+    type Item = Result<Change>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(err) = self.failed.take() {
+                self.heads.clear();
+                return Some(Err(err));
+            }
+            let Reverse((seq, at, offset)) = self.heads.pop()?;
+            let header = self.headers[at]
+                .take()
+                .expect("a queued cursor has its header");
+            self.advance(at);
+            // A compaction that failed after its outputs took their names can leave a
+            // record beside its copy until a later compaction: one change, reported once.
+            if seq <= self.last_yielded {
+                continue;
+            }
+            self.last_yielded = seq;
+            let cursor = &self.cursors[at];
+            return Some(if header.kind == RecordKind::Put {
+                cursor
+                    .put(&header, offset)
+                    .map(|doc| Change::Put { id: header.id, doc })
+            } else {
+                cursor
+                    .check_tombstone(offset)
+                    .map(|()| Change::Delete { id: header.id, seq })
+            });
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Scans and the change feed against a model: a `BTreeMap` of the live documents and a log
+//! of every committed change, through puts, batches, deletes, reopens, crashes and
+//! compactions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proptest::prelude::*;
+use store_mmap::{Change, Error, Store, StoreOptions, WriteBatch};
+
+use crate::{Fixture, id};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u64, String),
+    Batch(Vec<(u64, Option<String>)>),
+    Delete(u64),
+    Reopen,
+    Crash,
+    Compact,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let key = 0u64..10;
+    let text = crate::texts();
+    prop_oneof![
+        6 => (key.clone(), text.clone()).prop_map(|(k, t)| Op::Put(k, t)),
+        2 => prop::collection::vec((key.clone(), prop::option::of(text)), 1..5).prop_map(Op::Batch),
+        3 => key.prop_map(Op::Delete),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::Crash),
+        1 => Just(Op::Compact),
+    ]
+}
+
+/// One committed change: its sequence number, document and text (`None`: a delete).
+type Logged = (u64, u64, Option<String>);
+
+/// Records the changes of a commit that moved the last sequence number from `before`.
+fn log_commit(log: &mut Vec<Logged>, store: &Store, before: u64, ops: &[(u64, Option<String>)]) {
+    let after = store.last_seq();
+    assert_eq!(
+        after - before,
+        ops.len() as u64,
+        "one sequence number per operation"
+    );
+    for (seq, (k, text)) in (before + 1..).zip(ops) {
+        log.push((seq, *k, text.clone()));
+    }
+}
+
+/// The scan yields every live document once, at its latest version.
+fn check_scan(store: &Store, model: &BTreeMap<u64, String>, log: &[Logged]) {
+    let scan = store.scan();
+    assert_eq!(scan.as_of(), store.last_seq());
+    let mut seen = BTreeMap::new();
+    for found in scan {
+        let (doc_id, doc) = found.unwrap();
+        let key = (0..10u64)
+            .find(|k| id(*k) == doc_id)
+            .expect("a key of the model");
+        let latest = log.iter().rev().find(|(_, k, _)| *k == key).unwrap();
+        assert_eq!(doc.seq(), latest.0, "document {key} at its latest version");
+        assert!(
+            seen.insert(key, doc.to_string()).is_none(),
+            "document {key} scanned twice"
+        );
+    }
+    assert_eq!(&seen, model);
+}
+
+/// The feed from each interesting point: refused below the floor and past the end;
+/// otherwise in sequence order, every change it yields as logged, every delete and every
+/// latest version there, and exactly the log's suffix while nothing was compacted.
+fn check_feed(store: &Store, log: &[Logged], compacted: bool) {
+    let last = store.last_seq();
+    let floor = store.change_floor();
+    assert!(
+        compacted || floor == 0,
+        "the floor rises only by compaction"
+    );
+    let mut points: BTreeSet<u64> = [0, floor.saturating_sub(1), floor, last / 2, last, last + 1]
+        .into_iter()
+        .collect();
+    points.extend(log.iter().map(|(seq, ..)| *seq).step_by(7));
+    for since in points {
+        let feed = store.changes_since(since);
+        if since < floor {
+            assert!(
+                matches!(feed, Err(Error::ChangesCompacted { since: s, floor: f }) if s == since && f == floor),
+                "since {since} below floor {floor}"
+            );
+            continue;
+        }
+        if since > last {
+            assert!(matches!(feed, Err(Error::ChangesAhead { .. })));
+            continue;
+        }
+        let changes: Vec<Change> = feed.unwrap().collect::<Result<_, _>>().unwrap();
+        let mut previous = since;
+        for change in &changes {
+            assert!(change.seq() > previous && change.seq() <= last);
+            previous = change.seq();
+            let (_, key, text) = log
+                .iter()
+                .find(|(seq, ..)| *seq == change.seq())
+                .expect("every change was logged");
+            assert_eq!(change.id(), id(*key));
+            match change {
+                Change::Put { doc, .. } => assert_eq!(Some(doc.to_string()), text.clone()),
+                Change::Delete { .. } => assert_eq!(text, &None),
+            }
+        }
+        let yielded: BTreeSet<u64> = changes.iter().map(Change::seq).collect();
+        let mut latest = BTreeMap::new();
+        for (seq, key, text) in log.iter().filter(|(seq, ..)| *seq > since) {
+            latest.insert(*key, *seq);
+            if text.is_none() {
+                assert!(
+                    yielded.contains(seq),
+                    "the delete at seq {seq} is in the feed"
+                );
+            }
+        }
+        for seq in latest.values() {
+            assert!(
+                yielded.contains(seq),
+                "the latest version at seq {seq} is in the feed"
+            );
+        }
+        if !compacted {
+            let suffix = log.iter().filter(|(seq, ..)| *seq > since).count();
+            assert_eq!(changes.len(), suffix);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn scans_and_feeds_agree_with_a_model(ops in prop::collection::vec(op(), 1..50)) {
+        let mut f = Fixture::with(
+            StoreOptions::new().segment_capacity(8192).max_document_bytes(2000),
+        );
+        let mut model: BTreeMap<u64, String> = BTreeMap::new();
+        let mut log: Vec<Logged> = Vec::new();
+        let mut compacted = false;
+        for op in ops {
+            let before = f.store().last_seq();
+            match op {
+                Op::Put(k, t) => {
+                    f.store().put(id(k), &t).unwrap();
+                    log_commit(&mut log, f.store(), before, &[(k, Some(t.clone()))]);
+                    model.insert(k, t);
+                }
+                Op::Batch(items) => {
+                    let mut batch = WriteBatch::new();
+                    for (k, t) in &items {
+                        match t {
+                            Some(t) => batch.put(id(*k), t),
+                            None => batch.delete(id(*k)),
+                        };
+                    }
+                    f.store().put_batch(&batch).unwrap();
+                    log_commit(&mut log, f.store(), before, &items);
+                    for (k, t) in items {
+                        match t {
+                            Some(t) => model.insert(k, t),
+                            None => model.remove(&k),
+                        };
+                    }
+                }
+                Op::Delete(k) => {
+                    f.store().delete(id(k)).unwrap();
+                    if f.store().last_seq() > before {
+                        log_commit(&mut log, f.store(), before, &[(k, None)]);
+                    }
+                    model.remove(&k);
+                }
+                Op::Reopen => {
+                    f.reopen();
+                }
+                Op::Crash => {
+                    f.crash();
+                    f.reopen();
+                }
+                Op::Compact => {
+                    f.store().compact().unwrap();
+                    compacted = true;
+                }
+            }
+            check_scan(f.store(), &model, &log);
+            check_feed(f.store(), &log, compacted);
+        }
+    }
+}
+
+/// A compaction that drops a delete raises the change floor to it, for good: a feed from
+/// below is refused with an error that says to rescan, across a reopen and in a read-only
+/// open; from the floor on it works.
+#[test]
+fn a_dropped_delete_raises_the_change_floor_and_the_feed_says_rescan() {
+    let mut f = Fixture::new();
+    f.store().put(id(1), "one").unwrap();
+    f.store().put(id(2), "two").unwrap();
+    f.store().delete(id(1)).unwrap();
+    let deleted_at = f.store().last_seq();
+    f.store().put(id(2), "two again").unwrap();
+    assert_eq!(f.store().change_floor(), 0);
+    assert_eq!(f.store().changes_since(0).unwrap().count(), 4);
+    let report = f.store().compact().unwrap();
+    assert!(report.tombstones_dropped >= 1, "{report:?}");
+    assert_eq!(f.store().change_floor(), deleted_at);
+    let err = f.store().changes_since(deleted_at - 1).err().unwrap();
+    assert!(err.to_string().contains("rescan"), "{err}");
+    let changes: Vec<Change> = f
+        .store()
+        .changes_since(deleted_at)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].id(), id(2));
+    f.reopen();
+    assert_eq!(f.store().change_floor(), deleted_at);
+    let reader = Store::open_read_only(f.path(), StoreOptions::new()).unwrap();
+    assert_eq!(reader.change_floor(), deleted_at);
+    assert!(matches!(
+        reader.changes_since(0),
+        Err(Error::ChangesCompacted { since: 0, floor }) if floor == deleted_at
+    ));
+}
