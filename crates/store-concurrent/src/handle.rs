@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use store_format::{DocWrite, Offer, Residency};
 
 use store_mmap::{
-    BackupReport, BatchOp, CompactionReport, CompactionScope, Doc, DocId, DocMeta, DocRead,
-    Prefetch, RecoveryReport, SegmentMap, Store, StoreOptions, StoreStats, Text, TextRange,
-    WriteBatch,
+    BackupReport, BatchOp, Changes, CompactionReport, CompactionScope, Doc, DocId, DocMeta,
+    DocRead, Position, Prefetch, RecoveryReport, Scan, SegmentMap, Store, StoreOptions, StoreStats,
+    Text, TextRange, WriteBatch,
 };
 
 use crate::compactor::{CompactionStats, Compactor};
@@ -22,6 +22,19 @@ use crate::sync::channel::{self, Sender, TrySendError};
 use crate::sync::{Arc, StdArc, thread};
 use crate::ticket::{Completer, Helper, Ticket, ticket};
 use crate::writer::{BorrowedOps, Limits, Queues, Request, Shared, WriterCore, run};
+
+/// The error of a lookup that found a position in a segment the handle does not map: a
+/// broken invariant, reported instead of a panic.
+fn missing_segment(dir: &Path, id: DocId, position: Position) -> store_mmap::Error {
+    store_mmap::Error::Corrupt {
+        path: dir.to_path_buf(),
+        offset: u64::from(position.offset),
+        what: format!(
+            "document {id} is published in segment {}, which the handle does not map",
+            position.segment
+        ),
+    }
+}
 
 /// Aborts the process if dropped: held across a wait after which memory lent to another
 /// thread may be freed, so that an unwinding wait cannot free it early.
@@ -203,6 +216,7 @@ impl ConcurrentStore {
             store.index_changes(),
             store.last_seq(),
             store.len() as u64,
+            store.change_floor(),
         );
         let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
         let dir = store.dir().to_path_buf();
@@ -339,14 +353,9 @@ impl ConcurrentStore {
             Found::Absent => Ok(None),
             Found::Read(found) => Ok(Some(found?)),
             Found::Failed(err) => Err(Error::Store(err)),
-            Found::MissingSegment(position) => Err(Error::Store(store_mmap::Error::Corrupt {
-                path: self.inner.dir.clone(),
-                offset: u64::from(position.offset),
-                what: format!(
-                    "document {id} is published in segment {}, which the handle does not map",
-                    position.segment
-                ),
-            })),
+            Found::MissingSegment(position) => {
+                Err(Error::Store(missing_segment(&self.inner.dir, id, position)))
+            }
         }
     }
 
@@ -374,6 +383,56 @@ impl ConcurrentStore {
     pub fn ids(&self) -> Result<Vec<DocId>> {
         self.check_open()?;
         Ok(self.inner.shared.published.ids()?)
+    }
+
+    /// Every live document in storage order, zero-copy and lazy, safe beside writes and
+    /// compactions: see [`store_mmap::Scan`] for what it yields. Follow it with
+    /// [`ConcurrentStore::changes_since`] from [`store_mmap::Scan::as_of`].
+    pub fn scan(&self) -> Result<Scan<'_>> {
+        self.check_open()?;
+        let published = &self.inner.shared.published;
+        // The last commit first: every segment holding a record up to it is in the list
+        // loaded next, at a committed end that covers the record.
+        let as_of = published.last_seq();
+        let segments = published.stable_segments();
+        let dir = &self.inner.dir;
+        let latest = move |id| {
+            let found = published.read(id, |segment: &SegmentMap, offset| {
+                let meta = segment.read_meta(id, offset)?;
+                let position = Position {
+                    segment: segment.id(),
+                    offset,
+                };
+                Ok((position, meta.seq))
+            });
+            match found {
+                Found::Absent => Ok(None),
+                Found::Read(found) => found.map(Some),
+                Found::Failed(err) => Err(err),
+                Found::MissingSegment(position) => Err(missing_segment(dir, id, position)),
+            }
+        };
+        Ok(Scan::over(segments, as_of, Box::new(latest)))
+    }
+
+    /// Every change committed after `since`, in sequence order, up to the last commit now:
+    /// see [`store_mmap::Changes`]. Fails with [`store_mmap::Error::ChangesCompacted`]
+    /// below the change floor and [`store_mmap::Error::ChangesAhead`] past the last
+    /// commit; the caller then scans again.
+    pub fn changes_since(&self, since: u64) -> Result<Changes> {
+        self.check_open()?;
+        let published = &self.inner.shared.published;
+        let upto = published.last_seq();
+        let segments = published.stable_segments();
+        // After the list: a list from after a compaction comes with that compaction's floor.
+        store_mmap::check_changes_since(since, published.change_floor(), upto)?;
+        Ok(Changes::over(segments, since, upto))
+    }
+
+    /// The lowest sequence number [`ConcurrentStore::changes_since`] starts from (see
+    /// `Store::change_floor`).
+    pub fn change_floor(&self) -> u64 {
+        self.inner.shared.published.change_floor()
     }
 
     fn check_open(&self) -> Result<()> {

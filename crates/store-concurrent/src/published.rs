@@ -28,6 +28,15 @@
 //! so a reader sees either the old pair or the new one, each of which places every
 //! document. A checkpoint is an immutable mapped file, so it needs no ordering of its own.
 //!
+//! A compaction's install (outputs added, entries moved, inputs retired) and a read-only
+//! handle's reload are *replacements*: the writer counts one up before it and one up after
+//! it, so the count is odd meanwhile. A bulk reader (a scan, a change feed) that needs a
+//! list holding each record once loads the count, the list, and the count again, and keeps
+//! the list only if both counts are the same even number: the list is then from before or
+//! after every replacement, never from the middle of one, where a record and its copy are
+//! both listed. The change floor is stored before the count goes even again, so a reader
+//! that keeps a list from after a compaction sees the floor that compaction set.
+//!
 //! `docs/CONCURRENCY.md` gives the whole protocol; `loom_models` checks it.
 
 use store_mmap::{DocId, Position};
@@ -117,6 +126,10 @@ pub(crate) struct Published<S> {
     live_docs: AtomicU64,
     /// Segments retired so far: the placement epoch of `DocRead`.
     retired: AtomicU64,
+    /// Replacements of segments begun and ended: odd while one is under way.
+    replacing: AtomicU64,
+    /// The engine's change floor (see `Store::change_floor`).
+    change_floor: AtomicU64,
 }
 
 impl<S> Published<S> {
@@ -154,6 +167,35 @@ impl<S> Published<S> {
         for slot in &segments.slots {
             visit(&slot.segment);
         }
+    }
+
+    /// The segments, as of a moment outside every replacement: each record in one of them
+    /// at most once (see the module documentation).
+    pub(crate) fn stable_segments(&self) -> Vec<S>
+    where
+        S: Clone,
+    {
+        loop {
+            let before = self.replacing.load(Ordering::Acquire);
+            if before.is_multiple_of(2) {
+                let segments = self.segments.load();
+                // Acquire on the list: a list stored inside a replacement carries the odd
+                // count stored before it, so this load sees that count or a later one.
+                if self.replacing.load(Ordering::Acquire) == before {
+                    return segments
+                        .slots
+                        .iter()
+                        .map(|slot| slot.segment.clone())
+                        .collect();
+                }
+            }
+            crate::sync::thread::yield_now();
+        }
+    }
+
+    /// The change floor as of the last replacement that ended.
+    pub(crate) fn change_floor(&self) -> u64 {
+        self.change_floor.load(Ordering::Acquire)
     }
 
     /// Sequence number of the latest published commit.
@@ -207,6 +249,7 @@ impl<S> Publisher<S> {
         changes: impl Iterator<Item = (DocId, Option<Position>)>,
         last_seq: u64,
         live_docs: u64,
+        change_floor: u64,
     ) -> Publisher<S> {
         let slots: Vec<_> = segments
             .into_iter()
@@ -220,6 +263,8 @@ impl<S> Publisher<S> {
             last_seq: AtomicU64::new(last_seq),
             live_docs: AtomicU64::new(live_docs),
             retired: AtomicU64::new(0),
+            replacing: AtomicU64::new(0),
+            change_floor: AtomicU64::new(change_floor),
         });
         Publisher { shared, claimed }
     }
@@ -269,6 +314,22 @@ impl<S> Publisher<S> {
         // Release: every table entry was moved out of the segment before this, so a reader
         // that acquires the new count finds the moved positions.
         self.shared.retired.fetch_add(1, Ordering::Release);
+    }
+
+    /// Begins a replacement of segments: until [`Publisher::end_replacement`], bulk readers
+    /// wait rather than take the list.
+    pub(crate) fn begin_replacement(&self) {
+        // Relaxed: every list stored from here on is a Release store sequenced after it.
+        self.shared.replacing.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Ends a replacement, with the engine's change floor after it.
+    pub(crate) fn end_replacement(&self, change_floor: u64) {
+        self.shared
+            .change_floor
+            .store(change_floor, Ordering::Relaxed);
+        // Release: a reader that acquires the even count sees the floor and the lists.
+        self.shared.replacing.fetch_add(1, Ordering::Release);
     }
 
     /// The ids of the segments in the list.

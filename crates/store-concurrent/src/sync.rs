@@ -36,10 +36,6 @@ pub(crate) mod atomic {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 }
 #[cfg(textstore_loom)]
-#[cfg_attr(
-    not(test),
-    expect(unused_imports, reason = "only the loom models spawn threads")
-)]
 pub(crate) use loom::thread;
 
 /// An `Arc<T>` that can be replaced while other threads read it.

@@ -700,6 +700,7 @@ impl Core {
             .engine
             .install_compaction(compacted)
             .map_err(Error::Store)?;
+        self.publisher.begin_replacement();
         self.publish_new_segments();
         for &id in &installed.moved {
             self.publisher.set(id, location(&self.engine, id));
@@ -707,6 +708,7 @@ impl Core {
         for &id in &installed.retired {
             self.publisher.retire_segment(id);
         }
+        self.publisher.end_replacement(self.engine.change_floor());
         self.remove_retired();
         Ok(installed.report)
     }
@@ -787,6 +789,8 @@ impl Core {
         if refreshed == Refreshed::Unchanged {
             return Ok(refreshed);
         }
+        // A reload may bring a writer's compaction: outputs in, inputs out.
+        self.publisher.begin_replacement();
         self.publish_new_segments();
         let store = &self.engine;
         if let Refreshed::Appended { .. } = refreshed {
@@ -808,6 +812,7 @@ impl Core {
             }
         }
         self.publisher.finish(store.last_seq(), store.len() as u64);
+        self.publisher.end_replacement(store.change_floor());
         Ok(refreshed)
     }
 

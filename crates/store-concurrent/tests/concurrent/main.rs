@@ -2,6 +2,7 @@
 
 mod basics;
 mod compaction;
+mod feed;
 mod read_only;
 mod scrub;
 mod shutdown;

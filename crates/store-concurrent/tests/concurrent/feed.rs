@@ -1,0 +1,192 @@
+//! Scans and change feeds of the concurrent handle while a writer churns and the store
+//! compacts.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use store_concurrent::{ConcurrentStore, WriterOptions};
+use store_mmap::{Change, CompactionPolicy, DocId, StoreOptions};
+
+use crate::id;
+
+/// Documents written once before the scans and never changed.
+const STILL: u64 = 300;
+/// Documents written, rewritten and deleted while the scans run.
+const CHURNED: std::ops::Range<u64> = 1000..1100;
+
+fn key_of(doc_id: DocId) -> u64 {
+    (0..STILL)
+        .chain(CHURNED)
+        .find(|k| id(*k) == doc_id)
+        .expect("a document of the test")
+}
+
+fn still(k: u64) -> String {
+    format!("still {k} {}", "s".repeat((k % 40) as usize))
+}
+
+/// Every committed change, by sequence number: the document and its text (`None`: deleted).
+type Log = BTreeMap<u64, (u64, Option<String>)>;
+
+/// Live documents: each one's sequence number and text.
+type State = BTreeMap<u64, (u64, String)>;
+
+/// The live documents as of `seq`, by the log.
+fn state_as_of(log: &Log, seq: u64) -> State {
+    let mut state = BTreeMap::new();
+    for (&at, (key, text)) in log.range(..=seq) {
+        match text {
+            Some(text) => state.insert(*key, (at, text.clone())),
+            None => state.remove(key),
+        };
+    }
+    state
+}
+
+/// What one round of the reader saw: a scan as of `as_of`, and, when the feed from there was
+/// not refused, the scan with the feed applied, as of `upto`.
+struct Round {
+    as_of: u64,
+    scanned: State,
+    followed: Option<(u64, State)>,
+}
+
+/// Scans beside writes and compactions yield each document at most once, at its latest
+/// version as of the scan's start, and every document no write touched during the scan;
+/// the change feed from the scan's sequence number, applied to what the scan saw, gives
+/// exactly the store as of the feed's end, unless a compaction dropped a delete above its
+/// start, which the feed refuses to hide.
+#[test]
+fn scans_and_feeds_stay_exact_beside_writes_and_compactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ConcurrentStore::create(
+        dir.path().join("store"),
+        StoreOptions::new()
+            .segment_capacity(32 << 10)
+            .max_document_bytes(2000),
+        WriterOptions::default().compaction(CompactionPolicy::manual()),
+    )
+    .unwrap();
+    let log = Arc::new(Mutex::new(Log::new()));
+    for k in 0..STILL {
+        let seq = store.put(id(k), still(k)).unwrap().wait().unwrap();
+        log.lock().unwrap().insert(seq, (k, Some(still(k))));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let compactions = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let store = store.clone();
+        let stop = Arc::clone(&stop);
+        let compactions = Arc::clone(&compactions);
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for k in CHURNED {
+                    if (k + round).is_multiple_of(5) {
+                        if let Some(seq) = store.delete(id(k)).unwrap().wait().unwrap() {
+                            log.lock().unwrap().insert(seq, (k, None));
+                        }
+                    } else {
+                        let text = format!("churned {k} round {round}");
+                        let seq = store.put(id(k), text.clone()).unwrap().wait().unwrap();
+                        log.lock().unwrap().insert(seq, (k, Some(text)));
+                    }
+                }
+                round += 1;
+                if round.is_multiple_of(3) {
+                    store.compact().unwrap();
+                    compactions.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let mut rounds = Vec::new();
+    while rounds.len() < 12 || compactions.load(Ordering::Relaxed) < 4 {
+        let scan = store.scan().unwrap();
+        let as_of = scan.as_of();
+        let mut scanned = BTreeMap::new();
+        for found in scan {
+            let (doc_id, doc) = found.unwrap();
+            let key = key_of(doc_id);
+            let previous = scanned.insert(key, (doc.seq(), doc.to_string()));
+            assert!(previous.is_none(), "document {key} scanned twice");
+        }
+        let followed = match store.changes_since(as_of) {
+            Ok(changes) => {
+                let upto = changes.upto();
+                let mut state = scanned.clone();
+                for change in changes {
+                    match change.unwrap() {
+                        Change::Put { id, doc } => {
+                            state.insert(key_of(id), (doc.seq(), doc.to_string()));
+                        }
+                        Change::Delete { id, .. } => {
+                            state.remove(&key_of(id));
+                        }
+                    }
+                }
+                Some((upto, state))
+            }
+            Err(err) => {
+                assert!(err.to_string().contains("rescan"), "{err}");
+                None
+            }
+        };
+        rounds.push(Round {
+            as_of,
+            scanned,
+            followed,
+        });
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let log = log.lock().unwrap();
+    let mut followed = 0;
+    for round in &rounds {
+        let expected = state_as_of(&log, round.as_of);
+        for (key, version) in &round.scanned {
+            assert_eq!(
+                expected.get(key),
+                Some(version),
+                "document {key} in the scan as of {}",
+                round.as_of
+            );
+        }
+        for k in 0..STILL {
+            assert!(round.scanned.contains_key(&k), "document {k} missing");
+        }
+        if let Some((upto, state)) = &round.followed {
+            assert_eq!(state, &state_as_of(&log, *upto), "scan + feed as of {upto}");
+            followed += 1;
+        }
+    }
+    assert!(followed > 0, "every feed was refused");
+    // With the writer stopped, a scan sees every document and its feed is empty.
+    let scan = store.scan().unwrap();
+    let as_of = scan.as_of();
+    assert_eq!(scan.count(), store.len());
+    assert_eq!(store.changes_since(as_of).unwrap().count(), 0);
+    // Compacting everything drops the deletes whose documents have no older version left:
+    // a feed from before them is refused, from the floor on it is whole.
+    let report = store.compact().unwrap();
+    assert!(report.tombstones_dropped > 0, "{report:?}");
+    let floor = store.change_floor();
+    let deleted = |seq: &u64| log.get(seq).is_some_and(|(_, text)| text.is_none());
+    assert!(deleted(&floor), "the floor {floor} is a delete");
+    assert!(matches!(
+        store.changes_since(floor - 1),
+        Err(store_concurrent::Error::Store(
+            store_mmap::Error::ChangesCompacted { .. }
+        ))
+    ));
+    let from_floor: Vec<Change> = store
+        .changes_since(floor)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected = log.range(floor + 1..).count();
+    assert!(from_floor.len() <= expected);
+    assert!(from_floor.iter().all(|change| change.seq() > floor));
+}
