@@ -11,6 +11,7 @@ use store_mmap::{BackupReport, CompactionReport, Refreshed, StoreStats};
 
 use crate::builder::Builder;
 use crate::error::{Error, Result};
+use crate::feed::{Changes, Scan};
 
 /// The layers in front of the concurrent handle, as the features choose them: the cache
 /// first, so that the metrics count every call the program makes, hits included.
@@ -79,6 +80,25 @@ impl Textstore {
     /// The store's size and shape, after every write queued before this call.
     pub fn stats(&self) -> Result<StoreStats> {
         Ok(self.handle.stats()?)
+    }
+
+    /// Every live document in storage order, zero-copy and lazy, beside writes and
+    /// compactions: see [`Scan`] for exactly what it yields.
+    pub fn scan(&self) -> Result<Scan<'_>> {
+        Ok(Scan::new(self.handle.scan()?))
+    }
+
+    /// Every change committed after `since`, in sequence order, up to the last commit now:
+    /// what an indexer applies to catch up. Below [`Textstore::change_floor`] (a compaction
+    /// dropped a delete there) or past the last commit it fails with an error that says to
+    /// rescan: [`Textstore::scan`], then the changes from [`Scan::as_of`].
+    pub fn changes_since(&self, since: u64) -> Result<Changes> {
+        Ok(Changes::new(self.handle.changes_since(since)?))
+    }
+
+    /// The lowest sequence number [`Textstore::changes_since`] starts from.
+    pub fn change_floor(&self) -> u64 {
+        self.handle.change_floor()
     }
 
     /// Compacts every segment that holds dead bytes; reads and writes go on meanwhile.

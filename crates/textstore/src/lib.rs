@@ -33,10 +33,12 @@
 
 mod builder;
 mod error;
+mod feed;
 mod handle;
 
 pub use builder::Builder;
 pub use error::{Error, Result};
+pub use feed::{Changes, Scan};
 pub use handle::Textstore;
 
 pub use store_concurrent::{ConcurrentStore, Ticket, WriterOptions};
@@ -44,7 +46,7 @@ pub use store_format::{
     Doc, DocId, DocMeta, DocRead, DocWrite, ErrorKind, Offer, Prefetch, Residency, StoreError,
     Text, TextRange, VisitStats, WriteBatch, WriteTicket,
 };
-pub use store_mmap::{CompactionReport, Durability, Refreshed, StoreOptions, StoreStats};
+pub use store_mmap::{Change, CompactionReport, Durability, Refreshed, StoreOptions, StoreStats};
 
 #[cfg(feature = "async")]
 pub use store_async::{AsyncOptions, AsyncStore};
