@@ -72,7 +72,7 @@ tasks:
 
 /// Optional features that CI builds and tests: light ones, unlike the peer engines of the
 /// benchmarks.
-const OPTIONAL_FEATURES: &str = "store-metrics/metrics,store-mmap/fault-injection,textstore/async,textstore/cache,textstore/metrics";
+const OPTIONAL_FEATURES: &str = "store-metrics/metrics,store-mmap/fault-injection,textstore/async,textstore/cache,textstore/metrics,textstore/serde";
 
 /// What each layer may link, by what it must not: a layer depends on store-format and on
 /// nothing it merely wraps (docs/ARCHITECTURE.md), so a program that takes one layer links

@@ -123,6 +123,39 @@ impl fmt::Display for DocId {
     }
 }
 
+/// The ULID text, as [`fmt::Display`] writes it: ids read the same in JSON, logs and the
+/// command line.
+#[cfg(feature = "serde")]
+impl serde::Serialize for DocId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; ulid::ULID_LEN];
+        serializer.serialize_str(ulid::Ulid(self.0).array_to_str(&mut buf))
+    }
+}
+
+/// From a string [`DocId::parse`] accepts (the ULID text, or a decimal number); a string it
+/// refuses is an error that says why.
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for DocId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<DocId, D::Error> {
+        struct Visitor;
+
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = DocId;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a document id: 26 characters of ULID text, or a decimal number")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DocId, E> {
+                DocId::parse(text).map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 impl fmt::Debug for DocId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DocId({self})")

@@ -10,6 +10,7 @@
 //! | `cache` | a cache of verified documents and offset tables ([`CacheOptions`]) |
 //! | `metrics` | counts, latencies and the Prometheus text of every call ([`Textstore::metrics`]) |
 //! | `async` | [`Builder::open_async`]: the handle for tokio programs |
+//! | `serde` | [`DocId`] serializes as its ULID text and deserializes from what [`DocId::parse`] accepts |
 //!
 //! Every call fails with one [`Error`], whose [`Error::kind`] says what kind of failure it is
 //! whatever layer raised it. The split crates (`store-mmap`, `store-concurrent`,

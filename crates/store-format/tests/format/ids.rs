@@ -86,3 +86,18 @@ proptest! {
         prop_assert_eq!(DocId::from_le_bytes(id.to_le_bytes()), id);
     }
 }
+
+/// With the `serde` feature an id is its ULID text in JSON, both ways; text that is not an
+/// id is an error that names what was wrong.
+#[cfg(feature = "serde")]
+#[test]
+fn ids_serialize_as_their_ulid_text() {
+    let id = DocId::from_key("guide/intro.md");
+    let json = serde_json::to_string(&id).unwrap();
+    assert_eq!(json, format!("\"{}\"", id.to_ulid_string()));
+    assert_eq!(serde_json::from_str::<DocId>(&json).unwrap(), id);
+    assert_eq!(serde_json::from_str::<DocId>("\"42\"").unwrap(), DocId::from(42u64));
+    let err = serde_json::from_str::<DocId>("\"not an id\"").unwrap_err();
+    assert!(err.to_string().contains("neither a ULID"), "{err}");
+    assert!(serde_json::from_str::<DocId>("17").is_err(), "a number is not an id's text");
+}
