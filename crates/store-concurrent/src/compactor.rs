@@ -109,6 +109,7 @@ impl Counters {
             Ok(None)
             | Err(Error::Closed | Error::Store(store_mmap::Error::CompactionCancelled)) => {}
             Err(err) => {
+                tracing::warn!(error = %err, "compaction failed; the store is unchanged");
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 *lock(&self.last_error) = Some(err.to_string());
             }

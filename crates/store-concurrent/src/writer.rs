@@ -406,14 +406,16 @@ pub(crate) fn run(writer: StdArc<WriterCore>, queues: &Queues) {
     }
 }
 
-/// The error a panic leaves behind.
+/// The error a panic leaves behind, logged: it poisons the store.
 fn panicked(panic: &(dyn std::any::Any + Send), thread: &'static str) -> store_mmap::Error {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_default();
-    store_mmap::Error::Panicked { thread, message }
+    let err = store_mmap::Error::Panicked { thread, message };
+    tracing::error!(error = %err, "the store refuses writes until it is reopened");
+    err
 }
 
 /// Serves both queues until a close request (returned with the engine, for the caller to

@@ -53,6 +53,12 @@ impl Store {
             return Err(Error::CheckpointConflict);
         }
         self.index.install(written.index);
+        tracing::debug!(
+            dir = %self.dir.display(),
+            checkpoint = written.generation,
+            last_seq = self.last_seq,
+            "index checkpoint installed"
+        );
         if self.checkpoints.installed(written.generation) {
             self.write_retired_list(self.segments.retired_ids())?;
         }

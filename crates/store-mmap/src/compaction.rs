@@ -505,6 +505,18 @@ impl Store {
         }
         self.stuck_dead_bytes = self.sealed_bytes().1;
         self.placement_epoch += 1;
+        tracing::info!(
+            dir = %self.dir.display(),
+            segments_in = report.segments_in,
+            segments_out = report.segments_out,
+            bytes_in = report.bytes_in,
+            bytes_out = report.bytes_out,
+            records_copied = report.records_copied,
+            tombstones_dropped = report.tombstones_dropped,
+            copy_millis = report.copy_time.as_millis() as u64,
+            change_floor = self.change_floor(),
+            "compaction installed"
+        );
         Ok(Installed {
             report,
             moved,

@@ -67,7 +67,8 @@ pub use error::{Error, Result};
 pub use index_file::CheckpointedIndex;
 pub use options::{
     AccessPattern, DEFAULT_CHECKPOINT_BYTES, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY,
-    Durability, MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, ReadVerification, StoreOptions,
+    DEFAULT_SLOW_SYNC, Durability, MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, ReadVerification,
+    StoreOptions,
 };
 pub use read_only::Refreshed;
 pub use recover::{DamagedRecord, RecoverReport, recover};

@@ -1,6 +1,7 @@
 //! Options of a store.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use store_format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, record_len};
 
@@ -92,6 +93,9 @@ pub struct StoreOptions {
     /// (about 47 bytes per document), so a larger value writes the index less often.
     /// 32 MiB by default.
     pub checkpoint_bytes: Option<u64>,
+    /// A data flush that takes at least this long is logged as a `tracing` warning (a
+    /// failing or overloaded disk shows there first). 100 ms by default.
+    pub slow_sync: Duration,
     /// The file operations every change to the store's files goes through: [`OsStorage`],
     /// or a test's fault-injecting implementation.
     pub storage: Arc<dyn Storage>,
@@ -108,6 +112,7 @@ impl Default for StoreOptions {
             read_verification: ReadVerification::default(),
             zero_ahead: true,
             checkpoint_bytes: Some(DEFAULT_CHECKPOINT_BYTES),
+            slow_sync: DEFAULT_SLOW_SYNC,
             storage: Arc::new(OsStorage),
         }
     }
@@ -115,6 +120,8 @@ impl Default for StoreOptions {
 
 /// Default capacity of a segment.
 pub const DEFAULT_SEGMENT_CAPACITY: u32 = 256 << 20;
+/// Default of [`StoreOptions::slow_sync`].
+pub const DEFAULT_SLOW_SYNC: Duration = Duration::from_millis(100);
 /// Default of [`StoreOptions::checkpoint_bytes`].
 pub const DEFAULT_CHECKPOINT_BYTES: u64 = 32 << 20;
 /// Default largest document.
@@ -182,6 +189,12 @@ impl StoreOptions {
     /// Sets [`StoreOptions::checkpoint_bytes`].
     pub fn checkpoint_bytes(mut self, bytes: Option<u64>) -> StoreOptions {
         self.checkpoint_bytes = bytes;
+        self
+    }
+
+    /// Sets [`StoreOptions::slow_sync`].
+    pub fn slow_sync(mut self, at_least: Duration) -> StoreOptions {
+        self.slow_sync = at_least;
         self
     }
 

@@ -79,6 +79,13 @@ impl Scrub {
             let data = &map.bytes()[..*end as usize];
             let scan = walk::scan(data, SEGMENT_HEADER_LEN.min(data.len()), *floor);
             for problem in walk::problems(map.path(), &scan, true) {
+                tracing::error!(
+                    segment = %problem.path.display(),
+                    offset = problem.offset,
+                    end = problem.end,
+                    what = %problem.what,
+                    "the scrub found damage: reads of records in the range fail"
+                );
                 map.verified()
                     .remove_range(problem.offset as u32..problem.end as u32);
                 report.problems.push(problem);
@@ -95,6 +102,14 @@ impl Scrub {
             }
         }
         report.elapsed = started.elapsed();
+        tracing::debug!(
+            segments = report.segments,
+            bytes = report.bytes,
+            records_ok = report.records_ok,
+            damaged_ranges = report.problems.len(),
+            cancelled = report.cancelled,
+            "scrub pass done"
+        );
         report
     }
 }

@@ -197,6 +197,7 @@ impl Store {
             }
         }
         if store.is_read_only() {
+            store.log_open();
             return Ok(store);
         }
         if store.segments.is_empty() {
@@ -218,7 +219,41 @@ impl Store {
             }
         }
         store.publish_position();
+        store.log_open();
         Ok(store)
+    }
+
+    /// Tells the log what the open found: what it replayed, cut or removed.
+    fn log_open(&self) {
+        let report = &self.recovery;
+        let repaired = report.records_replayed > 0
+            || report.records_abandoned > 0
+            || report.dropped_tail.is_some()
+            || report.removed_segment.is_some()
+            || report.retired_segments_removed > 0
+            || report.unfinished_compaction_files_removed > 0;
+        if repaired {
+            tracing::info!(
+                dir = %self.dir.display(),
+                read_only = self.is_read_only(),
+                index = ?report.index,
+                records_replayed = report.records_replayed,
+                bytes_replayed = report.bytes_replayed,
+                records_abandoned = report.records_abandoned,
+                dropped_tail = ?report.dropped_tail,
+                removed_segment = ?report.removed_segment,
+                retired_segments_removed = report.retired_segments_removed,
+                compaction_files_removed = report.unfinished_compaction_files_removed,
+                "recovered"
+            );
+        } else {
+            tracing::debug!(
+                dir = %self.dir.display(),
+                read_only = self.is_read_only(),
+                documents = self.len(),
+                "opened"
+            );
+        }
     }
 
     /// Whether the open found nothing past the index checkpoint (in segment
@@ -490,6 +525,7 @@ impl Store {
         self.check_writable()?;
         let started = Instant::now();
         let result = self.active().sync_data();
+        self.note_sync(started.elapsed());
         if let Some(observer) = &self.observer {
             observer.sync(started.elapsed(), result.is_ok());
         }
@@ -510,8 +546,8 @@ impl Store {
     pub fn checkpoint(&mut self) -> Result<()> {
         self.check_writable()?;
         // The engine's own checkpoint goes first; if it failed, this one takes its place.
-        if self.finish_background_checkpoint().is_err() {
-            self.checkpoints.failed();
+        if let Err(err) = self.finish_background_checkpoint() {
+            self.checkpoint_failed(&err);
         }
         if let Some(plan) = self.plan_checkpoint()? {
             match plan.write() {
@@ -540,8 +576,8 @@ impl Store {
             return Ok(());
         }
         self.check_writable()?;
-        if self.finish_background_checkpoint().is_err() {
-            self.checkpoints.failed();
+        if let Err(err) = self.finish_background_checkpoint() {
+            self.checkpoint_failed(&err);
         }
         self.stop_zeroing();
         let sealed = self.active_mut().seal();
@@ -663,8 +699,8 @@ impl Store {
         self.last_seq = first_seq + count - 1;
         self.publish_position();
         self.checkpoints.committed(len);
-        if self.tend_checkpoint(false).is_err() {
-            self.checkpoints.failed();
+        if let Err(err) = self.tend_checkpoint(false) {
+            self.checkpoint_failed(&err);
         }
         Ok(self.last_seq)
     }
@@ -747,7 +783,9 @@ impl Store {
         let mut synced = None;
         if result.is_ok() && sync {
             result = self.active().sync_data();
-            synced = Some(started.elapsed() - write);
+            let took = started.elapsed() - write;
+            self.note_sync(took);
+            synced = Some(took);
         }
         if let Some(zeroer) = &self.zeroer {
             zeroer.committed();
@@ -820,6 +858,24 @@ impl Store {
         if let Some(zeroer) = &self.zeroer {
             zeroer.detach();
         }
+    }
+
+    /// Logs a data flush of the active segment that took `took`, if that is slow.
+    fn note_sync(&self, took: Duration) {
+        if took >= self.options.slow_sync {
+            tracing::warn!(
+                segment = %self.active().path().display(),
+                millis = took.as_millis() as u64,
+                "slow data flush"
+            );
+        }
+    }
+
+    /// Counts and logs a checkpoint that failed; the data is durable and the older index
+    /// file stays in place, so the failure costs only a longer replay after a crash.
+    pub(crate) fn checkpoint_failed(&mut self, err: &Error) {
+        tracing::warn!(dir = %self.dir.display(), error = %err, "index checkpoint failed");
+        self.checkpoints.failed();
     }
 
     fn report_commit(
@@ -917,6 +973,11 @@ impl Store {
         if let Err(err) = &result
             && self.poisoned.is_none()
         {
+            tracing::error!(
+                dir = %self.dir.display(),
+                error = %err,
+                "the store refuses writes until it is reopened"
+            );
             self.poisoned = Some(err.clone());
         }
         result

@@ -96,8 +96,14 @@ fn ids_serialize_as_their_ulid_text() {
     let json = serde_json::to_string(&id).unwrap();
     assert_eq!(json, format!("\"{}\"", id.to_ulid_string()));
     assert_eq!(serde_json::from_str::<DocId>(&json).unwrap(), id);
-    assert_eq!(serde_json::from_str::<DocId>("\"42\"").unwrap(), DocId::from(42u64));
+    assert_eq!(
+        serde_json::from_str::<DocId>("\"42\"").unwrap(),
+        DocId::from(42u64)
+    );
     let err = serde_json::from_str::<DocId>("\"not an id\"").unwrap_err();
     assert!(err.to_string().contains("neither a ULID"), "{err}");
-    assert!(serde_json::from_str::<DocId>("17").is_err(), "a number is not an id's text");
+    assert!(
+        serde_json::from_str::<DocId>("17").is_err(),
+        "a number is not an id's text"
+    );
 }

@@ -9,6 +9,7 @@ mod faults;
 mod feed;
 mod files;
 mod fuzz_corpus;
+mod logging;
 mod model;
 mod ranges;
 mod read_only;

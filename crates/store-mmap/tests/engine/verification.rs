@@ -83,7 +83,14 @@ fn a_record_damaged_after_its_first_read_is_found_by_the_scrub_then_refused() {
     let (mut f, at) = store(ReadVerification::FirstRead);
     assert_eq!(f.text(1).unwrap(), format!("1: {TEXT}"));
     damage(&f.segment_files()[0], at);
-    let report = f.store().plan_scrub(None).run();
+    let mut report = None;
+    let log = crate::logging::logged(|| report = Some(f.store().plan_scrub(None).run()));
+    let report = report.unwrap();
+    let found = crate::logging::line(&log, "the scrub found damage");
+    assert!(
+        found.contains("ERROR") && found.contains("offset="),
+        "{found}"
+    );
     assert_eq!(report.problems.len(), 1, "{report:?}");
     assert_eq!(report.problems[0].path, f.segment_files()[0]);
     assert!(report.segments >= 1 && report.records_ok >= 2, "{report:?}");

@@ -1,0 +1,107 @@
+//! The `tracing` events of the engine: what an operator sees in the log.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use store_mmap::fault::{Fault, FaultOp, FaultStorage};
+use store_mmap::{Store, StoreOptions};
+
+use crate::{Fixture, id};
+
+/// Log lines written while `run` runs on this thread, at debug level and up.
+pub(crate) fn logged(run: impl FnOnce()) -> String {
+    #[derive(Clone)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let captured = Captured(Arc::new(Mutex::new(Vec::new())));
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let bytes = captured.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// The line holding `message`, which must be there.
+pub(crate) fn line<'a>(log: &'a str, message: &str) -> &'a str {
+    log.lines()
+        .find(|line| line.contains(message))
+        .unwrap_or_else(|| panic!("no {message:?} in the log:\n{log}"))
+}
+
+#[test]
+fn an_open_after_a_crash_logs_what_it_replayed() {
+    let mut f = Fixture::with(StoreOptions::new().checkpoint_bytes(None));
+    for k in 0..10 {
+        f.store().put(id(k), "replayed").unwrap();
+    }
+    f.crash();
+    let log = logged(|| {
+        f.reopen();
+    });
+    let recovered = line(&log, "recovered");
+    assert!(recovered.contains("INFO"), "{recovered}");
+    assert!(recovered.contains("records_replayed=10"), "{recovered}");
+    // A clean open says only that it opened, at debug level.
+    f.close();
+    let log = logged(|| {
+        f.reopen();
+    });
+    assert!(!log.contains("recovered"), "{log}");
+    assert!(line(&log, "opened").contains("documents=10"));
+}
+
+#[test]
+fn slow_flushes_checkpoints_and_compactions_are_logged() {
+    let mut f = Fixture::with(StoreOptions::new().slow_sync(Duration::ZERO));
+    let log = logged(|| {
+        f.store().put(id(1), "one").unwrap();
+        f.store().put(id(1), "two").unwrap();
+        f.store().checkpoint().unwrap();
+        f.store().compact().unwrap();
+    });
+    assert!(line(&log, "slow data flush").contains("WARN"));
+    assert!(line(&log, "slow data flush").contains("millis="));
+    assert!(line(&log, "index checkpoint installed").contains("DEBUG"));
+    let compaction = line(&log, "compaction installed");
+    assert!(compaction.contains("records_copied=1"), "{compaction}");
+    // At the default threshold a flush of a small write is not slow.
+    let mut quiet = Fixture::new();
+    let log = logged(|| {
+        quiet.store().put(id(1), "one").unwrap();
+    });
+    assert!(!log.contains("slow data flush"), "{log}");
+}
+
+#[test]
+fn a_poisoned_store_says_why_it_refuses_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new().storage(storage.clone());
+    let mut store = Store::create(dir.path(), options).unwrap();
+    storage.inject(Fault::Fail(FaultOp::Sync), 0);
+    let log = logged(|| {
+        assert!(store.put(id(1), "lost").is_err());
+    });
+    let poisoned = line(&log, "refuses writes until it is reopened");
+    assert!(poisoned.contains("ERROR"), "{poisoned}");
+    assert!(
+        poisoned.contains("fdatasync") || poisoned.contains("sync"),
+        "{poisoned}"
+    );
+}
