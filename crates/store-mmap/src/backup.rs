@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::layout::{INDEX_FILE, META_FILE, segment_file_name};
+use crate::progress::Progress;
 use crate::segment::SegmentMap;
 use crate::storage::{Storage, SyncKind, sync_dir, write_atomic};
 use crate::store::Store;
@@ -87,6 +88,15 @@ impl Backup {
     /// Builds the copy in `dir` (absent or empty). Reads only mappings and sealed files of
     /// the store, so its handle keeps reading and writing meanwhile.
     pub fn write_to(self, dir: impl AsRef<Path>) -> Result<BackupReport> {
+        self.write_to_with(dir, &())
+    }
+
+    /// [`Backup::write_to`], telling `progress` the bytes of segments linked or copied.
+    pub fn write_to_with(
+        self,
+        dir: impl AsRef<Path>,
+        progress: &dyn Progress,
+    ) -> Result<BackupReport> {
         let dir = dir.as_ref();
         let storage = self.storage.as_ref();
         if dir.exists() {
@@ -103,13 +113,21 @@ impl Backup {
             documents: self.documents,
             ..BackupReport::default()
         };
+        progress.start(
+            self.segments
+                .iter()
+                .map(|(_, end, _)| u64::from(*end))
+                .sum(),
+        );
         for (map, end, sealed) in &self.segments {
             let to = dir.join(segment_file_name(map.id()));
             if *sealed && std::fs::hard_link(map.path(), &to).is_ok() {
                 report.segments_linked += 1;
+                progress.advance(u64::from(*end));
                 continue;
             }
             copy_file(storage, &to, &map.bytes()[..*end as usize])?;
+            progress.advance(u64::from(*end));
             report.segments_copied += 1;
             report.bytes_copied += u64::from(*end);
         }

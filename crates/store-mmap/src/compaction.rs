@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::layout::{RETIRED_FILE, segment_file_name, unfinished_segment_file_name};
 use crate::options::MapSettings;
 use crate::pace::{Cancelled, Pace};
+use crate::progress::Progress;
 use crate::segment::{SegmentFile, SegmentMap};
 use crate::storage::{Storage, sync_dir, write_atomic};
 use crate::store::Store;
@@ -157,6 +158,8 @@ pub struct Compaction {
     pace: Option<u64>,
     /// Set by another thread to stop the run.
     cancel: Option<Arc<AtomicBool>>,
+    /// Told of the bytes copied.
+    progress: Option<Arc<dyn Progress>>,
 }
 
 /// A compaction whose outputs are written and synced, ready to install.
@@ -193,13 +196,19 @@ impl Compaction {
         self.cancel = Some(flag);
     }
 
+    /// Tells `progress` of the run: its total, the bytes of the records to copy, then the
+    /// bytes copied as they are written.
+    pub fn report_progress(&mut self, progress: Arc<dyn Progress>) {
+        self.progress = Some(progress);
+    }
+
     /// Copies the live records and the tombstones that must stay into new segments, under
     /// temporary names, and syncs them. Reads only the inputs' mappings and writes only new
     /// files, so the store keeps serving reads and writes meanwhile. On error, the new files
     /// are removed and the store is as it was.
     pub fn run(self) -> Result<Compacted> {
         let started = Instant::now();
-        let mut pace = Pace::new(self.pace, self.cancel.clone());
+        let mut pace = Pace::new(self.pace, self.cancel.clone()).reporting(self.progress.clone());
         let mut report = CompactionReport {
             segments_in: self.inputs.len() as u64,
             bytes_in: self.inputs.iter().map(|i| u64::from(i.end)).sum(),
@@ -207,6 +216,9 @@ impl Compaction {
         };
         let (tombstones, dropped_deletes_to) = self.kept_tombstones(&mut report)?;
         let copies = merge_by_seq(&self.live, &tombstones);
+        if let Some(progress) = &self.progress {
+            progress.start(copies.iter().map(|copy| record_len(copy.payload_len)).sum());
+        }
         let mut out = Outputs {
             compaction: &self,
             done: Vec::new(),
@@ -303,8 +315,22 @@ impl Store {
     ///
     /// [`Doc`]: store_format::Doc
     pub fn compact(&mut self) -> Result<CompactionReport> {
+        self.compact_with(None)
+    }
+
+    /// [`Store::compact`], telling `progress` of the copy (see
+    /// [`Compaction::report_progress`]).
+    pub fn compact_with(
+        &mut self,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> Result<CompactionReport> {
         let report = match self.plan_compaction(&CompactionScope::Everything)? {
-            Some(plan) => self.install_compaction(plan.run()?)?.report,
+            Some(mut plan) => {
+                if let Some(progress) = progress {
+                    plan.report_progress(progress);
+                }
+                self.install_compaction(plan.run()?)?.report
+            }
             None => CompactionReport::default(),
         };
         // Also when nothing was left to compact: an earlier compaction's replaced segments
@@ -412,6 +438,7 @@ impl Store {
             tombstone_floor,
             pace,
             cancel: None,
+            progress: None,
         }))
     }
 
@@ -769,6 +796,7 @@ fn flush(segment: &mut SegmentFile, buf: &mut Vec<u8>, pace: &mut Pace) -> Resul
     segment.publish(u32::try_from(buf.len()).expect("a chunk fits in a segment"));
     // No reader reaches an output before it is installed; its copies are complete.
     segment.commit_end();
+    pace.done(buf.len() as u64);
     // Each byte written was read once from an input.
     let spent = pace.spend(2 * buf.len() as u64);
     buf.clear();

@@ -41,6 +41,7 @@ mod layout;
 mod offline;
 mod options;
 mod pace;
+mod progress;
 mod read_only;
 mod recover;
 mod recovery;
@@ -70,8 +71,9 @@ pub use options::{
     DEFAULT_SLOW_SYNC, Durability, MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, ReadVerification,
     StoreOptions,
 };
+pub use progress::Progress;
 pub use read_only::Refreshed;
-pub use recover::{DamagedRecord, RecoverReport, recover};
+pub use recover::{DamagedRecord, RecoverReport, recover, recover_with};
 pub use recovery::{DroppedTail, IndexLoad, RecoveryReport};
 pub use scan::{Change, Changes, Latest, Scan};
 pub use scrub::{Scrub, ScrubReport};
@@ -84,6 +86,6 @@ pub use store_format::{
     BatchOp, CommitEvent, CommitObserver, Doc, DocId, DocMeta, DocRead, ErrorKind, Position,
     Prefetch, RangeError, RangeUnit, StoreError, Text, TextRange, WriteBatch,
 };
-pub use verify::{VerifyReport, verify_dir};
+pub use verify::{VerifyReport, verify_dir, verify_dir_with};
 pub use walk::Problem;
 pub use write::admit;

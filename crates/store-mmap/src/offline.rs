@@ -21,6 +21,7 @@ use crate::layout::{
     INDEX_FILE, LOCK_FILE, META_FILE, RETIRED_FILE, UNFINISHED_SUFFIX, parse_segment_file_name,
     segment_file_name,
 };
+use crate::progress::Progress;
 use crate::spans;
 use crate::walk;
 use crate::walk::Problem;
@@ -230,7 +231,7 @@ pub(crate) struct Salvage {
 }
 
 /// Walks every segment of `files` once.
-pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
+pub(crate) fn salvage(files: &StoreFiles, progress: &dyn Progress) -> Result<Salvage> {
     let mut out = Salvage::default();
     let newest = files.segments.last().map(|(id, _)| *id);
     let mut lens = Vec::new();
@@ -243,6 +244,7 @@ pub(crate) fn salvage(files: &StoreFiles) -> Result<Salvage> {
             sealed_before,
             problems,
         } = files.read_segment(id, path)?;
+        progress.advance(bytes.len() as u64);
         out.segments += 1;
         out.problems.extend(problems);
         lens.push(walk::SegmentLen {

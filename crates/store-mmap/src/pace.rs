@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::progress::Progress;
+
 /// The work was asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Cancelled;
@@ -15,6 +17,8 @@ pub(crate) struct Pace {
     started: Instant,
     spent: u64,
     cancel: Option<Arc<AtomicBool>>,
+    /// Told of the work done, when someone asked.
+    progress: Option<Arc<dyn Progress>>,
 }
 
 impl Pace {
@@ -24,6 +28,20 @@ impl Pace {
             started: Instant::now(),
             spent: 0,
             cancel,
+            progress: None,
+        }
+    }
+
+    /// Tells `progress` of the work done (see [`Pace::done`]).
+    pub(crate) fn reporting(mut self, progress: Option<Arc<dyn Progress>>) -> Pace {
+        self.progress = progress;
+        self
+    }
+
+    /// Reports `units` of work done, against the total the work stated.
+    pub(crate) fn done(&self, units: u64) {
+        if let Some(progress) = &self.progress {
+            progress.advance(units);
         }
     }
 

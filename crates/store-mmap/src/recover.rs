@@ -10,6 +10,7 @@ use crate::offline::{StoreFiles, salvage};
 use crate::options::{
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions,
 };
+use crate::progress::{Progress, file_bytes};
 use crate::store::Store;
 use crate::walk::Problem;
 
@@ -104,8 +105,19 @@ pub struct DamagedRecord {
 /// [`Error::Locked`] while a writer has `src` open, and with [`Error::AlreadyExists`] when
 /// `dest` holds anything.
 pub fn recover(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<RecoverReport> {
+    recover_with(src, dest, &())
+}
+
+/// [`recover`], telling `progress` the bytes of segment files it read: each is read twice,
+/// once to find what is intact and once to copy it.
+pub fn recover_with(
+    src: impl AsRef<Path>,
+    dest: impl AsRef<Path>,
+    progress: &dyn Progress,
+) -> Result<RecoverReport> {
     let files = StoreFiles::open(src.as_ref())?;
-    let found = salvage(&files)?;
+    progress.start(2 * file_bytes(files.segments.iter().map(|(_, path)| path.as_path())));
+    let found = salvage(&files, progress)?;
     let (max_document_bytes, segment_capacity) = files.meta.as_ref().map_or(
         (DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY),
         |meta| (meta.max_document_bytes, meta.segment_capacity),
@@ -143,10 +155,12 @@ pub fn recover(src: impl AsRef<Path>, dest: impl AsRef<Path>) -> Result<RecoverR
     }
     for (id, path) in &files.segments {
         let Some(offsets) = wanted.get_mut(id) else {
+            progress.advance(file_bytes(std::iter::once(path.as_path())));
             continue;
         };
         offsets.sort_unstable();
         let bytes = files.read_segment(*id, path)?.bytes;
+        progress.advance(bytes.len() as u64);
         let mut batch = Vec::new();
         let mut batch_bytes = 0;
         for &offset in offsets.iter() {

@@ -8,6 +8,7 @@ use store_format::{RecordKind, SEGMENT_HEADER_LEN, decode_index};
 use crate::error::Result;
 use crate::layout::INDEX_FILE;
 use crate::offline::{StoreFiles, salvage};
+use crate::progress::{Progress, file_bytes};
 use crate::store::Store;
 use crate::walk::{self, Problem};
 
@@ -41,8 +42,15 @@ impl Store {
     /// forgotten, so that its next read checks it and fails (see
     /// [`crate::ReadVerification::FirstRead`]).
     pub fn verify(&self) -> VerifyReport {
+        self.verify_with(&())
+    }
+
+    /// [`Store::verify`], telling `progress` the bytes of segments it walked.
+    pub fn verify_with(&self, progress: &dyn Progress) -> VerifyReport {
         let mut report = VerifyReport::default();
+        progress.start(self.segments().map(|s| s.data().len() as u64).sum());
         for segment in self.segments() {
+            progress.advance(segment.data().len() as u64);
             report.segments += 1;
             let floor = segment.sealed_before().map_or(0, |sealed| sealed.last_seq);
             let scan = walk::scan(segment.data(), SEGMENT_HEADER_LEN, floor);
@@ -100,8 +108,16 @@ impl Store {
 ///
 /// Fails with [`crate::Error::Locked`] while a writer has the store open.
 pub fn verify_dir(dir: impl AsRef<Path>) -> Result<VerifyReport> {
+    verify_dir_with(dir, &())
+}
+
+/// [`verify_dir`], telling `progress` the bytes of segment files it read.
+pub fn verify_dir_with(dir: impl AsRef<Path>, progress: &dyn Progress) -> Result<VerifyReport> {
     let files = StoreFiles::open(dir.as_ref())?;
-    let found = salvage(&files)?;
+    progress.start(file_bytes(
+        files.segments.iter().map(|(_, path)| path.as_path()),
+    ));
+    let found = salvage(&files, progress)?;
     let mut report = VerifyReport {
         segments: found.segments,
         records_ok: found.records_ok,

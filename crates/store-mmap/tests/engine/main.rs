@@ -11,6 +11,7 @@ mod files;
 mod fuzz_corpus;
 mod logging;
 mod model;
+mod progress;
 mod ranges;
 mod read_only;
 mod roundtrip;
