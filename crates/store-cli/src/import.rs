@@ -1,13 +1,18 @@
 //! `textstore import`: a directory of files or a stream of JSONL, committed in batches as it
 //! goes.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 use std::path::Path;
+use std::time::Instant;
+
+use indicatif::HumanBytes;
 
 use serde::Deserialize;
 use store_cache::{BufferPool, PoolOptions, PooledBatch};
 use store_mmap::{DocId, Store};
 
+use crate::progress::Bar;
 use crate::{Failure, Outcome, parse_id, read_text_file_into, write_out};
 
 /// Operations per commit: large enough that the per-commit `fdatasync` is amortised, small
@@ -40,10 +45,17 @@ struct Importer<'a, W: Write> {
     pending_lines: String,
     documents: u64,
     text_bytes: u64,
+    /// Print committed documents as JSON lines.
+    json: bool,
 }
 
 impl<'a, W: Write> Importer<'a, W> {
-    fn new(store: &'a mut Store, out: &'a mut W, pool: &'a BufferPool) -> Importer<'a, W> {
+    fn new(
+        store: &'a mut Store,
+        out: &'a mut W,
+        pool: &'a BufferPool,
+        json: bool,
+    ) -> Importer<'a, W> {
         Importer {
             store,
             out,
@@ -53,6 +65,7 @@ impl<'a, W: Write> Importer<'a, W> {
             pending_lines: String::new(),
             documents: 0,
             text_bytes: 0,
+            json,
         }
     }
 
@@ -96,22 +109,40 @@ impl<'a, W: Write> Importer<'a, W> {
     }
 }
 
-pub(crate) fn run(store: &mut Store, path: &Path, out: &mut impl Write) -> Outcome {
+/// A file a directory import left out, and why.
+struct Skipped {
+    path: String,
+    reason: String,
+}
+
+pub(crate) fn run(store: &mut Store, path: &Path, json: bool, out: &mut impl Write) -> Outcome {
     let dir_name = store.dir().display().to_string();
+    let started = Instant::now();
     let pool = pool();
-    let mut importer = Importer::new(store, out, &pool);
+    let mut importer = Importer::new(store, out, &pool, json);
+    let mut skipped = Vec::new();
     let result = if path == Path::new("-") {
-        import_jsonl(&mut importer, std::io::stdin().lock(), "stdin")
+        let bar = Bar::counter("import", "documents");
+        let result = import_jsonl(&mut importer, std::io::stdin().lock(), "stdin", &bar, false);
+        bar.finish();
+        result
     } else if path.is_dir() {
-        import_dir(&mut importer, path)
+        import_dir(&mut importer, path, &mut skipped)
     } else if path.extension().is_some_and(|ext| ext == "jsonl") {
         let file = std::fs::File::open(path)
             .map_err(|err| Failure::usage(format!("cannot read {}: {err}", path.display())))?;
-        import_jsonl(
+        let bar = Bar::bytes("import");
+        bar.set_total(file.metadata().map_or(0, |meta| meta.len()));
+        let name = path.display().to_string();
+        let result = import_jsonl(
             &mut importer,
             std::io::BufReader::new(file),
-            &path.display().to_string(),
-        )
+            &name,
+            &bar,
+            true,
+        );
+        bar.finish();
+        result
     } else {
         Err(Failure::usage(format!(
             "{} is neither a directory nor a .jsonl file",
@@ -122,39 +153,101 @@ pub(crate) fn run(store: &mut Store, path: &Path, out: &mut impl Write) -> Outco
     let committed = importer.finish();
     result?;
     let (documents, bytes) = committed?;
-    eprintln!("textstore: imported {documents} documents ({bytes} bytes of text) into {dir_name}");
+    let seconds = started.elapsed().as_secs_f64();
+    let rate = documents as f64 / seconds.max(1e-9);
+    if json {
+        let summary = serde_json::json!({ "summary": {
+            "store": dir_name,
+            "documents": documents,
+            "text_bytes": bytes,
+            "seconds": seconds,
+            "documents_per_sec": rate,
+            "skipped": skipped
+                .iter()
+                .map(|s| serde_json::json!({ "path": s.path, "reason": s.reason }))
+                .collect::<Vec<_>>(),
+        }});
+        write_out(out, format!("{summary}\n").as_bytes())?;
+    }
+    let mut summary = format!(
+        "textstore: imported {documents} documents ({}) into {dir_name} in {seconds:.2} s ({rate:.0} documents/s)",
+        HumanBytes(bytes)
+    );
+    if !skipped.is_empty() {
+        let _ = write!(summary, "; skipped {} files:", skipped.len());
+        for file in &skipped {
+            let _ = write!(summary, "\n  {}: {}", file.path, file.reason);
+        }
+    }
+    eprintln!("{summary}");
     Ok(())
 }
 
-fn import_dir(importer: &mut Importer<'_, impl Write>, root: &Path) -> Outcome {
-    let walk = walkdir::WalkDir::new(root)
+/// Imports every regular file below `root`, in name order; files that cannot be documents
+/// (not UTF-8 text, over the store's size limit, unreadable, a name that is not UTF-8) are
+/// left out and listed in `skipped`.
+fn import_dir(
+    importer: &mut Importer<'_, impl Write>,
+    root: &Path,
+    skipped: &mut Vec<Skipped>,
+) -> Outcome {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(root)
         .follow_links(false)
-        .sort_by_file_name();
-    for entry in walk {
+        .sort_by_file_name()
+    {
         let entry = entry
             .map_err(|err| Failure::usage(format!("cannot walk {}: {err}", root.display())))?;
-        if !entry.file_type().is_file() {
-            continue;
+        if entry.file_type().is_file() {
+            files.push(entry);
         }
+    }
+    let bar = Bar::items("import", "files");
+    bar.set_total(files.len() as u64);
+    let limit = importer.store.max_document_bytes();
+    for entry in files {
+        bar.inc(1);
+        let shown = entry.path().display().to_string();
+        let mut skip = |reason: String| {
+            skipped.push(Skipped {
+                path: shown.clone(),
+                reason,
+            })
+        };
         let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
-        let key = relative
+        let Some(parts) = relative
             .components()
             .map(|c| c.as_os_str().to_str())
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| {
-                Failure::usage(format!(
-                    "{} has a name that is not UTF-8",
-                    entry.path().display()
-                ))
-            })?
-            .join("/");
-        let len = entry.metadata().map_or(0, |meta| meta.len() as usize);
-        let mut buf = importer.pool.bytes(len);
-        let text = read_text_file_into(entry.path(), &mut buf)?;
+        else {
+            skip("its name is not UTF-8, so no key can be derived from it".to_owned());
+            continue;
+        };
+        let key = parts.join("/");
+        let len = entry.metadata().map_or(0, |meta| meta.len());
+        if len > limit {
+            skip(format!(
+                "{len} bytes, over the store's limit of {limit} bytes"
+            ));
+            continue;
+        }
+        let mut buf = importer.pool.bytes(len as usize);
+        let text = match read_text_file_into(entry.path(), &mut buf) {
+            Ok(text) => text,
+            Err(failure) => {
+                skip(failure.message);
+                continue;
+            }
+        };
         let id = DocId::from_key(&key);
-        let shown = entry.path().display().to_string();
-        importer.add(id, text, &shown, Some(format!("{id}\t{key}\n")))?;
+        let line = if importer.json {
+            format!("{}\n", serde_json::json!({ "id": id, "path": key }))
+        } else {
+            format!("{id}\t{key}\n")
+        };
+        importer.add(id, text, &shown, Some(line))?;
     }
+    bar.finish();
     Ok(())
 }
 
@@ -166,10 +259,14 @@ struct JsonDoc<'a> {
     text: std::borrow::Cow<'a, str>,
 }
 
+/// Imports JSONL from `input`, which errors call `name`; `bar` counts bytes read when
+/// `by_bytes`, documents otherwise.
 fn import_jsonl(
     importer: &mut Importer<'_, impl Write>,
     mut input: impl BufRead,
     name: &str,
+    bar: &Bar,
+    by_bytes: bool,
 ) -> Outcome {
     let mut line = importer.pool.string(64 << 10);
     for number in 1u64.. {
@@ -182,6 +279,7 @@ fn import_jsonl(
         if read == 0 {
             break;
         }
+        bar.inc(if by_bytes { read as u64 } else { 1 });
         if line.trim().is_empty() {
             continue;
         }

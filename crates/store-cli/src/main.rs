@@ -8,17 +8,22 @@
 //! (I/O, corruption found, store missing or locked).
 
 mod import;
+mod progress;
 mod recover;
 mod report;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use indicatif::HumanBytes;
 use store_mmap::{
-    AccessPattern, DocId, Error, ErrorKind, Store, StoreError, StoreOptions, TextRange,
+    AccessPattern, Change, DocId, Error, ErrorKind, Store, StoreError, StoreOptions, TextRange,
 };
+
+use crate::progress::Bar;
 
 #[derive(Parser)]
 #[command(
@@ -28,42 +33,62 @@ use store_mmap::{
 )]
 struct Cli {
     /// The store directory. Writing commands create it when it is absent or empty. Every
-    /// command but `recover` needs it.
-    #[arg(long, value_name = "DIR")]
+    /// command but `recover` and `completions` needs it.
+    #[arg(long, value_name = "DIR", env = "TEXTSTORE_DIR", global = true)]
     store: Option<PathBuf>,
+    /// Print what the command reports as JSON on stdout: one object, or one per line for
+    /// commands that list (`ids`, `export`, `import`, `changes`).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Which document: its id, or the key it is derived from.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct Which {
+    /// Document id: a ULID or a decimal integer.
+    id: Option<String>,
+    /// The key the id derives from, as `import` derives it from a file's path below the
+    /// imported directory (for example "guide/intro.md").
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Store a document: the text of FILE, or of stdin without FILE or with "-".
+    /// Store a document: the text of FILE, or of stdin without FILE or with "-". The
+    /// document is ID, or --key KEY (then the only argument is FILE).
     Put {
-        /// Document id: a ULID or a decimal integer.
-        id: String,
-        /// File holding the text (UTF-8); "-" for stdin.
-        file: Option<PathBuf>,
+        /// ID then FILE, or FILE alone with --key.
+        #[arg(value_name = "ID [FILE]", num_args = 0..=2)]
+        args: Vec<String>,
+        /// The key the id derives from, as `import` derives it.
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
     },
     /// Print a document's text to stdout.
     Get {
-        /// Document id: a ULID or a decimal integer.
-        id: String,
+        #[command(flatten)]
+        which: Which,
     },
     /// Delete a document.
     Delete {
-        /// Document id: a ULID or a decimal integer.
-        id: String,
+        #[command(flatten)]
+        which: Which,
     },
     /// Print part of a document.
     Extract {
-        /// Document id: a ULID or a decimal integer.
-        id: String,
+        #[command(flatten)]
+        which: Which,
         #[command(flatten)]
         range: RangeArgs,
     },
-    /// Import a directory (one document per regular file, id derived from its relative
-    /// path, printed as `ID<TAB>path`) or JSONL lines of {"id": ..., "text": ...} from a
-    /// .jsonl file or from stdin ("-").
+    /// Import a directory (one document per regular file, id derived from its path below
+    /// the directory, printed as `ID<TAB>path`; files that are not UTF-8 text, too large or
+    /// unreadable are skipped and listed in the summary) or JSONL lines of
+    /// {"id": ..., "text": ...} from a .jsonl file or from stdin ("-").
     Import {
         /// A directory, a .jsonl file, or - for JSONL on stdin.
         path: PathBuf,
@@ -72,11 +97,18 @@ enum Command {
     Export,
     /// Print the id of every document, ordered.
     Ids,
+    /// Print every change committed after sequence number SINCE, in order: what an indexer
+    /// applies to catch up.
+    Changes {
+        /// The sequence number to start after (0: every change still stored).
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+    },
     /// Print the store's size and shape, and advice (such as when compaction would pay).
     Stat {
-        /// Print JSON instead of text.
-        #[arg(long, conflicts_with = "prometheus")]
-        json: bool,
+        /// Exact byte counts instead of sizes rounded for reading.
+        #[arg(long)]
+        bytes: bool,
         /// Print the Prometheus text format instead of text.
         #[arg(long)]
         prometheus: bool,
@@ -94,9 +126,6 @@ enum Command {
         src: PathBuf,
         /// Where to write the new store.
         dest: PathBuf,
-        /// Print the report as JSON on stdout.
-        #[arg(long)]
-        json: bool,
     },
     /// Reclaim the space of overwritten and deleted documents: copy the live records of
     /// every segment that holds dead ones into new segments and remove the old ones.
@@ -106,6 +135,12 @@ enum Command {
     Backup {
         /// The directory to write the copy into.
         dir: PathBuf,
+    },
+    /// Print a completion script for SHELL: for example
+    /// `textstore completions bash > /etc/bash_completion.d/textstore`.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
     },
 }
 
@@ -187,74 +222,127 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Outcome {
     let mut out = std::io::stdout().lock();
+    let json = cli.json;
     let store = cli.store.as_deref();
-    let dir =
-        || store.ok_or_else(|| Failure::usage("--store DIR is required: the store directory"));
+    let dir = || {
+        store.ok_or_else(|| {
+            Failure::usage("--store DIR (or TEXTSTORE_DIR) is required: the store directory")
+        })
+    };
     match cli.command {
-        Command::Put { id, file } => {
-            let id = parse_id(&id)?;
+        Command::Put { args, key } => {
+            let (id, file) = put_args(&args, key.as_deref())?;
             let mut bytes = Vec::new();
-            let text = match &file {
-                Some(path) if path != Path::new("-") => read_text_file_into(path, &mut bytes)?,
+            let text = match file {
+                Some(path) if path != "-" => read_text_file_into(Path::new(path), &mut bytes)?,
                 _ => read_text("stdin", std::io::stdin().lock(), &mut bytes)?,
             };
-            writable(dir()?)?.put(id, text)?;
+            let mut store = writable(dir()?)?;
+            let seq = store.put(id, text)?;
+            if json {
+                print_json(&mut out, &serde_json::json!({ "id": id, "seq": seq }))?;
+            }
         }
-        Command::Get { id } => {
-            let id = parse_id(&id)?;
+        Command::Get { which } => {
+            let id = which.id()?;
             let doc = readable(dir()?, AccessPattern::Random)?
                 .get(id)?
                 .ok_or(Failure::not_found(id))?;
-            write_out(&mut out, doc.as_bytes())?;
+            if json {
+                let value = serde_json::json!({ "id": id, "seq": doc.seq(), "text": &*doc });
+                print_json(&mut out, &value)?;
+            } else {
+                write_out(&mut out, doc.as_bytes())?;
+            }
         }
-        Command::Delete { id } => {
-            let id = parse_id(&id)?;
-            if !writable(dir()?)?.delete(id)? {
+        Command::Delete { which } => {
+            let id = which.id()?;
+            let mut store = writable(dir()?)?;
+            if !store.delete(id)? {
                 return Err(Failure::not_found(id));
             }
+            if json {
+                let value = serde_json::json!({ "id": id, "seq": store.last_seq() });
+                print_json(&mut out, &value)?;
+            }
         }
-        Command::Extract { id, range } => {
-            let id = parse_id(&id)?;
+        Command::Extract { which, range } => {
+            let id = which.id()?;
             let range = parse_range(&range)?;
             let text = readable(dir()?, AccessPattern::Random)?.extract(id, range)?;
-            write_out(&mut out, text.as_bytes())?;
+            if json {
+                let value =
+                    serde_json::json!({ "id": id, "range": range_json(range), "text": &*text });
+                print_json(&mut out, &value)?;
+            } else {
+                write_out(&mut out, text.as_bytes())?;
+            }
         }
-        Command::Import { path } => import::run(&mut writable(dir()?)?, &path, &mut out)?,
+        Command::Import { path } => {
+            import::run(&mut writable(dir()?)?, &path, json, &mut out)?;
+        }
         Command::Export => {
             let store = readable(dir()?, AccessPattern::Sequential)?;
-            for id in sorted_ids(&store)? {
+            let ids = sorted_ids(&store)?;
+            let bar = Bar::items("export", "documents");
+            bar.set_total(ids.len() as u64);
+            for id in ids {
+                bar.inc(1);
                 let Some(doc) = store.get(id)? else { continue };
-                let line = serde_json::json!({ "id": id.to_string(), "text": &*doc });
+                let line = serde_json::json!({ "id": id, "text": &*doc });
                 write_out(&mut out, format!("{line}\n").as_bytes())?;
             }
+            bar.finish();
         }
         Command::Ids => {
             let store = readable(dir()?, AccessPattern::Normal)?;
             for id in sorted_ids(&store)? {
-                write_out(&mut out, format!("{id}\n").as_bytes())?;
+                let line = if json {
+                    format!("{}\n", serde_json::json!({ "id": id }))
+                } else {
+                    format!("{id}\n")
+                };
+                write_out(&mut out, line.as_bytes())?;
             }
         }
-        Command::Stat { json, prometheus } => {
+        Command::Changes { since } => {
+            let store = readable(dir()?, AccessPattern::Sequential)?;
+            for change in store.changes_since(since)? {
+                write_out(&mut out, change_line(&change?, json).as_bytes())?;
+            }
+        }
+        Command::Stat { bytes, prometheus } => {
             let store = readable(dir()?, AccessPattern::Normal)?;
-            let format = if json {
-                report::Format::Json
-            } else if prometheus {
-                report::Format::Prometheus
-            } else {
-                report::Format::Text
+            let format = match (json, prometheus) {
+                (true, true) => {
+                    return Err(Failure::usage(
+                        "--json and --prometheus are two formats: pick one",
+                    ));
+                }
+                (true, false) => report::Format::Json,
+                (false, true) => report::Format::Prometheus,
+                (false, false) => report::Format::Text { exact: bytes },
             };
             let text = report::stat(&store, format)?;
             write_out(&mut out, text.as_bytes())?;
         }
         Command::Verify => {
-            let report = match store_mmap::verify_dir(dir()?) {
+            let bar = Bar::bytes("verify");
+            let report = match store_mmap::verify_dir_with(dir()?, &bar) {
                 // A writer holds the store: check what it has published, through a
                 // read-only open.
-                Err(Error::Locked { .. }) => readable(dir()?, AccessPattern::Sequential)?.verify(),
+                Err(Error::Locked { .. }) => {
+                    readable(dir()?, AccessPattern::Sequential)?.verify_with(&bar)
+                }
                 other => other?,
             };
-            for problem in &report.problems {
-                write_out(&mut out, format!("{problem}\n").as_bytes())?;
+            bar.finish();
+            if json {
+                print_json(&mut out, &report::verify_json(&report))?;
+            } else {
+                for problem in &report.problems {
+                    write_out(&mut out, format!("{problem}\n").as_bytes())?;
+                }
             }
             let summary = format!(
                 "{} segments, {} intact records, {} documents checked",
@@ -272,8 +360,10 @@ fn run(cli: Cli) -> Outcome {
             }
             eprintln!("textstore: store is intact; {summary}");
         }
-        Command::Recover { src, dest, json } => {
-            let report = store_mmap::recover(&src, &dest)?;
+        Command::Recover { src, dest } => {
+            let bar = Bar::bytes("recover");
+            let report = store_mmap::recover_with(&src, &dest, &bar)?;
+            bar.finish();
             recover::print(&report, &src, &dest, json, &mut out)?;
         }
         Command::Compact => {
@@ -282,35 +372,118 @@ fn run(cli: Cli) -> Outcome {
                 StoreOptions::new().access_pattern(AccessPattern::Sequential),
             )?;
             let before = store.stats()?.allocated_bytes();
-            let report = store.compact()?;
+            let bar = Arc::new(Bar::bytes("compact"));
+            let report = store.compact_with(Some(bar.clone()))?;
+            bar.finish();
             let after = store.stats()?.allocated_bytes();
             store.close()?;
+            if json {
+                let value = serde_json::json!({
+                    "segments_in": report.segments_in,
+                    "segments_out": report.segments_out,
+                    "records_copied": report.records_copied,
+                    "tombstones_dropped": report.tombstones_dropped,
+                    "tombstones_kept": report.tombstones_kept,
+                    "allocated_bytes_before": before,
+                    "allocated_bytes_after": after,
+                });
+                print_json(&mut out, &value)?;
+            }
             eprintln!(
-                "textstore: compacted {} segments into {}: {} records copied, {} tombstones dropped, {} kept; disk use {} -> {} bytes",
+                "textstore: compacted {} segments into {}: {} records copied, {} tombstones dropped, {} kept; disk use {} -> {}",
                 report.segments_in,
                 report.segments_out,
                 report.records_copied,
                 report.tombstones_dropped,
                 report.tombstones_kept,
-                before,
-                after
+                HumanBytes(before),
+                HumanBytes(after)
             );
         }
         Command::Backup { dir: to } => {
             let mut store = readable(dir()?, AccessPattern::Sequential)?;
-            let report = store.backup(&to)?;
+            let bar = Bar::bytes("backup");
+            let report = store.plan_backup()?.write_to_with(&to, &bar)?;
+            bar.finish();
+            if json {
+                let value = serde_json::json!({
+                    "dir": to.display().to_string(),
+                    "documents": report.documents,
+                    "segments_linked": report.segments_linked,
+                    "segments_copied": report.segments_copied,
+                    "bytes_copied": report.bytes_copied,
+                });
+                print_json(&mut out, &value)?;
+            }
             eprintln!(
-                "textstore: backed up {} documents into {}: {} segments linked, {} copied ({} bytes)",
+                "textstore: backed up {} documents into {}: {} segments linked, {} copied ({})",
                 report.documents,
                 to.display(),
                 report.segments_linked,
                 report.segments_copied,
-                report.bytes_copied
+                HumanBytes(report.bytes_copied)
             );
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "textstore", &mut out);
         }
     }
     out.flush()
         .map_err(|err| Failure::usage(format!("cannot write to stdout: {err}")))
+}
+
+impl Which {
+    fn id(&self) -> Outcome<DocId> {
+        match (&self.id, &self.key) {
+            (_, Some(key)) => Ok(DocId::from_key(key)),
+            (Some(id), None) => parse_id(id),
+            (None, None) => Err(Failure::usage("give a document id, or --key KEY")),
+        }
+    }
+}
+
+/// The document and the file of `put`: `ID [FILE]`, or `[FILE]` with `--key`.
+fn put_args<'a>(args: &'a [String], key: Option<&str>) -> Outcome<(DocId, Option<&'a str>)> {
+    match (key, args) {
+        (Some(key), [] | [_]) => Ok((DocId::from_key(key), args.first().map(String::as_str))),
+        (Some(_), _) => Err(Failure::usage(
+            "with --key, put takes at most one argument: the FILE",
+        )),
+        (None, [id, rest @ ..]) => Ok((parse_id(id)?, rest.first().map(String::as_str))),
+        (None, []) => Err(Failure::usage("give a document id, or --key KEY")),
+    }
+}
+
+/// One change as a line: `SEQ<TAB>put|delete<TAB>ID`, or a JSON object with the text.
+fn change_line(change: &Change, json: bool) -> String {
+    let (op, text) = match change {
+        Change::Put { doc, .. } => ("put", Some(&**doc)),
+        Change::Delete { .. } => ("delete", None),
+    };
+    if json {
+        let value = serde_json::json!({
+            "seq": change.seq(),
+            "op": op,
+            "id": change.id(),
+            "text": text,
+        });
+        format!("{value}\n")
+    } else {
+        format!("{}\t{op}\t{}\n", change.seq(), change.id())
+    }
+}
+
+/// A range as JSON: `{"bytes": [start, end]}`, `{"chars": ...}` or `{"lines": [first, last]}`.
+fn range_json(range: TextRange) -> serde_json::Value {
+    match range {
+        TextRange::Bytes { start, end } => serde_json::json!({ "bytes": [start, end] }),
+        TextRange::Chars { start, end } => serde_json::json!({ "chars": [start, end] }),
+        TextRange::Lines { first, last } => serde_json::json!({ "lines": [first, last] }),
+    }
+}
+
+pub(crate) fn print_json(out: &mut impl Write, value: &serde_json::Value) -> Outcome {
+    write_out(out, format!("{value:#}\n").as_bytes())
 }
 
 fn writable(dir: &Path) -> Outcome<Store> {

@@ -88,7 +88,7 @@ fn describe(record: &DamagedRecord) -> String {
     )
 }
 
-fn problem_json(problem: &Problem) -> serde_json::Value {
+pub(crate) fn problem_json(problem: &Problem) -> serde_json::Value {
     serde_json::json!({
         "path": problem.path.display().to_string(),
         "start": problem.offset,

@@ -2,14 +2,18 @@
 
 use std::fmt::Write;
 
+use indicatif::HumanBytes;
 use store_metrics::{Metrics, Thresholds, health, prometheus};
-use store_mmap::{IndexLoad, Store};
+use store_mmap::{IndexLoad, Store, VerifyReport};
 
 use crate::Outcome;
 
 /// How `stat` prints.
 pub(crate) enum Format {
-    Text,
+    /// For people: sizes rounded to binary units, or `exact` byte counts.
+    Text {
+        exact: bool,
+    },
     Json,
     Prometheus,
 }
@@ -20,10 +24,17 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
     // advice rests on them.
     let snapshot = Metrics::new().snapshot().with_stats(&s);
     let health = health(&snapshot, &Thresholds::default());
-    let json = match format {
+    let (json, exact) = match format {
         Format::Prometheus => return Ok(prometheus(&snapshot)),
-        Format::Json => true,
-        Format::Text => false,
+        Format::Json => (true, true),
+        Format::Text { exact } => (false, exact),
+    };
+    let size = |bytes: u64| {
+        if exact {
+            format!("{bytes} bytes")
+        } else {
+            HumanBytes(bytes).to_string()
+        }
     };
     let recovery = store.recovery();
     let index = match &recovery.index {
@@ -46,6 +57,8 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
             "index_memory_bytes": s.index_memory_bytes(),
             "index_file_bytes": s.index_file_bytes(),
             "last_seq": s.last_seq(),
+            "index_changes": s.index_changes(),
+            "change_floor": store.change_floor(),
         });
         let extra = serde_json::json!({
             "store": store.dir().display().to_string(),
@@ -78,13 +91,13 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
     };
     row("store", store.dir().display().to_string());
     row("documents", s.documents().to_string());
-    row("text", format!("{} bytes", s.text_bytes()));
-    row("live records", format!("{} bytes", s.live_bytes()));
+    row("text", size(s.text_bytes()));
+    row("live records", size(s.live_bytes()));
     row(
         "dead records",
         format!(
-            "{} bytes ({:.1}% of records)",
-            s.dead_bytes(),
+            "{} ({:.1}% of records)",
+            size(s.dead_bytes()),
             s.dead_ratio() * 100.0
         ),
     );
@@ -92,20 +105,19 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
     row(
         "files",
         format!(
-            "{} bytes ({} allocated on disk)",
-            s.file_bytes(),
-            s.allocated_bytes()
+            "{} ({} allocated on disk)",
+            size(s.file_bytes()),
+            size(s.allocated_bytes())
         ),
     );
-    row("index memory", format!("{} bytes", s.index_memory_bytes()));
+    row("index file", size(s.index_file_bytes()));
+    row("index memory", size(s.index_memory_bytes()));
     row("last sequence", s.last_seq().to_string());
-    row(
-        "max document",
-        format!("{} bytes", store.max_document_bytes()),
-    );
+    row("change floor", store.change_floor().to_string());
+    row("max document", size(store.max_document_bytes()));
     row(
         "segment capacity",
-        format!("{} bytes", store.segment_capacity()),
+        size(u64::from(store.segment_capacity())),
     );
     row("index on open", index);
     if let Some(dropped) = &recovery.dropped_tail {
@@ -127,4 +139,15 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
         let _ = writeln!(out, "{:<20} {advice}", "advice");
     }
     Ok(out)
+}
+
+/// `verify --json`: the counts, and every problem with its file and byte range.
+pub(crate) fn verify_json(report: &VerifyReport) -> serde_json::Value {
+    serde_json::json!({
+        "clean": report.is_clean(),
+        "segments": report.segments,
+        "records_ok": report.records_ok,
+        "documents_checked": report.documents_checked,
+        "problems": report.problems.iter().map(crate::recover::problem_json).collect::<Vec<_>>(),
+    })
 }

@@ -1,5 +1,7 @@
 //! End-to-end tests of the `textstore` binary: outputs, stderr sentences and exit codes.
 
+mod ux;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -7,7 +9,7 @@ use tempfile::TempDir;
 
 /// One data-driven helper: run `textstore --store <store> args...` with `stdin`, and check
 /// the exit code; returns (stdout, stderr).
-fn run(store: &Path, args: &[&str], stdin: &str, code: i32) -> (String, String) {
+pub(crate) fn run(store: &Path, args: &[&str], stdin: &str, code: i32) -> (String, String) {
     let mut command = Command::cargo_bin("textstore").unwrap();
     command
         .arg("--store")
@@ -18,7 +20,7 @@ fn run(store: &Path, args: &[&str], stdin: &str, code: i32) -> (String, String) 
 }
 
 /// Runs `command`, checks its exit code and returns (stdout, stderr).
-fn outcome(mut command: Command, code: i32) -> (String, String) {
+pub(crate) fn outcome(mut command: Command, code: i32) -> (String, String) {
     let output = command.output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
@@ -30,7 +32,7 @@ fn outcome(mut command: Command, code: i32) -> (String, String) {
     (stdout, stderr)
 }
 
-fn store_dir() -> (TempDir, PathBuf) {
+pub(crate) fn store_dir() -> (TempDir, PathBuf) {
     let root = tempfile::tempdir().unwrap();
     let store = root.path().join("store");
     (root, store)
@@ -274,23 +276,30 @@ fn import_jsonl_with_every_id_form() {
 }
 
 #[test]
-fn import_names_the_file_that_is_not_utf8() {
+fn import_skips_the_file_that_is_not_utf8_and_says_why() {
     let (root, store) = store_dir();
     let docs = root.path().join("docs");
     std::fs::create_dir_all(&docs).unwrap();
     std::fs::write(docs.join("a.txt"), "fine").unwrap();
     std::fs::write(docs.join("b.bin"), [0x66, 0x6f, 0xc3, 0x28]).unwrap();
     std::fs::write(docs.join("c.txt"), "after").unwrap();
-    let (out, err) = run(&store, &["import", docs.to_str().unwrap()], "", 2);
+    let (out, err) = run(&store, &["import", docs.to_str().unwrap()], "", 0);
+    // The summary counts what was imported and names the file left out, and why.
+    assert!(err.contains("imported 2 documents"), "{err}");
+    assert!(err.contains("documents/s"), "{err}");
+    assert!(err.contains("skipped 1 files:"), "{err}");
     assert!(
         err.contains("b.bin is not UTF-8 text: invalid byte at offset 2"),
         "{err}"
     );
-    // The file before it is imported and listed; nothing after it is.
-    assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(out.ends_with("\ta.txt\n"));
+    // The files around it are imported and listed.
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(
+        out.contains("\ta.txt\n") && out.ends_with("\tc.txt\n"),
+        "{out}"
+    );
     let (ids, _) = run(&store, &["ids"], "", 0);
-    assert_eq!(ids.lines().count(), 1);
+    assert_eq!(ids.lines().count(), 2);
     // `put` of the same file says the same, and writes nothing.
     let bin = docs.join("b.bin");
     let (_, err) = run(&store, &["put", "9", bin.to_str().unwrap()], "", 2);
