@@ -27,6 +27,11 @@
 //!   committed data stops the open with an error instead of dropping that data.
 //! - After a failed write or sync the handle refuses writes until the store is reopened.
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "textstore runs on Linux only: the engine relies on open-file-description locks, fallocate, mincore and madvise"
+);
+
 mod backup;
 mod checkpoint;
 mod checkpoint_file;
