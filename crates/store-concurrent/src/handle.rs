@@ -14,7 +14,7 @@ use crate::compactor::{CompactionStats, Compactor};
 use crate::deferred::Deferred;
 use crate::error::{Error, Result, spawn_failed};
 use crate::options::WriterOptions;
-use crate::published::{Checkpointed, Found, Publisher};
+use crate::published::{Checkpointed, Found, Ids, Publisher};
 use crate::scrubber::{ScrubStats, Scrubber};
 use crate::stats::{QueueCounters, QueueStats};
 use crate::sync::atomic::Ordering;
@@ -379,10 +379,14 @@ impl ConcurrentStore {
         DocRead::read_into(self, id, buf)
     }
 
-    /// The ids of the live documents as of now, in no particular order.
-    pub fn ids(&self) -> Result<Vec<DocId>> {
+    /// The ids of the live documents, in no particular order, read lazily: a page of the
+    /// index file at a time, then the changes since it. Every document live at this call
+    /// and not written or deleted during the walk appears exactly once; one written or
+    /// deleted meanwhile may appear or not (twice, if it was in the index file and written
+    /// again). A damaged page of the index file is an error item.
+    pub fn ids(&self) -> Result<Ids> {
         self.check_open()?;
-        Ok(self.inner.shared.published.ids()?)
+        Ok(self.inner.shared.published.ids())
     }
 
     /// Every live document in storage order, zero-copy and lazy, safe beside writes and

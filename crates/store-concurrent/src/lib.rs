@@ -59,6 +59,7 @@ pub use error::{Error, Result};
 #[cfg(not(textstore_loom))]
 pub use handle::ConcurrentStore;
 pub use options::{ScrubPolicy, WriterOptions};
+pub use published::Ids;
 #[cfg(not(textstore_loom))]
 pub use scrubber::ScrubStats;
 #[cfg(not(textstore_loom))]

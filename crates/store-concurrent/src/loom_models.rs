@@ -124,7 +124,11 @@ impl Checkpointed for Checkpoint {
         Ok(self.0.iter().find(|(d, _)| *d == id).map(|(_, p)| *p))
     }
 
-    fn ids(&self) -> store_mmap::Result<Vec<DocId>> {
+    fn page_count(&self) -> u64 {
+        1
+    }
+
+    fn page_ids(&self, _page: u64) -> store_mmap::Result<Vec<DocId>> {
         Ok(self.0.iter().map(|(d, _)| *d).collect())
     }
 }

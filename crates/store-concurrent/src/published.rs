@@ -71,8 +71,10 @@ impl<S> SegmentList<S> {
 pub(crate) trait Checkpointed: Send + Sync {
     /// Where the document's record was as of the checkpoint.
     fn find(&self, id: DocId) -> store_mmap::Result<Option<Position>>;
-    /// Every document of the checkpoint.
-    fn ids(&self) -> store_mmap::Result<Vec<DocId>>;
+    /// Pages of the checkpoint, each a small group of documents.
+    fn page_count(&self) -> u64;
+    /// The documents of page `page`.
+    fn page_ids(&self, page: u64) -> store_mmap::Result<Vec<DocId>>;
 }
 
 impl Checkpointed for store_mmap::CheckpointedIndex {
@@ -80,8 +82,12 @@ impl Checkpointed for store_mmap::CheckpointedIndex {
         store_mmap::CheckpointedIndex::find(self, id)
     }
 
-    fn ids(&self) -> store_mmap::Result<Vec<DocId>> {
-        store_mmap::CheckpointedIndex::ids(self).collect()
+    fn page_count(&self) -> u64 {
+        store_mmap::CheckpointedIndex::page_count(self)
+    }
+
+    fn page_ids(&self, page: u64) -> store_mmap::Result<Vec<DocId>> {
+        store_mmap::CheckpointedIndex::page_ids(self, page)
     }
 }
 
@@ -213,22 +219,66 @@ impl<S> Published<S> {
         self.layers.load().table.memory_bytes()
     }
 
-    /// The live documents as published so far: the checkpoint's that the table does not
-    /// mark changed, and the table's live ones.
-    pub(crate) fn ids(&self) -> store_mmap::Result<Vec<DocId>> {
-        let layers = self.layers.load();
-        let mut ids = match &layers.checkpoint {
-            Some(checkpoint) => checkpoint.ids()?,
-            None => Vec::new(),
-        };
-        ids.retain(|id| layers.table.get(*id) == Lookup::Unchanged);
-        ids.extend(
-            layers
-                .table
-                .entries()
-                .filter_map(|(id, position)| position.map(|_| id)),
-        );
-        Ok(ids)
+    /// The live documents as published now, lazily: the checkpoint's that the table does
+    /// not mark changed, then the table's live ones.
+    pub(crate) fn ids(&self) -> Ids {
+        Ids {
+            layers: Arc::clone(&*self.layers.load()),
+            page: 0,
+            pending: Vec::new().into_iter(),
+            slot: 0,
+        }
+    }
+}
+
+/// Every live document of one published [`Layers`], read a page of the checkpoint at a
+/// time: the walk holds the layers, which stay valid whatever the writer publishes next.
+pub struct Ids {
+    layers: Arc<Layers>,
+    /// The next page of the checkpoint to read.
+    page: u64,
+    /// The rest of the page read last.
+    pending: std::vec::IntoIter<DocId>,
+    /// The next slot of the table, once the checkpoint is done.
+    slot: usize,
+}
+
+impl Iterator for Ids {
+    type Item = store_mmap::Result<DocId>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let layers = &*self.layers;
+        loop {
+            if let Some(id) = self.pending.next() {
+                if layers.table.get(id) == Lookup::Unchanged {
+                    return Some(Ok(id));
+                }
+                continue;
+            }
+            match &layers.checkpoint {
+                Some(checkpoint) if self.page < checkpoint.page_count() => {
+                    let page = self.page;
+                    self.page += 1;
+                    match checkpoint.page_ids(page) {
+                        Ok(ids) => self.pending = ids.into_iter(),
+                        Err(err) => {
+                            // A damaged page ends the checkpoint's part of the walk.
+                            self.page = u64::MAX;
+                            return Some(Err(err));
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        while self.slot < layers.table.slot_count() {
+            let slot = self.slot;
+            self.slot += 1;
+            if let Some((id, Some(_))) = layers.table.entry_at(slot) {
+                return Some(Ok(id));
+            }
+        }
+        None
     }
 }
 

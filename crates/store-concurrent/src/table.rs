@@ -165,18 +165,27 @@ impl LocationTable {
     /// Every document the table holds, with its position or `None` when deleted, in slot
     /// order. Any thread; a concurrent writer's changes may or may not be seen.
     pub(crate) fn entries(&self) -> impl Iterator<Item = (DocId, Option<Position>)> + '_ {
-        self.slots.iter().filter_map(|slot| {
-            let value = slot.value.load(Ordering::Acquire);
-            if value == EMPTY {
-                return None;
-            }
-            let lo = slot.key_lo.load(Ordering::Relaxed);
-            let hi = slot.key_hi.load(Ordering::Relaxed);
-            Some((
-                DocId::from_u128(u128::from(hi) << 64 | u128::from(lo)),
-                decode(value),
-            ))
-        })
+        (0..self.slots.len()).filter_map(|at| self.entry_at(at))
+    }
+
+    /// Slots of the table: what [`LocationTable::entry_at`] takes.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The entry in slot `at`, if one was claimed: its id and position (`None`: deleted).
+    pub(crate) fn entry_at(&self, at: usize) -> Option<(DocId, Option<Position>)> {
+        let slot = &self.slots[at];
+        let value = slot.value.load(Ordering::Acquire);
+        if value == EMPTY {
+            return None;
+        }
+        let lo = slot.key_lo.load(Ordering::Relaxed);
+        let hi = slot.key_hi.load(Ordering::Relaxed);
+        Some((
+            DocId::from_u128(u128::from(hi) << 64 | u128::from(lo)),
+            decode(value),
+        ))
     }
 }
 

@@ -119,18 +119,26 @@ impl MappedIndex {
         (0..self.header.page_count()).flat_map(move |page| {
             let checked = self.check(page).map_err(|err| self.damage(&err));
             let (entries, error) = match checked {
-                Ok(()) => (
-                    Some(index_page_entries(&self.map, &self.header, page)),
-                    None,
-                ),
+                Ok(()) => (Some(self.page_entries(page)), None),
                 Err(err) => (None, Some(err)),
             };
-            entries
-                .into_iter()
-                .flatten()
-                .map(|found| found.map_err(|err| self.damage(&err)))
-                .chain(error.map(Err))
+            entries.into_iter().flatten().chain(error.map(Err))
         })
+    }
+
+    /// The entries of page `page`, which must have passed its check.
+    fn page_entries(&self, page: u64) -> impl Iterator<Item = Result<IndexEntry>> + '_ {
+        index_page_entries(&self.map, &self.header, page)
+            .map(|found| found.map_err(|err| self.damage(&err)))
+    }
+
+    /// The ids of page `page` (checked first), for a walk that holds no borrow between
+    /// pages.
+    pub(crate) fn page_ids(&self, page: u64) -> Result<Vec<DocId>> {
+        self.check(page).map_err(|err| self.damage(&err))?;
+        self.page_entries(page)
+            .map(|found| found.map(|entry| entry.id))
+            .collect()
     }
 
     /// Checks every page and every slot again, whatever was remembered: for `verify`.
@@ -192,6 +200,17 @@ impl CheckpointedIndex {
     /// The documents the checkpoint holds.
     pub fn ids(&self) -> impl Iterator<Item = Result<DocId>> + '_ {
         self.0.entries().map(|found| found.map(|entry| entry.id))
+    }
+
+    /// Pages of the file: what [`CheckpointedIndex::page_ids`] takes.
+    pub fn page_count(&self) -> u64 {
+        self.0.header.page_count()
+    }
+
+    /// The documents of one page of the file (about a hundred), its check first: for a
+    /// walk of every id that holds the checkpoint, not a borrow of it.
+    pub fn page_ids(&self, page: u64) -> Result<Vec<DocId>> {
+        self.0.page_ids(page)
     }
 
     /// Live documents as of the checkpoint.

@@ -82,6 +82,12 @@ impl Textstore {
         Ok(self.handle.stats()?)
     }
 
+    /// The ids of the live documents, in no particular order, read lazily from the index:
+    /// see [`ConcurrentStore::ids`] for what a walk beside writes sees.
+    pub fn ids(&self) -> Result<impl Iterator<Item = Result<DocId>> + use<>> {
+        Ok(self.handle.ids()?.map(|found| found.map_err(Error::from)))
+    }
+
     /// Every live document in storage order, zero-copy and lazy, beside writes and
     /// compactions: see [`Scan`] for exactly what it yields.
     pub fn scan(&self) -> Result<Scan<'_>> {

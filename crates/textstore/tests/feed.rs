@@ -28,6 +28,9 @@ fn an_indexer_scans_then_follows_the_changes() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(index.len(), 50);
+    let mut ids: Vec<DocId> = store.ids().unwrap().collect::<Result<_, _>>().unwrap();
+    ids.sort();
+    assert_eq!(ids, index.keys().copied().collect::<Vec<_>>());
     for n in 0..10 {
         store
             .put(key(n), format!("second {n}"))

@@ -43,7 +43,7 @@ fn writes_commit_and_read_back_from_every_clone() {
     assert!(store.read_into(id(2), &mut buf).unwrap());
     assert_eq!(buf, "deux");
     assert!(store.contains(id(2)).unwrap());
-    let mut ids = store.ids().unwrap();
+    let mut ids: Vec<store_mmap::DocId> = store.ids().unwrap().collect::<Result<_, _>>().unwrap();
     ids.sort();
     assert_eq!(ids, vec![id(2), id(3)]);
 

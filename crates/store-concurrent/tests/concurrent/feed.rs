@@ -190,3 +190,52 @@ fn scans_and_feeds_stay_exact_beside_writes_and_compactions() {
     assert!(from_floor.len() <= expected);
     assert!(from_floor.iter().all(|change| change.seq() > floor));
 }
+
+/// `ids()` walks the index lazily, a page of the checkpoint at a time, then the changes
+/// since it: every live document once, whether it lives in the checkpoint, was changed or
+/// deleted after it, or is new; documents written during the walk may show up, and do not
+/// disturb the rest of it.
+#[test]
+fn ids_walk_the_checkpoint_and_the_changes_since_it_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::create(dir.path(), WriterOptions::default());
+    // Several pages of the index file (about a hundred entries each).
+    for k in 0..1000 {
+        store.put(id(k), format!("v1 {k}")).unwrap().wait().unwrap();
+    }
+    store.checkpoint().unwrap();
+    for k in (0..1000).step_by(3) {
+        store.delete(id(k)).unwrap().wait().unwrap();
+    }
+    for k in (1..1000).step_by(7) {
+        store.put(id(k), format!("v2 {k}")).unwrap().wait().unwrap();
+    }
+    for k in 2000..2050 {
+        store.put(id(k), "new").unwrap().wait().unwrap();
+    }
+    // Deleted every third, then written again every seventh from 1.
+    let expected: std::collections::BTreeSet<DocId> = (0..1000)
+        .filter(|k| k % 3 != 0 || k % 7 == 1)
+        .chain(2000..2050)
+        .map(id)
+        .collect();
+    let mut walk = store.ids().unwrap();
+    let first = walk.next().unwrap().unwrap();
+    // Writes during the walk, and a checkpoint that replaces the index the walk reads.
+    for k in 3000..3100 {
+        store.put(id(k), "later").unwrap().wait().unwrap();
+    }
+    store.checkpoint().unwrap();
+    let mut seen = vec![first];
+    seen.extend(walk.map(Result::unwrap));
+    let unique: std::collections::BTreeSet<DocId> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "an id walked twice");
+    let later: std::collections::BTreeSet<DocId> = (3000..3100).map(id).collect();
+    assert!(unique.is_superset(&expected), "a live document missed");
+    assert!(
+        unique
+            .difference(&expected)
+            .all(|extra| later.contains(extra))
+    );
+    assert_eq!(store.ids().unwrap().count(), expected.len() + 100);
+}

@@ -79,9 +79,10 @@ fn a_read_only_handle_follows_the_writer_through_refreshes() {
         assert_eq!(text(&reader, 100 + k), text(&writer, 100 + k));
     }
     assert_eq!(reader.len(), writer.len());
-    let mut ids = reader.ids().unwrap();
+    let mut ids: Vec<store_mmap::DocId> = reader.ids().unwrap().collect::<Result<_, _>>().unwrap();
     ids.sort();
-    let mut expected = writer.ids().unwrap();
+    let mut expected: Vec<store_mmap::DocId> =
+        writer.ids().unwrap().collect::<Result<_, _>>().unwrap();
     expected.sort();
     assert_eq!(ids, expected);
     reader.close().unwrap();
