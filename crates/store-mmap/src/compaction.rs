@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use store_format::{
     DocId, Position, RecordKind, RetiredList, SEGMENT_HEADER_LEN, SegmentHeader, decode_record,
-    decode_record_header, encode_record, record_len,
+    encode_record, record_len,
 };
 
 use crate::error::{Error, Result};
@@ -38,6 +38,7 @@ use crate::progress::Progress;
 use crate::segment::{SegmentFile, SegmentMap};
 use crate::storage::{Storage, sync_dir, write_atomic};
 use crate::store::Store;
+use crate::walk;
 
 /// Bytes written to an output per `pwrite`.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -250,9 +251,9 @@ impl Compaction {
         for input in &self.inputs {
             let data = &input.map.bytes()[..input.end as usize];
             let mut pos = SEGMENT_HEADER_LEN;
-            while pos < data.len() {
-                let header = decode_record_header(data, pos)
-                    .map_err(|err| Error::format(input.map.path(), 0, &err))?;
+            while let Some(found) = walk::committed_header(data, pos) {
+                let (header, next) =
+                    found.map_err(|err| Error::format(input.map.path(), 0, &err))?;
                 if header.kind == RecordKind::Tombstone {
                     if header.seq >= self.tombstone_floor {
                         kept.push(ToCopy {
@@ -268,7 +269,7 @@ impl Compaction {
                         dropped_to = dropped_to.max(header.seq);
                     }
                 }
-                pos += header.record_len() as usize;
+                pos = next;
             }
         }
         kept.sort_unstable_by_key(|copy| copy.seq);

@@ -12,11 +12,11 @@ use std::collections::{BinaryHeap, HashSet};
 
 use store_format::{
     Doc, DocId, Position, RecordHeader, RecordKind, SEGMENT_HEADER_LEN, decode_record,
-    decode_record_header,
 };
 
 use crate::error::{Error, Result};
 use crate::segment::SegmentMap;
+use crate::walk;
 
 /// The committed records of one segment, as far as it was committed when the cursor was
 /// made.
@@ -38,16 +38,11 @@ impl Cursor {
 
     /// The next record's offset and header.
     fn next_record(&mut self) -> Option<Result<(u32, RecordHeader)>> {
-        if self.pos >= self.end {
-            return None;
-        }
         let data = &self.map.bytes()[..self.end as usize];
         let at = self.pos;
-        Some(match decode_record_header(data, at as usize) {
-            Ok(header) => {
-                // Past the end when the length is damaged: the walk stops there, and the
-                // read of this record finds the damage.
-                self.pos = u32::try_from(u64::from(at) + header.record_len()).unwrap_or(u32::MAX);
+        Some(match walk::committed_header(data, at as usize)? {
+            Ok((header, next)) => {
+                self.pos = u32::try_from(next).unwrap_or(u32::MAX);
                 Ok((at, header))
             }
             Err(err) => {

@@ -168,6 +168,26 @@ pub(crate) fn scan(buf: &[u8], from: usize, floor: u64) -> SegmentScan<'_> {
     }
 }
 
+/// The header of the record at `pos` of `buf`, bytes below a committed end, and where the
+/// record after it starts; `None` at the end. Committed bytes hold complete records back to
+/// back, so a header that does not decode is damage. The step that bulk reads (scans, the
+/// change feed, compaction's search for tombstones) take from record to record by headers
+/// alone; [`scan`] is the walk that checks every byte.
+pub(crate) fn committed_header(
+    buf: &[u8],
+    pos: usize,
+) -> Option<Result<(RecordHeader, usize), store_format::FormatError>> {
+    if pos >= buf.len() {
+        return None;
+    }
+    Some(decode_record_header(buf, pos).map(|header| {
+        // Past the end when the length is damaged: the walk stops there, and the read of
+        // the record finds the damage.
+        let next = (pos as u64).saturating_add(header.record_len());
+        (header, usize::try_from(next).unwrap_or(usize::MAX))
+    }))
+}
+
 /// The byte range of the first complete group of `records` that starts at or after `from`.
 fn first_complete_group_from(records: &[Scanned<'_>], from: usize) -> Option<Range<usize>> {
     let commit = records
