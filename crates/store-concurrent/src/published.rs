@@ -231,8 +231,9 @@ impl<S> Published<S> {
     }
 }
 
-/// Every live document of one published [`Layers`], read a page of the checkpoint at a
-/// time: the walk holds the layers, which stay valid whatever the writer publishes next.
+/// Every live document of one published checkpoint and its table of changes, read a page
+/// of the checkpoint at a time: the walk holds that pair, which stays valid whatever the
+/// writer publishes next.
 pub struct Ids {
     layers: Arc<Layers>,
     /// The next page of the checkpoint to read.
