@@ -24,15 +24,25 @@ struct Cursor {
     map: SegmentMap,
     pos: u32,
     end: u32,
+    /// The offset from which a record is worth noting in the segment's marks.
+    next_mark: u32,
 }
 
 impl Cursor {
-    fn new(map: SegmentMap) -> Cursor {
+    /// A cursor at the last record the segment's marks place at or below `seq` (or at the
+    /// segment's start), which notes marks as it walks on: a scan's walk (`seq` 0) leaves
+    /// marks that later change feeds start from.
+    fn after(map: SegmentMap, seq: u64) -> Cursor {
         let end = map.committed_end();
+        let pos = match map.seq_marks().start_for(seq) {
+            Some((offset, _)) => offset.min(end),
+            None => SEGMENT_HEADER_LEN as u32,
+        };
         Cursor {
             map,
-            pos: SEGMENT_HEADER_LEN as u32,
+            pos,
             end,
+            next_mark: pos,
         }
     }
 
@@ -43,6 +53,9 @@ impl Cursor {
         Some(match walk::committed_header(data, at as usize)? {
             Ok((header, next)) => {
                 self.pos = u32::try_from(next).unwrap_or(u32::MAX);
+                if at >= self.next_mark {
+                    self.next_mark = self.map.seq_marks().note(at, header.seq);
+                }
                 Ok((at, header))
             }
             Err(err) => {
@@ -119,7 +132,7 @@ impl Iterator for Scan<'_> {
         loop {
             let cursor = match &mut self.cursor {
                 Some(cursor) => cursor,
-                None => self.cursor.insert(Cursor::new(self.segments.next()?)),
+                None => self.cursor.insert(Cursor::after(self.segments.next()?, 0)),
             };
             let Some(found) = cursor.next_record() else {
                 self.cursor = None;
@@ -225,7 +238,7 @@ impl Changes {
         let cursors: Vec<Cursor> = segments
             .into_iter()
             .filter(|map| !done.contains(&map.id()))
-            .map(Cursor::new)
+            .map(|map| Cursor::after(map, since))
             .collect();
         let mut changes = Changes {
             headers: vec![None; cursors.len()],

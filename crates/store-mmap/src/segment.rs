@@ -45,6 +45,57 @@ pub struct SegmentMap {
     verify_every_read: bool,
     /// What the segment's header records of the segment sealed right before it.
     sealed_before: Option<SealedSegment>,
+    /// Where sequence numbers lie in the segment, as bulk reads learned it.
+    seq_marks: Arc<SeqMarks>,
+}
+
+/// Where sequence numbers lie in one segment: the offset and sequence number of a record
+/// about every [`SeqMarks::STRIDE`] bytes, noted by the walks of bulk reads (the change
+/// feed), in increasing order of both (a segment's records rise in sequence, and the bytes
+/// below its committed end never change). A change feed starts its walk at the last mark at
+/// or below the sequence number it follows from, instead of at the segment's start, so a
+/// poll for the latest changes walks a stride per segment, not the whole store. Memory: 12
+/// bytes per stride of data walked.
+#[derive(Default)]
+pub(crate) struct SeqMarks {
+    marks: std::sync::Mutex<Vec<(u32, u64)>>,
+}
+
+impl SeqMarks {
+    /// Bytes between two marks.
+    pub(crate) const STRIDE: u32 = 64 << 10;
+
+    /// The last mark whose record has a sequence number at or below `seq`: a walk for the
+    /// records after `seq` may start there. Also returns where the next mark is due.
+    pub(crate) fn start_for(&self, seq: u64) -> Option<(u32, u64)> {
+        let marks = self
+            .marks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let after = marks.partition_point(|&(_, at)| at <= seq);
+        after.checked_sub(1).map(|i| marks[i])
+    }
+
+    /// Notes the record at `offset` with sequence number `seq`, if it lies at least a
+    /// stride past the last mark. Returns the offset from which the next note is worth it.
+    pub(crate) fn note(&self, offset: u32, seq: u64) -> u32 {
+        let mut marks = self
+            .marks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = marks
+            .last()
+            .map_or(0, |&(at, _)| at.saturating_add(Self::STRIDE));
+        if offset < due {
+            return due;
+        }
+        debug_assert!(
+            marks.last().is_none_or(|&(_, at)| at < seq),
+            "records rise in sequence"
+        );
+        marks.push((offset, seq));
+        offset.saturating_add(Self::STRIDE)
+    }
 }
 
 /// Which records of a segment this process has checked (CRC32C and, for puts, UTF-8), one
@@ -156,6 +207,11 @@ impl SegmentMap {
     /// creating it; `None` for the first segment and compaction outputs.
     pub fn sealed_before(&self) -> Option<SealedSegment> {
         self.sealed_before
+    }
+
+    /// Where sequence numbers lie in the segment (see [`SeqMarks`]).
+    pub(crate) fn seq_marks(&self) -> &SeqMarks {
+        &self.seq_marks
     }
 
     /// The whole mapping; bytes past the committed end must not be touched.
@@ -614,6 +670,7 @@ impl SegmentFile {
                 resident: Arc::new(ResidentPages::new(capacity)),
                 verify_every_read: settings.verification == ReadVerification::EveryRead,
                 sealed_before: header.sealed_before,
+                seq_marks: Arc::default(),
             },
             file,
             storage,
