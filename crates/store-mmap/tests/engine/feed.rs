@@ -238,7 +238,7 @@ fn a_dropped_delete_raises_the_change_floor_and_the_feed_says_rescan() {
 fn feeds_from_anywhere_in_a_large_segment_are_exact() {
     let mut f = Fixture::new();
     let text = "m".repeat(200);
-    let mut write = |f: &mut Fixture, from: u64, to: u64| {
+    let write = |f: &mut Fixture, from: u64, to: u64| {
         for k in from..to {
             if k % 10 == 9 {
                 f.store().delete(id(k - 1)).unwrap();
