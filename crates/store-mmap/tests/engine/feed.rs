@@ -1,42 +1,27 @@
-//! Scans and the change feed against a model: a `BTreeMap` of the live documents and a log
-//! of every committed change, through puts, batches, deletes, reopens, crashes and
-//! compactions.
+//! Scans and the change feed: the checks the engine's model test (`model.rs`) runs after
+//! every step against its `BTreeMap` and a log of every committed change, through puts,
+//! batches, deletes, reopens, crashes and compactions; and the change floor and the
+//! segments' sequence marks on their own.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proptest::prelude::*;
 use store_mmap::{Change, Error, Store, StoreOptions, WriteBatch};
 
 use crate::{Fixture, id};
 
-#[derive(Debug, Clone)]
-enum Op {
-    Put(u64, String),
-    Batch(Vec<(u64, Option<String>)>),
-    Delete(u64),
-    Reopen,
-    Crash,
-    Compact,
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    let key = 0u64..10;
-    let text = crate::texts();
-    prop_oneof![
-        6 => (key.clone(), text.clone()).prop_map(|(k, t)| Op::Put(k, t)),
-        2 => prop::collection::vec((key.clone(), prop::option::of(text)), 1..5).prop_map(Op::Batch),
-        3 => key.prop_map(Op::Delete),
-        1 => Just(Op::Reopen),
-        1 => Just(Op::Crash),
-        1 => Just(Op::Compact),
-    ]
-}
+/// The model test's keys are below this.
+const KEYS: u64 = 12;
 
 /// One committed change: its sequence number, document and text (`None`: a delete).
-type Logged = (u64, u64, Option<String>);
+pub(crate) type Logged = (u64, u64, Option<String>);
 
 /// Records the changes of a commit that moved the last sequence number from `before`.
-fn log_commit(log: &mut Vec<Logged>, store: &Store, before: u64, ops: &[(u64, Option<String>)]) {
+pub(crate) fn log_commit(
+    log: &mut Vec<Logged>,
+    store: &Store,
+    before: u64,
+    ops: &[(u64, Option<String>)],
+) {
     let after = store.last_seq();
     assert_eq!(
         after - before,
@@ -49,15 +34,15 @@ fn log_commit(log: &mut Vec<Logged>, store: &Store, before: u64, ops: &[(u64, Op
 }
 
 /// The scan yields every live document once, at its latest version.
-fn check_scan(store: &Store, model: &BTreeMap<u64, String>, log: &[Logged]) {
+pub(crate) fn check_scan(store: &Store, model: &BTreeMap<u64, String>, log: &[Logged]) {
     let scan = store.scan();
     assert_eq!(scan.as_of(), store.last_seq());
     let mut seen = BTreeMap::new();
     for found in scan {
         let (doc_id, doc) = found.unwrap();
-        let key = (0..10u64)
+        let key = (0..KEYS)
             .find(|k| id(*k) == doc_id)
-            .expect("a key of the model");
+            .unwrap_or_else(|| panic!("{doc_id} is no key of the model"));
         let latest = log.iter().rev().find(|(_, k, _)| *k == key).unwrap();
         assert_eq!(doc.seq(), latest.0, "document {key} at its latest version");
         assert!(
@@ -71,7 +56,7 @@ fn check_scan(store: &Store, model: &BTreeMap<u64, String>, log: &[Logged]) {
 /// The feed from each interesting point: refused below the floor and past the end;
 /// otherwise in sequence order, every change it yields as logged, every delete and every
 /// latest version there, and exactly the log's suffix while nothing was compacted.
-fn check_feed(store: &Store, log: &[Logged], compacted: bool) {
+pub(crate) fn check_feed(store: &Store, log: &[Logged], compacted: bool) {
     let last = store.last_seq();
     let floor = store.change_floor();
     assert!(
@@ -130,67 +115,6 @@ fn check_feed(store: &Store, log: &[Logged], compacted: bool) {
         if !compacted {
             let suffix = log.iter().filter(|(seq, ..)| *seq > since).count();
             assert_eq!(changes.len(), suffix);
-        }
-    }
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn scans_and_feeds_agree_with_a_model(ops in prop::collection::vec(op(), 1..50)) {
-        let mut f = Fixture::with(
-            StoreOptions::new().segment_capacity(8192).max_document_bytes(2000),
-        );
-        let mut model: BTreeMap<u64, String> = BTreeMap::new();
-        let mut log: Vec<Logged> = Vec::new();
-        let mut compacted = false;
-        for op in ops {
-            let before = f.store().last_seq();
-            match op {
-                Op::Put(k, t) => {
-                    f.store().put(id(k), &t).unwrap();
-                    log_commit(&mut log, f.store(), before, &[(k, Some(t.clone()))]);
-                    model.insert(k, t);
-                }
-                Op::Batch(items) => {
-                    let mut batch = WriteBatch::new();
-                    for (k, t) in &items {
-                        match t {
-                            Some(t) => batch.put(id(*k), t),
-                            None => batch.delete(id(*k)),
-                        };
-                    }
-                    f.store().put_batch(&batch).unwrap();
-                    log_commit(&mut log, f.store(), before, &items);
-                    for (k, t) in items {
-                        match t {
-                            Some(t) => model.insert(k, t),
-                            None => model.remove(&k),
-                        };
-                    }
-                }
-                Op::Delete(k) => {
-                    f.store().delete(id(k)).unwrap();
-                    if f.store().last_seq() > before {
-                        log_commit(&mut log, f.store(), before, &[(k, None)]);
-                    }
-                    model.remove(&k);
-                }
-                Op::Reopen => {
-                    f.reopen();
-                }
-                Op::Crash => {
-                    f.crash();
-                    f.reopen();
-                }
-                Op::Compact => {
-                    f.store().compact().unwrap();
-                    compacted = true;
-                }
-            }
-            check_scan(f.store(), &model, &log);
-            check_feed(f.store(), &log, compacted);
         }
     }
 }

@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use store_mmap::{CompactionPolicy, CompactionScope, ReadVerification, StoreOptions, WriteBatch};
 
+use crate::feed::{Logged, check_feed, check_scan, log_commit};
 use crate::{Fixture, id};
 
 #[derive(Debug, Clone)]
@@ -53,10 +54,15 @@ proptest! {
                 .read_verification(verification),
         );
         let mut model: BTreeMap<u64, String> = BTreeMap::new();
+        // Every committed change, for the scan and the change feed.
+        let mut log: Vec<Logged> = Vec::new();
+        let mut compacted = false;
         for op in ops {
+            let before = f.store().last_seq();
             match op {
                 Op::Put(k, t) => {
                     f.store().put(id(k), &t).unwrap();
+                    log_commit(&mut log, f.store(), before, &[(k, Some(t.clone()))]);
                     model.insert(k, t);
                 }
                 Op::Batch(items) => {
@@ -68,6 +74,7 @@ proptest! {
                         };
                     }
                     f.store().put_batch(&batch).unwrap();
+                    log_commit(&mut log, f.store(), before, &items);
                     for (k, t) in items {
                         match t {
                             Some(t) => model.insert(k, t),
@@ -78,6 +85,9 @@ proptest! {
                 Op::Delete(k) => {
                     let existed = f.store().delete(id(k)).unwrap();
                     prop_assert_eq!(existed, model.remove(&k).is_some());
+                    if f.store().last_seq() > before {
+                        log_commit(&mut log, f.store(), before, &[(k, None)]);
+                    }
                 }
                 Op::Reopen => {
                     f.reopen();
@@ -91,6 +101,7 @@ proptest! {
                         .filter_map(|k| f.store().get(id(k)).unwrap().map(|doc| (k, doc)))
                         .collect();
                     let report = f.store().compact().unwrap();
+                    compacted = true;
                     for (k, doc) in &held {
                         prop_assert_eq!(Some(&doc.to_string()), model.get(k));
                     }
@@ -111,6 +122,7 @@ proptest! {
                     if let Some(plan) = plan {
                         let done = plan.run().unwrap();
                         f.store().install_compaction(done).unwrap();
+                        compacted = true;
                         f.store().remove_retired().unwrap();
                     }
                 }
@@ -120,6 +132,8 @@ proptest! {
                 prop_assert_eq!(got.as_ref(), model.get(&k));
             }
             prop_assert_eq!(f.store().len(), model.len());
+            check_scan(f.store(), &model, &log);
+            check_feed(f.store(), &log, compacted);
         }
         prop_assert!(f.store().verify().is_clean());
     }
