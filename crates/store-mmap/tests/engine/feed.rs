@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use store_mmap::{Change, Error, Store, StoreOptions, WriteBatch};
+use store_mmap::{Change, Error, Store, StoreOptions};
 
 use crate::{Fixture, id};
 
