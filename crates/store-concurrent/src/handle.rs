@@ -426,11 +426,11 @@ impl ConcurrentStore {
     pub fn changes_since(&self, since: u64) -> Result<Changes> {
         self.check_open()?;
         let published = &self.inner.shared.published;
-        let upto = published.last_seq();
+        let last_seq = published.last_seq();
         let segments = published.stable_segments();
         // After the list: a list from after a compaction comes with that compaction's floor.
-        store_mmap::check_changes_since(since, published.change_floor(), upto)?;
-        Ok(Changes::over(segments, since, upto))
+        store_mmap::check_changes_since(since, published.change_floor(), last_seq)?;
+        Ok(Changes::over(segments, since))
     }
 
     /// The lowest sequence number [`ConcurrentStore::changes_since`] starts from (see

@@ -71,6 +71,26 @@ impl Cursor {
         self.map.read_doc(header.id, offset)
     }
 
+    /// The sequence number of the last record below this cursor's end, walked from the
+    /// segment's last mark below it; `None` for a segment with no record.
+    fn last_seq(&self) -> Result<Option<u64>> {
+        let pos = match self.map.seq_marks().last_before(self.end) {
+            Some((offset, _)) => offset,
+            None => SEGMENT_HEADER_LEN as u32,
+        };
+        let mut walk = Cursor {
+            map: self.map.clone(),
+            pos,
+            end: self.end,
+            next_mark: pos,
+        };
+        let mut last = None;
+        while let Some(found) = walk.next_record() {
+            last = Some(found?.1.seq);
+        }
+        Ok(last)
+    }
+
     /// Checks the tombstone at `offset` whole: a delete is never reported from a damaged
     /// record.
     fn check_tombstone(&self, offset: u32) -> Result<()> {
@@ -222,11 +242,16 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// A feed of the changes in `segments` with sequence numbers in `since + 1..=upto`. For
-    /// layers that publish the engine's segments to readers of their own: the list must
-    /// hold every segment a record committed by `upto` may be in, and the caller has
-    /// checked `since` against the change floor and `upto`.
-    pub fn over(segments: Vec<SegmentMap>, since: u64, upto: u64) -> Changes {
+    /// A feed of every change after `since` in `segments` (ascending by id), up to the last
+    /// commit complete in them when it is made. For layers that publish the engine's
+    /// segments to readers of their own: the list must hold every segment a record
+    /// committed after `since` may be in, and the caller has checked `since` against the
+    /// change floor.
+    ///
+    /// The feed's end is the segments' committed ends, not a sequence number published
+    /// beside them: a reader that saw a commit anywhere (a lookup, a scan) saw it after its
+    /// segment's end moved past it, so a feed made after that reaches it.
+    pub fn over(segments: Vec<SegmentMap>, since: u64) -> Changes {
         // A writer's segment records the last sequence number of the one it sealed before
         // it: a segment whose records all lie at or below `since` is not walked.
         let done: HashSet<u32> = segments
@@ -235,11 +260,30 @@ impl Changes {
             .filter(|sealed| sealed.last_seq <= since)
             .map(|sealed| sealed.segment_id)
             .collect();
-        let cursors: Vec<Cursor> = segments
+        let recorded = segments
+            .iter()
+            .filter_map(SegmentMap::sealed_before)
+            .map(|sealed| sealed.last_seq)
+            .max()
+            .unwrap_or(0);
+        // The ends are taken from the newest segment down. Only the newest grows, and a
+        // commit complete in it follows every commit in the others, whose ends, taken
+        // after, cover those: the feed holds every commit up to its last one.
+        let mut cursors: Vec<Cursor> = segments
             .into_iter()
+            .rev()
             .filter(|map| !done.contains(&map.id()))
             .map(|map| Cursor::after(map, since))
             .collect();
+        cursors.reverse();
+        // The newest segment is never another's sealed predecessor, so it has a cursor.
+        let newest = cursors.last().map(|cursor| cursor.last_seq());
+        let (newest_seq, failed) = match newest {
+            Some(Ok(seq)) => (seq, None),
+            Some(Err(err)) => (None, Some(err)),
+            None => (None, None),
+        };
+        let upto = since.max(recorded).max(newest_seq.unwrap_or(0));
         let mut changes = Changes {
             headers: vec![None; cursors.len()],
             cursors,
@@ -247,7 +291,7 @@ impl Changes {
             since,
             upto,
             last_yielded: since,
-            failed: None,
+            failed,
         };
         for at in 0..changes.cursors.len() {
             changes.advance(at);
@@ -260,7 +304,8 @@ impl Changes {
         self.since
     }
 
-    /// The last sequence number the feed reaches: the last commit when it started.
+    /// The last sequence number the feed reaches: the last commit complete when it was
+    /// made, where the next feed starts after this one is read.
     pub fn upto(&self) -> u64 {
         self.upto
     }

@@ -76,6 +76,17 @@ impl SeqMarks {
         after.checked_sub(1).map(|i| marks[i])
     }
 
+    /// The last mark at an offset below `end`: where a walk for the last record before
+    /// `end` may start.
+    pub(crate) fn last_before(&self, end: u32) -> Option<(u32, u64)> {
+        let marks = self
+            .marks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let after = marks.partition_point(|&(offset, _)| offset < end);
+        after.checked_sub(1).map(|i| marks[i])
+    }
+
     /// Notes the record at `offset` with sequence number `seq`, if it lies at least a
     /// stride past the last mark. Returns the offset from which the next note is worth it.
     pub(crate) fn note(&self, offset: u32, seq: u64) -> u32 {

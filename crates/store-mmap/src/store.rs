@@ -387,11 +387,7 @@ impl Store {
     /// cases the caller scans again.
     pub fn changes_since(&self, since: u64) -> Result<Changes> {
         check_changes_since(since, self.change_floor(), self.last_seq)?;
-        Ok(Changes::over(
-            self.segment_maps().collect(),
-            since,
-            self.last_seq,
-        ))
+        Ok(Changes::over(self.segment_maps().collect(), since))
     }
 
     /// Reads and verifies the record `entry` points to.

@@ -80,7 +80,9 @@ pub(crate) fn check_feed(store: &Store, log: &[Logged], compacted: bool) {
             assert!(matches!(feed, Err(Error::ChangesAhead { .. })));
             continue;
         }
-        let changes: Vec<Change> = feed.unwrap().collect::<Result<_, _>>().unwrap();
+        let feed = feed.unwrap();
+        assert_eq!(feed.upto(), last, "the feed reaches the last commit");
+        let changes: Vec<Change> = feed.collect::<Result<_, _>>().unwrap();
         let mut previous = since;
         for change in &changes {
             assert!(change.seq() > previous && change.seq() <= last);
