@@ -661,3 +661,46 @@ fn a_failed_background_checkpoint_is_counted_and_loses_nothing() {
         assert_eq!(store.get(id(j)).unwrap().unwrap().text().as_str(), text);
     }
 }
+
+/// The change floor reaches the disk before the compaction that raises it takes effect: a
+/// power cut after the compaction keeps it, and a compaction whose install fails after it
+/// leaves it raised, so a feed refuses earlier than it must, never later.
+#[test]
+fn the_change_floor_is_durable_before_the_compaction_that_raises_it() {
+    for fail_install in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(FaultStorage::new());
+        let options = StoreOptions::new().storage(storage.clone());
+        let mut store = Store::create(dir.path(), options.clone()).unwrap();
+        store.put(id(1), "one").unwrap();
+        store.delete(id(1)).unwrap();
+        let deleted = store.last_seq();
+        store.put(id(2), "two").unwrap();
+        if fail_install {
+            // The renames of an install: the metadata, the output, then the retired list.
+            storage.inject(Fault::Fail(FaultOp::Rename), 2);
+            assert!(store.compact().is_err());
+            assert_eq!(storage.injected(Fault::Fail(FaultOp::Rename)), 1);
+        } else {
+            let report = store.compact().unwrap();
+            assert_eq!(report.tombstones_dropped, 1);
+        }
+        assert_eq!(store.change_floor(), deleted);
+        storage.cut_power();
+        drop(store);
+        storage.restore_durable_state().unwrap();
+        storage.disarm();
+        let store = Store::open(dir.path(), options).unwrap();
+        assert_eq!(
+            store.change_floor(),
+            deleted,
+            "fail_install: {fail_install}"
+        );
+        assert!(matches!(
+            store.changes_since(deleted - 1),
+            Err(Error::ChangesCompacted { .. })
+        ));
+        assert!(store.get(id(1)).unwrap().is_none());
+        assert_eq!(store.get(id(2)).unwrap().unwrap().text().as_str(), "two");
+    }
+}
