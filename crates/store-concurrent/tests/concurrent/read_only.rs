@@ -141,3 +141,47 @@ fn an_idle_writer_checkpoints_so_that_a_crash_replays_nothing() {
     }
     writer.close().unwrap();
 }
+
+/// A read-only handle follows the writer's changes with the feed, and a refresh that brings
+/// in a compaction brings its change floor too: a feed from before the dropped delete is
+/// refused by the reader as by the writer.
+#[test]
+fn a_read_only_handle_follows_changes_and_the_change_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = create(dir.path(), WriterOptions::default());
+    writer.put(id(1), "one").unwrap().wait().unwrap();
+    writer.put(id(2), "two").unwrap().wait().unwrap();
+    let reader = ConcurrentStore::open_read_only(
+        dir.path().join("store"),
+        StoreOptions::new(),
+        WriterOptions::default(),
+    )
+    .unwrap();
+    let scan = reader.scan().unwrap();
+    let position = scan.as_of();
+    assert_eq!(scan.count(), 2);
+
+    writer.delete(id(1)).unwrap().wait().unwrap();
+    let deleted = writer.last_seq();
+    writer.put(id(3), "three").unwrap().wait().unwrap();
+    assert_ne!(reader.refresh().unwrap(), Refreshed::Unchanged);
+    let changes: Vec<store_mmap::Change> = reader
+        .changes_since(position)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let seqs: Vec<u64> = changes.iter().map(store_mmap::Change::seq).collect();
+    assert_eq!(seqs, [deleted, deleted + 1]);
+    assert!(matches!(changes[0], store_mmap::Change::Delete { .. }));
+
+    writer.compact().unwrap();
+    assert_eq!(writer.change_floor(), deleted);
+    assert_eq!(reader.change_floor(), 0, "not before the reader refreshes");
+    reader.refresh().unwrap();
+    assert_eq!(reader.change_floor(), deleted);
+    assert!(matches!(
+        reader.changes_since(position),
+        Err(Error::Store(store_mmap::Error::ChangesCompacted { .. }))
+    ));
+    assert_eq!(reader.changes_since(deleted).unwrap().count(), 1);
+}
