@@ -58,6 +58,8 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
             "index_file_bytes": s.index_file_bytes(),
             "last_seq": s.last_seq(),
             "index_changes": s.index_changes(),
+            "checkpoints": s.checkpoints(),
+            "checkpoint_failures": s.checkpoint_failures(),
             "change_floor": store.change_floor(),
         });
         let extra = serde_json::json!({

@@ -605,6 +605,7 @@ fn reading_commands_work_beside_a_writer_and_change_nothing() {
         &["export"],
         &["stat"],
         &["stat", "--json"],
+        &["changes", "--since", "0"],
         &["verify"],
     ];
     let before = snapshot(&store);
