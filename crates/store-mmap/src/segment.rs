@@ -54,7 +54,7 @@ pub struct SegmentMap {
 /// feed), in increasing order of both (a segment's records rise in sequence, and the bytes
 /// below its committed end never change). A change feed starts its walk at the last mark at
 /// or below the sequence number it follows from, instead of at the segment's start, so a
-/// poll for the latest changes walks a stride per segment, not the whole store. Memory: 12
+/// poll for the latest changes walks a stride per segment, not the whole store. Memory: 16
 /// bytes per stride of data walked.
 #[derive(Default)]
 pub(crate) struct SeqMarks {
