@@ -135,7 +135,7 @@ impl Store {
             follower.seen = loaded.seen;
             follower.retired_list = loaded.retired_list;
             follower.writer_was_live = loaded.writer_was_live;
-            self.replace_view(loaded.recovered);
+            self.replace_view(loaded.recovered)?;
             // A compaction may have raised the change floor; the writer records it before
             // the retired-segment list that made this a reload.
             let meta = read_meta(&self.dir)?;
@@ -283,12 +283,13 @@ fn load(
 impl Store {
     /// Puts a freshly loaded view in place of the current one. Texts read before stay
     /// valid: they hold their mappings.
-    fn replace_view(&mut self, recovered: Recovered) {
-        self.segments.replace_live(recovered.segments);
+    fn replace_view(&mut self, recovered: Recovered) -> Result<()> {
+        self.segments.replace_live(recovered.segments)?;
         self.index = recovered.index;
         self.last_seq = recovered.last_seq;
         // Documents may have moved to other segments: caches over this handle start over.
         self.placement_epoch += 1;
+        Ok(())
     }
 }
 

@@ -172,9 +172,25 @@ impl SegmentSet {
         (removed, failed.map_or(Ok(()), Err))
     }
 
-    /// Replaces every live segment with those of a fresh load (a read-only handle reloading
-    /// its view); the retired ones are a writer's and stay empty.
-    pub(crate) fn replace_live(&mut self, live: BTreeMap<u32, SegmentFile>) {
-        self.live = live;
+    /// Replaces the live segments with those of a fresh load (a read-only handle reloading
+    /// its view); the retired ones are a writer's and stay empty. A segment this set
+    /// already maps stays as it is, its end moved to the fresh load's: views of it handed
+    /// out before (a layer's published segment list, a `Doc`) share its committed end, so
+    /// they keep reaching every record the handle reads from now on. Segment ids are never
+    /// reused, so one id is one file, and its committed bytes never change.
+    pub(crate) fn replace_live(&mut self, live: BTreeMap<u32, SegmentFile>) -> Result<()> {
+        let mut old = std::mem::take(&mut self.live);
+        for (id, fresh) in live {
+            let segment = match old.remove(&id) {
+                Some(mut kept) => {
+                    kept.restat()?;
+                    kept.set_end(fresh.end().max(kept.end()));
+                    kept
+                }
+                None => fresh,
+            };
+            self.live.insert(id, segment);
+        }
+        Ok(())
     }
 }

@@ -185,3 +185,52 @@ fn a_read_only_handle_follows_changes_and_the_change_floor() {
     ));
     assert_eq!(reader.changes_since(deleted).unwrap().count(), 1);
 }
+
+/// A refresh that reloads the view (the writer wrote a checkpoint, so the index file is
+/// another) maps the segments anew: readers get the new views before the index that
+/// points into them, and the refreshes after it move those views' ends, so documents the
+/// writer commits later read back whole.
+#[test]
+fn documents_committed_after_a_reload_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = create(dir.path(), WriterOptions::default());
+    writer.put(id(1), "one").unwrap().wait().unwrap();
+    let reader = ConcurrentStore::open_read_only(
+        dir.path().join("store"),
+        StoreOptions::new(),
+        WriterOptions::default(),
+    )
+    .unwrap();
+    for round in 0..5u64 {
+        writer.checkpoint().unwrap();
+        writer
+            .put(id(10 + round), "before")
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(
+            reader.refresh().unwrap(),
+            Refreshed::Reloaded,
+            "round {round}"
+        );
+        assert_eq!(text(&reader, 10 + round).as_deref(), Some("before"));
+        for k in 0..20 {
+            writer
+                .put(id(100 * (round + 1) + k), "after")
+                .unwrap()
+                .wait()
+                .unwrap();
+        }
+        assert!(matches!(
+            reader.refresh().unwrap(),
+            Refreshed::Appended { .. }
+        ));
+        for k in 0..20 {
+            assert_eq!(
+                text(&reader, 100 * (round + 1) + k).as_deref(),
+                Some("after"),
+                "round {round}, document {k}"
+            );
+        }
+    }
+}
