@@ -26,6 +26,10 @@ struct Cursor {
     end: u32,
     /// The offset from which a record is worth noting in the segment's marks.
     next_mark: u32,
+    /// Where the commit group of the last record read ends, and whether that group counts:
+    /// the part of a commit spanning segments that never reached its last part does not.
+    group_end: u32,
+    group_counts: bool,
 }
 
 impl Cursor {
@@ -43,6 +47,8 @@ impl Cursor {
             pos,
             end,
             next_mark: pos,
+            group_end: 0,
+            group_counts: true,
         }
     }
 
@@ -71,24 +77,61 @@ impl Cursor {
         self.map.read_doc(header.id, offset)
     }
 
-    /// The sequence number of the last record below this cursor's end, walked from the
-    /// segment's last mark below it; `None` for a segment with no record.
-    fn last_seq(&self) -> Result<Option<u64>> {
-        let pos = match self.map.seq_marks().last_before(self.end) {
-            Some((offset, _)) => offset,
-            None => SEGMENT_HEADER_LEN as u32,
-        };
-        let mut walk = Cursor {
-            map: self.map.clone(),
-            pos,
-            end: self.end,
-            next_mark: pos,
-        };
-        let mut last = None;
-        while let Some(found) = walk.next_record() {
-            last = Some(found?.1.seq);
+    /// The sequence number of the last record below this cursor's end whose group counts;
+    /// `None` for a segment with none. Walked from the segment's last mark below the end,
+    /// and from the marks before it in turn while the stretch after one holds no record
+    /// that counts (the part of a commit a crash abandoned may fill it).
+    fn last_seq(&self, spans: &Spans) -> Result<Option<u64>> {
+        let mut starts = self.map.seq_marks().offsets_before(self.end);
+        starts.push(SEGMENT_HEADER_LEN as u32);
+        let mut until = self.end;
+        for start in starts {
+            if start >= until {
+                continue;
+            }
+            let mut walk = Cursor {
+                map: self.map.clone(),
+                pos: start,
+                end: self.end,
+                next_mark: start,
+                group_end: 0,
+                group_counts: true,
+            };
+            let mut last = None;
+            while let Some(found) = walk.next_record() {
+                let (offset, header) = found?;
+                if offset >= until {
+                    break;
+                }
+                if offset >= walk.group_end {
+                    (walk.group_counts, walk.group_end) = group_counts(&walk, spans, offset)?;
+                }
+                if walk.group_counts {
+                    last = Some(header.seq);
+                }
+            }
+            if last.is_some() {
+                return Ok(last);
+            }
+            until = start;
         }
-        Ok(last)
+        Ok(None)
+    }
+
+    /// The commit record of the group the record at `at` belongs to, and where it ends:
+    /// the headers from `at` on up to the first that closes a group. `None` when no group
+    /// closes below the end.
+    fn group_of(&self, at: u32) -> Result<Option<(RecordHeader, u32)>> {
+        let data = &self.map.bytes()[..self.end as usize];
+        let mut pos = at as usize;
+        while let Some(found) = walk::committed_header(data, pos) {
+            let (header, next) = found.map_err(|err| Error::format(self.map.path(), 0, &err))?;
+            if header.commit {
+                return Ok(Some((header, u32::try_from(next).unwrap_or(u32::MAX))));
+            }
+            pos = next;
+        }
+        Ok(None)
     }
 
     /// Checks the tombstone at `offset` whole: a delete is never reported from a damaged
@@ -187,6 +230,74 @@ impl Iterator for Scan<'_> {
     }
 }
 
+/// The segments of a feed as the rule for commits that span segments needs them
+/// (docs/FORMAT.md, "Batches that span segments"): each one's view and committed end, and
+/// the segment created in the middle of a commit after each.
+struct Spans {
+    segments: std::collections::HashMap<u32, Cursor>,
+    /// Segment id → the segment whose header says it was created in the middle of a commit
+    /// that went on from it.
+    continued_in: std::collections::HashMap<u32, u32>,
+}
+
+impl Spans {
+    fn new(segments: &[SegmentMap], ends: &std::collections::HashMap<u32, u32>) -> Spans {
+        let continued_in = segments
+            .iter()
+            .filter_map(|map| {
+                let sealed = map.sealed_before()?;
+                sealed
+                    .commit_continues
+                    .then_some((sealed.segment_id, map.id()))
+            })
+            .collect();
+        let segments = segments
+            .iter()
+            .map(|map| {
+                let mut cursor = Cursor::after(map.clone(), 0);
+                cursor.end = ends.get(&map.id()).copied().unwrap_or(cursor.end);
+                (map.id(), cursor)
+            })
+            .collect();
+        Spans {
+            segments,
+            continued_in,
+        }
+    }
+
+    /// Whether the part of a commit that ends at `end` in `segment` and goes on in the next
+    /// segment belongs to a commit that reached its last part: it ends its segment's data,
+    /// and the segment created after it begins with the next part, and so on to a part that
+    /// does not go on. Otherwise the writer stopped in the middle of the commit, which was
+    /// never acknowledged and which recovery does not apply.
+    fn completes(&self, mut segment: u32, mut end: u32) -> Result<bool> {
+        loop {
+            let Some(cursor) = self.segments.get(&segment) else {
+                return Ok(false);
+            };
+            if end != cursor.end {
+                return Ok(false);
+            }
+            let Some(next) = self.continued_in.get(&segment).copied() else {
+                return Ok(false);
+            };
+            let Some(cursor) = self.segments.get(&next) else {
+                return Ok(false);
+            };
+            let Some((header, next_end)) = cursor.group_of(SEGMENT_HEADER_LEN as u32)? else {
+                return Ok(false);
+            };
+            if !header.continues_from_prev {
+                return Ok(false);
+            }
+            if !header.continues_in_next {
+                return Ok(true);
+            }
+            (segment, end) = (next, next_end);
+        }
+    }
+}
+
 /// One committed change, as [`Changes`] yields it.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -232,6 +343,7 @@ impl Change {
 /// a later change of the same document superseded may be missing once compaction dropped it.
 pub struct Changes {
     cursors: Vec<Cursor>,
+    spans: Spans,
     /// The next record of each cursor that is in range, by sequence number.
     heads: BinaryHeap<Reverse<(u64, usize, u32)>>,
     headers: Vec<Option<RecordHeader>>,
@@ -269,6 +381,7 @@ impl Changes {
         // The ends are taken from the newest segment down. Only the newest grows, and a
         // commit complete in it follows every commit in the others, whose ends, taken
         // after, cover those: the feed holds every commit up to its last one.
+        let all = segments.clone();
         let mut cursors: Vec<Cursor> = segments
             .into_iter()
             .rev()
@@ -277,7 +390,13 @@ impl Changes {
             .collect();
         cursors.reverse();
         // The newest segment is never another's sealed predecessor, so it has a cursor.
-        let newest = cursors.last().map(|cursor| cursor.last_seq());
+        let ends: std::collections::HashMap<u32, u32> =
+            cursors.iter().map(|c| (c.map.id(), c.end)).collect();
+        let spans = Spans::new(&all, &ends);
+        // A part of a commit that goes on in a segment not listed yet (its writer publishes
+        // the new segment right after the commit's ends move) is left for the next feed, as
+        // is one a crash abandoned: neither counts yet, and `upto` stops before it.
+        let newest = cursors.last().map(|cursor| cursor.last_seq(&spans));
         let (newest_seq, failed) = match newest {
             Some(Ok(seq)) => (seq, None),
             Some(Err(err)) => (None, Some(err)),
@@ -287,6 +406,7 @@ impl Changes {
         let mut changes = Changes {
             headers: vec![None; cursors.len()],
             cursors,
+            spans,
             heads: BinaryHeap::new(),
             since,
             upto,
@@ -314,8 +434,19 @@ impl Changes {
     fn advance(&mut self, at: usize) {
         let cursor = &mut self.cursors[at];
         while let Some(found) = cursor.next_record() {
+            if let Ok((offset, _)) = &found
+                && *offset >= cursor.group_end
+            {
+                match group_counts(cursor, &self.spans, *offset) {
+                    Ok((counts, end)) => (cursor.group_counts, cursor.group_end) = (counts, end),
+                    Err(err) => {
+                        self.failed.get_or_insert(err);
+                        return;
+                    }
+                }
+            }
             match found {
-                Ok((_, header)) if header.seq <= self.since => {}
+                Ok((_, header)) if header.seq <= self.since || !cursor.group_counts => {}
                 Ok((offset, header)) => {
                     // Records of a segment rise in sequence: nothing after this one is in
                     // range either.
@@ -331,6 +462,19 @@ impl Changes {
                 }
             }
         }
+    }
+}
+
+/// Whether the group the record at `offset` of `cursor` belongs to counts, and where it
+/// ends.
+fn group_counts(cursor: &Cursor, spans: &Spans, offset: u32) -> Result<(bool, u32)> {
+    match cursor.group_of(offset)? {
+        Some((commit, end)) if commit.continues_in_next => {
+            Ok((spans.completes(cursor.map.id(), end)?, end))
+        }
+        Some((_, end)) => Ok((true, end)),
+        // Below a committed end every record belongs to a complete group.
+        None => Ok((false, cursor.end)),
     }
 }
 

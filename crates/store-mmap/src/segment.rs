@@ -76,15 +76,19 @@ impl SeqMarks {
         after.checked_sub(1).map(|i| marks[i])
     }
 
-    /// The last mark at an offset below `end`: where a walk for the last record before
-    /// `end` may start.
-    pub(crate) fn last_before(&self, end: u32) -> Option<(u32, u64)> {
+    /// The offsets of the marks below `end`, last first: where walks for the last records
+    /// before `end` may start.
+    pub(crate) fn offsets_before(&self, end: u32) -> Vec<u32> {
         let marks = self
             .marks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let after = marks.partition_point(|&(offset, _)| offset < end);
-        after.checked_sub(1).map(|i| marks[i])
+        marks[..after]
+            .iter()
+            .rev()
+            .map(|&(offset, _)| offset)
+            .collect()
     }
 
     /// Notes the record at `offset` with sequence number `seq`, if it lies at least a

@@ -12,7 +12,10 @@
 //! - every batch is there whole or not at all (each batch rewrites every member of its slot,
 //!   so a slot must show one batch throughout), and an acknowledged batch is there whole;
 //! - every record verifies (CRC32C, UTF-8), checked with `Store::verify` every
-//!   [`VERIFY_EVERY`] cycles and after the last.
+//!   [`VERIFY_EVERY`] cycles and after the last;
+//! - a scan yields every live document once, and the change feed from the previous
+//!   cycle's scan, applied to what that scan found, gives exactly what this one finds, or
+//!   is refused because a compaction dropped a delete after it.
 //!
 //! A kill loses nothing the operating system has been given, so this checks what a process
 //! crash can do. What a power cut can do (lose every byte not synced) is checked by the
@@ -22,6 +25,7 @@
 
 mod check;
 pub mod child;
+mod feed;
 pub mod reader;
 pub mod workload;
 
@@ -138,6 +142,11 @@ pub struct Report {
     pub retired_segments_left: u64,
     /// Full `verify` passes, all clean.
     pub verify_passes: u32,
+    /// Cycles whose change feed from the previous cycle's scan matched this cycle's scan.
+    pub feeds_followed: u64,
+    /// Cycles whose change feed was refused: a compaction had dropped a delete after the
+    /// previous cycle's position.
+    pub feeds_refused: u64,
 }
 
 /// Runs `config.cycles` cycles, calling `progress` after each.
@@ -145,6 +154,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Report)) -> Result<Report,
     let store_dir = config.dir.join("store");
     let mut rng = SmallRng::seed_from_u64(config.seed);
     let mut model = Model::default();
+    let mut follower = feed::Follower::default();
     let mut report = Report::default();
     for cycle in 0..config.cycles {
         let log = config.dir.join(format!("log-{cycle}"));
@@ -174,6 +184,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Report)) -> Result<Report,
         report.compactions_cut_short += u64::from(recovery.unfinished_compaction_files_removed > 0);
         report.retired_segments_left += u64::from(recovery.retired_segments_removed > 0);
         model.check(&store, &mut report).map_err(violation)?;
+        follower.check(&store, &mut report).map_err(violation)?;
         if (cycle + 1) % VERIFY_EVERY == 0 || cycle + 1 == config.cycles {
             let verified = store.verify();
             if !verified.is_clean() {

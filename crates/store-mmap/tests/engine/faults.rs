@@ -386,6 +386,14 @@ fn spanning_batch() -> Op {
     Op::Batch(items)
 }
 
+/// The operations of a batch.
+fn batch_len(op: &Op) -> usize {
+    match op {
+        Op::Batch(items) => items.len(),
+        other => panic!("not a batch: {other:?}"),
+    }
+}
+
 fn model_of(store: &Store) -> Model {
     contents(store).unwrap_or_else(|err| panic!("{err}"))
 }
@@ -422,6 +430,7 @@ fn a_batch_larger_than_a_segment_is_whole_or_absent_whatever_step_fails() {
                 let (root, storage, options, mut store, before) =
                     spanning_fixture(Durability::Sync);
                 let after = apply(&before, &batch);
+                let position = store.last_seq();
                 storage.inject(fault, nth);
                 // A failed preallocation is retried smaller, so it may not fail the batch.
                 let acked = write(&mut store, &batch).is_ok();
@@ -443,6 +452,15 @@ fn a_batch_larger_than_a_segment_is_whole_or_absent_whatever_step_fails() {
                     found == after || (!acked && found == before),
                     "{fault:?} at {nth}, cut {cut}, acknowledged {acked}: {found:?}"
                 );
+                // The change feed tells the same: the whole batch, or none of it (the parts
+                // of an abandoned batch stay on disk and are not changes).
+                let fed = store.changes_since(position).unwrap().count();
+                let expected = if found == before {
+                    0
+                } else {
+                    batch_len(&batch)
+                };
+                assert_eq!(fed, expected, "{fault:?} at {nth}, cut {cut}: the feed");
                 let report = store.verify();
                 assert!(
                     report.is_clean(),
