@@ -7,6 +7,16 @@ use store_mmap::{Refreshed, StoreOptions, WriteBatch};
 
 use crate::{create, id};
 
+/// A read-only handle on the store `create` made in `dir`.
+fn open_reader(dir: &std::path::Path) -> ConcurrentStore {
+    ConcurrentStore::open_read_only(
+        dir.join("store"),
+        StoreOptions::new(),
+        WriterOptions::default(),
+    )
+    .unwrap()
+}
+
 fn text(store: &ConcurrentStore, k: u64) -> Option<String> {
     store.get(id(k)).unwrap().map(|doc| doc.to_string())
 }
@@ -16,12 +26,7 @@ fn a_read_only_handle_follows_the_writer_through_refreshes() {
     let dir = tempfile::tempdir().unwrap();
     let writer = create(dir.path(), WriterOptions::default());
     writer.put(id(1), "one").unwrap().wait().unwrap();
-    let reader = ConcurrentStore::open_read_only(
-        dir.path().join("store"),
-        StoreOptions::new(),
-        WriterOptions::default(),
-    )
-    .unwrap();
+    let reader = open_reader(dir.path());
     assert_eq!(text(&reader, 1).as_deref(), Some("one"));
     let refused = reader.put(id(2), "no");
     assert!(
@@ -151,12 +156,7 @@ fn a_read_only_handle_follows_changes_and_the_change_floor() {
     let writer = create(dir.path(), WriterOptions::default());
     writer.put(id(1), "one").unwrap().wait().unwrap();
     writer.put(id(2), "two").unwrap().wait().unwrap();
-    let reader = ConcurrentStore::open_read_only(
-        dir.path().join("store"),
-        StoreOptions::new(),
-        WriterOptions::default(),
-    )
-    .unwrap();
+    let reader = open_reader(dir.path());
     let scan = reader.scan().unwrap();
     let position = scan.as_of();
     assert_eq!(scan.count(), 2);
@@ -195,12 +195,7 @@ fn documents_committed_after_a_reload_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let writer = create(dir.path(), WriterOptions::default());
     writer.put(id(1), "one").unwrap().wait().unwrap();
-    let reader = ConcurrentStore::open_read_only(
-        dir.path().join("store"),
-        StoreOptions::new(),
-        WriterOptions::default(),
-    )
-    .unwrap();
+    let reader = open_reader(dir.path());
     for round in 0..5u64 {
         writer.checkpoint().unwrap();
         writer
