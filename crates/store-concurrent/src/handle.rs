@@ -429,8 +429,12 @@ impl ConcurrentStore {
         let last_seq = published.last_seq();
         let segments = published.stable_segments();
         // After the list: a list from after a compaction comes with that compaction's floor.
-        store_mmap::check_changes_since(since, published.change_floor(), last_seq)?;
-        Ok(Changes::over(segments, since))
+        let floor = published.change_floor();
+        let changes = Changes::over(segments, since);
+        // A commit's segment ends move before `last_seq` does: a position taken from a feed
+        // a moment ago may be past the published `last_seq`, never past the segments.
+        store_mmap::check_changes_since(since, floor, last_seq.max(changes.reached()))?;
+        Ok(changes)
     }
 
     /// The lowest sequence number [`ConcurrentStore::changes_since`] starts from (see

@@ -349,6 +349,8 @@ pub struct Changes {
     headers: Vec<Option<RecordHeader>>,
     since: u64,
     upto: u64,
+    /// The last commit the segments held when the feed was made.
+    reached: u64,
     last_yielded: u64,
     failed: Option<Error>,
 }
@@ -402,7 +404,8 @@ impl Changes {
             Some(Err(err)) => (None, Some(err)),
             None => (None, None),
         };
-        let upto = since.max(recorded).max(newest_seq.unwrap_or(0));
+        let reached = recorded.max(newest_seq.unwrap_or(0));
+        let upto = since.max(reached);
         let mut changes = Changes {
             headers: vec![None; cursors.len()],
             cursors,
@@ -410,6 +413,7 @@ impl Changes {
             heads: BinaryHeap::new(),
             since,
             upto,
+            reached,
             last_yielded: since,
             failed,
         };
@@ -422,6 +426,13 @@ impl Changes {
     /// The sequence number the feed starts after.
     pub fn since(&self) -> u64 {
         self.since
+    }
+
+    /// The last commit the segments held when the feed was made: [`Changes::upto`], unless
+    /// the feed starts past it. A layer whose published last sequence number may lag the
+    /// segments' ends checks the start against this as well.
+    pub fn reached(&self) -> u64 {
+        self.reached
     }
 
     /// The last sequence number the feed reaches: the last commit complete when it was

@@ -82,6 +82,7 @@ pub(crate) fn check_feed(store: &Store, log: &[Logged], compacted: bool) {
         }
         let feed = feed.unwrap();
         assert_eq!(feed.upto(), last, "the feed reaches the last commit");
+        assert_eq!(feed.reached(), last);
         let changes: Vec<Change> = feed.collect::<Result<_, _>>().unwrap();
         let mut previous = since;
         for change in &changes {
