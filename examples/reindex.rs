@@ -44,12 +44,19 @@ fn load(path: &Path) -> Result<Option<State>, Box<dyn std::error::Error>> {
     }
 }
 
-/// Writes the state under a temporary name and renames it into place, so that a crash
-/// leaves the old state or the new one.
+/// Writes the state under a temporary name, syncs it and renames it into place, so that a
+/// crash or a power cut leaves the old state or the new one.
 fn save(path: &Path, state: &State) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+
     let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, serde_json::to_vec(state)?)?;
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(&serde_json::to_vec(state)?)?;
+    file.sync_all()?;
     std::fs::rename(&temporary, path)?;
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
     Ok(())
 }
 
