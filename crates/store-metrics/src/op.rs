@@ -65,20 +65,12 @@ pub enum Outcome {
     Error(ErrorKind),
 }
 
-/// The error kinds counted apart; a kind a later version adds counts as
+/// The error kinds counted apart: every kind of [`ErrorKind::ALL`] but the first,
+/// [`ErrorKind::NotFound`], an outcome of its own; a kind a later version adds counts as
 /// [`ErrorKind::Other`].
-const FAILURES: [ErrorKind; 10] = [
-    ErrorKind::InvalidInput,
-    ErrorKind::Corrupt,
-    ErrorKind::Io,
-    ErrorKind::StorageFull,
-    ErrorKind::Poisoned,
-    ErrorKind::Locked,
-    ErrorKind::ReadOnly,
-    ErrorKind::Closed,
-    ErrorKind::QueueFull,
-    ErrorKind::Other,
-];
+const FAILURES: &[ErrorKind] = ErrorKind::ALL.split_at(1).1;
+const _: () = assert!(matches!(ErrorKind::ALL[0], ErrorKind::NotFound));
+const _: () = assert!(FAILURES.len() + 2 == Outcome::ALL.len());
 
 impl Outcome {
     /// Every outcome.

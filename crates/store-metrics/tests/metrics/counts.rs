@@ -96,19 +96,11 @@ fn every_operation_is_counted_once_by_its_outcome() {
 fn every_error_kind_is_counted_under_its_outcome() {
     let metrics = std::sync::Arc::new(store_metrics::Metrics::new());
     let store = store_metrics::Instrumented::new(MemoryStore::new(), metrics.clone());
-    let kinds = [
-        ErrorKind::InvalidInput,
-        ErrorKind::Corrupt,
-        ErrorKind::Io,
-        ErrorKind::StorageFull,
-        ErrorKind::Poisoned,
-        ErrorKind::Locked,
-        ErrorKind::ReadOnly,
-        ErrorKind::Closed,
-        ErrorKind::QueueFull,
-        ErrorKind::Other,
-    ];
-    for kind in kinds {
+    let kinds: Vec<ErrorKind> = ErrorKind::ALL
+        .into_iter()
+        .filter(|&kind| kind != ErrorKind::NotFound)
+        .collect();
+    for &kind in &kinds {
         store.inner().fail_with(Some(kind));
         assert_eq!(store.get(id(1)).unwrap_err().kind(), kind);
         assert_eq!(store.put(id(1), "x").unwrap_err().kind(), kind);
