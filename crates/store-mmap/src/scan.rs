@@ -33,15 +33,8 @@ struct Cursor {
 }
 
 impl Cursor {
-    /// A cursor at the last record the segment's marks place at or below `seq` (or at the
-    /// segment's start), which notes marks as it walks on: a scan's walk (`seq` 0) leaves
-    /// marks that later change feeds start from.
-    fn after(map: SegmentMap, seq: u64) -> Cursor {
-        let end = map.committed_end();
-        let pos = match map.seq_marks().start_for(seq) {
-            Some((offset, _)) => offset.min(end),
-            None => SEGMENT_HEADER_LEN as u32,
-        };
+    /// A cursor at `pos` of `map`, reading below `end`, which notes marks as it walks.
+    fn at(map: SegmentMap, pos: u32, end: u32) -> Cursor {
         Cursor {
             map,
             pos,
@@ -50,6 +43,17 @@ impl Cursor {
             group_end: 0,
             group_counts: true,
         }
+    }
+
+    /// A cursor at the last record the segment's marks place at or below `seq` (or at the
+    /// segment's start), reading below `end`: a scan's walk (`seq` 0) leaves marks that
+    /// later change feeds start from.
+    fn after(map: SegmentMap, seq: u64, end: u32) -> Cursor {
+        let pos = match map.seq_marks().start_for(seq) {
+            Some((offset, _)) => offset.min(end),
+            None => SEGMENT_HEADER_LEN as u32,
+        };
+        Cursor::at(map, pos, end)
     }
 
     /// The next record's offset and header.
@@ -89,14 +93,7 @@ impl Cursor {
             if start >= until {
                 continue;
             }
-            let mut walk = Cursor {
-                map: self.map.clone(),
-                pos: start,
-                end: self.end,
-                next_mark: start,
-                group_end: 0,
-                group_counts: true,
-            };
+            let mut walk = Cursor::at(self.map.clone(), start, self.end);
             let mut last = None;
             while let Some(found) = walk.next_record() {
                 let (offset, header) = found?;
@@ -195,7 +192,11 @@ impl Iterator for Scan<'_> {
         loop {
             let cursor = match &mut self.cursor {
                 Some(cursor) => cursor,
-                None => self.cursor.insert(Cursor::after(self.segments.next()?, 0)),
+                None => {
+                    let map = self.segments.next()?;
+                    let end = map.committed_end();
+                    self.cursor.insert(Cursor::after(map, 0, end))
+                }
             };
             let Some(found) = cursor.next_record() else {
                 self.cursor = None;
@@ -241,6 +242,7 @@ struct Spans {
 }
 
 impl Spans {
+    /// The spans of `segments`, read below `ends` (one for each segment).
     fn new(segments: &[SegmentMap], ends: &std::collections::HashMap<u32, u32>) -> Spans {
         let continued_in = segments
             .iter()
@@ -254,8 +256,7 @@ impl Spans {
         let segments = segments
             .iter()
             .map(|map| {
-                let mut cursor = Cursor::after(map.clone(), 0);
-                cursor.end = ends.get(&map.id()).copied().unwrap_or(cursor.end);
+                let cursor = Cursor::at(map.clone(), SEGMENT_HEADER_LEN as u32, ends[&map.id()]);
                 (map.id(), cursor)
             })
             .collect();
@@ -383,18 +384,21 @@ impl Changes {
         // The ends are taken from the newest segment down. Only the newest grows, and a
         // commit complete in it follows every commit in the others, whose ends, taken
         // after, cover those: the feed holds every commit up to its last one.
-        let all = segments.clone();
-        let mut cursors: Vec<Cursor> = segments
-            .into_iter()
+        let ends: std::collections::HashMap<u32, u32> = segments
+            .iter()
             .rev()
-            .filter(|map| !done.contains(&map.id()))
-            .map(|map| Cursor::after(map, since))
+            .map(|map| (map.id(), map.committed_end()))
             .collect();
-        cursors.reverse();
+        let spans = Spans::new(&segments, &ends);
         // The newest segment is never another's sealed predecessor, so it has a cursor.
-        let ends: std::collections::HashMap<u32, u32> =
-            cursors.iter().map(|c| (c.map.id(), c.end)).collect();
-        let spans = Spans::new(&all, &ends);
+        let cursors: Vec<Cursor> = segments
+            .into_iter()
+            .filter(|map| !done.contains(&map.id()))
+            .map(|map| {
+                let end = ends[&map.id()];
+                Cursor::after(map, since, end)
+            })
+            .collect();
         // A part of a commit that goes on in a segment not listed yet (its writer publishes
         // the new segment right after the commit's ends move) is left for the next feed, as
         // is one a crash abandoned: neither counts yet, and `upto` stops before it.
