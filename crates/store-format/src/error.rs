@@ -18,6 +18,8 @@ pub enum Structure {
     StoreMeta,
     /// The list of segments retired by compaction.
     RetiredList,
+    /// The index journal: the index's changes since the index file.
+    IndexJournal,
 }
 
 impl std::fmt::Display for Structure {
@@ -29,6 +31,7 @@ impl std::fmt::Display for Structure {
             Structure::IndexEntries => "index entries",
             Structure::StoreMeta => "store metadata",
             Structure::RetiredList => "retired segment list",
+            Structure::IndexJournal => "index journal",
         })
     }
 }

@@ -23,6 +23,7 @@ mod codec;
 mod error;
 mod id;
 mod index;
+mod journal;
 mod kind;
 #[cfg(feature = "memory")]
 mod memory;
@@ -45,6 +46,10 @@ pub use index::{
     INDEX_SEGMENT_LEN, IndexCheckpoint, IndexEntry, IndexHeader, MAX_LOAD_PERCENT, Position,
     SLOTS_PER_PAGE, SegmentLive, check_index_page, decode_index, encode_index, index_lookup,
     index_page_entries, index_slot_count, open_index,
+};
+pub use journal::{
+    DecodedFrame, JOURNAL_ENTRY_LEN, JOURNAL_FRAME_HEADER_LEN, JOURNAL_HEADER_LEN, JOURNAL_MAGIC,
+    JournalBase, JournalChange, JournalFrame, JournalFrames, JournalHeader, encode_journal_frame,
 };
 pub use kind::{ErrorKind, StoreError};
 #[cfg(feature = "memory")]

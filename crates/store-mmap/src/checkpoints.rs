@@ -21,6 +21,8 @@ pub(crate) struct Checkpoints {
     installed: u64,
     covered: u64,
     bytes_since: u64,
+    /// Bytes committed since the last journal frame.
+    unjournaled_bytes: u64,
     uncovered_copies: Vec<u32>,
     /// `planned` when the last compaction was installed.
     copies_covered_after: u64,
@@ -29,11 +31,13 @@ pub(crate) struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// The bookkeeping of a store just opened: `replayed` bytes of commits past the index
-    /// file, and the compaction outputs whose moves it does not hold.
-    pub(crate) fn new(replayed: u64, uncovered_copies: Vec<u32>) -> Checkpoints {
+    /// The bookkeeping of a store just opened: `since_index_file` bytes of commits past the
+    /// index file (a new journal, started by the first frame, holds them all), and the
+    /// compaction outputs whose moves it does not hold.
+    pub(crate) fn new(since_index_file: u64, uncovered_copies: Vec<u32>) -> Checkpoints {
         Checkpoints {
-            bytes_since: replayed,
+            bytes_since: since_index_file,
+            unjournaled_bytes: since_index_file,
             uncovered_copies,
             ..Checkpoints::default()
         }
@@ -76,6 +80,23 @@ impl Checkpoints {
     /// Counts `bytes` of records committed.
     pub(crate) fn committed(&mut self, bytes: u64) {
         self.bytes_since += bytes;
+        self.unjournaled_bytes += bytes;
+    }
+
+    /// Whether a journal frame is due: `every` bytes were committed since the last.
+    pub(crate) fn frame_due(&self, every: Option<u64>) -> bool {
+        every.is_some_and(|every| self.unjournaled_bytes >= every)
+    }
+
+    /// Records a journal frame written (or given up).
+    pub(crate) fn framed(&mut self) {
+        self.unjournaled_bytes = 0;
+    }
+
+    /// Bytes committed since the last plan: what a journal frame records, so that an open
+    /// knows when the next index file is due.
+    pub(crate) fn bytes_since_plan(&self) -> u64 {
+        self.bytes_since
     }
 
     /// Counts a background checkpoint that failed (the data is durable and the older index

@@ -8,13 +8,16 @@
 //! may evict and which every process reading the store shares.
 //!
 //! The live counts (documents, record and text bytes, live bytes per segment) are kept
-//! exact at every change and stored in each checkpoint's header, so that an open reads them
-//! instead of counting.
+//! exact at every change and stored in each checkpoint's header and each journal frame, so
+//! that an open reads them instead of counting.
+//!
+//! A writer that keeps the index journal (`journal.rs`) also notes which documents changed
+//! since its last frame: the next frame holds their entries, so that it costs what changed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use store_format::{DocId, IndexEntry, Position, record_len};
+use store_format::{DocId, IndexEntry, JournalChange, JournalFrame, Position, SegmentLive, record_len};
 
 use crate::error::Result;
 use crate::index_file::MappedIndex;
@@ -79,6 +82,9 @@ pub(crate) struct Index {
     text_bytes: u64,
     /// Sum of `record_len` over the live entries, per segment: what compaction would copy.
     segment_live_bytes: HashMap<u32, u64, foldhash::fast::RandomState>,
+    /// The documents changed since the last journal frame (an id may repeat), while a
+    /// writer keeps the journal.
+    unjournaled: Option<Vec<DocId>>,
 }
 
 impl Index {
@@ -97,6 +103,80 @@ impl Index {
             base: Some(base),
             frozen: None,
             delta: Delta::default(),
+            unjournaled: None,
+        }
+    }
+
+    /// Makes room for `changes` more documents in the delta at once.
+    pub(crate) fn reserve_delta(&mut self, changes: usize) {
+        self.delta.reserve(changes);
+    }
+
+    /// Applies a journal frame read at an open: its changes go into the delta, and its
+    /// counts, exact as of its position, replace the ones held.
+    pub(crate) fn apply_frame(
+        &mut self,
+        frame: &JournalFrame,
+        segments: &[SegmentLive],
+        changes: impl ExactSizeIterator<Item = JournalChange>,
+    ) {
+        for (id, change) in changes {
+            self.delta.insert(id, change.map(Entry::from));
+        }
+        self.live_docs = frame.live_docs;
+        self.live_record_bytes = frame.live_record_bytes;
+        self.text_bytes = frame.text_bytes;
+        self.segment_live_bytes = segments
+            .iter()
+            .map(|s| (s.segment, s.live_record_bytes))
+            .collect();
+    }
+
+    /// Starts noting changes for the journal, with every change since the base as the
+    /// first frame's: a writer that starts a journal file writes them all into it.
+    pub(crate) fn journal_everything(&mut self) {
+        let frozen = self.frozen.iter().flat_map(|frozen| frozen.keys());
+        self.unjournaled = Some(frozen.chain(self.delta.keys()).copied().collect());
+    }
+
+    /// The changes since the last journal frame, each document once, and forgets them.
+    /// Empty when the journal is not kept.
+    pub(crate) fn take_unjournaled(&mut self) -> Vec<JournalChange> {
+        let Some(ids) = self.unjournaled.as_mut() else {
+            return Vec::new();
+        };
+        let mut ids = std::mem::take(ids);
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .filter_map(|id| {
+                let change = self
+                    .delta
+                    .get(&id)
+                    .or_else(|| self.frozen.as_ref()?.get(&id))?;
+                Some((id, change.map(|entry| entry.to_file_entry(id))))
+            })
+            .collect()
+    }
+
+    /// The live bytes per segment, by segment id: the segment table of an index file or a
+    /// journal frame.
+    pub(crate) fn segment_table(&self) -> Vec<SegmentLive> {
+        let mut rows: Vec<SegmentLive> = self
+            .segment_live_bytes
+            .iter()
+            .map(|(&segment, &live_record_bytes)| SegmentLive {
+                segment,
+                live_record_bytes,
+            })
+            .collect();
+        rows.sort_unstable_by_key(|row| row.segment);
+        rows
+    }
+
+    fn note_change(&mut self, id: DocId) {
+        if let Some(ids) = self.unjournaled.as_mut() {
+            ids.push(id);
         }
     }
 
@@ -159,6 +239,7 @@ impl Index {
         self.text_bytes += u64::from(entry.text_len);
         *self.segment_live_bytes.entry(entry.segment).or_default() += entry.record_len();
         self.delta.insert(id, Some(entry));
+        self.note_change(id);
         Ok(old)
     }
 
@@ -168,6 +249,7 @@ impl Index {
         if let Some(old) = &old {
             self.forget(old);
             self.delta.insert(id, None);
+            self.note_change(id);
         }
         Ok(old)
     }
@@ -192,6 +274,7 @@ impl Index {
                 ..entry
             }),
         );
+        self.note_change(id);
         Ok(true)
     }
 
@@ -252,10 +335,14 @@ impl Index {
     }
 
     /// Puts a checkpoint written from the frozen changes into effect: `base` replaces the
-    /// old base and the frozen changes, which it holds.
+    /// old base and the frozen changes, which it holds. A journal kept goes on from the
+    /// changes since the freeze, which the next frame, the first on top of `base`, holds.
     pub(crate) fn install(&mut self, base: Arc<MappedIndex>) {
         self.base = Some(base);
         self.frozen = None;
+        if self.unjournaled.is_some() {
+            self.journal_everything();
+        }
     }
 
     /// Gives up a checkpoint: its frozen changes go back under the newer ones.

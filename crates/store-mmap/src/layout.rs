@@ -6,6 +6,7 @@
 //! | `textstore.meta` | the store's uid and settings | once, atomically (`write_atomic`) |
 //! | `0000000001.seg` ... | segments: the records | appended; sealed segments never change |
 //! | `index.tsi` | the index checkpoint, probed in place | whole, atomically |
+//! | `index.tsj` | the index journal: the index's changes since `index.tsi`, in frames | appended by the writer; started afresh under `index.tsj.tmp` |
 //! | `retired.tsr` | segments a compaction replaced, and those holding their copies | whole, atomically |
 //! | `0000000007.seg.tmp` | a compaction output before it takes its name | by the compaction |
 
@@ -15,6 +16,8 @@ pub(crate) const LOCK_FILE: &str = "LOCK";
 pub(crate) const META_FILE: &str = "textstore.meta";
 /// The index file.
 pub(crate) const INDEX_FILE: &str = "index.tsi";
+/// The index journal.
+pub(crate) const JOURNAL_FILE: &str = "index.tsj";
 /// The retired-segment list.
 pub(crate) const RETIRED_FILE: &str = "retired.tsr";
 /// Suffix of a file being written before it takes its name: a compaction output, or the

@@ -42,6 +42,7 @@ mod error;
 pub mod fault;
 mod index;
 mod index_file;
+mod journal;
 mod layout;
 mod offline;
 mod options;
@@ -72,7 +73,7 @@ pub use compaction::{
 pub use error::{Error, Result};
 pub use index_file::CheckpointedIndex;
 pub use options::{
-    AccessPattern, DEFAULT_CHECKPOINT_BYTES, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY,
+    AccessPattern, DEFAULT_CHECKPOINT_BYTES, DEFAULT_JOURNAL_BYTES, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY,
     DEFAULT_SLOW_SYNC, Durability, MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, ReadVerification,
     StoreOptions,
 };

@@ -91,8 +91,17 @@ pub struct StoreOptions {
     /// the previous one still being written waits for it (`None`: checkpoints only at
     /// [`crate::Store::checkpoint`] and close). Each checkpoint writes the whole index file
     /// (about 47 bytes per document), so a larger value writes the index less often.
-    /// 32 MiB by default.
+    /// Between them the index journal bounds the replay much closer (see
+    /// [`StoreOptions::journal_bytes`]). 32 MiB by default.
     pub checkpoint_bytes: Option<u64>,
+    /// The most an open after a crash replays while the index journal is kept, in bytes of
+    /// records: every this many, a commit appends the index's changes since the last frame
+    /// to `index.tsj` (40 bytes per changed document, no flush), and an open reads the
+    /// frames instead of the records (`None`: no journal; the replay is bounded by
+    /// [`StoreOptions::checkpoint_bytes`]). Under [`Durability::WriteBack`] a frame claims
+    /// only synced data, so it is appended at the first [`crate::Store::sync`] after this
+    /// many bytes. 16 KiB by default.
+    pub journal_bytes: Option<u64>,
     /// A data flush that takes at least this long is logged as a `tracing` warning (a
     /// failing or overloaded disk shows there first). 100 ms by default.
     pub slow_sync: Duration,
@@ -112,6 +121,7 @@ impl Default for StoreOptions {
             read_verification: ReadVerification::default(),
             zero_ahead: true,
             checkpoint_bytes: Some(DEFAULT_CHECKPOINT_BYTES),
+            journal_bytes: Some(DEFAULT_JOURNAL_BYTES),
             slow_sync: DEFAULT_SLOW_SYNC,
             storage: Arc::new(OsStorage),
         }
@@ -124,6 +134,8 @@ pub const DEFAULT_SEGMENT_CAPACITY: u32 = 256 << 20;
 pub const DEFAULT_SLOW_SYNC: Duration = Duration::from_millis(100);
 /// Default of [`StoreOptions::checkpoint_bytes`].
 pub const DEFAULT_CHECKPOINT_BYTES: u64 = 32 << 20;
+/// Default of [`StoreOptions::journal_bytes`].
+pub const DEFAULT_JOURNAL_BYTES: u64 = 16 << 10;
 /// Default largest document.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 64 << 20;
 /// Smallest segment capacity accepted.
@@ -189,6 +201,12 @@ impl StoreOptions {
     /// Sets [`StoreOptions::checkpoint_bytes`].
     pub fn checkpoint_bytes(mut self, bytes: Option<u64>) -> StoreOptions {
         self.checkpoint_bytes = bytes;
+        self
+    }
+
+    /// Sets [`StoreOptions::journal_bytes`].
+    pub fn journal_bytes(mut self, bytes: Option<u64>) -> StoreOptions {
+        self.journal_bytes = bytes;
         self
     }
 

@@ -15,6 +15,7 @@ use store_format::{
 use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
 use crate::index_file::{MappedIndex, Unusable};
+use crate::journal;
 use crate::layout::{
     INDEX_FILE, RETIRED_FILE, UNFINISHED_SUFFIX, parse_segment_file_name, segment_file_name,
 };
@@ -30,7 +31,15 @@ use crate::walk;
 pub struct RecoveryReport {
     /// What became of the index checkpoint.
     pub index: IndexLoad,
-    /// Records read from the segments after the checkpoint.
+    /// Frames of the index journal taken: the index's changes since the index file, so that
+    /// only the records after the last frame are replayed.
+    pub journal_frames: u64,
+    /// Changes of documents those frames held.
+    pub journal_changes: u64,
+    /// Why the journal's frames after the last taken were not (a frame torn by a crash, one
+    /// of an older index file): the data after the last frame taken was replayed instead.
+    pub journal_stopped: Option<String>,
+    /// Records read from the segments after the checkpoint (and the journal's last frame).
     pub records_replayed: u64,
     /// Bytes of those records.
     pub bytes_replayed: u64,
@@ -95,6 +104,12 @@ pub(crate) struct Recovered {
     pub(crate) uncovered_copies: Vec<u32>,
     /// Segments a compaction replaced that stay until a checkpoint reflects the moves.
     pub(crate) retired: Vec<Retired>,
+    /// Where the index file and the journal's frames taken end: every record before it is
+    /// in `index` without a replay.
+    pub(crate) checkpoint: Option<Position>,
+    /// Bytes of records committed since the index file was planned, by the journal's last
+    /// frame and the replay: when the next index file is due.
+    pub(crate) bytes_since_index_file: u64,
 }
 
 /// How an open may treat the store's files.
@@ -158,13 +173,27 @@ pub(crate) fn recover(
     }
     let next_segment_id = segments.keys().next_back().map_or(1, |id| id + 1);
 
+    let mut journaled_bytes = 0;
     let (mut index, mut last_seq, start) = match load_index(dir, meta, &segments, bound)? {
         Checkpoint::Loaded { base } => {
             report.index = IndexLoad::Loaded {
                 entries: base.header().live_docs,
             };
             let (last_seq, position) = (base.header().last_seq, base.header().checkpoint);
-            (Index::on(Arc::new(base)), last_seq, Some(position))
+            let base = Arc::new(base);
+            let mut index = Index::on(Arc::clone(&base));
+            let journal =
+                journal::load(dir, meta.store_uid, &base, &segments, bound, &mut index)?;
+            report.journal_frames = journal.frames;
+            report.journal_changes = journal.changes;
+            report.journal_stopped = journal.stopped;
+            match journal.last {
+                Some(frame) => {
+                    journaled_bytes = frame.bytes_since_base;
+                    (index, frame.last_seq, Some(frame.position))
+                }
+                None => (index, last_seq, Some(position)),
+            }
         }
         Checkpoint::Missing => (Index::default(), 0, None),
         Checkpoint::Ahead => {
@@ -236,6 +265,7 @@ pub(crate) fn recover(
             }
         }
     }
+    let bytes_since_index_file = journaled_bytes + report.bytes_replayed;
     Ok(Recovered {
         segments,
         index,
@@ -244,6 +274,8 @@ pub(crate) fn recover(
         report,
         uncovered_copies: compactions.copies,
         retired,
+        checkpoint: start,
+        bytes_since_index_file,
     })
 }
 
@@ -300,6 +332,10 @@ pub(crate) fn scan_tail(
             // The writer wrote everything below its published position before publishing
             // it, so the file holds those bytes whatever length this handle last saw.
             Some(bound) if bound.segment == id => segment.bytes_to(bound.offset),
+            // The newest segment may end in preallocated space that was never written: the
+            // holes past its last data read as zeros, which the walk would only skip. A
+            // sealed segment is read whole, holes and all: zeros there are damage.
+            None if is_last => &segment.file_bytes()[..segment.data_end_after(from)],
             _ => segment.file_bytes(),
         };
         if from > bytes.len() {

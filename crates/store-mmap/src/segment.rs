@@ -129,10 +129,17 @@ const VERIFIED_GRAIN: usize = RECORD_HEADER_LEN;
 
 impl Verified {
     fn new(capacity: u32) -> Verified {
-        let slots = (capacity as usize).div_ceil(VERIFIED_GRAIN);
-        Verified {
-            bits: (0..slots.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
-        }
+        let words = (capacity as usize).div_ceil(VERIFIED_GRAIN).div_ceil(64);
+        // Zeroed memory from the allocator (for a segment of 256 MiB, 700 KB that the
+        // kernel hands out as zero pages on first touch): an open pays for the words its
+        // reads set, not for writing zeros over all of them.
+        let zeros: *mut [u64] = Box::into_raw(vec![0u64; words].into_boxed_slice());
+        #[expect(unsafe_code, reason = "an atomic slice from zeroed memory")]
+        // SAFETY: `AtomicU64` has the size, alignment and bit validity of `u64`, so the
+        // allocation of `words` zero `u64`s is one of `words` `AtomicU64`s holding 0, freed
+        // with the same layout; the pointer came from `Box::into_raw` and is used once.
+        let bits = unsafe { Box::from_raw(zeros as *mut [AtomicU64]) };
+        Verified { bits }
     }
 
     fn slot(offset: u32) -> (usize, u64) {
@@ -760,6 +767,29 @@ impl SegmentFile {
     /// The whole file as it is on disk, for recovery scans past the committed end.
     pub(crate) fn file_bytes(&self) -> &[u8] {
         &self.view.bytes[..self.file_len as usize]
+    }
+
+    /// Where the file's last stretch of data ends, at or after `from`: past it the file
+    /// system holds only holes (preallocated space never written, which reads as zeros), so
+    /// that a recovery scan of the newest segment need not fault in and compare megabytes of
+    /// zeros. The file's length where the file system does not say (no `SEEK_HOLE`), or when
+    /// the file alternates between data and holes more than a few times.
+    pub(crate) fn data_end_after(&self, from: usize) -> usize {
+        use rustix::fs::{SeekFrom, seek};
+        let len = self.file_len;
+        let mut at = (from as u64).min(len);
+        for _ in 0..16 {
+            let hole = match seek(&self.file, SeekFrom::Hole(at)) {
+                Ok(hole) if hole < len => hole,
+                _ => return len as usize,
+            };
+            match seek(&self.file, SeekFrom::Data(hole)) {
+                Ok(data) if data < len => at = data,
+                Ok(_) | Err(rustix::io::Errno::NXIO) => return hole as usize,
+                Err(_) => return len as usize,
+            }
+        }
+        len as usize
     }
 
     /// The mapping's first `end` bytes (at most the capacity), whatever length this handle

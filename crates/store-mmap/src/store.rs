@@ -12,6 +12,7 @@ use store_format::{
 };
 
 use crate::checkpoints::Checkpoints;
+use crate::journal::Journal;
 use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
 use crate::layout::{LOCK_FILE, META_FILE};
@@ -77,6 +78,9 @@ pub struct Store {
     /// Checkpoints planned and installed, and what waits for the next (see
     /// `checkpoints.rs`).
     pub(crate) checkpoints: Checkpoints,
+    /// The index journal a writer appends frames to (see `journal.rs`), unless
+    /// [`StoreOptions::journal_bytes`] is `None`.
+    pub(crate) journal: Option<Journal>,
 }
 
 impl Store {
@@ -114,6 +118,8 @@ impl Store {
             report: RecoveryReport::default(),
             uncovered_copies: Vec::new(),
             retired: Vec::new(),
+            checkpoint: None,
+            bytes_since_index_file: 0,
         };
         lock.claim(meta.store_uid);
         Store::assemble(dir, Role::Writer(lock), meta, options, recovered)
@@ -160,11 +166,8 @@ impl Store {
         options: StoreOptions,
         recovered: Recovered,
     ) -> Result<Store> {
-        let replayed = recovered.report.bytes_replayed;
-        let checkpoint_segment = recovered
-            .index
-            .base()
-            .map(|base| base.header().checkpoint.segment);
+        let since_index_file = recovered.bytes_since_index_file;
+        let checkpoint_segment = recovered.checkpoint.map(|at| at.segment);
         let mut store = Store {
             dir: dir.to_path_buf(),
             role,
@@ -186,7 +189,8 @@ impl Store {
             observer: None,
             zeroer: None,
             zeroer_started: false,
-            checkpoints: Checkpoints::new(replayed, recovered.uncovered_copies),
+            checkpoints: Checkpoints::new(since_index_file, recovered.uncovered_copies),
+            journal: None,
         };
         if store.meta.change_floor.is_none() {
             // A store of a version that did not record the floor may have dropped deletes
@@ -199,6 +203,10 @@ impl Store {
         if store.is_read_only() {
             store.log_open();
             return Ok(store);
+        }
+        if store.options.journal_bytes.is_some() {
+            store.journal = Some(Journal::new(&store.dir));
+            store.index.journal_everything();
         }
         if store.segments.is_empty() {
             store.add_segment(None)?;
@@ -227,6 +235,7 @@ impl Store {
     fn log_open(&self) {
         let report = &self.recovery;
         let repaired = report.records_replayed > 0
+            || report.journal_frames > 0
             || report.records_abandoned > 0
             || report.dropped_tail.is_some()
             || report.removed_segment.is_some()
@@ -237,6 +246,9 @@ impl Store {
                 dir = %self.dir.display(),
                 read_only = self.is_read_only(),
                 index = ?report.index,
+                journal_frames = report.journal_frames,
+                journal_changes = report.journal_changes,
+                journal_stopped = ?report.journal_stopped,
                 records_replayed = report.records_replayed,
                 bytes_replayed = report.bytes_replayed,
                 records_abandoned = report.records_abandoned,
@@ -525,7 +537,16 @@ impl Store {
         if let Some(observer) = &self.observer {
             observer.sync(started.elapsed(), result.is_ok());
         }
-        self.poison_on_err(result)
+        self.poison_on_err(result)?;
+        // Under write-back a sync is the moment the data is durable: the journal's frame,
+        // when one is due, is appended here.
+        if self.options.durability != Durability::Sync
+            && self.checkpoints.frame_due(self.options.journal_bytes)
+            && let Err(err) = self.append_journal_frame()
+        {
+            self.checkpoint_failed(&err);
+        }
+        Ok(())
     }
 
     /// Reports every later commit and sync to `observer` (a metrics layer), on the thread

@@ -9,6 +9,7 @@ mod faults;
 mod feed;
 mod files;
 mod fuzz_corpus;
+mod journal;
 mod logging;
 mod model;
 mod progress;

@@ -40,6 +40,8 @@ proptest! {
     fn store_agrees_with_a_btreemap(
         ops in prop::collection::vec(op(), 1..60),
         every_read in any::<bool>(),
+        journal in prop_oneof![Just(None), Just(Some(1u64)), Just(Some(600))],
+        index_file_every in prop_oneof![Just(None), Just(Some(3000u64))],
     ) {
         // Small segments so that rolls happen inside the sequences; both read checks.
         let verification = if every_read {
@@ -51,7 +53,12 @@ proptest! {
             StoreOptions::new()
                 .segment_capacity(8192)
                 .max_document_bytes(2000)
-                .read_verification(verification),
+                .read_verification(verification)
+                // The journal after every commit, every few, or not at all; index files
+                // written only at closes, or every few commits too (which retires the
+                // journal each time).
+                .journal_bytes(journal)
+                .checkpoint_bytes(index_file_every),
         );
         let mut model: BTreeMap<u64, String> = BTreeMap::new();
         // Every committed change, for the scan and the change feed.

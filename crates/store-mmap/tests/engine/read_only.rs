@@ -201,35 +201,6 @@ fn writers_wait_for_readers_and_refuse_each_other() {
     drop(writer);
 }
 
-/// A writer killed while it commits continuously leaves at most one checkpoint interval
-/// to replay, and the open's report says how much it replayed.
-#[test]
-fn the_replay_after_a_crash_is_bounded_by_the_checkpoint_interval() {
-    let interval = 64 << 10;
-    let mut f = crate::Fixture::with(StoreOptions::new().checkpoint_bytes(Some(interval)));
-    let text = "r".repeat(1000);
-    let mut written = 0u64;
-    for k in 0..3000u64 {
-        f.store().put(id(k % 500), &text).unwrap();
-        written += 1048;
-    }
-    assert!(written > 20 * interval);
-    f.crash();
-    let store = f.reopen();
-    let replayed = store.recovery().bytes_replayed;
-    assert!(
-        replayed <= interval,
-        "replayed {replayed} bytes, over the interval of {interval}"
-    );
-    assert!(
-        matches!(store.recovery().index, store_mmap::IndexLoad::Loaded { .. }),
-        "{:?}",
-        store.recovery().index
-    );
-    assert_eq!(store.len(), 500);
-    assert_eq!(text_of(store, 499).as_deref(), Some(text.as_str()));
-}
-
 /// A store on a read-only file system (a shipped data set, a read-only mount) opens
 /// read-only, crashed or not, and reads every document; a writer's open fails clearly.
 #[test]

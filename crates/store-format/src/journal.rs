@@ -1,0 +1,465 @@
+//! The index journal (`index.tsj`): the index's changes since the index file, appended in
+//! frames, so that a checkpoint costs what changed instead of a rewrite of the whole table.
+//!
+//! The journal belongs to one index file (it names the file's hash seed and checkpoint).
+//! Each frame holds every document whose entry changed since the frame before (or since
+//! the index file, for the first), the live counts and the segment table as of the frame's
+//! position, and two CRC32Cs. A frame says: every record before my position is reflected in
+//! the index file and the frames up to me. Like the index file, the journal is a cache of
+//! the data: an open that finds a frame torn, damaged or for another index file stops
+//! there and replays the segments from the last frame it took.
+//!
+//! Layout: a [`JOURNAL_HEADER_LEN`]-byte header, then frames, each a
+//! [`JOURNAL_FRAME_HEADER_LEN`]-byte frame header, its segment rows
+//! ([`crate::INDEX_SEGMENT_LEN`] bytes each, as in the index file) and its entries
+//! ([`JOURNAL_ENTRY_LEN`] bytes each).
+
+use crate::DocId;
+use crate::codec::{all_zero, get_u32, get_u64, get_u128, put};
+use crate::error::{FormatError, Structure, check_crc, check_header, need};
+use crate::index::{INDEX_SEGMENT_LEN, IndexEntry, Position, SegmentLive};
+use crate::meta::invalid;
+
+/// Magic bytes at the start of the journal.
+pub const JOURNAL_MAGIC: [u8; 8] = *b"TXTSJNL\0";
+/// Encoded size of [`JournalHeader`].
+pub const JOURNAL_HEADER_LEN: usize = 64;
+/// Encoded size of a frame's header.
+pub const JOURNAL_FRAME_HEADER_LEN: usize = 80;
+/// Encoded size of one entry of a frame.
+pub const JOURNAL_ENTRY_LEN: usize = 40;
+/// The first four bytes of every frame.
+const FRAME_MARK: [u8; 4] = *b"TSJF";
+/// An entry's flags word: the document's latest record is a put at the entry's place.
+const ENTRY_PUT: u32 = 1;
+/// An entry's flags word: the document was deleted.
+const ENTRY_DELETED: u32 = 2;
+
+/// The journal's header: which index file its frames go on top of.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 8 | magic `TXTSJNL\0` |
+/// | 8 | 2 | format version |
+/// | 10 | 2 | header length (64) |
+/// | 12 | 4 | reserved, zero |
+/// | 16 | 16 | store uid |
+/// | 32 | 8 | the index file's hash seed |
+/// | 40 | 4 | the index file's checkpoint: segment id |
+/// | 44 | 4 | the index file's checkpoint: offset |
+/// | 48 | 8 | the index file's last sequence number |
+/// | 56 | 4 | reserved, zero |
+/// | 60 | 4 | CRC32C of bytes 0..60 |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalHeader {
+    /// The store's uid.
+    pub store_uid: u128,
+    /// The index file the frames go on top of, named by its header's hash seed, checkpoint
+    /// and last sequence number (the seed is drawn at random for each file).
+    pub base: JournalBase,
+}
+
+/// What names an index file to its journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalBase {
+    /// The index file's hash seed.
+    pub hash_seed: u64,
+    /// The index file's checkpoint.
+    pub checkpoint: Position,
+    /// The index file's last sequence number.
+    pub last_seq: u64,
+}
+
+/// What a frame records beside its entries.
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 4 | mark `TSJF` |
+/// | 4 | 4 | entries |
+/// | 8 | 4 | segment rows |
+/// | 12 | 4 | reserved, zero |
+/// | 16 | 8 | the index file's hash seed (as in the header) |
+/// | 24 | 4 | position: segment id |
+/// | 28 | 4 | position: offset |
+/// | 32 | 8 | last sequence number before the position (tombstones included) |
+/// | 40 | 8 | live documents |
+/// | 48 | 8 | bytes of their records |
+/// | 56 | 8 | bytes of their texts |
+/// | 64 | 8 | bytes of records committed between the index file's checkpoint and the position |
+/// | 72 | 4 | CRC32C of the segment rows and entries |
+/// | 76 | 4 | CRC32C of bytes 0..76 |
+///
+/// An entry: document id (16), sequence number (8), segment id (4), offset (4), text length
+/// (4), flags (4: 1 for a put at that place, 2 for a delete, whose other fields are zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalFrame {
+    /// Every record before this position is reflected.
+    pub position: Position,
+    /// The largest sequence number before the position.
+    pub last_seq: u64,
+    /// Live documents at the position.
+    pub live_docs: u64,
+    /// Sum of the record lengths of the live documents.
+    pub live_record_bytes: u64,
+    /// Sum of the text lengths of the live documents.
+    pub text_bytes: u64,
+    /// Bytes of records committed since the index file's checkpoint: what the replay would
+    /// read without the journal.
+    pub bytes_since_base: u64,
+}
+
+/// One change of a frame: the document's latest record, or `None` when it was deleted.
+pub type JournalChange = (DocId, Option<IndexEntry>);
+
+impl JournalHeader {
+    /// Encodes the header.
+    pub fn encode(&self) -> [u8; JOURNAL_HEADER_LEN] {
+        let mut buf = [0u8; JOURNAL_HEADER_LEN];
+        put(&mut buf, 0, &JOURNAL_MAGIC);
+        put(&mut buf, 8, &crate::FORMAT_VERSION.to_le_bytes());
+        put(&mut buf, 10, &(JOURNAL_HEADER_LEN as u16).to_le_bytes());
+        put(&mut buf, 16, &self.store_uid.to_le_bytes());
+        put(&mut buf, 32, &self.base.hash_seed.to_le_bytes());
+        put(&mut buf, 40, &self.base.checkpoint.segment.to_le_bytes());
+        put(&mut buf, 44, &self.base.checkpoint.offset.to_le_bytes());
+        put(&mut buf, 48, &self.base.last_seq.to_le_bytes());
+        let crc = crate::checksum::crc32c(&buf[..60]);
+        put(&mut buf, 60, &crc.to_le_bytes());
+        buf
+    }
+
+    /// Decodes the header at the start of `buf`.
+    pub fn decode(buf: &[u8]) -> Result<JournalHeader, FormatError> {
+        const WHAT: Structure = Structure::IndexJournal;
+        let buf = check_header(WHAT, buf, &JOURNAL_MAGIC, JOURNAL_HEADER_LEN)?;
+        if !all_zero(&buf[12..16]) || !all_zero(&buf[56..60]) {
+            return Err(invalid(WHAT, "reserved bytes", 0));
+        }
+        Ok(JournalHeader {
+            store_uid: get_u128(buf, 16),
+            base: JournalBase {
+                hash_seed: get_u64(buf, 32),
+                checkpoint: Position {
+                    segment: get_u32(buf, 40),
+                    offset: get_u32(buf, 44),
+                },
+                last_seq: get_u64(buf, 48),
+            },
+        })
+    }
+}
+
+/// Encodes a frame on top of the index file with hash seed `base_seed`: `frame`, the
+/// segment table `segments` (segments with live records, ascending) and `changes`.
+pub fn encode_journal_frame(
+    base_seed: u64,
+    frame: &JournalFrame,
+    segments: &[SegmentLive],
+    changes: impl ExactSizeIterator<Item = JournalChange>,
+) -> Vec<u8> {
+    let body_len = segments.len() * INDEX_SEGMENT_LEN + changes.len() * JOURNAL_ENTRY_LEN;
+    let mut out = vec![0u8; JOURNAL_FRAME_HEADER_LEN + body_len];
+    let (head, body) = out.split_at_mut(JOURNAL_FRAME_HEADER_LEN);
+    put(head, 0, &FRAME_MARK);
+    put(head, 4, &(changes.len() as u32).to_le_bytes());
+    put(head, 8, &(segments.len() as u32).to_le_bytes());
+    put(head, 16, &base_seed.to_le_bytes());
+    put(head, 24, &frame.position.segment.to_le_bytes());
+    put(head, 28, &frame.position.offset.to_le_bytes());
+    put(head, 32, &frame.last_seq.to_le_bytes());
+    put(head, 40, &frame.live_docs.to_le_bytes());
+    put(head, 48, &frame.live_record_bytes.to_le_bytes());
+    put(head, 56, &frame.text_bytes.to_le_bytes());
+    put(head, 64, &frame.bytes_since_base.to_le_bytes());
+    let (rows, entries) = body.split_at_mut(segments.len() * INDEX_SEGMENT_LEN);
+    for (row, live) in rows.chunks_exact_mut(INDEX_SEGMENT_LEN).zip(segments) {
+        put(row, 0, &live.segment.to_le_bytes());
+        put(row, 8, &live.live_record_bytes.to_le_bytes());
+    }
+    for (slot, (id, change)) in entries.chunks_exact_mut(JOURNAL_ENTRY_LEN).zip(changes) {
+        put(slot, 0, &id.to_le_bytes());
+        match change {
+            Some(entry) => {
+                put(slot, 16, &entry.seq.to_le_bytes());
+                put(slot, 24, &entry.position.segment.to_le_bytes());
+                put(slot, 28, &entry.position.offset.to_le_bytes());
+                put(slot, 32, &entry.text_len.to_le_bytes());
+                put(slot, 36, &ENTRY_PUT.to_le_bytes());
+            }
+            None => put(slot, 36, &ENTRY_DELETED.to_le_bytes()),
+        }
+    }
+    let body_crc = crate::checksum::crc32c(body);
+    put(head, 72, &body_crc.to_le_bytes());
+    let crc = crate::checksum::crc32c(&head[..76]);
+    put(head, 76, &crc.to_le_bytes());
+    out
+}
+
+/// A frame decoded by [`JournalFrames`]: its summary, segment table and changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedFrame<'a> {
+    /// Where the frame starts in the journal.
+    pub offset: u64,
+    /// Its summary.
+    pub frame: JournalFrame,
+    /// The segment table as of its position.
+    pub segments: Vec<SegmentLive>,
+    entries: &'a [u8],
+}
+
+impl DecodedFrame<'_> {
+    /// The frame's changes, in the order written. Every entry's flags were checked when
+    /// the frame was decoded.
+    pub fn changes(&self) -> impl ExactSizeIterator<Item = JournalChange> + '_ {
+        self.entries.chunks_exact(JOURNAL_ENTRY_LEN).map(|slot| {
+            let id = DocId::from_u128(get_u128(slot, 0));
+            let change = (get_u32(slot, 36) == ENTRY_PUT).then(|| IndexEntry {
+                id,
+                seq: get_u64(slot, 16),
+                position: Position {
+                    segment: get_u32(slot, 24),
+                    offset: get_u32(slot, 28),
+                },
+                text_len: get_u32(slot, 32),
+            });
+            (id, change)
+        })
+    }
+}
+
+/// The frames of a journal, in order, for the index file with hash seed `base_seed`. Ends
+/// after the last whole frame; the first that is torn, fails a check or names another index
+/// file is returned as an error, and the iteration ends with it.
+pub struct JournalFrames<'a> {
+    buf: &'a [u8],
+    at: usize,
+    base_seed: u64,
+    done: bool,
+}
+
+impl<'a> JournalFrames<'a> {
+    /// The frames of `buf`, a whole journal whose header [`JournalHeader::decode`] accepted.
+    pub fn new(buf: &'a [u8], base_seed: u64) -> JournalFrames<'a> {
+        JournalFrames {
+            buf,
+            at: JOURNAL_HEADER_LEN,
+            base_seed,
+            done: false,
+        }
+    }
+
+    fn decode_next(&self) -> Result<(DecodedFrame<'a>, usize), FormatError> {
+        const WHAT: Structure = Structure::IndexJournal;
+        let (buf, at) = (self.buf, self.at);
+        need(WHAT, buf, at, JOURNAL_FRAME_HEADER_LEN)?;
+        let head = &buf[at..at + JOURNAL_FRAME_HEADER_LEN];
+        let bad = |field, value| FormatError::InvalidField {
+            what: WHAT,
+            offset: at as u64,
+            field,
+            value,
+        };
+        check_crc(WHAT, at, get_u32(head, 76), crate::checksum::crc32c(&head[..76]))?;
+        if head[..4] != FRAME_MARK || !all_zero(&head[12..16]) {
+            return Err(bad("frame mark", u64::from(get_u32(head, 0))));
+        }
+        let seed = get_u64(head, 16);
+        if seed != self.base_seed {
+            return Err(bad("index file's hash seed", seed));
+        }
+        let entries = get_u32(head, 4) as usize;
+        let rows = get_u32(head, 8) as usize;
+        let rows_len = rows * INDEX_SEGMENT_LEN;
+        let body_len = rows_len + entries * JOURNAL_ENTRY_LEN;
+        let body_at = at + JOURNAL_FRAME_HEADER_LEN;
+        need(WHAT, buf, body_at, body_len)?;
+        let body = &buf[body_at..body_at + body_len];
+        check_crc(WHAT, at, get_u32(head, 72), crate::checksum::crc32c(body))?;
+        let (row_bytes, entry_bytes) = body.split_at(rows_len);
+        let mut segments = Vec::with_capacity(rows);
+        for row in row_bytes.chunks_exact(INDEX_SEGMENT_LEN) {
+            if !all_zero(&row[4..8]) {
+                return Err(bad("segment row", u64::from(get_u32(row, 0))));
+            }
+            segments.push(SegmentLive {
+                segment: get_u32(row, 0),
+                live_record_bytes: get_u64(row, 8),
+            });
+        }
+        for slot in entry_bytes.chunks_exact(JOURNAL_ENTRY_LEN) {
+            let flags = get_u32(slot, 36);
+            let deleted_clean = flags == ENTRY_DELETED && all_zero(&slot[16..36]);
+            if flags != ENTRY_PUT && !deleted_clean {
+                return Err(bad("entry flags", u64::from(flags)));
+            }
+        }
+        let frame = JournalFrame {
+            position: Position {
+                segment: get_u32(head, 24),
+                offset: get_u32(head, 28),
+            },
+            last_seq: get_u64(head, 32),
+            live_docs: get_u64(head, 40),
+            live_record_bytes: get_u64(head, 48),
+            text_bytes: get_u64(head, 56),
+            bytes_since_base: get_u64(head, 64),
+        };
+        let decoded = DecodedFrame {
+            offset: at as u64,
+            frame,
+            segments,
+            entries: entry_bytes,
+        };
+        Ok((decoded, body_at + body_len))
+    }
+}
+
+impl<'a> Iterator for JournalFrames<'a> {
+    type Item = Result<DecodedFrame<'a>, FormatError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.at == self.buf.len() {
+            return None;
+        }
+        match self.decode_next() {
+            Ok((frame, next)) => {
+                self.at = next;
+                Some(Ok(frame))
+            }
+            Err(err) => {
+                self.done = true;
+                Some(Err(err))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> JournalHeader {
+        JournalHeader {
+            store_uid: 7,
+            base: JournalBase {
+                hash_seed: 99,
+                checkpoint: Position {
+                    segment: 1,
+                    offset: 64,
+                },
+                last_seq: 3,
+            },
+        }
+    }
+
+    fn frame(n: u32) -> JournalFrame {
+        JournalFrame {
+            position: Position {
+                segment: 1,
+                offset: 1000 + n,
+            },
+            last_seq: 10 + u64::from(n),
+            live_docs: 5,
+            live_record_bytes: 500,
+            text_bytes: 300,
+            bytes_since_base: 900,
+        }
+    }
+
+    fn changes(n: u128) -> Vec<JournalChange> {
+        vec![
+            (
+                DocId::from_u128(n),
+                Some(IndexEntry {
+                    id: DocId::from_u128(n),
+                    seq: 11,
+                    position: Position {
+                        segment: 1,
+                        offset: 128,
+                    },
+                    text_len: 9,
+                }),
+            ),
+            (DocId::from_u128(n + 1), None),
+        ]
+    }
+
+    fn journal(frames: u32) -> Vec<u8> {
+        let mut buf = header().encode().to_vec();
+        let rows = [SegmentLive {
+            segment: 1,
+            live_record_bytes: 500,
+        }];
+        for n in 0..frames {
+            let frame = encode_journal_frame(99, &frame(n), &rows, changes(n.into()).into_iter());
+            buf.extend_from_slice(&frame);
+        }
+        buf
+    }
+
+    #[test]
+    fn frames_read_back_as_written() {
+        let buf = journal(3);
+        assert_eq!(JournalHeader::decode(&buf).unwrap(), header());
+        let frames: Vec<_> = JournalFrames::new(&buf, 99)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(frames.len(), 3);
+        for (n, decoded) in frames.iter().enumerate() {
+            assert_eq!(decoded.frame, frame(n as u32));
+            assert_eq!(decoded.segments.len(), 1);
+            assert_eq!(decoded.changes().collect::<Vec<_>>(), changes(n as u128));
+        }
+    }
+
+    #[test]
+    fn a_torn_frame_ends_the_frames_with_an_error() {
+        let buf = journal(2);
+        for cut in [buf.len() - 1, buf.len() - JOURNAL_ENTRY_LEN - 3] {
+            let frames: Vec<_> = JournalFrames::new(&buf[..cut], 99).collect();
+            assert_eq!(frames.len(), 2, "cut at {cut}");
+            assert!(frames[0].is_ok());
+            assert!(
+                matches!(frames[1], Err(FormatError::Truncated { .. })),
+                "{:?}",
+                frames[1]
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_frame_or_one_of_another_index_file_is_refused() {
+        let buf = journal(2);
+        let second = JOURNAL_HEADER_LEN + (buf.len() - JOURNAL_HEADER_LEN) / 2;
+        let mut flipped = buf.clone();
+        flipped[second + JOURNAL_FRAME_HEADER_LEN + 20] ^= 1;
+        let frames: Vec<_> = JournalFrames::new(&flipped, 99).collect();
+        assert!(frames[0].is_ok());
+        assert!(
+            matches!(frames[1], Err(FormatError::ChecksumMismatch { offset, .. }) if offset == second as u64),
+            "{:?}",
+            frames[1]
+        );
+        let other = JournalFrames::new(&buf, 98).next().unwrap();
+        assert!(
+            matches!(other, Err(FormatError::InvalidField { field: "index file's hash seed", .. })),
+            "{other:?}"
+        );
+        let mut zeroed = buf.clone();
+        zeroed[second..].fill(0);
+        let frames: Vec<_> = JournalFrames::new(&zeroed, 99).collect();
+        assert_eq!(frames.len(), 2);
+        assert!(frames[1].is_err());
+    }
+
+    #[test]
+    fn a_damaged_header_is_refused() {
+        let mut buf = journal(0);
+        buf[20] ^= 1;
+        assert!(matches!(
+            JournalHeader::decode(&buf),
+            Err(FormatError::ChecksumMismatch { .. })
+        ));
+    }
+}

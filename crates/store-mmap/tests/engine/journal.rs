@@ -1,0 +1,195 @@
+//! The index journal: what an open after a crash takes from it, and what it does when the
+//! journal is torn, damaged or left from an older index file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use store_mmap::{Durability, IndexLoad, Store, StoreOptions};
+
+use crate::{Fixture, id};
+
+/// Writes `rounds` commits of puts and deletes over 300 ids, and applies them to `model`.
+fn churn(store: &mut Store, model: &mut BTreeMap<u64, String>, rounds: u64, salt: &str) {
+    for k in 0..rounds {
+        let key = (k * 7) % 300;
+        if k % 5 == 4 {
+            store.delete(id(key)).unwrap();
+            model.remove(&key);
+        } else {
+            let text = format!("{salt} {k} {}", "t".repeat((k % 50) as usize));
+            store.put(id(key), &text).unwrap();
+            model.insert(key, text);
+        }
+    }
+}
+
+fn assert_holds(store: &Store, model: &BTreeMap<u64, String>) {
+    assert_eq!(store.len(), model.len(), "live documents");
+    for k in 0..300 {
+        let got = store.get(id(k)).unwrap().map(|doc| doc.to_string());
+        assert_eq!(got.as_ref(), model.get(&k), "document {k}");
+    }
+    let stats = store.stats().unwrap();
+    let text: usize = model.values().map(String::len).sum();
+    assert_eq!(stats.text_bytes(), text as u64, "text bytes");
+}
+
+fn journal_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("index.tsj")
+}
+
+/// A writer killed while it commits continuously leaves at most one journal interval to
+/// replay: the open takes the journal's frames, whose counts are exact.
+#[test]
+fn the_replay_after_a_crash_is_bounded_by_the_journal_interval() {
+    let interval = 4096;
+    let mut f = Fixture::with(StoreOptions::new().journal_bytes(Some(interval)));
+    let mut model = BTreeMap::new();
+    churn(f.store(), &mut model, 50, "first");
+    f.reopen();
+    churn(f.store(), &mut model, 3000, "second");
+    f.crash();
+    let store = f.reopen();
+    let report = store.recovery().clone();
+    assert!(report.journal_frames > 10, "{report:?}");
+    assert!(
+        report.bytes_replayed < interval,
+        "replayed {} bytes, over the interval of {interval}",
+        report.bytes_replayed
+    );
+    assert!(matches!(report.index, IndexLoad::Loaded { .. }), "{report:?}");
+    assert_holds(store, &model);
+    // The writer goes on, starts a journal of its own, and a second crash reads it.
+    churn(store, &mut model, 400, "third");
+    f.crash();
+    let store = f.reopen();
+    assert!(store.recovery().journal_frames > 0, "{:?}", store.recovery());
+    assert_holds(store, &model);
+}
+
+/// Without the journal the index file's interval bounds the replay.
+#[test]
+fn without_the_journal_the_replay_is_bounded_by_the_checkpoint_interval() {
+    let interval = 64 << 10;
+    let options = StoreOptions::new()
+        .checkpoint_bytes(Some(interval))
+        .journal_bytes(None);
+    let mut f = Fixture::with(options);
+    let text = "r".repeat(1000);
+    for k in 0..3000u64 {
+        f.store().put(id(k % 500), &text).unwrap();
+    }
+    f.crash();
+    let store = f.reopen();
+    assert_eq!(store.recovery().journal_frames, 0);
+    assert!(!journal_path(&f.path()).exists());
+    let store = f.store();
+    let replayed = store.recovery().bytes_replayed;
+    assert!(replayed <= interval, "replayed {replayed} bytes");
+    assert_eq!(store.len(), 500);
+}
+
+/// A journal torn by the crash or damaged afterwards is read up to its last good frame; the
+/// data after it is replayed, and no document is lost or wrong.
+#[test]
+fn a_torn_or_damaged_journal_costs_replay_never_a_document() {
+    type Damage = (&'static str, fn(&mut Vec<u8>));
+    let damages: [Damage; 3] = [
+        ("cut in the middle of a frame", |journal| {
+            let len = journal.len();
+            journal.truncate(len - len / 3 - 7);
+        }),
+        ("a byte flipped in a frame", |journal| {
+            let at = journal.len() / 2;
+            journal[at] ^= 0x20;
+        }),
+        ("the header damaged", |journal| journal[20] ^= 1),
+    ];
+    for (what, damage) in damages {
+        let mut f = Fixture::with(StoreOptions::new().journal_bytes(Some(1)));
+        let mut model = BTreeMap::new();
+        churn(f.store(), &mut model, 20, "first");
+        f.reopen();
+        churn(f.store(), &mut model, 600, "second");
+        f.crash();
+        let path = journal_path(&f.path());
+        let whole = std::fs::read(&path).unwrap();
+        let mut damaged = whole.clone();
+        damage(&mut damaged);
+        std::fs::write(&path, &damaged).unwrap();
+        let store = f.reopen();
+        let report = store.recovery().clone();
+        assert!(report.journal_stopped.is_some(), "{what}: {report:?}");
+        assert!(report.records_replayed > 0, "{what}: {report:?}");
+        assert_holds(store, &model);
+    }
+}
+
+/// A journal left from an older index file (its removal lost in a crash) is not applied on
+/// top of the newer one.
+#[test]
+fn a_journal_of_an_older_index_file_is_left_alone() {
+    let mut f = Fixture::with(StoreOptions::new().journal_bytes(Some(1)));
+    let mut model = BTreeMap::new();
+    churn(f.store(), &mut model, 20, "first");
+    f.reopen();
+    churn(f.store(), &mut model, 200, "second");
+    let old = std::fs::read(journal_path(&f.path())).unwrap();
+    f.store().checkpoint().unwrap();
+    assert!(
+        !journal_path(&f.path()).exists(),
+        "a new index file retires the journal"
+    );
+    churn(f.store(), &mut model, 5, "third");
+    f.crash();
+    std::fs::write(journal_path(&f.path()), &old).unwrap();
+    let store = f.reopen();
+    let report = store.recovery().clone();
+    assert_eq!(report.journal_frames, 0, "{report:?}");
+    assert_eq!(
+        report.journal_stopped.as_deref(),
+        Some("it goes on top of another index file")
+    );
+    assert_holds(store, &model);
+}
+
+/// Under write-back, a frame claims only synced data: none is appended before a sync, and
+/// one is at the first sync after the interval.
+#[test]
+fn under_write_back_frames_wait_for_a_sync() {
+    let options = StoreOptions::new()
+        .durability(Durability::WriteBack)
+        .journal_bytes(Some(1));
+    let mut f = Fixture::with(options);
+    let mut model = BTreeMap::new();
+    churn(f.store(), &mut model, 20, "first");
+    f.reopen();
+    churn(f.store(), &mut model, 100, "second");
+    assert!(!journal_path(&f.path()).exists());
+    f.store().sync().unwrap();
+    assert!(journal_path(&f.path()).exists());
+    f.crash();
+    let store = f.reopen();
+    assert_eq!(store.recovery().journal_frames, 1, "{:?}", store.recovery());
+    assert_eq!(store.recovery().bytes_replayed, 0);
+    assert_holds(store, &model);
+}
+
+/// A read-only open of a store whose writer was killed takes the journal too, and changes
+/// no file.
+#[test]
+fn a_read_only_open_takes_the_journal_and_writes_nothing() {
+    let mut f = Fixture::with(StoreOptions::new().journal_bytes(Some(1)));
+    let mut model = BTreeMap::new();
+    churn(f.store(), &mut model, 20, "first");
+    f.reopen();
+    churn(f.store(), &mut model, 300, "second");
+    f.crash();
+    f.close();
+    let journal = std::fs::read(journal_path(&f.path())).unwrap();
+    let store = Store::open_read_only(f.path(), StoreOptions::new()).unwrap();
+    assert!(store.recovery().journal_frames > 100, "{:?}", store.recovery());
+    assert_holds(&store, &model);
+    drop(store);
+    assert_eq!(std::fs::read(journal_path(&f.path())).unwrap(), journal);
+}
