@@ -133,8 +133,11 @@ pub struct Report {
     pub unacked_found: u64,
     /// Opens that cut a torn tail.
     pub torn_tails_cut: u64,
-    /// Records replayed by the parent's opens (data past the last index checkpoint).
+    /// Records replayed by the parent's opens (data past the last index checkpoint and the
+    /// last frame of its journal).
     pub records_replayed: u64,
+    /// Frames of the index journal the parent's opens took.
+    pub journal_frames: u64,
     /// Opens that found the outputs of a compaction cut short by the kill, and removed them.
     pub compactions_cut_short: u64,
     /// Opens that removed segments a finished compaction had replaced, which the kill left
@@ -180,6 +183,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Report)) -> Result<Report,
             .map_err(|err| violation(format!("the store does not open: {err}")))?;
         let recovery = store.recovery();
         report.records_replayed += recovery.records_replayed;
+        report.journal_frames += recovery.journal_frames;
         report.torn_tails_cut += u64::from(recovery.dropped_tail.is_some());
         report.compactions_cut_short += u64::from(recovery.unfinished_compaction_files_removed > 0);
         report.retired_segments_left += u64::from(recovery.retired_segments_removed > 0);

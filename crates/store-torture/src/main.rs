@@ -119,7 +119,7 @@ fn run(cycles: u32, seed: u64, max_kill_delay_ms: u64, dir: Option<PathBuf>) -> 
 
 fn summary(r: &Report) -> String {
     format!(
-        "{} cycles, acknowledged {} puts, {} deletes, {} batches; {} documents checked, 0 lost, 0 corrupt; {} unacknowledged writes found committed; {} torn tails cut; {} compactions cut short; {} kills left replaced segments; {} records replayed; {} verify passes; {} change feeds followed across a kill, {} refused after a compaction",
+        "{} cycles, acknowledged {} puts, {} deletes, {} batches; {} documents checked, 0 lost, 0 corrupt; {} unacknowledged writes found committed; {} torn tails cut; {} compactions cut short; {} kills left replaced segments; {} records replayed; {} journal frames taken; {} verify passes; {} change feeds followed across a kill, {} refused after a compaction",
         r.cycles,
         r.acked_puts,
         r.acked_deletes,
@@ -130,6 +130,7 @@ fn summary(r: &Report) -> String {
         r.compactions_cut_short,
         r.retired_segments_left,
         r.records_replayed,
+        r.journal_frames,
         r.verify_passes,
         r.feeds_followed,
         r.feeds_refused
