@@ -12,8 +12,9 @@
 //! The protocol, under one mutex:
 //! - the writer **claims** the bytes it is about to write, `[.., claim)`, and waits while the
 //!   thread is zeroing a range that overlaps them;
-//! - the thread zeroes only `[max(zeroed, claim), allocated)`, one chunk at a time, and marks
-//!   the chunk busy while it writes it; so zeros never land on bytes the writer has written;
+//! - the thread zeroes only `[max(zeroed, claim), min(allocated, claim + LEAD_BYTES))`, one
+//!   chunk at a time, and marks the chunk busy while it writes it; so zeros never land on
+//!   bytes the writer has written, and never lie far past its data;
 //! - it starts a chunk only between commits (from a claim until the commit is written and
 //!   synced, it waits), so that its writes do not compete with a commit's for the disk;
 //! - commits that follow each other closely leave it no time between them, so a small
@@ -42,6 +43,13 @@ const CHUNK_BYTES: usize = 256 << 10;
 /// the bytes the disk writes (measured: 1.8–2x the durable 4 KiB puts, 0.93x the commits of
 /// 100 documents of 3.3 KB). Commits larger than this stop the zeroing until a smaller one.
 const SMALL_COMMIT_BYTES: u64 = 64 << 10;
+
+/// How far past the writer's claims the thread zeroes: enough for the thread to stay ahead
+/// of a stream of small commits, and little enough that an open after a crash, which must
+/// read every written byte of the newest segment past its data to know that no commit lies
+/// there, reads at most this much of zeros (the preallocated space beyond it is left
+/// unwritten, which the open skips as a hole). A step of the preallocation is up to 16 MiB.
+const LEAD_BYTES: u64 = 512 << 10;
 
 /// The active segment, as the zeroing thread writes to it.
 pub(crate) struct ZeroTarget {
@@ -226,7 +234,10 @@ fn run(shared: &Shared) {
             .filter(|_| !state.committing && !state.large_commits)
             .and_then(|target| {
                 let start = state.zeroed.max(state.claimed);
-                let end = target.allocated.min(start + CHUNK_BYTES as u64);
+                let end = target
+                    .allocated
+                    .min(start + CHUNK_BYTES as u64)
+                    .min(state.claimed + LEAD_BYTES);
                 (start < end).then(|| {
                     let file = target.file.try_clone();
                     let storage = Arc::clone(&target.storage);
@@ -356,12 +367,12 @@ mod tests {
         assert_eq!(zeroer.claim(1, large_end, large_end + 100, 4096), 4096);
     }
 
-    /// The thread zeroes the space past the data and past the writer's claims, and never
-    /// the bytes the writer wrote after claiming them.
+    /// The thread zeroes the space past the data and past the writer's claims, up to its
+    /// lead, and never the bytes the writer wrote after claiming them.
     #[test]
     fn zeros_land_only_past_the_data_and_the_claims() {
         let dir = tempfile::tempdir().unwrap();
-        let len = 3 * CHUNK_BYTES as u64 + 100;
+        let len = LEAD_BYTES + 3 * CHUNK_BYTES as u64 + 100;
         let zeroer = Zeroer::start().unwrap();
         let mut target = target(dir.path(), len);
         let file = target.file.try_clone().unwrap();
@@ -374,19 +385,35 @@ mod tests {
         file.write_all_at(&[7u8; 4000], 1000).unwrap();
         zeroer.committed();
         zeroer.allocated(1, len);
-        {
+        let zeroed = |to: u64| {
             let mut state = zeroer.shared.lock();
-            while state.zeroed < len {
+            while state.zeroed < to {
                 state = zeroer.wait(state);
             }
-        }
+            state.zeroed
+        };
+        assert_eq!(zeroed(5000 + LEAD_BYTES), 5000 + LEAD_BYTES, "past the lead");
+        // The writer moves on (a small commit near the end): the thread follows, up to the
+        // allocation.
+        assert_eq!(zeroer.claim(1, len - 100, len - 10, 0), 0);
+        zeroer.committed();
+        assert_eq!(zeroed(len), len);
         zeroer.detach();
         let mut bytes = vec![0u8; len as usize];
         file.read_exact_at(&mut bytes, 0).unwrap();
         assert!(bytes[..5000].iter().all(|&b| b == 7), "data was zeroed");
+        let lead_end = (5000 + LEAD_BYTES) as usize;
         assert!(
-            bytes[5000..].iter().all(|&b| b == 0),
-            "a byte was left unzeroed"
+            bytes[5000..lead_end].iter().all(|&b| b == 0),
+            "a byte of the lead was left unzeroed"
+        );
+        assert!(
+            bytes[lead_end..len as usize - 100].iter().all(|&b| b == 7),
+            "zeros past the lead, or on bytes the writer claimed"
+        );
+        assert!(
+            bytes[len as usize - 10..].iter().all(|&b| b == 0),
+            "a byte past the last claim was left unzeroed"
         );
         assert!(zeroer.chunks() >= 3);
         assert_eq!(
