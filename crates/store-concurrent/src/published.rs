@@ -441,12 +441,31 @@ impl Layers {
         checkpoint: Option<StdArc<dyn Checkpointed>>,
         changes: impl Iterator<Item = (DocId, Option<Position>)>,
     ) -> (Layers, usize) {
-        let changes: Vec<_> = changes.collect();
-        let table = LocationTable::for_docs(changes.len());
+        // The engine's changes tell their number (a bound: an id may be in both of its
+        // layers), which sizes the table without a copy of them; an iterator that does not
+        // is counted first.
+        let (table, claimed) = match changes.size_hint() {
+            (_, Some(most)) => Layers::table_of(most, changes),
+            _ => {
+                let changes: Vec<_> = changes.collect();
+                Layers::table_of(changes.len(), changes.into_iter())
+            }
+        };
+        (Layers { table, checkpoint }, claimed)
+    }
+
+    /// A table for at most `most` documents, holding `changes`; returns it and its claimed
+    /// slots.
+    fn table_of(
+        most: usize,
+        changes: impl Iterator<Item = (DocId, Option<Position>)>,
+    ) -> (LocationTable, usize) {
+        let table = LocationTable::for_docs(most);
         let mut claimed = 0;
         for (id, position) in changes {
             claimed += usize::from(table.set(id, position).claimed);
         }
-        (Layers { table, checkpoint }, claimed)
+        debug_assert!(claimed <= most, "an iterator's upper bound was wrong");
+        (table, claimed)
     }
 }

@@ -124,6 +124,11 @@ impl Journal {
     }
 }
 
+/// Whether `dir` holds a journal: a writer that closed removed it.
+pub(crate) fn present(dir: &Path) -> bool {
+    dir.join(JOURNAL_FILE).exists()
+}
+
 /// What names `base` to its journal.
 fn base_of(base: &MappedIndex) -> JournalBase {
     let header = base.header();

@@ -110,6 +110,8 @@ pub(crate) struct Recovered {
     /// Bytes of records committed since the index file was planned, by the journal's last
     /// frame and the replay: when the next index file is due.
     pub(crate) bytes_since_index_file: u64,
+    /// Whether the open synced the newest segment and the directory already.
+    pub(crate) synced: bool,
 }
 
 /// How an open may treat the store's files.
@@ -173,56 +175,39 @@ pub(crate) fn recover(
     }
     let next_segment_id = segments.keys().next_back().map_or(1, |id| id + 1);
 
-    let mut journaled_bytes = 0;
-    let (mut index, mut last_seq, start) = match load_index(dir, meta, &segments, bound)? {
-        Checkpoint::Loaded { base } => {
-            report.index = IndexLoad::Loaded {
-                entries: base.header().live_docs,
-            };
-            let (last_seq, position) = (base.header().last_seq, base.header().checkpoint);
-            let base = Arc::new(base);
-            let mut index = Index::on(Arc::clone(&base));
-            let journal =
-                journal::load(dir, meta.store_uid, &base, &segments, bound, &mut index)?;
-            report.journal_frames = journal.frames;
-            report.journal_changes = journal.changes;
-            report.journal_stopped = journal.stopped;
-            match journal.last {
-                Some(frame) => {
-                    journaled_bytes = frame.bytes_since_base;
-                    (index, frame.last_seq, Some(frame.position))
+    // After a crash the writer's open syncs the newest segment and the directory before it
+    // serves anything (`Store::assemble`). A journal left behind is the sign of a crash (a
+    // close removes it): the sync then runs on a thread of its own while this one reads
+    // the journal and the tail, so that the open waits for the disk and the reading once.
+    let sync_early = access.writes() && journal::present(dir);
+    let storage = options.storage.as_ref();
+    let (mut index, start, journaled_bytes, tail, synced) =
+        std::thread::scope(|scope| -> Result<_> {
+            let sync = sync_early
+                .then(|| segments.values().next_back())
+                .flatten()
+                .map(|newest| {
+                    scope.spawn(move || -> Result<()> {
+                        newest.sync_data()?;
+                        sync_dir(storage, dir)
+                    })
+                });
+            let read = read_index_and_tail(dir, meta, &segments, bound, &mut report);
+            let synced = match sync {
+                Some(thread) => {
+                    thread.join().map_err(|_| Error::Panicked {
+                        thread: "the open's sync thread",
+                        message: String::new(),
+                    })??;
+                    true
                 }
-                None => (index, last_seq, Some(position)),
-            }
-        }
-        Checkpoint::Missing => (Index::default(), 0, None),
-        Checkpoint::Ahead => {
-            // The writer checkpointed commits it published after this view read its
-            // bound: the caller reads the bound again (a read-only open retries).
-            return Err(Error::io("catch up with", dir.join(INDEX_FILE))(
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the index checkpoint is newer than the writer's position read before it",
-                ),
-            ));
-        }
-        Checkpoint::Unusable(reason) => {
-            report.index = IndexLoad::Discarded { reason };
-            (Index::default(), 0, None)
-        }
-    };
-
+                None => false,
+            };
+            let (index, start, journaled_bytes, tail) = read?;
+            Ok((index, start, journaled_bytes, tail, synced))
+        })?;
     let mut segments = segments;
-    let tail = scan_tail(
-        dir,
-        &segments,
-        &mut index,
-        start,
-        last_seq,
-        bound,
-        &mut report,
-    )?;
-    last_seq = tail.last_seq;
+    let mut last_seq = tail.last_seq;
     let ends = tail.ends;
     move_to_copies(&mut index, &segments, &compactions)?;
     if let Some(bound) = bound {
@@ -276,7 +261,61 @@ pub(crate) fn recover(
         retired,
         checkpoint: start,
         bytes_since_index_file,
+        synced,
     })
+}
+
+/// The index as of the checkpoint (the index file and the journal's frames taken) and the
+/// scan of the segments after it: the index, the position it reflects, the bytes the
+/// journal's last frame counted since the index file, and the scan.
+fn read_index_and_tail(
+    dir: &Path,
+    meta: &StoreMeta,
+    segments: &BTreeMap<u32, SegmentFile>,
+    bound: Option<Position>,
+    report: &mut RecoveryReport,
+) -> Result<(Index, Option<Position>, u64, TailScan)> {
+    let mut journaled_bytes = 0;
+    let (mut index, last_seq, start) = match load_index(dir, meta, segments, bound)? {
+        Checkpoint::Loaded { base } => {
+            report.index = IndexLoad::Loaded {
+                entries: base.header().live_docs,
+            };
+            let (last_seq, position) = (base.header().last_seq, base.header().checkpoint);
+            let base = Arc::new(base);
+            let mut index = Index::on(Arc::clone(&base));
+            let journal =
+                journal::load(dir, meta.store_uid, &base, segments, bound, &mut index)?;
+            report.journal_frames = journal.frames;
+            report.journal_changes = journal.changes;
+            report.journal_stopped = journal.stopped;
+            match journal.last {
+                Some(frame) => {
+                    journaled_bytes = frame.bytes_since_base;
+                    (index, frame.last_seq, Some(frame.position))
+                }
+                None => (index, last_seq, Some(position)),
+            }
+        }
+        Checkpoint::Missing => (Index::default(), 0, None),
+        Checkpoint::Ahead => {
+            // The writer checkpointed commits it published after this view read its
+            // bound: the caller reads the bound again (a read-only open retries).
+            return Err(Error::io("catch up with", dir.join(INDEX_FILE))(
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the index checkpoint is newer than the writer's position read before it",
+                ),
+            ));
+        }
+        Checkpoint::Unusable(reason) => {
+            report.index = IndexLoad::Discarded { reason };
+            (Index::default(), 0, None)
+        }
+    };
+
+    let tail = scan_tail(dir, segments, &mut index, start, last_seq, bound, report)?;
+    Ok((index, start, journaled_bytes, tail))
 }
 
 /// What a scan of the tail found.

@@ -120,6 +120,7 @@ impl Store {
             retired: Vec::new(),
             checkpoint: None,
             bytes_since_index_file: 0,
+            synced: false,
         };
         lock.claim(meta.store_uid);
         Store::assemble(dir, Role::Writer(lock), meta, options, recovered)
@@ -167,6 +168,7 @@ impl Store {
         recovered: Recovered,
     ) -> Result<Store> {
         let since_index_file = recovered.bytes_since_index_file;
+        let synced = recovered.synced;
         let checkpoint_segment = recovered.checkpoint.map(|at| at.segment);
         let mut store = Store {
             dir: dir.to_path_buf(),
@@ -215,7 +217,7 @@ impl Store {
             // before a crash or a reopen may still sit in the page cache alone, and so may
             // the directory entry of a segment whose creation failed to sync it. After a
             // clean close the checkpoint, written last, covers every byte and segment.
-            if !store.closed_cleanly(checkpoint_segment) {
+            if !synced && !store.closed_cleanly(checkpoint_segment) {
                 store.active().sync_data()?;
                 crate::storage::sync_dir(store.options.storage.as_ref(), &store.dir)?;
             }
