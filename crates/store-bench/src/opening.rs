@@ -155,7 +155,7 @@ impl KillReopen {
     }
 }
 
-/// Makes a store of `docs` documents and measures its clean reopen; then, [`KILL_ROUNDS`]
+/// Makes a store of `docs` documents and measures its clean reopen; then, three
 /// times, lets a writer process commit continuously for `seconds`, kills it with SIGKILL,
 /// and measures the reopen after (which closes the store, so each round starts from a
 /// clean close).

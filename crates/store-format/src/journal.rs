@@ -260,7 +260,12 @@ impl<'a> JournalFrames<'a> {
             field,
             value,
         };
-        check_crc(WHAT, at, get_u32(head, 76), crate::checksum::crc32c(&head[..76]))?;
+        check_crc(
+            WHAT,
+            at,
+            get_u32(head, 76),
+            crate::checksum::crc32c(&head[..76]),
+        )?;
         if head[..4] != FRAME_MARK || !all_zero(&head[12..16]) {
             return Err(bad("frame mark", u64::from(get_u32(head, 0))));
         }
@@ -443,7 +448,13 @@ mod tests {
         );
         let other = JournalFrames::new(&buf, 98).next().unwrap();
         assert!(
-            matches!(other, Err(FormatError::InvalidField { field: "index file's hash seed", .. })),
+            matches!(
+                other,
+                Err(FormatError::InvalidField {
+                    field: "index file's hash seed",
+                    ..
+                })
+            ),
             "{other:?}"
         );
         let mut zeroed = buf.clone();

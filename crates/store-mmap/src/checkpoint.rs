@@ -60,6 +60,7 @@ impl Store {
             if let Err(err) = journal.retire(self.options.storage.as_ref()) {
                 self.checkpoint_failed(&err);
             }
+            self.checkpoints.journal_restarted();
         }
         tracing::debug!(
             dir = %self.dir.display(),

@@ -80,7 +80,7 @@ impl Checkpoints {
     /// Counts `bytes` of records committed.
     pub(crate) fn committed(&mut self, bytes: u64) {
         self.bytes_since += bytes;
-        self.unjournaled_bytes += bytes;
+        self.unjournaled_bytes = self.unjournaled_bytes.saturating_add(bytes);
     }
 
     /// Whether a journal frame is due: `every` bytes were committed since the last.
@@ -91,6 +91,13 @@ impl Checkpoints {
     /// Records a journal frame written (or given up).
     pub(crate) fn framed(&mut self) {
         self.unjournaled_bytes = 0;
+    }
+
+    /// Makes a journal frame due at once: a new index file retired the journal, whose
+    /// frames covered the commits made while it was written, so that until a frame starts
+    /// the next journal an open would replay everything since the new file's position.
+    pub(crate) fn journal_restarted(&mut self) {
+        self.unjournaled_bytes = u64::MAX;
     }
 
     /// Bytes committed since the last plan: what a journal frame records, so that an open

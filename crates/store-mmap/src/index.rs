@@ -17,7 +17,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use store_format::{DocId, IndexEntry, JournalChange, JournalFrame, Position, SegmentLive, record_len};
+use store_format::{
+    DocId, IndexEntry, JournalChange, JournalFrame, Position, SegmentLive, record_len,
+};
 
 use crate::error::Result;
 use crate::index_file::MappedIndex;

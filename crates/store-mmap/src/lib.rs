@@ -73,9 +73,9 @@ pub use compaction::{
 pub use error::{Error, Result};
 pub use index_file::CheckpointedIndex;
 pub use options::{
-    AccessPattern, DEFAULT_CHECKPOINT_BYTES, DEFAULT_JOURNAL_BYTES, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY,
-    DEFAULT_SLOW_SYNC, Durability, MAX_SEGMENT_CAPACITY, MIN_SEGMENT_CAPACITY, ReadVerification,
-    StoreOptions,
+    AccessPattern, DEFAULT_CHECKPOINT_BYTES, DEFAULT_JOURNAL_BYTES, DEFAULT_MAX_DOCUMENT_BYTES,
+    DEFAULT_SEGMENT_CAPACITY, DEFAULT_SLOW_SYNC, Durability, MAX_SEGMENT_CAPACITY,
+    MIN_SEGMENT_CAPACITY, ReadVerification, StoreOptions,
 };
 pub use progress::Progress;
 pub use read_only::Refreshed;

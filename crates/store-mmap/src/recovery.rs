@@ -284,8 +284,7 @@ fn read_index_and_tail(
             let (last_seq, position) = (base.header().last_seq, base.header().checkpoint);
             let base = Arc::new(base);
             let mut index = Index::on(Arc::clone(&base));
-            let journal =
-                journal::load(dir, meta.store_uid, &base, segments, bound, &mut index)?;
+            let journal = journal::load(dir, meta.store_uid, &base, segments, bound, &mut index)?;
             report.journal_frames = journal.frames;
             report.journal_changes = journal.changes;
             report.journal_stopped = journal.stopped;

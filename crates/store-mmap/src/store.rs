@@ -12,9 +12,9 @@ use store_format::{
 };
 
 use crate::checkpoints::Checkpoints;
-use crate::journal::Journal;
 use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
+use crate::journal::Journal;
 use crate::layout::{LOCK_FILE, META_FILE};
 use crate::options::{
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions, check_limits,

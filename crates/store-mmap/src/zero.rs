@@ -392,7 +392,11 @@ mod tests {
             }
             state.zeroed
         };
-        assert_eq!(zeroed(5000 + LEAD_BYTES), 5000 + LEAD_BYTES, "past the lead");
+        assert_eq!(
+            zeroed(5000 + LEAD_BYTES),
+            5000 + LEAD_BYTES,
+            "past the lead"
+        );
         // The writer moves on (a small commit near the end): the thread follows, up to the
         // allocation.
         assert_eq!(zeroer.claim(1, len - 100, len - 10, 0), 0);

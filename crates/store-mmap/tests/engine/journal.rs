@@ -57,13 +57,20 @@ fn the_replay_after_a_crash_is_bounded_by_the_journal_interval() {
         "replayed {} bytes, over the interval of {interval}",
         report.bytes_replayed
     );
-    assert!(matches!(report.index, IndexLoad::Loaded { .. }), "{report:?}");
+    assert!(
+        matches!(report.index, IndexLoad::Loaded { .. }),
+        "{report:?}"
+    );
     assert_holds(store, &model);
     // The writer goes on, starts a journal of its own, and a second crash reads it.
     churn(store, &mut model, 400, "third");
     f.crash();
     let store = f.reopen();
-    assert!(store.recovery().journal_frames > 0, "{:?}", store.recovery());
+    assert!(
+        store.recovery().journal_frames > 0,
+        "{:?}",
+        store.recovery()
+    );
     assert_holds(store, &model);
 }
 
@@ -188,8 +195,37 @@ fn a_read_only_open_takes_the_journal_and_writes_nothing() {
     f.close();
     let journal = std::fs::read(journal_path(&f.path())).unwrap();
     let store = Store::open_read_only(f.path(), StoreOptions::new()).unwrap();
-    assert!(store.recovery().journal_frames > 100, "{:?}", store.recovery());
+    assert!(
+        store.recovery().journal_frames > 100,
+        "{:?}",
+        store.recovery()
+    );
     assert_holds(&store, &model);
     drop(store);
     assert_eq!(std::fs::read(journal_path(&f.path())).unwrap(), journal);
+}
+
+/// A new index file retires the journal, and the next commit starts the next one at once
+/// rather than an interval later: the frames of the old journal covered the commits made
+/// while the new file was written.
+#[test]
+fn a_new_index_file_starts_the_next_journal_at_the_next_commit() {
+    let mut f = Fixture::with(StoreOptions::new().journal_bytes(Some(1 << 20)));
+    let mut model = BTreeMap::new();
+    churn(f.store(), &mut model, 20, "first");
+    f.reopen();
+    churn(f.store(), &mut model, 20, "second");
+    f.store().checkpoint().unwrap();
+    assert!(!journal_path(&f.path()).exists());
+    f.store().put(id(1), "after the index file").unwrap();
+    model.insert(1, "after the index file".to_owned());
+    assert!(
+        journal_path(&f.path()).exists(),
+        "no frame at the next commit"
+    );
+    f.crash();
+    let store = f.reopen();
+    assert_eq!(store.recovery().journal_frames, 1, "{:?}", store.recovery());
+    assert_eq!(store.recovery().bytes_replayed, 0);
+    assert_holds(store, &model);
 }
