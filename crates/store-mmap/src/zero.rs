@@ -49,7 +49,7 @@ const SMALL_COMMIT_BYTES: u64 = 64 << 10;
 /// read every written byte of the newest segment past its data to know that no commit lies
 /// there, reads at most this much of zeros (the preallocated space beyond it is left
 /// unwritten, which the open skips as a hole). A step of the preallocation is up to 16 MiB.
-const LEAD_BYTES: u64 = 512 << 10;
+const LEAD_BYTES: u64 = 1 << 20;
 
 /// The active segment, as the zeroing thread writes to it.
 pub(crate) struct ZeroTarget {
