@@ -212,20 +212,32 @@ impl DecodedFrame<'_> {
     /// The frame's changes, in the order written. Every entry's flags were checked when
     /// the frame was decoded.
     pub fn changes(&self) -> impl ExactSizeIterator<Item = JournalChange> + '_ {
-        self.entries.chunks_exact(JOURNAL_ENTRY_LEN).map(|slot| {
-            let id = DocId::from_u128(get_u128(slot, 0));
-            let change = (get_u32(slot, 36) == ENTRY_PUT).then(|| IndexEntry {
-                id,
-                seq: get_u64(slot, 16),
-                position: Position {
-                    segment: get_u32(slot, 24),
-                    offset: get_u32(slot, 28),
-                },
-                text_len: get_u32(slot, 32),
-            });
-            (id, change)
-        })
+        self.entries
+            .chunks_exact(JOURNAL_ENTRY_LEN)
+            .map(decode_journal_entry)
     }
+
+    /// Where the frame's first entry starts in the journal; entry `i` starts
+    /// `i * JOURNAL_ENTRY_LEN` bytes after it.
+    pub fn entries_offset(&self) -> u64 {
+        self.offset + (JOURNAL_FRAME_HEADER_LEN + self.segments.len() * INDEX_SEGMENT_LEN) as u64
+    }
+}
+
+/// The change an entry of a frame that [`JournalFrames`] accepted holds: `slot` is its
+/// [`JOURNAL_ENTRY_LEN`] bytes.
+pub fn decode_journal_entry(slot: &[u8]) -> JournalChange {
+    let id = DocId::from_u128(get_u128(slot, 0));
+    let change = (get_u32(slot, 36) == ENTRY_PUT).then(|| IndexEntry {
+        id,
+        seq: get_u64(slot, 16),
+        position: Position {
+            segment: get_u32(slot, 24),
+            offset: get_u32(slot, 28),
+        },
+        text_len: get_u32(slot, 32),
+    });
+    (id, change)
 }
 
 /// The frames of a journal, in order, for the index file with hash seed `base_seed`. Ends
@@ -415,6 +427,9 @@ mod tests {
             assert_eq!(decoded.frame, frame(n as u32));
             assert_eq!(decoded.segments.len(), 1);
             assert_eq!(decoded.changes().collect::<Vec<_>>(), changes(n as u128));
+            let at = decoded.entries_offset() as usize;
+            let second = &buf[at + JOURNAL_ENTRY_LEN..at + 2 * JOURNAL_ENTRY_LEN];
+            assert_eq!(decode_journal_entry(second), changes(n as u128)[1]);
         }
     }
 

@@ -32,7 +32,7 @@ impl Store {
             return Ok(None);
         }
         self.sync()?;
-        let Some((base, changes)) = self.index.freeze() else {
+        let Some(frozen) = self.index.freeze() else {
             return Ok(None);
         };
         let generation = self.checkpoints.plan();
@@ -40,8 +40,7 @@ impl Store {
             dir: self.dir.clone(),
             storage: Arc::clone(&self.options.storage),
             header: self.checkpoint_header(),
-            base,
-            changes,
+            frozen,
             generation,
         }))
     }

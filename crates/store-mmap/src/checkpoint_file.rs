@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use store_format::{IndexCheckpoint, IndexEntry, Position, encode_index};
 
 use crate::error::{Error, Result};
-use crate::index::{Delta, merged_entries};
+use crate::index::Frozen;
 use crate::index_file::{MappedIndex, Unusable};
 use crate::layout::INDEX_FILE;
 use crate::storage::{Storage, write_atomic};
@@ -21,8 +21,7 @@ pub struct CheckpointPlan {
     pub(crate) dir: PathBuf,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) header: IndexCheckpoint,
-    pub(crate) base: Option<Arc<MappedIndex>>,
-    pub(crate) changes: Arc<Delta>,
+    pub(crate) frozen: Frozen,
     pub(crate) generation: u64,
 }
 
@@ -43,8 +42,7 @@ impl CheckpointPlan {
     /// taking writes meanwhile. The file is complete and durable when this returns, so the
     /// next open uses it even if `Store::install_checkpoint` never runs.
     pub fn write(self) -> Result<WrittenCheckpoint> {
-        let entries: Vec<IndexEntry> =
-            merged_entries(self.base.as_deref(), &self.changes).collect::<Result<_>>()?;
+        let entries: Vec<IndexEntry> = self.frozen.merged_entries().collect::<Result<_>>()?;
         let file = encode_index(self.header, entries.into_iter());
         let path = self.dir.join(INDEX_FILE);
         write_atomic(self.storage.as_ref(), &path, &file)?;

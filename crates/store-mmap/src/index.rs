@@ -1,9 +1,11 @@
 //! The index: the latest record of every live document.
 //!
-//! Two layers: the **base**, the last checkpoint, an index file mapped and probed in place
-//! (`index_file.rs`); and the **delta**, the changes since, in a hash map. A lookup asks the
-//! delta first, then (while a checkpoint is being written) the frozen delta that checkpoint
-//! is made of, then the base. The delta holds only what was written since the last
+//! Layers: the **base**, the last checkpoint, an index file mapped and probed in place
+//! (`index_file.rs`); after a crash, the **journal layer**, the changes the journal's frames
+//! held, probed in place in the mapped journal (`JournalLayer`); and the **delta**, the
+//! changes since, in a hash map. A lookup asks the delta first, then (while a checkpoint is
+//! being written) the frozen delta that checkpoint is made of, then the journal layer, then
+//! the base. The delta holds only what was written since the last
 //! checkpoint, so the index's memory is that plus the base's mapped pages, which the kernel
 //! may evict and which every process reading the store shares.
 //!
@@ -15,10 +17,12 @@
 //! since its last frame: the next frame holds their entries, so that it costs what changed.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use store_format::{
-    DocId, IndexEntry, JournalChange, JournalFrame, Position, SegmentLive, record_len,
+    DocId, IndexEntry, JOURNAL_ENTRY_LEN, JournalChange, JournalFrame, Position, SegmentLive,
+    decode_journal_entry, record_len,
 };
 
 use crate::error::Result;
@@ -74,6 +78,8 @@ pub(crate) type Delta = HashMap<DocId, Option<Entry>, foldhash::fast::RandomStat
 #[derive(Default)]
 pub(crate) struct Index {
     base: Option<Arc<MappedIndex>>,
+    /// The changes the journal's frames held at the open, until a new base holds them.
+    journal: Option<Arc<JournalLayer>>,
     /// The delta a checkpoint in progress is being written from.
     frozen: Option<Arc<Delta>>,
     delta: Delta,
@@ -103,28 +109,22 @@ impl Index {
                 .map(|s| (s.segment, s.live_record_bytes))
                 .collect(),
             base: Some(base),
+            journal: None,
             frozen: None,
             delta: Delta::default(),
             unjournaled: None,
         }
     }
 
-    /// Makes room for `changes` more documents in the delta at once.
-    pub(crate) fn reserve_delta(&mut self, changes: usize) {
-        self.delta.reserve(changes);
-    }
-
-    /// Applies a journal frame read at an open: its changes go into the delta, and its
-    /// counts, exact as of its position, replace the ones held.
-    pub(crate) fn apply_frame(
+    /// Puts the journal's frames an open took under the delta: `layer` holds their changes,
+    /// and `frame`, the last, the counts as of its position, exact.
+    pub(crate) fn set_journal(
         &mut self,
+        layer: Arc<JournalLayer>,
         frame: &JournalFrame,
         segments: &[SegmentLive],
-        changes: impl ExactSizeIterator<Item = JournalChange>,
     ) {
-        for (id, change) in changes {
-            self.delta.insert(id, change.map(Entry::from));
-        }
+        self.journal = Some(layer);
         self.live_docs = frame.live_docs;
         self.live_record_bytes = frame.live_record_bytes;
         self.text_bytes = frame.text_bytes;
@@ -137,8 +137,13 @@ impl Index {
     /// Starts noting changes for the journal, with every change since the base as the
     /// first frame's: a writer that starts a journal file writes them all into it.
     pub(crate) fn journal_everything(&mut self) {
-        let frozen = self.frozen.iter().flat_map(|frozen| frozen.keys());
-        self.unjournaled = Some(frozen.chain(self.delta.keys()).copied().collect());
+        let journal = self
+            .journal
+            .iter()
+            .flat_map(|layer| layer.iter().map(|(id, _)| id));
+        let frozen = self.frozen.iter().flat_map(|frozen| frozen.keys().copied());
+        let delta = self.delta.keys().copied();
+        self.unjournaled = Some(journal.chain(frozen).chain(delta).collect());
     }
 
     /// The changes since the last journal frame, each document once, and forgets them.
@@ -152,10 +157,7 @@ impl Index {
         ids.dedup();
         ids.into_iter()
             .filter_map(|id| {
-                let change = self
-                    .delta
-                    .get(&id)
-                    .or_else(|| self.frozen.as_ref()?.get(&id))?;
+                let change = self.change(id)?;
                 Some((id, change.map(|entry| entry.to_file_entry(id))))
             })
             .collect()
@@ -182,13 +184,21 @@ impl Index {
         }
     }
 
-    /// The latest entry of `id`. Fails only when a page of the base is damaged.
-    pub(crate) fn get(&self, id: DocId) -> Result<Option<Entry>> {
+    /// The change of `id` since the base, if it changed: `Some(None)` for a delete.
+    fn change(&self, id: DocId) -> Option<Option<Entry>> {
         if let Some(change) = self.delta.get(&id) {
-            return Ok(*change);
+            return Some(*change);
         }
         if let Some(change) = self.frozen.as_ref().and_then(|frozen| frozen.get(&id)) {
-            return Ok(*change);
+            return Some(*change);
+        }
+        self.journal.as_ref().and_then(|layer| layer.get(id))
+    }
+
+    /// The latest entry of `id`. Fails only when a page of the base is damaged.
+    pub(crate) fn get(&self, id: DocId) -> Result<Option<Entry>> {
+        if let Some(change) = self.change(id) {
+            return Ok(change);
         }
         match &self.base {
             Some(base) => Ok(base.find(id)?.map(Entry::from)),
@@ -212,7 +222,8 @@ impl Index {
     pub(crate) fn delta_memory_bytes(&self) -> u64 {
         let slot = (size_of::<(DocId, Option<Entry>)>() + 1) as u64;
         let frozen = self.frozen.as_ref().map_or(0, |f| f.capacity());
-        (self.delta.capacity() + frozen) as u64 * slot
+        let journal = self.journal.as_ref().map_or(0, |l| l.memory_bytes());
+        (self.delta.capacity() + frozen) as u64 * slot + journal
     }
 
     /// Bytes of the mapped base.
@@ -222,7 +233,9 @@ impl Index {
 
     /// Changes held in memory since the last checkpoint.
     pub(crate) fn delta_len(&self) -> usize {
-        self.delta.len() + self.frozen.as_ref().map_or(0, |f| f.len())
+        self.delta.len()
+            + self.frozen.as_ref().map_or(0, |f| f.len())
+            + self.journal.as_ref().map_or(0, |l| l.len())
     }
 
     /// Bytes of live records in `segment`.
@@ -299,8 +312,11 @@ impl Index {
     /// Every live document and its entry: the base's pages not shadowed by a change, then
     /// the changes. A damaged page of the base ends the walk with an error.
     pub(crate) fn entries(&self) -> impl Iterator<Item = Result<(DocId, Entry)>> + '_ {
-        let shadowed = |id: &DocId| {
+        let above_journal = |id: &DocId| {
             self.delta.contains_key(id) || self.frozen.as_ref().is_some_and(|f| f.contains_key(id))
+        };
+        let shadowed = move |id: &DocId| {
+            above_journal(id) || self.journal.as_ref().is_some_and(|l| l.get(*id).is_some())
         };
         let base = self
             .base
@@ -311,6 +327,12 @@ impl Index {
                 Ok(entry) => Some(Ok((entry.id, Entry::from(entry)))),
                 Err(err) => Some(Err(err)),
             });
+        let journal = self
+            .journal
+            .iter()
+            .flat_map(|layer| layer.iter())
+            .filter(move |(id, _)| !above_journal(id))
+            .filter_map(|(id, entry)| Some(Ok((id, entry?))));
         let frozen = self
             .frozen
             .iter()
@@ -321,19 +343,23 @@ impl Index {
             .delta
             .iter()
             .filter_map(|(id, entry)| Some(Ok((*id, (*entry)?))));
-        base.chain(frozen).chain(delta)
+        base.chain(journal).chain(frozen).chain(delta)
     }
 
     /// Freezes the changes so far for a checkpoint: from now on they are read from the
     /// returned snapshot, and new changes gather in a fresh delta. `None` while an earlier
     /// checkpoint is in progress.
-    pub(crate) fn freeze(&mut self) -> Option<(Option<Arc<MappedIndex>>, Arc<Delta>)> {
+    pub(crate) fn freeze(&mut self) -> Option<Frozen> {
         if self.frozen.is_some() {
             return None;
         }
         let frozen = Arc::new(std::mem::take(&mut self.delta));
         self.frozen = Some(Arc::clone(&frozen));
-        Some((self.base.clone(), frozen))
+        Some(Frozen {
+            base: self.base.clone(),
+            journal: self.journal.clone(),
+            changes: frozen,
+        })
     }
 
     /// Puts a checkpoint written from the frozen changes into effect: `base` replaces the
@@ -341,6 +367,7 @@ impl Index {
     /// changes since the freeze, which the next frame, the first on top of `base`, holds.
     pub(crate) fn install(&mut self, base: Arc<MappedIndex>) {
         self.base = Some(base);
+        self.journal = None;
         self.frozen = None;
         if self.unjournaled.is_some() {
             self.journal_everything();
@@ -364,29 +391,139 @@ impl Index {
     /// The changes since the base, oldest layer first: what a reader of the base must see
     /// on top of it.
     pub(crate) fn changes(&self) -> impl Iterator<Item = (DocId, Option<Entry>)> + '_ {
-        self.frozen
-            .iter()
-            .flat_map(|frozen| frozen.iter())
-            .chain(self.delta.iter())
-            .map(|(id, entry)| (*id, *entry))
+        let journal = self.journal.iter().flat_map(|layer| layer.iter());
+        let frozen = self.frozen.iter().flat_map(|frozen| frozen.iter());
+        journal.chain(
+            frozen
+                .chain(self.delta.iter())
+                .map(|(id, entry)| (*id, *entry)),
+        )
     }
 }
 
-/// The entries of a checkpoint: `base` with `changes` applied. Runs on any thread; the
-/// base's pages are checked as they are read.
-pub(crate) fn merged_entries<'a>(
-    base: Option<&'a MappedIndex>,
-    changes: &'a Delta,
-) -> impl Iterator<Item = Result<IndexEntry>> + 'a {
-    let kept = base
-        .into_iter()
-        .flat_map(|base| base.entries())
-        .filter(|found| match found {
-            Ok(entry) => !changes.contains_key(&entry.id),
-            Err(_) => true,
-        });
-    let changed = changes
-        .iter()
-        .filter_map(|(id, entry)| Some(Ok(entry.as_ref()?.to_file_entry(*id))));
-    kept.chain(changed)
+/// What a checkpoint is written from: the base, the journal layer and the changes frozen
+/// above them.
+pub(crate) struct Frozen {
+    pub(crate) base: Option<Arc<MappedIndex>>,
+    pub(crate) journal: Option<Arc<JournalLayer>>,
+    pub(crate) changes: Arc<Delta>,
+}
+
+impl Frozen {
+    /// The entries of the checkpoint: the base with the journal layer's changes and then
+    /// the frozen ones applied. Runs on any thread; the base's pages are checked as they are
+    /// read.
+    pub(crate) fn merged_entries(&self) -> impl Iterator<Item = Result<IndexEntry>> + '_ {
+        let changes = &self.changes;
+        let journal = self.journal.as_deref();
+        let kept =
+            self.base
+                .iter()
+                .flat_map(|base| base.entries())
+                .filter(move |found| match found {
+                    Ok(entry) => {
+                        !changes.contains_key(&entry.id)
+                            && journal.is_none_or(|layer| layer.get(entry.id).is_none())
+                    }
+                    Err(_) => true,
+                });
+        let journaled = journal
+            .into_iter()
+            .flat_map(|layer| layer.iter())
+            .filter(move |(id, _)| !changes.contains_key(id))
+            .filter_map(|(id, entry)| Some(Ok(entry?.to_file_entry(id))));
+        let changed = changes
+            .iter()
+            .filter_map(|(id, entry)| Some(Ok(entry.as_ref()?.to_file_entry(*id))));
+        kept.chain(journaled).chain(changed)
+    }
+}
+
+/// The changes of the frames an open took, probed in place in the mapped journal: a table of
+/// 4-byte slots (twice as many as changes) holds, for each document, where its latest entry
+/// lies. An open so costs 8 bytes a change instead of a 48-byte hash map entry, whose fresh
+/// pages it would fault in one by one; the engine's own changes since the open go to its
+/// hash map above this layer.
+pub(crate) struct JournalLayer {
+    map: memmap2::Mmap,
+    /// Offset in `map` of the latest entry of a document, plus one; 0 for an empty slot.
+    /// Linear probing from the id's hash.
+    slots: Box<[u32]>,
+    len: usize,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl JournalLayer {
+    /// A layer over `map` holding the entries of `runs` (where a frame's entries start, and
+    /// how many), in the order written: a later entry of a document replaces an earlier
+    /// one. `changes` counts them all.
+    pub(crate) fn new(map: memmap2::Mmap, changes: usize, runs: &[(u64, usize)]) -> JournalLayer {
+        let slots = (changes * 2).next_power_of_two().max(16);
+        let mut layer = JournalLayer {
+            map,
+            slots: vec![0u32; slots].into_boxed_slice(),
+            len: 0,
+            hasher: foldhash::fast::RandomState::default(),
+        };
+        for &(first, count) in runs {
+            for i in 0..count {
+                let at = first as usize + i * JOURNAL_ENTRY_LEN;
+                let id = decode_journal_entry(&layer.map[at..at + JOURNAL_ENTRY_LEN]).0;
+                let slot = layer.probe(id);
+                if layer.slots[slot] == 0 {
+                    layer.len += 1;
+                }
+                layer.slots[slot] = u32::try_from(at + 1).expect("checked below 4 GiB");
+            }
+        }
+        layer
+    }
+
+    /// The slot that holds `id`, or the empty slot where it would go. The table is never
+    /// more than half full, so the probe ends.
+    fn probe(&self, id: DocId) -> usize {
+        let mask = self.slots.len() - 1;
+        let want = id.to_le_bytes();
+        let mut slot = self.hasher.hash_one(id) as usize & mask;
+        loop {
+            match self.slots[slot] as usize {
+                0 => return slot,
+                at if self.map[at - 1..at + 15] == want => return slot,
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// The change of `id` the frames hold, if any: `Some(None)` for a delete.
+    pub(crate) fn get(&self, id: DocId) -> Option<Option<Entry>> {
+        let slot = self.probe(id);
+        match self.slots[slot] {
+            0 => None,
+            at => Some(self.change_at(at as usize - 1).1),
+        }
+    }
+
+    fn change_at(&self, at: usize) -> (DocId, Option<Entry>) {
+        let (id, change): JournalChange =
+            decode_journal_entry(&self.map[at..at + JOURNAL_ENTRY_LEN]);
+        (id, change.map(Entry::from))
+    }
+
+    /// Every document the frames changed, once, at its latest change.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (DocId, Option<Entry>)> + '_ {
+        self.slots
+            .iter()
+            .filter(|&&at| at != 0)
+            .map(|&at| self.change_at(at as usize - 1))
+    }
+
+    /// Documents the frames changed.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Heap bytes of the table (the mapped journal is the page cache's).
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        (self.slots.len() * size_of::<u32>()) as u64
+    }
 }

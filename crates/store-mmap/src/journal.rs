@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use store_format::{
-    JOURNAL_HEADER_LEN, JournalBase, JournalFrame, JournalFrames, JournalHeader, Position,
-    encode_journal_frame,
+    JOURNAL_ENTRY_LEN, JOURNAL_HEADER_LEN, JournalBase, JournalFrame, JournalFrames, JournalHeader,
+    Position, encode_journal_frame,
 };
 
 use crate::error::{Error, Result};
-use crate::index::Index;
+use crate::index::{Index, JournalLayer};
 use crate::index_file::MappedIndex;
 use crate::layout::JOURNAL_FILE;
 use crate::segment::SegmentFile;
@@ -228,7 +228,11 @@ pub(crate) fn load(
             .changes()
             .filter_map(|(_, entry)| entry)
             .find(|entry| !segments.contains_key(&entry.position.segment));
-        let problem = if position < at {
+        let past_u32 = frame.entries_offset() + (frame.changes().len() * JOURNAL_ENTRY_LEN) as u64
+            > u64::from(u32::MAX);
+        let problem = if past_u32 {
+            Some("the journal is longer than 4 GiB".to_owned())
+        } else if position < at {
             Some(format!("its position {position:?} is before {at:?}"))
         } else if !holds(position) {
             Some(format!("its position {position:?} is past the data"))
@@ -247,13 +251,20 @@ pub(crate) fn load(
         at = position;
         taken.push(frame);
     }
-    let changes: usize = taken.iter().map(|frame| frame.changes().len()).sum();
-    index.reserve_delta(changes);
-    for frame in &taken {
-        index.apply_frame(&frame.frame, &frame.segments, frame.changes());
-    }
+    // Where each frame's entries lie, so that the mapping can move into the layer.
+    let runs: Vec<(u64, usize)> = taken
+        .iter()
+        .map(|frame| (frame.entries_offset(), frame.changes().len()))
+        .collect();
+    let changes: usize = runs.iter().map(|&(_, n)| n).sum();
     load.frames = taken.len() as u64;
     load.changes = changes as u64;
-    load.last = taken.last().map(|frame| frame.frame);
+    let last = taken.pop().map(|frame| (frame.frame, frame.segments));
+    drop(taken);
+    if let Some((frame, segments)) = last {
+        load.last = Some(frame);
+        let layer = JournalLayer::new(map, changes, &runs);
+        index.set_journal(Arc::new(layer), &frame, &segments);
+    }
     Ok(load)
 }
