@@ -388,16 +388,23 @@ impl Index {
         self.base.as_ref()
     }
 
-    /// The changes since the base, oldest layer first: what a reader of the base must see
-    /// on top of it.
+    /// The base and the journal layer over it, for readers that probe them themselves and
+    /// keep the later changes ([`Index::changes`]) on their own.
+    pub(crate) fn checkpointed(&self) -> Option<CheckpointedIndex> {
+        Some(CheckpointedIndex {
+            base: Arc::clone(self.base.as_ref()?),
+            journal: self.journal.clone(),
+        })
+    }
+
+    /// The changes since the base and the journal layer ([`Index::checkpointed`]), oldest
+    /// layer first: what a reader of those must see on top of them.
     pub(crate) fn changes(&self) -> impl Iterator<Item = (DocId, Option<Entry>)> + '_ {
-        let journal = self.journal.iter().flat_map(|layer| layer.iter());
-        let frozen = self.frozen.iter().flat_map(|frozen| frozen.iter());
-        journal.chain(
-            frozen
-                .chain(self.delta.iter())
-                .map(|(id, entry)| (*id, *entry)),
-        )
+        self.frozen
+            .iter()
+            .flat_map(|frozen| frozen.iter())
+            .chain(self.delta.iter())
+            .map(|(id, entry)| (*id, *entry))
     }
 }
 
@@ -436,6 +443,49 @@ impl Frozen {
             .iter()
             .filter_map(|(id, entry)| Some(Ok(entry.as_ref()?.to_file_entry(*id))));
         kept.chain(journaled).chain(changed)
+    }
+}
+
+/// The checkpointed part of a store's index, for layers that probe it themselves: the
+/// index file, and after a crash the changes of the journal's frames the open took, which
+/// stay until the next index file holds them. Shares the mapping; holds no lock.
+#[derive(Clone)]
+pub struct CheckpointedIndex {
+    pub(crate) base: Arc<MappedIndex>,
+    pub(crate) journal: Option<Arc<JournalLayer>>,
+}
+
+impl CheckpointedIndex {
+    /// Where the document's record was as of the checkpoint. Fails only on a damaged page of
+    /// the file, naming it.
+    pub fn find(&self, id: DocId) -> Result<Option<Position>> {
+        if let Some(change) = self.journal.as_ref().and_then(|layer| layer.get(id)) {
+            return Ok(change.map(|entry| entry.position()));
+        }
+        Ok(self.base.find(id)?.map(|entry| entry.position))
+    }
+
+    /// Pages of the checkpoint, each a small group of documents: the index file's pages,
+    /// then the journal's changes in groups of about a hundred. What
+    /// [`CheckpointedIndex::page_ids`] takes.
+    pub fn page_count(&self) -> u64 {
+        self.base.header().page_count() + self.journal.as_ref().map_or(0, |l| l.group_count())
+    }
+
+    /// The live documents of one page (about a hundred), its check first: for a walk of
+    /// every id that holds the checkpoint, not a borrow of it. A document the journal
+    /// changed is in the journal's pages, not the file's.
+    pub fn page_ids(&self, page: u64) -> Result<Vec<DocId>> {
+        let file_pages = self.base.header().page_count();
+        match &self.journal {
+            None => self.base.page_ids(page),
+            Some(layer) if page < file_pages => {
+                let mut ids = self.base.page_ids(page)?;
+                ids.retain(|id| layer.get(*id).is_none());
+                Ok(ids)
+            }
+            Some(layer) => Ok(layer.group_ids(page - file_pages)),
+        }
     }
 }
 
@@ -521,6 +571,29 @@ impl JournalLayer {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
+
+    /// Groups of slots [`JournalLayer::group_ids`] takes: about a hundred documents each at
+    /// most, a page's worth for a walk of every id.
+    pub(crate) fn group_count(&self) -> u64 {
+        self.slots.len().div_ceil(Self::GROUP) as u64
+    }
+
+    /// The live documents of group `group`.
+    pub(crate) fn group_ids(&self, group: u64) -> Vec<DocId> {
+        let start = (group as usize)
+            .saturating_mul(Self::GROUP)
+            .min(self.slots.len());
+        let end = (start + Self::GROUP).min(self.slots.len());
+        self.slots[start..end]
+            .iter()
+            .filter(|&&at| at != 0)
+            .map(|&at| self.change_at(at as usize - 1))
+            .filter_map(|(id, entry)| entry.map(|_| id))
+            .collect()
+    }
+
+    /// Slots per group: the table is at most half full, so about a hundred documents.
+    const GROUP: usize = 204;
 
     /// Heap bytes of the table (the mapped journal is the page cache's).
     pub(crate) fn memory_bytes(&self) -> u64 {

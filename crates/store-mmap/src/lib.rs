@@ -71,7 +71,7 @@ pub use compaction::{
     Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope, Installed,
 };
 pub use error::{Error, Result};
-pub use index_file::CheckpointedIndex;
+pub use index::CheckpointedIndex;
 pub use options::{
     AccessPattern, DEFAULT_CHECKPOINT_BYTES, DEFAULT_JOURNAL_BYTES, DEFAULT_MAX_DOCUMENT_BYTES,
     DEFAULT_SEGMENT_CAPACITY, DEFAULT_SLOW_SYNC, Durability, MAX_SEGMENT_CAPACITY,

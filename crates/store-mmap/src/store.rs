@@ -454,7 +454,7 @@ impl Store {
     /// that publish the changes since it to their own readers: see
     /// [`Store::index_changes`].
     pub fn checkpointed_index(&self) -> Option<crate::CheckpointedIndex> {
-        self.index.base().cloned().map(crate::CheckpointedIndex)
+        self.index.checkpointed()
     }
 
     /// Every document changed since the checkpointed index: where its record is now, or
