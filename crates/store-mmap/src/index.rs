@@ -490,15 +490,17 @@ impl CheckpointedIndex {
 }
 
 /// The changes of the frames an open took, probed in place in the mapped journal: a table of
-/// 4-byte slots (twice as many as changes) holds, for each document, where its latest entry
-/// lies. An open so costs 8 bytes a change instead of a 48-byte hash map entry, whose fresh
-/// pages it would fault in one by one; the engine's own changes since the open go to its
-/// hash map above this layer.
+/// 8-byte slots (twice as many as changes) holds, for each document, where its latest entry
+/// lies and 32 bits of its hash. An open so costs 16 bytes a change instead of a 48-byte hash
+/// map entry, whose fresh pages it would fault in one by one; a lookup that misses reads the
+/// journal only when a slot's hash bits match. The engine's own changes since the open go to
+/// its hash map above this layer.
 pub(crate) struct JournalLayer {
     map: memmap2::Mmap,
-    /// Offset in `map` of the latest entry of a document, plus one; 0 for an empty slot.
-    /// Linear probing from the id's hash.
-    slots: Box<[u32]>,
+    /// The high 32 bits of a document's hash, and the offset in `map` of its latest entry
+    /// plus one in the low 32 bits; 0 for an empty slot. Linear probing from the hash's low
+    /// bits.
+    slots: Box<[u64]>,
     len: usize,
     hasher: foldhash::fast::RandomState,
 }
@@ -511,7 +513,7 @@ impl JournalLayer {
         let slots = (changes * 2).next_power_of_two().max(16);
         let mut layer = JournalLayer {
             map,
-            slots: vec![0u32; slots].into_boxed_slice(),
+            slots: vec![0u64; slots].into_boxed_slice(),
             len: 0,
             hasher: foldhash::fast::RandomState::default(),
         };
@@ -519,37 +521,50 @@ impl JournalLayer {
             for i in 0..count {
                 let at = first as usize + i * JOURNAL_ENTRY_LEN;
                 let id = decode_journal_entry(&layer.map[at..at + JOURNAL_ENTRY_LEN]).0;
-                let slot = layer.probe(id);
+                let (slot, tag) = layer.probe(id);
                 if layer.slots[slot] == 0 {
                     layer.len += 1;
                 }
-                layer.slots[slot] = u32::try_from(at + 1).expect("checked below 4 GiB");
+                let at = u64::try_from(at + 1).expect("a 64-bit target");
+                debug_assert!(at <= u64::from(u32::MAX), "checked below 4 GiB");
+                layer.slots[slot] = tag << 32 | at;
             }
         }
         layer
     }
 
-    /// The slot that holds `id`, or the empty slot where it would go. The table is never
-    /// more than half full, so the probe ends.
-    fn probe(&self, id: DocId) -> usize {
+    /// The slot that holds `id`, or the empty slot where it would go, and `id`'s hash bits.
+    /// The table is never more than half full, so the probe ends.
+    fn probe(&self, id: DocId) -> (usize, u64) {
         let mask = self.slots.len() - 1;
         let want = id.to_le_bytes();
-        let mut slot = self.hasher.hash_one(id) as usize & mask;
+        let hash = self.hasher.hash_one(id);
+        let tag = hash >> 32;
+        let mut slot = hash as usize & mask;
         loop {
-            match self.slots[slot] as usize {
-                0 => return slot,
-                at if self.map[at - 1..at + 15] == want => return slot,
-                _ => slot = (slot + 1) & mask,
+            let value = self.slots[slot];
+            if value == 0 {
+                return (slot, tag);
             }
+            let at = JournalLayer::offset(value);
+            if value >> 32 == tag && self.map[at..at + 16] == want {
+                return (slot, tag);
+            }
+            slot = (slot + 1) & mask;
         }
+    }
+
+    /// Where the entry of an occupied slot starts in the journal.
+    fn offset(value: u64) -> usize {
+        (value & u64::from(u32::MAX)) as usize - 1
     }
 
     /// The change of `id` the frames hold, if any: `Some(None)` for a delete.
     pub(crate) fn get(&self, id: DocId) -> Option<Option<Entry>> {
-        let slot = self.probe(id);
+        let (slot, _) = self.probe(id);
         match self.slots[slot] {
             0 => None,
-            at => Some(self.change_at(at as usize - 1).1),
+            value => Some(self.change_at(JournalLayer::offset(value)).1),
         }
     }
 
@@ -563,8 +578,8 @@ impl JournalLayer {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (DocId, Option<Entry>)> + '_ {
         self.slots
             .iter()
-            .filter(|&&at| at != 0)
-            .map(|&at| self.change_at(at as usize - 1))
+            .filter(|&&value| value != 0)
+            .map(|&value| self.change_at(JournalLayer::offset(value)))
     }
 
     /// Documents the frames changed.
@@ -586,8 +601,8 @@ impl JournalLayer {
         let end = (start + Self::GROUP).min(self.slots.len());
         self.slots[start..end]
             .iter()
-            .filter(|&&at| at != 0)
-            .map(|&at| self.change_at(at as usize - 1))
+            .filter(|&&value| value != 0)
+            .map(|&value| self.change_at(JournalLayer::offset(value)))
             .filter_map(|(id, entry)| entry.map(|_| id))
             .collect()
     }
@@ -597,6 +612,6 @@ impl JournalLayer {
 
     /// Heap bytes of the table (the mapped journal is the page cache's).
     pub(crate) fn memory_bytes(&self) -> u64 {
-        (self.slots.len() * size_of::<u32>()) as u64
+        (self.slots.len() * size_of::<u64>()) as u64
     }
 }
