@@ -1,5 +1,6 @@
-//! The index journal: what an open after a crash takes from it, and what it does when the
-//! journal is torn, damaged or left from an older index file.
+//! The open after a crash: what it takes from the index journal, what it does when the
+//! journal is torn, damaged or left from an older index file, and how far it reads the
+//! newest segment.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -228,4 +229,32 @@ fn a_new_index_file_starts_the_next_journal_at_the_next_commit() {
     assert_eq!(store.recovery().journal_frames, 1, "{:?}", store.recovery());
     assert_eq!(store.recovery().bytes_replayed, 0);
     assert_holds(store, &model);
+}
+
+/// The open of a crashed store reads the newest segment up to its last stretch of data,
+/// skipping the holes of its preallocation; a hole inside the data (blocks a file system
+/// lost) is not taken for the end: the commits after it are found, and the open refuses.
+#[test]
+fn a_hole_inside_the_newest_segment_is_damage_not_its_end() {
+    use rustix::fs::{FallocateFlags, fallocate};
+    let mut f = Fixture::with(StoreOptions::new().journal_bytes(None));
+    let text = "h".repeat(2000);
+    for k in 0..300u64 {
+        f.store().put(id(k), &text).unwrap();
+    }
+    f.crash();
+    let segment = crate::segment_files(&f.path()).pop().unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    let flags = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+    fallocate(&file, flags, 64 << 10, 16 << 10).unwrap();
+    drop(file);
+    let opened = f.try_reopen();
+    assert!(
+        matches!(&opened, Err(err) if err.is_corruption()),
+        "{:?}",
+        opened.as_ref().map(|store| store.recovery().clone())
+    );
 }
