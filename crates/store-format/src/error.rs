@@ -118,6 +118,27 @@ impl FormatError {
     }
 }
 
+/// The error for a field of `what` (which starts at `offset`) holding `value`, which the
+/// format does not allow.
+pub(crate) fn invalid_at(
+    what: Structure,
+    offset: u64,
+    field: &'static str,
+    value: u64,
+) -> FormatError {
+    FormatError::InvalidField {
+        what,
+        offset,
+        field,
+        value,
+    }
+}
+
+/// [`invalid_at`] for a structure at the start of the buffer.
+pub(crate) fn invalid(what: Structure, field: &'static str, value: u64) -> FormatError {
+    invalid_at(what, 0, field, value)
+}
+
 /// Checks that `buf[offset..]` holds at least `needed` bytes.
 pub(crate) fn need(
     what: Structure,
@@ -191,12 +212,7 @@ pub(crate) fn check_header<'a>(
     }
     let header_len = get_u16(buf, 10);
     if usize::from(header_len) != len {
-        return Err(FormatError::InvalidField {
-            what,
-            offset: 0,
-            field: "header length",
-            value: u64::from(header_len),
-        });
+        return Err(invalid_at(what, 0, "header length", u64::from(header_len)));
     }
     Ok(buf)
 }

@@ -21,9 +21,8 @@
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::codec::{all_zero, get_u16, get_u32, get_u64, get_u128, put};
-use crate::error::{FormatError, Structure, check_crc, check_header, need};
+use crate::error::{FormatError, Structure, check_crc, check_header, invalid, invalid_at, need};
 use crate::id::DocId;
-use crate::meta::invalid;
 
 /// Magic bytes at the start of the index file.
 pub const INDEX_MAGIC: [u8; 8] = *b"TXTSIDX\0";
@@ -312,11 +311,13 @@ impl IndexEntry {
 fn decode_slot(buf: &[u8], offset: usize) -> Result<Option<(IndexEntry, u64)>, FormatError> {
     let slot = &buf[offset..offset + INDEX_ENTRY_LEN];
     let flags = get_u32(slot, 36);
-    let bad = |field| FormatError::InvalidField {
-        what: Structure::IndexEntries,
-        offset: offset as u64,
-        field,
-        value: u64::from(flags),
+    let bad = |field| {
+        invalid_at(
+            Structure::IndexEntries,
+            offset as u64,
+            field,
+            u64::from(flags),
+        )
     };
     match flags & SLOT_FLAG_BITS {
         0 if all_zero(slot) => Ok(None),
@@ -442,12 +443,12 @@ pub fn open_index(buf: &[u8]) -> Result<(IndexHeader, Vec<SegmentLive>), FormatE
         crate::checksum::crc32c(rows),
     )?;
     if buf.len() as u64 != header.file_len() {
-        return Err(FormatError::InvalidField {
-            what: Structure::IndexEntries,
-            offset: u64::from(header.table_offset),
-            field: "file length",
-            value: buf.len() as u64,
-        });
+        return Err(invalid_at(
+            Structure::IndexEntries,
+            u64::from(header.table_offset),
+            "file length",
+            buf.len() as u64,
+        ));
     }
     let mut segments = Vec::with_capacity(header.segment_count as usize);
     for row in rows.chunks_exact(INDEX_SEGMENT_LEN) {
@@ -476,12 +477,12 @@ pub fn check_index_page(buf: &[u8], header: &IndexHeader, page: u64) -> Result<(
         crate::checksum::crc32c(&bytes[..PAGE_CRC_AT]),
     )?;
     if !all_zero(&bytes[SLOTS_PER_PAGE * INDEX_ENTRY_LEN..PAGE_CRC_AT]) {
-        return Err(FormatError::InvalidField {
-            what: Structure::IndexEntries,
-            offset: start as u64,
-            field: "reserved bytes",
-            value: 0,
-        });
+        return Err(invalid_at(
+            Structure::IndexEntries,
+            start as u64,
+            "reserved bytes",
+            0,
+        ));
     }
     Ok(())
 }
@@ -554,21 +555,21 @@ pub fn decode_index(buf: &[u8]) -> Result<(IndexHeader, Vec<IndexEntry>), Format
             };
             let distance = header.distance(entry.id, page * SLOTS_PER_PAGE as u64 + slot);
             if stored != distance.min(DISTANCE_SATURATED) {
-                return Err(FormatError::InvalidField {
-                    what: Structure::IndexEntries,
-                    offset: at as u64,
-                    field: "distance from the home slot",
-                    value: stored,
-                });
+                return Err(invalid_at(
+                    Structure::IndexEntries,
+                    at as u64,
+                    "distance from the home slot",
+                    stored,
+                ));
             }
             let found = index_lookup(buf, &header, entry.id, |_| Ok(()))?;
             if found != Some(entry) {
-                return Err(FormatError::InvalidField {
-                    what: Structure::IndexEntries,
-                    offset: header.page_offset(page) as u64,
-                    field: "slot of a document a probe does not reach first",
-                    value: entry.id.as_u128() as u64,
-                });
+                return Err(invalid_at(
+                    Structure::IndexEntries,
+                    header.page_offset(page) as u64,
+                    "slot of a document a probe does not reach first",
+                    entry.id.as_u128() as u64,
+                ));
             }
             let record = crate::record_len(entry.text_len);
             record_bytes = record_bytes.saturating_add(record);

@@ -16,9 +16,8 @@
 
 use crate::DocId;
 use crate::codec::{all_zero, get_u32, get_u64, get_u128, put};
-use crate::error::{FormatError, Structure, check_crc, check_header, need};
+use crate::error::{FormatError, Structure, check_crc, check_header, invalid, invalid_at, need};
 use crate::index::{INDEX_SEGMENT_LEN, IndexEntry, Position, SegmentLive};
-use crate::meta::invalid;
 
 /// Magic bytes at the start of the journal.
 pub const JOURNAL_MAGIC: [u8; 8] = *b"TXTSJNL\0";
@@ -266,12 +265,7 @@ impl<'a> JournalFrames<'a> {
         let (buf, at) = (self.buf, self.at);
         need(WHAT, buf, at, JOURNAL_FRAME_HEADER_LEN)?;
         let head = &buf[at..at + JOURNAL_FRAME_HEADER_LEN];
-        let bad = |field, value| FormatError::InvalidField {
-            what: WHAT,
-            offset: at as u64,
-            field,
-            value,
-        };
+        let bad = |field, value| invalid_at(WHAT, at as u64, field, value);
         check_crc(
             WHAT,
             at,

@@ -2,7 +2,7 @@
 
 use crate::FORMAT_VERSION;
 use crate::codec::{all_zero, get_u16, get_u32, get_u64, get_u128, put};
-use crate::error::{FormatError, Structure, check_header};
+use crate::error::{FormatError, Structure, check_header, invalid};
 
 /// Magic bytes at the start of the metadata file.
 pub const META_MAGIC: [u8; 8] = *b"TXTSMETA";
@@ -76,14 +76,5 @@ impl StoreMeta {
             segment_capacity: get_u32(buf, 40),
             change_floor: recorded_floor.then(|| get_u64(buf, 44)),
         })
-    }
-}
-
-pub(crate) fn invalid(what: Structure, field: &'static str, value: u64) -> FormatError {
-    FormatError::InvalidField {
-        what,
-        offset: 0,
-        field,
-        value,
     }
 }

@@ -1,7 +1,7 @@
 //! Data records: the unit appended to segments.
 
 use crate::codec::{all_zero, get_u32, get_u64, get_u128, put};
-use crate::error::{FormatError, Structure, check_crc, need};
+use crate::error::{FormatError, Structure, check_crc, invalid_at, need};
 use crate::id::DocId;
 
 /// Magic bytes at the start of every record.
@@ -244,12 +244,7 @@ pub fn decode_record(buf: &[u8], offset: usize) -> Result<Record<'_>, FormatErro
     // writes zeros, and anything else is damage.
     let padding = &buf[payload_end..offset + header.record_len() as usize];
     if let Some(&byte) = padding.iter().find(|&&b| b != 0) {
-        return Err(FormatError::InvalidField {
-            what: WHAT,
-            offset: offset as u64,
-            field: "padding",
-            value: u64::from(byte),
-        });
+        return Err(invalid_at(WHAT, offset as u64, "padding", u64::from(byte)));
     }
     check_crc(
         WHAT,
@@ -267,12 +262,7 @@ pub fn decode_record_header(buf: &[u8], offset: usize) -> Result<RecordHeader, F
     const WHAT: Structure = Structure::Record;
     need(WHAT, buf, offset, RECORD_HEADER_LEN)?;
     let header = &buf[offset..offset + RECORD_HEADER_LEN];
-    let invalid = |field, value| FormatError::InvalidField {
-        what: WHAT,
-        offset: offset as u64,
-        field,
-        value,
-    };
+    let invalid = |field, value| invalid_at(WHAT, offset as u64, field, value);
     if header[..4] != RECORD_MAGIC {
         return Err(FormatError::BadMagic {
             what: WHAT,

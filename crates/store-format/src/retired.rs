@@ -2,8 +2,7 @@
 
 use crate::FORMAT_VERSION;
 use crate::codec::{all_zero, get_u32, get_u128, put};
-use crate::error::{FormatError, Structure, check_crc, check_header, need};
-use crate::meta::invalid;
+use crate::error::{FormatError, Structure, check_crc, check_header, invalid, invalid_at, need};
 
 /// Magic bytes at the start of the retired-segment list.
 pub const RETIRED_MAGIC: [u8; 8] = *b"TXTSRTRD";
@@ -81,12 +80,12 @@ impl RetiredList {
         let table_len = (count + copies) * 4;
         need(WHAT, buf, RETIRED_HEADER_LEN, table_len)?;
         if buf.len() != RETIRED_HEADER_LEN + table_len {
-            return Err(FormatError::InvalidField {
-                what: WHAT,
-                offset: RETIRED_HEADER_LEN as u64,
-                field: "file length",
-                value: buf.len() as u64,
-            });
+            return Err(invalid_at(
+                WHAT,
+                RETIRED_HEADER_LEN as u64,
+                "file length",
+                buf.len() as u64,
+            ));
         }
         let table = &buf[RETIRED_HEADER_LEN..];
         check_crc(
@@ -99,12 +98,12 @@ impl RetiredList {
         let (segments, copies) = ids.split_at(count);
         for (list, first) in [(segments, 0), (copies, count)] {
             if let Some(at) = list.windows(2).position(|w| w[0] >= w[1]) {
-                return Err(FormatError::InvalidField {
-                    what: WHAT,
-                    offset: (RETIRED_HEADER_LEN + (first + at + 1) * 4) as u64,
-                    field: "segment id (not ascending)",
-                    value: u64::from(list[at + 1]),
-                });
+                return Err(invalid_at(
+                    WHAT,
+                    (RETIRED_HEADER_LEN + (first + at + 1) * 4) as u64,
+                    "segment id (not ascending)",
+                    u64::from(list[at + 1]),
+                ));
             }
         }
         Ok(RetiredList {

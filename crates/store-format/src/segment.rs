@@ -2,8 +2,7 @@
 
 use crate::FORMAT_VERSION;
 use crate::codec::{all_zero, get_u32, get_u64, get_u128, put};
-use crate::error::{FormatError, Structure, check_header};
-use crate::meta::invalid;
+use crate::error::{FormatError, Structure, check_header, invalid};
 
 /// Magic bytes at the start of a segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TXTSSEG\0";
