@@ -24,6 +24,18 @@ fn churn(store: &mut Store, model: &mut BTreeMap<u64, String>, rounds: u64, salt
     }
 }
 
+/// A store with `options` holding an index file of a first churn (it was closed and
+/// reopened), then `rounds` more commits since: the journal's material. Returns it and what
+/// each id holds.
+fn journaled(options: StoreOptions, rounds: u64) -> (Fixture, BTreeMap<u64, String>) {
+    let mut f = Fixture::with(options);
+    let mut model = BTreeMap::new();
+    churn(f.store(), &mut model, 20, "first");
+    f.reopen();
+    churn(f.store(), &mut model, rounds, "second");
+    (f, model)
+}
+
 fn assert_holds(store: &Store, model: &BTreeMap<u64, String>) {
     assert_eq!(store.len(), model.len(), "live documents");
     for k in 0..300 {
@@ -114,11 +126,7 @@ fn a_torn_or_damaged_journal_costs_replay_never_a_document() {
         ("the header damaged", |journal| journal[20] ^= 1),
     ];
     for (what, damage) in damages {
-        let mut f = Fixture::with(StoreOptions::new().journal_bytes(Some(1)));
-        let mut model = BTreeMap::new();
-        churn(f.store(), &mut model, 20, "first");
-        f.reopen();
-        churn(f.store(), &mut model, 600, "second");
+        let (mut f, model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 600);
         f.crash();
         let path = journal_path(&f.path());
         let whole = std::fs::read(&path).unwrap();
@@ -137,11 +145,7 @@ fn a_torn_or_damaged_journal_costs_replay_never_a_document() {
 /// top of the newer one.
 #[test]
 fn a_journal_of_an_older_index_file_is_left_alone() {
-    let mut f = Fixture::with(StoreOptions::new().journal_bytes(Some(1)));
-    let mut model = BTreeMap::new();
-    churn(f.store(), &mut model, 20, "first");
-    f.reopen();
-    churn(f.store(), &mut model, 200, "second");
+    let (mut f, mut model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 200);
     let old = std::fs::read(journal_path(&f.path())).unwrap();
     f.store().checkpoint().unwrap();
     assert!(
@@ -168,11 +172,7 @@ fn under_write_back_frames_wait_for_a_sync() {
     let options = StoreOptions::new()
         .durability(Durability::WriteBack)
         .journal_bytes(Some(1));
-    let mut f = Fixture::with(options);
-    let mut model = BTreeMap::new();
-    churn(f.store(), &mut model, 20, "first");
-    f.reopen();
-    churn(f.store(), &mut model, 100, "second");
+    let (mut f, model) = journaled(options, 100);
     assert!(!journal_path(&f.path()).exists());
     f.store().sync().unwrap();
     assert!(journal_path(&f.path()).exists());
@@ -187,11 +187,7 @@ fn under_write_back_frames_wait_for_a_sync() {
 /// no file.
 #[test]
 fn a_read_only_open_takes_the_journal_and_writes_nothing() {
-    let mut f = Fixture::with(StoreOptions::new().journal_bytes(Some(1)));
-    let mut model = BTreeMap::new();
-    churn(f.store(), &mut model, 20, "first");
-    f.reopen();
-    churn(f.store(), &mut model, 300, "second");
+    let (mut f, model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 300);
     f.crash();
     f.close();
     let journal = std::fs::read(journal_path(&f.path())).unwrap();
@@ -211,11 +207,7 @@ fn a_read_only_open_takes_the_journal_and_writes_nothing() {
 /// while the new file was written.
 #[test]
 fn a_new_index_file_starts_the_next_journal_at_the_next_commit() {
-    let mut f = Fixture::with(StoreOptions::new().journal_bytes(Some(1 << 20)));
-    let mut model = BTreeMap::new();
-    churn(f.store(), &mut model, 20, "first");
-    f.reopen();
-    churn(f.store(), &mut model, 20, "second");
+    let (mut f, mut model) = journaled(StoreOptions::new().journal_bytes(Some(1 << 20)), 20);
     f.store().checkpoint().unwrap();
     assert!(!journal_path(&f.path()).exists());
     f.store().put(id(1), "after the index file").unwrap();
