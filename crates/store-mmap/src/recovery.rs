@@ -179,7 +179,8 @@ pub(crate) fn recover(
     // serves anything (`Store::assemble`). A journal left behind is the sign of a crash (a
     // close removes it): the sync then runs on a thread of its own while this one reads
     // the journal and the tail, so that the open waits for the disk and the reading once.
-    let sync_early = access.writes() && journal::present(dir);
+    let journaled = journal::present(dir);
+    let sync_early = access.writes() && journaled;
     let storage = options.storage.as_ref();
     let (mut index, start, journaled_bytes, tail, synced) =
         std::thread::scope(|scope| -> Result<_> {
@@ -192,7 +193,7 @@ pub(crate) fn recover(
                         sync_dir(storage, dir)
                     })
                 });
-            let read = read_index_and_tail(dir, meta, &segments, bound, &mut report);
+            let read = read_index_and_tail(dir, meta, &segments, bound, journaled, &mut report);
             let synced = match sync {
                 Some(thread) => {
                     thread.join().map_err(|_| Error::Panicked {
@@ -265,14 +266,16 @@ pub(crate) fn recover(
     })
 }
 
-/// The index as of the checkpoint (the index file and the journal's frames taken) and the
-/// scan of the segments after it: the index, the position it reflects, the bytes the
-/// journal's last frame counted since the index file, and the scan.
+/// The index as of the checkpoint (the index file and, when the directory holds a journal
+/// (`journaled`), the journal's frames taken) and the scan of the segments after it: the
+/// index, the position it reflects, the bytes the journal's last frame counted since the
+/// index file, and the scan.
 fn read_index_and_tail(
     dir: &Path,
     meta: &StoreMeta,
     segments: &BTreeMap<u32, SegmentFile>,
     bound: Option<Position>,
+    journaled: bool,
     report: &mut RecoveryReport,
 ) -> Result<(Index, Option<Position>, u64, TailScan)> {
     let mut journaled_bytes = 0;
@@ -284,7 +287,11 @@ fn read_index_and_tail(
             let (last_seq, position) = (base.header().last_seq, base.header().checkpoint);
             let base = Arc::new(base);
             let mut index = Index::on(Arc::clone(&base));
-            let journal = journal::load(dir, meta.store_uid, &base, segments, bound, &mut index)?;
+            let journal = if journaled {
+                journal::load(dir, meta.store_uid, &base, segments, bound, &mut index)?
+            } else {
+                journal::JournalLoad::default()
+            };
             report.journal_frames = journal.frames;
             report.journal_changes = journal.changes;
             report.journal_stopped = journal.stopped;

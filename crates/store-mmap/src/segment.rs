@@ -778,6 +778,10 @@ impl SegmentFile {
         use rustix::fs::{SeekFrom, seek};
         let len = self.file_len;
         let mut at = (from as u64).min(len);
+        if at == len {
+            // Nothing past the start (a segment trimmed at a close): nothing to ask.
+            return len as usize;
+        }
         for _ in 0..16 {
             let hole = match seek(&self.file, SeekFrom::Hole(at)) {
                 Ok(hole) if hole < len => hole,
