@@ -312,38 +312,13 @@ impl Index {
     /// Every live document and its entry: the base's pages not shadowed by a change, then
     /// the changes. A damaged page of the base ends the walk with an error.
     pub(crate) fn entries(&self) -> impl Iterator<Item = Result<(DocId, Entry)>> + '_ {
-        let above_journal = |id: &DocId| {
-            self.delta.contains_key(id) || self.frozen.as_ref().is_some_and(|f| f.contains_key(id))
-        };
-        let shadowed = move |id: &DocId| {
-            above_journal(id) || self.journal.as_ref().is_some_and(|l| l.get(*id).is_some())
-        };
-        let base = self
-            .base
-            .iter()
-            .flat_map(|base| base.entries())
-            .filter_map(move |found| match found {
-                Ok(entry) if shadowed(&entry.id) => None,
-                Ok(entry) => Some(Ok((entry.id, Entry::from(entry)))),
-                Err(err) => Some(Err(err)),
-            });
-        let journal = self
-            .journal
-            .iter()
-            .flat_map(|layer| layer.iter())
-            .filter(move |(id, _)| !above_journal(id))
-            .filter_map(|(id, entry)| Some(Ok((id, entry?))));
-        let frozen = self
+        let deltas: Vec<&Delta> = self
             .frozen
-            .iter()
-            .flat_map(|frozen| frozen.iter())
-            .filter(|(id, _)| !self.delta.contains_key(id))
-            .filter_map(|(id, entry)| Some(Ok((*id, (*entry)?))));
-        let delta = self
-            .delta
-            .iter()
-            .filter_map(|(id, entry)| Some(Ok((*id, (*entry)?))));
-        base.chain(journal).chain(frozen).chain(delta)
+            .as_deref()
+            .into_iter()
+            .chain([&self.delta])
+            .collect();
+        layered_entries(self.base.as_deref(), self.journal.as_deref(), deltas)
     }
 
     /// Freezes the changes so far for a checkpoint: from now on they are read from the
@@ -408,6 +383,48 @@ impl Index {
     }
 }
 
+/// Every live document of the layers `base`, `journal` and `deltas` (oldest first), each at
+/// its entry in the newest layer that holds it: the base's entries no layer above changed,
+/// then the journal's, then each delta's that no later delta changed. A damaged page of the
+/// base ends the walk with an error.
+fn layered_entries<'a>(
+    base: Option<&'a MappedIndex>,
+    journal: Option<&'a JournalLayer>,
+    deltas: Vec<&'a Delta>,
+) -> impl Iterator<Item = Result<(DocId, Entry)>> + 'a {
+    // Each filter owns a copy of the list: it is one or two references.
+    let in_deltas = |deltas: &[&Delta], id: &DocId| deltas.iter().any(|d| d.contains_key(id));
+    let above_base = deltas.clone();
+    let kept =
+        base.into_iter()
+            .flat_map(|base| base.entries())
+            .filter_map(move |found| match found {
+                Ok(entry)
+                    if in_deltas(&above_base, &entry.id)
+                        || journal.is_some_and(|layer| layer.get(entry.id).is_some()) =>
+                {
+                    None
+                }
+                Ok(entry) => Some(Ok((entry.id, Entry::from(entry)))),
+                Err(err) => Some(Err(err)),
+            });
+    let above_journal = deltas.clone();
+    let journaled = journal
+        .into_iter()
+        .flat_map(|layer| layer.iter())
+        .filter(move |(id, _)| !in_deltas(&above_journal, id))
+        .filter_map(|(id, entry)| Some(Ok((id, entry?))));
+    let changed = (0..deltas.len()).flat_map(move |i| {
+        let deltas = deltas.clone();
+        let delta = deltas[i];
+        delta
+            .iter()
+            .filter(move |(id, _)| !in_deltas(&deltas[i + 1..], id))
+            .filter_map(|(id, entry)| Some(Ok((*id, (*entry)?))))
+    });
+    kept.chain(journaled).chain(changed)
+}
+
 /// What a checkpoint is written from: the base, the journal layer and the changes frozen
 /// above them.
 pub(crate) struct Frozen {
@@ -421,28 +438,12 @@ impl Frozen {
     /// the frozen ones applied. Runs on any thread; the base's pages are checked as they are
     /// read.
     pub(crate) fn merged_entries(&self) -> impl Iterator<Item = Result<IndexEntry>> + '_ {
-        let changes = &self.changes;
-        let journal = self.journal.as_deref();
-        let kept =
-            self.base
-                .iter()
-                .flat_map(|base| base.entries())
-                .filter(move |found| match found {
-                    Ok(entry) => {
-                        !changes.contains_key(&entry.id)
-                            && journal.is_none_or(|layer| layer.get(entry.id).is_none())
-                    }
-                    Err(_) => true,
-                });
-        let journaled = journal
-            .into_iter()
-            .flat_map(|layer| layer.iter())
-            .filter(move |(id, _)| !changes.contains_key(id))
-            .filter_map(|(id, entry)| Some(Ok(entry?.to_file_entry(id))));
-        let changed = changes
-            .iter()
-            .filter_map(|(id, entry)| Some(Ok(entry.as_ref()?.to_file_entry(*id))));
-        kept.chain(journaled).chain(changed)
+        layered_entries(
+            self.base.as_deref(),
+            self.journal.as_deref(),
+            vec![&*self.changes],
+        )
+        .map(|found| found.map(|(id, entry)| entry.to_file_entry(id)))
     }
 }
 

@@ -47,6 +47,16 @@ fn assert_holds(store: &Store, model: &BTreeMap<u64, String>) {
     assert_eq!(stats.text_bytes(), text as u64, "text bytes");
 }
 
+/// Kills the store's writer and reopens it: the open must take one journal frame, replay
+/// nothing, and read `model`.
+fn crash_and_reopen_from_one_frame(f: &mut Fixture, model: &BTreeMap<u64, String>) {
+    f.crash();
+    let store = f.reopen();
+    assert_eq!(store.recovery().journal_frames, 1, "{:?}", store.recovery());
+    assert_eq!(store.recovery().bytes_replayed, 0);
+    assert_holds(store, model);
+}
+
 fn journal_path(dir: &Path) -> std::path::PathBuf {
     dir.join("index.tsj")
 }
@@ -176,11 +186,7 @@ fn under_write_back_frames_wait_for_a_sync() {
     assert!(!journal_path(&f.path()).exists());
     f.store().sync().unwrap();
     assert!(journal_path(&f.path()).exists());
-    f.crash();
-    let store = f.reopen();
-    assert_eq!(store.recovery().journal_frames, 1, "{:?}", store.recovery());
-    assert_eq!(store.recovery().bytes_replayed, 0);
-    assert_holds(store, &model);
+    crash_and_reopen_from_one_frame(&mut f, &model);
 }
 
 /// A read-only open of a store whose writer was killed takes the journal too, and changes
@@ -216,11 +222,7 @@ fn a_new_index_file_starts_the_next_journal_at_the_next_commit() {
         journal_path(&f.path()).exists(),
         "no frame at the next commit"
     );
-    f.crash();
-    let store = f.reopen();
-    assert_eq!(store.recovery().journal_frames, 1, "{:?}", store.recovery());
-    assert_eq!(store.recovery().bytes_replayed, 0);
-    assert_holds(store, &model);
+    crash_and_reopen_from_one_frame(&mut f, &model);
 }
 
 /// The open of a crashed store reads the newest segment up to its last stretch of data,
