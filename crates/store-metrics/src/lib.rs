@@ -4,12 +4,13 @@
 //!   locked instruction on the read path) by outcome, so a failure is never counted as a
 //!   success; latencies go to lock-free log-linear histograms with p50 to p999 and the exact
 //!   maximum. Every write is timed; reads are all counted and timed one in
-//!   [`DEFAULT_READ_SAMPLE_EVERY`]. Instrumenting a get of a resident document costs it
-//!   2.9% at 400 bytes (1.7 to 3.2%) and 2.3% at 2 KiB (1.9 to 2.6%), medians of nine runs
-//!   of `cargo bench -p store-metrics --bench overhead_paired`, the criterion bench that
-//!   measures the ratio from alternating passes. Measured as two separate criterion
-//!   benchmarks (`overhead`), the same cost shows as 3.5 to 9.4%, because two runs of the
-//!   plain get alone drift by up to 6%.
+//!   [`DEFAULT_READ_SAMPLE_EVERY`]. A successful read touches two per-thread counters (its
+//!   operation's and its bytes') and reads one of them to choose whether it is timed.
+//!   Instrumenting a get of a resident document costs it 9.8% at 400 bytes and 9.6% at
+//!   2 KiB, a get of about 50 ns (`cargo bench -p store-metrics --bench overhead_paired`,
+//!   the criterion bench that measures the ratio from alternating passes). Measured as two
+//!   separate criterion benchmarks (`overhead`), the cost drifts more, because two runs of
+//!   the plain get alone drift by up to 6%.
 //! - [`Instrumented`] wraps any layer that implements the read, residency and write traits
 //!   of `store_format` and records each call; it implements what it wraps, so it stacks
 //!   anywhere. Writes through a shared handle return a [`Counted`] ticket, counted when it

@@ -14,9 +14,10 @@ use crate::thread_index;
 const OPS: usize = Op::ALL.len();
 const OUTCOMES: usize = Outcome::ALL.len();
 
-/// How many reads in a row a thread lets pass before it times one, by default. Timing every
-/// read makes a get of a resident 220 to 280-byte document 31% slower (`get/plain` 432 µs against
-/// `get/instrumented_every_read_timed` 569 µs for 4096 gets in `cargo bench -p store-metrics
+/// How many reads in a row a thread lets pass before it times one, by default (a power of two:
+/// see [`Metrics::with_read_sample_every`]). Timing every
+/// read makes a get of a resident 220 to 280-byte document 44% slower (`get/plain` 211 µs against
+/// `get/instrumented_every_read_timed` 304 µs for 4096 gets in `cargo bench -p store-metrics
 /// --bench overhead`); timing one in 64 spreads that cost over 64 reads, while the quantiles
 /// still rest on thousands of samples a second.
 pub const DEFAULT_READ_SAMPLE_EVERY: u32 = 64;
@@ -31,14 +32,20 @@ const THREAD_SLOTS: usize = 64;
 /// locked instruction and no cache line shared with other threads. A snapshot sums every
 /// thread's counters, including those of threads that have exited: a thread that takes the
 /// index of an exited one carries on its counts.
+///
+/// A successful operation touches two counters: `finished` of its operation and the bytes it
+/// moved. Its success is not counted apart: the successes are what `finished` counts beyond
+/// the other outcomes, which only failures and misses touch. `finished` also chooses the
+/// reads that are timed, so a read that is not timed reads no other counter to know it.
 #[repr(align(64))]
 #[derive(Default)]
 struct ThreadCounters {
-    counts: [[AtomicU64; OUTCOMES]; OPS],
+    /// Operations finished, whatever their outcome, by operation.
+    finished: [AtomicU64; OPS],
+    /// Operations by operation and outcome, except [`Outcome::Ok`] (index 0, unused).
+    outcomes: [[AtomicU64; OUTCOMES]; OPS],
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
-    /// Reads since this thread last timed one.
-    reads_untimed: AtomicU64,
 }
 
 /// Adds `n` to a counter that only the calling thread writes. Relaxed: a snapshot reads each
@@ -46,6 +53,16 @@ struct ThreadCounters {
 #[inline]
 fn bump(counter: &AtomicU64, n: u64) {
     counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+impl ThreadCounters {
+    #[inline(always)]
+    fn count(&self, op: Op, outcome: Outcome) {
+        if outcome != Outcome::Ok {
+            bump(&self.outcomes[op.index()][outcome.index()], 1);
+        }
+        bump(&self.finished[op.index()], 1);
+    }
 }
 
 /// Collects what every layer reports. Share it in an `Arc`: [`crate::Instrumented`] wrappers
@@ -60,7 +77,9 @@ pub struct Metrics {
     /// a get 5.6% instead of 2.7% in `overhead_paired`.
     clock: quanta::Clock,
     durations: [Histogram; OPS],
-    read_sample_every: u64,
+    /// A thread times a read when its count of that operation's finished reads is a multiple
+    /// of the sampling interval: when these bits of it are all zero.
+    read_sample_mask: u64,
     commits_ok: AtomicU64,
     commits_failed: AtomicU64,
     commit_ops: Histogram,
@@ -82,8 +101,9 @@ impl Metrics {
         Metrics::with_read_sample_every(DEFAULT_READ_SAMPLE_EVERY)
     }
 
-    /// A collector that times one read in `every` (1: every read). Every read is counted
-    /// whatever this is; only the latency histogram is sampled.
+    /// A collector that times one read in `every` (1: every read), rounded up to a power of
+    /// two so that the choice is a mask rather than a division. Every read is counted whatever
+    /// this is; only the latency histogram is sampled.
     pub fn with_read_sample_every(every: u32) -> Metrics {
         Metrics {
             slots: (0..THREAD_SLOTS)
@@ -92,7 +112,7 @@ impl Metrics {
             overflow: ThreadLocal::new(),
             clock: quanta::Clock::new(),
             durations: Default::default(),
-            read_sample_every: u64::from(every.max(1)),
+            read_sample_mask: u64::from(every.max(1)).next_power_of_two() - 1,
             commits_ok: AtomicU64::new(0),
             commits_failed: AtomicU64::new(0),
             commit_ops: Histogram::default(),
@@ -112,16 +132,8 @@ impl Metrics {
     #[inline(always)]
     pub fn start(&self, op: Op) -> Span<'_> {
         let counters = self.counters();
-        let timed = if op.is_read() {
-            let untimed = counters.reads_untimed.load(Ordering::Relaxed) + 1;
-            let timed = untimed >= self.read_sample_every;
-            counters
-                .reads_untimed
-                .store(if timed { 0 } else { untimed }, Ordering::Relaxed);
-            timed
-        } else {
-            true
-        };
+        let timed = !op.is_read()
+            || counters.finished[op.index()].load(Ordering::Relaxed) & self.read_sample_mask == 0;
         Span {
             metrics: self,
             counters,
@@ -158,8 +170,7 @@ impl Metrics {
 
     /// Counts one operation that the caller timed (or not) itself.
     pub fn record(&self, op: Op, outcome: Outcome, duration: Option<Duration>) {
-        let counters = self.counters();
-        bump(&counters.counts[op.index()][outcome.index()], 1);
+        self.counters().count(op, outcome);
         if let Some(duration) = duration {
             self.durations[op.index()].record_duration(duration);
         }
@@ -203,10 +214,19 @@ impl Metrics {
         let mut counts = [[0u64; OUTCOMES]; OPS];
         let (mut bytes_read, mut bytes_written) = (0, 0);
         for thread in self.slots.iter().chain(self.overflow.iter()) {
-            for (op, row) in thread.counts.iter().enumerate() {
-                for (outcome, count) in row.iter().enumerate() {
-                    counts[op][outcome] += count.load(Ordering::Relaxed);
+            for (op, row) in counts.iter_mut().enumerate() {
+                // Read before the other outcomes, which `count` adds to before it adds to
+                // `finished`: a failure finishing meanwhile is missing from the successes
+                // rather than counted among them. The subtraction saturates because relaxed
+                // loads promise no order.
+                let finished = thread.finished[op].load(Ordering::Relaxed);
+                let mut others = 0u64;
+                for (outcome, count) in row.iter_mut().enumerate().skip(1) {
+                    let n = thread.outcomes[op][outcome].load(Ordering::Relaxed);
+                    *count += n;
+                    others += n;
                 }
+                row[Outcome::Ok.index()] += finished.saturating_sub(others);
             }
             bytes_read += thread.bytes_read.load(Ordering::Relaxed);
             bytes_written += thread.bytes_written.load(Ordering::Relaxed);
@@ -223,7 +243,7 @@ impl Metrics {
             ops,
             bytes_read,
             bytes_written,
-            read_sample_every: self.read_sample_every,
+            read_sample_every: self.read_sample_mask + 1,
             commits: CommitStats {
                 ok: self.commits_ok.load(Ordering::Relaxed),
                 failed: self.commits_failed.load(Ordering::Relaxed),
@@ -256,10 +276,11 @@ impl Span<'_> {
         if self.started != 0 {
             self.metrics.record_since(self.op, self.started);
         }
-        bump(&self.counters.counts[self.op.index()][outcome.index()], 1);
-        if read > 0 {
-            bump(&self.counters.bytes_read, read);
-        }
+        self.counters.count(self.op, outcome);
+        // A read's byte count is added unconditionally (adding a zero costs less than a
+        // branch); a write's is a constant zero on a read's path, where the branch folds away
+        // (an atomic's load and store of the same value would not).
+        bump(&self.counters.bytes_read, read);
         if written > 0 {
             bump(&self.counters.bytes_written, written);
         }

@@ -140,6 +140,23 @@ fn reads_are_all_counted_but_only_a_sample_is_timed() {
 }
 
 #[test]
+fn a_sampling_interval_rounds_up_to_a_power_of_two_and_misses_keep_their_count() {
+    let metrics = std::sync::Arc::new(store_metrics::Metrics::with_read_sample_every(10));
+    let store = store_metrics::Instrumented::new(MemoryStore::new(), metrics.clone());
+    store.put(id(1), "x").unwrap().wait().unwrap();
+    // Misses among the hits: the successes are what is finished beyond the other outcomes.
+    for i in 0..64 {
+        let doc = store.get(id(if i % 4 == 0 { 2 } else { 1 })).unwrap();
+        assert_eq!(doc.is_some(), i % 4 != 0);
+    }
+    let s = metrics.snapshot();
+    assert_eq!(s.read_sample_every(), 16);
+    assert_eq!(s.count(Op::Get, Outcome::Ok), 48);
+    assert_eq!(s.count(Op::Get, Outcome::NotFound), 16);
+    assert_eq!(s.latency(Op::Get).count, 4);
+}
+
+#[test]
 fn counts_from_many_threads_add_up() {
     let metrics = std::sync::Arc::new(store_metrics::Metrics::new());
     std::thread::scope(|scope| {
