@@ -93,7 +93,7 @@ struct Handle {
     writes: Sender<Request>,
     control: Sender<Request>,
     /// The writer's core, which a submitter waiting for its write may take.
-    helper: StdArc<dyn Helper>,
+    helper: StdArc<WriterCore>,
     _writer: WriterThread,
     dir: PathBuf,
     max_document_bytes: u64,
@@ -243,7 +243,7 @@ impl ConcurrentStore {
             limits,
             writes_queue.clone(),
         ));
-        let helper: StdArc<dyn Helper> = core.clone();
+        let helper = StdArc::clone(&core);
         let queues = Queues {
             writes: writes_queue,
             control: control_queue,
@@ -490,9 +490,15 @@ impl ConcurrentStore {
         #[expect(unsafe_code, reason = "lending borrowed texts to the writer thread")]
         let lent = unsafe { BorrowedOps::lend(ops) };
         let guard = AbortOnUnwind;
-        let ticket = ticket.helped_by(StdArc::clone(&self.inner.helper));
+        let ticket = ticket.helped_by(self.helper());
+        // Straight to the file when nothing is queued and no other thread is committing.
+        let request = Request::Borrowed { ops: lent, done };
         let result = self
-            .send(Request::Borrowed { ops: lent, done }, Block::Yes)
+            .admit(&request)
+            .and_then(|()| match self.inner.helper.commit_unqueued(request) {
+                None => Ok(()),
+                Some(request) => self.send(request, Block::Yes),
+            })
             .and_then(|()| ticket.wait());
         std::mem::forget(guard);
         result
@@ -622,7 +628,12 @@ impl ConcurrentStore {
     /// A ticket for a write: its waiter may commit the queued writes itself.
     fn write_ticket<T>(&self) -> (Completer<T>, Ticket<T>) {
         let (done, ticket) = ticket();
-        (done, ticket.helped_by(StdArc::clone(&self.inner.helper)))
+        (done, ticket.helped_by(self.helper()))
+    }
+
+    /// What a write's ticket may call on to commit the queue while it waits.
+    fn helper(&self) -> StdArc<dyn Helper> {
+        StdArc::clone(&self.inner.helper) as StdArc<dyn Helper>
     }
 
     fn submit_put(&self, id: DocId, text: Text, block: Block) -> Result<Ticket<u64>> {
@@ -686,6 +697,20 @@ impl ConcurrentStore {
 
     /// Queues `request` if the queue has room, and hands it back if it is full.
     fn offer(&self, request: Request) -> Result<Option<Request>> {
+        self.admit(&request)?;
+        match self.queue_of(&request).try_send(request) {
+            Ok(()) => {
+                self.inner.queue.submitted();
+                Ok(None)
+            }
+            Err(TrySendError::Full(request)) => Ok(Some(request)),
+            Err(TrySendError::Disconnected(_)) => Err(Error::Closed),
+        }
+    }
+
+    /// Whether the handle takes `request` now: writes, syncs and checkpoints fail at once
+    /// after a failed commit, and a close still goes through, to release the store.
+    fn admit(&self, request: &Request) -> Result<()> {
         if self.inner.shared.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -700,14 +725,7 @@ impl ConcurrentStore {
                 what: "a change",
             }));
         }
-        match self.queue_of(&request).try_send(request) {
-            Ok(()) => {
-                self.inner.queue.submitted();
-                Ok(None)
-            }
-            Err(TrySendError::Full(request)) => Ok(Some(request)),
-            Err(TrySendError::Disconnected(_)) => Err(Error::Closed),
-        }
+        Ok(())
     }
 
     /// The queue a request goes on: writes on the write queue, the rest on the control

@@ -365,6 +365,43 @@ impl WriterCore {
     }
 }
 
+impl WriterCore {
+    /// Commits `request`, a write whose submitter blocks until it is done, on the calling
+    /// thread, when the core is free and no write waits before it; returns it otherwise, for
+    /// the queue. The commit is the group a thread helping with the queue would form (the
+    /// request, then whatever is queued meanwhile), without the queue's hand-off: no send
+    /// that wakes the writer thread, which would then wait on the core this thread holds.
+    pub(crate) fn commit_unqueued(&self, request: Request) -> Option<Request> {
+        let Ok(mut core) = self.core.try_lock() else {
+            return Some(request);
+        };
+        let Some(core) = core.as_mut() else {
+            return Some(request);
+        };
+        // A write taken off the queue earlier, or waiting on it, commits first.
+        if core.carried.is_some() || !self.writes.is_empty() {
+            return Some(request);
+        }
+        let shared = &self.shared;
+        if let Some(poisoned) = shared.poisoned() {
+            request.fail(poisoned);
+            return None;
+        }
+        // As in `help`: a panic leaves the store's state unknown, and the request's ticket
+        // fails with `Closed` as its completer drops.
+        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut group = Group::default();
+            core.admit(request, &mut group);
+            core.carried = core.gather(&self.writes, &mut group, &self.limits, false);
+            core.commit(group, shared, &self.limits);
+        }));
+        if let Err(panic) = committed {
+            shared.poison(&panicked(&*panic, "a thread committing its write"));
+        }
+        None
+    }
+}
+
 /// The writer thread's body. Returns when every handle is gone.
 pub(crate) fn run(writer: StdArc<WriterCore>, queues: &Queues) {
     let shared = Arc::clone(&writer.shared);

@@ -82,6 +82,27 @@ struct State {
     stop: bool,
 }
 
+impl State {
+    /// The range the thread zeroes next, if it may start one now: between commits, while
+    /// they are small, and only where a whole chunk fits inside the lead. The last rule
+    /// makes the thread write a chunk once per `CHUNK_BYTES` of commits: letting it top the
+    /// lead up after every commit wrote a page of zeros per small commit, whose extent
+    /// conversion the next commit's `fdatasync` then had to journal, and woke the thread
+    /// twice per commit.
+    fn next_chunk(&self) -> Option<(u64, u64)> {
+        if self.committing || self.large_commits {
+            return None;
+        }
+        let target = self.target.as_ref()?;
+        let start = self.zeroed.max(self.claimed);
+        if start + CHUNK_BYTES as u64 > self.claimed + LEAD_BYTES {
+            return None;
+        }
+        let end = target.allocated.min(start + CHUNK_BYTES as u64);
+        (start < end).then_some((start, end))
+    }
+}
+
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
@@ -178,7 +199,10 @@ impl Zeroer {
         let mut state = self.shared.lock();
         if state.committing {
             state.committing = false;
-            self.shared.changed.notify_all();
+            // The thread waits for a commit to end only when it has a chunk to write.
+            if state.next_chunk().is_some() {
+                self.shared.changed.notify_all();
+            }
         }
     }
 
@@ -228,29 +252,19 @@ fn run(shared: &Shared) {
         if state.stop {
             return;
         }
-        let next = state
-            .target
-            .as_ref()
-            .filter(|_| !state.committing && !state.large_commits)
-            .and_then(|target| {
-                let start = state.zeroed.max(state.claimed);
-                let end = target
-                    .allocated
-                    .min(start + CHUNK_BYTES as u64)
-                    .min(state.claimed + LEAD_BYTES);
-                (start < end).then(|| {
-                    let file = target.file.try_clone();
-                    let storage = Arc::clone(&target.storage);
-                    (
-                        target.segment,
-                        start,
-                        end,
-                        file,
-                        target.path.clone(),
-                        storage,
-                    )
-                })
-            });
+        let next = state.next_chunk().and_then(|(start, end)| {
+            let target = state.target.as_ref()?;
+            let file = target.file.try_clone();
+            let storage = Arc::clone(&target.storage);
+            Some((
+                target.segment,
+                start,
+                end,
+                file,
+                target.path.clone(),
+                storage,
+            ))
+        });
         let Some((segment, start, end, Ok(file), path, storage)) = next else {
             if next.is_some() {
                 // The descriptor could not be duplicated: give up on this segment.
@@ -367,6 +381,34 @@ mod tests {
         assert_eq!(zeroer.claim(1, large_end, large_end + 100, 4096), 4096);
     }
 
+    /// With the lead full, small commits start no chunk until a whole one fits again: the
+    /// thread writes once per chunk of commits, not a page of zeros after each.
+    #[test]
+    fn the_thread_tops_the_lead_up_a_whole_chunk_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let zeroer = without_thread();
+        let mut target = target(dir.path(), 4 * LEAD_BYTES);
+        target.end = 0;
+        zeroer.attach(target);
+        let chunk = CHUNK_BYTES as u64;
+        assert_eq!(zeroer.shared.lock().next_chunk(), Some((0, chunk)));
+        zeroer.shared.lock().zeroed = LEAD_BYTES;
+        let mut end = 0;
+        while end + 4000 < chunk {
+            assert_eq!(zeroer.claim(1, end, end + 4000, 0), 0);
+            assert_eq!(zeroer.shared.lock().next_chunk(), None, "while committing");
+            zeroer.committed();
+            end += 4000;
+            assert_eq!(zeroer.shared.lock().next_chunk(), None, "claimed up to {end}");
+        }
+        assert_eq!(zeroer.claim(1, end, chunk, 0), 0);
+        zeroer.committed();
+        assert_eq!(
+            zeroer.shared.lock().next_chunk(),
+            Some((LEAD_BYTES, LEAD_BYTES + chunk))
+        );
+    }
+
     /// The thread zeroes the space past the data and past the writer's claims, up to its
     /// lead, and never the bytes the writer wrote after claiming them.
     #[test]
@@ -385,35 +427,42 @@ mod tests {
         file.write_all_at(&[7u8; 4000], 1000).unwrap();
         zeroer.committed();
         zeroer.allocated(1, len);
-        let zeroed = |to: u64| {
+        // Where the thread stops, once it has no chunk left to start.
+        let settled = || {
             let mut state = zeroer.shared.lock();
-            while state.zeroed < to {
+            while state.busy.is_some() || state.next_chunk().is_some() {
                 state = zeroer.wait(state);
             }
             state.zeroed
         };
-        assert_eq!(
-            zeroed(5000 + LEAD_BYTES),
-            5000 + LEAD_BYTES,
-            "past the lead"
+        // It stops where a whole chunk no longer fits inside the lead: within a chunk of its
+        // end, never past it.
+        let lead_end = settled();
+        assert!(
+            (5000 + LEAD_BYTES - CHUNK_BYTES as u64..=5000 + LEAD_BYTES).contains(&lead_end),
+            "the lead ends at {lead_end}"
         );
         // The writer moves on (a small commit near the end): the thread follows, up to the
         // allocation.
         assert_eq!(zeroer.claim(1, len - 100, len - 10, 0), 0);
         zeroer.committed();
-        assert_eq!(zeroed(len), len);
+        assert_eq!(settled(), len);
         zeroer.detach();
         let mut bytes = vec![0u8; len as usize];
         file.read_exact_at(&mut bytes, 0).unwrap();
         assert!(bytes[..5000].iter().all(|&b| b == 7), "data was zeroed");
-        let lead_end = (5000 + LEAD_BYTES) as usize;
+        let lead_end = lead_end as usize;
         assert!(
             bytes[5000..lead_end].iter().all(|&b| b == 0),
             "a byte of the lead was left unzeroed"
         );
-        assert!(
-            bytes[lead_end..len as usize - 100].iter().all(|&b| b == 7),
-            "zeros past the lead, or on bytes the writer claimed"
+        let stray = bytes[lead_end..len as usize - 100]
+            .iter()
+            .position(|&b| b != 7)
+            .map(|at| lead_end + at);
+        assert_eq!(
+            stray, None,
+            "zeros past the lead (which ends at {lead_end}), or on bytes the writer claimed"
         );
         assert!(
             bytes[len as usize - 10..].iter().all(|&b| b == 0),

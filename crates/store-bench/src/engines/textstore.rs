@@ -65,13 +65,10 @@ impl Engine for Textstore {
         self.commit_borrowed(&ops)
     }
 
+    /// A durable put with the text borrowed, as LMDB's and redb's are: `commit_ops` blocks
+    /// until the commit is durable, and commits on the calling thread when no other is.
     fn put(&self, id: DocId, text: &str) -> Result<()> {
-        let ticket = self
-            .store
-            .put(id, text)
-            .map_err(Error::engine(NAME, "put"))?;
-        ticket.wait().map_err(Error::engine(NAME, "put"))?;
-        Ok(())
+        self.commit_borrowed(&[BatchOp::Put { id, text }])
     }
 
     fn put_batch(&self, docs: &[(DocId, &str)]) -> Result<()> {

@@ -560,6 +560,48 @@ fn borrowed_batches_commit_from_many_threads() {
     assert!(matches!(err, Error::Closed), "{err}");
 }
 
+/// A borrowed commit on a handle with nothing queued commits on the calling thread, without
+/// the queue; one made while writes are queued goes behind them, so the later write wins.
+#[test]
+fn a_borrowed_commit_skips_an_empty_queue_but_never_overtakes_a_queued_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ConcurrentStore::create(
+        dir.path().join("store"),
+        StoreOptions::new(),
+        WriterOptions::default(),
+    )
+    .unwrap();
+    let seq = store
+        .commit_ops(&[store_mmap::BatchOp::Put {
+            id: id(1),
+            text: "direct",
+        }])
+        .unwrap();
+    assert_eq!(seq, 1);
+    assert_eq!(store.last_seq(), 1);
+    assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("direct"));
+    assert_eq!(store.queue_stats().submitted(), 0, "it went through the queue");
+
+    for round in 0..200 {
+        let queued = store.put(id(2), format!("queued {round}")).unwrap();
+        let borrowed = format!("borrowed {round}");
+        let seq = store
+            .commit_ops(&[store_mmap::BatchOp::Put {
+                id: id(2),
+                text: &borrowed,
+            }])
+            .unwrap();
+        let queued_seq = queued.wait().unwrap();
+        assert!(queued_seq < seq, "round {round}: {queued_seq} after {seq}");
+        assert_eq!(
+            store.get(id(2)).unwrap().as_deref(),
+            Some(borrowed.as_str()),
+            "round {round}"
+        );
+    }
+    store.close().unwrap();
+}
+
 /// After a crash the handle reads the journal's changes where the engine keeps them (under
 /// its table, not copied into it): every read, the count and the list of ids agree with
 /// what was written, deletes included, and later writes go on top.
