@@ -22,10 +22,13 @@ pub struct PhysicalLimits {
     pub append_fdatasync_per_sec: f64,
     /// Latencies of those appends.
     pub append_fdatasync_latency: Option<Percentiles>,
-    /// 4 KiB writes, each followed by `fdatasync`, per second, into space of the file that
-    /// was already written (zeros, synced) so that the flush carries no metadata: the most
-    /// durable commits a second the disk allows.
+    /// Writes of the durable puts' texts, in their order and sizes, one after another, each
+    /// followed by `fdatasync`, per second, into space of the file that was already written
+    /// (zeros, synced) so that the flush carries no metadata: the most durable commits of
+    /// those texts a second the disk allows.
     pub written_fdatasync_per_sec: f64,
+    /// The mean size of those writes.
+    pub written_fdatasync_bytes: f64,
     /// Latencies of those writes.
     pub written_fdatasync_latency: Option<Percentiles>,
     /// Bytes per second copied from one 64 MiB buffer to another.
@@ -47,16 +50,32 @@ pub struct LimitSettings {
 
 impl PhysicalLimits {
     /// Measures the limits, with scratch files in `dir` (on the disk the engines use).
-    pub fn measure(dir: &Path, settings: LimitSettings) -> Result<PhysicalLimits> {
+    /// `put_sizes` are the sizes of the texts the durable puts write, in order (the first
+    /// `fdatasync_max` are used, again from the first if there are fewer).
+    ///
+    /// # Panics
+    /// If `put_sizes` is empty.
+    pub fn measure(
+        dir: &Path,
+        settings: LimitSettings,
+        put_sizes: &[usize],
+    ) -> Result<PhysicalLimits> {
         let seq_write_bytes_per_sec = seq_write(&dir.join("seq-write"), settings.seq_write_bytes)?;
         let (rate, latency) = append_fdatasync(&dir.join("append-fdatasync"), settings)?;
+        let sizes: Vec<usize> = put_sizes
+            .iter()
+            .copied()
+            .cycle()
+            .take(settings.fdatasync_max.max(1))
+            .collect();
         let (written_rate, written_latency) =
-            written_fdatasync(&dir.join("written-fdatasync"), settings)?;
+            written_fdatasync(&dir.join("written-fdatasync"), settings, &sizes)?;
         Ok(PhysicalLimits {
             seq_write_bytes_per_sec,
             append_fdatasync_per_sec: rate,
             append_fdatasync_latency: latency,
             written_fdatasync_per_sec: written_rate,
+            written_fdatasync_bytes: sizes.iter().sum::<usize>() as f64 / sizes.len() as f64,
             written_fdatasync_latency: written_latency,
             memcpy_bytes_per_sec: memcpy(settings.memcpy_rounds),
         })
@@ -96,9 +115,15 @@ fn append_fdatasync(path: &Path, settings: LimitSettings) -> Result<(f64, Option
     Ok((throughput.per_sec(), latencies.percentiles()))
 }
 
-fn written_fdatasync(path: &Path, settings: LimitSettings) -> Result<(f64, Option<Percentiles>)> {
+/// Writes of `sizes` bytes one after another, each followed by `fdatasync`, into space
+/// zeroed and synced beforehand.
+fn written_fdatasync(
+    path: &Path,
+    settings: LimitSettings,
+    sizes: &[usize],
+) -> Result<(f64, Option<Percentiles>)> {
     use std::os::unix::fs::FileExt;
-    let block = [0xa5_u8; 4096];
+    let text = vec![0xa5_u8; sizes.iter().copied().max().unwrap_or(0)];
     let file = OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -108,9 +133,8 @@ fn written_fdatasync(path: &Path, settings: LimitSettings) -> Result<(f64, Optio
         .map_err(Error::io(path))?;
     // Zeros over the whole range first, synced: the writes below land in written extents
     // of a file whose length does not change.
-    let blocks = settings.fdatasync_max.max(1);
     let zeros = vec![0_u8; 1 << 20];
-    let len = (blocks * block.len()) as u64;
+    let len = sizes.iter().sum::<usize>() as u64;
     let mut at = 0;
     while at < len {
         let n = zeros.len().min((len - at) as usize);
@@ -119,12 +143,14 @@ fn written_fdatasync(path: &Path, settings: LimitSettings) -> Result<(f64, Optio
         at += n as u64;
     }
     file.sync_all().map_err(Error::io(path))?;
-    let (throughput, latencies) =
-        time_each(settings.fdatasync_time, settings.fdatasync_max, |i| {
-            file.write_all_at(&block, (i * block.len()) as u64)
-                .map_err(Error::io(path))?;
-            file.sync_data().map_err(Error::io(path))
-        })?;
+    let mut offset = 0u64;
+    let (throughput, latencies) = time_each(settings.fdatasync_time, sizes.len(), |i| {
+        let size = sizes[i];
+        file.write_all_at(&text[..size], offset)
+            .map_err(Error::io(path))?;
+        offset += size as u64;
+        file.sync_data().map_err(Error::io(path))
+    })?;
     drop(file);
     std::fs::remove_file(path).map_err(Error::io(path))?;
     Ok((throughput.per_sec(), latencies.percentiles()))

@@ -196,8 +196,9 @@ const FRESH_SPACE_GOAL: f64 = 1.03;
 
 /// Name of the 4 KiB append + fdatasync row.
 pub const FDATASYNC_LIMIT: &str = "limit: 4 KiB append + fdatasync";
-/// Name of the row of 4 KiB writes + fdatasync into space already written.
-pub const WRITTEN_FDATASYNC_LIMIT: &str = "limit: 4 KiB write + fdatasync into written space";
+/// Name of the row of writes of the durable puts' texts + fdatasync into space already
+/// written.
+pub const WRITTEN_FDATASYNC_LIMIT: &str = "limit: the puts' texts, each written + fdatasync into written space";
 
 impl Report {
     /// Evaluates the goals whose figures the run measured.
@@ -328,10 +329,11 @@ impl Report {
         let l = &self.limits;
         let _ = writeln!(
             out,
-            "- limits: sequential write {:.0} MiB/s with fsync; {:.0} appends of 4 KiB + fdatasync per second, {:.0} writes of 4 KiB + fdatasync into written space; memory copy {:.1} GiB/s",
+            "- limits: sequential write {:.0} MiB/s with fsync; {:.0} appends of 4 KiB + fdatasync per second, {:.0} writes of the durable puts' texts (mean {:.0} B) + fdatasync into written space; memory copy {:.1} GiB/s",
             l.seq_write_bytes_per_sec / f64::from(1 << 20),
             l.append_fdatasync_per_sec,
             l.written_fdatasync_per_sec,
+            l.written_fdatasync_bytes,
             l.memcpy_bytes_per_sec / f64::from(1 << 30)
         );
         let _ = writeln!(

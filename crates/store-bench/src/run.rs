@@ -116,8 +116,12 @@ pub fn run(
         engine: "machine",
         what: "physical limits",
     });
-    let limits = PhysicalLimits::measure(scratch, options.limits)?;
     let plan = Plan::new(corpus, options.settings);
+    let limits = PhysicalLimits::measure(
+        scratch,
+        options.limits,
+        &plan.put_sizes(options.limits.fdatasync_max),
+    )?;
     let mean_bytes = corpus.text_bytes() as f64 / corpus.len() as f64;
 
     let mut results = Vec::new();

@@ -296,6 +296,12 @@ impl<'c> Plan<'c> {
         self.corpus.docs()[index as usize].id
     }
 
+    /// The sizes of the first `n` texts the durable single puts write, in order: what the
+    /// limit they are held to writes.
+    pub fn put_sizes(&self, n: usize) -> Vec<usize> {
+        (0..n.max(1)).map(|i| self.write(i).1.len()).collect()
+    }
+
     /// The `i`-th write: a document and its second version.
     fn write(&self, i: usize) -> (DocId, &str) {
         let index = self.writes[i % self.writes.len()];

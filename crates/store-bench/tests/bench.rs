@@ -8,6 +8,7 @@ use std::time::Duration;
 use store_bench::corpus::{SYNTHETIC_MAX_BYTES, SYNTHETIC_MIN_BYTES, rewritten};
 use store_bench::engines::{FilePerDoc, MemoryMap, Textstore};
 use store_bench::report::SUBJECT;
+use store_bench::workload::Plan;
 use store_bench::{
     Corpus, Engine, EngineSet, Error, KeyChooser, LimitSettings, Reader, RunOptions, Settings,
     Workload, run, write_ratio_chart,
@@ -294,6 +295,12 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     let report = run(&corpus, &options, &mut |_| steps += 1).unwrap();
     let engine_count = report.engines.len();
     assert_eq!(steps, 1 + engine_count * Workload::ALL.len());
+    // The flush limit of the durable puts writes what they write.
+    let sizes = Plan::new(&corpus, options.settings).put_sizes(3);
+    assert_eq!(
+        report.limits.written_fdatasync_bytes,
+        sizes.iter().sum::<usize>() as f64 / 3.0
+    );
     assert_eq!(report.results.len(), Workload::ALL.len());
     for result in &report.results {
         assert_eq!(result.rows[0].name, SUBJECT);
