@@ -117,16 +117,17 @@ pub fn run(
         what: "physical limits",
     });
     let plan = Plan::new(corpus, options.settings);
-    let limits = PhysicalLimits::measure(
-        scratch,
-        options.limits,
-        &plan.put_sizes(options.limits.fdatasync_max),
-    )?;
+    let put_sizes = plan.put_sizes(options.limits.fdatasync_max);
+    let mut limits = PhysicalLimits::measure(scratch, options.limits, &put_sizes)?;
     let mean_bytes = corpus.text_bytes() as f64 / corpus.len() as f64;
 
     let mut results = Vec::new();
     let mut done = 1;
     for workload in Workload::ALL {
+        if workload == Workload::DurablePut {
+            settle(scratch)?;
+            limits.measure_flushes(scratch, options.limits, &put_sizes)?;
+        }
         let mut rows = Vec::new();
         for subject in &mut subjects {
             progress(Step {
