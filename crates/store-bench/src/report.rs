@@ -198,7 +198,8 @@ const FRESH_SPACE_GOAL: f64 = 1.03;
 pub const FDATASYNC_LIMIT: &str = "limit: 4 KiB append + fdatasync";
 /// Name of the row of writes of the durable puts' texts + fdatasync into space already
 /// written.
-pub const WRITTEN_FDATASYNC_LIMIT: &str = "limit: the puts' texts, each written + fdatasync into written space";
+pub const WRITTEN_FDATASYNC_LIMIT: &str =
+    "limit: the puts' texts, each written + fdatasync into written space";
 
 impl Report {
     /// Evaluates the goals whose figures the run measured.

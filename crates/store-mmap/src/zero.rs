@@ -399,7 +399,11 @@ mod tests {
             assert_eq!(zeroer.shared.lock().next_chunk(), None, "while committing");
             zeroer.committed();
             end += 4000;
-            assert_eq!(zeroer.shared.lock().next_chunk(), None, "claimed up to {end}");
+            assert_eq!(
+                zeroer.shared.lock().next_chunk(),
+                None,
+                "claimed up to {end}"
+            );
         }
         assert_eq!(zeroer.claim(1, end, chunk, 0), 0);
         zeroer.committed();

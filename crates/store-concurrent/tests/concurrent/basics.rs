@@ -580,7 +580,11 @@ fn a_borrowed_commit_skips_an_empty_queue_but_never_overtakes_a_queued_write() {
     assert_eq!(seq, 1);
     assert_eq!(store.last_seq(), 1);
     assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("direct"));
-    assert_eq!(store.queue_stats().submitted(), 0, "it went through the queue");
+    assert_eq!(
+        store.queue_stats().submitted(),
+        0,
+        "it went through the queue"
+    );
 
     for round in 0..200 {
         let queued = store.put(id(2), format!("queued {round}")).unwrap();
