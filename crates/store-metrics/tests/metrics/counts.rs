@@ -124,11 +124,22 @@ fn every_error_kind_is_counted_under_its_outcome() {
     assert_counts(&s, &expected);
 }
 
-#[test]
-fn reads_are_all_counted_but_only_a_sample_is_timed() {
-    let metrics = std::sync::Arc::new(store_metrics::Metrics::with_read_sample_every(16));
+/// An instrumented in-memory store timing one read in `every`, holding document 1.
+fn sampled(
+    every: u32,
+) -> (
+    std::sync::Arc<store_metrics::Metrics>,
+    store_metrics::Instrumented<MemoryStore>,
+) {
+    let metrics = std::sync::Arc::new(store_metrics::Metrics::with_read_sample_every(every));
     let store = store_metrics::Instrumented::new(MemoryStore::new(), metrics.clone());
     store.put(id(1), "x").unwrap().wait().unwrap();
+    (metrics, store)
+}
+
+#[test]
+fn reads_are_all_counted_but_only_a_sample_is_timed() {
+    let (metrics, store) = sampled(16);
     for _ in 0..160 {
         store.get(id(1)).unwrap().unwrap();
     }
@@ -141,9 +152,7 @@ fn reads_are_all_counted_but_only_a_sample_is_timed() {
 
 #[test]
 fn a_sampling_interval_rounds_up_to_a_power_of_two_and_misses_keep_their_count() {
-    let metrics = std::sync::Arc::new(store_metrics::Metrics::with_read_sample_every(10));
-    let store = store_metrics::Instrumented::new(MemoryStore::new(), metrics.clone());
-    store.put(id(1), "x").unwrap().wait().unwrap();
+    let (metrics, store) = sampled(10);
     // Misses among the hits: the successes are what is finished beyond the other outcomes.
     for i in 0..64 {
         let doc = store.get(id(if i % 4 == 0 { 2 } else { 1 })).unwrap();
