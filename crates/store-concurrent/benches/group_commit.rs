@@ -4,7 +4,9 @@
 //! `fdatasync_append_4k` is the physical reference: one 4 KiB append plus `fdatasync` on a
 //! file in the same directory. `store_1_thread` is the plain engine, `concurrent_1_submitter`
 //! the handle with one thread waiting on each ticket, `concurrent_8_submitters` eight threads
-//! doing the same, whose puts the writer groups into shared commits.
+//! doing the same, whose puts the writer groups into shared commits. The `commit_ops_`
+//! variants put with a borrowed text through `commit_ops`, which commits on the calling
+//! thread when nothing is queued.
 //!
 //! The stores live under `target/` (see `support::bench_dir`).
 //!
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use store_concurrent::WriterOptions;
-use store_mmap::{DocId, Store, StoreOptions};
+use store_mmap::{BatchOp, DocId, Store, StoreOptions};
 use support::{bench_dir, concurrent_store, text};
 
 mod support;
@@ -111,11 +113,12 @@ fn durable_put(c: &mut Criterion) {
         });
     });
 
-    for submitters in [1u64, 8] {
-        let name = if submitters == 1 {
-            "concurrent_1_submitter".to_owned()
-        } else {
-            format!("concurrent_{submitters}_submitters")
+    for (borrowed, submitters) in [(false, 1u64), (false, 8), (true, 1), (true, 8)] {
+        let name = match (borrowed, submitters) {
+            (false, 1) => "concurrent_1_submitter".to_owned(),
+            (false, n) => format!("concurrent_{n}_submitters"),
+            (true, 1) => "commit_ops_1_submitter".to_owned(),
+            (true, n) => format!("commit_ops_{n}_submitters"),
         };
         group.bench_function(name, |b| {
             let dir = bench_dir();
@@ -126,7 +129,12 @@ fn durable_put(c: &mut Criterion) {
                 timed_on_threads(submitters, iters, 1, move |t, seq, count| {
                     for i in seq..seq + count {
                         let id = DocId::from(t * 1_000_000 + i % 1000);
-                        store.put(id, doc.as_str()).unwrap().wait().unwrap();
+                        if borrowed {
+                            let put = BatchOp::Put { id, text: &doc };
+                            store.commit_ops(&[put]).unwrap();
+                        } else {
+                            store.put(id, doc.as_str()).unwrap().wait().unwrap();
+                        }
                     }
                 })
             });
