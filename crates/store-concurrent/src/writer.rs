@@ -329,15 +329,18 @@ impl Helper for WriterCore {
             return;
         };
         let shared = &self.shared;
-        // A panic here would leave the store's state unknown, as one on the writer thread
-        // would: the handle refuses further writes. The group's tickets fail with `Closed`
-        // as their completers drop.
-        let drained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        on_submitter(shared, || {
             core.drain_writes(&self.writes, shared, &self.limits, false);
-        }));
-        if let Err(panic) = drained {
-            shared.poison(&panicked(&*panic, "a thread committing its write"));
-        }
+        });
+    }
+}
+
+/// Runs a commit on a submitting thread. A panic there leaves the store's state unknown, as
+/// one on the writer thread would: the handle refuses further writes, and the tickets of the
+/// requests it dropped fail with `Closed` as their completers drop.
+fn on_submitter(shared: &Shared, commit: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(commit)) {
+        shared.poison(&panicked(&*panic, "a thread committing its write"));
     }
 }
 
@@ -363,9 +366,7 @@ impl WriterCore {
             writes,
         }
     }
-}
 
-impl WriterCore {
     /// Commits `request`, a write whose submitter blocks until it is done, on the calling
     /// thread, when the core is free and no write waits before it; returns it otherwise, for
     /// the queue. The commit is the group a thread helping with the queue would form (the
@@ -387,17 +388,12 @@ impl WriterCore {
             request.fail(poisoned);
             return None;
         }
-        // As in `help`: a panic leaves the store's state unknown, and the request's ticket
-        // fails with `Closed` as its completer drops.
-        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        on_submitter(shared, || {
             let mut group = Group::default();
             core.admit(request, &mut group);
             core.carried = core.gather(&self.writes, &mut group, &self.limits, false);
             core.commit(group, shared, &self.limits);
-        }));
-        if let Err(panic) = committed {
-            shared.poison(&panicked(&*panic, "a thread committing its write"));
-        }
+        });
         None
     }
 }
