@@ -18,6 +18,16 @@ pub struct PhysicalLimits {
     /// Bytes per second written sequentially in 1 MiB writes to a new file, including the
     /// `fsync` at the end.
     pub seq_write_bytes_per_sec: f64,
+    /// Bytes per second copied from one 64 MiB buffer to another.
+    pub memcpy_bytes_per_sec: f64,
+    /// The flush limits, which a run measures right before the durable puts they bound
+    /// (`None` until then): the disk's flush rate drifts by up to a fifth over a run.
+    pub flushes: Option<FlushLimits>,
+}
+
+/// What the disk's flushes allow: the bounds of durable single puts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FlushLimits {
     /// 4 KiB appends to a file, each followed by `fdatasync`, per second.
     pub append_fdatasync_per_sec: f64,
     /// Latencies of those appends.
@@ -31,8 +41,6 @@ pub struct PhysicalLimits {
     pub written_fdatasync_bytes: f64,
     /// Latencies of those writes.
     pub written_fdatasync_latency: Option<Percentiles>,
-    /// Bytes per second copied from one 64 MiB buffer to another.
-    pub memcpy_bytes_per_sec: f64,
 }
 
 /// How much of each limit to measure.
@@ -49,9 +57,21 @@ pub struct LimitSettings {
 }
 
 impl PhysicalLimits {
-    /// Measures the limits, with scratch files in `dir` (on the disk the engines use).
-    /// `put_sizes` are the sizes of the texts the durable puts write, in order (the first
-    /// `fdatasync_max` are used, again from the first if there are fewer).
+    /// Measures the bandwidths, with scratch files in `dir` (on the disk the engines use);
+    /// the flush limits come later ([`FlushLimits::measure`]).
+    pub fn measure(dir: &Path, settings: LimitSettings) -> Result<PhysicalLimits> {
+        Ok(PhysicalLimits {
+            seq_write_bytes_per_sec: seq_write(&dir.join("seq-write"), settings.seq_write_bytes)?,
+            memcpy_bytes_per_sec: memcpy(settings.memcpy_rounds),
+            flushes: None,
+        })
+    }
+}
+
+impl FlushLimits {
+    /// Measures the flush limits, with scratch files in `dir`. `put_sizes` are the sizes of
+    /// the texts the durable puts write, in order (the first `fdatasync_max` are used, again
+    /// from the first if there are fewer).
     ///
     /// # Panics
     /// If `put_sizes` is empty.
@@ -59,33 +79,9 @@ impl PhysicalLimits {
         dir: &Path,
         settings: LimitSettings,
         put_sizes: &[usize],
-    ) -> Result<PhysicalLimits> {
-        let mut limits = PhysicalLimits {
-            seq_write_bytes_per_sec: seq_write(&dir.join("seq-write"), settings.seq_write_bytes)?,
-            append_fdatasync_per_sec: 0.0,
-            append_fdatasync_latency: None,
-            written_fdatasync_per_sec: 0.0,
-            written_fdatasync_bytes: 0.0,
-            written_fdatasync_latency: None,
-            memcpy_bytes_per_sec: memcpy(settings.memcpy_rounds),
-        };
-        limits.measure_flushes(dir, settings, put_sizes)?;
-        Ok(limits)
-    }
-
-    /// Measures the two flush limits (appends, and the puts' texts into written space)
-    /// again, in place of the earlier figures: the disk's flush rate drifts by up to a fifth
-    /// over a run, so a run measures them beside the workload they bound.
-    ///
-    /// # Panics
-    /// If `put_sizes` is empty.
-    pub fn measure_flushes(
-        &mut self,
-        dir: &Path,
-        settings: LimitSettings,
-        put_sizes: &[usize],
-    ) -> Result<()> {
-        let (rate, latency) = append_fdatasync(&dir.join("append-fdatasync"), settings)?;
+    ) -> Result<FlushLimits> {
+        let (append_rate, append_latency) =
+            append_fdatasync(&dir.join("append-fdatasync"), settings)?;
         let sizes: Vec<usize> = put_sizes
             .iter()
             .copied()
@@ -94,12 +90,13 @@ impl PhysicalLimits {
             .collect();
         let (written_rate, written_latency) =
             written_fdatasync(&dir.join("written-fdatasync"), settings, &sizes)?;
-        self.append_fdatasync_per_sec = rate;
-        self.append_fdatasync_latency = latency;
-        self.written_fdatasync_per_sec = written_rate;
-        self.written_fdatasync_bytes = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
-        self.written_fdatasync_latency = written_latency;
-        Ok(())
+        Ok(FlushLimits {
+            append_fdatasync_per_sec: append_rate,
+            append_fdatasync_latency: append_latency,
+            written_fdatasync_per_sec: written_rate,
+            written_fdatasync_bytes: sizes.iter().sum::<usize>() as f64 / sizes.len() as f64,
+            written_fdatasync_latency: written_latency,
+        })
     }
 }
 

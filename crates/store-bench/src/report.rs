@@ -328,13 +328,16 @@ impl Report {
             self.corpus.description
         );
         let l = &self.limits;
+        let flushes = l.flushes.map_or_else(String::new, |f| {
+            format!(
+                "; {:.0} appends of 4 KiB + fdatasync per second, {:.0} writes of the durable puts' texts (mean {:.0} B) + fdatasync into written space",
+                f.append_fdatasync_per_sec, f.written_fdatasync_per_sec, f.written_fdatasync_bytes,
+            )
+        });
         let _ = writeln!(
             out,
-            "- limits: sequential write {:.0} MiB/s with fsync; {:.0} appends of 4 KiB + fdatasync per second, {:.0} writes of the durable puts' texts (mean {:.0} B) + fdatasync into written space; memory copy {:.1} GiB/s",
+            "- limits: sequential write {:.0} MiB/s with fsync{flushes}; memory copy {:.1} GiB/s",
             l.seq_write_bytes_per_sec / f64::from(1 << 20),
-            l.append_fdatasync_per_sec,
-            l.written_fdatasync_per_sec,
-            l.written_fdatasync_bytes,
             l.memcpy_bytes_per_sec / f64::from(1 << 30)
         );
         let _ = writeln!(

@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::corpus::Corpus;
 use crate::engines::{FilePerDoc, MemoryMap, Textstore};
 use crate::error::{Error, Result};
-use crate::limits::{LimitSettings, PhysicalLimits};
+use crate::limits::{FlushLimits, LimitSettings, PhysicalLimits};
 use crate::report::{
     CorpusSummary, EngineSettings, FDATASYNC_LIMIT, Machine, Report, Row, WRITTEN_FDATASYNC_LIMIT,
     WorkloadResult,
@@ -117,8 +117,7 @@ pub fn run(
         what: "physical limits",
     });
     let plan = Plan::new(corpus, options.settings);
-    let put_sizes = plan.put_sizes(options.limits.fdatasync_max);
-    let mut limits = PhysicalLimits::measure(scratch, options.limits, &put_sizes)?;
+    let mut limits = PhysicalLimits::measure(scratch, options.limits)?;
     let mean_bytes = corpus.text_bytes() as f64 / corpus.len() as f64;
 
     let mut results = Vec::new();
@@ -126,7 +125,8 @@ pub fn run(
     for workload in Workload::ALL {
         if workload == Workload::DurablePut {
             settle(scratch)?;
-            limits.measure_flushes(scratch, options.limits, &put_sizes)?;
+            let put_sizes = plan.put_sizes(options.limits.fdatasync_max);
+            limits.flushes = Some(FlushLimits::measure(scratch, options.limits, &put_sizes)?);
         }
         let mut rows = Vec::new();
         for subject in &mut subjects {
@@ -198,18 +198,24 @@ fn limit_rows(workload: Workload, limits: &PhysicalLimits, mean_bytes: f64) -> V
             limits.seq_write_bytes_per_sec / mean_bytes,
             None,
         )],
-        Workload::DurablePut | Workload::DurablePutThreads => vec![
-            row(
-                FDATASYNC_LIMIT,
-                limits.append_fdatasync_per_sec,
-                limits.append_fdatasync_latency,
-            ),
-            row(
-                WRITTEN_FDATASYNC_LIMIT,
-                limits.written_fdatasync_per_sec,
-                limits.written_fdatasync_latency,
-            ),
-        ],
+        Workload::DurablePut | Workload::DurablePutThreads => limits
+            .flushes
+            .iter()
+            .flat_map(|flushes| {
+                [
+                    row(
+                        FDATASYNC_LIMIT,
+                        flushes.append_fdatasync_per_sec,
+                        flushes.append_fdatasync_latency,
+                    ),
+                    row(
+                        WRITTEN_FDATASYNC_LIMIT,
+                        flushes.written_fdatasync_per_sec,
+                        flushes.written_fdatasync_latency,
+                    ),
+                ]
+            })
+            .collect(),
         Workload::GetUniformCopy | Workload::GetZipfCopy => vec![row(
             "limit: memory copy of a mean-sized text",
             limits.memcpy_bytes_per_sec / mean_bytes,

@@ -298,7 +298,11 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     // The flush limit of the durable puts writes what they write.
     let sizes = Plan::new(&corpus, options.settings).put_sizes(3);
     assert_eq!(
-        report.limits.written_fdatasync_bytes,
+        report
+            .limits
+            .flushes
+            .expect("measured before the durable puts")
+            .written_fdatasync_bytes,
         sizes.iter().sum::<usize>() as f64 / 3.0
     );
     assert_eq!(report.results.len(), Workload::ALL.len());
