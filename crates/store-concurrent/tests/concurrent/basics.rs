@@ -620,28 +620,24 @@ fn a_handle_opened_after_a_crash_reads_through_the_journal() {
     )
     .unwrap();
     let mut model = std::collections::BTreeMap::new();
+    // A put with `Some(text)`, a delete with `None`, each waited on and kept in the model.
+    let mut write = |key: u64, text: Option<String>| match text {
+        Some(text) => {
+            store.put(id(key), text.clone()).unwrap().wait().unwrap();
+            model.insert(key, text);
+        }
+        None => {
+            store.delete(id(key)).unwrap().wait().unwrap();
+            model.remove(&key);
+        }
+    };
     for n in 0..50u64 {
-        store
-            .put(id(n), format!("first {n}"))
-            .unwrap()
-            .wait()
-            .unwrap();
-        model.insert(n, format!("first {n}"));
+        write(n, Some(format!("first {n}")));
     }
     store.checkpoint().unwrap();
     for n in 0..400u64 {
         let key = (n * 7) % 120;
-        if n % 4 == 3 {
-            store.delete(id(key)).unwrap().wait().unwrap();
-            model.remove(&key);
-        } else {
-            store
-                .put(id(key), format!("second {n}"))
-                .unwrap()
-                .wait()
-                .unwrap();
-            model.insert(key, format!("second {n}"));
-        }
+        write(key, (n % 4 != 3).then(|| format!("second {n}")));
     }
     let crashed = dir.path().join("crashed");
     std::fs::create_dir(&crashed).unwrap();
