@@ -12,9 +12,11 @@
 //! The protocol, under one mutex:
 //! - the writer **claims** the bytes it is about to write, `[.., claim)`, and waits while the
 //!   thread is zeroing a range that overlaps them;
-//! - the thread zeroes only `[max(zeroed, claim), min(allocated, claim + LEAD_BYTES))`, one
-//!   chunk at a time, and marks the chunk busy while it writes it; so zeros never land on
-//!   bytes the writer has written, and never lie far past its data;
+//! - the thread zeroes only within `[max(zeroed, claim), min(allocated, claim + LEAD_BYTES))`,
+//!   one whole chunk at a time (it starts one only where a whole chunk fits before
+//!   `claim + LEAD_BYTES`, so it writes once per chunk of commits), and marks the chunk busy
+//!   while it writes it; so zeros never land on bytes the writer has written, and never lie
+//!   far past its data;
 //! - it starts a chunk only between commits (from a claim until the commit is written and
 //!   synced, it waits), so that its writes do not compete with a commit's for the disk;
 //! - commits that follow each other closely leave it no time between them, so a small
