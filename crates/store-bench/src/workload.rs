@@ -441,8 +441,10 @@ impl<E: Engine> Subject for EngineSubject<E> {
                     return Ok(None);
                 }
                 let took = start.elapsed();
-                space(&self.dir, plan)?.with_note(format!(
-                    "compaction took {:.0} ms",
+                let figure = space(&self.dir, plan)?;
+                let on_disk = figure.note.clone().unwrap_or_default();
+                figure.with_note(format!(
+                    "{on_disk}; compaction took {:.0} ms",
                     took.as_secs_f64() * 1e3
                 ))
             }

@@ -342,17 +342,27 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     }
     // Overwriting half of a fresh copy of the corpus leaves dead versions; compaction
     // removes them.
+    // Each figure with its note (the bytes on disk), for the message of a failure.
     let space = |workload| {
-        report
+        let row = &report
             .results
             .iter()
             .find(|r| r.workload == workload)
             .unwrap()
-            .subject()
-            .unwrap()
+            .rows[0];
+        let figure = row.figure.as_ref().unwrap();
+        (figure.value, figure.note.clone())
     };
-    assert!(space(Workload::SpaceOverwritten) > space(Workload::SpaceFresh));
-    assert!(space(Workload::SpaceCompacted) < space(Workload::SpaceOverwritten));
+    let (fresh, overwritten, compacted) = (
+        space(Workload::SpaceFresh),
+        space(Workload::SpaceOverwritten),
+        space(Workload::SpaceCompacted),
+    );
+    assert!(overwritten.0 > fresh.0, "{overwritten:?} after {fresh:?}");
+    assert!(
+        compacted.0 < overwritten.0,
+        "{compacted:?} after {overwritten:?}"
+    );
     assert!(
         report
             .goals
