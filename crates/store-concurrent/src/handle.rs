@@ -582,7 +582,10 @@ impl ConcurrentStore {
     /// Compacts every segment that holds dead bytes (see [`Store::compact`]), then writes
     /// the index checkpoint. Reads and writes go on meanwhile: only planning and installing
     /// run on the writer thread, and neither reads a record. Waits for an automatic
-    /// compaction that is running to finish first.
+    /// compaction that is running to finish first. The replaced segments' files are gone
+    /// when it returns, but for those a reader still holds (a `Doc`, a read under way): the
+    /// writer removes each of them after the reader lets go, at its next commit or within a
+    /// second of idleness.
     pub fn compact(&self) -> Result<CompactionReport> {
         self.check_open()?;
         let report = self

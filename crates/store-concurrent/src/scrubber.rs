@@ -2,8 +2,8 @@
 //! pass, at a paced rate, so that damage that reaches the disk after a record's first read
 //! is found and the next read of that record fails.
 //!
-//! The writer thread plans each pass (it lists the sealed segments, a quick step); the pass
-//! runs here, through the segments' mappings, with no lock: what it changes is the set of
+//! The writer thread plans each segment of a pass (it notes the next sealed segment, a quick
+//! step); the check runs here, through the segments' mappings, with no lock: what it changes is the set of
 //! checked records of each segment, which readers consult with relaxed loads (see
 //! `store_mmap::SegmentMap::read_doc`).
 
@@ -155,23 +155,43 @@ struct Worker {
     pause: Duration,
 }
 
+/// The handle stopped the scrub.
+struct Stopped;
+
 impl Worker {
     fn serve(self, woken: &Receiver<()>) {
+        while self.pass().is_ok() {
+            self.counters.passes.fetch_add(1, Ordering::Relaxed);
+            // Until the pause is over, or the sender is dropped at stop.
+            if woken
+                .recv_timeout(self.pause)
+                .is_err_and(|err| err.is_disconnected())
+            {
+                return;
+            }
+        }
+    }
+
+    /// One pass over the sealed segments, planned a segment at a time: the thread holds
+    /// only the segment it checks, so a segment that a compaction replaces while the pass
+    /// is under way can be removed without waiting for the pass to end.
+    fn pass(&self) -> Result<(), Stopped> {
+        let mut after = None;
         loop {
             if self.stop.load(Ordering::Acquire) {
-                return;
+                return Err(Stopped);
             }
             let (done, planned) = ticket();
             let request = Request::PlanScrub {
+                after,
                 bytes_per_sec: Some(self.bytes_per_sec),
                 done,
             };
-            if self.requests.send(request).is_err() {
-                return;
-            }
-            let Ok(plan) = planned.wait() else {
-                return;
+            self.requests.send(request).map_err(|_| Stopped)?;
+            let Some(plan) = planned.wait().map_err(|_| Stopped)? else {
+                return Ok(());
             };
+            after = plan.segment();
             let report = plan.cancel_when(Arc::clone(&self.stop)).run();
             let c = &self.counters;
             c.bytes.fetch_add(report.bytes, Ordering::Relaxed);
@@ -182,15 +202,7 @@ impl Worker {
                 *lock(&c.last_problem) = Some(problem.to_string());
             }
             if report.cancelled {
-                return;
-            }
-            c.passes.fetch_add(1, Ordering::Relaxed);
-            // Until the pause is over, or the sender is dropped at stop.
-            if woken
-                .recv_timeout(self.pause)
-                .is_err_and(|err| err.is_disconnected())
-            {
-                return;
+                return Err(Stopped);
             }
         }
     }

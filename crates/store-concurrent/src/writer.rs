@@ -59,10 +59,12 @@ pub(crate) enum Request {
     PlanBackup {
         done: Completer<Backup>,
     },
-    /// Note the sealed segments for a scrub pass (see [`Store::plan_scrub`]).
+    /// Note the next sealed segment a scrub pass checks, the first above `after` (see
+    /// [`Store::plan_scrub_after`]).
     PlanScrub {
+        after: Option<u32>,
         bytes_per_sec: Option<u64>,
-        done: Completer<Scrub>,
+        done: Completer<Option<Scrub>>,
     },
     /// Put a run compaction into effect and publish it.
     InstallCompaction {
@@ -575,10 +577,11 @@ impl Core {
                 done.complete(self.engine.stats().map_err(Error::Store));
             }
             Request::PlanScrub {
+                after,
                 bytes_per_sec,
                 done,
             } => {
-                done.complete(Ok(self.engine.plan_scrub(bytes_per_sec)));
+                done.complete(Ok(self.engine.plan_scrub_after(after, bytes_per_sec)));
             }
             Request::InstallCompaction { compacted, done } => {
                 done.complete(self.install(compacted, shared));
@@ -853,7 +856,7 @@ impl Core {
 
     /// The queue stayed empty for a while: installs a checkpoint the engine finished
     /// writing, or starts one if anything changed since the last, so that a crash while
-    /// idle replays nothing.
+    /// idle replays nothing; removes the replaced segments nothing holds any more.
     fn idle(&mut self, shared: &Shared) {
         if shared.poisoned().is_some() || self.engine.is_read_only() {
             return;
@@ -861,6 +864,9 @@ impl Core {
         // A checkpoint that fails is retried at the next idle spell or due point; the data
         // is durable either way.
         let _ = self.engine.tend_checkpoint(true);
+        // Replaced segments that a reader held at the last commit go once it lets go, with
+        // or without further commits.
+        self.remove_retired();
         if self.publish_checkpoint() {
             let store = &self.engine;
             self.publisher.finish(store.last_seq(), store.len() as u64);

@@ -44,23 +44,55 @@ impl Store {
     /// Plans a scrub of every sealed segment (every one but the segment receiving writes),
     /// at most `bytes_per_sec` when set.
     pub fn plan_scrub(&self, bytes_per_sec: Option<u64>) -> Scrub {
-        let active = self.active().id();
         Scrub {
-            segments: self
-                .segments()
-                .filter(|segment| segment.id() != active)
-                .map(|segment| {
-                    let floor = segment.sealed_before().map_or(0, |sealed| sealed.last_seq);
-                    (segment.view().clone(), segment.end(), floor)
-                })
-                .collect(),
+            segments: self.sealed_for_scrub(None).collect(),
             bytes_per_sec,
             cancel: None,
         }
     }
+
+    /// Plans a scrub of the first sealed segment whose id is above `after` (of the first
+    /// sealed segment, when `None`); `None` when there is none. A pass planned a segment at
+    /// a time ([`Scrub::segment`] names the one to plan after) holds only the segment it
+    /// checks: a segment that a compaction replaces while the pass is under way is not kept
+    /// on disk until the pass ends.
+    pub fn plan_scrub_after(
+        &self,
+        after: Option<u32>,
+        bytes_per_sec: Option<u64>,
+    ) -> Option<Scrub> {
+        let segment = self.sealed_for_scrub(after).next()?;
+        Some(Scrub {
+            segments: vec![segment],
+            bytes_per_sec,
+            cancel: None,
+        })
+    }
+
+    /// The sealed segments above `after`, oldest first, with what a scrub checks them
+    /// against: the committed end and the last sequence number sealed before each.
+    fn sealed_for_scrub(&self, after: Option<u32>) -> impl Iterator<Item = (SegmentMap, u32, u64)> {
+        let active = self.active().id();
+        // `None` past the highest id: nothing is above it.
+        let first = after.map_or(Some(0), |id| id.checked_add(1));
+        self.segments()
+            .filter(move |segment| {
+                segment.id() != active && first.is_some_and(|first| segment.id() >= first)
+            })
+            .map(|segment| {
+                let floor = segment.sealed_before().map_or(0, |sealed| sealed.last_seq);
+                (segment.view().clone(), segment.end(), floor)
+            })
+    }
 }
 
 impl Scrub {
+    /// The id of the last segment the plan checks, if any: where the next plan of a pass
+    /// taken a segment at a time starts ([`Store::plan_scrub_after`]).
+    pub fn segment(&self) -> Option<u32> {
+        self.segments.last().map(|(map, _, _)| map.id())
+    }
+
     /// Stops the pass between segments, or while it pauses, once `flag` is set.
     pub fn cancel_when(mut self, flag: Arc<AtomicBool>) -> Scrub {
         self.cancel = Some(flag);
@@ -71,13 +103,16 @@ impl Scrub {
     /// sequence order, commit groups), as [`Store::verify`] does. Records that pass are
     /// remembered as checked; every record in a damaged range is forgotten, so that its
     /// next read checks it and fails.
-    pub fn run(&self) -> ScrubReport {
+    ///
+    /// Each segment's mapping is let go once the segment is checked, before the pass pauses
+    /// to keep its rate.
+    pub fn run(self) -> ScrubReport {
         let started = Instant::now();
-        let mut pace = Pace::new(self.bytes_per_sec, self.cancel.clone());
+        let mut pace = Pace::new(self.bytes_per_sec, self.cancel);
         let mut report = ScrubReport::default();
-        for (map, end, floor) in &self.segments {
-            let data = &map.bytes()[..*end as usize];
-            let scan = walk::scan(data, SEGMENT_HEADER_LEN.min(data.len()), *floor);
+        for (map, end, floor) in self.segments {
+            let data = &map.bytes()[..end as usize];
+            let scan = walk::scan(data, SEGMENT_HEADER_LEN.min(data.len()), floor);
             for problem in walk::problems(map.path(), &scan, true) {
                 tracing::error!(
                     segment = %problem.path.display(),
@@ -96,7 +131,9 @@ impl Scrub {
             report.records_ok += scan.records.len() as u64;
             report.bytes += data.len() as u64;
             report.segments += 1;
-            if pace.spend(data.len() as u64).is_err() {
+            let checked = data.len() as u64;
+            drop(map);
+            if pace.spend(checked).is_err() {
                 report.cancelled = true;
                 break;
             }

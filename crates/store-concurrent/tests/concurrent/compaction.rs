@@ -188,3 +188,34 @@ fn closing_cancels_a_compaction_held_back_by_its_rate_limit() {
         );
     }
 }
+
+#[test]
+fn a_replaced_segment_a_reader_held_goes_once_it_lets_go_without_another_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), CompactionPolicy::manual());
+    churn(&store, 0..1);
+    // Version 0 of document 0 is the first record of the first segment.
+    let held = store.get(id(0)).unwrap().unwrap();
+    churn(&store, 1..2);
+    let first = dir.path().join("store/0000000001.seg");
+    let report = store.compact().unwrap();
+    assert!(report.segments_in >= 1, "{report:?}");
+    assert!(first.exists(), "a reader holds it");
+    // The text stays readable while it is held.
+    assert_eq!(version(0, held.text().as_str()), 0);
+
+    drop(held);
+    // No write follows: the writer removes it when idle.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while first.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the replaced segment is still on disk"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for k in 0..DOCS {
+        assert_eq!(version(k, store.get(id(k)).unwrap().unwrap().text()), 1);
+    }
+    store.close().unwrap();
+}

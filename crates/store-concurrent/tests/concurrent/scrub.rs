@@ -66,3 +66,63 @@ fn the_scrub_finds_damage_after_a_first_read_and_the_next_read_fails() {
     );
     store.close().unwrap();
 }
+
+#[test]
+fn a_scrub_pass_under_way_does_not_keep_replaced_segments_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let options = || {
+        StoreOptions::new()
+            .segment_capacity(16 << 10)
+            .max_document_bytes(4 << 10)
+    };
+    let text = |n: u64| format!("document {n}: ").repeat(40);
+    let store = ConcurrentStore::create(
+        &path,
+        options(),
+        WriterOptions::default().scrub(ScrubPolicy::off()),
+    )
+    .unwrap();
+    for n in 0..400 {
+        store.put(id(n), text(n)).unwrap().wait().unwrap();
+    }
+    // Every document of the first segment is deleted: a compaction replaces it.
+    for n in 0..40 {
+        store.delete(id(n)).unwrap().wait().unwrap();
+    }
+    store.close().unwrap();
+
+    // The reopened store's first pass covers every sealed segment: about 15 s at this
+    // rate, 1 s for the first one. The replaced segment must go while it is under way.
+    let policy = ScrubPolicy {
+        bytes_per_sec: Some(16 << 10),
+        pause_between_passes: Duration::from_secs(3600),
+    };
+    let store =
+        ConcurrentStore::open(&path, options(), WriterOptions::default().scrub(policy)).unwrap();
+    let first = path.join("0000000001.seg");
+    assert!(first.exists());
+    // The pass reports each segment once it is checked.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.scrub_stats().bytes() == 0 {
+        assert!(Instant::now() < deadline, "{:?}", store.scrub_stats());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+
+    let report = store.compact().unwrap();
+    assert!(report.segments_in >= 1, "{report:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while first.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the replaced segment is still on disk: {:?}",
+            store.scrub_stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(store.scrub_stats().passes(), 0, "the pass ended first");
+    for n in 40..400 {
+        assert_eq!(store.get(id(n)).unwrap().unwrap().text().as_str(), text(n));
+    }
+    store.close().unwrap();
+}
