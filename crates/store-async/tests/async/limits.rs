@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use store_async::{AsyncOptions, AsyncStore, Error};
 
+use store_mmap::Durability;
+
 use crate::{gated, id, reopen, until};
 
 /// A call that waits for a permit past its time limit fails without submitting anything; a
@@ -10,7 +12,7 @@ use crate::{gated, id, reopen, until};
 #[tokio::test(flavor = "current_thread")]
 async fn timeouts_say_whether_the_write_may_still_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let (handle, gate) = gated(dir.path());
+    let (handle, gate) = gated(dir.path(), Durability::WriteBack);
     let store = AsyncStore::new(handle.clone(), AsyncOptions::new().max_in_flight(1));
 
     // Holds the only permit: its commit waits at the gate.
@@ -70,7 +72,7 @@ async fn timeouts_say_whether_the_write_may_still_commit() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_concurrency_limit_holds_calls_back() {
     let dir = tempfile::tempdir().unwrap();
-    let (handle, gate) = gated(dir.path());
+    let (handle, gate) = gated(dir.path(), Durability::WriteBack);
     let store = AsyncStore::new(handle.clone(), AsyncOptions::new().max_in_flight(2));
     let puts: Vec<_> = (0..10)
         .map(|n| {

@@ -1,22 +1,24 @@
 //! store-async at its boundary: cancelled and timed-out writes checked after a reopen, the
-//! concurrency limit, fan-out over several stores, cold and warm reads. The test that the
-//! runtime stays responsive is a binary of its own (`tests/ticker.rs`).
+//! concurrency limit, fan-out over several stores, cold and warm reads, and a runtime thread
+//! that a durable write never holds.
 
 mod cancel;
 mod compaction;
 mod double;
 mod limits;
 mod reads;
+mod runtime;
 mod set;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use store_async::{AsyncOptions, AsyncStore};
 use store_concurrent::{ConcurrentStore, WriterOptions};
 use store_format::{CommitEvent, CommitObserver};
-use store_mmap::{DocId, Store, StoreOptions};
+use store_mmap::{DocId, Durability, Store, StoreOptions};
 
 pub(crate) fn id(n: u64) -> DocId {
     DocId::from(n)
@@ -47,9 +49,15 @@ pub(crate) fn reopen(dir: &Path) -> Store {
 pub(crate) struct Gate {
     open: Mutex<bool>,
     opened: Condvar,
+    reached: AtomicBool,
 }
 
 impl Gate {
+    /// Whether a commit has stopped at the gate.
+    pub(crate) fn reached(&self) -> bool {
+        self.reached.load(Ordering::Acquire)
+    }
+
     pub(crate) fn open(&self) {
         *self.open.lock().unwrap() = true;
         self.opened.notify_all();
@@ -58,6 +66,7 @@ impl Gate {
 
 impl CommitObserver for Gate {
     fn commit(&self, _: &CommitEvent) {
+        self.reached.store(true, Ordering::Release);
         let open = self.open.lock().unwrap();
         drop(self.opened.wait_while(open, |open| !*open).unwrap());
     }
@@ -66,11 +75,11 @@ impl CommitObserver for Gate {
 }
 
 /// A store whose writer stops inside its first commit until the gate opens.
-pub(crate) fn gated(dir: &Path) -> (ConcurrentStore, Arc<Gate>) {
+pub(crate) fn gated(dir: &Path, durability: Durability) -> (ConcurrentStore, Arc<Gate>) {
     let gate = Arc::new(Gate::default());
     let mut store = Store::create(
         dir.join("store"),
-        StoreOptions::new().durability(store_mmap::Durability::WriteBack),
+        StoreOptions::new().durability(durability),
     )
     .unwrap();
     store.set_observer(gate.clone());
