@@ -213,6 +213,7 @@ fn bench_corpus(
             Settings::smoke(args.seed),
             LimitSettings {
                 seq_write_bytes: 4 << 20,
+                seq_write_rounds: 1,
                 fdatasync_time: Duration::from_millis(20),
                 fdatasync_max: 5,
                 memcpy_rounds: 1,
@@ -223,6 +224,7 @@ fn bench_corpus(
             Settings::standard(args.seed),
             LimitSettings {
                 seq_write_bytes: 256 << 20,
+                seq_write_rounds: 3,
                 fdatasync_time: Duration::from_secs(2),
                 fdatasync_max: 2000,
                 memcpy_rounds: 20,

@@ -336,7 +336,7 @@ impl Report {
         });
         let _ = writeln!(
             out,
-            "- limits: sequential write {:.0} MiB/s with fsync{flushes}; memory copy {:.1} GiB/s",
+            "- limits: sequential write {:.0} MiB/s with fsync (the fastest round){flushes}; memory copy {:.1} GiB/s",
             l.seq_write_bytes_per_sec / f64::from(1 << 20),
             l.memcpy_bytes_per_sec / f64::from(1 << 30)
         );
