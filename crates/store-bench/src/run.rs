@@ -6,7 +6,7 @@
 //! file system is synced, so that no engine pays for the write-back of the one before.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::corpus::Corpus;
 use crate::engines::{FilePerDoc, MemoryMap, Textstore};
@@ -84,10 +84,73 @@ fn subjects(engines: EngineSet, scratch: &Path) -> Result<Vec<Box<dyn Subject>>>
 }
 
 /// Writes back every dirty page of the scratch file system, so that what one engine left to
-/// the kernel's write-back does not land in the next engine's timed window.
+/// the kernel's write-back does not land in the next engine's timed window; then waits for
+/// the engines' own background work (a compaction, a flush of a memtable) to end.
 fn settle(scratch: &Path) -> Result<()> {
     let dir = std::fs::File::open(scratch).map_err(Error::io(scratch))?;
-    rustix::fs::syncfs(&dir).map_err(|err| Error::io(scratch)(err.into()))
+    rustix::fs::syncfs(&dir).map_err(|err| Error::io(scratch)(err.into()))?;
+    let waited = quiet();
+    if waited > QUIET_WINDOW * QUIET_WINDOWS as u32 * 2 {
+        eprintln!(
+            "textstore-bench: waited {:.1} s for the engines' background work to end",
+            waited.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// A window in which the process uses less than [`QUIET_CPU`] of CPU and the disks write
+/// less than [`QUIET_WRITES`] is quiet.
+const QUIET_WINDOW: Duration = Duration::from_millis(50);
+/// Quiet windows in a row that end a wait.
+const QUIET_WINDOWS: usize = 3;
+const QUIET_CPU: Duration = Duration::from_millis(5);
+const QUIET_WRITES: u64 = 1 << 20;
+/// The longest wait: an engine whose background work never ends is measured beside it.
+const QUIET_MAX: Duration = Duration::from_secs(10);
+
+/// Waits until the engines' threads have been idle and the disks quiet for
+/// [`QUIET_WINDOWS`] windows in a row, or [`QUIET_MAX`]; returns how long it waited. Each
+/// engine stays open from one workload to the next, and the threads it runs in the
+/// background (fjall's compactions and flushes, textstore's checkpoints) would otherwise
+/// run inside the next engine's timed window.
+fn quiet() -> Duration {
+    let started = Instant::now();
+    let mut quiet_windows = 0;
+    let mut last = (process_cpu(), disk_writes());
+    while quiet_windows < QUIET_WINDOWS && started.elapsed() < QUIET_MAX {
+        std::thread::sleep(QUIET_WINDOW);
+        let now = (process_cpu(), disk_writes());
+        let cpu = now.0.saturating_sub(last.0);
+        let written = now.1.saturating_sub(last.1);
+        quiet_windows = if cpu < QUIET_CPU && written < QUIET_WRITES {
+            quiet_windows + 1
+        } else {
+            0
+        };
+        last = now;
+    }
+    started.elapsed()
+}
+
+/// CPU time this process has used, all its threads together.
+fn process_cpu() -> Duration {
+    let at = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(at.tv_sec as u64, at.tv_nsec as u32)
+}
+
+/// Bytes written to the block devices since boot, from `/proc/diskstats` (a partition's
+/// writes count again beside its disk's: a quiet window is then one with under half of
+/// [`QUIET_WRITES`] written); 0 where that file cannot be read.
+fn disk_writes() -> u64 {
+    let Ok(stats) = std::fs::read_to_string("/proc/diskstats") else {
+        return 0;
+    };
+    stats
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(9)?.parse::<u64>().ok())
+        .sum::<u64>()
+        * 512
 }
 
 /// Runs every workload on every engine of `options` over `corpus`, calling `progress` before

@@ -206,10 +206,10 @@ pub struct Settings {
     /// Times the engine is reopened; the median is reported.
     pub reopen_rounds: usize,
     /// Times the corpus is ingested, each time into a new store; the fastest round is
-    /// reported, beside every round's figure. On a virtual machine whose host takes back the
-    /// guest's free memory, a write into page-cache pages the host no longer backs runs
-    /// several times slower than one into pages it does, in some rounds and not others
-    /// (docs/PERFORMANCE.md): what the engine does shows in its fastest round.
+    /// reported, beside every round's figure. On the reference machine the copy of a large
+    /// write into the page cache runs several times slower in some rounds than in others,
+    /// for every engine and for the sequential-write limit alike (docs/PERFORMANCE.md):
+    /// what the engine does shows in its fastest round.
     pub ingest_rounds: usize,
 }
 
