@@ -86,10 +86,13 @@ fn subjects(engines: EngineSet, scratch: &Path) -> Result<Vec<Box<dyn Subject>>>
 /// Writes back every dirty page of the scratch file system, so that what one engine left to
 /// the kernel's write-back does not land in the next engine's timed window; then waits for
 /// the engines' own background work (a compaction, a flush of a memtable) to end.
-fn settle(scratch: &Path) -> Result<()> {
+fn settle(scratch: &Path, quiet_max: Duration) -> Result<()> {
     let dir = std::fs::File::open(scratch).map_err(Error::io(scratch))?;
     rustix::fs::syncfs(&dir).map_err(|err| Error::io(scratch)(err.into()))?;
-    let waited = quiet();
+    if quiet_max.is_zero() {
+        return Ok(());
+    }
+    let waited = quiet(quiet_max);
     if waited > QUIET_WINDOW * QUIET_WINDOWS as u32 * 2 {
         eprintln!(
             "textstore-bench: waited {:.1} s for the engines' background work to end",
@@ -106,19 +109,18 @@ const QUIET_WINDOW: Duration = Duration::from_millis(50);
 const QUIET_WINDOWS: usize = 3;
 const QUIET_CPU: Duration = Duration::from_millis(5);
 const QUIET_WRITES: u64 = 1 << 20;
-/// The longest wait: an engine whose background work never ends is measured beside it.
-const QUIET_MAX: Duration = Duration::from_secs(10);
 
 /// Waits until the engines' threads have been idle and the disks quiet for
-/// [`QUIET_WINDOWS`] windows in a row, or [`QUIET_MAX`]; returns how long it waited. Each
+/// [`QUIET_WINDOWS`] windows in a row, or `max` (an engine whose background work never ends
+/// is then measured beside it); returns how long it waited. Each
 /// engine stays open from one workload to the next, and the threads it runs in the
 /// background (fjall's compactions and flushes, textstore's checkpoints) would otherwise
 /// run inside the next engine's timed window.
-fn quiet() -> Duration {
+fn quiet(max: Duration) -> Duration {
     let started = Instant::now();
     let mut quiet_windows = 0;
     let mut last = (process_cpu(), disk_writes());
-    while quiet_windows < QUIET_WINDOWS && started.elapsed() < QUIET_MAX {
+    while quiet_windows < QUIET_WINDOWS && started.elapsed() < max {
         std::thread::sleep(QUIET_WINDOW);
         let now = (process_cpu(), disk_writes());
         let cpu = now.0.saturating_sub(last.0);
@@ -187,7 +189,7 @@ pub fn run(
     let mut done = 1;
     for workload in Workload::ALL {
         if workload == Workload::DurablePut {
-            settle(scratch)?;
+            settle(scratch, options.settings.quiet_max)?;
             let put_sizes = plan.put_sizes(options.limits.fdatasync_max);
             limits.flushes = Some(FlushLimits::measure(scratch, options.limits, &put_sizes)?);
         }
@@ -200,7 +202,7 @@ pub fn run(
                 what: workload.title(),
             });
             done += 1;
-            settle(scratch)?;
+            settle(scratch, options.settings.quiet_max)?;
             let figure = subject.run(workload, &plan)?;
             rows.push(Row {
                 name: subject.name().to_owned(),
@@ -299,5 +301,26 @@ pub fn print_step(started: Instant) -> impl FnMut(Step<'_>) {
             step.engine,
             step.what
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_for_quiet_lasts_while_a_thread_of_the_process_works() {
+        let busy = Duration::from_millis(400);
+        let worker = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut spins = 0_u64;
+            while started.elapsed() < busy {
+                spins = std::hint::black_box(spins + 1);
+            }
+        });
+        let waited = quiet(Duration::from_secs(10));
+        worker.join().unwrap();
+        // Quiet needs three idle windows after the work ends.
+        assert!(waited >= busy, "waited {waited:?} beside {busy:?} of work");
     }
 }

@@ -211,6 +211,9 @@ pub struct Settings {
     /// for every engine and for the sequential-write limit alike (docs/PERFORMANCE.md):
     /// what the engine does shows in its fastest round.
     pub ingest_rounds: usize,
+    /// The longest wait, before each measurement, for the engines' background work to end
+    /// (zero: no wait; see `run`).
+    pub quiet_max: Duration,
 }
 
 impl Settings {
@@ -229,6 +232,7 @@ impl Settings {
             readers: 2,
             reopen_rounds: 3,
             ingest_rounds: 3,
+            quiet_max: Duration::from_secs(10),
         }
     }
 
@@ -248,6 +252,7 @@ impl Settings {
             readers: 2,
             reopen_rounds: 1,
             ingest_rounds: 1,
+            quiet_max: Duration::ZERO,
         }
     }
 }

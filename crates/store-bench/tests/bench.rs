@@ -325,7 +325,12 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         let rounds: Vec<f64> = rounds.split(", ").map(|r| r.parse().unwrap()).collect();
         assert_eq!(rounds.len(), 2, "{}: {note}", row.name);
         let best = rounds.iter().copied().fold(0.0, f64::max);
-        assert_eq!(fastest.parse::<f64>().unwrap(), best, "{}: {note}", row.name);
+        assert_eq!(
+            fastest.parse::<f64>().unwrap(),
+            best,
+            "{}: {note}",
+            row.name
+        );
     }
     for result in &report.results {
         assert_eq!(result.rows[0].name, SUBJECT);
