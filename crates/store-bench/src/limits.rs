@@ -23,6 +23,40 @@ pub struct PhysicalLimits {
     /// The flush limits, which a run measures right before the durable puts they bound
     /// (`None` until then): the disk's flush rate drifts by up to a fifth over a run.
     pub flushes: Option<FlushLimits>,
+    /// The batches' texts written and flushed, which a run measures right before the
+    /// batched puts (`None` until then).
+    pub batch_flushes: Option<WrittenFlushes>,
+}
+
+/// Writes of given sizes, one after another, each followed by `fdatasync`, into space of a
+/// file that was already written (zeros, synced), so that no flush carries metadata: the
+/// most durable commits of those sizes a second the disk allows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WrittenFlushes {
+    /// Writes per second.
+    pub per_sec: f64,
+    /// Their mean size.
+    pub mean_bytes: f64,
+    /// Their latencies.
+    pub latency: Option<Percentiles>,
+}
+
+impl WrittenFlushes {
+    /// Measures writes of `sizes` bytes, in order, with a scratch file in `dir`, for at most
+    /// [`LimitSettings::fdatasync_time`].
+    ///
+    /// # Panics
+    /// If `sizes` is empty.
+    pub fn measure(dir: &Path, settings: LimitSettings, sizes: &[usize]) -> Result<WrittenFlushes> {
+        assert!(!sizes.is_empty(), "no write to measure");
+        let (per_sec, latency) =
+            written_fdatasync(&dir.join("written-fdatasync"), settings, sizes)?;
+        Ok(WrittenFlushes {
+            per_sec,
+            mean_bytes: sizes.iter().sum::<usize>() as f64 / sizes.len() as f64,
+            latency,
+        })
+    }
 }
 
 /// What the disk's flushes allow: the bounds of durable single puts.
@@ -72,6 +106,7 @@ impl PhysicalLimits {
             seq_write_bytes_per_sec,
             memcpy_bytes_per_sec: memcpy(settings.memcpy_rounds),
             flushes: None,
+            batch_flushes: None,
         })
     }
 }
@@ -96,14 +131,13 @@ impl FlushLimits {
             .cycle()
             .take(settings.fdatasync_max.max(1))
             .collect();
-        let (written_rate, written_latency) =
-            written_fdatasync(&dir.join("written-fdatasync"), settings, &sizes)?;
+        let written = WrittenFlushes::measure(dir, settings, &sizes)?;
         Ok(FlushLimits {
             append_fdatasync_per_sec: append_rate,
             append_fdatasync_latency: append_latency,
-            written_fdatasync_per_sec: written_rate,
-            written_fdatasync_bytes: sizes.iter().sum::<usize>() as f64 / sizes.len() as f64,
-            written_fdatasync_latency: written_latency,
+            written_fdatasync_per_sec: written.per_sec,
+            written_fdatasync_bytes: written.mean_bytes,
+            written_fdatasync_latency: written.latency,
         })
     }
 }

@@ -200,6 +200,10 @@ pub const FDATASYNC_LIMIT: &str = "limit: 4 KiB append + fdatasync";
 /// written.
 pub const WRITTEN_FDATASYNC_LIMIT: &str =
     "limit: the puts' texts, each written + fdatasync into written space";
+/// The name of the batched puts' limit row: the batches' texts, in their order and sizes,
+/// each written into already-written space and flushed.
+pub const BATCH_FDATASYNC_LIMIT: &str =
+    "limit: the batches' texts, each written + fdatasync into written space";
 
 impl Report {
     /// Evaluates the goals whose figures the run measured.
@@ -334,9 +338,15 @@ impl Report {
                 f.append_fdatasync_per_sec, f.written_fdatasync_per_sec, f.written_fdatasync_bytes,
             )
         });
+        let batches = l.batch_flushes.map_or_else(String::new, |b| {
+            format!(
+                ", {:.0} writes of the batched puts' batches (mean {:.0} B) + fdatasync into written space",
+                b.per_sec, b.mean_bytes,
+            )
+        });
         let _ = writeln!(
             out,
-            "- limits: sequential write {:.0} MiB/s with fsync (the fastest round){flushes}; memory copy {:.1} GiB/s",
+            "- limits: sequential write {:.0} MiB/s with fsync (the fastest round){flushes}{batches}; memory copy {:.1} GiB/s",
             l.seq_write_bytes_per_sec / f64::from(1 << 20),
             l.memcpy_bytes_per_sec / f64::from(1 << 30)
         );

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use crate::corpus::Corpus;
 use crate::engines::{FilePerDoc, MemoryMap, Textstore};
 use crate::error::{Error, Result};
-use crate::limits::{FlushLimits, LimitSettings, PhysicalLimits};
+use crate::limits::{FlushLimits, LimitSettings, PhysicalLimits, WrittenFlushes};
 use crate::report::{
-    CorpusSummary, EngineSettings, FDATASYNC_LIMIT, Machine, Report, Row, WRITTEN_FDATASYNC_LIMIT,
-    WorkloadResult,
+    BATCH_FDATASYNC_LIMIT, CorpusSummary, EngineSettings, FDATASYNC_LIMIT, Machine, Report, Row,
+    WRITTEN_FDATASYNC_LIMIT, WorkloadResult,
 };
 use crate::workload::{EngineSubject, Figure, Plan, Settings, Subject, Workload};
 
@@ -193,6 +193,15 @@ pub fn run(
             let put_sizes = plan.put_sizes(options.limits.fdatasync_max);
             limits.flushes = Some(FlushLimits::measure(scratch, options.limits, &put_sizes)?);
         }
+        if workload == Workload::BatchedPut {
+            settle(scratch, options.settings.quiet_max)?;
+            let batch_sizes = plan.batch_sizes(options.settings.batch_max);
+            limits.batch_flushes = Some(WrittenFlushes::measure(
+                scratch,
+                options.limits,
+                &batch_sizes,
+            )?);
+        }
         let mut rows = Vec::new();
         for subject in &mut subjects {
             progress(Step {
@@ -210,7 +219,7 @@ pub fn run(
                 figure,
             });
         }
-        rows.extend(limit_rows(workload, &limits, mean_bytes));
+        rows.extend(limit_rows(workload, &limits, mean_bytes, &options.settings));
         results.push(WorkloadResult {
             workload,
             title: workload.title(),
@@ -246,7 +255,12 @@ pub fn run(
 }
 
 /// The physical limits a workload's figure is bounded by, in the workload's unit.
-fn limit_rows(workload: Workload, limits: &PhysicalLimits, mean_bytes: f64) -> Vec<Row> {
+fn limit_rows(
+    workload: Workload,
+    limits: &PhysicalLimits,
+    mean_bytes: f64,
+    settings: &Settings,
+) -> Vec<Row> {
     let row = |name: &str, value: f64, latency| Row {
         name: name.to_owned(),
         limit: true,
@@ -279,6 +293,17 @@ fn limit_rows(workload: Workload, limits: &PhysicalLimits, mean_bytes: f64) -> V
                         flushes.written_fdatasync_latency,
                     ),
                 ]
+            })
+            .collect(),
+        Workload::BatchedPut => limits
+            .batch_flushes
+            .iter()
+            .map(|batches| {
+                row(
+                    BATCH_FDATASYNC_LIMIT,
+                    batches.per_sec * settings.batch_docs as f64,
+                    batches.latency,
+                )
             })
             .collect(),
         Workload::GetUniformCopy | Workload::GetZipfCopy => vec![row(

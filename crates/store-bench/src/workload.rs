@@ -324,6 +324,18 @@ impl<'c> Plan<'c> {
         (0..n.max(1)).map(|i| self.write(i).1.len()).collect()
     }
 
+    /// The text bytes of the first `n` (at least one) batches of the batched puts, in order.
+    pub fn batch_sizes(&self, n: usize) -> Vec<usize> {
+        let docs = self.settings.batch_docs;
+        (0..n.max(1))
+            .map(|batch| {
+                (0..docs)
+                    .map(|j| self.write(batch * docs + j).1.len())
+                    .sum()
+            })
+            .collect()
+    }
+
     /// The `i`-th write: a document and its second version.
     fn write(&self, i: usize) -> (DocId, &str) {
         let index = self.writes[i % self.writes.len()];

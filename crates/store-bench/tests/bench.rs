@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use store_bench::corpus::{SYNTHETIC_MAX_BYTES, SYNTHETIC_MIN_BYTES, rewritten};
 use store_bench::engines::{FilePerDoc, MemoryMap, Textstore};
-use store_bench::report::SUBJECT;
+use store_bench::report::{BATCH_FDATASYNC_LIMIT, SUBJECT};
 use store_bench::workload::Plan;
 use store_bench::{
     Corpus, Engine, EngineSet, Error, KeyChooser, LimitSettings, Reader, RunOptions, Settings,
@@ -309,6 +309,30 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
             .expect("measured before the durable puts")
             .written_fdatasync_bytes,
         sizes.iter().sum::<usize>() as f64 / 3.0
+    );
+    // So does the batched puts' limit.
+    let batch_sizes = Plan::new(&corpus, options.settings).batch_sizes(options.settings.batch_max);
+    assert_eq!(
+        report
+            .limits
+            .batch_flushes
+            .expect("measured before the batched puts")
+            .mean_bytes,
+        batch_sizes.iter().sum::<usize>() as f64 / batch_sizes.len() as f64
+    );
+    let batched = report
+        .results
+        .iter()
+        .find(|r| r.workload == Workload::BatchedPut)
+        .unwrap();
+    let limit = batched
+        .rows
+        .iter()
+        .find(|row| row.name == BATCH_FDATASYNC_LIMIT)
+        .expect("the batched puts' limit row");
+    assert_eq!(
+        limit.figure.as_ref().unwrap().value,
+        report.limits.batch_flushes.unwrap().per_sec * options.settings.batch_docs as f64
     );
     assert_eq!(report.results.len(), Workload::ALL.len());
     // Every engine's ingest reports its fastest round beside every round's rate.
