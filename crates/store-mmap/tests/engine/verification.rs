@@ -126,3 +126,36 @@ fn records_this_process_wrote_are_served_without_a_second_check() {
     assert!(!store.verify().is_clean());
     assert!(store.get(id(1)).unwrap_err().is_corruption());
 }
+
+#[test]
+fn a_scrub_planned_a_segment_at_a_time_checks_every_sealed_segment_once_in_order() {
+    let (mut f, at) = store(ReadVerification::FirstRead);
+    damage(&f.segment_files()[0], at);
+    let whole = f.store().plan_scrub(None).run();
+    let sealed = f.segment_files().len() as u64 - 1;
+    assert_eq!(whole.segments, sealed, "{whole:?}");
+
+    let mut after = None;
+    let mut seen = Vec::new();
+    let mut total = store_mmap::ScrubReport::default();
+    while let Some(plan) = f.store().plan_scrub_after(after, None) {
+        let segment = plan.segment().expect("a plan names its segment");
+        assert!(
+            after.is_none_or(|after| segment > after),
+            "{segment} after {after:?}"
+        );
+        seen.push(segment);
+        after = Some(segment);
+        let report = plan.run();
+        assert_eq!(report.segments, 1, "{report:?}");
+        total.bytes += report.bytes;
+        total.records_ok += report.records_ok;
+        total.problems.extend(report.problems);
+    }
+    assert_eq!(seen.len() as u64, sealed, "{seen:?}");
+    // The same checks as the pass over every segment at once, the damage included.
+    assert_eq!(total.bytes, whole.bytes);
+    assert_eq!(total.records_ok, whole.records_ok);
+    assert_eq!(total.problems, whole.problems);
+    assert!(f.store().plan_scrub_after(Some(u32::MAX), None).is_none());
+}
