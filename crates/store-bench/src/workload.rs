@@ -217,7 +217,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The settings of `cargo xtask bench`: about 12 s per engine on 2 cores.
+    /// The settings of `cargo xtask bench`: about 25 s per engine and corpus on 2 cores (a
+    /// run of both corpora with every peer, `--no-open`: 352 s).
     pub fn standard(seed: u64) -> Settings {
         Settings {
             seed,
