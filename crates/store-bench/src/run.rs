@@ -3,7 +3,8 @@
 //! Engines take turns workload by workload (every engine's bulk ingest, then every engine's
 //! reopen, ...), so that a drift of the machine's speed over the run spreads over all
 //! engines instead of favouring the ones measured first. Before each engine's turn the scratch
-//! file system is synced, so that no engine pays for the write-back of the one before.
+//! file system is synced and the run waits for the engines' background work to end, so that
+//! no engine pays for the write-back or the compactions of the one before.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -107,15 +108,17 @@ fn settle(scratch: &Path, quiet_max: Duration) -> Result<()> {
 const QUIET_WINDOW: Duration = Duration::from_millis(50);
 /// Quiet windows in a row that end a wait.
 const QUIET_WINDOWS: usize = 3;
+/// CPU time of the whole process in a quiet window: what the engines' idle threads use.
 const QUIET_CPU: Duration = Duration::from_millis(5);
+/// Bytes the disks write in a quiet window: what the machine's other processes write.
 const QUIET_WRITES: u64 = 1 << 20;
 
 /// Waits until the engines' threads have been idle and the disks quiet for
 /// [`QUIET_WINDOWS`] windows in a row, or `max` (an engine whose background work never ends
-/// is then measured beside it); returns how long it waited. Each
-/// engine stays open from one workload to the next, and the threads it runs in the
-/// background (fjall's compactions and flushes, textstore's checkpoints) would otherwise
-/// run inside the next engine's timed window.
+/// is then measured beside it); returns how long it waited. Each engine stays open from one
+/// workload to the next, and the threads it runs in the background (fjall's compactions and
+/// flushes, textstore's checkpoints) would otherwise run inside the next engine's timed
+/// window.
 fn quiet(max: Duration) -> Duration {
     let started = Instant::now();
     let mut quiet_windows = 0;

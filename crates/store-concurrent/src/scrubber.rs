@@ -3,9 +3,9 @@
 //! is found and the next read of that record fails.
 //!
 //! The writer thread plans each segment of a pass (it notes the next sealed segment, a quick
-//! step); the check runs here, through the segments' mappings, with no lock: what it changes is the set of
-//! checked records of each segment, which readers consult with relaxed loads (see
-//! `store_mmap::SegmentMap::read_doc`).
+//! step); the check runs here, through the segment's mapping, with no lock: what it changes
+//! is the set of checked records of each segment, which readers consult with relaxed loads
+//! (see `store_mmap::SegmentMap::read_doc`).
 
 use std::time::Duration;
 
