@@ -66,15 +66,9 @@ pub struct FlushLimits {
     pub append_fdatasync_per_sec: f64,
     /// Latencies of those appends.
     pub append_fdatasync_latency: Option<Percentiles>,
-    /// Writes of the durable puts' texts, in their order and sizes, one after another, each
-    /// followed by `fdatasync`, per second, into space of the file that was already written
-    /// (zeros, synced) so that the flush carries no metadata: the most durable commits of
-    /// those texts a second the disk allows.
-    pub written_fdatasync_per_sec: f64,
-    /// The mean size of those writes.
-    pub written_fdatasync_bytes: f64,
-    /// Latencies of those writes.
-    pub written_fdatasync_latency: Option<Percentiles>,
+    /// The durable puts' texts, in their order and sizes, each written and flushed into
+    /// written space: the most durable commits of those texts a second the disk allows.
+    pub written: WrittenFlushes,
 }
 
 /// How much of each limit to measure.
@@ -131,13 +125,10 @@ impl FlushLimits {
             .cycle()
             .take(settings.fdatasync_max.max(1))
             .collect();
-        let written = WrittenFlushes::measure(dir, settings, &sizes)?;
         Ok(FlushLimits {
             append_fdatasync_per_sec: append_rate,
             append_fdatasync_latency: append_latency,
-            written_fdatasync_per_sec: written.per_sec,
-            written_fdatasync_bytes: written.mean_bytes,
-            written_fdatasync_latency: written.latency,
+            written: WrittenFlushes::measure(dir, settings, &sizes)?,
         })
     }
 }

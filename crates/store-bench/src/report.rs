@@ -335,7 +335,7 @@ impl Report {
         let flushes = l.flushes.map_or_else(String::new, |f| {
             format!(
                 "; {:.0} appends of 4 KiB + fdatasync per second, {:.0} writes of the durable puts' texts (mean {:.0} B) + fdatasync into written space",
-                f.append_fdatasync_per_sec, f.written_fdatasync_per_sec, f.written_fdatasync_bytes,
+                f.append_fdatasync_per_sec, f.written.per_sec, f.written.mean_bytes,
             )
         });
         let batches = l.batch_flushes.map_or_else(String::new, |b| {

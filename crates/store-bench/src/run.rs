@@ -292,8 +292,8 @@ fn limit_rows(
                     ),
                     row(
                         WRITTEN_FDATASYNC_LIMIT,
-                        flushes.written_fdatasync_per_sec,
-                        flushes.written_fdatasync_latency,
+                        flushes.written.per_sec,
+                        flushes.written.latency,
                     ),
                 ]
             })

@@ -301,17 +301,19 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     let engine_count = report.engines.len();
     assert_eq!(steps, 1 + engine_count * Workload::ALL.len());
     // The flush limit of the durable puts writes what they write.
-    let sizes = Plan::new(&corpus, options.settings).put_sizes(3);
+    let plan = Plan::new(&corpus, options.settings);
+    let sizes = plan.put_sizes(3);
     assert_eq!(
         report
             .limits
             .flushes
             .expect("measured before the durable puts")
-            .written_fdatasync_bytes,
+            .written
+            .mean_bytes,
         sizes.iter().sum::<usize>() as f64 / 3.0
     );
     // So does the batched puts' limit.
-    let batch_sizes = Plan::new(&corpus, options.settings).batch_sizes(options.settings.batch_max);
+    let batch_sizes = plan.batch_sizes(options.settings.batch_max);
     assert_eq!(
         report
             .limits

@@ -6,9 +6,10 @@
 //!   maximum. Every write is timed; reads are all counted and timed one in
 //!   [`DEFAULT_READ_SAMPLE_EVERY`]. A successful read touches two per-thread counters (its
 //!   operation's and its bytes') and reads one of them to choose whether it is timed.
-//!   Instrumenting a get of a resident document costs it 9.8–10.2% at 400 bytes and
-//!   9.6–9.8% at 2 KiB, a get of about 50 ns (`cargo bench -p store-metrics --bench overhead_paired`,
-//!   the criterion bench that measures the ratio from alternating passes). Measured as two
+//!   Instrumenting a get of a resident document costs it 9.8–14.8% at 400 bytes and
+//!   9.6–14.6% at 2 KiB, a get of about 50 ns, over five runs on two days (`cargo bench -p
+//!   store-metrics --bench overhead_paired`, the criterion bench that measures the ratio
+//!   from alternating passes; the same binary gave 13.4–14.8% in three runs in a row). Measured as two
 //!   separate criterion benchmarks (`overhead`), the cost drifts more, because two runs of
 //!   the plain get alone drift by up to 6%.
 //! - [`Instrumented`] wraps any layer that implements the read, residency and write traits

@@ -216,8 +216,8 @@ impl Metrics {
         for thread in self.slots.iter().chain(self.overflow.iter()) {
             for (op, row) in counts.iter_mut().enumerate() {
                 // Read before the other outcomes, which `count` adds to before it adds to
-                // `finished`: a failure finishing meanwhile is missing from the successes
-                // rather than counted among them. The subtraction saturates because relaxed
+                // `finished`: a failure finishing meanwhile leaves the successes one short
+                // for this snapshot, and is never counted as one. The subtraction saturates because relaxed
                 // loads promise no order.
                 let finished = thread.finished[op].load(Ordering::Relaxed);
                 let mut others = 0u64;
