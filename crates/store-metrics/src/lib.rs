@@ -6,12 +6,13 @@
 //!   maximum. Every write is timed; reads are all counted and timed one in
 //!   [`DEFAULT_READ_SAMPLE_EVERY`]. A successful read touches two per-thread counters (its
 //!   operation's and its bytes') and reads one of them to choose whether it is timed.
-//!   Instrumenting a get of a resident document costs it 9.8–14.8% at 400 bytes and
-//!   9.6–14.6% at 2 KiB, a get of about 50 ns, over five runs on two days (`cargo bench -p
-//!   store-metrics --bench overhead_paired`, the criterion bench that measures the ratio
-//!   from alternating passes; the same binary gave 13.4–14.8% in three runs in a row). Measured as two
-//!   separate criterion benchmarks (`overhead`), the cost drifts more, because two runs of
-//!   the plain get alone drift by up to 6%.
+//!   Instrumenting a get of a resident document whose text the caller then reads costs it
+//!   1.8–2.2% at 400 bytes and 0.0–1.0% at 2 KiB in three runs in a row; a get whose handle is
+//!   dropped unread (about 50 ns) pays the same fixed cost, 14.1–14.3% and 11.6–15.3% of it
+//!   (`cargo bench -p store-metrics --bench overhead_paired`, the criterion bench that
+//!   measures the ratio from alternating passes). Measured as two separate criterion
+//!   benchmarks (`overhead`), the cost drifts more, because two runs of the plain get alone
+//!   drift by up to 6%.
 //! - [`Instrumented`] wraps any layer that implements the read, residency and write traits
 //!   of `store_format` and records each call; it implements what it wraps, so it stacks
 //!   anywhere. Writes through a shared handle return a [`Counted`] ticket, counted when it
