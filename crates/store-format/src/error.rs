@@ -119,7 +119,9 @@ impl FormatError {
 }
 
 /// The error for a field of `what` (which starts at `offset`) holding `value`, which the
-/// format does not allow.
+/// format does not allow. Cold, like the other error constructors here, so that a decoder
+/// on the path of every get keeps its failures out of the way of its success.
+#[cold]
 pub(crate) fn invalid_at(
     what: Structure,
     offset: u64,
@@ -140,6 +142,7 @@ pub(crate) fn invalid(what: Structure, field: &'static str, value: u64) -> Forma
 }
 
 /// Checks that `buf[offset..]` holds at least `needed` bytes.
+#[inline]
 pub(crate) fn need(
     what: Structure,
     buf: &[u8],
@@ -148,14 +151,19 @@ pub(crate) fn need(
 ) -> Result<(), FormatError> {
     let available = buf.len().saturating_sub(offset);
     if available < needed {
-        return Err(FormatError::Truncated {
-            what,
-            offset: offset as u64,
-            needed: needed as u64,
-            available: available as u64,
-        });
+        return Err(truncated(what, offset, needed, available));
     }
     Ok(())
+}
+
+#[cold]
+fn truncated(what: Structure, offset: usize, needed: usize, available: usize) -> FormatError {
+    FormatError::Truncated {
+        what,
+        offset: offset as u64,
+        needed: needed as u64,
+        available: available as u64,
+    }
 }
 
 /// Compares the stored checksum with the computed one.
@@ -176,6 +184,16 @@ pub(crate) fn check_crc(
     Ok(())
 }
 
+/// The error for a structure at `offset` that does not start with its magic (`found`).
+#[cold]
+pub(crate) fn bad_magic(what: Structure, offset: usize, found: &[u8]) -> FormatError {
+    FormatError::BadMagic {
+        what,
+        offset: offset as u64,
+        found: found.to_vec(),
+    }
+}
+
 /// Checks the common prologue of the fixed-size headers (metadata, segment, index): length,
 /// 8-byte magic, CRC32C of everything before the last 4 bytes, format version at offset 8 and
 /// header length at offset 10. Returns the header's bytes.
@@ -188,11 +206,7 @@ pub(crate) fn check_header<'a>(
     need(what, buf, 0, len)?;
     let buf = &buf[..len];
     if buf[..8] != *magic {
-        return Err(FormatError::BadMagic {
-            what,
-            offset: 0,
-            found: buf[..8].to_vec(),
-        });
+        return Err(bad_magic(what, 0, &buf[..8]));
     }
     let crc_at = len - 4;
     check_crc(

@@ -1,7 +1,7 @@
 //! Data records: the unit appended to segments.
 
 use crate::codec::{all_zero, get_u32, get_u64, get_u128, put};
-use crate::error::{FormatError, Structure, check_crc, invalid_at, need};
+use crate::error::{FormatError, Structure, bad_magic, check_crc, invalid_at, need};
 use crate::id::DocId;
 
 /// Magic bytes at the start of every record.
@@ -264,13 +264,10 @@ pub fn decode_record_header(buf: &[u8], offset: usize) -> Result<RecordHeader, F
     let header = &buf[offset..offset + RECORD_HEADER_LEN];
     let invalid = |field, value| invalid_at(WHAT, offset as u64, field, value);
     if header[..4] != RECORD_MAGIC {
-        return Err(FormatError::BadMagic {
-            what: WHAT,
-            offset: offset as u64,
-            found: header[..4].to_vec(),
-        });
+        return Err(bad_magic(WHAT, offset, &header[..4]));
     }
-    let kind = RecordKind::from_code(header[4]).ok_or(invalid("kind", u64::from(header[4])))?;
+    let kind =
+        RecordKind::from_code(header[4]).ok_or_else(|| invalid("kind", u64::from(header[4])))?;
     let flags = header[5];
     let commit = flags & FLAG_COMMIT != 0;
     if flags & !KNOWN_FLAGS != 0 || (!commit && flags & SPAN_FLAGS != 0) {
