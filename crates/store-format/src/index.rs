@@ -380,17 +380,31 @@ pub fn encode_index(
         let mut distance = 0u64;
         loop {
             let at = slot_offset(slot);
-            if get_u32(&table, at + 36) == 0 {
+            let flags = get_u32(&table, at + 36);
+            if flags == 0 {
                 placing.encode_into(&mut table[at..at + INDEX_ENTRY_LEN], distance);
                 break;
             }
-            let resident = IndexEntry::decode(&table, at)
-                .ok()
-                .flatten()
-                .expect("an occupied slot holds an entry this function encoded");
-            debug_assert_ne!(resident.id, placing.id, "id {} twice", placing.id);
-            let resident_distance = header.distance(resident.id, slot);
+            // The resident's distance is in its slot unless it saturated: a probe step reads
+            // four bytes, and only a resident that moves on is decoded (decoding and
+            // hashing every resident passed was most of this function's time).
+            let resident_distance = match u64::from(flags >> 16) {
+                DISTANCE_SATURATED => {
+                    header.distance(DocId::from_u128(get_u128(&table, at)), slot)
+                }
+                stored => stored,
+            };
+            debug_assert_ne!(
+                DocId::from_u128(get_u128(&table, at)),
+                placing.id,
+                "id {} twice",
+                placing.id
+            );
             if resident_distance < distance {
+                let resident = IndexEntry::decode(&table, at)
+                    .ok()
+                    .flatten()
+                    .expect("an occupied slot holds an entry this function encoded");
                 placing.encode_into(&mut table[at..at + INDEX_ENTRY_LEN], distance);
                 placing = resident;
                 distance = resident_distance;
