@@ -389,9 +389,7 @@ pub fn encode_index(
             // four bytes, and only a resident that moves on is decoded (decoding and
             // hashing every resident passed was most of this function's time).
             let resident_distance = match u64::from(flags >> 16) {
-                DISTANCE_SATURATED => {
-                    header.distance(DocId::from_u128(get_u128(&table, at)), slot)
-                }
+                DISTANCE_SATURATED => header.distance(DocId::from_u128(get_u128(&table, at)), slot),
                 stored => stored,
             };
             debug_assert_ne!(

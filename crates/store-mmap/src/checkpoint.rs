@@ -8,10 +8,14 @@
 //! [`Store::install_checkpoint`] maps the new file in place of the old one and the frozen
 //! changes (quick). Commits go on between the steps; their changes gather in a fresh delta.
 //!
-//! The engine plans one by itself once [`crate::StoreOptions::checkpoint_bytes`] of data
-//! were committed since the last one, writes it on a thread of its own, and installs it at
-//! a later commit; so the replay after a crash covers at most about that many bytes, and no
-//! commit waits for a checkpoint to be written.
+//! The engine plans one by itself once half of [`crate::StoreOptions::checkpoint_bytes`] of
+//! data were committed since the last one, writes it on a thread of its own, and installs it
+//! at a later commit; so the replay after a crash covers at most about that many bytes, and
+//! no commit waits for a checkpoint to be written. Under [`crate::Durability::Sync`] with a
+//! journal, syncing the journal every half interval keeps that bound instead, and the index
+//! file waits for its share of commits (`checkpoints.rs`, [`Checkpoints::due`]).
+//!
+//! [`Checkpoints::due`]: crate::checkpoints::Checkpoints::due
 
 use std::sync::Arc;
 
@@ -100,9 +104,14 @@ impl Store {
         // written when the next is due holds the commit until it is in place: the replay
         // after a crash then covers at most the half interval before the last checkpoint on
         // disk and the half interval since, one interval in all.
-        let due =
-            self.checkpoints
-                .due(idle, self.checkpoint_stale(), self.options.checkpoint_bytes);
+        let index_bytes = self.index.base().map_or(0, |base| base.len_bytes());
+        let due = self.checkpoints.due(
+            idle,
+            self.checkpoint_stale(),
+            self.options.checkpoint_bytes,
+            self.syncs_journal(),
+            index_bytes,
+        );
         if due && !idle && self.checkpoints.in_flight().is_some() {
             self.finish_background_checkpoint()?;
         }
@@ -124,6 +133,32 @@ impl Store {
         {
             self.append_journal_frame()?;
         }
+        if self.syncs_journal()
+            && self
+                .checkpoints
+                .journal_sync_due(self.options.checkpoint_bytes)
+        {
+            self.sync_journal()?;
+        }
+        Ok(())
+    }
+
+    /// Whether the journal's frames are synced every half checkpoint interval, so that they
+    /// bound what a power cut replays and the index file need not: under
+    /// [`crate::Durability::Sync`], where every frame claims data already durable, with a
+    /// journal and an index file for it to go on top of.
+    fn syncs_journal(&self) -> bool {
+        self.options.durability == crate::Durability::Sync
+            && self.journal.is_some()
+            && self.index.base().is_some()
+    }
+
+    /// Makes every frame appended so far durable (and the journal's name, the first time).
+    fn sync_journal(&mut self) -> Result<()> {
+        let storage = Arc::clone(&self.options.storage);
+        let journal = self.journal.as_mut().expect("checked by syncs_journal");
+        journal.sync(storage.as_ref(), &mut self.index)?;
+        self.checkpoints.journal_synced();
         Ok(())
     }
 

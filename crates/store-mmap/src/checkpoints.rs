@@ -4,6 +4,18 @@
 
 use crate::checkpoint_file::InFlight;
 
+/// With a synced journal, commits of at least this many times the index file's size pass
+/// between two rewrites of it: a checkpoint writes the whole file (about 47 bytes a
+/// document), so this bounds what checkpoints add to the bytes written at 1/64, however
+/// large the documents. The half interval alone (16 MiB by default) rewrote the 950 KB
+/// index of 20k pages of the Rust documentation every 13 commits of 100 of them.
+pub(crate) const INDEX_REWRITE_FACTOR: u64 = 64;
+
+/// The most changes the journal holds before the index file is rewritten, whatever the
+/// interval: an open after a crash indexes each (16 bytes and about 75 ns a change), and
+/// 16 MiB of the smallest records, which the byte interval alone let through, are 233k.
+pub(crate) const MAX_JOURNAL_CHANGES: u64 = 1 << 18;
+
 /// A writer's checkpoints since the open.
 ///
 /// Invariants:
@@ -21,8 +33,14 @@ pub(crate) struct Checkpoints {
     installed: u64,
     covered: u64,
     bytes_since: u64,
+    /// Documents changed since the last plan, each time counted: the changes a journal on
+    /// top of the next index file would hold, which an open after a crash indexes.
+    changes_since: u64,
     /// Bytes committed since the last journal frame.
     unjournaled_bytes: u64,
+    /// Bytes committed past the newest state a power cut keeps: the last synced journal
+    /// frame, or the index file when no frame of its journal was synced yet.
+    unsynced_bytes: u64,
     uncovered_copies: Vec<u32>,
     /// `planned` when the last compaction was installed.
     copies_covered_after: u64,
@@ -34,10 +52,18 @@ impl Checkpoints {
     /// The bookkeeping of a store just opened: `since_index_file` bytes of commits past the
     /// index file (a new journal, started by the first frame, holds them all), and the
     /// compaction outputs whose moves it does not hold.
-    pub(crate) fn new(since_index_file: u64, uncovered_copies: Vec<u32>) -> Checkpoints {
+    /// `changes_since_index_file` counts the changes the open found past the index file
+    /// (the journal's and the replayed records').
+    pub(crate) fn new(
+        since_index_file: u64,
+        changes_since_index_file: u64,
+        uncovered_copies: Vec<u32>,
+    ) -> Checkpoints {
         Checkpoints {
             bytes_since: since_index_file,
+            changes_since: changes_since_index_file,
             unjournaled_bytes: since_index_file,
+            unsynced_bytes: since_index_file,
             uncovered_copies,
             ..Checkpoints::default()
         }
@@ -47,6 +73,7 @@ impl Checkpoints {
     pub(crate) fn plan(&mut self) -> u64 {
         self.planned += 1;
         self.bytes_since = 0;
+        self.changes_since = 0;
         self.planned
     }
 
@@ -59,6 +86,8 @@ impl Checkpoints {
     /// uncovered copies, so that the retired-segment list must be written again.
     pub(crate) fn installed(&mut self, generation: u64) -> bool {
         self.installed += 1;
+        // The new index file is durable at its plan's position; its journal starts unsynced.
+        self.unsynced_bytes = self.bytes_since;
         self.covered = self.covered.max(generation);
         if self.uncovered_copies.is_empty() || generation <= self.copies_covered_after {
             return false;
@@ -77,10 +106,24 @@ impl Checkpoints {
         self.planned
     }
 
-    /// Counts `bytes` of records committed.
-    pub(crate) fn committed(&mut self, bytes: u64) {
+    /// Counts `bytes` of records committed, changing `changes` documents.
+    pub(crate) fn committed(&mut self, bytes: u64, changes: u64) {
         self.bytes_since += bytes;
+        self.changes_since += changes;
         self.unjournaled_bytes = self.unjournaled_bytes.saturating_add(bytes);
+        self.unsynced_bytes = self.unsynced_bytes.saturating_add(bytes);
+    }
+
+    /// Whether the journal is due a sync, so that a power cut replays at most `every`
+    /// bytes: half of it was committed since the last (the half before the sync was
+    /// journalled, and frames go to the page cache every few kilobytes).
+    pub(crate) fn journal_sync_due(&self, every: Option<u64>) -> bool {
+        every.is_some_and(|every| self.unsynced_bytes >= every / 2)
+    }
+
+    /// Records a sync of the journal, with every frame appended before it.
+    pub(crate) fn journal_synced(&mut self) {
+        self.unsynced_bytes = 0;
     }
 
     /// Whether a journal frame is due: `every` bytes were committed since the last.
@@ -115,12 +158,30 @@ impl Checkpoints {
     /// Whether a checkpoint is due: when the caller says writes pause (`idle`) or a
     /// compaction's moves wait, as soon as anything changed (`stale`); otherwise once half
     /// of `every` bytes were committed since the last plan.
-    pub(crate) fn due(&self, idle: bool, stale: bool, every: Option<u64>) -> bool {
+    ///
+    /// With a synced journal (`journal_synced`: it bounds what a power cut replays in its
+    /// place), an index file of `index_bytes` is rewritten no sooner than
+    /// [`INDEX_REWRITE_FACTOR`] times its size of commits, or once [`MAX_JOURNAL_CHANGES`]
+    /// changes wait, whichever comes first.
+    pub(crate) fn due(
+        &self,
+        idle: bool,
+        stale: bool,
+        every: Option<u64>,
+        journal_synced: bool,
+        index_bytes: u64,
+    ) -> bool {
         if idle || !self.uncovered_copies.is_empty() {
-            stale
-        } else {
-            every.is_some_and(|every| self.bytes_since >= every / 2)
+            return stale;
         }
+        let Some(every) = every else {
+            return false;
+        };
+        if !journal_synced {
+            return self.bytes_since >= every / 2;
+        }
+        let interval = (every / 2).max(index_bytes.saturating_mul(INDEX_REWRITE_FACTOR));
+        self.bytes_since >= interval || self.changes_since >= MAX_JOURNAL_CHANGES
     }
 
     /// Whether anything was committed or a compaction's moves wait for a checkpoint.
@@ -163,5 +224,73 @@ impl Checkpoints {
 
     pub(crate) fn take_in_flight(&mut self) -> Option<InFlight> {
         self.in_flight.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVERY: Option<u64> = Some(32 << 20);
+
+    fn after(bytes: u64, changes: u64) -> Checkpoints {
+        let mut checkpoints = Checkpoints::default();
+        checkpoints.committed(bytes, changes);
+        checkpoints
+    }
+
+    /// With a synced journal the index file waits for 64 times its size of commits, or for
+    /// the most changes an open should index, whichever comes first; without one, half
+    /// the interval decides, as it does while the index file is small.
+    #[test]
+    fn a_synced_journal_lets_the_index_file_wait_for_its_share_of_commits() {
+        let index_bytes = 1 << 20;
+        let share = index_bytes * INDEX_REWRITE_FACTOR;
+        let half = (32 << 20) / 2;
+        assert!(share > half);
+        let due = |c: &Checkpoints, synced| c.due(false, true, EVERY, synced, index_bytes);
+        assert!(
+            due(&after(half, 100), false),
+            "no journal sync: half the interval"
+        );
+        assert!(
+            !due(&after(half, 100), true),
+            "the index file's share not reached"
+        );
+        assert!(!due(&after(share - 1, 100), true));
+        assert!(due(&after(share, 100), true));
+        assert!(
+            due(&after(1 << 20, MAX_JOURNAL_CHANGES), true),
+            "too many changes for an open to index"
+        );
+        assert!(!due(&after(1 << 20, MAX_JOURNAL_CHANGES - 1), true));
+        // A small index file: half the interval still rules.
+        let small = |c: &Checkpoints| c.due(false, true, EVERY, true, 4096);
+        assert!(small(&after(half, 100)));
+        assert!(!small(&after(half - 1, 100)));
+        // No interval: checkpoints only on request, idle or after a compaction.
+        assert!(!after(u64::MAX / 2, u64::MAX / 2).due(false, true, None, true, 0));
+        assert!(after(1, 1).due(true, true, None, true, index_bytes));
+    }
+
+    /// The journal is synced every half interval of commits past the last sync, and an
+    /// installed index file counts from its plan: its journal starts unsynced.
+    #[test]
+    fn the_journal_sync_falls_due_every_half_interval_past_the_durable_state() {
+        let mut checkpoints = Checkpoints::default();
+        checkpoints.committed(10 << 20, 10);
+        assert!(!checkpoints.journal_sync_due(EVERY));
+        checkpoints.committed(6 << 20, 10);
+        assert!(checkpoints.journal_sync_due(EVERY));
+        checkpoints.journal_synced();
+        assert!(!checkpoints.journal_sync_due(EVERY));
+        assert!(!checkpoints.journal_sync_due(None));
+        // A plan, then 20 MiB more before its file is installed: those are past the new
+        // file's position, which is all a power cut keeps of it until its journal syncs.
+        let generation = checkpoints.plan();
+        checkpoints.committed(20 << 20, 10);
+        checkpoints.journal_synced();
+        checkpoints.installed(generation);
+        assert!(checkpoints.journal_sync_due(EVERY));
     }
 }

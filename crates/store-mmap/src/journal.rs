@@ -3,13 +3,16 @@
 //! that the replay after a crash covers at most that much, while the index file is
 //! rewritten only every [`crate::StoreOptions::checkpoint_bytes`].
 //!
-//! Why no frame is synced: a frame claims only what is already durable (the data before
-//! its position is synced before the frame is written, and the index file it goes on top
-//! of was synced before it took its name), and an open takes frames in order up to the first
-//! that is torn, damaged or of another index file. A frame lost to a power cut costs a
-//! longer replay, never a document. The journal is started afresh (under a temporary name,
-//! renamed into place) for each index file and at each writer's open, and removed when an
-//! index file replaces the one it goes on top of.
+//! Why a frame needs no sync of its own: a frame claims only what is already durable (the
+//! data before its position is synced before the frame is written, and the index file it
+//! goes on top of was synced before it took its name), and an open takes frames in order up
+//! to the first that is torn, damaged or of another index file. A frame lost to a power cut
+//! costs a longer replay, never a document. The writer syncs the journal every half
+//! checkpoint interval all the same ([`Journal::sync`]), under per-commit syncs, so that a
+//! power cut replays at most the interval while the index file is rewritten less often. The
+//! journal is started afresh (under a temporary name, renamed into place) for each index file
+//! and at each writer's open, and removed when an index file replaces the one it goes on top
+//! of.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -26,7 +29,7 @@ use crate::index::{Index, JournalLayer};
 use crate::index_file::MappedIndex;
 use crate::layout::JOURNAL_FILE;
 use crate::segment::SegmentFile;
-use crate::storage::Storage;
+use crate::storage::{Storage, SyncKind, sync_dir};
 
 /// The journal file a writer appends to.
 pub(crate) struct Journal {
@@ -34,6 +37,8 @@ pub(crate) struct Journal {
     /// The file frames go into, and where the next goes; `None` until the next frame starts
     /// a file for the current index file.
     file: Option<(File, u64)>,
+    /// The directory was synced since the file took its name, so that a power cut keeps it.
+    named_durably: bool,
 }
 
 impl Journal {
@@ -42,6 +47,7 @@ impl Journal {
         Journal {
             path: dir.join(JOURNAL_FILE),
             file: None,
+            named_durably: false,
         }
     }
 
@@ -101,6 +107,7 @@ impl Journal {
                 .rename(&tmp, &self.path)
                 .map_err(Error::io("rename into place", &self.path))?;
             self.file = Some((file, JOURNAL_HEADER_LEN as u64));
+            self.named_durably = false;
         }
         let (file, end) = self.file.as_mut().expect("started above");
         storage
@@ -108,6 +115,34 @@ impl Journal {
             .map_err(Error::io("append a frame to", &self.path))?;
         *end += frame.len() as u64;
         Ok(())
+    }
+
+    /// Makes every frame appended so far durable, and the file's name the first time. Each
+    /// frame claims only data already durable, so a synced frame is one a power cut keeps
+    /// and an open takes. Nothing to do before the first frame of an index file. On a
+    /// failure the journal is dropped, as when a frame fails to append: a failed sync may
+    /// leave pages the kernel no longer holds dirty, so no later sync could vouch for them,
+    /// and the next frame starts a new file holding every change since the index file.
+    pub(crate) fn sync(&mut self, storage: &dyn Storage, index: &mut Index) -> Result<()> {
+        let Some((file, _)) = &self.file else {
+            return Ok(());
+        };
+        let mut synced = storage
+            .sync(file, &self.path, SyncKind::Data)
+            .map_err(Error::io("sync", &self.path));
+        if synced.is_ok() && !self.named_durably {
+            let dir = self
+                .path
+                .parent()
+                .expect("the journal lies in the store's directory");
+            synced = sync_dir(storage, dir);
+            self.named_durably = synced.is_ok();
+        }
+        if synced.is_err() {
+            self.file = None;
+            index.journal_everything();
+        }
+        synced
     }
 
     /// Forgets the file: a new index file replaced the one its frames go on top of. The

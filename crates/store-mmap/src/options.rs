@@ -92,7 +92,12 @@ pub struct StoreOptions {
     /// [`crate::Store::checkpoint`] and close). Each checkpoint writes the whole index file
     /// (about 47 bytes per document), so a larger value writes the index less often.
     /// Between them the index journal bounds the replay much closer (see
-    /// [`StoreOptions::journal_bytes`]). 32 MiB by default.
+    /// [`StoreOptions::journal_bytes`]). Under [`Durability::Sync`] with the journal kept,
+    /// the journal is synced every half of this instead, and the index file is rewritten
+    /// only once 64 times its own size of records were committed since the last (or 2^18
+    /// changes, so that an open after a crash indexes no more): a store of large documents
+    /// then writes its index far less often, and a power cut still replays at most this.
+    /// 32 MiB by default.
     pub checkpoint_bytes: Option<u64>,
     /// The most an open after a crash replays while the index journal is kept, in bytes of
     /// records: every this many, a commit appends the index's changes since the last frame

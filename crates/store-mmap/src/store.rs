@@ -168,6 +168,8 @@ impl Store {
         recovered: Recovered,
     ) -> Result<Store> {
         let since_index_file = recovered.bytes_since_index_file;
+        let changes_since_index_file =
+            recovered.report.journal_changes + recovered.report.records_replayed;
         let synced = recovered.synced;
         let checkpoint_segment = recovered.checkpoint.map(|at| at.segment);
         let mut store = Store {
@@ -191,7 +193,11 @@ impl Store {
             observer: None,
             zeroer: None,
             zeroer_started: false,
-            checkpoints: Checkpoints::new(since_index_file, recovered.uncovered_copies),
+            checkpoints: Checkpoints::new(
+                since_index_file,
+                changes_since_index_file,
+                recovered.uncovered_copies,
+            ),
             journal: None,
         };
         if store.meta.change_floor.is_none() {
@@ -717,7 +723,7 @@ impl Store {
         }
         self.last_seq = first_seq + count - 1;
         self.publish_position();
-        self.checkpoints.committed(len);
+        self.checkpoints.committed(len, count);
         if let Err(err) = self.tend_checkpoint(false) {
             self.checkpoint_failed(&err);
         }
