@@ -855,6 +855,14 @@ impl SegmentFile {
             .map_err(Error::io("write", self.path()))
     }
 
+    /// Starts the write-back of `len` bytes from `offset`, written and not yet synced, without
+    /// waiting for it ([`Storage::start_write_back`]).
+    pub(crate) fn start_write_back(&self, offset: u64, len: u64) -> Result<()> {
+        self.storage
+            .start_write_back(&self.file, self.path(), offset, len)
+            .map_err(Error::io("start writing back", self.path()))
+    }
+
     /// What the zeroing thread needs to zero this segment's preallocated space ahead of the
     /// writer; `None` when the file descriptor cannot be duplicated.
     pub(crate) fn zero_target(&self) -> Option<crate::zero::ZeroTarget> {

@@ -67,6 +67,16 @@ pub trait Storage: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Starts writing `len` bytes of `file` from `offset` back to the disk and returns without
+    /// waiting (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`). Nothing is promised durable:
+    /// a large commit starts the write-back of what it has written while it writes the rest,
+    /// so that its final flush finds little left to write. The default does nothing, which
+    /// is correct, only slower to flush afterwards.
+    fn start_write_back(&self, file: &File, path: &Path, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (file, path, offset, len);
+        Ok(())
+    }
+
     /// Extends `file` from `from` to `to` bytes of allocated, zeroed space.
     fn allocate(&self, file: &File, path: &Path, from: u64, to: u64) -> io::Result<()>;
 
@@ -134,20 +144,14 @@ impl Storage for OsStorage {
     }
 
     fn write_back_range(&self, file: &File, _path: &Path, offset: u64, len: u64) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
         let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
             | libc::SYNC_FILE_RANGE_WRITE
             | libc::SYNC_FILE_RANGE_WAIT_AFTER;
-        let (offset, len) = (offset as libc::off64_t, len as libc::off64_t);
-        #[expect(unsafe_code, reason = "sync_file_range has no safe wrapper in rustix")]
-        // SAFETY: the descriptor is open for as long as `file` is borrowed; the call reads no
-        // memory of this process.
-        let done = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
-        if done == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        sync_file_range(file, offset, len, flags)
+    }
+
+    fn start_write_back(&self, file: &File, _path: &Path, offset: u64, len: u64) -> io::Result<()> {
+        sync_file_range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE)
     }
 
     /// Preallocates with `fallocate`, so that later writes below `to` cannot fail for lack of
@@ -176,6 +180,21 @@ impl Storage for OsStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
+    }
+}
+
+/// `sync_file_range` over `len` bytes of `file` from `offset`, with `flags`.
+fn sync_file_range(file: &File, offset: u64, len: u64, flags: libc::c_uint) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (offset, len) = (offset as libc::off64_t, len as libc::off64_t);
+    #[expect(unsafe_code, reason = "sync_file_range has no safe wrapper in rustix")]
+    // SAFETY: the descriptor is open for as long as `file` is borrowed; the call reads no
+    // memory of this process.
+    let done = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

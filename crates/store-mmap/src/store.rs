@@ -790,6 +790,7 @@ impl Store {
                 group_end,
                 &mut scratch,
                 trailing_zeros,
+                sync,
             );
             if result.is_err() {
                 break;

@@ -260,3 +260,116 @@ fn write_back_mode_loses_nothing_when_the_process_dies() {
     assert!(f.store().read_into(id(5), &mut buf).unwrap());
     assert_eq!(buf, "text 5");
 }
+
+/// The operating system's file operations, with the write-backs a commit starts recorded.
+#[derive(Debug, Default)]
+struct RecordedWriteBacks(std::sync::Mutex<Vec<(u64, u64)>>);
+
+impl store_mmap::Storage for RecordedWriteBacks {
+    fn create_new(&self, path: &std::path::Path) -> std::io::Result<std::fs::File> {
+        store_mmap::OsStorage.create_new(path)
+    }
+    fn write_at(
+        &self,
+        file: &std::fs::File,
+        path: &std::path::Path,
+        data: &[u8],
+        offset: u64,
+    ) -> std::io::Result<()> {
+        store_mmap::OsStorage.write_at(file, path, data, offset)
+    }
+    fn write_vectored_at(
+        &self,
+        file: &std::fs::File,
+        path: &std::path::Path,
+        bufs: &[std::io::IoSlice<'_>],
+        offset: u64,
+    ) -> std::io::Result<()> {
+        store_mmap::OsStorage.write_vectored_at(file, path, bufs, offset)
+    }
+    fn sync(
+        &self,
+        file: &std::fs::File,
+        path: &std::path::Path,
+        kind: store_mmap::SyncKind,
+    ) -> std::io::Result<()> {
+        store_mmap::OsStorage.sync(file, path, kind)
+    }
+    fn start_write_back(
+        &self,
+        file: &std::fs::File,
+        path: &std::path::Path,
+        offset: u64,
+        len: u64,
+    ) -> std::io::Result<()> {
+        self.0.lock().unwrap().push((offset, len));
+        store_mmap::OsStorage.start_write_back(file, path, offset, len)
+    }
+    fn allocate(
+        &self,
+        file: &std::fs::File,
+        path: &std::path::Path,
+        from: u64,
+        to: u64,
+    ) -> std::io::Result<()> {
+        store_mmap::OsStorage.allocate(file, path, from, to)
+    }
+    fn set_len(
+        &self,
+        file: &std::fs::File,
+        path: &std::path::Path,
+        len: u64,
+    ) -> std::io::Result<()> {
+        store_mmap::OsStorage.set_len(file, path, len)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        store_mmap::OsStorage.rename(from, to)
+    }
+    fn remove(&self, path: &std::path::Path) -> std::io::Result<()> {
+        store_mmap::OsStorage.remove(path)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        store_mmap::OsStorage.sync_dir(dir)
+    }
+}
+
+/// A large commit under per-commit syncs starts the write-back of what it wrote, every
+/// 8 MiB, in order and without a gap, while it writes the rest; a small one, and any commit
+/// under write-back durability, starts none. Every document reads back after a reopen.
+#[test]
+fn a_large_commit_starts_writing_back_as_it_goes() {
+    use store_mmap::Durability;
+    let text = "w".repeat(1 << 20);
+    for durability in [Durability::Sync, Durability::WriteBack] {
+        let storage = std::sync::Arc::new(RecordedWriteBacks::default());
+        let options = StoreOptions::new()
+            .durability(durability)
+            .storage(storage.clone());
+        let mut f = Fixture::with(options);
+        f.store().put(id(0), "small").unwrap();
+        assert!(storage.0.lock().unwrap().is_empty(), "a small commit");
+        let mut batch = WriteBatch::new();
+        for k in 1..=30 {
+            batch.put(id(k), &text);
+        }
+        f.store().put_batch(&batch).unwrap();
+        let ranges = storage.0.lock().unwrap().clone();
+        match durability {
+            Durability::Sync => {
+                assert!(ranges.len() >= 3, "{ranges:?}");
+                for pair in ranges.windows(2) {
+                    assert_eq!(pair[0].0 + pair[0].1, pair[1].0, "{ranges:?}");
+                }
+                assert!(ranges.iter().all(|&(_, len)| len >= 8 << 20), "{ranges:?}");
+                let written: u64 = ranges.iter().map(|&(_, len)| len).sum();
+                assert!(written <= 31 << 20, "{ranges:?}");
+            }
+            Durability::WriteBack => assert!(ranges.is_empty(), "{ranges:?}"),
+        }
+        let store = f.reopen();
+        for k in 1..=30 {
+            assert_eq!(store.get(id(k)).unwrap().unwrap().text().as_str(), text);
+        }
+        assert_eq!(store.get(id(0)).unwrap().unwrap().text().as_str(), "small");
+    }
+}
