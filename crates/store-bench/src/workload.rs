@@ -600,8 +600,15 @@ enum Access {
     Copy,
 }
 
-/// Reads every byte of `bytes` (a sum the compiler vectorises): what each engine's read
-/// does with what it returns, so that every engine does the same work.
+/// Reads every byte of `bytes` (a sum): what each engine's read does with what it returns,
+/// so that every engine does the same work.
+///
+/// Out of line, so that every engine runs the same machine code: inlined into each
+/// engine's read, the same sum compiled to different loops (unrolled four times in
+/// textstore's read and eight times in the `HashMap`'s, in a zipf loop over the synthetic
+/// corpus), and textstore's reads measured 0.72-0.75x the `HashMap`'s against 0.89-0.93x
+/// with this one function.
+#[inline(never)]
 fn consume(bytes: &[u8]) -> u64 {
     bytes.iter().map(|&b| u64::from(b)).sum()
 }
