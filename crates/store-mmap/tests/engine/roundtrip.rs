@@ -261,9 +261,13 @@ fn write_back_mode_loses_nothing_when_the_process_dies() {
     assert_eq!(buf, "text 5");
 }
 
-/// The operating system's file operations, with the write-backs a commit starts recorded.
+/// The operating system's file operations, with the write-backs a commit starts recorded,
+/// and failed once `fail` is set.
 #[derive(Debug, Default)]
-struct RecordedWriteBacks(std::sync::Mutex<Vec<(u64, u64)>>);
+struct RecordedWriteBacks(
+    std::sync::Mutex<Vec<(u64, u64)>>,
+    std::sync::atomic::AtomicBool,
+);
 
 impl store_mmap::Storage for RecordedWriteBacks {
     fn create_new(&self, path: &std::path::Path) -> std::io::Result<std::fs::File> {
@@ -303,6 +307,9 @@ impl store_mmap::Storage for RecordedWriteBacks {
         len: u64,
     ) -> std::io::Result<()> {
         self.0.lock().unwrap().push((offset, len));
+        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("injected write-back failure"));
+        }
         store_mmap::OsStorage.start_write_back(file, path, offset, len)
     }
     fn allocate(
@@ -372,4 +379,34 @@ fn a_large_commit_starts_writing_back_as_it_goes() {
         }
         assert_eq!(store.get(id(0)).unwrap().unwrap().text().as_str(), "small");
     }
+}
+
+/// A write-back that fails to start fails its commit, which names the file, and poisons the
+/// store; after a reopen the commit is absent and what came before it is whole.
+#[test]
+fn a_write_back_that_fails_to_start_fails_its_commit_and_loses_nothing_else() {
+    let storage = std::sync::Arc::new(RecordedWriteBacks::default());
+    let mut f = Fixture::with(StoreOptions::new().storage(storage.clone()));
+    f.store().put(id(0), "before").unwrap();
+    storage.1.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut batch = WriteBatch::new();
+    let text = "w".repeat(1 << 20);
+    for k in 1..=20 {
+        batch.put(id(k), &text);
+    }
+    let err = f.store().put_batch(&batch).unwrap_err();
+    assert!(err.to_string().contains(".seg"), "{err}");
+    assert!(
+        f.store().put(id(99), "after").is_err(),
+        "the store is poisoned"
+    );
+    storage.1.store(false, std::sync::atomic::Ordering::Relaxed);
+    // A poisoned store refuses to close as well: it goes as a killed process would.
+    f.crash();
+    let store = f.reopen();
+    assert_eq!(store.get(id(0)).unwrap().unwrap().text().as_str(), "before");
+    for k in 1..=20 {
+        assert!(store.get(id(k)).unwrap().is_none(), "document {k}");
+    }
+    assert_eq!(store.len(), 1);
 }
