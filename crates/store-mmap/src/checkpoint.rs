@@ -103,7 +103,9 @@ impl Store {
         // A checkpoint starts every half interval of commits. One that is still being
         // written when the next is due holds the commit until it is in place: the replay
         // after a crash then covers at most the half interval before the last checkpoint on
-        // disk and the half interval since, one interval in all.
+        // disk and the half interval since, one interval in all. Where the journal is synced
+        // every half interval instead, the index file waits longer (`Checkpoints::due`) and
+        // the same bound holds from the last synced frame.
         let index_bytes = self.index.base().map_or(0, |base| base.len_bytes());
         let due = self.checkpoints.due(
             idle,
