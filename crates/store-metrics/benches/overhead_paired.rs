@@ -1,6 +1,6 @@
 //! What instrumentation costs a read, as a ratio that run-to-run drift does not blur.
 //!
-//! Two criterion benchmarks of a 110 ns get, run a few seconds apart on a shared virtual
+//! Two criterion benchmarks of the same get, run a few seconds apart on a shared virtual
 //! machine, differ by up to 6% with no change at all (`plain` against `plain_again` in the
 //! `overhead` target), which is more than the 3% being measured. Here criterion measures the
 //! ratio itself: one iteration reads every id plainly and then through `Instrumented` (or the

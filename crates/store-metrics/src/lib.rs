@@ -8,8 +8,8 @@
 //!   operation's and its bytes') and reads one of them to choose whether it is timed.
 //!   Instrumenting a get of a resident document whose text the caller then reads costs it
 //!   1.5–2.2% at 400 bytes and 0.0–1.0% at 2 KiB in five runs; a get whose handle is dropped
-//!   unread (about 50 ns) pays the same fixed cost, 11.8–14.3% and 11.6–15.3% of it
-//!   (`cargo bench -p store-metrics --bench overhead_paired`, the criterion bench that
+//!   unread (50 to 60 ns) runs the same added instructions, and they cost it 11.8–14.3% and
+//!   11.6–15.3% (`cargo bench -p store-metrics --bench overhead_paired`, the criterion bench that
 //!   measures the ratio from alternating passes). Measured as two separate criterion
 //!   benchmarks (`overhead`), the cost drifts more, because two runs of the plain get alone
 //!   drift by up to 6%.
