@@ -14,14 +14,14 @@ use crate::compactor::{CompactionStats, Compactor};
 use crate::deferred::Deferred;
 use crate::error::{Error, Result, spawn_failed};
 use crate::options::WriterOptions;
-use crate::published::{Checkpointed, Found, Ids, Publisher};
+use crate::published::{Found, Ids};
 use crate::scrubber::{ScrubStats, Scrubber};
 use crate::stats::{QueueCounters, QueueStats};
 use crate::sync::atomic::Ordering;
 use crate::sync::channel::{self, Sender, TrySendError};
 use crate::sync::{Arc, StdArc, thread};
 use crate::ticket::{Completer, Helper, Ticket, ticket};
-use crate::writer::{BorrowedOps, Limits, Queues, Request, Shared, WriterCore, run};
+use crate::writer::{BorrowedOps, Limits, Queues, Request, Shared, WriterCore, publisher_of, run};
 
 /// The error of a lookup that found a position in a segment the handle does not map: a
 /// broken invariant, reported instead of a panic.
@@ -206,18 +206,7 @@ impl ConcurrentStore {
 
     /// Publishes the state of `store` to readers and starts the writer thread on it.
     fn launch(store: Store, writer: WriterOptions) -> Result<ConcurrentStore> {
-        let segments = store.segment_maps().map(|map| (map.id(), map));
-        let checkpoint = store
-            .checkpointed_index()
-            .map(|index| StdArc::new(index) as StdArc<dyn Checkpointed>);
-        let publisher = Publisher::new(
-            segments,
-            checkpoint,
-            store.index_changes(),
-            store.last_seq(),
-            store.len() as u64,
-            store.change_floor(),
-        );
+        let publisher = publisher_of(&store);
         let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
         let dir = store.dir().to_path_buf();
         let max_document_bytes = store.max_document_bytes();

@@ -16,9 +16,10 @@ use crate::sync::{Arc, Condvar, Mutex, StdArc, lock};
 /// What a submitter waiting for its write may do instead of sleeping: commit the queued
 /// writes itself, if no other thread is the writer now (`writer::WriterCore`).
 pub(crate) trait Helper: Send + Sync {
-    /// Commits every queued write if no other thread is the writer now; returns at once if
-    /// one is.
-    fn help(&self);
+    /// Commits queued writes, a group at a time in queue order, until `done()` (the
+    /// caller's own write has its outcome), if no other thread is the writer now; returns
+    /// at once if one is.
+    fn help(&self, done: &dyn Fn() -> bool);
 }
 
 struct Slot<T> {
@@ -112,13 +113,15 @@ impl<T> Ticket<T> {
     }
 
     /// Blocks until the write has committed (or failed) and returns its outcome. When no
-    /// other thread is committing, the waiting thread commits every queued write, its own
-    /// included, instead of waking the writer thread and sleeping until it is done.
+    /// other thread is committing, the waiting thread commits the queued writes up to its
+    /// own, instead of waking the writer thread and sleeping until it is done; writes queued
+    /// after its own are left to the writer thread, so that a submitter's wait is bounded by
+    /// the queue ahead of it, not by how long other threads keep the queue full.
     pub fn wait(self) -> Result<T> {
         if let Some(helper) = &self.helper
             && !self.is_ready()
         {
-            helper.help();
+            helper.help(&|| self.is_ready());
         }
         let mut state = lock(&self.slot.state);
         while !state.completed {

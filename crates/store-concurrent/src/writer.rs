@@ -280,7 +280,6 @@ pub(crate) struct Limits {
 /// The automatic compaction policy, and how to wake the thread that runs it.
 pub(crate) type AutoCompaction = (CompactionPolicy, Sender<()>);
 
-/// The writer thread's body. Returns when every handle is gone.
 /// How long the queue stays empty before the writer checkpoints the index: a store that
 /// stops taking writes has a checkpoint of everything soon after, so that an open after a
 /// crash replays nothing.
@@ -323,7 +322,7 @@ struct Core {
 }
 
 impl Helper for WriterCore {
-    fn help(&self) {
+    fn help(&self, done: &dyn Fn() -> bool) {
         let Ok(mut core) = self.core.try_lock() else {
             return;
         };
@@ -332,7 +331,7 @@ impl Helper for WriterCore {
         };
         let shared = &self.shared;
         on_submitter(shared, || {
-            core.drain_writes(&self.writes, shared, &self.limits, false);
+            core.drain_writes(&self.writes, shared, &self.limits, false, done);
         });
     }
 }
@@ -344,6 +343,22 @@ fn on_submitter(shared: &Shared, commit: impl FnOnce()) {
     if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(commit)) {
         shared.poison(&panicked(&*panic, "a thread committing its write"));
     }
+}
+
+/// The readers' view of `store` as it stands: what a writer publishes from.
+pub(crate) fn publisher_of(store: &Store) -> Publisher<SegmentMap> {
+    let segments = store.segment_maps().map(|map| (map.id(), map));
+    let checkpoint = store
+        .checkpointed_index()
+        .map(|index| StdArc::new(index) as StdArc<dyn Checkpointed>);
+    Publisher::new(
+        segments,
+        checkpoint,
+        store.index_changes(),
+        store.last_seq(),
+        store.len() as u64,
+        store.change_floor(),
+    )
 }
 
 impl WriterCore {
@@ -395,6 +410,8 @@ impl WriterCore {
             core.admit(request, &mut group);
             core.carried = core.gather(&self.writes, &mut group, &self.limits, false);
             core.commit(group, shared, &self.limits);
+            // Its own write is done; a write the group left out is not left behind.
+            core.drain_writes(&self.writes, shared, &self.limits, false, &|| true);
         });
         None
     }
@@ -474,7 +491,7 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
         };
         if ready != control_ready {
             if let Some(core) = lock(&writer.core).as_mut() {
-                core.drain_writes(&queues.writes, shared, &writer.limits, true);
+                core.drain_writes(&queues.writes, shared, &writer.limits, true, &|| false);
             }
             continue;
         }
@@ -486,7 +503,7 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
                 // handle that failed to send); close the engine quietly.
                 let mut guard = lock(&writer.core);
                 if let Some(core) = guard.as_mut() {
-                    core.drain_writes(&queues.writes, shared, &writer.limits, false);
+                    core.drain_writes(&queues.writes, shared, &writer.limits, false, &|| false);
                 }
                 if let Some(core) = guard.take() {
                     let _ = core.engine.close();
@@ -499,7 +516,7 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
             .as_mut()
             .expect("only the writer thread takes the core");
         // Every write queued before the request commits first.
-        core.drain_writes(&queues.writes, shared, &writer.limits, true);
+        core.drain_writes(&queues.writes, shared, &writer.limits, true, &|| false);
         match request {
             Request::Close { done } => {
                 // Taken before the engine closes, so that no read starts on a store that has
@@ -531,17 +548,24 @@ impl Group {
 }
 
 impl Core {
-    /// Commits the queued writes, a group at a time, until the queue is empty. `wait`:
-    /// the writer thread may wait up to `max_delay` for a group to fill; a submitter
-    /// committing its own write does not.
+    /// Commits the queued writes, a group at a time, until the queue is empty or, once no
+    /// write is carried over, `enough()` holds. `wait`: the writer thread may wait up to
+    /// `max_delay` for a group to fill; a submitter committing its own write does not.
+    ///
+    /// The core is never let go of with a write carried: that write is off the queue, so
+    /// nothing would wake the writer thread for it.
     fn drain_writes(
         &mut self,
         writes: &Receiver<Request>,
         shared: &Shared,
         limits: &Limits,
         wait: bool,
+        enough: &dyn Fn() -> bool,
     ) {
         loop {
+            if self.carried.is_none() && enough() {
+                return;
+            }
             let first = match self.carried.take() {
                 Some(request) => request,
                 None => match writes.try_recv() {
@@ -880,4 +904,87 @@ fn location(store: &Store, id: DocId) -> Option<Position> {
     store
         .location(id)
         .expect("a document just written or moved is among the index's changes")
+}
+
+#[cfg(all(test, not(textstore_loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use store_mmap::StoreOptions;
+
+    use super::*;
+    use crate::sync::channel;
+    use crate::ticket::{Ticket, ticket};
+
+    fn put(key: u64) -> (Request, Ticket<u64>) {
+        let (done, ticket) = ticket();
+        let text = Text::from(format!("text {key}"));
+        (
+            Request::Put {
+                id: DocId::from(key),
+                text,
+                done,
+            },
+            ticket,
+        )
+    }
+
+    /// A submitter that finds the core free commits the queue up to its own write (and the
+    /// write its last group left out), not every write queued after it: its wait is bounded
+    /// by the queue ahead of it, and the writes behind it go to the next holder, in order.
+    #[test]
+    fn a_helping_submitter_commits_up_to_its_own_write_and_leaves_nothing_carried() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::create(dir.path().join("store"), StoreOptions::new()).unwrap();
+        let publisher = publisher_of(&store);
+        let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
+        let (queue, writes) = channel::unbounded();
+        let limits = Limits {
+            max_docs: 2,
+            max_bytes: u64::MAX,
+            max_delay: Duration::ZERO,
+            compaction: None,
+        };
+        let core = StdArc::new(WriterCore::new(store, publisher, shared, limits, writes));
+        let helper = || StdArc::clone(&core) as StdArc<dyn Helper>;
+
+        let (own, own_ticket) = put(1);
+        // Two operations: they do not fit in a group beside `own`, so the group that
+        // commits `own` takes this batch off the queue and leaves it out.
+        let (batch_done, batch_ticket) = ticket();
+        let mut batch = WriteBatch::new();
+        batch.put(DocId::from(2u64), "two");
+        batch.put(DocId::from(3u64), "three");
+        let batch = Request::Batch {
+            batch,
+            done: batch_done,
+        };
+        let (later, later_tickets): (Vec<_>, Vec<_>) = (4..=6).map(put).unzip();
+        for request in [own, batch].into_iter().chain(later) {
+            queue.send(request).unwrap();
+        }
+
+        assert_eq!(own_ticket.helped_by(helper()).wait().unwrap(), 1);
+        assert!(
+            batch_ticket.is_ready(),
+            "the write left out of the group was left behind"
+        );
+        assert_eq!(batch_ticket.wait().unwrap(), 3);
+        assert!(
+            later_tickets.iter().all(|ticket| !ticket.is_ready()),
+            "the helping submitter committed writes queued after its own"
+        );
+        assert_eq!(queue.len(), 3);
+
+        // The last of them commits the rest, in queue order.
+        let mut later_tickets = later_tickets;
+        let last = later_tickets.pop().unwrap();
+        assert_eq!(last.helped_by(helper()).wait().unwrap(), 6);
+        let seqs: Vec<u64> = later_tickets
+            .into_iter()
+            .map(|t| t.wait().unwrap())
+            .collect();
+        assert_eq!(seqs, [4, 5]);
+        assert!(queue.is_empty());
+    }
 }
