@@ -231,6 +231,7 @@ impl ConcurrentStore {
             Arc::clone(&shared),
             limits,
             writes_queue.clone(),
+            control_queue.clone(),
         ));
         let helper = StdArc::clone(&core);
         let queues = Queues {

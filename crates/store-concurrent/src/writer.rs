@@ -304,6 +304,8 @@ pub(crate) struct WriterCore {
     shared: Arc<Shared>,
     limits: Limits,
     writes: Receiver<Request>,
+    /// The writer thread's queue, looked at only to see whether a request waits on it.
+    control: Receiver<Request>,
 }
 
 /// The writer's state, under [`WriterCore`]'s lock.
@@ -316,6 +318,9 @@ struct Core {
     checkpoints_seen: u64,
     /// A write taken off the queue that did not fit the last group: the next group's first.
     carried: Option<Request>,
+    /// Writes taken off the queue so far, by every holder: what a [`Drain::Queued`]
+    /// counts up to.
+    taken: u64,
     /// Where each operation of the last commit went, in order (`None`: deleted), as the
     /// engine reported it: what the readers' table is told, without a lookup.
     placed: Vec<(DocId, Option<Position>)>,
@@ -323,6 +328,9 @@ struct Core {
 
 impl Helper for WriterCore {
     fn help(&self, done: &dyn Fn() -> bool) {
+        if self.control_waits() {
+            return;
+        }
         let Ok(mut core) = self.core.try_lock() else {
             return;
         };
@@ -331,7 +339,7 @@ impl Helper for WriterCore {
         };
         let shared = &self.shared;
         on_submitter(shared, || {
-            core.drain_writes(&self.writes, shared, &self.limits, false, done);
+            core.drain_writes(&self.writes, shared, &self.limits, Drain::Own(done));
         });
     }
 }
@@ -368,6 +376,7 @@ impl WriterCore {
         shared: Arc<Shared>,
         limits: Limits,
         writes: Receiver<Request>,
+        control: Receiver<Request>,
     ) -> WriterCore {
         WriterCore {
             core: Mutex::new(Some(Core {
@@ -376,12 +385,23 @@ impl WriterCore {
                 overlay: HashMap::new(),
                 checkpoints_seen: 0,
                 carried: None,
+                taken: 0,
                 placed: Vec::new(),
             })),
             shared,
             limits,
             writes,
+            control,
         }
+    }
+
+    /// Whether a request waits for the writer thread (a sync, a close, a compaction's
+    /// install): submitters then leave the core alone. The lock is not fair, and submitters
+    /// that keep taking it as it comes free kept the writer thread waiting on it for
+    /// hundreds of milliseconds; it takes the core before it takes the request off its
+    /// queue, so the request is seen here until the thread holds the core.
+    fn control_waits(&self) -> bool {
+        !self.control.is_empty()
     }
 
     /// Commits `request`, a write whose submitter blocks until it is done, on the calling
@@ -390,6 +410,9 @@ impl WriterCore {
     /// request, then whatever is queued meanwhile), without the queue's hand-off: no send
     /// that wakes the writer thread, which would then wait on the core this thread holds.
     pub(crate) fn commit_unqueued(&self, request: Request) -> Option<Request> {
+        if self.control_waits() {
+            return Some(request);
+        }
         let Ok(mut core) = self.core.try_lock() else {
             return Some(request);
         };
@@ -411,7 +434,7 @@ impl WriterCore {
             core.carried = core.gather(&self.writes, &mut group, &self.limits, false);
             core.commit(group, shared, &self.limits);
             // Its own write is done; a write the group left out is not left behind.
-            core.drain_writes(&self.writes, shared, &self.limits, false, &|| true);
+            core.drain_writes(&self.writes, shared, &self.limits, Drain::Own(&|| true));
         });
         None
     }
@@ -491,19 +514,21 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
         };
         if ready != control_ready {
             if let Some(core) = lock(&writer.core).as_mut() {
-                core.drain_writes(&queues.writes, shared, &writer.limits, true, &|| false);
+                core.drain_writes(&queues.writes, shared, &writer.limits, Drain::Queued);
             }
             continue;
         }
+        // The core first, the request after: while the request waits on its queue,
+        // submitters leave the core to this thread (`WriterCore::control_waits`).
+        let mut guard = lock(&writer.core);
         let request = match queues.control.try_recv() {
             Ok(request) => request,
             Err(TryRecvError::Empty) => continue,
             Err(TryRecvError::Disconnected) => {
                 // Every handle is gone without a close (they close on drop, so this is a
                 // handle that failed to send); close the engine quietly.
-                let mut guard = lock(&writer.core);
                 if let Some(core) = guard.as_mut() {
-                    core.drain_writes(&queues.writes, shared, &writer.limits, false, &|| false);
+                    core.drain_writes(&queues.writes, shared, &writer.limits, Drain::Queued);
                 }
                 if let Some(core) = guard.take() {
                     let _ = core.engine.close();
@@ -511,12 +536,11 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
                 return None;
             }
         };
-        let mut guard = lock(&writer.core);
         let core = guard
             .as_mut()
             .expect("only the writer thread takes the core");
         // Every write queued before the request commits first.
-        core.drain_writes(&queues.writes, shared, &writer.limits, true, &|| false);
+        core.drain_writes(&queues.writes, shared, &writer.limits, Drain::Queued);
         match request {
             Request::Close { done } => {
                 // Taken before the engine closes, so that no read starts on a store that has
@@ -528,6 +552,17 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
             request => core.serve_control(request, shared),
         }
     }
+}
+
+/// How far a holder of the writer's core commits the write queue before it lets go.
+enum Drain<'a> {
+    /// The writes queued when the drain began, and those its groups gathered meanwhile:
+    /// the writer thread's turn, before it looks at its control queue again. A drain until
+    /// the queue is empty would never end while submitters keep it full, and a sync, a
+    /// close or a compaction's install would wait for as long.
+    Queued,
+    /// Until `done()`: the submitter's own write has its outcome.
+    Own(&'a dyn Fn() -> bool),
 }
 
 /// The write requests of one group commit and what they add up to.
@@ -548,9 +583,8 @@ impl Group {
 }
 
 impl Core {
-    /// Commits the queued writes, a group at a time, until the queue is empty or, once no
-    /// write is carried over, `enough()` holds. `wait`: the writer thread may wait up to
-    /// `max_delay` for a group to fill; a submitter committing its own write does not.
+    /// Commits queued writes, a group at a time in queue order, until `until` says the
+    /// holder has done its part and no write is carried over, or the queue is empty.
     ///
     /// The core is never let go of with a write carried: that write is off the queue, so
     /// nothing would wake the writer thread for it.
@@ -559,17 +593,27 @@ impl Core {
         writes: &Receiver<Request>,
         shared: &Shared,
         limits: &Limits,
-        wait: bool,
-        enough: &dyn Fn() -> bool,
+        until: Drain<'_>,
     ) {
+        let queued_by = self.taken + writes.len() as u64;
+        // Only the writer thread waits for a group to fill (`max_delay`); a submitter
+        // committing its own write does not.
+        let wait = matches!(until, Drain::Queued);
         loop {
-            if self.carried.is_none() && enough() {
+            let done = match until {
+                Drain::Queued => self.taken >= queued_by,
+                Drain::Own(done) => done(),
+            };
+            if self.carried.is_none() && done {
                 return;
             }
             let first = match self.carried.take() {
                 Some(request) => request,
                 None => match writes.try_recv() {
-                    Ok(request) => request,
+                    Ok(request) => {
+                        self.taken += 1;
+                        request
+                    }
                     Err(_) => return,
                 },
             };
@@ -693,6 +737,7 @@ impl Core {
                 }
                 Err(_) => return None,
             };
+            self.taken += 1;
             let fits = request.size().is_some_and(|(docs, bytes)| {
                 group.docs + docs <= limits.max_docs && group.bytes + bytes <= limits.max_bytes
             });
@@ -908,6 +953,10 @@ fn location(store: &Store, id: DocId) -> Option<Position> {
 
 #[cfg(all(test, not(textstore_loom)))]
 mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicU64;
+    use std::task::{Context, Wake, Waker};
     use std::time::Duration;
 
     use store_mmap::StoreOptions;
@@ -916,17 +965,58 @@ mod tests {
     use crate::sync::channel;
     use crate::ticket::{Ticket, ticket};
 
+    /// A writer's core on a new store, with no writer thread: the test is the only holder.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        core: StdArc<WriterCore>,
+        writes: Sender<Request>,
+        control: Sender<Request>,
+    }
+
+    impl Fixture {
+        fn new(max_docs: usize) -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::create(dir.path().join("store"), StoreOptions::new()).unwrap();
+            let publisher = publisher_of(&store);
+            let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
+            let (writes, writes_queue) = channel::unbounded();
+            let (control, control_queue) = channel::unbounded();
+            let limits = Limits {
+                max_docs,
+                max_bytes: u64::MAX,
+                max_delay: Duration::ZERO,
+                compaction: None,
+            };
+            let core = WriterCore::new(
+                store,
+                publisher,
+                shared,
+                limits,
+                writes_queue,
+                control_queue,
+            );
+            Fixture {
+                _dir: dir,
+                core: StdArc::new(core),
+                writes,
+                control,
+            }
+        }
+
+        fn helper(&self) -> StdArc<dyn Helper> {
+            StdArc::clone(&self.core) as StdArc<dyn Helper>
+        }
+
+        fn last_seq(&self) -> u64 {
+            self.core.shared.published.last_seq()
+        }
+    }
+
     fn put(key: u64) -> (Request, Ticket<u64>) {
         let (done, ticket) = ticket();
         let text = Text::from(format!("text {key}"));
-        (
-            Request::Put {
-                id: DocId::from(key),
-                text,
-                done,
-            },
-            ticket,
-        )
+        let id = DocId::from(key);
+        (Request::Put { id, text, done }, ticket)
     }
 
     /// A submitter that finds the core free commits the queue up to its own write (and the
@@ -934,20 +1024,7 @@ mod tests {
     /// by the queue ahead of it, and the writes behind it go to the next holder, in order.
     #[test]
     fn a_helping_submitter_commits_up_to_its_own_write_and_leaves_nothing_carried() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(dir.path().join("store"), StoreOptions::new()).unwrap();
-        let publisher = publisher_of(&store);
-        let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
-        let (queue, writes) = channel::unbounded();
-        let limits = Limits {
-            max_docs: 2,
-            max_bytes: u64::MAX,
-            max_delay: Duration::ZERO,
-            compaction: None,
-        };
-        let core = StdArc::new(WriterCore::new(store, publisher, shared, limits, writes));
-        let helper = || StdArc::clone(&core) as StdArc<dyn Helper>;
-
+        let fixture = Fixture::new(2);
         let (own, own_ticket) = put(1);
         // Two operations: they do not fit in a group beside `own`, so the group that
         // commits `own` takes this batch off the queue and leaves it out.
@@ -961,10 +1038,10 @@ mod tests {
         };
         let (later, later_tickets): (Vec<_>, Vec<_>) = (4..=6).map(put).unzip();
         for request in [own, batch].into_iter().chain(later) {
-            queue.send(request).unwrap();
+            fixture.writes.send(request).unwrap();
         }
 
-        assert_eq!(own_ticket.helped_by(helper()).wait().unwrap(), 1);
+        assert_eq!(own_ticket.helped_by(fixture.helper()).wait().unwrap(), 1);
         assert!(
             batch_ticket.is_ready(),
             "the write left out of the group was left behind"
@@ -974,17 +1051,106 @@ mod tests {
             later_tickets.iter().all(|ticket| !ticket.is_ready()),
             "the helping submitter committed writes queued after its own"
         );
-        assert_eq!(queue.len(), 3);
+        assert_eq!(fixture.writes.len(), 3);
 
         // The last of them commits the rest, in queue order.
         let mut later_tickets = later_tickets;
         let last = later_tickets.pop().unwrap();
-        assert_eq!(last.helped_by(helper()).wait().unwrap(), 6);
+        assert_eq!(last.helped_by(fixture.helper()).wait().unwrap(), 6);
         let seqs: Vec<u64> = later_tickets
             .into_iter()
             .map(|t| t.wait().unwrap())
             .collect();
         assert_eq!(seqs, [4, 5]);
-        assert!(queue.is_empty());
+        assert!(fixture.writes.is_empty());
+    }
+
+    /// Queues a new write each time one of its writes completes, as submitters that put
+    /// again as soon as their write is done keep a queue from emptying; up to `limit`.
+    struct Resubmitter {
+        writes: Sender<Request>,
+        sent: AtomicU64,
+        limit: u64,
+    }
+
+    impl Resubmitter {
+        fn submit(self: &StdArc<Self>) {
+            let key = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
+            if key > self.limit {
+                return;
+            }
+            let (request, mut ticket) = put(key);
+            let waker = Waker::from(StdArc::clone(self));
+            let polled = Pin::new(&mut ticket).poll(&mut Context::from_waker(&waker));
+            assert!(polled.is_pending());
+            self.writes.send(request).unwrap();
+        }
+    }
+
+    impl Wake for Resubmitter {
+        fn wake(self: StdArc<Self>) {
+            self.submit();
+        }
+    }
+
+    /// The writer thread's turn at the write queue commits the writes queued when it began,
+    /// not writes queued during it: a queue that submitters keep full would otherwise hold
+    /// the thread, and every sync, close or install waiting for it, for as long.
+    #[test]
+    fn the_writer_threads_turn_ends_at_the_writes_queued_when_it_began() {
+        let fixture = Fixture::new(4096);
+        let resubmitter = StdArc::new(Resubmitter {
+            writes: fixture.writes.clone(),
+            sent: AtomicU64::new(0),
+            limit: 1_000,
+        });
+        for _ in 0..3 {
+            resubmitter.submit();
+        }
+        let writes = &fixture.core.writes;
+        let limits = &fixture.core.limits;
+        let shared = &fixture.core.shared;
+        let mut core = lock(&fixture.core.core);
+        let core = core.as_mut().unwrap();
+
+        core.drain_writes(writes, shared, limits, Drain::Queued);
+        assert_eq!(
+            fixture.last_seq(),
+            3,
+            "the turn took writes queued during it"
+        );
+        assert_eq!(writes.len(), 3, "each commit's completion queued a write");
+
+        core.drain_writes(writes, shared, limits, Drain::Queued);
+        assert_eq!(fixture.last_seq(), 6);
+        // The writes still queued fail as the queue is dropped: no more after them.
+        resubmitter.sent.store(resubmitter.limit, Ordering::Relaxed);
+    }
+
+    /// While a request waits for the writer thread, a submitter does not take the core,
+    /// neither to help nor to commit unqueued: the lock is not fair, and the writer thread
+    /// would wait on it for as long as submitters keep taking it.
+    #[test]
+    fn submitters_leave_the_core_to_the_writer_thread_while_a_request_waits_for_it() {
+        let fixture = Fixture::new(4096);
+        let (stats_done, _stats) = ticket();
+        fixture
+            .control
+            .send(Request::Stats { done: stats_done })
+            .unwrap();
+
+        let (queued, queued_ticket) = put(1);
+        fixture.writes.send(queued).unwrap();
+        fixture.core.help(&|| false);
+        assert!(!queued_ticket.is_ready(), "a submitter took the core");
+        let (unqueued, _unqueued_ticket) = put(2);
+        let unqueued = fixture.core.commit_unqueued(unqueued);
+        assert!(unqueued.is_some(), "a write was committed unqueued");
+        assert_eq!(fixture.last_seq(), 0);
+
+        // Once the writer thread has the request, submitters commit again.
+        let served = fixture.core.control.try_recv().unwrap();
+        drop(served);
+        assert_eq!(queued_ticket.helped_by(fixture.helper()).wait().unwrap(), 1);
     }
 }
