@@ -17,7 +17,7 @@ use crate::report::{
     BATCH_FDATASYNC_LIMIT, CorpusSummary, EngineSettings, FDATASYNC_LIMIT, Machine, Report, Row,
     WRITTEN_FDATASYNC_LIMIT, WorkloadResult,
 };
-use crate::workload::{EngineSubject, Figure, Plan, Settings, Subject, Workload};
+use crate::workload::{EngineSubject, Figure, Plan, Settings, Subject, Workload, median_round};
 
 /// Which engines a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +177,14 @@ pub fn run(
     }
     std::fs::create_dir_all(scratch).map_err(Error::io(scratch))?;
     let mut subjects = subjects(options.engines, scratch)?;
-    let total = 1 + subjects.len() * Workload::ALL.len();
+    let rounds = |workload: Workload| {
+        if workload.in_rounds() {
+            options.settings.read_rounds.max(1)
+        } else {
+            1
+        }
+    };
+    let total = 1 + subjects.len() * Workload::ALL.into_iter().map(rounds).sum::<usize>();
     progress(Step {
         done: 0,
         total,
@@ -205,23 +212,29 @@ pub fn run(
                 &batch_sizes,
             )?);
         }
-        let mut rows = Vec::new();
-        for subject in &mut subjects {
-            progress(Step {
-                done,
-                total,
-                engine: subject.name(),
-                what: workload.title(),
-            });
-            done += 1;
-            settle(scratch, options.settings.quiet_max)?;
-            let figure = subject.run(workload, &plan)?;
-            rows.push(Row {
+        let mut figures: Vec<Vec<Figure>> = subjects.iter().map(|_| Vec::new()).collect();
+        for _ in 0..rounds(workload) {
+            for (subject, figures) in subjects.iter_mut().zip(&mut figures) {
+                progress(Step {
+                    done,
+                    total,
+                    engine: subject.name(),
+                    what: workload.title(),
+                });
+                done += 1;
+                settle(scratch, options.settings.quiet_max)?;
+                figures.extend(subject.run(workload, &plan)?);
+            }
+        }
+        let mut rows: Vec<Row> = subjects
+            .iter()
+            .zip(figures)
+            .map(|(subject, figures)| Row {
                 name: subject.name().to_owned(),
                 limit: false,
-                figure,
-            });
-        }
+                figure: median_round(figures),
+            })
+            .collect();
         rows.extend(limit_rows(workload, &limits, mean_bytes, &options.settings));
         results.push(WorkloadResult {
             workload,

@@ -270,8 +270,10 @@ fn smoke_options(dir: &std::path::Path, engines: EngineSet) -> RunOptions {
     RunOptions {
         engines,
         settings: Settings {
-            // Two, so that every engine ingests again into a new store.
+            // Two, so that every engine ingests again into a new store, and reads in
+            // rounds.
             ingest_rounds: 2,
+            read_rounds: 2,
             ..Settings::smoke(1)
         },
         limits: LimitSettings {
@@ -299,7 +301,23 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     let mut steps = 0;
     let report = run(&corpus, &options, &mut |_| steps += 1).unwrap();
     let engine_count = report.engines.len();
-    assert_eq!(steps, 1 + engine_count * Workload::ALL.len());
+    let turns: usize = Workload::ALL
+        .into_iter()
+        .map(|w| if w.in_rounds() { 2 } else { 1 })
+        .sum();
+    assert_eq!(steps, 1 + engine_count * turns);
+    // Every engine's reads report their median round beside both rounds' figures.
+    for result in report.results.iter().filter(|r| r.workload.in_rounds()) {
+        for row in result.rows.iter().filter(|row| !row.limit) {
+            let note = row.figure.as_ref().and_then(|f| f.note.as_deref());
+            assert!(
+                note.is_some_and(|note| note.contains("median of 2 rounds: ")),
+                "{} on {}: {note:?}",
+                row.name,
+                result.title
+            );
+        }
+    }
     // The flush limit of the durable puts writes what they write.
     let plan = Plan::new(&corpus, options.settings);
     let sizes = plan.put_sizes(3);
