@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use store_mmap::{
     Backup, BatchOp, Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope,
-    DocId, Position, Refreshed, Scrub, SegmentMap, Store, StoreStats, Text, WriteBatch,
+    DocId, Position, Refreshed, Removal, Scrub, SegmentMap, Store, StoreStats, Text, WriteBatch,
 };
 
 use crate::error::Error;
@@ -506,16 +506,20 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
         let ready = match select.ready_timeout(IDLE_CHECKPOINT_AFTER) {
             Ok(ready) => ready,
             Err(_) => {
-                if let Some(core) = lock(&writer.core).as_mut() {
+                let removal = lock(&writer.core).as_mut().and_then(|core| {
                     core.idle(shared);
-                }
+                    core.engine.begin_removal()
+                });
+                remove_replaced(writer, removal);
                 continue;
             }
         };
         if ready != control_ready {
-            if let Some(core) = lock(&writer.core).as_mut() {
+            let removal = lock(&writer.core).as_mut().and_then(|core| {
                 core.drain_writes(&queues.writes, shared, &writer.limits, Drain::Queued);
-            }
+                core.engine.begin_removal()
+            });
+            remove_replaced(writer, removal);
             continue;
         }
         // The core first, the request after: while the request waits on its queue,
@@ -549,8 +553,28 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
                 let core = guard.take().expect("the core is taken once");
                 return Some((core.engine, done));
             }
-            request => core.serve_control(request, shared),
+            request => {
+                core.serve_control(request, shared);
+                let removal = core.engine.begin_removal();
+                drop(guard);
+                remove_replaced(writer, removal);
+            }
         }
+    }
+}
+
+/// Removes the files of replaced segments that no reader holds any more (taken at the end
+/// of a turn of the writer thread), without the core: the unlink of a file whose pages are
+/// cached frees them, which took 61–63 ms for a segment of 256 MiB, and commits went on
+/// hold for as long when it ran under the core. A failure is retried after a later turn,
+/// and the next open removes what is left.
+fn remove_replaced(writer: &WriterCore, removal: Option<Removal>) {
+    let Some(removal) = removal else {
+        return;
+    };
+    let removed = removal.run();
+    if let Some(core) = lock(&writer.core).as_mut() {
+        let _ = core.engine.finish_removal(removed);
     }
 }
 
@@ -629,7 +653,8 @@ impl Core {
         match request {
             Request::Sync { done } => done.complete(self.unless_poisoned(shared, Store::sync)),
             Request::Checkpoint { done } => {
-                done.complete(self.unless_poisoned(shared, Store::checkpoint));
+                // The segments it lets go are removed after it, without the core.
+                done.complete(self.unless_poisoned(shared, Store::write_checkpoint));
             }
             Request::Refresh { done } => done.complete(self.refresh()),
             Request::PlanCompaction { scope, done } => {
@@ -782,7 +807,6 @@ impl Core {
             }
         };
         self.publish(last_seq);
-        self.remove_retired();
         self.nudge_compaction(limits);
         // The i-th operation of the group got `last_seq - ops.len() + 1 + i`.
         let mut seq = last_seq - ops.len() as u64;
@@ -816,16 +840,7 @@ impl Core {
             self.publisher.retire_segment(id);
         }
         self.publisher.end_replacement(self.engine.change_floor());
-        self.remove_retired();
         Ok(installed.report)
-    }
-
-    /// Removes the replaced segments no reader holds any more. A failure is retried after
-    /// the next commit, and the next open removes what is left.
-    fn remove_retired(&mut self) {
-        if self.engine.retired_segments() > 0 {
-            let _ = self.engine.remove_retired();
-        }
     }
 
     /// Wakes the compaction thread when the policy finds the store due.
@@ -925,7 +940,7 @@ impl Core {
 
     /// The queue stayed empty for a while: installs a checkpoint the engine finished
     /// writing, or starts one if anything changed since the last, so that a crash while
-    /// idle replays nothing; removes the replaced segments nothing holds any more.
+    /// idle replays nothing.
     fn idle(&mut self, shared: &Shared) {
         if shared.poisoned().is_some() || self.engine.is_read_only() {
             return;
@@ -933,9 +948,6 @@ impl Core {
         // A checkpoint that fails is retried at the next idle spell or due point; the data
         // is durable either way.
         let _ = self.engine.tend_checkpoint(true);
-        // Replaced segments that a reader held at the last commit go once it lets go, with
-        // or without further commits.
-        self.remove_retired();
         if self.publish_checkpoint() {
             let store = &self.engine;
             self.publisher.finish(store.last_seq(), store.len() as u64);

@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::storage::{OsStorage, Storage, SyncKind};
 
@@ -110,6 +110,47 @@ struct State {
 #[derive(Debug, Default)]
 pub struct FaultStorage {
     state: Mutex<State>,
+    /// Operations held back ([`FaultStorage::hold`]), apart from `state`, so that a held
+    /// operation blocks no other.
+    gate: Gate,
+}
+
+/// Operations on given paths that wait until released, and how many wait now.
+#[derive(Debug, Default)]
+struct Gate {
+    held: Mutex<Holds>,
+    released: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Holds {
+    held: Vec<(FaultOp, PathBuf)>,
+    waiting: HashMap<(FaultOp, PathBuf), usize>,
+}
+
+impl Gate {
+    fn lock(&self) -> MutexGuard<'_, Holds> {
+        self.held
+            .lock()
+            .expect("a thread panicked while it changed the fault storage's holds")
+    }
+
+    /// Returns once operations of kind `op` on `path` are not held.
+    fn pass(&self, op: FaultOp, path: &Path) {
+        let key = (op, path.to_path_buf());
+        let mut holds = self.lock();
+        if !holds.held.contains(&key) {
+            return;
+        }
+        *holds.waiting.entry(key.clone()).or_default() += 1;
+        while holds.held.contains(&key) {
+            holds = self
+                .released
+                .wait(holds)
+                .expect("a thread panicked while it changed the fault storage's holds");
+        }
+        *holds.waiting.entry(key).or_default() -= 1;
+    }
 }
 
 impl FaultStorage {
@@ -134,6 +175,32 @@ impl FaultStorage {
     /// How many operations of kind `op` were asked for, failed ones included.
     pub fn count(&self, op: FaultOp) -> u64 {
         self.lock().count(op)
+    }
+
+    /// Makes every operation of kind `op` on `path` from now on wait, before it does
+    /// anything, until [`FaultStorage::release`]: a test can then watch what goes on while
+    /// one is under way. Other operations go ahead.
+    pub fn hold(&self, op: FaultOp, path: &Path) {
+        let key = (op, path.to_path_buf());
+        let mut holds = self.gate.lock();
+        if !holds.held.contains(&key) {
+            holds.held.push(key);
+        }
+    }
+
+    /// Lets the operations held by [`FaultStorage::hold`] of `op` on `path` go on.
+    pub fn release(&self, op: FaultOp, path: &Path) {
+        self.gate
+            .lock()
+            .held
+            .retain(|(held, at)| (*held, at.as_path()) != (op, path));
+        self.gate.released.notify_all();
+    }
+
+    /// How many operations of kind `op` on `path` wait at a hold now.
+    pub fn waiting(&self, op: FaultOp, path: &Path) -> usize {
+        let key = (op, path.to_path_buf());
+        self.gate.lock().waiting.get(&key).copied().unwrap_or(0)
     }
 
     /// How many times `fault` fired.
@@ -201,6 +268,7 @@ impl FaultStorage {
         op: FaultOp,
         path: &Path,
     ) -> io::Result<(MutexGuard<'_, State>, Option<Fault>)> {
+        self.gate.pass(op, path);
         let mut state = self.lock();
         let dir = match op {
             FaultOp::SyncDir => Some(path),

@@ -68,7 +68,8 @@ mod zero;
 pub use backup::{Backup, BackupReport};
 pub use checkpoint_file::{CheckpointPlan, WrittenCheckpoint};
 pub use compaction::{
-    Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope, Installed,
+    Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope, Installed, Removal,
+    Removed,
 };
 pub use error::{Error, Result};
 pub use index::CheckpointedIndex;

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::collections::btree_map;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::segment::{Retired, SegmentFile, SegmentMap};
-use crate::storage::Storage;
 
 /// The segments of an open store.
 ///
@@ -27,6 +27,9 @@ pub(crate) struct SegmentSet {
     /// compaction runs without the store).
     next_id: Arc<AtomicU32>,
     retired: Vec<Retired>,
+    /// Retired segments handed to a [`crate::Removal`] that has not been finished: still
+    /// named by the retired-segment list, since their removal may not be durable yet.
+    removing: Vec<(u32, PathBuf)>,
 }
 
 impl SegmentSet {
@@ -39,6 +42,7 @@ impl SegmentSet {
             live,
             next_id: Arc::new(AtomicU32::new(next_id)),
             retired,
+            removing: Vec::new(),
         }
     }
 
@@ -138,38 +142,49 @@ impl SegmentSet {
         &self.retired
     }
 
-    /// Ids of the retired segments, ascending: what the retired-segment list names.
+    /// Retired segments whose files are not known to be gone: waiting, or being removed.
+    pub(crate) fn retired_count(&self) -> usize {
+        self.retired.len() + self.removing.len()
+    }
+
+    /// Ids of the retired segments, being removed included, ascending: what the
+    /// retired-segment list names.
     pub(crate) fn retired_ids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = self.retired.iter().map(|r| r.id).collect();
+        ids.extend(self.removing.iter().map(|&(id, _)| id));
         ids.sort_unstable();
         ids
     }
 
-    /// Removes the files of the retired segments that nothing in this process maps and that
-    /// a checkpoint planned after their retirement covers (`covered`). Returns whether any
-    /// went, and the first removal that failed, after trying every one.
-    pub(crate) fn remove_unheld(
-        &mut self,
-        storage: &dyn Storage,
-        covered: u64,
-    ) -> (bool, Result<()>) {
-        let mut failed = None;
-        let before = self.retired.len();
+    /// Takes the retired segments that nothing in this process maps and that a checkpoint
+    /// planned after their retirement covers (`covered`), to be removed: they stay listed
+    /// until [`SegmentSet::removed`] hears how that went.
+    pub(crate) fn take_removable(&mut self, covered: u64) -> Vec<(u32, PathBuf)> {
+        let mut taken = Vec::new();
         self.retired.retain(|retired| {
             if retired.mapping.strong_count() > 0 || retired.retired_after_plan >= covered {
                 return true;
             }
-            match storage.remove(&retired.path) {
-                Ok(()) => false,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
-                Err(err) => {
-                    failed.get_or_insert_with(|| Error::io("remove", &retired.path)(err));
-                    true
-                }
-            }
+            taken.push((retired.id, retired.path.clone()));
+            false
         });
-        let removed = self.retired.len() < before;
-        (removed, failed.map_or(Ok(()), Err))
+        self.removing.extend(taken.iter().cloned());
+        taken
+    }
+
+    /// A removal of segments taken by [`SegmentSet::take_removable`] ended: the `gone` ones
+    /// are removed durably; the `kept` ones wait again, to be tried at the next removal.
+    pub(crate) fn removed(&mut self, gone: &[u32], kept: Vec<(u32, PathBuf)>) {
+        self.removing
+            .retain(|(id, _)| !gone.contains(id) && !kept.iter().any(|(k, _)| k == id));
+        self.retired
+            .extend(kept.into_iter().map(|(id, path)| Retired {
+                id,
+                path,
+                // Nothing maps it (it was taken unheld), and a checkpoint covers it.
+                mapping: std::sync::Weak::new(),
+                retired_after_plan: 0,
+            }));
     }
 
     /// Replaces the live segments with those of a fresh load (a read-only handle reloading

@@ -569,6 +569,14 @@ impl Store {
     ///
     /// It also removes the segments compaction replaced that no reader holds any more.
     pub fn checkpoint(&mut self) -> Result<()> {
+        self.write_checkpoint()?;
+        self.remove_retired().map(drop)
+    }
+
+    /// Writes the index checkpoint as [`Store::checkpoint`] does, and leaves the segments it
+    /// lets go to the caller's [`Store::begin_removal`]: for a writer that removes files
+    /// without holding up its commits.
+    pub fn write_checkpoint(&mut self) -> Result<()> {
         self.check_writable()?;
         // The engine's own checkpoint goes first; if it failed, this one takes its place.
         if let Err(err) = self.finish_background_checkpoint() {
@@ -583,7 +591,7 @@ impl Store {
                 }
             }
         }
-        self.remove_retired().map(drop)
+        Ok(())
     }
 
     /// Syncs, gives back preallocated space, writes the index checkpoint and releases the

@@ -7,16 +7,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use store_concurrent::{ConcurrentStore, WriterOptions};
-use store_mmap::{CompactionPolicy, StoreOptions};
+use store_mmap::fault::{FaultOp, FaultStorage};
+use store_mmap::{CompactionPolicy, Storage, StoreOptions};
 
 use crate::{id, reopen};
 
 const DOCS: u64 = 200;
 
 fn open(dir: &Path, policy: CompactionPolicy) -> ConcurrentStore {
-    let options = StoreOptions::new()
-        .segment_capacity(16 << 10)
-        .max_document_bytes(2000);
+    open_with(dir, policy, StoreOptions::new())
+}
+
+fn open_with(dir: &Path, policy: CompactionPolicy, options: StoreOptions) -> ConcurrentStore {
+    let options = options.segment_capacity(16 << 10).max_document_bytes(2000);
     ConcurrentStore::open_or_create(
         dir.join("store"),
         options,
@@ -218,4 +221,58 @@ fn a_replaced_segment_a_reader_held_goes_once_it_lets_go_without_another_write()
         assert_eq!(version(k, store.get(id(k)).unwrap().unwrap().text()), 1);
     }
     store.close().unwrap();
+}
+
+/// The file of a replaced segment is removed without the writer's core: commits go on
+/// while the removal is under way (the unlink of a large cached file takes tens of
+/// milliseconds), and the file goes once it ends.
+#[test]
+fn commits_go_on_while_a_replaced_segment_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new().storage(Arc::clone(&storage) as Arc<dyn Storage>);
+    let store = open_with(dir.path(), CompactionPolicy::manual(), options);
+    churn(&store, 0..2);
+    let first = dir.path().join("store/0000000001.seg");
+
+    storage.hold(FaultOp::Remove, &first);
+    let report = store.compact().unwrap();
+    assert!(report.segments_in >= 1, "{report:?}");
+    // The writer thread takes the removal after the install, and waits at the hold.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while storage.waiting(FaultOp::Remove, &first) == 0 {
+        assert!(Instant::now() < deadline, "no removal started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+
+    // A commit from another thread (so that a hang fails the test instead of stalling it).
+    let (done, committed) = std::sync::mpsc::channel();
+    let writer = store.clone();
+    std::thread::spawn(move || {
+        let seq = writer.put(id(0), text(0, 9)).unwrap().wait();
+        let _ = done.send(seq);
+    });
+    let seq = committed.recv_timeout(Duration::from_secs(10));
+    assert!(
+        matches!(seq, Ok(Ok(_))),
+        "a commit waited for the removal: {seq:?}"
+    );
+    assert!(first.exists(), "the removal is still held");
+    assert_eq!(version(0, store.get(id(0)).unwrap().unwrap().text()), 9);
+
+    storage.release(FaultOp::Remove, &first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while first.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the replaced segment is still on disk"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    store.close().unwrap();
+    let reopened = reopen(dir.path());
+    assert_eq!(reopened.recovery().retired_segments_removed, 0);
+    for k in 1..DOCS {
+        assert_eq!(version(k, reopened.get(id(k)).unwrap().unwrap().text()), 1);
+    }
 }

@@ -135,6 +135,62 @@ fn a_held_document_keeps_its_segment_file_until_dropped() {
     check(&mut f, &model);
 }
 
+/// A removal of replaced segments runs without the store, which goes on meanwhile; the
+/// retired-segment list names the segments until the store hears the removal is durable,
+/// and an open after a crash in between finds the list naming files that are gone.
+#[test]
+fn a_removal_runs_without_the_store_and_the_list_names_its_segments_until_it_is_finished() {
+    for crash_before_finishing in [false, true] {
+        let (mut f, mut model) = churned_store();
+        let held = f.store().get(id(1)).unwrap().unwrap();
+        let first_segment = segment_files(&f.path())[0].clone();
+        f.store().compact().unwrap();
+        let waiting = f.store().retired_segments();
+        assert!(waiting >= 1);
+        assert!(f.store().begin_removal().is_none(), "a reader holds it");
+
+        drop(held);
+        let removal = f.store().begin_removal().expect("nothing holds it now");
+        assert!(f.store().begin_removal().is_none(), "handed out twice");
+        assert_eq!(f.store().retired_segments(), waiting);
+        // The store writes and compacts meanwhile, and the list it writes names the
+        // segments still.
+        for k in (1..300).step_by(2) {
+            let text = format!("{k} during the removal");
+            f.store().put(id(k), &text).unwrap();
+            model.insert(k, text);
+        }
+        f.store().compact().unwrap();
+        let removed = removal.run();
+        assert!(!first_segment.exists());
+        let listed = std::fs::read(f.path().join("retired.tsr")).expect("the list is there");
+        let listed = store_format::RetiredList::decode(&listed).unwrap();
+        let first_id: u32 = first_segment
+            .file_stem()
+            .and_then(|stem| stem.to_str()?.parse().ok())
+            .unwrap();
+        assert!(
+            listed.segments.contains(&first_id),
+            "the list let go of a segment before its removal was known to be durable: {:?}",
+            listed.segments
+        );
+
+        if crash_before_finishing {
+            drop(removed);
+            f.crash();
+            let store = f.reopen();
+            assert_eq!(store.recovery().retired_segments_removed, 0);
+        } else {
+            assert_eq!(f.store().finish_removal(removed).unwrap(), 0);
+            assert_eq!(f.store().retired_segments(), 0);
+        }
+        check(&mut f, &model);
+        if !crash_before_finishing {
+            assert!(!f.path().join("retired.tsr").exists());
+        }
+    }
+}
+
 #[test]
 fn a_crash_after_a_compaction_took_effect_removes_the_replaced_segments_on_open() {
     let (mut f, model) = churned_store();
