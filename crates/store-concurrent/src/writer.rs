@@ -510,7 +510,8 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
                     core.idle(shared);
                     core.engine.begin_removal()
                 });
-                remove_replaced(writer, removal);
+                // A failure is retried at the next idle spell or turn.
+                let _ = remove_replaced(writer, removal);
                 continue;
             }
         };
@@ -519,7 +520,8 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
                 core.drain_writes(&queues.writes, shared, &writer.limits, Drain::Queued);
                 core.engine.begin_removal()
             });
-            remove_replaced(writer, removal);
+            // A failure is retried after a later turn.
+            let _ = remove_replaced(writer, removal);
             continue;
         }
         // The core first, the request after: while the request waits on its queue,
@@ -553,11 +555,21 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
                 let core = guard.take().expect("the core is taken once");
                 return Some((core.engine, done));
             }
+            Request::Checkpoint { done } => {
+                // Complete once the segments it lets go are removed, as the engine's own
+                // checkpoint is; commits go on meanwhile.
+                let written = core.unless_poisoned(shared, Store::write_checkpoint);
+                let removal = core.engine.begin_removal();
+                drop(guard);
+                let removed = remove_replaced(writer, removal);
+                done.complete(written.and(removed));
+            }
             request => {
                 core.serve_control(request, shared);
                 let removal = core.engine.begin_removal();
                 drop(guard);
-                remove_replaced(writer, removal);
+                // A failure is retried after a later turn.
+                let _ = remove_replaced(writer, removal);
             }
         }
     }
@@ -566,15 +578,20 @@ fn serve(writer: &WriterCore, queues: &Queues) -> Option<(Store, Completer<()>)>
 /// Removes the files of replaced segments that no reader holds any more (taken at the end
 /// of a turn of the writer thread), without the core: the unlink of a file whose pages are
 /// cached frees them, which took 61–63 ms for a segment of 256 MiB, and commits went on
-/// hold for as long when it ran under the core. A failure is retried after a later turn,
-/// and the next open removes what is left.
-fn remove_replaced(writer: &WriterCore, removal: Option<Removal>) {
+/// hold for as long when it ran under the core. A segment whose removal failed waits for
+/// the next one, and the next open removes what is left.
+fn remove_replaced(writer: &WriterCore, removal: Option<Removal>) -> crate::error::Result<()> {
     let Some(removal) = removal else {
-        return;
+        return Ok(());
     };
     let removed = removal.run();
-    if let Some(core) = lock(&writer.core).as_mut() {
-        let _ = core.engine.finish_removal(removed);
+    match lock(&writer.core).as_mut() {
+        Some(core) => core
+            .engine
+            .finish_removal(removed)
+            .map(drop)
+            .map_err(Error::Store),
+        None => Ok(()),
     }
 }
 
@@ -652,10 +669,6 @@ impl Core {
     fn serve_control(&mut self, request: Request, shared: &Shared) {
         match request {
             Request::Sync { done } => done.complete(self.unless_poisoned(shared, Store::sync)),
-            Request::Checkpoint { done } => {
-                // The segments it lets go are removed after it, without the core.
-                done.complete(self.unless_poisoned(shared, Store::write_checkpoint));
-            }
             Request::Refresh { done } => done.complete(self.refresh()),
             Request::PlanCompaction { scope, done } => {
                 done.complete(match shared.poisoned() {
@@ -679,8 +692,10 @@ impl Core {
             Request::InstallCompaction { compacted, done } => {
                 done.complete(self.install(compacted, shared));
             }
-            Request::Close { .. }
-            | Request::Put { .. }
+            Request::Close { .. } | Request::Checkpoint { .. } => {
+                unreachable!("served by the writer thread's loop, which lets go of the core")
+            }
+            Request::Put { .. }
             | Request::Batch { .. }
             | Request::Borrowed { .. }
             | Request::Delete { .. } => unreachable!("served by the queue it came on"),

@@ -236,9 +236,12 @@ fn commits_go_on_while_a_replaced_segment_is_removed() {
     let first = dir.path().join("store/0000000001.seg");
 
     storage.hold(FaultOp::Remove, &first);
-    let report = store.compact().unwrap();
-    assert!(report.segments_in >= 1, "{report:?}");
-    // The writer thread takes the removal after the install, and waits at the hold.
+    // `compact` returns once the replaced segments nothing holds are removed.
+    let compacting = {
+        let store = store.clone();
+        std::thread::spawn(move || store.compact())
+    };
+    // The writer thread takes the removal after the checkpoint, and waits at the hold.
     let deadline = Instant::now() + Duration::from_secs(10);
     while storage.waiting(FaultOp::Remove, &first) == 0 {
         assert!(Instant::now() < deadline, "no removal started");
@@ -260,15 +263,15 @@ fn commits_go_on_while_a_replaced_segment_is_removed() {
     assert!(first.exists(), "the removal is still held");
     assert_eq!(version(0, store.get(id(0)).unwrap().unwrap().text()), 9);
 
+    assert!(
+        !compacting.is_finished(),
+        "compact returned before the removal"
+    );
+
     storage.release(FaultOp::Remove, &first);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while first.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the replaced segment is still on disk"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let report = compacting.join().unwrap().unwrap();
+    assert!(report.segments_in >= 1, "{report:?}");
+    assert!(!first.exists(), "the replaced segment is still on disk");
     store.close().unwrap();
     let reopened = reopen(dir.path());
     assert_eq!(reopened.recovery().retired_segments_removed, 0);
