@@ -306,6 +306,9 @@ pub(crate) struct WriterCore {
     writes: Receiver<Request>,
     /// The writer thread's queue, looked at only to see whether a request waits on it.
     control: Receiver<Request>,
+    /// The writer thread is removing files without the core (`remove_replaced`), so a
+    /// request waiting on its queue is not waiting for the core.
+    removing: AtomicBool,
 }
 
 /// The writer's state, under [`WriterCore`]'s lock.
@@ -392,6 +395,7 @@ impl WriterCore {
             limits,
             writes,
             control,
+            removing: AtomicBool::new(false),
         }
     }
 
@@ -399,9 +403,10 @@ impl WriterCore {
     /// install): submitters then leave the core alone. The lock is not fair, and submitters
     /// that keep taking it as it comes free kept the writer thread waiting on it for
     /// hundreds of milliseconds; it takes the core before it takes the request off its
-    /// queue, so the request is seen here until the thread holds the core.
+    /// queue, so the request is seen here until the thread holds the core. While the
+    /// thread removes files it does not want the core, and commits go on.
     fn control_waits(&self) -> bool {
-        !self.control.is_empty()
+        !self.control.is_empty() && !self.removing.load(Ordering::Acquire)
     }
 
     /// Commits `request`, a write whose submitter blocks until it is done, on the calling
@@ -584,7 +589,9 @@ fn remove_replaced(writer: &WriterCore, removal: Option<Removal>) -> crate::erro
     let Some(removal) = removal else {
         return Ok(());
     };
+    writer.removing.store(true, Ordering::Release);
     let removed = removal.run();
+    writer.removing.store(false, Ordering::Release);
     match lock(&writer.core).as_mut() {
         Some(core) => core
             .engine

@@ -263,6 +263,24 @@ fn commits_go_on_while_a_replaced_segment_is_removed() {
     assert!(first.exists(), "the removal is still held");
     assert_eq!(version(0, store.get(id(0)).unwrap().unwrap().text()), 9);
 
+    // A request for the writer thread queued during the removal waits for it; commits do
+    // not wait for the request.
+    let asking = {
+        let store = store.clone();
+        std::thread::spawn(move || store.stats())
+    };
+    let (done, committed) = std::sync::mpsc::channel();
+    let writer = store.clone();
+    std::thread::spawn(move || {
+        let seq = writer.put(id(1), text(1, 9)).unwrap().wait();
+        let _ = done.send(seq);
+    });
+    let seq = committed.recv_timeout(Duration::from_secs(10));
+    assert!(
+        matches!(seq, Ok(Ok(_))),
+        "a commit waited for a request that waited for the removal: {seq:?}"
+    );
+
     assert!(
         !compacting.is_finished(),
         "compact returned before the removal"
@@ -272,10 +290,14 @@ fn commits_go_on_while_a_replaced_segment_is_removed() {
     let report = compacting.join().unwrap().unwrap();
     assert!(report.segments_in >= 1, "{report:?}");
     assert!(!first.exists(), "the replaced segment is still on disk");
+    asking.join().unwrap().unwrap();
     store.close().unwrap();
     let reopened = reopen(dir.path());
     assert_eq!(reopened.recovery().retired_segments_removed, 0);
-    for k in 1..DOCS {
+    for k in 2..DOCS {
         assert_eq!(version(k, reopened.get(id(k)).unwrap().unwrap().text()), 1);
+    }
+    for k in 0..2 {
+        assert_eq!(version(k, reopened.get(id(k)).unwrap().unwrap().text()), 9);
     }
 }
