@@ -223,6 +223,18 @@ fn a_replaced_segment_a_reader_held_goes_once_it_lets_go_without_another_write()
     store.close().unwrap();
 }
 
+/// Whether version 9 of document `k`, put from another thread, commits within 10 s (so that
+/// a commit that hangs fails the test instead of stalling it).
+fn commits(store: &ConcurrentStore, k: u64) -> bool {
+    let (done, committed) = std::sync::mpsc::channel();
+    let writer = store.clone();
+    std::thread::spawn(move || {
+        let seq = writer.put(id(k), text(k, 9)).unwrap().wait();
+        let _ = done.send(seq);
+    });
+    matches!(committed.recv_timeout(Duration::from_secs(10)), Ok(Ok(_)))
+}
+
 /// The file of a replaced segment is removed without the writer's core: commits go on
 /// while the removal is under way (the unlink of a large cached file takes tens of
 /// milliseconds), and the file goes once it ends.
@@ -248,18 +260,7 @@ fn commits_go_on_while_a_replaced_segment_is_removed() {
         std::thread::sleep(Duration::from_millis(5));
     }
 
-    // A commit from another thread (so that a hang fails the test instead of stalling it).
-    let (done, committed) = std::sync::mpsc::channel();
-    let writer = store.clone();
-    std::thread::spawn(move || {
-        let seq = writer.put(id(0), text(0, 9)).unwrap().wait();
-        let _ = done.send(seq);
-    });
-    let seq = committed.recv_timeout(Duration::from_secs(10));
-    assert!(
-        matches!(seq, Ok(Ok(_))),
-        "a commit waited for the removal: {seq:?}"
-    );
+    assert!(commits(&store, 0), "a commit waited for the removal");
     assert!(first.exists(), "the removal is still held");
     assert_eq!(version(0, store.get(id(0)).unwrap().unwrap().text()), 9);
 
@@ -269,16 +270,9 @@ fn commits_go_on_while_a_replaced_segment_is_removed() {
         let store = store.clone();
         std::thread::spawn(move || store.stats())
     };
-    let (done, committed) = std::sync::mpsc::channel();
-    let writer = store.clone();
-    std::thread::spawn(move || {
-        let seq = writer.put(id(1), text(1, 9)).unwrap().wait();
-        let _ = done.send(seq);
-    });
-    let seq = committed.recv_timeout(Duration::from_secs(10));
     assert!(
-        matches!(seq, Ok(Ok(_))),
-        "a commit waited for a request that waited for the removal: {seq:?}"
+        commits(&store, 1),
+        "a commit waited for a request that waited for the removal"
     );
 
     assert!(
