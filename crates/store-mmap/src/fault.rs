@@ -45,11 +45,13 @@ pub enum FaultOp {
     Remove,
     /// [`Storage::sync_dir`].
     SyncDir,
+    /// [`Storage::start_write_back`].
+    WriteBack,
 }
 
 impl FaultOp {
     /// Every operation, in declaration order.
-    pub const ALL: [FaultOp; 8] = [
+    pub const ALL: [FaultOp; 9] = [
         FaultOp::Create,
         FaultOp::Write,
         FaultOp::Sync,
@@ -58,6 +60,7 @@ impl FaultOp {
         FaultOp::Rename,
         FaultOp::Remove,
         FaultOp::SyncDir,
+        FaultOp::WriteBack,
     ];
 }
 
@@ -103,6 +106,8 @@ struct State {
     durable_dirs: HashMap<PathBuf, HashMap<OsString, Inode>>,
     /// Durable contents of files that lost their name since their directory's last sync.
     orphans: HashMap<Inode, Vec<u8>>,
+    /// The ranges whose write-back was started, in order: offset and length.
+    write_backs: Vec<(u64, u64)>,
 }
 
 /// A [`Storage`] over the real files that fails the operations it is told to and can
@@ -201,6 +206,12 @@ impl FaultStorage {
     pub fn waiting(&self, op: FaultOp, path: &Path) -> usize {
         let key = (op, path.to_path_buf());
         self.gate.lock().waiting.get(&key).copied().unwrap_or(0)
+    }
+
+    /// The ranges (offset, length) whose write-back [`Storage::start_write_back`] started,
+    /// in order, failed ones left out.
+    pub fn write_backs(&self) -> Vec<(u64, u64)> {
+        self.lock().write_backs.clone()
     }
 
     /// How many times `fault` fired.
@@ -391,6 +402,17 @@ impl Storage for FaultStorage {
         let meta = file.metadata()?;
         state.undo.remove(&(meta.dev(), meta.ino()));
         Ok(())
+    }
+
+    /// Writes nothing the undo log must know of: the bytes were written (and logged) by
+    /// `write_at`, and only a sync makes them durable.
+    fn start_write_back(&self, file: &File, path: &Path, offset: u64, len: u64) -> io::Result<()> {
+        let (mut state, fault) = self.begin(FaultOp::WriteBack, path)?;
+        if fault.is_some() {
+            return Err(injected("write-back of", path));
+        }
+        state.write_backs.push((offset, len));
+        OsStorage.start_write_back(file, path, offset, len)
     }
 
     fn allocate(&self, file: &File, path: &Path, from: u64, to: u64) -> io::Result<()> {

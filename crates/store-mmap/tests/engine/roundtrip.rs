@@ -1,3 +1,4 @@
+use store_mmap::fault::{Fault, FaultOp, FaultStorage};
 use store_mmap::{Error, StoreOptions, WriteBatch};
 
 use crate::{Fixture, id};
@@ -261,85 +262,6 @@ fn write_back_mode_loses_nothing_when_the_process_dies() {
     assert_eq!(buf, "text 5");
 }
 
-/// The operating system's file operations, with the write-backs a commit starts recorded,
-/// and failed once `fail` is set.
-#[derive(Debug, Default)]
-struct RecordedWriteBacks(
-    std::sync::Mutex<Vec<(u64, u64)>>,
-    std::sync::atomic::AtomicBool,
-);
-
-impl store_mmap::Storage for RecordedWriteBacks {
-    fn create_new(&self, path: &std::path::Path) -> std::io::Result<std::fs::File> {
-        store_mmap::OsStorage.create_new(path)
-    }
-    fn write_at(
-        &self,
-        file: &std::fs::File,
-        path: &std::path::Path,
-        data: &[u8],
-        offset: u64,
-    ) -> std::io::Result<()> {
-        store_mmap::OsStorage.write_at(file, path, data, offset)
-    }
-    fn write_vectored_at(
-        &self,
-        file: &std::fs::File,
-        path: &std::path::Path,
-        bufs: &[std::io::IoSlice<'_>],
-        offset: u64,
-    ) -> std::io::Result<()> {
-        store_mmap::OsStorage.write_vectored_at(file, path, bufs, offset)
-    }
-    fn sync(
-        &self,
-        file: &std::fs::File,
-        path: &std::path::Path,
-        kind: store_mmap::SyncKind,
-    ) -> std::io::Result<()> {
-        store_mmap::OsStorage.sync(file, path, kind)
-    }
-    fn start_write_back(
-        &self,
-        file: &std::fs::File,
-        path: &std::path::Path,
-        offset: u64,
-        len: u64,
-    ) -> std::io::Result<()> {
-        self.0.lock().unwrap().push((offset, len));
-        if self.1.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(std::io::Error::other("injected write-back failure"));
-        }
-        store_mmap::OsStorage.start_write_back(file, path, offset, len)
-    }
-    fn allocate(
-        &self,
-        file: &std::fs::File,
-        path: &std::path::Path,
-        from: u64,
-        to: u64,
-    ) -> std::io::Result<()> {
-        store_mmap::OsStorage.allocate(file, path, from, to)
-    }
-    fn set_len(
-        &self,
-        file: &std::fs::File,
-        path: &std::path::Path,
-        len: u64,
-    ) -> std::io::Result<()> {
-        store_mmap::OsStorage.set_len(file, path, len)
-    }
-    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-        store_mmap::OsStorage.rename(from, to)
-    }
-    fn remove(&self, path: &std::path::Path) -> std::io::Result<()> {
-        store_mmap::OsStorage.remove(path)
-    }
-    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
-        store_mmap::OsStorage.sync_dir(dir)
-    }
-}
-
 /// A large commit under per-commit syncs starts the write-back of what it wrote, every
 /// 8 MiB, in order and without a gap, while it writes the rest; a small one, and any commit
 /// under write-back durability, starts none. Every document reads back after a reopen.
@@ -348,19 +270,19 @@ fn a_large_commit_starts_writing_back_as_it_goes() {
     use store_mmap::Durability;
     let text = "w".repeat(1 << 20);
     for durability in [Durability::Sync, Durability::WriteBack] {
-        let storage = std::sync::Arc::new(RecordedWriteBacks::default());
+        let storage = std::sync::Arc::new(FaultStorage::new());
         let options = StoreOptions::new()
             .durability(durability)
             .storage(storage.clone());
         let mut f = Fixture::with(options);
         f.store().put(id(0), "small").unwrap();
-        assert!(storage.0.lock().unwrap().is_empty(), "a small commit");
+        assert!(storage.write_backs().is_empty(), "a small commit");
         let mut batch = WriteBatch::new();
         for k in 1..=30 {
             batch.put(id(k), &text);
         }
         f.store().put_batch(&batch).unwrap();
-        let ranges = storage.0.lock().unwrap().clone();
+        let ranges = storage.write_backs();
         match durability {
             Durability::Sync => {
                 assert!(ranges.len() >= 3, "{ranges:?}");
@@ -385,10 +307,10 @@ fn a_large_commit_starts_writing_back_as_it_goes() {
 /// store; after a reopen the commit is absent and what came before it is whole.
 #[test]
 fn a_write_back_that_fails_to_start_fails_its_commit_and_loses_nothing_else() {
-    let storage = std::sync::Arc::new(RecordedWriteBacks::default());
+    let storage = std::sync::Arc::new(FaultStorage::new());
     let mut f = Fixture::with(StoreOptions::new().storage(storage.clone()));
     f.store().put(id(0), "before").unwrap();
-    storage.1.store(true, std::sync::atomic::Ordering::Relaxed);
+    storage.inject(Fault::Fail(FaultOp::WriteBack), 0);
     let mut batch = WriteBatch::new();
     let text = "w".repeat(1 << 20);
     for k in 1..=20 {
@@ -400,7 +322,7 @@ fn a_write_back_that_fails_to_start_fails_its_commit_and_loses_nothing_else() {
         f.store().put(id(99), "after").is_err(),
         "the store is poisoned"
     );
-    storage.1.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(storage.injected(Fault::Fail(FaultOp::WriteBack)), 1);
     // A poisoned store refuses to close as well: it goes as a killed process would.
     f.crash();
     let store = f.reopen();
