@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::measure::{Percentiles, time_each};
 
 /// What the disk and the memory of the machine can do.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PhysicalLimits {
     /// Bytes per second written sequentially in 1 MiB writes to a new file, including the
     /// `fsync` at the end: the fastest of [`LimitSettings::seq_write_rounds`]. The write-back
@@ -22,12 +22,18 @@ pub struct PhysicalLimits {
     pub seq_write_bytes_per_sec: f64,
     /// Bytes per second copied from one 64 MiB buffer to another.
     pub memcpy_bytes_per_sec: f64,
-    /// The flush limits, which a run measures right before the durable puts they bound
-    /// (`None` until then): the disk's flush rate drifts by up to a fifth over a run.
+    /// The flush limits, which a run measures in each round of the durable puts they
+    /// bound, right before the engines' turns (`None` until then): the disk's flush rate
+    /// drifts by up to a fifth over a run. The median round, by the rate of
+    /// `written`.
     pub flushes: Option<FlushLimits>,
-    /// The batches' texts written and flushed, which a run measures right before the
-    /// batched puts (`None` until then).
+    /// Every round's rate of `flushes.written`, in the order they ran.
+    pub flush_rounds: Vec<f64>,
+    /// The batches' texts written and flushed, which a run measures in each round of the
+    /// batched puts (`None` until then): the median round.
     pub batch_flushes: Option<WrittenFlushes>,
+    /// Every round's rate of `batch_flushes`, in the order they ran.
+    pub batch_flush_rounds: Vec<f64>,
 }
 
 /// Writes of given sizes, one after another, each followed by `fdatasync`, into space of a
@@ -102,7 +108,9 @@ impl PhysicalLimits {
             seq_write_bytes_per_sec,
             memcpy_bytes_per_sec: memcpy(settings.memcpy_rounds),
             flushes: None,
+            flush_rounds: Vec::new(),
             batch_flushes: None,
+            batch_flush_rounds: Vec::new(),
         })
     }
 }

@@ -17,7 +17,10 @@ use crate::report::{
     BATCH_FDATASYNC_LIMIT, CorpusSummary, EngineSettings, FDATASYNC_LIMIT, Machine, Report, Row,
     WRITTEN_FDATASYNC_LIMIT, WorkloadResult,
 };
-use crate::workload::{EngineSubject, Figure, Plan, Settings, Subject, Workload, median_round};
+use crate::workload::{
+    EngineSubject, Figure, Plan, Settings, Subject, Workload, median_round, rounds_note,
+    take_median,
+};
 
 /// Which engines a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,7 +182,7 @@ pub fn run(
     let mut subjects = subjects(options.engines, scratch)?;
     let rounds = |workload: Workload| {
         if workload.in_rounds() {
-            options.settings.read_rounds.max(1)
+            options.settings.rounds.max(1)
         } else {
             1
         }
@@ -194,26 +197,29 @@ pub fn run(
     let plan = Plan::new(corpus, options.settings);
     let mut limits = PhysicalLimits::measure(scratch, options.limits)?;
     let mean_bytes = corpus.text_bytes() as f64 / corpus.len() as f64;
+    let put_sizes = plan.put_sizes(options.limits.fdatasync_max);
+    let batch_sizes = plan.batch_sizes(options.settings.batch_max);
 
     let mut results = Vec::new();
     let mut done = 1;
     for workload in Workload::ALL {
-        if workload == Workload::DurablePut {
-            settle(scratch, options.settings.quiet_max)?;
-            let put_sizes = plan.put_sizes(options.limits.fdatasync_max);
-            limits.flushes = Some(FlushLimits::measure(scratch, options.limits, &put_sizes)?);
-        }
-        if workload == Workload::BatchedPut {
-            settle(scratch, options.settings.quiet_max)?;
-            let batch_sizes = plan.batch_sizes(options.settings.batch_max);
-            limits.batch_flushes = Some(WrittenFlushes::measure(
-                scratch,
-                options.limits,
-                &batch_sizes,
-            )?);
-        }
         let mut figures: Vec<Vec<Figure>> = subjects.iter().map(|_| Vec::new()).collect();
+        let mut flush_rounds = Vec::new();
+        let mut batch_flush_rounds = Vec::new();
         for _ in 0..rounds(workload) {
+            // The limit of a round's durable writes, measured right before them.
+            if workload == Workload::DurablePut {
+                settle(scratch, options.settings.quiet_max)?;
+                flush_rounds.push(FlushLimits::measure(scratch, options.limits, &put_sizes)?);
+            }
+            if workload == Workload::BatchedPut {
+                settle(scratch, options.settings.quiet_max)?;
+                batch_flush_rounds.push(WrittenFlushes::measure(
+                    scratch,
+                    options.limits,
+                    &batch_sizes,
+                )?);
+            }
             for (subject, figures) in subjects.iter_mut().zip(&mut figures) {
                 progress(Step {
                     done,
@@ -225,6 +231,14 @@ pub fn run(
                 settle(scratch, options.settings.quiet_max)?;
                 figures.extend(subject.run(workload, &plan)?);
             }
+        }
+        if !flush_rounds.is_empty() {
+            limits.flush_rounds = flush_rounds.iter().map(|f| f.written.per_sec).collect();
+            limits.flushes = take_median(flush_rounds, |f| f.written.per_sec);
+        }
+        if !batch_flush_rounds.is_empty() {
+            limits.batch_flush_rounds = batch_flush_rounds.iter().map(|b| b.per_sec).collect();
+            limits.batch_flushes = take_median(batch_flush_rounds, |b| b.per_sec);
         }
         let mut rows: Vec<Row> = subjects
             .iter()
@@ -287,6 +301,13 @@ fn limit_rows(
             writer_per_sec: None,
         }),
     };
+    // A limit measured in rounds notes every round's figure, as the engines' rows do.
+    let noted = |mut row: Row, rounds: Vec<f64>| {
+        if let Some(figure) = row.figure.as_mut().filter(|_| rounds.len() > 1) {
+            figure.note = Some(rounds_note(&rounds));
+        }
+        row
+    };
     match workload {
         Workload::BulkIngest => vec![row(
             "limit: sequential write + fsync of the text",
@@ -303,10 +324,13 @@ fn limit_rows(
                         flushes.append_fdatasync_per_sec,
                         flushes.append_fdatasync_latency,
                     ),
-                    row(
-                        WRITTEN_FDATASYNC_LIMIT,
-                        flushes.written.per_sec,
-                        flushes.written.latency,
+                    noted(
+                        row(
+                            WRITTEN_FDATASYNC_LIMIT,
+                            flushes.written.per_sec,
+                            flushes.written.latency,
+                        ),
+                        limits.flush_rounds.clone(),
                     ),
                 ]
             })
@@ -315,10 +339,14 @@ fn limit_rows(
             .batch_flushes
             .iter()
             .map(|batches| {
-                row(
-                    BATCH_FDATASYNC_LIMIT,
-                    batches.per_sec * settings.batch_docs as f64,
-                    batches.latency,
+                let docs = settings.batch_docs as f64;
+                noted(
+                    row(
+                        BATCH_FDATASYNC_LIMIT,
+                        batches.per_sec * docs,
+                        batches.latency,
+                    ),
+                    limits.batch_flush_rounds.iter().map(|b| b * docs).collect(),
                 )
             })
             .collect(),

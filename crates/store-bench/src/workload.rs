@@ -125,7 +125,11 @@ impl Workload {
     }
 
     /// Whether a run measures it in rounds, engines taking turns round by round
-    /// ([`Settings::read_rounds`]): the reads, which leave every store as they found it.
+    /// ([`Settings::rounds`]): the reads, which leave every store as they found it, and the
+    /// durable writes, whose stores only grow by the versions each round writes. A write
+    /// workload's limit is measured in every round too, right before the engines' turns.
+    /// The bulk ingest and the reopen repeat within one turn instead (each round needs a
+    /// store of its own), and the space workloads measure a state, not a rate.
     pub fn in_rounds(self) -> bool {
         matches!(
             self,
@@ -134,6 +138,11 @@ impl Workload {
                 | Workload::GetZipf
                 | Workload::GetZipfCopy
                 | Workload::Substring
+                | Workload::DurablePut
+                | Workload::DurablePutThreads
+                | Workload::BatchedPut
+                | Workload::ReadersDuringWriter
+                | Workload::ReadersDuringPacedWriter
         )
     }
 
@@ -173,7 +182,7 @@ pub struct Figure {
 }
 
 impl Figure {
-    fn of(value: f64) -> Figure {
+    pub(crate) fn of(value: f64) -> Figure {
         Figure {
             value,
             latency: None,
@@ -202,23 +211,26 @@ pub struct Settings {
     pub read_time: Duration,
     /// Time of the pass that times single reads for their percentiles, in each round.
     pub latency_time: Duration,
-    /// Rounds of each read workload. Engines take turns round by round, and each engine's
-    /// median round is reported beside every round's figure: a burst of the machine's
-    /// other work that slows one window of one engine no longer decides a row (one window
-    /// of textstore's snippets measured 0.53× the HashMap's in a run whose latencies, and
-    /// two runs after it, said 0.8×).
-    pub read_rounds: usize,
-    /// Longest time and most commits of the durable single puts.
+    /// Rounds of each workload measured in rounds ([`Workload::in_rounds`]). Engines take
+    /// turns round by round, and each engine's median round is reported beside every
+    /// round's figure: a burst of the machine's other work that slows one window of one
+    /// engine no longer decides a row (one window of textstore's snippets measured 0.53× the
+    /// HashMap's in a run whose latencies, and two runs after it, said 0.8×; textstore's
+    /// durable single puts measured 6.4k to 9.6k a second in three runs a row apart, against
+    /// a flush limit measured once).
+    pub rounds: usize,
+    /// Longest time and most commits of the durable single puts, in each round (and of
+    /// each thread's puts in the puts from threads).
     pub durable_put_time: Duration,
     /// See `durable_put_time`.
     pub durable_put_max: usize,
-    /// Longest time and most commits of the batched puts.
+    /// Longest time and most commits of the batched puts, in each round.
     pub batch_time: Duration,
     /// See `batch_time`.
     pub batch_max: usize,
     /// Documents per batched commit.
     pub batch_docs: usize,
-    /// Time the readers read while the writer writes.
+    /// Time the readers read while the writer writes, in each round.
     pub readers_time: Duration,
     /// Reader threads beside the writer.
     pub readers: usize,
@@ -243,13 +255,13 @@ impl Settings {
             seed,
             read_time: Duration::from_millis(400),
             latency_time: Duration::from_millis(100),
-            read_rounds: 3,
+            rounds: 3,
             durable_put_time: Duration::from_millis(1500),
             durable_put_max: 2000,
             batch_time: Duration::from_millis(1500),
             batch_max: 200,
             batch_docs: 100,
-            readers_time: Duration::from_millis(2000),
+            readers_time: Duration::from_millis(1000),
             readers: 2,
             reopen_rounds: 3,
             ingest_rounds: 3,
@@ -264,7 +276,7 @@ impl Settings {
             seed,
             read_time: Duration::from_millis(5),
             latency_time: Duration::from_millis(5),
-            read_rounds: 1,
+            rounds: 1,
             durable_put_time: Duration::from_millis(20),
             durable_put_max: 5,
             batch_time: Duration::from_millis(20),
@@ -538,17 +550,30 @@ pub fn median_round(rounds: Vec<Figure>) -> Option<Figure> {
     if rounds.len() < 2 {
         return rounds.into_iter().next();
     }
-    let all: Vec<String> = rounds.iter().map(|f| format!("{:.0}", f.value)).collect();
-    let count = rounds.len();
-    let mut sorted = rounds;
-    sorted.sort_by(|a, b| a.value.total_cmp(&b.value));
-    let mut median = sorted.swap_remove((count - 1) / 2);
-    let rounds_note = format!("median of {count} rounds: {}", all.join(", "));
+    let values: Vec<f64> = rounds.iter().map(|f| f.value).collect();
+    let mut median = take_median(rounds, |f| f.value)?;
+    let rounds_note = rounds_note(&values);
     median.note = Some(match median.note.take() {
         Some(note) => format!("{note}; {rounds_note}"),
         None => rounds_note,
     });
     Some(median)
+}
+
+/// The item of median `key` among `items`; of an even number, the lower of the middle two,
+/// so that a slow window counts as much as a fast one.
+pub(crate) fn take_median<T>(items: Vec<T>, key: impl Fn(&T) -> f64) -> Option<T> {
+    let count = items.len();
+    let mut sorted = items;
+    sorted.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    (count > 0).then(|| sorted.swap_remove((count - 1) / 2))
+}
+
+/// What a median round's note says of the rounds: how many, and each one's figure in the
+/// order they ran.
+pub(crate) fn rounds_note(values: &[f64]) -> String {
+    let all: Vec<String> = values.iter().map(|v| format!("{v:.0}")).collect();
+    format!("median of {} rounds: {}", values.len(), all.join(", "))
 }
 
 /// The fastest of the ingest rounds that took `rounds` seconds, with every round's rate.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use store_bench::corpus::{SYNTHETIC_MAX_BYTES, SYNTHETIC_MIN_BYTES, rewritten};
 use store_bench::engines::{FilePerDoc, MemoryMap, Textstore};
-use store_bench::report::{BATCH_FDATASYNC_LIMIT, SUBJECT};
+use store_bench::report::{BATCH_FDATASYNC_LIMIT, Row, SUBJECT, WRITTEN_FDATASYNC_LIMIT};
 use store_bench::workload::Plan;
 use store_bench::{
     Corpus, Engine, EngineSet, Error, KeyChooser, LimitSettings, Reader, RunOptions, Settings,
@@ -270,10 +270,10 @@ fn smoke_options(dir: &std::path::Path, engines: EngineSet) -> RunOptions {
     RunOptions {
         engines,
         settings: Settings {
-            // Two, so that every engine ingests again into a new store, and reads in
-            // rounds.
+            // Two, so that every engine ingests again into a new store, and reads and
+            // writes in rounds.
             ingest_rounds: 2,
-            read_rounds: 2,
+            rounds: 2,
             ..Settings::smoke(1)
         },
         limits: LimitSettings {
@@ -306,9 +306,14 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         .map(|w| if w.in_rounds() { 2 } else { 1 })
         .sum();
     assert_eq!(steps, 1 + engine_count * turns);
-    // Every engine's reads report their median round beside both rounds' figures.
+    // Every engine's reads and durable writes report their median round beside both
+    // rounds' figures, and so do the flush limits, measured in each round of the writes
+    // they bound.
     for result in report.results.iter().filter(|r| r.workload.in_rounds()) {
-        for row in result.rows.iter().filter(|row| !row.limit) {
+        let measured_in_rounds = |row: &&Row| {
+            !row.limit || row.name == WRITTEN_FDATASYNC_LIMIT || row.name == BATCH_FDATASYNC_LIMIT
+        };
+        for row in result.rows.iter().filter(measured_in_rounds) {
             let note = row.figure.as_ref().and_then(|f| f.note.as_deref());
             assert!(
                 note.is_some_and(|note| note.contains("median of 2 rounds: ")),
@@ -317,6 +322,20 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
                 result.title
             );
         }
+    }
+    for (rounds, median) in [
+        (
+            &report.limits.flush_rounds,
+            report.limits.flushes.map(|f| f.written.per_sec),
+        ),
+        (
+            &report.limits.batch_flush_rounds,
+            report.limits.batch_flushes.map(|b| b.per_sec),
+        ),
+    ] {
+        assert_eq!(rounds.len(), 2, "{rounds:?}");
+        // Of two rounds, the lower is the median.
+        assert_eq!(median, Some(rounds[0].min(rounds[1])), "{rounds:?}");
     }
     // The flush limit of the durable puts writes what they write.
     let plan = Plan::new(&corpus, options.settings);
