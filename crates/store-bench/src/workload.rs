@@ -248,8 +248,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The settings of `cargo xtask bench`: about 25 s per engine and corpus on 2 cores (a
-    /// run of both corpora with every peer, `--no-open`: 352 s).
+    /// The settings of `cargo xtask bench`: about 35 s per engine and corpus on 2 cores (a
+    /// run of both corpora with every peer, `--no-open`: 510 s).
     pub fn standard(seed: u64) -> Settings {
         Settings {
             seed,
