@@ -24,8 +24,7 @@ pub struct PhysicalLimits {
     pub memcpy_bytes_per_sec: f64,
     /// The flush limits, which a run measures in each round of the durable puts they
     /// bound, right before the engines' turns (`None` until then): the disk's flush rate
-    /// drifts by up to a fifth over a run. The median round, by the rate of
-    /// `written`.
+    /// drifts by up to a fifth over a run. The median round by the rate of `written`.
     pub flushes: Option<FlushLimits>,
     /// Every round's rate of `flushes.written`, in the order they ran.
     pub flush_rounds: Vec<f64>,

@@ -176,7 +176,7 @@ pub struct Report {
 /// judged there).
 const RATIO_GOALS: &[(Workload, &str, f64)] = &[
     (Workload::GetUniform, "LMDB (heed)", 1.3),
-    (Workload::GetUniform, "HashMap", 0.8),
+    (Workload::GetUniform, MEMORY_BOUND, 0.8),
     (Workload::GetZipf, "LMDB (heed)", 1.3),
     (Workload::Substring, "LMDB (heed)", 1.5),
     (Workload::ReadersDuringPacedWriter, "LMDB (heed)", 1.3),

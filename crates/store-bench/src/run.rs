@@ -302,9 +302,9 @@ fn limit_rows(
         }),
     };
     // A limit measured in rounds notes every round's figure, as the engines' rows do.
-    let noted = |mut row: Row, rounds: Vec<f64>| {
+    let noted = |mut row: Row, rounds: &[f64]| {
         if let Some(figure) = row.figure.as_mut().filter(|_| rounds.len() > 1) {
-            figure.note = Some(rounds_note(&rounds));
+            figure.note = Some(rounds_note(rounds));
         }
         row
     };
@@ -330,7 +330,7 @@ fn limit_rows(
                             flushes.written.per_sec,
                             flushes.written.latency,
                         ),
-                        limits.flush_rounds.clone(),
+                        &limits.flush_rounds,
                     ),
                 ]
             })
@@ -346,7 +346,11 @@ fn limit_rows(
                         batches.per_sec * docs,
                         batches.latency,
                     ),
-                    limits.batch_flush_rounds.iter().map(|b| b * docs).collect(),
+                    &limits
+                        .batch_flush_rounds
+                        .iter()
+                        .map(|b| b * docs)
+                        .collect::<Vec<_>>(),
                 )
             })
             .collect(),
