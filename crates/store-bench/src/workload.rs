@@ -216,7 +216,7 @@ pub struct Settings {
     /// round's figure: a burst of the machine's other work that slows one window of one
     /// engine no longer decides a row (one window of textstore's snippets measured 0.53× the
     /// HashMap's in a run whose latencies, and two runs after it, said 0.8×; textstore's
-    /// durable single puts measured 6.4k to 9.6k a second in three runs a row apart, against
+    /// durable single puts measured 6.4k to 9.6k a second in three consecutive runs, against
     /// a flush limit measured once).
     pub rounds: usize,
     /// Longest time and most commits of the durable single puts, in each round (and of
