@@ -403,7 +403,7 @@ impl<S> Publisher<S> {
     pub(crate) fn set(&mut self, id: DocId, position: Option<Position>) {
         let layers = self.shared.layers.load();
         let layers = if self.claimed >= layers.table.claim_limit() {
-            self.rebuild(&layers)
+            self.rebuild(&layers, self.claimed + 1)
         } else {
             Arc::clone(&layers)
         };
@@ -411,12 +411,22 @@ impl<S> Publisher<S> {
         self.claimed += usize::from(outcome.claimed);
     }
 
+    /// Makes room for `additional` more documents before they are set, so that a commit
+    /// of many new documents rebuilds the table once rather than at every doubling.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let docs = self.claimed.saturating_add(additional);
+        let layers = self.shared.layers.load();
+        if docs > layers.table.claim_limit() {
+            self.rebuild(&layers, docs);
+        }
+    }
+
     /// Copies every entry (deletions included: they hide the checkpoint's) into a table
-    /// with room for twice as many and swaps it in, on the same checkpoint. Readers keep
-    /// using the old table until their next lookup; it holds the same or older positions,
-    /// all of which are valid.
-    fn rebuild(&mut self, old: &Layers) -> Arc<Layers> {
-        let table = LocationTable::for_docs((self.claimed + 1).max(old.table.claim_limit() / 2));
+    /// at least twice as large that takes `claims` claims, and swaps it in, on the same
+    /// checkpoint. Readers keep using the old table until their next lookup; it holds the
+    /// same or older positions, all of which are valid.
+    fn rebuild(&mut self, old: &Layers, claims: usize) -> Arc<Layers> {
+        let table = old.table.grown_for(claims);
         for (id, position) in old.table.entries() {
             table.set(id, position);
         }
@@ -467,5 +477,52 @@ impl Layers {
         }
         debug_assert!(claimed <= most, "an iterator's upper bound was wrong");
         (table, claimed)
+    }
+}
+
+#[cfg(all(test, not(textstore_loom)))]
+mod tests {
+    use super::*;
+
+    fn publisher() -> Publisher<()> {
+        Publisher::new(std::iter::empty(), None, std::iter::empty(), 0, 0, 0)
+    }
+
+    fn table_of(publisher: &Publisher<()>) -> *const Layers {
+        Arc::as_ptr(&publisher.shared.layers.load())
+    }
+
+    fn place(publisher: &mut Publisher<()>, docs: u64) {
+        for k in 0..docs {
+            let at = Position {
+                segment: 1,
+                offset: 64 * k as u32,
+            };
+            publisher.set(DocId::from(k), Some(at));
+        }
+    }
+
+    #[test]
+    fn a_reserved_table_takes_the_documents_without_another_rebuild() {
+        let mut reserved = publisher();
+        reserved.reserve(1000);
+        let table = table_of(&reserved);
+        place(&mut reserved, 1000);
+        assert_eq!(
+            table_of(&reserved),
+            table,
+            "the table was rebuilt after reserve"
+        );
+        let layers = reserved.shared.layers.load();
+        for k in 0..1000u64 {
+            let at = layers.position(DocId::from(k)).unwrap().unwrap();
+            assert_eq!(at.offset, 64 * k as u32);
+        }
+
+        // Without the reservation the same documents rebuild the table as it fills.
+        let mut unreserved = publisher();
+        let table = table_of(&unreserved);
+        place(&mut unreserved, 1000);
+        assert_ne!(table_of(&unreserved), table);
     }
 }

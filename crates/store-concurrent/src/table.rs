@@ -72,7 +72,22 @@ pub(crate) struct SetOutcome {
 impl LocationTable {
     /// A table that holds `docs` documents at most half full.
     pub(crate) fn for_docs(docs: usize) -> LocationTable {
-        let len = docs.saturating_mul(2).next_power_of_two().max(MIN_SLOTS);
+        LocationTable::with_slots(docs.saturating_mul(2).next_power_of_two().max(MIN_SLOTS))
+    }
+
+    /// An empty table to rebuild this one into: twice as many slots, or more until it
+    /// takes `claims` claims ([`LocationTable::claim_limit`]).
+    pub(crate) fn grown_for(&self, claims: usize) -> LocationTable {
+        let mut len = self.slots.len() * 2;
+        while len / 4 * 3 < claims {
+            len *= 2;
+        }
+        LocationTable::with_slots(len)
+    }
+
+    /// An empty table of `len` slots, a power of two.
+    fn with_slots(len: usize) -> LocationTable {
+        debug_assert!(len.is_power_of_two());
         let slots = (0..len)
             .map(|_| Slot {
                 key_lo: AtomicU64::new(0),
@@ -282,6 +297,12 @@ mod tests {
     #[test]
     fn sizes_for_the_requested_documents() {
         assert_eq!(LocationTable::for_docs(0).capacity(), MIN_SLOTS);
+        let small = LocationTable::for_docs(0);
+        assert_eq!(small.grown_for(0).capacity(), 2 * MIN_SLOTS);
+        // 20,000 claims fit in 32,768 slots (three quarters: 24,576), not in 16,384.
+        assert_eq!(small.grown_for(20_000).capacity(), 32_768);
+        assert_eq!(small.grown_for(24_576).capacity(), 32_768);
+        assert_eq!(small.grown_for(24_577).capacity(), 65_536);
         let table = LocationTable::for_docs(1000);
         assert_eq!(table.capacity(), 2048);
         assert!(table.claim_limit() >= 1000);

@@ -178,6 +178,15 @@ impl Index {
         rows
     }
 
+    /// Makes room for `additional` more changes, so that a large commit grows the delta
+    /// once rather than rehashing it at every doubling.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.delta.reserve(additional);
+        if let Some(ids) = self.unjournaled.as_mut() {
+            ids.reserve(additional);
+        }
+    }
+
     fn note_change(&mut self, id: DocId) {
         if let Some(ids) = self.unjournaled.as_mut() {
             ids.push(id);
@@ -614,5 +623,33 @@ impl JournalLayer {
     /// Heap bytes of the table (the mapped journal is the page cache's).
     pub(crate) fn memory_bytes(&self) -> u64 {
         (self.slots.len() * size_of::<u64>()) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reserved_delta_takes_a_commit_without_growing() {
+        let mut index = Index::default();
+        index.reserve(5000);
+        let capacity = index.delta.capacity();
+        assert!(capacity >= 5000);
+        for k in 0..5000u32 {
+            let entry = Entry {
+                seq: u64::from(k) + 1,
+                segment: 1,
+                offset: 64 * k,
+                text_len: 10,
+            };
+            index.insert(DocId::from(u64::from(k)), entry).unwrap();
+        }
+        assert_eq!(index.delta.capacity(), capacity);
+        assert_eq!(index.len(), 5000);
+        assert_eq!(
+            index.get(DocId::from(4999u64)).unwrap().unwrap().offset,
+            64 * 4999
+        );
     }
 }

@@ -691,6 +691,7 @@ impl Store {
                 .shared_verified()
         };
         let mut verified = verified_of(&self.segments, segment);
+        self.index.reserve(count as usize);
         for (i, op) in ops.enumerate() {
             while left == 0 {
                 left = part_ops.next().expect("the parts hold every operation");

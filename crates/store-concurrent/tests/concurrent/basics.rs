@@ -129,10 +129,26 @@ fn a_delete_sees_a_put_queued_in_the_same_group() {
         WriterOptions::default().max_delay(std::time::Duration::from_millis(200)),
     );
     let put = store.put(id(9), "short-lived").unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put(id(10), "batched").put(id(11), "batched too");
+    let batched = store.put_batch(batch).unwrap();
     let delete = store.delete(id(9)).unwrap();
+    // After the first delete: a delete of what the group deleted, of what a batch of the
+    // group put, and of what the group puts again.
+    let delete_again = store.delete(id(9)).unwrap();
+    let delete_batched = store.delete(id(11)).unwrap();
+    let put_again = store.put(id(9), "back").unwrap();
+    let delete_last = store.delete(id(9)).unwrap();
     let put_seq = put.wait().unwrap();
-    assert_eq!(delete.wait().unwrap(), Some(put_seq + 1));
+    assert_eq!(batched.wait().unwrap(), put_seq + 2);
+    assert_eq!(delete.wait().unwrap(), Some(put_seq + 3));
+    assert_eq!(delete_again.wait().unwrap(), None, "nothing left to delete");
+    assert_eq!(delete_batched.wait().unwrap(), Some(put_seq + 4));
+    assert_eq!(put_again.wait().unwrap(), put_seq + 5);
+    assert_eq!(delete_last.wait().unwrap(), Some(put_seq + 6));
     assert_eq!(store.get(id(9)).unwrap(), None);
+    assert_eq!(store.get(id(11)).unwrap(), None);
+    assert_eq!(store.get(id(10)).unwrap().unwrap().text(), "batched");
 }
 
 #[test]
