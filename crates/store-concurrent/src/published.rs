@@ -412,7 +412,9 @@ impl<S> Publisher<S> {
     }
 
     /// Makes room for `additional` more documents before they are set, so that a commit
-    /// of many new documents rebuilds the table once rather than at every doubling.
+    /// of many new documents rebuilds the table once rather than at every doubling. The
+    /// count takes every document of the commit as new: a commit that rewrites documents
+    /// the table holds may rebuild it once sooner than it needed, never more often.
     pub(crate) fn reserve(&mut self, additional: usize) {
         let docs = self.claimed.saturating_add(additional);
         let layers = self.shared.layers.load();
