@@ -5,12 +5,13 @@ use std::fs::{File, OpenOptions};
 use std::hint::black_box;
 use std::io::Write;
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::measure::{Percentiles, time_each};
+use crate::measure::{Latencies, Percentiles, Throughput, time_each};
 
 /// What the disk and the memory of the machine can do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,6 +34,12 @@ pub struct PhysicalLimits {
     pub batch_flushes: Option<WrittenFlushes>,
     /// Every round's rate of `batch_flushes`, in the order they ran.
     pub batch_flush_rounds: Vec<f64>,
+    /// The puts' texts from several threads at once, grouped by the simplest group commit,
+    /// which a run measures in each round of the durable puts from threads (`None` until
+    /// then): the median round.
+    pub grouped_flushes: Option<GroupedFlushes>,
+    /// Every round's rate of `grouped_flushes`, in the order they ran.
+    pub grouped_flush_rounds: Vec<f64>,
 }
 
 /// Writes of given sizes, one after another, each followed by `fdatasync`, into space of a
@@ -66,6 +73,205 @@ impl WrittenFlushes {
     }
 }
 
+/// Durable writes from several threads at once into written space, each thread waiting for
+/// its write before it sends the next, grouped by the simplest group commit: a thread queues
+/// its write and sleeps; one committing thread takes every write queued, writes them with
+/// one `pwrite` after the last and one `fdatasync`, then wakes their threads. It checks
+/// nothing, indexes nothing and copies nothing but the bytes: the most durable writes a
+/// second that many submitters get from the disk, so that group commit's figure can be
+/// read beside what the disk gives the same threads.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GroupedFlushes {
+    /// Submitting threads.
+    pub threads: usize,
+    /// Writes per second, all threads', over the longest thread's time.
+    pub per_sec: f64,
+    /// Writes per `fdatasync`.
+    pub mean_group: f64,
+    /// From a write's queueing to its thread's wake-up.
+    pub latency: Option<Percentiles>,
+}
+
+impl GroupedFlushes {
+    /// Measures writes of `sizes[t]` bytes, in order, from thread `t` of `sizes.len()`,
+    /// with a scratch file in `dir`, each thread for at most
+    /// [`LimitSettings::fdatasync_time`] and [`LimitSettings::grouped_writes_per_thread`]
+    /// writes.
+    ///
+    /// # Panics
+    /// If `sizes` or one of its threads' sizes is empty.
+    pub fn measure(
+        dir: &Path,
+        settings: LimitSettings,
+        sizes: &[Vec<usize>],
+    ) -> Result<GroupedFlushes> {
+        assert!(
+            !sizes.is_empty() && sizes.iter().all(|s| !s.is_empty()),
+            "no write to measure"
+        );
+        let path = dir.join("grouped-fdatasync");
+        let per_thread = settings.grouped_writes_per_thread.max(1);
+        let size_of = |thread: usize, i: usize| sizes[thread][i % sizes[thread].len()];
+        let len: usize = (0..sizes.len())
+            .map(|t| (0..per_thread).map(|i| size_of(t, i)).sum::<usize>())
+            .sum();
+        let file = written_file(&path, len as u64)?;
+        let group = GroupCommit {
+            queue: Mutex::new(Queue {
+                writes: Vec::new(),
+                submitters: sizes.len(),
+                failed: false,
+            }),
+            queued: Condvar::new(),
+        };
+        let text = vec![0xa5_u8; sizes.iter().flatten().max().copied().unwrap_or(0) * sizes.len()];
+        let (committed, submitted) = std::thread::scope(|scope| {
+            let committer = scope.spawn(|| group.commit(&file, &path, &text));
+            let threads: Vec<_> = (0..sizes.len())
+                .map(|t| {
+                    let group = &group;
+                    scope.spawn(move || {
+                        let waiter = Arc::new(Waiter::default());
+                        let thread = time_each(settings.fdatasync_time, per_thread, |i| {
+                            group.submit(&waiter, size_of(t, i))
+                        });
+                        group.leave();
+                        thread
+                    })
+                })
+                .collect();
+            let submitted: Vec<_> = threads
+                .into_iter()
+                .map(|thread| thread.join().expect("a submitting thread panicked"))
+                .collect();
+            let committed = committer.join().expect("the committing thread panicked");
+            (committed, submitted)
+        });
+        let groups = committed?;
+        let (mut writes, mut longest, mut latencies) = (0, Duration::ZERO, Latencies::default());
+        for thread in submitted {
+            let (throughput, times) = thread?;
+            writes += throughput.ops;
+            longest = longest.max(throughput.elapsed);
+            latencies.merge(&times);
+        }
+        drop(file);
+        std::fs::remove_file(&path).map_err(Error::io(&path))?;
+        Ok(GroupedFlushes {
+            threads: sizes.len(),
+            per_sec: Throughput {
+                ops: writes,
+                elapsed: longest,
+            }
+            .per_sec(),
+            mean_group: writes as f64 / groups.max(1) as f64,
+            latency: latencies.percentiles(),
+        })
+    }
+}
+
+/// The queue of [`GroupedFlushes`]: writes waiting for the committing thread.
+struct GroupCommit {
+    queue: Mutex<Queue>,
+    queued: Condvar,
+}
+
+struct Queue {
+    /// Each queued write's bytes and its thread's waiter.
+    writes: Vec<(usize, Arc<Waiter>)>,
+    /// Threads still submitting: the committing thread stops when none is left and the
+    /// queue is empty.
+    submitters: usize,
+    /// A write or flush failed: every waiter is woken and every later write fails.
+    failed: bool,
+}
+
+/// Where a submitting thread sleeps until its write is durable.
+#[derive(Default)]
+struct Waiter {
+    /// `Some(true)` once durable, `Some(false)` if the write or its flush failed.
+    done: Mutex<Option<bool>>,
+    woken: Condvar,
+}
+
+impl GroupCommit {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a write of `bytes` and sleeps until it is durable.
+    fn submit(&self, waiter: &Arc<Waiter>, bytes: usize) -> Result<()> {
+        *waiter.done.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        {
+            let mut queue = self.lock();
+            if queue.failed {
+                return Err(Error::WrongResult {
+                    engine: "limit",
+                    what: "a grouped write failed before this one".to_owned(),
+                });
+            }
+            queue.writes.push((bytes, Arc::clone(waiter)));
+        }
+        self.queued.notify_one();
+        let mut done = waiter.done.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match *done {
+                Some(true) => return Ok(()),
+                Some(false) => {
+                    return Err(Error::WrongResult {
+                        engine: "limit",
+                        what: "a grouped write or its fdatasync failed".to_owned(),
+                    });
+                }
+                None => done = waiter.woken.wait(done).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+    }
+
+    /// A submitting thread is done.
+    fn leave(&self) {
+        self.lock().submitters -= 1;
+        self.queued.notify_one();
+    }
+
+    /// Commits groups until every submitter left; returns how many. After a failure it
+    /// goes on failing what is queued, so that no submitter sleeps for ever.
+    fn commit(&self, file: &File, path: &Path, text: &[u8]) -> Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let (mut offset, mut groups, mut failure) = (0_u64, 0_u64, None);
+        loop {
+            let writes = {
+                let mut queue = self.lock();
+                while queue.writes.is_empty() && queue.submitters > 0 {
+                    queue = self.queued.wait(queue).unwrap_or_else(|p| p.into_inner());
+                }
+                if queue.writes.is_empty() {
+                    return failure.map_or(Ok(groups), Err);
+                }
+                std::mem::take(&mut queue.writes)
+            };
+            if failure.is_none() {
+                let bytes: usize = writes.iter().map(|(bytes, _)| bytes).sum();
+                let flushed = file
+                    .write_all_at(&text[..bytes], offset)
+                    .and_then(|()| file.sync_data());
+                offset += bytes as u64;
+                groups += 1;
+                if let Err(err) = flushed {
+                    self.lock().failed = true;
+                    failure = Some(Error::io(path)(err));
+                }
+            }
+            for (_, waiter) in writes {
+                *waiter.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure.is_none());
+                waiter.woken.notify_one();
+            }
+        }
+    }
+}
+
 /// What the disk's flushes allow: the bounds of durable single puts.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct FlushLimits {
@@ -90,6 +296,8 @@ pub struct LimitSettings {
     pub fdatasync_time: Duration,
     /// Most appends with `fdatasync`.
     pub fdatasync_max: usize,
+    /// Most writes of each thread in [`GroupedFlushes`].
+    pub grouped_writes_per_thread: usize,
     /// Times the 64 MiB buffer is copied.
     pub memcpy_rounds: usize,
 }
@@ -110,6 +318,8 @@ impl PhysicalLimits {
             flush_rounds: Vec::new(),
             batch_flushes: None,
             batch_flush_rounds: Vec::new(),
+            grouped_flushes: None,
+            grouped_flush_rounds: Vec::new(),
         })
     }
 }
@@ -192,25 +402,7 @@ fn written_fdatasync(
 ) -> Result<(f64, Option<Percentiles>)> {
     use std::os::unix::fs::FileExt;
     let text = vec![0xa5_u8; sizes.iter().copied().max().unwrap_or(0)];
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(Error::io(path))?;
-    // Zeros over the whole range first, synced: the writes below land in written extents
-    // of a file whose length does not change.
-    let zeros = vec![0_u8; 1 << 20];
-    let len = sizes.iter().sum::<usize>() as u64;
-    let mut at = 0;
-    while at < len {
-        let n = zeros.len().min((len - at) as usize);
-        file.write_all_at(&zeros[..n], at)
-            .map_err(Error::io(path))?;
-        at += n as u64;
-    }
-    file.sync_all().map_err(Error::io(path))?;
+    let file = written_file(path, sizes.iter().sum::<usize>() as u64)?;
     let mut offset = 0u64;
     let (throughput, latencies) = time_each(settings.fdatasync_time, sizes.len(), |i| {
         let size = sizes[i];
@@ -222,6 +414,29 @@ fn written_fdatasync(
     drop(file);
     std::fs::remove_file(path).map_err(Error::io(path))?;
     Ok((throughput.per_sec(), latencies.percentiles()))
+}
+
+/// A new file of `len` bytes of zeros, synced: writes into it land in written extents of a
+/// file whose length does not change, so that their flushes carry no metadata.
+fn written_file(path: &Path, len: u64) -> Result<File> {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(Error::io(path))?;
+    let zeros = vec![0_u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = zeros.len().min((len - at) as usize);
+        file.write_all_at(&zeros[..n], at)
+            .map_err(Error::io(path))?;
+        at += n as u64;
+    }
+    file.sync_all().map_err(Error::io(path))?;
+    Ok(file)
 }
 
 fn memcpy(rounds: usize) -> f64 {
@@ -236,4 +451,38 @@ fn memcpy(rounds: usize) -> f64 {
         black_box(&mut target);
     }
     (LEN * rounds.max(1)) as f64 / start.elapsed().as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(per_thread: usize) -> LimitSettings {
+        LimitSettings {
+            seq_write_bytes: 1 << 20,
+            seq_write_rounds: 1,
+            fdatasync_time: Duration::from_secs(60),
+            fdatasync_max: 3,
+            grouped_writes_per_thread: per_thread,
+            memcpy_rounds: 1,
+        }
+    }
+
+    #[test]
+    fn grouped_flushes_commit_every_thread_s_writes_in_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let sizes: Vec<Vec<usize>> = (1..=4).map(|t| vec![100 * t, 3000, 7]).collect();
+        let grouped = GroupedFlushes::measure(dir.path(), settings(25), &sizes).unwrap();
+        assert_eq!(grouped.threads, 4);
+        // Every write waited for its own flush, and a flush holds at most one write per
+        // thread, since a thread sends its next only once the last is durable.
+        assert_eq!(grouped.latency.unwrap().count, 100);
+        assert!(
+            (1.0..=4.0).contains(&grouped.mean_group),
+            "{}",
+            grouped.mean_group
+        );
+        assert!(grouped.per_sec > 0.0);
+        assert!(!dir.path().join("grouped-fdatasync").exists());
+    }
 }

@@ -216,6 +216,7 @@ fn bench_corpus(
                 seq_write_rounds: 1,
                 fdatasync_time: Duration::from_millis(20),
                 fdatasync_max: 5,
+                grouped_writes_per_thread: 5,
                 memcpy_rounds: 1,
             },
         )
@@ -227,6 +228,7 @@ fn bench_corpus(
                 seq_write_rounds: 3,
                 fdatasync_time: Duration::from_secs(2),
                 fdatasync_max: 2000,
+                grouped_writes_per_thread: 1000,
                 memcpy_rounds: 20,
             },
         )

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use crate::corpus::Corpus;
 use crate::engines::{FilePerDoc, MemoryMap, Textstore};
 use crate::error::{Error, Result};
-use crate::limits::{FlushLimits, LimitSettings, PhysicalLimits, WrittenFlushes};
+use crate::limits::{FlushLimits, GroupedFlushes, LimitSettings, PhysicalLimits, WrittenFlushes};
 use crate::report::{
-    BATCH_FDATASYNC_LIMIT, CorpusSummary, EngineSettings, FDATASYNC_LIMIT, Machine, Report, Row,
-    WRITTEN_FDATASYNC_LIMIT, WorkloadResult,
+    BATCH_FDATASYNC_LIMIT, CorpusSummary, EngineSettings, FDATASYNC_LIMIT, GROUPED_FDATASYNC_LIMIT,
+    Machine, Report, Row, WRITTEN_FDATASYNC_LIMIT, WorkloadResult,
 };
 use crate::workload::{
-    EngineSubject, Figure, Plan, Settings, Subject, Workload, median_round, rounds_note,
-    take_median,
+    EngineSubject, Figure, PUT_THREADS, Plan, Settings, Subject, Workload, median_round,
+    rounds_note, take_median,
 };
 
 /// Which engines a run measures.
@@ -199,6 +199,8 @@ pub fn run(
     let mean_bytes = corpus.text_bytes() as f64 / corpus.len() as f64;
     let put_sizes = plan.put_sizes(options.limits.fdatasync_max);
     let batch_sizes = plan.batch_sizes(options.settings.batch_max);
+    let thread_put_sizes =
+        plan.thread_put_sizes(PUT_THREADS, options.limits.grouped_writes_per_thread);
 
     let mut results = Vec::new();
     let mut done = 1;
@@ -206,11 +208,20 @@ pub fn run(
         let mut figures: Vec<Vec<Figure>> = subjects.iter().map(|_| Vec::new()).collect();
         let mut flush_rounds = Vec::new();
         let mut batch_flush_rounds = Vec::new();
+        let mut grouped_flush_rounds = Vec::new();
         for _ in 0..rounds(workload) {
             // The limit of a round's durable writes, measured right before them.
             if workload == Workload::DurablePut {
                 settle(scratch, options.settings.quiet_max)?;
                 flush_rounds.push(FlushLimits::measure(scratch, options.limits, &put_sizes)?);
+            }
+            if workload == Workload::DurablePutThreads {
+                settle(scratch, options.settings.quiet_max)?;
+                grouped_flush_rounds.push(GroupedFlushes::measure(
+                    scratch,
+                    options.limits,
+                    &thread_put_sizes,
+                )?);
             }
             if workload == Workload::BatchedPut {
                 settle(scratch, options.settings.quiet_max)?;
@@ -235,6 +246,10 @@ pub fn run(
         if !flush_rounds.is_empty() {
             limits.flush_rounds = flush_rounds.iter().map(|f| f.written.per_sec).collect();
             limits.flushes = take_median(flush_rounds, |f| f.written.per_sec);
+        }
+        if !grouped_flush_rounds.is_empty() {
+            limits.grouped_flush_rounds = grouped_flush_rounds.iter().map(|g| g.per_sec).collect();
+            limits.grouped_flushes = take_median(grouped_flush_rounds, |g| g.per_sec);
         }
         if !batch_flush_rounds.is_empty() {
             limits.batch_flush_rounds = batch_flush_rounds.iter().map(|b| b.per_sec).collect();
@@ -334,6 +349,17 @@ fn limit_rows(
                     ),
                 ]
             })
+            .chain(
+                limits
+                    .grouped_flushes
+                    .filter(|_| workload == Workload::DurablePutThreads)
+                    .map(|grouped| {
+                        noted(
+                            row(GROUPED_FDATASYNC_LIMIT, grouped.per_sec, grouped.latency),
+                            &limits.grouped_flush_rounds,
+                        )
+                    }),
+            )
             .collect(),
         Workload::BatchedPut => limits
             .batch_flushes

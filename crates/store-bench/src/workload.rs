@@ -358,6 +358,18 @@ impl<'c> Plan<'c> {
         (0..n.max(1)).map(|i| self.write(i).1.len()).collect()
     }
 
+    /// The sizes of the first `n` (at least one) texts each of `threads` threads writes in
+    /// the durable puts from threads, thread by thread: what the grouped limit writes.
+    pub fn thread_put_sizes(&self, threads: usize, n: usize) -> Vec<Vec<usize>> {
+        (0..threads)
+            .map(|t| {
+                (0..n.max(1))
+                    .map(|i| self.write_of_thread(t, threads, i).1.len())
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The text bytes of the first `n` (at least one) batches of the batched puts, in order.
     pub fn batch_sizes(&self, n: usize) -> Vec<usize> {
         let docs = self.settings.batch_docs;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use store_bench::corpus::{SYNTHETIC_MAX_BYTES, SYNTHETIC_MIN_BYTES, rewritten};
 use store_bench::engines::{FilePerDoc, MemoryMap, Textstore};
-use store_bench::report::{BATCH_FDATASYNC_LIMIT, Row, SUBJECT, WRITTEN_FDATASYNC_LIMIT};
+use store_bench::report::{
+    BATCH_FDATASYNC_LIMIT, GROUPED_FDATASYNC_LIMIT, Row, SUBJECT, WRITTEN_FDATASYNC_LIMIT,
+};
 use store_bench::workload::Plan;
 use store_bench::{
     Corpus, Engine, EngineSet, Error, KeyChooser, LimitSettings, Reader, RunOptions, Settings,
@@ -281,6 +283,7 @@ fn smoke_options(dir: &std::path::Path, engines: EngineSet) -> RunOptions {
             seq_write_rounds: 1,
             fdatasync_time: Duration::from_millis(10),
             fdatasync_max: 3,
+            grouped_writes_per_thread: 3,
             memcpy_rounds: 1,
         },
         scratch: dir.join("scratch"),
@@ -311,7 +314,13 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     // they bound.
     for result in report.results.iter().filter(|r| r.workload.in_rounds()) {
         let measured_in_rounds = |row: &&Row| {
-            !row.limit || row.name == WRITTEN_FDATASYNC_LIMIT || row.name == BATCH_FDATASYNC_LIMIT
+            !row.limit
+                || [
+                    WRITTEN_FDATASYNC_LIMIT,
+                    BATCH_FDATASYNC_LIMIT,
+                    GROUPED_FDATASYNC_LIMIT,
+                ]
+                .contains(&row.name.as_str())
         };
         for row in result.rows.iter().filter(measured_in_rounds) {
             let note = row.figure.as_ref().and_then(|f| f.note.as_deref());
@@ -332,6 +341,10 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
             &report.limits.batch_flush_rounds,
             report.limits.batch_flushes.map(|b| b.per_sec),
         ),
+        (
+            &report.limits.grouped_flush_rounds,
+            report.limits.grouped_flushes.map(|g| g.per_sec),
+        ),
     ] {
         assert_eq!(rounds.len(), 2, "{rounds:?}");
         // Of two rounds, the lower is the median.
@@ -348,6 +361,38 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
             .written
             .mean_bytes,
         sizes.iter().sum::<usize>() as f64 / 3.0
+    );
+    // The grouped limit writes from as many threads as the puts from threads, and is a row
+    // of theirs only.
+    let grouped = report
+        .limits
+        .grouped_flushes
+        .expect("measured before the durable puts from threads");
+    assert_eq!(grouped.threads, store_bench::workload::PUT_THREADS);
+    let threads = report
+        .results
+        .iter()
+        .find(|r| r.workload == Workload::DurablePutThreads)
+        .unwrap();
+    assert_eq!(
+        threads.value(GROUPED_FDATASYNC_LIMIT),
+        Some(grouped.per_sec)
+    );
+    let one = report
+        .results
+        .iter()
+        .find(|r| r.workload == Workload::DurablePut)
+        .unwrap();
+    assert_eq!(one.value(GROUPED_FDATASYNC_LIMIT), None);
+    // Group commit's goal reports what the disk's grouped flushes give beside it.
+    let goal = report
+        .goals
+        .iter()
+        .find(|g| g.workload == Workload::DurablePutThreads)
+        .expect("group commit's goal");
+    assert_eq!(
+        goal.bound.as_ref().map(|b| b.ratio),
+        Some(grouped.per_sec / report.limits.flushes.unwrap().written.per_sec)
     );
     // So does the batched puts' limit.
     let batch_sizes = plan.batch_sizes(options.settings.batch_max);
