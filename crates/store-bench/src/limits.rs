@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::measure::{Latencies, Percentiles, Throughput, time_each};
+use crate::measure::{Percentiles, combine_threads, time_each};
 
 /// What the disk and the memory of the machine can do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -148,23 +148,13 @@ impl GroupedFlushes {
             (committed, submitted)
         });
         let groups = committed?;
-        let (mut writes, mut longest, mut latencies) = (0, Duration::ZERO, Latencies::default());
-        for thread in submitted {
-            let (throughput, times) = thread?;
-            writes += throughput.ops;
-            longest = longest.max(throughput.elapsed);
-            latencies.merge(&times);
-        }
+        let (writes, latencies) = combine_threads(submitted)?;
         drop(file);
         std::fs::remove_file(&path).map_err(Error::io(&path))?;
         Ok(GroupedFlushes {
             threads: sizes.len(),
-            per_sec: Throughput {
-                ops: writes,
-                elapsed: longest,
-            }
-            .per_sec(),
-            mean_group: writes as f64 / groups.max(1) as f64,
+            per_sec: writes.per_sec(),
+            mean_group: writes.ops as f64 / groups.max(1) as f64,
             latency: latencies.percentiles(),
         })
     }

@@ -86,6 +86,27 @@ impl Throughput {
     }
 }
 
+/// Several threads' timed loops as one: every thread's operations over the longest thread's
+/// time, and every operation's latency. The first thread's error, if any.
+pub fn combine_threads(
+    threads: impl IntoIterator<Item = Result<(Throughput, Latencies)>>,
+) -> Result<(Throughput, Latencies)> {
+    let (mut ops, mut longest, mut latencies) = (0, Duration::ZERO, Latencies::default());
+    for thread in threads {
+        let (throughput, times) = thread?;
+        ops += throughput.ops;
+        longest = longest.max(throughput.elapsed);
+        latencies.merge(&times);
+    }
+    Ok((
+        Throughput {
+            ops,
+            elapsed: longest,
+        },
+        latencies,
+    ))
+}
+
 /// Operations between two looks at the clock in [`run_for`]: few enough that the loop stops
 /// close to its deadline, many enough that reading the clock costs nothing measurable.
 const CHUNK: usize = 256;

@@ -211,25 +211,28 @@ pub fn run(
         let mut grouped_flush_rounds = Vec::new();
         for _ in 0..rounds(workload) {
             // The limit of a round's durable writes, measured right before them.
-            if workload == Workload::DurablePut {
+            let limit_of_round = matches!(
+                workload,
+                Workload::DurablePut | Workload::DurablePutThreads | Workload::BatchedPut
+            );
+            if limit_of_round {
                 settle(scratch, options.settings.quiet_max)?;
-                flush_rounds.push(FlushLimits::measure(scratch, options.limits, &put_sizes)?);
             }
-            if workload == Workload::DurablePutThreads {
-                settle(scratch, options.settings.quiet_max)?;
-                grouped_flush_rounds.push(GroupedFlushes::measure(
+            match workload {
+                Workload::DurablePut => {
+                    flush_rounds.push(FlushLimits::measure(scratch, options.limits, &put_sizes)?);
+                }
+                Workload::DurablePutThreads => grouped_flush_rounds.push(GroupedFlushes::measure(
                     scratch,
                     options.limits,
                     &thread_put_sizes,
-                )?);
-            }
-            if workload == Workload::BatchedPut {
-                settle(scratch, options.settings.quiet_max)?;
-                batch_flush_rounds.push(WrittenFlushes::measure(
+                )?),
+                Workload::BatchedPut => batch_flush_rounds.push(WrittenFlushes::measure(
                     scratch,
                     options.limits,
                     &batch_sizes,
-                )?);
+                )?),
+                _ => {}
             }
             for (subject, figures) in subjects.iter_mut().zip(&mut figures) {
                 progress(Step {
@@ -244,16 +247,16 @@ pub fn run(
             }
         }
         if !flush_rounds.is_empty() {
-            limits.flush_rounds = flush_rounds.iter().map(|f| f.written.per_sec).collect();
-            limits.flushes = take_median(flush_rounds, |f| f.written.per_sec);
+            (limits.flush_rounds, limits.flushes) =
+                rounds_and_median(flush_rounds, |f| f.written.per_sec);
         }
         if !grouped_flush_rounds.is_empty() {
-            limits.grouped_flush_rounds = grouped_flush_rounds.iter().map(|g| g.per_sec).collect();
-            limits.grouped_flushes = take_median(grouped_flush_rounds, |g| g.per_sec);
+            (limits.grouped_flush_rounds, limits.grouped_flushes) =
+                rounds_and_median(grouped_flush_rounds, |g| g.per_sec);
         }
         if !batch_flush_rounds.is_empty() {
-            limits.batch_flush_rounds = batch_flush_rounds.iter().map(|b| b.per_sec).collect();
-            limits.batch_flushes = take_median(batch_flush_rounds, |b| b.per_sec);
+            (limits.batch_flush_rounds, limits.batch_flushes) =
+                rounds_and_median(batch_flush_rounds, |b| b.per_sec);
         }
         let mut rows: Vec<Row> = subjects
             .iter()
@@ -297,6 +300,14 @@ pub fn run(
         results,
         goals,
     })
+}
+
+/// A limit's rounds: every round's rate in the order they ran, and the median round.
+fn rounds_and_median<T>(rounds: Vec<T>, rate: impl Fn(&T) -> f64) -> (Vec<f64>, Option<T>) {
+    (
+        rounds.iter().map(&rate).collect(),
+        take_median(rounds, rate),
+    )
 }
 
 /// The physical limits a workload's figure is bounded by, in the workload's unit.

@@ -20,7 +20,7 @@ use crate::corpus::{Corpus, rewritten};
 use crate::engine::{Engine, Reader};
 use crate::error::{Error, Result};
 use crate::keys::KeyChooser;
-use crate::measure::{Latencies, Percentiles, Throughput, run_for, time_each};
+use crate::measure::{Latencies, Percentiles, Throughput, combine_threads, run_for, time_each};
 
 /// A workload, in the order a run measures them: each starts from the state the ones
 /// before it left.
@@ -791,17 +791,7 @@ fn durable_puts_from_threads<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<F
             .map(|thread| thread.join().expect("a put thread panicked"))
             .collect()
     });
-    let (mut puts, mut longest, mut latencies) = (0, Duration::ZERO, Latencies::default());
-    for result in results {
-        let (throughput, times) = result?;
-        puts += throughput.ops;
-        longest = longest.max(throughput.elapsed);
-        latencies.merge(&times);
-    }
-    let throughput = Throughput {
-        ops: puts,
-        elapsed: longest,
-    };
+    let (throughput, latencies) = combine_threads(results)?;
     Ok(Figure::of(throughput.per_sec()).with_latency(&latencies))
 }
 
