@@ -76,7 +76,7 @@ impl WrittenFlushes {
 /// Durable writes from several threads at once into written space, each thread waiting for
 /// its write before it sends the next, grouped by the simplest group commit: a thread queues
 /// its write and sleeps; one committing thread takes every write queued, writes them with
-/// one `pwrite` after the last and one `fdatasync`, then wakes their threads. It checks
+/// one `pwrite` after the group before and one `fdatasync`, then wakes their threads. It checks
 /// nothing, indexes nothing and copies nothing but the bytes: the most durable writes a
 /// second that many submitters get from the disk, so that group commit's figure can be
 /// read beside what the disk gives the same threads.
