@@ -120,7 +120,6 @@ impl GroupedFlushes {
             queue: Mutex::new(Queue {
                 writes: Vec::new(),
                 submitters: sizes.len(),
-                failed: false,
             }),
             queued: Condvar::new(),
         };
@@ -172,8 +171,6 @@ struct Queue {
     /// Threads still submitting: the committing thread stops when none is left and the
     /// queue is empty.
     submitters: usize,
-    /// A write or flush failed: every waiter is woken and every later write fails.
-    failed: bool,
 }
 
 /// Where a submitting thread sleeps until its write is durable.
@@ -194,16 +191,7 @@ impl GroupCommit {
     /// Queues a write of `bytes` and sleeps until it is durable.
     fn submit(&self, waiter: &Arc<Waiter>, bytes: usize) -> Result<()> {
         *waiter.done.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        {
-            let mut queue = self.lock();
-            if queue.failed {
-                return Err(Error::WrongResult {
-                    engine: "limit",
-                    what: "a grouped write failed before this one".to_owned(),
-                });
-            }
-            queue.writes.push((bytes, Arc::clone(waiter)));
-        }
+        self.lock().writes.push((bytes, Arc::clone(waiter)));
         self.queued.notify_one();
         let mut done = waiter.done.lock().unwrap_or_else(|p| p.into_inner());
         loop {
@@ -249,10 +237,7 @@ impl GroupCommit {
                     .and_then(|()| file.sync_data());
                 offset += bytes as u64;
                 groups += 1;
-                if let Err(err) = flushed {
-                    self.lock().failed = true;
-                    failure = Some(Error::io(path)(err));
-                }
+                failure = flushed.err().map(Error::io(path));
             }
             for (_, waiter) in writes {
                 *waiter.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure.is_none());
