@@ -9,11 +9,14 @@
 //! - [`Workload`] and [`run()`]: every workload on every engine, with the machine's
 //!   [`PhysicalLimits`] measured in the same run, into a [`Report`] (text, Markdown, JSON,
 //!   and an SVG chart).
+//! - [`opening`] and [`compacting`]: textstore's own figures beside its own in the same run:
+//!   reopens and readers in other processes, and durable puts beside a compaction.
 //!
 //! What this crate does not know: how any engine works inside. It measures each through
 //! its public API, used as that engine's documentation says, and checks every read against
 //! the corpus so that a figure never measures a bug.
 
+pub mod compacting;
 pub mod corpus;
 pub mod engine;
 pub mod engines;

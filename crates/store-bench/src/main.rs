@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use store_bench::{
-    Corpus, EngineSet, LimitSettings, RunOptions, Settings, opening, print_step, run,
+    Corpus, EngineSet, LimitSettings, RunOptions, Settings, compacting, opening, print_step, run,
     write_ratio_chart,
 };
 
@@ -40,11 +40,12 @@ struct Args {
     /// Where the report goes; the engines write under `<out>/scratch`, removed at the end.
     #[arg(long, default_value = "target/textstore-bench")]
     out: PathBuf,
-    /// Only the corpora's workloads: not the reopen by store size and the measurements
-    /// across processes.
+    /// Only the corpora's workloads: not the reopen by store size, the measurements across
+    /// processes and the durable puts beside a compaction.
     #[arg(long, conflicts_with = "only_open")]
     no_open: bool,
-    /// Only the reopen by store size and the measurements across processes.
+    /// Only the reopen by store size, the measurements across processes and the durable puts
+    /// beside a compaction.
     #[arg(long)]
     only_open: bool,
     #[command(subcommand)]
@@ -133,6 +134,10 @@ fn bench(args: &Args) -> store_bench::Result<()> {
         std::fs::create_dir_all(&args.out).map_err(store_bench::Error::io(&args.out))?;
         let path = args.out.join("opening.txt");
         std::fs::write(&path, &section).map_err(store_bench::Error::io(&path))?;
+        let section = beside_compaction(args, started)?;
+        texts.push_str(&format!("== beside a compaction\n{section}\n"));
+        let path = args.out.join("compacting.txt");
+        std::fs::write(&path, &section).map_err(store_bench::Error::io(&path))?;
     }
     if args.json {
         println!(
@@ -148,6 +153,29 @@ fn bench(args: &Args) -> store_bench::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Durable puts beside a compaction, against the same puts before it
+/// (`store_bench::compacting`), over a synthetic corpus of about 260 MiB.
+fn beside_compaction(args: &Args, started: Instant) -> store_bench::Result<String> {
+    let scratch = args.out.join("scratch-compacting");
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch).map_err(store_bench::Error::io(&scratch))?;
+    }
+    std::fs::create_dir_all(&scratch).map_err(store_bench::Error::io(&scratch))?;
+    let (docs, alone, quiet_max) = if args.quick {
+        (2_000, Duration::from_millis(20), Duration::ZERO)
+    } else {
+        (80_000, Duration::from_secs(2), Duration::from_secs(10))
+    };
+    eprintln!(
+        "[compacting] {:>7.1}s  durable puts beside a compaction",
+        started.elapsed().as_secs_f64()
+    );
+    let corpus = Corpus::synthetic(docs, args.seed);
+    let figure = compacting::puts_beside_compaction(&scratch, &corpus, alone, quiet_max)?;
+    std::fs::remove_dir_all(&scratch).map_err(store_bench::Error::io(&scratch))?;
+    Ok(compacting::to_text(&figure))
 }
 
 /// Reopen by store size beside LMDB and redb, the reopen after a killed writer, and reads

@@ -90,7 +90,7 @@ fn subjects(engines: EngineSet, scratch: &Path) -> Result<Vec<Box<dyn Subject>>>
 /// Writes back every dirty page of the scratch file system, so that what one engine left to
 /// the kernel's write-back does not land in the next engine's timed window; then waits for
 /// the engines' own background work (a compaction, a flush of a memtable) to end.
-fn settle(scratch: &Path, quiet_max: Duration) -> Result<()> {
+pub(crate) fn settle(scratch: &Path, quiet_max: Duration) -> Result<()> {
     let dir = std::fs::File::open(scratch).map_err(Error::io(scratch))?;
     rustix::fs::syncfs(&dir).map_err(|err| Error::io(scratch)(err.into()))?;
     if quiet_max.is_zero() {

@@ -525,6 +525,56 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     );
 }
 
+/// The puts beside a compaction: both phases timed, the compaction paced as the engine's
+/// own and writing its copies, the store removed after, and the text giving each phase and
+/// the ratios.
+#[test]
+fn puts_beside_a_compaction_are_timed_against_the_same_puts_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = Corpus::synthetic(2_000, 3);
+    let figure = store_bench::compacting::puts_beside_compaction(
+        dir.path(),
+        &corpus,
+        Duration::from_millis(20),
+        Duration::ZERO,
+    )
+    .unwrap();
+    assert!(
+        figure.alone.count >= 1 && figure.beside.count >= 1,
+        "{figure:?}"
+    );
+    assert!(figure.alone.p50_us > 0.0 && figure.beside.max_us >= figure.beside.p50_us);
+    assert_eq!(figure.pace_bytes_per_sec, 128 << 20);
+    // The first segment's documents that were not written again, copied.
+    assert!(
+        figure.bytes_out > 0 && figure.bytes_out < corpus.text_bytes(),
+        "{figure:?}"
+    );
+    assert!(figure.compaction_secs > 0.0);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let text = store_bench::compacting::to_text(&figure);
+    let line = |name: &str| {
+        text.lines()
+            .find(|line| line.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line in {text}"))
+            .to_owned()
+    };
+    assert!(
+        line("alone").contains(&figure.alone.count.to_string()),
+        "{text}"
+    );
+    assert!(
+        line("beside ").contains(&figure.beside.count.to_string()),
+        "{text}"
+    );
+    let ratio = figure.beside.p99_us / figure.alone.p99_us;
+    assert!(
+        line("beside / alone").contains(&format!("p99 {ratio:.2}×")),
+        "{text}"
+    );
+}
+
 #[cfg(not(feature = "peers"))]
 #[test]
 fn asking_for_peers_without_the_feature_is_a_clear_error() {

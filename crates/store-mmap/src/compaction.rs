@@ -36,12 +36,13 @@ use crate::options::MapSettings;
 use crate::pace::{Cancelled, Pace};
 use crate::progress::Progress;
 use crate::segment::{SegmentFile, SegmentMap};
-use crate::storage::{Storage, sync_dir, write_atomic};
+use crate::storage::{Storage, WRITE_BEHIND_STEP_BYTES, WriteBehind, sync_dir, write_atomic};
 use crate::store::Store;
 use crate::walk;
 
-/// Bytes written to an output per `pwrite`.
-const CHUNK_BYTES: usize = 1 << 20;
+/// Bytes written to an output per `pwrite`: a step of its write-back, which starts as each
+/// is written ([`WriteBehind`]).
+const CHUNK_BYTES: usize = WRITE_BEHIND_STEP_BYTES as usize;
 
 /// When compaction runs on its own, and how fast it may go.
 #[derive(Debug, Clone, PartialEq)]
@@ -746,6 +747,7 @@ impl Outputs<'_> {
             segment.reserve_exact(len)?;
             let mut buf = Vec::with_capacity(CHUNK_BYTES.min(len as usize) + 4096);
             let mut offset = segment.end();
+            let mut behind = WriteBehind::from(u64::from(offset));
             for copy in copies {
                 let input = c.input(copy.segment);
                 let data = &input.map.bytes()[..input.end as usize];
@@ -794,10 +796,10 @@ impl Outputs<'_> {
                 }
                 offset += rec_len;
                 if buf.len() >= CHUNK_BYTES {
-                    flush(&mut segment, &mut buf, pace)?;
+                    flush(&mut segment, &mut buf, &mut behind, pace)?;
                 }
             }
-            flush(&mut segment, &mut buf, pace)?;
+            flush(&mut segment, &mut buf, &mut behind, pace)?;
             segment.sync_all()
         })();
         match result {
@@ -813,8 +815,14 @@ impl Outputs<'_> {
     }
 }
 
-/// Appends `buf` to the segment and empties it, within the pace.
-fn flush(segment: &mut SegmentFile, buf: &mut Vec<u8>, pace: &mut Pace) -> Result<()> {
+/// Appends `buf` to the segment and empties it, within the pace, with the output's
+/// write-back following its writes.
+fn flush(
+    segment: &mut SegmentFile,
+    buf: &mut Vec<u8>,
+    behind: &mut WriteBehind,
+    pace: &mut Pace,
+) -> Result<()> {
     if buf.is_empty() {
         return Ok(());
     }
@@ -822,6 +830,7 @@ fn flush(segment: &mut SegmentFile, buf: &mut Vec<u8>, pace: &mut Pace) -> Resul
     segment.publish(u32::try_from(buf.len()).expect("a chunk fits in a segment"));
     // No reader reaches an output before it is installed; its copies are complete.
     segment.commit_end();
+    segment.write_behind(behind)?;
     pace.done(buf.len() as u64);
     // Each byte written was read once from an input.
     let spent = pace.spend(2 * buf.len() as u64);

@@ -107,7 +107,7 @@ struct State {
     /// Durable contents of files that lost their name since their directory's last sync.
     orphans: HashMap<Inode, Vec<u8>>,
     /// The ranges whose write-back was started, in order: offset and length.
-    write_backs: Vec<(u64, u64)>,
+    write_backs: Vec<(PathBuf, u64, u64)>,
 }
 
 /// A [`Storage`] over the real files that fails the operations it is told to and can
@@ -211,7 +211,24 @@ impl FaultStorage {
     /// The ranges (offset, length) whose write-back [`Storage::start_write_back`] started,
     /// in order, failed ones left out.
     pub fn write_backs(&self) -> Vec<(u64, u64)> {
-        self.lock().write_backs.clone()
+        let state = self.lock();
+        state
+            .write_backs
+            .iter()
+            .map(|&(_, offset, len)| (offset, len))
+            .collect()
+    }
+
+    /// The ranges (offset, length) of `path` whose write-back [`Storage::start_write_back`]
+    /// started, in order, failed ones left out.
+    pub fn write_backs_of(&self, path: &Path) -> Vec<(u64, u64)> {
+        let state = self.lock();
+        state
+            .write_backs
+            .iter()
+            .filter(|(of, _, _)| of == path)
+            .map(|&(_, offset, len)| (offset, len))
+            .collect()
     }
 
     /// How many times `fault` fired.
@@ -411,7 +428,7 @@ impl Storage for FaultStorage {
         if fault.is_some() {
             return Err(injected("write-back of", path));
         }
-        state.write_backs.push((offset, len));
+        state.write_backs.push((path.to_path_buf(), offset, len));
         OsStorage.start_write_back(file, path, offset, len)
     }
 

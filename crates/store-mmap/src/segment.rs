@@ -16,7 +16,7 @@ use store_format::{
 
 use crate::error::{Error, Result};
 use crate::options::{AccessPattern, MapSettings, ReadVerification};
-use crate::storage::{Storage, SyncKind, sync_dir};
+use crate::storage::{Storage, SyncKind, WriteBehind, sync_dir};
 
 /// A read-only view of one segment's mapping that can be cloned and sent to other threads.
 ///
@@ -861,6 +861,19 @@ impl SegmentFile {
         self.storage
             .start_write_back(&self.file, self.path(), offset, len)
             .map_err(Error::io("start writing back", self.path()))
+    }
+
+    /// Starts the write-back of what was written up to the end, once a step of it waits
+    /// ([`WriteBehind`]): for a segment written in one go, a compaction's output.
+    pub(crate) fn write_behind(&self, behind: &mut WriteBehind) -> Result<()> {
+        behind
+            .written_to(
+                self.storage.as_ref(),
+                &self.file,
+                self.path(),
+                u64::from(self.end),
+            )
+            .map_err(Error::io("write back", self.path()))
     }
 
     /// What the zeroing thread needs to zero this segment's preallocated space ahead of the

@@ -438,3 +438,66 @@ fn compaction_replaces_the_segments_of_a_spanning_commit_together() {
     }
     assert!(f.store().verify().is_clean());
 }
+
+/// A compaction starts the write-back of each output as it writes it, in steps of at least
+/// 256 KiB, in order and without a gap, so that the sync that ends the output finds little
+/// left; commits of small documents start none. Every document reads back after the
+/// compaction and after a reopen.
+#[test]
+fn a_compaction_writes_its_outputs_back_as_it_goes() {
+    let storage = std::sync::Arc::new(store_mmap::fault::FaultStorage::new());
+    let mut f = Fixture::with(
+        StoreOptions::new()
+            .segment_capacity(4 << 20)
+            .max_document_bytes(4000)
+            .storage(storage.clone()),
+    );
+    let text = |k: u64, version: u32| format!("{k} {version} {}", "ü".repeat(500));
+    let mut model = BTreeMap::new();
+    for version in 1..=2 {
+        // Every document, then every other one again: the first segment is half dead.
+        for k in (0..6000).step_by(version as usize) {
+            f.store().put(id(k), &text(k, version)).unwrap();
+            model.insert(k, text(k, version));
+        }
+    }
+    assert!(storage.write_backs().is_empty(), "small commits");
+    let before = segment_files(&f.path());
+    f.store().compact().unwrap();
+
+    let outputs: Vec<_> = segment_files(&f.path())
+        .into_iter()
+        .filter(|path| !before.contains(path))
+        .collect();
+    assert!(!outputs.is_empty());
+    let step = 256 << 10;
+    let mut written_back = 0;
+    for output in &outputs {
+        let ranges = storage.write_backs_of(&output.with_extension("seg.tmp"));
+        let len = std::fs::metadata(output).unwrap().len();
+        if ranges.is_empty() {
+            // The segment writes moved to, or an output smaller than a step.
+            assert!(len < step + 4096, "{output:?}: {len} bytes, no write-back");
+            continue;
+        }
+        assert!(ranges[0].0 < 4096, "{output:?}: {ranges:?}");
+        for pair in ranges.windows(2) {
+            assert_eq!(pair[0].0 + pair[0].1, pair[1].0, "{output:?}: {ranges:?}");
+        }
+        assert!(ranges.iter().all(|&(_, n)| n >= step), "{ranges:?}");
+        let (last, n) = ranges[ranges.len() - 1];
+        assert!(
+            last + n <= len && len - (last + n) < step,
+            "{len}: {ranges:?}"
+        );
+        written_back += ranges.iter().map(|&(_, n)| n).sum::<u64>();
+    }
+    assert!(written_back >= 4 << 20, "{written_back}");
+    for (k, text) in &model {
+        assert_eq!(f.text(*k).as_ref(), Some(text), "document {k}");
+    }
+    f.reopen();
+    for (k, text) in &model {
+        assert_eq!(f.text(*k).as_ref(), Some(text), "document {k}");
+    }
+}
