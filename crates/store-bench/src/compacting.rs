@@ -24,7 +24,7 @@ const NAME: &str = "textstore";
 /// Of the first half of the corpus, which fills the first segment, the share written a
 /// second time before the compaction: that segment is this much dead, past the default
 /// policy's 30% for a segment, and the compaction copies the rest.
-const OVERWRITTEN_PERCENT: usize = 35;
+pub const OVERWRITTEN_PERCENT: usize = 35;
 
 /// The puts beside a compaction and before it.
 #[derive(Debug, Clone)]
