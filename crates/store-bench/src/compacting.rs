@@ -1,11 +1,13 @@
 //! Durable puts beside a compaction: what reclaiming space costs the commits that go on
 //! meanwhile.
 //!
-//! textstore alone: its compaction copies live records on a thread of its own while the
-//! writer commits, which no peer does in the same way (LMDB reuses free pages inside its
-//! commits; redb's and SQLite's compactions hold the writer). The figure is the puts'
-//! latencies while a compaction paced as the engine's own runs, against the same puts into
-//! the same store just before it, in the same run.
+//! textstore's own puts, before and during its compaction, in the same run: compaction is
+//! what an append-only store pays to reclaim space, and it copies live records on a thread
+//! of its own while the writer commits. The peers reclaim space otherwise (LMDB reuses free
+//! pages inside its commits, fjall compacts on a schedule of its own, redb's and SQLite's
+//! compactions hold the writer), so no peer's row would measure the same work. The figure is
+//! the puts' latencies while a compaction paced as the engine's own runs, against the same
+//! puts into the same store just before it.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -42,10 +44,10 @@ pub struct BesideCompaction {
 }
 
 /// Ingests `corpus` into a store of segments half its size, writes the first
-/// [`OVERWRITTEN_PERCENT`] of its first half again, and writes an index checkpoint; once the disk is
-/// quiet (at most `quiet_max`), times durable puts of its texts for `alone`, and again while
-/// a compaction of the segments holding the first versions runs, paced as the default
-/// [`CompactionPolicy`] paces the engine's own. The store is removed after.
+/// [`OVERWRITTEN_PERCENT`] of its first half again, and writes an index checkpoint; once the
+/// disk is quiet (at most `quiet_max`), times durable puts of its texts for `alone`, and
+/// again while a compaction of the segments holding the first versions runs, paced as the
+/// default [`CompactionPolicy`] paces the engine's own. The store is removed after.
 pub fn puts_beside_compaction(
     scratch: &Path,
     corpus: &Corpus,

@@ -156,7 +156,7 @@ fn bench(args: &Args) -> store_bench::Result<()> {
 }
 
 /// Durable puts beside a compaction, against the same puts before it
-/// (`store_bench::compacting`), over a synthetic corpus of about 260 MiB.
+/// (`store_bench::compacting`), over 80,000 synthetic documents (about 250 MiB).
 fn beside_compaction(args: &Args, started: Instant) -> store_bench::Result<String> {
     let scratch = args.out.join("scratch-compacting");
     if scratch.exists() {

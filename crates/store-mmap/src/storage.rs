@@ -229,10 +229,11 @@ pub(crate) const WRITE_BEHIND_STEP_BYTES: u64 = 256 << 10;
 /// it to the disk at once, and every commit's `fdatasync` meanwhile queues behind it: a
 /// compaction's output of 170 MB held the durable puts beside it for 25–72 ms, once per
 /// compaction (docs/PERFORMANCE.md, "Writing back a compaction's output as it goes").
-/// Written back in steps, a commit waits behind the few steps in flight. Those stay few
-/// without waiting for them: the engine's own compactions are paced, an index file is small
-/// beside them, and a compaction run unpaced is held back by the block layer's queue, whose
-/// requests a write-back must wait for. Nothing is promised durable before the final sync.
+/// Written back in steps, a commit waits behind the steps in flight, which stay few without
+/// waiting for them: the engine's own compactions are paced, and an index file is small
+/// beside them. A compaction the caller runs unpaced may have more in flight, as many as
+/// the block layer queues before it holds back the thread that submits them. Nothing is
+/// promised durable before the final sync.
 #[derive(Debug)]
 pub(crate) struct WriteBehind {
     /// Where the bytes whose write-back has not started begin.
