@@ -439,12 +439,13 @@ fn compaction_replaces_the_segments_of_a_spanning_commit_together() {
     assert!(f.store().verify().is_clean());
 }
 
-/// A compaction starts the write-back of each output as it writes it, in steps of at least
-/// 256 KiB, in order and without a gap, so that the sync that ends the output finds little
-/// left; commits of small documents start none. Every document reads back after the
-/// compaction and after a reopen.
-#[test]
-fn a_compaction_writes_its_outputs_back_as_it_goes() {
+/// A store over fault-injecting storage whose first 4 MiB segment is half dead, with the
+/// documents it holds, for the compaction's write-back.
+fn half_dead_store() -> (
+    Fixture,
+    std::sync::Arc<store_mmap::fault::FaultStorage>,
+    BTreeMap<u64, String>,
+) {
     let storage = std::sync::Arc::new(store_mmap::fault::FaultStorage::new());
     let mut f = Fixture::with(
         StoreOptions::new()
@@ -461,6 +462,22 @@ fn a_compaction_writes_its_outputs_back_as_it_goes() {
             model.insert(k, text(k, version));
         }
     }
+    (f, storage, model)
+}
+
+fn check_documents(f: &mut Fixture, model: &BTreeMap<u64, String>) {
+    for (k, text) in model {
+        assert_eq!(f.text(*k).as_ref(), Some(text), "document {k}");
+    }
+}
+
+/// A compaction starts the write-back of each output as it writes it, in steps of at least
+/// 256 KiB, in order and without a gap, so that the sync that ends the output finds little
+/// left; commits of small documents start none. Every document reads back after the
+/// compaction and after a reopen.
+#[test]
+fn a_compaction_writes_its_outputs_back_as_it_goes() {
+    let (mut f, storage, model) = half_dead_store();
     assert!(storage.write_backs().is_empty(), "small commits");
     let before = segment_files(&f.path());
     f.store().compact().unwrap();
@@ -493,11 +510,33 @@ fn a_compaction_writes_its_outputs_back_as_it_goes() {
         written_back += ranges.iter().map(|&(_, n)| n).sum::<u64>();
     }
     assert!(written_back >= 4 << 20, "{written_back}");
-    for (k, text) in &model {
-        assert_eq!(f.text(*k).as_ref(), Some(text), "document {k}");
-    }
+    check_documents(&mut f, &model);
     f.reopen();
-    for (k, text) in &model {
-        assert_eq!(f.text(*k).as_ref(), Some(text), "document {k}");
-    }
+    check_documents(&mut f, &model);
+}
+
+/// A compaction whose output's write-back fails to start fails, naming the output; it
+/// leaves no file behind and changes no document, the store goes on taking writes, and the
+/// next compaction succeeds.
+#[test]
+fn a_compaction_whose_write_back_fails_changes_nothing() {
+    use store_mmap::fault::{Fault, FaultOp};
+    let (mut f, storage, mut model) = half_dead_store();
+    storage.inject(Fault::Fail(FaultOp::WriteBack), 1);
+    let err = f.store().compact().unwrap_err();
+    assert!(err.to_string().contains(".seg.tmp"), "{err}");
+    assert_eq!(storage.injected(Fault::Fail(FaultOp::WriteBack)), 1);
+    assert!(temporary_files(&f.path()).is_empty());
+    check_documents(&mut f, &model);
+
+    f.store().put(id(7), "after the failed compaction").unwrap();
+    model.insert(7, "after the failed compaction".to_owned());
+    let report = f.store().compact().unwrap();
+    assert!(
+        report.segments_in >= 1 && report.records_copied > 0,
+        "{report:?}"
+    );
+    check_documents(&mut f, &model);
+    f.reopen();
+    check_documents(&mut f, &model);
 }
