@@ -747,7 +747,7 @@ impl Outputs<'_> {
             segment.reserve_exact(len)?;
             let mut buf = Vec::with_capacity(CHUNK_BYTES.min(len as usize) + 4096);
             let mut offset = segment.end();
-            let mut behind = WriteBehind::from(u64::from(offset));
+            let mut behind = WriteBehind::new(u64::from(offset), WRITE_BEHIND_STEP_BYTES);
             for copy in copies {
                 let input = c.input(copy.segment);
                 let data = &input.map.bytes()[..input.end as usize];
@@ -830,7 +830,7 @@ fn flush(
     segment.publish(u32::try_from(buf.len()).expect("a chunk fits in a segment"));
     // No reader reaches an output before it is installed; its copies are complete.
     segment.commit_end();
-    segment.write_behind(behind)?;
+    segment.write_behind(behind, u64::from(segment.end()))?;
     pace.done(buf.len() as u64);
     // Each byte written was read once from an input.
     let spent = pace.spend(2 * buf.len() as u64);

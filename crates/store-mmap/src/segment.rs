@@ -855,25 +855,12 @@ impl SegmentFile {
             .map_err(Error::io("write", self.path()))
     }
 
-    /// Starts the write-back of `len` bytes from `offset`, written and not yet synced, without
-    /// waiting for it ([`Storage::start_write_back`]).
-    pub(crate) fn start_write_back(&self, offset: u64, len: u64) -> Result<()> {
-        self.storage
-            .start_write_back(&self.file, self.path(), offset, len)
-            .map_err(Error::io("start writing back", self.path()))
-    }
-
-    /// Starts the write-back of what was written up to the end, once a step of it waits
-    /// ([`WriteBehind`]): for a segment written in one go, a compaction's output.
-    pub(crate) fn write_behind(&self, behind: &mut WriteBehind) -> Result<()> {
+    /// Starts the write-back of what was written up to `end`, not yet synced, once a step
+    /// of it waits ([`WriteBehind`]): for a large commit, and for a compaction's output.
+    pub(crate) fn write_behind(&self, behind: &mut WriteBehind, end: u64) -> Result<()> {
         behind
-            .written_to(
-                self.storage.as_ref(),
-                &self.file,
-                self.path(),
-                u64::from(self.end),
-            )
-            .map_err(Error::io("write back", self.path()))
+            .written_to(self.storage.as_ref(), &self.file, self.path(), end)
+            .map_err(Error::io("start writing back", self.path()))
     }
 
     /// What the zeroing thread needs to zero this segment's preallocated space ahead of the

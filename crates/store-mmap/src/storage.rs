@@ -221,33 +221,40 @@ pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<()> {
 /// file) wait before their write-back starts.
 pub(crate) const WRITE_BEHIND_STEP_BYTES: u64 = 256 << 10;
 
-/// The write-back of a file written front to back in one go, started every
-/// [`WRITE_BEHIND_STEP_BYTES`] as it is written (`sync_file_range(SYNC_FILE_RANGE_WRITE)`,
-/// which does not wait), so that the sync that ends the file finds little left to write.
+/// The write-back of bytes written front to back, started every `step` bytes as they are
+/// written (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait: RocksDB's
+/// `bytes_per_sync`, PostgreSQL's `checkpoint_flush_after`), so that the sync that ends
+/// them finds little left to write. Nothing is promised durable before that sync.
 ///
-/// Why: the kernel otherwise keeps the whole file dirty until that sync, which then sends
-/// it to the disk at once, and every commit's `fdatasync` meanwhile queues behind it: a
-/// compaction's output of 170 MB held the durable puts beside it for 25–72 ms, once per
-/// compaction (docs/PERFORMANCE.md, "Writing back a compaction's output as it goes").
-/// Written back in steps, a commit waits behind the steps in flight, which stay few without
-/// waiting for them: the engine's own compactions are paced, and an index file is small
-/// beside them. A compaction the caller runs unpaced may have more in flight, as many as
-/// the block layer queues before it holds back the thread that submits them. Nothing is
-/// promised durable before the final sync.
+/// Why: the kernel otherwise keeps every byte dirty until that sync, which then sends them
+/// to the disk at once. A large commit waited for all of its bytes in its own `fdatasync`
+/// (every [`crate::write::WRITE_BEHIND_BYTES`] of it now starts early); and every commit's
+/// `fdatasync` queued behind a compaction output's final `fsync`: one of 170 MB held the
+/// durable puts beside it for 25–72 ms, once per compaction (docs/PERFORMANCE.md, "Writing
+/// back a compaction's output as it goes"). A file written in one go starts every
+/// [`WRITE_BEHIND_STEP_BYTES`], so that a commit waits behind the few steps in flight, which
+/// stay few without waiting for them: the engine's own compactions are paced, and an index
+/// file is small beside them. A compaction the caller runs unpaced may have more in flight,
+/// as many as the block layer queues before it holds back the thread that submits them.
 #[derive(Debug)]
 pub(crate) struct WriteBehind {
+    /// Bytes written between two starts.
+    step: u64,
     /// Where the bytes whose write-back has not started begin.
     started: u64,
 }
 
 impl WriteBehind {
-    /// A file whose writes start at `offset`.
-    pub(crate) fn from(offset: u64) -> WriteBehind {
-        WriteBehind { started: offset }
+    /// Bytes written from `offset` on, their write-back started every `step`.
+    pub(crate) fn new(offset: u64, step: u64) -> WriteBehind {
+        WriteBehind {
+            step,
+            started: offset,
+        }
     }
 
-    /// The file's bytes up to `end` are written: starts their write-back once a step of
-    /// them waits.
+    /// The bytes up to `end` are written: starts their write-back once a step of them
+    /// waits.
     pub(crate) fn written_to(
         &mut self,
         storage: &dyn Storage,
@@ -255,7 +262,7 @@ impl WriteBehind {
         path: &Path,
         end: u64,
     ) -> io::Result<()> {
-        if end < self.started + WRITE_BEHIND_STEP_BYTES {
+        if end < self.started + self.step {
             return Ok(());
         }
         storage.start_write_back(file, path, self.started, end - self.started)?;
@@ -279,7 +286,7 @@ pub(crate) fn write_atomic(storage: &dyn Storage, path: &Path, contents: &[u8]) 
     let file = storage
         .create_new(&tmp)
         .map_err(Error::io("create", &tmp))?;
-    let mut behind = WriteBehind::from(0);
+    let mut behind = WriteBehind::new(0, WRITE_BEHIND_STEP_BYTES);
     let mut offset = 0;
     for chunk in contents.chunks(WRITE_BEHIND_STEP_BYTES as usize) {
         storage
@@ -288,7 +295,7 @@ pub(crate) fn write_atomic(storage: &dyn Storage, path: &Path, contents: &[u8]) 
         offset += chunk.len() as u64;
         behind
             .written_to(storage, &file, &tmp, offset)
-            .map_err(Error::io("write back", &tmp))?;
+            .map_err(Error::io("start writing back", &tmp))?;
     }
     storage
         .sync(&file, &tmp, SyncKind::All)

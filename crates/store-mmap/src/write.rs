@@ -21,6 +21,7 @@ use store_format::{
 
 use crate::error::Result;
 use crate::segment::SegmentFile;
+use crate::storage::WriteBehind;
 
 /// Slices per `pwritev`; Linux's `IOV_MAX`.
 const MAX_SLICES: usize = 1024;
@@ -133,9 +134,9 @@ pub(crate) fn write_part<'a>(
     gather.clear();
     let mut pieces: Vec<Piece<'a>> = Vec::new();
     let mut at = u64::from(segment.end());
-    // Where the write-back not yet started begins, and the bytes of the pieces not yet
-    // written (the caller's texts included, which the gathered bytes do not count).
-    let mut behind = at;
+    let mut behind = write_behind.then(|| WriteBehind::new(at, WRITE_BEHIND_BYTES));
+    // The bytes of the pieces not yet written (the caller's texts included, which the
+    // gathered bytes do not count).
     let mut pending = 0u64;
     let mut ops = ops.enumerate().peekable();
     while let Some((i, op)) = ops.next() {
@@ -166,9 +167,8 @@ pub(crate) fn write_part<'a>(
         {
             at = flush(segment, &mut pieces, gather, at)?;
             pending = 0;
-            if write_behind && at - behind >= WRITE_BEHIND_BYTES {
-                segment.start_write_back(behind, at - behind)?;
-                behind = at;
+            if let Some(behind) = &mut behind {
+                segment.write_behind(behind, at)?;
             }
         }
     }
