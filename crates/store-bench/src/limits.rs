@@ -29,6 +29,10 @@ pub struct PhysicalLimits {
     pub flushes: Option<FlushLimits>,
     /// Every round's rate of `flushes.written`, in the order they ran.
     pub flush_rounds: Vec<f64>,
+    /// The median round of the flush limits' `zeroed_ahead` (`None` until measured).
+    pub zeroed_ahead: Option<WrittenFlushes>,
+    /// Every round's rate of `flushes.zeroed_ahead`, in the order they ran.
+    pub zeroed_ahead_rounds: Vec<f64>,
     /// The batches' texts written and flushed, which a run measures in each round of the
     /// batched puts (`None` until then): the median round.
     pub batch_flushes: Option<WrittenFlushes>,
@@ -43,8 +47,11 @@ pub struct PhysicalLimits {
 }
 
 /// Writes of given sizes, one after another, each followed by `fdatasync`, into space of a
-/// file that was already written (zeros, synced), so that no flush carries metadata: the
-/// most durable commits of those sizes a second the disk allows.
+/// file that is written before they reach it, so that no flush carries metadata: zeros
+/// synced before the first write ([`WrittenFlushes::measure`]: the most durable commits of
+/// those sizes a second the disk allows), or zeros a thread writes just ahead of the writes
+/// as they go ([`WrittenFlushes::measure_zeroed_ahead`]: what a file that grows allows when
+/// it zeroes its space ahead, as textstore does).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct WrittenFlushes {
     /// Writes per second.
@@ -63,15 +70,45 @@ impl WrittenFlushes {
     /// If `sizes` is empty.
     pub fn measure(dir: &Path, settings: LimitSettings, sizes: &[usize]) -> Result<WrittenFlushes> {
         assert!(!sizes.is_empty(), "no write to measure");
-        let (per_sec, latency) =
-            written_fdatasync(&dir.join("written-fdatasync"), settings, sizes)?;
-        Ok(WrittenFlushes {
+        let measured = written_fdatasync(&dir.join("written-fdatasync"), settings, sizes)?;
+        Ok(WrittenFlushes::of(sizes, measured))
+    }
+
+    /// Measures writes of `sizes` bytes as [`WrittenFlushes::measure`] does, into
+    /// preallocated space that a thread zeroes [`ZERO_STEP_BYTES`] at a time, up to
+    /// [`ZERO_LEAD_BYTES`] ahead of the writes, sending each step to the disk
+    /// (`sync_file_range`) without flushing it. The zeros go to the disk as the writes
+    /// do, so on a disk whose flushes slow with the bytes written since the last one this
+    /// is below [`WrittenFlushes::measure`].
+    ///
+    /// # Panics
+    /// If `sizes` is empty.
+    pub fn measure_zeroed_ahead(
+        dir: &Path,
+        settings: LimitSettings,
+        sizes: &[usize],
+    ) -> Result<WrittenFlushes> {
+        assert!(!sizes.is_empty(), "no write to measure");
+        let measured =
+            zeroed_ahead_fdatasync(&dir.join("zeroed-ahead-fdatasync"), settings, sizes)?;
+        Ok(WrittenFlushes::of(sizes, measured))
+    }
+
+    fn of(sizes: &[usize], (per_sec, latency): (f64, Option<Percentiles>)) -> WrittenFlushes {
+        WrittenFlushes {
             per_sec,
             mean_bytes: sizes.iter().sum::<usize>() as f64 / sizes.len() as f64,
             latency,
-        })
+        }
     }
 }
+
+/// Bytes zeroed at a time ahead of [`WrittenFlushes::measure_zeroed_ahead`]'s writes, and
+/// how far ahead of them: textstore's zeroing thread's step and lead, the best of the
+/// steps and leads measured for it (docs/PERFORMANCE.md, "Zeroing in other steps").
+pub const ZERO_STEP_BYTES: u64 = 256 << 10;
+/// See [`ZERO_STEP_BYTES`].
+pub const ZERO_LEAD_BYTES: u64 = 1 << 20;
 
 /// Durable writes from several threads at once into written space, each thread waiting for
 /// its write before it sends the next, grouped by the simplest group commit: a thread queues
@@ -257,6 +294,9 @@ pub struct FlushLimits {
     /// The durable puts' texts, in their order and sizes, each written and flushed into
     /// written space: the most durable commits of those texts a second the disk allows.
     pub written: WrittenFlushes,
+    /// The same texts written and flushed into space zeroed just ahead of them
+    /// ([`WrittenFlushes::measure_zeroed_ahead`]): what the disk allows a file that grows.
+    pub zeroed_ahead: WrittenFlushes,
 }
 
 /// How much of each limit to measure.
@@ -291,6 +331,8 @@ impl PhysicalLimits {
             memcpy_bytes_per_sec: memcpy(settings.memcpy_rounds),
             flushes: None,
             flush_rounds: Vec::new(),
+            zeroed_ahead: None,
+            zeroed_ahead_rounds: Vec::new(),
             batch_flushes: None,
             batch_flush_rounds: Vec::new(),
             grouped_flushes: None,
@@ -323,6 +365,7 @@ impl FlushLimits {
             append_fdatasync_per_sec: append_rate,
             append_fdatasync_latency: append_latency,
             written: WrittenFlushes::measure(dir, settings, &sizes)?,
+            zeroed_ahead: WrittenFlushes::measure_zeroed_ahead(dir, settings, &sizes)?,
         })
     }
 }
@@ -391,6 +434,138 @@ fn written_fdatasync(
     Ok((throughput.per_sec(), latencies.percentiles()))
 }
 
+/// Writes of `sizes` bytes one after another, each followed by `fdatasync`, into
+/// preallocated space that a thread zeroes ahead of them.
+fn zeroed_ahead_fdatasync(
+    path: &Path,
+    settings: LimitSettings,
+    sizes: &[usize],
+) -> Result<(f64, Option<Percentiles>)> {
+    use std::os::unix::fs::FileExt;
+    use store_mmap::Storage;
+    let text = vec![0xa5_u8; sizes.iter().copied().max().unwrap_or(0)];
+    // Room for the lead past the last write, as a segment's preallocation has.
+    let len = sizes.iter().sum::<usize>() as u64 + ZERO_LEAD_BYTES + ZERO_STEP_BYTES;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(Error::io(path))?;
+    store_mmap::OsStorage
+        .allocate(&file, path, 0, len)
+        .map_err(Error::io(path))?;
+    file.sync_all().map_err(Error::io(path))?;
+    let ahead = ZeroingAhead::default();
+    let (measured, zeroing) = std::thread::scope(|scope| {
+        let zeroing = scope.spawn(|| ahead.run(&file, path, len));
+        // The lead is in place before the first write, as it is after a pause in commits.
+        let measured = ahead.wait_for(ZERO_LEAD_BYTES).and_then(|()| {
+            let mut offset = 0u64;
+            time_each(settings.fdatasync_time, sizes.len(), |i| {
+                let end = offset + sizes[i] as u64;
+                ahead.wait_for(end)?;
+                file.write_all_at(&text[..sizes[i]], offset)
+                    .map_err(Error::io(path))?;
+                offset = end;
+                file.sync_data().map_err(Error::io(path))
+            })
+        });
+        ahead.stop();
+        (measured, zeroing.join())
+    });
+    // A failure of the zeroing thread is the cause of the writes' own.
+    match zeroing {
+        Ok(Err(err)) => return Err(err),
+        Err(panic) => std::panic::resume_unwind(panic),
+        Ok(Ok(())) => {}
+    }
+    let (throughput, latencies) = measured?;
+    drop(file);
+    std::fs::remove_file(path).map_err(Error::io(path))?;
+    Ok((throughput.per_sec(), latencies.percentiles()))
+}
+
+/// The zeroing thread of [`zeroed_ahead_fdatasync`] and its writer, under one mutex.
+#[derive(Default)]
+struct ZeroingAhead {
+    state: Mutex<AheadState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct AheadState {
+    /// The end of the bytes the writer has asked for: the thread keeps the lead past it.
+    needed: u64,
+    /// Bytes below this hold zeros sent to the disk.
+    zeroed: u64,
+    /// The writer is done, or the thread failed.
+    stop: bool,
+}
+
+impl ZeroingAhead {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AheadState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the bytes below `end` hold zeros, and keeps the lead past them.
+    fn wait_for(&self, end: u64) -> Result<()> {
+        let mut state = self.lock();
+        state.needed = state.needed.max(end);
+        self.changed.notify_all();
+        while state.zeroed < end && !state.stop {
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        if state.zeroed < end {
+            return Err(Error::Io {
+                path: "zeroing thread".into(),
+                source: std::io::Error::other("the zeroing thread stopped before the writes"),
+            });
+        }
+        Ok(())
+    }
+
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.changed.notify_all();
+    }
+
+    /// Zeroes a step at a time, each only once it fits inside the lead, up to `len`.
+    fn run(&self, file: &File, path: &Path, len: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        use store_mmap::Storage;
+        let zeros = vec![0_u8; ZERO_STEP_BYTES as usize];
+        let mut state = self.lock();
+        loop {
+            let at = state.zeroed;
+            let step = ZERO_STEP_BYTES.min(len - at);
+            if state.stop {
+                return Ok(());
+            }
+            if step == 0 || at + step > state.needed + ZERO_LEAD_BYTES {
+                state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            drop(state);
+            let written = file
+                .write_all_at(&zeros[..step as usize], at)
+                .and_then(|()| store_mmap::OsStorage.write_back_range(file, path, at, step))
+                .map_err(Error::io(path));
+            state = self.lock();
+            match written {
+                Ok(()) => state.zeroed = at + step,
+                Err(err) => {
+                    state.stop = true;
+                    self.changed.notify_all();
+                    return Err(err);
+                }
+            }
+            self.changed.notify_all();
+        }
+    }
+}
+
 /// A new file of `len` bytes of zeros, synced: writes into it land in written extents of a
 /// file whose length does not change, so that their flushes carry no metadata.
 fn written_file(path: &Path, len: u64) -> Result<File> {
@@ -441,6 +616,74 @@ mod tests {
             grouped_writes_per_thread: per_thread,
             memcpy_rounds: 1,
         }
+    }
+
+    /// The thread zeroes whole steps up to the lead past what the writer asked for, and
+    /// nothing beyond; a write past the lead waits until its bytes are zeroed.
+    #[test]
+    fn the_zeroing_thread_keeps_its_lead_and_no_more() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zeroed");
+        let len = 4 * ZERO_LEAD_BYTES;
+        let file = File::options()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        file.write_all_at(&vec![7_u8; len as usize], 0).unwrap();
+        let ahead = ZeroingAhead::default();
+        // Waits until the thread has no whole step left inside the lead.
+        let settled = || {
+            let mut state = ahead.lock();
+            while state.zeroed + ZERO_STEP_BYTES <= (state.needed + ZERO_LEAD_BYTES).min(len) {
+                state = ahead.changed.wait(state).unwrap();
+            }
+            state.zeroed
+        };
+        let zeroed_at = |end: u64| {
+            let mut bytes = vec![0_u8; len as usize];
+            file.read_exact_at(&mut bytes, 0).unwrap();
+            let zeros = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len()) as u64;
+            assert!(
+                bytes[zeros as usize..].iter().all(|&b| b == 7),
+                "zeros past {zeros}"
+            );
+            assert_eq!(zeros, end);
+        };
+        std::thread::scope(|scope| {
+            let zeroing = scope.spawn(|| ahead.run(&file, &path, len));
+            ahead.wait_for(1000).unwrap();
+            assert_eq!(settled(), ZERO_LEAD_BYTES);
+            zeroed_at(ZERO_LEAD_BYTES);
+            // A write past the lead gets its bytes zeroed, and the lead past them.
+            let far = 2 * ZERO_LEAD_BYTES + 10;
+            ahead.wait_for(far).unwrap();
+            assert!(ahead.lock().zeroed >= far);
+            let lead_end = settled();
+            assert_eq!(lead_end, 3 * ZERO_LEAD_BYTES);
+            zeroed_at(lead_end);
+            ahead.stop();
+            zeroing.join().unwrap().unwrap();
+        });
+        // Once stopped, a writer waiting for bytes the thread never zeroed is told so.
+        let err = ahead.wait_for(len).unwrap_err();
+        assert!(err.to_string().contains("zeroing thread"), "{err}");
+    }
+
+    #[test]
+    fn zeroed_ahead_flushes_write_every_size_and_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // One write larger than the lead, which waits for the thread.
+        let sizes = [100, (ZERO_LEAD_BYTES + ZERO_STEP_BYTES) as usize, 4096];
+        let mut settings = settings(1);
+        settings.fdatasync_max = sizes.len();
+        let flushes = WrittenFlushes::measure_zeroed_ahead(dir.path(), settings, &sizes).unwrap();
+        assert_eq!(flushes.latency.unwrap().count, 3);
+        assert!(flushes.per_sec > 0.0);
+        assert_eq!(flushes.mean_bytes, sizes.iter().sum::<usize>() as f64 / 3.0);
+        assert!(!dir.path().join("zeroed-ahead-fdatasync").exists());
     }
 
     #[test]

@@ -165,6 +165,11 @@ const MEMORY_BOUND_NAME: &str = "the in-memory HashMap";
 /// space (the two limit rows of the puts).
 const GROUPED_BOUND_NAME: &str = "the disk's grouped flushes against one thread's";
 
+/// The bound of the single puts' goal against written space: the same writes into space a
+/// thread zeroes just ahead of them, which is what a file that grows gets without reusing
+/// space it wrote before (textstore zeroes its segments' space ahead so).
+const ZEROED_AHEAD_BOUND_NAME: &str = "the same writes into space zeroed just ahead of them";
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -242,6 +247,10 @@ pub const FDATASYNC_LIMIT: &str = "limit: 4 KiB append + fdatasync";
 /// written.
 pub const WRITTEN_FDATASYNC_LIMIT: &str =
     "limit: the puts' texts, each written + fdatasync into written space";
+/// Name of the row of the durable puts' texts written + fdatasync into space a thread zeroes
+/// just ahead of them ([`crate::WrittenFlushes::measure_zeroed_ahead`]).
+pub const ZEROED_AHEAD_FDATASYNC_LIMIT: &str =
+    "limit: the puts' texts, each written + fdatasync into space zeroed just ahead";
 /// The name of the limit row of the durable puts from threads: the same threads' texts
 /// grouped by the simplest group commit into written space ([`crate::GroupedFlushes`]).
 pub const GROUPED_FDATASYNC_LIMIT: &str =
@@ -264,15 +273,24 @@ impl Report {
                 continue;
             };
             let measured = result.ratio(row);
-            let bound = (MEMORY_BOUNDED.contains(&workload) && reference != MEMORY_BOUND)
-                .then(|| {
-                    let theirs = row.figure.as_ref()?.value;
-                    Some(Bound {
+            let theirs = row.figure.as_ref().map(|f| f.value);
+            let bound = if MEMORY_BOUNDED.contains(&workload) && reference != MEMORY_BOUND {
+                theirs
+                    .zip(result.value(MEMORY_BOUND))
+                    .map(|(theirs, bound)| Bound {
                         what: MEMORY_BOUND_NAME,
-                        ratio: workload.ratio(result.value(MEMORY_BOUND)?, theirs),
+                        ratio: workload.ratio(bound, theirs),
                     })
-                })
-                .flatten();
+            } else if reference == WRITTEN_FDATASYNC_LIMIT {
+                theirs
+                    .zip(result.value(ZEROED_AHEAD_FDATASYNC_LIMIT))
+                    .map(|(theirs, bound)| Bound {
+                        what: ZEROED_AHEAD_BOUND_NAME,
+                        ratio: workload.ratio(bound, theirs),
+                    })
+            } else {
+                None
+            };
             goals.push(Goal {
                 workload,
                 reference: Some(reference.to_owned()),
@@ -405,6 +423,9 @@ impl Report {
                 f.append_fdatasync_per_sec, f.written.per_sec, f.written.mean_bytes,
             )
         });
+        let zeroed_ahead = l.zeroed_ahead.map_or_else(String::new, |z| {
+            format!(", {:.0} into space zeroed just ahead", z.per_sec)
+        });
         let batches = l.batch_flushes.map_or_else(String::new, |b| {
             format!(
                 ", {:.0} writes of the batched puts' batches (mean {:.0} B) + fdatasync into written space",
@@ -413,7 +434,7 @@ impl Report {
         });
         let _ = writeln!(
             out,
-            "- limits: sequential write {:.0} MiB/s with fsync (the fastest round){flushes}{batches}; memory copy {:.1} GiB/s",
+            "- limits: sequential write {:.0} MiB/s with fsync (the fastest round){flushes}{zeroed_ahead}{batches}; memory copy {:.1} GiB/s",
             l.seq_write_bytes_per_sec / f64::from(1 << 20),
             l.memcpy_bytes_per_sec / f64::from(1 << 30)
         );
@@ -626,6 +647,46 @@ mod tests {
         );
         // Without the grouped limit, no bound.
         assert_eq!(goal(None).bound, None);
+    }
+
+    #[test]
+    fn the_single_puts_goal_reports_the_zeroed_ahead_limit_beside_it() {
+        let goal = |zeroed_ahead: Option<f64>| {
+            let mut rows = vec![
+                (SUBJECT, 880.0, None),
+                (WRITTEN_FDATASYNC_LIMIT, 1000.0, None),
+                ("fjall", 500.0, None),
+            ];
+            rows.extend(zeroed_ahead.map(|z| (ZEROED_AHEAD_FDATASYNC_LIMIT, z, None)));
+            Report::evaluate_goals(&[result(Workload::DurablePut, &rows)])
+        };
+        let goals = goal(Some(900.0));
+        let written = goals
+            .iter()
+            .find(|g| g.reference.as_deref() == Some(WRITTEN_FDATASYNC_LIMIT))
+            .expect("the written-space goal");
+        assert_eq!(written.measured, Some(0.88));
+        assert_eq!(
+            written.bound,
+            Some(Bound {
+                what: ZEROED_AHEAD_BOUND_NAME,
+                ratio: 0.9
+            })
+        );
+        assert_eq!(
+            goal_line(written),
+            "NOT MET durable single puts: ≥ 0.95× limit: the puts' texts, each written + \
+             fdatasync into written space: measured 0.88× (the same writes into space zeroed \
+             just ahead of them: 0.90×)"
+        );
+        // The goal against another engine has no such bound, and neither has a run
+        // without the row.
+        let fjall = goals
+            .iter()
+            .find(|g| g.reference.as_deref() == Some("fjall"))
+            .expect("fjall's goal");
+        assert_eq!(fjall.bound, None);
+        assert!(goal(None).iter().all(|g| g.bound.is_none()));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::limits::{FlushLimits, GroupedFlushes, LimitSettings, PhysicalLimits, WrittenFlushes};
 use crate::report::{
     BATCH_FDATASYNC_LIMIT, CorpusSummary, EngineSettings, FDATASYNC_LIMIT, GROUPED_FDATASYNC_LIMIT,
-    Machine, Report, Row, WRITTEN_FDATASYNC_LIMIT, WorkloadResult,
+    Machine, Report, Row, WRITTEN_FDATASYNC_LIMIT, WorkloadResult, ZEROED_AHEAD_FDATASYNC_LIMIT,
 };
 use crate::workload::{
     EngineSubject, Figure, PUT_THREADS, Plan, Settings, Subject, Workload, median_round,
@@ -247,6 +247,9 @@ pub fn run(
             }
         }
         if !flush_rounds.is_empty() {
+            let zeroed_ahead = flush_rounds.iter().map(|f| f.zeroed_ahead).collect();
+            (limits.zeroed_ahead_rounds, limits.zeroed_ahead) =
+                rounds_and_median(zeroed_ahead, |z| z.per_sec);
             (limits.flush_rounds, limits.flushes) =
                 rounds_and_median(flush_rounds, |f| f.written.per_sec);
         }
@@ -360,6 +363,12 @@ fn limit_rows(
                     ),
                 ]
             })
+            .chain(limits.zeroed_ahead.map(|zeroed| {
+                noted(
+                    row(ZEROED_AHEAD_FDATASYNC_LIMIT, zeroed.per_sec, zeroed.latency),
+                    &limits.zeroed_ahead_rounds,
+                )
+            }))
             .chain(
                 limits
                     .grouped_flushes

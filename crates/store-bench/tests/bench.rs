@@ -9,6 +9,7 @@ use store_bench::corpus::{SYNTHETIC_MAX_BYTES, SYNTHETIC_MIN_BYTES, rewritten};
 use store_bench::engines::{FilePerDoc, MemoryMap, Textstore};
 use store_bench::report::{
     BATCH_FDATASYNC_LIMIT, GROUPED_FDATASYNC_LIMIT, Row, SUBJECT, WRITTEN_FDATASYNC_LIMIT,
+    ZEROED_AHEAD_FDATASYNC_LIMIT,
 };
 use store_bench::workload::Plan;
 use store_bench::{
@@ -317,6 +318,7 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
             !row.limit
                 || [
                     WRITTEN_FDATASYNC_LIMIT,
+                    ZEROED_AHEAD_FDATASYNC_LIMIT,
                     BATCH_FDATASYNC_LIMIT,
                     GROUPED_FDATASYNC_LIMIT,
                 ]
@@ -338,6 +340,10 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
             report.limits.flushes.map(|f| f.written.per_sec),
         ),
         (
+            &report.limits.zeroed_ahead_rounds,
+            report.limits.zeroed_ahead.map(|z| z.per_sec),
+        ),
+        (
             &report.limits.batch_flush_rounds,
             report.limits.batch_flushes.map(|b| b.per_sec),
         ),
@@ -350,9 +356,27 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         // Of two rounds, the lower is the median.
         assert_eq!(median, Some(rounds[0].min(rounds[1])), "{rounds:?}");
     }
-    // The flush limit of the durable puts writes what they write.
+    // The flush limits of the durable puts write what they write, and the single puts'
+    // goal reports the zeroed-ahead limit beside the written-space one.
     let plan = Plan::new(&corpus, options.settings);
     let sizes = plan.put_sizes(3);
+    let zeroed_ahead = report
+        .limits
+        .zeroed_ahead
+        .expect("measured before the durable puts");
+    assert_eq!(
+        zeroed_ahead.mean_bytes,
+        sizes.iter().sum::<usize>() as f64 / 3.0
+    );
+    let written_goal = report
+        .goals
+        .iter()
+        .find(|g| g.reference.as_deref() == Some(WRITTEN_FDATASYNC_LIMIT))
+        .expect("the single puts' goal");
+    assert_eq!(
+        written_goal.bound.as_ref().map(|b| b.ratio),
+        Some(zeroed_ahead.per_sec / report.limits.flushes.unwrap().written.per_sec)
+    );
     assert_eq!(
         report
             .limits
