@@ -196,8 +196,7 @@ impl Zeroer {
     }
 
     /// The commit that claimed bytes is written and synced (or failed): wakes the thread if
-    /// the claims moved far enough for a whole chunk. (Waking it at the claim instead would
-    /// put its write beside this commit's flush as well as beside the next one's.)
+    /// the claims moved far enough for a whole chunk.
     pub(crate) fn committed(&self) {
         let state = self.shared.lock();
         if state.next_chunk().is_some() {
