@@ -30,14 +30,20 @@ pub struct PhysicalLimits {
     /// Every round's rate of `flushes.written`, in the order they ran.
     pub flush_rounds: Vec<f64>,
     /// The median round of the flush limits' `zeroed_ahead` (`None` until measured).
-    pub zeroed_ahead: Option<WrittenFlushes>,
+    pub zeroed_ahead: Option<SizedFlushes>,
     /// Every round's rate of `flushes.zeroed_ahead`, in the order they ran.
     pub zeroed_ahead_rounds: Vec<f64>,
     /// The batches' texts written and flushed, which a run measures in each round of the
     /// batched puts (`None` until then): the median round.
-    pub batch_flushes: Option<WrittenFlushes>,
+    pub batch_flushes: Option<SizedFlushes>,
     /// Every round's rate of `batch_flushes`, in the order they ran.
     pub batch_flush_rounds: Vec<f64>,
+    /// The batches' texts written and flushed into preallocated, unwritten space, which a
+    /// run measures in each round of the batched puts beside `batch_flushes` (`None` until
+    /// then): the median round.
+    pub batch_preallocated: Option<SizedFlushes>,
+    /// Every round's rate of `batch_preallocated`, in the order they ran.
+    pub batch_preallocated_rounds: Vec<f64>,
     /// The puts' texts from several threads at once, grouped by the simplest group commit,
     /// which a run measures in each round of the durable puts from threads (`None` until
     /// then): the median round.
@@ -46,14 +52,19 @@ pub struct PhysicalLimits {
     pub grouped_flush_rounds: Vec<f64>,
 }
 
-/// Writes of given sizes, one after another, each followed by `fdatasync`, into space of a
-/// file that is written before they reach it, so that no flush carries metadata: zeros
-/// synced before the first write ([`WrittenFlushes::measure`]: the most durable commits of
-/// those sizes a second the disk allows), or zeros a thread writes just ahead of the writes
-/// as they go ([`WrittenFlushes::measure_zeroed_ahead`]: what a file that grows allows when
-/// it zeroes its space ahead, as textstore does).
+/// Writes of given sizes, one after another, each followed by `fdatasync`, into one of
+/// three kinds of space:
+/// - space written before the first write (zeros, synced), so that no flush carries
+///   metadata ([`SizedFlushes::measure`]): the most durable commits of those sizes a second
+///   the disk allows;
+/// - space a thread zeroes just ahead of the writes as they go
+///   ([`SizedFlushes::measure_zeroed_ahead`]): what a file that grows allows when it zeroes
+///   its space ahead, as textstore does for small commits;
+/// - space `fallocate` left unwritten ([`SizedFlushes::measure_preallocated`]), whose
+///   flushes also record the extents they convert: what a file that grows allows without
+///   zeroing, as textstore does for large commits, whose zeros would double the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct WrittenFlushes {
+pub struct SizedFlushes {
     /// Writes per second.
     pub per_sec: f64,
     /// Their mean size.
@@ -62,24 +73,24 @@ pub struct WrittenFlushes {
     pub latency: Option<Percentiles>,
 }
 
-impl WrittenFlushes {
+impl SizedFlushes {
     /// Measures writes of `sizes` bytes, in order, with a scratch file in `dir`, for at most
     /// [`LimitSettings::fdatasync_time`].
     ///
     /// # Panics
     /// If `sizes` is empty.
-    pub fn measure(dir: &Path, settings: LimitSettings, sizes: &[usize]) -> Result<WrittenFlushes> {
+    pub fn measure(dir: &Path, settings: LimitSettings, sizes: &[usize]) -> Result<SizedFlushes> {
         assert!(!sizes.is_empty(), "no write to measure");
         let measured = written_fdatasync(&dir.join("written-fdatasync"), settings, sizes)?;
-        Ok(WrittenFlushes::of(sizes, measured))
+        Ok(SizedFlushes::of(sizes, measured))
     }
 
-    /// Measures writes of `sizes` bytes as [`WrittenFlushes::measure`] does, into
+    /// Measures writes of `sizes` bytes as [`SizedFlushes::measure`] does, into
     /// preallocated space that a thread zeroes [`ZERO_STEP_BYTES`] at a time, up to
     /// [`ZERO_LEAD_BYTES`] ahead of the writes, sending each step to the disk
     /// (`sync_file_range`) without flushing it. The zeros go to the disk as the writes
     /// do, so on a disk whose flushes slow with the bytes written since the last one this
-    /// is below [`WrittenFlushes::measure`].
+    /// is below [`SizedFlushes::measure`].
     ///
     /// # Panics
     /// If `sizes` is empty.
@@ -87,15 +98,32 @@ impl WrittenFlushes {
         dir: &Path,
         settings: LimitSettings,
         sizes: &[usize],
-    ) -> Result<WrittenFlushes> {
+    ) -> Result<SizedFlushes> {
         assert!(!sizes.is_empty(), "no write to measure");
         let measured =
             zeroed_ahead_fdatasync(&dir.join("zeroed-ahead-fdatasync"), settings, sizes)?;
-        Ok(WrittenFlushes::of(sizes, measured))
+        Ok(SizedFlushes::of(sizes, measured))
     }
 
-    fn of(sizes: &[usize], (per_sec, latency): (f64, Option<Percentiles>)) -> WrittenFlushes {
-        WrittenFlushes {
+    /// Measures writes of `sizes` bytes as [`SizedFlushes::measure`] does, into space
+    /// `fallocate` preallocated and left unwritten.
+    ///
+    /// # Panics
+    /// If `sizes` is empty.
+    pub fn measure_preallocated(
+        dir: &Path,
+        settings: LimitSettings,
+        sizes: &[usize],
+    ) -> Result<SizedFlushes> {
+        assert!(!sizes.is_empty(), "no write to measure");
+        let path = dir.join("preallocated-fdatasync");
+        let file = preallocated_file(&path, sizes.iter().sum::<usize>() as u64)?;
+        let measured = flushes_into(file, &path, settings, sizes)?;
+        Ok(SizedFlushes::of(sizes, measured))
+    }
+
+    fn of(sizes: &[usize], (per_sec, latency): (f64, Option<Percentiles>)) -> SizedFlushes {
+        SizedFlushes {
             per_sec,
             mean_bytes: sizes.iter().sum::<usize>() as f64 / sizes.len() as f64,
             latency,
@@ -103,7 +131,7 @@ impl WrittenFlushes {
     }
 }
 
-/// Bytes zeroed at a time ahead of [`WrittenFlushes::measure_zeroed_ahead`]'s writes, and
+/// Bytes zeroed at a time ahead of [`SizedFlushes::measure_zeroed_ahead`]'s writes, and
 /// how far ahead of them: textstore's zeroing thread's step and lead, the best of the
 /// steps and leads measured for it (docs/PERFORMANCE.md, "Zeroing in other steps").
 pub const ZERO_STEP_BYTES: u64 = 256 << 10;
@@ -293,10 +321,10 @@ pub struct FlushLimits {
     pub append_fdatasync_latency: Option<Percentiles>,
     /// The durable puts' texts, in their order and sizes, each written and flushed into
     /// written space: the most durable commits of those texts a second the disk allows.
-    pub written: WrittenFlushes,
+    pub written: SizedFlushes,
     /// The same texts written and flushed into space zeroed just ahead of them
-    /// ([`WrittenFlushes::measure_zeroed_ahead`]): what the disk allows a file that grows.
-    pub zeroed_ahead: WrittenFlushes,
+    /// ([`SizedFlushes::measure_zeroed_ahead`]): what the disk allows a file that grows.
+    pub zeroed_ahead: SizedFlushes,
 }
 
 /// How much of each limit to measure.
@@ -335,6 +363,8 @@ impl PhysicalLimits {
             zeroed_ahead_rounds: Vec::new(),
             batch_flushes: None,
             batch_flush_rounds: Vec::new(),
+            batch_preallocated: None,
+            batch_preallocated_rounds: Vec::new(),
             grouped_flushes: None,
             grouped_flush_rounds: Vec::new(),
         })
@@ -364,8 +394,8 @@ impl FlushLimits {
         Ok(FlushLimits {
             append_fdatasync_per_sec: append_rate,
             append_fdatasync_latency: append_latency,
-            written: WrittenFlushes::measure(dir, settings, &sizes)?,
-            zeroed_ahead: WrittenFlushes::measure_zeroed_ahead(dir, settings, &sizes)?,
+            written: SizedFlushes::measure(dir, settings, &sizes)?,
+            zeroed_ahead: SizedFlushes::measure_zeroed_ahead(dir, settings, &sizes)?,
         })
     }
 }
@@ -418,9 +448,20 @@ fn written_fdatasync(
     settings: LimitSettings,
     sizes: &[usize],
 ) -> Result<(f64, Option<Percentiles>)> {
+    let file = written_file(path, sizes.iter().sum::<usize>() as u64)?;
+    flushes_into(file, path, settings, sizes)
+}
+
+/// Writes of `sizes` bytes one after another from the start of `file`, each followed by
+/// `fdatasync`; removes the file.
+fn flushes_into(
+    file: File,
+    path: &Path,
+    settings: LimitSettings,
+    sizes: &[usize],
+) -> Result<(f64, Option<Percentiles>)> {
     use std::os::unix::fs::FileExt;
     let text = vec![0xa5_u8; sizes.iter().copied().max().unwrap_or(0)];
-    let file = written_file(path, sizes.iter().sum::<usize>() as u64)?;
     let mut offset = 0u64;
     let (throughput, latencies) = time_each(settings.fdatasync_time, sizes.len(), |i| {
         let size = sizes[i];
@@ -442,21 +483,10 @@ fn zeroed_ahead_fdatasync(
     sizes: &[usize],
 ) -> Result<(f64, Option<Percentiles>)> {
     use std::os::unix::fs::FileExt;
-    use store_mmap::Storage;
     let text = vec![0xa5_u8; sizes.iter().copied().max().unwrap_or(0)];
     // Room for the lead past the last write, as a segment's preallocation has.
     let len = sizes.iter().sum::<usize>() as u64 + ZERO_LEAD_BYTES + ZERO_STEP_BYTES;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(Error::io(path))?;
-    store_mmap::OsStorage
-        .allocate(&file, path, 0, len)
-        .map_err(Error::io(path))?;
-    file.sync_all().map_err(Error::io(path))?;
+    let file = preallocated_file(path, len)?;
     let ahead = ZeroingAhead::default();
     let (measured, zeroing) = std::thread::scope(|scope| {
         let zeroing = scope.spawn(|| ahead.run(&file, path, len));
@@ -564,6 +594,24 @@ impl ZeroingAhead {
             self.changed.notify_all();
         }
     }
+}
+
+/// A new file of `len` bytes that `fallocate` reserved and left unwritten, synced, as a
+/// segment's preallocated space is.
+fn preallocated_file(path: &Path, len: u64) -> Result<File> {
+    use store_mmap::Storage;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(Error::io(path))?;
+    store_mmap::OsStorage
+        .allocate(&file, path, 0, len)
+        .map_err(Error::io(path))?;
+    file.sync_all().map_err(Error::io(path))?;
+    Ok(file)
 }
 
 /// A new file of `len` bytes of zeros, synced: writes into it land in written extents of a
@@ -679,11 +727,22 @@ mod tests {
         let sizes = [100, (ZERO_LEAD_BYTES + ZERO_STEP_BYTES) as usize, 4096];
         let mut settings = settings(1);
         settings.fdatasync_max = sizes.len();
-        let flushes = WrittenFlushes::measure_zeroed_ahead(dir.path(), settings, &sizes).unwrap();
+        let flushes = SizedFlushes::measure_zeroed_ahead(dir.path(), settings, &sizes).unwrap();
         assert_eq!(flushes.latency.unwrap().count, 3);
         assert!(flushes.per_sec > 0.0);
         assert_eq!(flushes.mean_bytes, sizes.iter().sum::<usize>() as f64 / 3.0);
         assert!(!dir.path().join("zeroed-ahead-fdatasync").exists());
+    }
+
+    #[test]
+    fn preallocated_flushes_write_every_size_and_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sizes = [100, 300_000, 4096];
+        let flushes = SizedFlushes::measure_preallocated(dir.path(), settings(1), &sizes).unwrap();
+        assert_eq!(flushes.latency.unwrap().count, 3);
+        assert!(flushes.per_sec > 0.0);
+        assert_eq!(flushes.mean_bytes, sizes.iter().sum::<usize>() as f64 / 3.0);
+        assert!(!dir.path().join("preallocated-fdatasync").exists());
     }
 
     #[test]

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 use crate::corpus::Corpus;
 use crate::engines::{FilePerDoc, MemoryMap, Textstore};
 use crate::error::{Error, Result};
-use crate::limits::{FlushLimits, GroupedFlushes, LimitSettings, PhysicalLimits, WrittenFlushes};
+use crate::limits::{FlushLimits, GroupedFlushes, LimitSettings, PhysicalLimits, SizedFlushes};
 use crate::report::{
-    BATCH_FDATASYNC_LIMIT, CorpusSummary, EngineSettings, FDATASYNC_LIMIT, GROUPED_FDATASYNC_LIMIT,
-    Machine, Report, Row, WRITTEN_FDATASYNC_LIMIT, WorkloadResult, ZEROED_AHEAD_FDATASYNC_LIMIT,
+    BATCH_FDATASYNC_LIMIT, BATCH_PREALLOCATED_LIMIT, CorpusSummary, EngineSettings,
+    FDATASYNC_LIMIT, GROUPED_FDATASYNC_LIMIT, Machine, Report, Row, WRITTEN_FDATASYNC_LIMIT,
+    WorkloadResult, ZEROED_AHEAD_FDATASYNC_LIMIT,
 };
 use crate::workload::{
     EngineSubject, Figure, PUT_THREADS, Plan, Settings, Subject, Workload, median_round,
@@ -208,6 +209,7 @@ pub fn run(
         let mut figures: Vec<Vec<Figure>> = subjects.iter().map(|_| Vec::new()).collect();
         let mut flush_rounds = Vec::new();
         let mut batch_flush_rounds = Vec::new();
+        let mut batch_preallocated_rounds = Vec::new();
         let mut grouped_flush_rounds = Vec::new();
         for _ in 0..rounds(workload) {
             // The limit of a round's durable writes, measured right before them.
@@ -227,11 +229,18 @@ pub fn run(
                     options.limits,
                     &thread_put_sizes,
                 )?),
-                Workload::BatchedPut => batch_flush_rounds.push(WrittenFlushes::measure(
-                    scratch,
-                    options.limits,
-                    &batch_sizes,
-                )?),
+                Workload::BatchedPut => {
+                    batch_flush_rounds.push(SizedFlushes::measure(
+                        scratch,
+                        options.limits,
+                        &batch_sizes,
+                    )?);
+                    batch_preallocated_rounds.push(SizedFlushes::measure_preallocated(
+                        scratch,
+                        options.limits,
+                        &batch_sizes,
+                    )?);
+                }
                 _ => {}
             }
             for (subject, figures) in subjects.iter_mut().zip(&mut figures) {
@@ -260,6 +269,8 @@ pub fn run(
         if !batch_flush_rounds.is_empty() {
             (limits.batch_flush_rounds, limits.batch_flushes) =
                 rounds_and_median(batch_flush_rounds, |b| b.per_sec);
+            (limits.batch_preallocated_rounds, limits.batch_preallocated) =
+                rounds_and_median(batch_preallocated_rounds, |b| b.per_sec);
         }
         let mut rows: Vec<Row> = subjects
             .iter()
@@ -381,25 +392,27 @@ fn limit_rows(
                     }),
             )
             .collect(),
-        Workload::BatchedPut => limits
-            .batch_flushes
-            .iter()
-            .map(|batches| {
-                let docs = settings.batch_docs as f64;
+        Workload::BatchedPut => {
+            let docs = settings.batch_docs as f64;
+            let batch_row = |name: &str, batches: &SizedFlushes, rounds: &[f64]| {
                 noted(
-                    row(
-                        BATCH_FDATASYNC_LIMIT,
-                        batches.per_sec * docs,
-                        batches.latency,
-                    ),
-                    &limits
-                        .batch_flush_rounds
-                        .iter()
-                        .map(|b| b * docs)
-                        .collect::<Vec<_>>(),
+                    row(name, batches.per_sec * docs, batches.latency),
+                    &rounds.iter().map(|b| b * docs).collect::<Vec<_>>(),
                 )
-            })
-            .collect(),
+            };
+            limits
+                .batch_flushes
+                .iter()
+                .map(|b| batch_row(BATCH_FDATASYNC_LIMIT, b, &limits.batch_flush_rounds))
+                .chain(limits.batch_preallocated.iter().map(|b| {
+                    batch_row(
+                        BATCH_PREALLOCATED_LIMIT,
+                        b,
+                        &limits.batch_preallocated_rounds,
+                    )
+                }))
+                .collect()
+        }
         Workload::GetUniformCopy | Workload::GetZipfCopy => vec![row(
             "limit: memory copy of a mean-sized text",
             limits.memcpy_bytes_per_sec / mean_bytes,

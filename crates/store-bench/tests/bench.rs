@@ -8,8 +8,8 @@ use std::time::Duration;
 use store_bench::corpus::{SYNTHETIC_MAX_BYTES, SYNTHETIC_MIN_BYTES, rewritten};
 use store_bench::engines::{FilePerDoc, MemoryMap, Textstore};
 use store_bench::report::{
-    BATCH_FDATASYNC_LIMIT, GROUPED_FDATASYNC_LIMIT, Row, SUBJECT, WRITTEN_FDATASYNC_LIMIT,
-    ZEROED_AHEAD_FDATASYNC_LIMIT,
+    BATCH_FDATASYNC_LIMIT, BATCH_PREALLOCATED_LIMIT, GROUPED_FDATASYNC_LIMIT, Row, SUBJECT,
+    WRITTEN_FDATASYNC_LIMIT, ZEROED_AHEAD_FDATASYNC_LIMIT,
 };
 use store_bench::workload::Plan;
 use store_bench::{
@@ -320,6 +320,7 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
                     WRITTEN_FDATASYNC_LIMIT,
                     ZEROED_AHEAD_FDATASYNC_LIMIT,
                     BATCH_FDATASYNC_LIMIT,
+                    BATCH_PREALLOCATED_LIMIT,
                     GROUPED_FDATASYNC_LIMIT,
                 ]
                 .contains(&row.name.as_str())
@@ -346,6 +347,10 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         (
             &report.limits.batch_flush_rounds,
             report.limits.batch_flushes.map(|b| b.per_sec),
+        ),
+        (
+            &report.limits.batch_preallocated_rounds,
+            report.limits.batch_preallocated.map(|b| b.per_sec),
         ),
         (
             &report.limits.grouped_flush_rounds,
@@ -441,6 +446,20 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     assert_eq!(
         limit.figure.as_ref().unwrap().value,
         report.limits.batch_flushes.unwrap().per_sec * options.settings.batch_docs as f64
+    );
+    // And the same batches into preallocated space, the batched goal's bound (which the
+    // smoke run, without peers, has no goal for).
+    let preallocated = report
+        .limits
+        .batch_preallocated
+        .expect("measured before the batched puts");
+    assert_eq!(
+        preallocated.mean_bytes,
+        batch_sizes.iter().sum::<usize>() as f64 / batch_sizes.len() as f64
+    );
+    assert_eq!(
+        batched.value(BATCH_PREALLOCATED_LIMIT),
+        Some(preallocated.per_sec * options.settings.batch_docs as f64)
     );
     assert_eq!(report.results.len(), Workload::ALL.len());
     // Every engine's ingest reports its fastest round beside every round's rate.
