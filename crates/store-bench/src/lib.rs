@@ -36,7 +36,7 @@ pub use corpus::{Corpus, Document};
 pub use engine::{Engine, Reader};
 pub use error::{Error, Result};
 pub use keys::KeyChooser;
-pub use limits::{FlushLimits, GroupedFlushes, LimitSettings, PhysicalLimits, SizedFlushes};
+pub use limits::{FlushLimits, GroupedFlushes, LimitSettings, PhysicalLimits, SizedFlushes, Space};
 pub use report::Report;
 pub use run::{EngineSet, RunOptions, Step, print_step, run};
 pub use workload::{Settings, Workload};

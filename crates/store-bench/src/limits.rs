@@ -52,17 +52,8 @@ pub struct PhysicalLimits {
     pub grouped_flush_rounds: Vec<f64>,
 }
 
-/// Writes of given sizes, one after another, each followed by `fdatasync`, into one of
-/// three kinds of space:
-/// - space written before the first write (zeros, synced), so that no flush carries
-///   metadata ([`SizedFlushes::measure`]): the most durable commits of those sizes a second
-///   the disk allows;
-/// - space a thread zeroes just ahead of the writes as they go
-///   ([`SizedFlushes::measure_zeroed_ahead`]): what a file that grows allows when it zeroes
-///   its space ahead, as textstore does for small commits;
-/// - space `fallocate` left unwritten ([`SizedFlushes::measure_preallocated`]), whose
-///   flushes also record the extents they convert: what a file that grows allows without
-///   zeroing, as textstore does for large commits, whose zeros would double the bytes.
+/// Writes of given sizes, one after another, each followed by `fdatasync`, into one kind of
+/// [`Space`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SizedFlushes {
     /// Writes per second.
@@ -73,67 +64,63 @@ pub struct SizedFlushes {
     pub latency: Option<Percentiles>,
 }
 
-impl SizedFlushes {
-    /// Measures writes of `sizes` bytes, in order, with a scratch file in `dir`, for at most
-    /// [`LimitSettings::fdatasync_time`].
-    ///
-    /// # Panics
-    /// If `sizes` is empty.
-    pub fn measure(dir: &Path, settings: LimitSettings, sizes: &[usize]) -> Result<SizedFlushes> {
-        assert!(!sizes.is_empty(), "no write to measure");
-        let measured = written_fdatasync(&dir.join("written-fdatasync"), settings, sizes)?;
-        Ok(SizedFlushes::of(sizes, measured))
-    }
-
-    /// Measures writes of `sizes` bytes as [`SizedFlushes::measure`] does, into
-    /// preallocated space that a thread zeroes [`ZERO_STEP_BYTES`] at a time, up to
+/// Where the writes of [`SizedFlushes`] land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Space {
+    /// Space written before the first write (zeros, synced), so that no flush carries
+    /// metadata: the most durable commits of those sizes a second the disk allows.
+    Written,
+    /// Preallocated space that a thread zeroes [`ZERO_STEP_BYTES`] at a time, up to
     /// [`ZERO_LEAD_BYTES`] ahead of the writes, sending each step to the disk
-    /// (`sync_file_range`) without flushing it. The zeros go to the disk as the writes
-    /// do, so on a disk whose flushes slow with the bytes written since the last one this
-    /// is below [`SizedFlushes::measure`].
+    /// (`sync_file_range`) without flushing it: what a file that grows allows when it
+    /// zeroes its space ahead, as textstore does for small commits. The zeros go to the
+    /// disk as the writes do, so on a disk whose flushes slow with the bytes written since
+    /// the last one this is below [`Space::Written`].
+    ZeroedAhead,
+    /// Space `fallocate` reserved and left unwritten, whose flushes also record the extents
+    /// they convert: what a file that grows allows without zeroing, as textstore does for
+    /// large commits, whose zeros would double the bytes.
+    Preallocated,
+}
+
+impl SizedFlushes {
+    /// Measures writes of `sizes` bytes, in order, into `space` of a scratch file in `dir`,
+    /// for at most [`LimitSettings::fdatasync_time`].
     ///
     /// # Panics
     /// If `sizes` is empty.
-    pub fn measure_zeroed_ahead(
+    pub fn measure(
         dir: &Path,
         settings: LimitSettings,
         sizes: &[usize],
+        space: Space,
     ) -> Result<SizedFlushes> {
         assert!(!sizes.is_empty(), "no write to measure");
-        let measured =
-            zeroed_ahead_fdatasync(&dir.join("zeroed-ahead-fdatasync"), settings, sizes)?;
-        Ok(SizedFlushes::of(sizes, measured))
-    }
-
-    /// Measures writes of `sizes` bytes as [`SizedFlushes::measure`] does, into space
-    /// `fallocate` preallocated and left unwritten.
-    ///
-    /// # Panics
-    /// If `sizes` is empty.
-    pub fn measure_preallocated(
-        dir: &Path,
-        settings: LimitSettings,
-        sizes: &[usize],
-    ) -> Result<SizedFlushes> {
-        assert!(!sizes.is_empty(), "no write to measure");
-        let path = dir.join("preallocated-fdatasync");
-        let file = preallocated_file(&path, sizes.iter().sum::<usize>() as u64)?;
-        let measured = flushes_into(file, &path, settings, sizes)?;
-        Ok(SizedFlushes::of(sizes, measured))
-    }
-
-    fn of(sizes: &[usize], (per_sec, latency): (f64, Option<Percentiles>)) -> SizedFlushes {
-        SizedFlushes {
+        let len = sizes.iter().sum::<usize>() as u64;
+        let (per_sec, latency) = match space {
+            Space::Written => {
+                let path = dir.join("written-fdatasync");
+                flushes_into(written_file(&path, len)?, &path, settings, sizes)?
+            }
+            Space::ZeroedAhead => {
+                zeroed_ahead_fdatasync(&dir.join("zeroed-ahead-fdatasync"), settings, sizes)?
+            }
+            Space::Preallocated => {
+                let path = dir.join("preallocated-fdatasync");
+                flushes_into(preallocated_file(&path, len)?, &path, settings, sizes)?
+            }
+        };
+        Ok(SizedFlushes {
             per_sec,
-            mean_bytes: sizes.iter().sum::<usize>() as f64 / sizes.len() as f64,
+            mean_bytes: len as f64 / sizes.len() as f64,
             latency,
-        }
+        })
     }
 }
 
-/// Bytes zeroed at a time ahead of [`SizedFlushes::measure_zeroed_ahead`]'s writes, and
-/// how far ahead of them: textstore's zeroing thread's step and lead, the best of the
-/// steps and leads measured for it (docs/PERFORMANCE.md, "Zeroing in other steps").
+/// Bytes zeroed at a time ahead of the writes into [`Space::ZeroedAhead`], and how far
+/// ahead of them: textstore's zeroing thread's step and lead, the best of the steps and
+/// leads measured for it (docs/PERFORMANCE.md, "Zeroing in other steps").
 pub const ZERO_STEP_BYTES: u64 = 256 << 10;
 /// See [`ZERO_STEP_BYTES`].
 pub const ZERO_LEAD_BYTES: u64 = 1 << 20;
@@ -323,7 +310,7 @@ pub struct FlushLimits {
     /// written space: the most durable commits of those texts a second the disk allows.
     pub written: SizedFlushes,
     /// The same texts written and flushed into space zeroed just ahead of them
-    /// ([`SizedFlushes::measure_zeroed_ahead`]): what the disk allows a file that grows.
+    /// ([`Space::ZeroedAhead`]): what the disk allows a file that grows.
     pub zeroed_ahead: SizedFlushes,
 }
 
@@ -394,8 +381,8 @@ impl FlushLimits {
         Ok(FlushLimits {
             append_fdatasync_per_sec: append_rate,
             append_fdatasync_latency: append_latency,
-            written: SizedFlushes::measure(dir, settings, &sizes)?,
-            zeroed_ahead: SizedFlushes::measure_zeroed_ahead(dir, settings, &sizes)?,
+            written: SizedFlushes::measure(dir, settings, &sizes, Space::Written)?,
+            zeroed_ahead: SizedFlushes::measure(dir, settings, &sizes, Space::ZeroedAhead)?,
         })
     }
 }
@@ -439,17 +426,6 @@ fn append_fdatasync(path: &Path, settings: LimitSettings) -> Result<(f64, Option
     drop(file);
     std::fs::remove_file(path).map_err(Error::io(path))?;
     Ok((throughput.per_sec(), latencies.percentiles()))
-}
-
-/// Writes of `sizes` bytes one after another, each followed by `fdatasync`, into space
-/// zeroed and synced beforehand.
-fn written_fdatasync(
-    path: &Path,
-    settings: LimitSettings,
-    sizes: &[usize],
-) -> Result<(f64, Option<Percentiles>)> {
-    let file = written_file(path, sizes.iter().sum::<usize>() as u64)?;
-    flushes_into(file, path, settings, sizes)
 }
 
 /// Writes of `sizes` bytes one after another from the start of `file`, each followed by
@@ -727,7 +703,8 @@ mod tests {
         let sizes = [100, (ZERO_LEAD_BYTES + ZERO_STEP_BYTES) as usize, 4096];
         let mut settings = settings(1);
         settings.fdatasync_max = sizes.len();
-        let flushes = SizedFlushes::measure_zeroed_ahead(dir.path(), settings, &sizes).unwrap();
+        let flushes =
+            SizedFlushes::measure(dir.path(), settings, &sizes, Space::ZeroedAhead).unwrap();
         assert_eq!(flushes.latency.unwrap().count, 3);
         assert!(flushes.per_sec > 0.0);
         assert_eq!(flushes.mean_bytes, sizes.iter().sum::<usize>() as f64 / 3.0);
@@ -738,7 +715,8 @@ mod tests {
     fn preallocated_flushes_write_every_size_and_leave_no_file() {
         let dir = tempfile::tempdir().unwrap();
         let sizes = [100, 300_000, 4096];
-        let flushes = SizedFlushes::measure_preallocated(dir.path(), settings(1), &sizes).unwrap();
+        let flushes =
+            SizedFlushes::measure(dir.path(), settings(1), &sizes, Space::Preallocated).unwrap();
         assert_eq!(flushes.latency.unwrap().count, 3);
         assert!(flushes.per_sec > 0.0);
         assert_eq!(flushes.mean_bytes, sizes.iter().sum::<usize>() as f64 / 3.0);

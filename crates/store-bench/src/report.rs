@@ -253,7 +253,7 @@ pub const FDATASYNC_LIMIT: &str = "limit: 4 KiB append + fdatasync";
 pub const WRITTEN_FDATASYNC_LIMIT: &str =
     "limit: the puts' texts, each written + fdatasync into written space";
 /// Name of the row of the durable puts' texts written + fdatasync into space a thread zeroes
-/// just ahead of them ([`crate::SizedFlushes::measure_zeroed_ahead`]).
+/// just ahead of them ([`crate::Space::ZeroedAhead`]).
 pub const ZEROED_AHEAD_FDATASYNC_LIMIT: &str =
     "limit: the puts' texts, each written + fdatasync into space zeroed just ahead";
 /// The name of the limit row of the durable puts from threads: the same threads' texts

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use crate::corpus::Corpus;
 use crate::engines::{FilePerDoc, MemoryMap, Textstore};
 use crate::error::{Error, Result};
-use crate::limits::{FlushLimits, GroupedFlushes, LimitSettings, PhysicalLimits, SizedFlushes};
+use crate::limits::{
+    FlushLimits, GroupedFlushes, LimitSettings, PhysicalLimits, SizedFlushes, Space,
+};
 use crate::report::{
     BATCH_FDATASYNC_LIMIT, BATCH_PREALLOCATED_LIMIT, CorpusSummary, EngineSettings,
     FDATASYNC_LIMIT, GROUPED_FDATASYNC_LIMIT, Machine, Report, Row, WRITTEN_FDATASYNC_LIMIT,
@@ -230,16 +232,10 @@ pub fn run(
                     &thread_put_sizes,
                 )?),
                 Workload::BatchedPut => {
-                    batch_flush_rounds.push(SizedFlushes::measure(
-                        scratch,
-                        options.limits,
-                        &batch_sizes,
-                    )?);
-                    batch_preallocated_rounds.push(SizedFlushes::measure_preallocated(
-                        scratch,
-                        options.limits,
-                        &batch_sizes,
-                    )?);
+                    let measure =
+                        |space| SizedFlushes::measure(scratch, options.limits, &batch_sizes, space);
+                    batch_flush_rounds.push(measure(Space::Written)?);
+                    batch_preallocated_rounds.push(measure(Space::Preallocated)?);
                 }
                 _ => {}
             }
