@@ -572,17 +572,22 @@ impl ZeroingAhead {
     }
 }
 
-/// A new file of `len` bytes that `fallocate` reserved and left unwritten, synced, as a
-/// segment's preallocated space is.
-fn preallocated_file(path: &Path, len: u64) -> Result<File> {
-    use store_mmap::Storage;
-    let file = OpenOptions::new()
+/// `path`, empty, open for reading and writing.
+fn scratch_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
         .create(true)
         .truncate(true)
         .read(true)
         .write(true)
         .open(path)
-        .map_err(Error::io(path))?;
+        .map_err(Error::io(path))
+}
+
+/// A new file of `len` bytes that `fallocate` reserved and left unwritten, synced, as a
+/// segment's preallocated space is.
+fn preallocated_file(path: &Path, len: u64) -> Result<File> {
+    use store_mmap::Storage;
+    let file = scratch_file(path)?;
     store_mmap::OsStorage
         .allocate(&file, path, 0, len)
         .map_err(Error::io(path))?;
@@ -594,13 +599,7 @@ fn preallocated_file(path: &Path, len: u64) -> Result<File> {
 /// file whose length does not change, so that their flushes carry no metadata.
 fn written_file(path: &Path, len: u64) -> Result<File> {
     use std::os::unix::fs::FileExt;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(Error::io(path))?;
+    let file = scratch_file(path)?;
     let zeros = vec![0_u8; 1 << 20];
     let mut at = 0;
     while at < len {
