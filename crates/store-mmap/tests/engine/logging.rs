@@ -32,6 +32,12 @@ pub(crate) fn logged(run: impl FnOnce()) -> String {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
+    // Another dispatcher alive beside this one keeps tracing-core off its path for a single
+    // dispatcher, on which a callsite that another test's thread reaches first takes its
+    // interest from that thread's default (none: never) and keeps it for the process, so
+    // that this thread's events from it would be dropped. With two, every callsite's
+    // interest comes from both, and each event asks this thread's subscriber.
+    let _beside = tracing::Dispatch::new(tracing_subscriber::registry());
     tracing::subscriber::with_default(subscriber, run);
     let bytes = captured.0.lock().unwrap().clone();
     String::from_utf8(bytes).unwrap()
