@@ -467,11 +467,11 @@ fn zeroed_ahead_fdatasync(
     let (measured, zeroing) = std::thread::scope(|scope| {
         let zeroing = scope.spawn(|| ahead.run(&file, path, len));
         // The lead is in place before the first write, as it is after a pause in commits.
-        let measured = ahead.wait_for(ZERO_LEAD_BYTES).and_then(|()| {
+        let measured = ahead.wait_for(path, ZERO_LEAD_BYTES).and_then(|()| {
             let mut offset = 0u64;
             time_each(settings.fdatasync_time, sizes.len(), |i| {
                 let end = offset + sizes[i] as u64;
-                ahead.wait_for(end)?;
+                ahead.wait_for(path, end)?;
                 file.write_all_at(&text[..sizes[i]], offset)
                     .map_err(Error::io(path))?;
                 offset = end;
@@ -515,8 +515,8 @@ impl ZeroingAhead {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits until the bytes below `end` hold zeros, and keeps the lead past them.
-    fn wait_for(&self, end: u64) -> Result<()> {
+    /// Waits until the bytes of `path` below `end` hold zeros, and keeps the lead past them.
+    fn wait_for(&self, path: &Path, end: u64) -> Result<()> {
         let mut state = self.lock();
         state.needed = state.needed.max(end);
         self.changed.notify_all();
@@ -524,10 +524,10 @@ impl ZeroingAhead {
             state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
         }
         if state.zeroed < end {
-            return Err(Error::Io {
-                path: "zeroing thread".into(),
-                source: std::io::Error::other("the zeroing thread stopped before the writes"),
-            });
+            return Err(Error::io(path)(std::io::Error::other(format!(
+                "the thread zeroing ahead of the writes stopped at byte {}, before byte {end}",
+                state.zeroed
+            ))));
         }
         Ok(())
     }
@@ -677,12 +677,12 @@ mod tests {
         };
         std::thread::scope(|scope| {
             let zeroing = scope.spawn(|| ahead.run(&file, &path, len));
-            ahead.wait_for(1000).unwrap();
+            ahead.wait_for(&path, 1000).unwrap();
             assert_eq!(settled(), ZERO_LEAD_BYTES);
             zeroed_at(ZERO_LEAD_BYTES);
             // A write past the lead gets its bytes zeroed, and the lead past them.
             let far = 2 * ZERO_LEAD_BYTES + 10;
-            ahead.wait_for(far).unwrap();
+            ahead.wait_for(&path, far).unwrap();
             assert!(ahead.lock().zeroed >= far);
             let lead_end = settled();
             assert_eq!(lead_end, 3 * ZERO_LEAD_BYTES);
@@ -691,8 +691,12 @@ mod tests {
             zeroing.join().unwrap().unwrap();
         });
         // Once stopped, a writer waiting for bytes the thread never zeroed is told so.
-        let err = ahead.wait_for(len).unwrap_err();
-        assert!(err.to_string().contains("zeroing thread"), "{err}");
+        let err = ahead.wait_for(&path, len).unwrap_err().to_string();
+        assert!(
+            err.contains(&path.display().to_string())
+                && err.contains(&format!("before byte {len}")),
+            "{err}"
+        );
     }
 
     #[test]
