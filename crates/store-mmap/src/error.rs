@@ -42,7 +42,9 @@ pub enum Error {
     /// The text is not a document id.
     #[error(transparent)]
     Id(#[from] IdError),
-    /// Another handle or process holds the store's write lock.
+    /// Another handle or process holds the store's write lock, and kept it for 100 ms (a
+    /// process spawned while a store is open shares its lock until its `exec`; the open
+    /// waits that long for such a process to let go).
     #[error("store {path} is locked by another process or handle")]
     Locked {
         /// The lock file.

@@ -220,6 +220,40 @@ fn a_second_writer_is_refused() {
     assert!(err.to_string().contains("locked"));
 }
 
+/// A child process holds its parent's lock file description from its fork to its `exec`:
+/// a store closed and opened again while another thread spawns processes must not find
+/// itself locked by them.
+#[test]
+fn reopening_beside_a_thread_that_spawns_processes_is_not_refused() {
+    let mut f = Fixture::new();
+    f.store().put(id(1), "kept").unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let spawning = scope.spawn(|| {
+            let mut spawned = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let status = std::process::Command::new("true").status().unwrap();
+                assert!(status.success());
+                spawned += 1;
+            }
+            spawned
+        });
+        // Every round reopens; the first refusal ends the rounds (and the spawning thread)
+        // before the assertions.
+        let refused = (0..200).find_map(|round| match f.try_reopen() {
+            Ok(store) => {
+                assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("kept"));
+                None
+            }
+            Err(err) => Some(format!("reopen {round}: {err}")),
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let spawned = spawning.join().unwrap();
+        assert_eq!(refused, None);
+        assert!(spawned > 0, "no process was spawned");
+    });
+}
+
 #[test]
 fn create_never_overwrites() {
     let mut f = Fixture::new();
