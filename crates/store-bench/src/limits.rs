@@ -100,14 +100,18 @@ impl SizedFlushes {
         let (per_sec, latency) = match space {
             Space::Written => {
                 let path = dir.join("written-fdatasync");
-                flushes_into(written_file(&path, len)?, &path, settings, sizes)?
+                let file = written_file(&path, len)?;
+                let measured = timed_writes(&file, &path, settings, sizes, |_| Ok(()));
+                remove_scratch(file, &path, measured)?
             }
             Space::ZeroedAhead => {
                 zeroed_ahead_fdatasync(&dir.join("zeroed-ahead-fdatasync"), settings, sizes)?
             }
             Space::Preallocated => {
                 let path = dir.join("preallocated-fdatasync");
-                flushes_into(preallocated_file(&path, len)?, &path, settings, sizes)?
+                let file = preallocated_file(&path, len)?;
+                let measured = timed_writes(&file, &path, settings, sizes, |_| Ok(()));
+                remove_scratch(file, &path, measured)?
             }
         };
         Ok(SizedFlushes {
@@ -411,44 +415,45 @@ fn seq_write(path: &Path, bytes: usize) -> Result<f64> {
 }
 
 fn append_fdatasync(path: &Path, settings: LimitSettings) -> Result<(f64, Option<Percentiles>)> {
-    let block = [0xa5_u8; 4096];
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(path)
-        .map_err(Error::io(path))?;
-    let (throughput, latencies) =
-        time_each(settings.fdatasync_time, settings.fdatasync_max, |_| {
-            file.write_all(&block).map_err(Error::io(path))?;
-            file.sync_data().map_err(Error::io(path))
-        })?;
-    drop(file);
-    std::fs::remove_file(path).map_err(Error::io(path))?;
-    Ok((throughput.per_sec(), latencies.percentiles()))
+    let file = scratch_file(path)?;
+    let blocks = vec![4096; settings.fdatasync_max.max(1)];
+    let measured = timed_writes(&file, path, settings, &blocks, |_| Ok(()));
+    remove_scratch(file, path, measured)
 }
 
 /// Writes of `sizes` bytes one after another from the start of `file`, each followed by
-/// `fdatasync`; removes the file.
-fn flushes_into(
-    file: File,
+/// `fdatasync`, for at most [`LimitSettings::fdatasync_time`]. `before_write(end)` runs
+/// before each write, inside its timing, with the end of the bytes it covers: the
+/// zeroed-ahead loop waits there for its zeros.
+fn timed_writes(
+    file: &File,
     path: &Path,
     settings: LimitSettings,
     sizes: &[usize],
+    mut before_write: impl FnMut(u64) -> Result<()>,
 ) -> Result<(f64, Option<Percentiles>)> {
     use std::os::unix::fs::FileExt;
     let text = vec![0xa5_u8; sizes.iter().copied().max().unwrap_or(0)];
     let mut offset = 0u64;
     let (throughput, latencies) = time_each(settings.fdatasync_time, sizes.len(), |i| {
-        let size = sizes[i];
-        file.write_all_at(&text[..size], offset)
+        let end = offset + sizes[i] as u64;
+        before_write(end)?;
+        file.write_all_at(&text[..sizes[i]], offset)
             .map_err(Error::io(path))?;
-        offset += size as u64;
+        offset = end;
         file.sync_data().map_err(Error::io(path))
     })?;
-    drop(file);
-    std::fs::remove_file(path).map_err(Error::io(path))?;
     Ok((throughput.per_sec(), latencies.percentiles()))
+}
+
+/// Closes and removes a limit's scratch file, then hands on what was measured in it (its
+/// failure first).
+fn remove_scratch<T>(file: File, path: &Path, measured: Result<T>) -> Result<T> {
+    drop(file);
+    let removed = std::fs::remove_file(path).map_err(Error::io(path));
+    let measured = measured?;
+    removed?;
+    Ok(measured)
 }
 
 /// Writes of `sizes` bytes one after another, each followed by `fdatasync`, into
@@ -458,8 +463,6 @@ fn zeroed_ahead_fdatasync(
     settings: LimitSettings,
     sizes: &[usize],
 ) -> Result<(f64, Option<Percentiles>)> {
-    use std::os::unix::fs::FileExt;
-    let text = vec![0xa5_u8; sizes.iter().copied().max().unwrap_or(0)];
     // Room for the lead past the last write, as a segment's preallocation has.
     let len = sizes.iter().sum::<usize>() as u64 + ZERO_LEAD_BYTES + ZERO_STEP_BYTES;
     let file = preallocated_file(path, len)?;
@@ -468,14 +471,8 @@ fn zeroed_ahead_fdatasync(
         let zeroing = scope.spawn(|| ahead.run(&file, path, len));
         // The lead is in place before the first write, as it is after a pause in commits.
         let measured = ahead.wait_for(path, ZERO_LEAD_BYTES).and_then(|()| {
-            let mut offset = 0u64;
-            time_each(settings.fdatasync_time, sizes.len(), |i| {
-                let end = offset + sizes[i] as u64;
-                ahead.wait_for(path, end)?;
-                file.write_all_at(&text[..sizes[i]], offset)
-                    .map_err(Error::io(path))?;
-                offset = end;
-                file.sync_data().map_err(Error::io(path))
+            timed_writes(&file, path, settings, sizes, |end| {
+                ahead.wait_for(path, end)
             })
         });
         ahead.stop();
@@ -487,10 +484,7 @@ fn zeroed_ahead_fdatasync(
         Err(panic) => std::panic::resume_unwind(panic),
         Ok(Ok(())) => {}
     }
-    let (throughput, latencies) = measured?;
-    drop(file);
-    std::fs::remove_file(path).map_err(Error::io(path))?;
-    Ok((throughput.per_sec(), latencies.percentiles()))
+    remove_scratch(file, path, measured)
 }
 
 /// The zeroing thread of [`zeroed_ahead_fdatasync`] and its writer, under one mutex.
