@@ -106,7 +106,7 @@ struct State {
     durable_dirs: HashMap<PathBuf, HashMap<OsString, Inode>>,
     /// Durable contents of files that lost their name since their directory's last sync.
     orphans: HashMap<Inode, Vec<u8>>,
-    /// The ranges whose write-back was started, in order: offset and length.
+    /// The ranges whose write-back was started, in order: file, offset and length.
     write_backs: Vec<(PathBuf, u64, u64)>,
 }
 
