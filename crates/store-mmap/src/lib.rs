@@ -60,6 +60,7 @@ mod spans;
 mod stats;
 mod storage;
 mod store;
+mod verified;
 mod verify;
 mod walk;
 mod write;

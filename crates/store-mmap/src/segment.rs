@@ -17,6 +17,7 @@ use store_format::{
 use crate::error::{Error, Result};
 use crate::options::{AccessPattern, MapSettings, ReadVerification};
 use crate::storage::{Storage, SyncKind, WriteBehind, sync_dir};
+use crate::verified::Verified;
 
 /// A read-only view of one segment's mapping that can be cloned and sent to other threads.
 ///
@@ -110,67 +111,6 @@ impl SeqMarks {
         );
         marks.push((offset, seq));
         offset.saturating_add(Self::STRIDE)
-    }
-}
-
-/// Which records of a segment this process has checked (CRC32C and, for puts, UTF-8), one
-/// bit per 48 bytes of the segment: records start at least a record header (48 bytes) apart,
-/// so no two share a bit. 1/384 of the segment's capacity in memory.
-///
-/// Relaxed operations suffice: a bit only says that the immutable bytes below the committed
-/// end at its record were checked. A reader reaches those bytes through the publication
-/// protocol, which orders their writing before its read; a reader that misses a bit set by
-/// another thread checks the record again, and a cleared bit makes the next read check.
-pub(crate) struct Verified {
-    bits: Box<[AtomicU64]>,
-}
-
-const VERIFIED_GRAIN: usize = RECORD_HEADER_LEN;
-
-impl Verified {
-    fn new(capacity: u32) -> Verified {
-        let words = (capacity as usize).div_ceil(VERIFIED_GRAIN).div_ceil(64);
-        // Zeroed memory from the allocator (for a segment of 256 MiB, 700 KB that the
-        // kernel hands out as zero pages on first touch): an open pays for the words its
-        // reads set, not for writing zeros over all of them.
-        let zeros: *mut [u64] = Box::into_raw(vec![0u64; words].into_boxed_slice());
-        #[expect(unsafe_code, reason = "an atomic slice from zeroed memory")]
-        // SAFETY: `AtomicU64` has the size, alignment and bit validity of `u64`, so the
-        // allocation of `words` zero `u64`s is one of `words` `AtomicU64`s holding 0, freed
-        // with the same layout; the pointer came from `Box::into_raw` and is used once.
-        let bits = unsafe { Box::from_raw(zeros as *mut [AtomicU64]) };
-        Verified { bits }
-    }
-
-    fn slot(offset: u32) -> (usize, u64) {
-        let i = offset as usize / VERIFIED_GRAIN;
-        (i / 64, 1 << (i % 64))
-    }
-
-    pub(crate) fn contains(&self, offset: u32) -> bool {
-        let (word, bit) = Verified::slot(offset);
-        self.bits
-            .get(word)
-            .is_some_and(|w| w.load(AtomicOrdering::Relaxed) & bit != 0)
-    }
-
-    pub(crate) fn insert(&self, offset: u32) {
-        let (word, bit) = Verified::slot(offset);
-        if let Some(w) = self.bits.get(word) {
-            w.fetch_or(bit, AtomicOrdering::Relaxed);
-        }
-    }
-
-    /// Forgets every record that starts in `range`: they failed a check.
-    pub(crate) fn remove_range(&self, range: std::ops::Range<u32>) {
-        let mut at = range.start - range.start % VERIFIED_GRAIN as u32;
-        while at < range.end {
-            let (word, bit) = Verified::slot(at);
-            if let Some(w) = self.bits.get(word) {
-                w.fetch_and(!bit, AtomicOrdering::Relaxed);
-            }
-            at += VERIFIED_GRAIN as u32;
-        }
     }
 }
 
