@@ -167,11 +167,20 @@ impl Store {
     /// Appends the index's changes since the last frame to the journal, at the end of the
     /// data, which the caller has made durable. Costs what changed: 40 bytes a document,
     /// one `pwrite`, no flush (see `journal.rs` for why none is needed).
+    ///
+    /// No frame is written while nothing changed since the index file's plan (the frame
+    /// that falls due as soon as a new index file is in place, when the store is idle): it
+    /// would hold nothing the file does not, and start a journal file that a clean close
+    /// would then leave behind. The frame stays due for the first commit.
     pub(crate) fn append_journal_frame(&mut self) -> Result<()> {
-        self.checkpoints.framed();
         if self.journal.is_none() || self.index.base().is_none() {
+            self.checkpoints.framed();
             return Ok(());
         }
+        if self.checkpoints.bytes_since_plan() == 0 && !self.index.has_unjournaled() {
+            return Ok(());
+        }
+        self.checkpoints.framed();
         let active = self.active();
         let frame = JournalFrame {
             position: Position {

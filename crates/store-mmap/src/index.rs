@@ -146,6 +146,11 @@ impl Index {
         self.unjournaled = Some(journal.chain(frozen).chain(delta).collect());
     }
 
+    /// Whether a document changed since the last journal frame.
+    pub(crate) fn has_unjournaled(&self) -> bool {
+        self.unjournaled.as_ref().is_some_and(|ids| !ids.is_empty())
+    }
+
     /// The changes since the last journal frame, each document once, and forgets them.
     /// Empty when the journal is not kept.
     pub(crate) fn take_unjournaled(&mut self) -> Vec<JournalChange> {

@@ -252,3 +252,42 @@ fn a_hole_inside_the_newest_segment_is_damage_not_its_end() {
         opened.as_ref().map(|store| store.recovery().clone())
     );
 }
+
+/// A writer that goes idle after a checkpoint, or after commits, closes without a journal:
+/// an open takes a journal as the sign of a crash, and syncs and reads before it serves.
+#[test]
+fn a_clean_close_leaves_no_journal() {
+    let mut f = Fixture::with(StoreOptions::new());
+    let mut model = BTreeMap::new();
+    churn(f.store(), &mut model, 20, "first");
+    f.reopen();
+    // Idle right after the index file was written: nothing for a journal to hold.
+    f.store().checkpoint().unwrap();
+    f.store().tend_checkpoint(true).unwrap();
+    assert!(
+        !journal_path(&f.path()).exists(),
+        "a journal started with nothing to hold"
+    );
+    // Commits journalled, then a close.
+    churn(f.store(), &mut model, 1000, "second");
+    assert!(
+        journal_path(&f.path()).exists(),
+        "the commits were journalled"
+    );
+    let store = f.reopen();
+    assert_eq!(store.recovery().journal_frames, 0, "{:?}", store.recovery());
+    assert_eq!(store.recovery().bytes_replayed, 0);
+    assert_holds(store, &model);
+    assert!(!journal_path(&f.path()).exists());
+    // Commits, an idle checkpoint on the engine's own thread, then a close.
+    churn(f.store(), &mut model, 1000, "third");
+    let store = f.store();
+    while store.stats().unwrap().checkpoints() == 0 {
+        store.tend_checkpoint(true).unwrap();
+    }
+    store.tend_checkpoint(true).unwrap();
+    let store = f.reopen();
+    assert_eq!(store.recovery().journal_frames, 0, "{:?}", store.recovery());
+    assert_holds(store, &model);
+    assert!(!journal_path(&f.path()).exists());
+}
