@@ -280,9 +280,10 @@ pub(crate) struct Limits {
 /// The automatic compaction policy, and how to wake the thread that runs it.
 pub(crate) type AutoCompaction = (CompactionPolicy, Sender<()>);
 
-/// How long the queue stays empty before the writer checkpoints the index: a store that
-/// stops taking writes has a checkpoint of everything soon after, so that an open after a
-/// crash replays nothing.
+/// How long the queue stays empty before the writer has the engine cover every change (an
+/// index checkpoint, or a synced journal frame where the journal stands in for the index
+/// file): a store that stops taking writes has everything covered soon after, so that an
+/// open after a crash replays nothing.
 const IDLE_CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The two queues of a handle: writes, which any thread holding the writer's core may
@@ -975,8 +976,9 @@ impl Core {
     }
 
     /// The queue stayed empty for a while: installs a checkpoint the engine finished
-    /// writing, or starts one if anything changed since the last, so that a crash while
-    /// idle replays nothing.
+    /// writing, and has the engine cover every change since the last (a checkpoint, or a
+    /// synced journal frame where the journal stands in for the index file), so that a
+    /// crash while idle replays nothing.
     fn idle(&mut self, shared: &Shared) {
         if shared.poisoned().is_some() || self.engine.is_read_only() {
             return;

@@ -86,8 +86,10 @@ impl Store {
     /// Installs the engine's own checkpoint if its thread is done, and starts one on a
     /// thread of its own when [`crate::StoreOptions::checkpoint_bytes`] were committed
     /// since the last, or, when the caller says the store is `idle`, when anything changed
-    /// since. The engine calls it after every commit; a layer that knows when writes pause
-    /// (the concurrent handle's writer thread) calls it then.
+    /// since; where the journal is synced in the index file's place, an idle store gets a
+    /// synced journal frame of its changes instead, and the index file waits for its share
+    /// of commits. The engine calls it after every commit; a layer that knows when writes
+    /// pause (the concurrent handle's writer thread) calls it then.
     pub fn tend_checkpoint(&mut self, idle: bool) -> Result<()> {
         self.check_writable()?;
         if self
@@ -140,6 +142,13 @@ impl Store {
                 .checkpoints
                 .journal_sync_due(self.options.checkpoint_bytes)
         {
+            self.sync_journal()?;
+        }
+        // Idle while the journal stands in for the index file: a frame of every change
+        // since the last, synced, so that an open after a crash or a power cut while the
+        // store is idle replays nothing, and the index file waits for its share of commits.
+        if idle && !due && self.syncs_journal() && self.checkpoints.journal_behind() {
+            self.append_journal_frame()?;
             self.sync_journal()?;
         }
         Ok(())

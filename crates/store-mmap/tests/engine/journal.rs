@@ -279,15 +279,29 @@ fn a_clean_close_leaves_no_journal() {
     assert_eq!(store.recovery().bytes_replayed, 0);
     assert_holds(store, &model);
     assert!(!journal_path(&f.path()).exists());
-    // Commits, an idle checkpoint on the engine's own thread, then a close.
+    // A new store (no index file yet, so a pause writes one on the engine's own thread),
+    // commits, the checkpoint installed at a later pause, one more pause, then a close.
+    let mut f = Fixture::with(StoreOptions::new());
+    let mut model = BTreeMap::new();
     churn(f.store(), &mut model, 1000, "third");
     let store = f.store();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while store.stats().unwrap().checkpoints() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint at a pause"
+        );
         store.tend_checkpoint(true).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
     store.tend_checkpoint(true).unwrap();
+    assert!(
+        !journal_path(&f.path()).exists(),
+        "a journal started with nothing to hold"
+    );
     let store = f.reopen();
     assert_eq!(store.recovery().journal_frames, 0, "{:?}", store.recovery());
+    assert_eq!(store.recovery().bytes_replayed, 0);
     assert_holds(store, &model);
     assert!(!journal_path(&f.path()).exists());
 }
