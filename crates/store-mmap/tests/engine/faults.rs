@@ -651,6 +651,27 @@ fn a_segment_whose_creation_was_not_synced_is_made_durable_by_the_next_open() {
     ]);
 }
 
+/// Cuts the power under `store` and opens what the syncs kept.
+fn open_after_power_cut(
+    store: Store,
+    storage: &FaultStorage,
+    dir: &Path,
+    options: StoreOptions,
+) -> Store {
+    storage.cut_power();
+    drop(store);
+    storage.restore_durable_state().unwrap();
+    Store::open(dir, options).unwrap()
+}
+
+/// The store holds exactly `model`'s documents.
+fn assert_holds(store: &Store, model: &BTreeMap<u64, String>) {
+    assert_eq!(store.len(), model.len());
+    for (k, text) in model {
+        assert_eq!(store.get(id(*k)).unwrap().unwrap().text().as_str(), text);
+    }
+}
+
 /// Under per-commit syncs the journal is synced every half interval, so a power cut
 /// replays at most the checkpoint interval while the index file waits for 64 times its size
 /// of commits: 400 KB of puts over 64 ids write it at most once (the byte interval alone
@@ -675,10 +696,7 @@ fn a_power_cut_replays_at_most_the_interval_while_the_index_file_waits() {
         checkpoints <= 1,
         "the index file was written {checkpoints} times"
     );
-    storage.cut_power();
-    drop(store);
-    storage.restore_durable_state().unwrap();
-    let store = Store::open(dir.path(), options).unwrap();
+    let store = open_after_power_cut(store, &storage, dir.path(), options);
     let report = store.recovery().clone();
     assert!(report.journal_frames > 0, "{report:?}");
     assert!(
@@ -686,10 +704,7 @@ fn a_power_cut_replays_at_most_the_interval_while_the_index_file_waits() {
         "replayed {} bytes after the power cut: {report:?}",
         report.bytes_replayed
     );
-    assert_eq!(store.len(), model.len());
-    for (k, text) in &model {
-        assert_eq!(store.get(id(*k)).unwrap().unwrap().text().as_str(), text);
-    }
+    assert_holds(&store, &model);
 }
 
 /// A background checkpoint whose file cannot be put in place loses nothing and is counted:
@@ -719,10 +734,7 @@ fn a_failed_background_checkpoint_is_counted_and_loses_nothing() {
     let stats = store.stats().unwrap();
     assert_eq!(stats.checkpoint_failures(), 1);
     assert!(stats.checkpoints() >= 1);
-    storage.cut_power();
-    drop(store);
-    storage.restore_durable_state().unwrap();
-    let store = Store::open(dir.path(), options).unwrap();
+    let store = open_after_power_cut(store, &storage, dir.path(), options);
     assert_eq!(store.len(), 64.min(k as usize));
     for j in 0..64.min(k) {
         assert_eq!(store.get(id(j)).unwrap().unwrap().text().as_str(), text);
@@ -799,15 +811,9 @@ fn a_pause_syncs_a_journal_frame_instead_of_rewriting_the_index_file() {
         0,
         "the index file was rewritten at a pause"
     );
-    storage.cut_power();
-    drop(store);
-    storage.restore_durable_state().unwrap();
-    let store = Store::open(dir.path(), options).unwrap();
+    let store = open_after_power_cut(store, &storage, dir.path(), options);
     let report = store.recovery().clone();
     assert_eq!(report.journal_frames, 20, "{report:?}");
     assert_eq!(report.bytes_replayed, 0, "{report:?}");
-    assert_eq!(store.len(), model.len());
-    for (k, text) in &model {
-        assert_eq!(store.get(id(*k)).unwrap().unwrap().text().as_str(), text);
-    }
+    assert_holds(&store, &model);
 }

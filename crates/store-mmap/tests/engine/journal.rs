@@ -253,6 +253,21 @@ fn a_hole_inside_the_newest_segment_is_damage_not_its_end() {
     );
 }
 
+fn assert_no_journal(f: &Fixture, why: &str) {
+    assert!(!journal_path(&f.path()).exists(), "{why}");
+}
+
+/// Closes and reopens the store: the close leaves no journal, and the open replays nothing
+/// and finds `model`.
+fn reopen_as_after_a_clean_close(f: &mut Fixture, model: &BTreeMap<u64, String>) {
+    f.close();
+    assert_no_journal(f, "the close left a journal");
+    let store = f.reopen();
+    assert_eq!(store.recovery().journal_frames, 0, "{:?}", store.recovery());
+    assert_eq!(store.recovery().bytes_replayed, 0);
+    assert_holds(store, model);
+}
+
 /// A writer that goes idle after a checkpoint, or after commits, closes without a journal:
 /// an open takes a journal as the sign of a crash, and syncs and reads before it serves.
 #[test]
@@ -264,21 +279,14 @@ fn a_clean_close_leaves_no_journal() {
     // Idle right after the index file was written: nothing for a journal to hold.
     f.store().checkpoint().unwrap();
     f.store().tend_checkpoint(true).unwrap();
-    assert!(
-        !journal_path(&f.path()).exists(),
-        "a journal started with nothing to hold"
-    );
+    assert_no_journal(&f, "a journal started with nothing to hold");
     // Commits journalled, then a close.
     churn(f.store(), &mut model, 1000, "second");
     assert!(
         journal_path(&f.path()).exists(),
         "the commits were journalled"
     );
-    let store = f.reopen();
-    assert_eq!(store.recovery().journal_frames, 0, "{:?}", store.recovery());
-    assert_eq!(store.recovery().bytes_replayed, 0);
-    assert_holds(store, &model);
-    assert!(!journal_path(&f.path()).exists());
+    reopen_as_after_a_clean_close(&mut f, &model);
     // A new store (no index file yet, so a pause writes one on the engine's own thread),
     // commits, the checkpoint installed at a later pause, one more pause, then a close.
     let mut f = Fixture::with(StoreOptions::new());
@@ -295,13 +303,6 @@ fn a_clean_close_leaves_no_journal() {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     store.tend_checkpoint(true).unwrap();
-    assert!(
-        !journal_path(&f.path()).exists(),
-        "a journal started with nothing to hold"
-    );
-    let store = f.reopen();
-    assert_eq!(store.recovery().journal_frames, 0, "{:?}", store.recovery());
-    assert_eq!(store.recovery().bytes_replayed, 0);
-    assert_holds(store, &model);
-    assert!(!journal_path(&f.path()).exists());
+    assert_no_journal(&f, "a journal started with nothing to hold");
+    reopen_as_after_a_clean_close(&mut f, &model);
 }
