@@ -281,7 +281,7 @@ pub(crate) struct Limits {
 pub(crate) type AutoCompaction = (CompactionPolicy, Sender<()>);
 
 /// How long the queue stays empty before the writer has the engine cover every change (an
-/// index checkpoint, or a synced journal frame where the journal stands in for the index
+/// index checkpoint, or a synced journal frame where a journal goes on top of an index
 /// file): a store that stops taking writes has everything covered soon after, so that an
 /// open after a crash replays nothing.
 const IDLE_CHECKPOINT_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
@@ -977,7 +977,7 @@ impl Core {
 
     /// The queue stayed empty for a while: installs a checkpoint the engine finished
     /// writing, and has the engine cover every change since the last (a checkpoint, or a
-    /// synced journal frame where the journal stands in for the index file), so that a
+    /// synced journal frame where a journal goes on top of an index file), so that a
     /// crash while idle replays nothing.
     fn idle(&mut self, shared: &Shared) {
         if shared.poisoned().is_some() || self.engine.is_read_only() {

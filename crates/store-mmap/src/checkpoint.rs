@@ -22,6 +22,7 @@ use std::sync::Arc;
 use store_format::{IndexCheckpoint, IndexEntry, JournalFrame, Position, encode_index};
 
 use crate::checkpoint_file::{CheckpointPlan, InFlight, WrittenCheckpoint};
+use crate::checkpoints::JournalRole;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -86,10 +87,11 @@ impl Store {
     /// Installs the engine's own checkpoint if its thread is done, and starts one on a
     /// thread of its own when [`crate::StoreOptions::checkpoint_bytes`] were committed
     /// since the last, or, when the caller says the store is `idle`, when anything changed
-    /// since; where the journal is synced in the index file's place, an idle store gets a
-    /// synced journal frame of its changes instead, and the index file waits for its share
-    /// of commits. The engine calls it after every commit; a layer that knows when writes
-    /// pause (the concurrent handle's writer thread) calls it then.
+    /// since; where a journal goes on top of an index file, an idle store gets a synced
+    /// journal frame of its changes instead (under write-back, after a sync of the data),
+    /// and the index file waits for its own rule. The engine calls it after every commit; a
+    /// layer that knows when writes pause (the concurrent handle's writer thread) calls it
+    /// then.
     pub fn tend_checkpoint(&mut self, idle: bool) -> Result<()> {
         self.check_writable()?;
         if self
@@ -113,7 +115,7 @@ impl Store {
             idle,
             self.checkpoint_stale(),
             self.options.checkpoint_bytes,
-            self.syncs_journal(),
+            self.journal_role(),
             index_bytes,
         );
         if due && !idle && self.checkpoints.in_flight().is_some() {
@@ -144,30 +146,49 @@ impl Store {
         {
             self.sync_journal()?;
         }
-        // Idle while the journal stands in for the index file: a frame of every change
-        // since the last, synced, so that an open after a crash or a power cut while the
-        // store is idle replays nothing, and the index file waits for its share of commits.
-        if idle && !due && self.syncs_journal() && self.checkpoints.journal_behind() {
-            self.append_journal_frame()?;
+        // A pause the journal covers: a frame of every change since the last, synced (under
+        // write-back, after the data it claims), so that an open after a crash or a power
+        // cut during the pause replays nothing, and the index file is rewritten only when
+        // its own rule says.
+        if idle
+            && !due
+            && self.journal_role() != JournalRole::None
+            && self.checkpoints.journal_behind()
+        {
+            if self.options.durability != crate::Durability::Sync {
+                self.sync()?;
+            }
+            if self.index.has_unjournaled() {
+                self.append_journal_frame()?;
+            }
             self.sync_journal()?;
         }
         Ok(())
     }
 
-    /// Whether the journal's frames are synced every half checkpoint interval, so that they
-    /// bound what a power cut replays and the index file need not: under
-    /// [`crate::Durability::Sync`], where every frame claims data already durable, with a
-    /// journal and an index file for it to go on top of.
+    /// What the journal does in the index file's place: nothing without a journal or an
+    /// index file for it to go on top of; under [`crate::Durability::Sync`], where every
+    /// frame claims data already durable, its frames are synced every half checkpoint
+    /// interval, so that they bound what a power cut replays and the index file need not;
+    /// under write-back, it covers pauses only.
+    fn journal_role(&self) -> JournalRole {
+        if self.journal.is_none() || self.index.base().is_none() {
+            JournalRole::None
+        } else if self.options.durability == crate::Durability::Sync {
+            JournalRole::Synced
+        } else {
+            JournalRole::AtPauses
+        }
+    }
+
     fn syncs_journal(&self) -> bool {
-        self.options.durability == crate::Durability::Sync
-            && self.journal.is_some()
-            && self.index.base().is_some()
+        self.journal_role() == JournalRole::Synced
     }
 
     /// Makes every frame appended so far durable (and the journal's name, the first time).
     fn sync_journal(&mut self) -> Result<()> {
         let storage = Arc::clone(&self.options.storage);
-        let journal = self.journal.as_mut().expect("checked by syncs_journal");
+        let journal = self.journal.as_mut().expect("checked by journal_role");
         journal.sync(storage.as_ref(), &mut self.index)?;
         self.checkpoints.journal_synced();
         Ok(())

@@ -16,6 +16,22 @@ pub(crate) const INDEX_REWRITE_FACTOR: u64 = 64;
 /// 16 MiB of the smallest records, which the byte interval alone let through, are 233k.
 pub(crate) const MAX_JOURNAL_CHANGES: u64 = 1 << 18;
 
+/// What the index journal does in the index file's place, which decides when the file is
+/// rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JournalRole {
+    /// No journal, or no index file for it to go on top of: the index file alone bounds
+    /// the replay, and a pause checkpoints it.
+    None,
+    /// Under write-back: frames go into the page cache at the caller's syncs, and a pause
+    /// syncs the data and a frame, but nothing syncs the journal in between, so the index
+    /// file still bounds what a power cut replays: it is rewritten every half interval.
+    AtPauses,
+    /// Under per-commit syncs: the journal is synced every half interval, so it bounds
+    /// what a power cut replays, and the index file waits for its share of commits.
+    Synced,
+}
+
 /// A writer's checkpoints since the open.
 ///
 /// Invariants:
@@ -162,22 +178,22 @@ impl Checkpoints {
 
     /// Whether a checkpoint is due: when a compaction's moves wait, as soon as anything
     /// changed (`stale`); otherwise once half of `every` bytes were committed since the
-    /// last plan, or, when the caller says writes pause (`idle`), as soon as anything
-    /// changed.
+    /// last plan, or, when the caller says writes pause (`idle`) and no journal covers the
+    /// pause, as soon as anything changed.
     ///
-    /// With a synced journal (`journal_synced`: it bounds what a power cut replays in its
-    /// place), an index file of `index_bytes` is rewritten no sooner than
-    /// [`INDEX_REWRITE_FACTOR`] times its size of commits, or once [`MAX_JOURNAL_CHANGES`]
-    /// changes wait, whichever comes first, idle or not: an idle writer syncs a frame of
-    /// its changes instead (`Store::tend_checkpoint`). Rewriting the index file at every
-    /// pause wrote the whole file (47 MB for a million documents) for each put of a writer
-    /// that pauses between puts.
+    /// Where the journal covers a pause (`journal`), a pause syncs a frame of the changes
+    /// instead (`Store::tend_checkpoint`): rewriting the index file at every pause wrote the
+    /// whole file (47 MB for a million documents) for each put of a writer that pauses
+    /// between puts. Where it is synced in the index file's place ([`JournalRole::Synced`]),
+    /// an index file of `index_bytes` is rewritten no sooner than [`INDEX_REWRITE_FACTOR`]
+    /// times its size of commits, or once [`MAX_JOURNAL_CHANGES`] changes wait, whichever
+    /// comes first.
     pub(crate) fn due(
         &self,
         idle: bool,
         stale: bool,
         every: Option<u64>,
-        journal_synced: bool,
+        journal: JournalRole,
         index_bytes: u64,
     ) -> bool {
         if !self.uncovered_copies.is_empty() {
@@ -186,12 +202,10 @@ impl Checkpoints {
         let Some(every) = every else {
             return idle && stale;
         };
-        if !journal_synced {
-            return if idle {
-                stale
-            } else {
-                self.bytes_since >= every / 2
-            };
+        match journal {
+            JournalRole::None if idle => return stale,
+            JournalRole::None | JournalRole::AtPauses => return self.bytes_since >= every / 2,
+            JournalRole::Synced => {}
         }
         let interval = (every / 2).max(index_bytes.saturating_mul(INDEX_REWRITE_FACTOR));
         self.bytes_since >= interval || self.changes_since >= MAX_JOURNAL_CHANGES
@@ -246,6 +260,14 @@ mod tests {
 
     const EVERY: Option<u64> = Some(32 << 20);
 
+    fn role(synced: bool) -> JournalRole {
+        if synced {
+            JournalRole::Synced
+        } else {
+            JournalRole::None
+        }
+    }
+
     fn after(bytes: u64, changes: u64) -> Checkpoints {
         let mut checkpoints = Checkpoints::default();
         checkpoints.committed(bytes, changes);
@@ -261,7 +283,7 @@ mod tests {
         let share = index_bytes * INDEX_REWRITE_FACTOR;
         let half = (32 << 20) / 2;
         assert!(share > half);
-        let due = |c: &Checkpoints, synced| c.due(false, true, EVERY, synced, index_bytes);
+        let due = |c: &Checkpoints, synced| c.due(false, true, EVERY, role(synced), index_bytes);
         assert!(
             due(&after(half, 100), false),
             "no journal sync: half the interval"
@@ -278,12 +300,12 @@ mod tests {
         );
         assert!(!due(&after(1 << 20, MAX_JOURNAL_CHANGES - 1), true));
         // A small index file: half the interval still rules.
-        let small = |c: &Checkpoints| c.due(false, true, EVERY, true, 4096);
+        let small = |c: &Checkpoints| c.due(false, true, EVERY, JournalRole::Synced, 4096);
         assert!(small(&after(half, 100)));
         assert!(!small(&after(half - 1, 100)));
         // No interval: checkpoints only on request, idle or after a compaction.
-        assert!(!after(u64::MAX / 2, u64::MAX / 2).due(false, true, None, true, 0));
-        assert!(after(1, 1).due(true, true, None, true, index_bytes));
+        assert!(!after(u64::MAX / 2, u64::MAX / 2).due(false, true, None, JournalRole::Synced, 0));
+        assert!(after(1, 1).due(true, true, None, JournalRole::Synced, index_bytes));
     }
 
     /// A pause rewrites the index file as soon as anything changed only where no synced
@@ -292,25 +314,44 @@ mod tests {
     #[test]
     fn a_pause_rewrites_the_index_file_only_without_a_synced_journal() {
         let index_bytes = 1 << 20;
-        let idle = |c: &Checkpoints, synced, every| c.due(true, true, every, synced, index_bytes);
-        assert!(idle(&after(100, 1), false, EVERY), "no journal: at once");
+        let half = (32 << 20) / 2;
+        let idle = |c: &Checkpoints, journal, every| c.due(true, true, every, journal, index_bytes);
         assert!(
-            !idle(&after(100, 1), true, EVERY),
+            idle(&after(100, 1), JournalRole::None, EVERY),
+            "no journal: at once"
+        );
+        assert!(
+            !idle(&after(100, 1), JournalRole::Synced, EVERY),
             "a synced journal: its share"
         );
         assert!(idle(
             &after(index_bytes * INDEX_REWRITE_FACTOR, 1),
-            true,
+            JournalRole::Synced,
             EVERY
         ));
-        assert!(idle(&after(100, 1), true, None), "no interval: at a pause");
         assert!(
-            !after(0, 0).due(true, false, EVERY, false, index_bytes),
+            !idle(&after(100, 1), JournalRole::AtPauses, EVERY),
+            "write-back: a frame at the pause"
+        );
+        assert!(!idle(&after(half - 1, 1), JournalRole::AtPauses, EVERY));
+        assert!(
+            idle(&after(half, 1), JournalRole::AtPauses, EVERY),
+            "the half interval"
+        );
+        assert!(
+            idle(&after(100, 1), JournalRole::Synced, None),
+            "no interval: at a pause"
+        );
+        assert!(
+            !after(0, 0).due(true, false, EVERY, JournalRole::None, index_bytes),
             "nothing changed"
         );
         let mut moved = after(100, 1);
         moved.compaction_installed(&[7]);
-        assert!(idle(&moved, true, EVERY), "a compaction's moves wait");
+        assert!(
+            idle(&moved, JournalRole::Synced, EVERY),
+            "a compaction's moves wait"
+        );
     }
 
     /// The journal is synced every half interval of commits past the last sync, and an
