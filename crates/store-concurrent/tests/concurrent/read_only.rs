@@ -105,46 +105,73 @@ fn crash_copy(from: &std::path::Path, to: &std::path::Path) -> store_mmap::Store
     store_mmap::Store::open(to, StoreOptions::new()).unwrap()
 }
 
-/// Once the writer thread has had no request for a while it checkpoints the index, so a
-/// crash of an idle process replays nothing.
+/// Once the writer thread has had no request for a while it has every change covered, so a
+/// crash of an idle process replays nothing: in a new store by its first index checkpoint,
+/// in a store with an index file by a synced journal frame, without rewriting the file.
 #[test]
-fn an_idle_writer_checkpoints_so_that_a_crash_replays_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let writer = create(dir.path(), WriterOptions::default());
-    for k in 0..100 {
-        writer
-            .put(id(k), format!("text {k}"))
-            .unwrap()
-            .wait()
+fn an_idle_writer_covers_its_changes_so_that_a_crash_replays_nothing() {
+    for with_index_file in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = create(dir.path(), WriterOptions::default());
+        if with_index_file {
+            writer.put(id(1000), "before").unwrap().wait().unwrap();
+            writer.close().unwrap();
+            writer = ConcurrentStore::open(
+                dir.path().join("store"),
+                StoreOptions::new(),
+                WriterOptions::default(),
+            )
             .unwrap();
-    }
-    let before = crash_copy(&dir.path().join("store"), &dir.path().join("copy-0"));
-    assert!(
-        before.recovery().bytes_replayed > 0,
-        "nothing to replay yet"
-    );
-    drop(before);
-    // The writer thread checkpoints after a second without requests; poll for the effect.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let mut attempt = 1;
-    loop {
-        let copy = crash_copy(
-            &dir.path().join("store"),
-            &dir.path().join(format!("copy-{attempt}")),
-        );
-        if copy.recovery().bytes_replayed == 0 {
-            assert_eq!(copy.len(), 100);
-            break;
         }
+        let expected = 100 + usize::from(with_index_file);
+        for k in 0..100 {
+            writer
+                .put(id(k), format!("text {k}"))
+                .unwrap()
+                .wait()
+                .unwrap();
+        }
+        let before = crash_copy(&dir.path().join("store"), &dir.path().join("copy-0"));
         assert!(
-            std::time::Instant::now() < deadline,
-            "no idle checkpoint: an open still replays {} bytes",
-            copy.recovery().bytes_replayed
+            before.recovery().bytes_replayed > 0,
+            "nothing to replay yet"
         );
-        attempt += 1;
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        drop(before);
+        // The writer thread acts after a second without requests; poll for the effect.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut attempt = 1;
+        loop {
+            let copy = crash_copy(
+                &dir.path().join("store"),
+                &dir.path().join(format!("copy-{attempt}")),
+            );
+            if copy.recovery().bytes_replayed == 0 {
+                assert_eq!(copy.len(), expected);
+                assert_eq!(
+                    copy.recovery().journal_frames > 0,
+                    with_index_file,
+                    "{:?}",
+                    copy.recovery()
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing covers the changes of an idle writer: an open still replays {} bytes",
+                copy.recovery().bytes_replayed
+            );
+            attempt += 1;
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        if with_index_file {
+            assert_eq!(
+                writer.stats().unwrap().checkpoints(),
+                0,
+                "the index file was rewritten at the pause"
+            );
+        }
+        writer.close().unwrap();
     }
-    writer.close().unwrap();
 }
 
 /// A read-only handle follows the writer's changes with the feed, and a refresh that brings
