@@ -693,31 +693,33 @@ mod tests {
         );
     }
 
+    /// Flushes into space zeroed just ahead (one write larger than the lead, which waits
+    /// for the thread) and into preallocated space write every size once and remove their
+    /// scratch file.
     #[test]
-    fn zeroed_ahead_flushes_write_every_size_and_leave_no_file() {
-        let dir = tempfile::tempdir().unwrap();
-        // One write larger than the lead, which waits for the thread.
-        let sizes = [100, (ZERO_LEAD_BYTES + ZERO_STEP_BYTES) as usize, 4096];
-        let mut settings = settings(1);
-        settings.fdatasync_max = sizes.len();
-        let flushes =
-            SizedFlushes::measure(dir.path(), settings, &sizes, Space::ZeroedAhead).unwrap();
-        assert_eq!(flushes.latency.unwrap().count, 3);
-        assert!(flushes.per_sec > 0.0);
-        assert_eq!(flushes.mean_bytes, sizes.iter().sum::<usize>() as f64 / 3.0);
-        assert!(!dir.path().join("zeroed-ahead-fdatasync").exists());
-    }
-
-    #[test]
-    fn preallocated_flushes_write_every_size_and_leave_no_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let sizes = [100, 300_000, 4096];
-        let flushes =
-            SizedFlushes::measure(dir.path(), settings(1), &sizes, Space::Preallocated).unwrap();
-        assert_eq!(flushes.latency.unwrap().count, 3);
-        assert!(flushes.per_sec > 0.0);
-        assert_eq!(flushes.mean_bytes, sizes.iter().sum::<usize>() as f64 / 3.0);
-        assert!(!dir.path().join("preallocated-fdatasync").exists());
+    fn sized_flushes_write_every_size_and_leave_no_file() {
+        let cases = [
+            (
+                Space::ZeroedAhead,
+                [100, (ZERO_LEAD_BYTES + ZERO_STEP_BYTES) as usize, 4096],
+                "zeroed-ahead-fdatasync",
+            ),
+            (
+                Space::Preallocated,
+                [100, 300_000, 4096],
+                "preallocated-fdatasync",
+            ),
+        ];
+        for (space, sizes, file) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let mut settings = settings(1);
+            settings.fdatasync_max = sizes.len();
+            let flushes = SizedFlushes::measure(dir.path(), settings, &sizes, space).unwrap();
+            assert_eq!(flushes.latency.unwrap().count, 3, "{space:?}");
+            assert!(flushes.per_sec > 0.0);
+            assert_eq!(flushes.mean_bytes, sizes.iter().sum::<usize>() as f64 / 3.0);
+            assert!(!dir.path().join(file).exists(), "{file} left behind");
+        }
     }
 
     #[test]

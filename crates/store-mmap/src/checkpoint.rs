@@ -158,9 +158,7 @@ impl Store {
             if self.options.durability != crate::Durability::Sync {
                 self.sync()?;
             }
-            if self.index.has_unjournaled() {
-                self.append_journal_frame()?;
-            }
+            self.append_journal_frame()?;
             self.sync_journal()?;
         }
         Ok(())
@@ -198,16 +196,17 @@ impl Store {
     /// data, which the caller has made durable. Costs what changed: 40 bytes a document,
     /// one `pwrite`, no flush (see `journal.rs` for why none is needed).
     ///
-    /// No frame is written while nothing changed since the index file's plan (the frame
-    /// that falls due as soon as a new index file is in place, when the store is idle): it
-    /// would hold nothing the file does not, and start a journal file that a clean close
-    /// would then leave behind. The frame stays due for the first commit.
+    /// No frame is written while no document changed since the last one (every put,
+    /// delete and move notes its id): it would hold nothing the journal and the index file
+    /// do not. The frame that falls due as soon as a new index file is in place would
+    /// otherwise start a journal file for an idle store, which a clean close then left
+    /// behind. The frame stays due for the first change.
     pub(crate) fn append_journal_frame(&mut self) -> Result<()> {
         if self.journal.is_none() || self.index.base().is_none() {
             self.checkpoints.framed();
             return Ok(());
         }
-        if self.checkpoints.bytes_since_plan() == 0 && !self.index.has_unjournaled() {
+        if !self.index.has_unjournaled() {
             return Ok(());
         }
         self.checkpoints.framed();

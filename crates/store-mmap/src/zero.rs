@@ -18,12 +18,12 @@
 //!   while it writes it; so zeros never land on bytes the writer has written, and never lie
 //!   far past its data;
 //! - it is woken when a commit ends with a whole chunk free inside the lead, and writes that
-//!   chunk beside the commits that follow. It used to start a chunk only between commits,
-//!   but back-to-back commits leave no time between them, and the commits then wrote the
-//!   zeros themselves (next rule) in their own flushes: durable single puts of the Rust
-//!   docs' pages measured 0.875 times the written-space limit that way against 0.901 with
-//!   the chunks beside the commits, and eight threads' puts 32.5k a second against 35.0k
-//!   (medians; docs/PERFORMANCE.md, "Zeros beside the commits");
+//!   chunk beside the commits that follow. Back-to-back commits leave no time between them:
+//!   a thread that zeroed only between commits left the zeros to the commits themselves
+//!   (next rule), in their own flushes, where durable single puts of the Rust docs' pages
+//!   measured 0.875 times the written-space limit against 0.901 with the chunks beside the
+//!   commits, and eight threads' puts 32.5k a second against 35.0k (medians;
+//!   docs/PERFORMANCE.md, "Zeros beside the commits");
 //! - a small commit that reaches past the zeros written so far (the thread lags, or the
 //!   segment is new) writes the next stretch of zeros itself, in the same `pwritev` after
 //!   its records, and claims it: the commit's flush marks that extent written once for the
@@ -347,6 +347,15 @@ mod tests {
         }
     }
 
+    /// A zeroer without its thread, on a segment of four leads with no data yet.
+    fn attached_from_the_start(dir: &std::path::Path) -> Zeroer {
+        let zeroer = without_thread();
+        let mut target = target(dir, 4 * LEAD_BYTES);
+        target.end = 0;
+        zeroer.attach(target);
+        zeroer
+    }
+
     /// A small commit past the zeros written so far is told to write the next stretch
     /// itself, up to the allocation; a commit inside that stretch, or a large one, is not.
     #[test]
@@ -384,10 +393,7 @@ mod tests {
     #[test]
     fn the_thread_tops_the_lead_up_a_whole_chunk_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let zeroer = without_thread();
-        let mut target = target(dir.path(), 4 * LEAD_BYTES);
-        target.end = 0;
-        zeroer.attach(target);
+        let zeroer = attached_from_the_start(dir.path());
         let chunk = CHUNK_BYTES as u64;
         assert_eq!(zeroer.shared.lock().next_chunk(), Some((0, chunk)));
         zeroer.shared.lock().zeroed = LEAD_BYTES;
@@ -415,10 +421,7 @@ mod tests {
     #[test]
     fn a_chunk_may_start_beside_a_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let zeroer = without_thread();
-        let mut target = target(dir.path(), 4 * LEAD_BYTES);
-        target.end = 0;
-        zeroer.attach(target);
+        let zeroer = attached_from_the_start(dir.path());
         zeroer.shared.lock().zeroed = 8192;
         // A commit inside the zeros claims its bytes and has not ended.
         assert_eq!(zeroer.claim(1, 0, 4000, 4096), 0);
