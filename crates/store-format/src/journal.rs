@@ -3,8 +3,12 @@
 //!
 //! The journal belongs to one index file (it names the file's hash seed and checkpoint).
 //! Each frame holds every document whose entry changed since the frame before (or since
-//! the index file, for the first), the live counts and the segment table as of the frame's
-//! position, and two CRC32Cs. A frame says: every record before my position is reflected in
+//! the index file, for the first), the live counts as of the frame's position, segment rows
+//! and two CRC32Cs. The first frame of a file holds the whole segment table; each later one
+//! only the rows of the segments whose live bytes changed since the frame before, so that a
+//! frame costs what changed however many segments the store has (a whole table in every
+//! frame was 16 bytes a segment each 16 KiB of commits: 40% more bytes written at 400
+//! segments). A frame says: every record before my position is reflected in
 //! the index file and the frames up to me. Like the index file, the journal is a cache of
 //! the data: an open that finds a frame torn, damaged or for another index file stops
 //! there and replays the segments from the last frame it took.
@@ -33,6 +37,11 @@ const FRAME_MARK: [u8; 4] = *b"TSJF";
 const ENTRY_PUT: u32 = 1;
 /// An entry's flags word: the document was deleted.
 const ENTRY_DELETED: u32 = 2;
+/// A frame's flags word: its segment rows are the segments whose live bytes changed since
+/// the frame before, not the whole table. Frames without it (all that builds before it
+/// wrote) hold the whole table; those builds refuse a frame with it and replay from the
+/// frame before.
+const FRAME_ROWS_CHANGED: u32 = 1;
 
 /// The journal's header: which index file its frames go on top of.
 ///
@@ -76,7 +85,7 @@ pub struct JournalBase {
 /// | 0 | 4 | mark `TSJF` |
 /// | 4 | 4 | entries |
 /// | 8 | 4 | segment rows |
-/// | 12 | 4 | reserved, zero |
+/// | 12 | 4 | flags: 1 when the segment rows are only those that changed ([`SegmentRows`]) |
 /// | 16 | 8 | the index file's hash seed (as in the header) |
 /// | 24 | 4 | position: segment id |
 /// | 28 | 4 | position: offset |
@@ -109,6 +118,18 @@ pub struct JournalFrame {
 
 /// One change of a frame: the document's latest record, or `None` when it was deleted.
 pub type JournalChange = (DocId, Option<IndexEntry>);
+
+/// What a frame's segment rows are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentRows {
+    /// The whole segment table as of the frame's position: every segment with live
+    /// records, ascending.
+    Whole,
+    /// The segments whose live bytes changed since the frame before, ascending, each at
+    /// its live bytes as of the frame's position; a row of 0 says the segment has no live
+    /// record left.
+    Changed,
+}
 
 impl JournalHeader {
     /// Encodes the header.
@@ -149,19 +170,24 @@ impl JournalHeader {
 }
 
 /// Encodes a frame on top of the index file with hash seed `base_seed`: `frame`, the
-/// segment table `segments` (segments with live records, ascending) and `changes`.
+/// segment rows `segments` (what they are: `rows`) and `changes`.
 pub fn encode_journal_frame(
     base_seed: u64,
     frame: &JournalFrame,
+    rows: SegmentRows,
     segments: &[SegmentLive],
     changes: impl ExactSizeIterator<Item = JournalChange>,
 ) -> Vec<u8> {
+    debug_assert!(segments.is_sorted_by_key(|row| row.segment));
     let body_len = segments.len() * INDEX_SEGMENT_LEN + changes.len() * JOURNAL_ENTRY_LEN;
     let mut out = vec![0u8; JOURNAL_FRAME_HEADER_LEN + body_len];
     let (head, body) = out.split_at_mut(JOURNAL_FRAME_HEADER_LEN);
     put(head, 0, &FRAME_MARK);
     put(head, 4, &(changes.len() as u32).to_le_bytes());
     put(head, 8, &(segments.len() as u32).to_le_bytes());
+    if rows == SegmentRows::Changed {
+        put(head, 12, &FRAME_ROWS_CHANGED.to_le_bytes());
+    }
     put(head, 16, &base_seed.to_le_bytes());
     put(head, 24, &frame.position.segment.to_le_bytes());
     put(head, 28, &frame.position.offset.to_le_bytes());
@@ -195,19 +221,36 @@ pub fn encode_journal_frame(
     out
 }
 
-/// A frame decoded by [`JournalFrames`]: its summary, segment table and changes.
+/// A frame decoded by [`JournalFrames`]: its summary, segment rows and changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedFrame<'a> {
     /// Where the frame starts in the journal.
     pub offset: u64,
     /// Its summary.
     pub frame: JournalFrame,
-    /// The segment table as of its position.
+    /// What its segment rows are.
+    pub rows: SegmentRows,
+    /// Its segment rows, ascending.
     pub segments: Vec<SegmentLive>,
     entries: &'a [u8],
 }
 
 impl DecodedFrame<'_> {
+    /// Brings `table` (segment id to live bytes, as of the frame before, or of the index
+    /// file for the first) to the frame's position.
+    pub fn apply_rows(&self, table: &mut std::collections::BTreeMap<u32, u64>) {
+        if self.rows == SegmentRows::Whole {
+            table.clear();
+        }
+        for row in &self.segments {
+            if row.live_record_bytes == 0 {
+                table.remove(&row.segment);
+            } else {
+                table.insert(row.segment, row.live_record_bytes);
+            }
+        }
+    }
+
     /// The frame's changes, in the order written. Every entry's flags were checked when
     /// the frame was decoded.
     pub fn changes(&self) -> impl ExactSizeIterator<Item = JournalChange> + '_ {
@@ -272,23 +315,28 @@ impl<'a> JournalFrames<'a> {
             get_u32(head, 76),
             crate::checksum::crc32c(&head[..76]),
         )?;
-        if head[..4] != FRAME_MARK || !all_zero(&head[12..16]) {
+        if head[..4] != FRAME_MARK {
             return Err(bad("frame mark", u64::from(get_u32(head, 0))));
         }
+        let rows = match get_u32(head, 12) {
+            0 => SegmentRows::Whole,
+            FRAME_ROWS_CHANGED => SegmentRows::Changed,
+            flags => return Err(bad("frame flags", u64::from(flags))),
+        };
         let seed = get_u64(head, 16);
         if seed != self.base_seed {
             return Err(bad("index file's hash seed", seed));
         }
         let entries = get_u32(head, 4) as usize;
-        let rows = get_u32(head, 8) as usize;
-        let rows_len = rows * INDEX_SEGMENT_LEN;
+        let row_count = get_u32(head, 8) as usize;
+        let rows_len = row_count * INDEX_SEGMENT_LEN;
         let body_len = rows_len + entries * JOURNAL_ENTRY_LEN;
         let body_at = at + JOURNAL_FRAME_HEADER_LEN;
         need(WHAT, buf, body_at, body_len)?;
         let body = &buf[body_at..body_at + body_len];
         check_crc(WHAT, at, get_u32(head, 72), crate::checksum::crc32c(body))?;
         let (row_bytes, entry_bytes) = body.split_at(rows_len);
-        let mut segments = Vec::with_capacity(rows);
+        let mut segments = Vec::with_capacity(row_count);
         for row in row_bytes.chunks_exact(INDEX_SEGMENT_LEN) {
             if !all_zero(&row[4..8]) {
                 return Err(bad("segment row", u64::from(get_u32(row, 0))));
@@ -316,9 +364,13 @@ impl<'a> JournalFrames<'a> {
             text_bytes: get_u64(head, 56),
             bytes_since_base: get_u64(head, 64),
         };
+        if let Some(pair) = segments.windows(2).find(|p| p[0].segment >= p[1].segment) {
+            return Err(bad("segment row out of order", u64::from(pair[1].segment)));
+        }
         let decoded = DecodedFrame {
             offset: at as u64,
             frame,
+            rows,
             segments,
             entries: entry_bytes,
         };
@@ -396,14 +448,30 @@ mod tests {
         ]
     }
 
+    fn row(segment: u32, live_record_bytes: u64) -> SegmentLive {
+        SegmentLive {
+            segment,
+            live_record_bytes,
+        }
+    }
+
+    /// A journal of `frames` frames: the first with the whole table, the rest with the rows
+    /// that changed.
     fn journal(frames: u32) -> Vec<u8> {
         let mut buf = header().encode().to_vec();
-        let rows = [SegmentLive {
-            segment: 1,
-            live_record_bytes: 500,
-        }];
         for n in 0..frames {
-            let frame = encode_journal_frame(99, &frame(n), &rows, changes(n.into()).into_iter());
+            let (rows, segments) = if n == 0 {
+                (SegmentRows::Whole, vec![row(1, 500), row(2, 70)])
+            } else {
+                (SegmentRows::Changed, vec![row(1, 500 + u64::from(n))])
+            };
+            let frame = encode_journal_frame(
+                99,
+                &frame(n),
+                rows,
+                &segments,
+                changes(n.into()).into_iter(),
+            );
             buf.extend_from_slice(&frame);
         }
         buf
@@ -419,12 +487,102 @@ mod tests {
         assert_eq!(frames.len(), 3);
         for (n, decoded) in frames.iter().enumerate() {
             assert_eq!(decoded.frame, frame(n as u32));
-            assert_eq!(decoded.segments.len(), 1);
+            let rows = if n == 0 { 2 } else { 1 };
+            assert_eq!(decoded.segments.len(), rows);
             assert_eq!(decoded.changes().collect::<Vec<_>>(), changes(n as u128));
             let at = decoded.entries_offset() as usize;
             let second = &buf[at + JOURNAL_ENTRY_LEN..at + 2 * JOURNAL_ENTRY_LEN];
             assert_eq!(decode_journal_entry(second), changes(n as u128)[1]);
         }
+    }
+
+    /// Frames bring the table forward in order: a whole table replaces it, changed rows
+    /// overwrite theirs, and a row of 0 removes its segment.
+    #[test]
+    fn segment_rows_fold_into_the_table_in_order() {
+        let mut buf = header().encode().to_vec();
+        let frames = [
+            (SegmentRows::Whole, vec![row(1, 500), row(2, 70), row(4, 9)]),
+            (SegmentRows::Changed, vec![row(2, 0), row(5, 30)]),
+            (SegmentRows::Changed, vec![row(1, 450), row(5, 60)]),
+        ];
+        for (n, (rows, segments)) in frames.iter().enumerate() {
+            let encoded =
+                encode_journal_frame(99, &frame(n as u32), *rows, segments, [].into_iter());
+            buf.extend_from_slice(&encoded);
+        }
+        let mut table = std::collections::BTreeMap::from([(1, 1), (3, 3)]);
+        let mut seen = Vec::new();
+        for decoded in JournalFrames::new(&buf, 99) {
+            let decoded = decoded.unwrap();
+            decoded.apply_rows(&mut table);
+            seen.push(table.clone().into_iter().collect::<Vec<_>>());
+        }
+        assert_eq!(
+            seen,
+            [
+                vec![(1, 500), (2, 70), (4, 9)],
+                vec![(1, 500), (4, 9), (5, 30)],
+                vec![(1, 450), (4, 9), (5, 60)],
+            ]
+        );
+    }
+
+    /// Flags this build does not know, and rows out of order, refuse the frame.
+    #[test]
+    fn a_frame_with_unknown_flags_or_unordered_rows_is_refused() {
+        let flagged = |flags: u32| {
+            let mut encoded =
+                encode_journal_frame(99, &frame(0), SegmentRows::Whole, &[], [].into_iter());
+            put(&mut encoded, 12, &flags.to_le_bytes());
+            let crc = crate::checksum::crc32c(&encoded[..76]);
+            put(&mut encoded, 76, &crc.to_le_bytes());
+            let mut buf = header().encode().to_vec();
+            buf.extend_from_slice(&encoded);
+            JournalFrames::new(&buf, 99).next().unwrap().map(|f| f.rows)
+        };
+        assert_eq!(flagged(0), Ok(SegmentRows::Whole));
+        assert_eq!(flagged(FRAME_ROWS_CHANGED), Ok(SegmentRows::Changed));
+        assert!(
+            matches!(
+                flagged(2),
+                Err(FormatError::InvalidField {
+                    field: "frame flags",
+                    ..
+                })
+            ),
+            "{:?}",
+            flagged(2)
+        );
+        // Rows written in order, then swapped, with both checksums made good again.
+        let mut encoded = encode_journal_frame(
+            99,
+            &frame(0),
+            SegmentRows::Changed,
+            &[row(2, 1), row(3, 1)],
+            [].into_iter(),
+        );
+        let rows = JOURNAL_FRAME_HEADER_LEN;
+        put(&mut encoded, rows, &3u32.to_le_bytes());
+        put(&mut encoded, rows + INDEX_SEGMENT_LEN, &2u32.to_le_bytes());
+        let body_crc = crate::checksum::crc32c(&encoded[rows..]);
+        put(&mut encoded, 72, &body_crc.to_le_bytes());
+        let crc = crate::checksum::crc32c(&encoded[..76]);
+        put(&mut encoded, 76, &crc.to_le_bytes());
+        let mut buf = header().encode().to_vec();
+        buf.extend_from_slice(&encoded);
+        let refused = JournalFrames::new(&buf, 99).next().unwrap();
+        assert!(
+            matches!(
+                refused,
+                Err(FormatError::InvalidField {
+                    field: "segment row out of order",
+                    value: 2,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
     }
 
     #[test]
@@ -445,7 +603,8 @@ mod tests {
     #[test]
     fn a_damaged_frame_or_one_of_another_index_file_is_refused() {
         let buf = journal(2);
-        let second = JOURNAL_HEADER_LEN + (buf.len() - JOURNAL_HEADER_LEN) / 2;
+        let first_len = JOURNAL_FRAME_HEADER_LEN + 2 * INDEX_SEGMENT_LEN + 2 * JOURNAL_ENTRY_LEN;
+        let second = JOURNAL_HEADER_LEN + first_len;
         let mut flipped = buf.clone();
         flipped[second + JOURNAL_FRAME_HEADER_LEN + 20] ^= 1;
         let frames: Vec<_> = JournalFrames::new(&flipped, 99).collect();

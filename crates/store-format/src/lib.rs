@@ -49,8 +49,8 @@ pub use index::{
 };
 pub use journal::{
     DecodedFrame, JOURNAL_ENTRY_LEN, JOURNAL_FRAME_HEADER_LEN, JOURNAL_HEADER_LEN, JOURNAL_MAGIC,
-    JournalBase, JournalChange, JournalFrame, JournalFrames, JournalHeader, decode_journal_entry,
-    encode_journal_frame,
+    JournalBase, JournalChange, JournalFrame, JournalFrames, JournalHeader, SegmentRows,
+    decode_journal_entry, encode_journal_frame,
 };
 pub use kind::{ErrorKind, StoreError};
 #[cfg(feature = "memory")]

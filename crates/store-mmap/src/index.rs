@@ -16,13 +16,13 @@
 //! A writer that keeps the index journal (`journal.rs`) also notes which documents changed
 //! since its last frame: the next frame holds their entries, so that it costs what changed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use store_format::{
     DocId, IndexEntry, JOURNAL_ENTRY_LEN, JournalChange, JournalFrame, Position, SegmentLive,
-    decode_journal_entry, record_len,
+    SegmentRows, decode_journal_entry, record_len,
 };
 
 use crate::error::Result;
@@ -93,6 +93,9 @@ pub(crate) struct Index {
     /// The documents changed since the last journal frame (an id may repeat), while a
     /// writer keeps the journal.
     unjournaled: Option<Vec<DocId>>,
+    /// The segments whose live bytes changed since the last journal frame, while a writer
+    /// keeps the journal: a frame after a file's first holds only their rows.
+    unjournaled_segments: BTreeSet<u32>,
 }
 
 impl Index {
@@ -113,6 +116,7 @@ impl Index {
             frozen: None,
             delta: Delta::default(),
             unjournaled: None,
+            unjournaled_segments: BTreeSet::new(),
         }
     }
 
@@ -198,6 +202,30 @@ impl Index {
         }
     }
 
+    fn note_segment_change(&mut self, segment: u32) {
+        if self.unjournaled.is_some() {
+            self.unjournaled_segments.insert(segment);
+        }
+    }
+
+    /// The segment rows of the next journal frame, and forgets the changes they hold: the
+    /// whole table for the first frame of a file (`whole`), otherwise the rows of the
+    /// segments whose live bytes changed since the last frame, 0 for one left with none.
+    pub(crate) fn take_journal_rows(&mut self, whole: bool) -> (SegmentRows, Vec<SegmentLive>) {
+        let changed = std::mem::take(&mut self.unjournaled_segments);
+        if whole {
+            return (SegmentRows::Whole, self.segment_table());
+        }
+        let rows = changed
+            .into_iter()
+            .map(|segment| SegmentLive {
+                segment,
+                live_record_bytes: self.segment_live_bytes(segment),
+            })
+            .collect();
+        (SegmentRows::Changed, rows)
+    }
+
     /// The change of `id` since the base, if it changed: `Some(None)` for a delete.
     fn change(&self, id: DocId) -> Option<Option<Entry>> {
         if let Some(change) = self.delta.get(&id) {
@@ -266,7 +294,7 @@ impl Index {
         self.live_docs += 1;
         self.live_record_bytes += entry.record_len();
         self.text_bytes += u64::from(entry.text_len);
-        *self.segment_live_bytes.entry(entry.segment).or_default() += entry.record_len();
+        self.count_segment(entry.segment, entry.record_len());
         self.delta.insert(id, Some(entry));
         self.note_change(id);
         Ok(old)
@@ -294,7 +322,7 @@ impl Index {
         }
         let len = entry.record_len();
         self.uncount_segment(entry.segment, len);
-        *self.segment_live_bytes.entry(to.segment).or_default() += len;
+        self.count_segment(to.segment, len);
         self.delta.insert(
             id,
             Some(Entry {
@@ -314,7 +342,13 @@ impl Index {
         self.uncount_segment(old.segment, old.record_len());
     }
 
+    fn count_segment(&mut self, segment: u32, len: u64) {
+        *self.segment_live_bytes.entry(segment).or_default() += len;
+        self.note_segment_change(segment);
+    }
+
     fn uncount_segment(&mut self, segment: u32, len: u64) {
+        self.note_segment_change(segment);
         if let Some(live) = self.segment_live_bytes.get_mut(&segment) {
             *live = live.saturating_sub(len);
             if *live == 0 {

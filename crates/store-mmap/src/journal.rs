@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use store_format::{
     JOURNAL_ENTRY_LEN, JOURNAL_HEADER_LEN, JournalBase, JournalFrame, JournalFrames, JournalHeader,
-    Position, encode_journal_frame,
+    Position, SegmentLive, encode_journal_frame,
 };
 
 use crate::error::{Error, Result};
@@ -67,12 +67,11 @@ impl Journal {
             return Ok(());
         };
         let changes = index.take_unjournaled();
-        let bytes = encode_journal_frame(
-            base.hash_seed,
-            &frame,
-            &index.segment_table(),
-            changes.into_iter(),
-        );
+        // A file's first frame holds the whole segment table, so that an open can take
+        // the file without the frames of one it replaced.
+        let (rows, segments) = index.take_journal_rows(self.file.is_none());
+        let bytes =
+            encode_journal_frame(base.hash_seed, &frame, rows, &segments, changes.into_iter());
         let result = self.write(storage, store_uid, base, &bytes);
         if result.is_err() {
             self.file = None;
@@ -294,11 +293,28 @@ pub(crate) fn load(
     let changes: usize = runs.iter().map(|&(_, n)| n).sum();
     load.frames = taken.len() as u64;
     load.changes = changes as u64;
-    let last = taken.pop().map(|frame| (frame.frame, frame.segments));
+    // The segment table as of the last frame: the index file's, brought forward by each
+    // frame's rows.
+    let mut table: BTreeMap<u32, u64> = base
+        .segments()
+        .iter()
+        .map(|row| (row.segment, row.live_record_bytes))
+        .collect();
+    for frame in &taken {
+        frame.apply_rows(&mut table);
+    }
+    let last = taken.pop().map(|frame| frame.frame);
     drop(taken);
-    if let Some((frame, segments)) = last {
+    if let Some(frame) = last {
         load.last = Some(frame);
         let layer = JournalLayer::new(map, changes, &runs);
+        let segments: Vec<SegmentLive> = table
+            .into_iter()
+            .map(|(segment, live_record_bytes)| SegmentLive {
+                segment,
+                live_record_bytes,
+            })
+            .collect();
         index.set_journal(Arc::new(layer), &frame, &segments);
     }
     Ok(load)

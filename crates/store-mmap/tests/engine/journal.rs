@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use store_mmap::{Durability, IndexLoad, Store, StoreOptions};
+use store_mmap::{CompactionScope, Durability, IndexLoad, Store, StoreOptions};
 
 use crate::{Fixture, id};
 
@@ -305,4 +305,92 @@ fn a_clean_close_leaves_no_journal() {
     store.tend_checkpoint(true).unwrap();
     assert_no_journal(&f, "a journal started with nothing to hold");
     reopen_as_after_a_clean_close(&mut f, &model);
+}
+
+/// The segments a compaction of everything would take: those with dead bytes, by the
+/// index's live bytes per segment.
+fn compaction_inputs(store: &mut Store) -> Vec<u32> {
+    store
+        .plan_compaction(&CompactionScope::Everything)
+        .unwrap()
+        .map(|plan| plan.inputs())
+        .unwrap_or_default()
+}
+
+/// A copy of the store at `dir` without its index file and journal, opened: its index is
+/// rebuilt from the data alone.
+fn rebuilt_from_data(dir: &Path, options: StoreOptions) -> (tempfile::TempDir, Store) {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name != "index.tsi" && name != "index.tsj" {
+            std::fs::copy(entry.path(), copy.path().join(name)).unwrap();
+        }
+    }
+    let store = Store::open(copy.path(), options).unwrap();
+    assert_eq!(store.recovery().index, IndexLoad::Missing);
+    (copy, store)
+}
+
+/// A frame after a journal's first holds the rows of the segments whose live bytes it
+/// changed, not the whole table, so that it costs what changed however many segments the
+/// store has. After a crash, the frames bring the index file's table forward to what the
+/// data says: a compaction picks the same segments as one over an index rebuilt from it.
+#[test]
+fn a_frame_holds_the_rows_of_the_segments_it_changed() {
+    let options = StoreOptions::new()
+        .segment_capacity(16 << 10)
+        .max_document_bytes(4096)
+        .journal_bytes(Some(1));
+    let mut f = Fixture::with(options.clone());
+    let text = |k: u64, salt: &str| format!("{salt} {k} {}", "s".repeat(900));
+    let mut model = BTreeMap::new();
+    for k in 0..1500 {
+        f.store().put(id(k), &text(k, "first")).unwrap();
+        model.insert(k, text(k, "first"));
+    }
+    f.reopen();
+    let segments = f.store().stats().unwrap().segments();
+    assert!(segments > 80, "{segments} segments");
+    // Overwrites spread over the older segments, then deletes that empty a run of them.
+    for k in (0..1500).step_by(97) {
+        f.store().put(id(k), &text(k, "second")).unwrap();
+        model.insert(k, text(k, "second"));
+    }
+    for k in 600..700 {
+        f.store().delete(id(k)).unwrap();
+        model.remove(&k);
+    }
+    let journal_len = std::fs::metadata(journal_path(&f.path())).unwrap().len();
+    f.crash();
+    let store = f.reopen();
+    let report = store.recovery().clone();
+    assert!(report.journal_frames > 100, "{report:?}");
+    assert_eq!(report.bytes_replayed, 0, "{report:?}");
+    // The first frame holds the whole table; each later one, at most the segment its
+    // change left, the active segment and the one a commit rolled into.
+    let (header, frame_header, row, entry) = (64, 80, 16, 40);
+    let most = header
+        + segments * row
+        + report.journal_frames * (frame_header + 3 * row)
+        + report.journal_changes * entry;
+    assert!(
+        journal_len <= most,
+        "a journal of {journal_len} bytes for {} frames of {} changes over {segments} segments",
+        report.journal_frames,
+        report.journal_changes
+    );
+    let model: BTreeMap<u64, String> = model;
+    assert_eq!(store.len(), model.len());
+    for (k, text) in &model {
+        assert_eq!(store.get(id(*k)).unwrap().unwrap().to_string(), *text);
+    }
+    let (_copy, mut rebuilt) = rebuilt_from_data(&f.path(), options);
+    let expected = compaction_inputs(&mut rebuilt);
+    assert!(
+        !expected.is_empty() && (expected.len() as u64) < segments / 2,
+        "{expected:?} of {segments} segments"
+    );
+    assert_eq!(compaction_inputs(f.store()), expected);
 }
