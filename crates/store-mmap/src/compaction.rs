@@ -378,7 +378,7 @@ impl Store {
             .filter(|segment| segment.id() != active)
             .filter(|segment| {
                 let dead = self.dead_bytes_of(segment);
-                let data = data_bytes(segment);
+                let data = segment.record_bytes();
                 match scope {
                     CompactionScope::Everything => dead > 0 || data == 0,
                     CompactionScope::Due(policy) => {
@@ -482,7 +482,7 @@ impl Store {
         // Only the newest segment may end in a torn write, so the active segment stays the
         // newest: writes move past the outputs' ids before the outputs take their names.
         if outputs.last().is_some_and(|output| output.id() > active) {
-            let was_empty = data_bytes(self.active()) == 0;
+            let was_empty = self.active().record_bytes() == 0;
             if let Err(err) = self.roll() {
                 remove_outputs(&outputs);
                 return Err(err);
@@ -662,15 +662,33 @@ impl Store {
         picked.into_iter().collect()
     }
 
-    /// Data bytes and dead bytes of the sealed segments.
+    /// Data bytes and dead bytes of the sealed segments, without a walk over them: the
+    /// writer asks after every commit. Every live record lies in a live segment, and no
+    /// segment holds more live bytes than records, so the sealed segments' dead bytes are
+    /// their record bytes less every live byte outside the active segment.
     fn sealed_bytes(&self) -> (u64, u64) {
+        let data = self.segments.sealed_record_bytes();
+        let live =
+            self.index.live_record_bytes() - self.index.segment_live_bytes(self.active().id());
+        let sealed = (data, data.saturating_sub(live));
+        debug_assert_eq!(
+            sealed,
+            self.sealed_bytes_by_segment(),
+            "{}",
+            self.dir.display()
+        );
+        sealed
+    }
+
+    /// [`Self::sealed_bytes`], segment by segment.
+    fn sealed_bytes_by_segment(&self) -> (u64, u64) {
         let active = self.active().id();
         self.segments
             .iter()
             .filter(|segment| segment.id() != active)
             .fold((0, 0), |(data, dead), segment| {
                 (
-                    data + data_bytes(segment),
+                    data + segment.record_bytes(),
                     dead + self.dead_bytes_of(segment),
                 )
             })
@@ -679,13 +697,10 @@ impl Store {
     /// Bytes of the segment's records that no read can reach: older versions and
     /// tombstones.
     fn dead_bytes_of(&self, segment: &SegmentFile) -> u64 {
-        data_bytes(segment).saturating_sub(self.index.segment_live_bytes(segment.id()))
+        segment
+            .record_bytes()
+            .saturating_sub(self.index.segment_live_bytes(segment.id()))
     }
-}
-
-/// Bytes of the segment's records.
-fn data_bytes(segment: &SegmentFile) -> u64 {
-    u64::from(segment.end()) - SEGMENT_HEADER_LEN as u64
 }
 
 fn merge_by_seq(a: &[ToCopy], b: &[ToCopy]) -> Vec<ToCopy> {

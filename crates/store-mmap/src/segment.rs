@@ -835,6 +835,11 @@ impl SegmentFile {
         self.view.committed.store(self.end, AtomicOrdering::Release);
     }
 
+    /// Bytes of the segment's records: everything past its header up to the end.
+    pub(crate) fn record_bytes(&self) -> u64 {
+        u64::from(self.end) - SEGMENT_HEADER_LEN as u64
+    }
+
     /// Bytes still free in the segment.
     pub(crate) fn remaining(&self) -> u64 {
         u64::from(self.capacity) - u64::from(self.end)

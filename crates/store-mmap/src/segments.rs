@@ -5,10 +5,13 @@ use std::collections::BTreeMap;
 use std::collections::btree_map;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::Result;
 use crate::segment::{Retired, SegmentFile, SegmentMap};
+
+/// [`SegmentSet::sealed_record_bytes`] not known: the set changed since it was summed.
+const UNKNOWN: u64 = u64::MAX;
 
 /// The segments of an open store.
 ///
@@ -30,6 +33,14 @@ pub(crate) struct SegmentSet {
     /// Retired segments handed to a [`crate::Removal`] that has not been finished: still
     /// named by the retired-segment list, since their removal may not be durable yet.
     removing: Vec<(u32, PathBuf)>,
+    /// The record bytes of every live segment but the active one, summed the first time
+    /// they are asked for after a change to the set ([`UNKNOWN`] until then). A sealed
+    /// segment's end moves only through the set's `&mut` methods (a roll seals the active
+    /// segment as it adds the next, a compaction adds and retires, a read-only handle
+    /// moves ends to its writer's), and each of those forgets the sum; so the writer's check
+    /// after every commit that a compaction is due walks no segment (30 µs a commit at
+    /// 4,000 segments when it did).
+    sealed_record_bytes: AtomicU64,
 }
 
 impl SegmentSet {
@@ -43,7 +54,32 @@ impl SegmentSet {
             next_id: Arc::new(AtomicU32::new(next_id)),
             retired,
             removing: Vec::new(),
+            sealed_record_bytes: AtomicU64::new(UNKNOWN),
         }
+    }
+
+    /// Bytes of records in the sealed segments: every live one but the active one.
+    pub(crate) fn sealed_record_bytes(&self) -> u64 {
+        // Relaxed: the sum is written only under a shared borrow, during which no segment
+        // can change, and forgotten only under an exclusive one.
+        let known = self.sealed_record_bytes.load(Ordering::Relaxed);
+        if known != UNKNOWN {
+            return known;
+        }
+        let active = self.active().id();
+        let sum = self
+            .live
+            .values()
+            .filter(|segment| segment.id() != active)
+            .map(SegmentFile::record_bytes)
+            .sum();
+        self.sealed_record_bytes.store(sum, Ordering::Relaxed);
+        sum
+    }
+
+    /// Forgets the sum of the sealed segments' record bytes: the set, or an end, changes.
+    fn changing(&mut self) {
+        *self.sealed_record_bytes.get_mut() = UNKNOWN;
     }
 
     /// The segment receiving writes.
@@ -70,6 +106,7 @@ impl SegmentSet {
     }
 
     pub(crate) fn get_mut(&mut self, id: u32) -> Option<&mut SegmentFile> {
+        self.changing();
         self.live.get_mut(&id)
     }
 
@@ -88,6 +125,7 @@ impl SegmentSet {
     }
 
     pub(crate) fn iter_mut(&mut self) -> btree_map::ValuesMut<'_, u32, SegmentFile> {
+        self.changing();
         self.live.values_mut()
     }
 
@@ -120,6 +158,7 @@ impl SegmentSet {
 
     /// Adds a segment: a new one receiving writes, or a compaction's complete output.
     pub(crate) fn add(&mut self, segment: SegmentFile) {
+        self.changing();
         let previous = self.live.insert(segment.id(), segment);
         debug_assert!(previous.is_none(), "a segment id is used once");
     }
@@ -127,6 +166,7 @@ impl SegmentSet {
     /// Takes `id` out of the live segments into the retired ones, to be removed once nothing
     /// holds its mapping and a checkpoint planned after `plan` is installed.
     pub(crate) fn retire(&mut self, id: u32, plan: u64) {
+        self.changing();
         if let Some(segment) = self.live.remove(&id) {
             self.retired.push(Retired {
                 id,
@@ -194,6 +234,7 @@ impl SegmentSet {
     /// they keep reaching every record the handle reads from now on. Segment ids are never
     /// reused, so one id is one file, and its committed bytes never change.
     pub(crate) fn replace_live(&mut self, live: BTreeMap<u32, SegmentFile>) -> Result<()> {
+        self.changing();
         let mut old = std::mem::take(&mut self.live);
         for (id, fresh) in live {
             let segment = match old.remove(&id) {
