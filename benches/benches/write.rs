@@ -1,13 +1,15 @@
-//! Writes: a bulk ingest by document size (256 B to 1 MiB), and durable commits of 1 to 500
-//! documents. Creating the store and preparing the documents happen in `iter_batched`'s
-//! setup, and the store's removal after the timed routine returns it.
+//! Writes: a bulk ingest by document size (256 B to 1 MiB), durable commits of 1 to 500
+//! documents, and a put through the concurrent handle by the store's segment count.
+//! Creating the store and preparing the documents happen in `iter_batched`'s setup, and the
+//! store's removal after the timed routine returns it.
 //!
 //! `cargo bench -p textstore-benches --bench write`
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use store_bench::engines::Textstore;
 use store_bench::{Corpus, Document, Engine, KeyChooser};
-use store_mmap::DocId;
+use store_concurrent::{ConcurrentStore, WriterOptions};
+use store_mmap::{DocId, Durability, Store, StoreOptions};
 
 mod support;
 
@@ -79,9 +81,51 @@ fn durable_commits_by_batch_size(c: &mut Criterion) {
     group.finish();
 }
 
+/// One put through the concurrent handle, its ticket waited for, in a store of 10 to 4,000
+/// segments: what a commit costs the writer besides the disk (write-back, so no flush),
+/// which must not grow with the store. The segments are small (64 KiB) so that a store of
+/// thousands builds in seconds; a store of 256 MiB segments has 4,000 at 1 TiB.
+fn put_by_segment_count(c: &mut Criterion) {
+    let mut group = c.benchmark_group("put_by_segment_count");
+    group.throughput(Throughput::Elements(1));
+    let options = || {
+        StoreOptions::new()
+            .durability(Durability::WriteBack)
+            .max_document_bytes(32 << 10)
+    };
+    for segments in [10u64, 1_000, 4_000] {
+        let dir = support::bench_dir();
+        let mut store = Store::create(dir.path(), options().segment_capacity(64 << 10)).unwrap();
+        let filler = "f".repeat(20_000);
+        let mut next_id = 1u64 << 40;
+        while store.stats().unwrap().segments() < segments {
+            store.put(DocId::from(next_id), &filler).unwrap();
+            next_id += 1;
+        }
+        store.close().unwrap();
+        let store = ConcurrentStore::open(
+            dir.path(),
+            options().segment_capacity(256 << 20),
+            WriterOptions::default(),
+        )
+        .unwrap();
+        let text = "p".repeat(2_000);
+        let mut k = 0u64;
+        group.bench_function(BenchmarkId::from_parameter(segments), |b| {
+            b.iter(|| {
+                k = (k + 1) % 5_000;
+                store.put(DocId::from(k), text.as_str()).unwrap().wait().unwrap()
+            });
+        });
+        store.close().unwrap();
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     ingest_by_document_size,
-    durable_commits_by_batch_size
+    durable_commits_by_batch_size,
+    put_by_segment_count
 );
 criterion_main!(benches);
