@@ -114,7 +114,11 @@ fn put_by_segment_count(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(segments), |b| {
             b.iter(|| {
                 k = (k + 1) % 5_000;
-                store.put(DocId::from(k), text.as_str()).unwrap().wait().unwrap()
+                store
+                    .put(DocId::from(k), text.as_str())
+                    .unwrap()
+                    .wait()
+                    .unwrap()
             });
         });
         store.close().unwrap();
