@@ -2,8 +2,6 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use store_format::SEGMENT_HEADER_LEN;
-
 use crate::error::{Error, Result};
 use crate::layout::{INDEX_FILE, META_FILE, RETIRED_FILE};
 use crate::store::Store;
@@ -127,7 +125,7 @@ impl Store {
         for segment in self.segments() {
             stats.segments += 1;
             stats.mapped_bytes += u64::from(segment.capacity());
-            data_bytes += u64::from(segment.end()) - SEGMENT_HEADER_LEN as u64;
+            data_bytes += segment.record_bytes();
             files.push(segment.path().to_path_buf());
         }
         for retired in self.segments.retired() {
