@@ -668,8 +668,10 @@ impl Store {
     /// their record bytes less every live byte outside the active segment.
     fn sealed_bytes(&self) -> (u64, u64) {
         let data = self.segments.sealed_record_bytes();
-        let live =
-            self.index.live_record_bytes() - self.index.segment_live_bytes(self.active().id());
+        let live = self
+            .index
+            .live_record_bytes()
+            .saturating_sub(self.index.segment_live_bytes(self.active().id()));
         let sealed = (data, data.saturating_sub(live));
         debug_assert_eq!(
             sealed,
