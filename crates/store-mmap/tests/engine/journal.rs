@@ -317,26 +317,27 @@ fn compaction_inputs(store: &mut Store) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// A copy of the store at `dir` without its index file and journal, opened: its index is
-/// rebuilt from the data alone.
-fn rebuilt_from_data(dir: &Path, options: StoreOptions) -> (tempfile::TempDir, Store) {
+/// A copy of the store at `dir`, changed by `change` (given the copy's directory), opened.
+fn opened_copy(
+    dir: &Path,
+    options: StoreOptions,
+    change: impl FnOnce(&Path),
+) -> (tempfile::TempDir, Store) {
     let copy = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name != "index.tsi" && name != "index.tsj" {
-            std::fs::copy(entry.path(), copy.path().join(name)).unwrap();
-        }
+        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
     }
+    change(copy.path());
     let store = Store::open(copy.path(), options).unwrap();
-    assert_eq!(store.recovery().index, IndexLoad::Missing);
     (copy, store)
 }
 
 /// A frame after a journal's first holds the rows of the segments whose live bytes it
 /// changed, not the whole table, so that it costs what changed however many segments the
 /// store has. After a crash, the frames bring the index file's table forward to what the
-/// data says: a compaction picks the same segments as one over an index rebuilt from it.
+/// data says, all of them or those before a damaged one with the rest replayed: a
+/// compaction picks the same segments as one over an index rebuilt from the data.
 #[test]
 fn a_frame_holds_the_rows_of_the_segments_it_changed() {
     let options = StoreOptions::new()
@@ -364,6 +365,25 @@ fn a_frame_holds_the_rows_of_the_segments_it_changed() {
     }
     let journal_len = std::fs::metadata(journal_path(&f.path())).unwrap().len();
     f.crash();
+    // Beside the crashed store: the same files with a frame damaged part way through the
+    // journal (the open takes the frames before it and replays the rest), and without the
+    // index file and journal (the index rebuilt from the data alone).
+    let (_damaged_dir, mut damaged) = opened_copy(&f.path(), options.clone(), |copy| {
+        let mut journal = std::fs::read(journal_path(copy)).unwrap();
+        let at = journal.len() * 3 / 5;
+        journal[at] ^= 0x40;
+        std::fs::write(journal_path(copy), journal).unwrap();
+    });
+    assert!(
+        damaged.recovery().journal_stopped.is_some() && damaged.recovery().bytes_replayed > 0,
+        "{:?}",
+        damaged.recovery()
+    );
+    let (_rebuilt_dir, mut rebuilt) = opened_copy(&f.path(), options, |copy| {
+        std::fs::remove_file(copy.join("index.tsi")).unwrap();
+        std::fs::remove_file(journal_path(copy)).unwrap();
+    });
+    assert_eq!(rebuilt.recovery().index, IndexLoad::Missing);
     let store = f.reopen();
     let report = store.recovery().clone();
     assert!(report.journal_frames > 100, "{report:?}");
@@ -381,16 +401,19 @@ fn a_frame_holds_the_rows_of_the_segments_it_changed() {
         report.journal_frames,
         report.journal_changes
     );
-    let model: BTreeMap<u64, String> = model;
     assert_eq!(store.len(), model.len());
     for (k, text) in &model {
         assert_eq!(store.get(id(*k)).unwrap().unwrap().to_string(), *text);
     }
-    let (_copy, mut rebuilt) = rebuilt_from_data(&f.path(), options);
     let expected = compaction_inputs(&mut rebuilt);
     assert!(
         !expected.is_empty() && (expected.len() as u64) < segments / 2,
         "{expected:?} of {segments} segments"
     );
-    assert_eq!(compaction_inputs(f.store()), expected);
+    assert_eq!(compaction_inputs(f.store()), expected, "all frames taken");
+    assert_eq!(
+        compaction_inputs(&mut damaged),
+        expected,
+        "frames up to the damage"
+    );
 }
