@@ -115,12 +115,19 @@ fn reopen_row<E: Engine>(scratch: &Path, sizes: &[usize]) -> Result<ReopenRow> {
     })
 }
 
-/// Kills of the writer, each followed by a measured reopen; the median is reported.
-const KILL_ROUNDS: usize = 3;
+/// When the writer is killed, in multiples of the measurement's `seconds`: each kill follows
+/// a clean close, whose index file starts the rewrite cycle afresh, so a kill lands as far
+/// into the cycle as the writer ran. An open after a crash reads the journal's changes
+/// since the index file, up to 2^18 of them before the next rewrite: kills spread over the
+/// cycle, not only at its start, so that the median is a kill at an arbitrary time (the
+/// bench's writer reaches the end of the cycle after about 25 s). The median is reported.
+const KILL_AFTER: [f64; 3] = [1.0, 4.0, 8.0];
 
 /// What an open after a killed writer found.
 #[derive(Debug, Clone)]
 pub struct AfterKill {
+    /// How long the writer ran before the kill, seconds.
+    pub after_secs: f64,
     /// The reopen + first get, ms.
     pub ms: f64,
     /// Frames of the index journal the open took.
@@ -155,10 +162,10 @@ impl KillReopen {
     }
 }
 
-/// Makes a store of `docs` documents and measures its clean reopen; then, three
-/// times, lets a writer process commit continuously for `seconds`, kills it with SIGKILL,
-/// and measures the reopen after (which closes the store, so each round starts from a
-/// clean close).
+/// Makes a store of `docs` documents and measures its clean reopen; then, once for each of
+/// [`KILL_AFTER`], lets a writer process commit continuously for that many times `seconds`,
+/// kills it with SIGKILL, and measures the reopen after (which closes the store, so each
+/// round starts from a clean close).
 pub fn kill_reopen(scratch: &Path, docs: usize, exe: &Path, seconds: f64) -> Result<KillReopen> {
     let dir = scratch.join("kill-reopen");
     std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
@@ -185,14 +192,16 @@ pub fn kill_reopen(scratch: &Path, docs: usize, exe: &Path, seconds: f64) -> Res
         .collect::<Result<_>>()?;
     clean.sort_by(f64::total_cmp);
     let (_, _, mut seq_before) = reopen()?;
-    let mut rounds = Vec::with_capacity(KILL_ROUNDS);
-    for _ in 0..KILL_ROUNDS {
-        let mut writer = spawn_writer(exe, &dir, seconds * 2.0, None)?;
-        std::thread::sleep(Duration::from_secs_f64(seconds));
+    let mut rounds = Vec::with_capacity(KILL_AFTER.len());
+    for after in KILL_AFTER {
+        let after_secs = seconds * after;
+        let mut writer = spawn_writer(exe, &dir, after_secs * 2.0, None)?;
+        std::thread::sleep(Duration::from_secs_f64(after_secs));
         writer.kill().map_err(Error::io(exe))?;
         writer.wait().map_err(Error::io(exe))?;
         let (ms, report, seq_after) = reopen()?;
         rounds.push(AfterKill {
+            after_secs,
             ms,
             journal_frames: report.journal_frames,
             journal_changes: report.journal_changes,
@@ -567,11 +576,18 @@ pub fn to_text(
         let rounds: Vec<String> = kill
             .rounds
             .iter()
-            .map(|round| format!("{:.1}×", round.ms / kill.clean_ms))
+            .map(|round| {
+                format!(
+                    "{:.1}× after {:.0} s ({} changes)",
+                    round.ms / kill.clean_ms,
+                    round.after_secs,
+                    round.journal_changes
+                )
+            })
             .collect();
         let _ = writeln!(
             out,
-            "reopen after SIGKILL of a writer committing continuously, {} docs: {:.3} ms ({:.1}× the clean {:.3} ms, the median of {} kills: {}; goal at most 20×); it took {} journal frames ({} changes) and replayed {} bytes past the last (journal interval {} bytes); the writer made {} commits",
+            "reopen after SIGKILL of a writer committing continuously, {} docs: {:.3} ms ({:.1}× the clean {:.3} ms, the median of {} kills spread over the index file's rewrite cycle: {}; goal at most 20×); it took {} journal frames ({} changes) and replayed {} bytes past the last (journal interval {} bytes); the writer made {} commits",
             kill.docs,
             median.ms,
             median.ms / kill.clean_ms,
