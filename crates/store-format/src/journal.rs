@@ -259,11 +259,27 @@ impl DecodedFrame<'_> {
             .map(decode_journal_entry)
     }
 
+    /// The segment of each put among the frame's changes, in the order written: what an open
+    /// checks against the segments it holds, without decoding the rest of each entry.
+    pub fn put_segments(&self) -> impl Iterator<Item = u32> + '_ {
+        self.entries
+            .chunks_exact(JOURNAL_ENTRY_LEN)
+            .filter(|slot| get_u32(slot, 36) == ENTRY_PUT)
+            .map(|slot| get_u32(slot, 24))
+    }
+
     /// Where the frame's first entry starts in the journal; entry `i` starts
     /// `i * JOURNAL_ENTRY_LEN` bytes after it.
     pub fn entries_offset(&self) -> u64 {
         self.offset + (JOURNAL_FRAME_HEADER_LEN + self.segments.len() * INDEX_SEGMENT_LEN) as u64
     }
+}
+
+/// The document an entry of a frame that [`JournalFrames`] accepted changes: `slot` is its
+/// [`JOURNAL_ENTRY_LEN`] bytes. What an open reads of every entry to index the journal.
+#[inline]
+pub fn journal_entry_id(slot: &[u8]) -> DocId {
+    DocId::from_u128(get_u128(slot, 0))
 }
 
 /// The change an entry of a frame that [`JournalFrames`] accepted holds: `slot` is its
@@ -493,6 +509,9 @@ mod tests {
             let at = decoded.entries_offset() as usize;
             let second = &buf[at + JOURNAL_ENTRY_LEN..at + 2 * JOURNAL_ENTRY_LEN];
             assert_eq!(decode_journal_entry(second), changes(n as u128)[1]);
+            assert_eq!(journal_entry_id(second), changes(n as u128)[1].0);
+            // The first change is a put into segment 1, the second a delete.
+            assert_eq!(decoded.put_segments().collect::<Vec<_>>(), [1]);
         }
     }
 

@@ -50,7 +50,7 @@ pub use index::{
 pub use journal::{
     DecodedFrame, JOURNAL_ENTRY_LEN, JOURNAL_FRAME_HEADER_LEN, JOURNAL_HEADER_LEN, JOURNAL_MAGIC,
     JournalBase, JournalChange, JournalFrame, JournalFrames, JournalHeader, SegmentRows,
-    decode_journal_entry, encode_journal_frame,
+    decode_journal_entry, encode_journal_frame, journal_entry_id,
 };
 pub use kind::{ErrorKind, StoreError};
 #[cfg(feature = "memory")]

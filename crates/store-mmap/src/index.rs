@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use store_format::{
     DocId, IndexEntry, JOURNAL_ENTRY_LEN, JournalChange, JournalFrame, Position, SegmentLive,
-    SegmentRows, decode_journal_entry, record_len,
+    SegmentRows, decode_journal_entry, journal_entry_id, record_len,
 };
 
 use crate::error::Result;
@@ -96,6 +96,10 @@ pub(crate) struct Index {
     /// The segments whose live bytes changed since the last journal frame, while a writer
     /// keeps the journal: a frame after a file's first holds only their rows.
     unjournaled_segments: BTreeSet<u32>,
+    /// The journal layer's changes are due in the next frame too (the first of a new
+    /// journal file after an open that took frames): gathered, in file order, when that
+    /// frame is written rather than at the open, whose time a walk of them doubled.
+    unjournaled_layer: bool,
 }
 
 impl Index {
@@ -117,6 +121,7 @@ impl Index {
             delta: Delta::default(),
             unjournaled: None,
             unjournaled_segments: BTreeSet::new(),
+            unjournaled_layer: false,
         }
     }
 
@@ -141,18 +146,17 @@ impl Index {
     /// Starts noting changes for the journal, with every change since the base as the
     /// first frame's: a writer that starts a journal file writes them all into it.
     pub(crate) fn journal_everything(&mut self) {
-        let journal = self
-            .journal
-            .iter()
-            .flat_map(|layer| layer.iter().map(|(id, _)| id));
         let frozen = self.frozen.iter().flat_map(|frozen| frozen.keys().copied());
         let delta = self.delta.keys().copied();
-        self.unjournaled = Some(journal.chain(frozen).chain(delta).collect());
+        self.unjournaled = Some(frozen.chain(delta).collect());
+        self.unjournaled_layer = self.journal.is_some();
     }
 
     /// Whether a document changed since the last journal frame.
     pub(crate) fn has_unjournaled(&self) -> bool {
-        self.unjournaled.as_ref().is_some_and(|ids| !ids.is_empty())
+        self.unjournaled
+            .as_ref()
+            .is_some_and(|ids| self.unjournaled_layer || !ids.is_empty())
     }
 
     /// The changes since the last journal frame, each document once, and forgets them.
@@ -162,6 +166,12 @@ impl Index {
             return Vec::new();
         };
         let mut ids = std::mem::take(ids);
+        if std::mem::take(&mut self.unjournaled_layer)
+            && let Some(layer) = &self.journal
+        {
+            ids.reserve(layer.entries());
+            ids.extend(layer.ids_in_file_order());
+        }
         ids.sort_unstable();
         ids.dedup();
         ids.into_iter()
@@ -546,6 +556,8 @@ impl CheckpointedIndex {
 /// its hash map above this layer.
 pub(crate) struct JournalLayer {
     map: memmap2::Mmap,
+    /// Where each frame's entries start in `map`, and how many, in file order.
+    runs: Box<[(u64, usize)]>,
     /// The high 32 bits of a document's hash, and the offset in `map` of its latest entry
     /// plus one in the low 32 bits; 0 for an empty slot. Linear probing from the hash's low
     /// bits.
@@ -562,6 +574,7 @@ impl JournalLayer {
         let slots = (changes * 2).next_power_of_two().max(16);
         let mut layer = JournalLayer {
             map,
+            runs: runs.into(),
             slots: vec![0u64; slots].into_boxed_slice(),
             len: 0,
             hasher: foldhash::fast::RandomState::default(),
@@ -569,7 +582,7 @@ impl JournalLayer {
         for &(first, count) in runs {
             for i in 0..count {
                 let at = first as usize + i * JOURNAL_ENTRY_LEN;
-                let id = decode_journal_entry(&layer.map[at..at + JOURNAL_ENTRY_LEN]).0;
+                let id = journal_entry_id(&layer.map[at..at + JOURNAL_ENTRY_LEN]);
                 let (slot, tag) = layer.probe(id);
                 if layer.slots[slot] == 0 {
                     layer.len += 1;
@@ -634,6 +647,22 @@ impl JournalLayer {
     /// Documents the frames changed.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Entries of the frames, a document once for each frame that changed it.
+    pub(crate) fn entries(&self) -> usize {
+        self.runs.iter().map(|&(_, count)| count).sum()
+    }
+
+    /// The document of every entry of the frames, in the order written: a sequential read
+    /// of the journal, where [`JournalLayer::iter`] reads it in the table's order.
+    pub(crate) fn ids_in_file_order(&self) -> impl Iterator<Item = DocId> + '_ {
+        self.runs.iter().flat_map(move |&(first, count)| {
+            (0..count).map(move |i| {
+                let at = first as usize + i * JOURNAL_ENTRY_LEN;
+                journal_entry_id(&self.map[at..at + JOURNAL_ENTRY_LEN])
+            })
+        })
     }
 
     /// Groups of slots [`JournalLayer::group_ids`] takes: about a hundred documents each at

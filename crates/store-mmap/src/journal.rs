@@ -258,10 +258,16 @@ pub(crate) fn load(
         if bound.is_some_and(|bound| position > bound) {
             break;
         }
-        let missing = frame
-            .changes()
-            .filter_map(|(_, entry)| entry)
-            .find(|entry| !segments.contains_key(&entry.position.segment));
+        // The puts of a frame mostly name one or two segments: each is looked up once in a
+        // row.
+        let mut known = None;
+        let missing = frame.put_segments().find(|&segment| {
+            let held = known == Some(segment) || segments.contains_key(&segment);
+            if held {
+                known = Some(segment);
+            }
+            !held
+        });
         let past_u32 = frame.entries_offset() + (frame.changes().len() * JOURNAL_ENTRY_LEN) as u64
             > u64::from(u32::MAX);
         let problem = if past_u32 {
@@ -271,11 +277,13 @@ pub(crate) fn load(
         } else if !holds(position) {
             Some(format!("its position {position:?} is past the data"))
         } else {
-            missing.map(|entry| {
-                format!(
-                    "document {} is in segment {}, which does not exist",
-                    entry.id, entry.position.segment
-                )
+            missing.map(|segment| {
+                let document = frame
+                    .changes()
+                    .find_map(|(_, entry)| entry.filter(|e| e.position.segment == segment))
+                    .map(|entry| entry.id.to_string())
+                    .unwrap_or_default();
+                format!("document {document} is in segment {segment}, which does not exist")
             })
         };
         if let Some(problem) = problem {

@@ -417,3 +417,80 @@ fn a_frame_holds_the_rows_of_the_segments_it_changed() {
         "frames up to the damage"
     );
 }
+
+/// A frame whose put names a segment the store does not hold stops the open's reading of
+/// the journal there, with the document and segment named; the records after the frame
+/// before it are replayed, and no document is lost.
+#[test]
+fn a_frame_naming_a_missing_segment_stops_the_journal_there() {
+    use store_format::{JournalFrames, JournalHeader, crc32c};
+    let (mut f, model) = journaled(StoreOptions::new().journal_bytes(Some(2048)), 400);
+    f.crash();
+    let path = journal_path(&f.path());
+    let mut journal = std::fs::read(&path).unwrap();
+    let seed = JournalHeader::decode(&journal).unwrap().base.hash_seed;
+    let frames: Vec<_> = JournalFrames::new(&journal, seed)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // The last put of a middle frame that holds several: point it at a segment no store
+    // has, after puts into one it has.
+    let (frame_at, entry_at, id) = frames
+        .iter()
+        .skip(frames.len() / 2)
+        .find_map(|frame| {
+            let puts: Vec<usize> = frame
+                .changes()
+                .enumerate()
+                .filter_map(|(k, (_, entry))| entry.map(|_| k))
+                .collect();
+            let k = *puts.get(1..)?.last()?;
+            let id = frame.changes().nth(k).unwrap().0;
+            let entry_at = frame.entries_offset() as usize + k * store_format::JOURNAL_ENTRY_LEN;
+            Some((frame.offset as usize, entry_at, id))
+        })
+        .unwrap();
+    let frame_end = frames
+        .iter()
+        .find(|frame| frame.offset as usize > frame_at)
+        .map_or(journal.len(), |next| next.offset as usize);
+    drop(frames);
+    journal[entry_at + 24..entry_at + 28].copy_from_slice(&9_999u32.to_le_bytes());
+    let head = store_format::JOURNAL_FRAME_HEADER_LEN;
+    let body_crc = crc32c(&journal[frame_at + head..frame_end]);
+    journal[frame_at + 72..frame_at + 76].copy_from_slice(&body_crc.to_le_bytes());
+    let head_crc = crc32c(&journal[frame_at..frame_at + 76]);
+    journal[frame_at + 76..frame_at + 80].copy_from_slice(&head_crc.to_le_bytes());
+    std::fs::write(&path, &journal).unwrap();
+    let store = f.reopen();
+    let report = store.recovery().clone();
+    let stopped = report.journal_stopped.clone().unwrap_or_default();
+    assert!(
+        stopped.contains(&format!("document {id} is in segment 9999")),
+        "{report:?}"
+    );
+    assert!(report.bytes_replayed > 0, "{report:?}");
+    assert_holds(store, &model);
+}
+
+/// A writer that opens after a crash starts a journal of its own, whose first frame holds
+/// every change the old journal's frames held: after a second crash, the open takes the new
+/// journal alone and finds every document as committed.
+#[test]
+fn a_journal_started_after_a_crash_carries_the_changes_of_the_one_it_replaces() {
+    let (mut f, mut model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 300);
+    f.crash();
+    let store = f.reopen();
+    assert!(
+        store.recovery().journal_frames > 100,
+        "{:?}",
+        store.recovery()
+    );
+    store.put(id(1), "after the first crash").unwrap();
+    model.insert(1, "after the first crash".to_owned());
+    f.crash();
+    let store = f.reopen();
+    let report = store.recovery().clone();
+    assert_eq!(report.journal_frames, 1, "{report:?}");
+    assert_eq!(report.bytes_replayed, 0, "{report:?}");
+    assert_holds(store, &model);
+}
