@@ -120,7 +120,7 @@ fn reopen_row<E: Engine>(scratch: &Path, sizes: &[usize]) -> Result<ReopenRow> {
 /// into the cycle as the writer ran. An open after a crash reads the journal's changes
 /// since the index file, up to 2^18 of them before the next rewrite: kills spread over the
 /// cycle, not only at its start, so that the median is a kill at an arbitrary time (the
-/// bench's writer reaches the end of the cycle after about 25 s). The median is reported.
+/// bench's writer reaches the end of the cycle after about 29 s). The median is reported.
 const KILL_AFTER: [f64; 3] = [1.0, 4.0, 8.0];
 
 /// What an open after a killed writer found.
