@@ -162,10 +162,10 @@ impl KillReopen {
     }
 }
 
-/// Makes a store of `docs` documents and measures its clean reopen; then, once for each of
-/// [`KILL_AFTER`], lets a writer process commit continuously for that many times `seconds`,
-/// kills it with SIGKILL, and measures the reopen after (which closes the store, so each
-/// round starts from a clean close).
+/// Makes a store of `docs` documents and measures its clean reopen; then three times lets
+/// a writer process commit continuously, for 1, 4 and 8 times `seconds` (so that the kills
+/// spread over the index file's rewrite cycle), kills it with SIGKILL, and measures the
+/// reopen after (which closes the store, so each round starts from a clean close).
 pub fn kill_reopen(scratch: &Path, docs: usize, exe: &Path, seconds: f64) -> Result<KillReopen> {
     let dir = scratch.join("kill-reopen");
     std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
