@@ -98,7 +98,8 @@ pub(crate) struct Index {
     unjournaled_segments: BTreeSet<u32>,
     /// The journal layer's changes are due in the next frame too (the first of a new
     /// journal file after an open that took frames): gathered, in file order, when that
-    /// frame is written rather than at the open, whose time a walk of them doubled.
+    /// frame is written rather than at the open, where a walk of them in the table's order
+    /// took about as long as indexing them.
     unjournaled_layer: bool,
 }
 
