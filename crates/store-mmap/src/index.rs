@@ -21,8 +21,8 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use store_format::{
-    DocId, IndexEntry, JOURNAL_ENTRY_LEN, JournalChange, JournalFrame, Position, SegmentLive,
-    SegmentRows, decode_journal_entry, journal_entry_id, record_len,
+    DocId, IndexEntry, JOURNAL_ENTRY_LEN, JOURNAL_HEADER_LEN, JournalChange, JournalFrame,
+    Position, SegmentLive, SegmentRows, decode_journal_entry, journal_entry_id, record_len,
 };
 
 use crate::error::Result;
@@ -161,13 +161,16 @@ impl Index {
     }
 
     /// The changes since the last journal frame, each document once, and forgets them.
-    /// Empty when the journal is not kept.
-    pub(crate) fn take_unjournaled(&mut self) -> Vec<JournalChange> {
+    /// Empty when the journal is not kept. With `layer_carried`, the journal layer's
+    /// changes are left out: the frame goes into a file after a copy of the frames that
+    /// hold them ([`JournalLayer::taken_frames`]).
+    pub(crate) fn take_unjournaled(&mut self, layer_carried: bool) -> Vec<JournalChange> {
         let Some(ids) = self.unjournaled.as_mut() else {
             return Vec::new();
         };
         let mut ids = std::mem::take(ids);
         if std::mem::take(&mut self.unjournaled_layer)
+            && !layer_carried
             && let Some(layer) = &self.journal
         {
             ids.reserve(layer.entries());
@@ -417,6 +420,12 @@ impl Index {
         }
     }
 
+    /// The frames an open took from the journal, while they are still a layer of the index
+    /// (no index file replaced the one they go on top of since).
+    pub(crate) fn journal_layer(&self) -> Option<&Arc<JournalLayer>> {
+        self.journal.as_ref()
+    }
+
     /// The current base, for readers that probe it themselves.
     pub(crate) fn base(&self) -> Option<&Arc<MappedIndex>> {
         self.base.as_ref()
@@ -648,6 +657,19 @@ impl JournalLayer {
     /// Documents the frames changed.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// The frames the open took, byte for byte: from the end of the journal's header to the
+    /// end of the last one taken. Frames are self-contained and name the index file they go
+    /// on top of, so a new journal on the same index file may start with a copy of them.
+    pub(crate) fn taken_frames(&self) -> &[u8] {
+        let end = self
+            .runs
+            .last()
+            .map_or(JOURNAL_HEADER_LEN, |&(first, count)| {
+                first as usize + count * JOURNAL_ENTRY_LEN
+            });
+        &self.map[JOURNAL_HEADER_LEN..end]
     }
 
     /// Entries of the frames, a document once for each frame that changed it.

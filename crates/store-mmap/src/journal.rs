@@ -39,6 +39,11 @@ pub(crate) struct Journal {
     file: Option<(File, u64)>,
     /// The directory was synced since the file took its name, so that a power cut keeps it.
     named_durably: bool,
+    /// Frames an open took from the journal a crashed writer left, on top of the same index
+    /// file: the next file starts with a copy of them, so that its first frame need not hold
+    /// their changes again (sorted, looked up and encoded, that frame took 12–19 ms at
+    /// 110,000 changes).
+    carry: Option<Arc<JournalLayer>>,
 }
 
 impl Journal {
@@ -48,7 +53,14 @@ impl Journal {
             path: dir.join(JOURNAL_FILE),
             file: None,
             named_durably: false,
+            carry: None,
         }
+    }
+
+    /// Starts the next file with a copy of the frames of `layer`, which the open took from
+    /// the journal on top of the current index file.
+    pub(crate) fn carry(&mut self, layer: Arc<JournalLayer>) {
+        self.carry = Some(layer);
     }
 
     /// Appends a frame of `index`'s changes since the last, at `frame`'s position. The
@@ -66,7 +78,7 @@ impl Journal {
             // No index file to go on top of yet: the first checkpoint writes one.
             return Ok(());
         };
-        let changes = index.take_unjournaled();
+        let changes = index.take_unjournaled(self.file.is_none() && self.carry.is_some());
         // A file's first frame holds the whole segment table, so that an open can take
         // the file without the frames of one it replaced.
         let (rows, segments) = index.take_journal_rows(self.file.is_none());
@@ -102,10 +114,20 @@ impl Journal {
             storage
                 .write_at(&file, &tmp, &header, 0)
                 .map_err(Error::io("write", &tmp))?;
+            let mut end = JOURNAL_HEADER_LEN as u64;
+            // Taken whatever happens next: a failure makes the caller journal everything
+            // again, the carried changes included.
+            if let Some(carried) = self.carry.take() {
+                let frames = carried.taken_frames();
+                storage
+                    .write_at(&file, &tmp, frames, end)
+                    .map_err(Error::io("write", &tmp))?;
+                end += frames.len() as u64;
+            }
             storage
                 .rename(&tmp, &self.path)
                 .map_err(Error::io("rename into place", &self.path))?;
-            self.file = Some((file, JOURNAL_HEADER_LEN as u64));
+            self.file = Some((file, end));
             self.named_durably = false;
         }
         let (file, end) = self.file.as_mut().expect("started above");
@@ -149,6 +171,8 @@ impl Journal {
     /// the open finds it names another index file and leaves it.
     pub(crate) fn retire(&mut self, storage: &dyn Storage) -> Result<()> {
         self.file = None;
+        // The carried frames go on top of the index file just replaced.
+        self.carry = None;
         match storage.remove(&self.path) {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
                 Err(Error::io("remove", &self.path)(err))

@@ -213,7 +213,11 @@ impl Store {
             return Ok(store);
         }
         if store.options.journal_bytes.is_some() {
-            store.journal = Some(Journal::new(&store.dir));
+            let mut journal = Journal::new(&store.dir);
+            if let Some(layer) = store.index.journal_layer() {
+                journal.carry(Arc::clone(layer));
+            }
+            store.journal = Some(journal);
             store.index.journal_everything();
         }
         if store.segments.is_empty() {

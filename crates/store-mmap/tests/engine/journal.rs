@@ -472,11 +472,62 @@ fn a_frame_naming_a_missing_segment_stops_the_journal_there() {
     assert_holds(store, &model);
 }
 
-/// A writer that opens after a crash starts a journal of its own, whose first frame holds
-/// every change the old journal's frames held: after a second crash, the open takes the new
-/// journal alone and finds every document as committed.
+/// A writer that opens after a crash starts a journal of its own on top of the same index
+/// file, which begins with a copy of the frames the open took (up to a damaged one, when
+/// there is one) and goes on with a frame of what the open replayed and the commits since:
+/// after a second crash, the open takes that journal alone, replays nothing, and finds every
+/// document as committed.
 #[test]
-fn a_journal_started_after_a_crash_carries_the_changes_of_the_one_it_replaces() {
+fn a_journal_started_after_a_crash_carries_the_frames_of_the_one_it_replaces() {
+    for damaged in [false, true] {
+        let (mut f, mut model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 300);
+        f.crash();
+        let mut old = std::fs::read(journal_path(&f.path())).unwrap();
+        if damaged {
+            let at = old.len() * 3 / 5;
+            old[at] ^= 0x40;
+            std::fs::write(journal_path(&f.path()), &old).unwrap();
+        }
+        let store = f.reopen();
+        let first = store.recovery().clone();
+        assert!(first.journal_frames > 100, "{first:?}");
+        assert_eq!(first.bytes_replayed > 0, damaged, "{first:?}");
+        store.put(id(1), "after the first crash").unwrap();
+        model.insert(1, "after the first crash".to_owned());
+        f.crash();
+        let new = std::fs::read(journal_path(&f.path())).unwrap();
+        // The header names the same index file; the frames taken follow it unchanged.
+        let taken = taken_len(&old);
+        assert_eq!(new[..taken], old[..taken], "damaged: {damaged}");
+        let store = f.reopen();
+        let second = store.recovery().clone();
+        assert_eq!(
+            second.journal_frames,
+            first.journal_frames + 1,
+            "{second:?}"
+        );
+        assert_eq!(second.bytes_replayed, 0, "{second:?}");
+        assert_holds(store, &model);
+    }
+}
+
+/// Bytes of `journal` up to the end of the last frame an open would take.
+fn taken_len(journal: &[u8]) -> usize {
+    use store_format::{JournalFrames, JournalHeader};
+    let seed = JournalHeader::decode(journal).unwrap().base.hash_seed;
+    JournalFrames::new(journal, seed)
+        .map_while(Result::ok)
+        .last()
+        .map_or(store_format::JOURNAL_HEADER_LEN, |frame| {
+            frame.entries_offset() as usize
+                + frame.changes().len() * store_format::JOURNAL_ENTRY_LEN
+        })
+}
+
+/// An index file written after an open that took frames replaces what they held: the next
+/// journal goes on top of the new file and starts without them.
+#[test]
+fn a_new_index_file_after_a_crash_starts_a_journal_without_the_old_frames() {
     let (mut f, mut model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 300);
     f.crash();
     let store = f.reopen();
@@ -485,12 +536,14 @@ fn a_journal_started_after_a_crash_carries_the_changes_of_the_one_it_replaces() 
         "{:?}",
         store.recovery()
     );
-    store.put(id(1), "after the first crash").unwrap();
-    model.insert(1, "after the first crash".to_owned());
+    store.checkpoint().unwrap();
+    store.put(id(2), "after the new index file").unwrap();
+    model.insert(2, "after the new index file".to_owned());
     f.crash();
     let store = f.reopen();
     let report = store.recovery().clone();
     assert_eq!(report.journal_frames, 1, "{report:?}");
+    assert_eq!(report.journal_stopped, None, "{report:?}");
     assert_eq!(report.bytes_replayed, 0, "{report:?}");
     assert_holds(store, &model);
 }
