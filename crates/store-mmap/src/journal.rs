@@ -12,7 +12,7 @@
 //! power cut replays at most the interval while the index file is rewritten less often. The
 //! journal is started afresh (under a temporary name, renamed into place) for each index file
 //! and at each writer's open, and removed when an index file replaces the one it goes on top
-//! of.
+//! of; a writer that opens after a crash starts it with a copy of the frames its open took.
 
 use std::collections::BTreeMap;
 use std::fs::File;
