@@ -769,11 +769,16 @@ impl Store {
         // Where the newest segment's durable data ended before this commit wrote into it:
         // the point a failure cuts back to.
         let mut durable_end = first;
+        // The segment a roll of this commit sealed and failed to leave: a successor whose
+        // header records its sealed length may be on disk (its removal can fail too), so a
+        // failure must not cut it below that length.
+        let mut failed_roll_from = None;
         for (k, part) in parts.iter().enumerate() {
             if k > 0 {
                 // The part before is written and its segment sealed: the new segment's
                 // header records it, with the last sequence number written so far, and
                 // whether the commit goes on from it.
+                failed_roll_from = Some(self.active().id());
                 let continues = parts[..k].iter().any(|p| p.ops > 0);
                 let reserved = self
                     .roll_after(seq - 1, continues)
@@ -785,6 +790,7 @@ impl Store {
                         break;
                     }
                 }
+                failed_roll_from = None;
             }
             if part.ops == 0 {
                 continue;
@@ -833,7 +839,10 @@ impl Store {
             // The bytes may be on disk, whole or in part; cut what the newest segment holds
             // past its last durable commit, so that the failed part cannot surface as a
             // committed group on the next open. (Parts in earlier segments count only with
-            // their last part.) The store is poisoned either way.
+            // their last part.) The store is poisoned either way. A segment this commit
+            // sealed for a roll that failed keeps its bytes: the successor's header may
+            // record its length, and its last part, which goes on into a segment that holds
+            // none of the commit, is not applied by recovery.
             self.stop_zeroing();
             let (segment, end) = durable_end;
             let active = self.active_mut();
@@ -842,7 +851,9 @@ impl Store {
             } else {
                 active.end()
             };
-            let _ = active.discard_since(end);
+            if failed_roll_from != Some(active.id()) {
+                let _ = active.discard_since(end);
+            }
         }
         self.poison_on_err(result)?;
         Ok((first.0, first.1, write, synced))
