@@ -612,7 +612,17 @@ impl Store {
         if self.is_read_only() {
             return Ok(());
         }
-        self.check_writable()?;
+        if let Err(err) = self.check_writable() {
+            // A poisoned handle still waits for its checkpoint thread (the file it wrote,
+            // true of the data it planned on, is left to the next open): left running, the
+            // thread would outlive the handle, reading the index and journal files it maps
+            // while they change, and renaming an index file into place beside the next
+            // writer's.
+            if let Some(in_flight) = self.checkpoints.take_in_flight() {
+                let _ = in_flight.join();
+            }
+            return Err(err);
+        }
         if let Err(err) = self.finish_background_checkpoint() {
             self.checkpoint_failed(&err);
         }
