@@ -97,9 +97,10 @@ pub(crate) struct Index {
     /// keeps the journal: a frame after a file's first holds only their rows.
     unjournaled_segments: BTreeSet<u32>,
     /// The journal layer's changes are due in the next frame too (the first of a new
-    /// journal file after an open that took frames): gathered, in file order, when that
-    /// frame is written rather than at the open, where a walk of them in the table's order
-    /// took about as long as indexing them.
+    /// journal file after an open that took frames): that file starts with a copy of the
+    /// frames that hold them (`Journal::carry`), or, when the copy failed, they are gathered
+    /// in file order as the frame is written. Not at the open, where a walk of them in the
+    /// table's order took about as long as indexing them.
     unjournaled_layer: bool,
 }
 
@@ -132,16 +133,13 @@ impl Index {
         &mut self,
         layer: Arc<JournalLayer>,
         frame: &JournalFrame,
-        segments: &[SegmentLive],
+        segments: impl IntoIterator<Item = (u32, u64)>,
     ) {
         self.journal = Some(layer);
         self.live_docs = frame.live_docs;
         self.live_record_bytes = frame.live_record_bytes;
         self.text_bytes = frame.text_bytes;
-        self.segment_live_bytes = segments
-            .iter()
-            .map(|s| (s.segment, s.live_record_bytes))
-            .collect();
+        self.segment_live_bytes = segments.into_iter().collect();
     }
 
     /// Starts noting changes for the journal, with every change since the base as the

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use store_format::{
     JOURNAL_ENTRY_LEN, JOURNAL_HEADER_LEN, JournalBase, JournalFrame, JournalFrames, JournalHeader,
-    Position, SegmentLive, encode_journal_frame,
+    Position, encode_journal_frame,
 };
 
 use crate::error::{Error, Result};
@@ -78,10 +78,12 @@ impl Journal {
             // No index file to go on top of yet: the first checkpoint writes one.
             return Ok(());
         };
-        let changes = index.take_unjournaled(self.file.is_none() && self.carry.is_some());
-        // A file's first frame holds the whole segment table, so that an open can take
-        // the file without the frames of one it replaced.
-        let (rows, segments) = index.take_journal_rows(self.file.is_none());
+        let starts_file = self.file.is_none();
+        let changes = index.take_unjournaled(starts_file && self.carry.is_some());
+        // A file's first frame of this writer holds the whole segment table, so that an open
+        // can take the file without the frames of one it replaced, and without the rows of
+        // what the open replayed past the carried frames.
+        let (rows, segments) = index.take_journal_rows(starts_file);
         let bytes =
             encode_journal_frame(base.hash_seed, &frame, rows, &segments, changes.into_iter());
         let result = self.write(storage, store_uid, base, &bytes);
@@ -340,14 +342,7 @@ pub(crate) fn load(
     if let Some(frame) = last {
         load.last = Some(frame);
         let layer = JournalLayer::new(map, changes, &runs);
-        let segments: Vec<SegmentLive> = table
-            .into_iter()
-            .map(|(segment, live_record_bytes)| SegmentLive {
-                segment,
-                live_record_bytes,
-            })
-            .collect();
-        index.set_journal(Arc::new(layer), &frame, &segments);
+        index.set_journal(Arc::new(layer), &frame, table);
     }
     Ok(load)
 }

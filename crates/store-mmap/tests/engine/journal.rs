@@ -390,11 +390,14 @@ fn a_frame_holds_the_rows_of_the_segments_it_changed() {
     assert_eq!(report.bytes_replayed, 0, "{report:?}");
     // The first frame holds the whole table; each later one, at most the segment its
     // change left, the active segment and the one a commit rolled into.
-    let (header, frame_header, row, entry) = (64, 80, 16, 40);
-    let most = header
+    use store_format::{
+        INDEX_SEGMENT_LEN, JOURNAL_ENTRY_LEN, JOURNAL_FRAME_HEADER_LEN, JOURNAL_HEADER_LEN,
+    };
+    let row = INDEX_SEGMENT_LEN as u64;
+    let most = JOURNAL_HEADER_LEN as u64
         + segments * row
-        + report.journal_frames * (frame_header + 3 * row)
-        + report.journal_changes * entry;
+        + report.journal_frames * (JOURNAL_FRAME_HEADER_LEN as u64 + 3 * row)
+        + report.journal_changes * JOURNAL_ENTRY_LEN as u64;
     assert!(
         journal_len <= most,
         "a journal of {journal_len} bytes for {} frames of {} changes over {segments} segments",
