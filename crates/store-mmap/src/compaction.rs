@@ -35,6 +35,7 @@ use crate::layout::{RETIRED_FILE, segment_file_name, unfinished_segment_file_nam
 use crate::options::MapSettings;
 use crate::pace::{Cancelled, Pace};
 use crate::progress::Progress;
+use crate::scan::Spans;
 use crate::segment::{SegmentFile, SegmentMap};
 use crate::storage::{Storage, WRITE_BEHIND_STEP_BYTES, WriteBehind, sync_dir, write_atomic};
 use crate::store::Store;
@@ -124,6 +125,12 @@ pub struct CompactionReport {
 struct Input {
     map: SegmentMap,
     end: u32,
+    /// Whether a part of a commit that goes on in the next segment, ending this one's data,
+    /// belongs to a commit that reached its last part. A part that goes on counts only
+    /// then; any other was abandoned by a crash: its records are not the store's
+    /// (docs/FORMAT.md, "Batches that span segments"), and its tombstones are not copied,
+    /// where they would read as deletes.
+    last_part_completes: bool,
 }
 
 /// One record to copy, and where it is.
@@ -252,25 +259,44 @@ impl Compaction {
         for input in &self.inputs {
             let data = &input.map.bytes()[..input.end as usize];
             let mut pos = SEGMENT_HEADER_LEN;
+            let mut tombstones = Vec::new();
+            // Where the group being walked began.
+            let mut group_start = pos;
             while let Some(found) = walk::committed_header(data, pos) {
                 let (header, next) =
                     found.map_err(|err| Error::format(input.map.path(), 0, &err))?;
                 if header.kind == RecordKind::Tombstone {
-                    if header.seq >= self.tombstone_floor {
-                        kept.push(ToCopy {
-                            seq: header.seq,
-                            id: header.id,
-                            kind: RecordKind::Tombstone,
-                            segment: input.map.id(),
-                            offset: pos as u32,
-                            payload_len: 0,
-                        });
-                    } else {
-                        report.tombstones_dropped += 1;
-                        dropped_to = dropped_to.max(header.seq);
+                    tombstones.push((pos, header));
+                }
+                if header.commit {
+                    // A part that goes on in the next segment counts only when it ends the
+                    // segment's data and its commit reached its last part; else a crash
+                    // abandoned it (writes after recovery may follow it in the segment).
+                    let abandoned = header.continues_in_next
+                        && (next < data.len() || !input.last_part_completes);
+                    if abandoned {
+                        while tombstones.last().is_some_and(|&(at, _)| at >= group_start) {
+                            tombstones.pop();
+                        }
                     }
+                    group_start = next;
                 }
                 pos = next;
+            }
+            for (offset, header) in tombstones {
+                if header.seq >= self.tombstone_floor {
+                    kept.push(ToCopy {
+                        seq: header.seq,
+                        id: header.id,
+                        kind: RecordKind::Tombstone,
+                        segment: input.map.id(),
+                        offset: offset as u32,
+                        payload_len: 0,
+                    });
+                } else {
+                    report.tombstones_dropped += 1;
+                    dropped_to = dropped_to.max(header.seq);
+                }
             }
         }
         kept.sort_unstable_by_key(|copy| copy.seq);
@@ -415,6 +441,10 @@ impl Store {
             }
         }
         live.sort_unstable_by_key(|copy| copy.seq);
+        // Which parts of commits that span segments count, for the inputs' tombstones.
+        let maps: Vec<SegmentMap> = self.segments.iter().map(|s| s.view().clone()).collect();
+        let ends = self.segments.iter().map(|s| (s.id(), s.end())).collect();
+        let spans = Spans::new(&maps, &ends);
         let inputs = picked
             .iter()
             .map(|id| {
@@ -422,12 +452,13 @@ impl Store {
                     .segments
                     .get(*id)
                     .expect("picked among the live segments");
-                Input {
+                Ok(Input {
                     map: segment.view().clone(),
                     end: segment.end(),
-                }
+                    last_part_completes: spans.completes(*id, segment.end())?,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(Some(Compaction {
             dir: self.dir.clone(),
             storage: Arc::clone(&self.options.storage),

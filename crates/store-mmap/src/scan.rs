@@ -231,10 +231,10 @@ impl Iterator for Scan<'_> {
     }
 }
 
-/// The segments of a feed as the rule for commits that span segments needs them
-/// (docs/FORMAT.md, "Batches that span segments"): each one's view and committed end, and
-/// the segment created in the middle of a commit after each.
-struct Spans {
+/// The segments of a feed, or of a compaction's plan, as the rule for commits that span
+/// segments needs them (docs/FORMAT.md, "Batches that span segments"): each one's view and
+/// committed end, and the segment created in the middle of a commit after each.
+pub(crate) struct Spans {
     segments: std::collections::HashMap<u32, Cursor>,
     /// Segment id → the segment whose header says it was created in the middle of a commit
     /// that went on from it.
@@ -243,7 +243,10 @@ struct Spans {
 
 impl Spans {
     /// The spans of `segments`, read below `ends` (one for each segment).
-    fn new(segments: &[SegmentMap], ends: &std::collections::HashMap<u32, u32>) -> Spans {
+    pub(crate) fn new(
+        segments: &[SegmentMap],
+        ends: &std::collections::HashMap<u32, u32>,
+    ) -> Spans {
         let continued_in = segments
             .iter()
             .filter_map(|map| {
@@ -271,7 +274,7 @@ impl Spans {
     /// and the segment created after it begins with the next part, and so on to a part that
     /// does not go on. Otherwise the writer stopped in the middle of the commit, which was
     /// never acknowledged and which recovery does not apply.
-    fn completes(&self, mut segment: u32, mut end: u32) -> Result<bool> {
+    pub(crate) fn completes(&self, mut segment: u32, mut end: u32) -> Result<bool> {
         loop {
             let Some(cursor) = self.segments.get(&segment) else {
                 return Ok(false);

@@ -540,3 +540,56 @@ fn a_compaction_whose_write_back_fails_changes_nothing() {
     f.reopen();
     check_documents(&mut f, &model);
 }
+
+/// A crash in the middle of a batch that spans segments, after its first part was written
+/// and its segment sealed but before the next segment took its name, leaves that part on
+/// disk, abandoned. A compaction of its segment copies none of its tombstones: in an
+/// output, a copied delete would count, and an index rebuilt from the data would lose the
+/// document it names.
+#[test]
+fn a_compaction_copies_no_tombstone_of_a_part_a_crash_abandoned() {
+    let mut f = Fixture::with(small_segments());
+    f.store().put(id(0), "written before the batch").unwrap();
+    // Documents that fill segment 1 and begin segment 2, where the batch begins: segment 1
+    // keeps document 0 and no dead byte, so that a compaction leaves it alone, and its
+    // tombstones stay above the floor.
+    let filler = "f".repeat(3500);
+    for k in 10..15 {
+        f.store().put(id(k), &filler).unwrap();
+    }
+    let long = "b".repeat(3000);
+    let mut batch = store_mmap::WriteBatch::new();
+    batch.delete(id(0));
+    for k in 1..10 {
+        batch.put(id(k), &long);
+    }
+    f.store().put_batch(&batch).unwrap();
+    f.crash();
+    let crashed = segment_files(&f.path());
+    assert_eq!(
+        crashed.len(),
+        3,
+        "the batch spans segments 2 and 3: {crashed:?}"
+    );
+    std::fs::remove_file(crashed.last().unwrap()).unwrap();
+    let store = f.reopen();
+    assert!(
+        store.recovery().records_abandoned > 0,
+        "{:?}",
+        store.recovery()
+    );
+    assert_eq!(f.text(0).as_deref(), Some("written before the batch"));
+    // A write after the open goes after the abandoned part, in its segment: the part no
+    // longer ends the segment's data, and still does not count.
+    f.store().put(id(20), "written after the crash").unwrap();
+
+    let report = f.store().compact().unwrap();
+    assert_eq!(report.tombstones_kept, 0, "{report:?}");
+    f.close();
+    std::fs::remove_file(f.path().join("index.tsi")).unwrap();
+    let store = f.reopen();
+    assert_eq!(store.recovery().index, IndexLoad::Missing);
+    assert_eq!(f.text(0).as_deref(), Some("written before the batch"));
+    assert_eq!(f.text(20).as_deref(), Some("written after the crash"));
+    assert_eq!(f.store().len(), 7);
+}

@@ -599,6 +599,49 @@ fn copies_left_by_a_failed_install_are_compacted_once() {
     ]);
 }
 
+/// Found by the model test (seed 501): a batch that spans segments fails past its first
+/// part, which stays on disk abandoned, a later delete of document 0 among its records; a
+/// compaction of that segment then fails before its index file takes its name, and the
+/// power goes. The compaction must not copy the abandoned part's tombstones into its
+/// output, where an open walking the output reads them as deletes.
+#[test]
+fn a_compaction_does_not_copy_the_tombstones_of_an_abandoned_part() {
+    let text = |n: usize| Some("y".repeat(n));
+    replay(vec![
+        Op::Batch(vec![
+            (0, None),
+            (0, text(1010)),
+            (9, text(1669)),
+            (8, text(1609)),
+            (6, text(1229)),
+        ]),
+        Op::Compact(true),
+        Op::Put(0, "c".to_owned()),
+        Op::Compact(true),
+        Op::Inject {
+            fault: Fault::Fail(FaultOp::SetLen),
+            nth: 0,
+            cut: false,
+        },
+        Op::Batch(vec![
+            (1, text(1769)),
+            (8, text(1511)),
+            (5, None),
+            (0, None),
+            (2, text(1490)),
+            (6, text(1893)),
+            (3, None),
+            (9, text(1210)),
+        ]),
+        Op::Inject {
+            fault: Fault::Fail(FaultOp::Rename),
+            nth: 2,
+            cut: true,
+        },
+        Op::Compact(true),
+    ]);
+}
+
 /// Found by the model test: a compaction that drops the only record (a tombstone below the
 /// floor), then a power cut; the reopened store's sequence numbers go on from where they
 /// were, not from 1 again.
