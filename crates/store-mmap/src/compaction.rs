@@ -259,14 +259,21 @@ impl Compaction {
         for input in &self.inputs {
             let data = &input.map.bytes()[..input.end as usize];
             let mut pos = SEGMENT_HEADER_LEN;
-            let mut tombstones = Vec::new();
-            // Where the group being walked began.
-            let mut group_start = pos;
+            // The tombstones of the group being walked, which count once its commit record
+            // says the group does.
+            let mut group = Vec::new();
             while let Some(found) = walk::committed_header(data, pos) {
                 let (header, next) =
                     found.map_err(|err| Error::format(input.map.path(), 0, &err))?;
                 if header.kind == RecordKind::Tombstone {
-                    tombstones.push((pos, header));
+                    group.push(ToCopy {
+                        seq: header.seq,
+                        id: header.id,
+                        kind: RecordKind::Tombstone,
+                        segment: input.map.id(),
+                        offset: pos as u32,
+                        payload_len: 0,
+                    });
                 }
                 if header.commit {
                     // A part that goes on in the next segment counts only when it ends the
@@ -275,28 +282,26 @@ impl Compaction {
                     let abandoned = header.continues_in_next
                         && (next < data.len() || !input.last_part_completes);
                     if abandoned {
-                        while tombstones.last().is_some_and(|&(at, _)| at >= group_start) {
-                            tombstones.pop();
+                        group.clear();
+                    }
+                    for copy in group.drain(..) {
+                        if copy.seq >= self.tombstone_floor {
+                            kept.push(copy);
+                        } else {
+                            report.tombstones_dropped += 1;
+                            dropped_to = dropped_to.max(copy.seq);
                         }
                     }
-                    group_start = next;
                 }
                 pos = next;
             }
-            for (offset, header) in tombstones {
-                if header.seq >= self.tombstone_floor {
-                    kept.push(ToCopy {
-                        seq: header.seq,
-                        id: header.id,
-                        kind: RecordKind::Tombstone,
-                        segment: input.map.id(),
-                        offset: offset as u32,
-                        payload_len: 0,
-                    });
-                } else {
-                    report.tombstones_dropped += 1;
-                    dropped_to = dropped_to.max(header.seq);
-                }
+            // Committed bytes end with a commit record; a group left over is damage.
+            if let Some(copy) = group.first() {
+                return Err(Error::corrupt(
+                    input.map.path(),
+                    u64::from(copy.offset),
+                    "the tombstone's commit group has no commit record before the end of the data",
+                ));
             }
         }
         kept.sort_unstable_by_key(|copy| copy.seq);
