@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -816,6 +817,65 @@ fn a_failed_background_checkpoint_is_counted_and_loses_nothing() {
     for j in 0..64.min(k) {
         assert_eq!(store.get(id(j)).unwrap().unwrap().text().as_str(), text);
     }
+}
+
+/// A poisoned store's close waits for the checkpoint it has in flight. The checkpoint's
+/// thread, held at its index file's rename, keeps the close from returning until it is let
+/// go, and the file is in place when the close returns: a thread left running would outlive
+/// the handle, reading files it maps while they change and renaming its index file beside
+/// the next writer's. A close that does not wait returns within microseconds of its call;
+/// the test gives it 200 ms to show it.
+#[test]
+fn a_poisoned_store_waits_for_its_checkpoint_thread_when_it_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::new());
+    // No checkpoint but the one the test starts, and no zeroing thread whose syncs the
+    // injected failure could hit instead of the commit's.
+    let options = StoreOptions::new()
+        .storage(storage.clone())
+        .checkpoint_bytes(None)
+        .zero_ahead(false);
+    let mut store = Store::create(dir.path(), options.clone()).unwrap();
+    let text = |k: u64| format!("{k} {}", "c".repeat(1000));
+    for k in 0..16 {
+        store.put(id(k), &text(k)).unwrap();
+    }
+    let index = dir.path().join("index.tsi");
+    storage.hold(FaultOp::Rename, &index);
+    store.tend_checkpoint(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while storage.waiting(FaultOp::Rename, &index) == 0 {
+        assert!(Instant::now() < deadline, "no checkpoint reached its rename");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let renames = storage.count(FaultOp::Rename);
+
+    storage.inject(Fault::Fail(FaultOp::Sync), 0);
+    assert!(store.put(id(16), &text(16)).is_err(), "the commit's sync failed");
+    assert!(store.put(id(17), &text(17)).is_err(), "the store is poisoned");
+
+    let closing = std::thread::spawn(move || store.close());
+    let waited = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < waited && !closing.is_finished() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        !closing.is_finished(),
+        "the poisoned store closed while its checkpoint thread was held"
+    );
+    storage.release(FaultOp::Rename, &index);
+    assert!(closing.join().unwrap().is_err(), "the close reports the failed sync");
+    assert_eq!(
+        storage.count(FaultOp::Rename),
+        renames + 1,
+        "the checkpoint's rename had not run when the close returned"
+    );
+
+    storage.disarm();
+    let store = Store::open(dir.path(), options).unwrap();
+    assert_eq!(store.recovery().bytes_replayed, 0, "{:?}", store.recovery());
+    let model: BTreeMap<u64, String> = (0..16).map(|k| (k, text(k))).collect();
+    assert_holds(&store, &model);
 }
 
 /// The change floor reaches the disk before the compaction that raises it takes effect: a
