@@ -161,17 +161,9 @@ pub(crate) fn recover(
         })
         .collect();
     if bound.is_none()
-        && let Some(problem) = walk::sealed_length_problems(&lens).into_iter().next()
+        && let Some(problem) = walk::sealed_length_problems(&lens).first()
     {
-        return Err(refuse(
-            dir,
-            &problem.path,
-            problem.offset,
-            format!(
-                "bytes {}..{}: {}",
-                problem.offset, problem.end, problem.what
-            ),
-        ));
+        return Err(refuse_problem(dir, problem));
     }
     let next_segment_id = segments.keys().next_back().map_or(1, |id| id + 1);
 
@@ -413,15 +405,7 @@ pub(crate) fn scan_tail(
         .collect();
     let resolved = spans::resolve(&groups);
     if let Some(problem) = resolved.problems.first() {
-        return Err(refuse(
-            dir,
-            &problem.path,
-            problem.offset,
-            format!(
-                "bytes {}..{}: {}",
-                problem.offset, problem.end, problem.what
-            ),
-        ));
+        return Err(refuse_problem(dir, problem));
     }
     let mut ends = Vec::new();
     for (id, segment, from, scan, end) in &scans {
@@ -770,6 +754,19 @@ fn refuse(dir: &Path, path: &Path, offset: u64, what: String) -> Error {
         format!(
             "{what}. Nothing was changed. `textstore recover {} NEW_DIR` (or `store_mmap::recover`) copies every intact record into a new store",
             dir.display()
+        ),
+    )
+}
+
+/// [`refuse`] for a damaged byte range a walk found.
+fn refuse_problem(dir: &Path, problem: &walk::Problem) -> Error {
+    refuse(
+        dir,
+        &problem.path,
+        problem.offset,
+        format!(
+            "bytes {}..{}: {}",
+            problem.offset, problem.end, problem.what
         ),
     )
 }
