@@ -6,7 +6,10 @@
 //! - a write that failed is either wholly there or wholly absent after recovery (a batch
 //!   included), and before recovery the handle refuses writes or the write left no trace;
 //! - a compaction that fails changes no document, whatever step it failed at;
-//! - the store opens every time once the faults stop firing, and `verify` finds no damage.
+//! - the store opens every time once the faults stop firing, and `verify` finds no damage;
+//! - after every compaction and at every clean close, the store rebuilt from its data alone
+//!   (`recover`, which reads no index) holds exactly the model: the index files cache the
+//!   data and never stand in for it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -243,6 +246,8 @@ fn run_with(
             Op::Compact(everything) => {
                 let handle = store.as_mut().expect("open");
                 let Err(err) = compact(handle, *everything) else {
+                    rebuilt_agrees(&path, root.path(), &model)?;
+                    prop_assert_eq!(&contents(handle)?, &model);
                     continue;
                 };
                 // A failed compaction changes no document, after a power cut or a reopen
@@ -264,6 +269,8 @@ fn run_with(
             Op::Reopen => {
                 if store.take().expect("open").close().is_err() {
                     storage.disarm();
+                } else {
+                    rebuilt_agrees(&path, root.path(), &model)?;
                 }
                 store = Some(open(&path, &options, storage, totals));
             }
@@ -283,6 +290,16 @@ fn run_with(
     prop_assert!(report.is_clean(), "{:?}", report.problems);
     prop_assert_eq!(repeated_seqs(&path), Vec::<(PathBuf, u64)>::new());
     store.put(id(0), "still writable").unwrap();
+    store.close().unwrap();
+    model.insert(0, "still writable".to_owned());
+    rebuilt_agrees(&path, root.path(), &model)
+}
+
+/// The store at `path`, rebuilt from its data alone beside it, holds exactly `model`.
+fn rebuilt_agrees(path: &Path, scratch: &Path, model: &Model) -> Result<(), TestCaseError> {
+    let found = crate::rebuilt_from_data(path, &scratch.join("rebuild"), KEYS)
+        .map_err(TestCaseError::fail)?;
+    prop_assert_eq!(&found, model, "the store rebuilt from its data");
     Ok(())
 }
 
@@ -845,14 +862,23 @@ fn a_poisoned_store_waits_for_its_checkpoint_thread_when_it_closes() {
     store.tend_checkpoint(true).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while storage.waiting(FaultOp::Rename, &index) == 0 {
-        assert!(Instant::now() < deadline, "no checkpoint reached its rename");
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint reached its rename"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     let renames = storage.count(FaultOp::Rename);
 
     storage.inject(Fault::Fail(FaultOp::Sync), 0);
-    assert!(store.put(id(16), &text(16)).is_err(), "the commit's sync failed");
-    assert!(store.put(id(17), &text(17)).is_err(), "the store is poisoned");
+    assert!(
+        store.put(id(16), &text(16)).is_err(),
+        "the commit's sync failed"
+    );
+    assert!(
+        store.put(id(17), &text(17)).is_err(),
+        "the store is poisoned"
+    );
 
     let closing = std::thread::spawn(move || store.close());
     let waited = Instant::now() + Duration::from_millis(200);
@@ -864,7 +890,10 @@ fn a_poisoned_store_waits_for_its_checkpoint_thread_when_it_closes() {
         "the poisoned store closed while its checkpoint thread was held"
     );
     storage.release(FaultOp::Rename, &index);
-    assert!(closing.join().unwrap().is_err(), "the close reports the failed sync");
+    assert!(
+        closing.join().unwrap().is_err(),
+        "the close reports the failed sync"
+    );
     assert_eq!(
         storage.count(FaultOp::Rename),
         renames + 1,

@@ -71,19 +71,17 @@ impl Fixture {
     pub(crate) fn crash(&mut self) {
         self.crashes += 1;
         let copy = self.root.path().join(format!("crash-{}", self.crashes));
-        std::fs::create_dir(&copy).unwrap();
-        for entry in std::fs::read_dir(&self.current).unwrap() {
-            let entry = entry.unwrap();
-            match std::fs::copy(entry.path(), copy.join(entry.file_name())) {
-                Ok(_) => {}
-                // The engine's checkpoint thread renamed its temporary file meanwhile: a
-                // kill at that instant would have left either name.
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => panic!("copy {}: {err}", entry.path().display()),
-            }
-        }
+        copy_files(&self.current, &copy);
         self.store = None;
         self.current = copy;
+    }
+
+    /// The store rebuilt from its data alone: see [`rebuilt_from_data`].
+    pub(crate) fn rebuilt(
+        &self,
+        keys: u64,
+    ) -> Result<std::collections::BTreeMap<u64, String>, String> {
+        rebuilt_from_data(&self.current, &self.root.path().join("rebuilt"), keys)
     }
 
     pub(crate) fn reopen(&mut self) -> &mut Store {
@@ -108,6 +106,62 @@ impl Fixture {
             .unwrap()
             .map(|doc| doc.to_string())
     }
+}
+
+/// Copies the files of the store at `dir` into a new directory `to`, as they are: of an open
+/// store, what a killed process would leave.
+pub(crate) fn copy_files(dir: &Path, to: &Path) {
+    std::fs::create_dir(to).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        match std::fs::copy(entry.path(), to.join(entry.file_name())) {
+            Ok(_) => {}
+            // The engine's checkpoint thread renamed its temporary file meanwhile: a kill at
+            // that instant would have left either name.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => panic!("copy {}: {err}", entry.path().display()),
+        }
+    }
+}
+
+/// The store at `dir`, open or closed, rebuilt from its data alone: its files copied into
+/// `scratch` (emptied first), then `store_mmap::recover`, which reads no index, from there
+/// into a new store. Returns the texts of its documents `0..keys`. Fails when the rebuild
+/// found damage or a torn tail (every commit of these tests is whole once it returns) or
+/// holds documents outside `0..keys`.
+pub(crate) fn rebuilt_from_data(
+    dir: &Path,
+    scratch: &Path,
+    keys: u64,
+) -> Result<std::collections::BTreeMap<u64, String>, String> {
+    if scratch.exists() {
+        std::fs::remove_dir_all(scratch).unwrap();
+    }
+    std::fs::create_dir(scratch).unwrap();
+    let copy = scratch.join("copy");
+    copy_files(dir, &copy);
+    let rebuilt = scratch.join("rebuilt");
+    let report = store_mmap::recover(&copy, &rebuilt).map_err(|err| format!("recover: {err}"))?;
+    if !report.is_complete() {
+        return Err(format!(
+            "the rebuild from the data found damage: {report:?}"
+        ));
+    }
+    let store = Store::open(&rebuilt, StoreOptions::new()).map_err(|err| err.to_string())?;
+    let found: std::collections::BTreeMap<u64, String> = (0..keys)
+        .filter_map(|k| {
+            let doc = store.get(DocId::from(k)).unwrap()?;
+            Some((k, doc.to_string()))
+        })
+        .collect();
+    if store.len() != found.len() {
+        return Err(format!(
+            "the rebuild holds {} documents, {} of them below {keys}",
+            store.len(),
+            found.len()
+        ));
+    }
+    Ok(found)
 }
 
 pub(crate) fn segment_files(dir: &Path) -> Vec<PathBuf> {

@@ -120,6 +120,7 @@ proptest! {
                     let stats = f.store().stats().unwrap();
                     // Tombstones that must stay (48 bytes each) are the only dead bytes left.
                     prop_assert_eq!(stats.dead_bytes(), report.tombstones_kept * 48, "{:?}", report);
+                    prop_assert_eq!(&f.rebuilt(12).map_err(TestCaseError::fail)?, &model);
                 }
                 Op::CompactDue => {
                     let policy = CompactionPolicy { min_dead_bytes: 1, ..CompactionPolicy::default() };
@@ -131,6 +132,7 @@ proptest! {
                         f.store().install_compaction(done).unwrap();
                         compacted = true;
                         f.store().remove_retired().unwrap();
+                        prop_assert_eq!(&f.rebuilt(12).map_err(TestCaseError::fail)?, &model);
                     }
                 }
             }
