@@ -32,7 +32,7 @@ use store_format::{
 
 use crate::error::{Error, Result};
 use crate::layout::{RETIRED_FILE, segment_file_name, unfinished_segment_file_name};
-use crate::options::MapSettings;
+use crate::options::{Durability, MapSettings};
 use crate::pace::{Cancelled, Pace};
 use crate::progress::Progress;
 use crate::scan::Spans;
@@ -503,6 +503,16 @@ impl Store {
         {
             remove_outputs(&outputs);
             return Err(Error::CompactionConflict { segment });
+        }
+        // The plan counted as dead every record that a later commit replaced, and the
+        // retired list below makes that final. Under write-back such a commit may not be
+        // durable yet: it must be before the list is, or a power cut would take it away
+        // together with the input holding the version it replaced.
+        if self.options.durability != Durability::Sync
+            && let Err(err) = self.sync()
+        {
+            remove_outputs(&outputs);
+            return Err(err);
         }
         // Before the compaction can take effect: a change feed must refuse to start below a
         // delete it dropped. Raised on disk and not installed (a crash, a failure below),
