@@ -2,7 +2,9 @@
 //! cuts the power.
 //!
 //! The claims checked after every step:
-//! - every acknowledged write is there after a reopen or a power cut, byte for byte;
+//! - every acknowledged write is there after a reopen, byte for byte, and after a power cut
+//!   under `Durability::Sync`; under `Durability::WriteBack` a power cut leaves a prefix of
+//!   the commits that holds at least every one a sync covered;
 //! - a write that failed is either wholly there or wholly absent after recovery (a batch
 //!   included), and before recovery the handle refuses writes or the write left no trace;
 //! - a compaction that fails changes no document, whatever step it failed at;
@@ -46,6 +48,8 @@ enum Op {
         nth: u64,
         cut: bool,
     },
+    /// `Store::sync`: under write-back, every commit so far becomes durable.
+    Sync,
     Reopen,
     PowerCut,
 }
@@ -77,6 +81,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Checkpoint),
         2 => any::<bool>().prop_map(Op::Compact),
         3 => (fault(), 0u64..4, any::<bool>()).prop_map(|(fault, nth, cut)| Op::Inject { fault, nth, cut }),
+        1 => Just(Op::Sync),
         1 => Just(Op::Reopen),
         1 => Just(Op::PowerCut),
     ]
@@ -91,6 +96,78 @@ struct Totals {
     failed_opens: AtomicU64,
     power_cuts: AtomicU64,
     failed_compactions: AtomicU64,
+    /// Acknowledged commits that power cuts took away (under write-back, those after the
+    /// last sync).
+    lost_commits: AtomicU64,
+}
+
+/// What a power cut may leave of the commits: the state after the last commit a sync made
+/// durable, then the state after each commit since. Under `Durability::Sync` a commit is
+/// durable when it returns, so only the last state is left.
+struct Durable {
+    durability: Durability,
+    states: Vec<Model>,
+}
+
+impl Durable {
+    fn new(durability: Durability) -> Durable {
+        Durable {
+            durability,
+            states: vec![Model::new()],
+        }
+    }
+
+    /// What the store holds now.
+    fn current(&self) -> &Model {
+        self.states.last().expect("a state")
+    }
+
+    fn committed(&mut self, next: Model) {
+        if self.durability == Durability::Sync {
+            self.states.clear();
+        }
+        self.states.push(next);
+    }
+
+    /// Every commit so far is durable.
+    fn synced(&mut self) {
+        self.states.drain(..self.states.len() - 1);
+    }
+
+    /// The store holds `found` after an open that followed a power cut (`cut`) or a handle
+    /// dropped or closed: after a cut, one of the states, else the current one; either way
+    /// or with `failed` (a write that failed, whole or not at all) applied. What an open
+    /// serves is durable. Returns how many commits the cut took.
+    fn reopened(
+        &mut self,
+        found: Model,
+        cut: bool,
+        failed: Option<&Model>,
+    ) -> Result<u64, TestCaseError> {
+        let kept = if failed == Some(&found) {
+            Some(self.states.len() - 1)
+        } else if cut {
+            self.states.iter().rposition(|state| *state == found)
+        } else {
+            Some(self.states.len() - 1).filter(|_| found == *self.current())
+        };
+        let Some(kept) = kept else {
+            return Err(TestCaseError::fail(format!(
+                "after {}, the store holds {found:?}: expected {}{:?}{}",
+                if cut { "a power cut" } else { "a reopen" },
+                if cut { "one of " } else { "" },
+                if cut {
+                    &self.states[..]
+                } else {
+                    &self.states[self.states.len() - 1..]
+                },
+                failed.map_or(String::new(), |f| format!(" or {f:?}")),
+            )));
+        };
+        let lost = self.states.len() - 1 - kept;
+        self.states = vec![found];
+        Ok(lost as u64)
+    }
 }
 
 fn apply(model: &Model, op: &Op) -> Model {
@@ -174,9 +251,9 @@ fn all_faults() -> impl Iterator<Item = Fault> {
     std::iter::once(Fault::ShortWrite).chain(model_ops().map(Fault::Fail))
 }
 
-fn run(ops: Vec<Op>, totals: &Totals) -> Result<(), TestCaseError> {
+fn run(ops: Vec<Op>, durability: Durability, totals: &Totals) -> Result<(), TestCaseError> {
     let storage = Arc::new(FaultStorage::new());
-    let result = run_with(ops, totals, &storage);
+    let result = run_with(ops, durability, totals, &storage);
     let mut fired = totals.fired.lock().unwrap();
     for fault in all_faults() {
         *fired.entry(fault).or_default() += storage.injected(fault);
@@ -186,6 +263,7 @@ fn run(ops: Vec<Op>, totals: &Totals) -> Result<(), TestCaseError> {
 
 fn run_with(
     ops: Vec<Op>,
+    durability: Durability,
     totals: &Totals,
     storage: &Arc<FaultStorage>,
 ) -> Result<(), TestCaseError> {
@@ -195,16 +273,35 @@ fn run_with(
     let options = StoreOptions::new()
         .segment_capacity(8192)
         .max_document_bytes(2000)
+        .durability(durability)
         .storage(Arc::clone(storage) as _);
     let mut store = Some(Store::create(&path, options.clone()).unwrap());
-    let mut model = Model::new();
+    let mut model = Durable::new(durability);
     let mut cut_on_failure = false;
+    // Recovers from a failure that may have poisoned the handle: a power cut or a plain
+    // reopen, as the armed fault said, then what the store holds is checked.
+    let recover = |store: &mut Option<Store>,
+                   model: &mut Durable,
+                   cut: bool,
+                   failed: Option<&Model>|
+     -> Result<(), TestCaseError> {
+        if cut {
+            cut_power(store, storage, totals);
+        } else {
+            drop(store.take());
+        }
+        let reopened = open(&path, &options, storage, totals);
+        let lost = model.reopened(contents(&reopened)?, cut, failed)?;
+        totals.lost_commits.fetch_add(lost, Ordering::Relaxed);
+        *store = Some(reopened);
+        Ok(())
+    };
     for op in ops {
         match &op {
             Op::Put(..) | Op::Batch(_) | Op::Delete(_) => {
                 let handle = store.as_mut().expect("open");
                 let Err(err) = write(handle, &op) else {
-                    model = apply(&model, &op);
+                    model.committed(apply(model.current(), &op));
                     continue;
                 };
                 totals.failed_writes.fetch_add(1, Ordering::Relaxed);
@@ -213,7 +310,8 @@ fn run_with(
                     Err(Error::Poisoned { .. }) => {}
                     Ok(()) => {
                         // The handle still writes, so the failed write must have left nothing.
-                        prop_assert_eq!(&contents(handle)?, &model, "after {}", err);
+                        prop_assert_eq!(&contents(handle)?, model.current(), "after {}", err);
+                        model.synced();
                         continue;
                     }
                     Err(other) => {
@@ -222,19 +320,17 @@ fn run_with(
                 }
                 if cut_on_failure {
                     totals.recoveries_by_cut.fetch_add(1, Ordering::Relaxed);
-                    cut_power(&mut store, storage, totals);
-                } else {
-                    drop(store.take());
                 }
-                let reopened = open(&path, &options, storage, totals);
-                let found = contents(&reopened)?;
-                let applied = apply(&model, &op);
-                prop_assert!(
-                    found == model || found == applied,
-                    "after {err}: found {found:?}, expected {model:?} or {applied:?}"
-                );
-                model = found;
-                store = Some(reopened);
+                let applied = apply(model.current(), &op);
+                recover(&mut store, &mut model, cut_on_failure, Some(&applied))?;
+            }
+            Op::Sync => {
+                if store.as_mut().expect("open").sync().is_ok() {
+                    model.synced();
+                } else {
+                    storage.disarm();
+                    recover(&mut store, &mut model, cut_on_failure, None)?;
+                }
             }
             Op::Checkpoint => {
                 // A failed checkpoint changes no document; a later write or open tells
@@ -246,21 +342,16 @@ fn run_with(
             Op::Compact(everything) => {
                 let handle = store.as_mut().expect("open");
                 let Err(err) = compact(handle, *everything) else {
-                    rebuilt_agrees(&path, root.path(), &model)?;
-                    prop_assert_eq!(&contents(handle)?, &model);
+                    rebuilt_agrees(&path, root.path(), model.current())?;
+                    prop_assert_eq!(&contents(handle)?, model.current());
                     continue;
                 };
                 // A failed compaction changes no document, after a power cut or a reopen
                 // (which also clears a poisoned handle) alike.
                 totals.failed_compactions.fetch_add(1, Ordering::Relaxed);
                 storage.disarm();
-                prop_assert_eq!(&contents(handle)?, &model, "after {}", err);
-                if cut_on_failure {
-                    cut_power(&mut store, storage, totals);
-                } else {
-                    drop(store.take());
-                }
-                store = Some(open(&path, &options, storage, totals));
+                prop_assert_eq!(&contents(handle)?, model.current(), "after {}", err);
+                recover(&mut store, &mut model, cut_on_failure, None)?;
             }
             Op::Inject { fault, nth, cut } => {
                 storage.inject(*fault, *nth);
@@ -270,29 +361,27 @@ fn run_with(
                 if store.take().expect("open").close().is_err() {
                     storage.disarm();
                 } else {
-                    rebuilt_agrees(&path, root.path(), &model)?;
+                    rebuilt_agrees(&path, root.path(), model.current())?;
                 }
-                store = Some(open(&path, &options, storage, totals));
+                recover(&mut store, &mut model, false, None)?;
             }
-            Op::PowerCut => {
-                cut_power(&mut store, storage, totals);
-                store = Some(open(&path, &options, storage, totals));
-            }
+            Op::PowerCut => recover(&mut store, &mut model, true, None)?,
         }
-        prop_assert_eq!(&contents(store.as_ref().expect("open"))?, &model);
+        prop_assert_eq!(&contents(store.as_ref().expect("open"))?, model.current());
     }
     storage.disarm();
     // The last step may have been a failed checkpoint that poisoned the handle.
     drop(store);
     let mut store = open(&path, &options, storage, totals);
-    prop_assert_eq!(&contents(&store)?, &model);
+    prop_assert_eq!(&contents(&store)?, model.current());
     let report = store.verify();
     prop_assert!(report.is_clean(), "{:?}", report.problems);
     prop_assert_eq!(repeated_seqs(&path), Vec::<(PathBuf, u64)>::new());
     store.put(id(0), "still writable").unwrap();
     store.close().unwrap();
-    model.insert(0, "still writable".to_owned());
-    rebuilt_agrees(&path, root.path(), &model)
+    let mut last = model.current().clone();
+    last.insert(0, "still writable".to_owned());
+    rebuilt_agrees(&path, root.path(), &last)
 }
 
 /// The store at `path`, rebuilt from its data alone beside it, holds exactly `model`.
@@ -301,117 +390,6 @@ fn rebuilt_agrees(path: &Path, scratch: &Path, model: &Model) -> Result<(), Test
         .map_err(TestCaseError::fail)?;
     prop_assert_eq!(&found, model, "the store rebuilt from its data");
     Ok(())
-}
-
-/// One step of [`under_write_back_a_power_cut_keeps_a_prefix_of_the_commits`].
-#[derive(Debug, Clone)]
-enum WriteBackStep {
-    Write(Op),
-    Sync,
-    Checkpoint,
-    /// As [`Op::Compact`].
-    Compact(bool),
-    Reopen,
-    PowerCut,
-}
-
-fn write_back_step() -> impl Strategy<Value = WriteBackStep> {
-    let write = op().prop_filter("a write", |op| {
-        matches!(op, Op::Put(..) | Op::Batch(_) | Op::Delete(_))
-    });
-    prop_oneof![
-        10 => write.prop_map(WriteBackStep::Write),
-        2 => Just(WriteBackStep::Sync),
-        1 => Just(WriteBackStep::Checkpoint),
-        2 => any::<bool>().prop_map(WriteBackStep::Compact),
-        1 => Just(WriteBackStep::Reopen),
-        2 => Just(WriteBackStep::PowerCut),
-    ]
-}
-
-/// Under `Durability::WriteBack` a power cut keeps a prefix of the commits: every commit up
-/// to the last `sync` at least, and never a later commit without an earlier one. After
-/// each cut of a random sequence of writes, syncs, checkpoints, compactions and reopens,
-/// the store opens, holds the state after one of the commits since the last `sync`, and a
-/// rebuild from its data alone agrees. (Rolls and compactions sync as well, so the store
-/// may keep more than the last `sync` covered; the files themselves, as the fault storage
-/// restores them, keep exactly what their syncs covered.)
-#[test]
-fn under_write_back_a_power_cut_keeps_a_prefix_of_the_commits() {
-    let mut runner = TestRunner::new(Config {
-        cases: 64,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let cuts = AtomicU64::new(0);
-    let lost = AtomicU64::new(0);
-    let result = runner.run(&prop::collection::vec(write_back_step(), 1..60), |steps| {
-        let storage = Arc::new(FaultStorage::new());
-        let root = tempfile::tempdir().unwrap();
-        let path = root.path().join("store");
-        let options = StoreOptions::new()
-            .segment_capacity(8192)
-            .max_document_bytes(2000)
-            .durability(Durability::WriteBack)
-            .storage(Arc::clone(&storage) as _);
-        let mut store = Some(Store::create(&path, options.clone()).unwrap());
-        // The states a power cut may leave: after the last sync, then after each commit.
-        let mut states = vec![Model::new()];
-        for step in steps {
-            let handle = store.as_mut().expect("open");
-            match &step {
-                WriteBackStep::Write(op) => {
-                    write(handle, op).unwrap();
-                    let next = apply(states.last().expect("a state"), op);
-                    states.push(next);
-                }
-                WriteBackStep::Sync => {
-                    handle.sync().unwrap();
-                    states.drain(..states.len() - 1);
-                }
-                WriteBackStep::Checkpoint => handle.checkpoint().unwrap(),
-                WriteBackStep::Compact(everything) => compact(handle, *everything).unwrap(),
-                WriteBackStep::Reopen => {
-                    store.take().expect("open").close().unwrap();
-                    states.drain(..states.len() - 1);
-                    store = Some(Store::open(&path, options.clone()).unwrap());
-                }
-                WriteBackStep::PowerCut => {
-                    cuts.fetch_add(1, Ordering::Relaxed);
-                    storage.cut_power();
-                    drop(store.take());
-                    storage.restore_durable_state().unwrap();
-                    let reopened = Store::open(&path, options.clone()).map_err(|err| {
-                        TestCaseError::fail(format!("the open after a power cut: {err}"))
-                    })?;
-                    let found = contents(&reopened)?;
-                    let kept = states.iter().rposition(|state| *state == found);
-                    let Some(kept) = kept else {
-                        return Err(TestCaseError::fail(format!(
-                            "after a power cut the store holds {found:?}, which no commit since the last sync left: {states:?}"
-                        )));
-                    };
-                    lost.fetch_add((states.len() - 1 - kept) as u64, Ordering::Relaxed);
-                    rebuilt_agrees(&path, root.path(), &found)?;
-                    states = vec![found];
-                    store = Some(reopened);
-                }
-            }
-            let expected = states.last().expect("a state");
-            prop_assert_eq!(&contents(store.as_ref().expect("open"))?, expected);
-        }
-        Ok(())
-    });
-    if let Err(err) = result {
-        panic!("{err}");
-    }
-    let (cuts, lost) = (cuts.into_inner(), lost.into_inner());
-    eprintln!("{cuts} power cuts lost {lost} unsynced commits");
-    // The cuts reached commits that no sync covered, so the prefix rule was exercised.
-    assert!(
-        cuts > 0 && lost > 0,
-        "{cuts} power cuts lost {lost} commits"
-    );
 }
 
 /// Every record of a segment file whose sequence number is not above the one before it: a
@@ -451,13 +429,33 @@ fn compact(store: &mut Store, everything: bool) -> store_mmap::Result<()> {
 
 #[test]
 fn store_survives_injected_faults_and_power_cuts() {
+    let totals = check_model(Durability::Sync, 160);
+    // Every acknowledged commit was durable.
+    assert_eq!(totals.lost_commits.load(Ordering::Relaxed), 0);
+}
+
+/// The same model under `Durability::WriteBack`, where a power cut keeps a prefix of the
+/// commits: at least every commit up to the last `sync` (or anything else that synced), and
+/// never a later commit without an earlier one.
+#[test]
+fn under_write_back_a_power_cut_keeps_a_prefix_of_the_commits() {
+    let totals = check_model(Durability::WriteBack, 96);
+    // Cuts took commits no sync covered, so the prefix rule was exercised.
+    assert!(totals.lost_commits.load(Ordering::Relaxed) > 0);
+}
+
+/// Runs the model over `cases` random sequences under `durability`, and checks that every
+/// kind of fault fired, power cuts happened, and compactions and writes failed.
+fn check_model(durability: Durability, cases: u32) -> Totals {
     let totals = Totals::default();
     let mut runner = TestRunner::new(Config {
-        cases: 160,
+        cases,
         failure_persistence: None,
         ..Config::default()
     });
-    let result = runner.run(&prop::collection::vec(op(), 1..60), |ops| run(ops, &totals));
+    let result = runner.run(&prop::collection::vec(op(), 1..60), |ops| {
+        run(ops, durability, &totals)
+    });
     if let Err(err) = result {
         panic!("{err}");
     }
@@ -468,11 +466,12 @@ fn store_survives_injected_faults_and_power_cuts() {
             .collect()
     };
     eprintln!(
-        "faults fired: {fired:?}; failed writes {}, of which recovered by a power cut {}; failed opens {}; power cuts {}; failed compactions {}",
+        "faults fired: {fired:?}; failed writes {}, of which recovered by a power cut {}; failed opens {}; power cuts {}, which took {} acknowledged commits; failed compactions {}",
         totals.failed_writes.load(Ordering::Relaxed),
         totals.recoveries_by_cut.load(Ordering::Relaxed),
         totals.failed_opens.load(Ordering::Relaxed),
         totals.power_cuts.load(Ordering::Relaxed),
+        totals.lost_commits.load(Ordering::Relaxed),
         totals.failed_compactions.load(Ordering::Relaxed),
     );
     // Each kind of fault fired at least once, so none of the paths above went untested.
@@ -482,6 +481,7 @@ fn store_survives_injected_faults_and_power_cuts() {
     assert!(totals.power_cuts.load(Ordering::Relaxed) > 0);
     assert!(totals.failed_compactions.load(Ordering::Relaxed) > 0);
     assert!(totals.recoveries_by_cut.load(Ordering::Relaxed) > 0);
+    totals
 }
 
 /// A store of `KEYS` documents over a fresh fault-injecting storage, with segments small
@@ -703,7 +703,7 @@ fn a_failed_roll_whose_new_segment_cannot_be_removed_keeps_the_sealed_one_whole(
 /// Runs `ops` over a fault-injecting storage and checks what the model test checks.
 fn replay(ops: Vec<Op>) {
     let storage = Arc::new(FaultStorage::new());
-    if let Err(err) = run_with(ops, &Totals::default(), &storage) {
+    if let Err(err) = run_with(ops, Durability::Sync, &Totals::default(), &storage) {
         panic!("{err}");
     }
 }
