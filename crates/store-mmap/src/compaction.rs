@@ -554,11 +554,23 @@ impl Store {
         for output in outputs {
             self.segments.add(output);
         }
+        // The commit point: from here on an open removes the inputs before reading anything,
+        // and moves the index entries that point into them to the copies, until a checkpoint
+        // planned after this reflects the moves. A list that fails to be written leaves the
+        // index as it was: the outputs are segments holding versions the inputs hold too,
+        // and documents are still read from the inputs, as the caller (and a layer that
+        // shows readers the index) was told nothing moved.
+        retired.extend_from_slice(&done.inputs);
+        retired.sort_unstable();
+        let plan = self.checkpoints.compaction_installed(&output_ids);
+        let mut listed = self.segments.retired_ids();
+        listed.extend_from_slice(&retired);
+        self.write_retired_list(listed)?;
         let mut report = std::mem::take(&mut done.report);
         let mut moved = Vec::with_capacity(done.moved.len());
         for (id, seq, position) in done.moved.drain(..) {
-            // A damaged page of the index file: the copies are in place but not in effect;
-            // the store takes no more writes, and an open finds the inputs still in use.
+            // A damaged page of the index file: the store takes no more writes, and an open
+            // moves the entries into the inputs to the copies the list names.
             let relocated = self.index.relocate(id, seq, position);
             if self.poison_on_err(relocated)? {
                 moved.push(id);
@@ -566,15 +578,6 @@ impl Store {
                 report.records_superseded += 1;
             }
         }
-        // The commit point: from here on an open removes the inputs before reading anything,
-        // and moves the index entries that point into them to the copies, until a checkpoint
-        // planned after this reflects the moves.
-        retired.extend_from_slice(&done.inputs);
-        retired.sort_unstable();
-        let plan = self.checkpoints.compaction_installed(&output_ids);
-        let mut listed = self.segments.retired_ids();
-        listed.extend_from_slice(&retired);
-        self.write_retired_list(listed)?;
         for &id in &retired {
             self.segments.retire(id, plan);
         }

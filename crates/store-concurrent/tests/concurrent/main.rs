@@ -2,6 +2,7 @@
 
 mod basics;
 mod compaction;
+mod faults;
 mod feed;
 mod read_only;
 mod scrub;

@@ -1099,6 +1099,55 @@ fn a_pause_syncs_a_journal_frame_instead_of_rewriting_the_index_file() {
     }
 }
 
+/// A compaction whose retired list cannot be written moves no document: the index still
+/// points into the inputs, which stay, so that a layer showing readers the index, told by
+/// the error that nothing moved, goes on reading them. Found by the concurrent handle's fault
+/// model: the index had moved documents to the outputs already, the handle's readers were
+/// not shown the moves, and a later compaction, which found the inputs' records dead,
+/// retired an input the readers still read from.
+#[test]
+fn a_compaction_whose_retired_list_fails_moves_no_document() {
+    let mut list_failures = 0;
+    // The install's renames: the outputs' (and a new active segment's), then the list's.
+    for nth in 0..6 {
+        let storage = Arc::new(FaultStorage::new());
+        let root = tempfile::tempdir().unwrap();
+        let options = StoreOptions::new()
+            .segment_capacity(8192)
+            .max_document_bytes(2000)
+            .storage(Arc::clone(&storage) as _);
+        let mut store = Store::create(root.path().join("store"), options).unwrap();
+        let text = |k: u64, version: u32| format!("{k} {version} {}", "t".repeat(900));
+        for version in 1..=2 {
+            for k in (0..12).step_by(version as usize) {
+                store.put(id(k), &text(k, version)).unwrap();
+            }
+        }
+        let before: Vec<_> = (0..12).map(|k| store.location(id(k)).unwrap()).collect();
+        let plan = store
+            .plan_compaction(&CompactionScope::Everything)
+            .unwrap()
+            .expect("dead bytes to compact");
+        let done = plan.run().unwrap();
+        storage.inject(Fault::Fail(FaultOp::Rename), nth);
+        let Err(err) = store.install_compaction(done) else {
+            continue;
+        };
+        if !err.to_string().contains("retired") {
+            continue;
+        }
+        list_failures += 1;
+        let after: Vec<_> = (0..12).map(|k| store.location(id(k)).unwrap()).collect();
+        assert_eq!(after, before, "the failed install moved documents ({err})");
+        for k in 0..12 {
+            let version = if k % 2 == 0 { 2 } else { 1 };
+            let doc = store.get(id(k)).unwrap().unwrap();
+            assert_eq!(doc.to_string(), text(k, version));
+        }
+    }
+    assert_eq!(list_failures, 1, "no rename failed the retired list");
+}
+
 /// Found by `under_write_back_a_power_cut_keeps_a_prefix_of_the_commits`: under write-back,
 /// a compaction retired a segment whose only record a commit had replaced, before that
 /// commit was durable. A power cut then took the commit away, the open removed the retired
