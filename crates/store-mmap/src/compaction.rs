@@ -536,10 +536,9 @@ impl Store {
             if was_empty {
                 retired.push(active);
             }
-            // Before the outputs take their names below the new active segment: a reader
-            // that sees them (through the retired list, written next) sees them within the
-            // bound it reads after the list. Between commits, so the bound is a commit's end.
-            self.publish_position();
+            // The roll published the new segment's start before the outputs take their
+            // names below it: a reader that sees them (through the retired list, written
+            // next) sees them within the bound it reads after the list.
         }
         let renamed = outputs
             .iter_mut()

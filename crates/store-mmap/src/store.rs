@@ -951,9 +951,14 @@ impl Store {
         }
     }
 
-    /// Seals the active segment and moves writes to a new one.
+    /// Seals the active segment and moves writes to a new one, between commits, and shows
+    /// readers in other processes the new segment's start as the writer's position: an
+    /// index checkpoint written before the next commit records a position in it, and a
+    /// reader that found the checkpoint past the position it read would refuse to open.
     pub(crate) fn roll(&mut self) -> Result<()> {
-        self.roll_after(self.last_seq, false)
+        self.roll_after(self.last_seq, false)?;
+        self.publish_position();
+        Ok(())
     }
 
     /// Seals the active segment, whose last record holds `last_seq` (or an earlier one), and

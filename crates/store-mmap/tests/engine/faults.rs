@@ -13,8 +13,11 @@
 //!   (`recover`, which reads no index) holds exactly the model: the index files cache the
 //!   data and never stand in for it;
 //! - while no compaction has dropped a delete, the change feed from the start, applied in
-//!   order, leaves exactly the model.
+//!   order, leaves exactly the model;
+//! - a read-only handle beside the writer (reopened after each power cut, as the process
+//!   holding it would be) sees exactly the model after a refresh.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -282,12 +285,16 @@ fn run_with(
     let mut cut_on_failure = false;
     // Recovers from a failure that may have poisoned the handle: a power cut or a plain
     // reopen, as the armed fault said, then what the store holds is checked.
+    // A read-only handle beside the writer, as another process would hold one; it goes with
+    // the power, like the process it stands for, and is opened again after.
+    let reader: RefCell<Option<Store>> = RefCell::new(None);
     let recover = |store: &mut Option<Store>,
                    model: &mut Durable,
                    cut: bool,
                    failed: Option<&Model>|
      -> Result<(), TestCaseError> {
         if cut {
+            drop(reader.borrow_mut().take());
             cut_power(store, storage, totals);
         } else {
             drop(store.take());
@@ -372,7 +379,22 @@ fn run_with(
         let handle = store.as_ref().expect("open");
         prop_assert_eq!(&contents(handle)?, model.current());
         feed_agrees(handle, model.current())?;
+        // Every commit returned to the writer is published: the reader sees it after a
+        // refresh, and nothing a failed write left behind.
+        let mut reader = reader.borrow_mut();
+        if reader.is_none() {
+            *reader = Some(
+                Store::open_read_only(&path, StoreOptions::new())
+                    .map_err(|err| TestCaseError::fail(format!("read-only open: {err}")))?,
+            );
+        }
+        let reader = reader.as_mut().expect("opened above");
+        reader
+            .refresh()
+            .map_err(|err| TestCaseError::fail(format!("refresh: {err}")))?;
+        prop_assert_eq!(&contents(reader)?, model.current(), "the reader");
     }
+    drop(reader.take());
     storage.disarm();
     // The last step may have been a failed checkpoint that poisoned the handle.
     drop(store);

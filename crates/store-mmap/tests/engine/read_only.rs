@@ -130,6 +130,28 @@ fn a_reader_survives_the_writers_compaction() {
     assert_eq!(text_of(&reader, 3).as_deref(), Some("after"));
 }
 
+/// A reader opens right after the writer's `compact()`, before any further commit. The
+/// compaction moved writes to a new segment and wrote an index checkpoint there; the
+/// writer's published position stayed in the sealed segment, below the checkpoint, and the
+/// reader refused to open ("cannot catch up") until the next commit moved it. Found by the
+/// fault model's reader. Rolls now publish the new segment's start.
+#[test]
+fn a_reader_opens_beside_a_writer_that_just_compacted() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let mut writer = Store::create(&dir, StoreOptions::new()).unwrap();
+    // A segment of dead bytes only: the compaction moves writes to a new segment, copies
+    // nothing, and writes its checkpoint in the new segment.
+    writer.put(id(5), "").unwrap();
+    writer.delete(id(5)).unwrap();
+    let report = writer.compact().unwrap();
+    assert_eq!(report.segments_in, 1, "{report:?}");
+
+    let reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    assert_eq!(text_of(&reader, 5), None);
+    assert!(reader.is_empty());
+}
+
 /// A store whose writer died (no close, no checkpoint) is read by a read-only open as
 /// recovery would read it, without a byte of any file changing; the writer's next open
 /// then recovers it as usual.
