@@ -331,17 +331,10 @@ fn the_concurrent_handle_survives_injected_faults_and_power_cuts() {
     }
     let fired = fired.into_inner().unwrap();
     eprintln!("faults fired: {fired:?}");
-    // The faults reached the handle's commits and its files' creation and syncs (the
-    // rarer kinds fire in some runs and not others).
-    for fault in [
-        Fault::ShortWrite,
-        Fault::Fail(FaultOp::Write),
-        Fault::Fail(FaultOp::Sync),
-        Fault::Fail(FaultOp::Create),
-    ] {
-        assert!(
-            fired.get(&fault).copied().unwrap_or(0) > 0,
-            "{fault:?} never fired"
-        );
-    }
+    // The faults reached the handle: short writes, which every write can take, and most
+    // kinds of failure (each rarer kind fires in most runs, not all: failed creates were
+    // missing from 1 run of seeds 1–234, failed renames from 2 of 30).
+    assert!(fired.get(&Fault::ShortWrite).copied().unwrap_or(0) > 0);
+    let kinds = fired.values().filter(|&&count| count > 0).count();
+    assert!(kinds >= 5, "only {kinds} kinds of fault fired: {fired:?}");
 }
