@@ -125,33 +125,22 @@ impl Store {
             || live != follower.writer_was_live;
         if reload {
             drop(_guard);
-            let loaded = load(
-                &self.dir,
-                &self.meta,
-                &self.options,
-                &mut follower.lock,
-                follower.seen,
-            )?;
-            follower.seen = loaded.seen;
-            follower.retired_list = loaded.retired_list;
-            follower.writer_was_live = loaded.writer_was_live;
-            self.replace_view(loaded.recovered)?;
-            // A compaction may have raised the change floor; the writer records it before
-            // the retired-segment list that made this a reload.
-            let meta = read_meta(&self.dir)?;
-            self.meta.change_floor = Some(meta.change_floor.unwrap_or(self.last_seq));
-            return Ok(Refreshed::Reloaded);
+            return self.reload();
         }
         if bound.is_some() && bound == follower.seen {
             return Ok(Refreshed::Unchanged);
         }
         let seen = follower.seen;
-        self.map_new_segments(bound)?;
-        // Segments at or after the view's end may have grown, or been sealed and trimmed,
-        // since they were mapped; the bound, loaded after the writer's seal, covers both.
-        let from = seen.map_or(0, |p| p.segment);
-        for segment in self.segments.iter_mut().filter(|s| s.id() >= from) {
-            segment.restat()?;
+        match self.map_and_restat(bound, seen) {
+            // A segment listed a moment ago is gone: the writer removed it (a compaction's
+            // input, or an output of an install that failed) after this refresh read the
+            // retired list. The view loads afresh, as an open does when a file it named
+            // vanished.
+            Err(err) if vanished(&err) => {
+                drop(_guard);
+                return self.reload();
+            }
+            other => other?,
         }
         let mut report = RecoveryReport::default();
         let tail = scan_tail(
@@ -182,6 +171,42 @@ impl Store {
                 records: report.records_replayed,
             }
         })
+    }
+
+    /// Loads the view afresh (see [`load`]) in place of the current one.
+    fn reload(&mut self) -> Result<Refreshed> {
+        let Role::Reader(follower) = &mut self.role else {
+            unreachable!("only a reader's view reloads");
+        };
+        let loaded = load(
+            &self.dir,
+            &self.meta,
+            &self.options,
+            &mut follower.lock,
+            follower.seen,
+        )?;
+        follower.seen = loaded.seen;
+        follower.retired_list = loaded.retired_list;
+        follower.writer_was_live = loaded.writer_was_live;
+        self.replace_view(loaded.recovered)?;
+        // A compaction may have raised the change floor; the writer records it before the
+        // retired-segment list that made this a reload.
+        let meta = read_meta(&self.dir)?;
+        self.meta.change_floor = Some(meta.change_floor.unwrap_or(self.last_seq));
+        Ok(Refreshed::Reloaded)
+    }
+
+    /// Maps the segments created since the view was loaded, up to `bound`, and reads again
+    /// the length of those at or after `seen`, the view's end: they may have grown, or been
+    /// sealed and trimmed, since they were mapped; the bound, loaded after the writer's
+    /// seal, covers both.
+    fn map_and_restat(&mut self, bound: Option<Position>, seen: Option<Position>) -> Result<()> {
+        self.map_new_segments(bound)?;
+        let from = seen.map_or(0, |p| p.segment);
+        for segment in self.segments.iter_mut().filter(|s| s.id() >= from) {
+            segment.restat()?;
+        }
+        Ok(())
     }
 
     /// Maps the segment files created since the view was loaded, up to `bound`.

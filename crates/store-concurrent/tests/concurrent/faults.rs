@@ -8,12 +8,14 @@
 //! - a write that failed is either wholly there or wholly absent after recovery, and before
 //!   recovery the handle either refuses writes or the write left no trace;
 //! - a failed compaction, sync or checkpoint changes no document;
+//! - a read-only handle beside the writer sees exactly the model after a refresh;
 //! - dropping the handle leaves no thread of it at work: the power cut's files are rolled
 //!   back only once the handle is gone, and the store opens every time once the faults
 //!   stop firing;
 //! - at the end, `verify` finds no damage, and the store rebuilt from its data alone
 //!   (`store_mmap::recover`, which reads no index) holds exactly the model.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -149,6 +151,9 @@ struct Case {
     storage: Arc<FaultStorage>,
     options: StoreOptions,
     writer: WriterOptions,
+    /// A read-only handle beside the writer, as another process would hold one: it goes
+    /// with each power cut, like the process it stands for, and is opened again after.
+    reader: RefCell<Option<ConcurrentStore>>,
 }
 
 impl Case {
@@ -176,7 +181,27 @@ impl Case {
             storage,
             options,
             writer,
+            reader: RefCell::new(None),
         }
+    }
+
+    /// The reader, refreshed, sees exactly `model`: every commit returned to the writer,
+    /// and nothing a failed one left.
+    fn reader_agrees(&self, model: &Model) -> Result<(), TestCaseError> {
+        let mut reader = self.reader.borrow_mut();
+        if reader.is_none() {
+            let options = WriterOptions::default().scrub(ScrubPolicy::off());
+            *reader = Some(
+                ConcurrentStore::open_read_only(&self.path, StoreOptions::new(), options)
+                    .map_err(|err| TestCaseError::fail(format!("read-only open: {err}")))?,
+            );
+        }
+        let reader = reader.as_ref().expect("opened above");
+        reader
+            .refresh()
+            .map_err(|err| TestCaseError::fail(format!("refresh: {err}")))?;
+        prop_assert_eq!(&contents(reader)?, model, "the reader");
+        Ok(())
     }
 
     /// Opens the store; an open that an armed fault fails is retried once the faults are
@@ -199,6 +224,7 @@ impl Case {
     /// it its threads, before the files are rolled back.
     fn recover(&self, store: ConcurrentStore, cut: bool) -> (ConcurrentStore, Model) {
         if cut {
+            drop(self.reader.borrow_mut().take());
             self.storage.cut_power();
         }
         drop(store);
@@ -233,6 +259,7 @@ fn run_case(case: &Case, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let Err(err) = write(&store, &op) else {
                     model = apply(&model, &op);
                     prop_assert_eq!(&contents(&store)?, &model);
+                    case.reader_agrees(&model)?;
                     continue;
                 };
                 storage.disarm();
@@ -289,7 +316,9 @@ fn run_case(case: &Case, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
         }
         prop_assert_eq!(&contents(&store)?, &model);
+        case.reader_agrees(&model)?;
     }
+    drop(case.reader.borrow_mut().take());
     storage.disarm();
     // The last step may have poisoned the handle (a fault in the background, say).
     drop(store);
