@@ -4,7 +4,9 @@
 //! first).
 //!
 //! The claims checked after every step:
-//! - every acknowledged write is there after a reopen or a power cut, byte for byte;
+//! - every acknowledged write is there after a reopen, byte for byte, and after a power cut
+//!   under `Durability::Sync`; under `Durability::WriteBack` a power cut leaves a prefix of
+//!   the commits that holds at least every one a sync covered;
 //! - a write that failed is either wholly there or wholly absent after recovery, and before
 //!   recovery the handle either refuses writes or the write left no trace;
 //! - a failed compaction, sync or checkpoint changes no document;
@@ -24,7 +26,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use store_concurrent::{ConcurrentStore, Error, ScrubPolicy, WriterOptions};
 use store_mmap::fault::{Fault, FaultOp, FaultStorage};
-use store_mmap::{CompactionPolicy, Storage, StoreOptions, WriteBatch};
+use store_mmap::{CompactionPolicy, Durability, Storage, StoreOptions, WriteBatch};
 
 use crate::id;
 
@@ -157,7 +159,7 @@ struct Case {
 }
 
 impl Case {
-    fn new() -> Case {
+    fn new(durability: Durability) -> Case {
         let root = tempfile::tempdir().unwrap();
         let path = root.path().join("store");
         let storage = Arc::new(FaultStorage::new());
@@ -166,6 +168,7 @@ impl Case {
         let options = StoreOptions::new()
             .segment_capacity(8192)
             .max_document_bytes(2000)
+            .durability(durability)
             .storage(Arc::clone(&storage) as Arc<dyn Storage>);
         let writer = WriterOptions::default()
             .scrub(ScrubPolicy::off())
@@ -237,9 +240,71 @@ impl Case {
     }
 }
 
-fn run(ops: Vec<Op>, fired: &Mutex<HashMap<Fault, u64>>) -> Result<(), TestCaseError> {
-    let case = Case::new();
-    let result = run_case(&case, ops);
+/// What a power cut may leave of the commits: the state after the last sync, then the state
+/// after each commit since. Under `Durability::Sync` a commit is durable when it returns, so
+/// only the last state is left.
+struct Durable {
+    each_commit: bool,
+    states: Vec<Model>,
+}
+
+impl Durable {
+    /// What the store holds now.
+    fn current(&self) -> &Model {
+        self.states.last().expect("a state")
+    }
+
+    fn committed(&mut self, next: Model) {
+        if self.each_commit {
+            self.states.clear();
+        }
+        self.states.push(next);
+    }
+
+    /// Every commit so far is durable.
+    fn synced(&mut self) {
+        self.states.drain(..self.states.len() - 1);
+    }
+
+    /// The reopened store holds `found`: after a power cut (`cut`) one of the states, else
+    /// the current one; either way, or that with a write that failed (`failed`) applied.
+    fn recovered(
+        &mut self,
+        found: Model,
+        cut: bool,
+        failed: Option<&Model>,
+    ) -> Result<(), TestCaseError> {
+        let kept = failed == Some(&found)
+            || if cut {
+                self.states.contains(&found)
+            } else {
+                found == *self.current()
+            };
+        prop_assert!(
+            kept,
+            "after {}: found {:?}, expected {}{:?} or {:?}",
+            if cut { "a power cut" } else { "a reopen" },
+            found,
+            if cut { "one of " } else { "" },
+            if cut {
+                &self.states[..]
+            } else {
+                &self.states[self.states.len() - 1..]
+            },
+            failed
+        );
+        self.states = vec![found];
+        Ok(())
+    }
+}
+
+fn run(
+    ops: Vec<Op>,
+    durability: Durability,
+    fired: &Mutex<HashMap<Fault, u64>>,
+) -> Result<(), TestCaseError> {
+    let case = Case::new(durability);
+    let result = run_case(&case, durability, ops);
     let mut fired = fired.lock().unwrap();
     for fault in std::iter::once(Fault::ShortWrite).chain(FaultOp::ALL.map(Fault::Fail)) {
         *fired.entry(fault).or_default() += case.storage.injected(fault);
@@ -247,19 +312,22 @@ fn run(ops: Vec<Op>, fired: &Mutex<HashMap<Fault, u64>>) -> Result<(), TestCaseE
     result
 }
 
-fn run_case(case: &Case, ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run_case(case: &Case, durability: Durability, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let storage = &case.storage;
     let mut store =
         ConcurrentStore::create(&case.path, case.options.clone(), case.writer.clone()).unwrap();
-    let mut model = Model::new();
+    let mut model = Durable {
+        each_commit: durability == Durability::Sync,
+        states: vec![Model::new()],
+    };
     let mut cut_on_failure = false;
     for op in ops {
         match &op {
             Op::Put(..) | Op::Batch(_) | Op::Delete(_) => {
                 let Err(err) = write(&store, &op) else {
-                    model = apply(&model, &op);
-                    prop_assert_eq!(&contents(&store)?, &model);
-                    case.reader_agrees(&model)?;
+                    model.committed(apply(model.current(), &op));
+                    prop_assert_eq!(&contents(&store)?, model.current());
+                    case.reader_agrees(model.current())?;
                     continue;
                 };
                 storage.disarm();
@@ -267,20 +335,17 @@ fn run_case(case: &Case, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Err(Error::Store(store_mmap::Error::Poisoned { .. })) => {}
                     Ok(()) => {
                         // The handle still writes, so the failed write must have left nothing.
-                        prop_assert_eq!(&contents(&store)?, &model, "after {}", err);
+                        prop_assert_eq!(&contents(&store)?, model.current(), "after {}", err);
+                        model.synced();
                         continue;
                     }
                     Err(other) => {
                         return Err(TestCaseError::fail(format!("sync after {err}: {other}")));
                     }
                 }
-                let applied = apply(&model, &op);
+                let applied = apply(model.current(), &op);
                 let (reopened, found) = case.recover(store, cut_on_failure);
-                prop_assert!(
-                    found == model || found == applied,
-                    "after {err}: found {found:?}, expected {model:?} or {applied:?}"
-                );
-                model = found;
+                model.recovered(found, cut_on_failure, Some(&applied))?;
                 store = reopened;
             }
             Op::Sync | Op::Checkpoint | Op::Compact => {
@@ -289,12 +354,16 @@ fn run_case(case: &Case, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Op::Checkpoint => store.checkpoint(),
                     _ => store.compact().map(drop),
                 };
-                if done.is_err() {
-                    storage.disarm();
-                    prop_assert_eq!(&contents(&store)?, &model, "after {:?}", done);
-                    let (reopened, found) = case.recover(store, cut_on_failure);
-                    prop_assert_eq!(&found, &model, "after {:?} and a recovery", done);
-                    store = reopened;
+                match done {
+                    Ok(()) if matches!(op, Op::Sync) => model.synced(),
+                    Ok(()) => {}
+                    Err(err) => {
+                        storage.disarm();
+                        prop_assert_eq!(&contents(&store)?, model.current(), "after {}", err);
+                        let (reopened, found) = case.recover(store, cut_on_failure);
+                        model.recovered(found, cut_on_failure, None)?;
+                        store = reopened;
+                    }
                 }
             }
             Op::Inject { fault, nth, cut } => {
@@ -306,18 +375,19 @@ fn run_case(case: &Case, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     storage.disarm();
                 }
                 let (reopened, found) = case.recover(store, false);
-                prop_assert_eq!(&found, &model, "after a reopen");
+                model.recovered(found, false, None)?;
                 store = reopened;
             }
             Op::PowerCut => {
                 let (reopened, found) = case.recover(store, true);
-                prop_assert_eq!(&found, &model, "after a power cut");
+                model.recovered(found, true, None)?;
                 store = reopened;
             }
         }
-        prop_assert_eq!(&contents(&store)?, &model);
-        case.reader_agrees(&model)?;
+        prop_assert_eq!(&contents(&store)?, model.current());
+        case.reader_agrees(model.current())?;
     }
+    let model = model.current().clone();
     drop(case.reader.borrow_mut().take());
     storage.disarm();
     // The last step may have poisoned the handle (a fault in the background, say).
@@ -348,13 +418,28 @@ fn run_case(case: &Case, ops: Vec<Op>) -> Result<(), TestCaseError> {
 
 #[test]
 fn the_concurrent_handle_survives_injected_faults_and_power_cuts() {
+    check_model(Durability::Sync, 64);
+}
+
+/// The same model under `Durability::WriteBack`: a power cut keeps a prefix of the commits,
+/// at least every one a sync covered.
+#[test]
+fn under_write_back_the_concurrent_handle_keeps_a_prefix_of_the_commits() {
+    check_model(Durability::WriteBack, 48);
+}
+
+/// Runs the model over `cases` random sequences under `durability`, and checks that the
+/// faults reached the handle.
+fn check_model(durability: Durability, cases: u32) {
     let fired = Mutex::new(HashMap::new());
     let mut runner = TestRunner::new(Config {
-        cases: 64,
+        cases,
         failure_persistence: None,
         ..Config::default()
     });
-    let result = runner.run(&prop::collection::vec(op(), 1..40), |ops| run(ops, &fired));
+    let result = runner.run(&prop::collection::vec(op(), 1..40), |ops| {
+        run(ops, durability, &fired)
+    });
     if let Err(err) = result {
         panic!("{err}");
     }
