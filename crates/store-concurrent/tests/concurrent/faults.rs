@@ -18,21 +18,22 @@
 //!   (`store_mmap::recover`, which reads no index) holds exactly the model.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use store_concurrent::{ConcurrentStore, Error, ScrubPolicy, WriterOptions};
-use store_mmap::fault::{Fault, FaultOp, FaultStorage};
+use store_mmap::fault::{Fault, FaultStorage};
 use store_mmap::{CompactionPolicy, Durability, Storage, StoreOptions, WriteBatch};
 
 use crate::id;
+use crate::model_support::{
+    Durable, Model, applied, check_sequences, fault, held, model_faults, texts,
+};
 
 const KEYS: u64 = 10;
-
-type Model = BTreeMap<u64, String>;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -53,27 +54,6 @@ enum Op {
     PowerCut,
 }
 
-fn texts() -> impl Strategy<Value = String> + Clone {
-    prop_oneof![
-        Just(String::new()),
-        "[a-z ]{1,40}",
-        "\\PC{1,200}",
-        "x{300,900}"
-    ]
-}
-
-fn fault() -> impl Strategy<Value = Fault> {
-    // A commit starts a write-back only past 8 MiB, far above these stores' commits.
-    let ops: Vec<FaultOp> = FaultOp::ALL
-        .into_iter()
-        .filter(|&op| op != FaultOp::WriteBack)
-        .collect();
-    prop_oneof![
-        Just(Fault::ShortWrite),
-        proptest::sample::select(ops).prop_map(Fault::Fail),
-    ]
-}
-
 fn op() -> impl Strategy<Value = Op> {
     let key = 0..KEYS;
     prop_oneof![
@@ -92,25 +72,12 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn apply(model: &Model, op: &Op) -> Model {
-    let mut next = model.clone();
     match op {
-        Op::Put(k, t) => {
-            next.insert(*k, t.clone());
-        }
-        Op::Batch(items) => {
-            for (k, t) in items {
-                match t {
-                    Some(t) => next.insert(*k, t.clone()),
-                    None => next.remove(k),
-                };
-            }
-        }
-        Op::Delete(k) => {
-            next.remove(k);
-        }
+        Op::Put(k, t) => applied(model, [(*k, Some(t))]),
+        Op::Batch(items) => applied(model, items.iter().map(|(k, t)| (*k, t.as_ref()))),
+        Op::Delete(k) => applied(model, [(*k, None)]),
         _ => unreachable!("only writes change the model"),
     }
-    next
 }
 
 fn write(store: &ConcurrentStore, op: &Op) -> store_concurrent::Result<()> {
@@ -132,18 +99,7 @@ fn write(store: &ConcurrentStore, op: &Op) -> store_concurrent::Result<()> {
 }
 
 fn contents(store: &ConcurrentStore) -> Result<Model, TestCaseError> {
-    let mut found = Model::new();
-    for k in 0..KEYS {
-        match store.get(id(k)) {
-            Ok(Some(doc)) => {
-                found.insert(k, doc.to_string());
-            }
-            Ok(None) => {}
-            Err(err) => return Err(TestCaseError::fail(format!("get {k}: {err}"))),
-        }
-    }
-    prop_assert_eq!(store.len(), found.len());
-    Ok(found)
+    held(store, KEYS, store.len())
 }
 
 /// One case's store: its directory, options and fault storage.
@@ -240,64 +196,6 @@ impl Case {
     }
 }
 
-/// What a power cut may leave of the commits: the state after the last sync, then the state
-/// after each commit since. Under `Durability::Sync` a commit is durable when it returns, so
-/// only the last state is left.
-struct Durable {
-    each_commit: bool,
-    states: Vec<Model>,
-}
-
-impl Durable {
-    /// What the store holds now.
-    fn current(&self) -> &Model {
-        self.states.last().expect("a state")
-    }
-
-    fn committed(&mut self, next: Model) {
-        if self.each_commit {
-            self.states.clear();
-        }
-        self.states.push(next);
-    }
-
-    /// Every commit so far is durable.
-    fn synced(&mut self) {
-        self.states.drain(..self.states.len() - 1);
-    }
-
-    /// The reopened store holds `found`: after a power cut (`cut`) one of the states, else
-    /// the current one; either way, or that with a write that failed (`failed`) applied.
-    fn recovered(
-        &mut self,
-        found: Model,
-        cut: bool,
-        failed: Option<&Model>,
-    ) -> Result<(), TestCaseError> {
-        let kept = failed == Some(&found)
-            || if cut {
-                self.states.contains(&found)
-            } else {
-                found == *self.current()
-            };
-        prop_assert!(
-            kept,
-            "after {}: found {:?}, expected {}{:?} or {:?}",
-            if cut { "a power cut" } else { "a reopen" },
-            found,
-            if cut { "one of " } else { "" },
-            if cut {
-                &self.states[..]
-            } else {
-                &self.states[self.states.len() - 1..]
-            },
-            failed
-        );
-        self.states = vec![found];
-        Ok(())
-    }
-}
-
 fn run(
     ops: Vec<Op>,
     durability: Durability,
@@ -306,7 +204,7 @@ fn run(
     let case = Case::new(durability);
     let result = run_case(&case, durability, ops);
     let mut fired = fired.lock().unwrap();
-    for fault in std::iter::once(Fault::ShortWrite).chain(FaultOp::ALL.map(Fault::Fail)) {
+    for fault in model_faults() {
         *fired.entry(fault).or_default() += case.storage.injected(fault);
     }
     result
@@ -316,10 +214,7 @@ fn run_case(case: &Case, durability: Durability, ops: Vec<Op>) -> Result<(), Tes
     let storage = &case.storage;
     let mut store =
         ConcurrentStore::create(&case.path, case.options.clone(), case.writer.clone()).unwrap();
-    let mut model = Durable {
-        each_commit: durability == Durability::Sync,
-        states: vec![Model::new()],
-    };
+    let mut model = Durable::new(durability);
     let mut cut_on_failure = false;
     for op in ops {
         match &op {
@@ -345,7 +240,7 @@ fn run_case(case: &Case, durability: Durability, ops: Vec<Op>) -> Result<(), Tes
                 }
                 let applied = apply(model.current(), &op);
                 let (reopened, found) = case.recover(store, cut_on_failure);
-                model.recovered(found, cut_on_failure, Some(&applied))?;
+                model.reopened(found, cut_on_failure, Some(&applied))?;
                 store = reopened;
             }
             Op::Sync | Op::Checkpoint | Op::Compact => {
@@ -361,7 +256,7 @@ fn run_case(case: &Case, durability: Durability, ops: Vec<Op>) -> Result<(), Tes
                         storage.disarm();
                         prop_assert_eq!(&contents(&store)?, model.current(), "after {}", err);
                         let (reopened, found) = case.recover(store, cut_on_failure);
-                        model.recovered(found, cut_on_failure, None)?;
+                        model.reopened(found, cut_on_failure, None)?;
                         store = reopened;
                     }
                 }
@@ -375,12 +270,12 @@ fn run_case(case: &Case, durability: Durability, ops: Vec<Op>) -> Result<(), Tes
                     storage.disarm();
                 }
                 let (reopened, found) = case.recover(store, false);
-                model.recovered(found, false, None)?;
+                model.reopened(found, false, None)?;
                 store = reopened;
             }
             Op::PowerCut => {
                 let (reopened, found) = case.recover(store, true);
-                model.recovered(found, true, None)?;
+                model.reopened(found, true, None)?;
                 store = reopened;
             }
         }
@@ -432,17 +327,7 @@ fn under_write_back_the_concurrent_handle_keeps_a_prefix_of_the_commits() {
 /// faults reached the handle.
 fn check_model(durability: Durability, cases: u32) {
     let fired = Mutex::new(HashMap::new());
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&prop::collection::vec(op(), 1..40), |ops| {
-        run(ops, durability, &fired)
-    });
-    if let Err(err) = result {
-        panic!("{err}");
-    }
+    check_sequences(cases, op(), 40, |ops| run(ops, durability, &fired));
     let fired = fired.into_inner().unwrap();
     eprintln!("faults fired: {fired:?}");
     // The faults reached the handle: short writes, which every write can take, and most

@@ -9,6 +9,10 @@ mod scrub;
 mod shutdown;
 mod stress;
 
+// The model, texts and faults the engine's fault model draws too.
+#[path = "../../../store-mmap/tests/support/model.rs"]
+mod model_support;
+
 use std::path::Path;
 
 use store_concurrent::{ConcurrentStore, WriterOptions};

@@ -25,17 +25,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use store_mmap::fault::{Fault, FaultOp, FaultStorage};
 use store_mmap::{
     Change, CompactionPolicy, CompactionScope, Durability, Error, Store, StoreOptions, WriteBatch,
 };
 
 use crate::id;
+use crate::model_support::{Durable, Model, applied, check_sequences, fault, held, model_faults};
 
 const KEYS: u64 = 10;
-
-type Model = BTreeMap<u64, String>;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -57,21 +56,6 @@ enum Op {
     Sync,
     Reopen,
     PowerCut,
-}
-
-/// The operations the model's stores perform. A commit starts a write-back only past
-/// 8 MiB, far above the model's; the round-trip tests fail those.
-fn model_ops() -> impl Iterator<Item = FaultOp> {
-    FaultOp::ALL
-        .into_iter()
-        .filter(|&op| op != FaultOp::WriteBack)
-}
-
-fn fault() -> impl Strategy<Value = Fault> {
-    prop_oneof![
-        Just(Fault::ShortWrite),
-        proptest::sample::select(model_ops().collect::<Vec<_>>()).prop_map(Fault::Fail),
-    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -106,95 +90,13 @@ struct Totals {
     lost_commits: AtomicU64,
 }
 
-/// What a power cut may leave of the commits: the state after the last commit a sync made
-/// durable, then the state after each commit since. Under `Durability::Sync` a commit is
-/// durable when it returns, so only the last state is left.
-struct Durable {
-    durability: Durability,
-    states: Vec<Model>,
-}
-
-impl Durable {
-    fn new(durability: Durability) -> Durable {
-        Durable {
-            durability,
-            states: vec![Model::new()],
-        }
-    }
-
-    /// What the store holds now.
-    fn current(&self) -> &Model {
-        self.states.last().expect("a state")
-    }
-
-    fn committed(&mut self, next: Model) {
-        if self.durability == Durability::Sync {
-            self.states.clear();
-        }
-        self.states.push(next);
-    }
-
-    /// Every commit so far is durable.
-    fn synced(&mut self) {
-        self.states.drain(..self.states.len() - 1);
-    }
-
-    /// The store holds `found` after an open that followed a power cut (`cut`) or a handle
-    /// dropped or closed: after a cut, one of the states, else the current one; either way
-    /// or with `failed` (a write that failed, whole or not at all) applied. What an open
-    /// serves is durable. Returns how many commits the cut took.
-    fn reopened(
-        &mut self,
-        found: Model,
-        cut: bool,
-        failed: Option<&Model>,
-    ) -> Result<u64, TestCaseError> {
-        let kept = if failed == Some(&found) {
-            Some(self.states.len() - 1)
-        } else if cut {
-            self.states.iter().rposition(|state| *state == found)
-        } else {
-            Some(self.states.len() - 1).filter(|_| found == *self.current())
-        };
-        let Some(kept) = kept else {
-            return Err(TestCaseError::fail(format!(
-                "after {}, the store holds {found:?}: expected {}{:?}{}",
-                if cut { "a power cut" } else { "a reopen" },
-                if cut { "one of " } else { "" },
-                if cut {
-                    &self.states[..]
-                } else {
-                    &self.states[self.states.len() - 1..]
-                },
-                failed.map_or(String::new(), |f| format!(" or {f:?}")),
-            )));
-        };
-        let lost = self.states.len() - 1 - kept;
-        self.states = vec![found];
-        Ok(lost as u64)
-    }
-}
-
 fn apply(model: &Model, op: &Op) -> Model {
-    let mut next = model.clone();
     match op {
-        Op::Put(k, t) => {
-            next.insert(*k, t.clone());
-        }
-        Op::Batch(items) => {
-            for (k, t) in items {
-                match t {
-                    Some(t) => next.insert(*k, t.clone()),
-                    None => next.remove(k),
-                };
-            }
-        }
-        Op::Delete(k) => {
-            next.remove(k);
-        }
+        Op::Put(k, t) => applied(model, [(*k, Some(t))]),
+        Op::Batch(items) => applied(model, items.iter().map(|(k, t)| (*k, t.as_ref()))),
+        Op::Delete(k) => applied(model, [(*k, None)]),
         _ => unreachable!("only writes change the model"),
     }
-    next
 }
 
 fn write(store: &mut Store, op: &Op) -> store_mmap::Result<()> {
@@ -216,18 +118,7 @@ fn write(store: &mut Store, op: &Op) -> store_mmap::Result<()> {
 }
 
 fn contents(store: &Store) -> Result<Model, TestCaseError> {
-    let mut found = Model::new();
-    for k in 0..KEYS {
-        match store.get(id(k)) {
-            Ok(Some(doc)) => {
-                found.insert(k, doc.to_string());
-            }
-            Ok(None) => {}
-            Err(err) => return Err(TestCaseError::fail(format!("get {k}: {err}"))),
-        }
-    }
-    prop_assert_eq!(store.len(), found.len());
-    Ok(found)
+    held(store, KEYS, store.len())
 }
 
 /// Opens the store; an open that an armed fault fails is retried once the faults are
@@ -252,15 +143,11 @@ fn cut_power(store: &mut Option<Store>, storage: &FaultStorage, totals: &Totals)
     storage.restore_durable_state().unwrap();
 }
 
-fn all_faults() -> impl Iterator<Item = Fault> {
-    std::iter::once(Fault::ShortWrite).chain(model_ops().map(Fault::Fail))
-}
-
 fn run(ops: Vec<Op>, durability: Durability, totals: &Totals) -> Result<(), TestCaseError> {
     let storage = Arc::new(FaultStorage::new());
     let result = run_with(ops, durability, totals, &storage);
     let mut fired = totals.fired.lock().unwrap();
-    for fault in all_faults() {
+    for fault in model_faults().into_iter() {
         *fired.entry(fault).or_default() += storage.injected(fault);
     }
     result
@@ -506,20 +393,11 @@ fn under_write_back_a_power_cut_keeps_a_prefix_of_the_commits() {
 /// kind of fault fired, power cuts happened, and compactions and writes failed.
 fn check_model(durability: Durability, cases: u32) -> Totals {
     let totals = Totals::default();
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let result = runner.run(&prop::collection::vec(op(), 1..60), |ops| {
-        run(ops, durability, &totals)
-    });
-    if let Err(err) = result {
-        panic!("{err}");
-    }
+    check_sequences(cases, op(), 60, |ops| run(ops, durability, &totals));
     let fired: Vec<(Fault, u64)> = {
         let counts = totals.fired.lock().unwrap();
-        all_faults()
+        model_faults()
+            .into_iter()
             .map(|f| (f, counts.get(&f).copied().unwrap_or(0)))
             .collect()
     };
@@ -615,7 +493,7 @@ fn a_batch_larger_than_a_segment_is_whole_or_absent_whatever_step_fails() {
         "the batch spans segments: {counts:?}"
     );
     let (mut cases, mut failed, mut abandoned) = (0, 0, 0);
-    for fault in all_faults() {
+    for fault in model_faults().into_iter() {
         let op = match fault {
             Fault::Fail(op) => op,
             Fault::ShortWrite => FaultOp::Write,

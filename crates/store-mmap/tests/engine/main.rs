@@ -19,6 +19,11 @@ mod roundtrip;
 mod verification;
 mod versions;
 
+#[path = "../support/model.rs"]
+mod model_support;
+
+pub(crate) use model_support::texts;
+
 use std::path::{Path, PathBuf};
 
 use store_mmap::{DocId, Store, StoreOptions};
@@ -172,18 +177,6 @@ pub(crate) fn segment_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-/// Texts the model tests write: empty, short ASCII, any printable characters (multi-byte
-/// ones included), and runs long enough to fill small segments quickly.
-pub(crate) fn texts() -> impl proptest::strategy::Strategy<Value = String> + Clone {
-    use proptest::prelude::*;
-    prop_oneof![
-        Just(String::new()),
-        "[a-z ]{1,40}",
-        "\\PC{1,200}",
-        "x{300,900}"
-    ]
 }
 
 pub(crate) fn id(n: u64) -> DocId {
