@@ -11,6 +11,8 @@
 //!   recovery the handle either refuses writes or the write left no trace;
 //! - a failed compaction, sync or checkpoint changes no document;
 //! - a read-only handle beside the writer sees exactly the model after a refresh;
+//! - while no compaction has dropped a delete, the change feed from the start, applied in
+//!   order, leaves exactly the model;
 //! - dropping the handle leaves no thread of it at work: the power cut's files are rolled
 //!   back only once the handle is gone, and the store opens every time once the faults
 //!   stop firing;
@@ -30,7 +32,7 @@ use store_mmap::{CompactionPolicy, Durability, Storage, StoreOptions, WriteBatch
 
 use crate::id;
 use crate::model_support::{
-    Durable, Model, applied, check_sequences, fault, held, model_faults, texts,
+    Durable, Model, applied, check_sequences, fault, folded, held, model_faults, texts,
 };
 
 const KEYS: u64 = 10;
@@ -281,6 +283,12 @@ fn run_case(case: &Case, durability: Durability, ops: Vec<Op>) -> Result<(), Tes
         }
         prop_assert_eq!(&contents(&store)?, model.current());
         case.reader_agrees(model.current())?;
+        if store.change_floor() == 0 {
+            let feed = store
+                .changes_since(0)
+                .map_err(|err| TestCaseError::fail(format!("changes since 0: {err}")))?;
+            prop_assert_eq!(&folded(feed, KEYS)?, model.current(), "the change feed");
+        }
     }
     let model = model.current().clone();
     drop(case.reader.borrow_mut().take());

@@ -28,11 +28,13 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use store_mmap::fault::{Fault, FaultOp, FaultStorage};
 use store_mmap::{
-    Change, CompactionPolicy, CompactionScope, Durability, Error, Store, StoreOptions, WriteBatch,
+    CompactionPolicy, CompactionScope, Durability, Error, Store, StoreOptions, WriteBatch,
 };
 
 use crate::id;
-use crate::model_support::{Durable, Model, applied, check_sequences, fault, held, model_faults};
+use crate::model_support::{
+    Durable, Model, applied, check_sequences, fault, folded, held, model_faults,
+};
 
 const KEYS: u64 = 10;
 
@@ -307,25 +309,11 @@ fn feed_agrees(store: &Store, model: &Model) -> Result<(), TestCaseError> {
     let feed = store
         .changes_since(0)
         .map_err(|err| TestCaseError::fail(format!("changes since 0: {err}")))?;
-    let mut folded = Model::new();
-    let mut last = 0;
-    for change in feed {
-        let change = change.map_err(|err| TestCaseError::fail(format!("the feed: {err}")))?;
-        prop_assert!(
-            change.seq() > last,
-            "the feed went back to {}",
-            change.seq()
-        );
-        last = change.seq();
-        let k = (0..KEYS)
-            .find(|&k| id(k) == change.id())
-            .expect("the feed names a model document");
-        match change {
-            Change::Put { doc, .. } => folded.insert(k, doc.to_string()),
-            Change::Delete { .. } => folded.remove(&k),
-        };
-    }
-    prop_assert_eq!(&folded, model, "the change feed from the start");
+    prop_assert_eq!(
+        &folded(feed, KEYS)?,
+        model,
+        "the change feed from the start"
+    );
     Ok(())
 }
 

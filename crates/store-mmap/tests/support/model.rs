@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use store_mmap::fault::{Fault, FaultOp};
-use store_mmap::{DocId, DocRead, Durability};
+use store_mmap::{Change, Changes, DocId, DocRead, Durability};
 
 /// The documents, by key.
 pub(crate) type Model = BTreeMap<u64, String>;
@@ -43,6 +43,30 @@ pub(crate) fn held(store: &impl DocRead, keys: u64, len: usize) -> Result<Model,
     }
     prop_assert_eq!(len, found.len(), "documents outside the model's keys");
     Ok(found)
+}
+
+/// The change feed `feed`, from the start, applied in order to an empty model of the
+/// documents `0..keys`; its sequence numbers must rise.
+pub(crate) fn folded(feed: Changes, keys: u64) -> Result<Model, TestCaseError> {
+    let mut model = Model::new();
+    let mut last = 0;
+    for change in feed {
+        let change = change.map_err(|err| TestCaseError::fail(format!("the feed: {err}")))?;
+        prop_assert!(
+            change.seq() > last,
+            "the feed went back to {}",
+            change.seq()
+        );
+        last = change.seq();
+        let k = (0..keys)
+            .find(|&k| DocId::from(k) == change.id())
+            .expect("the feed names a model document");
+        match change {
+            Change::Put { doc, .. } => model.insert(k, doc.to_string()),
+            Change::Delete { .. } => model.remove(&k),
+        };
+    }
+    Ok(model)
 }
 
 /// Runs `check` over `cases` random sequences of 1 to `max_steps` steps drawn from `step`,
