@@ -104,8 +104,11 @@ struct State {
     undo: HashMap<Inode, Vec<Undo>>,
     /// Per directory, its entries as of its last sync.
     durable_dirs: HashMap<PathBuf, HashMap<OsString, Inode>>,
-    /// Durable contents of files that lost their name since their directory's last sync.
-    orphans: HashMap<Inode, Vec<u8>>,
+    /// Durable contents of files that lost their name since their directory's last sync,
+    /// under each durable name (directory and name) that still names them, with their
+    /// inode. Kept by name, not by inode alone: the file system may give a freed inode
+    /// number to a new file, whose removal must not stand in for the old file's contents.
+    orphans: HashMap<(PathBuf, OsString), (Inode, Vec<u8>)>,
     /// The ranges whose write-back was started, in order: file, offset and length.
     write_backs: Vec<(PathBuf, u64, u64)>,
 }
@@ -256,7 +259,16 @@ impl FaultStorage {
                 match durable.get(name) {
                     None => std::fs::remove_file(&path)?,
                     Some(kept) if kept == inode => {
-                        if let Some(undo) = state.undo.remove(inode) {
+                        let key = (dir.clone(), name.clone());
+                        if let Some((_, contents)) = state
+                            .orphans
+                            .get(&key)
+                            .filter(|(orphan, _)| orphan == inode)
+                        {
+                            // The durable file lost the name since, and a new file that
+                            // took it reuses its inode number.
+                            std::fs::write(&path, contents)?;
+                        } else if let Some(undo) = state.undo.remove(inode) {
                             std::fs::write(&path, durable_contents(&path, undo)?)?;
                         }
                     }
@@ -270,7 +282,9 @@ impl FaultStorage {
                 }
                 // The name was removed or now names another file: bring back the durable
                 // contents of the file it named.
-                if let Some(contents) = state.orphans.get(inode) {
+                if let Some((kept, contents)) = state.orphans.get(&(dir.clone(), name.clone()))
+                    && kept == inode
+                {
                     std::fs::write(&path, contents)?;
                 }
             }
@@ -348,7 +362,16 @@ impl State {
         };
         let undo = self.undo.remove(&inode).unwrap_or_default();
         let contents = durable_contents(path, undo)?;
-        self.orphans.insert(inode, contents);
+        // The durable names of this inode. One that has an orphan already names an older
+        // file whose inode number this one reuses: that file's contents are what a power
+        // cut brings back under it.
+        for (dir, entries) in &self.durable_dirs {
+            for (name, _) in entries.iter().filter(|(_, named)| **named == inode) {
+                self.orphans
+                    .entry((dir.clone(), name.clone()))
+                    .or_insert_with(|| (inode, contents.clone()));
+            }
+        }
         Ok(())
     }
 
@@ -484,10 +507,8 @@ impl Storage for FaultStorage {
             orphans,
             ..
         } = &mut *state;
-        orphans.retain(|inode, _| {
-            durable_dirs
-                .values()
-                .any(|d| d.values().any(|i| i == inode))
+        orphans.retain(|(dir, name), (inode, _)| {
+            durable_dirs.get(dir).and_then(|entries| entries.get(name)) == Some(inode)
         });
         Ok(())
     }
