@@ -13,9 +13,9 @@
 //! - a read-only handle beside the writer sees exactly the model after a refresh;
 //! - while no compaction has dropped a delete, the change feed from the start, applied in
 //!   order, leaves exactly the model;
-//! - dropping the handle leaves no thread of it at work: the power cut's files are rolled
-//!   back only once the handle is gone, and the store opens every time once the faults
-//!   stop firing;
+//! - the store opens every time once the faults stop firing. A power cut rolls the files
+//!   back once the handle is dropped, so a thread of the handle still at work after the drop
+//!   would change them behind the roll-back and fail the checks that follow;
 //! - at the end, `verify` finds no damage, and the store rebuilt from its data alone
 //!   (`store_mmap::recover`, which reads no index) holds exactly the model.
 
