@@ -1029,13 +1029,7 @@ fn a_pause_syncs_a_journal_frame_instead_of_rewriting_the_index_file() {
 /// they did: a power cut under write-back once put a segment's bytes in `textstore.meta`.)
 #[test]
 fn a_power_cut_restores_a_renamed_over_file_whose_inode_a_removed_file_reused() {
-    with_a_reused_inode(|dir, storage, write| {
-        let old = write("meta", "the durable metadata");
-        storage.sync_dir(dir).unwrap();
-        write("meta.tmp", "metadata never made durable");
-        storage
-            .rename(&dir.join("meta.tmp"), &dir.join("meta"))
-            .unwrap();
+    with_a_reused_inode(|dir, storage, write, old| {
         if write("segment", "a segment's bytes") != old {
             return false;
         }
@@ -1059,13 +1053,7 @@ fn a_power_cut_restores_a_renamed_over_file_whose_inode_a_removed_file_reused() 
 /// still another one.
 #[test]
 fn a_power_cut_restores_a_renamed_over_file_whose_inode_its_successor_reused() {
-    with_a_reused_inode(|dir, storage, write| {
-        let old = write("meta", "the durable metadata");
-        storage.sync_dir(dir).unwrap();
-        write("meta.tmp", "metadata never made durable");
-        storage
-            .rename(&dir.join("meta.tmp"), &dir.join("meta"))
-            .unwrap();
+    with_a_reused_inode(|dir, storage, write, old| {
         if write("meta.tmp", "newer metadata never made durable") != old {
             return false;
         }
@@ -1085,10 +1073,12 @@ fn a_power_cut_restores_a_renamed_over_file_whose_inode_its_successor_reused() {
 /// Runs `scenario` in fresh directories over fresh fault storages until it reports that the
 /// file system gave a freed inode number to the new file it expected to get it, up to 50
 /// times. The file system chooses, and other processes creating files may take the number
-/// first; ext4 mostly hands it over at once. `scenario` gets the directory, the storage, and
-/// a function that creates, writes and syncs a file and returns its inode number.
+/// first; ext4 mostly hands it over at once. Each time, `meta` is written and made durable,
+/// then renamed over by a file that is not; `scenario` gets the directory, the storage, a
+/// function that creates, writes and syncs a file and returns its inode number, and the
+/// durable `meta`'s inode number, now free.
 fn with_a_reused_inode(
-    scenario: impl Fn(&Path, &FaultStorage, &dyn Fn(&str, &str) -> u64) -> bool,
+    scenario: impl Fn(&Path, &FaultStorage, &dyn Fn(&str, &str) -> u64, u64) -> bool,
 ) {
     use std::os::unix::fs::MetadataExt;
 
@@ -1106,7 +1096,13 @@ fn with_a_reused_inode(
                 .unwrap();
             std::fs::metadata(&path).unwrap().ino()
         };
-        if scenario(&dir, &storage, &write) {
+        let old = write("meta", "the durable metadata");
+        storage.sync_dir(&dir).unwrap();
+        write("meta.tmp", "metadata never made durable");
+        storage
+            .rename(&dir.join("meta.tmp"), &dir.join("meta"))
+            .unwrap();
+        if scenario(&dir, &storage, &write, old) {
             return;
         }
     }
