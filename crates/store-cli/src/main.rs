@@ -128,7 +128,8 @@ enum Command {
         dest: PathBuf,
     },
     /// Reclaim the space of overwritten and deleted documents: copy the live records of
-    /// every segment that holds dead ones into new segments and remove the old ones.
+    /// every segment that holds dead ones into new segments and remove the old ones, spare
+    /// files included (a writer keeps one by default, to write its next segment over).
     Compact,
     /// Write a consistent copy of the store into DIR (absent or empty), which opens as a
     /// store: sealed segments are hard-linked where possible, the rest copied.
@@ -369,7 +370,9 @@ fn run(cli: Cli) -> Outcome {
         Command::Compact => {
             let mut store = Store::open(
                 dir()?,
-                StoreOptions::new().access_pattern(AccessPattern::Sequential),
+                StoreOptions::new()
+                    .access_pattern(AccessPattern::Sequential)
+                    .spare_files(0),
             )?;
             let before = store.stats()?.allocated_bytes();
             let bar = Arc::new(Bar::bytes("compact"));

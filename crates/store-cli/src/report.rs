@@ -51,6 +51,8 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
             "dead_bytes": s.dead_bytes(),
             "dead_ratio": s.dead_ratio(),
             "segments": s.segments(),
+            "spare_files": s.spare_files(),
+            "spare_bytes": s.spare_bytes(),
             "file_bytes": s.file_bytes(),
             "allocated_bytes": s.allocated_bytes(),
             "mapped_bytes": s.mapped_bytes(),
@@ -104,6 +106,10 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
         ),
     );
     row("segments", s.segments().to_string());
+    row(
+        "spare files",
+        format!("{} ({})", s.spare_files(), size(s.spare_bytes())),
+    );
     row(
         "files",
         format!(

@@ -74,6 +74,6 @@ pub use traits::{
 
 /// The format version this build writes, stored in every header. Version history in
 /// docs/FORMAT.md.
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 /// The oldest format version this build reads: every version since is a superset of it.
 pub const OLDEST_READ_VERSION: u16 = 1;

@@ -1,7 +1,7 @@
 //! The header at the start of every segment file.
 
 use crate::FORMAT_VERSION;
-use crate::codec::{all_zero, get_u32, get_u64, get_u128, put};
+use crate::codec::{all_zero, get_u16, get_u32, get_u64, get_u128, put};
 use crate::error::{FormatError, Structure, check_header, invalid};
 
 /// Magic bytes at the start of a segment file.
@@ -24,7 +24,7 @@ const _: () = assert!(SEGMENT_HEADER_LEN.is_multiple_of(crate::RECORD_ALIGN));
 /// | 36 | 4 | id of the segment sealed right before this one was created; 0: none |
 /// | 40 | 4 | that segment's length in bytes when it was sealed; 0 when there is none |
 /// | 44 | 8 | the store's last sequence number when it was sealed: every record of this segment is above it; 0 when there is none |
-/// | 52 | 1 | flags: bit 0, this segment was created in the middle of a commit that goes on from that segment into this one; other bits zero |
+/// | 52 | 1 | flags: bit 0, this segment was created in the middle of a commit that goes on from that segment into this one; bit 1 (version 6), the file held an earlier segment, whose records may remain past this one's data; other bits zero |
 /// | 53 | 7 | reserved, zero |
 /// | 60 | 4 | CRC32C of bytes 0..60 |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,12 @@ pub struct SealedSegment {
     /// segment into this one (a batch larger than the room left). Compaction replaces two
     /// segments so linked together or not at all.
     pub commit_continues: bool,
+    /// The file held an earlier segment that compaction retired, and was written over from
+    /// its header on instead of being removed: past this segment's data, until it is sealed
+    /// (which cuts the file at its data), lie bytes of that earlier segment, whose records
+    /// all hold sequence numbers at or below `last_seq`. Recovery reads them as unwritten
+    /// space (docs/FORMAT.md, "Spare files").
+    pub reuses_file: bool,
 }
 
 impl SegmentHeader {
@@ -73,7 +79,7 @@ impl SegmentHeader {
             put(&mut buf, 36, &sealed.segment_id.to_le_bytes());
             put(&mut buf, 40, &sealed.len_bytes.to_le_bytes());
             put(&mut buf, 44, &sealed.last_seq.to_le_bytes());
-            buf[52] = u8::from(sealed.commit_continues);
+            buf[52] = u8::from(sealed.commit_continues) | (u8::from(sealed.reuses_file) << 1);
         }
         let crc = crate::checksum::crc32c(&buf[..60]);
         put(&mut buf, 60, &crc.to_le_bytes());
@@ -88,7 +94,9 @@ impl SegmentHeader {
             return Err(invalid(WHAT, "reserved bytes", 0));
         }
         let flags = buf[52];
-        if flags > 1 {
+        // Bit 1 exists from version 6 on.
+        let known_flags = if get_u16(buf, 8) >= 6 { 0b11 } else { 0b01 };
+        if flags & !known_flags != 0 {
             return Err(invalid(WHAT, "flags", u64::from(flags)));
         }
         let (len_bytes, last_seq) = (get_u32(buf, 40), get_u64(buf, 44));
@@ -101,7 +109,8 @@ impl SegmentHeader {
                 segment_id,
                 len_bytes,
                 last_seq,
-                commit_continues: flags == 1,
+                commit_continues: flags & 1 == 1,
+                reuses_file: flags & 0b10 != 0,
             }),
         };
         let capacity = get_u32(buf, 32);

@@ -31,7 +31,9 @@ use store_format::{
 };
 
 use crate::error::{Error, Result};
-use crate::layout::{RETIRED_FILE, segment_file_name, unfinished_segment_file_name};
+use crate::layout::{
+    RETIRED_FILE, segment_file_name, spare_file_name, unfinished_segment_file_name,
+};
 use crate::options::{Durability, MapSettings};
 use crate::pace::{Cancelled, Pace};
 use crate::progress::Progress;
@@ -621,10 +623,16 @@ impl Store {
             return None;
         }
         let segments = self.segments.take_removable(self.checkpoints.covered());
+        let spares = self.segments.spares();
+        let spare_bytes: u64 = spares.iter().map(|(_, len)| len).sum();
+        let share = self.index.live_record_bytes() as f64 * self.options.spare_live_share;
         (!segments.is_empty()).then(|| Removal {
             dir: self.dir.clone(),
             storage: Arc::clone(&self.options.storage),
             segments,
+            spares_wanted: self.options.spare_files.saturating_sub(spares.len()),
+            // Saturates: a share past u64::MAX (an unbounded one) bounds nothing.
+            spare_bytes_left: (share as u64).saturating_sub(spare_bytes),
         })
     }
 
@@ -633,8 +641,14 @@ impl Store {
     /// removal failed waits for the next. Returns how many segments remain retired, or the
     /// first failure of the removal.
     pub fn finish_removal(&mut self, removed: Removed) -> Result<usize> {
-        let Removed { gone, kept, failed } = removed;
+        let Removed {
+            gone,
+            spared,
+            kept,
+            failed,
+        } = removed;
         self.segments.removed(&gone, kept);
+        self.segments.add_spares(spared);
         if !gone.is_empty() {
             let listed = self.segments.retired_ids();
             self.write_retired_list(listed)?;
@@ -907,34 +921,60 @@ fn flush(
 /// ([`Store::begin_removal`]) so that they are removed while the store goes on: the kernel
 /// frees a file's cached pages when its last name goes, which took 61–63 ms for a segment of
 /// 256 MiB on the reference machine, and a writer that removed segments between commits
-/// held every commit back for as long.
+/// held every commit back for as long. The first ones, as many as the store keeps spares
+/// for ([`crate::StoreOptions::spare_files`]), are renamed to spare files instead.
 #[must_use = "the segments stay listed as retired until the removal runs and is finished"]
 #[derive(Debug)]
 pub struct Removal {
     dir: PathBuf,
     storage: Arc<dyn Storage>,
     segments: Vec<(u32, PathBuf)>,
+    /// How many more spare files, and bytes of them, the store keeps.
+    spares_wanted: usize,
+    spare_bytes_left: u64,
 }
 
 /// What a [`Removal`] did, for [`Store::finish_removal`] of the store it came from.
 #[must_use = "the store lists the segments as retired until it is given this"]
 #[derive(Debug)]
 pub struct Removed {
-    /// Removed, and the removal made durable by a sync of the directory.
+    /// Removed or renamed to a spare file, and that made durable by a sync of the directory.
     gone: Vec<u32>,
+    /// The spare files those renamed became, and their lengths.
+    spared: Vec<(PathBuf, u64)>,
     /// Still there, or removed without the directory sync that makes it durable.
     kept: Vec<(u32, PathBuf)>,
     failed: Option<Error>,
 }
 
 impl Removal {
-    /// Removes the files and syncs the directory, on any thread. Every file is tried; a
-    /// file already gone counts as removed.
+    /// Removes the files, or renames them to spare files, and syncs the directory, on any
+    /// thread. Every file is tried; a file already gone counts as removed.
     pub fn run(self) -> Removed {
         let mut gone = Vec::new();
+        let mut spared = Vec::new();
         let mut kept = Vec::new();
         let mut failed = None;
+        let mut spare_bytes_left = self.spare_bytes_left;
         for (id, path) in self.segments {
+            let len = std::fs::metadata(&path).map_or(u64::MAX, |meta| meta.len());
+            if spared.len() < self.spares_wanted && len <= spare_bytes_left {
+                let spare = self.dir.join(spare_file_name(id));
+                match self.storage.rename(&path, &spare) {
+                    Ok(()) => {
+                        spare_bytes_left -= len;
+                        spared.push((spare, len));
+                        gone.push((id, path));
+                        continue;
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                        gone.push((id, path));
+                        continue;
+                    }
+                    // Removed instead, below.
+                    Err(_) => {}
+                }
+            }
             match self.storage.remove(&path) {
                 Ok(()) => gone.push((id, path)),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => gone.push((id, path)),
@@ -948,11 +988,14 @@ impl Removal {
             && let Err(err) = sync_dir(self.storage.as_ref(), &self.dir)
         {
             // Not durable: the list keeps naming them, and the next removal finds them gone.
+            // The spare files are left to the next open, which finds them.
             failed.get_or_insert(err);
             kept.append(&mut gone);
+            spared.clear();
         }
         Removed {
             gone: gone.into_iter().map(|(id, _)| id).collect(),
+            spared,
             kept,
             failed,
         }

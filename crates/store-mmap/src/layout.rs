@@ -9,6 +9,7 @@
 //! | `index.tsj` | the index journal: the index's changes since `index.tsi`, in frames | appended by the writer; started afresh under `index.tsj.tmp` |
 //! | `retired.tsr` | segments a compaction replaced, and those holding their copies | whole, atomically |
 //! | `0000000007.seg.tmp` | a compaction output before it takes its name | by the compaction |
+//! | `0000000003.spare` | the file of retired segment 3, kept to be written over as a new segment (`StoreOptions::spare_files`) | renamed from the segment's name, and to the new segment's |
 
 /// The lock file, which also holds the writer's shared page.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -36,6 +37,17 @@ pub(crate) fn parse_segment_file_name(name: &str) -> Option<u32> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// Name of the spare file that segment `id`'s file becomes once the segment is retired.
+pub(crate) fn spare_file_name(id: u32) -> String {
+    format!("{id:010}.spare")
+}
+
+/// Whether a file name names a spare file.
+pub(crate) fn is_spare_file_name(name: &str) -> bool {
+    name.strip_suffix(".spare")
+        .is_some_and(|digits| digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The name of compaction output `id` before it is in place.

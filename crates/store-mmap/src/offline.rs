@@ -254,7 +254,13 @@ pub(crate) fn salvage(files: &StoreFiles, progress: &dyn Progress) -> Result<Sal
             sealed_before,
         });
         let floor = sealed_before.map_or(0, |sealed| sealed.last_seq);
-        let scan = walk::scan(&bytes, SEGMENT_HEADER_LEN.min(bytes.len()), floor);
+        let earlier_life = is_last && sealed_before.is_some_and(|sealed| sealed.reuses_file);
+        let scan = walk::scan(
+            &bytes,
+            SEGMENT_HEADER_LEN.min(bytes.len()),
+            floor,
+            earlier_life,
+        );
         out.problems.extend(walk::problems(path, &scan, !is_last));
         for damage in &scan.damage {
             out.damaged_headers

@@ -17,7 +17,8 @@ use crate::index::{Entry, Index};
 use crate::index_file::{MappedIndex, Unusable};
 use crate::journal;
 use crate::layout::{
-    INDEX_FILE, RETIRED_FILE, UNFINISHED_SUFFIX, parse_segment_file_name, segment_file_name,
+    INDEX_FILE, RETIRED_FILE, UNFINISHED_SUFFIX, is_spare_file_name, parse_segment_file_name,
+    segment_file_name,
 };
 use crate::options::StoreOptions;
 use crate::segment::{Retired, SegmentFile};
@@ -112,6 +113,9 @@ pub(crate) struct Recovered {
     pub(crate) bytes_since_index_file: u64,
     /// Whether the open synced the newest segment and the directory already.
     pub(crate) synced: bool,
+    /// The spare files the writer keeps ([`StoreOptions::spare_files`]) and their lengths;
+    /// none for a reader.
+    pub(crate) spares: Vec<(PathBuf, u64)>,
 }
 
 /// How an open may treat the store's files.
@@ -144,6 +148,11 @@ pub(crate) fn recover(
     let bound = match access {
         Access::Read { bound } => bound,
         Access::Write => None,
+    };
+    let spares = if access.writes() {
+        keep_spares(dir, &names, options)?
+    } else {
+        Vec::new()
     };
     let removed = compactions.removed.clone();
     let segment_ids = names
@@ -255,7 +264,43 @@ pub(crate) fn recover(
         checkpoint: start,
         bytes_since_index_file,
         synced,
+        spares,
     })
+}
+
+/// The spare files among `names`, as many as the options keep; the writer's open removes
+/// the others (the setting was lowered). A spare holds no record of the store: its bytes
+/// are those of a retired segment, whatever state a crash left them in, and the header is
+/// written afresh when it becomes a segment.
+fn keep_spares(
+    dir: &Path,
+    names: &[String],
+    options: &StoreOptions,
+) -> Result<Vec<(PathBuf, u64)>> {
+    let mut spares: Vec<PathBuf> = names
+        .iter()
+        .filter(|name| is_spare_file_name(name))
+        .map(|name| dir.join(name))
+        .collect();
+    spares.sort_unstable();
+    if spares.len() > options.spare_files {
+        for path in spares.drain(options.spare_files..) {
+            options
+                .storage
+                .remove(&path)
+                .map_err(Error::io("remove spare segment file", &path))?;
+        }
+        sync_dir(options.storage.as_ref(), dir)?;
+    }
+    spares
+        .into_iter()
+        .map(|path| {
+            let len = std::fs::metadata(&path)
+                .map_err(Error::io("stat", &path))?
+                .len();
+            Ok((path, len))
+        })
+        .collect()
 }
 
 /// The index as of the checkpoint (the index file and, when the directory holds a journal
@@ -386,7 +431,15 @@ pub(crate) fn scan_tail(
                 ),
             ));
         }
-        let scan = walk::scan(bytes, from, floor);
+        // Past the newest segment's data, a file that held an earlier segment holds that
+        // segment's bytes; up to a published position, and in a sealed segment (cut at its
+        // data when it was sealed), every byte is this segment's.
+        let earlier_life = bound.is_none()
+            && is_last
+            && segment
+                .sealed_before()
+                .is_some_and(|sealed| sealed.reuses_file);
+        let scan = walk::scan(bytes, from, floor, earlier_life);
         let end = data_end(dir, segment, &scan, is_last)?;
         scans.push((id, segment, from, scan, end));
     }
@@ -452,7 +505,7 @@ fn move_to_copies(
         let Some(segment) = segments.get(id) else {
             continue;
         };
-        let scan = walk::scan(segment.file_bytes(), SEGMENT_HEADER_LEN, 0);
+        let scan = walk::scan(segment.file_bytes(), SEGMENT_HEADER_LEN, 0, false);
         for scanned in &scan.records {
             let header = scanned.header();
             if header.kind != RecordKind::Put {

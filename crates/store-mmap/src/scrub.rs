@@ -112,7 +112,7 @@ impl Scrub {
         let mut report = ScrubReport::default();
         for (map, end, floor) in self.segments {
             let data = &map.bytes()[..end as usize];
-            let scan = walk::scan(data, SEGMENT_HEADER_LEN.min(data.len()), floor);
+            let scan = walk::scan(data, SEGMENT_HEADER_LEN.min(data.len()), floor, false);
             for problem in walk::problems(map.path(), &scan, true) {
                 tracing::error!(
                     segment = %problem.path.display(),

@@ -37,7 +37,7 @@ pub struct SegmentMap {
     /// The whole mapping as shared bytes: slicing it costs a reference-count increment.
     bytes: Bytes,
     /// The same mapping, for `madvise`.
-    map: Arc<Mmap>,
+    map: Arc<Mapping>,
     /// The records this process has checked: see [`ReadVerification::FirstRead`].
     verified: Arc<Verified>,
     /// Which pages were in memory when last looked at: see [`SegmentMap::refresh_residency`].
@@ -457,19 +457,40 @@ pub(crate) struct SegmentFile {
     file: File,
     /// Every change to the file goes through it.
     storage: Arc<dyn Storage>,
-    map: Arc<Mmap>,
+    map: Arc<Mapping>,
     capacity: u32,
     /// End of the data readers may touch; grows as commits land.
     end: u32,
     /// Bytes of the file that exist on disk; `end <= file_len`.
     file_len: u64,
+    /// Bytes of the file below which every byte was written before (by an earlier segment
+    /// that the file held), past the data too: space whose flush needs no extent conversion,
+    /// which the zeroing thread leaves alone.
+    written_len: u64,
+}
+
+/// A segment's mapping, and for a read-only handle the file description that holds its
+/// shared lock: the lock tells a writer that this process maps the file, so that the file
+/// is not written over as a new segment ([`SegmentFile::reuse`]). It lasts as long as any
+/// read of the mapping (a [`Doc`] keeps the mapping alive), not only as long as the handle.
+pub(crate) struct Mapping {
+    map: Mmap,
+    _shared_lock: Option<File>,
+}
+
+impl std::ops::Deref for Mapping {
+    type Target = Mmap;
+
+    fn deref(&self) -> &Mmap {
+        &self.map
+    }
 }
 
 /// A segment that compaction replaced, kept until no reader holds its mapping.
 pub(crate) struct Retired {
     pub(crate) id: u32,
     pub(crate) path: PathBuf,
-    pub(crate) mapping: std::sync::Weak<Mmap>,
+    pub(crate) mapping: std::sync::Weak<Mapping>,
     /// `checkpoint_plans` when the compaction was installed: the segment may go once a
     /// checkpoint planned after that is installed, since until then the index file on disk
     /// may point into it (and an open moves such entries to the copies).
@@ -477,11 +498,11 @@ pub(crate) struct Retired {
 }
 
 /// Keeps a mapping alive for as long as any [`Bytes`] slices it.
-struct MapOwner(Arc<Mmap>);
+struct MapOwner(Arc<Mapping>);
 
 impl AsRef<[u8]> for MapOwner {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.0.map
     }
 }
 
@@ -525,7 +546,76 @@ impl SegmentFile {
             header,
             SEGMENT_HEADER_LEN as u64,
             settings,
+            None,
         )
+    }
+
+    /// Writes segment `header` over the spare file `spare` (a retired segment's file, kept
+    /// for its written space) and gives the file the segment's name, durably. `Ok(None)`,
+    /// changing nothing, when a process maps the file: a read-only handle holds a shared
+    /// lock on every segment file it maps, and the writer takes the file only with the
+    /// exclusive lock, which it holds until the header and the name are in place. A reader
+    /// that opens the file by its old name after that finds another segment's header, and
+    /// the name gone ([`SegmentFile::open`]).
+    ///
+    /// The bytes past the header stay those of the earlier segment until commits write over
+    /// them; `header` must say so (`reuses_file`), and every record among them is at or below
+    /// the floor it records, since every record ever written was when the header was made.
+    pub(crate) fn reuse(
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+        spare: &Path,
+        header: SegmentHeader,
+        settings: MapSettings,
+    ) -> Result<Option<SegmentFile>> {
+        debug_assert!(header.sealed_before.is_some_and(|s| s.reuses_file));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(spare)
+            .map_err(Error::io("open spare segment file", spare))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(err)) => {
+                return Err(Error::io("lock spare segment file", spare)(err));
+            }
+        }
+        let file_len = file.metadata().map_err(Error::io("stat", spare))?.len();
+        if file_len < SEGMENT_HEADER_LEN as u64 || file_len > u64::from(header.capacity) {
+            return Err(Error::corrupt(
+                spare,
+                0,
+                format!(
+                    "a spare segment file of {file_len} bytes, outside {SEGMENT_HEADER_LEN}..={}",
+                    header.capacity
+                ),
+            ));
+        }
+        storage
+            .write_at(&file, spare, &header.encode(), 0)
+            .map_err(Error::io("write segment header", spare))?;
+        storage
+            .sync(&file, spare, SyncKind::Data)
+            .map_err(Error::io("sync", spare))?;
+        let path = dir.join(crate::layout::segment_file_name(header.segment_id));
+        storage
+            .rename(spare, &path)
+            .map_err(Error::io("rename", spare))?;
+        sync_dir(storage.as_ref(), dir)?;
+        file.unlock().map_err(Error::io("unlock", &path))?;
+        let mut segment = SegmentFile::map(
+            Arc::clone(storage),
+            path,
+            file,
+            header,
+            file_len,
+            settings,
+            None,
+        )?;
+        segment.set_end(SEGMENT_HEADER_LEN as u32);
+        segment.written_len = file_len;
+        Ok(Some(segment))
     }
 
     /// Opens an existing segment file and checks its header against the store; for
@@ -543,6 +633,15 @@ impl SegmentFile {
             .write(writable)
             .open(&path)
             .map_err(Error::io("open segment", &path))?;
+        // A reader's shared lock, before it reads anything: while it is held, the writer does
+        // not write the file over as a new segment ([`SegmentFile::reuse`]).
+        let shared_lock = if writable {
+            None
+        } else {
+            file.lock_shared()
+                .map_err(Error::io("lock segment file shared", &path))?;
+            Some(file.try_clone().map_err(Error::io("duplicate", &path))?)
+        };
         let file_len = file.metadata().map_err(Error::io("stat", &path))?.len();
         let mut raw = [0u8; SEGMENT_HEADER_LEN];
         let got = read_prefix(&file, &mut raw).map_err(Error::io("read segment header", &path))?;
@@ -557,6 +656,17 @@ impl SegmentFile {
                     header.store_uid
                 ),
             ));
+        }
+        if header.segment_id != id && !writable && !names_file(&path, &file) {
+            // The writer gave the file to a new segment after this open found it by its old
+            // name: the segment it looked for is gone.
+            return Err(Error::io("open segment", &path)(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "the file now holds segment {}, under another name",
+                    header.segment_id
+                ),
+            )));
         }
         if header.segment_id != id {
             return Err(Error::corrupt(
@@ -579,7 +689,7 @@ impl SegmentFile {
             ));
         }
         let storage = Arc::clone(storage);
-        SegmentFile::map(storage, path, file, header, file_len, settings)
+        SegmentFile::map(storage, path, file, header, file_len, settings, shared_lock)
     }
 
     fn map(
@@ -589,6 +699,7 @@ impl SegmentFile {
         header: SegmentHeader,
         file_len: u64,
         settings: MapSettings,
+        shared_lock: Option<File>,
     ) -> Result<SegmentFile> {
         let (id, capacity) = (header.segment_id, header.capacity);
         #[expect(
@@ -598,11 +709,15 @@ impl SegmentFile {
         // SAFETY: the mapping is read-only and the engine never changes bytes a reader can
         // reach: it appends past `end` with pwrite, and shrinks the file only beyond `end`
         // (recovery of a torn tail, sealing), and `end` only moves past bytes once they are
-        // completely written. Other processes are kept out by the store's exclusive lock
-        // (the `LOCK` file), which every textstore handle takes before mapping; a process
-        // that ignores the lock and writes the files breaks this promise, as documented in
-        // docs/FORMAT.md. Pages past the file's length are never touched: every read is
-        // bounded by `end <= file_len`.
+        // completely written. Other writers are kept out by the store's exclusive lock (the
+        // `LOCK` file), which every writing handle takes before mapping; a process that
+        // ignores the lock and writes the files breaks this promise, as documented in
+        // docs/FORMAT.md. A file is written over as a new segment (`reuse`) only once this
+        // process maps it no more (a retired segment goes to the spares when its mapping is
+        // gone) and under its exclusive `flock`, which the shared `flock` each read-only
+        // handle holds on a file it maps, for as long as the mapping lives, excludes. Pages
+        // past the file's length are never touched: every read is bounded by
+        // `end <= file_len`.
         let map = unsafe {
             MmapOptions::new()
                 .len(capacity as usize)
@@ -618,7 +733,10 @@ impl SegmentFile {
         if let Some(advice) = advice {
             map.advise(advice).map_err(Error::io("madvise", &path))?;
         }
-        let map = Arc::new(map);
+        let map = Arc::new(Mapping {
+            map,
+            _shared_lock: shared_lock,
+        });
         let bytes = Bytes::from_owner(MapOwner(Arc::clone(&map)));
         let end = u32::try_from(file_len.max(SEGMENT_HEADER_LEN as u64)).unwrap_or(capacity);
         Ok(SegmentFile {
@@ -640,6 +758,7 @@ impl SegmentFile {
             capacity,
             end,
             file_len,
+            written_len: file_len,
         })
     }
 
@@ -663,7 +782,7 @@ impl SegmentFile {
     }
 
     /// Tells whether any reader still holds the mapping, once this handle is gone.
-    pub(crate) fn watch_mapping(&self) -> std::sync::Weak<Mmap> {
+    pub(crate) fn watch_mapping(&self) -> std::sync::Weak<Mapping> {
         Arc::downgrade(&self.map)
     }
 
@@ -812,6 +931,7 @@ impl SegmentFile {
             path: self.path().to_path_buf(),
             storage: Arc::clone(&self.storage),
             end: u64::from(self.end),
+            written: self.written_len,
             allocated: self.file_len,
         })
     }
@@ -940,6 +1060,15 @@ impl SegmentFile {
         debug_assert!(committed_end >= self.view.committed_end());
         self.end = committed_end;
         self.trim()
+    }
+}
+
+/// Whether `path` still names the file `file` has open (the same device and inode).
+fn names_file(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(path), file.metadata()) {
+        (Ok(named), Ok(open)) => (named.dev(), named.ino()) == (open.dev(), open.ino()),
+        _ => false,
     }
 }
 

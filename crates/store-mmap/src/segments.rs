@@ -33,6 +33,10 @@ pub(crate) struct SegmentSet {
     /// Retired segments handed to a [`crate::Removal`] that has not been finished: still
     /// named by the retired-segment list, since their removal may not be durable yet.
     removing: Vec<(u32, PathBuf)>,
+    /// Files of retired segments kept to be written over as new segments
+    /// ([`crate::StoreOptions::spare_files`]), oldest first. Nothing in this process maps
+    /// them: a segment's file becomes a spare only once its mapping is gone.
+    spares: Vec<(PathBuf, u64)>,
     /// The record bytes of every live segment but the active one, summed the first time
     /// they are asked for after a change to the set ([`UNKNOWN`] until then). A sealed
     /// segment's end moves only through the set's `&mut` methods (a roll seals the active
@@ -48,12 +52,14 @@ impl SegmentSet {
         live: BTreeMap<u32, SegmentFile>,
         next_id: u32,
         retired: Vec<Retired>,
+        spares: Vec<(PathBuf, u64)>,
     ) -> SegmentSet {
         SegmentSet {
             live,
             next_id: Arc::new(AtomicU32::new(next_id)),
             retired,
             removing: Vec::new(),
+            spares,
             sealed_record_bytes: AtomicU64::new(UNKNOWN),
         }
     }
@@ -225,6 +231,21 @@ impl SegmentSet {
                 mapping: std::sync::Weak::new(),
                 retired_after_plan: 0,
             }));
+    }
+
+    /// The spare files and their lengths, oldest first.
+    pub(crate) fn spares(&self) -> &[(PathBuf, u64)] {
+        &self.spares
+    }
+
+    /// Takes the spare file at `at` out of the set, to write it over or to let it go.
+    pub(crate) fn take_spare(&mut self, at: usize) -> (PathBuf, u64) {
+        self.spares.remove(at)
+    }
+
+    /// Adds spare files that a removal made of retired segments.
+    pub(crate) fn add_spares(&mut self, spares: Vec<(PathBuf, u64)>) {
+        self.spares.extend(spares);
     }
 
     /// Replaces the live segments with those of a fresh load (a read-only handle reloading

@@ -22,6 +22,8 @@ pub struct StoreStats {
     index_changes: u64,
     last_seq: u64,
     retired_segments: u64,
+    spare_files: u64,
+    spare_bytes: u64,
     checkpoints: u64,
     checkpoint_failures: u64,
 }
@@ -61,6 +63,15 @@ impl StoreStats {
     /// are counted in the file sizes, not in the data.
     pub fn retired_segments(&self) -> u64 {
         self.retired_segments
+    }
+    /// Files of retired segments kept to be written over as new segments
+    /// ([`crate::StoreOptions::spare_files`]).
+    pub fn spare_files(&self) -> u64 {
+        self.spare_files
+    }
+    /// Their length; counted in the file sizes too.
+    pub fn spare_bytes(&self) -> u64 {
+        self.spare_bytes
     }
     /// Sum of the lengths of the store's files.
     pub fn file_bytes(&self) -> u64 {
@@ -132,6 +143,11 @@ impl Store {
             stats.retired_segments += 1;
             files.push(retired.path.clone());
         }
+        for (spare, len) in self.segments.spares() {
+            stats.spare_files += 1;
+            stats.spare_bytes += len;
+            files.push(spare.clone());
+        }
         files.push(self.dir().join(META_FILE));
         files.push(self.dir().join(INDEX_FILE));
         files.push(self.dir().join(RETIRED_FILE));
@@ -172,6 +188,16 @@ impl store_format::VisitStats for StoreStats {
                 self.dead_bytes,
             ),
             ("textstore_segments", "Segment files.", self.segments),
+            (
+                "textstore_spare_files",
+                "Files of retired segments kept to be written over as new segments.",
+                self.spare_files,
+            ),
+            (
+                "textstore_spare_bytes",
+                "Length of the spare files.",
+                self.spare_bytes,
+            ),
             (
                 "textstore_file_bytes",
                 "Length of the store's files.",

@@ -121,6 +121,7 @@ impl Store {
             checkpoint: None,
             bytes_since_index_file: 0,
             synced: false,
+            spares: Vec::new(),
         };
         lock.claim(meta.store_uid);
         Store::assemble(dir, Role::Writer(lock), meta, options, recovered)
@@ -181,6 +182,7 @@ impl Store {
                 recovered.segments,
                 recovered.next_segment_id,
                 recovered.retired,
+                recovered.spares,
             ),
             index: recovered.index,
             last_seq: recovered.last_seq,
@@ -974,6 +976,7 @@ impl Store {
             len_bytes: active.end(),
             last_seq,
             commit_continues,
+            reuses_file: false,
         };
         self.add_segment(Some(sealed))
     }
@@ -988,12 +991,27 @@ impl Store {
             capacity: self.meta.segment_capacity,
             sealed_before,
         };
-        let created = SegmentFile::create(
-            &self.options.storage,
-            &self.dir,
-            header,
-            self.options.map_settings(),
-        );
+        // Only a segment that records a sealed predecessor may be written over a spare: its
+        // floor is what tells the spare's earlier records from its own.
+        let reused = match sealed_before {
+            Some(sealed) => self.reuse_spare(SegmentHeader {
+                sealed_before: Some(SealedSegment {
+                    reuses_file: true,
+                    ..sealed
+                }),
+                ..header
+            }),
+            None => Ok(None),
+        };
+        let created = reused.and_then(|reused| match reused {
+            Some(segment) => Ok(segment),
+            None => SegmentFile::create(
+                &self.options.storage,
+                &self.dir,
+                header,
+                self.options.map_settings(),
+            ),
+        });
         match created {
             Ok(segment) => {
                 self.segments.add(segment);
@@ -1011,6 +1029,35 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Writes `header`'s segment over the first spare file that no process maps, if any.
+    /// A spare that fails to become the segment is let go (its removal is best effort: a
+    /// spare left behind is one again at the next open, its header written afresh).
+    fn reuse_spare(&mut self, header: SegmentHeader) -> Result<Option<SegmentFile>> {
+        let mut at = 0;
+        while let Some((spare, _)) = self.segments.spares().get(at).cloned() {
+            match SegmentFile::reuse(
+                &self.options.storage,
+                &self.dir,
+                &spare,
+                header,
+                self.options.map_settings(),
+            ) {
+                Ok(Some(segment)) => {
+                    self.segments.take_spare(at);
+                    return Ok(Some(segment));
+                }
+                // A read-only handle maps it: another roll may find it free.
+                Ok(None) => at += 1,
+                Err(err) => {
+                    self.segments.take_spare(at);
+                    let _ = self.options.storage.remove(&spare);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(None)
     }
 
     pub(crate) fn active(&self) -> &SegmentFile {

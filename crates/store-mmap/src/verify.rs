@@ -53,7 +53,7 @@ impl Store {
             progress.advance(segment.data().len() as u64);
             report.segments += 1;
             let floor = segment.sealed_before().map_or(0, |sealed| sealed.last_seq);
-            let scan = walk::scan(segment.data(), SEGMENT_HEADER_LEN, floor);
+            let scan = walk::scan(segment.data(), SEGMENT_HEADER_LEN, floor, false);
             report.records_ok += scan.records.len() as u64;
             let verified = segment.view().verified();
             for problem in walk::problems(segment.path(), &scan, true) {

@@ -124,7 +124,15 @@ impl SegmentScan<'_> {
 /// elsewhere) and counts as damage. Genuine records always pass both checks. (A record equal
 /// to the one before it passes: compactions before format version 2 could copy one
 /// tombstone twice into an output, a harmless duplicate.)
-pub(crate) fn scan(buf: &[u8], from: usize, floor: u64) -> SegmentScan<'_> {
+///
+/// `earlier_life`: the file held an earlier segment before this one was written over it
+/// (its header's `reuses_file`), so that past this segment's data lie that segment's bytes,
+/// whose records are all at or below the floor. Bytes from where the walk meets something
+/// other than an intact record up to the unwritten space, when no intact record above the
+/// floor lies among them, are then unwritten space: they hold nothing of this segment.
+/// Committed data after damage still holds records above the floor, which the search
+/// finds as it does in any segment.
+pub(crate) fn scan(buf: &[u8], from: usize, floor: u64, earlier_life: bool) -> SegmentScan<'_> {
     let zero_from = zero_tail_start(buf).max(from);
     let mut records: Vec<Scanned<'_>> = Vec::new();
     let mut damage = Vec::new();
@@ -146,6 +154,10 @@ pub(crate) fn scan(buf: &[u8], from: usize, floor: u64) -> SegmentScan<'_> {
             }
             Err(reason) => {
                 let found = damaged_range(buf, pos, zero_from, floor + 1, reason);
+                if earlier_life && found.range.end == zero_from {
+                    // Nothing of this segment from `pos` on: the earlier segment's bytes.
+                    break;
+                }
                 lowest = floor + 1;
                 pos = found.range.end;
                 groups.damage(found.range.end, records.len());
@@ -235,10 +247,14 @@ fn damaged_range(
     }
     let mut at = start + RECORD_ALIGN;
     while at < zero_from {
-        if intact_record(buf, at, lowest).is_ok() {
+        let header = decode_record_header(buf, at);
+        // A header below `lowest` cannot start the next intact record: its checksum need
+        // not be computed (a reused file's earlier records are megabytes of such headers).
+        if header.as_ref().is_ok_and(|h| h.seq >= lowest) && intact_record(buf, at, lowest).is_ok()
+        {
             break;
         }
-        if let Ok(header) = decode_record_header(buf, at) {
+        if let Ok(header) = header {
             headers.push((at, header));
         }
         at += RECORD_ALIGN;

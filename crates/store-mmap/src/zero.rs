@@ -66,6 +66,9 @@ pub(crate) struct ZeroTarget {
     pub(crate) storage: Arc<dyn Storage>,
     /// Where the segment's data ends: nothing below is zeroed.
     pub(crate) end: u64,
+    /// Below this the file's bytes were written before (a file an earlier segment held):
+    /// nothing below is zeroed either, since its flush converts no extent.
+    pub(crate) written: u64,
     /// The file's preallocated length: nothing at or past it is zeroed.
     pub(crate) allocated: u64,
 }
@@ -75,7 +78,8 @@ struct State {
     target: Option<ZeroTarget>,
     /// Bytes below this are the writer's: written, or about to be.
     claimed: u64,
-    /// Bytes from `claimed` up to this hold synced zeros.
+    /// Bytes from `claimed` up to this hold synced zeros, or bytes written before (the
+    /// target's `written`): space a flush finds written.
     zeroed: u64,
     /// The chunk being zeroed, while the thread writes it without the lock.
     busy: Option<(u64, u64)>,
@@ -151,7 +155,7 @@ impl Zeroer {
         let mut state = self.shared.lock();
         debug_assert!(state.busy.is_none());
         state.claimed = target.end;
-        state.zeroed = target.end;
+        state.zeroed = target.end.max(target.written);
         state.target = Some(target);
         self.shared.changed.notify_all();
     }
@@ -332,6 +336,7 @@ mod tests {
             path,
             storage: Arc::new(OsStorage),
             end: 0,
+            written: 0,
             allocated: len,
         }
     }

@@ -242,7 +242,10 @@ fn commits(store: &ConcurrentStore, k: u64) -> bool {
 fn commits_go_on_while_a_replaced_segment_is_removed() {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(FaultStorage::new());
-    let options = StoreOptions::new().storage(Arc::clone(&storage) as Arc<dyn Storage>);
+    // No spare files: every replaced segment is removed.
+    let options = StoreOptions::new()
+        .spare_files(0)
+        .storage(Arc::clone(&storage) as Arc<dyn Storage>);
     let store = open_with(dir.path(), CompactionPolicy::manual(), options);
     churn(&store, 0..2);
     let first = dir.path().join("store/0000000001.seg");

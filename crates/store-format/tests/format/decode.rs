@@ -207,6 +207,7 @@ fn headers_reject_other_versions_and_corruption() {
             len_bytes: 123_456,
             last_seq: 9_876,
             commit_continues: false,
+            reuses_file: false,
         }),
     };
     let buf = header.encode();
@@ -221,10 +222,10 @@ fn headers_reject_other_versions_and_corruption() {
         out
     };
     assert!(matches!(
-        SegmentHeader::decode(&with_version(6, &buf)),
+        SegmentHeader::decode(&with_version(7, &buf)),
         Err(FormatError::UnsupportedVersion {
-            found: 6,
-            supported: 5,
+            found: 7,
+            supported: 6,
             ..
         })
     ));
@@ -261,8 +262,21 @@ fn headers_reject_other_versions_and_corruption() {
     let encoded = continuing.encode();
     assert_eq!(encoded[52], 1);
     assert_eq!(SegmentHeader::decode(&encoded).unwrap(), continuing);
+    // Version 6 records whether the file held an earlier segment: bit 1, which version 5
+    // did not know.
+    let reusing = SegmentHeader {
+        sealed_before: continuing.sealed_before.map(|sealed| SealedSegment {
+            reuses_file: true,
+            ..sealed
+        }),
+        ..header
+    };
+    let reusing_encoded = reusing.encode();
+    assert_eq!(reusing_encoded[52], 0b11);
+    assert_eq!(SegmentHeader::decode(&reusing_encoded).unwrap(), reusing);
     for (base, flags, field) in [
-        (&encoded, 3u8, "flags"),
+        (&encoded, 4u8, "flags"),
+        (&with_version(5, &encoded), 2u8, "flags"),
         (&first.encode(), 1u8, "sealed predecessor"),
     ] {
         let mut bad = *base;

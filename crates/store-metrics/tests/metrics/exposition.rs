@@ -68,6 +68,8 @@ fn the_export_parses_and_holds_every_metric_with_its_type() {
         ("textstore_dead_record_bytes", "gauge"),
         ("textstore_dead_record_ratio", "gauge"),
         ("textstore_segments", "gauge"),
+        ("textstore_spare_files", "gauge"),
+        ("textstore_spare_bytes", "gauge"),
         ("textstore_file_bytes", "gauge"),
         ("textstore_allocated_bytes", "gauge"),
         ("textstore_mapped_bytes", "gauge"),

@@ -163,11 +163,14 @@ fn run_with(
 ) -> Result<(), TestCaseError> {
     let root = tempfile::tempdir().unwrap();
     let path = root.path().join("store");
-    // Small segments, so that rolls to a new segment happen inside the sequences.
+    // Small segments, so that rolls to a new segment happen inside the sequences, and every
+    // compaction keeps a spare file, whatever the share of the live records it is, so that
+    // rolls write segments over spare files too.
     let options = StoreOptions::new()
         .segment_capacity(8192)
         .max_document_bytes(2000)
         .durability(durability)
+        .spare_live_share(f64::INFINITY)
         .storage(Arc::clone(storage) as _);
     let mut store = Some(Store::create(&path, options.clone()).unwrap());
     let mut model = Durable::new(durability);
@@ -331,9 +334,19 @@ fn repeated_seqs(dir: &Path) -> Vec<(PathBuf, u64)> {
     let mut found = Vec::new();
     for path in crate::segment_files(dir) {
         let bytes = std::fs::read(&path).unwrap();
+        // Past the data of a segment written over a spare file lie the earlier segment's
+        // records, all at or below the floor its header records.
+        let earlier_below = store_format::SegmentHeader::decode(&bytes)
+            .unwrap()
+            .sealed_before
+            .filter(|sealed| sealed.reuses_file)
+            .map(|sealed| sealed.last_seq);
         let mut pos = store_format::SEGMENT_HEADER_LEN;
         let mut last = None;
         while let Ok(record) = store_format::decode_record(&bytes, pos) {
+            if earlier_below.is_some_and(|floor| record.header.seq <= floor) {
+                break;
+            }
             if last.is_some_and(|last| record.header.seq <= last) {
                 found.push((path.clone(), record.header.seq));
             }

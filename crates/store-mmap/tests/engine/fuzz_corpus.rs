@@ -161,6 +161,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
                     len_bytes: 4096,
                     last_seq: 300,
                     commit_continues: false,
+                    reuses_file: false,
                 }),
             }
             .encode()

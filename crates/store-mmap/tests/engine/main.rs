@@ -16,6 +16,7 @@ mod progress;
 mod ranges;
 mod read_only;
 mod roundtrip;
+mod spares;
 mod verification;
 mod versions;
 

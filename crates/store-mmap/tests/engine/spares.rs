@@ -1,0 +1,245 @@
+//! Spare files: a retired segment's file written over as a new segment, what a crash leaves
+//! in one, and the readers whose mappings keep a file from being written over.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use store_mmap::{Store, StoreOptions};
+
+use crate::{Fixture, id, segment_files};
+
+/// 16 KiB segments, no checkpoint but those `compact` writes and no journal: an open after
+/// a crash walks every commit made since the last compaction. A spare file may hold more
+/// than a share of these small stores' live records.
+fn small_segments() -> StoreOptions {
+    StoreOptions::new()
+        .segment_capacity(16 << 10)
+        .max_document_bytes(4000)
+        .checkpoint_bytes(None)
+        .journal_bytes(None)
+        .spare_live_share(f64::INFINITY)
+}
+
+fn text(k: u64, version: u32) -> String {
+    format!(
+        "document {k}, version {version}: {}",
+        "ü".repeat(150 + (k % 7) as usize * 40)
+    )
+}
+
+fn spare_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "spare"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn inode(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().ino()
+}
+
+/// Whether the segment file's header says that the file held an earlier segment.
+fn reuses_file(path: &Path) -> bool {
+    let header = std::fs::read(path).unwrap();
+    header[52] & 0b10 != 0
+}
+
+/// 40 documents over several segments, all of them overwritten, then a compaction: the
+/// retired segments go, and one file stays as a spare.
+fn store_with_a_spare(options: StoreOptions) -> (Fixture, BTreeMap<u64, String>) {
+    let mut f = Fixture::with(options);
+    let mut model = BTreeMap::new();
+    for version in 1..=2 {
+        for k in 0..40 {
+            f.store().put(id(k), &text(k, version)).unwrap();
+            model.insert(k, text(k, version));
+        }
+    }
+    let report = f.store().compact().unwrap();
+    assert!(report.segments_in > 1, "{report:?}");
+    assert_eq!(f.store().retired_segments(), 0);
+    (f, model)
+}
+
+/// Puts new documents from `*next` on until the writer creates a segment, and returns its
+/// file.
+fn put_until_roll(f: &mut Fixture, model: &mut BTreeMap<u64, String>, next: &mut u64) -> PathBuf {
+    let before = segment_files(&f.path());
+    for _ in 0..100 {
+        f.store().put(id(*next), &text(*next, 1)).unwrap();
+        model.insert(*next, text(*next, 1));
+        *next += 1;
+        let after = segment_files(&f.path());
+        if let Some(new) = after.iter().find(|p| !before.contains(p)) {
+            return new.clone();
+        }
+    }
+    panic!("no segment was created in 100 puts");
+}
+
+fn check(f: &mut Fixture, model: &BTreeMap<u64, String>) {
+    for (&k, text) in model {
+        assert_eq!(f.text(k).as_deref(), Some(text.as_str()), "document {k}");
+    }
+    assert_eq!(f.store().len(), model.len());
+    let report = f.store().verify();
+    assert!(report.is_clean(), "{:?}", report.problems);
+}
+
+/// The writer's next segment is written over the spare file: same file, its earlier bytes
+/// past the new data, read as unwritten space by an open after a crash, which keeps every
+/// commit and cuts nothing; a rebuild from the data alone agrees.
+#[test]
+fn the_next_segment_is_written_over_a_spare_file_and_survives_a_crash() {
+    let (mut f, mut model) = store_with_a_spare(small_segments());
+    let spares = spare_files(&f.path());
+    assert_eq!(spares.len(), 1, "{spares:?}");
+    let spare_inode = inode(&spares[0]);
+    let spare_len = std::fs::metadata(&spares[0]).unwrap().len();
+
+    let mut next = 100;
+    let reused = put_until_roll(&mut f, &mut model, &mut next);
+    assert_eq!(
+        inode(&reused),
+        spare_inode,
+        "{reused:?} is not the spare file"
+    );
+    assert!(spare_files(&f.path()).is_empty());
+    assert!(reuses_file(&reused));
+    // A few commits into it, far from its end: the earlier segment's bytes follow them.
+    for _ in 0..3 {
+        f.store().put(id(next), &text(next, 1)).unwrap();
+        model.insert(next, text(next, 1));
+        next += 1;
+    }
+    assert_eq!(std::fs::metadata(&reused).unwrap().len(), spare_len);
+    check(&mut f, &model);
+
+    f.crash();
+    let store = f.reopen();
+    let report = store.recovery().clone();
+    assert_eq!(report.dropped_tail, None, "{report:?}");
+    assert!(report.records_replayed > 3, "{report:?}");
+    check(&mut f, &model);
+    assert_eq!(f.rebuilt(next).unwrap(), model);
+
+    // The written space stays the segment's after the open, and commits go on into it.
+    // (The crash copied the files: the segment is the same by name, not by inode.)
+    let reused = f.path().join(reused.file_name().unwrap());
+    assert_eq!(std::fs::metadata(&reused).unwrap().len(), spare_len);
+    for _ in 0..3 {
+        f.store().put(id(next), &text(next, 2)).unwrap();
+        model.insert(next, text(next, 2));
+        next += 1;
+    }
+    check(&mut f, &model);
+    // A close seals it: cut at its data, so that no earlier byte outlives the handle.
+    f.close();
+    let data_end = std::fs::metadata(&reused).unwrap().len();
+    assert!(data_end < spare_len, "{data_end} of {spare_len}");
+    f.reopen();
+    check(&mut f, &model);
+}
+
+/// Damage in a reused segment with commits after it is damage, not the earlier segment's
+/// bytes: the open refuses and names the place.
+#[test]
+fn damage_before_commits_in_a_reused_segment_fails_the_open() {
+    let (mut f, mut model) = store_with_a_spare(small_segments());
+    let mut next = 100;
+    let reused = put_until_roll(&mut f, &mut model, &mut next);
+    assert!(reuses_file(&reused));
+    for _ in 0..3 {
+        f.store().put(id(next), &text(next, 1)).unwrap();
+        next += 1;
+    }
+    f.crash();
+    let reused = f.path().join(reused.file_name().unwrap());
+    // Zero the first record of the segment, which later commits follow.
+    let mut bytes = std::fs::read(&reused).unwrap();
+    bytes[64..128].fill(0);
+    std::fs::write(&reused, &bytes).unwrap();
+    let err = f.try_reopen().err().expect("the open must refuse");
+    let message = err.to_string();
+    assert!(message.contains(&reused.display().to_string()), "{message}");
+    assert!(message.contains("offset 64"), "{message}");
+    assert!(message.contains("damage"), "{message}");
+}
+
+/// A file that a read-only handle maps, or a document read through it still holds, is not
+/// written over: the writer creates a new file instead, and the reader's text stays right.
+/// Once the last of them is gone, the next segment takes the spare.
+#[test]
+fn a_file_a_reader_maps_is_not_written_over() {
+    let mut f = Fixture::with(small_segments());
+    let dir = f.path();
+    let mut model = BTreeMap::new();
+    for k in 0..40 {
+        f.store().put(id(k), &text(k, 1)).unwrap();
+        model.insert(k, text(k, 1));
+    }
+    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    let held = reader.get(id(0)).unwrap().unwrap();
+    for k in 0..40 {
+        f.store().put(id(k), &text(k, 2)).unwrap();
+        model.insert(k, text(k, 2));
+    }
+    f.store().compact().unwrap();
+    let spares = spare_files(&dir);
+    assert_eq!(spares.len(), 1, "{spares:?}");
+    let spare_inode = inode(&spares[0]);
+
+    let mut next = 100;
+    let created = put_until_roll(&mut f, &mut model, &mut next);
+    assert_ne!(inode(&created), spare_inode);
+    assert!(!reuses_file(&created));
+    assert_eq!(spare_files(&dir), spares);
+
+    // The reader lets the segments go; the document it holds keeps the file's mapping.
+    reader.refresh().unwrap();
+    for (&k, text) in &model {
+        let doc = reader.get(id(k)).unwrap();
+        assert_eq!(doc.as_deref(), Some(text.as_str()), "document {k}");
+    }
+    drop(reader);
+    let created = put_until_roll(&mut f, &mut model, &mut next);
+    assert_ne!(inode(&created), spare_inode);
+    assert_eq!(&*held, text(0, 1));
+
+    drop(held);
+    let reused = put_until_roll(&mut f, &mut model, &mut next);
+    assert_eq!(inode(&reused), spare_inode);
+    check(&mut f, &model);
+}
+
+/// With no spare files, or a share of the live records smaller than a segment file, a
+/// compaction gives every retired file back; an open with fewer spare files than the
+/// directory holds removes the others.
+#[test]
+fn spare_files_follow_the_setting() {
+    let (mut f, _) = store_with_a_spare(small_segments().spare_files(0));
+    assert!(spare_files(&f.path()).is_empty());
+    f.close();
+    // 40 documents of about 500 bytes: a quarter of them is less than a segment file.
+    let (mut f, _) = store_with_a_spare(small_segments().spare_live_share(0.25));
+    assert!(spare_files(&f.path()).is_empty());
+    assert_eq!(f.store().stats().unwrap().spare_files(), 0);
+    f.close();
+    let (mut f, _) = store_with_a_spare(small_segments().spare_live_share(2.0));
+    assert_eq!(spare_files(&f.path()).len(), 1);
+    f.close();
+
+    let (mut f, model) = store_with_a_spare(small_segments());
+    assert_eq!(spare_files(&f.path()).len(), 1);
+    f.close();
+    let store = Store::open(f.path(), small_segments().spare_files(0)).unwrap();
+    assert!(spare_files(&f.path()).is_empty());
+    for (&k, text) in &model {
+        let doc = store.get(id(k)).unwrap();
+        assert_eq!(doc.as_deref(), Some(text.as_str()), "document {k}");
+    }
+}
