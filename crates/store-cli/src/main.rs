@@ -370,9 +370,7 @@ fn run(cli: Cli) -> Outcome {
         Command::Compact => {
             let mut store = Store::open(
                 dir()?,
-                StoreOptions::new()
-                    .access_pattern(AccessPattern::Sequential)
-                    .spare_files(0),
+                StoreOptions::new().access_pattern(AccessPattern::Sequential),
             )?;
             let before = store.stats()?.allocated_bytes();
             let bar = Arc::new(Bar::bytes("compact"));

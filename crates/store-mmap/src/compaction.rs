@@ -171,11 +171,15 @@ pub struct Compaction {
     cancel: Option<Arc<AtomicBool>>,
     /// Told of the bytes copied.
     progress: Option<Arc<dyn Progress>>,
+    /// Due by its policy, so the inputs' files may become spares; a compaction asked for
+    /// space ([`CompactionScope::Everything`]) gives back every file it can.
+    keeps_spares: bool,
 }
 
 /// A compaction whose outputs are written and synced, ready to install.
 pub struct Compacted {
     pub(crate) inputs: Vec<u32>,
+    pub(crate) keeps_spares: bool,
     pub(crate) outputs: Vec<SegmentFile>,
     /// Every copied put: document, version, and where the copy is.
     pub(crate) moved: Vec<(DocId, u64, Position)>,
@@ -240,6 +244,7 @@ impl Compaction {
         // Built before the error is looked at: dropping it removes the outputs written.
         let mut compacted = Compacted {
             inputs: self.inputs(),
+            keeps_spares: self.keeps_spares,
             outputs: done,
             moved,
             dropped_deletes_to,
@@ -479,6 +484,7 @@ impl Store {
             pace,
             cancel: None,
             progress: None,
+            keeps_spares: matches!(scope, CompactionScope::Due(_)),
         }))
     }
 
@@ -580,7 +586,10 @@ impl Store {
             }
         }
         for &id in &retired {
-            self.segments.retire(id, plan);
+            self.segments.retire(id, plan, done.keeps_spares);
+        }
+        if !done.keeps_spares {
+            self.segments.release_spares();
         }
         self.stuck_dead_bytes = self.sealed_bytes().1;
         self.placement_epoch += 1;
@@ -619,20 +628,21 @@ impl Store {
     /// (a list written meanwhile names them too) until [`Store::finish_removal`] is given
     /// its outcome; `None` when none may go.
     pub fn begin_removal(&mut self) -> Option<Removal> {
-        if self.segments.retired().is_empty() {
-            return None;
-        }
-        let segments = self.segments.take_removable(self.checkpoints.covered());
-        let spares = self.segments.spares();
-        let spare_bytes: u64 = spares.iter().map(|(_, len)| len).sum();
-        let share = self.index.live_record_bytes() as f64 * self.options.spare_live_share;
-        (!segments.is_empty()).then(|| Removal {
+        let segments = if self.segments.retired().is_empty() {
+            Vec::new()
+        } else {
+            self.segments.take_removable(self.checkpoints.covered())
+        };
+        let released_spares = self.segments.take_released_spares();
+        (!segments.is_empty() || !released_spares.is_empty()).then(|| Removal {
             dir: self.dir.clone(),
             storage: Arc::clone(&self.options.storage),
             segments,
-            spares_wanted: self.options.spare_files.saturating_sub(spares.len()),
-            // Saturates: a share past u64::MAX (an unbounded one) bounds nothing.
-            spare_bytes_left: (share as u64).saturating_sub(spare_bytes),
+            spares_wanted: self
+                .options
+                .spare_files
+                .saturating_sub(self.segments.spares().len()),
+            released_spares,
         })
     }
 
@@ -928,10 +938,12 @@ fn flush(
 pub struct Removal {
     dir: PathBuf,
     storage: Arc<dyn Storage>,
-    segments: Vec<(u32, PathBuf)>,
-    /// How many more spare files, and bytes of them, the store keeps.
+    /// The retired segments, each with whether its file may become a spare.
+    segments: Vec<(u32, PathBuf, bool)>,
+    /// How many more spare files the store keeps.
     spares_wanted: usize,
-    spare_bytes_left: u64,
+    /// Spare files to remove.
+    released_spares: Vec<PathBuf>,
 }
 
 /// What a [`Removal`] did, for [`Store::finish_removal`] of the store it came from.
@@ -955,14 +967,22 @@ impl Removal {
         let mut spared = Vec::new();
         let mut kept = Vec::new();
         let mut failed = None;
-        let mut spare_bytes_left = self.spare_bytes_left;
-        for (id, path) in self.segments {
-            let len = std::fs::metadata(&path).map_or(u64::MAX, |meta| meta.len());
-            if spared.len() < self.spares_wanted && len <= spare_bytes_left {
+        for path in &self.released_spares {
+            match self.storage.remove(path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                // Left behind, it is a spare again at the next open.
+                Err(err) => {
+                    failed.get_or_insert_with(|| Error::io("remove", path)(err));
+                }
+            }
+        }
+        for (id, path, may_be_spare) in self.segments {
+            let len = std::fs::metadata(&path).map(|meta| meta.len());
+            if let (true, Ok(len)) = (may_be_spare && spared.len() < self.spares_wanted, len) {
                 let spare = self.dir.join(spare_file_name(id));
                 match self.storage.rename(&path, &spare) {
                     Ok(()) => {
-                        spare_bytes_left -= len;
                         spared.push((spare, len));
                         gone.push((id, path));
                         continue;
@@ -984,7 +1004,7 @@ impl Removal {
                 }
             }
         }
-        if !gone.is_empty()
+        if (!gone.is_empty() || !self.released_spares.is_empty())
             && let Err(err) = sync_dir(self.storage.as_ref(), &self.dir)
         {
             // Not durable: the list keeps naming them, and the next removal finds them gone.

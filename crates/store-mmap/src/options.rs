@@ -86,21 +86,16 @@ pub struct StoreOptions {
     /// `fdatasync` flushes its data and no file-system metadata (see docs/PERFORMANCE.md).
     /// It uses no disk space beyond the preallocation. On by default.
     pub zero_ahead: bool,
-    /// How many files of retired segments (replaced by a compaction) the store keeps as
-    /// spares, instead of removing them, to write its next segments over: the file's space
-    /// is written already, so a commit's `fdatasync` there flushes its data and no extent
-    /// conversion, for commits of every size (zeroing ahead covers only small ones). Each
-    /// spare holds the disk space of the segment it was, up to one segment's capacity, and
-    /// the spares together no more than [`StoreOptions::spare_live_share`] of the live
-    /// records; a file that a read-only handle still maps is not written over until the
-    /// handle lets it go. 0: every retired file is removed, and its space given back. 1 by
-    /// default.
+    /// How many files of segments that a compaction due by its policy replaced
+    /// ([`crate::CompactionScope::Due`], the automatic compaction of a store that keeps
+    /// writing) the store keeps as spares, instead of removing them, to write its next
+    /// segments over: the file's space is written already, so a commit's `fdatasync` there
+    /// flushes its data and no extent conversion, for commits of every size (zeroing ahead
+    /// covers only small ones). Each spare holds the disk space of the segment it was, up to
+    /// one segment's capacity. [`crate::Store::compact`], which is asked for space, gives
+    /// every spare back. A file that a read-only handle still maps is not written over until
+    /// the handle lets it go. 0: every replaced file is removed. 1 by default.
     pub spare_files: usize,
-    /// The most the spare files may hold together, as a share of the store's live record
-    /// bytes when a retired file is about to become one: a compaction of a small store gives
-    /// its space back. 0.25 by default: a store keeps a whole spare segment of 256 MiB once it
-    /// holds 1 GiB of live records.
-    pub spare_live_share: f64,
     /// The most an open after a crash replays, in bytes of records: the engine writes an
     /// index checkpoint on a thread of its own every half of this, and a commit that finds
     /// the previous one still being written waits for it (`None`: checkpoints only at
@@ -141,7 +136,6 @@ impl Default for StoreOptions {
             read_verification: ReadVerification::default(),
             zero_ahead: true,
             spare_files: 1,
-            spare_live_share: 0.25,
             checkpoint_bytes: Some(DEFAULT_CHECKPOINT_BYTES),
             journal_bytes: Some(DEFAULT_JOURNAL_BYTES),
             slow_sync: DEFAULT_SLOW_SYNC,
@@ -223,12 +217,6 @@ impl StoreOptions {
     /// Sets [`StoreOptions::spare_files`].
     pub fn spare_files(mut self, files: usize) -> StoreOptions {
         self.spare_files = files;
-        self
-    }
-
-    /// Sets [`StoreOptions::spare_live_share`].
-    pub fn spare_live_share(mut self, share: f64) -> StoreOptions {
-        self.spare_live_share = share;
         self
     }
 

@@ -248,6 +248,7 @@ pub(crate) fn recover(
                     path: segment.path().to_path_buf(),
                     mapping: segment.watch_mapping(),
                     retired_after_plan: 0,
+                    may_be_spare: true,
                 });
             }
         }

@@ -495,6 +495,9 @@ pub(crate) struct Retired {
     /// checkpoint planned after that is installed, since until then the index file on disk
     /// may point into it (and an open moves such entries to the copies).
     pub(crate) retired_after_plan: u64,
+    /// Its file may become a spare ([`crate::StoreOptions::spare_files`]): the compaction
+    /// that replaced it was due by its policy, not asked for space.
+    pub(crate) may_be_spare: bool,
 }
 
 /// Keeps a mapping alive for as long as any [`Bytes`] slices it.

@@ -37,6 +37,9 @@ pub(crate) struct SegmentSet {
     /// ([`crate::StoreOptions::spare_files`]), oldest first. Nothing in this process maps
     /// them: a segment's file becomes a spare only once its mapping is gone.
     spares: Vec<(PathBuf, u64)>,
+    /// Spare files to remove at the next removal: a compaction asked for space gives them
+    /// back.
+    released_spares: Vec<PathBuf>,
     /// The record bytes of every live segment but the active one, summed the first time
     /// they are asked for after a change to the set ([`UNKNOWN`] until then). A sealed
     /// segment's end moves only through the set's `&mut` methods (a roll seals the active
@@ -60,6 +63,7 @@ impl SegmentSet {
             retired,
             removing: Vec::new(),
             spares,
+            released_spares: Vec::new(),
             sealed_record_bytes: AtomicU64::new(UNKNOWN),
         }
     }
@@ -169,9 +173,10 @@ impl SegmentSet {
         debug_assert!(previous.is_none(), "a segment id is used once");
     }
 
-    /// Takes `id` out of the live segments into the retired ones, to be removed once nothing
-    /// holds its mapping and a checkpoint planned after `plan` is installed.
-    pub(crate) fn retire(&mut self, id: u32, plan: u64) {
+    /// Takes `id` out of the live segments into the retired ones, to be removed (or kept as
+    /// a spare file, when `may_be_spare`) once nothing holds its mapping and a checkpoint
+    /// planned after `plan` is installed.
+    pub(crate) fn retire(&mut self, id: u32, plan: u64, may_be_spare: bool) {
         self.changing();
         if let Some(segment) = self.live.remove(&id) {
             self.retired.push(Retired {
@@ -179,6 +184,7 @@ impl SegmentSet {
                 path: segment.path().to_path_buf(),
                 mapping: segment.watch_mapping(),
                 retired_after_plan: plan,
+                may_be_spare,
             });
         }
     }
@@ -205,16 +211,18 @@ impl SegmentSet {
     /// Takes the retired segments that nothing in this process maps and that a checkpoint
     /// planned after their retirement covers (`covered`), to be removed: they stay listed
     /// until [`SegmentSet::removed`] hears how that went.
-    pub(crate) fn take_removable(&mut self, covered: u64) -> Vec<(u32, PathBuf)> {
+    /// Each comes with whether its file may become a spare.
+    pub(crate) fn take_removable(&mut self, covered: u64) -> Vec<(u32, PathBuf, bool)> {
         let mut taken = Vec::new();
         self.retired.retain(|retired| {
             if retired.mapping.strong_count() > 0 || retired.retired_after_plan >= covered {
                 return true;
             }
-            taken.push((retired.id, retired.path.clone()));
+            taken.push((retired.id, retired.path.clone(), retired.may_be_spare));
             false
         });
-        self.removing.extend(taken.iter().cloned());
+        self.removing
+            .extend(taken.iter().map(|(id, path, _)| (*id, path.clone())));
         taken
     }
 
@@ -230,6 +238,7 @@ impl SegmentSet {
                 // Nothing maps it (it was taken unheld), and a checkpoint covers it.
                 mapping: std::sync::Weak::new(),
                 retired_after_plan: 0,
+                may_be_spare: false,
             }));
     }
 
@@ -246,6 +255,17 @@ impl SegmentSet {
     /// Adds spare files that a removal made of retired segments.
     pub(crate) fn add_spares(&mut self, spares: Vec<(PathBuf, u64)>) {
         self.spares.extend(spares);
+    }
+
+    /// Lets every spare file go, to be removed at the next removal.
+    pub(crate) fn release_spares(&mut self) {
+        let released = self.spares.drain(..).map(|(path, _)| path);
+        self.released_spares.extend(released);
+    }
+
+    /// Takes the spare files let go, for a removal.
+    pub(crate) fn take_released_spares(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.released_spares)
     }
 
     /// Replaces the live segments with those of a fresh load (a read-only handle reloading

@@ -100,13 +100,11 @@ impl Error {
 }
 
 /// The options every open of the tortured store uses: small segments, so that kills land
-/// during segment rolls too, and a spare file kept at every compaction, so that they land
-/// while segments are written over spare files.
+/// during segment rolls too (some of them over spare files).
 pub fn store_options() -> StoreOptions {
     StoreOptions::new()
         .segment_capacity(1 << 20)
         .max_document_bytes(256 << 10)
-        .spare_live_share(f64::INFINITY)
 }
 
 /// A torture run.

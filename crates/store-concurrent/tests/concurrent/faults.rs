@@ -127,7 +127,6 @@ impl Case {
             .segment_capacity(8192)
             .max_document_bytes(2000)
             .durability(durability)
-            .spare_live_share(f64::INFINITY)
             .storage(Arc::clone(&storage) as Arc<dyn Storage>);
         let writer = WriterOptions::default()
             .scrub(ScrubPolicy::off())

@@ -163,14 +163,12 @@ fn run_with(
 ) -> Result<(), TestCaseError> {
     let root = tempfile::tempdir().unwrap();
     let path = root.path().join("store");
-    // Small segments, so that rolls to a new segment happen inside the sequences, and every
-    // compaction keeps a spare file, whatever the share of the live records it is, so that
-    // rolls write segments over spare files too.
+    // Small segments, so that rolls to a new segment happen inside the sequences (some of
+    // them over the spare files that compactions due by their policy keep).
     let options = StoreOptions::new()
         .segment_capacity(8192)
         .max_document_bytes(2000)
         .durability(durability)
-        .spare_live_share(f64::INFINITY)
         .storage(Arc::clone(storage) as _);
     let mut store = Some(Store::create(&path, options.clone()).unwrap());
     let mut model = Durable::new(durability);

@@ -53,7 +53,6 @@ proptest! {
             StoreOptions::new()
                 .segment_capacity(8192)
                 .max_document_bytes(2000)
-                .spare_live_share(f64::INFINITY)
                 .read_verification(verification)
                 // The journal after every commit, every few, or not at all; index files
                 // written only at closes, or every few commits too (which retires the

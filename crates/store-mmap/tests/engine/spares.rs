@@ -5,20 +5,38 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use store_mmap::{Store, StoreOptions};
+use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope, Store, StoreOptions};
 
 use crate::{Fixture, id, segment_files};
 
-/// 16 KiB segments, no checkpoint but those `compact` writes and no journal: an open after
-/// a crash walks every commit made since the last compaction. A spare file may hold more
-/// than a share of these small stores' live records.
+/// 16 KiB segments, no checkpoint but those the tests ask for and no journal: an open after
+/// a crash walks every commit made since the last compaction.
 fn small_segments() -> StoreOptions {
     StoreOptions::new()
         .segment_capacity(16 << 10)
         .max_document_bytes(4000)
         .checkpoint_bytes(None)
         .journal_bytes(None)
-        .spare_live_share(f64::INFINITY)
+}
+
+/// A compaction due by its policy, as the concurrent handle's automatic one runs, then the
+/// checkpoint that lets the replaced segments go.
+fn compact_due(store: &mut Store) -> CompactionReport {
+    let policy = CompactionPolicy {
+        min_dead_bytes: 1,
+        dead_ratio: Some(0.2),
+        ..CompactionPolicy::default()
+    };
+    let plan = store
+        .plan_compaction(&CompactionScope::Due(policy))
+        .unwrap()
+        .expect("a compaction is due");
+    let report = store
+        .install_compaction(plan.run().unwrap())
+        .unwrap()
+        .report;
+    store.checkpoint().unwrap();
+    report
 }
 
 fn text(k: u64, version: u32) -> String {
@@ -48,8 +66,8 @@ fn reuses_file(path: &Path) -> bool {
     header[52] & 0b10 != 0
 }
 
-/// 40 documents over several segments, all of them overwritten, then a compaction: the
-/// retired segments go, and one file stays as a spare.
+/// 40 documents over several segments, all of them overwritten, then a compaction due by
+/// its policy: the retired segments go, and one file stays as a spare.
 fn store_with_a_spare(options: StoreOptions) -> (Fixture, BTreeMap<u64, String>) {
     let mut f = Fixture::with(options);
     let mut model = BTreeMap::new();
@@ -59,7 +77,7 @@ fn store_with_a_spare(options: StoreOptions) -> (Fixture, BTreeMap<u64, String>)
             model.insert(k, text(k, version));
         }
     }
-    let report = f.store().compact().unwrap();
+    let report = compact_due(f.store());
     assert!(report.segments_in > 1, "{report:?}");
     assert_eq!(f.store().retired_segments(), 0);
     (f, model)
@@ -188,7 +206,7 @@ fn a_file_a_reader_maps_is_not_written_over() {
         f.store().put(id(k), &text(k, 2)).unwrap();
         model.insert(k, text(k, 2));
     }
-    f.store().compact().unwrap();
+    compact_due(f.store());
     let spares = spare_files(&dir);
     assert_eq!(spares.len(), 1, "{spares:?}");
     let spare_inode = inode(&spares[0]);
@@ -216,21 +234,26 @@ fn a_file_a_reader_maps_is_not_written_over() {
     check(&mut f, &model);
 }
 
-/// With no spare files, or a share of the live records smaller than a segment file, a
-/// compaction gives every retired file back; an open with fewer spare files than the
-/// directory holds removes the others.
+/// With no spare files, a compaction gives every replaced file back; so does `compact`,
+/// which is asked for space, with the spares kept before; an open with fewer spare files
+/// than the directory holds removes the others.
 #[test]
 fn spare_files_follow_the_setting() {
     let (mut f, _) = store_with_a_spare(small_segments().spare_files(0));
     assert!(spare_files(&f.path()).is_empty());
     f.close();
-    // 40 documents of about 500 bytes: a quarter of them is less than a segment file.
-    let (mut f, _) = store_with_a_spare(small_segments().spare_live_share(0.25));
+
+    // Two spares, and dead records in the active segment, fewer than fill it: `compact`
+    // seals it and takes one spare for the next segment, and gives the other back.
+    let (mut f, model) = store_with_a_spare(small_segments().spare_files(2));
+    assert_eq!(f.store().stats().unwrap().spare_files(), 2);
+    for (&k, text) in model.iter().take(5) {
+        f.store().put(id(k), &format!("{text}, again")).unwrap();
+    }
+    assert_eq!(spare_files(&f.path()).len(), 2);
+    f.store().compact().unwrap();
     assert!(spare_files(&f.path()).is_empty());
     assert_eq!(f.store().stats().unwrap().spare_files(), 0);
-    f.close();
-    let (mut f, _) = store_with_a_spare(small_segments().spare_live_share(2.0));
-    assert_eq!(spare_files(&f.path()).len(), 1);
     f.close();
 
     let (mut f, model) = store_with_a_spare(small_segments());
