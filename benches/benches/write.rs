@@ -1,15 +1,20 @@
 //! Writes: a bulk ingest by document size (256 B to 1 MiB), durable commits of 1 to 500
-//! documents, and a put through the concurrent handle by the store's segment count.
+//! documents, durable commits into a new segment file or a spare one, and a put through the
+//! concurrent handle by the store's segment count.
 //! Creating the store and preparing the documents happen in `iter_batched`'s setup, and the
 //! store's removal after the timed routine returns it.
 //!
 //! `cargo bench -p textstore-benches --bench write`
 
+use std::time::{Duration, Instant};
+
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use store_bench::engines::Textstore;
 use store_bench::{Corpus, Document, Engine, KeyChooser};
 use store_concurrent::{ConcurrentStore, WriterOptions};
-use store_mmap::{DocId, Durability, Store, StoreOptions};
+use store_mmap::{
+    BatchOp, CompactionPolicy, CompactionScope, DocId, Durability, Store, StoreOptions,
+};
 
 mod support;
 
@@ -81,6 +86,85 @@ fn durable_commits_by_batch_size(c: &mut Criterion) {
     group.finish();
 }
 
+/// Durable commits of 1 and 100 documents of the synthetic corpus (16 MiB of live text,
+/// overwritten round and round) into segments of 64 MiB in steady state: after every roll
+/// a compaction due by its policy replaces the segment just sealed, outside the timed
+/// commits. With `spare_file` the store keeps the replaced file as a spare and writes the
+/// next segment over it (docs/FORMAT.md, "Spare files"); with `new_file` it removes it, and
+/// each segment is a new file, preallocated (and zeroed ahead of commits of at most 64 KiB).
+fn durable_commit_by_segment_space(c: &mut Criterion) {
+    let corpus = Corpus::synthetic(5_000, 3);
+    let docs = corpus.docs();
+    let mut group = c.benchmark_group("durable_commit_by_segment_space");
+    group.sample_size(10);
+    for batch in [1usize, 100] {
+        group.throughput(Throughput::Elements(batch as u64));
+        for (space, spare_files) in [("new_file", 0), ("spare_file", 1)] {
+            let dir = support::bench_dir();
+            let options = StoreOptions::new()
+                .segment_capacity(64 << 20)
+                .max_document_bytes(1 << 20)
+                .spare_files(spare_files);
+            let mut store = Store::create(dir.path(), options).unwrap();
+            let mut next = 0usize;
+            let mut commit = |store: &mut Store| {
+                let ops = (0..batch).map(|_| {
+                    let doc = &docs[next % docs.len()];
+                    next += 1;
+                    BatchOp::Put {
+                        id: doc.id,
+                        text: doc.text.as_str(),
+                    }
+                });
+                store.commit_ops(ops.collect::<Vec<_>>()).unwrap();
+            };
+            // Two segments written and replaced first, so that a spare file exists from
+            // the first timed commit on.
+            for _ in 0..2 {
+                let active = store.active_segment();
+                while store.active_segment() == active {
+                    commit(&mut store);
+                }
+                compact_sealed(&mut store);
+            }
+            let param = format!("{batch}/{space}");
+            group.bench_function(BenchmarkId::from_parameter(param), |b| {
+                b.iter_custom(|iters| {
+                    let mut timed = Duration::ZERO;
+                    for _ in 0..iters {
+                        let active = store.active_segment();
+                        let start = Instant::now();
+                        commit(&mut store);
+                        timed += start.elapsed();
+                        if store.active_segment() != active {
+                            compact_sealed(&mut store);
+                        }
+                    }
+                    timed
+                });
+            });
+            store.close().unwrap();
+        }
+    }
+    group.finish();
+}
+
+/// The compaction the concurrent handle's policy would run after a roll (the sealed
+/// segments are mostly dead), and the checkpoint that lets the replaced segments go.
+fn compact_sealed(store: &mut Store) {
+    let policy = CompactionPolicy {
+        min_dead_bytes: 1,
+        ..CompactionPolicy::default()
+    };
+    if let Some(plan) = store
+        .plan_compaction(&CompactionScope::Due(policy))
+        .unwrap()
+    {
+        store.install_compaction(plan.run().unwrap()).unwrap();
+    }
+    store.checkpoint().unwrap();
+}
+
 /// One put through the concurrent handle, its ticket waited for, in a store of 10 to 4,000
 /// segments: what a commit costs the writer besides the disk (write-back, so no flush),
 /// which must not grow with the store. The segments are small (64 KiB) so that a store of
@@ -130,6 +214,7 @@ criterion_group!(
     benches,
     ingest_by_document_size,
     durable_commits_by_batch_size,
+    durable_commit_by_segment_space,
     put_by_segment_count
 );
 criterion_main!(benches);

@@ -22,7 +22,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use store_format::{
@@ -39,6 +39,7 @@ use crate::pace::{Cancelled, Pace};
 use crate::progress::Progress;
 use crate::scan::Spans;
 use crate::segment::{SegmentFile, SegmentMap};
+use crate::segments::SegmentIds;
 use crate::storage::{Storage, WRITE_BEHIND_STEP_BYTES, WriteBehind, sync_dir, write_atomic};
 use crate::store::Store;
 use crate::walk;
@@ -158,7 +159,7 @@ pub struct Compaction {
     store_uid: u128,
     capacity: u32,
     map_settings: MapSettings,
-    next_segment_id: Arc<AtomicU32>,
+    ids: Arc<SegmentIds>,
     /// Ascending by segment id.
     inputs: Vec<Input>,
     /// Live puts in the inputs, in sequence order.
@@ -477,7 +478,7 @@ impl Store {
             store_uid: self.meta.store_uid,
             capacity: self.meta.segment_capacity,
             map_settings: self.options.map_settings(),
-            next_segment_id: self.segments.id_counter(),
+            ids: self.segments.ids(),
             inputs,
             live,
             tombstone_floor,
@@ -822,7 +823,7 @@ impl Outputs<'_> {
     /// Writes one output segment holding `copies` (`len` bytes of records).
     fn write_segment(&mut self, copies: &[ToCopy], len: u64, pace: &mut Pace) -> Result<()> {
         let c = self.compaction;
-        let id = c.next_segment_id.fetch_add(1, Ordering::Relaxed);
+        let id = c.ids.output();
         let path = c.dir.join(unfinished_segment_file_name(id));
         let header = SegmentHeader {
             segment_id: id,
@@ -977,8 +978,17 @@ impl Removal {
                 }
             }
         }
-        for (id, path, may_be_spare) in self.segments {
-            let len = std::fs::metadata(&path).map(|meta| meta.len());
+        // The longest files first: a spare is worth the written space it holds.
+        let mut segments: Vec<_> = self
+            .segments
+            .into_iter()
+            .map(|(id, path, may_be_spare)| {
+                let len = std::fs::metadata(&path).map(|meta| meta.len());
+                (id, path, may_be_spare, len)
+            })
+            .collect();
+        segments.sort_by_key(|(_, _, _, len)| std::cmp::Reverse(*len.as_ref().unwrap_or(&0)));
+        for (id, path, may_be_spare, len) in segments {
             if let (true, Ok(len)) = (may_be_spare && spared.len() < self.spares_wanted, len) {
                 let spare = self.dir.join(spare_file_name(id));
                 match self.storage.rename(&path, &spare) {
@@ -1025,6 +1035,50 @@ impl Removal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A removal keeps the longest retired files as spares (they hold the most written
+    /// space), as many as it is asked for, and removes the others and the spares let go.
+    #[test]
+    fn a_removal_keeps_the_longest_files_as_spares() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, len: usize| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, vec![1u8; len]).unwrap();
+            path
+        };
+        let segments = vec![
+            (1, file("0000000001.seg", 100), true),
+            (2, file("0000000002.seg", 300), true),
+            (3, file("0000000003.seg", 500), false),
+            (4, file("0000000004.seg", 200), true),
+        ];
+        let released = file("0000000009.spare", 50);
+        let removal = Removal {
+            dir: dir.path().to_path_buf(),
+            storage: Arc::new(crate::storage::OsStorage),
+            segments,
+            spares_wanted: 2,
+            released_spares: vec![released.clone()],
+        };
+        let removed = removal.run();
+        assert!(removed.failed.is_none(), "{:?}", removed.failed);
+        let mut gone = removed.gone.clone();
+        gone.sort_unstable();
+        assert_eq!(gone, [1, 2, 3, 4]);
+        assert_eq!(
+            removed.spared,
+            [
+                (dir.path().join("0000000002.spare"), 300),
+                (dir.path().join("0000000004.spare"), 200)
+            ]
+        );
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["0000000002.spare", "0000000004.spare"]);
+    }
 
     #[test]
     fn merging_keeps_sequence_order() {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
 use crate::segment::{Retired, SegmentFile, SegmentMap};
@@ -13,22 +13,79 @@ use crate::segment::{Retired, SegmentFile, SegmentMap};
 /// [`SegmentSet::sealed_record_bytes`] not known: the set changed since it was summed.
 const UNKNOWN: u64 = u64::MAX;
 
+/// Ids a roll leaves free below the writer's new segment, for the outputs of the
+/// compactions installed while it receives writes: an output below the segment receiving
+/// writes needs no roll at its install. That roll sealed the active segment early (cutting
+/// the written space of a spare file it was written over) and made every compaction start
+/// a new segment file. A compaction due by its policy copies the little left live in
+/// mostly dead segments, one output or two.
+pub(crate) const OUTPUT_IDS: u32 = 4;
+
+/// The ids of new segments. Ids are never used twice, and the writer's segment has the
+/// highest id of all (docs/FORMAT.md, "Segment ids").
+pub(crate) struct SegmentIds {
+    state: Mutex<IdState>,
+}
+
+struct IdState {
+    /// Every id from this on is free.
+    next: u32,
+    /// Ids below the writer's segment that no segment took yet.
+    free_below_writer: std::ops::Range<u32>,
+}
+
+impl SegmentIds {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdState> {
+        // Held only around the arithmetic below.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The id of the writer's next segment, above every id handed out; with
+    /// `leave_output_ids`, [`OUTPUT_IDS`] ids are left free below it for compaction outputs
+    /// (those still free below the segment before are given up).
+    pub(crate) fn writer(&self, leave_output_ids: bool) -> u32 {
+        let mut state = self.lock();
+        let gap = if leave_output_ids { OUTPUT_IDS } else { 0 };
+        let id = state.next + gap;
+        state.free_below_writer = state.next..id;
+        state.next = id + 1;
+        id
+    }
+
+    /// The id of a compaction output: below the writer's segment while the ids left there
+    /// last, then above every id handed out (the install then moves writes to a new
+    /// segment above it).
+    pub(crate) fn output(&self) -> u32 {
+        let mut state = self.lock();
+        match state.free_below_writer.next() {
+            Some(id) => id,
+            None => {
+                let id = state.next;
+                state.next += 1;
+                id
+            }
+        }
+    }
+}
+
 /// The segments of an open store.
 ///
 /// Invariants:
 /// - after an open there is always at least one segment, and the one with the highest id
-///   receives writes: a segment is created with an id above every other (the writer rolls,
-///   or a compaction takes ids from the same counter), and a compaction's outputs, which
-///   have lower ids than the active segment once installed, are complete before they are
-///   added;
+///   receives writes: the writer's segments take ids above every other ([`SegmentIds`]),
+///   and a compaction's outputs, which have lower ids than the active segment once
+///   installed (ids left free below it, or the install moves writes above them), are
+///   complete before they are added;
 /// - a retired segment is no longer among the live ones, and its file is removed only once
 ///   no mapping of it is held in this process and a checkpoint covers the moves of the
 ///   compaction that replaced it.
 pub(crate) struct SegmentSet {
     live: BTreeMap<u32, SegmentFile>,
-    /// The id of the next segment, for the writer and for compaction outputs alike (a
+    /// The ids of new segments, for the writer and for compaction outputs alike (a
     /// compaction runs without the store).
-    next_id: Arc<AtomicU32>,
+    ids: Arc<SegmentIds>,
     retired: Vec<Retired>,
     /// Retired segments handed to a [`crate::Removal`] that has not been finished: still
     /// named by the retired-segment list, since their removal may not be durable yet.
@@ -59,7 +116,12 @@ impl SegmentSet {
     ) -> SegmentSet {
         SegmentSet {
             live,
-            next_id: Arc::new(AtomicU32::new(next_id)),
+            ids: Arc::new(SegmentIds {
+                state: Mutex::new(IdState {
+                    next: next_id,
+                    free_below_writer: next_id..next_id,
+                }),
+            }),
             retired,
             removing: Vec::new(),
             spares,
@@ -154,16 +216,14 @@ impl SegmentSet {
         self.live.keys().next_back().copied()
     }
 
-    /// Takes the next id for a new segment.
-    pub(crate) fn allocate_id(&self) -> u32 {
-        // Relaxed: the counter only hands out distinct ids; the segment made with one is
-        // published to readers by the protocol of whoever adds it.
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+    /// Takes the id of the writer's next segment; see [`SegmentIds::writer`].
+    pub(crate) fn allocate_id(&self, leave_output_ids: bool) -> u32 {
+        self.ids.writer(leave_output_ids)
     }
 
-    /// The id counter, for a compaction that creates its outputs without the store.
-    pub(crate) fn id_counter(&self) -> Arc<AtomicU32> {
-        Arc::clone(&self.next_id)
+    /// The ids, for a compaction that creates its outputs without the store.
+    pub(crate) fn ids(&self) -> Arc<SegmentIds> {
+        Arc::clone(&self.ids)
     }
 
     /// Adds a segment: a new one receiving writes, or a compaction's complete output.

@@ -984,7 +984,8 @@ impl Store {
     /// Creates the next segment, which receives writes from now on; its header records the
     /// segment sealed just before, if any.
     fn add_segment(&mut self, sealed_before: Option<SealedSegment>) -> Result<()> {
-        let id = self.segments.allocate_id();
+        // The first segment has nothing to compact below it.
+        let id = self.segments.allocate_id(sealed_before.is_some());
         let header = SegmentHeader {
             segment_id: id,
             store_uid: self.meta.store_uid,

@@ -67,7 +67,9 @@ fn reuses_file(path: &Path) -> bool {
 }
 
 /// 40 documents over several segments, all of them overwritten, then a compaction due by
-/// its policy: the retired segments go, and one file stays as a spare.
+/// its policy: the retired segments go, and one file stays as a spare. The compaction's
+/// outputs take ids left free below the segment receiving writes, which goes on receiving
+/// them (no roll at the install, which would seal it early).
 fn store_with_a_spare(options: StoreOptions) -> (Fixture, BTreeMap<u64, String>) {
     let mut f = Fixture::with(options);
     let mut model = BTreeMap::new();
@@ -77,9 +79,11 @@ fn store_with_a_spare(options: StoreOptions) -> (Fixture, BTreeMap<u64, String>)
             model.insert(k, text(k, version));
         }
     }
+    let active = f.store().active_segment();
     let report = compact_due(f.store());
     assert!(report.segments_in > 1, "{report:?}");
     assert_eq!(f.store().retired_segments(), 0);
+    assert_eq!(f.store().active_segment(), active);
     (f, model)
 }
 
