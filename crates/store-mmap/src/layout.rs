@@ -32,7 +32,11 @@ pub(crate) fn segment_file_name(id: u32) -> String {
 
 /// The segment id a file name denotes, if it names a segment.
 pub(crate) fn parse_segment_file_name(name: &str) -> Option<u32> {
-    let digits = name.strip_suffix(".seg")?;
+    parse_digits(name.strip_suffix(".seg")?)
+}
+
+/// The ten decimal digits of a file name's id.
+fn parse_digits(digits: &str) -> Option<u32> {
     if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -46,8 +50,12 @@ pub(crate) fn spare_file_name(id: u32) -> String {
 
 /// Whether a file name names a spare file.
 pub(crate) fn is_spare_file_name(name: &str) -> bool {
-    name.strip_suffix(".spare")
-        .is_some_and(|digits| digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()))
+    parse_spare_file_name(name).is_some()
+}
+
+/// The id of the segment a spare file was, if the name names a spare file.
+pub(crate) fn parse_spare_file_name(name: &str) -> Option<u32> {
+    parse_digits(name.strip_suffix(".spare")?)
 }
 
 /// The name of compaction output `id` before it is in place.

@@ -18,7 +18,7 @@ use crate::index_file::{MappedIndex, Unusable};
 use crate::journal;
 use crate::layout::{
     INDEX_FILE, RETIRED_FILE, UNFINISHED_SUFFIX, is_spare_file_name, parse_segment_file_name,
-    segment_file_name,
+    parse_spare_file_name, segment_file_name,
 };
 use crate::options::StoreOptions;
 use crate::segment::{Retired, SegmentFile};
@@ -174,7 +174,19 @@ pub(crate) fn recover(
     {
         return Err(refuse_problem(dir, problem));
     }
-    let next_segment_id = segments.keys().next_back().map_or(1, |id| id + 1);
+    // Past every id a file of the directory names, in use or not: a spare file is named by
+    // the id of the segment it was, and the newest segment may have been removed above
+    // (never completed), so a new segment must not take either's id.
+    let named = names.iter().filter_map(|name| {
+        let stem = name.strip_suffix(UNFINISHED_SUFFIX).unwrap_or(name);
+        parse_segment_file_name(stem).or_else(|| parse_spare_file_name(stem))
+    });
+    let next_segment_id = segments
+        .keys()
+        .copied()
+        .chain(named)
+        .max()
+        .map_or(1, |id| id + 1);
 
     // After a crash the writer's open syncs the newest segment and the directory before it
     // serves anything (`Store::assemble`). A journal left behind is the sign of a crash (a

@@ -270,3 +270,26 @@ fn spare_files_follow_the_setting() {
         assert_eq!(doc.as_deref(), Some(text.as_str()), "document {k}");
     }
 }
+
+/// A spare file is named by the id of the segment it was: a new segment never takes an id
+/// that a file of the directory names, so that no later spare is renamed over it.
+#[test]
+fn a_new_segment_takes_no_id_a_spare_file_names() {
+    let (mut f, mut model) = store_with_a_spare(small_segments().spare_files(2));
+    f.close();
+    let spare = spare_files(&f.path()).remove(0);
+    let renamed = f.path().join("0000000099.spare");
+    std::fs::rename(&spare, &renamed).unwrap();
+    f.reopen();
+    let mut next = 100;
+    let created = put_until_roll(&mut f, &mut model, &mut next);
+    let id: u32 = created
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(id > 99, "{created:?}");
+    check(&mut f, &model);
+}
