@@ -388,7 +388,7 @@ fn limit_rows(
                     }),
             )
             .collect(),
-        Workload::BatchedPut => {
+        Workload::BatchedPut | Workload::BatchedPutSteady => {
             let docs = settings.batch_docs as f64;
             let batch_row = |name: &str, batches: &SizedFlushes, rounds: &[f64]| {
                 noted(

@@ -55,6 +55,13 @@ pub enum Workload {
     /// writer sustains: every engine's readers then share the machine with the same writes,
     /// where the unpaced workload gives a faster writer more of it.
     ReadersDuringPacedWriter,
+    /// 100 documents per durable commit in a store in steady state: measured after the
+    /// engine rewrote [`Settings::steady_bytes`] of documents, in commits of
+    /// [`STEADY_BATCH_DOCS`], so that it reclaims the space of old versions as a store that
+    /// keeps writing does (textstore compacts the segments those rewrites left dead, and
+    /// writes its next segments over the files it keeps as spares; a B-tree reuses its freed
+    /// pages). Measured after every other workload on the ingested store, which it grows.
+    BatchedPutSteady,
     /// Disk space after a new bulk ingest and overwriting every other document, over the
     /// text bytes.
     SpaceOverwritten,
@@ -64,7 +71,7 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in the order a run measures them.
-    pub const ALL: [Workload; 15] = [
+    pub const ALL: [Workload; 16] = [
         Workload::BulkIngest,
         Workload::ReopenFirstGet,
         Workload::SpaceFresh,
@@ -78,6 +85,7 @@ impl Workload {
         Workload::BatchedPut,
         Workload::ReadersDuringWriter,
         Workload::ReadersDuringPacedWriter,
+        Workload::BatchedPutSteady,
         Workload::SpaceOverwritten,
         Workload::SpaceCompacted,
     ];
@@ -96,6 +104,7 @@ impl Workload {
             Workload::DurablePut => "durable single puts",
             Workload::DurablePutThreads => "durable single puts from 8 threads",
             Workload::BatchedPut => "durable batched puts (100 per commit)",
+            Workload::BatchedPutSteady => "durable batched puts (100 per commit), steady state",
             Workload::ReadersDuringWriter => "2 readers during a durable writer",
             Workload::ReadersDuringPacedWriter => {
                 "2 readers during a durable writer paced at 1000 puts/s"
@@ -108,7 +117,7 @@ impl Workload {
     /// The unit of its figure.
     pub fn unit(self) -> &'static str {
         match self {
-            Workload::BulkIngest | Workload::BatchedPut => "docs/s",
+            Workload::BulkIngest | Workload::BatchedPut | Workload::BatchedPutSteady => "docs/s",
             Workload::ReopenFirstGet => "ms",
             Workload::SpaceFresh | Workload::SpaceOverwritten | Workload::SpaceCompacted => {
                 "× text bytes"
@@ -141,6 +150,7 @@ impl Workload {
                 | Workload::DurablePut
                 | Workload::DurablePutThreads
                 | Workload::BatchedPut
+                | Workload::BatchedPutSteady
                 | Workload::ReadersDuringWriter
                 | Workload::ReadersDuringPacedWriter
         )
@@ -230,6 +240,13 @@ pub struct Settings {
     pub batch_max: usize,
     /// Documents per batched commit.
     pub batch_docs: usize,
+    /// Text bytes each engine rewrites before its batched puts in steady state: 2 GiB, eight
+    /// of textstore's segments. The first compactions lag behind the rewrites (they copy at
+    /// most 128 MiB/s, and a replaced file becomes a spare once an index file reflects the
+    /// compaction); past 1.3 GiB or so, on the reference machine, every other segment is
+    /// written over a spare file while the rewrites run flat out (a compaction's cycle takes
+    /// longer than a segment takes to fill).
+    pub steady_bytes: u64,
     /// Time the readers read while the writer writes, in each round.
     pub readers_time: Duration,
     /// Reader threads beside the writer.
@@ -261,6 +278,7 @@ impl Settings {
             batch_time: Duration::from_millis(1500),
             batch_max: 200,
             batch_docs: 100,
+            steady_bytes: 2 << 30,
             readers_time: Duration::from_millis(1000),
             readers: 2,
             reopen_rounds: 3,
@@ -282,6 +300,7 @@ impl Settings {
             batch_time: Duration::from_millis(20),
             batch_max: 3,
             batch_docs: 10,
+            steady_bytes: 1 << 20,
             readers_time: Duration::from_millis(20),
             readers: 2,
             reopen_rounds: 1,
@@ -433,12 +452,18 @@ pub trait Subject {
 pub struct EngineSubject<E> {
     dir: PathBuf,
     engine: Option<E>,
+    /// The rewrites before the batched puts in steady state are done.
+    steady: bool,
 }
 
 impl<E: Engine> EngineSubject<E> {
     /// An engine to be created in `dir` (made if missing) by the bulk ingest.
     pub fn new(dir: PathBuf) -> EngineSubject<E> {
-        EngineSubject { dir, engine: None }
+        EngineSubject {
+            dir,
+            engine: None,
+            steady: false,
+        }
     }
 
     fn engine(&self) -> Result<&E> {
@@ -496,6 +521,13 @@ impl<E: Engine> Subject for EngineSubject<E> {
             Workload::DurablePut => durable_puts(self.engine()?, plan)?,
             Workload::DurablePutThreads => durable_puts_from_threads(self.engine()?, plan)?,
             Workload::BatchedPut => batched_puts(self.engine()?, plan)?,
+            Workload::BatchedPutSteady => {
+                if !self.steady {
+                    rewrite(self.engine()?, plan, plan.settings.steady_bytes)?;
+                    self.steady = true;
+                }
+                batched_puts(self.engine()?, plan)?
+            }
             Workload::ReadersDuringWriter => readers_during_writer(self.engine()?, plan, None)?,
             Workload::ReadersDuringPacedWriter => {
                 readers_during_writer(self.engine()?, plan, Some(PACED_PUTS_PER_SEC))?
@@ -793,6 +825,29 @@ fn durable_puts_from_threads<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<F
     });
     let (throughput, latencies) = combine_threads(results)?;
     Ok(Figure::of(throughput.per_sec()).with_latency(&latencies))
+}
+
+/// Documents per commit of the rewrites before the batched puts in steady state: commits of
+/// a few megabytes, which every engine makes at close to its bulk rate.
+pub const STEADY_BATCH_DOCS: usize = 1000;
+
+/// Rewrites documents, [`STEADY_BATCH_DOCS`] per durable commit, until `bytes` of text are
+/// written.
+fn rewrite<E: Engine>(engine: &E, plan: &Plan<'_>, bytes: u64) -> Result<()> {
+    let mut batch = Vec::with_capacity(STEADY_BATCH_DOCS);
+    let mut written = 0u64;
+    let mut i = 0;
+    while written < bytes {
+        batch.clear();
+        for _ in 0..STEADY_BATCH_DOCS {
+            let (id, text) = plan.write(i);
+            written += text.len() as u64;
+            batch.push((id, text));
+            i += 1;
+        }
+        engine.put_batch(&batch)?;
+    }
+    Ok(())
 }
 
 fn batched_puts<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<Figure> {
