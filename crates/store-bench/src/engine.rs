@@ -28,6 +28,13 @@ pub trait Engine: Sync + Sized {
     /// disk mean something.
     const PERSISTENT: bool = true;
 
+    /// Whether the engine writes otherwise once it has rewritten documents for a while (it
+    /// reclaims their old versions' space: compaction, freed pages), so that its batched
+    /// puts in steady state measure something its batched puts into a fresh store do not.
+    /// One file per document writes each version as the first, and its gigabytes of
+    /// rewrites take minutes.
+    const HAS_STEADY_STATE: bool = true;
+
     /// A new, empty engine with its files in `dir` (which exists and is empty).
     fn create(dir: &Path) -> Result<Self>;
 

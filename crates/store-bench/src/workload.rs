@@ -60,7 +60,8 @@ pub enum Workload {
     /// [`STEADY_BATCH_DOCS`], so that it reclaims the space of old versions as a store that
     /// keeps writing does (textstore compacts the segments those rewrites left dead, and
     /// writes its next segments over the files it keeps as spares; a B-tree reuses its freed
-    /// pages). Measured after every other workload on the ingested store, which it grows.
+    /// pages). Measured after every other workload on the ingested store, which it grows;
+    /// not for the engines without a steady state ([`crate::Engine::HAS_STEADY_STATE`]).
     BatchedPutSteady,
     /// Disk space after a new bulk ingest and overwriting every other document, over the
     /// text bytes.
@@ -502,6 +503,9 @@ impl<E: Engine> Subject for EngineSubject<E> {
                 | Workload::SpaceCompacted
         );
         if persistent_only && !E::PERSISTENT {
+            return Ok(None);
+        }
+        if workload == Workload::BatchedPutSteady && !E::HAS_STEADY_STATE {
             return Ok(None);
         }
         let figure = match workload {

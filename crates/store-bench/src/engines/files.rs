@@ -52,6 +52,7 @@ impl Engine for FilePerDoc {
     type Reader<'a> = FileReader<'a>;
 
     const NAME: &'static str = NAME;
+    const HAS_STEADY_STATE: bool = false;
 
     fn create(dir: &Path) -> Result<Self> {
         Ok(FilePerDoc {

@@ -26,6 +26,7 @@ impl Engine for MemoryMap {
 
     const NAME: &'static str = NAME;
     const PERSISTENT: bool = false;
+    const HAS_STEADY_STATE: bool = false;
 
     fn create(_dir: &Path) -> Result<Self> {
         Ok(MemoryMap::default())
