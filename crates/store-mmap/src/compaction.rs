@@ -20,6 +20,7 @@
 //! docs/FORMAT.md ("Compaction").
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -978,13 +979,17 @@ impl Removal {
                 }
             }
         }
-        // The longest files first: a spare is worth the written space it holds.
+        // The longest files first: a spare is worth the written space it holds. A file with
+        // another name too (a backup's hard link, `Store::backup`) is removed: written over,
+        // it would change under that name.
         let mut segments: Vec<_> = self
             .segments
             .into_iter()
             .map(|(id, path, may_be_spare)| {
-                let len = std::fs::metadata(&path).map(|meta| meta.len());
-                (id, path, may_be_spare, len)
+                let meta = std::fs::metadata(&path);
+                let only_name = meta.as_ref().is_ok_and(|meta| meta.nlink() == 1);
+                let len = meta.map(|meta| meta.len());
+                (id, path, may_be_spare && only_name, len)
             })
             .collect();
         segments.sort_by_key(|(_, _, _, len)| std::cmp::Reverse(*len.as_ref().unwrap_or(&0)));

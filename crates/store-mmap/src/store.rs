@@ -1038,6 +1038,15 @@ impl Store {
     fn reuse_spare(&mut self, header: SegmentHeader) -> Result<Option<SegmentFile>> {
         let mut at = 0;
         while let Some((spare, _)) = self.segments.spares().get(at).cloned() {
+            // A spare that another name links to (a hard link made since it became one)
+            // would change under that name: let it go.
+            let linked =
+                std::fs::metadata(&spare).map(|meta| std::os::unix::fs::MetadataExt::nlink(&meta));
+            if !matches!(linked, Ok(1)) {
+                self.segments.take_spare(at);
+                let _ = self.options.storage.remove(&spare);
+                continue;
+            }
             match SegmentFile::reuse(
                 &self.options.storage,
                 &self.dir,

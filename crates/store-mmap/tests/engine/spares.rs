@@ -293,3 +293,46 @@ fn a_new_segment_takes_no_id_a_spare_file_names() {
     assert!(id > 99, "{created:?}");
     check(&mut f, &model);
 }
+
+/// A backup hard-links the sealed segments: a replaced segment whose file a backup also
+/// names is removed, never kept as a spare and written over, and the backup keeps its
+/// documents.
+#[test]
+fn a_file_a_backup_links_is_never_written_over() {
+    let mut f = Fixture::with(small_segments());
+    let mut model = BTreeMap::new();
+    for k in 0..40 {
+        f.store().put(id(k), &text(k, 1)).unwrap();
+        model.insert(k, text(k, 1));
+    }
+    let backup = f.path().with_file_name("backup");
+    let report = f.store().backup(&backup).unwrap();
+    assert!(report.segments_linked > 0, "{report:?}");
+    let backed_up = model.clone();
+    for k in 0..40 {
+        f.store().put(id(k), &text(k, 2)).unwrap();
+        model.insert(k, text(k, 2));
+    }
+    compact_due(f.store());
+    let linked: Vec<u64> = segment_files(&backup).iter().map(|p| inode(p)).collect();
+    for spare in spare_files(&f.path()) {
+        assert!(
+            !linked.contains(&inode(&spare)),
+            "{spare:?} is a backup's segment"
+        );
+    }
+    let mut next = 100;
+    for _ in 0..3 {
+        put_until_roll(&mut f, &mut model, &mut next);
+    }
+    check(&mut f, &model);
+    let backup = Store::open(&backup, small_segments()).unwrap();
+    for (&k, text) in &backed_up {
+        let doc = backup.get(id(k)).unwrap();
+        assert_eq!(
+            doc.as_deref(),
+            Some(text.as_str()),
+            "document {k} of the backup"
+        );
+    }
+}
