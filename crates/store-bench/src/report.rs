@@ -175,10 +175,6 @@ const ZEROED_AHEAD_BOUND_NAME: &str = "the same writes into space zeroed just ah
 /// large costs as much as it saves: docs/PERFORMANCE.md, "Experiments that did not pay").
 const APPENDED_BATCHES_BOUND_NAME: &str = "the same batches' texts alone, into preallocated space";
 
-/// The bound of the batched puts' goal in steady state: the batches' texts written and
-/// flushed into written space, as a store writing over its spare files does.
-const WRITTEN_BATCHES_BOUND_NAME: &str = "the same batches' texts alone, into written space";
-
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -220,7 +216,6 @@ const RATIO_GOALS: &[(Workload, &str, f64)] = &[
     (Workload::DurablePut, WRITTEN_FDATASYNC_LIMIT, 0.95),
     (Workload::DurablePut, "fjall", 1.0),
     (Workload::BatchedPut, "LMDB (heed)", 5.0),
-    (Workload::BatchedPutSteady, "LMDB (heed)", 5.0),
 ];
 
 /// The engine that bounds the reads: the in-memory `HashMap`.
@@ -300,14 +295,6 @@ impl Report {
                     .zip(result.value(BATCH_PREALLOCATED_LIMIT))
                     .map(|(theirs, bound)| Bound {
                         what: APPENDED_BATCHES_BOUND_NAME,
-                        ratio: workload.ratio(bound, theirs),
-                    })
-            } else if workload == Workload::BatchedPutSteady {
-                // In steady state textstore writes over its spare files: written space.
-                theirs
-                    .zip(result.value(BATCH_FDATASYNC_LIMIT))
-                    .map(|(theirs, bound)| Bound {
-                        what: WRITTEN_BATCHES_BOUND_NAME,
                         ratio: workload.ratio(bound, theirs),
                     })
             } else if reference == WRITTEN_FDATASYNC_LIMIT {
@@ -766,33 +753,6 @@ mod tests {
         // durable), there is none.
         assert_eq!(goal(Workload::GetUniform, MEMORY_BOUND).bound, None);
         assert_eq!(goal(Workload::BatchedPut, "LMDB (heed)").bound, None);
-    }
-
-    #[test]
-    fn the_steady_batched_goal_reports_the_written_space_limit_beside_it() {
-        let results = [result(
-            Workload::BatchedPutSteady,
-            &[
-                (SUBJECT, 600.0, None),
-                ("LMDB (heed)", 100.0, None),
-                (BATCH_FDATASYNC_LIMIT, 1200.0, None),
-                (BATCH_PREALLOCATED_LIMIT, 650.0, None),
-            ],
-        )];
-        let goals = Report::evaluate_goals(&results);
-        let steady = goals
-            .iter()
-            .find(|g| g.workload == Workload::BatchedPutSteady)
-            .expect("the steady batched goal");
-        assert_eq!(steady.measured, Some(6.0));
-        assert!(steady.met);
-        assert_eq!(
-            steady.bound,
-            Some(Bound {
-                what: WRITTEN_BATCHES_BOUND_NAME,
-                ratio: 12.0
-            })
-        );
     }
 
     #[test]
