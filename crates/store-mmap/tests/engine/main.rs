@@ -171,10 +171,15 @@ pub(crate) fn rebuilt_from_data(
 }
 
 pub(crate) fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    files_with_extension(dir, "seg")
+}
+
+/// The files of `dir` whose name ends in `.{extension}`, sorted.
+pub(crate) fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
         .collect();
     files.sort();
     files

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope, Store, StoreOptions};
 
-use crate::{Fixture, id, segment_files};
+use crate::{Fixture, files_with_extension, id, segment_files};
 
 /// 16 KiB segments, no checkpoint but those the tests ask for and no journal: an open after
 /// a crash walks every commit made since the last compaction.
@@ -47,13 +47,7 @@ fn text(k: u64, version: u32) -> String {
 }
 
 fn spare_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "spare"))
-        .collect();
-    files.sort();
-    files
+    files_with_extension(dir, "spare")
 }
 
 fn inode(path: &Path) -> u64 {
