@@ -463,9 +463,9 @@ pub(crate) struct SegmentFile {
     end: u32,
     /// Bytes of the file that exist on disk; `end <= file_len`.
     file_len: u64,
-    /// Bytes of the file below which every byte was written before (by an earlier segment
-    /// that the file held), past the data too: space whose flush needs no extent conversion,
-    /// which the zeroing thread leaves alone.
+    /// Bytes of the file below which every byte was written before by an earlier segment
+    /// that the file held, past the data too: space whose flush needs no extent conversion,
+    /// which the zeroing thread leaves alone. 0 for a file no earlier segment held.
     written_len: u64,
 }
 
@@ -617,7 +617,6 @@ impl SegmentFile {
             None,
         )?;
         segment.set_end(SEGMENT_HEADER_LEN as u32);
-        segment.written_len = file_len;
         Ok(Some(segment))
     }
 
@@ -742,6 +741,13 @@ impl SegmentFile {
         });
         let bytes = Bytes::from_owner(MapOwner(Arc::clone(&map)));
         let end = u32::try_from(file_len.max(SEGMENT_HEADER_LEN as u64)).unwrap_or(capacity);
+        // A file an earlier segment held is written up to its length; any other is written
+        // up to its data, and preallocated (unwritten) past it.
+        let written_len = if header.sealed_before.is_some_and(|s| s.reuses_file) {
+            file_len
+        } else {
+            0
+        };
         Ok(SegmentFile {
             view: SegmentMap {
                 id,
@@ -761,7 +767,7 @@ impl SegmentFile {
             capacity,
             end,
             file_len,
-            written_len: file_len,
+            written_len,
         })
     }
 
@@ -1041,6 +1047,7 @@ impl SegmentFile {
             .set_len(&self.file, self.path(), u64::from(self.end))
             .map_err(Error::io("truncate", self.path()))?;
         self.file_len = u64::from(self.end);
+        self.written_len = self.written_len.min(self.file_len);
         self.storage
             .sync(&self.file, self.path(), SyncKind::All)
             .map_err(Error::io("sync", self.path()))
@@ -1084,4 +1091,62 @@ fn read_prefix(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::StoreOptions;
+    use crate::storage::OsStorage;
+
+    fn header(id: u32, reuses_file: bool) -> SegmentHeader {
+        SegmentHeader {
+            segment_id: id,
+            store_uid: 7,
+            capacity: 1 << 20,
+            sealed_before: Some(SealedSegment {
+                segment_id: id - 1,
+                len_bytes: 64,
+                last_seq: 0,
+                commit_continues: false,
+                reuses_file,
+            }),
+        }
+    }
+
+    /// The zeroing thread zeroes a segment's preallocated space past its data, and leaves
+    /// alone the space a file that an earlier segment held has written: after a reopen
+    /// too, and once a cut gives part of it back.
+    #[test]
+    fn only_a_file_an_earlier_segment_held_counts_as_written_past_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
+        let settings = StoreOptions::new().map_settings();
+        let mut fresh =
+            SegmentFile::create(&storage, dir.path(), header(2, false), settings).unwrap();
+        fresh.reserve(256 << 10).unwrap();
+        assert_eq!(fresh.zero_target().unwrap().written, 0);
+        drop(fresh);
+        let path = dir.path().join(crate::layout::segment_file_name(2));
+        let reopened = SegmentFile::open(&storage, path.clone(), 2, 7, settings, true).unwrap();
+        assert!(reopened.file_len() > 64);
+        assert_eq!(reopened.zero_target().unwrap().written, 0);
+        drop(reopened);
+
+        let spare = dir.path().join(crate::layout::spare_file_name(2));
+        std::fs::rename(&path, &spare).unwrap();
+        let spare_len = std::fs::metadata(&spare).unwrap().len();
+        let reused = SegmentFile::reuse(&storage, dir.path(), &spare, header(3, true), settings)
+            .unwrap()
+            .expect("no process maps the spare");
+        assert_eq!(reused.end(), 64);
+        assert_eq!(reused.zero_target().unwrap().written, spare_len);
+        drop(reused);
+        let path = dir.path().join(crate::layout::segment_file_name(3));
+        let mut reopened = SegmentFile::open(&storage, path, 3, 7, settings, true).unwrap();
+        assert_eq!(reopened.zero_target().unwrap().written, spare_len);
+        reopened.set_end(4096);
+        reopened.trim().unwrap();
+        assert_eq!(reopened.zero_target().unwrap().written, 4096);
+    }
 }
