@@ -153,7 +153,7 @@ pub(crate) fn scan(buf: &[u8], from: usize, floor: u64, earlier_life: bool) -> S
                 pos += record.header.record_len() as usize;
             }
             Err(reason) => {
-                let found = damaged_range(buf, pos, zero_from, floor + 1, reason);
+                let found = damaged_range(buf, pos, zero_from, floor + 1, earlier_life, reason);
                 if earlier_life && found.range.end == zero_from {
                     // Nothing of this segment from `pos` on: the earlier segment's bytes.
                     break;
@@ -234,11 +234,17 @@ fn intact_record(buf: &[u8], pos: usize, lowest: u64) -> Result<Record<'_>, Stri
 /// The damaged range that starts at `start`: up to the next aligned offset where an intact
 /// record (of sequence number `lowest` or above) starts, or up to `zero_from`, where
 /// unwritten space begins.
+///
+/// With `earlier_life` (a file an earlier segment held), the search steps over each intact
+/// record below `lowest` whole: the earlier segment's, whose bytes no later write changed, so
+/// no record of this segment starts inside it. Stepping 8 bytes at a time through the
+/// earlier segment's 256 MiB took an open after a crash 0.8 s, against 4 ms for a new file.
 fn damaged_range(
     buf: &[u8],
     start: usize,
     zero_from: usize,
     lowest: u64,
+    earlier_life: bool,
     reason: String,
 ) -> Damage {
     let mut headers = Vec::new();
@@ -248,11 +254,21 @@ fn damaged_range(
     let mut at = start + RECORD_ALIGN;
     while at < zero_from {
         let header = decode_record_header(buf, at);
-        // A header below `lowest` cannot start the next intact record: its checksum need
-        // not be computed (a reused file's earlier records are megabytes of such headers).
-        if header.as_ref().is_ok_and(|h| h.seq >= lowest) && intact_record(buf, at, lowest).is_ok()
-        {
-            break;
+        // A header below `lowest` cannot start the next intact record: its checksum is
+        // computed only to step over an earlier segment's record whole.
+        match &header {
+            Ok(h) if h.seq >= lowest => {
+                if intact_record(buf, at, lowest).is_ok() {
+                    break;
+                }
+            }
+            Ok(_) if earlier_life => {
+                if let Ok(record) = decode_record(buf, at) {
+                    at += record.header.record_len() as usize;
+                    continue;
+                }
+            }
+            _ => {}
         }
         if let Ok(header) = header {
             headers.push((at, header));

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use store_format::RecordKind;
 use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope, Store, StoreOptions};
 
 use crate::{Fixture, files_with_extension, id, segment_files};
@@ -184,6 +185,54 @@ fn damage_before_commits_in_a_reused_segment_fails_the_open() {
     assert!(message.contains(&reused.display().to_string()), "{message}");
     assert!(message.contains("offset 64"), "{message}");
     assert!(message.contains("damage"), "{message}");
+}
+
+/// A commit whose bytes are the earlier segment's again (under write-back a power cut may
+/// keep a later commit and not an earlier one) with a later commit on disk: the walk steps
+/// over the earlier segment's records only where they are whole, finds the later commit
+/// and refuses the open.
+#[test]
+fn a_commit_gone_back_to_the_earlier_segments_bytes_before_a_later_one_fails_the_open() {
+    let (mut f, mut model) = store_with_a_spare(small_segments());
+    let spare = std::fs::read(&spare_files(&f.path())[0]).unwrap();
+    let mut next = 100;
+    let reused = put_until_roll(&mut f, &mut model, &mut next);
+    assert!(reuses_file(&reused));
+    for _ in 0..3 {
+        f.store().put(id(next), &text(next, 1)).unwrap();
+        next += 1;
+    }
+    f.crash();
+    let reused = f.path().join(reused.file_name().unwrap());
+    let mut bytes = std::fs::read(&reused).unwrap();
+    let first = store_format::decode_record_header(&bytes, 64).unwrap();
+    let first_end = 64 + first.record_len() as usize;
+    // The earlier segment's bytes where the first commit was, as the spare held them.
+    bytes[64..first_end].copy_from_slice(&spare[64..first_end]);
+    std::fs::write(&reused, &bytes).unwrap();
+    let err = f.try_reopen().err().expect("the open must refuse");
+    assert!(err.to_string().contains("offset 64"), "{err}");
+
+    // The same with an earlier record there whose header says it runs past every later
+    // commit: its bytes are not whole (the later commits wrote over them), so the walk does
+    // not step over it.
+    let mut earlier = Vec::new();
+    store_format::encode_record(&mut earlier, RecordKind::Put, id(1), 1, b"small", None);
+    let long = "l".repeat(bytes.len());
+    store_format::encode_record(
+        &mut earlier,
+        RecordKind::Put,
+        id(2),
+        2,
+        long.as_bytes(),
+        None,
+    );
+    bytes[64..first_end].copy_from_slice(&earlier[..first_end - 64]);
+    std::fs::write(&reused, &bytes).unwrap();
+    let err = f.try_reopen().err().expect("the open must refuse");
+    let message = err.to_string();
+    assert!(message.contains(&reused.display().to_string()), "{message}");
+    assert!(message.contains("offset 64"), "{message}");
 }
 
 /// A file that a read-only handle maps, or a document read through it still holds, is not
