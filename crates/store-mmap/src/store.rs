@@ -1037,12 +1037,14 @@ impl Store {
     /// spare left behind is one again at the next open, its header written afresh).
     fn reuse_spare(&mut self, header: SegmentHeader) -> Result<Option<SegmentFile>> {
         let mut at = 0;
-        while let Some((spare, _)) = self.segments.spares().get(at).cloned() {
+        while let Some((spare, len)) = self.segments.spares().get(at).cloned() {
             // A spare that another name links to (a hard link made since it became one)
-            // would change under that name: let it go.
+            // would change under that name, and one longer than the segments now made (the
+            // store's segment capacity was lowered) does not fit: let them go.
             let linked =
                 std::fs::metadata(&spare).map(|meta| std::os::unix::fs::MetadataExt::nlink(&meta));
-            if !matches!(linked, Ok(1)) {
+            let fits = len <= u64::from(header.capacity);
+            if !matches!(linked, Ok(1)) || !fits {
                 self.segments.take_spare(at);
                 let _ = self.options.storage.remove(&spare);
                 continue;

@@ -379,3 +379,26 @@ fn a_file_a_backup_links_is_never_written_over() {
         );
     }
 }
+
+/// A spare longer than the segments the store now makes (its segment capacity was lowered)
+/// is let go: the roll makes a new file, and the store goes on.
+#[test]
+fn a_spare_longer_than_a_new_segment_is_let_go() {
+    let (mut f, mut model) = store_with_a_spare(small_segments());
+    f.close();
+    let spare = spare_files(&f.path()).remove(0);
+    assert!(std::fs::metadata(&spare).unwrap().len() > 8 << 10);
+    let mut store = Store::open(f.path(), small_segments().segment_capacity(8 << 10)).unwrap();
+    let active = store.active_segment();
+    let mut next = 100;
+    while store.active_segment() == active {
+        store.put(id(next), &text(next, 1)).unwrap();
+        model.insert(next, text(next, 1));
+        next += 1;
+    }
+    assert!(!spare.exists());
+    for (&k, text) in &model {
+        let doc = store.get(id(k)).unwrap();
+        assert_eq!(doc.as_deref(), Some(text.as_str()), "document {k}");
+    }
+}
