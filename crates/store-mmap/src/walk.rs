@@ -256,19 +256,15 @@ fn damaged_range(
         let header = decode_record_header(buf, at);
         // A header below `lowest` cannot start the next intact record: its checksum is
         // computed only to step over an earlier segment's record whole.
-        match &header {
-            Ok(h) if h.seq >= lowest => {
+        if let Ok(h) = &header {
+            if h.seq >= lowest {
                 if intact_record(buf, at, lowest).is_ok() {
                     break;
                 }
+            } else if earlier_life && let Ok(record) = decode_record(buf, at) {
+                at += record.header.record_len() as usize;
+                continue;
             }
-            Ok(_) if earlier_life => {
-                if let Ok(record) = decode_record(buf, at) {
-                    at += record.header.record_len() as usize;
-                    continue;
-                }
-            }
-            _ => {}
         }
         if let Ok(header) = header {
             headers.push((at, header));
