@@ -630,11 +630,7 @@ impl Store {
     /// (a list written meanwhile names them too) until [`Store::finish_removal`] is given
     /// its outcome; `None` when none may go.
     pub fn begin_removal(&mut self) -> Option<Removal> {
-        let segments = if self.segments.retired().is_empty() {
-            Vec::new()
-        } else {
-            self.segments.take_removable(self.checkpoints.covered())
-        };
+        let segments = self.segments.take_removable(self.checkpoints.covered());
         let released_spares = self.segments.take_released_spares();
         (!segments.is_empty() || !released_spares.is_empty()).then(|| Removal {
             dir: self.dir.clone(),
