@@ -162,11 +162,11 @@ fn the_next_segment_is_written_over_a_spare_file_and_survives_a_crash() {
     check(&mut f, &model);
 }
 
-/// Damage in a reused segment with commits after it is damage, not the earlier segment's
-/// bytes: the open refuses and names the place.
-#[test]
-fn damage_before_commits_in_a_reused_segment_fails_the_open() {
+/// A store whose newest segment was written over a spare and took commits, as a kill leaves
+/// it; returns the fixture, the segment's file, its bytes and the spare's bytes before.
+fn crashed_in_a_reused_segment() -> (Fixture, PathBuf, Vec<u8>, Vec<u8>) {
     let (mut f, mut model) = store_with_a_spare(small_segments());
+    let spare = std::fs::read(&spare_files(&f.path())[0]).unwrap();
     let mut next = 100;
     let reused = put_until_roll(&mut f, &mut model, &mut next);
     assert!(reuses_file(&reused));
@@ -176,8 +176,16 @@ fn damage_before_commits_in_a_reused_segment_fails_the_open() {
     }
     f.crash();
     let reused = f.path().join(reused.file_name().unwrap());
+    let bytes = std::fs::read(&reused).unwrap();
+    (f, reused, bytes, spare)
+}
+
+/// Damage in a reused segment with commits after it is damage, not the earlier segment's
+/// bytes: the open refuses and names the place.
+#[test]
+fn damage_before_commits_in_a_reused_segment_fails_the_open() {
+    let (mut f, reused, mut bytes, _) = crashed_in_a_reused_segment();
     // Zero the first record of the segment, which later commits follow.
-    let mut bytes = std::fs::read(&reused).unwrap();
     bytes[64..128].fill(0);
     std::fs::write(&reused, &bytes).unwrap();
     let err = f.try_reopen().err().expect("the open must refuse");
@@ -193,18 +201,7 @@ fn damage_before_commits_in_a_reused_segment_fails_the_open() {
 /// and refuses the open.
 #[test]
 fn a_commit_gone_back_to_the_earlier_segments_bytes_before_a_later_one_fails_the_open() {
-    let (mut f, mut model) = store_with_a_spare(small_segments());
-    let spare = std::fs::read(&spare_files(&f.path())[0]).unwrap();
-    let mut next = 100;
-    let reused = put_until_roll(&mut f, &mut model, &mut next);
-    assert!(reuses_file(&reused));
-    for _ in 0..3 {
-        f.store().put(id(next), &text(next, 1)).unwrap();
-        next += 1;
-    }
-    f.crash();
-    let reused = f.path().join(reused.file_name().unwrap());
-    let mut bytes = std::fs::read(&reused).unwrap();
+    let (mut f, reused, mut bytes, spare) = crashed_in_a_reused_segment();
     let first = store_format::decode_record_header(&bytes, 64).unwrap();
     let first_end = 64 + first.record_len() as usize;
     // The earlier segment's bytes where the first commit was, as the spare held them.
