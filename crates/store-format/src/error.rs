@@ -20,6 +20,8 @@ pub enum Structure {
     RetiredList,
     /// The index journal: the index's changes since the index file.
     IndexJournal,
+    /// A slot of the write-limit file.
+    WriteLimit,
 }
 
 impl std::fmt::Display for Structure {
@@ -32,6 +34,7 @@ impl std::fmt::Display for Structure {
             Structure::StoreMeta => "store metadata",
             Structure::RetiredList => "retired segment list",
             Structure::IndexJournal => "index journal",
+            Structure::WriteLimit => "write limit",
         })
     }
 }

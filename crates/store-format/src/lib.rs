@@ -25,6 +25,7 @@ mod id;
 mod index;
 mod journal;
 mod kind;
+mod limit;
 #[cfg(feature = "memory")]
 mod memory;
 mod meta;
@@ -53,6 +54,9 @@ pub use journal::{
     decode_journal_entry, encode_journal_frame, journal_entry_id,
 };
 pub use kind::{ErrorKind, StoreError};
+pub use limit::{
+    WRITE_LIMIT_FILE_LEN, WRITE_LIMIT_LEN, WRITE_LIMIT_MAGIC, WRITE_LIMIT_SLOT_STRIDE, WriteLimit,
+};
 #[cfg(feature = "memory")]
 pub use memory::{MemoryError, MemoryStore};
 pub use meta::{META_LEN, META_MAGIC, StoreMeta};

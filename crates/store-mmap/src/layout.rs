@@ -9,6 +9,7 @@
 //! | `index.tsj` | the index journal: the index's changes since `index.tsi`, in frames | appended by the writer; started afresh under `index.tsj.tmp` |
 //! | `retired.tsr` | segments a compaction replaced, and those holding their copies | whole, atomically |
 //! | `0000000007.seg.tmp` | a compaction output before it takes its name | by the compaction |
+//! | `limit.tsl` | the write limit of the newest segment when its file held an earlier segment (`limit.rs`) | by the writer, one of two slots in place, synced before records pass the limit before |
 //! | `0000000003.spare` | the file of retired segment 3, kept to be written over as a new segment (`StoreOptions::spare_files`) | renamed from the segment's name, and to the new segment's |
 
 /// The lock file, which also holds the writer's shared page.
@@ -21,6 +22,8 @@ pub(crate) const INDEX_FILE: &str = "index.tsi";
 pub(crate) const JOURNAL_FILE: &str = "index.tsj";
 /// The retired-segment list.
 pub(crate) const RETIRED_FILE: &str = "retired.tsr";
+/// The write limit of a segment written over a spare file.
+pub(crate) const LIMIT_FILE: &str = "limit.tsl";
 /// Suffix of a file being written before it takes its name: a compaction output, or the
 /// temporary file of an atomic replacement.
 pub(crate) const UNFINISHED_SUFFIX: &str = ".tmp";

@@ -44,6 +44,7 @@ mod index;
 mod index_file;
 mod journal;
 mod layout;
+mod limit;
 mod offline;
 mod options;
 mod pace;

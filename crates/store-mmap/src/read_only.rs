@@ -22,7 +22,7 @@ use store_format::{DocId, Position, StoreMeta};
 use crate::error::{Error, Result};
 use crate::layout::{INDEX_FILE, RETIRED_FILE, parse_segment_file_name, segment_file_name};
 use crate::options::StoreOptions;
-use crate::recovery::{Access, Recovered, RecoveryReport, recover, scan_tail};
+use crate::recovery::{Access, Recovered, RecoveryReport, TailEnd, recover, scan_tail};
 use crate::segment::SegmentFile;
 use crate::shared::{Follower, ReaderLock, Writer};
 use crate::store::{Role, Store, check_is_store, read_meta};
@@ -149,7 +149,10 @@ impl Store {
             &mut self.index,
             seen,
             self.last_seq,
-            bound,
+            match bound {
+                Some(bound) => TailEnd::Published(bound),
+                None => TailEnd::Data(crate::limit::read(&self.dir, uid)),
+            },
             &mut report,
         )?;
         for (id, end) in &tail.ends {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use store_format::{
     DocId, Position, RecordHeader, RecordKind, RetiredList, SEGMENT_HEADER_LEN, StoreMeta,
+    WriteLimit,
 };
 
 use crate::error::{Error, Result};
@@ -116,6 +117,8 @@ pub(crate) struct Recovered {
     /// The spare files the writer keeps ([`StoreOptions::spare_files`]) and their lengths;
     /// none for a reader.
     pub(crate) spares: Vec<(PathBuf, u64)>,
+    /// The newest slot of the write-limit file, whichever segment it is for.
+    pub(crate) write_limit: Option<WriteLimit>,
 }
 
 /// How an open may treat the store's files.
@@ -193,6 +196,8 @@ pub(crate) fn recover(
     // close removes it): the sync then runs on a thread of its own while this one reads
     // the journal and the tail, so that the open waits for the disk and the reading once.
     let journaled = journal::present(dir);
+    // Past the published position of a live writer nothing is read, limit or not.
+    let write_limit = crate::limit::read(dir, meta.store_uid).filter(|_| bound.is_none());
     let sync_early = access.writes() && journaled;
     let storage = options.storage.as_ref();
     let (mut index, start, journaled_bytes, tail, synced) =
@@ -206,7 +211,15 @@ pub(crate) fn recover(
                         sync_dir(storage, dir)
                     })
                 });
-            let read = read_index_and_tail(dir, meta, &segments, bound, journaled, &mut report);
+            let read = read_index_and_tail(
+                dir,
+                meta,
+                &segments,
+                bound,
+                journaled,
+                write_limit,
+                &mut report,
+            );
             let synced = match sync {
                 Some(thread) => {
                     thread.join().map_err(|_| Error::Panicked {
@@ -238,6 +251,12 @@ pub(crate) fn recover(
         // stay.
         if access.writes() && torn.as_deref() == Some(segment.path()) {
             segment.trim()?;
+        }
+        // The limit the walk read up to still holds: the writer goes on from it.
+        if let Some(limit) = write_limit.filter(|l| l.segment_id == id)
+            && segment.write_limit().is_some()
+        {
+            segment.set_write_limit(limit.limit);
         }
     }
     // Sequence numbers never go back, even when compaction dropped every record that held the
@@ -278,6 +297,7 @@ pub(crate) fn recover(
         bytes_since_index_file,
         synced,
         spares,
+        write_limit,
     })
 }
 
@@ -326,6 +346,7 @@ fn read_index_and_tail(
     segments: &BTreeMap<u32, SegmentFile>,
     bound: Option<Position>,
     journaled: bool,
+    write_limit: Option<WriteLimit>,
     report: &mut RecoveryReport,
 ) -> Result<(Index, Option<Position>, u64, TailScan)> {
     let mut journaled_bytes = 0;
@@ -370,7 +391,11 @@ fn read_index_and_tail(
         }
     };
 
-    let tail = scan_tail(dir, segments, &mut index, start, last_seq, bound, report)?;
+    let end = match bound {
+        Some(bound) => TailEnd::Published(bound),
+        None => TailEnd::Data(write_limit),
+    };
+    let tail = scan_tail(dir, segments, &mut index, start, last_seq, end, report)?;
     Ok((index, start, journaled_bytes, tail))
 }
 
@@ -384,9 +409,36 @@ pub(crate) struct TailScan {
     pub(crate) changed: Vec<DocId>,
 }
 
-/// Scans the segments from `start` (every segment when `None`) up to `bound` (the newest
-/// segment's data end when `None`) and applies their records to `index`; records up to
-/// sequence number `reflected` are already in it. Every segment is scanned and every damage
+/// How far a scan of the tail reads the newest segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TailEnd {
+    /// Up to a live writer's published position: nothing past it is this view's.
+    Published(Position),
+    /// Up to the data's end, wherever a crash or a close left it. Where an earlier
+    /// segment's bytes may follow the data (a file written over as the segment), no
+    /// further than the segment's write limit, when the limit is for it.
+    Data(Option<WriteLimit>),
+}
+
+impl TailEnd {
+    fn published(self) -> Option<Position> {
+        match self {
+            TailEnd::Published(position) => Some(position),
+            TailEnd::Data(_) => None,
+        }
+    }
+
+    /// The write limit of segment `id`, if it has one to read up to.
+    fn write_limit_of(self, id: u32) -> Option<usize> {
+        match self {
+            TailEnd::Data(Some(limit)) if limit.segment_id == id => Some(limit.limit as usize),
+            _ => None,
+        }
+    }
+}
+
+/// Scans the segments from `start` (every segment when `None`) up to `end`, and applies
+/// their records to `index`; records up to sequence number `reflected` are already in it. Every segment is scanned and every damage
 /// found before the caller changes any file: an open that refuses leaves the store exactly
 /// as it was.
 pub(crate) fn scan_tail(
@@ -395,9 +447,10 @@ pub(crate) fn scan_tail(
     index: &mut Index,
     start: Option<Position>,
     reflected: u64,
-    bound: Option<Position>,
+    end: TailEnd,
     report: &mut RecoveryReport,
 ) -> Result<TailScan> {
+    let bound = end.published();
     let mut last_seq = reflected;
     let last_id = match bound {
         Some(bound) => Some(bound.segment),
@@ -452,7 +505,10 @@ pub(crate) fn scan_tail(
             && segment
                 .sealed_before()
                 .is_some_and(|sealed| sealed.reuses_file);
-        let scan = walk::scan(bytes, from, floor, earlier_life);
+        let scan = match end.write_limit_of(id).filter(|_| earlier_life) {
+            Some(limit) => walk::scan_below(bytes, from, floor, limit),
+            None => walk::scan(bytes, from, floor, earlier_life),
+        };
         let end = data_end(dir, segment, &scan, is_last)?;
         scans.push((id, segment, from, scan, end));
     }

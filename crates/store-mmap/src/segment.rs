@@ -467,6 +467,10 @@ pub(crate) struct SegmentFile {
     /// that the file held, past the data too: space whose flush needs no extent conversion,
     /// which the zeroing thread leaves alone. 0 for a file no earlier segment held.
     written_len: u64,
+    /// For a file an earlier segment held: the durable write limit, which no record of this
+    /// segment passes until a later one is durable (`limit.rs`). The header's length until
+    /// the writer writes one.
+    write_limit: Option<u32>,
 }
 
 /// A segment's mapping, and for a read-only handle the file description that holds its
@@ -743,11 +747,8 @@ impl SegmentFile {
         let end = u32::try_from(file_len.max(SEGMENT_HEADER_LEN as u64)).unwrap_or(capacity);
         // A file an earlier segment held is written up to its length; any other is written
         // up to its data, and preallocated (unwritten) past it.
-        let written_len = if header.sealed_before.is_some_and(|s| s.reuses_file) {
-            file_len
-        } else {
-            0
-        };
+        let reuses_file = header.sealed_before.is_some_and(|s| s.reuses_file);
+        let written_len = if reuses_file { file_len } else { 0 };
         Ok(SegmentFile {
             view: SegmentMap {
                 id,
@@ -768,6 +769,7 @@ impl SegmentFile {
             end,
             file_len,
             written_len,
+            write_limit: reuses_file.then_some(SEGMENT_HEADER_LEN as u32),
         })
     }
 
@@ -881,6 +883,18 @@ impl SegmentFile {
             .len();
         self.file_len = len.min(u64::from(self.capacity));
         Ok(())
+    }
+
+    /// The durable write limit of a segment whose file an earlier segment held; `None` for
+    /// any other segment, which needs none.
+    pub(crate) fn write_limit(&self) -> Option<u32> {
+        self.write_limit
+    }
+
+    /// Records that `limit` is durable as the segment's write limit.
+    pub(crate) fn set_write_limit(&mut self, limit: u32) {
+        debug_assert!(self.write_limit.is_some(), "only a reused file has a limit");
+        self.write_limit = Some(limit);
     }
 
     /// Moves the committed end; recovery uses it once it has verified the records before.

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::index::{Entry, Index};
 use crate::journal::Journal;
 use crate::layout::{LOCK_FILE, META_FILE};
+use crate::limit::{self, LimitFile};
 use crate::options::{
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_SEGMENT_CAPACITY, Durability, StoreOptions, check_limits,
 };
@@ -81,6 +82,8 @@ pub struct Store {
     /// The index journal a writer appends frames to (see `journal.rs`), unless
     /// [`StoreOptions::journal_bytes`] is `None`.
     pub(crate) journal: Option<Journal>,
+    /// The write limit of the active segment, when its file held an earlier segment.
+    write_limit: LimitFile,
 }
 
 impl Store {
@@ -122,6 +125,7 @@ impl Store {
             bytes_since_index_file: 0,
             synced: false,
             spares: Vec::new(),
+            write_limit: None,
         };
         lock.claim(meta.store_uid);
         Store::assemble(dir, Role::Writer(lock), meta, options, recovered)
@@ -173,6 +177,7 @@ impl Store {
             recovered.report.journal_changes + recovered.report.records_replayed;
         let synced = recovered.synced;
         let checkpoint_segment = recovered.checkpoint.map(|at| at.segment);
+        let write_limit = LimitFile::new(dir, recovered.write_limit);
         let mut store = Store {
             dir: dir.to_path_buf(),
             role,
@@ -201,6 +206,7 @@ impl Store {
                 recovered.uncovered_copies,
             ),
             journal: None,
+            write_limit,
         };
         if store.meta.change_floor.is_none() {
             // A store of a version that did not record the floor may have dropped deletes
@@ -876,6 +882,8 @@ impl Store {
     /// write should add after its records ([`Zeroer::claim`]).
     fn reserve_in_active(&mut self, len: u64) -> Result<usize> {
         self.active_mut().reserve(len)?;
+        let raised = self.raise_write_limit(len);
+        self.poison_on_err(raised)?;
         self.start_zeroing();
         let Some(zeroer) = &self.zeroer else {
             return Ok(0);
@@ -890,6 +898,30 @@ impl Store {
             write::MAX_TRAILING_ZEROS as u64,
         );
         Ok(usize::try_from(zeros).expect("at most MAX_TRAILING_ZEROS"))
+    }
+
+    /// Moves the active segment's durable write limit past the `len` bytes about to be
+    /// written at its end, when its file held an earlier segment and they would pass it: the
+    /// new limit is synced before a byte of them is written, so that no record ever lies
+    /// past the durable limit, which an open after a crash reads the file up to (`limit.rs`).
+    fn raise_write_limit(&mut self, len: u64) -> Result<()> {
+        let active = self.active();
+        let Some(limit) = active.write_limit() else {
+            return Ok(());
+        };
+        let needed = u64::from(active.end()) + len;
+        if needed <= u64::from(limit) {
+            return Ok(());
+        }
+        let (id, raised) = (active.id(), limit::next_limit(needed, active.capacity()));
+        self.write_limit.write(
+            self.options.storage.as_ref(),
+            self.meta.store_uid,
+            id,
+            raised,
+        )?;
+        self.active_mut().set_write_limit(raised);
+        Ok(())
     }
 
     /// Starts the zeroing thread at the first commit (an open that only reads spawns no

@@ -180,6 +180,28 @@ pub(crate) fn scan(buf: &[u8], from: usize, floor: u64, earlier_life: bool) -> S
     }
 }
 
+/// [`scan`] of the newest segment of a file an earlier segment held, whose durable write
+/// limit is `limit` (`limit.rs`): no record of the segment reaches `limit`, so the walk
+/// stops there and reads the rest of the file as the earlier segment's, unwritten space.
+///
+/// A limit the data runs past was not the writer's last (the limit file was copied before
+/// the segment, from a live store): an intact record above the floor where the bounded walk
+/// finds the data's end says so, since the segment's records lie back to back from its
+/// header. The walk then reads the whole file, as without a limit.
+pub(crate) fn scan_below(buf: &[u8], from: usize, floor: u64, limit: usize) -> SegmentScan<'_> {
+    if limit <= from || limit >= buf.len() {
+        return scan(buf, from, floor, true);
+    }
+    let mut bounded = scan(&buf[..limit], from, floor, true);
+    let data_end = bounded.unwritten_from.unwrap_or(limit);
+    if intact_record(buf, data_end, floor + 1).is_ok() {
+        return scan(buf, from, floor, true);
+    }
+    bounded.unwritten_from = Some(data_end);
+    bounded.len = buf.len();
+    bounded
+}
+
 /// The header of the record at `pos` of `buf`, bytes below a committed end, and where the
 /// record after it starts; `None` at the end. Committed bytes hold complete records back to
 /// back, so a header that does not decode is damage. The step that bulk reads (scans, the

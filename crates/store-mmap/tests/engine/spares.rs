@@ -162,9 +162,19 @@ fn the_next_segment_is_written_over_a_spare_file_and_survives_a_crash() {
     check(&mut f, &model);
 }
 
-/// A store whose newest segment was written over a spare and took commits, as a kill leaves
-/// it; returns the fixture, the segment's file, its bytes and the spare's bytes before.
-fn crashed_in_a_reused_segment() -> (Fixture, PathBuf, Vec<u8>, Vec<u8>) {
+/// A store whose newest segment was written over a spare and took commits, as a kill left
+/// it.
+struct Crashed {
+    f: Fixture,
+    /// The documents committed.
+    model: BTreeMap<u64, String>,
+    /// The segment's file, its bytes, and the spare's bytes before it became the segment.
+    reused: PathBuf,
+    bytes: Vec<u8>,
+    spare: Vec<u8>,
+}
+
+fn crashed_in_a_reused_segment() -> Crashed {
     let (mut f, mut model) = store_with_a_spare(small_segments());
     let spare = std::fs::read(&spare_files(&f.path())[0]).unwrap();
     let mut next = 100;
@@ -172,19 +182,149 @@ fn crashed_in_a_reused_segment() -> (Fixture, PathBuf, Vec<u8>, Vec<u8>) {
     assert!(reuses_file(&reused));
     for _ in 0..3 {
         f.store().put(id(next), &text(next, 1)).unwrap();
+        model.insert(next, text(next, 1));
         next += 1;
     }
     f.crash();
     let reused = f.path().join(reused.file_name().unwrap());
     let bytes = std::fs::read(&reused).unwrap();
-    (f, reused, bytes, spare)
+    Crashed {
+        f,
+        model,
+        reused,
+        bytes,
+        spare,
+    }
+}
+
+/// Where the records of the segment in `bytes` end: the first offset from its header on
+/// that holds no intact record above the floor its header records.
+fn data_end(bytes: &[u8]) -> usize {
+    let floor = u64::from_le_bytes(bytes[44..52].try_into().unwrap());
+    let mut at = store_format::SEGMENT_HEADER_LEN;
+    while let Ok(record) = store_format::decode_record(bytes, at) {
+        if record.header.seq <= floor {
+            break;
+        }
+        at += record.header.record_len() as usize;
+    }
+    at
+}
+
+/// The newest slot of the store's write-limit file.
+fn write_limit(dir: &Path) -> store_format::WriteLimit {
+    let file = std::fs::read(dir.join("limit.tsl")).unwrap();
+    store_format::WriteLimit::newest(&file).expect("a slot decodes")
+}
+
+fn segment_id(path: &Path) -> u32 {
+    let name = path.file_stem().unwrap().to_str().unwrap();
+    name.parse().unwrap()
+}
+
+/// The writer syncs a write limit past its records before it writes them, and an open
+/// after a crash reads a reused segment's file only up to it. A commit of the segment
+/// planted past the limit, among the earlier segment's bytes, shows it: a walk of the
+/// whole file (the limit file gone) finds that commit after bytes that are no record of
+/// the segment and refuses the open as damage before committed data; with the limit, the
+/// open reads no further, keeps every commit, and the writer goes on.
+#[test]
+fn an_open_after_a_crash_reads_a_reused_segment_up_to_its_write_limit() {
+    let Crashed {
+        mut f,
+        mut model,
+        reused,
+        mut bytes,
+        ..
+    } = crashed_in_a_reused_segment();
+    let limit = write_limit(&f.path());
+    assert_eq!(limit.segment_id, segment_id(&reused));
+    let end = data_end(&bytes);
+    let limit_at = limit.limit as usize;
+    assert!(
+        end <= limit_at && limit_at < bytes.len(),
+        "data end {end}, limit {limit_at}, file {}",
+        bytes.len()
+    );
+
+    // The segment's last commit (one put), copied again past the limit.
+    let mut last = store_format::SEGMENT_HEADER_LEN;
+    while let Ok(record) = store_format::decode_record(&bytes, last)
+        && last + record.header.record_len() as usize != end
+    {
+        last += record.header.record_len() as usize;
+    }
+    let planted = (limit_at + 64).next_multiple_of(store_format::RECORD_ALIGN);
+    assert!(
+        planted + (end - last) <= bytes.len(),
+        "no room past the limit"
+    );
+    bytes.copy_within(last..end, planted);
+    std::fs::write(&reused, &bytes).unwrap();
+
+    let limit_file = f.path().join("limit.tsl");
+    let saved = std::fs::read(&limit_file).unwrap();
+    std::fs::remove_file(&limit_file).unwrap();
+    let err = f
+        .try_reopen()
+        .err()
+        .expect("a walk of the whole file refuses");
+    assert!(
+        err.to_string().contains(&format!("offsets {planted}..")),
+        "{err}"
+    );
+
+    std::fs::write(&limit_file, &saved).unwrap();
+    let report = f.reopen().recovery().clone();
+    assert_eq!(report.dropped_tail, None, "{report:?}");
+    check(&mut f, &model);
+    // Commits go on past the limit: the writer moves it first.
+    for k in 200..260 {
+        f.store().put(id(k), &text(k, 3)).unwrap();
+        model.insert(k, text(k, 3));
+    }
+    assert!(write_limit(&f.path()).generation > limit.generation);
+    f.crash();
+    f.reopen();
+    check(&mut f, &model);
+}
+
+/// A write limit that the segment's data runs past (the limit file copied from a live store
+/// before the segment was) is not the writer's last: the open finds the segment's record
+/// where the bounded walk found the data's end, reads the whole file, and keeps every
+/// commit.
+#[test]
+fn a_write_limit_the_data_runs_past_is_read_as_stale() {
+    let (mut f, mut model) = store_with_a_spare(small_segments());
+    let mut next = 100;
+    let reused = put_until_roll(&mut f, &mut model, &mut next);
+    assert!(reuses_file(&reused));
+    let limit_file = f.path().join("limit.tsl");
+    let early = std::fs::read(&limit_file).unwrap();
+    let early_limit = write_limit(&f.path()).limit as usize;
+    while data_end(&std::fs::read(&reused).unwrap()) <= early_limit + 512 {
+        f.store().put(id(next), &text(next, 1)).unwrap();
+        model.insert(next, text(next, 1));
+        next += 1;
+    }
+    assert_eq!(f.store().active_segment(), segment_id(&reused));
+    f.crash();
+    std::fs::write(f.path().join("limit.tsl"), &early).unwrap();
+    let report = f.reopen().recovery().clone();
+    assert_eq!(report.dropped_tail, None, "{report:?}");
+    check(&mut f, &model);
 }
 
 /// Damage in a reused segment with commits after it is damage, not the earlier segment's
 /// bytes: the open refuses and names the place.
 #[test]
 fn damage_before_commits_in_a_reused_segment_fails_the_open() {
-    let (mut f, reused, mut bytes, _) = crashed_in_a_reused_segment();
+    let Crashed {
+        mut f,
+        reused,
+        mut bytes,
+        ..
+    } = crashed_in_a_reused_segment();
     // Zero the first record of the segment, which later commits follow.
     bytes[64..128].fill(0);
     std::fs::write(&reused, &bytes).unwrap();
@@ -201,7 +341,13 @@ fn damage_before_commits_in_a_reused_segment_fails_the_open() {
 /// and refuses the open.
 #[test]
 fn a_commit_gone_back_to_the_earlier_segments_bytes_before_a_later_one_fails_the_open() {
-    let (mut f, reused, mut bytes, spare) = crashed_in_a_reused_segment();
+    let Crashed {
+        mut f,
+        reused,
+        mut bytes,
+        spare,
+        ..
+    } = crashed_in_a_reused_segment();
     let first = store_format::decode_record_header(&bytes, 64).unwrap();
     let first_end = 64 + first.record_len() as usize;
     // The earlier segment's bytes where the first commit was, as the spare held them.
