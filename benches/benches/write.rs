@@ -1,6 +1,6 @@
 //! Writes: a bulk ingest by document size (256 B to 1 MiB), durable commits of 1 to 500
-//! documents, durable commits into a new segment file or a spare one, and a put through the
-//! concurrent handle by the store's segment count.
+//! documents, durable commits into a new segment file or a spare one, the open after a
+//! crash in either, and a put through the concurrent handle by the store's segment count.
 //! Creating the store and preparing the documents happen in `iter_batched`'s setup, and the
 //! store's removal after the timed routine returns it.
 //!
@@ -149,6 +149,93 @@ fn durable_commit_by_segment_space(c: &mut Criterion) {
     group.finish();
 }
 
+/// The open after a crash of a store whose newest segment, of the default 256 MiB, holds ten
+/// commits of 100 documents: in a new file (`new_file`), in a file written over a spare
+/// (`spare_file`), and in the same with its write limit removed (`spare_file_no_limit`), so
+/// that the open walks the earlier segment's bytes to the end of the file, as it must without
+/// a limit. The directory is copied as a kill leaves it, once; each timed open is read-only,
+/// which walks the segments as the writer's open does (in memory, without its syncs) and
+/// changes no file, so the same copy serves every iteration.
+fn open_after_crash_by_segment_space(c: &mut Criterion) {
+    let corpus = Corpus::synthetic(20_000, 7);
+    let docs = corpus.docs();
+    let mut group = c.benchmark_group("open_after_crash_by_segment_space");
+    group.sample_size(20);
+    for (space, spare_files, keep_limit) in [
+        ("new_file", 0, true),
+        ("spare_file", 1, true),
+        ("spare_file_no_limit", 1, false),
+    ] {
+        let dir = support::bench_dir();
+        let store_dir = dir.path().join("store");
+        let options = || StoreOptions::new().spare_files(spare_files);
+        let mut store =
+            Store::create(&store_dir, options().durability(Durability::WriteBack)).unwrap();
+        let mut next = 0usize;
+        let mut commit = |store: &mut Store, count: usize| {
+            let ops = (0..count).map(|_| {
+                let doc = &docs[next % docs.len()];
+                next += 1;
+                BatchOp::Put {
+                    id: doc.id,
+                    text: doc.text.as_str(),
+                }
+            });
+            store.commit_ops(ops.collect::<Vec<_>>()).unwrap();
+        };
+        // Two segments written and the first replaced, then a roll: onto the spare file the
+        // compaction kept, or onto a new file.
+        for _ in 0..2 {
+            let active = store.active_segment();
+            while store.active_segment() == active {
+                commit(&mut store, 1000);
+            }
+        }
+        store.sync().unwrap();
+        compact_sealed(&mut store);
+        store.close().unwrap();
+        let mut store = Store::open(&store_dir, options()).unwrap();
+        let active = store.active_segment();
+        while store.active_segment() == active {
+            commit(&mut store, 1000);
+        }
+        for _ in 0..10 {
+            commit(&mut store, 100);
+        }
+        let crashed = dir.path().join("crashed");
+        std::fs::create_dir(&crashed).unwrap();
+        for entry in std::fs::read_dir(&store_dir).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, crashed.join(path.file_name().unwrap())).unwrap();
+        }
+        drop(store);
+        if !keep_limit {
+            std::fs::remove_file(crashed.join("limit.tsl")).unwrap();
+        }
+        // The copy is of a crashed writer (the journal it leaves is read), and its newest
+        // segment is the file wanted.
+        let opened = Store::open_read_only(&crashed, options()).unwrap();
+        assert!(
+            opened.recovery().journal_frames > 0,
+            "{:?}",
+            opened.recovery()
+        );
+        let newest = crashed.join(format!("{:010}.seg", opened.active_segment()));
+        let header = std::fs::read(&newest).unwrap();
+        assert_eq!(
+            header[52] & 0b10 != 0,
+            spare_files > 0,
+            "{}",
+            newest.display()
+        );
+        drop(opened);
+        group.bench_function(BenchmarkId::from_parameter(space), |b| {
+            b.iter_with_large_drop(|| Store::open_read_only(&crashed, options()).unwrap());
+        });
+    }
+    group.finish();
+}
+
 /// The compaction the concurrent handle's policy would run after a roll (the sealed
 /// segments are mostly dead), and the checkpoint that lets the replaced segments go.
 fn compact_sealed(store: &mut Store) {
@@ -215,6 +302,7 @@ criterion_group!(
     ingest_by_document_size,
     durable_commits_by_batch_size,
     durable_commit_by_segment_space,
+    open_after_crash_by_segment_space,
     put_by_segment_count
 );
 criterion_main!(benches);
