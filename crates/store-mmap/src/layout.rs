@@ -9,7 +9,7 @@
 //! | `index.tsj` | the index journal: the index's changes since `index.tsi`, in frames | appended by the writer; started afresh under `index.tsj.tmp` |
 //! | `retired.tsr` | segments a compaction replaced, and those holding their copies | whole, atomically |
 //! | `0000000007.seg.tmp` | a compaction output before it takes its name | by the compaction |
-//! | `limit.tsl` | the write limit of the newest segment when its file held an earlier segment (`limit.rs`) | by the writer, one of two slots in place, synced before records pass the limit before |
+//! | `limit.tsl` | the write limit of the newest segment when its file held an earlier segment (`limit.rs`) | by the writer: one of two slots in place, synced before the segment's records pass the last limit |
 //! | `0000000003.spare` | the file of retired segment 3, kept to be written over as a new segment (`StoreOptions::spare_files`) | renamed from the segment's name, and to the new segment's |
 
 /// The lock file, which also holds the writer's shared page.

@@ -149,10 +149,15 @@ impl Store {
             &mut self.index,
             seen,
             self.last_seq,
-            match bound {
-                Some(bound) => TailEnd::Published(bound),
-                None => TailEnd::Data(crate::limit::read(&self.dir, uid)),
-            },
+            // A store without a live writer may have crashed in a segment written over a
+            // spare: its write limit bounds the walk, as at the open.
+            TailEnd::new(
+                bound,
+                bound
+                    .is_none()
+                    .then(|| crate::limit::read(&self.dir, uid))
+                    .flatten(),
+            ),
             &mut report,
         )?;
         for (id, end) in &tail.ends {

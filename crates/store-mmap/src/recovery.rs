@@ -391,10 +391,7 @@ fn read_index_and_tail(
         }
     };
 
-    let end = match bound {
-        Some(bound) => TailEnd::Published(bound),
-        None => TailEnd::Data(write_limit),
-    };
+    let end = TailEnd::new(bound, write_limit);
     let tail = scan_tail(dir, segments, &mut index, start, last_seq, end, report)?;
     Ok((index, start, journaled_bytes, tail))
 }
@@ -421,6 +418,15 @@ pub(crate) enum TailEnd {
 }
 
 impl TailEnd {
+    /// Up to `bound`, a live writer's published position, or without one up to the data,
+    /// bounded by `write_limit`.
+    pub(crate) fn new(bound: Option<Position>, write_limit: Option<WriteLimit>) -> TailEnd {
+        match bound {
+            Some(bound) => TailEnd::Published(bound),
+            None => TailEnd::Data(write_limit),
+        }
+    }
+
     fn published(self) -> Option<Position> {
         match self {
             TailEnd::Published(position) => Some(position),

@@ -275,6 +275,13 @@ fn an_open_after_a_crash_reads_a_reused_segment_up_to_its_write_limit() {
     );
 
     std::fs::write(&limit_file, &saved).unwrap();
+    // A read-only open, which recovers in memory, reads up to the limit too.
+    let reader = Store::open_read_only(f.path(), small_segments()).unwrap();
+    for (&k, text) in &model {
+        let doc = reader.get(id(k)).unwrap().expect("every commit is kept");
+        assert_eq!(&*doc, text.as_str(), "document {k}");
+    }
+    drop(reader);
     let report = f.reopen().recovery().clone();
     assert_eq!(report.dropped_tail, None, "{report:?}");
     check(&mut f, &model);
