@@ -555,7 +555,17 @@ impl Store {
             .try_for_each(|output| output.rename(self.dir.join(segment_file_name(output.id()))))
             .and_then(|()| sync_dir(self.options.storage.as_ref(), &self.dir));
         if let Err(err) = renamed {
-            remove_outputs(&outputs);
+            // An output that took its segment name and cannot be removed either is a
+            // segment on disk, which an open reads: the store keeps it as one, as after a
+            // list that fails to be written (below), so that a later compaction counts the
+            // versions it holds before it drops a tombstone. Forgotten, it would bring back
+            // documents whose deletes that compaction dropped.
+            for output in outputs {
+                let named = output.path() == self.dir.join(segment_file_name(output.id()));
+                if output.remove_file().is_err() && named && output.path().exists() {
+                    self.segments.add(output);
+                }
+            }
             let _ = sync_dir(self.options.storage.as_ref(), &self.dir);
             return Err(err);
         }

@@ -1212,3 +1212,87 @@ fn under_write_back_a_compaction_retires_nothing_a_commit_not_yet_durable_replac
     let report = store.verify();
     assert!(report.is_clean(), "{:?}", report.problems);
 }
+
+/// A compaction whose install fails at the directory sync after its outputs took their
+/// segment names, and whose outputs then cannot be removed, leaves segments on disk that an
+/// open reads: the store keeps them as segments, so that a later compaction counts the
+/// versions they hold before it drops a tombstone. Found by the concurrent handle's
+/// write-back model (seed 600, with the machine loaded): the store forgot such an output, a
+/// later compaction dropped the deletes of documents it held, and a rebuild from the data
+/// brought the deleted documents back.
+#[test]
+fn outputs_left_by_a_failed_install_stay_segments_of_the_store() {
+    let text = |k: u64, version: u32| format!("{k} {version} {}", "t".repeat(900));
+    let mut cases = 0;
+    // The install's directory syncs (a roll's, then the outputs' names), and the removals
+    // after a failed one.
+    for (nth_sync, nth_remove) in (0..3).flat_map(|s| (0..3).map(move |r| (s, r))) {
+        let storage = Arc::new(FaultStorage::new());
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("store");
+        let options = StoreOptions::new()
+            .segment_capacity(8192)
+            .max_document_bytes(2000)
+            .storage(Arc::clone(&storage) as _);
+        let mut store = Store::create(&dir, options.clone()).unwrap();
+        for version in 1..=2 {
+            for k in (0..12).step_by(version as usize) {
+                store.put(id(k), &text(k, version)).unwrap();
+            }
+        }
+        let plan = store
+            .plan_compaction(&CompactionScope::Everything)
+            .unwrap()
+            .expect("dead bytes to compact");
+        let done = plan.run().unwrap();
+        let before = crate::segment_files(&dir);
+        storage.inject(Fault::Fail(FaultOp::SyncDir), nth_sync);
+        storage.inject(Fault::Fail(FaultOp::Remove), nth_remove);
+        let err = store.install_compaction(done).err();
+        storage.disarm();
+        let left = crate::segment_files(&dir)
+            .into_iter()
+            .filter(|path| !before.contains(path))
+            .count();
+        let Some(err) = err.filter(|_| left > 0) else {
+            continue;
+        };
+        cases += 1;
+        assert_eq!(
+            store.stats().unwrap().segments() as usize,
+            crate::segment_files(&dir).len(),
+            "the store does not count a segment file on disk ({err})"
+        );
+        // Every document deleted, the deletes sealed, then everything compacted: the
+        // deletes go only with every version they cover.
+        for k in 0..12 {
+            store.delete(id(k)).unwrap();
+        }
+        let active = store.active_segment();
+        let mut filler = 100;
+        while store.active_segment() == active {
+            store.put(id(filler), &text(filler, 1)).unwrap();
+            filler += 1;
+        }
+        while let Some(plan) = store.plan_compaction(&CompactionScope::Everything).unwrap() {
+            store.install_compaction(plan.run().unwrap()).unwrap();
+            store.checkpoint().unwrap();
+            store.remove_retired().unwrap();
+        }
+        store.close().unwrap();
+        let rebuilt = root.path().join("rebuilt");
+        store_mmap::recover(&dir, &rebuilt).unwrap();
+        let rebuilt = Store::open(&rebuilt, StoreOptions::new()).unwrap();
+        for k in 0..12 {
+            assert_eq!(
+                rebuilt.get(id(k)).unwrap(),
+                None,
+                "document {k} came back ({err})"
+            );
+        }
+        assert_eq!(rebuilt.len() as u64, filler - 100);
+        let store = Store::open(&dir, options).unwrap();
+        assert_eq!(store.len() as u64, filler - 100);
+    }
+    assert!(cases > 0, "no install left an output behind");
+}
