@@ -106,25 +106,11 @@ fn durable_commit_by_segment_space(c: &mut Criterion) {
                 .max_document_bytes(1 << 20)
                 .spare_files(spare_files);
             let mut store = Store::create(dir.path(), options).unwrap();
-            let mut next = 0usize;
-            let mut commit = |store: &mut Store| {
-                let ops = (0..batch).map(|_| {
-                    let doc = &docs[next % docs.len()];
-                    next += 1;
-                    BatchOp::Put {
-                        id: doc.id,
-                        text: doc.text.as_str(),
-                    }
-                });
-                store.commit_ops(ops.collect::<Vec<_>>()).unwrap();
-            };
+            let mut writes = Overwrites::of(docs);
             // Two segments written and replaced first, so that a spare file exists from
             // the first timed commit on.
             for _ in 0..2 {
-                let active = store.active_segment();
-                while store.active_segment() == active {
-                    commit(&mut store);
-                }
+                writes.fill_segment(&mut store, batch);
                 compact_sealed(&mut store);
             }
             let param = format!("{batch}/{space}");
@@ -134,7 +120,7 @@ fn durable_commit_by_segment_space(c: &mut Criterion) {
                     for _ in 0..iters {
                         let active = store.active_segment();
                         let start = Instant::now();
-                        commit(&mut store);
+                        writes.commit(&mut store, batch);
                         timed += start.elapsed();
                         if store.active_segment() != active {
                             compact_sealed(&mut store);
@@ -171,36 +157,19 @@ fn open_after_crash_by_segment_space(c: &mut Criterion) {
         let options = || StoreOptions::new().spare_files(spare_files);
         let mut store =
             Store::create(&store_dir, options().durability(Durability::WriteBack)).unwrap();
-        let mut next = 0usize;
-        let mut commit = |store: &mut Store, count: usize| {
-            let ops = (0..count).map(|_| {
-                let doc = &docs[next % docs.len()];
-                next += 1;
-                BatchOp::Put {
-                    id: doc.id,
-                    text: doc.text.as_str(),
-                }
-            });
-            store.commit_ops(ops.collect::<Vec<_>>()).unwrap();
-        };
+        let mut writes = Overwrites::of(docs);
         // Two segments written and the first replaced, then a roll: onto the spare file the
         // compaction kept, or onto a new file.
         for _ in 0..2 {
-            let active = store.active_segment();
-            while store.active_segment() == active {
-                commit(&mut store, 1000);
-            }
+            writes.fill_segment(&mut store, 1000);
         }
         store.sync().unwrap();
         compact_sealed(&mut store);
         store.close().unwrap();
         let mut store = Store::open(&store_dir, options()).unwrap();
-        let active = store.active_segment();
-        while store.active_segment() == active {
-            commit(&mut store, 1000);
-        }
+        writes.fill_segment(&mut store, 1000);
         for _ in 0..10 {
-            commit(&mut store, 100);
+            writes.commit(&mut store, 100);
         }
         let crashed = dir.path().join("crashed");
         std::fs::create_dir(&crashed).unwrap();
@@ -234,6 +203,42 @@ fn open_after_crash_by_segment_space(c: &mut Criterion) {
         });
     }
     group.finish();
+}
+
+/// Overwrites of a corpus's documents, round and round, each commit going on from where the
+/// last stopped.
+struct Overwrites<'a> {
+    docs: &'a [Document],
+    next: usize,
+}
+
+impl<'a> Overwrites<'a> {
+    fn of(docs: &'a [Document]) -> Overwrites<'a> {
+        Overwrites { docs, next: 0 }
+    }
+
+    /// One commit of the next `count` documents.
+    fn commit(&mut self, store: &mut Store, count: usize) {
+        let ops: Vec<BatchOp<'_>> = (0..count)
+            .map(|_| {
+                let doc = &self.docs[self.next % self.docs.len()];
+                self.next += 1;
+                BatchOp::Put {
+                    id: doc.id,
+                    text: doc.text.as_str(),
+                }
+            })
+            .collect();
+        store.commit_ops(ops).unwrap();
+    }
+
+    /// Commits of `count` documents until the store moves writes to a new segment.
+    fn fill_segment(&mut self, store: &mut Store, count: usize) {
+        let active = store.active_segment();
+        while store.active_segment() == active {
+            self.commit(store, count);
+        }
+    }
 }
 
 /// The compaction the concurrent handle's policy would run after a roll (the sealed
