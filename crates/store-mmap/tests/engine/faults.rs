@@ -1133,17 +1133,9 @@ fn a_compaction_whose_retired_list_fails_moves_no_document() {
     for nth in 0..6 {
         let storage = Arc::new(FaultStorage::new());
         let root = tempfile::tempdir().unwrap();
-        let options = StoreOptions::new()
-            .segment_capacity(8192)
-            .max_document_bytes(2000)
-            .storage(Arc::clone(&storage) as _);
+        let options = small_segments_on(&storage);
         let mut store = Store::create(root.path().join("store"), options).unwrap();
-        let text = |k: u64, version: u32| format!("{k} {version} {}", "t".repeat(900));
-        for version in 1..=2 {
-            for k in (0..12).step_by(version as usize) {
-                store.put(id(k), &text(k, version)).unwrap();
-            }
-        }
+        put_two_versions(&mut store);
         let before: Vec<_> = (0..12).map(|k| store.location(id(k)).unwrap()).collect();
         let plan = store
             .plan_compaction(&CompactionScope::Everything)
@@ -1163,7 +1155,7 @@ fn a_compaction_whose_retired_list_fails_moves_no_document() {
         for k in 0..12 {
             let version = if k % 2 == 0 { 2 } else { 1 };
             let doc = store.get(id(k)).unwrap().unwrap();
-            assert_eq!(doc.to_string(), text(k, version));
+            assert_eq!(doc.to_string(), versioned_text(k, version));
         }
     }
     assert_eq!(list_failures, 1, "no rename failed the retired list");
@@ -1179,11 +1171,7 @@ fn under_write_back_a_compaction_retires_nothing_a_commit_not_yet_durable_replac
     let storage = Arc::new(FaultStorage::new());
     let root = tempfile::tempdir().unwrap();
     let path = root.path().join("store");
-    let options = StoreOptions::new()
-        .segment_capacity(8192)
-        .max_document_bytes(2000)
-        .durability(Durability::WriteBack)
-        .storage(Arc::clone(&storage) as _);
+    let options = small_segments_on(&storage).durability(Durability::WriteBack);
     let mut store = Store::create(&path, options.clone()).unwrap();
     // A delete of a missing document: dead bytes that make the segment worth compacting.
     let mut batch = WriteBatch::new();
@@ -1222,7 +1210,6 @@ fn under_write_back_a_compaction_retires_nothing_a_commit_not_yet_durable_replac
 /// brought the deleted documents back.
 #[test]
 fn outputs_left_by_a_failed_install_stay_segments_of_the_store() {
-    let text = |k: u64, version: u32| format!("{k} {version} {}", "t".repeat(900));
     let mut cases = 0;
     // The install's directory syncs (a roll's, then the outputs' names), and the removals
     // after a failed one.
@@ -1230,16 +1217,9 @@ fn outputs_left_by_a_failed_install_stay_segments_of_the_store() {
         let storage = Arc::new(FaultStorage::new());
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("store");
-        let options = StoreOptions::new()
-            .segment_capacity(8192)
-            .max_document_bytes(2000)
-            .storage(Arc::clone(&storage) as _);
+        let options = small_segments_on(&storage);
         let mut store = Store::create(&dir, options.clone()).unwrap();
-        for version in 1..=2 {
-            for k in (0..12).step_by(version as usize) {
-                store.put(id(k), &text(k, version)).unwrap();
-            }
-        }
+        put_two_versions(&mut store);
         let plan = store
             .plan_compaction(&CompactionScope::Everything)
             .unwrap()
@@ -1271,7 +1251,7 @@ fn outputs_left_by_a_failed_install_stay_segments_of_the_store() {
         let active = store.active_segment();
         let mut filler = 100;
         while store.active_segment() == active {
-            store.put(id(filler), &text(filler, 1)).unwrap();
+            store.put(id(filler), &versioned_text(filler, 1)).unwrap();
             filler += 1;
         }
         while let Some(plan) = store.plan_compaction(&CompactionScope::Everything).unwrap() {
@@ -1295,4 +1275,26 @@ fn outputs_left_by_a_failed_install_stay_segments_of_the_store() {
         assert_eq!(store.len() as u64, filler - 100);
     }
     assert!(cases > 0, "no install left an output behind");
+}
+
+/// Options for a store of 8 KiB segments on `storage`.
+fn small_segments_on(storage: &Arc<FaultStorage>) -> StoreOptions {
+    StoreOptions::new()
+        .segment_capacity(8192)
+        .max_document_bytes(2000)
+        .storage(Arc::clone(storage) as _)
+}
+
+/// Version `version` of document `k`: about 900 bytes, a ninth of a small segment.
+fn versioned_text(k: u64, version: u32) -> String {
+    format!("{k} {version} {}", "t".repeat(900))
+}
+
+/// Documents 0 to 11 at version 1, then the even ones at version 2: dead bytes to compact.
+fn put_two_versions(store: &mut Store) {
+    for version in 1..=2 {
+        for k in (0..12).step_by(version as usize) {
+            store.put(id(k), &versioned_text(k, version)).unwrap();
+        }
+    }
 }
