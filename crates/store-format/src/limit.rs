@@ -83,9 +83,11 @@ impl WriteLimit {
         })
     }
 
-    /// The slot of highest generation among those of a write-limit file's bytes that decode
-    /// and sit where their generation puts them; `None` when neither does.
-    pub fn newest(file: &[u8]) -> Option<WriteLimit> {
+    /// The slot of highest generation among those of a write-limit file's bytes that decode,
+    /// sit where their generation puts them, and belong to store `store_uid`; `None` when
+    /// neither does. (A slot of another store, whatever its generation, says nothing of
+    /// this one's segments.)
+    pub fn newest(file: &[u8], store_uid: u128) -> Option<WriteLimit> {
         (0..2)
             .filter_map(|slot| {
                 let at = slot * WRITE_LIMIT_SLOT_STRIDE;
@@ -95,7 +97,7 @@ impl WriteLimit {
                 }
                 WriteLimit::decode(bytes)
                     .ok()
-                    .filter(|limit| limit.offset() == at)
+                    .filter(|limit| limit.offset() == at && limit.store_uid == store_uid)
             })
             .max_by_key(|limit| limit.generation)
     }
@@ -105,9 +107,11 @@ impl WriteLimit {
 mod tests {
     use super::*;
 
+    const UID: u128 = 0x1234_5678_9abc_def0_1234_5678_9abc_def0;
+
     fn limit(generation: u64, limit: u32) -> WriteLimit {
         WriteLimit {
-            store_uid: 0x1234_5678_9abc_def0_1234_5678_9abc_def0,
+            store_uid: UID,
             segment_id: 7,
             generation,
             limit,
@@ -137,29 +141,38 @@ mod tests {
 
     #[test]
     fn the_newest_slot_that_decodes_is_the_writers_last() {
-        assert_eq!(WriteLimit::newest(&[]), None);
+        assert_eq!(WriteLimit::newest(&[], UID), None);
         assert_eq!(
-            WriteLimit::newest(&file(&[limit(1, 100)])),
+            WriteLimit::newest(&file(&[limit(1, 100)]), UID),
             Some(limit(1, 100))
         );
         let both = file(&[limit(1, 100), limit(2, 200)]);
-        assert_eq!(WriteLimit::newest(&both), Some(limit(2, 200)));
+        assert_eq!(WriteLimit::newest(&both, UID), Some(limit(2, 200)));
         let three = file(&[limit(1, 100), limit(2, 200), limit(3, 300)]);
-        assert_eq!(WriteLimit::newest(&three), Some(limit(3, 300)));
+        assert_eq!(WriteLimit::newest(&three, UID), Some(limit(3, 300)));
 
         // A torn last write leaves the slot before it.
         let mut torn = three.clone();
         torn[WRITE_LIMIT_SLOT_STRIDE + 41] ^= 0xff;
-        assert_eq!(WriteLimit::newest(&torn), Some(limit(2, 200)));
+        assert_eq!(WriteLimit::newest(&torn, UID), Some(limit(2, 200)));
         // A slot found where its generation does not put it is not the writer's.
         let mut misplaced = both.clone();
         misplaced[..WRITE_LIMIT_LEN].copy_from_slice(&limit(5, 500).encode());
-        assert_eq!(WriteLimit::newest(&misplaced), Some(limit(1, 100)));
+        assert_eq!(WriteLimit::newest(&misplaced, UID), Some(limit(1, 100)));
         // A file cut inside the slot written last keeps the other.
         assert_eq!(
-            WriteLimit::newest(&three[..WRITE_LIMIT_SLOT_STRIDE + 20]),
+            WriteLimit::newest(&three[..WRITE_LIMIT_SLOT_STRIDE + 20], UID),
             Some(limit(2, 200))
         );
+        // A slot of another store, of any generation, is not this store's.
+        let mut foreign = both.clone();
+        let other = WriteLimit {
+            store_uid: UID + 1,
+            ..limit(4, 400)
+        };
+        foreign[..WRITE_LIMIT_LEN].copy_from_slice(&other.encode());
+        assert_eq!(WriteLimit::newest(&foreign, UID), Some(limit(1, 100)));
+        assert_eq!(WriteLimit::newest(&foreign, UID + 1), Some(other));
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub(crate) fn next_limit(needed: u64, capacity: u32) -> u32 {
 /// file.
 pub(crate) fn read(dir: &Path, store_uid: u128) -> Option<WriteLimit> {
     let bytes = std::fs::read(dir.join(LIMIT_FILE)).ok()?;
-    WriteLimit::newest(&bytes).filter(|limit| limit.store_uid == store_uid)
+    WriteLimit::newest(&bytes, store_uid)
 }
 
 /// The writer's handle on the write-limit file; it opens the file at the first limit it

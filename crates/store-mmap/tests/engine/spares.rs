@@ -213,8 +213,10 @@ fn data_end(bytes: &[u8]) -> usize {
 
 /// The newest slot of the store's write-limit file.
 fn write_limit(dir: &Path) -> store_format::WriteLimit {
+    let meta = std::fs::read(dir.join("textstore.meta")).unwrap();
+    let store_uid = store_format::StoreMeta::decode(&meta).unwrap().store_uid;
     let file = std::fs::read(dir.join("limit.tsl")).unwrap();
-    store_format::WriteLimit::newest(&file).expect("a slot decodes")
+    store_format::WriteLimit::newest(&file, store_uid).expect("a slot of this store decodes")
 }
 
 fn segment_id(path: &Path) -> u32 {
