@@ -197,7 +197,10 @@ pub(crate) fn recover(
     // the journal and the tail, so that the open waits for the disk and the reading once.
     let journaled = journal::present(dir);
     // Past the published position of a live writer nothing is read, limit or not.
-    let write_limit = crate::limit::read(dir, meta.store_uid).filter(|_| bound.is_none());
+    let write_limit = bound
+        .is_none()
+        .then(|| crate::limit::read(dir, meta.store_uid))
+        .flatten();
     let sync_early = access.writes() && journaled;
     let storage = options.storage.as_ref();
     let (mut index, start, journaled_bytes, tail, synced) =
