@@ -151,13 +151,7 @@ impl Store {
             self.last_seq,
             // A store without a live writer may have crashed in a segment written over a
             // spare: its write limit bounds the walk, as at the open.
-            TailEnd::new(
-                bound,
-                bound
-                    .is_none()
-                    .then(|| crate::limit::read(&self.dir, uid))
-                    .flatten(),
-            ),
+            TailEnd::read(&self.dir, uid, bound),
             &mut report,
         )?;
         for (id, end) in &tail.ends {

@@ -196,11 +196,8 @@ pub(crate) fn recover(
     // close removes it): the sync then runs on a thread of its own while this one reads
     // the journal and the tail, so that the open waits for the disk and the reading once.
     let journaled = journal::present(dir);
-    // Past the published position of a live writer nothing is read, limit or not.
-    let write_limit = bound
-        .is_none()
-        .then(|| crate::limit::read(dir, meta.store_uid))
-        .flatten();
+    let end = TailEnd::read(dir, meta.store_uid, bound);
+    let write_limit = end.write_limit();
     let sync_early = access.writes() && journaled;
     let storage = options.storage.as_ref();
     let (mut index, start, journaled_bytes, tail, synced) =
@@ -214,15 +211,7 @@ pub(crate) fn recover(
                         sync_dir(storage, dir)
                     })
                 });
-            let read = read_index_and_tail(
-                dir,
-                meta,
-                &segments,
-                bound,
-                journaled,
-                write_limit,
-                &mut report,
-            );
+            let read = read_index_and_tail(dir, meta, &segments, end, journaled, &mut report);
             let synced = match sync {
                 Some(thread) => {
                     thread.join().map_err(|_| Error::Panicked {
@@ -347,11 +336,11 @@ fn read_index_and_tail(
     dir: &Path,
     meta: &StoreMeta,
     segments: &BTreeMap<u32, SegmentFile>,
-    bound: Option<Position>,
+    end: TailEnd,
     journaled: bool,
-    write_limit: Option<WriteLimit>,
     report: &mut RecoveryReport,
 ) -> Result<(Index, Option<Position>, u64, TailScan)> {
+    let bound = end.published();
     let mut journaled_bytes = 0;
     let (mut index, last_seq, start) = match load_index(dir, meta, segments, bound)? {
         Checkpoint::Loaded { base } => {
@@ -394,7 +383,6 @@ fn read_index_and_tail(
         }
     };
 
-    let end = TailEnd::new(bound, write_limit);
     let tail = scan_tail(dir, segments, &mut index, start, last_seq, end, report)?;
     Ok((index, start, journaled_bytes, tail))
 }
@@ -422,11 +410,20 @@ pub(crate) enum TailEnd {
 
 impl TailEnd {
     /// Up to `bound`, a live writer's published position, or without one up to the data,
-    /// bounded by `write_limit`.
-    pub(crate) fn new(bound: Option<Position>, write_limit: Option<WriteLimit>) -> TailEnd {
+    /// bounded by the write limit that the store `store_uid` in `dir` records (read only
+    /// then: past a live writer's position nothing is read, limit or not).
+    pub(crate) fn read(dir: &Path, store_uid: u128, bound: Option<Position>) -> TailEnd {
         match bound {
             Some(bound) => TailEnd::Published(bound),
-            None => TailEnd::Data(write_limit),
+            None => TailEnd::Data(crate::limit::read(dir, store_uid)),
+        }
+    }
+
+    /// The write limit read, whichever segment it is for.
+    fn write_limit(self) -> Option<WriteLimit> {
+        match self {
+            TailEnd::Published(_) => None,
+            TailEnd::Data(limit) => limit,
         }
     }
 
@@ -439,10 +436,9 @@ impl TailEnd {
 
     /// The write limit of segment `id`, if it has one to read up to.
     fn write_limit_of(self, id: u32) -> Option<usize> {
-        match self {
-            TailEnd::Data(Some(limit)) if limit.segment_id == id => Some(limit.limit as usize),
-            _ => None,
-        }
+        self.write_limit()
+            .filter(|limit| limit.segment_id == id)
+            .map(|limit| limit.limit as usize)
     }
 }
 
