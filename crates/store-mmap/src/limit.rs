@@ -107,11 +107,11 @@ impl LimitFile {
                     let file = storage
                         .create_new(&self.path)
                         .map_err(Error::io("create", &self.path))?;
-                    // Both slots' room at once: a write of the second slot never grows
-                    // the file, so a slot's sync need not carry the file's length.
+                    // Both slots' blocks at once: a slot's write never needs a new block,
+                    // so a disk that fills up later fails no limit.
                     storage
-                        .set_len(&file, &self.path, WRITE_LIMIT_FILE_LEN as u64)
-                        .map_err(Error::io("set the length of", &self.path))?;
+                        .allocate(&file, &self.path, 0, WRITE_LIMIT_FILE_LEN as u64)
+                        .map_err(Error::io("preallocate", &self.path))?;
                     storage
                         .sync(&file, &self.path, SyncKind::All)
                         .map_err(Error::io("sync", &self.path))?;

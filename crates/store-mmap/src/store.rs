@@ -882,8 +882,13 @@ impl Store {
     /// write should add after its records ([`Zeroer::claim`]).
     fn reserve_in_active(&mut self, len: u64) -> Result<usize> {
         self.active_mut().reserve(len)?;
-        let raised = self.raise_write_limit(len);
-        self.poison_on_err(raised)?;
+        match self.raise_write_limit(len) {
+            // Nothing of the commit is written yet, and the durable limit is the one before,
+            // which the data does not pass: a full disk fails the commit alone, as a
+            // reservation that finds no room does.
+            Err(err @ Error::DiskFull { .. }) => return Err(err),
+            raised => self.poison_on_err(raised)?,
+        }
         self.start_zeroing();
         let Some(zeroer) = &self.zeroer else {
             return Ok(0);

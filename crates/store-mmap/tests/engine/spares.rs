@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use store_format::RecordKind;
-use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope, Store, StoreOptions};
+use store_mmap::fault::{Fault, FaultOp, FaultStorage};
+use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope, Error, Store, StoreOptions};
 
 use crate::{Fixture, files_with_extension, id, segment_files};
 
@@ -553,4 +555,35 @@ fn a_spare_longer_than_a_new_segment_is_let_go() {
         let doc = store.get(id(k)).unwrap();
         assert_eq!(doc.as_deref(), Some(text.as_str()), "document {k}");
     }
+}
+
+/// A disk too full for the write-limit file fails the commit that needed a new limit with
+/// `DiskFull`, before it wrote anything, and leaves the store taking writes: the next
+/// commit writes the limit, and every commit survives a crash.
+#[test]
+fn a_full_disk_at_the_write_limit_fails_the_commit_alone() {
+    let storage = Arc::new(FaultStorage::new());
+    let (mut f, mut model) =
+        store_with_a_spare(small_segments().storage(Arc::clone(&storage) as _));
+    let mut next = 100;
+    let reused = put_until_roll(&mut f, &mut model, &mut next);
+    assert!(reuses_file(&reused));
+    // After a crash, without its limit file: the next commit into the segment creates it.
+    f.crash();
+    std::fs::remove_file(f.path().join("limit.tsl")).unwrap();
+    f.reopen();
+    storage.inject(Fault::Fail(FaultOp::Allocate), 0);
+    let err = f.store().put(id(next), &text(next, 1)).unwrap_err();
+    assert!(matches!(err, Error::DiskFull { .. }), "{err}");
+    assert!(err.to_string().contains("limit.tsl"), "{err}");
+    assert_eq!(storage.injected(Fault::Fail(FaultOp::Allocate)), 1);
+    for k in next..next + 3 {
+        f.store().put(id(k), &text(k, 1)).unwrap();
+        model.insert(k, text(k, 1));
+    }
+    assert_eq!(write_limit(&f.path()).segment_id, segment_id(&reused));
+    check(&mut f, &model);
+    f.crash();
+    f.reopen();
+    check(&mut f, &model);
 }
