@@ -2,7 +2,7 @@
 //! segment's file held an earlier segment (a spare file).
 
 use crate::FORMAT_VERSION;
-use crate::codec::{all_zero, get_u32, get_u64, get_u128, put};
+use crate::codec::{get_u32, get_u64, get_u128, put};
 use crate::error::{FormatError, Structure, check_header, invalid};
 
 /// Magic bytes at the start of a write-limit slot.
@@ -91,11 +91,7 @@ impl WriteLimit {
         (0..2)
             .filter_map(|slot| {
                 let at = slot * WRITE_LIMIT_SLOT_STRIDE;
-                let bytes = file.get(at..)?;
-                if all_zero(&bytes[..bytes.len().min(WRITE_LIMIT_LEN)]) {
-                    return None;
-                }
-                WriteLimit::decode(bytes)
+                WriteLimit::decode(file.get(at..)?)
                     .ok()
                     .filter(|limit| limit.offset() == at && limit.store_uid == store_uid)
             })
