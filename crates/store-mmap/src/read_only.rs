@@ -321,7 +321,7 @@ impl Store {
 }
 
 /// Whether `err` says a file named a moment ago is gone.
-fn vanished(err: &Error) -> bool {
+pub(crate) fn vanished(err: &Error) -> bool {
     matches!(err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 

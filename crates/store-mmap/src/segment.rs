@@ -639,6 +639,20 @@ impl SegmentFile {
             .write(writable)
             .open(&path)
             .map_err(Error::io("open segment", &path))?;
+        SegmentFile::open_file(storage, path, file, id, store_uid, settings, writable)
+    }
+
+    /// [`SegmentFile::open`] of `file`, opened by `path`: what follows the open, apart so
+    /// that a test can give the file to a new segment in between, as the writer may.
+    fn open_file(
+        storage: &Arc<dyn Storage>,
+        path: PathBuf,
+        file: File,
+        id: u32,
+        store_uid: u128,
+        settings: MapSettings,
+        writable: bool,
+    ) -> Result<SegmentFile> {
         // A reader's shared lock, before it reads anything: while it is held, the writer does
         // not write the file over as a new segment ([`SegmentFile::reuse`]).
         let shared_lock = if writable {
@@ -1162,5 +1176,56 @@ mod tests {
         reopened.set_end(4096);
         reopened.trim().unwrap();
         assert_eq!(reopened.zero_target().unwrap().written, 4096);
+    }
+
+    /// A reader that opened a segment's file by its name just before the writer took the
+    /// file as a spare for a new segment finds, once its shared lock is granted, another
+    /// segment's header and the name gone: the segment it looked for was removed, which
+    /// the view's load retries past. The same header under a name that still names the file
+    /// is damage.
+    #[test]
+    fn a_reader_that_opened_a_file_the_writer_then_took_finds_its_segment_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
+        let settings = StoreOptions::new().map_settings();
+        let mut old =
+            SegmentFile::create(&storage, dir.path(), header(2, false), settings).unwrap();
+        old.reserve(4096).unwrap();
+        drop(old);
+        let path = dir.path().join(crate::layout::segment_file_name(2));
+        let opened_by_name = File::open(&path).unwrap();
+
+        let spare = dir.path().join(crate::layout::spare_file_name(2));
+        std::fs::rename(&path, &spare).unwrap();
+        let taken = SegmentFile::reuse(&storage, dir.path(), &spare, header(5, true), settings)
+            .unwrap()
+            .expect("the reader holds no lock yet");
+        let err = SegmentFile::open_file(
+            &storage,
+            path.clone(),
+            opened_by_name,
+            2,
+            7,
+            settings,
+            false,
+        )
+        .err()
+        .expect("segment 2 is gone");
+        assert!(crate::read_only::vanished(&err), "{err}");
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(
+            cause.is_some_and(|c| c.contains("now holds segment 5")),
+            "{err:?}"
+        );
+        drop(taken);
+
+        // The new segment's file under the old name again: a header that disagrees with the
+        // name that reaches the file is damage, not a race.
+        let taken_path = dir.path().join(crate::layout::segment_file_name(5));
+        std::fs::rename(&taken_path, &path).unwrap();
+        let err = SegmentFile::open(&storage, path, 2, 7, settings, false)
+            .err()
+            .expect("the header names segment 5");
+        assert!(err.is_corruption(), "{err}");
     }
 }
