@@ -13,6 +13,7 @@ use store_cache::{BufferPool, PoolOptions, PooledBatch};
 use store_mmap::{DocId, Store};
 
 use crate::progress::Bar;
+use crate::report::counted;
 use crate::{Failure, Outcome, parse_id, read_text_file_into, write_out};
 
 /// Operations per commit: large enough that the per-commit `fdatasync` is amortised, small
@@ -170,11 +171,16 @@ pub(crate) fn run(store: &mut Store, path: &Path, json: bool, out: &mut impl Wri
         write_out(out, format!("{summary}\n").as_bytes())?;
     }
     let mut summary = format!(
-        "textstore: imported {documents} documents ({}) into {dir_name} in {seconds:.2} s ({rate:.0} documents/s)",
+        "textstore: imported {} ({}) into {dir_name} in {seconds:.2} s ({rate:.0} documents/s)",
+        counted(documents, "document"),
         HumanBytes(bytes)
     );
     if !skipped.is_empty() {
-        let _ = write!(summary, "; skipped {} files:", skipped.len());
+        let _ = write!(
+            summary,
+            "; skipped {}:",
+            counted(skipped.len() as u64, "file")
+        );
         for file in &skipped {
             let _ = write!(summary, "\n  {}: {}", file.path, file.reason);
         }

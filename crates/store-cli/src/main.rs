@@ -346,15 +346,17 @@ fn run(cli: Cli) -> Outcome {
                 }
             }
             let summary = format!(
-                "{} segments, {} intact records, {} documents checked",
-                report.segments, report.records_ok, report.documents_checked
+                "{}, {}, {} checked",
+                report::counted(report.segments, "segment"),
+                report::counted(report.records_ok, "intact record"),
+                report::counted(report.documents_checked, "document")
             );
             if !report.is_clean() {
                 return Err(Failure {
                     code: 3,
                     message: format!(
-                        "{} problems found; {summary}. `textstore recover {} NEW_DIR` copies every intact record into a new store",
-                        report.problems.len(),
+                        "{} found; {summary}. `textstore recover {} NEW_DIR` copies every intact record into a new store",
+                        report::counted(report.problems.len() as u64, "problem"),
                         dir()?.display()
                     ),
                 });

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use store_mmap::{DamagedRecord, Problem, RecoverReport};
 
+use crate::report::counted;
 use crate::{Failure, Outcome, write_out};
 
 /// Prints `report` and fails with exit code 3 when something was lost.
@@ -41,14 +42,14 @@ pub(crate) fn print(
     let older = report.older_versions().count();
     let lost = report.lost().count();
     let summary = format!(
-        "copied {} documents ({} bytes of text) from {} into {}; {} intact records in {} segments, {} documents deleted",
-        report.documents,
+        "copied {} ({} bytes of text) from {} into {}; {} in {}, {} deleted",
+        counted(report.documents, "document"),
         report.text_bytes,
         src.display(),
         dest.display(),
-        report.records_intact,
-        report.segments,
-        report.deleted
+        counted(report.records_intact, "intact record"),
+        counted(report.segments, "segment"),
+        counted(report.deleted, "document")
     );
     if report.is_complete() {
         eprintln!("textstore: everything was recovered: {summary}");

@@ -150,6 +150,14 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
 }
 
 /// `verify --json`: the counts, and every problem with its file and byte range.
+/// `n` and `noun`, the noun in the plural unless `n` is one: "1 segment", "3 segments".
+pub(crate) fn counted(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 pub(crate) fn verify_json(report: &VerifyReport) -> serde_json::Value {
     serde_json::json!({
         "clean": report.is_clean(),
@@ -158,4 +166,16 @@ pub(crate) fn verify_json(report: &VerifyReport) -> serde_json::Value {
         "documents_checked": report.documents_checked,
         "problems": report.problems.iter().map(crate::recover::problem_json).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counted;
+
+    #[test]
+    fn a_count_of_one_takes_the_singular() {
+        assert_eq!(counted(1u64, "segment"), "1 segment");
+        assert_eq!(counted(0u64, "segment"), "0 segments");
+        assert_eq!(counted(5u64, "intact record"), "5 intact records");
+    }
 }

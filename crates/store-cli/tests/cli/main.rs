@@ -287,7 +287,7 @@ fn import_skips_the_file_that_is_not_utf8_and_says_why() {
     // The summary counts what was imported and names the file left out, and why.
     assert!(err.contains("imported 2 documents"), "{err}");
     assert!(err.contains("documents/s"), "{err}");
-    assert!(err.contains("skipped 1 files:"), "{err}");
+    assert!(err.contains("skipped 1 file:"), "{err}");
     assert!(
         err.contains("b.bin is not UTF-8 text: invalid byte at offset 2"),
         "{err}"
@@ -357,7 +357,7 @@ fn stat_and_verify() {
     std::fs::write(&segment, bytes).unwrap();
     let (out, err) = run(&store, &["verify"], "", 3);
     assert!(out.contains("fails its checksum"), "{out}");
-    assert!(err.contains("1 problems found"), "{err}");
+    assert!(err.contains("1 problem found"), "{err}");
     let (_, err) = run(&store, &["get", "3"], "", 3);
     assert!(err.contains("corruption in"), "{err}");
     assert_eq!(run(&store, &["get", "2"], "", 0).0, "document 2");
