@@ -51,6 +51,21 @@ pub enum Error {
         /// What differed from the corpus.
         what: String,
     },
+    /// The file system the engines would write to has less space left than a run takes.
+    #[error(
+        "{} has {:.1} GiB available, below the {:.1} GiB a run takes at its peak; free space, or pass --out on another file system",
+        path.display(),
+        *available as f64 / f64::from(1 << 30),
+        *needed as f64 / f64::from(1 << 30)
+    )]
+    LowSpace {
+        /// The directory the run writes under.
+        path: PathBuf,
+        /// Bytes available there.
+        available: u64,
+        /// Bytes the run needs.
+        needed: u64,
+    },
 }
 
 /// The runner's result type.

@@ -18,6 +18,7 @@
 
 pub mod compacting;
 pub mod corpus;
+pub mod disk;
 pub mod engine;
 pub mod engines;
 pub mod error;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use store_bench::{
-    Corpus, EngineSet, LimitSettings, RunOptions, Settings, compacting, opening, print_step, run,
-    write_ratio_chart,
+    Corpus, EngineSet, LimitSettings, RunOptions, Settings, compacting, disk, opening, print_step,
+    run, write_ratio_chart,
 };
 
 /// Measure textstore against its peers and the machine's physical limits.
@@ -101,6 +101,18 @@ fn main() -> ExitCode {
 
 fn bench(args: &Args) -> store_bench::Result<()> {
     let started = Instant::now();
+    std::fs::create_dir_all(&args.out).map_err(store_bench::Error::io(&args.out))?;
+    if !args.quick
+        && let Some(available) = disk::room(&args.out, disk::RUN_PEAK_BYTES, disk::HEADROOM_BYTES)?
+    {
+        eprintln!(
+            "textstore-bench: warning: {} has {:.1} GiB available; a run takes up to {:.0} GiB, and appends into a nearly full file system run slower, so the write rows may measure the file system",
+            args.out.display(),
+            available as f64 / f64::from(1 << 30),
+            disk::RUN_PEAK_BYTES as f64 / f64::from(1 << 30),
+        );
+    }
+    let space = disk::SpaceWatch::start(&args.out, Duration::from_millis(250))?;
     let docs = args.docs.unwrap_or(DEFAULT_DOCS);
     let corpora: Vec<(&str, Corpus)> = match &args.corpus {
         _ if args.only_open => Vec::new(),
@@ -147,9 +159,12 @@ fn bench(args: &Args) -> store_bench::Result<()> {
     } else {
         print!("{texts}");
     }
+    let space = space.finish()?;
     eprintln!(
-        "textstore-bench: took {:.0}s; reports in {}",
+        "textstore-bench: took {:.0}s and up to {:.1} GiB of its file system ({:.1} GiB available at the start); reports in {}",
         started.elapsed().as_secs_f64(),
+        space.peak_bytes() as f64 / f64::from(1 << 30),
+        space.at_start as f64 / f64::from(1 << 30),
         args.out.display()
     );
     Ok(())
