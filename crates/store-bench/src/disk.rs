@@ -47,6 +47,7 @@ pub fn room(dir: &Path, peak: u64, headroom: u64) -> Result<Option<u64>> {
 }
 
 /// A thread that notes the least space available on a file system while a run writes to it.
+/// It sees the whole file system: what other processes write meanwhile counts too.
 pub struct SpaceWatch {
     sampler: Arc<dyn Fn() -> Result<u64> + Send + Sync>,
     at_start: u64,

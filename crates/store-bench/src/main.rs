@@ -151,6 +151,14 @@ fn bench(args: &Args) -> store_bench::Result<()> {
         let path = args.out.join("compacting.txt");
         std::fs::write(&path, &section).map_err(store_bench::Error::io(&path))?;
     }
+    let space = space.finish()?;
+    let space_line = format!(
+        "the run took up to {:.1} GiB of the file system that holds {} ({:.1} GiB available at its start)",
+        space.peak_bytes() as f64 / f64::from(1 << 30),
+        args.out.display(),
+        space.at_start as f64 / f64::from(1 << 30),
+    );
+    texts.push_str(&format!("== disk\n{space_line}\n"));
     if args.json {
         println!(
             "{}",
@@ -159,12 +167,9 @@ fn bench(args: &Args) -> store_bench::Result<()> {
     } else {
         print!("{texts}");
     }
-    let space = space.finish()?;
     eprintln!(
-        "textstore-bench: took {:.0}s and up to {:.1} GiB of its file system ({:.1} GiB available at the start); reports in {}",
+        "textstore-bench: took {:.0}s; {space_line}; reports in {}",
         started.elapsed().as_secs_f64(),
-        space.peak_bytes() as f64 / f64::from(1 << 30),
-        space.at_start as f64 / f64::from(1 << 30),
         args.out.display()
     );
     Ok(())
