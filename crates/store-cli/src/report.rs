@@ -63,6 +63,7 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
             "checkpoints": s.checkpoints(),
             "checkpoint_failures": s.checkpoint_failures(),
             "change_floor": store.change_floor(),
+            "filesystem_available_bytes": s.filesystem_available_bytes(),
         });
         let extra = serde_json::json!({
             "store": store.dir().display().to_string(),
@@ -127,6 +128,9 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
         "segment capacity",
         size(u64::from(store.segment_capacity())),
     );
+    if let Some(available) = s.filesystem_available_bytes() {
+        row("file system free", size(available));
+    }
     row("index on open", index);
     if let Some(dropped) = &recovery.dropped_tail {
         row(
@@ -149,7 +153,6 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
     Ok(out)
 }
 
-/// `verify --json`: the counts, and every problem with its file and byte range.
 /// `n` and `noun`, the noun in the plural unless `n` is one: "1 segment", "3 segments".
 pub(crate) fn counted(n: impl Into<u64>, noun: &str) -> String {
     match n.into() {
@@ -158,6 +161,7 @@ pub(crate) fn counted(n: impl Into<u64>, noun: &str) -> String {
     }
 }
 
+/// `verify --json`: the counts, and every problem with its file and byte range.
 pub(crate) fn verify_json(report: &VerifyReport) -> serde_json::Value {
     serde_json::json!({
         "clean": report.is_clean(),

@@ -73,6 +73,10 @@ impl Default for Thresholds {
     }
 }
 
+/// Segments' worth of space the store's file system should keep available: one for the
+/// writer's next segment, one for a compaction's copies.
+const DISK_SEGMENTS_SPARE: f64 = 2.0;
+
 /// A status and the advice it rests on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
@@ -132,6 +136,24 @@ pub fn health(snapshot: &Snapshot, thresholds: &Thresholds) -> Health {
                  compaction would reclaim them",
                 dead_ratio * 100.0,
                 mib(dead_bytes as u64)
+            ),
+        );
+    }
+    if let (Some(available), Some(capacity)) = (
+        snapshot.figure("textstore_filesystem_available_bytes"),
+        snapshot.figure("textstore_segment_capacity_bytes"),
+    ) && available < DISK_SEGMENTS_SPARE * capacity
+    {
+        add(
+            Severity::Warning,
+            "disk_space_low",
+            format!(
+                "the store's file system has {:.1} MiB available, less than {DISK_SEGMENTS_SPARE} \
+                 segments of {:.1} MiB: a new segment, or the copies a compaction writes before \
+                 it frees the segments they replace, may fail with a full disk; free space or \
+                 move the store",
+                mib(available as u64),
+                mib(capacity as u64)
             ),
         );
     }

@@ -26,6 +26,8 @@ pub struct StoreStats {
     spare_bytes: u64,
     checkpoints: u64,
     checkpoint_failures: u64,
+    segment_capacity: u64,
+    filesystem_available_bytes: Option<u64>,
 }
 
 impl StoreStats {
@@ -113,6 +115,16 @@ impl StoreStats {
     pub fn checkpoint_failures(&self) -> u64 {
         self.checkpoint_failures
     }
+    /// Capacity of a segment: a new one's preallocation takes up to this much disk space.
+    pub fn segment_capacity(&self) -> u64 {
+        self.segment_capacity
+    }
+    /// Bytes available to the store on its file system (`statvfs`), or `None` where the
+    /// file system does not say. A new segment and a compaction's copies, which it writes
+    /// before it frees what they replace, need room there.
+    pub fn filesystem_available_bytes(&self) -> Option<u64> {
+        self.filesystem_available_bytes
+    }
 }
 
 impl Store {
@@ -130,6 +142,10 @@ impl Store {
             last_seq: self.last_seq(),
             checkpoints: self.checkpoints.installed_count(),
             checkpoint_failures: self.checkpoints.failures(),
+            segment_capacity: u64::from(self.segment_capacity()),
+            filesystem_available_bytes: rustix::fs::statvfs(self.dir())
+                .ok()
+                .map(|fs| fs.f_bavail.saturating_mul(fs.f_frsize)),
             ..StoreStats::default()
         };
         let mut files = Vec::new();
@@ -243,8 +259,20 @@ impl store_format::VisitStats for StoreStats {
                 "Sequence number of the latest write.",
                 self.last_seq,
             ),
+            (
+                "textstore_segment_capacity_bytes",
+                "Capacity of a segment.",
+                self.segment_capacity,
+            ),
         ] {
             out.gauge(name, help, value as f64);
+        }
+        if let Some(available) = self.filesystem_available_bytes {
+            out.gauge(
+                "textstore_filesystem_available_bytes",
+                "Bytes available to the store on its file system.",
+                available as f64,
+            );
         }
         out.gauge(
             "textstore_dead_record_ratio",

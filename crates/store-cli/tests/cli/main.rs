@@ -335,6 +335,8 @@ fn stat_and_verify() {
     assert_eq!(value["documents"], 5);
     assert_eq!(value["text_bytes"], 4 * 10 + 8);
     assert!(value["dead_bytes"].as_u64().unwrap() > 0);
+    assert!(value["filesystem_available_bytes"].as_u64().unwrap() > 0);
+    assert!(human.contains("file system free"), "{human}");
     // A few hundred dead bytes are not worth a compaction.
     assert_eq!(value["advice"], serde_json::json!([]));
     assert!(human.contains("advice               none"), "{human}");

@@ -241,6 +241,54 @@ fn many_overwritten_bytes_recommend_a_compaction() {
     );
 }
 
+/// The file system's free space against the store's segments, as the engine's stats give
+/// them.
+#[test]
+fn a_file_system_with_less_than_two_segments_free_is_advised_against() {
+    struct Disk {
+        available: f64,
+    }
+    impl store_format::VisitStats for Disk {
+        fn visit(&self, out: &mut dyn store_format::StatsVisitor) {
+            out.gauge(
+                "textstore_segment_capacity_bytes",
+                "",
+                f64::from(256u32 << 20),
+            );
+            out.gauge("textstore_filesystem_available_bytes", "", self.available);
+        }
+    }
+    let advice = |available: f64| {
+        let snapshot = store_metrics::Metrics::new()
+            .snapshot()
+            .with_stats(&Disk { available });
+        store_metrics::health(&snapshot, &store_metrics::Thresholds::default()).advice
+    };
+    assert_eq!(advice(f64::from(1u32 << 30)), vec![]);
+    let low = advice(f64::from(300u32 << 20));
+    assert_eq!(low.len(), 1, "{low:?}");
+    assert_eq!(low[0].code, "disk_space_low");
+    assert_eq!(low[0].severity, store_metrics::Severity::Warning);
+    assert!(
+        low[0].message.contains("300.0 MiB available"),
+        "{}",
+        low[0].message
+    );
+
+    // The engine reports both figures for a store on disk.
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new()
+        .segment_capacity(1 << 20)
+        .max_document_bytes(64 << 10);
+    let store = store_mmap::Store::create(dir.path().join("s"), options).unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.segment_capacity(), 1 << 20);
+    assert!(
+        stats.filesystem_available_bytes().is_some_and(|a| a > 0),
+        "{stats:?}"
+    );
+}
+
 /// Writes through the concurrent handle are counted per call, when their tickets complete,
 /// whether waited on or awaited; failed submissions are counted at once.
 #[test]
