@@ -230,15 +230,19 @@ fn many_overwritten_bytes_recommend_a_compaction() {
             assert_eq!(advice(&store), vec![], "nothing is dead yet");
         }
     }
-    let advice = advice(&store);
-    assert_eq!(advice.len(), 1, "{advice:?}");
-    assert_eq!(advice[0].code, "compaction_recommended");
-    assert_eq!(advice[0].severity, store_metrics::Severity::Warning);
-    assert!(
-        advice[0].message.starts_with("99% of record bytes"),
-        "{}",
-        advice[0].message
+    assert_one_warning(
+        &advice(&store),
+        "compaction_recommended",
+        "99% of record bytes",
     );
+}
+
+/// `advice` is one warning, `code`, whose message says `says`.
+fn assert_one_warning(advice: &[store_metrics::Advice], code: &str, says: &str) {
+    assert_eq!(advice.len(), 1, "{advice:?}");
+    assert_eq!(advice[0].code, code);
+    assert_eq!(advice[0].severity, store_metrics::Severity::Warning);
+    assert!(advice[0].message.contains(says), "{}", advice[0].message);
 }
 
 /// The file system's free space against the store's segments, as the engine's stats give
@@ -265,14 +269,10 @@ fn a_file_system_with_less_than_two_segments_free_is_advised_against() {
         store_metrics::health(&snapshot, &store_metrics::Thresholds::default()).advice
     };
     assert_eq!(advice(f64::from(1u32 << 30)), vec![]);
-    let low = advice(f64::from(300u32 << 20));
-    assert_eq!(low.len(), 1, "{low:?}");
-    assert_eq!(low[0].code, "disk_space_low");
-    assert_eq!(low[0].severity, store_metrics::Severity::Warning);
-    assert!(
-        low[0].message.contains("300.0 MiB available"),
-        "{}",
-        low[0].message
+    assert_one_warning(
+        &advice(f64::from(300u32 << 20)),
+        "disk_space_low",
+        "300.0 MiB available",
     );
 
     // The engine reports both figures for a store on disk.
