@@ -23,11 +23,15 @@ pub struct Machine {
     pub kernel: String,
     /// File system and device of the directory the engines wrote to.
     pub filesystem: String,
+    /// Bytes available on that file system when the run began (`None` where it did not
+    /// say): appends into a nearly full file system run slower (`crate::disk`).
+    pub available_bytes: Option<u64>,
 }
 
 impl Machine {
-    /// Reads the machine's description from `/proc`; `scratch` is where the engines write.
-    pub fn describe(scratch: &std::path::Path) -> Machine {
+    /// Reads the machine's description from `/proc`; `scratch` is where the engines write,
+    /// and `available_bytes` what its file system had available when the run began.
+    pub fn describe(scratch: &std::path::Path, available_bytes: Option<u64>) -> Machine {
         let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
         let field = |text: &str, name: &str| {
             text.lines()
@@ -56,6 +60,7 @@ impl Machine {
             memory: field(&read("/proc/meminfo"), "MemTotal"),
             kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
             filesystem,
+            available_bytes,
         }
     }
 }
@@ -419,9 +424,15 @@ impl Report {
         let m = &self.machine;
         let _ = writeln!(out, "# textstore benchmark report\n");
         let _ = writeln!(out, "- command: `{}`", self.command);
+        let free = m.available_bytes.map_or_else(String::new, |bytes| {
+            format!(
+                " ({:.1} GiB available at the start)",
+                bytes as f64 / f64::from(1 << 30)
+            )
+        });
         let _ = writeln!(
             out,
-            "- machine: {} CPUs ({}), {} memory, Linux {}, engines on {}",
+            "- machine: {} CPUs ({}), {} memory, Linux {}, engines on {}{free}",
             m.cpus, m.cpu, m.memory, m.kernel, m.filesystem
         );
         let _ = writeln!(

@@ -182,6 +182,7 @@ pub fn run(
         std::fs::remove_dir_all(scratch).map_err(Error::io(scratch))?;
     }
     std::fs::create_dir_all(scratch).map_err(Error::io(scratch))?;
+    let available_at_start = crate::disk::available_bytes(scratch).ok();
     let mut subjects = subjects(options.engines, scratch)?;
     let rounds = |workload: Workload| {
         if workload.in_rounds() {
@@ -298,7 +299,7 @@ pub fn run(
     let goals = Report::evaluate_goals(&results);
     Ok(Report {
         command: options.command.clone(),
-        machine: Machine::describe(scratch),
+        machine: Machine::describe(scratch, available_at_start),
         corpus: CorpusSummary {
             description: corpus.description().to_owned(),
             docs: corpus.len(),
