@@ -566,9 +566,16 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     assert!(markdown.contains("## Goals") && markdown.contains("## Engine settings"));
     // The file system's free space at the start, which a nearly full one makes matter.
     assert!(report.machine.available_bytes.is_some_and(|b| b > 0));
-    assert!(markdown.contains("GiB available at the start"), "{markdown}");
+    assert!(
+        markdown.contains("GiB available at the start"),
+        "{markdown}"
+    );
     let json: serde_json::Value = serde_json::to_value(&report).unwrap();
-    assert!(json["machine"]["available_bytes"].as_u64().is_some_and(|b| b > 0));
+    assert!(
+        json["machine"]["available_bytes"]
+            .as_u64()
+            .is_some_and(|b| b > 0)
+    );
     assert_eq!(
         json["results"].as_array().unwrap().len(),
         Workload::ALL.len()
