@@ -20,9 +20,10 @@ pub(crate) enum Format {
 
 pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
     let s = store.stats()?;
+    let disk = store.disk_space()?;
     // This process ran no operations: the snapshot carries the store's gauges, and the
     // advice rests on them.
-    let snapshot = Metrics::new().snapshot().with_stats(&s);
+    let snapshot = Metrics::new().snapshot().with_stats(&s).with_stats(&disk);
     let health = health(&snapshot, &Thresholds::default());
     let (json, exact) = match format {
         Format::Prometheus => return Ok(prometheus(&snapshot)),
@@ -63,7 +64,7 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
             "checkpoints": s.checkpoints(),
             "checkpoint_failures": s.checkpoint_failures(),
             "change_floor": store.change_floor(),
-            "filesystem_available_bytes": s.filesystem_available_bytes(),
+            "filesystem_available_bytes": disk.available_bytes(),
         });
         let extra = serde_json::json!({
             "store": store.dir().display().to_string(),
@@ -128,9 +129,7 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
         "segment capacity",
         size(u64::from(store.segment_capacity())),
     );
-    if let Some(available) = s.filesystem_available_bytes() {
-        row("file system free", size(available));
-    }
+    row("file system free", size(disk.available_bytes()));
     row("index on open", index);
     if let Some(dropped) = &recovery.dropped_tail {
         row(

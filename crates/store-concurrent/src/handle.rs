@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use store_format::{DocWrite, Offer, Residency};
 
 use store_mmap::{
-    BackupReport, BatchOp, Changes, CompactionReport, CompactionScope, Doc, DocId, DocMeta,
-    DocRead, Position, Prefetch, RecoveryReport, Scan, SegmentMap, Store, StoreOptions, StoreStats,
-    Text, TextRange, WriteBatch,
+    BackupReport, BatchOp, Changes, CompactionReport, CompactionScope, DiskSpace, Doc, DocId,
+    DocMeta, DocRead, Position, Prefetch, RecoveryReport, Scan, SegmentMap, Store, StoreOptions,
+    StoreStats, Text, TextRange, WriteBatch,
 };
 
 use crate::compactor::{CompactionStats, Compactor};
@@ -559,6 +559,12 @@ impl ConcurrentStore {
         let (done, ticket) = ticket();
         self.send(Request::Stats { done }, Block::Yes)?;
         ticket.wait()
+    }
+
+    /// The room left on the store's file system (see [`store_mmap::DiskSpace`]); read on
+    /// the calling thread.
+    pub fn disk_space(&self) -> Result<DiskSpace> {
+        Ok(DiskSpace::of(self.dir())?)
     }
 
     /// Writes the index checkpoint after every write queued before this call, bounding the

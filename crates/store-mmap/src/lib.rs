@@ -88,7 +88,7 @@ pub use scan::{Change, Changes, Latest, Scan};
 pub use scrub::{Scrub, ScrubReport};
 pub use segment::SegmentMap;
 pub use shared::{PositionCell, load_position, publish_position};
-pub use stats::StoreStats;
+pub use stats::{DiskSpace, StoreStats};
 pub use storage::{OsStorage, Storage, SyncKind};
 pub use store::{Store, check_changes_since, extract_from};
 pub use store_format::{

@@ -1,6 +1,7 @@
 //! Size and shape of a store.
 
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::layout::{INDEX_FILE, META_FILE, RETIRED_FILE};
@@ -27,7 +28,6 @@ pub struct StoreStats {
     checkpoints: u64,
     checkpoint_failures: u64,
     segment_capacity: u64,
-    filesystem_available_bytes: Option<u64>,
 }
 
 impl StoreStats {
@@ -119,15 +119,48 @@ impl StoreStats {
     pub fn segment_capacity(&self) -> u64 {
         self.segment_capacity
     }
-    /// Bytes available to the store on its file system (`statvfs`), or `None` where the
-    /// file system does not say. A new segment and a compaction's copies, which it writes
-    /// before it frees what they replace, need room there.
-    pub fn filesystem_available_bytes(&self) -> Option<u64> {
-        self.filesystem_available_bytes
+}
+
+/// The room left on the file system that holds a store. Apart from [`StoreStats`], which
+/// describes the store alone (two snapshots compare equal while nothing is written): this
+/// changes with every other writer of the file system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    available_bytes: u64,
+}
+
+impl DiskSpace {
+    /// The room on the file system that holds `dir` (`statvfs`).
+    pub fn of(dir: &Path) -> Result<DiskSpace> {
+        let fs = rustix::fs::statvfs(dir).map_err(|err| Error::io("statvfs", dir)(err.into()))?;
+        Ok(DiskSpace {
+            available_bytes: fs.f_bavail.saturating_mul(fs.f_frsize),
+        })
+    }
+
+    /// Bytes available to the store's writer. A new segment and a compaction's copies,
+    /// which it writes before it frees what they replace, need room there.
+    pub fn available_bytes(&self) -> u64 {
+        self.available_bytes
+    }
+}
+
+impl store_format::VisitStats for DiskSpace {
+    fn visit(&self, out: &mut dyn store_format::StatsVisitor) {
+        out.gauge(
+            "textstore_filesystem_available_bytes",
+            "Bytes available to the store on its file system.",
+            self.available_bytes as f64,
+        );
     }
 }
 
 impl Store {
+    /// The room left on the store's file system.
+    pub fn disk_space(&self) -> Result<DiskSpace> {
+        DiskSpace::of(self.dir())
+    }
+
     /// Counts documents and bytes; stats the store's files for their sizes.
     pub fn stats(&self) -> Result<StoreStats> {
         let index = self.index();
@@ -143,9 +176,6 @@ impl Store {
             checkpoints: self.checkpoints.installed_count(),
             checkpoint_failures: self.checkpoints.failures(),
             segment_capacity: u64::from(self.segment_capacity()),
-            filesystem_available_bytes: rustix::fs::statvfs(self.dir())
-                .ok()
-                .map(|fs| fs.f_bavail.saturating_mul(fs.f_frsize)),
             ..StoreStats::default()
         };
         let mut files = Vec::new();
@@ -267,13 +297,7 @@ impl store_format::VisitStats for StoreStats {
         ] {
             out.gauge(name, help, value as f64);
         }
-        if let Some(available) = self.filesystem_available_bytes {
-            out.gauge(
-                "textstore_filesystem_available_bytes",
-                "Bytes available to the store on its file system.",
-                available as f64,
-            );
-        }
+
         out.gauge(
             "textstore_dead_record_ratio",
             "Dead record bytes over all record bytes.",

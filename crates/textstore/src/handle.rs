@@ -7,7 +7,7 @@ use store_format::{
     Doc, DocId, DocMeta, DocRead, DocWrite, IntoTicket, Offer, Prefetch, Residency, Text,
     TextRange, WriteBatch,
 };
-use store_mmap::{BackupReport, CompactionReport, Refreshed, StoreStats};
+use store_mmap::{BackupReport, CompactionReport, DiskSpace, Refreshed, StoreStats};
 
 use crate::builder::Builder;
 use crate::error::{Error, Result};
@@ -80,6 +80,11 @@ impl Textstore {
     /// The store's size and shape, after every write queued before this call.
     pub fn stats(&self) -> Result<StoreStats> {
         Ok(self.handle.stats()?)
+    }
+
+    /// The room left on the store's file system.
+    pub fn disk_space(&self) -> Result<DiskSpace> {
+        Ok(self.handle.disk_space()?)
     }
 
     /// The ids of the live documents, in no particular order, read lazily from the index:

@@ -47,7 +47,9 @@ pub use store_format::{
     Doc, DocId, DocMeta, DocRead, DocWrite, ErrorKind, Offer, Prefetch, Residency, StoreError,
     Text, TextRange, VisitStats, WriteBatch, WriteTicket,
 };
-pub use store_mmap::{Change, CompactionReport, Durability, Refreshed, StoreOptions, StoreStats};
+pub use store_mmap::{
+    Change, CompactionReport, DiskSpace, Durability, Refreshed, StoreOptions, StoreStats,
+};
 
 #[cfg(feature = "async")]
 pub use store_async::{AsyncOptions, AsyncStore};

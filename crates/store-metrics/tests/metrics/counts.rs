@@ -281,11 +281,13 @@ fn a_file_system_with_less_than_two_segments_free_is_advised_against() {
         .segment_capacity(1 << 20)
         .max_document_bytes(64 << 10);
     let store = store_mmap::Store::create(dir.path().join("s"), options).unwrap();
-    let stats = store.stats().unwrap();
-    assert_eq!(stats.segment_capacity(), 1 << 20);
-    assert!(
-        stats.filesystem_available_bytes().is_some_and(|a| a > 0),
-        "{stats:?}"
+    assert_eq!(store.stats().unwrap().segment_capacity(), 1 << 20);
+    let disk = store.disk_space().unwrap();
+    assert!(disk.available_bytes() > 0, "{disk:?}");
+    let snapshot = store_metrics::Metrics::new().snapshot().with_stats(&disk);
+    assert_eq!(
+        snapshot.figure("textstore_filesystem_available_bytes"),
+        Some(disk.available_bytes() as f64)
     );
 }
 

@@ -34,7 +34,8 @@ fn the_export_parses_and_holds_every_metric_with_its_type() {
     let snapshot = metrics
         .snapshot()
         .with_stats(&store.inner().stats().unwrap())
-        .with_stats(&store.inner().queue_stats());
+        .with_stats(&store.inner().queue_stats())
+        .with_stats(&store.inner().disk_space().unwrap());
     let text = store_metrics::prometheus(&snapshot);
     let scrape = scrape(&text);
 
