@@ -5,7 +5,7 @@
 //! Appends into a nearly full file system measure the file system, not the engines: on the
 //! reference machine (ext4), durable commits of 100 synthetic documents into new segment
 //! files fell from about 1,600 to 600–700 a second once about 3 GiB was left, and stayed
-//! at 1,500–1,680 with 50 GiB free (docs/PERFORMANCE.md, "The file system's free space").
+//! at 1,470–1,690 with 53 GiB free (docs/PERFORMANCE.md, "The file system's free space").
 
 use std::path::Path;
 use std::sync::Arc;
