@@ -18,8 +18,8 @@ use crate::index::{Entry, Index};
 use crate::index_file::{MappedIndex, Unusable};
 use crate::journal;
 use crate::layout::{
-    INDEX_FILE, RETIRED_FILE, UNFINISHED_SUFFIX, is_spare_file_name, parse_segment_file_name,
-    parse_spare_file_name, segment_file_name,
+    INDEX_FILE, LIMIT_FILE, RETIRED_FILE, UNFINISHED_SUFFIX, is_spare_file_name,
+    parse_segment_file_name, parse_spare_file_name, segment_file_name,
 };
 use crate::options::StoreOptions;
 use crate::segment::{Retired, SegmentFile};
@@ -196,7 +196,13 @@ pub(crate) fn recover(
     // close removes it): the sync then runs on a thread of its own while this one reads
     // the journal and the tail, so that the open waits for the disk and the reading once.
     let journaled = journal::present(dir);
-    let end = TailEnd::read(dir, meta.store_uid, bound);
+    // The listing says whether there is a limit file: a store that never wrote a segment
+    // over a spare file has none, and its open tries no read.
+    let end = if names.iter().any(|name| name == LIMIT_FILE) {
+        TailEnd::read(dir, meta.store_uid, bound)
+    } else {
+        TailEnd::unlimited(bound)
+    };
     let write_limit = end.write_limit();
     let sync_early = access.writes() && journaled;
     let storage = options.storage.as_ref();
@@ -419,6 +425,11 @@ impl TailEnd {
         }
     }
 
+    /// Up to `bound`, or without one up to the data, with no write limit to bound it.
+    fn unlimited(bound: Option<Position>) -> TailEnd {
+        bound.map_or(TailEnd::Data(None), TailEnd::Published)
+    }
+
     /// The write limit read, whichever segment it is for.
     fn write_limit(self) -> Option<WriteLimit> {
         match self {
@@ -443,9 +454,9 @@ impl TailEnd {
 }
 
 /// Scans the segments from `start` (every segment when `None`) up to `end`, and applies
-/// their records to `index`; records up to sequence number `reflected` are already in it. Every segment is scanned and every damage
-/// found before the caller changes any file: an open that refuses leaves the store exactly
-/// as it was.
+/// their records to `index`; records up to sequence number `reflected` are already in it.
+/// Every segment is scanned and every damage found before the caller changes any file: an
+/// open that refuses leaves the store exactly as it was.
 pub(crate) fn scan_tail(
     dir: &Path,
     segments: &BTreeMap<u32, SegmentFile>,
