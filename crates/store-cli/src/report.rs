@@ -65,6 +65,7 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
             "checkpoint_failures": s.checkpoint_failures(),
             "change_floor": store.change_floor(),
             "filesystem_available_bytes": disk.available_bytes(),
+            "compaction_copy_bytes": s.compaction_copy_bytes(),
         });
         let extra = serde_json::json!({
             "store": store.dir().display().to_string(),
@@ -130,6 +131,13 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
         size(u64::from(store.segment_capacity())),
     );
     row("file system free", size(disk.available_bytes()));
+    row(
+        "compaction copies",
+        format!(
+            "{} (the live records of segments with dead ones)",
+            size(s.compaction_copy_bytes())
+        ),
+    );
     row("index on open", index);
     if let Some(dropped) = &recovery.dropped_tail {
         row(

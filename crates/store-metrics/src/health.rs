@@ -73,10 +73,6 @@ impl Default for Thresholds {
     }
 }
 
-/// Segments' worth of space the store's file system should keep available: one for the
-/// writer's next segment, one for a compaction's copies.
-const DISK_SEGMENTS_SPARE: f64 = 2.0;
-
 /// A status and the advice it rests on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Health {
@@ -139,21 +135,26 @@ pub fn health(snapshot: &Snapshot, thresholds: &Thresholds) -> Health {
             ),
         );
     }
-    if let (Some(available), Some(capacity)) = (
+    // The writer's next segment may take a whole segment's capacity, and a compaction
+    // writes its copies before it removes the segments it replaces.
+    if let (Some(available), Some(capacity), Some(copies)) = (
         snapshot.figure("textstore_filesystem_available_bytes"),
         snapshot.figure("textstore_segment_capacity_bytes"),
-    ) && available < DISK_SEGMENTS_SPARE * capacity
+        snapshot.figure("textstore_compaction_copy_bytes"),
+    ) && available < capacity + copies
     {
         add(
             Severity::Warning,
             "disk_space_low",
             format!(
-                "the store's file system has {:.1} MiB available, less than {DISK_SEGMENTS_SPARE} \
-                 segments of {:.1} MiB: a new segment, or the copies a compaction writes before \
-                 it frees the segments they replace, may fail with a full disk; free space or \
-                 move the store",
+                "the store's file system has {:.1} MiB available, less than the {:.1} MiB its \
+                 writes may take before compaction frees any: a new segment of {:.1} MiB, and \
+                 {:.1} MiB of live records that a compaction copies before it removes the \
+                 segments they lie in; free space or move the store",
                 mib(available as u64),
-                mib(capacity as u64)
+                mib((capacity + copies) as u64),
+                mib(capacity as u64),
+                mib(copies as u64)
             ),
         );
     }

@@ -28,6 +28,7 @@ pub struct StoreStats {
     checkpoints: u64,
     checkpoint_failures: u64,
     segment_capacity: u64,
+    compaction_copy_bytes: u64,
 }
 
 impl StoreStats {
@@ -119,6 +120,12 @@ impl StoreStats {
     pub fn segment_capacity(&self) -> u64 {
         self.segment_capacity
     }
+    /// Bytes of the live records in segments that hold dead bytes: what a compaction of
+    /// everything copies, and so the disk space it takes before it removes the segments it
+    /// replaces. Its outputs add a header each and the tombstones it must keep.
+    pub fn compaction_copy_bytes(&self) -> u64 {
+        self.compaction_copy_bytes
+    }
 }
 
 /// The room left on the file system that holds a store. Apart from [`StoreStats`], which
@@ -183,6 +190,10 @@ impl Store {
             stats.segments += 1;
             stats.mapped_bytes += u64::from(segment.capacity());
             data_bytes += segment.record_bytes();
+            let live = index.segment_live_bytes(segment.id());
+            if segment.record_bytes() > live {
+                stats.compaction_copy_bytes += live;
+            }
             files.push(segment.path().to_path_buf());
         }
         for retired in self.segments.retired() {
@@ -293,6 +304,12 @@ impl store_format::VisitStats for StoreStats {
                 "textstore_segment_capacity_bytes",
                 "Capacity of a segment.",
                 self.segment_capacity,
+            ),
+            (
+                "textstore_compaction_copy_bytes",
+                "Live record bytes in segments that hold dead bytes: what a compaction of \
+                 everything copies before it removes them.",
+                self.compaction_copy_bytes,
             ),
         ] {
             out.gauge(name, help, value as f64);

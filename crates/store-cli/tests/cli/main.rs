@@ -337,6 +337,9 @@ fn stat_and_verify() {
     assert!(value["dead_bytes"].as_u64().unwrap() > 0);
     assert!(value["filesystem_available_bytes"].as_u64().unwrap() > 0);
     assert!(human.contains("file system free"), "{human}");
+    // The one segment holds a replaced version: compacting it copies every live record.
+    assert_eq!(value["compaction_copy_bytes"], value["live_bytes"]);
+    assert!(human.contains("compaction copies"), "{human}");
     // A few hundred dead bytes are not worth a compaction.
     assert_eq!(value["advice"], serde_json::json!([]));
     assert!(human.contains("advice               none"), "{human}");

@@ -245,49 +245,73 @@ fn assert_one_warning(advice: &[store_metrics::Advice], code: &str, says: &str) 
     assert!(advice[0].message.contains(says), "{}", advice[0].message);
 }
 
-/// The file system's free space against the store's segments, as the engine's stats give
-/// them.
+/// The file system's free space against what the store's writes may take before compaction
+/// frees any (a new segment, and a compaction's copies), as the engine's stats give them.
 #[test]
-fn a_file_system_with_less_than_two_segments_free_is_advised_against() {
+fn a_file_system_without_room_for_a_segment_and_a_compactions_copies_is_advised_against() {
     struct Disk {
-        available: f64,
+        available_mib: u32,
+        copies_mib: u32,
     }
     impl store_format::VisitStats for Disk {
         fn visit(&self, out: &mut dyn store_format::StatsVisitor) {
+            let mib = |n: u32| f64::from(n) * f64::from(1u32 << 20);
+            out.gauge("textstore_segment_capacity_bytes", "", mib(256));
+            out.gauge("textstore_compaction_copy_bytes", "", mib(self.copies_mib));
             out.gauge(
-                "textstore_segment_capacity_bytes",
+                "textstore_filesystem_available_bytes",
                 "",
-                f64::from(256u32 << 20),
+                mib(self.available_mib),
             );
-            out.gauge("textstore_filesystem_available_bytes", "", self.available);
         }
     }
-    let advice = |available: f64| {
-        let snapshot = store_metrics::Metrics::new()
-            .snapshot()
-            .with_stats(&Disk { available });
+    let advice = |available_mib: u32, copies_mib: u32| {
+        let disk = Disk {
+            available_mib,
+            copies_mib,
+        };
+        let snapshot = store_metrics::Metrics::new().snapshot().with_stats(&disk);
         store_metrics::health(&snapshot, &store_metrics::Thresholds::default()).advice
     };
-    assert_eq!(advice(f64::from(1u32 << 30)), vec![]);
+    assert_eq!(advice(1024, 100), vec![]);
+    // Room for a new segment, and nothing for a compaction to copy.
+    assert_eq!(advice(300, 0), vec![]);
+    assert_one_warning(&advice(200, 0), "disk_space_low", "200.0 MiB available");
+    // The same room, short of a compaction's copies.
     assert_one_warning(
-        &advice(f64::from(300u32 << 20)),
+        &advice(300, 100),
         "disk_space_low",
-        "300.0 MiB available",
+        "300.0 MiB available, less than the 356.0 MiB",
     );
 
-    // The engine reports both figures for a store on disk.
+    // The engine reports the figures for a store on disk: one segment, whose live records
+    // a compaction copies once it holds an older version.
     let dir = tempfile::tempdir().unwrap();
     let options = StoreOptions::new()
         .segment_capacity(1 << 20)
         .max_document_bytes(64 << 10);
-    let store = store_mmap::Store::create(dir.path().join("s"), options).unwrap();
-    assert_eq!(store.stats().unwrap().segment_capacity(), 1 << 20);
+    let mut store = store_mmap::Store::create(dir.path().join("s"), options).unwrap();
+    store.put(id(1), "first").unwrap();
+    store.put(id(2), "second").unwrap();
+    assert_eq!(store.stats().unwrap().compaction_copy_bytes(), 0);
+    store.put(id(1), "first, again").unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.segment_capacity(), 1 << 20);
+    assert!(stats.dead_bytes() > 0, "{stats:?}");
+    assert_eq!(stats.compaction_copy_bytes(), stats.live_bytes());
     let disk = store.disk_space().unwrap();
     assert!(disk.available_bytes() > 0, "{disk:?}");
-    let snapshot = store_metrics::Metrics::new().snapshot().with_stats(&disk);
+    let snapshot = store_metrics::Metrics::new()
+        .snapshot()
+        .with_stats(&disk)
+        .with_stats(&stats);
     assert_eq!(
         snapshot.figure("textstore_filesystem_available_bytes"),
         Some(disk.available_bytes() as f64)
+    );
+    assert_eq!(
+        snapshot.figure("textstore_compaction_copy_bytes"),
+        Some(stats.live_bytes() as f64)
     );
 }
 

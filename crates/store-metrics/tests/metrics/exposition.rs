@@ -81,6 +81,7 @@ fn the_export_parses_and_holds_every_metric_with_its_type() {
         ("textstore_checkpoint_failures", "gauge"),
         ("textstore_last_sequence", "gauge"),
         ("textstore_segment_capacity_bytes", "gauge"),
+        ("textstore_compaction_copy_bytes", "gauge"),
         ("textstore_filesystem_available_bytes", "gauge"),
         ("textstore_queue_depth", "gauge"),
         ("textstore_queue_capacity", "gauge"),

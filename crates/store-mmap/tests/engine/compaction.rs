@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use store_format::SEGMENT_HEADER_LEN;
+
 use store_mmap::{
     Compaction, CompactionPolicy, CompactionScope, DocRead, Error, IndexLoad, StoreOptions,
 };
@@ -92,6 +94,13 @@ fn compaction_reclaims_dead_bytes_and_keeps_every_document() {
 
     let report = f.store().compact().unwrap();
     assert!(report.segments_in > 1, "{report:?}");
+    // The stats said what the copies would take: every live record, in outputs that add
+    // a header each.
+    assert_eq!(
+        report.bytes_out,
+        before.compaction_copy_bytes() + report.segments_out * SEGMENT_HEADER_LEN as u64,
+        "{report:?}"
+    );
     // Records moved: a layer holding documents learns it from the epoch.
     assert_eq!(DocRead::placement_epoch(f.store()), epoch + 1);
     assert_eq!(report.records_copied, model.len() as u64);
@@ -103,6 +112,7 @@ fn compaction_reclaims_dead_bytes_and_keeps_every_document() {
 
     let after = f.store().stats().unwrap();
     assert_eq!(after.dead_bytes(), 0, "{after:?}");
+    assert_eq!(after.compaction_copy_bytes(), 0, "{after:?}");
     assert_eq!(after.live_bytes(), before.live_bytes());
     assert_eq!(f.store().retired_segments(), 0);
     assert!(!f.path().join("retired.tsr").exists());
