@@ -2,7 +2,9 @@
 //! preallocated space, ahead of the commits, and syncs them.
 //!
 //! Why: `fallocate` leaves its space *unwritten*. A commit's `fdatasync` over such space
-//! also has to commit a file-system journal transaction that marks the extent written; over
+//! also has to make durable the metadata that marks the extent written: a journal commit on
+//! a journaling file system, and on ext4 without a journal (the reference machine's) the
+//! extent blocks and the inode, each written and waited for before the device flush. Over
 //! space that already holds (synced) zeros it flushes the data alone. On this project's
 //! reference machine that is 1.3–1.4 times the rate of 4 KiB durable writes
 //! (docs/PERFORMANCE.md, "Physical limits"). The zeros go only where the segment is already

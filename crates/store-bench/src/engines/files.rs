@@ -40,8 +40,9 @@ impl FilePerDoc {
         Ok(file)
     }
 
-    /// Makes every write so far durable with one `syncfs`: the file system's journal
-    /// commits every file and directory at once, as one fsync per file would not.
+    /// Makes every write so far durable with one `syncfs`: the file system writes every
+    /// file and directory back and flushes the device once, as one fsync per file would
+    /// not.
     fn sync_all(&self) -> Result<()> {
         let dir = File::open(&self.dir).map_err(Error::io(&self.dir))?;
         rustix::fs::syncfs(&dir).map_err(|err| Error::io(&self.dir)(err.into()))
