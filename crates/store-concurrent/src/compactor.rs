@@ -5,6 +5,8 @@
 //! publishes); the copy in between, which reads and writes whole segments, runs on the
 //! compacting thread, so group commits go on meanwhile. One compaction runs at a time.
 
+use std::time::{Duration, Instant};
+
 use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope};
 
 use crate::deferred::{Deferred, ThreadSlot};
@@ -194,13 +196,35 @@ struct Worker {
     scope: CompactionScope,
 }
 
+/// How long the policy's compaction waits after one refused for want of room on the file
+/// system, and the longest such wait: each refusal in a row doubles it.
+const ROOM_WAIT_FIRST: Duration = Duration::from_secs(5);
+/// See [`ROOM_WAIT_FIRST`].
+const ROOM_WAIT_MAX: Duration = Duration::from_secs(80);
+
 impl Worker {
     fn serve(self, nudges: &Receiver<()>) {
+        // After a compaction refused for want of room, the nudges of the commits that follow
+        // pass unanswered until the wait is over: room comes back from outside the store
+        // (files removed elsewhere), not from its commits, and a refusal at every commit
+        // would count a failure and log a warning at every commit.
+        let mut waiting: Option<(Instant, Duration)> = None;
         while nudges.recv().is_ok() {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
+            if waiting.is_some_and(|(until, _)| Instant::now() < until) {
+                continue;
+            }
             let outcome = compact_once(&self.gate, &self.stop, &self.requests, self.scope.clone());
+            waiting = match &outcome {
+                Err(Error::Store(store_mmap::Error::NoRoomToCompact { .. })) => {
+                    let wait =
+                        waiting.map_or(ROOM_WAIT_FIRST, |(_, last)| (last * 2).min(ROOM_WAIT_MAX));
+                    Some((Instant::now() + wait, wait))
+                }
+                _ => None,
+            };
             self.counters.record(&outcome);
         }
     }

@@ -125,6 +125,12 @@ pub struct CompactionReport {
     pub copy_time: Duration,
 }
 
+/// Bytes a compaction's copies take, and bytes the file system has available.
+struct CompactionRoom {
+    needed_bytes: u64,
+    available_bytes: u64,
+}
+
 /// One input segment as the plan saw it.
 struct Input {
     map: SegmentMap,
@@ -381,7 +387,8 @@ impl Store {
         Ok(report)
     }
 
-    /// Whether `policy` asks for a compaction now.
+    /// Whether `policy` asks for a compaction now. Asks nothing of the file system: the
+    /// writer asks after every commit, and the plan sets the copies against the room.
     pub fn compaction_due(&self, policy: &CompactionPolicy) -> bool {
         let Some(ratio) = policy.dead_ratio else {
             return false;
@@ -394,7 +401,10 @@ impl Store {
 
     /// Picks the segments to compact and notes their live records; `None` when there is
     /// nothing to do. With [`CompactionScope::Everything`], moves writes to a new segment
-    /// first when the active one holds dead bytes.
+    /// first when the active one holds dead bytes. Fails with [`Error::NoRoomToCompact`]
+    /// where the file system lacks room for the copies, which a compaction writes before it
+    /// removes what they replace: without the room it would fill the disk the commits need,
+    /// fail, and free nothing.
     pub fn plan_compaction(&mut self, scope: &CompactionScope) -> Result<Option<Compaction>> {
         self.check_writable()?;
         let pace = match scope {
@@ -411,26 +421,17 @@ impl Store {
                 policy.max_bytes_per_sec
             }
         };
-        let active = self.active().id();
-        let picked: Vec<u32> = self
-            .segments
-            .iter()
-            .filter(|segment| segment.id() != active)
-            .filter(|segment| {
-                let dead = self.dead_bytes_of(segment);
-                let data = segment.record_bytes();
-                match scope {
-                    CompactionScope::Everything => dead > 0 || data == 0,
-                    CompactionScope::Due(policy) => {
-                        data == 0 || dead as f64 >= policy.segment_dead_ratio * data as f64
-                    }
-                }
-            })
-            .map(SegmentFile::id)
-            .collect();
-        let picked = self.whole_commits(picked, active);
+        let picked = self.compaction_inputs(scope);
         if picked.is_empty() {
             return Ok(None);
+        }
+        let room = self.compaction_room(&picked);
+        if room.needed_bytes > room.available_bytes {
+            return Err(Error::NoRoomToCompact {
+                dir: self.dir().to_path_buf(),
+                needed_bytes: room.needed_bytes,
+                available_bytes: room.available_bytes,
+            });
         }
         let mut tombstone_floor = self.last_seq + 1;
         for segment in self.segments.iter() {
@@ -778,6 +779,48 @@ impl Store {
 
     /// Bytes of the segment's records that no read can reach: older versions and
     /// tombstones.
+    /// The segments a compaction of `scope` replaces: the sealed ones it picks, with every
+    /// other segment of a commit that spans them, and none that shares a commit with the
+    /// writer's segment.
+    fn compaction_inputs(&self, scope: &CompactionScope) -> Vec<u32> {
+        let active = self.active().id();
+        let picked: Vec<u32> = self
+            .segments
+            .iter()
+            .filter(|segment| segment.id() != active)
+            .filter(|segment| {
+                let dead = self.dead_bytes_of(segment);
+                let data = segment.record_bytes();
+                match scope {
+                    CompactionScope::Everything => dead > 0 || data == 0,
+                    CompactionScope::Due(policy) => {
+                        data == 0 || dead as f64 >= policy.segment_dead_ratio * data as f64
+                    }
+                }
+            })
+            .map(SegmentFile::id)
+            .collect();
+        self.whole_commits(picked, active)
+    }
+
+    /// What the copies of a compaction of `inputs` take (their live records, and a header
+    /// for each new segment; tombstones it must keep come on top, 48 bytes each), against
+    /// the room on the file system. A file system that will not say counts as roomy: the
+    /// compaction then finds out for itself, and fails without a change to the store.
+    fn compaction_room(&self, inputs: &[u32]) -> CompactionRoom {
+        let live: u64 = inputs
+            .iter()
+            .map(|&segment| self.index.segment_live_bytes(segment))
+            .sum();
+        // No live record, no new segment: a compaction of dead segments alone needs no
+        // room, and is what frees some on a full disk.
+        let outputs = live.div_ceil(crate::write::segment_room(self.segment_capacity()));
+        CompactionRoom {
+            needed_bytes: live + outputs * SEGMENT_HEADER_LEN as u64,
+            available_bytes: self.active().free_disk_bytes().unwrap_or(u64::MAX),
+        }
+    }
+
     fn dead_bytes_of(&self, segment: &SegmentFile) -> u64 {
         segment
             .record_bytes()

@@ -80,6 +80,21 @@ pub enum Error {
         /// The file that could not grow.
         path: PathBuf,
     },
+    /// A compaction was asked for where the file system lacks room for its copies, which
+    /// it writes before it removes the segments they replace. No copy was written.
+    #[error(
+        "compacting {dir} needs {needed_bytes} bytes for its copies and the file system has \
+         {available_bytes} available; no copy was written"
+    )]
+    NoRoomToCompact {
+        /// The store's directory.
+        dir: PathBuf,
+        /// Bytes the copies take: the live records of the segments it would replace, and a
+        /// header for each new segment.
+        needed_bytes: u64,
+        /// Bytes available on the file system.
+        available_bytes: u64,
+    },
     /// An I/O operation failed.
     #[error("cannot {op} {path}")]
     Io {
@@ -227,7 +242,7 @@ impl StoreError for Error {
             | Error::ChangesCompacted { .. }
             | Error::ChangesAhead { .. } => ErrorKind::InvalidInput,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
-            Error::DiskFull { .. } => ErrorKind::StorageFull,
+            Error::DiskFull { .. } | Error::NoRoomToCompact { .. } => ErrorKind::StorageFull,
             Error::Io { .. } => ErrorKind::Io,
             Error::Poisoned { .. } | Error::Panicked { .. } => ErrorKind::Poisoned,
             Error::Locked { .. } => ErrorKind::Locked,

@@ -111,6 +111,8 @@ struct State {
     orphans: HashMap<(PathBuf, OsString), (Inode, Vec<u8>)>,
     /// The ranges whose write-back was started, in order: file, offset and length.
     write_backs: Vec<(PathBuf, u64, u64)>,
+    /// What [`Storage::available_bytes`] reports in place of the file system's figure.
+    available_bytes: Option<u64>,
 }
 
 /// A [`Storage`] over the real files that fails the operations it is told to and can
@@ -165,6 +167,12 @@ impl FaultStorage {
     /// A storage that fails nothing until told to.
     pub fn new() -> FaultStorage {
         FaultStorage::default()
+    }
+
+    /// Reports `bytes` as the room left on the file system from now on, whatever it has;
+    /// `None` reports the file system's own figure again.
+    pub fn set_available_bytes(&self, bytes: Option<u64>) {
+        self.lock().available_bytes = bytes;
     }
 
     /// Arms `fault`: it fires on the `nth` operation of its kind from now (0: the next one).
@@ -511,6 +519,13 @@ impl Storage for FaultStorage {
             durable_dirs.get(dir).and_then(|entries| entries.get(name)) == Some(inode)
         });
         Ok(())
+    }
+
+    fn available_bytes(&self, file: &File, path: &Path) -> io::Result<u64> {
+        match self.lock().available_bytes {
+            Some(bytes) => Ok(bytes),
+            None => OsStorage.available_bytes(file, path),
+        }
     }
 }
 

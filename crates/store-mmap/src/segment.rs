@@ -975,9 +975,9 @@ impl SegmentFile {
 
     /// Bytes free for this process on the segment's file system.
     pub(crate) fn free_disk_bytes(&self) -> Result<u64> {
-        let stat = rustix::fs::fstatvfs(&self.file)
-            .map_err(|errno| Error::io("statvfs", self.path())(errno.into()))?;
-        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+        self.storage
+            .available_bytes(&self.file, self.path())
+            .map_err(Error::io("statvfs", self.path()))
     }
 
     /// Makes `len` more bytes, already written, visible to readers.

@@ -91,6 +91,15 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// Makes the creation, removal and renaming of entries of `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Bytes available to this process on the file system that holds `file`: what a
+    /// compaction's copies are set against before it writes one. The default asks the
+    /// file system (`fstatvfs`).
+    fn available_bytes(&self, file: &File, path: &Path) -> io::Result<u64> {
+        let _ = path;
+        let stat = rustix::fs::fstatvfs(file)?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
 }
 
 /// The operating system's file operations.

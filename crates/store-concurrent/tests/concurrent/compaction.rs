@@ -298,3 +298,70 @@ fn commits_go_on_while_a_replaced_segment_is_removed() {
         assert_eq!(version(k, reopened.get(id(k)).unwrap().unwrap().text()), 9);
     }
 }
+
+/// The policy's compaction, due on a file system without room for its copies, is refused
+/// once and then waits instead of failing again at every commit; a compaction asked for is
+/// refused too, and runs once there is room.
+#[test]
+fn a_due_compaction_without_room_is_refused_once_and_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::new());
+    storage.set_available_bytes(Some(0));
+    let options = StoreOptions::new().storage(Arc::clone(&storage) as Arc<dyn Storage>);
+    let policy = CompactionPolicy {
+        dead_ratio: Some(0.3),
+        min_dead_bytes: 32 << 10,
+        max_bytes_per_sec: None,
+        ..CompactionPolicy::default()
+    };
+    let store = open_with(dir.path(), policy, options);
+    // New versions of half the documents: the segments of the first versions keep the
+    // other half live, which a compaction must copy.
+    churn(&store, 0..1);
+    let churn_half = |versions: std::ops::Range<u64>| {
+        for v in versions {
+            for k in 0..DOCS / 2 {
+                store.put(id(k), text(k, v)).unwrap().wait().unwrap();
+            }
+        }
+    };
+    churn_half(1..6);
+    // The compaction thread answers the commits' nudges on its own schedule: wait for its
+    // first refusal, within a bound far beyond what it needs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.compaction_stats().failed() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no compaction tried: {:?}",
+            store.compaction_stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Every one of these commits finds the policy due and nudges the thread.
+    churn_half(6..8);
+    let stats = store.compaction_stats();
+    assert_eq!((stats.completed(), stats.failed()), (0, 1), "{stats:?}");
+    let error = stats.last_error().unwrap();
+    assert!(
+        error.contains("for its copies and the file system has 0 available"),
+        "{error}"
+    );
+
+    match store.compact() {
+        Err(store_concurrent::Error::Store(store_mmap::Error::NoRoomToCompact {
+            available_bytes: 0,
+            ..
+        })) => {}
+        other => panic!("expected the compaction refused for room, got {other:?}"),
+    }
+    storage.set_available_bytes(None);
+    let report = store.compact().unwrap();
+    assert!(report.segments_in > 0, "{report:?}");
+    for k in 0..DOCS {
+        let expected = if k < DOCS / 2 { 7 } else { 0 };
+        assert_eq!(
+            version(k, store.get(id(k)).unwrap().unwrap().text()),
+            expected
+        );
+    }
+}

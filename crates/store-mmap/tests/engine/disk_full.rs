@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use store_mmap::{DocId, Error, Store, StoreOptions};
+use store_mmap::{CompactionPolicy, CompactionScope, DocId, Error, Store, StoreOptions};
 
 /// A tmpfs mounted for the test, unmounted when dropped.
 pub(crate) struct Mount {
@@ -151,6 +151,90 @@ fn a_full_disk_is_an_error_and_loses_nothing() {
     let store = Store::open(&dir, options).unwrap();
     assert_all_there(&store, &acked);
     assert!(store.verify().is_clean());
+    drop(store);
+    drop(mount);
+}
+
+/// A compaction, asked for or due by its policy, where its copies do not fit is refused
+/// before it writes one: the error names what the copies need and what the file system
+/// has, and the store keeps every document and takes writes. Once there is room the same
+/// compaction runs.
+#[test]
+fn a_compaction_without_room_for_its_copies_is_refused_and_writes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let mount = match Mount::tmpfs(&root.path().join("mnt"), "8m") {
+        Ok(mount) => mount,
+        Err(reason) => return skip_without_mount(&reason),
+    };
+    let dir = mount.path.join("store");
+    let options = StoreOptions::new()
+        .segment_capacity(1 << 20)
+        .max_document_bytes(64 << 10);
+    let mut store = Store::create(&dir, options).unwrap();
+    let ids: Vec<u64> = (0..120).collect();
+    for &i in &ids {
+        store.put(DocId::from(i), &text(i)).unwrap();
+    }
+    // New versions of the first segment's documents leave old ones dead in it alone.
+    for i in 0..30u64 {
+        store.put(DocId::from(i), &text(i)).unwrap();
+    }
+    let stats = store.stats().unwrap();
+    let copies = stats.compaction_copy_bytes();
+    assert!(copies > 0 && stats.dead_bytes() > 0, "{stats:?}");
+    let policy = CompactionPolicy {
+        dead_ratio: Some(0.1),
+        min_dead_bytes: 1,
+        ..CompactionPolicy::default()
+    };
+    assert!(store.compaction_due(&policy), "{stats:?}");
+
+    // Fill the file system until it has room for half the copies.
+    let available = store.disk_space().unwrap().available_bytes();
+    let ballast = mount.path.join("ballast");
+    std::fs::write(&ballast, vec![1u8; (available - copies / 2) as usize]).unwrap();
+    let left = store.disk_space().unwrap().available_bytes();
+    assert!(left < copies, "{left} bytes left, copies need {copies}");
+
+    let refused = |result: Result<Option<store_mmap::Compaction>, Error>| match result {
+        Err(Error::NoRoomToCompact {
+            dir: at,
+            needed_bytes,
+            available_bytes,
+        }) => {
+            assert_eq!(at, dir);
+            assert!(needed_bytes >= copies, "{needed_bytes} < {copies}");
+            assert!(available_bytes < needed_bytes);
+        }
+        Err(other) => panic!("expected the compaction refused for room, got {other}"),
+        Ok(plan) => panic!(
+            "expected the compaction refused for room, got a plan: {}",
+            plan.is_some()
+        ),
+    };
+    refused(store.plan_compaction(&CompactionScope::Due(policy.clone())));
+    refused(store.compact().map(|_| None));
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|name| name.ends_with(".tmp")),
+        "{names:?}"
+    );
+    assert_eq!(store.stats().unwrap().dead_bytes(), stats.dead_bytes());
+    assert_all_there(&store, &ids);
+    store.put(DocId::from(0u64), "still writable").unwrap();
+
+    std::fs::remove_file(&ballast).unwrap();
+    let report = store.compact().unwrap();
+    assert!(report.segments_in > 0, "{report:?}");
+    assert_eq!(store.stats().unwrap().dead_bytes(), 0);
+    assert_all_there(&store, &ids[1..]);
+    assert_eq!(
+        store.get(DocId::from(0u64)).unwrap().unwrap().to_string(),
+        "still writable"
+    );
     drop(store);
     drop(mount);
 }
