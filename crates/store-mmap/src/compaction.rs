@@ -182,12 +182,16 @@ pub struct Compaction {
     /// Due by its policy, so the inputs' files may become spares; a compaction asked for
     /// space ([`CompactionScope::Everything`]) gives back every file it can.
     keeps_spares: bool,
+    /// Short of room for the copies of all it was due for, it left some for a later one:
+    /// their dead bytes are not ones a compaction cannot reclaim.
+    leaves_due: bool,
 }
 
 /// A compaction whose outputs are written and synced, ready to install.
 pub struct Compacted {
     pub(crate) inputs: Vec<u32>,
     pub(crate) keeps_spares: bool,
+    pub(crate) leaves_due: bool,
     pub(crate) outputs: Vec<SegmentFile>,
     /// Every copied put: document, version, and where the copy is.
     pub(crate) moved: Vec<(DocId, u64, Position)>,
@@ -253,6 +257,7 @@ impl Compaction {
         let mut compacted = Compacted {
             inputs: self.inputs(),
             keeps_spares: self.keeps_spares,
+            leaves_due: self.leaves_due,
             outputs: done,
             moved,
             dropped_deletes_to,
@@ -426,7 +431,16 @@ impl Store {
             return Ok(None);
         }
         let room = self.compaction_room(&picked);
-        if room.needed_bytes > room.available_bytes {
+        let all = picked;
+        let picked = match scope {
+            CompactionScope::Everything => all.clone(),
+            // The policy's compaction leaves half the room to the commits that go on while
+            // it copies, and where the copies of all it is due for need more, it takes the
+            // segments that free the most for what they copy; the next one takes more.
+            CompactionScope::Due(_) => self.inputs_within(all.clone(), room.available_bytes / 2),
+        };
+        let leaves_due = all.iter().any(|id| picked.binary_search(id).is_err());
+        if picked.is_empty() || self.compaction_room(&picked).needed_bytes > room.available_bytes {
             return Err(Error::NoRoomToCompact {
                 dir: self.dir().to_path_buf(),
                 needed_bytes: room.needed_bytes,
@@ -488,6 +502,7 @@ impl Store {
             cancel: None,
             progress: None,
             keeps_spares: matches!(scope, CompactionScope::Due(_)),
+            leaves_due,
         }))
     }
 
@@ -604,7 +619,9 @@ impl Store {
         if !done.keeps_spares {
             self.segments.release_spares();
         }
-        self.stuck_dead_bytes = self.sealed_bytes().1;
+        if !done.leaves_due {
+            self.stuck_dead_bytes = self.sealed_bytes().1;
+        }
         self.placement_epoch += 1;
         tracing::info!(
             dir = %self.dir.display(),
@@ -812,13 +829,50 @@ impl Store {
             .iter()
             .map(|&segment| self.index.segment_live_bytes(segment))
             .sum();
-        // No live record, no new segment: a compaction of dead segments alone needs no
-        // room, and is what frees some on a full disk.
-        let outputs = live.div_ceil(crate::write::segment_room(self.segment_capacity()));
         CompactionRoom {
-            needed_bytes: live + outputs * SEGMENT_HEADER_LEN as u64,
+            needed_bytes: self.copies_bytes(live),
             available_bytes: self.active().free_disk_bytes().unwrap_or(u64::MAX),
         }
+    }
+
+    /// Bytes of the new segments that hold `live` bytes of copied records. No live record,
+    /// no new segment: a compaction of dead segments alone needs no room, and is what frees
+    /// some on a full disk.
+    fn copies_bytes(&self, live: u64) -> u64 {
+        let outputs = live.div_ceil(crate::write::segment_room(self.segment_capacity()));
+        live + outputs * SEGMENT_HEADER_LEN as u64
+    }
+
+    /// Of `inputs`, those a compaction takes within `budget` bytes of copies: the most dead
+    /// first (each frees the most for what it copies), then every other that still fits,
+    /// with the other segments of commits that span them.
+    fn inputs_within(&self, inputs: Vec<u32>, budget: u64) -> Vec<u32> {
+        let dead_share = |id: u32| {
+            let segment = self
+                .segments
+                .get(id)
+                .expect("compaction inputs are live segments");
+            let data = segment.record_bytes();
+            if data == 0 {
+                1.0
+            } else {
+                self.dead_bytes_of(segment) as f64 / data as f64
+            }
+        };
+        let mut by_dead_share: Vec<(f64, u32)> =
+            inputs.iter().map(|&id| (dead_share(id), id)).collect();
+        by_dead_share.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut taken = Vec::new();
+        let mut live = 0;
+        for (_, id) in by_dead_share {
+            let with = live + self.index.segment_live_bytes(id);
+            if self.copies_bytes(with) <= budget {
+                taken.push(id);
+                live = with;
+            }
+        }
+        taken.sort_unstable();
+        self.whole_commits(taken, self.active().id())
     }
 
     fn dead_bytes_of(&self, segment: &SegmentFile) -> u64 {

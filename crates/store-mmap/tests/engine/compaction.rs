@@ -618,3 +618,136 @@ fn a_compaction_copies_no_tombstone_of_a_part_a_crash_abandoned() {
     assert_eq!(f.text(20).as_deref(), Some("written after the crash"));
     assert_eq!(f.store().len(), 7);
 }
+
+/// The policy's compaction leaves half the file system's room to the commits. Where the
+/// copies of all it is due for need more, it takes the segments that free the most for what
+/// they copy, within that half; where not one fits, it is refused and writes nothing.
+#[test]
+fn a_due_compaction_short_of_room_takes_the_most_dead_segments_that_fit() {
+    let storage = std::sync::Arc::new(store_mmap::fault::FaultStorage::new());
+    let mut f = Fixture::with(small_segments().storage(storage.clone()));
+    let mut model = BTreeMap::new();
+    for k in 0..300 {
+        f.store().put(id(k), &text(k, 1)).unwrap();
+        model.insert(k, text(k, 1));
+    }
+    // The first documents again, all of them, then every other one up to 200: the first
+    // segments are wholly dead, the next ones half.
+    for k in (0..40).chain((40..200).step_by(2)) {
+        f.store().put(id(k), &text(k, 2)).unwrap();
+        model.insert(k, text(k, 2));
+    }
+    let first = f.path().join("0000000001.seg");
+    let policy = CompactionPolicy {
+        dead_ratio: Some(0.1),
+        min_dead_bytes: 1,
+        ..CompactionPolicy::default()
+    };
+    let due = CompactionScope::Due(policy);
+    let copies = f.store().stats().unwrap().compaction_copy_bytes();
+    assert!(copies > 0);
+
+    // Room for none of the half-dead segments' copies: the wholly dead ones need none.
+    storage.set_available_bytes(Some(0));
+    let plan = f.store().plan_compaction(&due).unwrap().unwrap();
+    let done = plan.run().unwrap();
+    let report = f.store().install_compaction(done).unwrap().report;
+    assert!(report.segments_in > 0, "{report:?}");
+    assert_eq!(
+        (report.records_copied, report.bytes_out),
+        (0, 0),
+        "{report:?}"
+    );
+    // The replaced segments go once a checkpoint holds the compaction's moves.
+    f.store().checkpoint().unwrap();
+    assert!(!first.exists(), "the wholly dead first segment stays");
+    check_documents(&mut f, &model);
+    match f.store().plan_compaction(&due) {
+        Err(Error::NoRoomToCompact {
+            needed_bytes,
+            available_bytes: 0,
+            ..
+        }) => assert!(needed_bytes >= copies / 2, "{needed_bytes}"),
+        Err(other) => panic!("expected the compaction refused for room, got {other}"),
+        Ok(plan) => panic!(
+            "expected the compaction refused, got a plan: {}",
+            plan.is_some()
+        ),
+    }
+    assert!(temporary_files(&f.path()).is_empty());
+
+    // Room for the copies of all: half of it takes some of the half-dead segments.
+    storage.set_available_bytes(Some(copies));
+    let dead_before = f.store().stats().unwrap().dead_bytes();
+    let plan = f.store().plan_compaction(&due).unwrap().unwrap();
+    let done = plan.run().unwrap();
+    let report = f.store().install_compaction(done).unwrap().report;
+    assert!(
+        report.records_copied > 0 && report.bytes_out <= copies / 2,
+        "{report:?}, room {copies}"
+    );
+    let dead_after = f.store().stats().unwrap().dead_bytes();
+    assert!(dead_after < dead_before, "{dead_before} -> {dead_after}");
+    check_documents(&mut f, &model);
+
+    // With the file system's own room, the next one takes the rest.
+    storage.set_available_bytes(None);
+    let plan = f.store().plan_compaction(&due).unwrap().unwrap();
+    let done = plan.run().unwrap();
+    f.store().install_compaction(done).unwrap();
+    assert_eq!(f.store().stats().unwrap().dead_bytes(), 0);
+    check_documents(&mut f, &model);
+    f.reopen();
+    check_documents(&mut f, &model);
+}
+
+/// Of the segments a policy's compaction short of room is due for, it takes those that free
+/// the most for what they copy: two three-quarters dead before a half-dead one, within the
+/// same room.
+#[test]
+fn a_due_compaction_short_of_room_takes_the_most_dead_first() {
+    let storage = std::sync::Arc::new(store_mmap::fault::FaultStorage::new());
+    let mut f = Fixture::with(small_segments().storage(storage.clone()));
+    // Four documents fill a 16 KiB segment: 1 and 2 hold documents 0-7, 3 and 4 hold 8-15.
+    let text = |k: u64, version: u32| format!("{k} {version} {}", "x".repeat(3900));
+    for k in 0..16 {
+        f.store().put(id(k), &text(k, 1)).unwrap();
+    }
+    let segments: Vec<u32> = f
+        .segment_files()
+        .iter()
+        .map(|path| path.file_stem().unwrap().to_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(segments.len(), 4, "{segments:?}");
+    // Half of segments 1 and 2 again, three quarters of 3 and 4.
+    let again = [0, 1, 4, 5, 8, 9, 10, 12, 13, 14];
+    for k in again {
+        f.store().put(id(k), &text(k, 2)).unwrap();
+    }
+    let record = f.store().stats().unwrap().live_bytes() / 16;
+    // Room for three records' copies, of which the compaction takes half: segments 3 and
+    // 4 copy one record each; segment 1 alone would copy two.
+    storage.set_available_bytes(Some(6 * record));
+    let policy = CompactionPolicy {
+        dead_ratio: Some(0.1),
+        min_dead_bytes: 1,
+        ..CompactionPolicy::default()
+    };
+    let plan = f
+        .store()
+        .plan_compaction(&CompactionScope::Due(policy))
+        .unwrap()
+        .unwrap();
+    assert_eq!(plan.inputs(), segments[2..]);
+    let done = plan.run().unwrap();
+    let report = f.store().install_compaction(done).unwrap().report;
+    assert_eq!(
+        (report.segments_in, report.records_copied),
+        (2, 2),
+        "{report:?}"
+    );
+    for k in 0..16 {
+        let version = if again.contains(&k) { 2 } else { 1 };
+        assert_eq!(f.text(k), Some(text(k, version)), "document {k}");
+    }
+}
