@@ -42,6 +42,17 @@ fn version(k: u64, text: &str) -> u64 {
     v.parse().unwrap()
 }
 
+/// Waits until `done` holds, checking every few milliseconds, within a bound far beyond
+/// what the threads it waits for need: one that never gets there fails the test, with
+/// `what`, instead of hanging it.
+fn wait_until(done: impl Fn() -> bool, what: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "{}", what());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Writes `rounds` versions of every document.
 fn churn(store: &ConcurrentStore, rounds: std::ops::Range<u64>) {
     for v in rounds {
@@ -132,17 +143,11 @@ fn the_automatic_policy_compacts_on_its_own() {
     };
     let store = open(dir.path(), policy);
     churn(&store, 0..6);
-    // The compaction thread runs on its own schedule; wait for it, within a bound far
-    // beyond what it needs, so that a policy that never fires fails instead of hanging.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.compaction_stats().completed() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "no automatic compaction: {:?}",
-            store.compaction_stats()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // The compaction thread runs on its own schedule.
+    wait_until(
+        || store.compaction_stats().completed() > 0,
+        || format!("no automatic compaction: {:?}", store.compaction_stats()),
+    );
     let stats = store.compaction_stats();
     assert!(stats.bytes_out() < stats.bytes_in(), "{stats:?}");
     assert_eq!(stats.failed(), 0, "{stats:?}");
@@ -209,14 +214,10 @@ fn a_replaced_segment_a_reader_held_goes_once_it_lets_go_without_another_write()
 
     drop(held);
     // No write follows: the writer removes it when idle.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while first.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "the replaced segment is still on disk"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        || !first.exists(),
+        || "the replaced segment is still on disk".to_owned(),
+    );
     for k in 0..DOCS {
         assert_eq!(version(k, store.get(id(k)).unwrap().unwrap().text()), 1);
     }
@@ -257,11 +258,10 @@ fn commits_go_on_while_a_replaced_segment_is_removed() {
         std::thread::spawn(move || store.compact())
     };
     // The writer thread takes the removal after the checkpoint, and waits at the hold.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while storage.waiting(FaultOp::Remove, &first) == 0 {
-        assert!(Instant::now() < deadline, "no removal started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(
+        || storage.waiting(FaultOp::Remove, &first) > 0,
+        || "no removal started".to_owned(),
+    );
 
     assert!(commits(&store, 0), "a commit waited for the removal");
     assert!(first.exists(), "the removal is still held");
@@ -326,17 +326,11 @@ fn a_due_compaction_without_room_is_refused_once_and_waits() {
         }
     };
     churn_half(1..6);
-    // The compaction thread answers the commits' nudges on its own schedule: wait for its
-    // first refusal, within a bound far beyond what it needs.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while store.compaction_stats().failed() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "no compaction tried: {:?}",
-            store.compaction_stats()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    // The compaction thread answers the commits' nudges on its own schedule.
+    wait_until(
+        || store.compaction_stats().failed() > 0,
+        || format!("no compaction tried: {:?}", store.compaction_stats()),
+    );
     // Segments wholly dead need no room, and may have gone before the refusal; none goes
     // during the wait. Every one of these commits finds the policy due and nudges the
     // thread.

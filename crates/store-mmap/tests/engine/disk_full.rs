@@ -71,6 +71,13 @@ impl Drop for Mount {
     }
 }
 
+/// 1 MiB segments, so that a few MiB of disk hold several, and documents of up to 64 KiB.
+fn small_disk_options() -> StoreOptions {
+    StoreOptions::new()
+        .segment_capacity(1 << 20)
+        .max_document_bytes(64 << 10)
+}
+
 fn text(i: u64) -> String {
     let words = ["append", "only", "segment", "naïve", "日本"];
     let mut text = format!("document {i}\n");
@@ -122,9 +129,7 @@ fn a_full_disk_is_an_error_and_loses_nothing() {
         Err(reason) => return skip_without_mount(&reason),
     };
     let dir = mount.path.join("store");
-    let options = StoreOptions::new()
-        .segment_capacity(1 << 20)
-        .max_document_bytes(64 << 10);
+    let options = small_disk_options();
 
     let mut store = Store::create(&dir, options.clone()).unwrap();
     let (mut acked, err) = fill(&mut store, 0);
@@ -167,9 +172,7 @@ fn a_compaction_without_room_for_its_copies_is_refused_and_writes_nothing() {
         Err(reason) => return skip_without_mount(&reason),
     };
     let dir = mount.path.join("store");
-    let options = StoreOptions::new()
-        .segment_capacity(1 << 20)
-        .max_document_bytes(64 << 10);
+    let options = small_disk_options();
     let mut store = Store::create(&dir, options).unwrap();
     let ids: Vec<u64> = (0..120).collect();
     for &i in &ids {
