@@ -794,8 +794,6 @@ impl Store {
             })
     }
 
-    /// Bytes of the segment's records that no read can reach: older versions and
-    /// tombstones.
     /// The segments a compaction of `scope` replaces: the sealed ones it picks, with every
     /// other segment of a commit that spans them, and none that shares a commit with the
     /// writer's segment.
@@ -875,6 +873,8 @@ impl Store {
         self.whole_commits(taken, self.active().id())
     }
 
+    /// Bytes of the segment's records that no read can reach: older versions and
+    /// tombstones.
     fn dead_bytes_of(&self, segment: &SegmentFile) -> u64 {
         segment
             .record_bytes()

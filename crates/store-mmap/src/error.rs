@@ -80,8 +80,9 @@ pub enum Error {
         /// The file that could not grow.
         path: PathBuf,
     },
-    /// A compaction was asked for where the file system lacks room for its copies, which
-    /// it writes before it removes the segments they replace. No copy was written.
+    /// A compaction, asked for or due by its policy, found the file system without room for
+    /// its copies, which it writes before it removes the segments they replace. No copy
+    /// was written.
     #[error(
         "compacting {dir} needs {needed_bytes} bytes for its copies and the file system has \
          {available_bytes} available; no copy was written"
