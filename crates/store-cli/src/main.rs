@@ -393,11 +393,11 @@ fn run(cli: Cli) -> Outcome {
                 print_json(&mut out, &value)?;
             }
             eprintln!(
-                "textstore: compacted {} segments into {}: {} records copied, {} tombstones dropped, {} kept; disk use {} -> {}",
-                report.segments_in,
+                "textstore: compacted {} into {}: {} copied, {} dropped, {} kept; disk use {} -> {}",
+                report::counted(report.segments_in, "segment"),
                 report.segments_out,
-                report.records_copied,
-                report.tombstones_dropped,
+                report::counted(report.records_copied, "record"),
+                report::counted(report.tombstones_dropped, "tombstone"),
                 report.tombstones_kept,
                 HumanBytes(before),
                 HumanBytes(after)

@@ -143,18 +143,25 @@ pub fn health(snapshot: &Snapshot, thresholds: &Thresholds) -> Health {
         snapshot.figure("textstore_compaction_copy_bytes"),
     ) && available < capacity + copies
     {
+        let copies_part = if copies > 0.0 {
+            format!(
+                ", and {:.1} MiB of live records that a compaction copies before it removes \
+                 the segments they lie in",
+                mib(copies as u64)
+            )
+        } else {
+            String::new()
+        };
         add(
             Severity::Warning,
             "disk_space_low",
             format!(
                 "the store's file system has {:.1} MiB available, less than the {:.1} MiB its \
-                 writes may take before compaction frees any: a new segment of {:.1} MiB, and \
-                 {:.1} MiB of live records that a compaction copies before it removes the \
-                 segments they lie in; free space or move the store",
+                 writes may take before compaction frees any: a new segment of {:.1} \
+                 MiB{copies_part}; free space or move the store",
                 mib(available as u64),
                 mib((capacity + copies) as u64),
                 mib(capacity as u64),
-                mib(copies as u64)
             ),
         );
     }

@@ -445,7 +445,7 @@ fn compact_reclaims_space_and_backup_writes_a_store() {
     run(&store, &["delete", "3"], "", 0);
     let (_, summary) = run(&store, &["compact"], "", 0);
     assert!(summary.contains("39 records copied"), "{summary}");
-    assert!(summary.contains("1 tombstones dropped"), "{summary}");
+    assert!(summary.contains("1 tombstone dropped"), "{summary}");
     let disk: Vec<u64> = summary
         .rsplit("disk use ")
         .next()

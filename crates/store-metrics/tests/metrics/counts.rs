@@ -276,12 +276,18 @@ fn a_file_system_without_room_for_a_segment_and_a_compactions_copies_is_advised_
     assert_eq!(advice(1024, 100), vec![]);
     // Room for a new segment, and nothing for a compaction to copy.
     assert_eq!(advice(300, 0), vec![]);
-    assert_one_warning(&advice(200, 0), "disk_space_low", "200.0 MiB available");
+    assert_one_warning(
+        &advice(200, 0),
+        "disk_space_low",
+        "200.0 MiB available, less than the 256.0 MiB its writes may take before compaction \
+         frees any: a new segment of 256.0 MiB; free space",
+    );
     // The same room, short of a compaction's copies.
     assert_one_warning(
         &advice(300, 100),
         "disk_space_low",
-        "300.0 MiB available, less than the 356.0 MiB",
+        "300.0 MiB available, less than the 356.0 MiB its writes may take before compaction \
+         frees any: a new segment of 256.0 MiB, and 100.0 MiB of live records",
     );
 
     // The engine reports the figures for a store on disk: one segment, whose live records
