@@ -387,13 +387,22 @@ fn run(cli: Cli) -> Outcome {
                     "records_copied": report.records_copied,
                     "tombstones_dropped": report.tombstones_dropped,
                     "tombstones_kept": report.tombstones_kept,
+                    "segments_left": report.segments_left,
                     "allocated_bytes_before": before,
                     "allocated_bytes_after": after,
                 });
                 print_json(&mut out, &value)?;
             }
+            let left = if report.segments_left > 0 {
+                format!(
+                    "; {} with dead records left, short of room for their copies",
+                    report::counted(report.segments_left, "segment")
+                )
+            } else {
+                String::new()
+            };
             eprintln!(
-                "textstore: compacted {} into {}: {} copied, {} dropped, {} kept; disk use {} -> {}",
+                "textstore: compacted {} into {}: {} copied, {} dropped, {} kept; disk use {} -> {}{left}",
                 report::counted(report.segments_in, "segment"),
                 report.segments_out,
                 report::counted(report.records_copied, "record"),

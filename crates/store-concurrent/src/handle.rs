@@ -581,14 +581,35 @@ impl ConcurrentStore {
     /// compaction that is running to finish first. The replaced segments' files are gone
     /// when it returns, but for those a reader still holds (a `Doc`, a read under way): the
     /// writer removes each of them after the reader lets go, at its next commit or within a
-    /// second of idleness.
+    /// second of idleness. Where the file system lacks room for all the copies at once, it
+    /// goes in rounds, as [`Store::compact`] does.
     pub fn compact(&self) -> Result<CompactionReport> {
         self.check_open()?;
-        let report = self
-            .inner
-            .compactor
-            .compact(&self.inner.control, CompactionScope::Everything)?
-            .unwrap_or_default();
+        let mut report = CompactionReport::default();
+        // In rounds, as `Store::compact`, where the file system lacks room for all the
+        // copies at once: each round's checkpoint removes the segments it replaced (those
+        // no reader holds), which makes room for the next.
+        loop {
+            let round = match self
+                .inner
+                .compactor
+                .compact(&self.inner.control, CompactionScope::Everything)
+            {
+                Ok(Some(round)) => round,
+                Ok(None) => break,
+                Err(Error::Store(store_mmap::Error::NoRoomToCompact { .. }))
+                    if report.segments_in > 0 =>
+                {
+                    break;
+                }
+                Err(err) => return Err(err),
+            };
+            let progressed = report.add_round(&round);
+            self.checkpoint()?;
+            if round.segments_left == 0 || !progressed {
+                return Ok(report);
+            }
+        }
         self.checkpoint()?;
         Ok(report)
     }

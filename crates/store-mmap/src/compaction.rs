@@ -123,12 +123,48 @@ pub struct CompactionReport {
     pub tombstones_dropped: u64,
     /// How long the copy took (step 2), pauses for the rate limit included.
     pub copy_time: Duration,
+    /// Segments it was due for and left, short of room on the file system for their
+    /// copies: a later compaction takes them.
+    pub segments_left: u64,
+}
+
+impl CompactionReport {
+    /// Adds the figures of a compaction that followed this one, a round of a compaction
+    /// short of room; what is left is what the later one left. Returns whether the round
+    /// got anywhere: it freed bytes, and left fewer segments than the round before (a round
+    /// that frees nothing, or writes that keep dead segments coming, would go on forever).
+    pub fn add_round(&mut self, later: &CompactionReport) -> bool {
+        let progressed = later.bytes_out < later.bytes_in
+            && (self.segments_in == 0 || later.segments_left < self.segments_left);
+        self.segments_in += later.segments_in;
+        self.segments_out += later.segments_out;
+        self.bytes_in += later.bytes_in;
+        self.bytes_out += later.bytes_out;
+        self.records_copied += later.records_copied;
+        self.records_superseded += later.records_superseded;
+        self.tombstones_kept += later.tombstones_kept;
+        self.tombstones_dropped += later.tombstones_dropped;
+        self.copy_time += later.copy_time;
+        self.segments_left = later.segments_left;
+        progressed
+    }
 }
 
 /// Bytes a compaction's copies take, and bytes the file system has available.
 struct CompactionRoom {
     needed_bytes: u64,
     available_bytes: u64,
+}
+
+impl CompactionRoom {
+    /// The error of a compaction of the store in `dir` that does not fit.
+    fn refusal(&self, dir: &std::path::Path) -> Error {
+        Error::NoRoomToCompact {
+            dir: dir.to_path_buf(),
+            needed_bytes: self.needed_bytes,
+            available_bytes: self.available_bytes,
+        }
+    }
 }
 
 /// One input segment as the plan saw it.
@@ -182,16 +218,15 @@ pub struct Compaction {
     /// Due by its policy, so the inputs' files may become spares; a compaction asked for
     /// space ([`CompactionScope::Everything`]) gives back every file it can.
     keeps_spares: bool,
-    /// Short of room for the copies of all it was due for, it left some for a later one:
-    /// their dead bytes are not ones a compaction cannot reclaim.
-    leaves_due: bool,
+    /// Segments it was due for and left, short of room for their copies: their dead bytes
+    /// are not ones a compaction cannot reclaim.
+    segments_left: u64,
 }
 
 /// A compaction whose outputs are written and synced, ready to install.
 pub struct Compacted {
     pub(crate) inputs: Vec<u32>,
     pub(crate) keeps_spares: bool,
-    pub(crate) leaves_due: bool,
     pub(crate) outputs: Vec<SegmentFile>,
     /// Every copied put: document, version, and where the copy is.
     pub(crate) moved: Vec<(DocId, u64, Position)>,
@@ -239,6 +274,7 @@ impl Compaction {
         let mut report = CompactionReport {
             segments_in: self.inputs.len() as u64,
             bytes_in: self.inputs.iter().map(|i| u64::from(i.end)).sum(),
+            segments_left: self.segments_left,
             ..CompactionReport::default()
         };
         let (tombstones, dropped_deletes_to) = self.kept_tombstones(&mut report)?;
@@ -257,7 +293,6 @@ impl Compaction {
         let mut compacted = Compacted {
             inputs: self.inputs(),
             keeps_spares: self.keeps_spares,
-            leaves_due: self.leaves_due,
             outputs: done,
             moved,
             dropped_deletes_to,
@@ -362,6 +397,12 @@ impl Store {
     /// checkpoint. Writes through this handle wait meanwhile; the concurrent handle's
     /// `compact` lets them go on.
     ///
+    /// Where the file system lacks room for all the copies at once, it goes in rounds, the
+    /// segments that free the most for what they copy first, each round's replaced segments
+    /// removed before the next. It fails with [`Error::NoRoomToCompact`] where not even one
+    /// segment's copies fit, and leaves segments (counted in the report's `segments_left`)
+    /// where the rounds stop making room.
+    ///
     /// The replaced segments are removed now if nothing holds their mappings, or else by a
     /// later [`Store::remove_retired`], checkpoint, close or open: a [`Doc`] read before
     /// stays valid.
@@ -377,15 +418,29 @@ impl Store {
         &mut self,
         progress: Option<Arc<dyn Progress>>,
     ) -> Result<CompactionReport> {
-        let report = match self.plan_compaction(&CompactionScope::Everything)? {
-            Some(mut plan) => {
-                if let Some(progress) = progress {
-                    plan.report_progress(progress);
-                }
-                self.install_compaction(plan.run()?)?.report
+        let mut report = CompactionReport::default();
+        // In rounds, where the file system lacks room for all the copies at once: each
+        // round's checkpoint removes the segments it replaced (those nothing holds), which
+        // makes room for the next.
+        loop {
+            let mut plan = match self.plan_compaction(&CompactionScope::Everything) {
+                Ok(Some(plan)) => plan,
+                Ok(None) => break,
+                // Rounds were done, and what is left does not fit: the report says how many
+                // segments are left.
+                Err(Error::NoRoomToCompact { .. }) if report.segments_in > 0 => break,
+                Err(err) => return Err(err),
+            };
+            if let Some(progress) = &progress {
+                plan.report_progress(Arc::clone(progress));
             }
-            None => CompactionReport::default(),
-        };
+            let round = self.install_compaction(plan.run()?)?.report;
+            let progressed = report.add_round(&round);
+            if round.segments_left == 0 || !progressed {
+                break;
+            }
+            self.checkpoint()?;
+        }
         // Also when nothing was left to compact: an earlier compaction's replaced segments
         // go once a checkpoint reflects its moves.
         self.checkpoint()?;
@@ -430,22 +485,26 @@ impl Store {
         if picked.is_empty() {
             return Ok(None);
         }
+        // Where the copies of all it is due for need more room than it may take, a
+        // compaction takes the segments that free the most for what they copy, and leaves
+        // the rest to the next one. The policy's takes half the room, leaving the rest to
+        // the commits that go on while it copies; one asked for takes all but what the
+        // index file written after it needs.
         let room = self.compaction_room(&picked);
-        let all = picked;
-        let picked = match scope {
-            CompactionScope::Everything => all.clone(),
-            // The policy's compaction leaves half the room to the commits that go on while
-            // it copies, and where the copies of all it is due for need more, it takes the
-            // segments that free the most for what they copy; the next one takes more.
-            CompactionScope::Due(_) => self.inputs_within(all.clone(), room.available_bytes / 2),
+        let budget = match scope {
+            CompactionScope::Everything => {
+                room.available_bytes.saturating_sub(self.index.base_bytes())
+            }
+            CompactionScope::Due(_) => room.available_bytes / 2,
         };
-        let leaves_due = all.iter().any(|id| picked.binary_search(id).is_err());
+        let all = picked;
+        let picked = self.inputs_within(all.clone(), budget);
+        let segments_left = all
+            .iter()
+            .filter(|id| picked.binary_search(id).is_err())
+            .count() as u64;
         if picked.is_empty() || self.compaction_room(&picked).needed_bytes > room.available_bytes {
-            return Err(Error::NoRoomToCompact {
-                dir: self.dir().to_path_buf(),
-                needed_bytes: room.needed_bytes,
-                available_bytes: room.available_bytes,
-            });
+            return Err(room.refusal(self.dir()));
         }
         let mut tombstone_floor = self.last_seq + 1;
         for segment in self.segments.iter() {
@@ -502,7 +561,7 @@ impl Store {
             cancel: None,
             progress: None,
             keeps_spares: matches!(scope, CompactionScope::Due(_)),
-            leaves_due,
+            segments_left,
         }))
     }
 
@@ -619,7 +678,7 @@ impl Store {
         if !done.keeps_spares {
             self.segments.release_spares();
         }
-        if !done.leaves_due {
+        if report.segments_left == 0 {
             self.stuck_dead_bytes = self.sealed_bytes().1;
         }
         self.placement_epoch += 1;

@@ -751,3 +751,99 @@ fn a_due_compaction_short_of_room_takes_the_most_dead_first() {
         assert_eq!(f.text(k), Some(text(k, version)), "document {k}");
     }
 }
+
+/// `compact` on a file system without room for all its copies at once goes in rounds, each
+/// within the room, and ends with every dead byte gone; where what is left does not fit at
+/// all, it stops and says how many segments it left.
+#[test]
+fn compact_short_of_room_goes_in_rounds() {
+    let storage = std::sync::Arc::new(store_mmap::fault::FaultStorage::new());
+    let (mut f, model) = {
+        let mut f = Fixture::with(small_segments().storage(storage.clone()));
+        let mut model = BTreeMap::new();
+        for version in 1..=2 {
+            // Every document, then every other one again: the first segments half dead.
+            for k in (0..300).step_by(version as usize) {
+                f.store().put(id(k), &text(k, version)).unwrap();
+                model.insert(k, text(k, version));
+            }
+        }
+        (f, model)
+    };
+    f.store().checkpoint().unwrap();
+    let before = f.store().stats().unwrap();
+    let copies = before.compaction_copy_bytes();
+    // Room for a third of the copies, besides the index file each round writes.
+    storage.set_available_bytes(Some(copies / 3 + before.index_file_bytes()));
+    let report = f.store().compact().unwrap();
+    let after = f.store().stats().unwrap();
+    assert_eq!(report.segments_left, 0, "{report:?}");
+    assert_eq!(after.dead_bytes(), 0, "{after:?}");
+    assert!(
+        after.checkpoints() >= before.checkpoints() + 3,
+        "{} rounds' checkpoints: {report:?}",
+        after.checkpoints() - before.checkpoints()
+    );
+    assert!(report.bytes_out < report.bytes_in, "{report:?}");
+    check_documents(&mut f, &model);
+
+    // The compaction wrote the odd documents' first versions first, in sequence order:
+    // new versions of them, and of document 0, leave those segments wholly dead and
+    // document 0's in part. With room for none of the copies, the wholly dead go and the
+    // others stay, counted.
+    let mut model = model;
+    for k in (1..300).step_by(2).chain([0]) {
+        f.store().put(id(k), &text(k, 3)).unwrap();
+        model.insert(k, text(k, 3));
+    }
+    storage.set_available_bytes(Some(f.store().stats().unwrap().index_file_bytes()));
+    let report = f.store().compact().unwrap();
+    assert!(report.segments_left > 0, "{report:?}");
+    assert_eq!(report.records_copied, 0, "{report:?}");
+    check_documents(&mut f, &model);
+    storage.set_available_bytes(None);
+    let report = f.store().compact().unwrap();
+    assert_eq!(report.segments_left, 0, "{report:?}");
+    assert_eq!(f.store().stats().unwrap().dead_bytes(), 0);
+    check_documents(&mut f, &model);
+    f.reopen();
+    check_documents(&mut f, &model);
+}
+
+/// `compact` stops where a round short of room frees nothing: a delete whose document's
+/// older version lies in a segment too large for the room must be copied as it is, round
+/// after round.
+#[test]
+fn compact_short_of_room_stops_where_a_round_frees_nothing() {
+    let storage = std::sync::Arc::new(store_mmap::fault::FaultStorage::new());
+    let mut f = Fixture::with(small_segments().storage(storage.clone()));
+    let mut model = BTreeMap::new();
+    // A segment and more of documents, then a delete of the first and two documents after
+    // it, in the writer's segment.
+    for k in 0..80 {
+        f.store().put(id(k), &text(k, 1)).unwrap();
+        model.insert(k, text(k, 1));
+    }
+    f.store().checkpoint().unwrap();
+    let segments = f.segment_files().len();
+    f.store().delete(id(0)).unwrap();
+    model.remove(&0);
+    for k in [1000, 1001] {
+        f.store().put(id(k), "after the delete").unwrap();
+        model.insert(k, "after the delete".to_owned());
+    }
+    assert_eq!(
+        f.segment_files().len(),
+        segments,
+        "the delete starts no segment"
+    );
+    // Room for the writer's segment's copies, not the first segment's.
+    let index = f.store().stats().unwrap().index_file_bytes();
+    storage.set_available_bytes(Some(index + (10 << 10)));
+    let report = f.store().compact().unwrap();
+    assert_eq!(report.segments_left, 1, "{report:?}");
+    assert_eq!(report.tombstones_kept, 1, "{report:?}");
+    assert!(report.bytes_out >= report.bytes_in, "{report:?}");
+    check_documents(&mut f, &model);
+    assert_eq!(f.text(0), None);
+}
