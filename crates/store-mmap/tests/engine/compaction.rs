@@ -18,6 +18,16 @@ fn small_segments() -> StoreOptions {
         .max_document_bytes(4000)
 }
 
+/// A store of 16 KiB segments over fault-injecting storage, which tests of a file system
+/// short of room tell how much it has.
+fn small_store_on_fault_storage() -> (Fixture, std::sync::Arc<store_mmap::fault::FaultStorage>) {
+    let storage = std::sync::Arc::new(store_mmap::fault::FaultStorage::new());
+    (
+        Fixture::with(small_segments().storage(storage.clone())),
+        storage,
+    )
+}
+
 fn text(k: u64, version: u32) -> String {
     format!(
         "document {k}, version {version}: {}",
@@ -624,8 +634,7 @@ fn a_compaction_copies_no_tombstone_of_a_part_a_crash_abandoned() {
 /// they copy, within that half; where not one fits, it is refused and writes nothing.
 #[test]
 fn a_due_compaction_short_of_room_takes_the_most_dead_segments_that_fit() {
-    let storage = std::sync::Arc::new(store_mmap::fault::FaultStorage::new());
-    let mut f = Fixture::with(small_segments().storage(storage.clone()));
+    let (mut f, storage) = small_store_on_fault_storage();
     let mut model = BTreeMap::new();
     for k in 0..300 {
         f.store().put(id(k), &text(k, 1)).unwrap();
@@ -706,8 +715,7 @@ fn a_due_compaction_short_of_room_takes_the_most_dead_segments_that_fit() {
 /// same room.
 #[test]
 fn a_due_compaction_short_of_room_takes_the_most_dead_first() {
-    let storage = std::sync::Arc::new(store_mmap::fault::FaultStorage::new());
-    let mut f = Fixture::with(small_segments().storage(storage.clone()));
+    let (mut f, storage) = small_store_on_fault_storage();
     // Four documents fill a 16 KiB segment: 1 and 2 hold documents 0-7, 3 and 4 hold 8-15.
     let text = |k: u64, version: u32| format!("{k} {version} {}", "x".repeat(3900));
     for k in 0..16 {
@@ -757,9 +765,9 @@ fn a_due_compaction_short_of_room_takes_the_most_dead_first() {
 /// all, it stops and says how many segments it left.
 #[test]
 fn compact_short_of_room_goes_in_rounds() {
-    let storage = std::sync::Arc::new(store_mmap::fault::FaultStorage::new());
+    let (f, storage) = small_store_on_fault_storage();
     let (mut f, model) = {
-        let mut f = Fixture::with(small_segments().storage(storage.clone()));
+        let mut f = f;
         let mut model = BTreeMap::new();
         for version in 1..=2 {
             // Every document, then every other one again: the first segments half dead.
@@ -815,8 +823,7 @@ fn compact_short_of_room_goes_in_rounds() {
 /// after round.
 #[test]
 fn compact_short_of_room_stops_where_a_round_frees_nothing() {
-    let storage = std::sync::Arc::new(store_mmap::fault::FaultStorage::new());
-    let mut f = Fixture::with(small_segments().storage(storage.clone()));
+    let (mut f, storage) = small_store_on_fault_storage();
     let mut model = BTreeMap::new();
     // A segment and more of documents, then a delete of the first and two documents after
     // it, in the writer's segment.
