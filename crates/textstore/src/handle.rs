@@ -113,6 +113,9 @@ impl Textstore {
     }
 
     /// Compacts every segment that holds dead bytes; reads and writes go on meanwhile.
+    /// Short of room on the file system for all the copies at once, it goes in rounds and
+    /// counts what it could not take in the report's `segments_left`; where it can take
+    /// nothing, it fails with an error of kind `StorageFull` before it writes a copy.
     pub fn compact(&self) -> Result<CompactionReport> {
         Ok(self.handle.compact()?)
     }
