@@ -503,7 +503,8 @@ impl Store {
             .iter()
             .filter(|id| picked.binary_search(id).is_err())
             .count() as u64;
-        if picked.is_empty() || self.compaction_room(&picked).needed_bytes > room.available_bytes {
+        // The other segments of a commit that spans a taken one come along, fitting or not.
+        if picked.is_empty() || self.copies_of(&picked) > room.available_bytes {
             return Err(room.refusal(self.dir()));
         }
         let mut tombstone_floor = self.last_seq + 1;
@@ -882,14 +883,19 @@ impl Store {
     /// the room on the file system. A file system that will not say counts as roomy: the
     /// compaction then finds out for itself, and fails without a change to the store.
     fn compaction_room(&self, inputs: &[u32]) -> CompactionRoom {
-        let live: u64 = inputs
+        CompactionRoom {
+            needed_bytes: self.copies_of(inputs),
+            available_bytes: self.active().free_disk_bytes().unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Bytes of the new segments that hold the live records of `inputs`.
+    fn copies_of(&self, inputs: &[u32]) -> u64 {
+        let live = inputs
             .iter()
             .map(|&segment| self.index.segment_live_bytes(segment))
             .sum();
-        CompactionRoom {
-            needed_bytes: self.copies_bytes(live),
-            available_bytes: self.active().free_disk_bytes().unwrap_or(u64::MAX),
-        }
+        self.copies_bytes(live)
     }
 
     /// Bytes of the new segments that hold `live` bytes of copied records. No live record,
