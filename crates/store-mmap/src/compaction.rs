@@ -20,6 +20,7 @@
 //! docs/FORMAT.md ("Compaction").
 
 use std::collections::BTreeSet;
+use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -279,8 +280,19 @@ impl Compaction {
         };
         let (tombstones, dropped_deletes_to) = self.kept_tombstones(&mut report)?;
         let copies = merge_by_seq(&self.live, &tombstones);
+        let copy_bytes = copies.iter().map(|copy| record_len(copy.payload_len)).sum();
+        // The plan set the live records' copies against the room; the tombstones the walk
+        // keeps come on top, and a segment of nothing else needed no room there. Copies that
+        // no longer fit are refused before one is written, as the plan refuses them.
+        let room = CompactionRoom {
+            needed_bytes: copies_bytes(copy_bytes, self.capacity),
+            available_bytes: self.available_bytes(),
+        };
+        if room.needed_bytes > room.available_bytes {
+            return Err(room.refusal(&self.dir));
+        }
         if let Some(progress) = &self.progress {
-            progress.start(copies.iter().map(|copy| record_len(copy.payload_len)).sum());
+            progress.start(copy_bytes);
         }
         let mut out = Outputs {
             compaction: &self,
@@ -304,6 +316,14 @@ impl Compaction {
         compacted.report.bytes_out = compacted.outputs.iter().map(|o| u64::from(o.end())).sum();
         compacted.report.copy_time = started.elapsed();
         Ok(compacted)
+    }
+
+    /// Bytes available on the store's file system; `u64::MAX` where it will not say, as in
+    /// the plan.
+    fn available_bytes(&self) -> u64 {
+        File::open(&self.dir)
+            .and_then(|dir| self.storage.available_bytes(&dir, &self.dir))
+            .unwrap_or(u64::MAX)
     }
 
     /// Walks every input for its tombstones and keeps those at or above the floor. Returns
@@ -423,18 +443,14 @@ impl Store {
         // round's checkpoint removes the segments it replaced (those nothing holds), which
         // makes room for the next.
         loop {
-            let mut plan = match self.plan_compaction(&CompactionScope::Everything) {
-                Ok(Some(plan)) => plan,
+            let round = match self.compact_round(progress.as_ref()) {
+                Ok(Some(round)) => round,
                 Ok(None) => break,
                 // Rounds were done, and what is left does not fit: the report says how many
                 // segments are left.
                 Err(Error::NoRoomToCompact { .. }) if report.segments_in > 0 => break,
                 Err(err) => return Err(err),
             };
-            if let Some(progress) = &progress {
-                plan.report_progress(Arc::clone(progress));
-            }
-            let round = self.install_compaction(plan.run()?)?.report;
             let progressed = report.add_round(&round);
             if round.segments_left == 0 || !progressed {
                 break;
@@ -445,6 +461,21 @@ impl Store {
         // go once a checkpoint reflects its moves.
         self.checkpoint()?;
         Ok(report)
+    }
+
+    /// One round of [`Store::compact_with`]: plans, runs and installs a compaction of
+    /// everything that fits; `None` where nothing is left to compact.
+    fn compact_round(
+        &mut self,
+        progress: Option<&Arc<dyn Progress>>,
+    ) -> Result<Option<CompactionReport>> {
+        let Some(mut plan) = self.plan_compaction(&CompactionScope::Everything)? else {
+            return Ok(None);
+        };
+        if let Some(progress) = progress {
+            plan.report_progress(Arc::clone(progress));
+        }
+        Ok(Some(self.install_compaction(plan.run()?)?.report))
     }
 
     /// Whether `policy` asks for a compaction now. Asks nothing of the file system: the
@@ -879,8 +910,9 @@ impl Store {
     }
 
     /// What the copies of a compaction of `inputs` take (their live records, and a header
-    /// for each new segment; tombstones it must keep come on top, 48 bytes each), against
-    /// the room on the file system. A file system that will not say counts as roomy: the
+    /// for each new segment), against the room on the file system. The tombstones it must
+    /// keep come on top, 48 bytes each: only the run's walk finds them, and it sets them
+    /// against the room again before it writes. A file system that will not say counts as roomy: the
     /// compaction then finds out for itself, and fails without a change to the store.
     fn compaction_room(&self, inputs: &[u32]) -> CompactionRoom {
         CompactionRoom {
@@ -898,12 +930,9 @@ impl Store {
         self.copies_bytes(live)
     }
 
-    /// Bytes of the new segments that hold `live` bytes of copied records. No live record,
-    /// no new segment: a compaction of dead segments alone needs no room, and is what frees
-    /// some on a full disk.
+    /// [`copies_bytes`] in this store's segments.
     fn copies_bytes(&self, live: u64) -> u64 {
-        let outputs = live.div_ceil(crate::write::segment_room(self.segment_capacity()));
-        live + outputs * SEGMENT_HEADER_LEN as u64
+        copies_bytes(live, self.segment_capacity())
     }
 
     /// Of `inputs`, those a compaction takes within `budget` bytes of copies: the most dead
@@ -945,6 +974,14 @@ impl Store {
             .record_bytes()
             .saturating_sub(self.index.segment_live_bytes(segment.id()))
     }
+}
+
+/// Bytes of the new segments of `capacity` bytes that hold `records` bytes of copied
+/// records. No record, no new segment: a compaction of dead segments alone needs no room,
+/// and is what frees some on a full disk.
+fn copies_bytes(records: u64, capacity: u32) -> u64 {
+    let outputs = records.div_ceil(crate::write::segment_room(capacity));
+    records + outputs * SEGMENT_HEADER_LEN as u64
 }
 
 fn merge_by_seq(a: &[ToCopy], b: &[ToCopy]) -> Vec<ToCopy> {

@@ -91,7 +91,7 @@ pub enum Error {
         /// The store's directory.
         dir: PathBuf,
         /// Bytes the copies take: the live records of the segments it would replace, and a
-        /// header for each new segment.
+        /// header for each new segment; refused by the run, also the tombstones it must keep.
         needed_bytes: u64,
         /// Bytes available on the file system.
         available_bytes: u64,

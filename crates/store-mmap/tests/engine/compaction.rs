@@ -760,6 +760,110 @@ fn a_due_compaction_short_of_room_takes_the_most_dead_first() {
     }
 }
 
+/// The tombstones a compaction must keep take room that its plan cannot see: a segment of
+/// dead puts and tombstones has no live record to copy, yet its tombstones stay while their
+/// documents' older versions do. The run sets them against the room before it writes, and
+/// refuses where they do not fit, with the store unchanged; with room, they are copied.
+#[test]
+fn a_compaction_without_room_for_the_tombstones_it_keeps_is_refused() {
+    let (mut f, storage) = small_store_on_fault_storage();
+    // Four of these fill a 16 KiB segment.
+    let text = |k: u64, version: u32| format!("{k} {version} {}", "x".repeat(3900));
+    let small = |k: u64| format!("small {k}");
+    // The first segment: four documents that stay, and five small ones, deleted in the
+    // second.
+    for k in 0..4 {
+        f.store().put(id(k), &text(k, 1)).unwrap();
+    }
+    for k in 100..105 {
+        f.store().put(id(k), &small(k)).unwrap();
+    }
+    // The second: the five tombstones among four documents written again in the third.
+    f.store().put(id(10), &text(10, 1)).unwrap();
+    for k in 100..105 {
+        f.store().delete(id(k)).unwrap();
+    }
+    for k in 11..14 {
+        f.store().put(id(k), &text(k, 1)).unwrap();
+    }
+    for k in 10..14 {
+        f.store().put(id(k), &text(k, 2)).unwrap();
+    }
+    let files = f.segment_files();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let second = files[1].clone();
+    let second_id: u32 = second
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let check = |f: &mut Fixture| {
+        for k in 0..4 {
+            assert_eq!(f.text(k), Some(text(k, 1)), "document {k}");
+        }
+        for k in 10..14 {
+            assert_eq!(f.text(k), Some(text(k, 2)), "document {k}");
+        }
+        for k in 100..105 {
+            assert_eq!(f.text(k), None, "deleted document {k}");
+        }
+    };
+    let due = CompactionScope::Due(CompactionPolicy {
+        dead_ratio: Some(0.1),
+        min_dead_bytes: 1,
+        ..CompactionPolicy::default()
+    });
+    let tombstones = 5 * 48 + SEGMENT_HEADER_LEN as u64;
+
+    // No room at all: the second segment has nothing live, so the plan takes it, and its
+    // run finds the tombstones that must stay while the first holds their documents.
+    storage.set_available_bytes(Some(0));
+    let plan = f.store().plan_compaction(&due).unwrap().unwrap();
+    assert_eq!(plan.inputs(), [second_id]);
+    match plan.run() {
+        Err(Error::NoRoomToCompact {
+            needed_bytes,
+            available_bytes: 0,
+            ..
+        }) => assert_eq!(needed_bytes, tombstones),
+        Err(other) => panic!("expected the compaction refused for room, got {other}"),
+        Ok(_) => panic!("expected the compaction refused, got one run"),
+    }
+    assert!(temporary_files(&f.path()).is_empty());
+    // `compact` takes only the second segment as well (the first one's copies do not
+    // fit), and its first round is refused the same way.
+    match f.store().compact() {
+        Err(Error::NoRoomToCompact { needed_bytes, .. }) => {
+            assert_eq!(needed_bytes, tombstones);
+        }
+        other => panic!("expected compact refused for room, got {other:?}"),
+    }
+    assert!(second.exists());
+    assert!(temporary_files(&f.path()).is_empty());
+    check(&mut f);
+
+    // Room for the tombstones: they are copied, and the second segment goes.
+    storage.set_available_bytes(Some(tombstones));
+    let plan = f.store().plan_compaction(&due).unwrap().unwrap();
+    let report = f
+        .store()
+        .install_compaction(plan.run().unwrap())
+        .unwrap()
+        .report;
+    assert_eq!(
+        (report.tombstones_kept, report.bytes_out),
+        (5, tombstones),
+        "{report:?}"
+    );
+    f.store().checkpoint().unwrap();
+    assert!(!second.exists());
+    check(&mut f);
+    f.reopen();
+    check(&mut f);
+}
+
 /// `compact` on a file system without room for all its copies at once goes in rounds, each
 /// within the room, and ends with every dead byte gone; where what is left does not fit at
 /// all, it stops and says how many segments it left.
