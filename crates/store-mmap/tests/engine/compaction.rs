@@ -9,7 +9,7 @@ use store_mmap::{
     Compaction, CompactionPolicy, CompactionScope, DocRead, Error, IndexLoad, StoreOptions,
 };
 
-use crate::{Fixture, id, segment_files};
+use crate::{Fixture, id, segment_files, segment_id};
 
 /// 16 KiB segments, so that a few hundred documents span many of them.
 fn small_segments() -> StoreOptions {
@@ -196,10 +196,7 @@ fn a_removal_runs_without_the_store_and_the_list_names_its_segments_until_it_is_
         assert!(!first_segment.exists());
         let listed = std::fs::read(f.path().join("retired.tsr")).expect("the list is there");
         let listed = store_format::RetiredList::decode(&listed).unwrap();
-        let first_id: u32 = first_segment
-            .file_stem()
-            .and_then(|stem| stem.to_str()?.parse().ok())
-            .unwrap();
+        let first_id = segment_id(&first_segment);
         assert!(
             listed.segments.contains(&first_id),
             "the list let go of a segment before its removal was known to be durable: {:?}",
@@ -724,7 +721,7 @@ fn a_due_compaction_short_of_room_takes_the_most_dead_first() {
     let segments: Vec<u32> = f
         .segment_files()
         .iter()
-        .map(|path| path.file_stem().unwrap().to_str().unwrap().parse().unwrap())
+        .map(|path| segment_id(path))
         .collect();
     assert_eq!(segments.len(), 4, "{segments:?}");
     // Half of segments 1 and 2 again, three quarters of 3 and 4.
@@ -792,13 +789,7 @@ fn a_compaction_without_room_for_the_tombstones_it_keeps_is_refused() {
     let files = f.segment_files();
     assert_eq!(files.len(), 3, "{files:?}");
     let second = files[1].clone();
-    let second_id: u32 = second
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let second_id = segment_id(&second);
     let check = |f: &mut Fixture| {
         for k in 0..4 {
             assert_eq!(f.text(k), Some(text(k, 1)), "document {k}");

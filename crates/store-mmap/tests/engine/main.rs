@@ -170,6 +170,13 @@ pub(crate) fn rebuilt_from_data(
     Ok(found)
 }
 
+/// The id of the segment whose file is `path`.
+pub(crate) fn segment_id(path: &Path) -> u32 {
+    let name = path.file_stem().unwrap().to_str().unwrap();
+    name.parse()
+        .unwrap_or_else(|err| panic!("{}: not a segment's name: {err}", path.display()))
+}
+
 pub(crate) fn segment_files(dir: &Path) -> Vec<PathBuf> {
     files_with_extension(dir, "seg")
 }

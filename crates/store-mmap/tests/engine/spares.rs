@@ -10,7 +10,7 @@ use store_format::RecordKind;
 use store_mmap::fault::{Fault, FaultOp, FaultStorage};
 use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope, Error, Store, StoreOptions};
 
-use crate::{Fixture, files_with_extension, id, segment_files};
+use crate::{Fixture, files_with_extension, id, segment_files, segment_id};
 
 /// 16 KiB segments, no checkpoint but those the tests ask for and no journal: an open after
 /// a crash walks every commit made since the last compaction.
@@ -219,11 +219,6 @@ fn write_limit(dir: &Path) -> store_format::WriteLimit {
     let store_uid = store_format::StoreMeta::decode(&meta).unwrap().store_uid;
     let file = std::fs::read(dir.join("limit.tsl")).unwrap();
     store_format::WriteLimit::newest(&file, store_uid).expect("a slot of this store decodes")
-}
-
-fn segment_id(path: &Path) -> u32 {
-    let name = path.file_stem().unwrap().to_str().unwrap();
-    name.parse().unwrap()
 }
 
 /// The writer syncs a write limit past its records before it writes them, and an open
@@ -480,13 +475,7 @@ fn a_new_segment_takes_no_id_a_spare_file_names() {
     f.reopen();
     let mut next = 100;
     let created = put_until_roll(&mut f, &mut model, &mut next);
-    let id: u32 = created
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let id = segment_id(&created);
     assert!(id > 99, "{created:?}");
     check(&mut f, &model);
 }
