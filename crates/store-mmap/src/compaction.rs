@@ -912,8 +912,9 @@ impl Store {
     /// What the copies of a compaction of `inputs` take (their live records, and a header
     /// for each new segment), against the room on the file system. The tombstones it must
     /// keep come on top, 48 bytes each: only the run's walk finds them, and it sets them
-    /// against the room again before it writes. A file system that will not say counts as roomy: the
-    /// compaction then finds out for itself, and fails without a change to the store.
+    /// against the room again before it writes. A file system that will not say counts as
+    /// roomy: the compaction then finds out for itself, and fails without a change to the
+    /// store.
     fn compaction_room(&self, inputs: &[u32]) -> CompactionRoom {
         CompactionRoom {
             needed_bytes: self.copies_of(inputs),
