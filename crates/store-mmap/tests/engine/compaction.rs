@@ -6,7 +6,8 @@ use std::path::Path;
 use store_format::SEGMENT_HEADER_LEN;
 
 use store_mmap::{
-    Compaction, CompactionPolicy, CompactionScope, DocRead, Error, IndexLoad, StoreOptions,
+    Compaction, CompactionPolicy, CompactionReport, CompactionScope, DocRead, Error, IndexLoad,
+    StoreOptions,
 };
 
 use crate::{Fixture, id, segment_files, segment_id};
@@ -497,6 +498,17 @@ fn half_dead_store() -> (
     (f, storage, model)
 }
 
+/// Plans, runs and installs one compaction of `scope`, which must find something to do.
+fn compact_in_steps(f: &mut Fixture, scope: &CompactionScope) -> CompactionReport {
+    let plan = f
+        .store()
+        .plan_compaction(scope)
+        .unwrap()
+        .expect("a compaction is due");
+    let done = plan.run().unwrap();
+    f.store().install_compaction(done).unwrap().report
+}
+
 fn check_documents(f: &mut Fixture, model: &BTreeMap<u64, String>) {
     for (k, text) in model {
         assert_eq!(f.text(*k).as_ref(), Some(text), "document {k}");
@@ -655,9 +667,7 @@ fn a_due_compaction_short_of_room_takes_the_most_dead_segments_that_fit() {
 
     // Room for none of the half-dead segments' copies: the wholly dead ones need none.
     storage.set_available_bytes(Some(0));
-    let plan = f.store().plan_compaction(&due).unwrap().unwrap();
-    let done = plan.run().unwrap();
-    let report = f.store().install_compaction(done).unwrap().report;
+    let report = compact_in_steps(&mut f, &due);
     assert!(report.segments_in > 0, "{report:?}");
     assert_eq!(
         (report.records_copied, report.bytes_out),
@@ -685,9 +695,7 @@ fn a_due_compaction_short_of_room_takes_the_most_dead_segments_that_fit() {
     // Room for the copies of all: half of it takes some of the half-dead segments.
     storage.set_available_bytes(Some(copies));
     let dead_before = f.store().stats().unwrap().dead_bytes();
-    let plan = f.store().plan_compaction(&due).unwrap().unwrap();
-    let done = plan.run().unwrap();
-    let report = f.store().install_compaction(done).unwrap().report;
+    let report = compact_in_steps(&mut f, &due);
     assert!(
         report.records_copied > 0 && report.bytes_out <= copies / 2,
         "{report:?}, room {copies}"
@@ -698,9 +706,7 @@ fn a_due_compaction_short_of_room_takes_the_most_dead_segments_that_fit() {
 
     // With the file system's own room, the next one takes the rest.
     storage.set_available_bytes(None);
-    let plan = f.store().plan_compaction(&due).unwrap().unwrap();
-    let done = plan.run().unwrap();
-    f.store().install_compaction(done).unwrap();
+    compact_in_steps(&mut f, &due);
     assert_eq!(f.store().stats().unwrap().dead_bytes(), 0);
     check_documents(&mut f, &model);
     f.reopen();
@@ -837,12 +843,7 @@ fn a_compaction_without_room_for_the_tombstones_it_keeps_is_refused() {
 
     // Room for the tombstones: they are copied, and the second segment goes.
     storage.set_available_bytes(Some(tombstones));
-    let plan = f.store().plan_compaction(&due).unwrap().unwrap();
-    let report = f
-        .store()
-        .install_compaction(plan.run().unwrap())
-        .unwrap()
-        .report;
+    let report = compact_in_steps(&mut f, &due);
     assert_eq!(
         (report.tombstones_kept, report.bytes_out),
         (5, tombstones),
