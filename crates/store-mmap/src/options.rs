@@ -81,10 +81,10 @@ pub struct StoreOptions {
     pub prefault: bool,
     /// When reads check the records they return.
     pub read_verification: ReadVerification,
-    /// Under [`Durability::Sync`], a background thread writes and syncs zeros over the
-    /// active segment's preallocated space ahead of the commits, so that a commit's
-    /// `fdatasync` flushes its data and no file-system metadata (see docs/PERFORMANCE.md).
-    /// It uses no disk space beyond the preallocation. On by default.
+    /// Under [`Durability::Sync`], a background thread writes zeros over the active
+    /// segment's preallocated space ahead of the commits and starts their write-back, so
+    /// that a commit's `fdatasync` flushes its data and no file-system metadata (see
+    /// docs/PERFORMANCE.md). It uses no disk space beyond the preallocation. On by default.
     pub zero_ahead: bool,
     /// How many files of segments that a compaction due by its policy replaced
     /// ([`crate::CompactionScope::Due`], the automatic compaction of a store that keeps

@@ -1,12 +1,13 @@
 //! Zeroing ahead of the writer: a background thread writes zeros over the active segment's
-//! preallocated space, ahead of the commits, and syncs them.
+//! preallocated space, ahead of the commits, and starts their write-back without waiting
+//! for it; the next commit's `fdatasync` makes them durable with its own data.
 //!
 //! Why: `fallocate` leaves its space *unwritten*. A commit's `fdatasync` over such space
 //! also has to make durable the metadata that marks the extent written: a journal commit on
 //! a journaling file system, and on ext4 without a journal (the reference machine's) the
 //! extent blocks and the inode, each written and waited for before the device flush. Over
-//! space that already holds (synced) zeros it flushes the data alone. On this project's
-//! reference machine that is 1.3–1.4 times the rate of 4 KiB durable writes
+//! space whose zeros an earlier flush made durable it flushes the data alone. On this
+//! project's reference machine that is 1.3–1.4 times the rate of 4 KiB durable writes
 //! (docs/PERFORMANCE.md, "Physical limits"). The zeros go only where the segment is already
 //! preallocated, so they cost no disk space, and to recovery they read as unwritten space,
 //! as preallocated space does.
@@ -33,8 +34,8 @@
 //! - before the segment is trimmed or sealed, the writer **detaches** it, which waits for a
 //!   busy chunk; the thread never writes past the end of a file the writer has cut.
 //!
-//! A failed zero write or sync stops the zeroing for that segment and nothing else: the
-//! bytes are unwritten space either way, and commits then pay the conversion themselves.
+//! A failed zero write or write-back stops the zeroing for that segment and nothing else:
+//! the bytes are unwritten space either way, and commits then pay the conversion themselves.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -43,8 +44,8 @@ use std::thread::JoinHandle;
 
 use crate::storage::Storage;
 
-/// Bytes zeroed and synced per step: small, so that a commit's `fdatasync`, which the
-/// file system orders with the thread's, seldom waits behind much.
+/// Bytes zeroed and sent to the disk per step: small, so that a commit's `fdatasync`, which
+/// waits for every page of the file on its way to the disk, seldom waits behind much.
 const CHUNK_BYTES: usize = 256 << 10;
 /// Zeroing ahead pays off only while commits are small: the extent conversion it saves
 /// costs a commit of a few pages as much as its own flush, while a commit of hundreds of
@@ -80,8 +81,8 @@ struct State {
     target: Option<ZeroTarget>,
     /// Bytes below this are the writer's: written, or about to be.
     claimed: u64,
-    /// Bytes from `claimed` up to this hold synced zeros, or bytes written before (the
-    /// target's `written`): space a flush finds written.
+    /// Bytes from `claimed` up to this hold zeros sent to the disk, or bytes written before
+    /// (the target's `written`): space the next flush finds written or makes written once.
     zeroed: u64,
     /// The chunk being zeroed, while the thread writes it without the lock.
     busy: Option<(u64, u64)>,
