@@ -557,6 +557,11 @@ fn durable_contents(path: &Path, undo: Vec<Undo>) -> io::Result<Vec<u8>> {
     let mut contents = std::fs::read(path)?;
     for change in undo.into_iter().rev() {
         contents.resize(change.old_len as usize, 0);
+        // A change that began at or past the old end (a write past it, a file grown by
+        // `set_len` or `allocate`) replaced no byte: the old length alone undoes it.
+        if change.old.is_empty() {
+            continue;
+        }
         let start = change.offset as usize;
         contents[start..start + change.old.len()].copy_from_slice(&change.old);
     }

@@ -98,34 +98,41 @@ impl LimitFile {
         Ok(())
     }
 
-    /// Opens the file for writing; creates it (and makes its name durable) when missing.
+    /// Opens the file for writing; creates it when missing, and preallocates it (making its
+    /// name durable) when it is shorter than its two slots.
     fn open(&mut self, storage: &dyn Storage) -> Result<()> {
-        if self.file.is_none() {
-            let file = match OpenOptions::new().read(true).write(true).open(&self.path) {
-                Ok(file) => file,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    let file = storage
-                        .create_new(&self.path)
-                        .map_err(Error::io("create", &self.path))?;
-                    // Both slots' blocks at once: a slot's write never needs a new block,
-                    // so a disk that fills up later fails no limit.
-                    storage
-                        .allocate(&file, &self.path, 0, WRITE_LIMIT_FILE_LEN as u64)
-                        .map_err(Error::io("preallocate", &self.path))?;
-                    storage
-                        .sync(&file, &self.path, SyncKind::All)
-                        .map_err(Error::io("sync", &self.path))?;
-                    let dir = self
-                        .path
-                        .parent()
-                        .expect("the file is in the store's directory");
-                    sync_dir(storage, dir)?;
-                    file
-                }
-                Err(err) => return Err(Error::io("open", &self.path)(err)),
-            };
-            self.file = Some(file);
+        if self.file.is_some() {
+            return Ok(());
         }
+        let file = match OpenOptions::new().read(true).write(true).open(&self.path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => storage
+                .create_new(&self.path)
+                .map_err(Error::io("create", &self.path))?,
+            Err(err) => return Err(Error::io("open", &self.path)(err)),
+        };
+        let len = file
+            .metadata()
+            .map_err(Error::io("stat", &self.path))?
+            .len();
+        // Both slots' blocks at once: a slot's write never needs a new block, so a disk that
+        // fills up later fails no limit. A file shorter than that was just created, or left
+        // so by an earlier open whose preallocation found the disk full (or by a crash in
+        // between): it gets its blocks now, before a slot is written past its end.
+        if len < WRITE_LIMIT_FILE_LEN as u64 {
+            storage
+                .allocate(&file, &self.path, len, WRITE_LIMIT_FILE_LEN as u64)
+                .map_err(Error::io("preallocate", &self.path))?;
+            storage
+                .sync(&file, &self.path, SyncKind::All)
+                .map_err(Error::io("sync", &self.path))?;
+            let dir = self
+                .path
+                .parent()
+                .expect("the file is in the store's directory");
+            sync_dir(storage, dir)?;
+        }
+        self.file = Some(file);
         Ok(())
     }
 }

@@ -1081,6 +1081,33 @@ fn a_power_cut_restores_a_renamed_over_file_whose_inode_its_successor_reused() {
     });
 }
 
+/// A power cut takes a file back to its last sync also where the changes since began past
+/// its end: a write past it, and a `set_len` or an `allocate` that grew it. Found by the
+/// concurrent handle's fault model: the write-limit file, left empty by a full disk at its
+/// preallocation, took its second slot past its end, and rolling it back panicked.
+#[test]
+fn a_power_cut_undoes_changes_that_began_past_the_end_of_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FaultStorage::new();
+    let path = dir.path().join("grown");
+    let file = storage.create_new(&path).unwrap();
+    storage.write_at(&file, &path, b"durable", 0).unwrap();
+    storage
+        .sync(&file, &path, store_mmap::SyncKind::All)
+        .unwrap();
+    storage.sync_dir(dir.path()).unwrap();
+    storage
+        .write_at(&file, &path, b"past the end", 512)
+        .unwrap();
+    storage.set_len(&file, &path, 4096).unwrap();
+    storage.allocate(&file, &path, 4096, 8192).unwrap();
+    storage.write_at(&file, &path, b"over", 3).unwrap();
+    storage.cut_power();
+    drop(file);
+    storage.restore_durable_state().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"durable");
+}
+
 /// Runs `scenario` in fresh directories over fresh fault storages until it reports that the
 /// file system gave a freed inode number to the new file it expected to get it, up to 50
 /// times. The file system chooses, and other processes creating files may take the number

@@ -547,8 +547,10 @@ fn a_spare_longer_than_a_new_segment_is_let_go() {
 }
 
 /// A disk too full for the write-limit file fails the commit that needed a new limit with
-/// `DiskFull`, before it wrote anything, and leaves the store taking writes: the next
-/// commit writes the limit, and every commit survives a crash.
+/// `DiskFull`, before it wrote anything, and leaves the store taking writes. The file the
+/// failed commit created is preallocated before a slot is written into it: while the disk
+/// stays full the next commit fails the same way, and once there is room it writes the
+/// limit, and every commit survives a crash.
 #[test]
 fn a_full_disk_at_the_write_limit_fails_the_commit_alone() {
     let storage = Arc::new(FaultStorage::new());
@@ -561,16 +563,25 @@ fn a_full_disk_at_the_write_limit_fails_the_commit_alone() {
     f.crash();
     std::fs::remove_file(f.path().join("limit.tsl")).unwrap();
     f.reopen();
-    storage.inject(Fault::Fail(FaultOp::Allocate), 0);
-    let err = f.store().put(id(next), &text(next, 1)).unwrap_err();
-    assert!(matches!(err, Error::DiskFull { .. }), "{err}");
-    assert!(err.to_string().contains("limit.tsl"), "{err}");
-    assert_eq!(storage.injected(Fault::Fail(FaultOp::Allocate)), 1);
+    let limit_file = f.path().join("limit.tsl");
+    for failed in 1..=2 {
+        storage.inject(Fault::Fail(FaultOp::Allocate), 0);
+        let err = f.store().put(id(next), &text(next, 1)).unwrap_err();
+        assert!(matches!(err, Error::DiskFull { .. }), "{err}");
+        assert!(err.to_string().contains("limit.tsl"), "{err}");
+        assert_eq!(storage.injected(Fault::Fail(FaultOp::Allocate)), failed);
+        assert_eq!(std::fs::metadata(&limit_file).unwrap().len(), 0);
+    }
     for k in next..next + 3 {
         f.store().put(id(k), &text(k, 1)).unwrap();
         model.insert(k, text(k, 1));
     }
     assert_eq!(write_limit(&f.path()).segment_id, segment_id(&reused));
+    assert_eq!(
+        std::fs::metadata(&limit_file).unwrap().len(),
+        store_format::WRITE_LIMIT_FILE_LEN as u64,
+        "both slots' blocks are allocated"
+    );
     check(&mut f, &model);
     f.crash();
     f.reopen();
