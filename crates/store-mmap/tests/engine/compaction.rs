@@ -861,19 +861,15 @@ fn a_compaction_without_room_for_the_tombstones_it_keeps_is_refused() {
 /// all, it stops and says how many segments it left.
 #[test]
 fn compact_short_of_room_goes_in_rounds() {
-    let (f, storage) = small_store_on_fault_storage();
-    let (mut f, model) = {
-        let mut f = f;
-        let mut model = BTreeMap::new();
-        for version in 1..=2 {
-            // Every document, then every other one again: the first segments half dead.
-            for k in (0..300).step_by(version as usize) {
-                f.store().put(id(k), &text(k, version)).unwrap();
-                model.insert(k, text(k, version));
-            }
+    let (mut f, storage) = small_store_on_fault_storage();
+    let mut model = BTreeMap::new();
+    for version in 1..=2 {
+        // Every document, then every other one again: the first segments half dead.
+        for k in (0..300).step_by(version as usize) {
+            f.store().put(id(k), &text(k, version)).unwrap();
+            model.insert(k, text(k, version));
         }
-        (f, model)
-    };
+    }
     f.store().checkpoint().unwrap();
     let before = f.store().stats().unwrap();
     let copies = before.compaction_copy_bytes();
