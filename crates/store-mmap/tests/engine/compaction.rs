@@ -891,7 +891,6 @@ fn compact_short_of_room_goes_in_rounds() {
     // new versions of them, and of document 0, leave those segments wholly dead and
     // document 0's in part. With room for none of the copies, the wholly dead go and the
     // others stay, counted.
-    let mut model = model;
     for k in (1..300).step_by(2).chain([0]) {
         f.store().put(id(k), &text(k, 3)).unwrap();
         model.insert(k, text(k, 3));
