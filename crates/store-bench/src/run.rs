@@ -17,8 +17,8 @@ use crate::limits::{
 };
 use crate::report::{
     BATCH_FDATASYNC_LIMIT, BATCH_PREALLOCATED_LIMIT, CorpusSummary, EngineSettings,
-    FDATASYNC_LIMIT, GROUPED_FDATASYNC_LIMIT, Machine, Report, Row, WRITTEN_FDATASYNC_LIMIT,
-    WorkloadResult, ZEROED_AHEAD_FDATASYNC_LIMIT,
+    FDATASYNC_LIMIT, GROUPED_FDATASYNC_LIMIT, Machine, Report, Row, SEQ_WRITE_LIMIT,
+    TEXTS_WRITE_LIMIT, WRITTEN_FDATASYNC_LIMIT, WorkloadResult, ZEROED_AHEAD_FDATASYNC_LIMIT,
 };
 use crate::workload::{
     EngineSubject, Figure, PUT_THREADS, Plan, Settings, Subject, Workload, median_round,
@@ -199,7 +199,12 @@ pub fn run(
         what: "physical limits",
     });
     let plan = Plan::new(corpus, options.settings);
-    let mut limits = PhysicalLimits::measure(scratch, options.limits)?;
+    let texts: Vec<&[u8]> = corpus
+        .docs()
+        .iter()
+        .map(|doc| doc.text.as_bytes())
+        .collect();
+    let mut limits = PhysicalLimits::measure(scratch, options.limits, &texts)?;
     let mean_bytes = corpus.text_bytes() as f64 / corpus.len() as f64;
     let put_sizes = plan.put_sizes(options.limits.fdatasync_max);
     let batch_sizes = plan.batch_sizes(options.settings.batch_max);
@@ -346,11 +351,18 @@ fn limit_rows(
         row
     };
     match workload {
-        Workload::BulkIngest => vec![row(
-            "limit: sequential write + fsync of the text",
-            limits.seq_write_bytes_per_sec / mean_bytes,
-            None,
-        )],
+        Workload::BulkIngest => vec![
+            row(
+                SEQ_WRITE_LIMIT,
+                limits.seq_write_bytes_per_sec / mean_bytes,
+                None,
+            ),
+            row(
+                TEXTS_WRITE_LIMIT,
+                limits.texts_write_bytes_per_sec / mean_bytes,
+                None,
+            ),
+        ],
         Workload::DurablePut | Workload::DurablePutThreads => limits
             .flushes
             .iter()

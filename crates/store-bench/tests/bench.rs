@@ -8,8 +8,8 @@ use std::time::Duration;
 use store_bench::corpus::{SYNTHETIC_MAX_BYTES, SYNTHETIC_MIN_BYTES, rewritten};
 use store_bench::engines::{FilePerDoc, MemoryMap, Textstore};
 use store_bench::report::{
-    BATCH_FDATASYNC_LIMIT, BATCH_PREALLOCATED_LIMIT, GROUPED_FDATASYNC_LIMIT, Row, SUBJECT,
-    WRITTEN_FDATASYNC_LIMIT, ZEROED_AHEAD_FDATASYNC_LIMIT,
+    BATCH_FDATASYNC_LIMIT, BATCH_PREALLOCATED_LIMIT, GROUPED_FDATASYNC_LIMIT, Row, SEQ_WRITE_LIMIT,
+    SUBJECT, TEXTS_WRITE_LIMIT, WRITTEN_FDATASYNC_LIMIT, ZEROED_AHEAD_FDATASYNC_LIMIT,
 };
 use store_bench::workload::Plan;
 use store_bench::{
@@ -389,6 +389,31 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     assert_eq!(
         written_goal.bound.as_ref().map(|b| b.ratio),
         Some(zeroed_ahead.per_sec / report.limits.flushes.unwrap().written.per_sec)
+    );
+    // The ingest's goal against the sequential write reports the corpus's texts written
+    // alone beside it, a row of the ingest's.
+    let limits = &report.limits;
+    assert!(limits.texts_write_bytes_per_sec > 0.0, "{limits:?}");
+    let ingest = report
+        .results
+        .iter()
+        .find(|r| r.workload == Workload::BulkIngest)
+        .unwrap();
+    let per_doc = corpus.text_bytes() as f64 / corpus.len() as f64;
+    assert_eq!(
+        ingest.value(TEXTS_WRITE_LIMIT),
+        Some(limits.texts_write_bytes_per_sec / per_doc)
+    );
+    let ingest_goal = report
+        .goals
+        .iter()
+        .find(|g| g.reference.as_deref() == Some(SEQ_WRITE_LIMIT))
+        .expect("the ingest's goal against the sequential write");
+    let expected = limits.texts_write_bytes_per_sec / limits.seq_write_bytes_per_sec;
+    let bound = ingest_goal.bound.as_ref().expect("the texts' bound").ratio;
+    assert!(
+        (bound - expected).abs() <= 1e-9 * expected,
+        "{bound} against {expected}"
     );
     assert_eq!(
         report
