@@ -694,83 +694,84 @@ mod tests {
         assert_eq!(goal(None).bound, None);
     }
 
-    #[test]
-    fn the_single_puts_goal_reports_the_zeroed_ahead_limit_beside_it() {
-        let goal = |zeroed_ahead: Option<f64>| {
+    /// A goal against a limit row, and the row that bounds it.
+    struct BoundedGoal {
+        workload: Workload,
+        /// textstore's figure.
+        subject: f64,
+        /// The goal's limit row and its figure.
+        reference: (&'static str, f64),
+        /// An engine with a goal of its own in the same workload, which no row bounds.
+        other: (&'static str, f64),
+        /// The row that bounds the goal, and its figure.
+        bound_row: (&'static str, f64),
+        /// The ratio measured against the reference, and the bound's.
+        measured: f64,
+        bound: Bound,
+        line: &'static str,
+    }
+
+    /// The goal reports its bound beside it; the goal against the other engine has none,
+    /// and neither has a run without the bound's row.
+    fn check_bounded_goal(case: &BoundedGoal) {
+        let goals = |with_bound: bool| {
             let mut rows = vec![
-                (SUBJECT, 880.0, None),
-                (WRITTEN_FDATASYNC_LIMIT, 1000.0, None),
-                ("fjall", 500.0, None),
+                (SUBJECT, case.subject, None),
+                (case.reference.0, case.reference.1, None),
+                (case.other.0, case.other.1, None),
             ];
-            rows.extend(zeroed_ahead.map(|z| (ZEROED_AHEAD_FDATASYNC_LIMIT, z, None)));
-            Report::evaluate_goals(&[result(Workload::DurablePut, &rows)])
+            if with_bound {
+                rows.push((case.bound_row.0, case.bound_row.1, None));
+            }
+            Report::evaluate_goals(&[result(case.workload, &rows)])
         };
-        let goals = goal(Some(900.0));
-        let written = goals
-            .iter()
-            .find(|g| g.reference.as_deref() == Some(WRITTEN_FDATASYNC_LIMIT))
-            .expect("the written-space goal");
-        assert_eq!(written.measured, Some(0.88));
-        assert_eq!(
-            written.bound,
-            Some(Bound {
-                what: ZEROED_AHEAD_BOUND_NAME,
-                ratio: 0.9
-            })
-        );
-        assert_eq!(
-            goal_line(written),
-            "NOT MET durable single puts: ≥ 0.95× limit: the puts' texts, each written + \
-             fdatasync into written space: measured 0.88× (the same writes into space zeroed \
-             just ahead of them: 0.90×)"
-        );
-        // The goal against another engine has no such bound, and neither has a run
-        // without the row.
-        let fjall = goals
-            .iter()
-            .find(|g| g.reference.as_deref() == Some("fjall"))
-            .expect("fjall's goal");
-        assert_eq!(fjall.bound, None);
-        assert!(goal(None).iter().all(|g| g.bound.is_none()));
+        let all = goals(true);
+        let find = |name: &str| {
+            all.iter()
+                .find(|g| g.reference.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("no goal against {name}: {all:?}"))
+        };
+        let goal = find(case.reference.0);
+        assert_eq!(goal.measured, Some(case.measured));
+        assert!(!goal.met);
+        assert_eq!(goal.bound.as_ref(), Some(&case.bound));
+        assert_eq!(goal_line(goal), case.line);
+        assert_eq!(find(case.other.0).bound, None);
+        assert!(goals(false).iter().all(|g| g.bound.is_none()));
     }
 
     #[test]
-    fn the_ingest_goal_reports_the_texts_written_alone_beside_it() {
-        let goal = |texts: Option<f64>| {
-            let mut rows = vec![
-                (SUBJECT, 650.0, None),
-                (SEQ_WRITE_LIMIT, 1000.0, None),
-                ("LMDB (heed)", 200.0, None),
-            ];
-            rows.extend(texts.map(|t| (TEXTS_WRITE_LIMIT, t, None)));
-            Report::evaluate_goals(&[result(Workload::BulkIngest, &rows)])
-        };
-        let goals = goal(Some(750.0));
-        let sequential = goals
-            .iter()
-            .find(|g| g.reference.as_deref() == Some(SEQ_WRITE_LIMIT))
-            .expect("the goal against the sequential write");
-        assert_eq!(sequential.measured, Some(0.65));
-        assert!(!sequential.met);
-        assert_eq!(
-            sequential.bound,
-            Some(Bound {
+    fn a_goal_against_a_limit_reports_what_bounds_it_beside_it() {
+        check_bounded_goal(&BoundedGoal {
+            workload: Workload::DurablePut,
+            subject: 880.0,
+            reference: (WRITTEN_FDATASYNC_LIMIT, 1000.0),
+            other: ("fjall", 500.0),
+            bound_row: (ZEROED_AHEAD_FDATASYNC_LIMIT, 900.0),
+            measured: 0.88,
+            bound: Bound {
+                what: ZEROED_AHEAD_BOUND_NAME,
+                ratio: 0.9,
+            },
+            line: "NOT MET durable single puts: ≥ 0.95× limit: the puts' texts, each written + \
+                   fdatasync into written space: measured 0.88× (the same writes into space \
+                   zeroed just ahead of them: 0.90×)",
+        });
+        check_bounded_goal(&BoundedGoal {
+            workload: Workload::BulkIngest,
+            subject: 650.0,
+            reference: (SEQ_WRITE_LIMIT, 1000.0),
+            other: ("LMDB (heed)", 200.0),
+            bound_row: (TEXTS_WRITE_LIMIT, 750.0),
+            measured: 0.65,
+            bound: Bound {
                 what: TEXTS_WRITE_BOUND_NAME,
-                ratio: 0.75
-            })
-        );
-        assert_eq!(
-            goal_line(sequential),
-            "NOT MET bulk ingest, one commit: ≥ 0.7× limit: sequential write + fsync of the \
-             text: measured 0.65× (the corpus's texts alone, written from memory: 0.75×)"
-        );
-        // The goal against LMDB has no such bound, and neither has a run without the row.
-        let lmdb = goals
-            .iter()
-            .find(|g| g.reference.as_deref() == Some("LMDB (heed)"))
-            .expect("the goal against LMDB");
-        assert_eq!(lmdb.bound, None);
-        assert!(goal(None).iter().all(|g| g.bound.is_none()));
+                ratio: 0.75,
+            },
+            line: "NOT MET bulk ingest, one commit: ≥ 0.7× limit: sequential write + fsync of \
+                   the text: measured 0.65× (the corpus's texts alone, written from memory: \
+                   0.75×)",
+        });
     }
 
     #[test]
