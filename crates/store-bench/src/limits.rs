@@ -58,8 +58,11 @@ pub struct PhysicalLimits {
     pub grouped_flush_rounds: Vec<f64>,
 }
 
-/// Writes of given sizes, one after another, each followed by `fdatasync`, into one kind of
-/// [`Space`].
+/// Writes of given texts, one after another, each followed by `fdatasync`, into one kind of
+/// [`Space`]. Each write sends its texts from where they lie in memory, gathered into one
+/// `pwritev`, as an engine's commit reads the texts its caller hands it: at a hundred texts
+/// a write, reading them costs a commit about an eighth of its time on the reference
+/// machine, which a buffer hot in cache would leave out (docs/PERFORMANCE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SizedFlushes {
     /// Writes per second.
@@ -90,39 +93,42 @@ pub enum Space {
 }
 
 impl SizedFlushes {
-    /// Measures writes of `sizes` bytes, in order, into `space` of a scratch file in `dir`,
-    /// for at most [`LimitSettings::fdatasync_time`].
+    /// Measures `writes` (each the texts one write gathers), in order, into `space` of a
+    /// scratch file in `dir`, for at most [`LimitSettings::fdatasync_time`].
     ///
     /// # Panics
-    /// If `sizes` is empty.
-    pub fn measure(
+    /// If `writes` is empty.
+    pub fn measure<'t, W: AsRef<[&'t [u8]]>>(
         dir: &Path,
         settings: LimitSettings,
-        sizes: &[usize],
+        writes: &[W],
         space: Space,
     ) -> Result<SizedFlushes> {
-        assert!(!sizes.is_empty(), "no write to measure");
-        let len = sizes.iter().sum::<usize>() as u64;
+        assert!(!writes.is_empty(), "no write to measure");
+        let len: u64 = writes
+            .iter()
+            .map(|write| gathered_len(write.as_ref()))
+            .sum();
         let (per_sec, latency) = match space {
             Space::Written => {
                 let path = dir.join("written-fdatasync");
                 let file = written_file(&path, len)?;
-                let measured = timed_writes(&file, &path, settings, sizes, |_| Ok(()));
+                let measured = timed_writes(&file, &path, settings, writes, |_| Ok(()));
                 remove_scratch(file, &path, measured)?
             }
             Space::ZeroedAhead => {
-                zeroed_ahead_fdatasync(&dir.join("zeroed-ahead-fdatasync"), settings, sizes)?
+                zeroed_ahead_fdatasync(&dir.join("zeroed-ahead-fdatasync"), settings, writes)?
             }
             Space::Preallocated => {
                 let path = dir.join("preallocated-fdatasync");
                 let file = preallocated_file(&path, len)?;
-                let measured = timed_writes(&file, &path, settings, sizes, |_| Ok(()));
+                let measured = timed_writes(&file, &path, settings, writes, |_| Ok(()));
                 remove_scratch(file, &path, measured)?
             }
         };
         Ok(SizedFlushes {
             per_sec,
-            mean_bytes: len as f64 / sizes.len() as f64,
+            mean_bytes: len as f64 / writes.len() as f64,
             latency,
         })
     }
@@ -137,11 +143,11 @@ pub const ZERO_LEAD_BYTES: u64 = 1 << 20;
 
 /// Durable writes from several threads at once into written space, each thread waiting for
 /// its write before it sends the next, grouped by the simplest group commit: a thread queues
-/// its write and sleeps; one committing thread takes every write queued, writes them with
-/// one `pwrite` after the group before and one `fdatasync`, then wakes their threads. It checks
-/// nothing, indexes nothing and copies nothing but the bytes: the most durable writes a
-/// second that many submitters get from the disk, so that group commit's figure can be
-/// read beside what the disk gives the same threads.
+/// its text and sleeps; one committing thread takes every write queued, writes their texts
+/// with one `pwritev` after the group before and one `fdatasync`, then wakes their threads.
+/// It checks nothing, indexes nothing and copies nothing but the texts: the most durable
+/// writes a second that many submitters get from the disk, so that group commit's figure
+/// can be read beside what the disk gives the same threads.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct GroupedFlushes {
     /// Submitting threads.
@@ -155,81 +161,96 @@ pub struct GroupedFlushes {
 }
 
 impl GroupedFlushes {
-    /// Measures writes of `sizes[t]` bytes, in order, from thread `t` of `sizes.len()`,
+    /// Measures the writes of `texts[t]`, in order (from the first again when it has fewer
+    /// than [`LimitSettings::grouped_writes_per_thread`]), from thread `t` of `texts.len()`,
     /// with a scratch file in `dir`, each thread for at most
     /// [`LimitSettings::fdatasync_time`] and [`LimitSettings::grouped_writes_per_thread`]
     /// writes.
     ///
     /// # Panics
-    /// If `sizes` or one of its threads' sizes is empty.
+    /// If `texts` or one of its threads' texts is empty.
     pub fn measure(
         dir: &Path,
         settings: LimitSettings,
-        sizes: &[Vec<usize>],
+        texts: &[Vec<&[u8]>],
     ) -> Result<GroupedFlushes> {
         assert!(
-            !sizes.is_empty() && sizes.iter().all(|s| !s.is_empty()),
+            !texts.is_empty() && texts.iter().all(|t| !t.is_empty()),
             "no write to measure"
         );
         let path = dir.join("grouped-fdatasync");
         let per_thread = settings.grouped_writes_per_thread.max(1);
-        let size_of = |thread: usize, i: usize| sizes[thread][i % sizes[thread].len()];
-        let len: usize = (0..sizes.len())
-            .map(|t| (0..per_thread).map(|i| size_of(t, i)).sum::<usize>())
+        let len: u64 = texts
+            .iter()
+            .map(|thread| {
+                (0..per_thread)
+                    .map(|i| thread[i % thread.len()].len() as u64)
+                    .sum::<u64>()
+            })
             .sum();
-        let file = written_file(&path, len as u64)?;
-        let group = GroupCommit {
-            queue: Mutex::new(Queue {
-                writes: Vec::new(),
-                submitters: sizes.len(),
-            }),
-            queued: Condvar::new(),
-        };
-        let text = vec![0xa5_u8; sizes.iter().flatten().max().copied().unwrap_or(0) * sizes.len()];
-        let (committed, submitted) = std::thread::scope(|scope| {
-            let committer = scope.spawn(|| group.commit(&file, &path, &text));
-            let threads: Vec<_> = (0..sizes.len())
-                .map(|t| {
-                    let group = &group;
-                    scope.spawn(move || {
-                        let waiter = Arc::new(Waiter::default());
-                        let thread = time_each(settings.fdatasync_time, per_thread, |i| {
-                            group.submit(&waiter, size_of(t, i))
-                        });
-                        group.leave();
-                        thread
-                    })
-                })
-                .collect();
-            let submitted: Vec<_> = threads
-                .into_iter()
-                .map(|thread| thread.join().expect("a submitting thread panicked"))
-                .collect();
-            let committed = committer.join().expect("the committing thread panicked");
-            (committed, submitted)
-        });
-        let groups = committed?;
-        let (writes, latencies) = combine_threads(submitted)?;
-        drop(file);
-        std::fs::remove_file(&path).map_err(Error::io(&path))?;
-        Ok(GroupedFlushes {
-            threads: sizes.len(),
-            per_sec: writes.per_sec(),
-            mean_group: writes.ops as f64 / groups.max(1) as f64,
-            latency: latencies.percentiles(),
-        })
+        let file = written_file(&path, len)?;
+        let measured = grouped_writes(&file, &path, settings, texts);
+        remove_scratch(file, &path, measured)
     }
 }
 
+/// The writes of [`GroupedFlushes::measure`], from the start of `file`.
+fn grouped_writes(
+    file: &File,
+    path: &Path,
+    settings: LimitSettings,
+    texts: &[Vec<&[u8]>],
+) -> Result<GroupedFlushes> {
+    let per_thread = settings.grouped_writes_per_thread.max(1);
+    let group = GroupCommit {
+        queue: Mutex::new(Queue {
+            writes: Vec::new(),
+            submitters: texts.len(),
+        }),
+        queued: Condvar::new(),
+    };
+    let (committed, submitted) = std::thread::scope(|scope| {
+        let committer = scope.spawn(|| group.commit(file, path));
+        let threads: Vec<_> = texts
+            .iter()
+            .map(|thread_texts| {
+                let group = &group;
+                scope.spawn(move || {
+                    let waiter = Arc::new(Waiter::default());
+                    let thread = time_each(settings.fdatasync_time, per_thread, |i| {
+                        group.submit(&waiter, thread_texts[i % thread_texts.len()])
+                    });
+                    group.leave();
+                    thread
+                })
+            })
+            .collect();
+        let submitted: Vec<_> = threads
+            .into_iter()
+            .map(|thread| thread.join().expect("a submitting thread panicked"))
+            .collect();
+        let committed = committer.join().expect("the committing thread panicked");
+        (committed, submitted)
+    });
+    let groups = committed?;
+    let (writes, latencies) = combine_threads(submitted)?;
+    Ok(GroupedFlushes {
+        threads: texts.len(),
+        per_sec: writes.per_sec(),
+        mean_group: writes.ops as f64 / groups.max(1) as f64,
+        latency: latencies.percentiles(),
+    })
+}
+
 /// The queue of [`GroupedFlushes`]: writes waiting for the committing thread.
-struct GroupCommit {
-    queue: Mutex<Queue>,
+struct GroupCommit<'t> {
+    queue: Mutex<Queue<'t>>,
     queued: Condvar,
 }
 
-struct Queue {
-    /// Each queued write's bytes and its thread's waiter.
-    writes: Vec<(usize, Arc<Waiter>)>,
+struct Queue<'t> {
+    /// Each queued write's text and its thread's waiter.
+    writes: Vec<(&'t [u8], Arc<Waiter>)>,
     /// Threads still submitting: the committing thread stops when none is left and the
     /// queue is empty.
     submitters: usize,
@@ -243,17 +264,17 @@ struct Waiter {
     woken: Condvar,
 }
 
-impl GroupCommit {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+impl<'t> GroupCommit<'t> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue<'t>> {
         self.queue
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues a write of `bytes` and sleeps until it is durable.
-    fn submit(&self, waiter: &Arc<Waiter>, bytes: usize) -> Result<()> {
+    /// Queues a write of `text` and sleeps until it is durable.
+    fn submit(&self, waiter: &Arc<Waiter>, text: &'t [u8]) -> Result<()> {
         *waiter.done.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        self.lock().writes.push((bytes, Arc::clone(waiter)));
+        self.lock().writes.push((text, Arc::clone(waiter)));
         self.queued.notify_one();
         let mut done = waiter.done.lock().unwrap_or_else(|p| p.into_inner());
         loop {
@@ -278,9 +299,9 @@ impl GroupCommit {
 
     /// Commits groups until every submitter left; returns how many. After a failure it
     /// goes on failing what is queued, so that no submitter sleeps for ever.
-    fn commit(&self, file: &File, path: &Path, text: &[u8]) -> Result<u64> {
-        use std::os::unix::fs::FileExt;
+    fn commit(&self, file: &File, path: &Path) -> Result<u64> {
         let (mut offset, mut groups, mut failure) = (0_u64, 0_u64, None);
+        let mut texts: Vec<&[u8]> = Vec::new();
         loop {
             let writes = {
                 let mut queue = self.lock();
@@ -293,13 +314,15 @@ impl GroupCommit {
                 std::mem::take(&mut queue.writes)
             };
             if failure.is_none() {
-                let bytes: usize = writes.iter().map(|(bytes, _)| bytes).sum();
-                let flushed = file
-                    .write_all_at(&text[..bytes], offset)
-                    .and_then(|()| file.sync_data());
-                offset += bytes as u64;
+                texts.clear();
+                texts.extend(writes.iter().map(|&(text, _)| text));
+                let flushed = write_pieces_at(file, path, &texts, offset)
+                    .and_then(|end| file.sync_data().map(|()| end).map_err(Error::io(path)));
                 groups += 1;
-                failure = flushed.err().map(Error::io(path));
+                match flushed {
+                    Ok(end) => offset = end,
+                    Err(err) => failure = Some(err),
+                }
             }
             for (_, waiter) in writes {
                 *waiter.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(failure.is_none());
@@ -376,36 +399,39 @@ impl PhysicalLimits {
 }
 
 impl FlushLimits {
-    /// Measures the flush limits, with scratch files in `dir`. `put_sizes` are the sizes of
-    /// the texts the durable puts write, in order (the first `fdatasync_max` are used, again
-    /// from the first if there are fewer).
+    /// Measures the flush limits, with scratch files in `dir`. `put_texts` are the texts
+    /// the durable puts write, in order (the first `fdatasync_max` are used, again from the
+    /// first if there are fewer).
     ///
     /// # Panics
-    /// If `put_sizes` is empty.
+    /// If `put_texts` is empty.
     pub fn measure(
         dir: &Path,
         settings: LimitSettings,
-        put_sizes: &[usize],
+        put_texts: &[&[u8]],
     ) -> Result<FlushLimits> {
         let (append_rate, append_latency) =
             append_fdatasync(&dir.join("append-fdatasync"), settings)?;
-        let sizes: Vec<usize> = put_sizes
+        let writes: Vec<[&[u8]; 1]> = put_texts
             .iter()
-            .copied()
+            .map(|&text| [text])
             .cycle()
             .take(settings.fdatasync_max.max(1))
             .collect();
         Ok(FlushLimits {
             append_fdatasync_per_sec: append_rate,
             append_fdatasync_latency: append_latency,
-            written: SizedFlushes::measure(dir, settings, &sizes, Space::Written)?,
-            zeroed_ahead: SizedFlushes::measure(dir, settings, &sizes, Space::ZeroedAhead)?,
+            written: SizedFlushes::measure(dir, settings, &writes, Space::Written)?,
+            zeroed_ahead: SizedFlushes::measure(dir, settings, &writes, Space::ZeroedAhead)?,
         })
     }
 }
 
 /// The writes of the sequential bandwidth: 1 MiB each.
 const SEQ_WRITE_CHUNK_BYTES: usize = 1 << 20;
+
+/// Slices per `writev` or `pwritev`: Linux's `IOV_MAX`.
+const MAX_SLICES: usize = 1024;
 
 /// Writes `pieces` in order to a new file at `path` ([`write_in_order`]), `fsync`s it and
 /// removes it; returns the bytes per second of the write and the sync.
@@ -428,7 +454,6 @@ fn write_in_order(file: &mut File, path: &Path, pieces: &[&[u8]]) -> Result<u64>
     use std::io::IoSlice;
     use store_mmap::Storage;
     const WRITE_BEHIND: u64 = 8 << 20;
-    const MAX_SLICES: usize = 1024;
     let (mut written, mut behind) = (0_u64, 0_u64);
     let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_SLICES);
     let mut gathered = 0;
@@ -460,36 +485,59 @@ fn write_in_order(file: &mut File, path: &Path, pieces: &[&[u8]]) -> Result<u64>
     Ok(written)
 }
 
+/// 4 KiB appends of one buffer, hot in cache, each followed by `fdatasync`.
 fn append_fdatasync(path: &Path, settings: LimitSettings) -> Result<(f64, Option<Percentiles>)> {
     let file = scratch_file(path)?;
-    let blocks = vec![4096; settings.fdatasync_max.max(1)];
+    let block = [0xa5_u8; 4096];
+    let blocks = vec![[&block[..]]; settings.fdatasync_max.max(1)];
     let measured = timed_writes(&file, path, settings, &blocks, |_| Ok(()));
     remove_scratch(file, path, measured)
 }
 
-/// Writes of `sizes` bytes one after another from the start of `file`, each followed by
-/// `fdatasync`, for at most [`LimitSettings::fdatasync_time`]. `before_write(end)` runs
-/// before each write, inside its timing, with the end of the bytes it covers: the
-/// zeroed-ahead loop waits there for its zeros.
-fn timed_writes(
+/// `writes` one after another from the start of `file` (each the texts of one `pwritev`),
+/// each followed by `fdatasync`, for at most [`LimitSettings::fdatasync_time`].
+/// `before_write(end)` runs before each write, inside its timing, with the end of the bytes
+/// it covers: the zeroed-ahead loop waits there for its zeros.
+fn timed_writes<'t, W: AsRef<[&'t [u8]]>>(
     file: &File,
     path: &Path,
     settings: LimitSettings,
-    sizes: &[usize],
+    writes: &[W],
     mut before_write: impl FnMut(u64) -> Result<()>,
 ) -> Result<(f64, Option<Percentiles>)> {
-    use std::os::unix::fs::FileExt;
-    let text = vec![0xa5_u8; sizes.iter().copied().max().unwrap_or(0)];
     let mut offset = 0u64;
-    let (throughput, latencies) = time_each(settings.fdatasync_time, sizes.len(), |i| {
-        let end = offset + sizes[i] as u64;
-        before_write(end)?;
-        file.write_all_at(&text[..sizes[i]], offset)
-            .map_err(Error::io(path))?;
-        offset = end;
+    let (throughput, latencies) = time_each(settings.fdatasync_time, writes.len(), |i| {
+        let pieces = writes[i].as_ref();
+        before_write(offset + gathered_len(pieces))?;
+        offset = write_pieces_at(file, path, pieces, offset)?;
         file.sync_data().map_err(Error::io(path))
     })?;
     Ok((throughput.per_sec(), latencies.percentiles()))
+}
+
+/// Writes `pieces` one after another at `offset` of `file`, in `pwritev`s of at most
+/// [`MAX_SLICES`] pieces, straight from where they lie; returns where the last one ends.
+fn write_pieces_at(file: &File, path: &Path, pieces: &[&[u8]], offset: u64) -> Result<u64> {
+    use std::io::IoSlice;
+    use store_mmap::Storage;
+    let mut at = offset;
+    // A `pwritev` of no bytes writes nothing and reports so; a write of empty texts is done.
+    for chunk in pieces
+        .chunks(MAX_SLICES)
+        .filter(|chunk| gathered_len(chunk) > 0)
+    {
+        let slices: Vec<IoSlice<'_>> = chunk.iter().map(|piece| IoSlice::new(piece)).collect();
+        store_mmap::OsStorage
+            .write_vectored_at(file, path, &slices, at)
+            .map_err(Error::io(path))?;
+        at += gathered_len(chunk);
+    }
+    Ok(at)
+}
+
+/// The bytes of `pieces` together.
+fn gathered_len(pieces: &[&[u8]]) -> u64 {
+    pieces.iter().map(|piece| piece.len() as u64).sum()
 }
 
 /// Closes and removes a limit's scratch file, then hands on what was measured in it (its
@@ -502,22 +550,27 @@ fn remove_scratch<T>(file: File, path: &Path, measured: Result<T>) -> Result<T> 
     Ok(measured)
 }
 
-/// Writes of `sizes` bytes one after another, each followed by `fdatasync`, into
-/// preallocated space that a thread zeroes ahead of them.
-fn zeroed_ahead_fdatasync(
+/// `writes` one after another, each followed by `fdatasync`, into preallocated space that a
+/// thread zeroes ahead of them.
+fn zeroed_ahead_fdatasync<'t, W: AsRef<[&'t [u8]]>>(
     path: &Path,
     settings: LimitSettings,
-    sizes: &[usize],
+    writes: &[W],
 ) -> Result<(f64, Option<Percentiles>)> {
     // Room for the lead past the last write, as a segment's preallocation has.
-    let len = sizes.iter().sum::<usize>() as u64 + ZERO_LEAD_BYTES + ZERO_STEP_BYTES;
+    let len = writes
+        .iter()
+        .map(|write| gathered_len(write.as_ref()))
+        .sum::<u64>()
+        + ZERO_LEAD_BYTES
+        + ZERO_STEP_BYTES;
     let file = preallocated_file(path, len)?;
     let ahead = ZeroingAhead::default();
     let (measured, zeroing) = std::thread::scope(|scope| {
         let zeroing = scope.spawn(|| ahead.run(&file, path, len));
         // The lead is in place before the first write, as it is after a pause in commits.
         let measured = ahead.wait_for(path, ZERO_LEAD_BYTES).and_then(|()| {
-            timed_writes(&file, path, settings, sizes, |end| {
+            timed_writes(&file, path, settings, writes, |end| {
                 ahead.wait_for(path, end)
             })
         });
@@ -764,15 +817,59 @@ mod tests {
         );
     }
 
+    /// The timed writes put each write's texts at the end of the one before, whatever their
+    /// number (more than a `pwritev` takes, an empty one), and tell the hook where each write
+    /// will end before it is written.
+    #[test]
+    fn timed_writes_put_every_write_s_texts_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timed");
+        let owned: Vec<Vec<u8>> = (0..2500_usize)
+            .map(|i| vec![(i % 251) as u8; (i * 13) % 700])
+            .collect();
+        let texts: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        let writes: Vec<&[&[u8]]> = vec![
+            &texts[..1],
+            &texts[1..2200],
+            &texts[2200..2201],
+            &texts[2201..],
+        ];
+        let file = scratch_file(&path).unwrap();
+        let mut settings = settings(1);
+        settings.fdatasync_max = writes.len();
+        let mut ends = Vec::new();
+        let (per_sec, latency) = timed_writes(&file, &path, settings, &writes, |end| {
+            ends.push(end);
+            Ok(())
+        })
+        .unwrap();
+        assert!(per_sec > 0.0);
+        assert_eq!(latency.unwrap().count, 4);
+        let mut expected_end = 0;
+        let expected_ends: Vec<u64> = writes
+            .iter()
+            .map(|write| {
+                expected_end += gathered_len(write);
+                expected_end
+            })
+            .collect();
+        assert_eq!(ends, expected_ends);
+        assert!(
+            std::fs::read(&path).unwrap() == texts.concat(),
+            "the file's bytes differ from the texts"
+        );
+    }
+
     /// Flushes into space zeroed just ahead (one write larger than the lead, which waits
-    /// for the thread) and into preallocated space write every size once and remove their
+    /// for the thread) and into preallocated space make every write once and remove their
     /// scratch file.
     #[test]
-    fn sized_flushes_write_every_size_and_leave_no_file() {
+    fn sized_flushes_make_every_write_and_leave_no_file() {
+        let lead = (ZERO_LEAD_BYTES + ZERO_STEP_BYTES) as usize;
         let cases = [
             (
                 Space::ZeroedAhead,
-                [100, (ZERO_LEAD_BYTES + ZERO_STEP_BYTES) as usize, 4096],
+                [100, lead, 4096],
                 "zeroed-ahead-fdatasync",
             ),
             (
@@ -783,9 +880,13 @@ mod tests {
         ];
         for (space, sizes, file) in cases {
             let dir = tempfile::tempdir().unwrap();
+            let owned: Vec<Vec<u8>> = sizes.iter().map(|&len| vec![b'x'; len]).collect();
+            // The middle write in two texts.
+            let (head, tail) = owned[1].split_at(owned[1].len() / 3);
+            let writes: Vec<Vec<&[u8]>> = vec![vec![&owned[0]], vec![head, tail], vec![&owned[2]]];
             let mut settings = settings(1);
-            settings.fdatasync_max = sizes.len();
-            let flushes = SizedFlushes::measure(dir.path(), settings, &sizes, space).unwrap();
+            settings.fdatasync_max = writes.len();
+            let flushes = SizedFlushes::measure(dir.path(), settings, &writes, space).unwrap();
             assert_eq!(flushes.latency.unwrap().count, 3, "{space:?}");
             assert!(flushes.per_sec > 0.0);
             assert_eq!(flushes.mean_bytes, sizes.iter().sum::<usize>() as f64 / 3.0);
@@ -793,11 +894,72 @@ mod tests {
         }
     }
 
+    /// Each group's `pwritev` puts its writes' texts whole after the group before, and each
+    /// thread's writes follow one another in its order.
+    #[test]
+    fn grouped_writes_put_each_thread_s_texts_whole_and_in_order() {
+        const THREADS: usize = 4;
+        const PER_THREAD: usize = 25;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grouped");
+        // Write `i` of thread `t` is bytes of the value 1 + t * PER_THREAD + i, which no
+        // other write has, so that the file tells which write each byte came from.
+        let value = |t: usize, i: usize| (1 + t * PER_THREAD + i) as u8;
+        let len_of = |t: usize, i: usize| 50 * (t + 1) + 7 * i;
+        let owned: Vec<Vec<Vec<u8>>> = (0..THREADS)
+            .map(|t| {
+                (0..PER_THREAD)
+                    .map(|i| vec![value(t, i); len_of(t, i)])
+                    .collect()
+            })
+            .collect();
+        let texts: Vec<Vec<&[u8]>> = owned
+            .iter()
+            .map(|thread| thread.iter().map(Vec::as_slice).collect())
+            .collect();
+        let total: usize = (0..THREADS)
+            .flat_map(|t| (0..PER_THREAD).map(move |i| len_of(t, i)))
+            .sum();
+        let file = written_file(&path, total as u64 + 4096).unwrap();
+        let grouped = grouped_writes(&file, &path, settings(PER_THREAD), &texts).unwrap();
+        assert_eq!(
+            grouped.latency.unwrap().count,
+            (THREADS * PER_THREAD) as u64
+        );
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            bytes[total..].iter().all(|&b| b == 0),
+            "bytes past the writes"
+        );
+        let mut next = [0_usize; THREADS];
+        let mut at = 0;
+        while at < total {
+            let v = usize::from(bytes[at]);
+            assert!(v >= 1, "a gap at byte {at}");
+            let (t, i) = ((v - 1) / PER_THREAD, (v - 1) % PER_THREAD);
+            assert_eq!(i, next[t], "thread {t}'s writes out of order at byte {at}");
+            let run = &bytes[at..at + len_of(t, i)];
+            assert!(
+                run.iter().all(|&b| b == bytes[at]),
+                "write {i} of thread {t} torn"
+            );
+            next[t] += 1;
+            at += run.len();
+        }
+        assert_eq!(next, [PER_THREAD; THREADS]);
+    }
+
     #[test]
     fn grouped_flushes_commit_every_thread_s_writes_in_groups() {
         let dir = tempfile::tempdir().unwrap();
-        let sizes: Vec<Vec<usize>> = (1..=4).map(|t| vec![100 * t, 3000, 7]).collect();
-        let grouped = GroupedFlushes::measure(dir.path(), settings(25), &sizes).unwrap();
+        let owned: Vec<Vec<Vec<u8>>> = (1..=4)
+            .map(|t| vec![vec![1; 100 * t], vec![2; 3000], vec![3; 7]])
+            .collect();
+        let texts: Vec<Vec<&[u8]>> = owned
+            .iter()
+            .map(|thread| thread.iter().map(Vec::as_slice).collect())
+            .collect();
+        let grouped = GroupedFlushes::measure(dir.path(), settings(25), &texts).unwrap();
         assert_eq!(grouped.threads, 4);
         // Every write waited for its own flush, and a flush holds at most one write per
         // thread, since a thread sends its next only once the last is durable.

@@ -206,10 +206,10 @@ pub fn run(
         .collect();
     let mut limits = PhysicalLimits::measure(scratch, options.limits, &texts)?;
     let mean_bytes = corpus.text_bytes() as f64 / corpus.len() as f64;
-    let put_sizes = plan.put_sizes(options.limits.fdatasync_max);
-    let batch_sizes = plan.batch_sizes(options.settings.batch_max);
-    let thread_put_sizes =
-        plan.thread_put_sizes(PUT_THREADS, options.limits.grouped_writes_per_thread);
+    let put_texts = plan.put_texts(options.limits.fdatasync_max);
+    let batch_texts = plan.batch_texts(options.settings.batch_max);
+    let thread_put_texts =
+        plan.thread_put_texts(PUT_THREADS, options.limits.grouped_writes_per_thread);
 
     let mut results = Vec::new();
     let mut done = 1;
@@ -230,16 +230,16 @@ pub fn run(
             }
             match workload {
                 Workload::DurablePut => {
-                    flush_rounds.push(FlushLimits::measure(scratch, options.limits, &put_sizes)?);
+                    flush_rounds.push(FlushLimits::measure(scratch, options.limits, &put_texts)?);
                 }
                 Workload::DurablePutThreads => grouped_flush_rounds.push(GroupedFlushes::measure(
                     scratch,
                     options.limits,
-                    &thread_put_sizes,
+                    &thread_put_texts,
                 )?),
                 Workload::BatchedPut => {
                     let measure =
-                        |space| SizedFlushes::measure(scratch, options.limits, &batch_sizes, space);
+                        |space| SizedFlushes::measure(scratch, options.limits, &batch_texts, space);
                     batch_flush_rounds.push(measure(Space::Written)?);
                     batch_preallocated_rounds.push(measure(Space::Preallocated)?);
                 }

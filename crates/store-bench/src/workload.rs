@@ -372,32 +372,33 @@ impl<'c> Plan<'c> {
         self.corpus.docs()[index as usize].id
     }
 
-    /// The sizes of the first `n` texts the durable single puts write, in order: what the
-    /// limit they are held to writes.
-    pub fn put_sizes(&self, n: usize) -> Vec<usize> {
-        (0..n.max(1)).map(|i| self.write(i).1.len()).collect()
+    /// The first `n` (at least one) texts the durable single puts write, in order: what the
+    /// limits they are held to write.
+    pub fn put_texts(&self, n: usize) -> Vec<&[u8]> {
+        (0..n.max(1)).map(|i| self.write(i).1.as_bytes()).collect()
     }
 
-    /// The sizes of the first `n` (at least one) texts each of `threads` threads writes in
-    /// the durable puts from threads, thread by thread: what the grouped limit writes.
-    pub fn thread_put_sizes(&self, threads: usize, n: usize) -> Vec<Vec<usize>> {
+    /// The first `n` (at least one) texts each of `threads` threads writes in the durable
+    /// puts from threads, thread by thread: what the grouped limit writes.
+    pub fn thread_put_texts(&self, threads: usize, n: usize) -> Vec<Vec<&[u8]>> {
         (0..threads)
             .map(|t| {
                 (0..n.max(1))
-                    .map(|i| self.write_of_thread(t, threads, i).1.len())
+                    .map(|i| self.write_of_thread(t, threads, i).1.as_bytes())
                     .collect()
             })
             .collect()
     }
 
-    /// The text bytes of the first `n` (at least one) batches of the batched puts, in order.
-    pub fn batch_sizes(&self, n: usize) -> Vec<usize> {
+    /// The texts of the first `n` (at least one) batches of the batched puts, batch by
+    /// batch, in order: what the limits of the batched puts write.
+    pub fn batch_texts(&self, n: usize) -> Vec<Vec<&[u8]>> {
         let docs = self.settings.batch_docs;
         (0..n.max(1))
             .map(|batch| {
                 (0..docs)
-                    .map(|j| self.write(batch * docs + j).1.len())
-                    .sum()
+                    .map(|j| self.write(batch * docs + j).1.as_bytes())
+                    .collect()
             })
             .collect()
     }

@@ -372,14 +372,14 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     // The flush limits of the durable puts write what they write, and the single puts'
     // goal reports the zeroed-ahead limit beside the written-space one.
     let plan = Plan::new(&corpus, options.settings);
-    let sizes = plan.put_sizes(3);
+    let texts = plan.put_texts(3);
     let zeroed_ahead = report
         .limits
         .zeroed_ahead
         .expect("measured before the durable puts");
     assert_eq!(
         zeroed_ahead.mean_bytes,
-        sizes.iter().sum::<usize>() as f64 / 3.0
+        texts.iter().map(|t| t.len()).sum::<usize>() as f64 / 3.0
     );
     let written_goal = report
         .goals
@@ -422,7 +422,7 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
             .expect("measured before the durable puts")
             .written
             .mean_bytes,
-        sizes.iter().sum::<usize>() as f64 / 3.0
+        texts.iter().map(|t| t.len()).sum::<usize>() as f64 / 3.0
     );
     // The grouped limit writes from as many threads as the puts from threads, and is a row
     // of theirs only.
@@ -457,7 +457,11 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         Some(grouped.per_sec / report.limits.flushes.unwrap().written.per_sec)
     );
     // So does the batched puts' limit.
-    let batch_sizes = plan.batch_sizes(options.settings.batch_max);
+    let batch_sizes: Vec<usize> = plan
+        .batch_texts(options.settings.batch_max)
+        .iter()
+        .map(|batch| batch.iter().map(|t| t.len()).sum())
+        .collect();
     assert_eq!(
         report
             .limits
