@@ -61,8 +61,9 @@ pub struct PhysicalLimits {
 /// Writes of given texts, one after another, each followed by `fdatasync`, into one kind of
 /// [`Space`]. Each write sends its texts from where they lie in memory, gathered into one
 /// `pwritev`, as an engine's commit reads the texts its caller hands it: at a hundred texts
-/// a write, reading them costs a commit about an eighth of its time on the reference
-/// machine, which a buffer hot in cache would leave out (docs/PERFORMANCE.md).
+/// a write, scattered as the workloads' are, reading them cost about a tenth of the rate on
+/// the reference machine, which a buffer hot in cache would leave out (docs/PERFORMANCE.md,
+/// "Where a batched commit's time goes").
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SizedFlushes {
     /// Writes per second.
