@@ -3,7 +3,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +21,7 @@ pub struct PhysicalLimits {
     /// may do (textstore's does), so that the disk works while the writes go on.
     pub seq_write_bytes_per_sec: f64,
     /// Bytes per second of the corpus's texts written to a new file in their order, from
-    /// where they lie in memory, gathered into `writev`s of about 1 MiB, with the same
+    /// where they lie in memory, gathered into `pwritev`s of about 1 MiB, with the same
     /// write-back and `fsync` as `seq_write_bytes_per_sec`: the fastest of as many rounds.
     /// What writing these texts costs with no store around them, and so the bound of the
     /// ingest's goal against the sequential write, which writes one buffer hot in cache.
@@ -438,8 +437,8 @@ const MAX_SLICES: usize = 1024;
 /// removes it; returns the bytes per second of the write and the sync.
 fn timed_sequential_write(path: &Path, pieces: &[&[u8]]) -> Result<f64> {
     let start = Instant::now();
-    let mut file = File::create(path).map_err(Error::io(path))?;
-    let written = write_in_order(&mut file, path, pieces)?;
+    let file = File::create(path).map_err(Error::io(path))?;
+    let written = write_in_order(&file, path, pieces)?;
     file.sync_all().map_err(Error::io(path))?;
     let elapsed = start.elapsed();
     drop(file);
@@ -447,35 +446,24 @@ fn timed_sequential_write(path: &Path, pieces: &[&[u8]]) -> Result<f64> {
     Ok(written as f64 / elapsed.as_secs_f64())
 }
 
-/// Writes `pieces` one after another from the start of `file`, gathered into `writev`s of
-/// about [`SEQ_WRITE_CHUNK_BYTES`] (at most `IOV_MAX` pieces each), starting the write-back
-/// of every 8 MiB as the next is written, as an engine's large commit may (textstore's
-/// does), so that the disk works while the writes go on. Returns the bytes written.
-fn write_in_order(file: &mut File, path: &Path, pieces: &[&[u8]]) -> Result<u64> {
-    use std::io::IoSlice;
+/// Writes `pieces` one after another from the start of `file`, gathered into `pwritev`s of
+/// about [`SEQ_WRITE_CHUNK_BYTES`] (at most [`MAX_SLICES`] pieces each), starting the
+/// write-back of every 8 MiB as the next is written, as an engine's large commit may
+/// (textstore's does), so that the disk works while the writes go on. Returns the bytes
+/// written.
+fn write_in_order(file: &File, path: &Path, pieces: &[&[u8]]) -> Result<u64> {
     use store_mmap::Storage;
     const WRITE_BEHIND: u64 = 8 << 20;
     let (mut written, mut behind) = (0_u64, 0_u64);
-    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_SLICES);
-    let mut gathered = 0;
+    let (mut first, mut gathered) = (0, 0);
     for (i, piece) in pieces.iter().enumerate() {
-        slices.push(IoSlice::new(piece));
         gathered += piece.len();
-        let last = i + 1 == pieces.len();
-        if gathered < SEQ_WRITE_CHUNK_BYTES && slices.len() < MAX_SLICES && !last {
+        let end = i + 1;
+        if gathered < SEQ_WRITE_CHUNK_BYTES && end - first < MAX_SLICES && end < pieces.len() {
             continue;
         }
-        let mut rest = &mut slices[..];
-        while !rest.is_empty() {
-            let n = file.write_vectored(rest).map_err(Error::io(path))?;
-            if n == 0 {
-                return Err(Error::io(path)(std::io::ErrorKind::WriteZero.into()));
-            }
-            IoSlice::advance_slices(&mut rest, n);
-        }
-        written += gathered as u64;
-        slices.clear();
-        gathered = 0;
+        written = write_pieces_at(file, path, &pieces[first..end], written)?;
+        (first, gathered) = (end, 0);
         if written - behind >= WRITE_BEHIND {
             store_mmap::OsStorage
                 .start_write_back(file, path, behind, written - behind)
@@ -736,7 +724,7 @@ mod tests {
     }
 
     /// The texts' write puts every piece in order, whatever their sizes: more pieces than a
-    /// `writev` takes, pieces past a gathered megabyte, an empty one, and one larger than
+    /// `pwritev` takes, pieces past a gathered megabyte, an empty one, and one larger than
     /// a megabyte alone.
     #[test]
     fn the_texts_write_writes_every_piece_in_order() {
@@ -747,8 +735,8 @@ mod tests {
             .collect();
         owned.insert(1500, vec![0xee; 3 << 20]);
         let pieces: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
-        let mut file = File::create(&path).unwrap();
-        let written = write_in_order(&mut file, &path, &pieces).unwrap();
+        let file = File::create(&path).unwrap();
+        let written = write_in_order(&file, &path, &pieces).unwrap();
         drop(file);
         let expected = pieces.concat();
         assert_eq!(written, expected.len() as u64);
