@@ -659,5 +659,92 @@ mod tests {
             JournalHeader::decode(&buf),
             Err(FormatError::ChecksumMismatch { .. })
         ));
+        // Reserved bytes that are not zero, under a valid checksum: each range on its own.
+        for at in [12, 15, 56, 59] {
+            let mut buf = header().encode();
+            buf[at] = 1;
+            let crc = crate::checksum::crc32c(&buf[..60]);
+            put(&mut buf, 60, &crc.to_le_bytes());
+            let err = JournalHeader::decode(&buf).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    FormatError::InvalidField {
+                        field: "reserved bytes",
+                        ..
+                    }
+                ),
+                "byte {at}: {err}"
+            );
+        }
+    }
+
+    /// An open checks the segment of every put against the segments it holds: each put's,
+    /// in order, and no delete's.
+    #[test]
+    fn put_segments_are_those_of_the_puts_in_order() {
+        let put = |n: u128, segment: u32| {
+            (
+                DocId::from_u128(n),
+                Some(IndexEntry {
+                    id: DocId::from_u128(n),
+                    seq: 20 + n as u64,
+                    position: Position {
+                        segment,
+                        offset: 64,
+                    },
+                    text_len: 3,
+                }),
+            )
+        };
+        let changes = [put(1, 4), (DocId::from_u128(2), None), put(3, 9), put(5, 4)];
+        let mut buf = header().encode().to_vec();
+        buf.extend_from_slice(&encode_journal_frame(
+            99,
+            &frame(0),
+            SegmentRows::Whole,
+            &[row(4, 10), row(9, 10)],
+            changes.into_iter(),
+        ));
+        let decoded = JournalFrames::new(&buf, 99).next().unwrap().unwrap();
+        assert_eq!(decoded.put_segments().collect::<Vec<_>>(), [4, 9, 4]);
+    }
+
+    /// An entry is a put, or a delete whose place is zeros: anything else refuses the frame
+    /// even under valid checksums.
+    #[test]
+    fn an_entry_that_is_neither_a_put_nor_a_clean_delete_is_refused() {
+        let entry_at = JOURNAL_FRAME_HEADER_LEN;
+        let with_entry = |flags: u32, place: u8| {
+            let change = (DocId::from_u128(8), None);
+            let mut encoded =
+                encode_journal_frame(99, &frame(0), SegmentRows::Whole, &[], [change].into_iter());
+            put(&mut encoded, entry_at + 36, &flags.to_le_bytes());
+            encoded[entry_at + 16..entry_at + 36].fill(place);
+            let body_crc = crate::checksum::crc32c(&encoded[JOURNAL_FRAME_HEADER_LEN..]);
+            put(&mut encoded, 72, &body_crc.to_le_bytes());
+            let crc = crate::checksum::crc32c(&encoded[..76]);
+            put(&mut encoded, 76, &crc.to_le_bytes());
+            let mut buf = header().encode().to_vec();
+            buf.extend_from_slice(&encoded);
+            JournalFrames::new(&buf, 99)
+                .next()
+                .unwrap()
+                .map(|decoded| decoded.changes().count())
+        };
+        assert_eq!(with_entry(ENTRY_DELETED, 0), Ok(1));
+        for (flags, place) in [(ENTRY_DELETED, 7), (0, 0), (3, 0)] {
+            let refused = with_entry(flags, place);
+            assert!(
+                matches!(
+                    refused,
+                    Err(FormatError::InvalidField {
+                        field: "entry flags",
+                        ..
+                    })
+                ),
+                "flags {flags}, place {place}: {refused:?}"
+            );
+        }
     }
 }

@@ -135,6 +135,15 @@ mod tests {
         assert_eq!(limit(4, 0).offset(), 0);
     }
 
+    /// The writer allocates the file's length up front, so that a later slot never needs a
+    /// block a full disk could refuse: both slots lie inside it.
+    #[test]
+    fn the_file_length_holds_both_slots() {
+        let both = file(&[limit(1, 64), limit(2, 128)]);
+        assert_eq!(both.len(), WRITE_LIMIT_FILE_LEN);
+        assert_eq!(WriteLimit::newest(&both, UID), Some(limit(2, 128)));
+    }
+
     #[test]
     fn the_newest_slot_that_decodes_is_the_writers_last() {
         assert_eq!(WriteLimit::newest(&[], UID), None);

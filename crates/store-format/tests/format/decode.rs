@@ -1,11 +1,11 @@
 use proptest::prelude::*;
 use store_format::{
-    DocId, FormatError, GroupEnd, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_PAGE_LEN,
+    BatchOp, DocId, FormatError, GroupEnd, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_PAGE_LEN,
     IndexCheckpoint, IndexEntry, IndexHeader, MAX_LOAD_PERCENT, Position, RECORD_ALIGN,
     RECORD_HEADER_LEN, RecordKind, RetiredList, SLOTS_PER_PAGE, SealedSegment, SegmentHeader,
-    StoreMeta, Structure, WriteBatch, check_index_page, decode_index, decode_record, encode_index,
-    encode_record, encode_record_header, index_lookup, index_slot_count, open_index, padding_len,
-    record_len,
+    StoreMeta, Structure, WriteBatch, check_index_page, decode_index, decode_record,
+    decode_record_header, encode_index, encode_record, encode_record_header, index_lookup,
+    index_slot_count, open_index, padding_len, record_len,
 };
 
 fn one_record(kind: RecordKind, id: u128, seq: u64, payload: &[u8]) -> Vec<u8> {
@@ -146,6 +146,73 @@ fn span_flags_round_trip_on_commit_records_only() {
     assert!(decode_record(&buf, 0).is_err());
 }
 
+/// A header whose fields contradict each other is damage even under a valid checksum, and
+/// the header-only decode that recovery's walk uses refuses it the same way as the full one.
+#[test]
+fn record_headers_with_a_bad_field_are_refused_by_name() {
+    let own = record_len(5) as u32;
+    // Each case: the field the decoders must name, the commit record's group length, and
+    // the bytes to set in the header.
+    type Patch = &'static [(usize, u8)];
+    let cases: [(&str, u32, Patch); 7] = [
+        ("reserved bytes", own, &[(6, 1)]),
+        ("reserved bytes", own, &[(7, 0x80)]),
+        ("reserved bytes", own, &[(44, 1)]),
+        ("reserved bytes", own, &[(47, 0x80)]),
+        ("flags", own, &[(5, 0b1001)]),
+        // A group must hold its own record and end on a record boundary.
+        ("group length", own + 4, &[]),
+        ("group length", own - RECORD_ALIGN as u32, &[]),
+    ];
+    for (field, group_len, bytes) in cases {
+        let mut record = Vec::new();
+        encode_record(
+            &mut record,
+            RecordKind::Put,
+            DocId::from_u128(4),
+            8,
+            b"hello",
+            Some(group_len),
+        );
+        for &(at, value) in bytes {
+            record[at] = value;
+        }
+        let crc = bitwise_record_crc(&record);
+        record[12..16].copy_from_slice(&crc.to_le_bytes());
+        let mut segment = vec![0u8; 64];
+        segment.extend_from_slice(&record);
+        let refused = |err: FormatError| matches!(err, FormatError::InvalidField { offset: 64, field: f, .. } if f == field);
+        let full = decode_record(&segment, 64).unwrap_err();
+        assert!(refused(full.clone()), "{field} {bytes:?}: {full}");
+        let header = decode_record_header(&segment, 64).unwrap_err();
+        assert!(refused(header.clone()), "{field} {bytes:?}: {header}");
+    }
+    // A record that ends no group carries no group length.
+    let mut record = Vec::new();
+    encode_record(
+        &mut record,
+        RecordKind::Put,
+        DocId::from_u128(4),
+        8,
+        b"hi",
+        None,
+    );
+    record[40] = RECORD_ALIGN as u8;
+    let crc = bitwise_record_crc(&record);
+    record[12..16].copy_from_slice(&crc.to_le_bytes());
+    let err = decode_record_header(&record, 0).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FormatError::InvalidField {
+                field: "group length",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
 /// The record checksum over bytes 0..12, 16..48 and the payload, computed bit by bit.
 fn bitwise_record_crc(record: &[u8]) -> u32 {
     let len = u32::from_le_bytes(record[8..12].try_into().unwrap()) as usize;
@@ -169,11 +236,12 @@ fn batch_encoding_marks_only_the_last_record_as_commit() {
         .put(DocId::from(1u64), "one")
         .delete(DocId::from(2u64))
         .put(DocId::from(3u64), "");
-    // A group that already holds 8 bytes of another batch.
-    let mut out = vec![0u8; 8];
-    batch.encode(100, &mut out, Some(0));
-    assert_eq!(out.len() as u64, 8 + batch.encoded_len());
-    let mut offset = 8;
+    // A group that already holds 8 bytes of another batch, after 8 bytes of an earlier
+    // group: the commit record counts the group from where it began.
+    let mut out = vec![0u8; 16];
+    batch.encode(100, &mut out, Some(8));
+    assert_eq!(out.len() as u64, 16 + batch.encoded_len());
+    let mut offset = 16;
     let mut seen = Vec::new();
     while offset < out.len() {
         let rec = decode_record(&out, offset).unwrap();
@@ -185,7 +253,7 @@ fn batch_encoding_marks_only_the_last_record_as_commit() {
         ));
         offset += rec.header.record_len() as usize;
     }
-    let group = out.len() as u32;
+    let group = out.len() as u32 - 8;
     assert_eq!(
         seen,
         vec![
@@ -194,6 +262,69 @@ fn batch_encoding_marks_only_the_last_record_as_commit() {
             (102, RecordKind::Put, true, group)
         ]
     );
+}
+
+/// What a batch reports of itself: its operations in order, its text, and the memory it
+/// keeps across a `clear` for reuse.
+#[test]
+fn a_batch_counts_its_operations_text_and_memory() {
+    let mut batch = WriteBatch::with_capacity(4, 64);
+    assert!(batch.is_empty());
+    assert_eq!((batch.len(), batch.text_bytes()), (0, 0));
+    let reserved = batch.capacity_bytes();
+    // The text's 64 bytes and four operations of at least an id each, and no more than
+    // twice what the two allocations could round up to.
+    assert!(
+        (64 + 4 * size_of::<u128>()..=2 * (64 + 4 * 64)).contains(&reserved),
+        "{reserved}"
+    );
+    batch
+        .put(DocId::from(1u64), "alpha")
+        .delete(DocId::from(2u64))
+        .put(DocId::from(3u64), "γράμμα");
+    assert!(!batch.is_empty());
+    assert_eq!(batch.len(), 3);
+    assert_eq!(batch.text_bytes(), "alpha".len() + "γράμμα".len());
+    assert_eq!(
+        batch.capacity_bytes(),
+        reserved,
+        "filled within its capacity"
+    );
+    let ops: Vec<_> = batch.iter().map(|op| (op.id(), op)).collect();
+    assert_eq!(
+        ops,
+        [
+            (
+                DocId::from(1u64),
+                BatchOp::Put {
+                    id: DocId::from(1u64),
+                    text: "alpha"
+                }
+            ),
+            (
+                DocId::from(2u64),
+                BatchOp::Delete {
+                    id: DocId::from(2u64)
+                }
+            ),
+            (
+                DocId::from(3u64),
+                BatchOp::Put {
+                    id: DocId::from(3u64),
+                    text: "γράμμα"
+                }
+            ),
+        ]
+    );
+    assert_eq!(
+        batch.encoded_len(),
+        record_len(5) + record_len(0) + record_len("γράμμα".len() as u32)
+    );
+    batch.clear();
+    assert!(batch.is_empty());
+    assert_eq!((batch.len(), batch.text_bytes()), (0, 0));
+    assert_eq!(batch.capacity_bytes(), reserved, "clear keeps the capacity");
+    assert_eq!(batch.iter().count(), 0);
 }
 
 #[test]

@@ -167,6 +167,50 @@ fn lengths_that_overflow_are_their_own_error() {
         TextRange::starting_at(RangeUnit::Lines, 0, 3),
         Err(RangeError::LineZero)
     );
+    // No lines from line 5: the range ends at line 4, before it starts.
+    assert_eq!(
+        TextRange::starting_at(RangeUnit::Lines, 5, 0),
+        Err(RangeError::Inverted {
+            unit: RangeUnit::Lines,
+            start: 5,
+            end: 4
+        })
+    );
+}
+
+/// Each message names the unit and the values at fault, as a user reads it.
+#[test]
+fn errors_name_the_unit_and_the_values() {
+    let cases = [
+        (
+            RangeError::Inverted {
+                unit: RangeUnit::Chars,
+                start: 9,
+                end: 3,
+            },
+            "char range from 9 to 3 ends before it starts",
+        ),
+        (
+            RangeError::OutOfBounds {
+                unit: RangeUnit::Bytes,
+                start: 2,
+                end: 40,
+                len: 12,
+            },
+            "byte range 2..40 is out of bounds: the text has 12 bytes",
+        ),
+        (
+            RangeError::Overflow {
+                unit: RangeUnit::Lines,
+                start: u64::MAX,
+                len: 2,
+            },
+            "line range starting at 18446744073709551615 with length 2 overflows 64 bits",
+        ),
+    ];
+    for (err, message) in cases {
+        assert_eq!(err.to_string(), message);
+    }
 }
 
 proptest! {
