@@ -1,9 +1,9 @@
 use proptest::prelude::*;
 use store_format::{
-    BatchOp, DocId, FormatError, GroupEnd, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_PAGE_LEN,
-    IndexCheckpoint, IndexEntry, IndexHeader, MAX_LOAD_PERCENT, Position, RECORD_ALIGN,
-    RECORD_HEADER_LEN, RecordKind, RetiredList, SLOTS_PER_PAGE, SealedSegment, SegmentHeader,
-    StoreMeta, Structure, WriteBatch, check_index_page, decode_index, decode_record,
+    BatchOp, DocId, FormatError, GroupEnd, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_LAYOUT_VERSION,
+    INDEX_PAGE_LEN, IndexCheckpoint, IndexEntry, IndexHeader, MAX_LOAD_PERCENT, Position,
+    RECORD_ALIGN, RECORD_HEADER_LEN, RecordKind, RetiredList, SLOTS_PER_PAGE, SealedSegment,
+    SegmentHeader, StoreMeta, Structure, WriteBatch, check_index_page, decode_index, decode_record,
     decode_record_header, encode_index, encode_record, encode_record_header, index_lookup,
     index_slot_count, open_index, padding_len, record_len,
 };
@@ -184,6 +184,11 @@ fn record_headers_with_a_bad_field_are_refused_by_name() {
         let refused = |err: FormatError| matches!(err, FormatError::InvalidField { offset: 64, field: f, .. } if f == field);
         let full = decode_record(&segment, 64).unwrap_err();
         assert!(refused(full.clone()), "{field} {bytes:?}: {full}");
+        assert_eq!(
+            full.offset(),
+            64,
+            "the record's place, whatever the failure"
+        );
         let header = decode_record_header(&segment, 64).unwrap_err();
         assert!(refused(header.clone()), "{field} {bytes:?}: {header}");
     }
@@ -555,6 +560,85 @@ fn index_round_trips_is_probed_in_place_and_detects_damage() {
     assert!(open_index(&buf[..buf.len() - 1]).is_err());
 }
 
+/// An index file's header whose fields disagree with each other is refused by the field at
+/// fault, under a valid checksum; one at each field's limit is taken.
+#[test]
+fn index_headers_whose_fields_disagree_are_refused_by_name() {
+    let slots = SLOTS_PER_PAGE as u64 * 4;
+    let valid = IndexHeader {
+        store_uid: 9,
+        checkpoint: Position {
+            segment: 3,
+            offset: 400,
+        },
+        last_seq: 500,
+        live_docs: 10,
+        live_record_bytes: 1_000,
+        text_bytes: 600,
+        slot_count: slots,
+        hash_seed: 17,
+        segment_count: 2,
+        table_offset: INDEX_PAGE_LEN as u32,
+        segments_crc: 0,
+    };
+    let sealed = |mut buf: [u8; INDEX_HEADER_LEN]| {
+        let crc = bitwise_crc32c(&buf[..124]);
+        buf[124..].copy_from_slice(&crc.to_le_bytes());
+        buf
+    };
+    let with = |change: &dyn Fn(&mut IndexHeader)| {
+        let mut header = valid;
+        change(&mut header);
+        header
+    };
+    // The most documents the slots may hold, and segment rows that end where the table
+    // starts.
+    let at_the_limits = [
+        with(&|h| h.live_docs = slots * MAX_LOAD_PERCENT / 100),
+        with(&|h| h.segment_count = ((INDEX_PAGE_LEN - INDEX_HEADER_LEN) / 16) as u32),
+    ];
+    for header in at_the_limits {
+        assert_eq!(IndexHeader::decode(&header.encode()), Ok(header));
+    }
+    let refused = [
+        (with(&|h| h.slot_count = 0).encode(), "slot count"),
+        (with(&|h| h.slot_count = slots + 1).encode(), "slot count"),
+        (
+            with(&|h| h.live_docs = slots * MAX_LOAD_PERCENT / 100 + 1).encode(),
+            "live documents",
+        ),
+        (with(&|h| h.table_offset += 8).encode(), "table offset"),
+        // 256 rows of 16 bytes after the header reach past the first page.
+        (with(&|h| h.segment_count = 256).encode(), "table offset"),
+        (sealed(patched(valid.encode(), 14, 1)), "reserved bytes"),
+        (sealed(patched(valid.encode(), 123, 1)), "reserved bytes"),
+    ];
+    for (buf, field) in refused {
+        let err = IndexHeader::decode(&buf).unwrap_err();
+        assert!(
+            matches!(err, FormatError::InvalidField { field: f, .. } if f == field),
+            "{field}: {err}"
+        );
+    }
+    // A file of the layout before the hash table says so by its version, before the
+    // checksum that the new layout puts elsewhere could fail; the layout's own version
+    // reads.
+    let older = patched(valid.encode(), 8, (INDEX_LAYOUT_VERSION - 1) as u8);
+    let err = IndexHeader::decode(&older).unwrap_err();
+    assert!(
+        matches!(err, FormatError::UnsupportedVersion { offset: 8, found, .. } if found == INDEX_LAYOUT_VERSION - 1),
+        "{err}"
+    );
+    let layout = sealed(patched(valid.encode(), 8, INDEX_LAYOUT_VERSION as u8));
+    assert_eq!(IndexHeader::decode(&layout), Ok(valid));
+}
+
+/// `buf` with byte `at` set to `value`.
+fn patched<const N: usize>(mut buf: [u8; N], at: usize, value: u8) -> [u8; N] {
+    buf[at] = value;
+    buf
+}
+
 /// Rewrites page `page`'s CRC after a test changed the page on purpose.
 fn reseal_index_page(buf: &mut [u8], header: &IndexHeader, page: u64) {
     let start = header.page_offset(page);
@@ -601,6 +685,22 @@ fn a_slot_whose_stored_probe_distance_is_wrong_is_refused_by_the_full_decode() {
             ..
         })
     ));
+    // A slot whose flags say empty holds only zeros: bytes in one are damage, not a slot to
+    // skip.
+    let empty = (0..SLOTS_PER_PAGE)
+        .map(|slot| start + slot * INDEX_ENTRY_LEN)
+        .find(|&at| buf[at..at + INDEX_ENTRY_LEN].iter().all(|&b| b == 0))
+        .expect("90 entries in 102 slots leave one empty");
+    let mut damaged = buf.clone();
+    damaged[empty + 20] = 1;
+    reseal_index_page(&mut damaged, &header, 0);
+    match decode_index(&damaged) {
+        Err(FormatError::InvalidField { field, offset, .. }) => {
+            assert_eq!(field, "empty slot");
+            assert_eq!(offset, empty as u64);
+        }
+        other => panic!("expected the empty slot to be refused, got {other:?}"),
+    }
 }
 
 #[test]

@@ -87,6 +87,23 @@ proptest! {
     }
 }
 
+/// Every way into and out of an id names the same 128 bits.
+#[test]
+fn conversions_agree_on_the_id() {
+    let raw = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210_u128;
+    let id = DocId::from(raw);
+    assert_eq!(id, DocId::from_u128(raw));
+    assert_eq!(id.as_u128(), raw);
+    assert_eq!(DocId::from(ulid::Ulid(raw)), id);
+    // Crockford base32 of the 128 bits, five at a time from the top (computed apart).
+    let text = "014D2PF2DBSQQZXQ5TK1V58CGG";
+    assert_eq!(id.to_ulid_string(), text);
+    assert_eq!(id.to_string(), text);
+    assert_eq!(text.parse::<DocId>(), Ok(id));
+    assert_eq!("".parse::<DocId>(), Err(IdError::Empty));
+    assert_eq!(format!("{id:?}"), format!("DocId({text})"));
+}
+
 /// With the `serde` feature an id is its ULID text in JSON, both ways; text that is not an
 /// id is an error that names what was wrong.
 #[cfg(feature = "serde")]
