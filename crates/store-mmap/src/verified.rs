@@ -139,6 +139,33 @@ mod tests {
         assert!(!verified.contains(u32::MAX));
     }
 
+    /// Records whose bits share a word, and the same bit of other words, stay apart.
+    #[test]
+    fn records_a_word_apart_or_in_one_word_do_not_share_a_bit() {
+        let verified = Verified::new(CAPACITY);
+        let grain = GRAIN_BYTES as u32;
+        verified.insert(0);
+        verified.insert(3 * grain);
+        for other in [grain, 2 * grain, 64 * grain, 67 * grain, 128 * grain] {
+            assert!(!verified.contains(other), "{other}");
+        }
+        assert!(verified.contains(0) && verified.contains(3 * grain));
+    }
+
+    /// A chunk holds the bits of 1.5 MiB of segment in 4 KiB: what the memory bound of
+    /// 1/384 of the capacity assumes.
+    #[test]
+    fn a_chunk_covers_a_mebibyte_and_a_half() {
+        let verified = Verified::new(CAPACITY);
+        let span = 3 << 19;
+        verified.insert(0);
+        verified.insert(span - GRAIN_BYTES as u32);
+        assert_eq!(verified.allocated_chunks(), 1);
+        verified.insert(span);
+        assert_eq!(verified.allocated_chunks(), 2);
+        assert_eq!(CHUNK_WORDS * size_of::<u64>(), 4096);
+    }
+
     #[test]
     fn a_removed_range_forgets_the_records_that_start_in_it_and_no_other() {
         let verified = Verified::new(CAPACITY);
@@ -157,5 +184,9 @@ mod tests {
             kept,
             vec![0, GRAIN_BYTES as u32, edge + GRAIN_BYTES as u32, last]
         );
+        // A range that ends where a record starts leaves that record.
+        verified.remove_range(0..GRAIN_BYTES as u32);
+        assert!(!verified.contains(0));
+        assert!(verified.contains(GRAIN_BYTES as u32));
     }
 }
