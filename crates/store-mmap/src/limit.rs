@@ -136,3 +136,28 @@ impl LimitFile {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A limit moves a sixteenth of the segment ahead, at most 16 MiB, and never past the
+    /// segment's end: what bounds the walk after a crash (README, "Opening").
+    #[test]
+    fn the_next_limit_moves_a_sixteenth_of_the_segment_ahead_at_most_16_mib() {
+        const MIB: u32 = 1 << 20;
+        for (needed, capacity, limit) in [
+            (100, 256 * MIB, 100 + 16 * MIB),
+            (100, 1024 * MIB, 100 + 16 * MIB),
+            (100, 64 * MIB, 100 + 4 * MIB),
+            (u64::from(60 * MIB), 64 * MIB, 64 * MIB),
+            (u64::from(64 * MIB), 64 * MIB, 64 * MIB),
+        ] {
+            assert_eq!(
+                next_limit(needed, capacity),
+                limit,
+                "{needed} in a segment of {capacity}"
+            );
+        }
+    }
+}

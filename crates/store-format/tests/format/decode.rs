@@ -5,7 +5,7 @@ use store_format::{
     RECORD_ALIGN, RECORD_HEADER_LEN, RecordKind, RetiredList, SLOTS_PER_PAGE, SealedSegment,
     SegmentHeader, StoreMeta, Structure, WriteBatch, check_index_page, decode_index, decode_record,
     decode_record_header, encode_index, encode_record, encode_record_header, index_lookup,
-    index_slot_count, open_index, padding_len, record_len,
+    index_page_entries, index_slot_count, open_index, padding_len, record_len,
 };
 
 fn one_record(kind: RecordKind, id: u128, seq: u64, payload: &[u8]) -> Vec<u8> {
@@ -534,6 +534,13 @@ fn index_round_trips_is_probed_in_place_and_detects_damage() {
         assert_eq!(found, Some(*entry));
     }
     assert_eq!(pages_checked.len() as u64, header.page_count());
+    // Page by page, the occupied slots are the entries, each once.
+    let mut paged: Vec<IndexEntry> = (0..header.page_count())
+        .flat_map(|page| index_page_entries(&buf, &header, page))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    paged.sort_by_key(|e| e.seq);
+    assert_eq!(paged, entries);
     for absent in [1u64, 999, 1_000_001] {
         let found = index_lookup(&buf, &header, DocId::from(absent), |_| Ok(())).unwrap();
         assert_eq!(found, None);
