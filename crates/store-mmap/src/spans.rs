@@ -170,3 +170,160 @@ fn completes<'a, 'p: 'a>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A group of a segment: where it starts, and its span flags (from the segment before,
+    /// into the next).
+    type Spec = (usize, bool, bool);
+
+    /// Segment `id` sealed after `after`, walked from its first record or not, with `groups`
+    /// each 100 bytes long.
+    fn segment(
+        id: u32,
+        after: Option<u32>,
+        from_start: bool,
+        groups: &[Spec],
+    ) -> SegmentGroups<'static> {
+        SegmentGroups {
+            id,
+            path: Path::new("segment"),
+            after,
+            from_start,
+            groups: groups
+                .iter()
+                .map(|&(start, from_prev, in_next)| Group {
+                    range: start..start + 100,
+                    continues_from_prev: from_prev,
+                    continues_in_next: in_next,
+                })
+                .collect(),
+        }
+    }
+
+    const H: usize = SEGMENT_HEADER_LEN;
+
+    /// Each case: the segments, then the groups abandoned as (segment, start), then the
+    /// problems' starts.
+    #[test]
+    fn parts_count_only_when_they_link_up_to_a_last_part() {
+        type Case = (
+            &'static str,
+            Vec<SegmentGroups<'static>>,
+            Vec<(u32, usize)>,
+            Vec<usize>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "a commit over three segments, whole",
+                vec![
+                    segment(1, None, true, &[(H, false, false), (H + 100, false, true)]),
+                    segment(2, Some(1), true, &[(H, true, true)]),
+                    segment(
+                        3,
+                        Some(2),
+                        true,
+                        &[(H, true, false), (H + 100, false, false)],
+                    ),
+                ],
+                vec![],
+                vec![],
+            ),
+            (
+                "its last part never written",
+                vec![
+                    segment(1, None, true, &[(H, false, true)]),
+                    segment(2, Some(1), true, &[(H, true, true)]),
+                ],
+                vec![(1, H), (2, H)],
+                vec![],
+            ),
+            (
+                "a part that goes on, followed by more writes in its segment",
+                vec![
+                    segment(1, None, true, &[(H, false, true), (H + 100, false, false)]),
+                    segment(2, Some(1), true, &[(H, true, false)]),
+                ],
+                // The next segment's part follows a segment that ends with a commit of its
+                // own: damage.
+                vec![(1, H), (2, H)],
+                vec![H],
+            ),
+            (
+                "the next segment begins with a commit of its own",
+                vec![
+                    segment(1, None, true, &[(H, false, true)]),
+                    segment(2, Some(1), true, &[(H, false, false)]),
+                ],
+                vec![(1, H)],
+                vec![],
+            ),
+            (
+                "a part that says it continues, after a segment that does not go on",
+                vec![
+                    segment(1, None, true, &[(H, false, false)]),
+                    segment(2, Some(1), true, &[(H, true, false)]),
+                ],
+                vec![(2, H)],
+                vec![H],
+            ),
+            (
+                "a part that says it continues, but is not its segment's first group",
+                vec![
+                    segment(1, None, true, &[(H, false, true)]),
+                    segment(
+                        2,
+                        Some(1),
+                        true,
+                        &[(H, true, false), (H + 100, true, false)],
+                    ),
+                ],
+                vec![(2, H + 100)],
+                vec![H + 100],
+            ),
+            (
+                "a part that says it continues, where the walk began at a checkpoint",
+                vec![segment(2, Some(1), false, &[(H + 300, true, false)])],
+                vec![(2, H + 300)],
+                vec![H + 300],
+            ),
+            (
+                "the segment before replaced by a compaction: the rest of the commit counts",
+                vec![
+                    segment(2, Some(1), true, &[(H, true, true)]),
+                    segment(3, Some(2), true, &[(H, true, false)]),
+                ],
+                vec![],
+                vec![],
+            ),
+        ];
+        for (what, segments, abandoned, problems) in cases {
+            let resolved = resolve(&segments);
+            let mut found: Vec<(u32, usize)> = resolved
+                .abandoned
+                .iter()
+                .flat_map(|(&id, ranges)| ranges.iter().map(move |r| (id, r.start)))
+                .collect();
+            found.sort_unstable();
+            assert_eq!(found, abandoned, "{what}: abandoned");
+            for &(id, start) in &abandoned {
+                assert!(
+                    resolved.is_abandoned(id, start + 99),
+                    "{what}: {id} {start}"
+                );
+                assert!(
+                    !resolved.is_abandoned(id, start + 100)
+                        || abandoned.contains(&(id, start + 100))
+                );
+            }
+            let starts: Vec<usize> = resolved
+                .problems
+                .iter()
+                .map(|p| p.offset as usize)
+                .collect();
+            assert_eq!(starts, problems, "{what}: problems");
+        }
+    }
+}
