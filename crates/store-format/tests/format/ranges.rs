@@ -213,6 +213,21 @@ fn errors_name_the_unit_and_the_values() {
     }
 }
 
+/// What a cache charges for keeping a table: its heap, four bytes a newline or a mark, and
+/// no more than the allocator's rounding up to twice that.
+#[test]
+fn offset_tables_report_the_heap_they_hold() {
+    let text = "line of eight chars\n".repeat(1_000);
+    let lines = LineOffsets::new(&text).heap_bytes();
+    assert!((4_000..=8_000).contains(&lines), "{lines}");
+    let marks = text.chars().count().div_ceil(64);
+    let chars = CharOffsets::new(&text).heap_bytes();
+    assert!(
+        (4 * marks..=8 * (marks + 1)).contains(&chars),
+        "{chars} for {marks} marks"
+    );
+}
+
 proptest! {
     #[test]
     fn char_ranges_agree_with_a_collected_model(text in "\\PC{0,40}", a in 0u64..50, b in 0u64..50) {
