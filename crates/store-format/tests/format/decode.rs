@@ -2,10 +2,10 @@ use proptest::prelude::*;
 use store_format::{
     BatchOp, DocId, FormatError, GroupEnd, INDEX_ENTRY_LEN, INDEX_HEADER_LEN, INDEX_LAYOUT_VERSION,
     INDEX_PAGE_LEN, IndexCheckpoint, IndexEntry, IndexHeader, MAX_LOAD_PERCENT, Position,
-    RECORD_ALIGN, RECORD_HEADER_LEN, RecordKind, RetiredList, SLOTS_PER_PAGE, SealedSegment,
-    SegmentHeader, StoreMeta, Structure, WriteBatch, check_index_page, decode_index, decode_record,
-    decode_record_header, encode_index, encode_record, encode_record_header, index_lookup,
-    index_page_entries, index_slot_count, open_index, padding_len, record_len,
+    RECORD_ALIGN, RECORD_HEADER_LEN, RETIRED_HEADER_LEN, RecordKind, RetiredList, SLOTS_PER_PAGE,
+    SealedSegment, SegmentHeader, StoreMeta, Structure, WriteBatch, check_index_page, decode_index,
+    decode_record, decode_record_header, encode_index, encode_record, encode_record_header,
+    index_lookup, index_page_entries, index_slot_count, open_index, padding_len, record_len,
 };
 
 fn one_record(kind: RecordKind, id: u128, seq: u64, payload: &[u8]) -> Vec<u8> {
@@ -426,6 +426,25 @@ fn headers_reject_other_versions_and_corruption() {
         );
     }
 
+    // A segment holds at least its header.
+    let smallest = SegmentHeader {
+        capacity: 64,
+        ..header
+    };
+    assert_eq!(SegmentHeader::decode(&smallest.encode()), Ok(smallest));
+    let too_small = SegmentHeader {
+        capacity: 63,
+        ..header
+    };
+    assert!(matches!(
+        SegmentHeader::decode(&too_small.encode()),
+        Err(FormatError::InvalidField {
+            field: "capacity",
+            value: 63,
+            ..
+        })
+    ));
+
     let mut flipped = buf;
     flipped[20] ^= 1;
     assert!(matches!(
@@ -753,6 +772,19 @@ fn retired_list_round_trips_and_refuses_damage() {
     };
     let err = RetiredList::decode(&unsorted.encode()).unwrap_err();
     assert!(err.to_string().contains("not ascending"), "{err}");
+    // The error names the id out of order and its place: the copies follow the segments,
+    // four bytes an id after the header.
+    let unsorted_copies = RetiredList {
+        store_uid: 1,
+        segments: vec![2, 3],
+        copies: vec![10, 12, 11],
+    };
+    match RetiredList::decode(&unsorted_copies.encode()) {
+        Err(FormatError::InvalidField { offset, value, .. }) => {
+            assert_eq!((offset, value), (RETIRED_HEADER_LEN as u64 + 4 * 4, 11));
+        }
+        other => panic!("expected the copies' order to be refused, got {other:?}"),
+    }
 }
 
 proptest! {
