@@ -4,3 +4,4 @@ mod checksum;
 mod decode;
 mod ids;
 mod ranges;
+mod text;
