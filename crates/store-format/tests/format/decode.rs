@@ -590,7 +590,9 @@ fn index_round_trips_is_probed_in_place_and_detects_damage() {
 /// fault, under a valid checksum; one at each field's limit is taken.
 #[test]
 fn index_headers_whose_fields_disagree_are_refused_by_name() {
-    let slots = SLOTS_PER_PAGE as u64 * 4;
+    // Ten pages: their slots at the most load make a whole number of documents.
+    let slots = SLOTS_PER_PAGE as u64 * 10;
+    assert_eq!(slots * MAX_LOAD_PERCENT % 100, 0);
     let valid = IndexHeader {
         store_uid: 9,
         checkpoint: Position {

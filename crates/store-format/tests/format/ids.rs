@@ -119,8 +119,11 @@ fn ids_serialize_as_their_ulid_text() {
     );
     let err = serde_json::from_str::<DocId>("\"not an id\"").unwrap_err();
     assert!(err.to_string().contains("neither a ULID"), "{err}");
+    // A number is not an id's text, and the error says what was expected.
+    let err = serde_json::from_str::<DocId>("17").unwrap_err();
     assert!(
-        serde_json::from_str::<DocId>("17").is_err(),
-        "a number is not an id's text"
+        err.to_string()
+            .contains("expected a document id: 26 characters of ULID text"),
+        "{err}"
     );
 }
