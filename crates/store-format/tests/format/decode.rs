@@ -667,6 +667,37 @@ fn patched<const N: usize>(mut buf: [u8; N], at: usize, value: u8) -> [u8; N] {
     buf
 }
 
+/// The segment rows follow the header, and the slot pages start at the first page boundary
+/// after them: past the first page once there are more than 248 rows.
+#[test]
+fn an_index_of_many_segments_starts_its_table_after_their_rows() {
+    for (segments, table_offset) in [
+        (3, INDEX_PAGE_LEN),
+        (248, INDEX_PAGE_LEN),
+        (249, 2 * INDEX_PAGE_LEN),
+    ] {
+        let entries: Vec<IndexEntry> = (0..segments)
+            .map(|i| IndexEntry {
+                id: DocId::from(u64::from(i) + 1),
+                seq: u64::from(i) + 1,
+                position: Position {
+                    segment: i + 1,
+                    offset: 64,
+                },
+                text_len: 10,
+            })
+            .collect();
+        let buf = encode_index(index_checkpoint(3), entries.iter().copied());
+        let (header, rows) = open_index(&buf).unwrap();
+        assert_eq!(
+            header.table_offset as usize, table_offset,
+            "{segments} segments"
+        );
+        assert_eq!(rows.len(), segments as usize);
+        assert_eq!(decode_index(&buf).unwrap().1.len(), segments as usize);
+    }
+}
+
 /// Rewrites page `page`'s CRC after a test changed the page on purpose.
 fn reseal_index_page(buf: &mut [u8], header: &IndexHeader, page: u64) {
     let start = header.page_offset(page);
