@@ -4,4 +4,5 @@ mod checksum;
 mod decode;
 mod ids;
 mod ranges;
+mod stats;
 mod text;
