@@ -6,3 +6,4 @@ mod ids;
 mod ranges;
 mod stats;
 mod text;
+mod traits;
