@@ -493,6 +493,18 @@ mod tests {
         buf
     }
 
+    /// A journal of one frame, `encoded`, whose checksums are written again after a test
+    /// changed it on purpose.
+    fn resealed(mut encoded: Vec<u8>) -> Vec<u8> {
+        let body_crc = crate::checksum::crc32c(&encoded[JOURNAL_FRAME_HEADER_LEN..]);
+        put(&mut encoded, 72, &body_crc.to_le_bytes());
+        let crc = crate::checksum::crc32c(&encoded[..76]);
+        put(&mut encoded, 76, &crc.to_le_bytes());
+        let mut buf = header().encode().to_vec();
+        buf.extend_from_slice(&encoded);
+        buf
+    }
+
     #[test]
     fn frames_read_back_as_written() {
         let buf = journal(3);
@@ -554,10 +566,7 @@ mod tests {
             let mut encoded =
                 encode_journal_frame(99, &frame(0), SegmentRows::Whole, &[], [].into_iter());
             put(&mut encoded, 12, &flags.to_le_bytes());
-            let crc = crate::checksum::crc32c(&encoded[..76]);
-            put(&mut encoded, 76, &crc.to_le_bytes());
-            let mut buf = header().encode().to_vec();
-            buf.extend_from_slice(&encoded);
+            let buf = resealed(encoded);
             JournalFrames::new(&buf, 99).next().unwrap().map(|f| f.rows)
         };
         assert_eq!(flagged(0), Ok(SegmentRows::Whole));
@@ -584,12 +593,7 @@ mod tests {
         let rows = JOURNAL_FRAME_HEADER_LEN;
         put(&mut encoded, rows, &3u32.to_le_bytes());
         put(&mut encoded, rows + INDEX_SEGMENT_LEN, &2u32.to_le_bytes());
-        let body_crc = crate::checksum::crc32c(&encoded[rows..]);
-        put(&mut encoded, 72, &body_crc.to_le_bytes());
-        let crc = crate::checksum::crc32c(&encoded[..76]);
-        put(&mut encoded, 76, &crc.to_le_bytes());
-        let mut buf = header().encode().to_vec();
-        buf.extend_from_slice(&encoded);
+        let buf = resealed(encoded);
         let refused = JournalFrames::new(&buf, 99).next().unwrap();
         assert!(
             matches!(
@@ -721,12 +725,7 @@ mod tests {
                 encode_journal_frame(99, &frame(0), SegmentRows::Whole, &[], [change].into_iter());
             put(&mut encoded, entry_at + 36, &flags.to_le_bytes());
             encoded[entry_at + 16..entry_at + 36].fill(place);
-            let body_crc = crate::checksum::crc32c(&encoded[JOURNAL_FRAME_HEADER_LEN..]);
-            put(&mut encoded, 72, &body_crc.to_le_bytes());
-            let crc = crate::checksum::crc32c(&encoded[..76]);
-            put(&mut encoded, 76, &crc.to_le_bytes());
-            let mut buf = header().encode().to_vec();
-            buf.extend_from_slice(&encoded);
+            let buf = resealed(encoded);
             JournalFrames::new(&buf, 99)
                 .next()
                 .unwrap()

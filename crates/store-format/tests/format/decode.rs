@@ -127,8 +127,7 @@ fn span_flags_round_trip_on_commit_records_only() {
         None,
     );
     plain[5] = 0b10;
-    let crc = bitwise_record_crc(&plain);
-    plain[12..16].copy_from_slice(&crc.to_le_bytes());
+    reseal_record(&mut plain);
     let err = decode_record(&plain, 0).unwrap_err();
     assert!(
         matches!(
@@ -177,8 +176,7 @@ fn record_headers_with_a_bad_field_are_refused_by_name() {
         for &(at, value) in bytes {
             record[at] = value;
         }
-        let crc = bitwise_record_crc(&record);
-        record[12..16].copy_from_slice(&crc.to_le_bytes());
+        reseal_record(&mut record);
         let mut segment = vec![0u8; 64];
         segment.extend_from_slice(&record);
         let refused = |err: FormatError| matches!(err, FormatError::InvalidField { offset: 64, field: f, .. } if f == field);
@@ -203,8 +201,7 @@ fn record_headers_with_a_bad_field_are_refused_by_name() {
         None,
     );
     record[40] = RECORD_ALIGN as u8;
-    let crc = bitwise_record_crc(&record);
-    record[12..16].copy_from_slice(&crc.to_le_bytes());
+    reseal_record(&mut record);
     let err = decode_record_header(&record, 0).unwrap_err();
     assert!(
         matches!(
@@ -216,6 +213,12 @@ fn record_headers_with_a_bad_field_are_refused_by_name() {
         ),
         "{err}"
     );
+}
+
+/// Writes `record`'s checksum again after a test changed it on purpose.
+fn reseal_record(record: &mut [u8]) {
+    let crc = bitwise_record_crc(record);
+    record[12..16].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// The record checksum over bytes 0..12, 16..48 and the payload, computed bit by bit.
