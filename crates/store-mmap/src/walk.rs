@@ -552,3 +552,140 @@ impl std::fmt::Display for Problem {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use store_format::{DocId, encode_record, record_len};
+
+    use super::*;
+
+    const FROM: usize = 64;
+
+    /// Bytes of a segment from [`FROM`]: each group's records, sequence numbers from 1,
+    /// each group closed by its commit record.
+    fn segment(groups: &[&[&str]]) -> Vec<u8> {
+        let mut buf = vec![0u8; FROM];
+        let mut seq = 1;
+        for group in groups {
+            let start = buf.len();
+            let len: u64 = group.iter().map(|t| record_len(t.len() as u32)).sum();
+            for (i, text) in group.iter().enumerate() {
+                let end = (i + 1 == group.len()).then_some(len as u32);
+                encode_record(
+                    &mut buf,
+                    RecordKind::Put,
+                    DocId::from(seq),
+                    seq,
+                    text.as_bytes(),
+                    end,
+                );
+                seq += 1;
+            }
+            assert_eq!(buf.len() - start, len as usize);
+        }
+        buf
+    }
+
+    fn group_len(texts: &[&str]) -> usize {
+        texts
+            .iter()
+            .map(|t| record_len(t.len() as u32) as usize)
+            .sum()
+    }
+
+    #[test]
+    fn a_clean_segment_is_its_groups_then_unwritten_space() {
+        let mut buf = segment(&[&["one", "two"], &["three"]]);
+        let end = buf.len();
+        buf.resize(end + 4096, 0);
+        let walked = scan(&buf, FROM, 0, false);
+        assert!(walked.is_clean());
+        assert_eq!((walked.clean_end, walked.unwritten_from), (end, Some(end)));
+        assert_eq!(walked.records.len(), 3);
+        assert!(walked.records.iter().all(|r| r.complete));
+        assert_eq!(walked.records_after_clean_end(), 0);
+        assert!(walked.damage.is_empty() && walked.committed_after.is_none());
+    }
+
+    /// Damage inside the second group: the clean prefix ends at that group, the damage and
+    /// the group's other records lie past it, and the group after is committed data.
+    #[test]
+    fn damage_ends_the_clean_prefix_and_committed_data_after_it_is_found() {
+        let groups: [&[&str]; 3] = [&["one"], &["two", "three"], &["four"]];
+        let mut buf = segment(&groups);
+        let second = FROM + group_len(groups[0]);
+        let third = second + group_len(groups[1]);
+        // The first record of the second group loses a byte of its text.
+        buf[second + store_format::RECORD_HEADER_LEN] ^= 0x01;
+        let walked = scan(&buf, FROM, 0, false);
+        assert!(!walked.is_clean());
+        assert_eq!(walked.clean_end, second);
+        assert_eq!(walked.committed_after, Some(third..buf.len()));
+        assert_eq!(walked.broken_range(), second..third);
+        // "three" and "four" are intact past the clean end; "one" is not past it.
+        assert_eq!(walked.records_after_clean_end(), 2);
+        assert_eq!(walked.damage.len(), 1);
+        assert_eq!(walked.damage[0].range.start, second);
+        let reason = walked.broken_reason();
+        assert_eq!(
+            reason, walked.damage[0].reason,
+            "damage at the clean end is the reason"
+        );
+
+        // A commit record cut off its group: the group starting at the clean end is
+        // incomplete, and the reason says where its damage is.
+        let mut buf = segment(&groups);
+        let three = second + record_len(3) as usize;
+        buf[three + store_format::RECORD_HEADER_LEN] ^= 0x01;
+        let walked = scan(&buf, FROM, 0, false);
+        assert_eq!(walked.clean_end, second);
+        let reason = walked.broken_reason();
+        assert!(
+            reason.starts_with(&format!(
+                "the commit group starting at offset {second} is incomplete; at offset {three}: "
+            )),
+            "{reason}"
+        );
+    }
+
+    /// A group whose commit record never came: no damage, but no commit either.
+    #[test]
+    fn a_group_without_its_commit_record_is_named_as_such() {
+        let mut buf = segment(&[&["one"]]);
+        let start = buf.len();
+        encode_record(
+            &mut buf,
+            RecordKind::Put,
+            DocId::from(9u64),
+            9,
+            b"open",
+            None,
+        );
+        let walked = scan(&buf, FROM, 0, false);
+        assert_eq!(walked.clean_end, start);
+        assert_eq!(walked.records_after_clean_end(), 1);
+        assert_eq!(
+            walked.broken_reason(),
+            format!("the commit group starting at offset {start} has no intact commit record")
+        );
+    }
+
+    #[test]
+    fn a_problem_covers_its_own_range_of_its_own_file() {
+        let path = Path::new("store/0000000001.seg");
+        let problem = Problem::range(path, 100, 200, "bad bytes");
+        assert!(problem.covers(path, 100) && problem.covers(path, 199));
+        assert!(!problem.covers(path, 99) && !problem.covers(path, 200));
+        assert!(!problem.covers(Path::new("store/0000000002.seg"), 150));
+        assert_eq!(
+            problem.to_string(),
+            "store/0000000001.seg bytes 100..200: bad bytes"
+        );
+        let point = Problem::at(path, 300, "an index entry that points nowhere");
+        assert!(!point.covers(path, 300));
+        assert_eq!(
+            point.to_string(),
+            "store/0000000001.seg at offset 300: an index entry that points nowhere"
+        );
+    }
+}
