@@ -670,6 +670,61 @@ mod tests {
         );
     }
 
+    /// The reason names what stands at the clean end, not damage further on, past the
+    /// committed data that follows.
+    #[test]
+    fn the_reason_is_what_stands_between_the_clean_prefix_and_committed_data() {
+        let mut buf = segment(&[&["one"]]);
+        let open = buf.len();
+        encode_record(
+            &mut buf,
+            RecordKind::Put,
+            DocId::from(2u64),
+            2,
+            b"open",
+            None,
+        );
+        let committed = buf.len();
+        let len = record_len(4) as u32;
+        encode_record(
+            &mut buf,
+            RecordKind::Put,
+            DocId::from(3u64),
+            3,
+            b"four",
+            Some(len),
+        );
+        let damaged = buf.len();
+        encode_record(
+            &mut buf,
+            RecordKind::Put,
+            DocId::from(4u64),
+            4,
+            b"five",
+            Some(len),
+        );
+        buf[damaged + store_format::RECORD_HEADER_LEN] ^= 0x01;
+        let walked = scan(&buf, FROM, 0, false);
+        assert_eq!(walked.broken_range(), open..committed);
+        assert_eq!(walked.damage[0].range.start, damaged);
+        assert_eq!(
+            walked.broken_reason(),
+            format!("the commit group starting at offset {open} has no intact commit record")
+        );
+    }
+
+    /// Every record of the walk lies above the floor: one at it was copied from elsewhere.
+    #[test]
+    fn a_record_at_the_floor_is_out_of_place() {
+        let buf = segment(&[&["one"], &["two"]]);
+        let walked = scan(&buf, FROM, 1, false);
+        assert_eq!(walked.clean_end, FROM);
+        assert_eq!(walked.damage.len(), 1);
+        assert_eq!(walked.damage[0].range, FROM..FROM + record_len(3) as usize);
+        assert_eq!(walked.records.len(), 1);
+        assert_eq!(walked.records[0].header().seq, 2);
+    }
+
     #[test]
     fn a_problem_covers_its_own_range_of_its_own_file() {
         let path = Path::new("store/0000000001.seg");
