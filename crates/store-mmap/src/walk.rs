@@ -571,19 +571,18 @@ mod tests {
             let len: u64 = group.iter().map(|t| record_len(t.len() as u32)).sum();
             for (i, text) in group.iter().enumerate() {
                 let end = (i + 1 == group.len()).then_some(len as u32);
-                encode_record(
-                    &mut buf,
-                    RecordKind::Put,
-                    DocId::from(seq),
-                    seq,
-                    text.as_bytes(),
-                    end,
-                );
+                put(&mut buf, seq, text.as_bytes(), end);
                 seq += 1;
             }
             assert_eq!(buf.len() - start, len as usize);
         }
         buf
+    }
+
+    /// Appends a put of `text` as document and sequence number `seq`; `group_len` for a
+    /// record that ends a commit group.
+    fn put(buf: &mut Vec<u8>, seq: u64, text: &[u8], group_len: Option<u32>) {
+        encode_record(buf, RecordKind::Put, DocId::from(seq), seq, text, group_len);
     }
 
     fn group_len(texts: &[&str]) -> usize {
@@ -653,14 +652,7 @@ mod tests {
     fn a_group_without_its_commit_record_is_named_as_such() {
         let mut buf = segment(&[&["one"]]);
         let start = buf.len();
-        encode_record(
-            &mut buf,
-            RecordKind::Put,
-            DocId::from(9u64),
-            9,
-            b"open",
-            None,
-        );
+        put(&mut buf, 9, b"open", None);
         let walked = scan(&buf, FROM, 0, false);
         assert_eq!(walked.clean_end, start);
         assert_eq!(walked.records_after_clean_end(), 1);
@@ -676,33 +668,12 @@ mod tests {
     fn the_reason_is_what_stands_between_the_clean_prefix_and_committed_data() {
         let mut buf = segment(&[&["one"]]);
         let open = buf.len();
-        encode_record(
-            &mut buf,
-            RecordKind::Put,
-            DocId::from(2u64),
-            2,
-            b"open",
-            None,
-        );
+        put(&mut buf, 2, b"open", None);
         let committed = buf.len();
         let len = record_len(4) as u32;
-        encode_record(
-            &mut buf,
-            RecordKind::Put,
-            DocId::from(3u64),
-            3,
-            b"four",
-            Some(len),
-        );
+        put(&mut buf, 3, b"four", Some(len));
         let damaged = buf.len();
-        encode_record(
-            &mut buf,
-            RecordKind::Put,
-            DocId::from(4u64),
-            4,
-            b"five",
-            Some(len),
-        );
+        put(&mut buf, 4, b"five", Some(len));
         buf[damaged + store_format::RECORD_HEADER_LEN] ^= 0x01;
         let walked = scan(&buf, FROM, 0, false);
         assert_eq!(walked.broken_range(), open..committed);
