@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
+use store_mmap::fault::{Fault, FaultOp, FaultStorage};
 use store_mmap::{CompactionScope, Durability, IndexLoad, Store, StoreOptions};
 
 use crate::{Fixture, id};
@@ -549,4 +551,59 @@ fn a_new_index_file_after_a_crash_starts_a_journal_without_the_old_frames() {
     assert_eq!(report.journal_stopped, None, "{report:?}");
     assert_eq!(report.bytes_replayed, 0, "{report:?}");
     assert_holds(store, &model);
+}
+
+/// The frames an open carried into the next journal file are taken when that file is
+/// started, whether or not the start succeeds: when it fails, the file started after it
+/// holds their changes itself, and the open after the next crash still finds every document.
+#[test]
+fn a_journal_whose_start_fails_after_a_crash_holds_the_carried_changes_in_the_next() {
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new()
+        .journal_bytes(Some(1))
+        .storage(storage.clone());
+    let (mut f, mut model) = journaled(options, 300);
+    f.crash();
+    let store = f.reopen();
+    assert!(
+        store.recovery().journal_frames > 100,
+        "{:?}",
+        store.recovery()
+    );
+    // The rename that puts the new journal file in place, after the carried frames were
+    // written into it: the commit stands, the journal is started again at the next.
+    storage.inject(Fault::Fail(FaultOp::Rename), 0);
+    store.put(id(1), "the journal's start failed").unwrap();
+    assert_eq!(storage.injected(Fault::Fail(FaultOp::Rename)), 1);
+    store.put(id(2), "the journal started again").unwrap();
+    model.insert(1, "the journal's start failed".to_owned());
+    model.insert(2, "the journal started again".to_owned());
+    f.crash();
+    let store = f.reopen();
+    let report = store.recovery().clone();
+    assert_eq!(report.journal_frames, 1, "{report:?}");
+    assert_eq!(report.bytes_replayed, 0, "{report:?}");
+    assert_holds(store, &model);
+}
+
+/// A journal that cannot be started (here, its leftover temporary file cannot be removed)
+/// costs the commit nothing: the commit stands, no journal file takes the name, and the
+/// next commit starts one that an open after a crash takes whole.
+#[test]
+fn a_journal_that_cannot_be_started_fails_alone_and_starts_at_the_next_commit() {
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new()
+        .journal_bytes(Some(1))
+        .storage(storage.clone());
+    let (mut f, mut model) = journaled(options, 0);
+    assert!(!journal_path(&f.path()).exists());
+    storage.inject(Fault::Fail(FaultOp::Remove), 0);
+    f.store().put(id(1), "no journal yet").unwrap();
+    model.insert(1, "no journal yet".to_owned());
+    assert_eq!(storage.injected(Fault::Fail(FaultOp::Remove)), 1);
+    assert!(!journal_path(&f.path()).exists());
+    f.store().put(id(2), "a journal").unwrap();
+    model.insert(2, "a journal".to_owned());
+    assert!(journal_path(&f.path()).exists());
+    crash_and_reopen_from_one_frame(&mut f, &model);
 }
