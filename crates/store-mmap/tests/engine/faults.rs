@@ -793,7 +793,7 @@ fn a_segment_whose_creation_was_not_synced_is_made_durable_by_the_next_open() {
 }
 
 /// Cuts the power under `store` and opens what the syncs kept.
-fn open_after_power_cut(
+pub(crate) fn open_after_power_cut(
     store: Store,
     storage: &FaultStorage,
     dir: &Path,

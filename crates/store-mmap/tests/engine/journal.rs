@@ -607,3 +607,92 @@ fn a_journal_that_cannot_be_started_fails_alone_and_starts_at_the_next_commit() 
     assert!(journal_path(&f.path()).exists());
     crash_and_reopen_from_one_frame(&mut f, &model);
 }
+
+/// Under per-commit syncs the journal is synced every half checkpoint interval, so that a
+/// power cut, which keeps only what was synced, replays at most the interval while the
+/// index file is rewritten far less often (64 times its own size of commits).
+#[test]
+fn a_power_cut_replays_at_most_the_checkpoint_interval() {
+    let interval = 64 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new()
+        .storage(storage.clone())
+        .checkpoint_bytes(Some(interval))
+        .journal_bytes(Some(4096));
+    let mut store = Store::create(dir.path(), options.clone()).unwrap();
+    let mut model = BTreeMap::new();
+    churn(&mut store, &mut model, 300, "first");
+    store.checkpoint().unwrap();
+    let installed = store.stats().unwrap().checkpoints();
+    let text = "p".repeat(1000);
+    for k in 0..600 {
+        store.put(id(k % 300), &text).unwrap();
+        model.insert(k % 300, text.clone());
+    }
+    // Far more than the interval since the last index file: only the journal bounds the
+    // replay.
+    assert_eq!(store.stats().unwrap().checkpoints(), installed);
+    let store = crate::faults::open_after_power_cut(store, &storage, dir.path(), options);
+    let report = store.recovery().clone();
+    assert!(report.journal_frames > 0, "{report:?}");
+    assert!(
+        report.bytes_replayed <= interval,
+        "replayed {} bytes, over the interval of {interval}",
+        report.bytes_replayed
+    );
+    assert_holds(&store, &model);
+}
+
+/// A failed sync of the journal drops its file: pages a failed sync left may no longer be
+/// dirty, so no later sync of the same file could vouch for the frames in them. The
+/// commit stands; the next frame starts a new file, which holds every change since the
+/// index file, and a power cut after its sync replays no more than the interval.
+#[test]
+fn a_failed_journal_sync_starts_a_new_journal_file() {
+    use std::os::unix::fs::MetadataExt;
+    let interval = 64 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::new());
+    // No zeroing thread, whose syncs would share the count with the commits' and the
+    // journal's.
+    let options = StoreOptions::new()
+        .storage(storage.clone())
+        .checkpoint_bytes(Some(interval))
+        .journal_bytes(Some(4096))
+        .zero_ahead(false);
+    let mut store = Store::create(dir.path(), options.clone()).unwrap();
+    let mut model = BTreeMap::new();
+    churn(&mut store, &mut model, 300, "first");
+    store.checkpoint().unwrap();
+    let text = "s".repeat(1000);
+    let fault = Fault::Fail(FaultOp::Sync);
+    let mut k = 0;
+    // Each put syncs its commit; the put after which the journal is due syncs it next,
+    // the second sync from the put's start, which is the one armed.
+    while storage.injected(fault) == 0 {
+        assert!(k < 200, "no put synced the journal in {k} puts");
+        storage.inject(fault, 1);
+        store.put(id(k % 300), &text).unwrap();
+        model.insert(k % 300, text.clone());
+        storage.disarm();
+        k += 1;
+    }
+    assert_eq!(store.stats().unwrap().checkpoint_failures(), 1);
+    let journal = journal_path(dir.path());
+    let failed_file = std::fs::metadata(&journal).unwrap().ino();
+    for j in 0..80 {
+        store.put(id((k + j) % 300), &text).unwrap();
+        model.insert((k + j) % 300, text.clone());
+    }
+    assert_ne!(
+        std::fs::metadata(&journal).unwrap().ino(),
+        failed_file,
+        "the frames after the failed sync went into the same file"
+    );
+    let store = crate::faults::open_after_power_cut(store, &storage, dir.path(), options);
+    let report = store.recovery().clone();
+    assert!(report.journal_frames > 0, "{report:?}");
+    assert!(report.bytes_replayed <= interval, "{report:?}");
+    assert_holds(&store, &model);
+}
