@@ -85,6 +85,15 @@ impl Fault {
 
 type Inode = (u64, u64);
 
+/// When an armed fault fires.
+#[derive(Debug)]
+enum Trigger {
+    /// On the operation of its kind whose count reaches the number.
+    Nth(u64),
+    /// On the next operation of its kind on the path.
+    On(PathBuf),
+}
+
 /// What one change replaced: the file's length before it, and the bytes it overwrote.
 #[derive(Debug)]
 struct Undo {
@@ -97,8 +106,8 @@ struct Undo {
 struct State {
     counts: HashMap<FaultOp, u64>,
     injected: HashMap<Fault, u64>,
-    /// Armed faults: each fires when its operation's count reaches the number.
-    armed: Vec<(Fault, u64)>,
+    /// Armed faults, each with when it fires.
+    armed: Vec<(Fault, Trigger)>,
     powered_off: bool,
     /// Per file, the changes since its last sync, oldest first.
     undo: HashMap<Inode, Vec<Undo>>,
@@ -180,7 +189,14 @@ impl FaultStorage {
     pub fn inject(&self, fault: Fault, nth: u64) {
         let mut state = self.lock();
         let at = state.count(fault.op()) + nth;
-        state.armed.push((fault, at));
+        state.armed.push((fault, Trigger::Nth(at)));
+    }
+
+    /// Arms `fault`: it fires on the next operation of its kind on `path`, whatever other
+    /// operations come first. A fault fires once.
+    pub fn inject_on(&self, fault: Fault, path: &Path) {
+        let trigger = Trigger::On(path.to_path_buf());
+        self.lock().armed.push((fault, trigger));
     }
 
     /// Disarms every fault that has not fired.
@@ -335,10 +351,13 @@ impl FaultStorage {
         }
         let n = state.count(op);
         *state.counts.entry(op).or_default() += 1;
-        let fired = state
-            .armed
-            .iter()
-            .position(|&(fault, at)| fault.op() == op && at == n);
+        let fired = state.armed.iter().position(|(fault, trigger)| {
+            fault.op() == op
+                && match trigger {
+                    Trigger::Nth(at) => *at == n,
+                    Trigger::On(on) => on == path,
+                }
+        });
         let fault = fired.map(|i| state.armed.swap_remove(i).0);
         if let Some(fault) = fault {
             *state.injected.entry(fault).or_default() += 1;

@@ -654,28 +654,22 @@ fn a_failed_journal_sync_starts_a_new_journal_file() {
     let interval = 64 << 10;
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(FaultStorage::new());
-    // No zeroing thread, whose syncs would share the count with the commits' and the
-    // journal's.
     let options = StoreOptions::new()
         .storage(storage.clone())
         .checkpoint_bytes(Some(interval))
-        .journal_bytes(Some(4096))
-        .zero_ahead(false);
+        .journal_bytes(Some(4096));
     let mut store = Store::create(dir.path(), options.clone()).unwrap();
     let mut model = BTreeMap::new();
     churn(&mut store, &mut model, 300, "first");
     store.checkpoint().unwrap();
     let text = "s".repeat(1000);
     let fault = Fault::Fail(FaultOp::Sync);
+    storage.inject_on(fault, &journal_path(dir.path()));
     let mut k = 0;
-    // Each put syncs its commit; the put after which the journal is due syncs it next,
-    // the second sync from the put's start, which is the one armed.
     while storage.injected(fault) == 0 {
         assert!(k < 200, "no put synced the journal in {k} puts");
-        storage.inject(fault, 1);
         store.put(id(k % 300), &text).unwrap();
         model.insert(k % 300, text.clone());
-        storage.disarm();
         k += 1;
     }
     assert_eq!(store.stats().unwrap().checkpoint_failures(), 1);
@@ -695,4 +689,39 @@ fn a_failed_journal_sync_starts_a_new_journal_file() {
     assert!(report.journal_frames > 0, "{report:?}");
     assert!(report.bytes_replayed <= interval, "{report:?}");
     assert_holds(&store, &model);
+}
+
+/// A new index file retires the journal on top of the old one by removing it. Where there
+/// is none to remove, nothing failed; where the removal fails, the checkpoint still stands
+/// (the failure is counted), and an open after a crash leaves the old journal alone.
+#[test]
+fn a_journal_that_cannot_be_removed_costs_the_new_index_file_nothing() {
+    let storage = Arc::new(FaultStorage::new());
+    // Under write-back a frame waits for a sync, so that a checkpoint may find no journal.
+    let options = StoreOptions::new()
+        .durability(Durability::WriteBack)
+        .journal_bytes(Some(1))
+        .storage(storage.clone());
+    let (mut f, mut model) = journaled(options, 10);
+    assert!(!journal_path(&f.path()).exists());
+    f.store().checkpoint().unwrap();
+    assert_eq!(f.store().stats().unwrap().checkpoint_failures(), 0);
+    churn(f.store(), &mut model, 30, "journaled");
+    f.store().sync().unwrap();
+    assert!(journal_path(&f.path()).exists());
+    storage.inject_on(Fault::Fail(FaultOp::Remove), &journal_path(&f.path()));
+    f.store().checkpoint().unwrap();
+    assert_eq!(storage.injected(Fault::Fail(FaultOp::Remove)), 1);
+    assert_eq!(f.store().stats().unwrap().checkpoint_failures(), 1);
+    assert!(journal_path(&f.path()).exists());
+    f.crash();
+    let store = f.reopen();
+    let report = store.recovery().clone();
+    assert_eq!(report.journal_frames, 0, "{report:?}");
+    assert_eq!(
+        report.journal_stopped.as_deref(),
+        Some("it goes on top of another index file")
+    );
+    assert_eq!(report.bytes_replayed, 0, "{report:?}");
+    assert_holds(store, &model);
 }
