@@ -725,3 +725,34 @@ fn a_journal_that_cannot_be_removed_costs_the_new_index_file_nothing() {
     assert_eq!(report.bytes_replayed, 0, "{report:?}");
     assert_holds(store, &model);
 }
+
+/// A journal cut at its header, as a crash after the new file took its name and before its
+/// first frame leaves it, holds no frame and nothing wrong: the open replays the data after
+/// the index file. One cut inside the header says so.
+#[test]
+fn a_journal_cut_at_or_inside_its_header_costs_replay_only() {
+    let header = store_format::JOURNAL_HEADER_LEN;
+    for (cut, stopped) in [
+        (header, None),
+        (
+            header - 1,
+            Some(format!(
+                "it is {} bytes, shorter than its header",
+                header - 1
+            )),
+        ),
+        (0, Some("it is 0 bytes, shorter than its header".to_owned())),
+    ] {
+        let (mut f, model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 100);
+        f.crash();
+        let path = journal_path(&f.path());
+        let whole = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &whole[..cut]).unwrap();
+        let store = f.reopen();
+        let report = store.recovery().clone();
+        assert_eq!(report.journal_frames, 0, "cut at {cut}: {report:?}");
+        assert_eq!(report.journal_stopped, stopped, "cut at {cut}");
+        assert!(report.records_replayed > 0, "cut at {cut}: {report:?}");
+        assert_holds(store, &model);
+    }
+}
