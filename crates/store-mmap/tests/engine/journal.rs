@@ -199,7 +199,9 @@ fn a_read_only_open_takes_the_journal_and_writes_nothing() {
     f.crash();
     f.close();
     let journal = std::fs::read(journal_path(&f.path())).unwrap();
-    let store = Store::open_read_only(f.path(), StoreOptions::new()).unwrap();
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new().storage(storage.clone());
+    let store = Store::open_read_only(f.path(), options).unwrap();
     assert!(
         store.recovery().journal_frames > 100,
         "{:?}",
@@ -208,6 +210,23 @@ fn a_read_only_open_takes_the_journal_and_writes_nothing() {
     assert_holds(&store, &model);
     drop(store);
     assert_eq!(std::fs::read(journal_path(&f.path())).unwrap(), journal);
+    // Not even a sync: the writer's next open makes the crashed writer's data durable.
+    for op in FaultOp::ALL {
+        assert_eq!(storage.count(op), 0, "the read-only open called {op:?}");
+    }
+}
+
+/// A reader that opens beside a live writer takes the writer's journal up to the position
+/// the writer published, and replays nothing: the writer appends each frame at the
+/// position it has just published.
+#[test]
+fn a_reader_beside_a_live_writer_takes_its_journal() {
+    let (f, model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 300);
+    let reader = Store::open_read_only(f.path(), StoreOptions::new()).unwrap();
+    let report = reader.recovery().clone();
+    assert!(report.journal_frames > 100, "{report:?}");
+    assert_eq!(report.bytes_replayed, 0, "{report:?}");
+    assert_holds(&reader, &model);
 }
 
 /// A new index file retires the journal, and the next commit starts the next one at once
@@ -755,4 +774,42 @@ fn a_journal_cut_at_or_inside_its_header_costs_replay_only() {
         assert!(report.records_replayed > 0, "cut at {cut}: {report:?}");
         assert_holds(store, &model);
     }
+}
+
+/// Frames go forward: one whose position is before the frame's before it (here a copy of
+/// the first frame, whole and checksummed, appended after the last) is not taken, and the
+/// open says where the journal stopped and why.
+#[test]
+fn a_frame_that_goes_back_stops_the_journal() {
+    use store_format::{JournalFrames, JournalHeader};
+    let (mut f, model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 100);
+    f.crash();
+    let path = journal_path(&f.path());
+    let mut journal = std::fs::read(&path).unwrap();
+    let seed = JournalHeader::decode(&journal).unwrap().base.hash_seed;
+    let frames: Vec<_> = JournalFrames::new(&journal, seed)
+        .map(|frame| {
+            let frame = frame.unwrap();
+            let end = frame.entries_offset() as usize
+                + frame.changes().len() * store_format::JOURNAL_ENTRY_LEN;
+            (frame.offset as usize, end, frame.frame.position)
+        })
+        .collect();
+    let (first_start, first_end, first_position) = frames[0];
+    let (_, last_end, last_position) = *frames.last().unwrap();
+    assert_eq!(last_end, journal.len());
+    assert!(first_position < last_position);
+    journal.extend_from_within(first_start..first_end);
+    std::fs::write(&path, &journal).unwrap();
+    let store = f.reopen();
+    let report = store.recovery().clone();
+    assert_eq!(report.journal_frames, frames.len() as u64, "{report:?}");
+    assert_eq!(
+        report.journal_stopped,
+        Some(format!(
+            "the frame at offset {last_end}: its position {first_position:?} is before {last_position:?}"
+        ))
+    );
+    assert_eq!(report.bytes_replayed, 0, "{report:?}");
+    assert_holds(store, &model);
 }
