@@ -284,6 +284,12 @@ fn an_open_after_a_crash_reads_a_reused_segment_up_to_its_write_limit() {
     let report = f.reopen().recovery().clone();
     assert_eq!(report.dropped_tail, None, "{report:?}");
     check(&mut f, &model);
+    // The open gave the segment back the limit it read: a commit that fits below it
+    // writes no new one.
+    assert!(end + 256 <= limit_at, "data end {end}, limit {limit_at}");
+    f.store().put(id(199), "below the limit").unwrap();
+    model.insert(199, "below the limit".to_owned());
+    assert_eq!(write_limit(&f.path()).generation, limit.generation);
     // Commits go on past the limit: the writer moves it first.
     for k in 200..260 {
         f.store().put(id(k), &text(k, 3)).unwrap();
