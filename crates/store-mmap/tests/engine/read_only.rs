@@ -273,3 +273,49 @@ fn a_store_on_a_read_only_file_system_opens_read_only() {
         assert!(refused.to_string().contains("LOCK"), "{refused}");
     }
 }
+
+/// A reader that opens while the writer's commit waits for its flush reads the store as of
+/// the position the writer published: the commit's records are in the file already, but it
+/// is not acknowledged, and the reader sees it only at a refresh after the writer
+/// published it.
+#[test]
+fn a_reader_does_not_see_a_commit_its_writer_has_not_published() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use store_mmap::fault::{FaultOp, FaultStorage};
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let storage = Arc::new(FaultStorage::new());
+    // No zeroing thread, whose syncs of the segment would wait at the hold too.
+    let options = StoreOptions::new()
+        .storage(storage.clone())
+        .zero_ahead(false);
+    let mut writer = Store::create(&dir, options).unwrap();
+    writer.put(id(1), "published").unwrap();
+    let segment = crate::segment_files(&dir).pop().unwrap();
+    storage.hold(FaultOp::Sync, &segment);
+    let committing = std::thread::spawn(move || {
+        writer.put(id(2), "waiting for its flush").unwrap();
+        writer
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while storage.waiting(FaultOp::Sync, &segment) == 0 {
+        assert!(Instant::now() < deadline, "no commit reached its flush");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    assert_eq!(text_of(&reader, 1).as_deref(), Some("published"));
+    assert_eq!(text_of(&reader, 2), None);
+    assert_eq!(reader.len(), 1);
+    storage.release(FaultOp::Sync, &segment);
+    let writer = committing.join().unwrap();
+    assert!(matches!(
+        reader.refresh().unwrap(),
+        Refreshed::Appended { .. }
+    ));
+    assert_eq!(
+        text_of(&reader, 2).as_deref(),
+        Some("waiting for its flush")
+    );
+    assert_eq!(reader.last_seq(), writer.last_seq());
+}
