@@ -236,6 +236,79 @@ fn a_crash_after_a_compaction_took_effect_removes_the_replaced_segments_on_open(
     check(&mut f, &model);
 }
 
+/// An open that cannot remove what a compaction left (a replaced segment, an unfinished
+/// output) fails naming the file, and leaves the rest for the next open: the retired list
+/// still names what it replaced, and every document reads the same after it.
+#[test]
+fn an_open_that_cannot_remove_what_a_compaction_left_fails_and_loses_nothing() {
+    use std::sync::Arc;
+    use store_mmap::fault::{Fault, FaultOp, FaultStorage};
+    for finished in [true, false] {
+        let (mut f, model) = churned_store();
+        let held = f.store().get(id(1)).unwrap().unwrap();
+        let left = if finished {
+            f.store().compact().unwrap();
+            let listed = std::fs::read(f.path().join("retired.tsr")).unwrap();
+            let first = store_format::RetiredList::decode(&listed).unwrap().segments[0];
+            let replaced = segment_files(&f.path())
+                .into_iter()
+                .find(|path| segment_id(path) == first)
+                .expect("the replaced segment stays while a reader holds it");
+            f.crash();
+            f.path().join(replaced.file_name().unwrap())
+        } else {
+            let done = plan_everything(&mut f).run().unwrap();
+            f.crash();
+            drop(done);
+            crate::files_with_extension(&f.path(), "tmp")
+                .into_iter()
+                .next()
+                .expect("an unfinished output")
+        };
+        drop(held);
+        let storage = Arc::new(FaultStorage::new());
+        storage.inject_on(Fault::Fail(FaultOp::Remove), &left);
+        let err = store_mmap::Store::open(f.path(), small_segments().storage(storage.clone()))
+            .err()
+            .expect("the removal failed");
+        assert_eq!(storage.injected(Fault::Fail(FaultOp::Remove)), 1);
+        assert!(
+            err.to_string().contains(&left.display().to_string()),
+            "finished: {finished}: {err}"
+        );
+        assert!(left.exists());
+        assert_eq!(f.path().join("retired.tsr").exists(), finished);
+        let store = f.reopen();
+        let report = store.recovery().clone();
+        if finished {
+            assert!(report.retired_segments_removed > 0, "{report:?}");
+        } else {
+            assert!(report.unfinished_compaction_files_removed > 0, "{report:?}");
+        }
+        assert!(!left.exists());
+        check(&mut f, &model);
+    }
+}
+
+/// A retired-segment list the open cannot read (here a directory has its name) fails the
+/// open naming it, rather than being taken for no list: what it names would otherwise stay
+/// on disk as segments of the store.
+#[test]
+fn a_retired_list_that_cannot_be_read_fails_the_open() {
+    let (mut f, model) = churned_store();
+    f.close();
+    let list = f.path().join("retired.tsr");
+    std::fs::create_dir(&list).unwrap();
+    let err = f.try_reopen().err().expect("the list cannot be read");
+    assert!(
+        err.to_string().contains(&list.display().to_string()),
+        "{err}"
+    );
+    std::fs::remove_dir(&list).unwrap();
+    f.reopen();
+    check(&mut f, &model);
+}
+
 #[test]
 fn a_crash_before_a_compaction_took_effect_leaves_the_store_as_it_was() {
     let (mut f, model) = churned_store();
