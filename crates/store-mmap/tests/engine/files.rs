@@ -338,6 +338,40 @@ fn an_interrupted_segment_creation_is_cleaned_up() {
     assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("kept"));
 }
 
+/// Only a newest segment too short to hold a record is taken for an interrupted creation
+/// and removed: a segment with a damaged header and data after it, the newest or a sealed
+/// one, fails the open naming it, and stays as it was for `recover`.
+#[test]
+fn a_damaged_segment_header_before_data_is_never_taken_for_an_interrupted_creation() {
+    let options = StoreOptions::new()
+        .segment_capacity(4096)
+        .max_document_bytes(1000);
+    for newest in [true, false] {
+        let mut f = Fixture::with(options.clone());
+        for k in 0..12 {
+            f.store().put(id(k), &"d".repeat(500)).unwrap();
+        }
+        f.close();
+        let segments = f.segment_files();
+        assert!(segments.len() >= 2, "{segments:?}");
+        let damaged = if newest {
+            segments.last().unwrap().clone()
+        } else {
+            segments[0].clone()
+        };
+        let len = std::fs::metadata(&damaged).unwrap().len();
+        assert!(len > store_format::SEGMENT_HEADER_LEN as u64, "{len}");
+        flip_byte(&damaged, 9);
+        let before = std::fs::read(&damaged).unwrap();
+        let err = f.try_reopen().err().expect("the header is damaged");
+        assert!(
+            err.to_string().contains(&damaged.display().to_string()),
+            "newest: {newest}: {err}"
+        );
+        assert_eq!(std::fs::read(&damaged).unwrap(), before, "newest: {newest}");
+    }
+}
+
 #[test]
 fn a_record_with_a_valid_checksum_but_invalid_utf8_is_damage() {
     let mut f = Fixture::new();
