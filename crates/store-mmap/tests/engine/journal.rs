@@ -813,3 +813,27 @@ fn a_frame_that_goes_back_stops_the_journal() {
     assert_eq!(report.bytes_replayed, 0, "{report:?}");
     assert_holds(store, &model);
 }
+
+/// An open after a clean close flushes nothing: the close's checkpoint covers every byte
+/// and file. After a crash, shown by the journal left behind, the writer's open makes what
+/// it serves durable first.
+#[test]
+fn only_an_open_after_a_crash_flushes() {
+    for crashed in [false, true] {
+        let (mut f, _) = journaled(StoreOptions::new().journal_bytes(Some(1)), 50);
+        if crashed {
+            f.crash();
+        }
+        f.close();
+        assert_eq!(journal_path(&f.path()).exists(), crashed);
+        let storage = Arc::new(FaultStorage::new());
+        let store = Store::open(f.path(), StoreOptions::new().storage(storage.clone())).unwrap();
+        let flushes = storage.count(FaultOp::Sync) + storage.count(FaultOp::SyncDir);
+        assert_eq!(
+            flushes > 0,
+            crashed,
+            "crashed: {crashed}: {flushes} flushes"
+        );
+        drop(store);
+    }
+}
