@@ -274,6 +274,46 @@ fn a_hole_inside_the_newest_segment_is_damage_not_its_end() {
     );
 }
 
+/// A sealed segment whose last blocks the file system lost (they read as a hole, the
+/// file's length unchanged) is damage, not the segment's end: where the newest segment's
+/// holes are preallocation, a sealed segment was trimmed to its data, so the open reads it
+/// whole and refuses.
+#[test]
+fn a_hole_at_the_end_of_a_sealed_segment_is_damage_not_its_end() {
+    let options = StoreOptions::new()
+        .segment_capacity(64 << 10)
+        .max_document_bytes(8 << 10)
+        .journal_bytes(None)
+        .checkpoint_bytes(None);
+    let mut f = Fixture::with(options);
+    // Records of 48 + 3,984 bytes, then of 48 + 4,048: after the 64-byte segment header,
+    // every record from the second on starts on a 4 KiB block, so that the hole starts at
+    // a record.
+    f.store().put(id(0), &"a".repeat(3984)).unwrap();
+    for k in 1..24 {
+        f.store().put(id(k), &"b".repeat(4048)).unwrap();
+    }
+    f.crash();
+    let sealed = f.segment_files()[0].clone();
+    let len = std::fs::metadata(&sealed).unwrap().len();
+    assert_eq!(len % 4096, 0, "{len}");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sealed)
+        .unwrap();
+    file.set_len(len - 8192).unwrap();
+    file.set_len(len).unwrap();
+    drop(file);
+    let opened = f.try_reopen();
+    match opened {
+        Err(err) => assert!(
+            err.is_corruption() && err.to_string().contains(&sealed.display().to_string()),
+            "{err}"
+        ),
+        Ok(store) => panic!("opened: {:?}", store.recovery()),
+    }
+}
+
 fn assert_no_journal(f: &Fixture, why: &str) {
     assert!(!journal_path(&f.path()).exists(), "{why}");
 }
