@@ -593,3 +593,22 @@ fn a_full_disk_at_the_write_limit_fails_the_commit_alone() {
     f.reopen();
     check(&mut f, &model);
 }
+
+/// An open after a clean close of a store that holds as many spare files as its setting
+/// keeps changes nothing and flushes nothing: the open removes spares (and syncs the
+/// directory) only where there are more than the setting keeps.
+#[test]
+fn an_open_that_keeps_every_spare_flushes_nothing() {
+    let (mut f, model) = store_with_a_spare(small_segments());
+    f.close();
+    assert_eq!(spare_files(&f.path()).len(), 1);
+    let storage = Arc::new(FaultStorage::new());
+    let store = Store::open(f.path(), small_segments().storage(storage.clone())).unwrap();
+    for op in [FaultOp::Sync, FaultOp::SyncDir, FaultOp::Remove] {
+        assert_eq!(storage.count(op), 0, "{op:?}");
+    }
+    assert_eq!(spare_files(&f.path()).len(), 1);
+    for (&k, text) in &model {
+        assert_eq!(store.get(id(k)).unwrap().as_deref(), Some(text.as_str()));
+    }
+}
