@@ -667,42 +667,6 @@ fn a_journal_that_cannot_be_started_fails_alone_and_starts_at_the_next_commit() 
     crash_and_reopen_from_one_frame(&mut f, &model);
 }
 
-/// Under per-commit syncs the journal is synced every half checkpoint interval, so that a
-/// power cut, which keeps only what was synced, replays at most the interval while the
-/// index file is rewritten far less often (64 times its own size of commits).
-#[test]
-fn a_power_cut_replays_at_most_the_checkpoint_interval() {
-    let interval = 64 << 10;
-    let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(FaultStorage::new());
-    let options = StoreOptions::new()
-        .storage(storage.clone())
-        .checkpoint_bytes(Some(interval))
-        .journal_bytes(Some(4096));
-    let mut store = Store::create(dir.path(), options.clone()).unwrap();
-    let mut model = BTreeMap::new();
-    churn(&mut store, &mut model, 300, "first");
-    store.checkpoint().unwrap();
-    let installed = store.stats().unwrap().checkpoints();
-    let text = "p".repeat(1000);
-    for k in 0..600 {
-        store.put(id(k % 300), &text).unwrap();
-        model.insert(k % 300, text.clone());
-    }
-    // Far more than the interval since the last index file: only the journal bounds the
-    // replay.
-    assert_eq!(store.stats().unwrap().checkpoints(), installed);
-    let store = crate::faults::open_after_power_cut(store, &storage, dir.path(), options);
-    let report = store.recovery().clone();
-    assert!(report.journal_frames > 0, "{report:?}");
-    assert!(
-        report.bytes_replayed <= interval,
-        "replayed {} bytes, over the interval of {interval}",
-        report.bytes_replayed
-    );
-    assert_holds(&store, &model);
-}
-
 /// A failed sync of the journal drops its file: pages a failed sync left may no longer be
 /// dirty, so no later sync of the same file could vouch for the frames in them. The
 /// commit stands; the next frame starts a new file, which holds every change since the
