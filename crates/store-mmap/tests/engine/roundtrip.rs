@@ -209,6 +209,28 @@ fn stats_count_live_and_dead_bytes() {
     );
 }
 
+/// The index's figures: the changes held in memory since the index file and their heap
+/// (at least a 16-byte id and a control byte each), then, after a checkpoint, the file that
+/// holds them instead.
+#[test]
+fn stats_count_the_index_in_memory_and_in_its_file() {
+    let mut f = Fixture::with(StoreOptions::new().checkpoint_bytes(None));
+    for k in 0..1000 {
+        f.store().put(id(k), "indexed").unwrap();
+    }
+    f.store().delete(id(0)).unwrap();
+    let s = f.store().stats().unwrap();
+    assert_eq!(s.index_changes(), 1000, "{s:?}");
+    assert_eq!(s.index_file_bytes(), 0, "{s:?}");
+    assert!(s.index_memory_bytes() >= 1000 * 17, "{s:?}");
+    f.store().checkpoint().unwrap();
+    let s = f.store().stats().unwrap();
+    assert_eq!(s.index_changes(), 0, "{s:?}");
+    let file = std::fs::metadata(f.path().join("index.tsi")).unwrap().len();
+    assert_eq!(s.index_file_bytes(), file, "{s:?}");
+    assert!(s.index_memory_bytes() < 1000 * 17, "{s:?}");
+}
+
 /// The `VmFlags` line of the mapping of `path` in this process, from `/proc/self/smaps`.
 fn vm_flags_of(path: &std::path::Path) -> String {
     let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
