@@ -841,3 +841,30 @@ fn only_an_open_after_a_crash_flushes() {
         drop(store);
     }
 }
+
+/// The checkpointed index a layer publishes to its readers, after an open that took the
+/// journal: its pages, the index file's and then the journal's, hold every live document
+/// once, a document the journal changed or deleted in the journal's pages only.
+#[test]
+fn the_checkpointed_index_pages_hold_each_live_document_once() {
+    let (mut f, model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 300);
+    f.crash();
+    let store = f.reopen();
+    assert!(
+        store.recovery().journal_changes > 0,
+        "{:?}",
+        store.recovery()
+    );
+    assert_eq!(store.recovery().bytes_replayed, 0);
+    let checkpoint = store.checkpointed_index().expect("an index file");
+    let mut ids: Vec<_> = (0..checkpoint.page_count())
+        .flat_map(|page| checkpoint.page_ids(page).unwrap())
+        .collect();
+    ids.sort_unstable();
+    let mut expected: Vec<_> = model.keys().map(|&k| id(k)).collect();
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    for &k in model.keys() {
+        assert!(checkpoint.find(id(k)).unwrap().is_some(), "document {k}");
+    }
+}
