@@ -622,6 +622,14 @@ fn a_journal_whose_start_fails_after_a_crash_holds_the_carried_changes_in_the_ne
         .journal_bytes(Some(1))
         .storage(storage.clone());
     let (mut f, mut model) = journaled(options, 300);
+    // A frame of many changes, besides the frames of one.
+    let mut batch = store_mmap::WriteBatch::new();
+    for k in 0..50 {
+        let text = format!("batched {k}");
+        batch.put(id(k), &text);
+        model.insert(k, text);
+    }
+    f.store().put_batch(&batch).unwrap();
     f.crash();
     let store = f.reopen();
     assert!(
@@ -856,6 +864,9 @@ fn the_checkpointed_index_pages_hold_each_live_document_once() {
         store.recovery()
     );
     assert_eq!(store.recovery().bytes_replayed, 0);
+    // The second churn's 240 puts, each to an id of its own; its deletes find nothing to
+    // delete (the first churn deleted the same ids), and change nothing.
+    assert_eq!(store.stats().unwrap().index_changes(), 240);
     let checkpoint = store.checkpointed_index().expect("an index file");
     let mut ids: Vec<_> = (0..checkpoint.page_count())
         .flat_map(|page| checkpoint.page_ids(page).unwrap())
