@@ -273,6 +273,11 @@ impl DecodedFrame<'_> {
     pub fn entries_offset(&self) -> u64 {
         self.offset + (JOURNAL_FRAME_HEADER_LEN + self.segments.len() * INDEX_SEGMENT_LEN) as u64
     }
+
+    /// Where the frame ends in the journal: past its last entry, where the next frame starts.
+    pub fn end(&self) -> u64 {
+        self.entries_offset() + self.entries.len() as u64
+    }
 }
 
 /// The document an entry of a frame that [`JournalFrames`] accepted changes: `slot` is its
@@ -524,6 +529,10 @@ mod tests {
             assert_eq!(journal_entry_id(second), changes(n as u128)[1].0);
             // The first change is a put into segment 1, the second a delete.
             assert_eq!(decoded.put_segments().collect::<Vec<_>>(), [1]);
+            let next = frames
+                .get(n + 1)
+                .map_or(buf.len() as u64, |next| next.offset);
+            assert_eq!(decoded.end(), next, "frame {n}");
         }
     }
 

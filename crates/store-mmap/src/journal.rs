@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use store_format::{
-    JOURNAL_ENTRY_LEN, JOURNAL_HEADER_LEN, JournalBase, JournalFrame, JournalFrames, JournalHeader,
-    Position, encode_journal_frame,
+    JOURNAL_HEADER_LEN, JournalBase, JournalFrame, JournalFrames, JournalHeader, Position,
+    encode_journal_frame,
 };
 
 use crate::error::{Error, Result};
@@ -294,8 +294,7 @@ pub(crate) fn load(
             }
             !held
         });
-        let past_u32 = frame.entries_offset() + (frame.changes().len() * JOURNAL_ENTRY_LEN) as u64
-            > u64::from(u32::MAX);
+        let past_u32 = frame.end() > u64::from(u32::MAX);
         let problem = if past_u32 {
             Some("the journal is longer than 4 GiB".to_owned())
         } else if position < at {

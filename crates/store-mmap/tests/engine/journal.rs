@@ -38,6 +38,16 @@ fn journaled(options: StoreOptions, rounds: u64) -> (Fixture, BTreeMap<u64, Stri
     (f, model)
 }
 
+/// [`journaled`] over a [`FaultStorage`], with a frame at every commit.
+fn journaled_on_faults(rounds: u64) -> (Fixture, BTreeMap<u64, String>, Arc<FaultStorage>) {
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new()
+        .journal_bytes(Some(1))
+        .storage(storage.clone());
+    let (f, model) = journaled(options, rounds);
+    (f, model, storage)
+}
+
 fn assert_holds(store: &Store, model: &BTreeMap<u64, String>) {
     assert_eq!(store.len(), model.len(), "live documents");
     for k in 0..300 {
@@ -56,6 +66,32 @@ fn crash_and_reopen_from_one_frame(f: &mut Fixture, model: &BTreeMap<u64, String
     let store = f.reopen();
     assert_eq!(store.recovery().journal_frames, 1, "{:?}", store.recovery());
     assert_eq!(store.recovery().bytes_replayed, 0);
+    assert_holds(store, model);
+}
+
+/// Kills the store's writer and reopens it: the open must take more than `frames` journal
+/// frames.
+fn crash_and_reopen_taking_frames(f: &mut Fixture, frames: u64) -> &mut Store {
+    f.crash();
+    let store = f.reopen();
+    assert!(
+        store.recovery().journal_frames > frames,
+        "{:?}",
+        store.recovery()
+    );
+    store
+}
+
+/// Reopens the store, whose journal goes on top of an older index file: the open takes
+/// none of its frames, says why, and finds `model`.
+fn assert_left_alone_on_open(f: &mut Fixture, model: &BTreeMap<u64, String>) {
+    let store = f.reopen();
+    let report = store.recovery().clone();
+    assert_eq!(report.journal_frames, 0, "{report:?}");
+    assert_eq!(
+        report.journal_stopped.as_deref(),
+        Some("it goes on top of another index file")
+    );
     assert_holds(store, model);
 }
 
@@ -89,13 +125,7 @@ fn the_replay_after_a_crash_is_bounded_by_the_journal_interval() {
     assert_holds(store, &model);
     // The writer goes on, starts a journal of its own, and a second crash reads it.
     churn(store, &mut model, 400, "third");
-    f.crash();
-    let store = f.reopen();
-    assert!(
-        store.recovery().journal_frames > 0,
-        "{:?}",
-        store.recovery()
-    );
+    let store = crash_and_reopen_taking_frames(&mut f, 0);
     assert_holds(store, &model);
 }
 
@@ -167,14 +197,7 @@ fn a_journal_of_an_older_index_file_is_left_alone() {
     churn(f.store(), &mut model, 5, "third");
     f.crash();
     std::fs::write(journal_path(&f.path()), &old).unwrap();
-    let store = f.reopen();
-    let report = store.recovery().clone();
-    assert_eq!(report.journal_frames, 0, "{report:?}");
-    assert_eq!(
-        report.journal_stopped.as_deref(),
-        Some("it goes on top of another index file")
-    );
-    assert_holds(store, &model);
+    assert_left_alone_on_open(&mut f, &model);
 }
 
 /// Under write-back, a frame claims only synced data: none is appended before a sync, and
@@ -487,15 +510,12 @@ fn a_frame_holds_the_rows_of_the_segments_it_changed() {
 /// before it are replayed, and no document is lost.
 #[test]
 fn a_frame_naming_a_missing_segment_stops_the_journal_there() {
-    use store_format::{JournalFrames, JournalHeader, crc32c};
+    use store_format::crc32c;
     let (mut f, model) = journaled(StoreOptions::new().journal_bytes(Some(2048)), 400);
     f.crash();
     let path = journal_path(&f.path());
     let mut journal = std::fs::read(&path).unwrap();
-    let seed = JournalHeader::decode(&journal).unwrap().base.hash_seed;
-    let frames: Vec<_> = JournalFrames::new(&journal, seed)
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let frames: Vec<_> = frames_of(&journal).collect::<Result<_, _>>().unwrap();
     // The last put of a middle frame that holds several: point it at a segment no store
     // has, after puts into one it has.
     let (frame_at, entry_at, id) = frames
@@ -575,16 +595,22 @@ fn a_journal_started_after_a_crash_carries_the_frames_of_the_one_it_replaces() {
     }
 }
 
+/// The frames of `journal`, checked with the hash seed its header names.
+fn frames_of(journal: &[u8]) -> store_format::JournalFrames<'_> {
+    let seed = store_format::JournalHeader::decode(journal)
+        .unwrap()
+        .base
+        .hash_seed;
+    store_format::JournalFrames::new(journal, seed)
+}
+
 /// Bytes of `journal` up to the end of the last frame an open would take.
 fn taken_len(journal: &[u8]) -> usize {
-    use store_format::{JournalFrames, JournalHeader};
-    let seed = JournalHeader::decode(journal).unwrap().base.hash_seed;
-    JournalFrames::new(journal, seed)
+    frames_of(journal)
         .map_while(Result::ok)
         .last()
         .map_or(store_format::JOURNAL_HEADER_LEN, |frame| {
-            frame.entries_offset() as usize
-                + frame.changes().len() * store_format::JOURNAL_ENTRY_LEN
+            frame.end() as usize
         })
 }
 
@@ -593,13 +619,7 @@ fn taken_len(journal: &[u8]) -> usize {
 #[test]
 fn a_new_index_file_after_a_crash_starts_a_journal_without_the_old_frames() {
     let (mut f, mut model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 300);
-    f.crash();
-    let store = f.reopen();
-    assert!(
-        store.recovery().journal_frames > 100,
-        "{:?}",
-        store.recovery()
-    );
+    let store = crash_and_reopen_taking_frames(&mut f, 100);
     store.checkpoint().unwrap();
     store.put(id(2), "after the new index file").unwrap();
     model.insert(2, "after the new index file".to_owned());
@@ -617,11 +637,7 @@ fn a_new_index_file_after_a_crash_starts_a_journal_without_the_old_frames() {
 /// holds their changes itself, and the open after the next crash still finds every document.
 #[test]
 fn a_journal_whose_start_fails_after_a_crash_holds_the_carried_changes_in_the_next() {
-    let storage = Arc::new(FaultStorage::new());
-    let options = StoreOptions::new()
-        .journal_bytes(Some(1))
-        .storage(storage.clone());
-    let (mut f, mut model) = journaled(options, 300);
+    let (mut f, mut model, storage) = journaled_on_faults(300);
     // A frame of many changes, besides the frames of one.
     let mut batch = store_mmap::WriteBatch::new();
     for k in 0..50 {
@@ -630,13 +646,7 @@ fn a_journal_whose_start_fails_after_a_crash_holds_the_carried_changes_in_the_ne
         model.insert(k, text);
     }
     f.store().put_batch(&batch).unwrap();
-    f.crash();
-    let store = f.reopen();
-    assert!(
-        store.recovery().journal_frames > 100,
-        "{:?}",
-        store.recovery()
-    );
+    let store = crash_and_reopen_taking_frames(&mut f, 100);
     // The rename that puts the new journal file in place, after the carried frames were
     // written into it: the commit stands, the journal is started again at the next.
     storage.inject(Fault::Fail(FaultOp::Rename), 0);
@@ -658,11 +668,7 @@ fn a_journal_whose_start_fails_after_a_crash_holds_the_carried_changes_in_the_ne
 /// next commit starts one that an open after a crash takes whole.
 #[test]
 fn a_journal_that_cannot_be_started_fails_alone_and_starts_at_the_next_commit() {
-    let storage = Arc::new(FaultStorage::new());
-    let options = StoreOptions::new()
-        .journal_bytes(Some(1))
-        .storage(storage.clone());
-    let (mut f, mut model) = journaled(options, 0);
+    let (mut f, mut model, storage) = journaled_on_faults(0);
     assert!(!journal_path(&f.path()).exists());
     storage.inject(Fault::Fail(FaultOp::Remove), 0);
     f.store().put(id(1), "no journal yet").unwrap();
@@ -746,15 +752,7 @@ fn a_journal_that_cannot_be_removed_costs_the_new_index_file_nothing() {
     assert_eq!(f.store().stats().unwrap().checkpoint_failures(), 1);
     assert!(journal_path(&f.path()).exists());
     f.crash();
-    let store = f.reopen();
-    let report = store.recovery().clone();
-    assert_eq!(report.journal_frames, 0, "{report:?}");
-    assert_eq!(
-        report.journal_stopped.as_deref(),
-        Some("it goes on top of another index file")
-    );
-    assert_eq!(report.bytes_replayed, 0, "{report:?}");
-    assert_holds(store, &model);
+    assert_left_alone_on_open(&mut f, &model);
 }
 
 /// A journal cut at its header, as a crash after the new file took its name and before its
@@ -793,18 +791,18 @@ fn a_journal_cut_at_or_inside_its_header_costs_replay_only() {
 /// open says where the journal stopped and why.
 #[test]
 fn a_frame_that_goes_back_stops_the_journal() {
-    use store_format::{JournalFrames, JournalHeader};
     let (mut f, model) = journaled(StoreOptions::new().journal_bytes(Some(1)), 100);
     f.crash();
     let path = journal_path(&f.path());
     let mut journal = std::fs::read(&path).unwrap();
-    let seed = JournalHeader::decode(&journal).unwrap().base.hash_seed;
-    let frames: Vec<_> = JournalFrames::new(&journal, seed)
+    let frames: Vec<_> = frames_of(&journal)
         .map(|frame| {
             let frame = frame.unwrap();
-            let end = frame.entries_offset() as usize
-                + frame.changes().len() * store_format::JOURNAL_ENTRY_LEN;
-            (frame.offset as usize, end, frame.frame.position)
+            (
+                frame.offset as usize,
+                frame.end() as usize,
+                frame.frame.position,
+            )
         })
         .collect();
     let (first_start, first_end, first_position) = frames[0];
