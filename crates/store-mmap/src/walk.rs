@@ -684,6 +684,26 @@ mod tests {
         );
     }
 
+    /// The search past damage for the next record resumes only at one above the floor: a
+    /// record at the floor inside the damage (copied from elsewhere) is part of it.
+    #[test]
+    fn the_search_past_damage_skips_a_record_at_the_floor() {
+        let commit = |text: &str| Some(record_len(text.len() as u32) as u32);
+        let mut buf = vec![0u8; FROM];
+        put(&mut buf, 11, b"one", commit("one"));
+        let damaged = buf.len();
+        put(&mut buf, 12, b"two", commit("two"));
+        buf[damaged + store_format::RECORD_HEADER_LEN] ^= 0x01;
+        put(&mut buf, 10, b"old", commit("old"));
+        let next = buf.len();
+        put(&mut buf, 13, b"new", commit("new"));
+        let walked = scan(&buf, FROM, 10, false);
+        assert_eq!(walked.damage.len(), 1, "{:?}", walked.damage);
+        assert_eq!(walked.damage[0].range, damaged..next);
+        let seqs: Vec<u64> = walked.records.iter().map(|r| r.header().seq).collect();
+        assert_eq!(seqs, [11, 13]);
+    }
+
     /// Every record of the walk lies above the floor: one at it was copied from elsewhere.
     #[test]
     fn a_record_at_the_floor_is_out_of_place() {
