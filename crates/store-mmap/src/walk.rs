@@ -684,6 +684,49 @@ mod tests {
         );
     }
 
+    /// In a file an earlier segment held, a write the disk lost leaves that segment's
+    /// records inside this one's data: the search past them steps over each whole, and
+    /// finds the committed record after them, so that the damage is refused, never taken
+    /// for the end of the data.
+    #[test]
+    fn the_search_past_damage_steps_over_an_earlier_segments_records_to_committed_data() {
+        let commit = |text: &str| Some(record_len(text.len() as u32) as u32);
+        let mut buf = vec![0u8; FROM];
+        put(&mut buf, 11, b"one", commit("one"));
+        let lost = buf.len();
+        put(&mut buf, 3, b"earlier", commit("earlier"));
+        put(&mut buf, 4, b"earlier too", commit("earlier too"));
+        let committed = buf.len();
+        put(&mut buf, 13, b"committed", commit("committed"));
+        let end = buf.len();
+        buf.resize(end + 4096, 0);
+        let walked = scan(&buf, FROM, 10, true);
+        assert_eq!(walked.damage.len(), 1, "{:?}", walked.damage);
+        assert_eq!(walked.damage[0].range, lost..committed);
+        assert_eq!(walked.committed_after, Some(committed..end));
+        let seqs: Vec<u64> = walked.records.iter().map(|r| r.header().seq).collect();
+        assert_eq!(seqs, [11, 13]);
+    }
+
+    /// Zeros where a record should start, with committed data after them, are named as
+    /// zeros: unwritten-looking space that is not the end.
+    #[test]
+    fn zeros_before_committed_data_are_named_as_zeros() {
+        let commit = |text: &str| Some(record_len(text.len() as u32) as u32);
+        let mut buf = vec![0u8; FROM];
+        put(&mut buf, 1, b"one", commit("one"));
+        let zeros = buf.len();
+        buf.resize(zeros + 64, 0);
+        put(&mut buf, 2, b"two", commit("two"));
+        let walked = scan(&buf, FROM, 0, false);
+        assert_eq!(walked.damage.len(), 1, "{:?}", walked.damage);
+        assert_eq!(walked.damage[0].range, zeros..zeros + 64);
+        assert_eq!(
+            walked.broken_reason(),
+            "64 zero bytes where a record should start (unwritten-looking space with data after it)"
+        );
+    }
+
     /// The search past damage for the next record resumes only at one above the floor: a
     /// record at the floor inside the damage (copied from elsewhere) is part of it.
     #[test]
