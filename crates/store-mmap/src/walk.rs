@@ -585,6 +585,12 @@ mod tests {
         encode_record(buf, RecordKind::Put, DocId::from(seq), seq, text, group_len);
     }
 
+    /// Appends a put of `text` as document and sequence number `seq` that is a commit group
+    /// of its own.
+    fn put_committed(buf: &mut Vec<u8>, seq: u64, text: &[u8]) {
+        put(buf, seq, text, Some(record_len(text.len() as u32) as u32));
+    }
+
     fn group_len(texts: &[&str]) -> usize {
         texts
             .iter()
@@ -690,14 +696,13 @@ mod tests {
     /// for the end of the data.
     #[test]
     fn the_search_past_damage_steps_over_an_earlier_segments_records_to_committed_data() {
-        let commit = |text: &str| Some(record_len(text.len() as u32) as u32);
         let mut buf = vec![0u8; FROM];
-        put(&mut buf, 11, b"one", commit("one"));
+        put_committed(&mut buf, 11, b"one");
         let lost = buf.len();
-        put(&mut buf, 3, b"earlier", commit("earlier"));
-        put(&mut buf, 4, b"earlier too", commit("earlier too"));
+        put_committed(&mut buf, 3, b"earlier");
+        put_committed(&mut buf, 4, b"earlier too");
         let committed = buf.len();
-        put(&mut buf, 13, b"committed", commit("committed"));
+        put_committed(&mut buf, 13, b"committed");
         let end = buf.len();
         buf.resize(end + 4096, 0);
         let walked = scan(&buf, FROM, 10, true);
@@ -712,12 +717,11 @@ mod tests {
     /// zeros: unwritten-looking space that is not the end.
     #[test]
     fn zeros_before_committed_data_are_named_as_zeros() {
-        let commit = |text: &str| Some(record_len(text.len() as u32) as u32);
         let mut buf = vec![0u8; FROM];
-        put(&mut buf, 1, b"one", commit("one"));
+        put_committed(&mut buf, 1, b"one");
         let zeros = buf.len();
         buf.resize(zeros + 64, 0);
-        put(&mut buf, 2, b"two", commit("two"));
+        put_committed(&mut buf, 2, b"two");
         let walked = scan(&buf, FROM, 0, false);
         assert_eq!(walked.damage.len(), 1, "{:?}", walked.damage);
         assert_eq!(walked.damage[0].range, zeros..zeros + 64);
@@ -731,15 +735,14 @@ mod tests {
     /// record at the floor inside the damage (copied from elsewhere) is part of it.
     #[test]
     fn the_search_past_damage_skips_a_record_at_the_floor() {
-        let commit = |text: &str| Some(record_len(text.len() as u32) as u32);
         let mut buf = vec![0u8; FROM];
-        put(&mut buf, 11, b"one", commit("one"));
+        put_committed(&mut buf, 11, b"one");
         let damaged = buf.len();
-        put(&mut buf, 12, b"two", commit("two"));
+        put_committed(&mut buf, 12, b"two");
         buf[damaged + store_format::RECORD_HEADER_LEN] ^= 0x01;
-        put(&mut buf, 10, b"old", commit("old"));
+        put_committed(&mut buf, 10, b"old");
         let next = buf.len();
-        put(&mut buf, 13, b"new", commit("new"));
+        put_committed(&mut buf, 13, b"new");
         let walked = scan(&buf, FROM, 10, false);
         assert_eq!(walked.damage.len(), 1, "{:?}", walked.damage);
         assert_eq!(walked.damage[0].range, damaged..next);
