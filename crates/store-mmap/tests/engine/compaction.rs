@@ -262,7 +262,7 @@ fn an_open_that_cannot_remove_what_a_compaction_left_fails_and_loses_nothing() {
             drop(done);
             crate::files_with_extension(&f.path(), "tmp")
                 .into_iter()
-                .next()
+                .find(|path| path.to_string_lossy().ends_with(".seg.tmp"))
                 .expect("an unfinished output")
         };
         drop(held);
