@@ -591,6 +591,11 @@ mod tests {
         put(buf, seq, text, Some(record_len(text.len() as u32) as u32));
     }
 
+    /// The sequence numbers of the intact records a walk read, in order.
+    fn seqs(walked: &SegmentScan<'_>) -> Vec<u64> {
+        walked.records.iter().map(|r| r.header().seq).collect()
+    }
+
     fn group_len(texts: &[&str]) -> usize {
         texts
             .iter()
@@ -676,10 +681,9 @@ mod tests {
         let open = buf.len();
         put(&mut buf, 2, b"open", None);
         let committed = buf.len();
-        let len = record_len(4) as u32;
-        put(&mut buf, 3, b"four", Some(len));
+        put_committed(&mut buf, 3, b"four");
         let damaged = buf.len();
-        put(&mut buf, 4, b"five", Some(len));
+        put_committed(&mut buf, 4, b"five");
         buf[damaged + store_format::RECORD_HEADER_LEN] ^= 0x01;
         let walked = scan(&buf, FROM, 0, false);
         assert_eq!(walked.broken_range(), open..committed);
@@ -709,8 +713,7 @@ mod tests {
         assert_eq!(walked.damage.len(), 1, "{:?}", walked.damage);
         assert_eq!(walked.damage[0].range, lost..committed);
         assert_eq!(walked.committed_after, Some(committed..end));
-        let seqs: Vec<u64> = walked.records.iter().map(|r| r.header().seq).collect();
-        assert_eq!(seqs, [11, 13]);
+        assert_eq!(seqs(&walked), [11, 13]);
     }
 
     /// Zeros where a record should start, with committed data after them, are named as
@@ -746,8 +749,7 @@ mod tests {
         let walked = scan(&buf, FROM, 10, false);
         assert_eq!(walked.damage.len(), 1, "{:?}", walked.damage);
         assert_eq!(walked.damage[0].range, damaged..next);
-        let seqs: Vec<u64> = walked.records.iter().map(|r| r.header().seq).collect();
-        assert_eq!(seqs, [11, 13]);
+        assert_eq!(seqs(&walked), [11, 13]);
     }
 
     /// Every record of the walk lies above the floor: one at it was copied from elsewhere.

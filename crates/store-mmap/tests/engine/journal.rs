@@ -670,7 +670,8 @@ fn a_journal_whose_start_fails_after_a_crash_holds_the_carried_changes_in_the_ne
 fn a_journal_that_cannot_be_started_fails_alone_and_starts_at_the_next_commit() {
     let (mut f, mut model, storage) = journaled_on_faults(0);
     assert!(!journal_path(&f.path()).exists());
-    storage.inject(Fault::Fail(FaultOp::Remove), 0);
+    let tmp = f.path().join("index.tsj.tmp");
+    storage.inject_on(Fault::Fail(FaultOp::Remove), &tmp);
     f.store().put(id(1), "no journal yet").unwrap();
     model.insert(1, "no journal yet".to_owned());
     assert_eq!(storage.injected(Fault::Fail(FaultOp::Remove)), 1);
