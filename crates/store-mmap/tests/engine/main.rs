@@ -1,6 +1,7 @@
 //! Tests of the engine at its public boundary, on real files.
 
 mod backup;
+mod checkpoints;
 mod compaction;
 mod compat;
 mod damage;
