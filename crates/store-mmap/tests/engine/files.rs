@@ -322,6 +322,35 @@ fn a_damaged_index_is_rebuilt_from_data() {
     assert_eq!(store.get(id(5)).unwrap().as_deref(), Some("doc 5"));
 }
 
+/// An index file that cannot be opened (a link to itself) or is empty is discarded with
+/// the reason, and the open rebuilds the index from the data.
+#[test]
+fn an_index_file_that_cannot_be_opened_is_discarded_with_its_reason() {
+    for (case, reason) in [("a link loop", "cannot open it"), ("empty", "it is empty")] {
+        let mut f = Fixture::new();
+        for i in 0..20u64 {
+            f.store().put(id(i), &format!("doc {i}")).unwrap();
+        }
+        f.close();
+        let index = f.path().join("index.tsi");
+        std::fs::remove_file(&index).unwrap();
+        if case == "empty" {
+            std::fs::write(&index, b"").unwrap();
+        } else {
+            std::os::unix::fs::symlink(&index, &index).unwrap();
+        }
+        let store = f.reopen();
+        match &store.recovery().index {
+            IndexLoad::Discarded { reason: found } => {
+                assert!(found.contains(reason), "{case}: {found}");
+            }
+            other => panic!("{case}: {other:?}"),
+        }
+        assert_eq!(store.len(), 20, "{case}");
+        assert_eq!(store.get(id(7)).unwrap().as_deref(), Some("doc 7"));
+    }
+}
+
 #[test]
 fn an_interrupted_segment_creation_is_cleaned_up() {
     let mut f = Fixture::with(
