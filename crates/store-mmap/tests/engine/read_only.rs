@@ -85,6 +85,35 @@ fn a_reader_sees_each_commit_at_its_first_refresh() {
     assert!(reader.verify().is_clean());
 }
 
+/// A refresh applies the commits made on top of the index file the reader read, and loads
+/// the view afresh only once the writer put a new index file in its place and published a
+/// commit after it.
+#[test]
+fn a_refresh_loads_afresh_only_for_a_new_index_file() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    writer.put(id(1), "one").unwrap();
+    writer.checkpoint().unwrap();
+    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    for k in 0..3 {
+        writer.put(id(10 + k), &format!("doc {k}")).unwrap();
+        assert_eq!(
+            reader.refresh().unwrap(),
+            Refreshed::Appended { records: 1 },
+            "put {k}"
+        );
+        assert_eq!(text_of(&reader, 10 + k), Some(format!("doc {k}")));
+    }
+    // A checkpoint publishes no commit: the view stays as it is until the next one.
+    writer.checkpoint().unwrap();
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Unchanged);
+    writer.put(id(20), "after").unwrap();
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Reloaded);
+    assert_eq!(reader.len(), 5);
+    assert_eq!(text_of(&reader, 20).as_deref(), Some("after"));
+}
+
 /// The writer's compaction and checkpoints do not disturb a reader: a text it holds stays
 /// readable, its next refresh loads the new layout, and every document reads the same.
 #[test]
