@@ -322,6 +322,71 @@ fn a_damaged_index_is_rebuilt_from_data() {
     assert_eq!(store.get(id(5)).unwrap().as_deref(), Some("doc 5"));
 }
 
+/// A damaged page of the index file, which the open does not read, is found by `verify`,
+/// which names the file, and by the first lookup that probes the page, which fails instead
+/// of trusting its slots.
+#[test]
+fn a_damaged_index_page_is_reported_by_verify_and_refused_by_lookups() {
+    let mut f = Fixture::new();
+    for i in 0..20u64 {
+        f.store().put(id(i), &format!("doc {i}")).unwrap();
+    }
+    f.close();
+    let index = f.path().join("index.tsi");
+    let bytes = std::fs::read(&index).unwrap();
+    let table_offset = u32::from_le_bytes(bytes[92..96].try_into().unwrap());
+    flip_byte(&index, u64::from(table_offset) + 20);
+    let store = f.reopen();
+    assert!(matches!(store.recovery().index, IndexLoad::Loaded { .. }));
+    let report = store.verify();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.to_string().contains("index.tsi")),
+        "{report:?}"
+    );
+    let err = (0..20)
+        .find_map(|i| store.get(id(i)).err())
+        .expect("a lookup probes the damaged page");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("index.tsi"), "{err}");
+}
+
+/// Which pages of the index file passed their check is remembered for each page alone:
+/// with the 65th page and every other one after it damaged (their checksums), walking the
+/// pages in order finds every damaged one, after the intact pages around it passed. Pages
+/// that shared a remembered check would let a damaged page pass once the page it shares
+/// with was read.
+#[test]
+fn the_index_pages_checked_are_remembered_each_on_its_own() {
+    let mut f = Fixture::new();
+    let mut batch = WriteBatch::new();
+    for i in 0..10_000u64 {
+        batch.put(id(i), &i.to_string());
+    }
+    f.store().put_batch(&batch).unwrap();
+    f.close();
+    let index = f.path().join("index.tsi");
+    let mut bytes = std::fs::read(&index).unwrap();
+    let table_offset = u32::from_le_bytes(bytes[92..96].try_into().unwrap()) as usize;
+    // The header's slot count; 102 slots a page.
+    let pages = u64::from_le_bytes(bytes[72..80].try_into().unwrap()) / 102;
+    assert!(pages > 70, "{pages} pages");
+    let damaged = |page: u64| page == 64 || (page > 64 && page % 2 == 1);
+    for page in (0..pages).filter(|&page| damaged(page)) {
+        bytes[table_offset + page as usize * 4096 + 4092] ^= 0x01;
+    }
+    std::fs::write(&index, bytes).unwrap();
+    let store = f.reopen();
+    let checkpoint = store.checkpointed_index().expect("an index file");
+    assert_eq!(checkpoint.page_count(), pages);
+    for page in 0..pages {
+        let read = checkpoint.page_ids(page);
+        assert_eq!(read.is_err(), damaged(page), "page {page}: {read:?}");
+    }
+}
+
 /// An index file that cannot be opened (a link to itself) or is empty is discarded with
 /// the reason, and the open rebuilds the index from the data.
 #[test]
