@@ -155,13 +155,19 @@ fn a_held_document_keeps_its_segment_file_until_dropped() {
     let held = f.store().get(id(1)).unwrap().unwrap();
     let first_segment = segment_files(&f.path())[0].clone();
     f.store().compact().unwrap();
-    assert!(f.store().retired_segments() >= 1);
+    let waiting = f.store().retired_segments();
+    assert!(waiting >= 1);
+    assert_eq!(
+        f.store().stats().unwrap().retired_segments(),
+        waiting as u64
+    );
     assert!(first_segment.exists(), "removed while a reader holds it");
     assert!(f.path().join("retired.tsr").exists());
     assert_eq!(held.text().as_ref() as &str, model[&1]);
 
     drop(held);
     assert_eq!(f.store().remove_retired().unwrap(), 0);
+    assert_eq!(f.store().stats().unwrap().retired_segments(), 0);
     assert!(!first_segment.exists());
     assert!(!f.path().join("retired.tsr").exists());
     check(&mut f, &model);
