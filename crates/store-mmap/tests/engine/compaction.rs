@@ -38,7 +38,11 @@ fn text(k: u64, version: u32) -> String {
 
 /// 300 documents, then every other one overwritten and every tenth deleted.
 fn churned_store() -> (Fixture, BTreeMap<u64, String>) {
-    let mut f = Fixture::with(small_segments());
+    churned_store_with(small_segments())
+}
+
+fn churned_store_with(options: StoreOptions) -> (Fixture, BTreeMap<u64, String>) {
+    let mut f = Fixture::with(options);
     let mut model = BTreeMap::new();
     for k in 0..300 {
         f.store().put(id(k), &text(k, 1)).unwrap();
@@ -238,6 +242,40 @@ fn a_crash_after_a_compaction_took_effect_removes_the_replaced_segments_on_open(
     drop(held);
     let store = f.reopen();
     assert_eq!(store.recovery().retired_segments_removed, waiting);
+    assert!(!f.path().join("retired.tsr").exists());
+    check(&mut f, &model);
+}
+
+/// A replaced segment whose removal fails waits for the next removal, counted and listed
+/// once, and the next removal takes it and the list.
+#[test]
+fn a_replaced_segment_that_cannot_be_removed_waits_once_for_the_next_removal() {
+    use std::sync::Arc;
+    use store_mmap::fault::{Fault, FaultOp, FaultStorage};
+    let storage = Arc::new(FaultStorage::new());
+    // No spares: every replaced segment's file is removed.
+    let options = small_segments().storage(storage.clone()).spare_files(0);
+    let (mut f, model) = churned_store_with(options);
+    let held = f.store().get(id(1)).unwrap().unwrap();
+    f.store().compact().unwrap();
+    let listed = std::fs::read(f.path().join("retired.tsr")).unwrap();
+    let listed = store_format::RetiredList::decode(&listed).unwrap().segments;
+    assert!(!listed.is_empty());
+    let failing = segment_files(&f.path())
+        .into_iter()
+        .find(|path| segment_id(path) == listed[0])
+        .expect("a reader holds the replaced segments");
+    drop(held);
+    storage.inject_on(Fault::Fail(FaultOp::Remove), &failing);
+    assert!(f.store().remove_retired().is_err());
+    assert_eq!(storage.injected(Fault::Fail(FaultOp::Remove)), 1);
+    assert_eq!(f.store().retired_segments(), 1);
+    assert!(failing.exists());
+    let listed = std::fs::read(f.path().join("retired.tsr")).unwrap();
+    let listed = store_format::RetiredList::decode(&listed).unwrap().segments;
+    assert_eq!(listed, vec![segment_id(&failing)]);
+    assert_eq!(f.store().remove_retired().unwrap(), 0);
+    assert!(!failing.exists());
     assert!(!f.path().join("retired.tsr").exists());
     check(&mut f, &model);
 }
