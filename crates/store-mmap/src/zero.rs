@@ -355,6 +355,30 @@ mod tests {
         }
     }
 
+    /// Dropping the zeroer stops its thread and waits for it: a thread left waiting would
+    /// outlive its store, one for every store opened. The thread holds the shared state
+    /// until it returns.
+    #[test]
+    fn dropping_the_zeroer_stops_and_joins_its_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let zeroer = Zeroer::start().expect("the thread starts");
+        zeroer.attach(target(dir.path(), 4 * LEAD_BYTES));
+        let shared = Arc::clone(&zeroer.shared);
+        assert_eq!(
+            Arc::strong_count(&shared),
+            3,
+            "the zeroer, its thread, the test"
+        );
+        zeroer.detach();
+        drop(zeroer);
+        assert_eq!(
+            Arc::strong_count(&shared),
+            1,
+            "the thread still holds its state"
+        );
+        assert!(shared.lock().stop);
+    }
+
     /// A zeroer without its thread, on a segment of four leads with no data yet.
     fn attached_from_the_start(dir: &std::path::Path) -> Zeroer {
         let zeroer = without_thread();
