@@ -114,6 +114,39 @@ fn a_refresh_loads_afresh_only_for_a_new_index_file() {
     assert_eq!(text_of(&reader, 20).as_deref(), Some("after"));
 }
 
+/// A writer that holds the lock but shows a position below the reader's view (a writer
+/// still opening shows the page its predecessor left) has nothing new for the reader: the
+/// refresh changes nothing, and the next commit the writer publishes is applied alone.
+#[test]
+fn a_refresh_ignores_a_published_position_below_its_view() {
+    use std::os::unix::fs::FileExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    writer.put(id(1), "one").unwrap();
+    // The published position, in the lock file's shared page.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .unwrap();
+    let mut early = [0u8; 8];
+    lock.read_exact_at(&mut early, 32).unwrap();
+    writer.put(id(2), "two").unwrap();
+    writer.put(id(3), "three").unwrap();
+    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    lock.write_all_at(&early, 32).unwrap();
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Unchanged);
+    assert_eq!(reader.len(), 3);
+    assert_eq!(text_of(&reader, 3).as_deref(), Some("three"));
+    writer.put(id(4), "four").unwrap();
+    assert_eq!(
+        reader.refresh().unwrap(),
+        Refreshed::Appended { records: 1 }
+    );
+    assert_eq!(text_of(&reader, 4).as_deref(), Some("four"));
+}
+
 /// The writer's compaction and checkpoints do not disturb a reader: a text it holds stays
 /// readable, its next refresh loads the new layout, and every document reads the same.
 #[test]
