@@ -147,6 +147,41 @@ fn a_refresh_ignores_a_published_position_below_its_view() {
     assert_eq!(text_of(&reader, 4).as_deref(), Some("four"));
 }
 
+/// A read-only open beside a writer that has published no position yet (a writer still
+/// opening) waits for one: it opens once the position is there, and fails as locked,
+/// naming the lock file, when none comes.
+#[test]
+fn a_read_only_open_waits_for_an_opening_writer_to_publish() {
+    use std::os::unix::fs::FileExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    writer.put(id(1), "one").unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .unwrap();
+    let mut published = [0u8; 8];
+    lock.read_exact_at(&mut published, 32).unwrap();
+    assert_ne!(published, [0; 8]);
+    lock.write_all_at(&[0; 8], 32).unwrap();
+    let err = Store::open_read_only(&dir, StoreOptions::new())
+        .err()
+        .expect("no position came");
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("LOCK"), "{err}");
+
+    let publishing = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        lock.write_all_at(&published, 32).unwrap();
+    });
+    let reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    publishing.join().unwrap();
+    assert_eq!(text_of(&reader, 1).as_deref(), Some("one"));
+    drop(writer);
+}
+
 /// The writer's compaction and checkpoints do not disturb a reader: a text it holds stays
 /// readable, its next refresh loads the new layout, and every document reads the same.
 #[test]
