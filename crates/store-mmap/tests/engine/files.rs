@@ -220,6 +220,26 @@ fn a_second_writer_is_refused() {
     assert!(err.to_string().contains("locked"));
 }
 
+/// A writer's open that finds the lock file held shared, as a reader of a store without a
+/// writer holds it while it reads, waits for the reader rather than taking it for a live
+/// writer: here the reader lets go after half a second, within the writer's patience and
+/// past the moment a lock inherited by a spawned process is given.
+#[test]
+fn a_writers_open_waits_for_a_reader_holding_the_lock_shared() {
+    let mut f = Fixture::new();
+    f.store().put(id(1), "kept").unwrap();
+    f.close();
+    let lock = std::fs::File::open(f.path().join("LOCK")).unwrap();
+    lock.lock_shared().unwrap();
+    let reading = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        drop(lock);
+    });
+    let store = f.reopen();
+    assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("kept"));
+    reading.join().unwrap();
+}
+
 /// A child process holds its parent's lock file description from its fork to its `exec`:
 /// a store closed and opened again while another thread spawns processes must not find
 /// itself locked by them.
