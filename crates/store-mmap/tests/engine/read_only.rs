@@ -26,6 +26,25 @@ fn text_of(store: &Store, k: u64) -> Option<String> {
     store.get(id(k)).unwrap().map(|doc| doc.to_string())
 }
 
+/// Where the lock file's shared page holds the position the writer published
+/// (docs/CONCURRENCY.md, "Between processes").
+const POSITION_AT: u64 = 32;
+
+/// The store's lock file, open to read and write, and the position its writer published,
+/// as the page holds it: a test writes it back to stand for a writer's page at another
+/// moment.
+fn published_position(dir: &Path) -> (std::fs::File, [u8; 8]) {
+    use std::os::unix::fs::FileExt;
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .unwrap();
+    let mut position = [0u8; 8];
+    lock.read_exact_at(&mut position, POSITION_AT).unwrap();
+    (lock, position)
+}
+
 fn small_segments() -> StoreOptions {
     StoreOptions::new()
         .segment_capacity(16 << 10)
@@ -124,18 +143,11 @@ fn a_refresh_ignores_a_published_position_below_its_view() {
     let dir = root.path().join("store");
     let mut writer = Store::create(&dir, small_segments()).unwrap();
     writer.put(id(1), "one").unwrap();
-    // The published position, in the lock file's shared page.
-    let lock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dir.join("LOCK"))
-        .unwrap();
-    let mut early = [0u8; 8];
-    lock.read_exact_at(&mut early, 32).unwrap();
+    let (lock, early) = published_position(&dir);
     writer.put(id(2), "two").unwrap();
     writer.put(id(3), "three").unwrap();
     let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
-    lock.write_all_at(&early, 32).unwrap();
+    lock.write_all_at(&early, POSITION_AT).unwrap();
     assert_eq!(reader.refresh().unwrap(), Refreshed::Unchanged);
     assert_eq!(reader.len(), 3);
     assert_eq!(text_of(&reader, 3).as_deref(), Some("three"));
@@ -157,15 +169,9 @@ fn a_read_only_open_waits_for_an_opening_writer_to_publish() {
     let dir = root.path().join("store");
     let mut writer = Store::create(&dir, small_segments()).unwrap();
     writer.put(id(1), "one").unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dir.join("LOCK"))
-        .unwrap();
-    let mut published = [0u8; 8];
-    lock.read_exact_at(&mut published, 32).unwrap();
+    let (lock, published) = published_position(&dir);
     assert_ne!(published, [0; 8]);
-    lock.write_all_at(&[0; 8], 32).unwrap();
+    lock.write_all_at(&[0; 8], POSITION_AT).unwrap();
     let err = Store::open_read_only(&dir, StoreOptions::new())
         .err()
         .expect("no position came");
@@ -174,7 +180,7 @@ fn a_read_only_open_waits_for_an_opening_writer_to_publish() {
 
     let publishing = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(50));
-        lock.write_all_at(&published, 32).unwrap();
+        lock.write_all_at(&published, POSITION_AT).unwrap();
     });
     let reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
     publishing.join().unwrap();
