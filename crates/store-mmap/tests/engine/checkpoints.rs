@@ -6,13 +6,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use store_mmap::fault::{FaultOp, FaultStorage};
 use store_mmap::{Durability, Error, Store, StoreOptions};
 
 use crate::faults::open_after_power_cut;
-use crate::{Fixture, id};
+use crate::{Fixture, id, still_running_after_200_ms, within_ten_seconds};
 
 fn text(k: u64) -> String {
     format!("{k} {}", "c".repeat(1000))
@@ -35,19 +34,6 @@ fn assert_holds_range(store: &Store, keys: std::ops::Range<u64>) {
 /// The inode of the store's index file, which each checkpoint replaces.
 fn index_inode(dir: &Path) -> u64 {
     std::fs::metadata(dir.join("index.tsi")).unwrap().ino()
-}
-
-/// Polls `done` for up to ten seconds; a writer that waits on what the test holds never
-/// gets there.
-fn within_ten_seconds(mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    true
 }
 
 /// A plan given up keeps its changes for the next plan, which can be made at once; the
@@ -167,14 +153,10 @@ fn commits_wait_for_the_engines_checkpoint_only_at_the_next_due_point() {
     assert_eq!(store.stats().unwrap().checkpoints(), 0);
 
     let past = puts(store, 36..56);
-    let waited = Instant::now() + Duration::from_millis(200);
-    while Instant::now() < waited && !past.is_finished() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let went_on = past.is_finished();
+    let waited = still_running_after_200_ms(&past);
     storage.release(FaultOp::Rename, &index);
     assert!(
-        !went_on,
+        waited,
         "the commits past the due point went on while the checkpoint was held"
     );
     let store = past.join().unwrap();
@@ -241,7 +223,7 @@ fn an_open_from_the_journal_counts_its_commits_toward_the_next_index_file() {
     put_range(f.store(), 0..40);
     f.store().checkpoint().unwrap();
     for round in 0..700 {
-        put_range(f.store(), round % 40..round % 40 + 1);
+        f.store().put(id(round % 40), &text(round % 40)).unwrap();
     }
     f.store().sync().unwrap();
     f.crash();
@@ -256,7 +238,7 @@ fn an_open_from_the_journal_counts_its_commits_toward_the_next_index_file() {
     assert_eq!(store.recovery().bytes_replayed, 0, "{:?}", store.recovery());
     assert_eq!(index_inode(&dir), before, "the open wrote no index file");
     for round in 0..400 {
-        put_range(store, round % 40..round % 40 + 1);
+        store.put(id(round % 40), &text(round % 40)).unwrap();
     }
     assert!(
         within_ten_seconds(|| index_inode(&dir) != before),

@@ -22,7 +22,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -31,10 +30,10 @@ use store_mmap::{
     CompactionPolicy, CompactionScope, Durability, Error, Storage, Store, StoreOptions, WriteBatch,
 };
 
-use crate::id;
 use crate::model_support::{
     Durable, Model, applied, check_sequences, fault, folded, held, model_faults,
 };
+use crate::{id, still_running_after_200_ms, within_ten_seconds};
 
 const KEYS: u64 = 10;
 
@@ -906,14 +905,10 @@ fn a_poisoned_store_waits_for_its_checkpoint_thread_when_it_closes() {
     let index = dir.path().join("index.tsi");
     storage.hold(FaultOp::Rename, &index);
     store.tend_checkpoint(true).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while storage.waiting(FaultOp::Rename, &index) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint reached its rename"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    assert!(
+        within_ten_seconds(|| storage.waiting(FaultOp::Rename, &index) > 0),
+        "no checkpoint reached its rename"
+    );
     let renames = storage.count(FaultOp::Rename);
 
     storage.inject(Fault::Fail(FaultOp::Sync), 0);
@@ -927,12 +922,8 @@ fn a_poisoned_store_waits_for_its_checkpoint_thread_when_it_closes() {
     );
 
     let closing = std::thread::spawn(move || store.close());
-    let waited = Instant::now() + Duration::from_millis(200);
-    while Instant::now() < waited && !closing.is_finished() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
     assert!(
-        !closing.is_finished(),
+        still_running_after_200_ms(&closing),
         "the poisoned store closed while its checkpoint thread was held"
     );
     storage.release(FaultOp::Rename, &index);

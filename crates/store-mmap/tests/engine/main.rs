@@ -27,6 +27,8 @@ mod model_support;
 pub(crate) use model_support::texts;
 
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use store_mmap::{DocId, Store, StoreOptions};
 use tempfile::TempDir;
@@ -195,4 +197,27 @@ pub(crate) fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> 
 
 pub(crate) fn id(n: u64) -> DocId {
     DocId::from(n)
+}
+
+/// Polls `done` for up to ten seconds: whether it came true. A writer that waits on what a
+/// test holds never gets there.
+pub(crate) fn within_ten_seconds(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+/// Whether `thread` is still running 200 ms from now: a thread that does not wait for what
+/// the test holds returns within microseconds.
+pub(crate) fn still_running_after_200_ms<T>(thread: &JoinHandle<T>) -> bool {
+    let waited = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < waited && !thread.is_finished() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    !thread.is_finished()
 }

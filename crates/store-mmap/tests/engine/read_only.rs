@@ -384,7 +384,6 @@ fn a_store_on_a_read_only_file_system_opens_read_only() {
 #[test]
 fn a_reader_does_not_see_a_commit_its_writer_has_not_published() {
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
     use store_mmap::fault::{FaultOp, FaultStorage};
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("store");
@@ -401,11 +400,10 @@ fn a_reader_does_not_see_a_commit_its_writer_has_not_published() {
         writer.put(id(2), "waiting for its flush").unwrap();
         writer
     });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while storage.waiting(FaultOp::Sync, &segment) == 0 {
-        assert!(Instant::now() < deadline, "no commit reached its flush");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    assert!(
+        crate::within_ten_seconds(|| storage.waiting(FaultOp::Sync, &segment) > 0),
+        "no commit reached its flush"
+    );
     let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
     assert_eq!(text_of(&reader, 1).as_deref(), Some("published"));
     assert_eq!(text_of(&reader, 2), None);
