@@ -25,7 +25,7 @@
 //! | 10 | 6 | reserved, zero |
 //! | 16 | 16 | store uid |
 //! | 32 | 8 | published position: segment id << 32 \| offset (0: none yet), atomic |
-//! | 40 | 8 | writer opens so far, atomic |
+//! | 40 | 4056 | reserved, zero |
 //!
 //! Ordering: the writer writes (and syncs) a commit's bytes, then stores the position with
 //! `Release`; a reader loads it with `Acquire` and only then reads the bytes below it
@@ -48,7 +48,7 @@ const MAGIC: [u8; 8] = *b"TXTSLOCK";
 const PAGE_LEN: u64 = 4096;
 const UID_AT: usize = 16;
 const POSITION_AT: usize = 32;
-const OPENS_AT: usize = 40;
+const RESERVED_AT: usize = 40;
 /// How long a writer's open waits for readers that hold the shared lock while they read a
 /// store that had no writer.
 const WRITER_LOCK_PATIENCE: Duration = Duration::from_secs(2);
@@ -168,7 +168,7 @@ impl WriterLock {
         self.page[8..10].copy_from_slice(&store_format::FORMAT_VERSION.to_le_bytes());
         self.page[10..16].fill(0);
         self.page[UID_AT..UID_AT + 16].copy_from_slice(&store_uid.to_le_bytes());
-        self.opens().fetch_add(1, Ordering::Release);
+        self.page[RESERVED_AT..].fill(0);
     }
 
     /// Tells readers that every commit below `position` is complete.
@@ -178,10 +178,6 @@ impl WriterLock {
 
     fn position(&self) -> &AtomicU64 {
         atomic_at(&self.page, POSITION_AT)
-    }
-
-    fn opens(&self) -> &AtomicU64 {
-        atomic_at(&self.page, OPENS_AT)
     }
 }
 
@@ -384,4 +380,125 @@ pub(crate) struct Follower {
     pub(crate) retired_list: Option<Vec<u8>>,
     /// Whether the view was loaded with a writer live.
     pub(crate) writer_was_live: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UID: u128 = 0x0123_4567_89ab_cdef_0011_2233_4455_6677;
+
+    fn lock_file(dir: &Path) -> File {
+        File::open(dir.join(LOCK_FILE)).unwrap()
+    }
+
+    /// A second writer tells a live writer (who holds the byte lock for good) from a reader
+    /// holding the `flock` shared (who holds no byte lock) by the byte lock alone: taken for a
+    /// writer, a reader would make it give up after 100 ms instead of waiting two seconds.
+    #[test]
+    fn only_a_writer_holds_the_byte_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = WriterLock::take(dir.path(), Some(UID)).unwrap();
+        let other = lock_file(dir.path());
+        assert!(
+            ofd_writer_present(&other).unwrap(),
+            "the writer's lock unseen"
+        );
+        drop(writer);
+        assert!(
+            !ofd_writer_present(&other).unwrap(),
+            "the lock outlived its writer"
+        );
+
+        let reader = lock_file(dir.path());
+        reader.lock_shared().unwrap();
+        assert!(
+            !ofd_writer_present(&other).unwrap(),
+            "a reader taken for a writer"
+        );
+        assert!(matches!(
+            ReaderLock::open(dir.path()).unwrap().writer(UID).unwrap(),
+            Writer::Absent(_)
+        ));
+    }
+
+    /// The page a writer stamps: its magic, version and store uid, reserved bytes zero
+    /// whatever an earlier writer left there, and no position until it publishes one, which
+    /// a reader of this store then loads and a reader of another store does not.
+    #[test]
+    fn the_page_is_stamped_for_its_store_and_publishes_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LOCK_FILE), vec![0xa5; PAGE_LEN as usize]).unwrap();
+        let writer = WriterLock::take(dir.path(), Some(UID)).unwrap();
+        let page = std::fs::read(dir.path().join(LOCK_FILE)).unwrap();
+        assert_eq!(page.len(), PAGE_LEN as usize);
+        assert_eq!(page[..8], MAGIC);
+        assert_eq!(page[8..10], store_format::FORMAT_VERSION.to_le_bytes());
+        assert_eq!(page[UID_AT..UID_AT + 16], UID.to_le_bytes());
+        for range in [
+            10..UID_AT,
+            POSITION_AT..RESERVED_AT,
+            RESERVED_AT..page.len(),
+        ] {
+            assert!(
+                page[range.clone()].iter().all(|&b| b == 0),
+                "bytes {range:?}"
+            );
+        }
+
+        let mut reader = ReaderLock::open(dir.path()).unwrap();
+        assert_eq!(reader.published(UID), None);
+        assert!(matches!(reader.writer(UID).unwrap(), Writer::Live(None)));
+        let position = Position {
+            segment: 3,
+            offset: 0x0102_0304,
+        };
+        writer.publish(position);
+        assert_eq!(reader.published(UID), Some(position));
+        assert!(matches!(reader.writer(UID).unwrap(), Writer::Live(Some(p)) if p == position));
+        assert_eq!(reader.published(UID ^ 1), None, "another store's page");
+        assert!(matches!(
+            reader.writer(UID ^ 1).unwrap(),
+            Writer::Live(None)
+        ));
+    }
+
+    /// A reader that opened the lock file before the writer grew it to a page maps the page
+    /// once it finds the writer live.
+    #[test]
+    fn a_reader_maps_the_page_a_writer_grew_after_it_looked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LOCK_FILE), b"").unwrap();
+        let mut reader = ReaderLock::open(dir.path()).unwrap();
+        assert_eq!(reader.published(UID), None);
+        let writer = WriterLock::take(dir.path(), Some(UID)).unwrap();
+        let position = Position {
+            segment: 1,
+            offset: 64,
+        };
+        writer.publish(position);
+        assert!(matches!(reader.writer(UID).unwrap(), Writer::Live(Some(p)) if p == position));
+        assert_eq!(reader.published(UID), Some(position));
+    }
+
+    /// A store without a lock file (copied without it, or on a read-only file system) has
+    /// no writer; a lock file that cannot be opened is an error that names it, never taken
+    /// for a missing one.
+    #[test]
+    fn no_lock_file_means_no_writer_and_an_unopenable_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reader = ReaderLock::open(dir.path()).unwrap();
+        assert_eq!(reader.published(UID), None);
+        assert!(matches!(
+            reader.writer(UID).unwrap(),
+            Writer::Absent(SharedGuard(None))
+        ));
+
+        let path = dir.path().join(LOCK_FILE);
+        std::os::unix::fs::symlink(&path, &path).unwrap();
+        let err = ReaderLock::open(dir.path())
+            .err()
+            .expect("a symlink loop opened");
+        assert!(err.to_string().contains(LOCK_FILE), "{err}");
+    }
 }
