@@ -1306,4 +1306,57 @@ mod tests {
         let seqs: Vec<u64> = merge_by_seq(&a, &b).iter().map(|c| c.seq).collect();
         assert_eq!(seqs, [1, 2, 3, 4, 5, 9, 10]);
     }
+
+    /// Rounds of a compaction short of room add up, and a round counts as getting somewhere
+    /// only when it frees bytes and, after the first, leaves fewer segments than the round
+    /// before: `compact` stops at the first that does not.
+    #[test]
+    fn rounds_add_up_and_stop_when_one_gets_nowhere() {
+        let round = |n: u64, bytes_out: u64, left: u64| CompactionReport {
+            segments_in: n,
+            segments_out: n + 1,
+            bytes_in: 1000 * n,
+            bytes_out,
+            records_copied: 10 * n,
+            records_superseded: n,
+            tombstones_kept: 2 * n,
+            tombstones_dropped: 3 * n,
+            copy_time: Duration::from_millis(n),
+            segments_left: left,
+        };
+        let mut total = CompactionReport::default();
+        assert!(
+            total.add_round(&round(2, 500, 5)),
+            "a first round that frees bytes"
+        );
+        assert!(
+            total.add_round(&round(3, 2000, 2)),
+            "fewer left, bytes freed"
+        );
+        assert_eq!(
+            total,
+            CompactionReport {
+                segments_in: 5,
+                segments_out: 7,
+                bytes_in: 5000,
+                bytes_out: 2500,
+                records_copied: 50,
+                records_superseded: 5,
+                tombstones_kept: 10,
+                tombstones_dropped: 15,
+                copy_time: Duration::from_millis(5),
+                segments_left: 2,
+            }
+        );
+        assert!(
+            !total.add_round(&round(1, 900, 2)),
+            "as many left as before"
+        );
+        assert!(!total.add_round(&round(1, 1000, 1)), "nothing freed");
+        assert!(
+            total.add_round(&round(1, 999, 0)),
+            "one byte freed, one fewer left"
+        );
+        assert_eq!(total.segments_left, 0);
+    }
 }

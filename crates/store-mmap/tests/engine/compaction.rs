@@ -512,6 +512,34 @@ fn the_policy_waits_for_enough_dead_bytes() {
     assert!(!f.store().compaction_due(&eager));
 }
 
+/// A manual policy never finds the store due, however dead it is, where the default's
+/// thresholds would.
+#[test]
+fn a_manual_policy_is_never_due() {
+    let mut f = Fixture::with(small_segments());
+    for version in 1..=4 {
+        for k in 0..100 {
+            f.store().put(id(k), &text(k, version)).unwrap();
+        }
+    }
+    let eager = |policy: CompactionPolicy| CompactionPolicy {
+        min_dead_bytes: 1,
+        ..policy
+    };
+    assert!(
+        f.store()
+            .compaction_due(&eager(CompactionPolicy::default()))
+    );
+    let manual = eager(CompactionPolicy::manual());
+    assert!(!f.store().compaction_due(&manual));
+    assert!(
+        f.store()
+            .plan_compaction(&CompactionScope::Due(manual))
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[test]
 fn a_cancelled_compaction_removes_what_it_wrote() {
     let (mut f, model) = churned_store();
