@@ -2,9 +2,12 @@
 //! never change a file.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use store_mmap::{CompactionScope, DocId, Error, Refreshed, Store, StoreOptions, WriteBatch};
+use store_mmap::{
+    CompactionScope, DocId, DocRead, Error, Refreshed, Store, StoreOptions, WriteBatch,
+};
 
 use crate::id;
 
@@ -127,8 +130,11 @@ fn a_refresh_loads_afresh_only_for_a_new_index_file() {
     // A checkpoint publishes no commit: the view stays as it is until the next one.
     writer.checkpoint().unwrap();
     assert_eq!(reader.refresh().unwrap(), Refreshed::Unchanged);
+    // Documents move only at a reload: layers that cache where they are start over then.
+    assert_eq!(DocRead::placement_epoch(&reader), 0);
     writer.put(id(20), "after").unwrap();
     assert_eq!(reader.refresh().unwrap(), Refreshed::Reloaded);
+    assert_eq!(DocRead::placement_epoch(&reader), 1);
     assert_eq!(reader.len(), 5);
     assert_eq!(text_of(&reader, 20).as_deref(), Some("after"));
 }
@@ -222,7 +228,9 @@ fn a_reader_survives_the_writers_compaction() {
         (0..10).map(|k| text_of(&reader, k)).collect::<Vec<_>>(),
         before
     );
+    let epoch = DocRead::placement_epoch(&reader);
     assert_eq!(reader.refresh().unwrap(), Refreshed::Reloaded);
+    assert_eq!(DocRead::placement_epoch(&reader), epoch + 1);
     assert_eq!(
         (0..10).map(|k| text_of(&reader, k)).collect::<Vec<_>>(),
         before
@@ -231,6 +239,68 @@ fn a_reader_survives_the_writers_compaction() {
     writer.put(id(3), "after").unwrap();
     reader.refresh().unwrap();
     assert_eq!(text_of(&reader, 3).as_deref(), Some("after"));
+}
+
+/// A compaction takes effect with its retired-segment list, before any index file reflects
+/// it: a reader's next refresh loads the new layout at once, and with it the change floor
+/// the compaction raised by dropping a delete, so that its feed says to rescan.
+#[test]
+fn a_refresh_loads_a_compaction_before_the_index_file_reflects_it() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let index_file = || {
+        std::fs::metadata(dir.join("index.tsi"))
+            .ok()
+            .map(|m| m.ino())
+    };
+    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    // Held in the writer's process, each compaction's inputs stay listed past the
+    // checkpoint: the second compaction changes a list that is there.
+    let mut held = Vec::new();
+    for (round, k) in [1, 2].into_iter().enumerate() {
+        writer.put(id(k), "first").unwrap();
+        writer.put(id(k + 10), "other").unwrap();
+        writer.delete(id(k)).unwrap();
+        let deleted_at = writer.last_seq();
+        // Every segment before holds a version this replaces, so the compaction takes them
+        // all and drops the delete.
+        for j in 11..=k + 10 {
+            writer.put(id(j), "kept").unwrap();
+        }
+        reader.refresh().unwrap();
+        assert!(reader.change_floor() < deleted_at);
+        assert_eq!(dir.join("retired.tsr").exists(), round > 0, "round {round}");
+        held.push(writer.get(id(k + 10)).unwrap().unwrap());
+
+        let before = index_file();
+        let plan = writer
+            .plan_compaction(&CompactionScope::Everything)
+            .unwrap()
+            .expect("there are dead bytes");
+        let installed = writer.install_compaction(plan.run().unwrap()).unwrap();
+        assert!(
+            installed.report.tombstones_dropped >= 1,
+            "{:?}",
+            installed.report
+        );
+        assert_eq!(index_file(), before, "the install wrote an index file");
+
+        assert_eq!(
+            reader.refresh().unwrap(),
+            Refreshed::Reloaded,
+            "round {round}"
+        );
+        assert_eq!(reader.change_floor(), deleted_at);
+        assert!(matches!(
+            reader.changes_since(deleted_at - 1),
+            Err(Error::ChangesCompacted { floor, .. }) if floor == deleted_at
+        ));
+        assert_eq!(text_of(&reader, k), None);
+        assert_eq!(text_of(&reader, k + 10).as_deref(), Some("kept"));
+        writer.checkpoint().unwrap();
+    }
+    assert!(held.iter().all(|doc| doc.to_string() == "kept"));
 }
 
 /// A reader opens right after the writer's `compact()`, before any further commit. The
