@@ -734,9 +734,16 @@ fn a_compaction_whose_write_back_fails_changes_nothing() {
 /// and its segment sealed but before the next segment took its name, leaves that part on
 /// disk, abandoned. A compaction of its segment copies none of its tombstones: in an
 /// output, a copied delete would count, and an index rebuilt from the data would lose the
-/// document it names.
+/// document it names. The part may still end its segment's data, or a write after the
+/// open may follow it there: it counts in neither case.
 #[test]
 fn a_compaction_copies_no_tombstone_of_a_part_a_crash_abandoned() {
+    for write_after in [false, true] {
+        compact_after_an_abandoned_part(write_after);
+    }
+}
+
+fn compact_after_an_abandoned_part(write_after: bool) {
     let mut f = Fixture::with(small_segments());
     f.store().put(id(0), "written before the batch").unwrap();
     // Documents that fill segment 1 and begin segment 2, where the batch begins: segment 1
@@ -768,19 +775,81 @@ fn a_compaction_copies_no_tombstone_of_a_part_a_crash_abandoned() {
         store.recovery()
     );
     assert_eq!(f.text(0).as_deref(), Some("written before the batch"));
-    // A write after the open goes after the abandoned part, in its segment: the part no
-    // longer ends the segment's data, and still does not count.
-    f.store().put(id(20), "written after the crash").unwrap();
+    if write_after {
+        // The write goes after the abandoned part, in its segment.
+        f.store().put(id(20), "written after the crash").unwrap();
+    }
 
     let report = f.store().compact().unwrap();
-    assert_eq!(report.tombstones_kept, 0, "{report:?}");
+    assert_eq!(
+        report.tombstones_kept, 0,
+        "write after: {write_after}, {report:?}"
+    );
     f.close();
     std::fs::remove_file(f.path().join("index.tsi")).unwrap();
     let store = f.reopen();
     assert_eq!(store.recovery().index, IndexLoad::Missing);
     assert_eq!(f.text(0).as_deref(), Some("written before the batch"));
-    assert_eq!(f.text(20).as_deref(), Some("written after the crash"));
-    assert_eq!(f.store().len(), 7);
+    if write_after {
+        assert_eq!(f.text(20).as_deref(), Some("written after the crash"));
+    }
+    assert_eq!(f.store().len(), 6 + usize::from(write_after));
+}
+
+/// A batch that spans segments and was committed whole: its first part ends its segment's
+/// data and continues in the next. A compaction of that segment copies the part's
+/// tombstone (an older version of its document lies in a segment it leaves alone), and an
+/// index rebuilt from the data still reads the document as deleted.
+#[test]
+fn a_compaction_keeps_the_tombstones_of_a_part_whose_commit_completed() {
+    let mut f = Fixture::with(small_segments());
+    f.store().put(id(0), "written before the batch").unwrap();
+    let filler = "f".repeat(3500);
+    for k in 10..15 {
+        f.store().put(id(k), &filler).unwrap();
+    }
+    let long = "b".repeat(3000);
+    let mut batch = store_mmap::WriteBatch::new();
+    batch.delete(id(0));
+    for k in 1..10 {
+        batch.put(id(k), &long);
+    }
+    f.store().put_batch(&batch).unwrap();
+    assert_eq!(
+        segment_files(&f.path()).len(),
+        3,
+        "the batch spans segments 2 and 3"
+    );
+    // Dead bytes in segment 2 (its filler written again), and writes that seal segment 3,
+    // so that the compaction may take both parts of the batch.
+    f.store().put(id(14), "smaller").unwrap();
+    for k in 30..36 {
+        f.store().put(id(k), &filler).unwrap();
+    }
+    assert!(segment_files(&f.path()).len() > 3);
+    let plan = f
+        .store()
+        .plan_compaction(&CompactionScope::Due(CompactionPolicy {
+            dead_ratio: Some(0.0),
+            min_dead_bytes: 1,
+            segment_dead_ratio: 0.01,
+            max_bytes_per_sec: None,
+        }))
+        .unwrap()
+        .expect("segment 2 has dead bytes");
+    let report = f
+        .store()
+        .install_compaction(plan.run().unwrap())
+        .unwrap()
+        .report;
+    assert_eq!(report.tombstones_kept, 1, "{report:?}");
+    f.close();
+    std::fs::remove_file(f.path().join("index.tsi")).unwrap();
+    let store = f.reopen();
+    assert_eq!(store.recovery().index, IndexLoad::Missing);
+    assert_eq!(f.text(0), None, "the batch's delete was lost");
+    assert_eq!(f.text(9).as_deref(), Some(long.as_str()));
+    assert_eq!(f.store().len(), 20);
 }
 
 /// The policy's compaction leaves half the file system's room to the commits. Where the
