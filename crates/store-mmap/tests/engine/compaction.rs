@@ -512,6 +512,25 @@ fn the_policy_waits_for_enough_dead_bytes() {
     assert!(!f.store().compaction_due(&eager));
 }
 
+/// A store with no sealed data is never due, even for a policy content with no dead bytes:
+/// there is nothing a compaction could take.
+#[test]
+fn a_store_without_sealed_data_is_never_due() {
+    let mut f = Fixture::with(small_segments());
+    let anything = CompactionPolicy {
+        dead_ratio: Some(0.0),
+        min_dead_bytes: 0,
+        ..CompactionPolicy::default()
+    };
+    assert!(!f.store().compaction_due(&anything), "an empty store");
+    f.store().put(id(1), "one").unwrap();
+    f.store().put(id(1), "one again").unwrap();
+    assert!(
+        !f.store().compaction_due(&anything),
+        "dead bytes in the active segment only"
+    );
+}
+
 /// A manual policy never finds the store due, however dead it is, where the default's
 /// thresholds would.
 #[test]
