@@ -871,6 +871,75 @@ fn a_compaction_keeps_the_tombstones_of_a_part_whose_commit_completed() {
     assert_eq!(f.store().len(), 20);
 }
 
+/// Segments that a commit spans are linked, each to the one before. A compaction due for a
+/// chain's last segment alone takes every segment of that chain and none of another: a
+/// first part left behind would no longer lead to its last part, and the data alone would
+/// lose its documents. Here a batch spans three segments, a put starts a fourth with no
+/// link, and a second batch spans that one and the next.
+#[test]
+fn a_compaction_takes_every_segment_a_commit_spans_and_no_other() {
+    let mut f = Fixture::with(small_segments());
+    let mut model = BTreeMap::new();
+    let mut put_batch = |f: &mut Fixture, keys: std::ops::Range<u64>| {
+        let mut batch = store_mmap::WriteBatch::new();
+        for k in keys {
+            let text = format!("{k}:{}", "s".repeat(3500));
+            batch.put(id(k), &text);
+            model.insert(k, text);
+        }
+        f.store().put_batch(&batch).unwrap();
+        segment_files(&f.path()).len()
+    };
+    assert_eq!(
+        put_batch(&mut f, 0..10),
+        3,
+        "the first batch spans three segments"
+    );
+    // Singles that fill the third segment and start a fourth, not linked to it.
+    let mut singles = 0;
+    while segment_files(&f.path()).len() == 3 {
+        f.store()
+            .put(id(100 + singles), "t".repeat(3000).as_str())
+            .unwrap();
+        singles += 1;
+    }
+    assert_eq!(
+        put_batch(&mut f, 10..16),
+        5,
+        "the second batch spans two segments"
+    );
+    // A quarter of the second batch's last segment dead, nothing of the others; then
+    // writes that seal it.
+    f.store().put(id(15), "smaller").unwrap();
+    for k in 20..26 {
+        f.store().put(id(k), &"f".repeat(3500)).unwrap();
+    }
+    let policy = CompactionPolicy {
+        dead_ratio: Some(0.0),
+        min_dead_bytes: 1,
+        segment_dead_ratio: 0.1,
+        max_bytes_per_sec: None,
+    };
+    let plan = f
+        .store()
+        .plan_compaction(&CompactionScope::Due(policy))
+        .unwrap()
+        .expect("the second batch's last segment has dead bytes");
+    let report = f
+        .store()
+        .install_compaction(plan.run().unwrap())
+        .unwrap()
+        .report;
+    assert_eq!(report.segments_in, 2, "{report:?}");
+    f.store().checkpoint().unwrap();
+    let rebuilt = f.rebuilt(200).unwrap();
+    for k in 0..15 {
+        assert_eq!(rebuilt.get(&k), model.get(&k), "document {k}");
+    }
+    assert_eq!(rebuilt.get(&15).map(String::as_str), Some("smaller"));
+    assert_eq!(rebuilt.len(), 16 + singles as usize + 6);
+}
+
 /// The policy's compaction leaves half the file system's room to the commits. Where the
 /// copies of all it is due for need more, it takes the segments that free the most for what
 /// they copy, within that half; where not one fits, it is refused and writes nothing.
