@@ -377,6 +377,28 @@ fn read_only_opens_of_a_closed_store_change_nothing() {
     assert_eq!(snapshot(&dir), before, "a read-only open changed a file");
 }
 
+/// A view loaded without a writer is loaded again once a writer is live, even before its
+/// first commit: the writer publishes at its open the very position the view ends at, which
+/// is no writer still opening. The writer's commits are then applied as they come.
+#[test]
+fn a_view_loaded_without_a_writer_loads_again_when_one_opens() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    writer.put(id(1), "one").unwrap();
+    drop(writer);
+    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    let mut writer = Store::open(&dir, StoreOptions::new()).unwrap();
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Reloaded);
+    assert_eq!(text_of(&reader, 1).as_deref(), Some("one"));
+    writer.put(id(2), "two").unwrap();
+    assert_eq!(
+        reader.refresh().unwrap(),
+        Refreshed::Appended { records: 1 }
+    );
+    assert_eq!(text_of(&reader, 2).as_deref(), Some("two"));
+}
+
 /// A reader holds the store's lock only while it reads a store that has no writer, so a
 /// writer opens beside a reader; a second writer is still refused.
 #[test]
