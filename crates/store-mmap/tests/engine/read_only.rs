@@ -399,6 +399,36 @@ fn a_view_loaded_without_a_writer_loads_again_when_one_opens() {
     assert_eq!(text_of(&reader, 2).as_deref(), Some("two"));
 }
 
+/// A retired-segment list or an index file that cannot be read is an error naming it at a
+/// refresh, never taken for one that is not there (a refresh cannot tell whether it
+/// changed). An open refuses the list too, and reads the data past an index file it
+/// cannot use, as a writer's open does.
+#[test]
+fn an_unreadable_retired_list_or_index_file_is_an_error() {
+    for name in ["retired.tsr", "index.tsi"] {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("store");
+        let mut writer = Store::create(&dir, small_segments()).unwrap();
+        writer.put(id(1), "one").unwrap();
+        drop(writer);
+        let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::remove_file(&path).unwrap();
+        }
+        std::os::unix::fs::symlink(&path, &path).unwrap();
+        let err = reader.refresh().err().expect("refreshed");
+        assert!(err.to_string().contains(name), "{name}: {err}");
+        let opened = Store::open_read_only(&dir, StoreOptions::new());
+        if name == "index.tsi" {
+            assert_eq!(text_of(&opened.unwrap(), 1).as_deref(), Some("one"));
+        } else {
+            let err = opened.err().expect("opened");
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+    }
+}
+
 /// A reader holds the store's lock only while it reads a store that has no writer, so a
 /// writer opens beside a reader; a second writer is still refused.
 #[test]
