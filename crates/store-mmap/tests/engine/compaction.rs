@@ -940,6 +940,62 @@ fn a_compaction_takes_every_segment_a_commit_spans_and_no_other() {
     assert_eq!(rebuilt.len(), 16 + singles as usize + 6);
 }
 
+/// A record rewritten behind the engine's back with a valid checksum, where an index file
+/// says a document is: its text not UTF-8, or another document's record of the same
+/// sequence number. A compaction checks each record it copies against what its plan
+/// expects, refuses the one that differs with its file and offset, and leaves no output.
+#[test]
+fn a_compaction_refuses_a_record_that_is_not_what_the_index_says() {
+    for (case, rewritten_id, payload) in [
+        ("not UTF-8", id(1), &b"ok\xff!"[..]),
+        ("another document", id(2), &b"okay"[..]),
+    ] {
+        let mut f = Fixture::new();
+        f.store().put(id(1), "okay").unwrap();
+        let seq = f.store().last_seq();
+        f.store().put(id(5), "dead soon").unwrap();
+        f.store().checkpoint().unwrap();
+        let at = f.store().location(id(1)).unwrap().unwrap();
+        f.close();
+        let mut record = Vec::new();
+        let len = store_format::record_len(payload.len() as u32) as u32;
+        store_format::encode_record(
+            &mut record,
+            store_format::RecordKind::Put,
+            rewritten_id,
+            seq,
+            payload,
+            Some(len),
+        );
+        let path = f.path().join(format!("{:010}.seg", at.segment));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let start = at.offset as usize;
+        bytes[start..start + record.len()].copy_from_slice(&record);
+        std::fs::write(&path, bytes).unwrap();
+
+        f.reopen();
+        f.store().put(id(5), "replaced").unwrap();
+        let err = f.store().compact().err().expect(case);
+        let (offset, what) = match case {
+            "not UTF-8" => (u64::from(at.offset) + 48 + 2, "is not UTF-8"),
+            _ => (u64::from(at.offset), "compaction expected document"),
+        };
+        match &err {
+            Error::Corrupt {
+                path: named,
+                offset: found,
+                what: said,
+            } => {
+                assert_eq!((named, *found), (&path, offset), "{case}: {err}");
+                assert!(said.contains(what), "{case}: {err}");
+            }
+            other => panic!("{case}: {other}"),
+        }
+        assert!(temporary_files(&f.path()).is_empty(), "{case}");
+        assert_eq!(f.text(5).as_deref(), Some("replaced"));
+    }
+}
+
 /// The policy's compaction leaves half the file system's room to the commits. Where the
 /// copies of all it is due for need more, it takes the segments that free the most for what
 /// they copy, within that half; where not one fits, it is refused and writes nothing.
