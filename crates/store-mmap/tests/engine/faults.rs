@@ -1295,6 +1295,70 @@ fn outputs_left_by_a_failed_install_stay_segments_of_the_store() {
     assert!(cases > 0, "no install left an output behind");
 }
 
+/// The other side of the test above: an output whose rename failed, so that it never took
+/// its segment name, and whose removal then fails too, is not a segment of the store (an
+/// open removes it as an unfinished output). The store counts only the segment files on
+/// disk, and reads every document from the inputs it kept.
+#[test]
+fn an_output_that_never_took_its_name_is_not_a_segment_of_the_store() {
+    let mut cases = 0;
+    for nth_rename in 0..3 {
+        let storage = Arc::new(FaultStorage::new());
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("store");
+        let options = small_segments_on(&storage);
+        let mut store = Store::create(&dir, options.clone()).unwrap();
+        put_two_versions(&mut store);
+        let plan = store
+            .plan_compaction(&CompactionScope::Everything)
+            .unwrap()
+            .expect("dead bytes to compact");
+        let done = plan.run().unwrap();
+        let unfinished = |dir: &std::path::Path| {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".tmp")
+                })
+                .count()
+        };
+        storage.inject(Fault::Fail(FaultOp::Rename), nth_rename);
+        storage.inject(Fault::Fail(FaultOp::Remove), 0);
+        let err = store.install_compaction(done).err();
+        storage.disarm();
+        let Some(err) = err.filter(|_| unfinished(&dir) > 0) else {
+            continue;
+        };
+        cases += 1;
+        assert_eq!(
+            store.stats().unwrap().segments() as usize,
+            crate::segment_files(&dir).len(),
+            "the store counts a file that is no segment ({err})"
+        );
+        for k in 0..12 {
+            let version = if k % 2 == 0 { 2 } else { 1 };
+            assert_eq!(
+                store.get(id(k)).unwrap().as_deref(),
+                Some(versioned_text(k, version).as_str()),
+                "document {k} ({err})"
+            );
+        }
+        drop(store);
+        let store = Store::open(&dir, options).unwrap();
+        assert_eq!(
+            unfinished(&dir),
+            0,
+            "the open removes the unfinished output"
+        );
+        assert_eq!(store.len(), 12);
+    }
+    assert!(cases > 0, "no install left an unfinished output behind");
+}
+
 /// Options for a store of 8 KiB segments on `storage`.
 fn small_segments_on(storage: &Arc<FaultStorage>) -> StoreOptions {
     StoreOptions::new()
