@@ -1359,6 +1359,40 @@ fn an_output_that_never_took_its_name_is_not_a_segment_of_the_store() {
     assert!(cases > 0, "no install left an unfinished output behind");
 }
 
+/// The retired-segment list goes once the segments it names are gone. A failure to remove
+/// it is reported, naming it, never taken for a list already gone; every document stays,
+/// and the next open takes the list.
+#[test]
+fn a_retired_list_that_cannot_be_removed_is_an_error() {
+    let storage = Arc::new(FaultStorage::new());
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let options = small_segments_on(&storage);
+    let mut store = Store::create(&dir, options.clone()).unwrap();
+    put_two_versions(&mut store);
+    let list = dir.join("retired.tsr");
+    storage.inject_on(Fault::Fail(FaultOp::Remove), &list);
+    let err = store.compact().err().expect("the list's removal failed");
+    storage.disarm();
+    assert!(err.to_string().contains("retired.tsr"), "{err}");
+    assert!(list.exists());
+    let check = |store: &Store| {
+        for k in 0..12 {
+            let version = if k % 2 == 0 { 2 } else { 1 };
+            assert_eq!(
+                store.get(id(k)).unwrap().as_deref(),
+                Some(versioned_text(k, version).as_str()),
+                "document {k}"
+            );
+        }
+    };
+    check(&store);
+    drop(store);
+    let store = Store::open(&dir, options).unwrap();
+    check(&store);
+    assert!(!list.exists(), "the open left the list");
+}
+
 /// Options for a store of 8 KiB segments on `storage`.
 fn small_segments_on(storage: &Arc<FaultStorage>) -> StoreOptions {
     StoreOptions::new()
