@@ -1291,6 +1291,70 @@ mod tests {
         assert_eq!(left, ["0000000002.spare", "0000000004.spare"]);
     }
 
+    /// A removal counts a file already gone as removed (a removal before it unlinked it, and
+    /// then its directory sync failed), and a released spare already gone too; neither is a
+    /// failure, and the segment does not stay listed.
+    #[test]
+    fn a_removal_counts_files_already_gone_as_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = dir.path().join("0000000002.seg");
+        std::fs::write(&kept, [1u8; 100]).unwrap();
+        let removal = Removal {
+            dir: dir.path().to_path_buf(),
+            storage: Arc::new(crate::storage::OsStorage),
+            segments: vec![
+                (1, dir.path().join("0000000001.seg"), true),
+                (2, kept.clone(), false),
+            ],
+            spares_wanted: 1,
+            released_spares: vec![dir.path().join("0000000007.spare")],
+        };
+        let removed = removal.run();
+        assert!(removed.failed.is_none(), "{:?}", removed.failed);
+        let mut gone = removed.gone.clone();
+        gone.sort_unstable();
+        assert_eq!(gone, [1, 2]);
+        assert!(removed.kept.is_empty(), "{:?}", removed.kept);
+        assert!(!kept.exists());
+    }
+
+    /// A file whose rename to a spare fails is removed instead; a released spare whose
+    /// removal fails is reported, naming it.
+    #[cfg(feature = "fault-injection")]
+    #[test]
+    fn a_removal_removes_a_file_it_cannot_make_a_spare_and_reports_what_it_cannot_remove() {
+        use crate::fault::{Fault, FaultOp, FaultStorage};
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(FaultStorage::new());
+        let segment = dir.path().join("0000000001.seg");
+        std::fs::write(&segment, [1u8; 300]).unwrap();
+        let released = dir.path().join("0000000004.spare");
+        std::fs::write(&released, [1u8; 50]).unwrap();
+        storage.inject_on(
+            Fault::Fail(FaultOp::Rename),
+            &dir.path().join(spare_file_name(1)),
+        );
+        storage.inject_on(Fault::Fail(FaultOp::Remove), &released);
+        let removal = Removal {
+            dir: dir.path().to_path_buf(),
+            storage: storage.clone(),
+            segments: vec![(1, segment.clone(), true)],
+            spares_wanted: 1,
+            released_spares: vec![released.clone()],
+        };
+        let removed = removal.run();
+        assert_eq!(storage.injected(Fault::Fail(FaultOp::Rename)), 1);
+        assert_eq!(removed.gone, [1]);
+        assert!(removed.spared.is_empty(), "{:?}", removed.spared);
+        assert!(
+            !segment.exists(),
+            "the file that could not be a spare was left"
+        );
+        let failed = removed.failed.expect("the released spare's removal failed");
+        assert!(failed.to_string().contains("0000000004.spare"), "{failed}");
+        assert!(released.exists());
+    }
+
     #[test]
     fn merging_keeps_sequence_order() {
         let copy = |seq| ToCopy {
