@@ -975,7 +975,7 @@ fn a_compaction_refuses_a_record_that_is_not_what_the_index_says() {
 
         f.reopen();
         f.store().put(id(5), "replaced").unwrap();
-        let err = f.store().compact().err().expect(case);
+        let err = f.store().compact().expect_err(case);
         let (offset, what) = match case {
             "not UTF-8" => (u64::from(at.offset) + 48 + 2, "is not UTF-8"),
             _ => (u64::from(at.offset), "compaction expected document"),

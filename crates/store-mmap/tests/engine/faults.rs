@@ -1314,7 +1314,7 @@ fn an_output_that_never_took_its_name_is_not_a_segment_of_the_store() {
             .unwrap()
             .expect("dead bytes to compact");
         let done = plan.run().unwrap();
-        let unfinished = |dir: &std::path::Path| {
+        let unfinished = |dir: &Path| {
             std::fs::read_dir(dir)
                 .unwrap()
                 .filter(|e| {
@@ -1372,7 +1372,7 @@ fn a_retired_list_that_cannot_be_removed_is_an_error() {
     put_two_versions(&mut store);
     let list = dir.join("retired.tsr");
     storage.inject_on(Fault::Fail(FaultOp::Remove), &list);
-    let err = store.compact().err().expect("the list's removal failed");
+    let err = store.compact().expect_err("the list's removal failed");
     storage.disarm();
     assert!(err.to_string().contains("retired.tsr"), "{err}");
     assert!(list.exists());

@@ -417,7 +417,7 @@ fn an_unreadable_retired_list_or_index_file_is_an_error() {
             std::fs::remove_file(&path).unwrap();
         }
         std::os::unix::fs::symlink(&path, &path).unwrap();
-        let err = reader.refresh().err().expect("refreshed");
+        let err = reader.refresh().expect_err("refreshed");
         assert!(err.to_string().contains(name), "{name}: {err}");
         let opened = Store::open_read_only(&dir, StoreOptions::new());
         if name == "index.tsi" {
