@@ -74,9 +74,12 @@ fn sealed_segments_are_linked_and_the_active_one_copied() {
     assert!(segments.len() > 2);
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("backup");
+    let active_end = f.store().segment_maps().last().unwrap().committed_end();
     let report = f.store().backup(&dir).unwrap();
     assert_eq!(report.segments_linked, segments.len() as u64 - 1);
     assert_eq!(report.segments_copied, 1);
+    // The active segment's data, up to its committed end, and nothing past it.
+    assert_eq!(report.bytes_copied, u64::from(active_end), "{report:?}");
     // A link shares the inode: no byte was copied for it.
     let first = &segments[0];
     let linked = dir.join(first.file_name().unwrap());
