@@ -210,6 +210,37 @@ fn damage_before_committed_data_stops_the_open_and_recover_copies_the_rest() {
     assert!(recovered.get(id(2)).unwrap().is_none());
 }
 
+/// A damaged record whose document has an intact older version: recover copies the older
+/// version and lists the damaged one among the versions that came back older, not among
+/// the documents lost.
+#[test]
+fn recover_reports_a_document_that_came_back_at_an_older_version() {
+    let (mut f, _) = five_documents();
+    f.reopen();
+    f.store().put(id(2), "document number 2, v2").unwrap();
+    let rewritten = f.store().location(id(2)).unwrap().unwrap();
+    let seq = f.store().last_seq();
+    f.close();
+    let segment = f.segment_files()[0].clone();
+    flip_byte(&segment, u64::from(rewritten.offset) + 50);
+
+    let dest = f.path().with_file_name("recovered");
+    let report = store_mmap::recover(f.path(), &dest).unwrap();
+    let older: Vec<_> = report.older_versions().collect();
+    assert_eq!(older.len(), 1, "{report:?}");
+    assert_eq!((older[0].id, older[0].seq), (id(2), seq));
+    assert!(
+        older[0].recovered_seq.is_some_and(|s| s < seq),
+        "{report:?}"
+    );
+    assert_eq!(report.lost().count(), 0, "{report:?}");
+    let recovered = Store::open(&dest, StoreOptions::new()).unwrap();
+    assert_eq!(
+        recovered.get(id(2)).unwrap().as_deref(),
+        Some("document number 2")
+    );
+}
+
 #[test]
 fn a_second_writer_is_refused() {
     let f = Fixture::new();
