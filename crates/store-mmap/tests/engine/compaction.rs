@@ -787,6 +787,10 @@ fn compact_after_an_abandoned_part(write_after: bool) {
         "the batch spans segments 2 and 3: {crashed:?}"
     );
     std::fs::remove_file(crashed.last().unwrap()).unwrap();
+    // Recover leaves the part out too, and says how many records it held.
+    let report = store_mmap::recover(f.path(), f.path().with_file_name("recovered")).unwrap();
+    assert!(report.abandoned_records > 0, "{report:?}");
+    assert_eq!(report.documents, 6, "{report:?}");
     let store = f.reopen();
     assert!(
         store.recovery().records_abandoned > 0,

@@ -241,6 +241,50 @@ fn recover_reports_a_document_that_came_back_at_an_older_version() {
     );
 }
 
+/// What recover found, field by field: the segments and intact records it read, the
+/// deletes, a final batch cut short (its intact records copied, as the report says), and
+/// metadata that fails its check (recover goes on with the default settings).
+#[test]
+fn recover_reports_what_it_found_field_by_field() {
+    let mut f = Fixture::new();
+    f.store().put(id(1), "one").unwrap();
+    f.store().put(id(2), "two").unwrap();
+    f.store().delete(id(2)).unwrap();
+    let mut batch = WriteBatch::new();
+    batch
+        .put(id(3), "three")
+        .put(id(4), "four")
+        .put(id(5), "five");
+    f.store().put_batch(&batch).unwrap();
+    let group = f.store().location(id(3)).unwrap().unwrap();
+    let last = f.store().location(id(5)).unwrap().unwrap();
+    f.close();
+    let segment = f.segment_files()[0].clone();
+    set_len(&segment, u64::from(last.offset) + 20);
+    let meta = f.path().join("textstore.meta");
+    flip_byte(&meta, 20);
+
+    let dest = f.path().with_file_name("recovered");
+    let report = store_mmap::recover(f.path(), &dest).unwrap();
+    assert_eq!(report.segments, 1, "{report:?}");
+    assert_eq!(report.records_intact, 5, "{report:?}");
+    assert_eq!(report.documents, 3, "{report:?}");
+    assert_eq!(report.text_bytes, 12, "{report:?}");
+    assert_eq!(report.deleted, 1, "{report:?}");
+    assert_eq!(report.torn_records, 2, "{report:?}");
+    let torn = report.torn_tail.as_ref().expect("the batch was cut short");
+    assert_eq!(
+        (&torn.path, torn.offset),
+        (&segment, u64::from(group.offset))
+    );
+    assert_eq!(report.abandoned_records, 0);
+    assert_eq!(report.damage.len(), 1, "{report:?}");
+    assert_eq!(report.damage[0].path, meta);
+    let recovered = Store::open(&dest, StoreOptions::new()).unwrap();
+    assert_eq!(recovered.len(), 3);
+    assert_eq!(recovered.get(id(4)).unwrap().as_deref(), Some("four"));
+}
+
 #[test]
 fn a_second_writer_is_refused() {
     let f = Fixture::new();
