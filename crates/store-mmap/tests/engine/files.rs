@@ -229,6 +229,7 @@ fn recover_reports_a_document_that_came_back_at_an_older_version() {
     let older: Vec<_> = report.older_versions().collect();
     assert_eq!(older.len(), 1, "{report:?}");
     assert_eq!((older[0].id, older[0].seq), (id(2), seq));
+    assert!(!older[0].tombstone, "{report:?}");
     assert!(
         older[0].recovered_seq.is_some_and(|s| s < seq),
         "{report:?}"
