@@ -1261,6 +1261,15 @@ fn outputs_left_by_a_failed_install_stay_segments_of_the_store() {
             crate::segment_files(&dir).len(),
             "the store does not count a segment file on disk ({err})"
         );
+        // The copies beside the versions they copy: a scan yields each document once.
+        let mut scanned: Vec<_> = store.scan().map(|found| found.unwrap().0).collect();
+        scanned.sort_unstable();
+        scanned.dedup();
+        assert_eq!(
+            (scanned.len(), store.scan().count()),
+            (store.len(), store.len()),
+            "a scan beside copies ({err})"
+        );
         // Every document deleted, the deletes sealed, then everything compacted: the
         // deletes go only with every version they cover.
         for k in 0..12 {
