@@ -140,12 +140,9 @@ fn a_dropped_delete_raises_the_change_floor_and_the_feed_says_rescan() {
     assert_eq!(f.store().change_floor(), deleted_at);
     let err = f.store().changes_since(deleted_at - 1).err().unwrap();
     assert!(err.to_string().contains("rescan"), "{err}");
-    let changes: Vec<Change> = f
-        .store()
-        .changes_since(deleted_at)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let feed = f.store().changes_since(deleted_at).unwrap();
+    assert_eq!(feed.since(), deleted_at);
+    let changes: Vec<Change> = feed.collect::<Result<_, _>>().unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].id(), id(2));
     f.reopen();
