@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use store_mmap::{Change, Error, Store, StoreOptions};
+use store_mmap::{Change, DocId, Error, Store, StoreOptions};
 
 use crate::{Fixture, id};
 
@@ -223,4 +223,51 @@ fn the_feed_reports_no_delete_from_a_damaged_tombstone() {
         }
         other => panic!("a delete reported from a damaged tombstone: {other:?}"),
     }
+}
+
+/// A batch that spanned segments and was cut short by a crash before its last part left
+/// its first part on disk, abandoned: no change of it is the store's, so the feed reports
+/// none of them, whether the part still ends its segment's data or a write after the open
+/// follows it there, and reports that later write.
+#[test]
+fn the_feed_reports_nothing_of_a_part_a_crash_abandoned() {
+    let mut f = Fixture::with(
+        StoreOptions::new()
+            .segment_capacity(16 << 10)
+            .max_document_bytes(4000),
+    );
+    f.store().put(id(0), "written before the batch").unwrap();
+    let filler = "f".repeat(3500);
+    for k in 10..15 {
+        f.store().put(id(k), &filler).unwrap();
+    }
+    let long = "b".repeat(3000);
+    let mut batch = store_mmap::WriteBatch::new();
+    batch.delete(id(0));
+    for k in 1..10 {
+        batch.put(id(k), &long);
+    }
+    f.store().put_batch(&batch).unwrap();
+    f.crash();
+    let segments = crate::segment_files(&f.path());
+    assert_eq!(segments.len(), 3, "the batch spans segments 2 and 3");
+    std::fs::remove_file(segments.last().unwrap()).unwrap();
+    assert!(f.reopen().recovery().records_abandoned > 0);
+
+    let ids = |f: &mut Fixture| -> Vec<(DocId, bool)> {
+        f.store()
+            .changes_since(0)
+            .unwrap()
+            .map(|change| match change.unwrap() {
+                Change::Put { id: doc, .. } => (doc, true),
+                Change::Delete { id: doc, .. } => (doc, false),
+            })
+            .collect()
+    };
+    let written: Vec<(DocId, bool)> = [0, 10, 11, 12, 13, 14].map(|k| (id(k), true)).to_vec();
+    assert_eq!(ids(&mut f), written);
+    f.store().put(id(20), "written after the crash").unwrap();
+    let mut with_later = written;
+    with_later.push((id(20), true));
+    assert_eq!(ids(&mut f), with_later);
 }
