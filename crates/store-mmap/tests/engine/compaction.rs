@@ -13,10 +13,37 @@ use store_mmap::{
 use crate::{Fixture, id, segment_files, segment_id};
 
 /// 16 KiB segments, so that a few hundred documents span many of them.
-fn small_segments() -> StoreOptions {
+pub(crate) fn small_segments() -> StoreOptions {
     StoreOptions::new()
         .segment_capacity(16 << 10)
         .max_document_bytes(4000)
+}
+
+/// In a store of [`small_segments`]: document 0, then documents
+/// 10 to 14 (3,500 bytes each) that fill segment 1 and begin segment 2, then one batch (a
+/// delete of document 0 and documents 1 to 9, 3,000 bytes each) that begins in segment 2
+/// and goes on into segment 3. Segment 1 keeps document 0 and no dead byte. Returns the
+/// fillers' text.
+pub(crate) fn put_a_batch_spanning_segments_2_and_3(f: &mut Fixture) -> String {
+    f.store().put(id(0), "written before the batch").unwrap();
+    let filler = "f".repeat(3500);
+    for k in 10..15 {
+        f.store().put(id(k), &filler).unwrap();
+    }
+    let long = "b".repeat(3000);
+    let mut batch = store_mmap::WriteBatch::new();
+    batch.delete(id(0));
+    for k in 1..10 {
+        batch.put(id(k), &long);
+    }
+    f.store().put_batch(&batch).unwrap();
+    let segments = segment_files(&f.path());
+    assert_eq!(
+        segments.len(),
+        3,
+        "the batch spans segments 2 and 3: {segments:?}"
+    );
+    filler
 }
 
 /// A store of 16 KiB segments over fault-injecting storage, which tests of a file system
@@ -763,30 +790,12 @@ fn a_compaction_copies_no_tombstone_of_a_part_a_crash_abandoned() {
 }
 
 fn compact_after_an_abandoned_part(write_after: bool) {
+    // Segment 1 keeps document 0 and no dead byte, so that a compaction leaves it alone,
+    // and its tombstones stay above the floor.
     let mut f = Fixture::with(small_segments());
-    f.store().put(id(0), "written before the batch").unwrap();
-    // Documents that fill segment 1 and begin segment 2, where the batch begins: segment 1
-    // keeps document 0 and no dead byte, so that a compaction leaves it alone, and its
-    // tombstones stay above the floor.
-    let filler = "f".repeat(3500);
-    for k in 10..15 {
-        f.store().put(id(k), &filler).unwrap();
-    }
-    let long = "b".repeat(3000);
-    let mut batch = store_mmap::WriteBatch::new();
-    batch.delete(id(0));
-    for k in 1..10 {
-        batch.put(id(k), &long);
-    }
-    f.store().put_batch(&batch).unwrap();
+    put_a_batch_spanning_segments_2_and_3(&mut f);
     f.crash();
-    let crashed = segment_files(&f.path());
-    assert_eq!(
-        crashed.len(),
-        3,
-        "the batch spans segments 2 and 3: {crashed:?}"
-    );
-    std::fs::remove_file(crashed.last().unwrap()).unwrap();
+    std::fs::remove_file(segment_files(&f.path()).last().unwrap()).unwrap();
     // Recover leaves the part out too, and says how many records it held.
     let report = store_mmap::recover(f.path(), f.path().with_file_name("recovered")).unwrap();
     assert!(report.abandoned_records > 0, "{report:?}");
@@ -826,23 +835,7 @@ fn compact_after_an_abandoned_part(write_after: bool) {
 #[test]
 fn a_compaction_keeps_the_tombstones_of_a_part_whose_commit_completed() {
     let mut f = Fixture::with(small_segments());
-    f.store().put(id(0), "written before the batch").unwrap();
-    let filler = "f".repeat(3500);
-    for k in 10..15 {
-        f.store().put(id(k), &filler).unwrap();
-    }
-    let long = "b".repeat(3000);
-    let mut batch = store_mmap::WriteBatch::new();
-    batch.delete(id(0));
-    for k in 1..10 {
-        batch.put(id(k), &long);
-    }
-    f.store().put_batch(&batch).unwrap();
-    assert_eq!(
-        segment_files(&f.path()).len(),
-        3,
-        "the batch spans segments 2 and 3"
-    );
+    let filler = put_a_batch_spanning_segments_2_and_3(&mut f);
     // Dead bytes in segment 2 (its filler written again), and writes that seal segment 3,
     // so that the compaction may take both parts of the batch.
     f.store().put(id(14), "smaller").unwrap();
@@ -871,7 +864,7 @@ fn a_compaction_keeps_the_tombstones_of_a_part_whose_commit_completed() {
     let store = f.reopen();
     assert_eq!(store.recovery().index, IndexLoad::Missing);
     assert_eq!(f.text(0), None, "the batch's delete was lost");
-    assert_eq!(f.text(9).as_deref(), Some(long.as_str()));
+    assert_eq!(f.text(9), Some("b".repeat(3000)));
     assert_eq!(f.store().len(), 20);
 }
 

@@ -1232,17 +1232,14 @@ fn outputs_left_by_a_failed_install_stay_segments_of_the_store() {
     // The install's directory syncs (a roll's, then the outputs' names), and the removals
     // after a failed one.
     for (nth_sync, nth_remove) in (0..3).flat_map(|s| (0..3).map(move |r| (s, r))) {
-        let storage = Arc::new(FaultStorage::new());
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("store");
-        let options = small_segments_on(&storage);
-        let mut store = Store::create(&dir, options.clone()).unwrap();
-        put_two_versions(&mut store);
-        let plan = store
-            .plan_compaction(&CompactionScope::Everything)
-            .unwrap()
-            .expect("dead bytes to compact");
-        let done = plan.run().unwrap();
+        let ReadyToInstall {
+            storage,
+            root,
+            dir,
+            options,
+            mut store,
+            done,
+        } = ready_to_install();
         let before = crate::segment_files(&dir);
         storage.inject(Fault::Fail(FaultOp::SyncDir), nth_sync);
         storage.inject(Fault::Fail(FaultOp::Remove), nth_remove);
@@ -1312,17 +1309,14 @@ fn outputs_left_by_a_failed_install_stay_segments_of_the_store() {
 fn an_output_that_never_took_its_name_is_not_a_segment_of_the_store() {
     let mut cases = 0;
     for nth_rename in 0..3 {
-        let storage = Arc::new(FaultStorage::new());
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("store");
-        let options = small_segments_on(&storage);
-        let mut store = Store::create(&dir, options.clone()).unwrap();
-        put_two_versions(&mut store);
-        let plan = store
-            .plan_compaction(&CompactionScope::Everything)
-            .unwrap()
-            .expect("dead bytes to compact");
-        let done = plan.run().unwrap();
+        let ReadyToInstall {
+            storage,
+            root: _root,
+            dir,
+            options,
+            mut store,
+            done,
+        } = ready_to_install();
         let unfinished = |dir: &Path| {
             std::fs::read_dir(dir)
                 .unwrap()
@@ -1400,6 +1394,39 @@ fn a_retired_list_that_cannot_be_removed_is_an_error() {
     let store = Store::open(&dir, options).unwrap();
     check(&store);
     assert!(!list.exists(), "the open left the list");
+}
+
+/// A store of 8 KiB segments on fault-injecting storage, its documents in two versions, and
+/// a compaction of everything run and not yet installed.
+struct ReadyToInstall {
+    storage: Arc<FaultStorage>,
+    root: tempfile::TempDir,
+    dir: PathBuf,
+    options: StoreOptions,
+    store: Store,
+    done: store_mmap::Compacted,
+}
+
+fn ready_to_install() -> ReadyToInstall {
+    let storage = Arc::new(FaultStorage::new());
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let options = small_segments_on(&storage);
+    let mut store = Store::create(&dir, options.clone()).unwrap();
+    put_two_versions(&mut store);
+    let plan = store
+        .plan_compaction(&CompactionScope::Everything)
+        .unwrap()
+        .expect("dead bytes to compact");
+    let done = plan.run().unwrap();
+    ReadyToInstall {
+        storage,
+        root,
+        dir,
+        options,
+        store,
+        done,
+    }
 }
 
 /// Options for a store of 8 KiB segments on `storage`.

@@ -231,27 +231,10 @@ fn the_feed_reports_no_delete_from_a_damaged_tombstone() {
 /// follows it there, and reports that later write.
 #[test]
 fn the_feed_reports_nothing_of_a_part_a_crash_abandoned() {
-    let mut f = Fixture::with(
-        StoreOptions::new()
-            .segment_capacity(16 << 10)
-            .max_document_bytes(4000),
-    );
-    f.store().put(id(0), "written before the batch").unwrap();
-    let filler = "f".repeat(3500);
-    for k in 10..15 {
-        f.store().put(id(k), &filler).unwrap();
-    }
-    let long = "b".repeat(3000);
-    let mut batch = store_mmap::WriteBatch::new();
-    batch.delete(id(0));
-    for k in 1..10 {
-        batch.put(id(k), &long);
-    }
-    f.store().put_batch(&batch).unwrap();
+    let mut f = Fixture::with(crate::compaction::small_segments());
+    crate::compaction::put_a_batch_spanning_segments_2_and_3(&mut f);
     f.crash();
-    let segments = crate::segment_files(&f.path());
-    assert_eq!(segments.len(), 3, "the batch spans segments 2 and 3");
-    std::fs::remove_file(segments.last().unwrap()).unwrap();
+    std::fs::remove_file(crate::segment_files(&f.path()).last().unwrap()).unwrap();
     assert!(f.reopen().recovery().records_abandoned > 0);
 
     let ids = |f: &mut Fixture| -> Vec<(DocId, bool)> {
