@@ -46,6 +46,26 @@ pub(crate) fn put_a_batch_spanning_segments_2_and_3(f: &mut Fixture) -> String {
     filler
 }
 
+/// Plans, runs and installs a compaction of the sealed segments at least `segment_dead_ratio`
+/// dead, due at any dead byte; there must be such a segment.
+fn install_due(f: &mut Fixture, segment_dead_ratio: f64) -> CompactionReport {
+    let policy = CompactionPolicy {
+        dead_ratio: Some(0.0),
+        min_dead_bytes: 1,
+        segment_dead_ratio,
+        max_bytes_per_sec: None,
+    };
+    let plan = f
+        .store()
+        .plan_compaction(&CompactionScope::Due(policy))
+        .unwrap()
+        .expect("a sealed segment dead enough");
+    f.store()
+        .install_compaction(plan.run().unwrap())
+        .unwrap()
+        .report
+}
+
 /// A store of 16 KiB segments over fault-injecting storage, which tests of a file system
 /// short of room tell how much it has.
 fn small_store_on_fault_storage() -> (Fixture, std::sync::Arc<store_mmap::fault::FaultStorage>) {
@@ -843,21 +863,7 @@ fn a_compaction_keeps_the_tombstones_of_a_part_whose_commit_completed() {
         f.store().put(id(k), &filler).unwrap();
     }
     assert!(segment_files(&f.path()).len() > 3);
-    let plan = f
-        .store()
-        .plan_compaction(&CompactionScope::Due(CompactionPolicy {
-            dead_ratio: Some(0.0),
-            min_dead_bytes: 1,
-            segment_dead_ratio: 0.01,
-            max_bytes_per_sec: None,
-        }))
-        .unwrap()
-        .expect("segment 2 has dead bytes");
-    let report = f
-        .store()
-        .install_compaction(plan.run().unwrap())
-        .unwrap()
-        .report;
+    let report = install_due(&mut f, 0.01);
     assert_eq!(report.tombstones_kept, 1, "{report:?}");
     f.close();
     std::fs::remove_file(f.path().join("index.tsi")).unwrap();
@@ -911,22 +917,7 @@ fn a_compaction_takes_every_segment_a_commit_spans_and_no_other() {
     for k in 20..26 {
         f.store().put(id(k), &"f".repeat(3500)).unwrap();
     }
-    let policy = CompactionPolicy {
-        dead_ratio: Some(0.0),
-        min_dead_bytes: 1,
-        segment_dead_ratio: 0.1,
-        max_bytes_per_sec: None,
-    };
-    let plan = f
-        .store()
-        .plan_compaction(&CompactionScope::Due(policy))
-        .unwrap()
-        .expect("the second batch's last segment has dead bytes");
-    let report = f
-        .store()
-        .install_compaction(plan.run().unwrap())
-        .unwrap()
-        .report;
+    let report = install_due(&mut f, 0.1);
     assert_eq!(report.segments_in, 2, "{report:?}");
     f.store().checkpoint().unwrap();
     let rebuilt = f.rebuilt(200).unwrap();
