@@ -286,6 +286,86 @@ fn recover_reports_what_it_found_field_by_field() {
     assert_eq!(recovered.get(id(4)).unwrap().as_deref(), Some("four"));
 }
 
+/// The figures of `verify` and `verify_dir` on a clean store of several segments: the
+/// segments read, the intact records (a delete's included) and the live documents checked
+/// (not the deleted one).
+#[test]
+fn verify_counts_segments_records_and_live_documents() {
+    let mut f = Fixture::with(
+        StoreOptions::new()
+            .segment_capacity(16 << 10)
+            .max_document_bytes(4000),
+    );
+    for k in 0..20 {
+        f.store()
+            .put(id(k), &format!("{k}:{}", "v".repeat(1000)))
+            .unwrap();
+    }
+    f.store().delete(id(3)).unwrap();
+    let segments = f.segment_files().len() as u64;
+    assert!(segments > 1, "{segments} segments");
+    let online = f.store().verify();
+    assert!(online.is_clean(), "{online:?}");
+    assert_eq!(
+        (online.segments, online.records_ok, online.documents_checked),
+        (segments, 21, 19)
+    );
+    f.close();
+    let offline = store_mmap::verify_dir(f.path()).unwrap();
+    assert!(offline.is_clean(), "{offline:?}");
+    assert_eq!(
+        (
+            offline.segments,
+            offline.records_ok,
+            offline.documents_checked
+        ),
+        (segments, 21, 19)
+    );
+}
+
+/// `verify_dir` checks the index file against the data: an entry whose place holds an
+/// intact record of another document (rewritten with a valid checksum, so that no range of
+/// the data is damaged) is reported, naming the index file. An index file that cannot be
+/// read is an error naming it, never taken for one that is not there.
+#[test]
+fn verify_dir_checks_the_index_file_against_the_data() {
+    let mut f = Fixture::new();
+    f.store().put(id(1), "okay").unwrap();
+    let seq = f.store().last_seq();
+    f.store().checkpoint().unwrap();
+    let at = f.store().location(id(1)).unwrap().unwrap();
+    f.close();
+    let mut record = Vec::new();
+    store_format::encode_record(
+        &mut record,
+        store_format::RecordKind::Put,
+        id(2),
+        seq,
+        b"okay",
+        Some(record_len(4) as u32),
+    );
+    let segment = f.segment_files()[0].clone();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let start = at.offset as usize;
+    bytes[start..start + record.len()].copy_from_slice(&record);
+    std::fs::write(&segment, bytes).unwrap();
+
+    let report = store_mmap::verify_dir(f.path()).unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    let problem = &report.problems[0];
+    assert_eq!(problem.path, f.path().join("index.tsi"));
+    assert!(
+        problem.what.contains(&format!("document {}", id(1))),
+        "{problem:?}"
+    );
+
+    let index = f.path().join("index.tsi");
+    std::fs::remove_file(&index).unwrap();
+    std::os::unix::fs::symlink(&index, &index).unwrap();
+    let err = store_mmap::verify_dir(f.path()).expect_err("an unreadable index file");
+    assert!(err.to_string().contains("index.tsi"), "{err}");
+}
+
 #[test]
 fn a_second_writer_is_refused() {
     let f = Fixture::new();
