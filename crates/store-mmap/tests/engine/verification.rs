@@ -131,9 +131,28 @@ fn records_this_process_wrote_are_served_without_a_second_check() {
 fn a_scrub_planned_a_segment_at_a_time_checks_every_sealed_segment_once_in_order() {
     let (mut f, at) = store(ReadVerification::FirstRead);
     damage(&f.segment_files()[0], at);
+    // More sealed segments than the first, so that each plan's segment is told apart.
+    for k in 20..24 {
+        f.store().put(id(k), &"v".repeat(1000)).unwrap();
+    }
+    let files = f.segment_files();
+    let sealed_ids: Vec<u32> = files[..files.len() - 1]
+        .iter()
+        .map(|path| crate::segment_id(path))
+        .collect();
+    let sealed = sealed_ids.len() as u64;
+    assert!(sealed >= 2, "{sealed_ids:?}");
+    let maps: Vec<_> = f.store().segment_maps().collect();
+    let sealed_bytes: u64 = maps[..maps.len() - 1]
+        .iter()
+        .map(|map| u64::from(map.committed_end()))
+        .sum();
     let whole = f.store().plan_scrub(None).run();
-    let sealed = f.segment_files().len() as u64 - 1;
-    assert_eq!(whole.segments, sealed, "{whole:?}");
+    assert_eq!(
+        (whole.segments, whole.bytes),
+        (sealed, sealed_bytes),
+        "{whole:?}"
+    );
 
     let mut after = None;
     let mut seen = Vec::new();
@@ -152,7 +171,7 @@ fn a_scrub_planned_a_segment_at_a_time_checks_every_sealed_segment_once_in_order
         total.records_ok += report.records_ok;
         total.problems.extend(report.problems);
     }
-    assert_eq!(seen.len() as u64, sealed, "{seen:?}");
+    assert_eq!(seen, sealed_ids);
     // The same checks as the pass over every segment at once, the damage included.
     assert_eq!(total.bytes, whole.bytes);
     assert_eq!(total.records_ok, whole.records_ok);
