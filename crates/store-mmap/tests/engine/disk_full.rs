@@ -241,3 +241,36 @@ fn a_compaction_without_room_for_its_copies_is_refused_and_writes_nothing() {
     drop(store);
     drop(mount);
 }
+
+/// A vectored write that the file system takes only in part: the storage goes on from
+/// where the kernel stopped, and reports the full disk it then meets, never a success for
+/// bytes it did not write.
+#[test]
+fn a_vectored_write_the_disk_takes_in_part_is_an_error() {
+    use std::io::IoSlice;
+    use store_mmap::{OsStorage, Storage};
+    let root = tempfile::tempdir().unwrap();
+    let mount = match Mount::tmpfs(&root.path().join("mnt"), "1m") {
+        Ok(mount) => mount,
+        Err(reason) => return skip_without_mount(&reason),
+    };
+    let path = mount.path.join("file");
+    let file = OsStorage.create_new(&path).unwrap();
+    let slice = vec![7u8; 768 << 10];
+    let err = OsStorage
+        .write_vectored_at(
+            &file,
+            &path,
+            &[IoSlice::new(&slice), IoSlice::new(&slice)],
+            0,
+        )
+        .expect_err("1.5 MiB written on a 1 MiB file system");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    let written = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        written > 0 && written < 3 * (512 << 10),
+        "{written} bytes written"
+    );
+    drop(file);
+    drop(mount);
+}
