@@ -1149,17 +1149,14 @@ fn a_compaction_whose_retired_list_fails_moves_no_document() {
     let mut list_failures = 0;
     // The install's renames: the outputs' (and a new active segment's), then the list's.
     for nth in 0..6 {
-        let storage = Arc::new(FaultStorage::new());
-        let root = tempfile::tempdir().unwrap();
-        let options = small_segments_on(&storage);
-        let mut store = Store::create(root.path().join("store"), options).unwrap();
-        put_two_versions(&mut store);
+        let TwoVersions {
+            storage,
+            root: _root,
+            mut store,
+            ..
+        } = two_versions();
         let before: Vec<_> = (0..12).map(|k| store.location(id(k)).unwrap()).collect();
-        let plan = store
-            .plan_compaction(&CompactionScope::Everything)
-            .unwrap()
-            .expect("dead bytes to compact");
-        let done = plan.run().unwrap();
+        let done = compaction_of_everything(&mut store);
         storage.inject(Fault::Fail(FaultOp::Rename), nth);
         let Err(err) = store.install_compaction(done) else {
             continue;
@@ -1170,11 +1167,7 @@ fn a_compaction_whose_retired_list_fails_moves_no_document() {
         list_failures += 1;
         let after: Vec<_> = (0..12).map(|k| store.location(id(k)).unwrap()).collect();
         assert_eq!(after, before, "the failed install moved documents ({err})");
-        for k in 0..12 {
-            let version = if k % 2 == 0 { 2 } else { 1 };
-            let doc = store.get(id(k)).unwrap().unwrap();
-            assert_eq!(doc.to_string(), versioned_text(k, version));
-        }
+        assert_latest_versions(&store, &err.to_string());
     }
     assert_eq!(list_failures, 1, "no rename failed the retired list");
 }
@@ -1232,14 +1225,14 @@ fn outputs_left_by_a_failed_install_stay_segments_of_the_store() {
     // The install's directory syncs (a roll's, then the outputs' names), and the removals
     // after a failed one.
     for (nth_sync, nth_remove) in (0..3).flat_map(|s| (0..3).map(move |r| (s, r))) {
-        let ReadyToInstall {
+        let TwoVersions {
             storage,
             root,
             dir,
             options,
             mut store,
-            done,
-        } = ready_to_install();
+        } = two_versions();
+        let done = compaction_of_everything(&mut store);
         let before = crate::segment_files(&dir);
         storage.inject(Fault::Fail(FaultOp::SyncDir), nth_sync);
         storage.inject(Fault::Fail(FaultOp::Remove), nth_remove);
@@ -1309,14 +1302,14 @@ fn outputs_left_by_a_failed_install_stay_segments_of_the_store() {
 fn an_output_that_never_took_its_name_is_not_a_segment_of_the_store() {
     let mut cases = 0;
     for nth_rename in 0..3 {
-        let ReadyToInstall {
+        let TwoVersions {
             storage,
             root: _root,
             dir,
             options,
             mut store,
-            done,
-        } = ready_to_install();
+        } = two_versions();
+        let done = compaction_of_everything(&mut store);
         let unfinished = |dir: &Path| {
             std::fs::read_dir(dir)
                 .unwrap()
@@ -1342,14 +1335,7 @@ fn an_output_that_never_took_its_name_is_not_a_segment_of_the_store() {
             crate::segment_files(&dir).len(),
             "the store counts a file that is no segment ({err})"
         );
-        for k in 0..12 {
-            let version = if k % 2 == 0 { 2 } else { 1 };
-            assert_eq!(
-                store.get(id(k)).unwrap().as_deref(),
-                Some(versioned_text(k, version).as_str()),
-                "document {k} ({err})"
-            );
-        }
+        assert_latest_versions(&store, &err.to_string());
         drop(store);
         let store = Store::open(&dir, options).unwrap();
         assert_eq!(
@@ -1367,65 +1353,70 @@ fn an_output_that_never_took_its_name_is_not_a_segment_of_the_store() {
 /// and the next open takes the list.
 #[test]
 fn a_retired_list_that_cannot_be_removed_is_an_error() {
-    let storage = Arc::new(FaultStorage::new());
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("store");
-    let options = small_segments_on(&storage);
-    let mut store = Store::create(&dir, options.clone()).unwrap();
-    put_two_versions(&mut store);
+    let TwoVersions {
+        storage,
+        root: _root,
+        dir,
+        options,
+        mut store,
+    } = two_versions();
     let list = dir.join("retired.tsr");
     storage.inject_on(Fault::Fail(FaultOp::Remove), &list);
     let err = store.compact().expect_err("the list's removal failed");
     storage.disarm();
     assert!(err.to_string().contains("retired.tsr"), "{err}");
     assert!(list.exists());
-    let check = |store: &Store| {
-        for k in 0..12 {
-            let version = if k % 2 == 0 { 2 } else { 1 };
-            assert_eq!(
-                store.get(id(k)).unwrap().as_deref(),
-                Some(versioned_text(k, version).as_str()),
-                "document {k}"
-            );
-        }
-    };
-    check(&store);
+    assert_latest_versions(&store, "before the reopen");
     drop(store);
     let store = Store::open(&dir, options).unwrap();
-    check(&store);
+    assert_latest_versions(&store, "after the reopen");
     assert!(!list.exists(), "the open left the list");
 }
 
-/// A store of 8 KiB segments on fault-injecting storage, its documents in two versions, and
-/// a compaction of everything run and not yet installed.
-struct ReadyToInstall {
+/// A store of 8 KiB segments on fault-injecting storage, its documents in two versions
+/// ([`put_two_versions`]).
+struct TwoVersions {
     storage: Arc<FaultStorage>,
     root: tempfile::TempDir,
     dir: PathBuf,
     options: StoreOptions,
     store: Store,
-    done: store_mmap::Compacted,
 }
 
-fn ready_to_install() -> ReadyToInstall {
+fn two_versions() -> TwoVersions {
     let storage = Arc::new(FaultStorage::new());
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("store");
     let options = small_segments_on(&storage);
     let mut store = Store::create(&dir, options.clone()).unwrap();
     put_two_versions(&mut store);
-    let plan = store
-        .plan_compaction(&CompactionScope::Everything)
-        .unwrap()
-        .expect("dead bytes to compact");
-    let done = plan.run().unwrap();
-    ReadyToInstall {
+    TwoVersions {
         storage,
         root,
         dir,
         options,
         store,
-        done,
+    }
+}
+
+/// A compaction of every segment with dead bytes, run and not yet installed.
+fn compaction_of_everything(store: &mut Store) -> store_mmap::Compacted {
+    let plan = store
+        .plan_compaction(&CompactionScope::Everything)
+        .unwrap()
+        .expect("dead bytes to compact");
+    plan.run().unwrap()
+}
+
+/// Every document [`put_two_versions`] wrote reads at its latest version.
+fn assert_latest_versions(store: &Store, context: &str) {
+    for k in 0..12 {
+        let version = if k % 2 == 0 { 2 } else { 1 };
+        assert_eq!(
+            store.get(id(k)).unwrap().as_deref(),
+            Some(versioned_text(k, version).as_str()),
+            "document {k} ({context})"
+        );
     }
 }
 

@@ -48,6 +48,15 @@ fn published_position(dir: &Path) -> (std::fs::File, [u8; 8]) {
     (lock, position)
 }
 
+/// A new store of [`small_segments`] in a temporary directory: the directory's guard, the
+/// store's path, and its writer.
+fn new_store() -> (tempfile::TempDir, std::path::PathBuf, Store) {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("store");
+    let writer = Store::create(&dir, small_segments()).unwrap();
+    (root, dir, writer)
+}
+
 fn small_segments() -> StoreOptions {
     StoreOptions::new()
         .segment_capacity(16 << 10)
@@ -59,9 +68,7 @@ fn small_segments() -> StoreOptions {
 /// it fail.
 #[test]
 fn a_reader_sees_each_commit_at_its_first_refresh() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("store");
-    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    let (_root, dir, mut writer) = new_store();
     writer.put(id(1), "one").unwrap();
     let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
     assert!(reader.is_read_only());
@@ -112,9 +119,7 @@ fn a_reader_sees_each_commit_at_its_first_refresh() {
 /// commit after it.
 #[test]
 fn a_refresh_loads_afresh_only_for_a_new_index_file() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("store");
-    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    let (_root, dir, mut writer) = new_store();
     writer.put(id(1), "one").unwrap();
     writer.checkpoint().unwrap();
     let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
@@ -145,9 +150,7 @@ fn a_refresh_loads_afresh_only_for_a_new_index_file() {
 #[test]
 fn a_refresh_ignores_a_published_position_below_its_view() {
     use std::os::unix::fs::FileExt;
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("store");
-    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    let (_root, dir, mut writer) = new_store();
     writer.put(id(1), "one").unwrap();
     let (lock, early) = published_position(&dir);
     writer.put(id(2), "two").unwrap();
@@ -171,9 +174,7 @@ fn a_refresh_ignores_a_published_position_below_its_view() {
 #[test]
 fn a_read_only_open_waits_for_an_opening_writer_to_publish() {
     use std::os::unix::fs::FileExt;
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("store");
-    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    let (_root, dir, mut writer) = new_store();
     writer.put(id(1), "one").unwrap();
     let (lock, published) = published_position(&dir);
     assert_ne!(published, [0; 8]);
@@ -198,9 +199,7 @@ fn a_read_only_open_waits_for_an_opening_writer_to_publish() {
 /// readable, its next refresh loads the new layout, and every document reads the same.
 #[test]
 fn a_reader_survives_the_writers_compaction() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("store");
-    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    let (_root, dir, mut writer) = new_store();
     for round in 0..20u64 {
         for k in 0..10 {
             writer
@@ -382,9 +381,7 @@ fn read_only_opens_of_a_closed_store_change_nothing() {
 /// is no writer still opening. The writer's commits are then applied as they come.
 #[test]
 fn a_view_loaded_without_a_writer_loads_again_when_one_opens() {
-    let root = tempfile::tempdir().unwrap();
-    let dir = root.path().join("store");
-    let mut writer = Store::create(&dir, small_segments()).unwrap();
+    let (_root, dir, mut writer) = new_store();
     writer.put(id(1), "one").unwrap();
     drop(writer);
     let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
@@ -406,9 +403,7 @@ fn a_view_loaded_without_a_writer_loads_again_when_one_opens() {
 #[test]
 fn an_unreadable_retired_list_or_index_file_is_an_error() {
     for name in ["retired.tsr", "index.tsi"] {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("store");
-        let mut writer = Store::create(&dir, small_segments()).unwrap();
+        let (_root, dir, mut writer) = new_store();
         writer.put(id(1), "one").unwrap();
         drop(writer);
         let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
