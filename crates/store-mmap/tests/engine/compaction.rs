@@ -945,21 +945,7 @@ fn a_compaction_refuses_a_record_that_is_not_what_the_index_says() {
         f.store().checkpoint().unwrap();
         let at = f.store().location(id(1)).unwrap().unwrap();
         f.close();
-        let mut record = Vec::new();
-        let len = store_format::record_len(payload.len() as u32) as u32;
-        store_format::encode_record(
-            &mut record,
-            store_format::RecordKind::Put,
-            rewritten_id,
-            seq,
-            payload,
-            Some(len),
-        );
-        let path = f.path().join(format!("{:010}.seg", at.segment));
-        let mut bytes = std::fs::read(&path).unwrap();
-        let start = at.offset as usize;
-        bytes[start..start + record.len()].copy_from_slice(&record);
-        std::fs::write(&path, bytes).unwrap();
+        let path = crate::rewrite_put(&f.path(), at, rewritten_id, seq, payload);
 
         f.reopen();
         f.store().put(id(5), "replaced").unwrap();

@@ -335,20 +335,7 @@ fn verify_dir_checks_the_index_file_against_the_data() {
     f.store().checkpoint().unwrap();
     let at = f.store().location(id(1)).unwrap().unwrap();
     f.close();
-    let mut record = Vec::new();
-    store_format::encode_record(
-        &mut record,
-        store_format::RecordKind::Put,
-        id(2),
-        seq,
-        b"okay",
-        Some(record_len(4) as u32),
-    );
-    let segment = f.segment_files()[0].clone();
-    let mut bytes = std::fs::read(&segment).unwrap();
-    let start = at.offset as usize;
-    bytes[start..start + record.len()].copy_from_slice(&record);
-    std::fs::write(&segment, bytes).unwrap();
+    crate::rewrite_put(&f.path(), at, id(2), seq, b"okay");
 
     let report = store_mmap::verify_dir(f.path()).unwrap();
     assert_eq!(report.problems.len(), 1, "{report:?}");
@@ -651,17 +638,7 @@ fn a_record_with_a_valid_checksum_but_invalid_utf8_is_damage() {
     // Append, after the checkpoint, a committed record whose payload is not UTF-8: only
     // a writer that bypasses the engine can produce it.
     let segment = f.segment_files()[0].clone();
-    let mut record = Vec::new();
-    let payload = [b'o', b'k', 0xff, b'!'];
-    let len = record_len(payload.len()) as u32;
-    store_format::encode_record(
-        &mut record,
-        store_format::RecordKind::Put,
-        id(2),
-        next_seq,
-        &payload,
-        Some(len),
-    );
+    let record = crate::encoded_put(id(2), next_seq, &[b'o', b'k', 0xff, b'!']);
     let mut bytes = std::fs::read(&segment).unwrap();
     let at = bytes.len() as u64;
     bytes.extend_from_slice(&record);

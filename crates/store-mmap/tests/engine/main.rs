@@ -173,6 +173,40 @@ pub(crate) fn rebuilt_from_data(
     Ok(found)
 }
 
+/// A put of `id` at `seq` holding `payload`, encoded whole with a valid checksum: what only
+/// a process that bypasses the engine writes.
+pub(crate) fn encoded_put(id: DocId, seq: u64, payload: &[u8]) -> Vec<u8> {
+    let mut record = Vec::new();
+    let len = store_format::record_len(payload.len() as u32) as u32;
+    store_format::encode_record(
+        &mut record,
+        store_format::RecordKind::Put,
+        id,
+        seq,
+        payload,
+        Some(len),
+    );
+    record
+}
+
+/// Writes [`encoded_put`] over the record at `at` of the closed store in `dir`, which it
+/// must fit; returns the segment file's path.
+pub(crate) fn rewrite_put(
+    dir: &Path,
+    at: store_format::Position,
+    id: DocId,
+    seq: u64,
+    payload: &[u8],
+) -> PathBuf {
+    let record = encoded_put(id, seq, payload);
+    let path = dir.join(format!("{:010}.seg", at.segment));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let start = at.offset as usize;
+    bytes[start..start + record.len()].copy_from_slice(&record);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
 /// The id of the segment whose file is `path`.
 pub(crate) fn segment_id(path: &Path) -> u32 {
     let name = path.file_stem().unwrap().to_str().unwrap();
