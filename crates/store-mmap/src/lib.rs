@@ -61,6 +61,8 @@ mod spans;
 mod stats;
 mod storage;
 mod store;
+#[cfg(feature = "fault-injection")]
+pub mod sync_point;
 mod verified;
 mod verify;
 mod walk;

@@ -634,6 +634,10 @@ impl SegmentFile {
         settings: MapSettings,
         writable: bool,
     ) -> Result<SegmentFile> {
+        #[cfg(feature = "fault-injection")]
+        if !writable {
+            crate::sync_point::reached(crate::sync_point::SyncPoint::ReaderOpensSegment, &path);
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(writable)

@@ -1,13 +1,17 @@
 //! Read-only handles beside a writer and without one: what they see, when, and that they
 //! never change a file.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use store_mmap::{
     CompactionScope, DocId, DocRead, Error, Refreshed, Store, StoreOptions, WriteBatch,
 };
+
+use store_mmap::sync_point::{SyncPoint, SyncPoints, on_sync_points};
 
 use crate::id;
 
@@ -50,7 +54,7 @@ fn published_position(dir: &Path) -> (std::fs::File, [u8; 8]) {
 
 /// A new store of [`small_segments`] in a temporary directory: the directory's guard, the
 /// store's path, and its writer.
-fn new_store() -> (tempfile::TempDir, std::path::PathBuf, Store) {
+fn new_store() -> (tempfile::TempDir, PathBuf, Store) {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("store");
     let writer = Store::create(&dir, small_segments()).unwrap();
@@ -195,11 +199,9 @@ fn a_read_only_open_waits_for_an_opening_writer_to_publish() {
     drop(writer);
 }
 
-/// The writer's compaction and checkpoints do not disturb a reader: a text it holds stays
-/// readable, its next refresh loads the new layout, and every document reads the same.
-#[test]
-fn a_reader_survives_the_writers_compaction() {
-    let (_root, dir, mut writer) = new_store();
+/// Twenty rounds of puts of ten documents, each round replacing the last: the store's
+/// sealed segments hold dead versions only, besides the last round's.
+fn put_rounds_of_ten(writer: &mut Store) {
     for round in 0..20u64 {
         for k in 0..10 {
             writer
@@ -207,9 +209,11 @@ fn a_reader_survives_the_writers_compaction() {
                 .unwrap();
         }
     }
-    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
-    let held = reader.get(id(3)).unwrap().unwrap();
-    let before: Vec<Option<String>> = (0..10).map(|k| text_of(&reader, k)).collect();
+}
+
+/// Compacts every sealed segment and checkpoints, so that the writer removes the inputs
+/// (none of their mappings is held in this process).
+fn compact_and_remove_the_inputs(writer: &mut Store) {
     let plan = writer
         .plan_compaction(&CompactionScope::Everything)
         .unwrap()
@@ -221,6 +225,18 @@ fn a_reader_survives_the_writers_compaction() {
         0,
         "the writer removed the inputs"
     );
+}
+
+/// The writer's compaction and checkpoints do not disturb a reader: a text it holds stays
+/// readable, its next refresh loads the new layout, and every document reads the same.
+#[test]
+fn a_reader_survives_the_writers_compaction() {
+    let (_root, dir, mut writer) = new_store();
+    put_rounds_of_ten(&mut writer);
+    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    let held = reader.get(id(3)).unwrap().unwrap();
+    let before: Vec<Option<String>> = (0..10).map(|k| text_of(&reader, k)).collect();
+    compact_and_remove_the_inputs(&mut writer);
     // Still the old layout: the reader maps the removed files.
     assert_eq!(held.to_string(), before[3].clone().unwrap());
     assert_eq!(
@@ -238,6 +254,122 @@ fn a_reader_survives_the_writers_compaction() {
     writer.put(id(3), "after").unwrap();
     reader.refresh().unwrap();
     assert_eq!(text_of(&reader, 3).as_deref(), Some("after"));
+}
+
+/// Runs, at the first segment file a reader of this thread is about to open, the writer's
+/// compaction of everything sealed and the removal of its inputs, as a writer in another
+/// process may between a reader's listing of the files and its open of one. Returns the
+/// guard that keeps the hook, and the file the reader went on to open, gone by then.
+fn compact_as_the_reader_opens(
+    writer: &Rc<RefCell<Store>>,
+) -> (SyncPoints, Rc<RefCell<Option<PathBuf>>>) {
+    let removed = Rc::new(RefCell::new(None));
+    let points = on_sync_points({
+        let (writer, removed) = (Rc::clone(writer), Rc::clone(&removed));
+        move |point, path| {
+            assert_eq!(point, SyncPoint::ReaderOpensSegment);
+            if removed.borrow().is_some() {
+                return;
+            }
+            compact_and_remove_the_inputs(&mut writer.borrow_mut());
+            assert!(!path.exists(), "the compaction removed {}", path.display());
+            *removed.borrow_mut() = Some(path.to_path_buf());
+        }
+    });
+    (points, removed)
+}
+
+/// A segment file the writer removes between a reader's listing and its open of the file
+/// (a compaction's input, once the checkpoint after it is in place) fails the open's first
+/// attempt as gone: the open loads again, and reads every document as the writer does.
+#[test]
+fn an_open_that_finds_a_listed_segment_removed_loads_again() {
+    let (_root, dir, mut writer) = new_store();
+    put_rounds_of_ten(&mut writer);
+    let writer = Rc::new(RefCell::new(writer));
+    let (points, removed) = compact_as_the_reader_opens(&writer);
+    let reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    drop(points);
+    assert!(removed.borrow().is_some(), "the reader opened no segment");
+    for k in 0..10 {
+        assert_eq!(text_of(&reader, k), text_of(&writer.borrow(), k), "doc {k}");
+    }
+    assert!(reader.verify().is_clean());
+}
+
+/// The same removal between a refresh's listing of the segments the writer created since
+/// the view and its open of the first: the refresh loads the view afresh.
+#[test]
+fn a_refresh_that_finds_a_new_segment_removed_loads_afresh() {
+    let (_root, dir, mut writer) = new_store();
+    writer.put(id(0), "first").unwrap();
+    writer.checkpoint().unwrap();
+    let index_file = || std::fs::metadata(dir.join("index.tsi")).unwrap().ino();
+    let before = index_file();
+    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    put_rounds_of_ten(&mut writer);
+    // No new index file: the refresh maps the new segments instead of loading afresh.
+    assert_eq!(index_file(), before);
+    assert!(writer.stats().unwrap().segments() > 2);
+    let writer = Rc::new(RefCell::new(writer));
+    let (points, removed) = compact_as_the_reader_opens(&writer);
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Reloaded);
+    drop(points);
+    assert!(removed.borrow().is_some(), "the refresh opened no segment");
+    for k in 0..10 {
+        assert_eq!(text_of(&reader, k), text_of(&writer.borrow(), k), "doc {k}");
+    }
+}
+
+/// A load that finds a listed segment gone at every attempt gives up after eight, with
+/// the error of the file it could not open; nothing of the store changes, and with the
+/// file back it opens.
+#[test]
+fn a_load_that_finds_a_segment_gone_at_every_attempt_gives_up_naming_it() {
+    let (_root, dir, mut writer) = new_store();
+    put_rounds_of_ten(&mut writer);
+    writer.close().unwrap();
+    let attempts = Rc::new(Cell::new(0));
+    let aside = Rc::new(RefCell::new(None::<(PathBuf, PathBuf)>));
+    let points = on_sync_points({
+        let (attempts, aside) = (Rc::clone(&attempts), Rc::clone(&aside));
+        move |_, path| {
+            attempts.set(attempts.get() + 1);
+            if aside.borrow().is_some() {
+                return;
+            }
+            // The name stays listed, and leads nowhere: each attempt finds it and fails.
+            let moved = path.with_extension("aside");
+            std::fs::rename(path, &moved).unwrap();
+            std::os::unix::fs::symlink(path.with_extension("nowhere"), path).unwrap();
+            *aside.borrow_mut() = Some((path.to_path_buf(), moved));
+        }
+    });
+    let err = Store::open_read_only(&dir, StoreOptions::new())
+        .err()
+        .expect("the segment is gone at every attempt");
+    drop(points);
+    assert_eq!(attempts.get(), 8, "{err}");
+    let (path, moved) = aside.borrow_mut().take().expect("the hook ran");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        "{err:?}"
+    );
+
+    std::fs::remove_file(&path).unwrap();
+    std::fs::rename(&moved, &path).unwrap();
+    let reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    for k in 0..10 {
+        assert_eq!(
+            text_of(&reader, k),
+            Some(format!("19:{k}:{}", "y".repeat(400))),
+            "doc {k}"
+        );
+    }
 }
 
 /// A compaction takes effect with its retired-segment list, before any index file reflects
