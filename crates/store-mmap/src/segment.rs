@@ -1146,6 +1146,156 @@ mod tests {
         }
     }
 
+    /// A new segment holding `records` (kind, document, text), one commit each, sequence
+    /// numbers from 1, committed: the segment and each record's offset.
+    fn segment_of(dir: &Path, records: &[(RecordKind, u64, &[u8])]) -> (SegmentFile, Vec<u32>) {
+        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
+        let settings = StoreOptions::new().map_settings();
+        let mut segment = SegmentFile::create(&storage, dir, header(2, false), settings).unwrap();
+        let mut buf = Vec::new();
+        let mut offsets = Vec::new();
+        for (seq, &(kind, id, text)) in (1..).zip(records) {
+            offsets.push(segment.end() + buf.len() as u32);
+            let len = record_len(text.len() as u32) as u32;
+            store_format::encode_record(&mut buf, kind, DocId::from(id), seq, text, Some(len));
+        }
+        segment.reserve(buf.len() as u64).unwrap();
+        segment.write_at_end(&buf).unwrap();
+        segment.publish(buf.len() as u32);
+        segment.commit_end();
+        (segment, offsets)
+    }
+
+    /// The place and reason of a corruption error.
+    fn corrupt_at(err: &Error) -> (u64, String) {
+        match err {
+            Error::Corrupt { offset, what, .. } => (*offset, what.clone()),
+            other => panic!("not corruption: {other}"),
+        }
+    }
+
+    /// Every read checks that the record at the offset it is given is a put of the
+    /// document it asks for, whether this process checked the record before or not: a put
+    /// of another document, or the document's own tombstone, is damage at that offset.
+    #[test]
+    fn a_read_refuses_a_record_that_is_not_a_put_of_its_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: [(RecordKind, u64, &[u8]); 2] = [
+            (RecordKind::Put, 1, b"alpha"),
+            (RecordKind::Tombstone, 2, b""),
+        ];
+        let (segment, at) = segment_of(dir.path(), &records);
+        let view = segment.view();
+        let (one, two) = (DocId::from(1u64), DocId::from(2u64));
+        let expects = |id: DocId| format!("the index expects a put of document {id}");
+        for checked_before in [false, true] {
+            assert_eq!(view.verified().contains(at[0]), checked_before);
+            let err = view.read_doc(two, at[0]).expect_err("a put of document 1");
+            let (offset, what) = corrupt_at(&err);
+            assert_eq!(offset, u64::from(at[0]));
+            assert!(what.starts_with(&expects(two)), "{what}");
+            let err = view.with_text(two, at[0], |_, _| ()).expect_err("the same");
+            assert!(corrupt_at(&err).1.starts_with(&expects(two)), "{err}");
+            let err = view.read_meta(two, at[0]).expect_err("the same");
+            assert!(corrupt_at(&err).1.starts_with(&expects(two)), "{err}");
+            assert_eq!(view.read_doc(one, at[0]).unwrap().text().as_str(), "alpha");
+        }
+        for checked_before in [false, true] {
+            if checked_before {
+                view.verified().insert(at[1]);
+            }
+            let err = view.read_doc(two, at[1]).expect_err("a tombstone");
+            assert_eq!(
+                corrupt_at(&err),
+                (
+                    u64::from(at[1]),
+                    format!(
+                        "{}, the record holds Tombstone of {two} at seq 2",
+                        expects(two)
+                    )
+                )
+            );
+        }
+    }
+
+    /// A record whose checksum holds but whose text is not UTF-8 (written so by something
+    /// other than the engine) is damage at the first byte that is not, and is not taken as
+    /// checked.
+    #[test]
+    fn a_text_that_is_not_utf8_is_refused_at_its_first_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segment, at) = segment_of(dir.path(), &[(RecordKind::Put, 1, b"ab\xffcd")]);
+        let view = segment.view();
+        for _ in 0..2 {
+            let err = view
+                .read_doc(DocId::from(1u64), at[0])
+                .expect_err("not UTF-8");
+            let (offset, what) = corrupt_at(&err);
+            assert_eq!(offset, u64::from(at[0]) + RECORD_HEADER_LEN as u64 + 2);
+            assert!(what.contains("is not UTF-8"), "{what}");
+            assert!(!view.verified().contains(at[0]));
+        }
+    }
+
+    /// Marks are noted a stride apart at the least, and answer for the walks that start at
+    /// them: the last mark at or below a sequence number, and every mark below an offset,
+    /// last first.
+    #[test]
+    fn sequence_marks_lie_a_stride_apart_and_answer_by_sequence_and_by_offset() {
+        const S: u32 = SeqMarks::STRIDE;
+        let marks = SeqMarks::default();
+        assert_eq!(marks.start_for(u64::MAX), None);
+        assert!(marks.offsets_before(u32::MAX).is_empty());
+
+        assert_eq!(marks.note(64, 5), 64 + S, "the first record is marked");
+        assert_eq!(marks.note(100, 6), 64 + S, "within a stride: no mark");
+        assert_eq!(
+            marks.note(64 + S - 1, 7),
+            64 + S,
+            "one byte short of a stride"
+        );
+        assert_eq!(marks.note(64 + S, 9), 64 + 2 * S, "a stride on: a mark");
+        assert_eq!(marks.note(3 * S, 20), 4 * S);
+
+        assert_eq!(marks.start_for(4), None, "no record at or below");
+        assert_eq!(marks.start_for(5), Some((64, 5)));
+        assert_eq!(
+            marks.start_for(8),
+            Some((64, 5)),
+            "seq 6 and 7 were not marked"
+        );
+        assert_eq!(marks.start_for(9), Some((64 + S, 9)));
+        assert_eq!(marks.start_for(19), Some((64 + S, 9)));
+        assert_eq!(marks.start_for(u64::MAX), Some((3 * S, 20)));
+
+        assert!(marks.offsets_before(64).is_empty());
+        assert_eq!(marks.offsets_before(65), [64]);
+        assert_eq!(marks.offsets_before(64 + S), [64]);
+        assert_eq!(marks.offsets_before(64 + S + 1), [64 + S, 64]);
+        assert_eq!(marks.offsets_before(u32::MAX), [3 * S, 64 + S, 64]);
+    }
+
+    /// One bit per page: setting or clearing a page's bit leaves every other page's, in its
+    /// word and in the others, and a page past the segment reads as absent.
+    #[test]
+    fn resident_pages_keep_one_bit_per_page() {
+        let page = rustix::param::page_size();
+        let pages = ResidentPages::new(u32::try_from(200 * page).unwrap());
+        assert!((0..200).all(|p| !pages.get(p)));
+        for p in [0, 63, 64, 70, 199] {
+            pages.set(p, true);
+        }
+        let set: Vec<usize> = (0..200).filter(|&p| pages.get(p)).collect();
+        assert_eq!(set, [0, 63, 64, 70, 199]);
+        pages.set(70, false);
+        pages.set(1, false);
+        let set: Vec<usize> = (0..200).filter(|&p| pages.get(p)).collect();
+        assert_eq!(set, [0, 63, 64, 199]);
+        assert!(!pages.get(256), "past the segment");
+        pages.set(256, true);
+        assert!(!pages.get(256));
+    }
+
     /// The zeroing thread zeroes a segment's preallocated space past its data, and leaves
     /// alone the space a file that an earlier segment held has written: after a reopen
     /// too, and once a cut gives part of it back.
