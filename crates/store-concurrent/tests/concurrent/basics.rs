@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use store_concurrent::{ConcurrentStore, Error, WriterOptions};
+use store_concurrent::{ConcurrentStore, Error, ScrubPolicy, WriterOptions};
 use store_mmap::{DocRead, IndexLoad, StoreOptions, TextRange, WriteBatch};
 
 use crate::{create, id, reopen};
@@ -481,6 +481,118 @@ fn residency_follows_the_page_cache() {
     assert!(!store.was_resident(id(3)).unwrap());
     store.note_resident(id(3));
     assert!(store.was_resident(id(3)).unwrap());
+}
+
+/// A record is resident only when every page it spans is, wherever its absent page lies:
+/// under a header that straddles two pages, past the 16 KiB that one look covers, at a
+/// long record's end, or right after a record that ends on a page boundary (which is not
+/// the record's); an empty record at the end of the data has a page too. The remembered
+/// answer follows each refresh, and a noted read counts for its own record's pages only.
+#[test]
+fn residency_asks_for_every_page_of_a_record() {
+    use std::os::unix::fs::FileExt;
+    use store_format::RECORD_HEADER_LEN as HEADER;
+
+    // On the disk the build uses, where pages can be evicted (not on a tmpfs).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let page = rustix::param::page_size();
+    // From the segment's header on: a record over two pages; a spacer; a long record
+    // whose header straddles the end of page 7 and that ends where page 32 starts; a
+    // record of pages 32 and 33; an empty record at the end of the data.
+    let small = page + 1_000;
+    let spacer = 8 * page - HEADER / 2 - (64 + HEADER + small) - HEADER;
+    let long = 24 * page - HEADER / 2;
+    let lens = [small, spacer, long, 2 * page - HEADER, 0];
+    // No scrub, whose reads would bring the pages in, and no zeros written ahead, which
+    // would bring in the page where the data ends.
+    let store = ConcurrentStore::create(
+        dir.path().join("store"),
+        StoreOptions::new().zero_ahead(false),
+        WriterOptions::default().scrub(ScrubPolicy::off()),
+    )
+    .unwrap();
+    for (n, len) in (1..).zip(lens) {
+        store.put(id(n), "z".repeat(len)).unwrap().wait().unwrap();
+    }
+    // The places from a read-only handle, whose mappings go with it: the writer wrote
+    // with `pwrite` and maps no page it wrote.
+    let plain =
+        store_mmap::Store::open_read_only(dir.path().join("store"), StoreOptions::new()).unwrap();
+    let spans: Vec<std::ops::Range<usize>> = (1..=5)
+        .map(|n| {
+            let at = plain.location(id(n)).unwrap().unwrap();
+            assert_eq!(at.segment, 1);
+            let start = at.offset as usize;
+            start..start + HEADER + lens[n as usize - 1]
+        })
+        .collect();
+    drop(plain);
+    assert_eq!(
+        spans[2].start,
+        8 * page - HEADER / 2,
+        "the long header straddles"
+    );
+    assert_eq!((spans[2].end, spans[3].end), (32 * page, 34 * page));
+    let segment_file = dir.path().join("store").join(format!("{:010}.seg", 1));
+    // Evicted, then read back whole pages through a descriptor of its own, which reads no
+    // page ahead: the mapping never touches a page that is not in memory.
+    let file = std::fs::File::open(&segment_file).unwrap();
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Random).unwrap();
+    let read_in = |pages: std::ops::Range<usize>| {
+        let mut buf = vec![0u8; pages.len() * page];
+        let got = file.read_at(&mut buf, (pages.start * page) as u64).unwrap();
+        assert!(got > (pages.len() - 1) * page, "{pages:?}");
+    };
+    let resident = |n: u64| store.is_resident(id(n)).unwrap();
+    let was_resident = |n: u64| store.was_resident(id(n)).unwrap();
+    let in_memory: Vec<u64> = (1..=5).filter(|&n| resident(n)).collect();
+    assert!(
+        in_memory.is_empty(),
+        "evicted, the empty record too: {in_memory:?}"
+    );
+    store.refresh_residency().unwrap();
+
+    // The small record: its first page in, then its second.
+    read_in(0..1);
+    assert!(!resident(1));
+    store.refresh_residency().unwrap();
+    assert!(!was_resident(1));
+    read_in(1..2);
+    assert!(resident(1));
+    assert!(!was_resident(1), "stale until refreshed");
+    store.refresh_residency().unwrap();
+    assert!(was_resident(1));
+
+    // The long record: every page of its first look but the second half of its header's;
+    // then all of the first look; then all but its last page; then all.
+    read_in(7..8);
+    read_in(9..7 + (16 << 10) / page + 1);
+    assert!(!resident(3), "its header's second page");
+    assert!(!resident(3), "and the check did not read it in");
+    read_in(8..9);
+    assert!(!resident(3), "pages past the first look");
+    read_in(9..31);
+    assert!(!resident(3), "its last page");
+    store.refresh_residency().unwrap();
+    assert!(!was_resident(3));
+    read_in(31..32);
+    assert!(resident(3));
+    store.refresh_residency().unwrap();
+    assert!(was_resident(3));
+
+    // The record of pages 32 and 33 ends where page 34, not in memory, starts.
+    read_in(32..34);
+    assert!(resident(4), "page 34 is not the record's");
+    assert!(!resident(5));
+
+    // A noted read counts for its record's pages: noting the long record notes neither
+    // record after it, and noting one leaves the other.
+    store.note_resident(id(3));
+    assert!(!was_resident(4));
+    store.note_resident(id(5));
+    assert!(was_resident(5));
+    assert!(!was_resident(4));
 }
 
 #[test]
