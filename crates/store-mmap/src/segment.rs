@@ -389,18 +389,22 @@ impl SegmentMap {
     /// Asks the kernel to start reading `len` bytes from `offset` into memory
     /// (`madvise(WILLNEED)`), without waiting for them. Bytes past the committed end are left
     /// out.
+    ///
+    /// One call is made per [`WILL_NEED_STEP`] bytes: the kernel reads at most its
+    /// readahead window (or the device's largest request, if larger) of the range one call
+    /// names, and drops the rest (`force_page_cache_ra`), so a long record asked for in one
+    /// call would be read only in part.
     pub fn will_need(&self, offset: u32, len: u32) -> Result<()> {
         let stop = (u64::from(offset) + u64::from(len)).min(u64::from(self.committed_end()));
-        if stop <= u64::from(offset) {
-            return Ok(());
+        let mut at = u64::from(offset);
+        while at < stop {
+            let step = (stop - at).min(WILL_NEED_STEP);
+            self.map
+                .advise_range(Advice::WillNeed, at as usize, step as usize)
+                .map_err(Error::io("madvise(WILLNEED)", self.path()))?;
+            at += step;
         }
-        self.map
-            .advise_range(
-                Advice::WillNeed,
-                offset as usize,
-                (stop - u64::from(offset)) as usize,
-            )
-            .map_err(Error::io("madvise(WILLNEED)", self.path()))
+        Ok(())
     }
 
     /// Asks the kernel to read the record at `offset` ahead ([`SegmentMap::will_need`]). Its
@@ -446,6 +450,10 @@ impl SegmentMap {
         Ok(state.iter().map(|&page| page & 1 == 1).collect())
     }
 }
+
+/// The most bytes one `madvise(WILLNEED)` asks for ([`SegmentMap::will_need`]): the
+/// kernel's default readahead window, the least it reads of a range asked for in one call.
+const WILL_NEED_STEP: u64 = 128 << 10;
 
 /// One segment file, mapped read-only at its full capacity.
 ///

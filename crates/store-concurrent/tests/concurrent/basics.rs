@@ -600,6 +600,46 @@ fn residency_asks_for_every_page_of_a_record() {
     assert!(was_resident(5));
 }
 
+/// `will_need` reads a whole record in ahead of its read: one longer than the kernel's
+/// readahead window (8 MiB where this was written: `read_ahead_kb`), which is all that
+/// one `madvise` reads of the range it names, and all that a fault on the record's
+/// header reads around it.
+#[test]
+fn will_need_reads_a_whole_long_record_in() {
+    // On the disk the build uses, where pages can be evicted; no scrub and no zeros ahead,
+    // which would bring pages in.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let store = ConcurrentStore::create(
+        dir.path().join("store"),
+        StoreOptions::new().zero_ahead(false),
+        WriterOptions::default().scrub(ScrubPolicy::off()),
+    )
+    .unwrap();
+    store
+        .put(id(1), "w".repeat(8 << 20))
+        .unwrap()
+        .wait()
+        .unwrap();
+    for entry in std::fs::read_dir(dir.path().join("store")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "seg") {
+            let file = std::fs::File::open(&path).unwrap();
+            rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        }
+    }
+    assert!(!store.is_resident(id(1)).unwrap(), "evicted");
+    store.will_need(&[id(1)]).unwrap();
+    // The kernel reads the advised pages in the background; wait for them, with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !store.is_resident(id(1)).unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record was not read in"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn a_borrowed_read_sees_what_get_returns() {
     let dir = tempfile::tempdir().unwrap();
