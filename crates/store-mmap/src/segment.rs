@@ -937,11 +937,9 @@ impl SegmentFile {
         self.commit_end();
     }
 
-    /// Asks the kernel to read `[SEGMENT_HEADER_LEN, end)` ahead.
+    /// Asks the kernel to read the segment's data ahead, header and all.
     pub(crate) fn prefetch(&self) -> Result<()> {
-        self.map
-            .advise_range(Advice::WillNeed, 0, self.end as usize)
-            .map_err(Error::io("madvise(WILLNEED)", self.path()))
+        self.view.will_need(0, self.end)
     }
 
     /// Writes `data` at the committed end. The bytes are not visible to readers until

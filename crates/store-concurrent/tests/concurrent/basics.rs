@@ -432,6 +432,30 @@ fn an_offer_to_a_full_queue_hands_the_write_back() {
     }
 }
 
+/// Drops the pages of the segment files of the store at `path` from the page cache: those
+/// no process maps (a writer writes with `pwrite`, and the residency checks read a header
+/// only once they know its page is in memory). The store must live under the target
+/// directory, on the disk the build uses: on a tmpfs (where the system's temporary
+/// directory may be) pages cannot be evicted.
+fn evict_segments(path: &std::path::Path) {
+    for entry in std::fs::read_dir(path).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "seg") {
+            let file = std::fs::File::open(&path).unwrap();
+            rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+        }
+    }
+}
+
+/// Waits, ten seconds at most, for the kernel to have read every page of `ids` in.
+fn wait_until_resident(store: &ConcurrentStore, ids: &[store_mmap::DocId]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ids.iter().all(|&id| store.is_resident(id).unwrap()) {
+        assert!(std::time::Instant::now() < deadline, "not read in: {ids:?}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn residency_follows_the_page_cache() {
     // Under the target directory, on the disk the build uses: on a tmpfs (where the system's
@@ -443,16 +467,7 @@ fn residency_follows_the_page_cache() {
     store.sync().unwrap();
     assert!(store.is_resident(id(2)).unwrap(), "absent ids need no read");
 
-    // Drop the synced pages from the page cache. This process has not touched them through
-    // its mapping (the writer writes with pwrite, and the residency check reads a header
-    // only once it knows its page is in memory), so nothing pins them.
-    for entry in std::fs::read_dir(dir.path().join("store")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "seg") {
-            let file = std::fs::File::open(&path).unwrap();
-            rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
-        }
-    }
+    evict_segments(&dir.path().join("store"));
     assert!(!store.is_resident(id(1)).unwrap(), "evicted");
     assert!(
         !store.is_resident(id(1)).unwrap(),
@@ -601,13 +616,12 @@ fn residency_asks_for_every_page_of_a_record() {
 }
 
 /// `will_need` reads a whole record in ahead of its read: one longer than the kernel's
-/// readahead window (8 MiB where this was written: `read_ahead_kb`), which is all that
-/// one `madvise` reads of the range it names, and all that a fault on the record's
+/// readahead window (8 MiB on the machine that found this: `read_ahead_kb`), which is all
+/// that one `madvise` reads of the range it names, and all that a fault on the record's
 /// header reads around it.
 #[test]
 fn will_need_reads_a_whole_long_record_in() {
-    // On the disk the build uses, where pages can be evicted; no scrub and no zeros ahead,
-    // which would bring pages in.
+    // No scrub and no zeros ahead, which would bring pages in.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let store = ConcurrentStore::create(
         dir.path().join("store"),
@@ -616,28 +630,37 @@ fn will_need_reads_a_whole_long_record_in() {
     )
     .unwrap();
     store
-        .put(id(1), "w".repeat(8 << 20))
+        .put(id(1), "w".repeat(24 << 20))
         .unwrap()
         .wait()
         .unwrap();
-    for entry in std::fs::read_dir(dir.path().join("store")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "seg") {
-            let file = std::fs::File::open(&path).unwrap();
-            rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
-        }
-    }
+    evict_segments(&dir.path().join("store"));
     assert!(!store.is_resident(id(1)).unwrap(), "evicted");
     store.will_need(&[id(1)]).unwrap();
-    // The kernel reads the advised pages in the background; wait for them, with a deadline.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !store.is_resident(id(1)).unwrap() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the record was not read in"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(1));
+    wait_until_resident(&store, &[id(1)]);
+}
+
+/// An open with `prefault` reads every segment in whole, past the kernel's readahead
+/// window too.
+#[test]
+fn a_prefaulting_open_reads_every_page_in() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("store");
+    let quiet = || WriterOptions::default().scrub(ScrubPolicy::off());
+    let store =
+        ConcurrentStore::create(&path, StoreOptions::new().zero_ahead(false), quiet()).unwrap();
+    for n in 0..3 {
+        store
+            .put(id(n), "p".repeat(16 << 20))
+            .unwrap()
+            .wait()
+            .unwrap();
     }
+    store.close().unwrap();
+    drop(store);
+    evict_segments(&path);
+    let store = ConcurrentStore::open(&path, StoreOptions::new().prefault(true), quiet()).unwrap();
+    wait_until_resident(&store, &[id(0), id(1), id(2)]);
 }
 
 #[test]
