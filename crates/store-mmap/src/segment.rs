@@ -1338,6 +1338,41 @@ mod tests {
         assert_eq!(reopened.zero_target().unwrap().written, 4096);
     }
 
+    /// A spare file shorter than a segment's header, or longer than the new segment's
+    /// capacity, is not a retired segment's file: taking it is refused by name and size,
+    /// and the file stays as it was. One of exactly the header's length is taken.
+    #[test]
+    fn a_spare_of_a_length_no_segment_has_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
+        let settings = StoreOptions::new().map_settings();
+        let spare = dir.path().join(crate::layout::spare_file_name(2));
+        let capacity = u64::from(header(3, true).capacity);
+        for len in [SEGMENT_HEADER_LEN as u64 - 1, capacity + 1] {
+            std::fs::write(&spare, vec![7u8; len as usize]).unwrap();
+            let err = SegmentFile::reuse(&storage, dir.path(), &spare, header(3, true), settings)
+                .err()
+                .expect("no segment is that long");
+            let (offset, what) = corrupt_at(&err);
+            assert_eq!(offset, 0);
+            assert!(
+                what.starts_with(&format!("a spare segment file of {len} bytes")),
+                "{what}"
+            );
+            assert!(
+                err.to_string().contains(&spare.display().to_string()),
+                "{err}"
+            );
+            assert_eq!(std::fs::read(&spare).unwrap(), vec![7u8; len as usize]);
+        }
+        std::fs::write(&spare, vec![7u8; SEGMENT_HEADER_LEN]).unwrap();
+        let taken = SegmentFile::reuse(&storage, dir.path(), &spare, header(3, true), settings)
+            .unwrap()
+            .expect("no process maps the spare");
+        assert_eq!(taken.file_len(), SEGMENT_HEADER_LEN as u64);
+        assert!(!spare.exists());
+    }
+
     /// A reader that opened a segment's file by its name just before the writer took the
     /// file as a spare for a new segment finds, once its shared lock is granted, another
     /// segment's header and the name gone: the segment it looked for was removed, which
