@@ -1338,6 +1338,56 @@ mod tests {
         assert_eq!(reopened.zero_target().unwrap().written, 4096);
     }
 
+    /// Where the newest segment's data ends, for the recovery scan: the start of the hole
+    /// after the last stretch of data, past any hole between stretches (a write the disk
+    /// lost before committed data that it kept); the file's length when there is no hole
+    /// or nothing past the start; and the start itself when it lies in the last hole. Never
+    /// past the length the handle saw, whatever the file grew to since.
+    #[test]
+    fn the_data_ends_at_the_hole_after_its_last_stretch() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
+        let settings = StoreOptions::new().map_settings();
+        let mut segment =
+            SegmentFile::create(&storage, dir.path(), header(2, false), settings).unwrap();
+        let path = segment.path().to_path_buf();
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        let kib = |n: u64| n << 10;
+        file.write_all_at(&[1u8; 8 << 10], 0).unwrap();
+        file.set_len(kib(512)).unwrap();
+        file.write_all_at(&[2u8; 4 << 10], kib(512)).unwrap();
+        file.set_len(kib(1024)).unwrap();
+        segment.restat().unwrap();
+        assert_eq!(segment.file_len(), kib(1024));
+        assert_eq!(
+            segment.data_end_after(64) as u64,
+            kib(516),
+            "past the first hole"
+        );
+        assert_eq!(segment.data_end_after(kib(514) as usize) as u64, kib(516));
+        assert_eq!(
+            segment.data_end_after(kib(600) as usize) as u64,
+            kib(600),
+            "in the last hole"
+        );
+        assert_eq!(segment.data_end_after(kib(1024) as usize) as u64, kib(1024));
+        assert_eq!(
+            segment.data_end_after(kib(2048) as usize) as u64,
+            kib(1024),
+            "past the end"
+        );
+
+        // The file grows past the length this handle saw: the answer stays within it.
+        file.write_all_at(&[4u8; 512 << 10], kib(1024)).unwrap();
+        assert_eq!(segment.data_end_after(64) as u64, kib(516));
+        file.write_all_at(&[4u8; 4 << 10], kib(1020)).unwrap();
+        assert_eq!(segment.data_end_after(64) as u64, kib(1024));
+
+        // Written to its end: no hole.
+        file.write_all_at(&[3u8; 508 << 10], kib(516)).unwrap();
+        assert_eq!(segment.data_end_after(64) as u64, kib(1024));
+    }
+
     /// A spare file shorter than a segment's header, or longer than the new segment's
     /// capacity, is not a retired segment's file: taking it is refused by name and size,
     /// and the file stays as it was. One of exactly the header's length is taken.
