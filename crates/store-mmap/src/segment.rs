@@ -1338,6 +1338,149 @@ mod tests {
         assert_eq!(reopened.zero_target().unwrap().written, 4096);
     }
 
+    /// Preallocation that only sets a file's length (sparse: a test may claim gigabytes),
+    /// counts its calls, and refuses, as a full disk does, to grow a file past `room`.
+    #[derive(Debug)]
+    struct Room {
+        room: AtomicU64,
+        allocations: AtomicU32,
+    }
+
+    impl Storage for Room {
+        fn create_new(&self, path: &Path) -> std::io::Result<File> {
+            OsStorage.create_new(path)
+        }
+
+        fn write_at(
+            &self,
+            file: &File,
+            path: &Path,
+            data: &[u8],
+            offset: u64,
+        ) -> std::io::Result<()> {
+            OsStorage.write_at(file, path, data, offset)
+        }
+
+        fn sync(&self, file: &File, path: &Path, kind: SyncKind) -> std::io::Result<()> {
+            OsStorage.sync(file, path, kind)
+        }
+
+        fn allocate(&self, file: &File, _path: &Path, _from: u64, to: u64) -> std::io::Result<()> {
+            self.allocations.fetch_add(1, AtomicOrdering::Relaxed);
+            if to > self.room.load(AtomicOrdering::Relaxed) {
+                return Err(std::io::ErrorKind::StorageFull.into());
+            }
+            file.set_len(to)
+        }
+
+        fn set_len(&self, file: &File, path: &Path, len: u64) -> std::io::Result<()> {
+            OsStorage.set_len(file, path, len)
+        }
+
+        fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+            OsStorage.rename(from, to)
+        }
+
+        fn remove(&self, path: &Path) -> std::io::Result<()> {
+            OsStorage.remove(path)
+        }
+
+        fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+            OsStorage.sync_dir(dir)
+        }
+    }
+
+    /// A segment preallocates a step past what a write needs: 1 MiB while its data is
+    /// under 64 MiB, a 64th of its data above that, 16 MiB at most, and never past its
+    /// capacity. Space already there costs no call; with no room for the step, it takes
+    /// just what the write needs, and with no room for that, the disk is full.
+    #[test]
+    fn preallocation_grows_a_step_past_each_write() {
+        const MIB: u64 = 1 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let room = Arc::new(Room {
+            room: AtomicU64::new(u64::MAX),
+            allocations: AtomicU32::new(0),
+        });
+        let storage: Arc<dyn Storage> = Arc::clone(&room) as Arc<dyn Storage>;
+        let settings = StoreOptions::new().map_settings();
+        let capacity = u32::MAX - 4095;
+        let segment_header = SegmentHeader {
+            capacity,
+            ..header(2, false)
+        };
+        let mut segment =
+            SegmentFile::create(&storage, dir.path(), segment_header, settings).unwrap();
+        let calls = || room.allocations.load(AtomicOrdering::Relaxed);
+        segment.reserve_exact(0).unwrap();
+        assert_eq!(calls(), 0, "the header's bytes are there");
+        // Data of `data` bytes, and a write of `len` more bytes to make room for: the file's
+        // length after.
+        let mut reserve_at = |data: u64, len: u64| {
+            if data > segment.file_len() {
+                segment
+                    .reserve_exact(data - u64::from(segment.end()))
+                    .unwrap();
+            }
+            segment.set_end(u32::try_from(data).unwrap());
+            segment.reserve(len).map(|()| segment.file_len())
+        };
+        assert_eq!(reserve_at(64, 100).unwrap(), 64 + 100 + MIB);
+        assert_eq!(calls(), 1);
+        assert_eq!(
+            reserve_at(64, MIB + 100).unwrap(),
+            64 + 100 + MIB,
+            "already there"
+        );
+        assert_eq!(calls(), 1);
+        assert_eq!(
+            reserve_at(64 * MIB, 10).unwrap(),
+            65 * MIB + 10,
+            "1 MiB at 64 MiB"
+        );
+        assert_eq!(
+            reserve_at(80 * MIB, 10).unwrap(),
+            81 * MIB + MIB / 4 + 10,
+            "a 64th"
+        );
+        assert_eq!(
+            reserve_at(2048 * MIB, 10).unwrap(),
+            2064 * MIB + 10,
+            "16 MiB at most"
+        );
+        let near = u64::from(capacity) - MIB / 2;
+        assert_eq!(
+            reserve_at(near, 10).unwrap(),
+            u64::from(capacity),
+            "the capacity"
+        );
+
+        // Room for the write, not for the step: the write's bytes alone.
+        segment.set_end(100 * MIB as u32);
+        segment.trim().unwrap();
+        room.room.store(100 * MIB + 10, AtomicOrdering::Relaxed);
+        let before = calls();
+        segment.reserve(10).unwrap();
+        assert_eq!(segment.file_len(), 100 * MIB + 10);
+        assert_eq!(calls(), before + 2, "the step, then the write");
+        // No room for the write: a full disk, after the step and the write were tried.
+        let err = segment.reserve(20).expect_err("no room");
+        assert!(matches!(err, Error::DiskFull { .. }), "{err}");
+        assert_eq!(segment.file_len(), 100 * MIB + 10);
+        assert_eq!(calls(), before + 4);
+        // At the capacity the step is the write: one call.
+        room.room.store(u64::MAX, AtomicOrdering::Relaxed);
+        segment
+            .reserve_exact(u64::from(capacity - 8) - u64::from(segment.end()))
+            .unwrap();
+        segment.set_end(capacity - 8);
+        room.room.store(0, AtomicOrdering::Relaxed);
+        let before = calls();
+        let err = segment.reserve(8).expect_err("no room");
+        assert!(matches!(err, Error::DiskFull { .. }), "{err}");
+        assert_eq!(calls(), before + 1);
+    }
+
     /// Where the newest segment's data ends, for the recovery scan: the start of the hole
     /// after the last stretch of data, past any hole between stretches (a write the disk
     /// lost before committed data that it kept); the file's length when there is no hole
