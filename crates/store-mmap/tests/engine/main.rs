@@ -33,6 +33,20 @@ use std::time::{Duration, Instant};
 use store_mmap::{DocId, Store, StoreOptions};
 use tempfile::TempDir;
 
+/// Every file of a store directory and its bytes.
+pub(crate) fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                std::fs::read(entry.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// A store in a temporary directory that tests can close, reopen and damage.
 pub(crate) struct Fixture {
     root: TempDir,

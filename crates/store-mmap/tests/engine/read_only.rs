@@ -2,7 +2,6 @@
 //! never change a file.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -13,21 +12,7 @@ use store_mmap::{
 
 use store_mmap::sync_point::{SyncPoint, SyncPoints, on_sync_points};
 
-use crate::id;
-
-/// Every file of a store directory and its bytes.
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| {
-            let entry = entry.unwrap();
-            (
-                entry.file_name().to_string_lossy().into_owned(),
-                std::fs::read(entry.path()).unwrap(),
-            )
-        })
-        .collect()
-}
+use crate::{id, snapshot};
 
 fn text_of(store: &Store, k: u64) -> Option<String> {
     store.get(id(k)).unwrap().map(|doc| doc.to_string())
