@@ -95,13 +95,19 @@ fn size_limit_is_exact_and_persisted() {
         f.store().put(id(5), &"y".repeat(101)),
         Err(Error::DocumentTooLarge { .. })
     ));
-    // An explicit option changes it, and the change persists.
-    f.options = StoreOptions::new().max_document_bytes(200);
+    // An explicit option changes it, and the change persists; so does the capacity of the
+    // segments the store creates.
+    let capacity = f.store().segment_capacity();
+    f.options = StoreOptions::new()
+        .max_document_bytes(200)
+        .segment_capacity(capacity * 2);
     f.reopen();
     f.options = StoreOptions::new();
     f.reopen();
     assert_eq!(f.store().max_document_bytes(), 200);
+    assert_eq!(f.store().segment_capacity(), capacity * 2);
     f.store().put(id(5), &"y".repeat(101)).unwrap();
+    assert!(!f.store().is_empty());
 }
 
 #[test]
