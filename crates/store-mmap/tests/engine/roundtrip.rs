@@ -165,6 +165,67 @@ fn segments_roll_and_batches_stay_whole() {
     assert_eq!(f.text(0), None);
 }
 
+/// A commit that fits the active segment's room exactly stays in it; one that does not fit
+/// the room but would fit an empty segment goes whole into a new one, and is never split.
+#[test]
+fn a_commit_that_an_empty_segment_holds_goes_into_one_segment() {
+    let mut f = Fixture::with(
+        StoreOptions::new()
+            .segment_capacity(4096)
+            .max_document_bytes(1000),
+    );
+    let store = f.store();
+    let segment_of =
+        |store: &store_mmap::Store, n: u64| store.location(id(n)).unwrap().unwrap().segment;
+    let batch_of = |ids: std::ops::Range<u64>, lens: &[usize]| {
+        let mut batch = WriteBatch::new();
+        for (n, &len) in ids.zip(lens) {
+            batch.put(id(n), &"c".repeat(len));
+        }
+        batch
+    };
+    // One record of 1,048 bytes after the segment's header leaves 2,984: three records of
+    // 1,048, 1,048 and 888 fill it exactly.
+    store.put(id(1), &"a".repeat(1000)).unwrap();
+    let first = segment_of(store, 1);
+    store
+        .put_batch(&batch_of(10..13, &[1000, 1000, 840]))
+        .unwrap();
+    assert!(
+        (10..13).all(|n| segment_of(store, n) == first),
+        "the room fits it"
+    );
+    // A record in a new segment leaves 2,984 bytes; three of 1,048 do not fit them.
+    store.put(id(2), &"a".repeat(1000)).unwrap();
+    let second = segment_of(store, 2);
+    assert_ne!(second, first);
+    store
+        .put_batch(&batch_of(20..23, &[1000, 1000, 1000]))
+        .unwrap();
+    let third = segment_of(store, 20);
+    assert_ne!(third, second, "the batch went to a new segment");
+    assert!((20..23).all(|n| segment_of(store, n) == third), "whole");
+}
+
+/// A segment's view, for readers that do not go through the handle, reads what the store
+/// reads, and stays readable after the store is closed; a segment the store does not
+/// hold has none.
+#[test]
+fn a_segment_view_reads_what_the_store_reads() {
+    let mut f = Fixture::new();
+    f.store().put(id(1), "seen through the view").unwrap();
+    let at = f.store().location(id(1)).unwrap().unwrap();
+    let view = f
+        .store()
+        .segment_map(at.segment)
+        .expect("the store holds it");
+    assert_eq!(view.id(), at.segment);
+    assert!(f.store().segment_map(at.segment + 1).is_none());
+    f.close();
+    let doc = view.read_doc(id(1), at.offset).unwrap();
+    assert_eq!(doc.text().as_str(), "seen through the view");
+}
+
 #[test]
 fn a_small_store_stays_small_on_disk() {
     let mut f = Fixture::new();
