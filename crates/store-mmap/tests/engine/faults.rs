@@ -747,6 +747,48 @@ fn a_put_whose_sync_failed_is_not_served_and_then_lost() {
     }
 }
 
+/// Without an index journal the open itself makes durable what it serves: a put whose sync
+/// failed, and whose cut-back failed too, is still in the file when the process stops; the
+/// next open replays it past the index file and serves it, and a power cut after that open
+/// keeps it.
+#[test]
+fn an_open_without_a_journal_makes_what_it_replays_durable() {
+    let storage = Arc::new(FaultStorage::new());
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("store");
+    let options = StoreOptions::new()
+        .journal_bytes(None)
+        .storage(Arc::clone(&storage) as _);
+    let text = |store: &Store, k: u64| store.get(id(k)).unwrap().map(|doc| doc.to_string());
+    let mut store = Store::create(&path, options.clone()).unwrap();
+    store.put(id(1), "durable").unwrap();
+    store.checkpoint().unwrap();
+    storage.inject(Fault::Fail(FaultOp::SetLen), 0);
+    storage.inject(Fault::Fail(FaultOp::Sync), 0);
+    store.put(id(2), "replayed").expect_err("its sync failed");
+    drop(store);
+    storage.disarm();
+
+    let reopened = Store::open(&path, options.clone()).unwrap();
+    assert_eq!(
+        reopened.recovery().records_replayed,
+        1,
+        "{:?}",
+        reopened.recovery()
+    );
+    assert_eq!(text(&reopened, 2).as_deref(), Some("replayed"));
+    storage.cut_power();
+    drop(reopened);
+    storage.restore_durable_state().unwrap();
+    let after = Store::open(&path, options).unwrap();
+    assert_eq!(text(&after, 1).as_deref(), Some("durable"));
+    assert_eq!(
+        text(&after, 2).as_deref(),
+        Some("replayed"),
+        "served after the open, then lost"
+    );
+}
+
 /// Found by the model test: a compaction whose roll creates a segment and fails to sync the
 /// directory (and then to remove the file), a reopen, a put into that segment, a power cut.
 /// The open makes the directory durable before it serves, so the acknowledged put stays.
