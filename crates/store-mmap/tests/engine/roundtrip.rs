@@ -207,6 +207,39 @@ fn a_commit_that_an_empty_segment_holds_goes_into_one_segment() {
     assert!((20..23).all(|n| segment_of(store, n) == third), "whole");
 }
 
+/// A batch larger than a segment whose first record does not fit the active segment's room
+/// starts in the next segment: no part of it is left in the segment before, and it reads
+/// back whole after a crash, and from the data alone.
+#[test]
+fn a_spanning_batch_whose_first_record_does_not_fit_starts_in_the_next_segment() {
+    let mut f = Fixture::with(
+        StoreOptions::new()
+            .segment_capacity(4096)
+            .max_document_bytes(1000),
+    );
+    // Three records of 1,048 bytes after the segment's header leave 888.
+    for n in 1..=3 {
+        f.store().put(id(n), &"a".repeat(1000)).unwrap();
+    }
+    let mut batch = WriteBatch::new();
+    for n in 10..15 {
+        batch.put(id(n), &format!("{n}").repeat(500));
+    }
+    f.store().put_batch(&batch).unwrap();
+    let first = f.store().location(id(1)).unwrap().unwrap().segment;
+    assert!((10..15).all(|n| f.store().location(id(n)).unwrap().unwrap().segment > first));
+    f.crash();
+    f.reopen();
+    assert_eq!(f.store().recovery().records_replayed, 8);
+    for n in 10..15 {
+        assert_eq!(f.text(n), Some(format!("{n}").repeat(500)), "doc {n}");
+    }
+    assert!(f.store().verify().is_clean());
+    let rebuilt = f.rebuilt(20).unwrap();
+    assert_eq!(rebuilt.len(), 8);
+    assert!((10..15).all(|n| rebuilt.get(&n) == Some(&format!("{n}").repeat(500))));
+}
+
 /// A segment's view, for readers that do not go through the handle, reads what the store
 /// reads, and stays readable after the store is closed; a segment the store does not
 /// hold has none.
