@@ -72,6 +72,111 @@ fn an_open_after_a_crash_logs_what_it_replayed() {
     assert!(line(&log, "opened").contains("documents=10"));
 }
 
+/// Each repair an open makes on its own is logged at info level with its figure: frames
+/// taken from the index journal, a torn tail cut, a half-created segment removed, a
+/// compaction's leftover output and its replaced inputs removed. None of these opens
+/// replays a record, so each repair is what the line reports.
+#[test]
+fn every_repair_an_open_makes_alone_is_logged() {
+    fn newest_id(f: &Fixture) -> u32 {
+        crate::segment_id(crate::segment_files(&f.path()).last().unwrap())
+    }
+    type Case = (&'static str, StoreOptions, fn(&mut Fixture), &'static str);
+    let cases: [Case; 5] = [
+        (
+            "journal frames",
+            StoreOptions::new().journal_bytes(Some(1)),
+            |f| {
+                f.store().checkpoint().unwrap();
+                for k in 0..5 {
+                    f.store().put(id(k), "journaled").unwrap();
+                }
+                f.crash();
+            },
+            "journal_frames=5",
+        ),
+        (
+            "a torn tail",
+            StoreOptions::new(),
+            |f| {
+                f.store().put(id(1), "kept").unwrap();
+                f.close();
+                let path = crate::segment_files(&f.path()).pop().unwrap();
+                let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+                file.write_all(&[0xab; 100]).unwrap();
+            },
+            "dropped_tail=Some(",
+        ),
+        (
+            "a half-created segment",
+            StoreOptions::new(),
+            |f| {
+                f.store().put(id(1), "kept").unwrap();
+                f.close();
+                let next = f.path().join(format!("{:010}.seg", newest_id(f) + 1));
+                std::fs::write(next, [1u8; 10]).unwrap();
+            },
+            "removed_segment=Some(",
+        ),
+        (
+            "a compaction's leftover output",
+            StoreOptions::new(),
+            |f| {
+                f.store().put(id(1), "kept").unwrap();
+                f.close();
+                let output = f.path().join(format!("{:010}.seg.tmp", newest_id(f) + 1));
+                std::fs::write(output, [1u8; 100]).unwrap();
+            },
+            "compaction_files_removed=1",
+        ),
+        (
+            "a compaction's replaced inputs",
+            StoreOptions::new()
+                .segment_capacity(16 << 10)
+                .max_document_bytes(8 << 10),
+            |f| {
+                // A text of the first segment held: its file stays until the crash.
+                let mut held = None;
+                for round in 0..10 {
+                    for k in 0..10 {
+                        f.store()
+                            .put(id(k), &format!("{round} {}", "r".repeat(400)))
+                            .unwrap();
+                    }
+                    if round == 0 {
+                        held = f.store().get(id(0)).unwrap();
+                    }
+                }
+                let inputs = crate::segment_files(&f.path())[0].clone();
+                f.store().compact().unwrap();
+                f.store().checkpoint().unwrap();
+                assert!(inputs.exists() && f.store().retired_segments() > 0);
+                f.crash();
+                drop(held);
+            },
+            "retired_segments_removed=",
+        ),
+    ];
+    for (case, options, prepare, reported) in cases {
+        let mut f = Fixture::with(options);
+        prepare(&mut f);
+        let log = logged(|| {
+            f.reopen();
+        });
+        let recovered = line(&log, "recovered");
+        assert!(recovered.contains("INFO"), "{case}: {recovered}");
+        assert!(
+            recovered.contains("records_replayed=0"),
+            "{case}: {recovered}"
+        );
+        assert!(recovered.contains(reported), "{case}: {recovered}");
+        assert!(
+            !recovered.contains(&format!("{reported}0 ")),
+            "{case}: {recovered}"
+        );
+    }
+}
+
 #[test]
 fn slow_flushes_checkpoints_and_compactions_are_logged() {
     let mut f = Fixture::with(StoreOptions::new().slow_sync(Duration::ZERO));
