@@ -259,6 +259,31 @@ fn a_segment_view_reads_what_the_store_reads() {
     assert_eq!(doc.text().as_str(), "seen through the view");
 }
 
+/// Under `Durability::Sync` the zeroing thread writes the preallocated space past the
+/// commits ahead of them, so that a commit's flush finds it written (docs/PERFORMANCE.md,
+/// "Zeros beside the commits"); after a reopen too.
+#[test]
+fn the_space_past_the_commits_is_written_ahead_of_them() {
+    // Where the data from `from` ends: preallocated space never written is a hole.
+    let written_to = |path: &std::path::Path, from: u64| {
+        let file = std::fs::File::open(path).unwrap();
+        rustix::fs::seek(&file, rustix::fs::SeekFrom::Hole(from)).unwrap()
+    };
+    let mut f = Fixture::new();
+    for round in 0..2 {
+        f.store().put(id(round), "one").unwrap();
+        let at = f.store().location(id(round)).unwrap().unwrap();
+        let end = u64::from(at.offset) + store_format::record_len(3);
+        let segment = f.segment_files().pop().unwrap();
+        assert!(
+            crate::within_ten_seconds(|| written_to(&segment, end) >= end + (256 << 10)),
+            "round {round}: written to {} past a commit ending at {end}",
+            written_to(&segment, end)
+        );
+        f.reopen();
+    }
+}
+
 #[test]
 fn a_small_store_stays_small_on_disk() {
     let mut f = Fixture::new();
