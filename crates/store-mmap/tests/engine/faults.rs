@@ -789,6 +789,39 @@ fn an_open_without_a_journal_makes_what_it_replays_durable() {
     );
 }
 
+/// A commit that would span segments is refused up front, as a full disk, when the file
+/// system has fewer bytes free than the commit needs: nothing of it is written and the
+/// store goes on taking writes. With exactly its bytes free it goes ahead.
+#[test]
+fn a_spanning_commit_the_disk_has_no_room_for_is_refused_before_a_byte_is_written() {
+    let storage = Arc::new(FaultStorage::new());
+    let root = tempfile::tempdir().unwrap();
+    // No zeros written ahead, which the count of writes below would see.
+    let options = small_segments_on(&storage).zero_ahead(false);
+    let mut store = Store::create(root.path().join("store"), options).unwrap();
+    store.put(id(1), "before").unwrap();
+    let mut batch = WriteBatch::new();
+    for k in 10..20 {
+        batch.put(id(k), &versioned_text(k, 1));
+    }
+    let len = batch.encoded_len();
+    assert!(len > 8192, "the batch spans segments");
+    storage.set_available_bytes(Some(len - 1));
+    let writes = storage.count(FaultOp::Write);
+    let err = store.put_batch(&batch).expect_err("no room");
+    assert!(matches!(err, Error::DiskFull { .. }), "{err}");
+    assert_eq!(storage.count(FaultOp::Write), writes, "nothing written");
+    assert_eq!(store.get(id(10)).unwrap(), None);
+    store.put(id(2), "after").unwrap();
+
+    storage.set_available_bytes(Some(len));
+    store.put_batch(&batch).unwrap();
+    for k in 10..20 {
+        let text = store.get(id(k)).unwrap().map(|doc| doc.to_string());
+        assert_eq!(text, Some(versioned_text(k, 1)), "doc {k}");
+    }
+}
+
 /// Found by the model test: a compaction whose roll creates a segment and fails to sync the
 /// directory (and then to remove the file), a reopen, a put into that segment, a power cut.
 /// The open makes the directory durable before it serves, so the acknowledged put stays.

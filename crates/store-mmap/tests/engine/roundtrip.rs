@@ -284,6 +284,31 @@ fn the_space_past_the_commits_is_written_ahead_of_them() {
     }
 }
 
+/// The engine's prefetch reads a whole record in, one longer than the kernel's readahead
+/// window too, from the length the index holds.
+#[test]
+fn prefetch_reads_a_whole_long_record_in() {
+    use store_mmap::Prefetch;
+    // On the disk the build uses, where pages can be evicted (not on a tmpfs); no zeros
+    // written ahead, which would bring pages in.
+    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut store = store_mmap::Store::create(
+        root.path().join("store"),
+        StoreOptions::new().zero_ahead(false),
+    )
+    .unwrap();
+    store.put(id(1), &"p".repeat(24 << 20)).unwrap();
+    let at = store.location(id(1)).unwrap().unwrap();
+    let view = store.segment_map(at.segment).unwrap();
+    let file = std::fs::File::open(view.path()).unwrap();
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    assert!(!view.is_resident(at.offset).unwrap(), "evicted");
+    store.prefetch(&[id(1), id(2)]).unwrap();
+    assert!(crate::within_ten_seconds(|| view
+        .is_resident(at.offset)
+        .unwrap()));
+}
+
 #[test]
 fn a_small_store_stays_small_on_disk() {
     let mut f = Fixture::new();
