@@ -677,3 +677,34 @@ fn a_create_cut_short_leaves_a_directory_that_creates() {
     let store = Store::open(&dir, StoreOptions::new()).unwrap();
     assert_eq!(&*store.get(id(1)).unwrap().unwrap(), "created");
 }
+
+/// Every store draws its own id: a segment file of another store, put in place of the next
+/// segment, is refused by the open as another store's, with both ids named.
+#[test]
+fn a_segment_of_another_store_is_refused() {
+    let options = StoreOptions::new()
+        .segment_capacity(4096)
+        .max_document_bytes(1000);
+    let root = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (root.path().join("ours"), root.path().join("theirs"));
+    let mut store = Store::create(&ours, options.clone()).unwrap();
+    store.put(id(1), "ours").unwrap();
+    store.close().unwrap();
+    let mut other = Store::create(&theirs, options).unwrap();
+    for k in 0..8 {
+        other.put(id(k), &"t".repeat(1000)).unwrap();
+    }
+    other.close().unwrap();
+    // A segment of theirs that ours lacks, under its own name.
+    let foreign = segment_files(&theirs)[1].clone();
+    let name = foreign.file_name().unwrap();
+    assert_eq!(segment_files(&ours).len(), 1);
+    std::fs::copy(&foreign, ours.join(name)).unwrap();
+    let err = Store::open(&ours, StoreOptions::new())
+        .err()
+        .expect("another store's segment");
+    assert!(err.is_corruption(), "{err}");
+    assert!(err.to_string().contains(name.to_str().unwrap()), "{err}");
+    let what = format!("{err:?}");
+    assert!(what.contains("segment belongs to store"), "{what}");
+}
