@@ -138,3 +138,38 @@ proptest::proptest! {
         }
     }
 }
+
+/// The reading trait a layer is generic over answers for the engine as the engine does.
+#[test]
+fn the_reading_trait_reads_what_the_store_reads() {
+    use store_mmap::DocRead;
+
+    fn through_the_trait<R: DocRead>(reader: &R) -> (String, String, bool) {
+        let doc = reader.get(id(1)).ok().flatten().expect("document 1");
+        let part = reader
+            .extract(id(1), TextRange::bytes(6..12))
+            .ok()
+            .expect("bytes 6..12");
+        let absent = reader.contains(id(9)).ok().expect("a lookup");
+        (doc.to_string(), part.to_string(), absent)
+    }
+
+    let mut f = Fixture::new();
+    f.store().put(id(1), "first\nsecond\nthird").unwrap();
+    let store = f.store();
+    assert_eq!(
+        through_the_trait(&*store),
+        (
+            "first\nsecond\nthird".to_owned(),
+            "second".to_owned(),
+            false
+        )
+    );
+    assert_eq!(
+        store
+            .extract(id(1), TextRange::bytes(6..12))
+            .unwrap()
+            .to_string(),
+        "second"
+    );
+}
