@@ -145,12 +145,11 @@ fn the_reading_trait_reads_what_the_store_reads() {
     use store_mmap::DocRead;
 
     fn through_the_trait<R: DocRead>(reader: &R) -> (String, String, bool) {
-        let doc = reader.get(id(1)).ok().flatten().expect("document 1");
+        let doc = reader.get(id(1)).expect("a read").expect("document 1");
         let part = reader
             .extract(id(1), TextRange::bytes(6..12))
-            .ok()
             .expect("bytes 6..12");
-        let absent = reader.contains(id(9)).ok().expect("a lookup");
+        let absent = reader.contains(id(9)).expect("a lookup");
         (doc.to_string(), part.to_string(), absent)
     }
 
