@@ -309,6 +309,27 @@ fn prefetch_reads_a_whole_long_record_in() {
         .unwrap()));
 }
 
+/// A store dropped without `close` closes as `close` does: the next open loads the index
+/// file and replays nothing.
+#[test]
+fn a_dropped_store_is_closed_like_a_closed_one() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("store");
+    let mut store = store_mmap::Store::create(&path, StoreOptions::new()).unwrap();
+    for k in 0..10 {
+        store.put(id(k), "kept").unwrap();
+    }
+    drop(store);
+    let reopened = store_mmap::Store::open(&path, StoreOptions::new()).unwrap();
+    let report = reopened.recovery();
+    assert!(
+        matches!(report.index, store_mmap::IndexLoad::Loaded { entries: 10 }),
+        "{report:?}"
+    );
+    assert_eq!(report.records_replayed, 0, "{report:?}");
+    assert_eq!(reopened.len(), 10);
+}
+
 #[test]
 fn a_small_store_stays_small_on_disk() {
     let mut f = Fixture::new();
