@@ -390,10 +390,10 @@ impl SegmentMap {
     /// (`madvise(WILLNEED)`), without waiting for them. Bytes past the committed end are left
     /// out.
     ///
-    /// One call is made per [`WILL_NEED_STEP`] bytes: the kernel reads at most its
-    /// readahead window (or the device's largest request, if larger) of the range one call
-    /// names, and drops the rest (`force_page_cache_ra`), so a long record asked for in one
-    /// call would be read only in part.
+    /// One call is made per 128 KiB: the kernel reads at most its readahead window (or the
+    /// device's largest request, if larger) of the range one call names, and drops the rest
+    /// (`force_page_cache_ra`), so a long record asked for in one call would be read only in
+    /// part.
     pub fn will_need(&self, offset: u32, len: u32) -> Result<()> {
         let stop = (u64::from(offset) + u64::from(len)).min(u64::from(self.committed_end()));
         let mut at = u64::from(offset);
