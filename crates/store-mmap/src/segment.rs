@@ -1137,6 +1137,11 @@ mod tests {
     use crate::options::StoreOptions;
     use crate::storage::OsStorage;
 
+    /// The operating system's storage and the default mapping settings.
+    fn os() -> (Arc<dyn Storage>, MapSettings) {
+        (Arc::new(OsStorage), StoreOptions::new().map_settings())
+    }
+
     fn header(id: u32, reuses_file: bool) -> SegmentHeader {
         SegmentHeader {
             segment_id: id,
@@ -1155,8 +1160,7 @@ mod tests {
     /// A new segment holding `records` (kind, document, text), one commit each, sequence
     /// numbers from 1, committed: the segment and each record's offset.
     fn segment_of(dir: &Path, records: &[(RecordKind, u64, &[u8])]) -> (SegmentFile, Vec<u32>) {
-        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
-        let settings = StoreOptions::new().map_settings();
+        let (storage, settings) = os();
         let mut segment = SegmentFile::create(&storage, dir, header(2, false), settings).unwrap();
         let mut buf = Vec::new();
         let mut offsets = Vec::new();
@@ -1308,8 +1312,7 @@ mod tests {
     #[test]
     fn only_a_file_an_earlier_segment_held_counts_as_written_past_its_data() {
         let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
-        let settings = StoreOptions::new().map_settings();
+        let (storage, settings) = os();
         let mut fresh =
             SegmentFile::create(&storage, dir.path(), header(2, false), settings).unwrap();
         fresh.reserve(256 << 10).unwrap();
@@ -1489,8 +1492,7 @@ mod tests {
     #[test]
     fn the_data_ends_at_the_hole_after_its_last_stretch() {
         let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
-        let settings = StoreOptions::new().map_settings();
+        let (storage, settings) = os();
         let mut segment =
             SegmentFile::create(&storage, dir.path(), header(2, false), settings).unwrap();
         let path = segment.path().to_path_buf();
@@ -1537,8 +1539,7 @@ mod tests {
     #[test]
     fn a_spare_of_a_length_no_segment_has_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
-        let settings = StoreOptions::new().map_settings();
+        let (storage, settings) = os();
         let spare = dir.path().join(crate::layout::spare_file_name(2));
         let capacity = u64::from(header(3, true).capacity);
         for len in [SEGMENT_HEADER_LEN as u64 - 1, capacity + 1] {
@@ -1574,8 +1575,7 @@ mod tests {
     #[test]
     fn a_reader_that_opened_a_file_the_writer_then_took_finds_its_segment_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(OsStorage);
-        let settings = StoreOptions::new().map_settings();
+        let (storage, settings) = os();
         let mut old =
             SegmentFile::create(&storage, dir.path(), header(2, false), settings).unwrap();
         old.reserve(4096).unwrap();
