@@ -452,7 +452,9 @@ impl SegmentMap {
 }
 
 /// The most bytes one `madvise(WILLNEED)` asks for ([`SegmentMap::will_need`]): the
-/// kernel's default readahead window, the least it reads of a range asked for in one call.
+/// kernel's default readahead window. A call reads at most the larger of the window and
+/// the device's largest request, which only a window set below its default brings under
+/// this.
 const WILL_NEED_STEP: u64 = 128 << 10;
 
 /// One segment file, mapped read-only at its full capacity.
