@@ -1385,18 +1385,7 @@ fn an_output_that_never_took_its_name_is_not_a_segment_of_the_store() {
             mut store,
         } = two_versions();
         let done = compaction_of_everything(&mut store);
-        let unfinished = |dir: &Path| {
-            std::fs::read_dir(dir)
-                .unwrap()
-                .filter(|e| {
-                    e.as_ref()
-                        .unwrap()
-                        .file_name()
-                        .to_string_lossy()
-                        .ends_with(".tmp")
-                })
-                .count()
-        };
+        let unfinished = |dir: &Path| crate::files_with_extension(dir, "tmp").len();
         storage.inject(Fault::Fail(FaultOp::Rename), nth_rename);
         storage.inject(Fault::Fail(FaultOp::Remove), 0);
         let err = store.install_compaction(done).err();

@@ -678,8 +678,8 @@ fn a_create_cut_short_leaves_a_directory_that_creates() {
     assert_eq!(&*store.get(id(1)).unwrap().unwrap(), "created");
 }
 
-/// Every store draws its own id: a segment file of another store, put in place of the next
-/// segment, is refused by the open as another store's, with both ids named.
+/// Every store draws its own id: a segment file of another store, put beside this store's
+/// under its own name, is refused by the open as another store's, naming the file.
 #[test]
 fn a_segment_of_another_store_is_refused() {
     let options = StoreOptions::new()
