@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use store_concurrent::{ConcurrentStore, WriterOptions};
 use store_mmap::fault::{FaultOp, FaultStorage};
-use store_mmap::{CompactionPolicy, Storage, StoreOptions};
+use store_mmap::{CompactionPolicy, DocRead, Storage, StoreOptions};
 
 use crate::{id, reopen};
 
@@ -130,6 +130,33 @@ fn readers_and_writers_go_on_while_the_store_compacts() {
     // Only the writes after the last compaction can be dead.
     assert!(stats.dead_ratio() < 0.5, "{stats:?}");
     assert!(reopened.verify().is_clean());
+}
+
+/// The placement epoch (what a cache over the handle watches to drop the texts it holds)
+/// moves on by the segments each compaction retires, and by nothing else.
+#[test]
+fn the_placement_epoch_counts_the_segments_compactions_retire() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), CompactionPolicy::manual());
+    churn(&store, 0..3);
+    assert_eq!(DocRead::placement_epoch(&store), 0);
+    let first = store.compact().unwrap();
+    assert!(first.segments_in > 1, "{first:?}");
+    assert_eq!(DocRead::placement_epoch(&store), first.segments_in);
+    // Writes and reads leave it.
+    churn(&store, 3..4);
+    assert_eq!(
+        store.get(id(0)).unwrap().unwrap().text().as_str(),
+        text(0, 3)
+    );
+    assert_eq!(DocRead::placement_epoch(&store), first.segments_in);
+    churn(&store, 4..7);
+    let second = store.compact().unwrap();
+    assert!(second.segments_in > 0, "{second:?}");
+    assert_eq!(
+        DocRead::placement_epoch(&store),
+        first.segments_in + second.segments_in
+    );
 }
 
 #[test]
