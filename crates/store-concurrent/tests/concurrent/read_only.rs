@@ -3,7 +3,7 @@
 //! refused at submission.
 
 use store_concurrent::{ConcurrentStore, Error, WriterOptions};
-use store_mmap::{Refreshed, StoreOptions, WriteBatch};
+use store_mmap::{DocRead, Refreshed, StoreOptions, WriteBatch};
 
 use crate::{create, id};
 
@@ -255,4 +255,50 @@ fn documents_committed_after_a_reload_read_back() {
             );
         }
     }
+}
+
+/// A reload that brings the writer's compaction takes the segments it replaced out of the
+/// reader's list: the reader's scan and change feed then list each record once, as the
+/// writer's do, and its placement epoch counts every segment retired.
+#[test]
+fn a_reload_retires_the_segments_the_writers_compaction_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new()
+        .segment_capacity(16 << 10)
+        .max_document_bytes(2000);
+    let writer =
+        ConcurrentStore::create(dir.path().join("store"), options, WriterOptions::default())
+            .unwrap();
+    for k in 0..300u64 {
+        let text = format!("{k}:{}", "x".repeat(200));
+        writer.put(id(k % 40), text).unwrap().wait().unwrap();
+    }
+    let reader = open_reader(dir.path());
+    let compacted = writer.compact().unwrap();
+    assert!(compacted.segments_in > 1, "{compacted:?}");
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Reloaded);
+
+    assert_eq!(DocRead::placement_epoch(&reader), compacted.segments_in);
+    let scanned = |store: &ConcurrentStore| -> Vec<(store_mmap::DocId, u64)> {
+        let mut docs: Vec<_> = store
+            .scan()
+            .unwrap()
+            .map(|doc| doc.map(|(id, doc)| (id, doc.seq())))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        docs.sort();
+        docs
+    };
+    assert_eq!(scanned(&reader), scanned(&writer));
+    assert_eq!(scanned(&reader).len(), 40);
+    let changes = |store: &ConcurrentStore| -> Vec<u64> {
+        store
+            .changes_since(writer.change_floor())
+            .unwrap()
+            .map(|change| change.map(|change| change.seq()))
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(reader.change_floor(), writer.change_floor());
+    assert_eq!(changes(&reader), changes(&writer));
 }
