@@ -526,5 +526,45 @@ mod tests {
         let table = table_of(&unreserved);
         place(&mut unreserved, 1000);
         assert_ne!(table_of(&unreserved), table);
+
+        // A reservation the table already takes leaves it as it is.
+        let mut roomy = publisher();
+        let table = table_of(&roomy);
+        let room = roomy.shared.layers.load().table.claim_limit();
+        roomy.reserve(room);
+        assert_eq!(table_of(&roomy), table, "a table with room was rebuilt");
+    }
+
+    /// The table of a first state, or of a new checkpoint, counts the changes it was given
+    /// as claimed: the writer rebuilds it before the documents set after them fill it (a
+    /// full table would leave a probe for a new id with no empty slot to stop at).
+    #[test]
+    fn the_changes_a_table_starts_with_count_against_its_room() {
+        let at = |k: u64| Position {
+            segment: 1,
+            offset: 64 * k as u32,
+        };
+        let changes = |ids: std::ops::Range<u64>| {
+            ids.map(move |k| (DocId::from(k), (k % 5 != 0).then(|| at(k))))
+        };
+        let mut publisher =
+            Publisher::<()>::new(std::iter::empty(), None, changes(0..100), 0, 0, 0);
+        assert_eq!(publisher.claimed, 100);
+        publisher.install_index(None, changes(0..300));
+        assert_eq!(publisher.claimed, 300);
+        for k in 300..1_000 {
+            publisher.set(DocId::from(k), Some(at(k)));
+        }
+        assert_eq!(publisher.claimed, 1_000);
+        let layers = publisher.shared.layers.load();
+        assert!(layers.table.claim_limit() >= 1_000);
+        for k in 0..1_000 {
+            let expected = (k % 5 != 0 || k >= 300).then(|| at(k));
+            assert_eq!(
+                layers.position(DocId::from(k)).unwrap(),
+                expected,
+                "document {k}"
+            );
+        }
     }
 }
