@@ -729,15 +729,17 @@ impl ConcurrentStore {
     }
 
     /// Whether the handle takes `request` now: writes, syncs and checkpoints fail at once
-    /// after a failed commit, and a close still goes through, to release the store.
+    /// after a failed commit, and a close still goes through, to release the store. The
+    /// failure is named even once the handle is closed: a panic on the writer thread closes
+    /// it, and "closed" would hide the cause from a caller that closed nothing.
     fn admit(&self, request: &Request) -> Result<()> {
-        if self.inner.shared.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
         if !matches!(request, Request::Close { .. })
             && let Some(poisoned) = self.inner.shared.poisoned()
         {
             return Err(poisoned);
+        }
+        if self.inner.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
         }
         if self.inner.read_only && request.changes_the_store() {
             return Err(Error::Store(store_mmap::Error::ReadOnly {

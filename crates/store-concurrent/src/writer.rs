@@ -817,6 +817,14 @@ impl Core {
         if requests.is_empty() {
             return;
         }
+        // After a failed commit, or one that panicked and left the engine in a state no one
+        // knows, nothing more goes into the engine: writes queued before then fail too.
+        if let Some(poisoned) = shared.poisoned() {
+            for request in requests {
+                request.fail(poisoned.clone());
+            }
+            return;
+        }
         let mut ops = Vec::with_capacity(docs);
         for request in &requests {
             request.push_ops(&mut ops);
@@ -826,9 +834,13 @@ impl Core {
             // Only empty batches: nothing to write, and they complete with the latest seq.
             Ok(shared.published.last_seq())
         } else {
-            let placed = &mut self.placed;
-            self.engine
-                .commit_ops_placed(ops.iter().copied(), |id, at| placed.push((id, at)))
+            let (engine, placed) = (&mut self.engine, &mut self.placed);
+            // A panic in the engine fails the commit like an error: the handle is poisoned
+            // before any submitter of the group hears of it, and each hears of the panic.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                engine.commit_ops_placed(ops.iter().copied(), |id, at| placed.push((id, at)))
+            }))
+            .unwrap_or_else(|panic| Err(panicked(&*panic, "the thread committing a group")))
         };
         let last_seq = match committed {
             Ok(last_seq) => last_seq,
@@ -1010,6 +1022,7 @@ mod tests {
     use std::time::Duration;
 
     use store_mmap::StoreOptions;
+    use store_mmap::fault::{Fault, FaultOp, FaultStorage};
 
     use super::*;
     use crate::sync::channel;
@@ -1025,8 +1038,12 @@ mod tests {
 
     impl Fixture {
         fn new(max_docs: usize) -> Fixture {
+            Fixture::with_options(max_docs, StoreOptions::new())
+        }
+
+        fn with_options(max_docs: usize, options: StoreOptions) -> Fixture {
             let dir = tempfile::tempdir().unwrap();
-            let store = Store::create(dir.path().join("store"), StoreOptions::new()).unwrap();
+            let store = Store::create(dir.path().join("store"), options).unwrap();
             let publisher = publisher_of(&store);
             let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
             let (writes, writes_queue) = channel::unbounded();
@@ -1113,6 +1130,50 @@ mod tests {
             .collect();
         assert_eq!(seqs, [4, 5]);
         assert!(fixture.writes.is_empty());
+    }
+
+    /// A panic in one holder's commit poisons the handle, and the writes queued before it
+    /// are refused by the next holder, not committed into an engine in an unknown state:
+    /// each of them fails with the poison, which names the panic.
+    #[test]
+    fn writes_queued_before_a_panicking_commit_are_refused_after_it() {
+        let storage = StdArc::new(FaultStorage::new());
+        let options = StoreOptions::new().storage(StdArc::clone(&storage) as StdArc<_>);
+        let fixture = Fixture::with_options(1, options);
+        let (first, first_ticket) = put(1);
+        let (queued, queued_ticket) = put(2);
+        fixture.writes.send(first).unwrap();
+        fixture.writes.send(queued).unwrap();
+
+        let panic = Fault::Panic(FaultOp::Sync);
+        storage.inject(panic, 0);
+        let panicked = first_ticket.helped_by(fixture.helper()).wait();
+        assert_eq!(storage.injected(panic), 1);
+        assert!(
+            matches!(
+                panicked,
+                Err(Error::Store(store_mmap::Error::Panicked { .. }))
+            ),
+            "{panicked:?}"
+        );
+        assert!(fixture.core.shared.poisoned().is_some());
+        assert!(
+            !queued_ticket.is_ready(),
+            "the helper went past its own write"
+        );
+
+        // The next holder.
+        let refused = queued_ticket.helped_by(fixture.helper()).wait();
+        match refused {
+            Err(Error::Store(store_mmap::Error::Poisoned { cause })) => match &*cause {
+                store_mmap::Error::Panicked { message, .. } => {
+                    assert!(message.starts_with("injected panic: Sync"), "{message}");
+                }
+                other => panic!("poisoned by {other:?}, not the panic"),
+            },
+            other => panic!("a write queued before the panic was not refused: {other:?}"),
+        }
+        assert_eq!(fixture.last_seq(), 0);
     }
 
     /// Queues a new write each time one of its writes completes, as submitters that put

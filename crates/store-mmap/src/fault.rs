@@ -72,12 +72,16 @@ pub enum Fault {
     Fail(FaultOp),
     /// A write stores the first half of its bytes, then fails with a full disk.
     ShortWrite,
+    /// The operation panics before it does anything, as a bug in the middle of a commit
+    /// would: what the store was doing is then unknown.
+    Panic(FaultOp),
 }
 
 impl Fault {
-    fn op(self) -> FaultOp {
+    /// The kind of operation the fault fires on.
+    pub fn op(self) -> FaultOp {
         match self {
-            Fault::Fail(op) => op,
+            Fault::Fail(op) | Fault::Panic(op) => op,
             Fault::ShortWrite => FaultOp::Write,
         }
     }
@@ -361,6 +365,11 @@ impl FaultStorage {
         let fault = fired.map(|i| state.armed.swap_remove(i).0);
         if let Some(fault) = fault {
             *state.injected.entry(fault).or_default() += 1;
+        }
+        if let Some(Fault::Panic(op)) = fault {
+            // Not while the state is locked: the storage goes on serving after the panic.
+            drop(state);
+            panic!("injected panic: {op:?} of {}", path.display());
         }
         Ok((state, fault))
     }

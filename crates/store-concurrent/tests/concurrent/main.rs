@@ -4,6 +4,7 @@ mod basics;
 mod compaction;
 mod faults;
 mod feed;
+mod panics;
 mod read_only;
 mod scrub;
 mod shutdown;

@@ -492,10 +492,7 @@ fn a_batch_larger_than_a_segment_is_whole_or_absent_whatever_step_fails() {
     );
     let (mut cases, mut failed, mut abandoned) = (0, 0, 0);
     for fault in model_faults().into_iter() {
-        let op = match fault {
-            Fault::Fail(op) => op,
-            Fault::ShortWrite => FaultOp::Write,
-        };
+        let op = fault.op();
         for nth in 0..count(op) {
             for cut in [false, true] {
                 let (root, storage, options, mut store, before) =

@@ -1,0 +1,148 @@
+//! A panic in the middle of a commit, on the writer thread or on a submitting thread that
+//! commits its own write: what the store was doing is unknown, so the handle refuses every
+//! write after it, naming the panic, nothing waits forever, and a reopen holds every write
+//! acknowledged before it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use store_concurrent::{ConcurrentStore, Error, WriterOptions};
+use store_format::{ErrorKind, StoreError};
+use store_mmap::fault::{Fault, FaultOp, FaultStorage};
+use store_mmap::{Storage, StoreOptions};
+
+use crate::id;
+
+/// Whose thread the commit that panics runs on.
+#[derive(Debug, Clone, Copy)]
+enum Committer {
+    /// The writer thread: the submitter waits without helping.
+    WriterThread,
+    /// The submitter: `commit_ops` commits on the calling thread when nothing is queued.
+    Submitter,
+}
+
+fn panic_in_a_commit(committer: Committer) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new().storage(Arc::clone(&storage) as Arc<dyn Storage>);
+    let store = ConcurrentStore::create(&path, options, WriterOptions::default()).unwrap();
+    // Committed on this thread: the writer thread, never sent a request, stays asleep
+    // until its idle timer, a second from now, so the submitter below finds the core free.
+    let before = [store_mmap::BatchOp::Put {
+        id: id(1),
+        text: "before",
+    }];
+    store.commit_ops(&before).unwrap();
+
+    let panic = Fault::Panic(FaultOp::Sync);
+    storage.inject(panic, 0);
+    let failed = match committer {
+        Committer::WriterThread => {
+            let ticket = store.put(id(2), "during").unwrap();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !ticket.is_ready() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the panicking commit never ended"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            ticket.wait()
+        }
+        Committer::Submitter => {
+            let ops = [store_mmap::BatchOp::Put {
+                id: id(2),
+                text: "during",
+            }];
+            store.commit_ops(&ops)
+        }
+    };
+    assert_eq!(storage.injected(panic), 1, "{committer:?}");
+    // The write that panicked fails with the panic, not as if the handle had closed.
+    let Err(Error::Store(err)) = failed else {
+        panic!("{committer:?}: the write that panicked: {failed:?}");
+    };
+    assert_eq!(err.kind(), ErrorKind::Poisoned, "{committer:?}: {err}");
+    assert!(
+        err.to_string().contains("injected panic"),
+        "{committer:?}: {err}"
+    );
+    // Reads go on.
+    assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("before"));
+
+    // Every write after it is refused, with the panic as the cause.
+    let refused = store.put(id(3), "after").map(drop);
+    let Err(Error::Store(err)) = refused else {
+        panic!("{committer:?}: a write after the panic: {refused:?}");
+    };
+    assert_eq!(err.kind(), ErrorKind::Poisoned, "{committer:?}: {err}");
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert!(
+        cause
+            .as_deref()
+            .is_some_and(|cause| cause.contains("injected panic")),
+        "{committer:?}: {err}, caused by {cause:?}"
+    );
+    assert!(store.sync().is_err(), "{committer:?}");
+    assert!(store.close().is_err(), "{committer:?}");
+    drop(store);
+
+    let reopened = store_mmap::Store::open(&path, StoreOptions::new()).unwrap();
+    assert_eq!(reopened.get(id(1)).unwrap().as_deref(), Some("before"));
+    assert_eq!(reopened.get(id(3)).unwrap(), None);
+    assert!(reopened.verify().is_clean(), "{committer:?}");
+}
+
+#[test]
+fn a_panic_on_the_writer_thread_poisons_the_handle() {
+    panic_in_a_commit(Committer::WriterThread);
+}
+
+#[test]
+fn a_panic_on_a_submitting_thread_poisons_the_handle() {
+    panic_in_a_commit(Committer::Submitter);
+}
+
+/// A panic on the writer thread outside a commit (here in an explicit sync) ends the
+/// thread, which closes the handle: writes after it are refused with the panic as the
+/// cause, not as if the caller had closed the handle.
+#[test]
+fn writes_after_the_writer_thread_panicked_name_the_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new().storage(Arc::clone(&storage) as Arc<dyn Storage>);
+    let store = ConcurrentStore::create(&path, options, WriterOptions::default()).unwrap();
+    store.put(id(1), "before").unwrap().wait().unwrap();
+
+    let panic = Fault::Panic(FaultOp::Sync);
+    storage.inject(panic, 0);
+    assert!(store.sync().is_err());
+    assert_eq!(storage.injected(panic), 1);
+    // The thread's end closes the handle: reads then fail as closed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(store.get(id(1)), Err(Error::Closed)) {
+        assert!(Instant::now() < deadline, "the handle never closed");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+
+    let refused = store.put(id(2), "after").map(drop);
+    let Err(Error::Store(err)) = refused else {
+        panic!("a write after the writer thread panicked: {refused:?}");
+    };
+    assert_eq!(err.kind(), ErrorKind::Poisoned, "{err}");
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert!(
+        cause
+            .as_deref()
+            .is_some_and(|cause| cause.contains("injected panic")),
+        "{err}, caused by {cause:?}"
+    );
+    drop(store);
+
+    let reopened = store_mmap::Store::open(&path, StoreOptions::new()).unwrap();
+    assert_eq!(reopened.get(id(1)).unwrap().as_deref(), Some("before"));
+    assert!(reopened.verify().is_clean());
+}
