@@ -186,3 +186,56 @@ impl<T> std::fmt::Debug for Ticket<T> {
             .finish()
     }
 }
+
+#[cfg(all(test, not(textstore_loom)))]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use store_format::WriteTicket;
+
+    use super::*;
+
+    struct CountWakes(AtomicUsize);
+
+    impl Wake for CountWakes {
+        fn wake(self: StdArc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A completer dropped without completing (its request was dropped) fails its ticket
+    /// with `Closed`, and wakes whoever waits on it: a thread asleep in `wait`, or a task.
+    #[test]
+    fn a_dropped_completer_fails_its_ticket_with_closed() {
+        let (done, mut awaited) = ticket::<u64>();
+        let wakes = StdArc::new(CountWakes(AtomicUsize::new(0)));
+        let waker = Waker::from(StdArc::clone(&wakes));
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut awaited).poll(&mut cx).is_pending());
+        drop(done);
+        assert_eq!(wakes.0.load(Ordering::Relaxed), 1);
+        let polled = Pin::new(&mut awaited).poll(&mut cx);
+        assert!(
+            matches!(polled, Poll::Ready(Err(Error::Closed))),
+            "{polled:?}"
+        );
+
+        let (done, waited) = ticket::<u64>();
+        let waiter = std::thread::spawn(move || waited.wait());
+        drop(done);
+        assert!(matches!(waiter.join().unwrap(), Err(Error::Closed)));
+    }
+
+    /// The vocabulary's ticket trait and `Debug` say whether the outcome is in.
+    #[test]
+    fn the_trait_and_debug_say_whether_the_outcome_is_in() {
+        let (done, ticket) = ticket::<u64>();
+        assert!(!WriteTicket::is_ready(&ticket));
+        assert_eq!(format!("{ticket:?}"), "Ticket { ready: false }");
+        done.complete(Ok(7));
+        assert!(WriteTicket::is_ready(&ticket));
+        assert_eq!(format!("{ticket:?}"), "Ticket { ready: true }");
+        assert_eq!(WriteTicket::wait(ticket).unwrap(), 7);
+    }
+}

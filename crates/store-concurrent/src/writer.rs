@@ -1038,22 +1038,26 @@ mod tests {
 
     impl Fixture {
         fn new(max_docs: usize) -> Fixture {
-            Fixture::with_options(max_docs, StoreOptions::new())
+            Fixture::with(Fixture::limits(max_docs), StoreOptions::new())
         }
 
-        fn with_options(max_docs: usize, options: StoreOptions) -> Fixture {
+        /// Groups of at most `max_docs` documents, of any size, gathered without waiting.
+        fn limits(max_docs: usize) -> Limits {
+            Limits {
+                max_docs,
+                max_bytes: u64::MAX,
+                max_delay: Duration::ZERO,
+                compaction: None,
+            }
+        }
+
+        fn with(limits: Limits, options: StoreOptions) -> Fixture {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::create(dir.path().join("store"), options).unwrap();
             let publisher = publisher_of(&store);
             let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
             let (writes, writes_queue) = channel::unbounded();
             let (control, control_queue) = channel::unbounded();
-            let limits = Limits {
-                max_docs,
-                max_bytes: u64::MAX,
-                max_delay: Duration::ZERO,
-                compaction: None,
-            };
             let core = WriterCore::new(
                 store,
                 publisher,
@@ -1139,7 +1143,7 @@ mod tests {
     fn writes_queued_before_a_panicking_commit_are_refused_after_it() {
         let storage = StdArc::new(FaultStorage::new());
         let options = StoreOptions::new().storage(StdArc::clone(&storage) as StdArc<_>);
-        let fixture = Fixture::with_options(1, options);
+        let fixture = Fixture::with(Fixture::limits(1), options);
         let (first, first_ticket) = put(1);
         let (queued, queued_ticket) = put(2);
         fixture.writes.send(first).unwrap();
@@ -1174,6 +1178,60 @@ mod tests {
             other => panic!("a write queued before the panic was not refused: {other:?}"),
         }
         assert_eq!(fixture.last_seq(), 0);
+    }
+
+    /// A group stops at its byte limit: once full it takes no more writes off the queue.
+    #[test]
+    fn a_group_holds_no_more_bytes_than_its_limit() {
+        let (requests, tickets): (Vec<_>, Vec<_>) = (1..=6).map(put).unzip();
+        let each = requests[0].size().unwrap().1;
+        let limits = Limits {
+            max_bytes: 2 * each,
+            ..Fixture::limits(4096)
+        };
+        let fixture = Fixture::with(limits, StoreOptions::new());
+        for request in requests {
+            fixture.writes.send(request).unwrap();
+        }
+        let mut tickets = tickets.into_iter();
+        let own = tickets.next().unwrap();
+        assert_eq!(own.helped_by(fixture.helper()).wait().unwrap(), 1);
+        // The group took the second put beside the first, and the rest stay queued.
+        let ready: Vec<bool> = tickets.map(|ticket| ticket.is_ready()).collect();
+        assert_eq!(ready, [true, false, false, false, false]);
+        assert_eq!(fixture.writes.len(), 4);
+        assert_eq!(fixture.last_seq(), 2);
+    }
+
+    /// A delete looks at what the writes before it in its group leave, whatever they came
+    /// as: here a put of texts lent by a blocked submitter (`commit_ops`).
+    #[test]
+    fn a_delete_sees_a_lent_put_of_its_group() {
+        let fixture = Fixture::new(4096);
+        let id = DocId::from(5u64);
+        let text = String::from("lent");
+        let ops = [BatchOp::Put { id, text: &text }];
+        let (lent_done, lent_ticket) = ticket();
+        // SAFETY: `ops` and `text` outlive the request, which the waits below see completed.
+        #[expect(unsafe_code, reason = "lending borrowed texts to the writer's core")]
+        let lent = unsafe { BorrowedOps::lend(&ops) };
+        let lent = Request::Borrowed {
+            ops: lent,
+            done: lent_done,
+        };
+        let (delete_done, delete_ticket) = ticket();
+        fixture.writes.send(lent).unwrap();
+        let delete = Request::Delete {
+            id,
+            done: delete_done,
+        };
+        fixture.writes.send(delete).unwrap();
+
+        let deleted = delete_ticket.helped_by(fixture.helper()).wait().unwrap();
+        assert_eq!(deleted, Some(2), "the delete did not see the lent put");
+        assert_eq!(lent_ticket.wait().unwrap(), 1);
+        let core = lock(&fixture.core.core);
+        assert!(!core.as_ref().unwrap().engine.contains(id).unwrap());
     }
 
     /// Queues a new write each time one of its writes completes, as submitters that put
