@@ -345,18 +345,21 @@ impl Helper for WriterCore {
             return;
         };
         let shared = &self.shared;
-        on_submitter(shared, || {
+        on_submitter(shared, core, |core| {
             core.drain_writes(&self.writes, shared, &self.limits, Drain::Own(done));
         });
     }
 }
 
 /// Runs a commit on a submitting thread. A panic there leaves the store's state unknown, as
-/// one on the writer thread would: the handle refuses further writes, and the tickets of the
-/// requests it dropped fail with `Closed` as their completers drop.
-fn on_submitter(shared: &Shared, commit: impl FnOnce()) {
-    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(commit)) {
-        shared.poison(&panicked(&*panic, "a thread committing its write"));
+/// one on the writer thread would: the engine and the handle refuse further writes, and the
+/// tickets of the requests it dropped fail with `Closed` as their completers drop.
+fn on_submitter(shared: &Shared, core: &mut Core, commit: impl FnOnce(&mut Core)) {
+    let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(core)));
+    if let Err(panic) = committed {
+        let error = panicked(&*panic, "a thread committing its write");
+        core.engine.poison(error.clone());
+        shared.poison(&error);
     }
 }
 
@@ -438,7 +441,7 @@ impl WriterCore {
             request.fail(poisoned);
             return None;
         }
-        on_submitter(shared, || {
+        on_submitter(shared, core, |core| {
             let mut group = Group::default();
             core.admit(request, &mut group);
             core.carried = core.gather(&self.writes, &mut group, &self.limits, false);
@@ -467,6 +470,11 @@ pub(crate) fn run(writer: StdArc<WriterCore>, queues: &Queues) {
         Ok(None) => return,
         Err(panic) => {
             let error = panicked(&*panic, "the writer thread");
+            // The engine, whose state is unknown now, closes (when the last handle drops it)
+            // without sealing or checkpointing anything.
+            if let Some(core) = lock(&writer.core).as_mut() {
+                core.engine.poison(error.clone());
+            }
             shared.poison(&error);
             shared.closed.store(true, Ordering::Release);
             Error::Store(error)
@@ -835,12 +843,17 @@ impl Core {
             Ok(shared.published.last_seq())
         } else {
             let (engine, placed) = (&mut self.engine, &mut self.placed);
-            // A panic in the engine fails the commit like an error: the handle is poisoned
-            // before any submitter of the group hears of it, and each hears of the panic.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // A panic in the engine fails the commit like an error: the engine and the
+            // handle are poisoned before any submitter of the group hears of it, and each
+            // hears of the panic.
+            let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 engine.commit_ops_placed(ops.iter().copied(), |id, at| placed.push((id, at)))
-            }))
-            .unwrap_or_else(|panic| Err(panicked(&*panic, "the thread committing a group")))
+            }));
+            committed.unwrap_or_else(|panic| {
+                let error = panicked(&*panic, "the thread committing a group");
+                self.engine.poison(error.clone());
+                Err(error)
+            })
         };
         let last_seq = match committed {
             Ok(last_seq) => last_seq,

@@ -569,6 +569,15 @@ impl Store {
         Ok(())
     }
 
+    /// Makes the store refuse every later write, sync and checkpoint with `cause`, as after
+    /// a failed write, and its close seal nothing and write no checkpoint: for a caller that
+    /// caught a panic out of one of this store's calls, after which what the store holds in
+    /// memory is unknown. A reopen recovers from the files. A store already poisoned keeps
+    /// its first cause.
+    pub fn poison(&mut self, cause: Error) {
+        let _ = self.poison_on_err::<()>(Err(cause));
+    }
+
     /// Reports every later commit and sync to `observer` (a metrics layer), on the thread
     /// that writes. Replaces an earlier observer.
     pub fn set_observer(&mut self, observer: Arc<dyn CommitObserver>) {

@@ -1,7 +1,7 @@
 //! A panic in the middle of a commit, on the writer thread or on a submitting thread that
-//! commits its own write: what the store was doing is unknown, so the handle refuses every
-//! write after it, naming the panic, nothing waits forever, and a reopen holds every write
-//! acknowledged before it.
+//! commits its own write, or elsewhere on the writer thread: what the store was doing is
+//! unknown, so the handle refuses every write after it, naming the panic, nothing waits
+//! forever, the close changes no file, and a reopen holds every write acknowledged before.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +20,12 @@ enum Committer {
     WriterThread,
     /// The submitter: `commit_ops` commits on the calling thread when nothing is queued.
     Submitter,
+}
+
+/// The files created and renamed so far: a close that seals the active segment or writes
+/// an index checkpoint changes them (the zeroing thread, which may still run, does not).
+fn file_changes(storage: &FaultStorage) -> [u64; 2] {
+    [FaultOp::Create, FaultOp::Rename].map(|op| storage.count(op))
 }
 
 fn panic_in_a_commit(committer: Committer) {
@@ -86,8 +92,14 @@ fn panic_in_a_commit(committer: Committer) {
         "{committer:?}: {err}, caused by {cause:?}"
     );
     assert!(store.sync().is_err(), "{committer:?}");
+    let before = file_changes(&storage);
     assert!(store.close().is_err(), "{committer:?}");
     drop(store);
+    assert_eq!(
+        file_changes(&storage),
+        before,
+        "{committer:?}: the close sealed or checkpointed a store in an unknown state"
+    );
 
     let reopened = store_mmap::Store::open(&path, StoreOptions::new()).unwrap();
     assert_eq!(reopened.get(id(1)).unwrap().as_deref(), Some("before"));
@@ -140,7 +152,13 @@ fn writes_after_the_writer_thread_panicked_name_the_panic() {
             .is_some_and(|cause| cause.contains("injected panic")),
         "{err}, caused by {cause:?}"
     );
+    let before = file_changes(&storage);
     drop(store);
+    assert_eq!(
+        file_changes(&storage),
+        before,
+        "the drop sealed or checkpointed a store in an unknown state"
+    );
 
     let reopened = store_mmap::Store::open(&path, StoreOptions::new()).unwrap();
     assert_eq!(reopened.get(id(1)).unwrap().as_deref(), Some("before"));

@@ -1502,3 +1502,54 @@ fn put_two_versions(store: &mut Store) {
         }
     }
 }
+
+/// A store its caller poisons (having caught a panic out of one of its calls, after which
+/// what it holds in memory is unknown) refuses writes, syncs and checkpoints with that
+/// cause, keeps the first cause, and closes without touching a file: no seal and no
+/// checkpoint of a state no one knows. The next open recovers every commit from before.
+#[test]
+fn a_store_its_caller_poisons_refuses_changes_and_closes_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new()
+        .storage(storage.clone())
+        .checkpoint_bytes(None)
+        .zero_ahead(false);
+    let mut store = Store::create(dir.path(), options).unwrap();
+    let text = |k: u64| format!("text {k}");
+    for k in 0..10 {
+        store.put(id(k), &text(k)).unwrap();
+    }
+    let panicked = |message: &str| Error::Panicked {
+        thread: "a caller's thread",
+        message: message.to_owned(),
+    };
+    store.poison(panicked("the first"));
+    store.poison(panicked("a later one"));
+    let err = store.put(id(10), "after").unwrap_err();
+    let Error::Poisoned { cause } = &err else {
+        panic!("a put after the poison: {err}");
+    };
+    assert_eq!(cause.to_string(), "a caller's thread panicked: the first");
+    assert!(matches!(store.sync(), Err(Error::Poisoned { .. })));
+    assert!(matches!(store.checkpoint(), Err(Error::Poisoned { .. })));
+
+    let counts = || FaultOp::ALL.map(|op| storage.count(op));
+    let before = counts();
+    assert!(matches!(store.close(), Err(Error::Poisoned { .. })));
+    assert_eq!(
+        counts(),
+        before,
+        "the close of a poisoned store changed a file"
+    );
+
+    let reopened = Store::open(dir.path(), StoreOptions::new()).unwrap();
+    for k in 0..10 {
+        assert_eq!(
+            reopened.get(id(k)).unwrap().as_deref(),
+            Some(text(k).as_str())
+        );
+    }
+    assert_eq!(reopened.get(id(10)).unwrap(), None);
+    assert!(reopened.verify().is_clean());
+}
