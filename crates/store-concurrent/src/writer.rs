@@ -1047,6 +1047,19 @@ mod tests {
         core: StdArc<WriterCore>,
         writes: Sender<Request>,
         control: Sender<Request>,
+        groups: StdArc<Groups>,
+    }
+
+    /// The operations of each group the engine committed, in order.
+    #[derive(Default)]
+    struct Groups(std::sync::Mutex<Vec<u64>>);
+
+    impl store_format::CommitObserver for Groups {
+        fn commit(&self, commit: &store_format::CommitEvent) {
+            self.0.lock().unwrap().push(commit.ops);
+        }
+
+        fn sync(&self, _: Duration, _: bool) {}
     }
 
     impl Fixture {
@@ -1066,7 +1079,9 @@ mod tests {
 
         fn with(limits: Limits, options: StoreOptions) -> Fixture {
             let dir = tempfile::tempdir().unwrap();
-            let store = Store::create(dir.path().join("store"), options).unwrap();
+            let mut store = Store::create(dir.path().join("store"), options).unwrap();
+            let groups = StdArc::new(Groups::default());
+            store.set_observer(StdArc::clone(&groups) as StdArc<_>);
             let publisher = publisher_of(&store);
             let shared = Arc::new(Shared::new(Arc::clone(publisher.shared())));
             let (writes, writes_queue) = channel::unbounded();
@@ -1084,7 +1099,13 @@ mod tests {
                 core: StdArc::new(core),
                 writes,
                 control,
+                groups,
             }
+        }
+
+        /// The operations of each group committed so far.
+        fn groups(&self) -> Vec<u64> {
+            self.groups.0.lock().unwrap().clone()
         }
 
         fn helper(&self) -> StdArc<dyn Helper> {
@@ -1126,6 +1147,11 @@ mod tests {
         }
 
         assert_eq!(own_ticket.helped_by(fixture.helper()).wait().unwrap(), 1);
+        assert_eq!(
+            fixture.groups(),
+            [1, 2],
+            "the batch joined a group it overfills"
+        );
         assert!(
             batch_ticket.is_ready(),
             "the write left out of the group was left behind"
@@ -1213,7 +1239,71 @@ mod tests {
         let ready: Vec<bool> = tickets.map(|ticket| ticket.is_ready()).collect();
         assert_eq!(ready, [true, false, false, false, false]);
         assert_eq!(fixture.writes.len(), 4);
-        assert_eq!(fixture.last_seq(), 2);
+        assert_eq!(fixture.groups(), [2]);
+    }
+
+    /// A write that would take a group past its byte limit starts the next group, and a
+    /// helping submitter commits that one too before it lets go of the core.
+    #[test]
+    fn a_write_past_the_byte_limit_starts_the_next_group() {
+        let (requests, tickets): (Vec<_>, Vec<_>) = (1..=6).map(put).unzip();
+        let each = requests[0].size().unwrap().1;
+        let limits = Limits {
+            max_bytes: 2 * each + each / 2,
+            ..Fixture::limits(4096)
+        };
+        let fixture = Fixture::with(limits, StoreOptions::new());
+        for request in requests {
+            fixture.writes.send(request).unwrap();
+        }
+        let mut tickets = tickets.into_iter();
+        let own = tickets.next().unwrap();
+        assert_eq!(own.helped_by(fixture.helper()).wait().unwrap(), 1);
+        assert_eq!(fixture.groups(), [2, 2, 2]);
+        assert!(tickets.all(|ticket| ticket.is_ready()));
+        assert!(fixture.writes.is_empty());
+    }
+
+    /// The writer thread waits up to `max_delay` for a group to fill; a submitter helping
+    /// with the queue does not wait at all.
+    #[test]
+    fn only_the_writer_threads_groups_wait_to_fill() {
+        let limits = Limits {
+            max_delay: Duration::from_secs(30),
+            ..Fixture::limits(2)
+        };
+        let fixture = Fixture::with(limits, StoreOptions::new());
+        let (first, first_ticket) = put(1);
+        fixture.writes.send(first).unwrap();
+        let started = Instant::now();
+        assert_eq!(first_ticket.helped_by(fixture.helper()).wait().unwrap(), 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "a helping submitter waited for its group to fill"
+        );
+
+        let (second, second_ticket) = put(2);
+        let (third, third_ticket) = put(3);
+        fixture.writes.send(second).unwrap();
+        let late = fixture.writes.clone();
+        std::thread::scope(|scope| {
+            // Sent while the writer thread's group waits for a second write.
+            scope.spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                late.send(third).unwrap();
+            });
+            let mut core = lock(&fixture.core.core);
+            let core = core.as_mut().unwrap();
+            let (writes, shared, limits) = (
+                &fixture.core.writes,
+                &fixture.core.shared,
+                &fixture.core.limits,
+            );
+            core.drain_writes(writes, shared, limits, Drain::Queued);
+        });
+        assert_eq!(fixture.groups(), [1, 2]);
+        assert_eq!(second_ticket.wait().unwrap(), 2);
+        assert_eq!(third_ticket.wait().unwrap(), 3);
     }
 
     /// A delete looks at what the writes before it in its group leave, whatever they came
