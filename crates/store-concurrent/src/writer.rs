@@ -1052,11 +1052,11 @@ mod tests {
 
     /// The operations of each group the engine committed, in order.
     #[derive(Default)]
-    struct Groups(std::sync::Mutex<Vec<u64>>);
+    struct Groups(Mutex<Vec<u64>>);
 
     impl store_format::CommitObserver for Groups {
         fn commit(&self, commit: &store_format::CommitEvent) {
-            self.0.lock().unwrap().push(commit.ops);
+            lock(&self.0).push(commit.ops);
         }
 
         fn sync(&self, _: Duration, _: bool) {}
@@ -1105,7 +1105,7 @@ mod tests {
 
         /// The operations of each group committed so far.
         fn groups(&self) -> Vec<u64> {
-            self.groups.0.lock().unwrap().clone()
+            lock(&self.groups.0).clone()
         }
 
         fn helper(&self) -> StdArc<dyn Helper> {
