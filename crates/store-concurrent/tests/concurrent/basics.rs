@@ -389,6 +389,38 @@ fn readers_follow_writes_across_segments_and_table_rebuilds() {
     assert_eq!(store.len(), 200);
 }
 
+/// Once the engine installs a checkpoint, the next commit shows it to readers with a new
+/// table of the changes since it: the table of a long-running writer stays as small as the
+/// changes since its last checkpoint, not as large as everything it ever wrote.
+#[test]
+fn a_checkpoint_starts_the_readers_table_of_changes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default());
+    let mut batch = WriteBatch::new();
+    for k in 0..4_000u64 {
+        batch.put(id(k), &format!("text {k}"));
+    }
+    store.put_batch(batch).unwrap().wait().unwrap();
+    let grown = store.table_memory_bytes();
+    assert!(grown >= 4_000 * 24, "{grown} bytes for 4,000 changes");
+
+    store.checkpoint().unwrap();
+    store.put(id(4_000), "after").unwrap().wait().unwrap();
+    let fresh = store.table_memory_bytes();
+    assert!(
+        fresh < grown / 8,
+        "the readers' table kept {fresh} bytes after the checkpoint ({grown} before)"
+    );
+    for k in (0..=4_000u64).step_by(97) {
+        let expected = if k == 4_000 {
+            "after".to_owned()
+        } else {
+            format!("text {k}")
+        };
+        assert_eq!(store.get(id(k)).unwrap().unwrap().text().as_str(), expected);
+    }
+}
+
 #[test]
 fn an_offer_to_a_full_queue_hands_the_write_back() {
     let dir = tempfile::tempdir().unwrap();
