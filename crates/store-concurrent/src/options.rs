@@ -138,3 +138,41 @@ impl WriterOptions {
         })
     }
 }
+
+#[cfg(all(test, not(textstore_loom)))]
+mod tests {
+    use super::*;
+
+    /// Each setter sets its own field and keeps every other one.
+    #[test]
+    fn each_setter_changes_its_field_alone() {
+        let base = WriterOptions::default();
+        let policy = CompactionPolicy::manual();
+        let scrub = ScrubPolicy::off();
+        let cases: [(WriterOptions, fn(&mut WriterOptions)); 6] = [
+            (base.clone().queue_capacity(7), |o| o.queue_capacity = 7),
+            (base.clone().max_batch_docs(8), |o| o.max_batch_docs = 8),
+            (base.clone().max_batch_bytes(9), |o| o.max_batch_bytes = 9),
+            (base.clone().max_delay(Duration::from_millis(10)), |o| {
+                o.max_delay = Duration::from_millis(10)
+            }),
+            (base.clone().compaction(policy), |o| {
+                o.compaction = CompactionPolicy::manual()
+            }),
+            (base.clone().scrub(scrub), |o| o.scrub = ScrubPolicy::off()),
+        ];
+        for (set, change) in cases {
+            let mut expected = WriterOptions::default();
+            change(&mut expected);
+            assert_ne!(expected, base);
+            assert_eq!(set, expected);
+        }
+    }
+
+    /// Scrubbing off means no rate at all, which starts no thread.
+    #[test]
+    fn a_scrub_turned_off_has_no_rate() {
+        assert_eq!(ScrubPolicy::off().bytes_per_sec, None);
+        assert!(ScrubPolicy::default().bytes_per_sec.is_some());
+    }
+}

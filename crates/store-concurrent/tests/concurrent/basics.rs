@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use store_concurrent::{ConcurrentStore, Error, ScrubPolicy, WriterOptions};
-use store_mmap::{DocRead, IndexLoad, StoreOptions, TextRange, WriteBatch};
+use store_mmap::{CompactionPolicy, DocRead, IndexLoad, StoreOptions, TextRange, WriteBatch};
 
 use crate::{create, id, reopen};
 
@@ -253,15 +253,39 @@ fn a_batch_larger_than_a_segment_commits_whole_and_readers_see_it() {
 #[test]
 fn options_that_cannot_work_are_refused() {
     let dir = tempfile::tempdir().unwrap();
+    let policy = |change: fn(&mut CompactionPolicy)| {
+        let mut policy = CompactionPolicy::default();
+        change(&mut policy);
+        WriterOptions::default().compaction(policy)
+    };
     for writer in [
         WriterOptions::default().queue_capacity(0),
         WriterOptions::default().max_batch_docs(0),
         WriterOptions::default().max_batch_bytes(0),
+        policy(|p| p.dead_ratio = Some(0.0)),
+        policy(|p| p.dead_ratio = Some(1.01)),
+        policy(|p| p.segment_dead_ratio = -0.01),
+        policy(|p| p.segment_dead_ratio = 1.01),
+        policy(|p| p.max_bytes_per_sec = Some(0)),
     ] {
         let err = ConcurrentStore::create(dir.path().join("s"), StoreOptions::new(), writer)
             .err()
             .expect("refused");
         assert!(matches!(err, Error::InvalidOptions { .. }), "{err}");
+    }
+    // The bounds themselves are taken.
+    for (k, writer) in [
+        policy(|p| p.dead_ratio = Some(1.0)),
+        policy(|p| p.dead_ratio = None),
+        policy(|p| p.segment_dead_ratio = 0.0),
+        policy(|p| p.segment_dead_ratio = 1.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.path().join(format!("taken-{k}"));
+        let store = ConcurrentStore::create(path, StoreOptions::new(), writer).unwrap();
+        store.close().unwrap();
     }
 }
 

@@ -159,6 +159,45 @@ fn the_placement_epoch_counts_the_segments_compactions_retire() {
     );
 }
 
+/// The handle's compaction stats add up the reports of the compactions it ran, and show
+/// them to an exporter under their metric names.
+#[test]
+fn compaction_stats_add_up_the_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), CompactionPolicy::manual());
+    let mut reports = Vec::new();
+    for round in 0..2 {
+        churn(&store, 3 * round..3 * round + 3);
+        reports.push(store.compact().unwrap());
+    }
+    let sum =
+        |field: fn(&store_mmap::CompactionReport) -> u64| reports.iter().map(field).sum::<u64>();
+    let (bytes_in, bytes_out) = (sum(|r| r.bytes_in), sum(|r| r.bytes_out));
+    assert!(bytes_out > 0 && bytes_out < bytes_in, "{reports:?}");
+    let stats = store.compaction_stats();
+    assert_eq!(
+        (
+            stats.completed(),
+            stats.failed(),
+            stats.bytes_in(),
+            stats.bytes_out()
+        ),
+        (2, 0, bytes_in, bytes_out)
+    );
+    let figures = store_format::Figures::of(&stats);
+    let figure = |name| figures.get(name).unwrap_or_else(|| panic!("no {name}"));
+    assert_eq!(figure("textstore_compactions_total"), 2.0);
+    assert_eq!(figure("textstore_compactions_failed_total"), 0.0);
+    assert_eq!(
+        figure("textstore_compaction_read_bytes_total"),
+        bytes_in as f64
+    );
+    assert_eq!(
+        figure("textstore_compaction_written_bytes_total"),
+        bytes_out as f64
+    );
+}
+
 #[test]
 fn the_automatic_policy_compacts_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
