@@ -143,13 +143,16 @@ impl WriterOptions {
 mod tests {
     use super::*;
 
+    /// What a setter is expected to change.
+    type Change = fn(&mut WriterOptions);
+
     /// Each setter sets its own field and keeps every other one.
     #[test]
     fn each_setter_changes_its_field_alone() {
         let base = WriterOptions::default();
         let policy = CompactionPolicy::manual();
         let scrub = ScrubPolicy::off();
-        let cases: [(WriterOptions, fn(&mut WriterOptions)); 6] = [
+        let cases: [(WriterOptions, Change); 6] = [
             (base.clone().queue_capacity(7), |o| o.queue_capacity = 7),
             (base.clone().max_batch_docs(8), |o| o.max_batch_docs = 8),
             (base.clone().max_batch_bytes(9), |o| o.max_batch_bytes = 9),
