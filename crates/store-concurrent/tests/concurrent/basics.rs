@@ -43,6 +43,9 @@ fn writes_commit_and_read_back_from_every_clone() {
     assert!(store.read_into(id(2), &mut buf).unwrap());
     assert_eq!(buf, "deux");
     assert!(store.contains(id(2)).unwrap());
+    assert!(!store.contains(id(1)).unwrap(), "deleted");
+    assert!(!store.contains(id(9)).unwrap(), "never written");
+    assert!(!store.is_empty());
     let mut ids: Vec<store_mmap::DocId> = store.ids().unwrap().collect::<Result<_, _>>().unwrap();
     ids.sort();
     assert_eq!(ids, vec![id(2), id(3)]);
@@ -537,6 +540,9 @@ fn residency_follows_the_page_cache() {
         store.was_resident(id(2)).unwrap(),
         "absent ids need no read"
     );
+    // A read that must not block reads only what was seen resident.
+    assert_eq!(store.get_if_resident(id(1)).unwrap(), None, "seen evicted");
+    assert_eq!(store.get_if_resident(id(2)).unwrap(), Some(None), "absent");
     store.will_need(&[id(1), id(2)]).unwrap();
     // Reading faults the pages in, after which they are resident.
     assert_eq!(store.get(id(1)).unwrap().unwrap().text().as_str(), text);
@@ -547,6 +553,8 @@ fn residency_follows_the_page_cache() {
     );
     store.refresh_residency().unwrap();
     assert!(store.was_resident(id(1)).unwrap());
+    let resident = store.get_if_resident(id(1)).unwrap().unwrap().unwrap();
+    assert_eq!(resident.text().as_str(), text);
     // A read noted by its reader counts at once.
     store.put(id(3), text.clone()).unwrap().wait().unwrap();
     assert!(!store.was_resident(id(3)).unwrap());
