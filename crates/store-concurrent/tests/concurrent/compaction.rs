@@ -436,6 +436,49 @@ fn a_due_compaction_without_room_is_refused_once_and_waits() {
     }
 }
 
+/// `compact` on a file system with no room for copies: refused when every segment it
+/// would take needs copies; when some are wholly dead, it takes those (they need no room)
+/// and reports the rest as left, rather than failing for them.
+#[test]
+fn compact_without_room_takes_what_needs_none_and_leaves_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new().storage(Arc::clone(&storage) as Arc<dyn Storage>);
+    let store = open_with(dir.path(), CompactionPolicy::manual(), options);
+    // About ten documents a segment.
+    let put = |k: u64, v: u64| {
+        let text = format!("{v}:{}", "b".repeat(1500));
+        store.put(id(k), text).unwrap().wait().unwrap();
+    };
+    let version = |k: u64| -> u64 {
+        let doc = store.get(id(k)).unwrap().unwrap();
+        doc.text().split_once(':').unwrap().0.parse().unwrap()
+    };
+    const KEYS: u64 = 40;
+    (0..KEYS).for_each(|k| put(k, 0));
+    // Every other document again: each segment of the first versions keeps the others.
+    (0..KEYS).step_by(2).for_each(|k| put(k, 1));
+    storage.set_available_bytes(Some(0));
+    match store.compact() {
+        Err(store_concurrent::Error::Store(store_mmap::Error::NoRoomToCompact {
+            available_bytes: 0,
+            ..
+        })) => {}
+        other => panic!("expected the copies refused for room, got {other:?}"),
+    }
+
+    // The first half again: the segments that held only its versions are wholly dead.
+    (0..KEYS / 2).for_each(|k| put(k, 2));
+    let report = store.compact().unwrap();
+    assert!(report.segments_in > 0, "{report:?}");
+    assert_eq!(report.records_copied, 0, "{report:?}");
+    assert!(report.segments_left > 0, "{report:?}");
+    for k in 0..KEYS {
+        let expected = if k < KEYS / 2 { 2 } else { (k + 1) % 2 };
+        assert_eq!(version(k), expected, "document {k}");
+    }
+}
+
 /// `compact` on a file system without room for all its copies at once goes in rounds, as
 /// the engine's does, and ends with every dead byte gone.
 #[test]
