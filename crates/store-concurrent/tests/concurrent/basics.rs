@@ -448,6 +448,39 @@ fn a_checkpoint_starts_the_readers_table_of_changes_over() {
     }
 }
 
+/// A backup holds the store as of its request, every document written before it and
+/// nothing after, and opens as a store of its own.
+#[test]
+fn a_backup_holds_the_store_as_of_its_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = create(dir.path(), WriterOptions::default());
+    let text = |k: u64| format!("document {k}");
+    for k in 0..50 {
+        store.put(id(k), text(k)).unwrap().wait().unwrap();
+    }
+    store.delete(id(3)).unwrap().wait().unwrap();
+    let report = store.backup(dir.path().join("backup")).unwrap();
+    store.put(id(100), "after").unwrap().wait().unwrap();
+    assert_eq!(report.documents, 49, "{report:?}");
+    assert!(
+        report.segments_linked + report.segments_copied > 0,
+        "{report:?}"
+    );
+    store.close().unwrap();
+
+    let backup = store_mmap::Store::open(dir.path().join("backup"), StoreOptions::new()).unwrap();
+    assert_eq!(backup.len(), 49);
+    for k in (0..50).filter(|&k| k != 3) {
+        assert_eq!(
+            backup.get(id(k)).unwrap().as_deref(),
+            Some(text(k).as_str())
+        );
+    }
+    assert_eq!(backup.get(id(3)).unwrap(), None);
+    assert_eq!(backup.get(id(100)).unwrap(), None);
+    assert!(backup.verify().is_clean());
+}
+
 #[test]
 fn an_offer_to_a_full_queue_hands_the_write_back() {
     let dir = tempfile::tempdir().unwrap();
