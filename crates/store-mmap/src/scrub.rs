@@ -112,7 +112,8 @@ impl Scrub {
         let mut report = ScrubReport::default();
         for (map, end, floor) in self.segments {
             let data = &map.bytes()[..end as usize];
-            let scan = walk::scan(data, SEGMENT_HEADER_LEN.min(data.len()), floor, false);
+            let records_from = SEGMENT_HEADER_LEN.min(data.len());
+            let scan = walk::scan(data, records_from, floor, false);
             for problem in walk::problems(map.path(), &scan, true) {
                 tracing::error!(
                     segment = %problem.path.display(),
@@ -129,7 +130,7 @@ impl Scrub {
                 map.verified().insert(scanned.offset as u32);
             }
             report.records_ok += scan.records.len() as u64;
-            report.bytes += data.len() as u64;
+            report.bytes += (data.len() - records_from) as u64;
             report.segments += 1;
             let checked = data.len() as u64;
             drop(map);

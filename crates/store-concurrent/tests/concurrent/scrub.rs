@@ -126,3 +126,49 @@ fn a_scrub_pass_under_way_does_not_keep_replaced_segments_on_disk() {
     }
     store.close().unwrap();
 }
+
+/// One pass over a clean store counts each record of the sealed segments once, their bytes
+/// with them, and no damage; the next pass waits an hour.
+#[test]
+fn a_pass_over_a_clean_store_counts_each_sealed_record_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let options = StoreOptions::new()
+        .segment_capacity(16 << 10)
+        .max_document_bytes(4 << 10);
+    // Texts of one length, so that every record is as long as the first.
+    let text = |n: u64| format!("document {n:02}: ").repeat(40);
+    let writer = WriterOptions::default().scrub(ScrubPolicy::off());
+    let store = ConcurrentStore::create(&path, options.clone(), writer).unwrap();
+    for n in 0..60 {
+        store.put(id(n), text(n)).unwrap().wait().unwrap();
+    }
+    store.close().unwrap();
+    // The first pass starts at the open, over the segments written before it.
+    let policy = ScrubPolicy {
+        bytes_per_sec: Some(1 << 30),
+        pause_between_passes: Duration::from_secs(3600),
+    };
+    let store =
+        ConcurrentStore::open(&path, options, WriterOptions::default().scrub(policy)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.scrub_stats().passes() == 0 {
+        assert!(Instant::now() < deadline, "{:?}", store.scrub_stats());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let stats = store.scrub_stats();
+    let record = store_mmap::BatchOp::Put {
+        id: id(0),
+        text: &text(0),
+    }
+    .encoded_len();
+    assert_eq!(stats.passes(), 1, "{stats:?}");
+    assert_eq!(stats.damaged_ranges(), 0, "{stats:?}");
+    assert!(
+        stats.records_ok() > 1 && stats.records_ok() < 60,
+        "{stats:?}"
+    );
+    assert_eq!(stats.bytes(), stats.records_ok() * record, "{stats:?}");
+    assert_eq!(stats.last_problem(), None);
+    store.close().unwrap();
+}
