@@ -3,6 +3,7 @@
 use std::future::Future;
 
 use store_concurrent::{ConcurrentStore, Error, ScrubPolicy, WriterOptions};
+use store_mmap::fault::{FaultOp, FaultStorage};
 use store_mmap::{CompactionPolicy, DocRead, IndexLoad, StoreOptions, TextRange, WriteBatch};
 
 use crate::{create, id, reopen};
@@ -370,6 +371,45 @@ fn try_calls_report_a_full_queue() {
     assert_eq!(after.rejected_full(), 1);
     assert!(after.waited_full() > 0, "{after:?}");
     assert_eq!(after.depth(), 0);
+}
+
+/// The queue's depth counts the writes waiting behind a commit: here one held in its
+/// flush, so that nothing drains the queue while it is looked at.
+#[test]
+fn the_queue_depth_counts_the_writes_waiting_behind_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = std::sync::Arc::new(FaultStorage::new());
+    let options = StoreOptions::new().storage(storage.clone());
+    let store = ConcurrentStore::create(
+        dir.path().join("store"),
+        options,
+        WriterOptions::default().queue_capacity(8),
+    )
+    .unwrap();
+    store.put(id(0), "first").unwrap().wait().unwrap();
+    let segment = dir.path().join("store/0000000001.seg");
+    storage.hold(FaultOp::Sync, &segment);
+    let held = store.put(id(1), "held").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while storage.waiting(FaultOp::Sync, &segment) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no commit reached its flush"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let queued: Vec<_> = (2..5)
+        .map(|k| store.put(id(k), "queued").unwrap())
+        .collect();
+    let stats = store.queue_stats();
+    // Let go before any assertion, so that a failing one does not leave the writer held.
+    storage.release(FaultOp::Sync, &segment);
+    assert_eq!((stats.depth(), stats.capacity()), (3, 8), "{stats:?}");
+    held.wait().unwrap();
+    for ticket in queued {
+        ticket.wait().unwrap();
+    }
+    assert_eq!(store.queue_stats().depth(), 0);
 }
 
 #[test]

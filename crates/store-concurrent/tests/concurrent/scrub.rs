@@ -170,5 +170,15 @@ fn a_pass_over_a_clean_store_counts_each_sealed_record_once() {
     );
     assert_eq!(stats.bytes(), stats.records_ok() * record, "{stats:?}");
     assert_eq!(stats.last_problem(), None);
+    let figures = store_format::Figures::of(&stats);
+    assert_eq!(figures.get("textstore_scrub_passes_total"), Some(1.0));
+    assert_eq!(
+        figures.get("textstore_scrub_bytes_total"),
+        Some(stats.bytes() as f64)
+    );
+    assert_eq!(
+        figures.get("textstore_scrub_damaged_ranges_total"),
+        Some(0.0)
+    );
     store.close().unwrap();
 }
