@@ -405,6 +405,13 @@ fn the_queue_depth_counts_the_writes_waiting_behind_a_commit() {
     // Let go before any assertion, so that a failing one does not leave the writer held.
     storage.release(FaultOp::Sync, &segment);
     assert_eq!((stats.depth(), stats.capacity()), (3, 8), "{stats:?}");
+    let figures = store_format::Figures::of(&stats);
+    assert_eq!(figures.get("textstore_queue_depth"), Some(3.0));
+    assert_eq!(figures.get("textstore_queue_capacity"), Some(8.0));
+    assert_eq!(
+        figures.get("textstore_queue_submissions_total"),
+        Some(stats.submitted() as f64)
+    );
     held.wait().unwrap();
     for ticket in queued {
         ticket.wait().unwrap();
