@@ -15,9 +15,10 @@ pub const MEDIUM_MAX_BYTES: usize = 64 << 10;
 /// threads returning buffers at once.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
-    /// Buffers kept per class: small (capacity up to 1 KiB), medium (up to 64 KiB), large.
+    /// Buffers kept per class: small (capacity up to 1 KiB), medium (up to 64 KiB), large;
+    /// 0 keeps none of the class.
     pub class_buffers: [usize; 3],
-    /// Write batches kept.
+    /// Write batches kept; 0 keeps none.
     pub batches: usize,
     /// Capacity above which a buffer or batch is dropped rather than kept.
     pub max_buffer_bytes: usize,
@@ -46,8 +47,8 @@ impl Default for PoolOptions {
 /// all by bytes; a buffer over [`PoolOptions::max_buffer_bytes`] is never kept, so one huge
 /// document does not pin its buffer.
 pub struct BufferPool {
-    classes: [ArrayQueue<Vec<u8>>; 3],
-    batches: ArrayQueue<WriteBatch>,
+    classes: [Shelf<Vec<u8>>; 3],
+    batches: Shelf<WriteBatch>,
     max_buffer_bytes: usize,
     max_retained_bytes: usize,
     retained_bytes: AtomicUsize,
@@ -141,8 +142,8 @@ impl BufferPool {
     /// An empty pool with these bounds.
     pub fn new(options: PoolOptions) -> BufferPool {
         BufferPool {
-            classes: options.class_buffers.map(|n| ArrayQueue::new(n.max(1))),
-            batches: ArrayQueue::new(options.batches.max(1)),
+            classes: options.class_buffers.map(Shelf::new),
+            batches: Shelf::new(options.batches),
             max_buffer_bytes: options.max_buffer_bytes,
             max_retained_bytes: options.max_retained_bytes,
             retained_bytes: AtomicUsize::new(0),
@@ -218,7 +219,7 @@ impl BufferPool {
             discarded_oversize: load(&self.counters.discarded_oversize),
             discarded_surplus: load(&self.counters.discarded_surplus),
             retained_bytes: self.retained_bytes.load(Ordering::Relaxed),
-            retained_buffers: self.classes.iter().map(ArrayQueue::len).sum::<usize>()
+            retained_buffers: self.classes.iter().map(Shelf::len).sum::<usize>()
                 + self.batches.len(),
         }
     }
@@ -260,7 +261,7 @@ impl BufferPool {
     }
 
     /// Puts `value`, which holds `capacity` bytes, in `queue` if the bounds allow.
-    fn keep<T>(&self, queue: &ArrayQueue<T>, value: T, capacity: usize) {
+    fn keep<T>(&self, queue: &Shelf<T>, value: T, capacity: usize) {
         if !self.admit(capacity) {
             return;
         }
@@ -300,6 +301,32 @@ impl BufferPool {
 
     fn release(&self, capacity: usize) {
         self.retained_bytes.fetch_sub(capacity, Ordering::Relaxed);
+    }
+}
+
+/// A bounded queue of kept values. One set to keep none has no queue: `ArrayQueue` needs
+/// room for one, and a class the caller asked to keep nothing of must not keep one.
+struct Shelf<T>(Option<ArrayQueue<T>>);
+
+impl<T> Shelf<T> {
+    fn new(capacity: usize) -> Shelf<T> {
+        Shelf((capacity > 0).then(|| ArrayQueue::new(capacity)))
+    }
+
+    /// Keeps `value`, or hands it back when the shelf is full.
+    fn push(&self, value: T) -> Result<(), T> {
+        match &self.0 {
+            Some(queue) => queue.push(value),
+            None => Err(value),
+        }
+    }
+
+    fn pop(&self) -> Option<T> {
+        self.0.as_ref()?.pop()
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, ArrayQueue::len)
     }
 }
 

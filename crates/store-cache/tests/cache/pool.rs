@@ -92,6 +92,7 @@ fn the_byte_budget_holds_under_concurrent_returns() {
 fn prewarmed_buffers_serve_the_first_takes() {
     let pool = pool([4, 4, 4], 1 << 20);
     assert_eq!(pool.prewarm(2048, 6), 4, "the medium class keeps four");
+    assert_eq!(pool.prewarm(2048, 1), 0, "the medium class is full");
     let held: Vec<_> = (0..4).map(|_| pool.bytes(2000)).collect();
     assert_eq!(counts(&pool)[..2], [4, 0]);
     drop(pool.bytes(2000));
@@ -111,6 +112,65 @@ fn batches_come_back_cleared_with_their_capacity() {
     assert!(batch.is_empty());
     assert!(batch.capacity_bytes() >= 5000);
     assert_eq!(counts(&pool)[..3], [1, 1, 1]);
+    drop(batch);
+    assert_eq!(pool.stats().retained_buffers(), 1, "the batch is kept");
+}
+
+/// Each class keeps the buffers of its own capacities, up to the class's edge (1 KiB,
+/// 64 KiB), and a buffer of exactly the largest size kept is kept; the stats reach an
+/// exporter with both kinds of discard counted.
+#[test]
+fn buffers_are_kept_by_class_up_to_each_edge() {
+    // One small and one medium buffer kept, no large one.
+    let pool = pool([1, 1, 0], 1 << 20);
+    let give = |capacity: usize| drop(pool.bytes(capacity));
+    give(1 << 10);
+    give(64 << 10);
+    assert_eq!(
+        counts(&pool),
+        [0, 2, 2, 0, 0, 2],
+        "each edge is its class's"
+    );
+    give((64 << 10) + 1);
+    assert_eq!(
+        counts(&pool)[3..],
+        [0, 1, 2],
+        "one past the medium edge is large"
+    );
+    // A small take is served by the small buffer, and a medium one by the medium buffer.
+    let small = pool.bytes(1);
+    assert_eq!(small.capacity(), 1 << 10);
+    let medium = pool.bytes((1 << 10) + 1);
+    assert_eq!(medium.capacity(), 64 << 10);
+    drop((small, medium));
+
+    let exact = self::pool([1, 1, 1], 1 << 20);
+    drop(exact.bytes(128 << 10));
+    assert_eq!(
+        counts(&exact)[2..],
+        [1, 0, 0, 1],
+        "the largest size kept is kept"
+    );
+    drop(exact.bytes((128 << 10) + 1));
+    assert_eq!(counts(&exact)[3], 1, "one byte over is not");
+
+    let stats = pool.stats();
+    let figures = store_format::Figures::of(&stats);
+    assert_eq!(
+        figures.get("textstore_pool_hits_total"),
+        Some(stats.hits() as f64)
+    );
+    assert_eq!(
+        figures.get("textstore_pool_misses_total"),
+        Some(stats.misses() as f64)
+    );
+    assert_eq!(figures.get("textstore_pool_discarded_total"), Some(1.0));
+    assert_eq!(
+        figures.get("textstore_pool_retained_bytes"),
+        Some(stats.retained_bytes() as f64)
+    );
+    let both = store_format::Figures::of(&exact.stats());
+    assert_eq!(both.get("textstore_pool_discarded_total"), Some(1.0));
 }
 
 #[test]
