@@ -141,3 +141,42 @@ pub(crate) fn load<E>(path: &Path) -> Result<Vec<DocId>, Error<E>> {
     }
     Ok(ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each id keeps a count of its own, beside others of its set (a table of four entries
+    /// is one set); the hottest come most read first, and no empty entry is taken for an
+    /// id.
+    #[test]
+    fn the_hottest_are_the_most_read() {
+        let popularity = Popularity::new(4);
+        for (id, reads) in [(5u64, 7), (9, 3), (2, 5)] {
+            for _ in 0..reads {
+                popularity.record(DocId::from(id));
+            }
+        }
+        let ids = |ids: &[u64]| ids.iter().map(|&id| DocId::from(id)).collect::<Vec<_>>();
+        assert_eq!(popularity.hottest(2), ids(&[5, 2]));
+        assert_eq!(popularity.hottest(10), ids(&[5, 2, 9]));
+        assert!(Popularity::new(64).hottest(10).is_empty());
+    }
+
+    /// A hot-id file that cannot be read for another reason than its absence is an error
+    /// naming the file; an absent one holds no ids.
+    #[test]
+    fn only_an_absent_hot_file_holds_no_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = dir.path().join("hot");
+        assert!(load::<std::io::Error>(&absent).unwrap().is_empty());
+        let not_a_directory = dir.path().join("file");
+        std::fs::write(&not_a_directory, "").unwrap();
+        let under_a_file = not_a_directory.join("hot");
+        let err = load::<std::io::Error>(&under_a_file).unwrap_err();
+        assert!(
+            err.to_string().contains(&*under_a_file.to_string_lossy()),
+            "{err}"
+        );
+    }
+}
