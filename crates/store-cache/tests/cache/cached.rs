@@ -416,3 +416,138 @@ fn a_cached_document_does_not_keep_a_retired_segment_on_disk() {
         cached.stats()
     );
 }
+
+/// The documents' weight is their text plus a fixed 128 bytes an entry, and every figure of
+/// the stats reaches an exporter.
+#[test]
+fn stats_weigh_each_document_and_reach_an_exporter() {
+    let cached = Cached::new(MemoryStore::new(), &tables_for_all());
+    for (id, len) in [(1u64, 100), (2, 300)] {
+        cached
+            .put(DocId::from(id), "a".repeat(len))
+            .unwrap()
+            .wait()
+            .unwrap();
+        assert_eq!(cached.get(DocId::from(id)).unwrap().unwrap().len(), len);
+    }
+    cached.get(DocId::from(1u64)).unwrap();
+    cached
+        .extract(DocId::from(1u64), TextRange::lines(1, 1))
+        .unwrap();
+    let stats = cached.stats();
+    assert_eq!(
+        (stats.docs(), stats.doc_bytes()),
+        (2, 100 + 128 + 300 + 128)
+    );
+    let figures = store_format::Figures::of(&stats);
+    for (name, value) in [
+        ("textstore_cache_hits_total", stats.hits()),
+        ("textstore_cache_misses_total", stats.misses()),
+        ("textstore_cache_documents", 2),
+        ("textstore_cache_document_bytes", 656),
+        ("textstore_cache_table_hits_total", stats.table_hits()),
+        ("textstore_cache_table_builds_total", 1),
+    ] {
+        assert_eq!(figures.get(name), Some(value as f64), "{name}");
+    }
+    assert_eq!((stats.hits(), stats.misses()), (2, 2));
+}
+
+/// A document exactly at the cache's size floor is cached, and one exactly at the table's
+/// floor gets a table: each floor is the least size that takes part.
+#[test]
+fn each_floor_takes_a_document_of_exactly_its_size() {
+    let options = CacheOptions {
+        doc_min_bytes: 10,
+        table_min_doc_bytes: 10,
+        ..CacheOptions::default()
+    };
+    let cached = Cached::new(MemoryStore::new(), &options);
+    let (at, under) = (DocId::from(1u64), DocId::from(2u64));
+    cached.put(at, "0123456789").unwrap().wait().unwrap();
+    cached.put(under, "012345678").unwrap().wait().unwrap();
+    for _ in 0..2 {
+        cached.get(at).unwrap();
+        cached.get(under).unwrap();
+    }
+    // The one cached is the one at the floor: 10 bytes and an entry's 128.
+    let stats = cached.stats();
+    assert_eq!((stats.docs(), stats.doc_bytes()), (1, 138), "{stats:?}");
+    assert_eq!(&*cached.extract(at, TextRange::chars(2..4)).unwrap(), "23");
+    assert_eq!(
+        &*cached.extract(under, TextRange::chars(2..4)).unwrap(),
+        "23"
+    );
+    assert_eq!(cached.stats().table_builds(), 1);
+}
+
+/// What the cache does not keep goes to the reader and back: the header, the placement
+/// epoch, residency, prefetch, sync and close, each with the reader's answer or error.
+#[test]
+fn the_calls_the_cache_passes_through_reach_the_reader() {
+    let cached = Cached::new(MemoryStore::new(), &tables_for_all());
+    let id = DocId::from(1u64);
+    let seq = cached.put(id, "passed through").unwrap().wait().unwrap();
+    let meta = cached.meta(id).unwrap().unwrap();
+    assert_eq!((meta.seq, meta.text_len), (seq, 14));
+    use store_format::{Prefetch, Residency};
+    let resident = cached.get_if_resident(id).unwrap().unwrap().unwrap();
+    assert_eq!(&*resident, "passed through");
+    assert_eq!(
+        cached.get_if_resident(DocId::from(2u64)).unwrap(),
+        Some(None)
+    );
+    let part = cached
+        .extract_if_resident(id, TextRange::chars(0..6))
+        .unwrap();
+    assert_eq!(part.as_deref(), Some("passed"));
+    cached.inner().fail_with(Some(ErrorKind::Io));
+    assert!(cached.refresh_residency().is_err());
+    assert!(cached.prefetch(&[id]).is_err());
+    assert!(DocWrite::sync(&cached).is_err());
+    cached.inner().fail_with(None);
+    DocWrite::close(&cached).unwrap();
+    assert!(cached.inner().get(id).is_err(), "the reader was not closed");
+
+    // The engine's placement epoch, which moves with each compaction.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cached = Cached::new(
+        Store::create(dir.path(), StoreOptions::new()).unwrap(),
+        &tables_for_all(),
+    );
+    // Rounds of overwrites and compactions until two have taken effect.
+    for round in 0..10 {
+        if DocRead::placement_epoch(cached.inner()) >= 2 {
+            break;
+        }
+        for k in 0..10u64 {
+            cached
+                .inner_mut()
+                .put(DocId::from(k), &format!("{round}"))
+                .unwrap();
+        }
+        cached.inner_mut().compact().unwrap();
+    }
+    let epoch = DocRead::placement_epoch(cached.inner());
+    assert!(epoch >= 2, "{epoch}");
+    assert_eq!(DocRead::placement_epoch(&cached), epoch);
+}
+
+/// A read noted resident through the cache reaches the concurrent handle's residency.
+#[test]
+fn a_read_noted_through_the_cache_counts_as_resident() {
+    use store_format::Residency;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ConcurrentStore::create(
+        dir.path().join("store"),
+        StoreOptions::new(),
+        WriterOptions::default(),
+    )
+    .unwrap();
+    let cached = Cached::new(store, &tables_for_all());
+    let id = DocId::from(1u64);
+    cached.inner().put(id, "noted").unwrap().wait().unwrap();
+    assert!(!cached.inner().was_resident(id).unwrap());
+    cached.note_resident(id);
+    assert!(cached.inner().was_resident(id).unwrap());
+}
