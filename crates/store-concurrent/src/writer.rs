@@ -1219,13 +1219,16 @@ mod tests {
         assert_eq!(fixture.last_seq(), 0);
     }
 
-    /// A group stops at its byte limit: once full it takes no more writes off the queue.
-    #[test]
-    fn a_group_holds_no_more_bytes_than_its_limit() {
+    /// Queues six puts of one size into groups of at most `max_bytes(size)` bytes, and has
+    /// the first one's submitter help until its put is committed; returns the tickets of
+    /// the other five.
+    fn six_puts_committed_by_the_first(
+        max_bytes: fn(u64) -> u64,
+    ) -> (Fixture, std::vec::IntoIter<Ticket<u64>>) {
         let (requests, tickets): (Vec<_>, Vec<_>) = (1..=6).map(put).unzip();
         let each = requests[0].size().unwrap().1;
         let limits = Limits {
-            max_bytes: 2 * each,
+            max_bytes: max_bytes(each),
             ..Fixture::limits(4096)
         };
         let fixture = Fixture::with(limits, StoreOptions::new());
@@ -1235,6 +1238,13 @@ mod tests {
         let mut tickets = tickets.into_iter();
         let own = tickets.next().unwrap();
         assert_eq!(own.helped_by(fixture.helper()).wait().unwrap(), 1);
+        (fixture, tickets)
+    }
+
+    /// A group stops at its byte limit: once full it takes no more writes off the queue.
+    #[test]
+    fn a_group_holds_no_more_bytes_than_its_limit() {
+        let (fixture, tickets) = six_puts_committed_by_the_first(|each| 2 * each);
         // The group took the second put beside the first, and the rest stay queued.
         let ready: Vec<bool> = tickets.map(|ticket| ticket.is_ready()).collect();
         assert_eq!(ready, [true, false, false, false, false]);
@@ -1246,19 +1256,7 @@ mod tests {
     /// helping submitter commits that one too before it lets go of the core.
     #[test]
     fn a_write_past_the_byte_limit_starts_the_next_group() {
-        let (requests, tickets): (Vec<_>, Vec<_>) = (1..=6).map(put).unzip();
-        let each = requests[0].size().unwrap().1;
-        let limits = Limits {
-            max_bytes: 2 * each + each / 2,
-            ..Fixture::limits(4096)
-        };
-        let fixture = Fixture::with(limits, StoreOptions::new());
-        for request in requests {
-            fixture.writes.send(request).unwrap();
-        }
-        let mut tickets = tickets.into_iter();
-        let own = tickets.next().unwrap();
-        assert_eq!(own.helped_by(fixture.helper()).wait().unwrap(), 1);
+        let (fixture, mut tickets) = six_puts_committed_by_the_first(|each| 2 * each + each / 2);
         assert_eq!(fixture.groups(), [2, 2, 2]);
         assert!(tickets.all(|ticket| ticket.is_ready()));
         assert!(fixture.writes.is_empty());

@@ -28,6 +28,23 @@ fn file_changes(storage: &FaultStorage) -> [u64; 2] {
     [FaultOp::Create, FaultOp::Rename].map(|op| storage.count(op))
 }
 
+/// Checks that a put is refused as poisoned, with the injected panic as the cause; `when`
+/// says which case is checked.
+fn refused_for_the_panic(store: &ConcurrentStore, when: &str) {
+    let refused = store.put(id(99), "after").map(drop);
+    let Err(Error::Store(err)) = refused else {
+        panic!("{when}: a write after the panic: {refused:?}");
+    };
+    assert_eq!(err.kind(), ErrorKind::Poisoned, "{when}: {err}");
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert!(
+        cause
+            .as_deref()
+            .is_some_and(|cause| cause.contains("injected panic")),
+        "{when}: {err}, caused by {cause:?}"
+    );
+}
+
 fn panic_in_a_commit(committer: Committer) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
@@ -79,18 +96,7 @@ fn panic_in_a_commit(committer: Committer) {
     assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("before"));
 
     // Every write after it is refused, with the panic as the cause.
-    let refused = store.put(id(3), "after").map(drop);
-    let Err(Error::Store(err)) = refused else {
-        panic!("{committer:?}: a write after the panic: {refused:?}");
-    };
-    assert_eq!(err.kind(), ErrorKind::Poisoned, "{committer:?}: {err}");
-    let cause = std::error::Error::source(&err).map(ToString::to_string);
-    assert!(
-        cause
-            .as_deref()
-            .is_some_and(|cause| cause.contains("injected panic")),
-        "{committer:?}: {err}, caused by {cause:?}"
-    );
+    refused_for_the_panic(&store, &format!("{committer:?}"));
     assert!(store.sync().is_err(), "{committer:?}");
     let before = file_changes(&storage);
     assert!(store.close().is_err(), "{committer:?}");
@@ -103,7 +109,7 @@ fn panic_in_a_commit(committer: Committer) {
 
     let reopened = store_mmap::Store::open(&path, StoreOptions::new()).unwrap();
     assert_eq!(reopened.get(id(1)).unwrap().as_deref(), Some("before"));
-    assert_eq!(reopened.get(id(3)).unwrap(), None);
+    assert_eq!(reopened.get(id(99)).unwrap(), None);
     assert!(reopened.verify().is_clean(), "{committer:?}");
 }
 
@@ -140,18 +146,7 @@ fn writes_after_the_writer_thread_panicked_name_the_panic() {
         std::thread::sleep(Duration::from_millis(1));
     }
 
-    let refused = store.put(id(2), "after").map(drop);
-    let Err(Error::Store(err)) = refused else {
-        panic!("a write after the writer thread panicked: {refused:?}");
-    };
-    assert_eq!(err.kind(), ErrorKind::Poisoned, "{err}");
-    let cause = std::error::Error::source(&err).map(ToString::to_string);
-    assert!(
-        cause
-            .as_deref()
-            .is_some_and(|cause| cause.contains("injected panic")),
-        "{err}, caused by {cause:?}"
-    );
+    refused_for_the_panic(&store, "after the writer thread");
     let before = file_changes(&storage);
     drop(store);
     assert_eq!(
