@@ -953,6 +953,18 @@ fn a_failed_background_checkpoint_is_counted_and_loses_nothing() {
     }
 }
 
+/// A fault storage, and options over it with no checkpoint but those the test makes and no
+/// zeroing thread: every operation the storage counts, and every fault it injects, lands on
+/// the test's own calls.
+fn quiet_fault_storage() -> (Arc<FaultStorage>, StoreOptions) {
+    let storage = Arc::new(FaultStorage::new());
+    let options = StoreOptions::new()
+        .storage(storage.clone())
+        .checkpoint_bytes(None)
+        .zero_ahead(false);
+    (storage, options)
+}
+
 /// A poisoned store's close waits for the checkpoint it has in flight. The checkpoint's
 /// thread, held at its index file's rename, keeps the close from returning until it is let
 /// go, and the file is in place when the close returns: a thread left running would outlive
@@ -962,13 +974,7 @@ fn a_failed_background_checkpoint_is_counted_and_loses_nothing() {
 #[test]
 fn a_poisoned_store_waits_for_its_checkpoint_thread_when_it_closes() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(FaultStorage::new());
-    // No checkpoint but the one the test starts, and no zeroing thread whose syncs the
-    // injected failure could hit instead of the commit's.
-    let options = StoreOptions::new()
-        .storage(storage.clone())
-        .checkpoint_bytes(None)
-        .zero_ahead(false);
+    let (storage, options) = quiet_fault_storage();
     let mut store = Store::create(dir.path(), options.clone()).unwrap();
     let text = |k: u64| format!("{k} {}", "c".repeat(1000));
     for k in 0..16 {
@@ -1510,11 +1516,7 @@ fn put_two_versions(store: &mut Store) {
 #[test]
 fn a_store_its_caller_poisons_refuses_changes_and_closes_without_writing() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = Arc::new(FaultStorage::new());
-    let options = StoreOptions::new()
-        .storage(storage.clone())
-        .checkpoint_bytes(None)
-        .zero_ahead(false);
+    let (storage, options) = quiet_fault_storage();
     let mut store = Store::create(dir.path(), options).unwrap();
     let text = |k: u64| format!("text {k}");
     for k in 0..10 {
