@@ -84,6 +84,12 @@ mod tests {
         assert_eq!(next(17), None);
         let second = next(18).expect("a new run past half the window");
         assert_eq!(second, (21..27).map(DocId::from_u128).collect::<Vec<_>>());
+        // At exactly half the window left (23 + 4 = 27), it reads ahead again.
+        for n in 19..23 {
+            assert_eq!(next(n), None, "{n}");
+        }
+        let third = next(23).expect("half the window used up");
+        assert_eq!(third, (27..32).map(DocId::from_u128).collect::<Vec<_>>());
         assert_eq!(Sequence::default().next(DocId::from_u128(1), 0, true), None);
     }
 }

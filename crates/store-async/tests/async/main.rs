@@ -6,6 +6,7 @@ mod cancel;
 mod compaction;
 mod double;
 mod limits;
+mod placement;
 mod reads;
 mod runtime;
 mod set;

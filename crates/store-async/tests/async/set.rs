@@ -1,4 +1,5 @@
-use store_async::{AsyncOptions, StoreSet};
+use store_async::{AsyncOptions, AsyncStore, StoreSet};
+use store_format::{DocId, MemoryStore};
 use store_mmap::StoreOptions;
 
 use crate::{id, open};
@@ -63,4 +64,20 @@ async fn a_store_set_spreads_ids_and_answers_in_input_order() {
     for store in set.stores() {
         store.close().await.unwrap();
     }
+}
+
+/// Ids that differ only in their high 64 bits spread over the stores too: both halves of an
+/// id go into its shard.
+#[tokio::test(flavor = "current_thread")]
+async fn ids_that_differ_only_in_their_high_half_spread_too() {
+    let stores = (0..3)
+        .map(|_| AsyncStore::new(MemoryStore::new(), AsyncOptions::new()))
+        .collect();
+    let set = StoreSet::new(stores, 2);
+    assert_eq!(set.stores().len(), 3);
+    let mut per_store = [0u32; 3];
+    for k in 0..300u128 {
+        per_store[set.shard(DocId::from_u128(k << 64 | 7))] += 1;
+    }
+    assert!(per_store.iter().all(|&n| n > 50), "{per_store:?}");
 }
