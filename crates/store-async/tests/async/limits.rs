@@ -96,3 +96,40 @@ async fn the_concurrency_limit_holds_calls_back() {
     assert_eq!(handle.queue_stats().submitted(), 10);
     store.close().await.unwrap();
 }
+
+/// Calls that finish inside their time limit return their results, whether they write or
+/// read on the blocking pool; a panic in work on the blocking pool carries on in the caller.
+#[tokio::test(flavor = "current_thread")]
+async fn calls_inside_their_time_limit_succeed_and_panics_carry_on() {
+    let store = AsyncStore::new(
+        store_format::MemoryStore::new(),
+        AsyncOptions::new()
+            .timeout(Duration::from_secs(60))
+            .reads(store_async::Reads::Blocking),
+    );
+    assert_eq!(store.put(id(1), "in time").await.unwrap(), 1);
+    let doc = store.get(id(1)).await.unwrap().unwrap();
+    assert_eq!(doc.text(), "in time");
+    // A durable write, which the writer thread acknowledges some time after it is queued.
+    let dir = tempfile::tempdir().unwrap();
+    let durable = crate::open(
+        dir.path(),
+        store_mmap::StoreOptions::new(),
+        AsyncOptions::new().timeout(Duration::from_secs(60)),
+    )
+    .await;
+    assert_eq!(durable.put(id(1), "in time").await.unwrap(), 1);
+    durable.close().await.unwrap();
+
+    let panicking = store.clone();
+    let joined = tokio::spawn(async move {
+        panicking
+            .run_blocking("panics", |_| -> Result<(), _> {
+                panic!("work that panics")
+            })
+            .await
+    })
+    .await;
+    let panic = joined.expect_err("the panic was swallowed").into_panic();
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"work that panics"));
+}

@@ -1,6 +1,7 @@
 //! store-async at its boundary: cancelled and timed-out writes checked after a reopen, the
-//! concurrency limit, fan-out over several stores, cold and warm reads, and a runtime thread
-//! that a durable write never holds.
+//! concurrency limit, fan-out over several stores, cold and warm reads, where each read runs
+//! (inline, on the blocking pool, read ahead), and a runtime thread that a durable write
+//! never holds.
 
 mod cancel;
 mod compaction;
