@@ -47,6 +47,8 @@ async fn failures_keep_their_kind_and_close_refuses_calls() {
     assert_eq!(err.kind(), ErrorKind::Poisoned);
     let read = store.get(id(1)).await.unwrap_err();
     assert_eq!(read.kind(), ErrorKind::Poisoned);
+    let sync = store.sync().await.unwrap_err();
+    assert_eq!(sync.kind(), ErrorKind::Poisoned);
     store.inner().fail_with(None);
 
     let counted = store

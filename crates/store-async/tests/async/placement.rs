@@ -19,11 +19,13 @@ use crate::id;
 /// One call the double got: its name, the ids it named, and the thread that made it.
 type Call = (&'static str, Vec<DocId>, ThreadId);
 
-/// The in-memory double, resident or not as the test says, recording its reading calls.
+/// The in-memory double, resident or not as the test says, recording its reading calls;
+/// its gets panic when told to.
 #[derive(Default)]
-struct Recording {
+pub(crate) struct Recording {
     store: MemoryStore,
     resident: AtomicBool,
+    pub(crate) panic_on_get: AtomicBool,
     calls: Mutex<Vec<Call>>,
 }
 
@@ -56,6 +58,10 @@ impl DocRead for Recording {
 
     fn get(&self, id: DocId) -> Result<Option<Doc>, Self::Error> {
         self.record("get", &[id]);
+        assert!(
+            !self.panic_on_get.load(Ordering::Relaxed),
+            "a get that panics"
+        );
         self.store.get(id)
     }
 

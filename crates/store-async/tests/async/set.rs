@@ -81,3 +81,22 @@ async fn ids_that_differ_only_in_their_high_half_spread_too() {
     }
     assert!(per_store.iter().all(|&n| n > 50), "{per_store:?}");
 }
+
+/// A panic in one store's part of a fan-out carries on in the caller, rather than that
+/// store's items being reported as cancelled.
+#[tokio::test(flavor = "current_thread")]
+async fn a_panic_in_a_fan_out_carries_on_in_the_caller() {
+    use std::sync::atomic::Ordering;
+    let options = AsyncOptions::new().reads(store_async::Reads::Blocking);
+    let stores = (0..2)
+        .map(|_| AsyncStore::new(crate::placement::Recording::default(), options.clone()))
+        .collect();
+    let set = StoreSet::new(stores, 2);
+    for store in set.stores() {
+        store.inner().panic_on_get.store(true, Ordering::Relaxed);
+    }
+    let ids: Vec<DocId> = (0..10).map(id).collect();
+    let joined = tokio::spawn(async move { set.get_many(&ids).await.len() }).await;
+    let panic = joined.expect_err("the panic was swallowed").into_panic();
+    assert_eq!(panic.downcast_ref::<&str>(), Some(&"a get that panics"));
+}
