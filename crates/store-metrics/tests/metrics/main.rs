@@ -6,6 +6,7 @@ mod counts;
 mod exposition;
 #[cfg(feature = "metrics")]
 mod facade;
+mod health;
 mod histograms;
 
 use std::sync::Arc;
