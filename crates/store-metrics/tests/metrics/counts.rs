@@ -386,3 +386,112 @@ fn concurrent_writes_are_counted_when_their_tickets_complete() {
     // Every write reached a commit group, the dropped one too.
     assert_eq!(s.commit_ops().sum(), 1 + 2 + 1 + 1 + 1);
 }
+
+/// What the layer does not count goes to the handle and back: the header, the placement
+/// epoch, residency, prefetch and close, each with the handle's answer or error; a read
+/// served because it was resident counts as a read of its kind, and a write's ticket says
+/// when it is ready.
+#[test]
+fn the_calls_the_layer_passes_through_reach_the_handle() {
+    use store_format::{Prefetch, Residency};
+    let metrics = std::sync::Arc::new(store_metrics::Metrics::new());
+    let store = store_metrics::Instrumented::new(MemoryStore::new(), metrics.clone());
+    let id = DocId::from(1u64);
+    let ticket = store.put(id, "passed through").unwrap();
+    assert!(ticket.is_ready());
+    assert_eq!(format!("{ticket:?}"), "Counted { op: Put, ready: true }");
+    let seq = ticket.wait().unwrap();
+    let meta = store.meta(id).unwrap().unwrap();
+    assert_eq!((meta.seq, meta.text_len), (seq, 14));
+    assert_eq!(DocRead::placement_epoch(&store), 0);
+    let resident = store.get_if_resident(id).unwrap().unwrap().unwrap();
+    assert_eq!(&*resident, "passed through");
+    let absent = DocId::from(2u64);
+    assert_eq!(store.get_if_resident(absent).unwrap(), Some(None));
+    let part = store
+        .extract_if_resident(id, TextRange::chars(0..6))
+        .unwrap();
+    assert_eq!(part.as_deref(), Some("passed"));
+    let s = metrics.snapshot();
+    assert_eq!(s.count(Op::Get, Outcome::Ok), 1);
+    assert_eq!(s.count(Op::Get, Outcome::NotFound), 1);
+    assert_eq!(s.count(Op::Extract, Outcome::Ok), 1);
+    store.note_resident(id);
+
+    store.inner().fail_with(Some(ErrorKind::Io));
+    assert!(store.refresh_residency().is_err());
+    assert!(store.prefetch(&[id]).is_err());
+    assert_eq!(metrics.snapshot().errors(Op::Get), 0);
+    assert!(store.get(id).is_err());
+    assert_eq!(metrics.snapshot().errors(Op::Get), 1);
+    store.inner().fail_with(None);
+    DocWrite::close(&store).unwrap();
+    assert!(store.inner().get(id).is_err(), "the handle was not closed");
+}
+
+/// Over the concurrent handle: a read noted resident through the layer reaches the handle's
+/// residency, and the layer's placement epoch is the handle's, which compactions move.
+#[test]
+fn residency_notes_and_the_placement_epoch_pass_through_to_the_handle() {
+    use store_format::Residency;
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new()
+        .segment_capacity(16 << 10)
+        .max_document_bytes(2000);
+    let (store, _metrics) = instrumented(dir.path(), options);
+    let id = DocId::from(1u64);
+    store.put(id, "noted").unwrap().wait().unwrap();
+    assert!(!store.inner().was_resident(id).unwrap());
+    store.note_resident(id);
+    assert!(store.inner().was_resident(id).unwrap());
+
+    // Rounds of overwrites and compactions until two segments have been retired.
+    for round in 0..20u64 {
+        if DocRead::placement_epoch(store.inner()) >= 2 {
+            break;
+        }
+        for k in 0..20u64 {
+            let text = format!("{round} {}", "x".repeat(900));
+            store.put(DocId::from(k), text).unwrap().wait().unwrap();
+        }
+        store.inner().compact().unwrap();
+    }
+    let epoch = DocRead::placement_epoch(store.inner());
+    assert!(epoch >= 2, "{epoch}");
+    assert_eq!(DocRead::placement_epoch(&store), epoch);
+}
+
+/// Every write is timed and one read in the sampling interval; the JSON form holds the
+/// counts by operation and outcome, the commits and the figures added, and no `stats` key
+/// when none were.
+#[test]
+fn writes_are_timed_every_time_reads_a_sample_and_the_json_holds_it_all() {
+    use std::time::Duration;
+    use store_format::{CommitEvent, CommitObserver};
+    let metrics = store_metrics::Metrics::with_read_sample_every(64);
+    for _ in 0..64 {
+        metrics.start(Op::Put).finish(Outcome::Ok, 0, 10);
+        metrics.start(Op::Get).finish(Outcome::Ok, 10, 0);
+    }
+    metrics.record(Op::Put, Outcome::Error(ErrorKind::Io), None);
+    let ms = Duration::from_millis(1);
+    metrics.commit(&CommitEvent::new(3, 300, ms, Some(ms), true));
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.durations(Op::Put).count(), 64);
+    assert_eq!(snapshot.durations(Op::Get).count(), 1);
+    assert_eq!(snapshot.errors(Op::Put), 1);
+
+    struct Documents;
+    impl store_format::VisitStats for Documents {
+        fn visit(&self, out: &mut dyn store_format::StatsVisitor) {
+            out.gauge("textstore_documents", "", 7.0);
+        }
+    }
+    assert!(snapshot.to_json().get("stats").is_none());
+    let json = snapshot.with_stats(&Documents).to_json();
+    assert_eq!(json["operations"]["get"]["outcomes"]["ok"], 64);
+    assert_eq!(json["operations"]["put"]["outcomes"]["io_error"], 1);
+    assert_eq!(json["commits"]["ok"], 1);
+    assert_eq!(json["commits"]["bytes"], 300);
+    assert_eq!(json["stats"]["textstore_documents"], 7.0);
+}
