@@ -156,4 +156,14 @@ fn publish_hands_every_figure_to_the_installed_recorder() {
         max,
         &DebugValue::Gauge((durations.max() as f64 * 1e-9).into())
     );
+    let sum = value(
+        &values,
+        gauge,
+        "textstore_operation_duration_seconds_sum",
+        &[("op", "put")],
+    );
+    assert_eq!(
+        sum,
+        &DebugValue::Gauge((durations.sum() as f64 * 1e-9).into())
+    );
 }
