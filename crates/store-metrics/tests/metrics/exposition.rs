@@ -144,4 +144,19 @@ fn the_export_parses_and_holds_every_metric_with_its_type() {
     assert_eq!(last.count, snapshot.latency(Op::Get).count as f64);
     assert_eq!(last.count, 30.0);
     assert_eq!(snapshot.count(Op::Put, Outcome::Ok), 21);
+    // The sum in seconds, and a labelled sample's exact text.
+    let sum = value("textstore_operation_duration_seconds_sum", &[("op", "put")]);
+    let expected = snapshot.durations(Op::Put).sum() as f64 * 1e-9;
+    let Value::Untyped(sum) = sum else {
+        panic!("{sum:?}");
+    };
+    assert!(
+        (sum - expected).abs() <= expected * 1e-9,
+        "{sum} s against {expected} s"
+    );
+    assert!(
+        text.lines()
+            .any(|line| line == "textstore_operations_total{op=\"get\",outcome=\"ok\"} 20"),
+        "{text}"
+    );
 }
