@@ -401,6 +401,11 @@ fn the_calls_the_layer_passes_through_reach_the_handle() {
     assert!(ticket.is_ready());
     assert_eq!(format!("{ticket:?}"), "Counted { op: Put, ready: true }");
     let seq = ticket.wait().unwrap();
+    // Timed from its submission: well under a minute (a start read off the wrong clock
+    // would make it years).
+    let puts = metrics.snapshot().durations(Op::Put).clone();
+    assert_eq!(puts.count(), 1);
+    assert!(puts.max() < 60_000_000_000, "{} ns", puts.max());
     let meta = store.meta(id).unwrap().unwrap();
     assert_eq!((meta.seq, meta.text_len), (seq, 14));
     assert_eq!(DocRead::placement_epoch(&store), 0);
@@ -478,6 +483,7 @@ fn writes_are_timed_every_time_reads_a_sample_and_the_json_holds_it_all() {
     metrics.commit(&CommitEvent::new(3, 300, ms, Some(ms), true));
     let snapshot = metrics.snapshot();
     assert_eq!(snapshot.durations(Op::Put).count(), 64);
+    assert!(snapshot.durations(Op::Put).max() < 60_000_000_000);
     assert_eq!(snapshot.durations(Op::Get).count(), 1);
     assert_eq!(snapshot.errors(Op::Put), 1);
 
