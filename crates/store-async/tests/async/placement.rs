@@ -157,20 +157,25 @@ async fn recording(options: AsyncOptions) -> AsyncStore<Recording> {
     store
 }
 
+/// A façade that checks residency, without read-ahead, over a double whose records are all
+/// resident.
+async fn checking_residency() -> AsyncStore<Recording> {
+    let options = AsyncOptions::new()
+        .reads(Reads::CheckResidency)
+        .read_ahead(0);
+    let store = recording(options).await;
+    store.inner().resident.store(true, Ordering::Relaxed);
+    store
+}
+
 /// Under `Reads::CheckResidency` a resident record is read on the calling thread, in the
 /// residency check itself; one that is not is read on the blocking pool, which notes it
 /// resident after. `Reads::Inline` reads on the calling thread, `Reads::Blocking` never.
 #[tokio::test(flavor = "current_thread")]
 async fn each_placement_reads_where_it_says() {
     let caller = std::thread::current().id();
-    let store = recording(
-        AsyncOptions::new()
-            .reads(Reads::CheckResidency)
-            .read_ahead(0),
-    )
-    .await;
+    let store = checking_residency().await;
     let inner = store.inner();
-    inner.resident.store(true, Ordering::Relaxed);
     inner.forget();
     assert_eq!(store.get(id(1)).await.unwrap().unwrap().text(), "text 1");
     assert_eq!(inner.calls_of("get_if_resident"), [(vec![id(1)], caller)]);
@@ -213,14 +218,8 @@ async fn each_placement_reads_where_it_says() {
 /// 4,096th after it.
 #[tokio::test(flavor = "current_thread")]
 async fn residency_is_refreshed_every_4096_reads() {
-    let store = recording(
-        AsyncOptions::new()
-            .reads(Reads::CheckResidency)
-            .read_ahead(0),
-    )
-    .await;
+    let store = checking_residency().await;
     let inner = store.inner();
-    inner.resident.store(true, Ordering::Relaxed);
     store.get(id(1)).await.unwrap();
     eventually(
         || inner.calls_of("refresh_residency").len() == 1,
