@@ -272,3 +272,78 @@ fn the_facade_names_one_error_whatever_layer_failed() {
         .unwrap_err();
     assert_eq!(gone.kind(), ErrorKind::Other, "{gone}");
 }
+
+/// The façade's handle answers each call as its stack and the concurrent handle under it
+/// do: counts, the header, membership, copies, residency, the placement epoch, a backup
+/// and its `Debug`.
+#[test]
+fn the_facade_answers_as_the_stack_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = textstore::Textstore::builder(dir.path().join("store"))
+        .store_options(
+            StoreOptions::new()
+                .segment_capacity(16 << 10)
+                .max_document_bytes(2000),
+        )
+        .open()
+        .unwrap();
+    assert!(store.is_empty());
+    let text = |n: u64| format!("{n} {}", "x".repeat(900));
+    for n in 0..20 {
+        store.put(id(n), text(n)).unwrap().wait().unwrap();
+    }
+    assert_eq!(store.len(), 20);
+    assert!(!store.is_empty());
+    assert_eq!(store.stats().unwrap().documents(), 20);
+    assert!(format!("{store:?}").contains("documents: 20"), "{store:?}");
+    let meta = store.meta(id(3)).unwrap().unwrap();
+    assert_eq!(meta.text_len, text(3).len() as u64);
+    assert!(store.contains(id(3)).unwrap());
+    assert!(!store.contains(id(99)).unwrap());
+    let mut buf = String::new();
+    assert!(store.read_into(id(3), &mut buf).unwrap());
+    assert_eq!(buf, text(3));
+    assert!(!store.read_into(id(99), &mut buf).unwrap());
+
+    // Residency goes to the concurrent handle at the bottom.
+    assert!(!store.handle().was_resident(id(4)).unwrap());
+    store.note_resident(id(4));
+    assert!(store.handle().was_resident(id(4)).unwrap());
+    // A document on other pages than the noted one's.
+    assert!(!store.handle().was_resident(id(15)).unwrap());
+    store.refresh_residency().unwrap();
+    assert!(
+        store.handle().was_resident(id(15)).unwrap(),
+        "written pages are in memory"
+    );
+    let resident = store.get_if_resident(id(15)).unwrap().unwrap().unwrap();
+    assert_eq!(resident.text(), text(15).as_str());
+
+    let report = store.backup(dir.path().join("backup")).unwrap();
+    assert_eq!(report.documents, 20, "{report:?}");
+
+    // Rounds of overwrites and compactions until two segments have been retired.
+    for round in 0..20u64 {
+        if DocRead::placement_epoch(store.handle()) >= 2 {
+            break;
+        }
+        for n in 0..20 {
+            store
+                .put(id(n), format!("{round} {}", text(n)))
+                .unwrap()
+                .wait()
+                .unwrap();
+        }
+        store.compact().unwrap();
+    }
+    let epoch = DocRead::placement_epoch(store.handle());
+    assert!(epoch >= 2, "{epoch}");
+    assert_eq!(DocRead::placement_epoch(&store), epoch);
+    #[cfg(feature = "metrics")]
+    {
+        store.sync().unwrap();
+        let syncs = store.metrics().snapshot().count(Op::Sync, Outcome::Ok);
+        assert_eq!(syncs, 1, "the sync went through the metrics layer");
+    }
+    store.close().unwrap();
+}
