@@ -271,6 +271,8 @@ fn the_facade_names_one_error_whatever_layer_failed() {
         .open()
         .unwrap_err();
     assert_eq!(gone.kind(), ErrorKind::Other, "{gone}");
+    // Its `Debug` is that of the error it wraps.
+    assert_eq!(format!("{gone:?}"), format!("{:?}", gone.inner()));
 }
 
 /// The façade's handle answers each call as its stack and the concurrent handle under it
