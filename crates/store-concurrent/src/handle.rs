@@ -636,7 +636,8 @@ impl ConcurrentStore {
 
     /// Commits every write queued before this call, syncs, writes the index checkpoint and
     /// releases the store's lock. Returns the first error of the store's life (a failed
-    /// commit), if any. Afterwards every call on every clone fails with [`Error::Closed`].
+    /// commit), if any. Afterwards every call on every clone fails with [`Error::Closed`],
+    /// but the writes, syncs and checkpoints of a poisoned handle, which name the poison.
     pub fn close(&self) -> Result<()> {
         self.inner.compactor.stop();
         self.inner.scrubber.stop();

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use store_concurrent::{ConcurrentStore, Error, WriterOptions};
+use store_concurrent::{ConcurrentStore, Error, ScrubPolicy, WriterOptions};
 use store_format::{ErrorKind, StoreError};
 use store_mmap::fault::{Fault, FaultOp, FaultStorage};
-use store_mmap::{Storage, StoreOptions};
+use store_mmap::{CompactionPolicy, Storage, StoreOptions};
 
 use crate::id;
 
@@ -50,9 +50,14 @@ fn panic_in_a_commit(committer: Committer) {
     let path = dir.path().join("store");
     let storage = Arc::new(FaultStorage::new());
     let options = StoreOptions::new().storage(Arc::clone(&storage) as Arc<dyn Storage>);
-    let store = ConcurrentStore::create(&path, options, WriterOptions::default()).unwrap();
+    // No scrub or compaction thread, whose requests would wake the writer thread.
+    let writer = WriterOptions::default()
+        .scrub(ScrubPolicy::off())
+        .compaction(CompactionPolicy::manual());
+    let store = ConcurrentStore::create(&path, options, writer).unwrap();
     // Committed on this thread: the writer thread, never sent a request, stays asleep
-    // until its idle timer, a second from now, so the submitter below finds the core free.
+    // until its idle timer, a second from now, so the submitter below finds the core free
+    // (should it not, the writer thread commits, and the same holds of the outcome).
     let before = [store_mmap::BatchOp::Put {
         id: id(1),
         text: "before",
