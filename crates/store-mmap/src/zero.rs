@@ -38,6 +38,7 @@
 //! the bytes are unwritten space either way, and commits then pay the conversion themselves.
 
 use std::fs::File;
+use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -244,7 +245,8 @@ impl Drop for Zeroer {
         self.shared.lock().stop = true;
         self.shared.changed.notify_all();
         if let Some(thread) = self.thread.take() {
-            // The thread does not panic; a join error carries nothing to act on.
+            // The thread catches the panics of the storage it calls; a join error carries
+            // nothing to act on.
             let _ = thread.join();
         }
     }
@@ -284,7 +286,7 @@ fn run(shared: &Shared) {
         state.busy = Some((start, end));
         drop(state);
         let len = (end - start) as usize;
-        let written = storage.write_at(&file, &path, &zeros[..len], start);
+        let written = unpanicked(|| storage.write_at(&file, &path, &zeros[..len], start));
         // The zeros are in the page cache: from here on the writer may write over them, so
         // the chunk is no longer busy while it goes to the disk. Only its range goes, not
         // the file's other dirty pages, so a commit being written is not flushed before its
@@ -295,8 +297,9 @@ fn run(shared: &Shared) {
         state.busy = None;
         shared.changed.notify_all();
         drop(state);
-        let written =
-            written.and_then(|()| storage.write_back_range(&file, &path, start, len as u64));
+        let written = written.and_then(|()| {
+            unpanicked(|| storage.write_back_range(&file, &path, start, len as u64))
+        });
         state = shared.lock();
         // The writer may have moved to another segment while the chunk went to the disk.
         if state.target.as_ref().is_some_and(|t| t.segment == segment) {
@@ -312,6 +315,15 @@ fn run(shared: &Shared) {
         }
         shared.changed.notify_all();
     }
+}
+
+/// Runs one of the storage's calls, a panic in it taken as a failure: the storage may be the
+/// caller's own (`Storage` is a public trait), and a thread that ended in a panic would
+/// leave its chunk busy, and the writer waiting on it in `claim` or `detach`, forever. Zeros
+/// that failed to land, for whatever reason, leave unwritten space, which is correct.
+fn unpanicked(call: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+        .unwrap_or_else(|_| Err(io::Error::other("the storage panicked")))
 }
 
 #[cfg(test)]
@@ -377,6 +389,50 @@ mod tests {
             "the thread still holds its state"
         );
         assert!(shared.lock().stop);
+    }
+
+    /// A storage that panics in a zero write costs the segment its zeroing and nothing
+    /// else: the writer's next claim and its detach return (a thread that ended in the
+    /// panic left its chunk busy, and both waited for it forever), and the panic reaches no
+    /// caller.
+    #[test]
+    fn a_panic_in_the_storage_stops_the_zeroing_without_holding_the_writer() {
+        use crate::fault::{Fault, FaultOp, FaultStorage};
+
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(FaultStorage::new());
+        let panic = Fault::Panic(FaultOp::Write);
+        storage.inject(panic, 0);
+        let mut target = target(dir.path(), 4 * LEAD_BYTES);
+        target.storage = Arc::clone(&storage) as Arc<dyn Storage>;
+        let zeroer = Arc::new(Zeroer::start().expect("the thread starts"));
+        zeroer.attach(target);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while storage.injected(panic) == 0 {
+            assert!(std::time::Instant::now() < deadline, "no chunk was written");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let (done, claimed) = std::sync::mpsc::channel();
+        let writer = Arc::clone(&zeroer);
+        std::thread::spawn(move || {
+            writer.claim(1, 0, 4000, 4096);
+            writer.detach();
+            done.send(()).unwrap();
+        });
+        claimed
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the writer waits for a chunk the panic left busy");
+        assert_eq!(zeroer.chunks(), 0);
+        // The thread lives on and zeroes the next segment.
+        zeroer.attach(target_at(&dir.path().join("next"), 4 * LEAD_BYTES));
+        while zeroer.chunks() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the next segment was never zeroed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        zeroer.detach();
     }
 
     /// A zeroer without its thread, on a segment of four leads with no data yet.
