@@ -249,7 +249,17 @@ fn compact_once(
         return Ok(None);
     };
     plan.cancel_when(Arc::clone(stop));
-    let compacted = plan.run()?;
+    // The copy writes only files of its own, which are removed if they are never installed
+    // (or by the next open, after a panic): a panic in it, in the engine or in its storage,
+    // fails this compaction alone, as an error would. Left to unwind, it would end the
+    // policy's thread, and with it every later compaction, without a word.
+    let compacted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| plan.run()))
+        .unwrap_or_else(|panic| {
+            Err(store_mmap::Error::panicked(
+                "the thread copying a compaction",
+                &*panic,
+            ))
+        })?;
     let (done, installed) = ticket();
     requests
         .send(Request::InstallCompaction { compacted, done })

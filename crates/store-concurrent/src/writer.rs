@@ -459,9 +459,19 @@ pub(crate) fn run(writer: StdArc<WriterCore>, queues: &Queues) {
     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve(&writer, queues)));
     let leftover = match served {
         Ok(Some((engine, done))) => {
-            let closed = engine.close().map_err(Error::Store);
+            let earlier = shared.poisoned();
+            // A panic in the close leaves the files as a crash would, for the next open to
+            // recover; the engine it unwinds through has marked itself closed, and its drop
+            // does nothing more.
+            let closed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.close()))
+                .unwrap_or_else(|panic| {
+                    let error = panicked(&*panic, WRITER_THREAD);
+                    shared.poison(&error);
+                    Err(error)
+                })
+                .map_err(Error::Store);
             // The first error of the store's life wins over what closing found.
-            done.complete(match shared.poisoned() {
+            done.complete(match earlier {
                 Some(poisoned) => Err(poisoned),
                 None => closed,
             });
@@ -501,15 +511,34 @@ pub(crate) fn run(writer: StdArc<WriterCore>, queues: &Queues) {
 
 /// The error a panic leaves behind, logged: it poisons the store.
 fn panicked(panic: &(dyn std::any::Any + Send), thread: &'static str) -> store_mmap::Error {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    let err = store_mmap::Error::Panicked { thread, message };
+    let err = store_mmap::Error::panicked(thread, panic);
     tracing::error!(error = %err, "the store refuses writes until it is reopened");
     err
 }
+
+/// Runs `work`, a call into the engine, taking a panic in it as a failed commit is taken:
+/// what the engine holds is unknown after it, so the engine and the handle are poisoned
+/// (before anyone waiting on the call hears of it) and the panic is the call's error.
+/// `thread` names where it ran. The call gets the engine alone: the readers' view, which a
+/// panic half-way through its change would leave in a state no reader may see, changes only
+/// after the call returns, and a panic there still ends the thread (see [`run`]).
+fn on_engine<T>(
+    engine: &mut Store,
+    shared: &Shared,
+    thread: &'static str,
+    work: impl FnOnce(&mut Store) -> store_mmap::Result<T>,
+) -> store_mmap::Result<T> {
+    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut *engine)));
+    done.unwrap_or_else(|panic| {
+        let error = panicked(&*panic, thread);
+        engine.poison(error.clone());
+        shared.poison(&error);
+        Err(error)
+    })
+}
+
+/// Where the writer thread's calls into the engine outside a commit run, as a panic names it.
+const WRITER_THREAD: &str = "the writer thread";
 
 /// Serves both queues until a close request (returned with the engine, for the caller to
 /// close) or until every sender is gone (`None`; the engine is closed here).
@@ -621,16 +650,19 @@ fn remove_replaced(writer: &WriterCore, removal: Option<Removal>) -> crate::erro
         return Ok(());
     };
     writer.removing.store(true, Ordering::Release);
-    let removed = removal.run();
+    let removed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| removal.run()));
     writer.removing.store(false, Ordering::Release);
-    match lock(&writer.core).as_mut() {
-        Some(core) => core
-            .engine
-            .finish_removal(removed)
-            .map(drop)
-            .map_err(Error::Store),
-        None => Ok(()),
-    }
+    let mut core = lock(&writer.core);
+    let Some(core) = core.as_mut() else {
+        return Ok(());
+    };
+    // A removal that panicked may have removed or renamed any of its files: its panic,
+    // raised again where the engine's calls are caught, poisons the engine, which still
+    // lists them, and the next open sorts them out.
+    core.on_engine(&writer.shared, |engine| match removed {
+        Ok(removed) => engine.finish_removal(removed).map(drop),
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 /// How far a holder of the writer's core commits the write queue before it lets go.
@@ -707,18 +739,17 @@ impl Core {
     fn serve_control(&mut self, request: Request, shared: &Shared) {
         match request {
             Request::Sync { done } => done.complete(self.unless_poisoned(shared, Store::sync)),
-            Request::Refresh { done } => done.complete(self.refresh()),
+            Request::Refresh { done } => done.complete(self.refresh(shared)),
             Request::PlanCompaction { scope, done } => {
-                done.complete(match shared.poisoned() {
-                    Some(poisoned) => Err(poisoned),
-                    None => self.engine.plan_compaction(&scope).map_err(Error::Store),
-                });
+                done.complete(
+                    self.unless_poisoned(shared, |engine| engine.plan_compaction(&scope)),
+                );
             }
             Request::PlanBackup { done } => {
-                done.complete(self.engine.plan_backup().map_err(Error::Store));
+                done.complete(self.on_engine(shared, |engine| engine.plan_backup()));
             }
             Request::Stats { done } => {
-                done.complete(self.engine.stats().map_err(Error::Store));
+                done.complete(self.on_engine(shared, |engine| engine.stats()));
             }
             Request::PlanScrub {
                 after,
@@ -740,15 +771,24 @@ impl Core {
         }
     }
 
-    /// Runs `action` on the engine, unless an earlier commit failed.
-    fn unless_poisoned(
+    /// Runs `action` on the engine (see [`on_engine`]).
+    fn on_engine<T>(
         &mut self,
         shared: &Shared,
-        action: impl FnOnce(&mut Store) -> store_mmap::Result<()>,
-    ) -> crate::error::Result<()> {
+        action: impl FnOnce(&mut Store) -> store_mmap::Result<T>,
+    ) -> crate::error::Result<T> {
+        on_engine(&mut self.engine, shared, WRITER_THREAD, action).map_err(Error::Store)
+    }
+
+    /// Runs `action` on the engine (see [`on_engine`]), unless an earlier commit failed.
+    fn unless_poisoned<T>(
+        &mut self,
+        shared: &Shared,
+        action: impl FnOnce(&mut Store) -> store_mmap::Result<T>,
+    ) -> crate::error::Result<T> {
         match shared.poisoned() {
             Some(poisoned) => Err(poisoned),
-            None => action(&mut self.engine).map_err(Error::Store),
+            None => self.on_engine(shared, action),
         }
     }
 
@@ -842,18 +882,17 @@ impl Core {
             // Only empty batches: nothing to write, and they complete with the latest seq.
             Ok(shared.published.last_seq())
         } else {
-            let (engine, placed) = (&mut self.engine, &mut self.placed);
-            // A panic in the engine fails the commit like an error: the engine and the
-            // handle are poisoned before any submitter of the group hears of it, and each
-            // hears of the panic.
-            let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                engine.commit_ops_placed(ops.iter().copied(), |id, at| placed.push((id, at)))
-            }));
-            committed.unwrap_or_else(|panic| {
-                let error = panicked(&*panic, "the thread committing a group");
-                self.engine.poison(error.clone());
-                Err(error)
-            })
+            // A panic in the engine fails the commit like an error, and each submitter of
+            // the group hears of the panic.
+            let placed = &mut self.placed;
+            on_engine(
+                &mut self.engine,
+                shared,
+                "the thread committing a group",
+                |engine| {
+                    engine.commit_ops_placed(ops.iter().copied(), |id, at| placed.push((id, at)))
+                },
+            )
         };
         let last_seq = match committed {
             Ok(last_seq) => last_seq,
@@ -885,13 +924,8 @@ impl Core {
         compacted: Compacted,
         shared: &Shared,
     ) -> crate::error::Result<CompactionReport> {
-        if let Some(poisoned) = shared.poisoned() {
-            return Err(poisoned);
-        }
-        let installed = self
-            .engine
-            .install_compaction(compacted)
-            .map_err(Error::Store)?;
+        let installed =
+            self.unless_poisoned(shared, |engine| engine.install_compaction(compacted))?;
         self.publisher.begin_replacement();
         self.publish_new_segments();
         for &id in &installed.moved {
@@ -964,12 +998,9 @@ impl Core {
     /// Brings a read-only engine up to date and shows readers its new state: new segments
     /// and ends first, then the index (a new checkpoint, or the same with a new table of
     /// changes), then the segments it no longer holds (see `published`).
-    fn refresh(&mut self) -> crate::error::Result<Refreshed> {
+    fn refresh(&mut self, shared: &Shared) -> crate::error::Result<Refreshed> {
         let mut changed = Vec::new();
-        let refreshed = self
-            .engine
-            .refresh_with(&mut changed)
-            .map_err(Error::Store)?;
+        let refreshed = self.unless_poisoned(shared, |engine| engine.refresh_with(&mut changed))?;
         if refreshed == Refreshed::Unchanged {
             return Ok(refreshed);
         }
@@ -1010,7 +1041,7 @@ impl Core {
         }
         // A checkpoint that fails is retried at the next idle spell or due point; the data
         // is durable either way.
-        let _ = self.engine.tend_checkpoint(true);
+        let _ = self.on_engine(shared, |engine| engine.tend_checkpoint(true));
         if self.publish_checkpoint() {
             let store = &self.engine;
             self.publisher.finish(store.last_seq(), store.len() as u64);

@@ -84,11 +84,8 @@ impl InFlight {
     }
 
     pub(crate) fn join(self) -> Result<WrittenCheckpoint> {
-        self.thread.join().unwrap_or_else(|_| {
-            Err(Error::Panicked {
-                thread: "the checkpoint thread",
-                message: String::new(),
-            })
-        })
+        self.thread
+            .join()
+            .unwrap_or_else(|panic| Err(Error::panicked("the checkpoint thread", &*panic)))
     }
 }

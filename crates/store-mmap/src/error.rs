@@ -114,8 +114,11 @@ pub enum Error {
         #[source]
         cause: Arc<Error>,
     },
-    /// A thread of the store panicked; what it was doing is unknown, so the store refuses
-    /// writes until it is reopened.
+    /// A thread of the store panicked, in the store's code or in its [`crate::Storage`].
+    /// Where what it was doing leaves the store's state unknown (a commit, or any call
+    /// into the store on its writing thread), the store is poisoned and refuses writes
+    /// until it is reopened; where the work was on files of its own (a compaction's copy,
+    /// a checkpoint's write), that work fails alone and the store is unchanged.
     #[error("{thread} panicked: {message}")]
     Panicked {
         /// Which thread.
@@ -220,6 +223,17 @@ impl Error {
         matches!(self, Error::Corrupt { .. })
     }
 
+    /// The error a caught panic leaves: `thread` says whose, and the message is the
+    /// panic's, when it carried a string.
+    pub fn panicked(thread: &'static str, panic: &(dyn std::any::Any + Send)) -> Error {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Error::Panicked { thread, message }
+    }
+
     /// The error a store that failed with `cause` gives every write after it.
     pub fn poisoned(cause: &Error) -> Error {
         match cause {
@@ -245,14 +259,17 @@ impl StoreError for Error {
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::DiskFull { .. } | Error::NoRoomToCompact { .. } => ErrorKind::StorageFull,
             Error::Io { .. } => ErrorKind::Io,
-            Error::Poisoned { .. } | Error::Panicked { .. } => ErrorKind::Poisoned,
+            Error::Poisoned { .. } => ErrorKind::Poisoned,
             Error::Locked { .. } => ErrorKind::Locked,
             Error::ReadOnly { .. } => ErrorKind::ReadOnly,
             Error::AlreadyExists { .. }
             | Error::NotAStore { .. }
             | Error::CompactionConflict { .. }
             | Error::CompactionCancelled
-            | Error::CheckpointConflict => ErrorKind::Other,
+            | Error::CheckpointConflict
+            // The failure of the call it happened in; the calls after it, where it
+            // poisoned the store, fail as `Poisoned`.
+            | Error::Panicked { .. } => ErrorKind::Other,
         }
     }
 }

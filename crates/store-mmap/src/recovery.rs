@@ -220,10 +220,9 @@ pub(crate) fn recover(
             let read = read_index_and_tail(dir, meta, &segments, end, journaled, &mut report);
             let synced = match sync {
                 Some(thread) => {
-                    thread.join().map_err(|_| Error::Panicked {
-                        thread: "the open's sync thread",
-                        message: String::new(),
-                    })??;
+                    thread
+                        .join()
+                        .map_err(|panic| Error::panicked("the open's sync thread", &*panic))??;
                     true
                 }
                 None => false,

@@ -919,32 +919,37 @@ fn a_power_cut_replays_at_most_the_interval_while_the_index_file_waits() {
     assert_holds(&store, &model);
 }
 
-/// A background checkpoint whose file cannot be put in place loses nothing and is counted:
-/// the commits stay durable, the stats say the checkpoint failed, the next one succeeds,
-/// and a reopen after a power cut serves every document.
+/// A background checkpoint whose file cannot be put in place, because the rename fails or
+/// panics on the checkpoint's thread, loses nothing and is counted: the commits stay
+/// durable and the store takes writes, the stats say the checkpoint failed, the next one
+/// succeeds, and a reopen after a power cut serves every document.
 #[test]
 fn a_failed_background_checkpoint_is_counted_and_loses_nothing() {
+    for fault in [Fault::Fail(FaultOp::Rename), Fault::Panic(FaultOp::Rename)] {
+        background_checkpoint_fails(fault);
+    }
+}
+
+fn background_checkpoint_fails(fault: Fault) {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(FaultStorage::new());
     let options = StoreOptions::new()
         .storage(storage.clone())
         .checkpoint_bytes(Some(16 << 10));
     let mut store = Store::create(dir.path(), options.clone()).unwrap();
-    storage.inject(Fault::Fail(FaultOp::Rename), 0);
+    storage.inject(fault, 0);
     let text = "c".repeat(1000);
     let mut k = 0;
-    while storage.injected(Fault::Fail(FaultOp::Rename)) == 0
-        || store.stats().unwrap().checkpoints() == 0
-    {
+    while storage.injected(fault) == 0 || store.stats().unwrap().checkpoints() == 0 {
         assert!(
             k < 1000,
-            "no checkpoint failed and then succeeded in {k} puts"
+            "{fault:?}: no checkpoint failed and then succeeded in {k} puts"
         );
         store.put(id(k % 64), &text).unwrap();
         k += 1;
     }
     let stats = store.stats().unwrap();
-    assert_eq!(stats.checkpoint_failures(), 1);
+    assert_eq!(stats.checkpoint_failures(), 1, "{fault:?}");
     assert!(stats.checkpoints() >= 1);
     let store = open_after_power_cut(store, &storage, dir.path(), options);
     assert_eq!(store.len(), 64.min(k as usize));
