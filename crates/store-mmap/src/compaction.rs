@@ -239,8 +239,13 @@ pub struct Compacted {
 
 impl Drop for Compacted {
     /// A compaction that is never installed leaves no file behind. Installing takes the
-    /// outputs out first.
+    /// outputs out first. Dropped as a panic unwinds, it leaves them to the next open,
+    /// which removes them: a storage call here that panicked in its turn would abort the
+    /// process.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
         for output in &self.outputs {
             let _ = output.remove_file();
         }

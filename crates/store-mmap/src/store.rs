@@ -1164,6 +1164,17 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        if std::thread::panicking() && !self.closed {
+            // Dropped as a panic unwinds, out of one of its own calls maybe (its open, a
+            // commit): what it holds is unknown, so it closes as a poisoned store does,
+            // sealing nothing and writing no checkpoint, and the next open recovers from
+            // the files. A storage call here that panicked in its turn would abort the
+            // process.
+            self.poison(Error::Panicked {
+                thread: "a thread that unwound through the store",
+                message: String::new(),
+            });
+        }
         // Errors cannot be reported from here; `close` reports them.
         let _ = self.shutdown();
     }

@@ -32,10 +32,24 @@ use store_mmap::{CompactionPolicy, Durability, Storage, StoreOptions, WriteBatch
 
 use crate::id;
 use crate::model_support::{
-    Durable, Model, applied, check_sequences, fault, folded, held, model_faults, texts,
+    Durable, Model, applied, check_sequences, folded, held, model_faults, texts,
 };
 
 const KEYS: u64 = 10;
+
+/// The faults the engine's model draws, and a panic in each of those operations: the handle
+/// catches a panic in a call into the engine, on whichever of its threads it comes, and
+/// fails that call, as it fails one whose operation returned an error.
+fn handle_faults() -> Vec<Fault> {
+    let panics = model_faults()
+        .into_iter()
+        .filter_map(|fault| match fault {
+            Fault::Fail(op) => Some(Fault::Panic(op)),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    model_faults().into_iter().chain(panics).collect()
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -67,7 +81,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Sync),
         1 => Just(Op::Checkpoint),
         1 => Just(Op::Compact),
-        3 => (fault(), 0u64..4, any::<bool>()).prop_map(|(fault, nth, cut)| Op::Inject { fault, nth, cut }),
+        3 => (proptest::sample::select(handle_faults()), 0u64..4, any::<bool>()).prop_map(|(fault, nth, cut)| Op::Inject { fault, nth, cut }),
         1 => Just(Op::Reopen),
         1 => Just(Op::PowerCut),
     ]
@@ -165,19 +179,20 @@ impl Case {
         Ok(())
     }
 
-    /// Opens the store; an open that an armed fault fails is retried once the faults are
+    /// Opens the store; an open that an armed fault fails (or makes panic: the open runs on
+    /// the caller's thread, where the handle catches nothing) is retried once the faults are
     /// disarmed, and that retry must succeed.
     fn open(&self) -> ConcurrentStore {
-        match ConcurrentStore::open(&self.path, self.options.clone(), self.writer.clone()) {
-            Ok(store) => store,
-            Err(first) => {
-                self.storage.disarm();
-                ConcurrentStore::open(&self.path, self.options.clone(), self.writer.clone())
-                    .unwrap_or_else(|err| {
-                        panic!("the store does not open after a failed open ({first}): {err}")
-                    })
-            }
-        }
+        let open = || ConcurrentStore::open(&self.path, self.options.clone(), self.writer.clone());
+        let first = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)) {
+            Ok(Ok(store)) => return store,
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => "a panic".to_owned(),
+        };
+        self.storage.disarm();
+        open().unwrap_or_else(|err| {
+            panic!("the store does not open after a failed open ({first}): {err}")
+        })
     }
 
     /// Recovers from a failure that may have poisoned the handle, by a power cut or a plain
@@ -206,7 +221,7 @@ fn run(
     let case = Case::new(durability);
     let result = run_case(&case, durability, ops);
     let mut fired = fired.lock().unwrap();
-    for fault in model_faults() {
+    for fault in handle_faults() {
         *fired.entry(fault).or_default() += case.storage.injected(fault);
     }
     result
@@ -341,10 +356,27 @@ fn check_model(durability: Durability, cases: u32) {
     check_sequences(cases, op(), 40, |ops| run(ops, durability, &fired));
     let fired = fired.into_inner().unwrap();
     eprintln!("faults fired: {fired:?}");
-    // The faults reached the handle: short writes, which every write can take, and most
-    // kinds of failure (each rarer kind fires in most runs, not all: failed creates were
-    // missing from 1 run of seeds 1–234, failed renames from 2 of 30).
-    assert!(fired.get(&Fault::ShortWrite).copied().unwrap_or(0) > 0);
+    // The faults reached the handle: short writes, which every write can take, panics and
+    // failures each of at least four kinds of operation, and most kinds of fault (each
+    // rarer kind fires in most runs, not all: failed creates were missing from 1 run of
+    // seeds 1–234, failed renames from 2 of 30, and under write-back, where flushes are
+    // few, panicking flushes from 2 of seeds 61–160).
+    assert!(
+        fired.get(&Fault::ShortWrite).copied().unwrap_or(0) > 0,
+        "no short write fired: {fired:?}"
+    );
+    let kinds_of = |panics: bool| {
+        fired
+            .iter()
+            .filter(|&(fault, &count)| count > 0 && matches!(fault, Fault::Panic(_)) == panics)
+            .count()
+    };
+    for panics in [false, true] {
+        assert!(
+            kinds_of(panics) >= 4,
+            "panics {panics}: too few kinds fired: {fired:?}"
+        );
+    }
     let kinds = fired.values().filter(|&&count| count > 0).count();
-    assert!(kinds >= 5, "only {kinds} kinds of fault fired: {fired:?}");
+    assert!(kinds >= 10, "only {kinds} kinds of fault fired: {fired:?}");
 }

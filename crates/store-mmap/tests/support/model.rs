@@ -112,11 +112,6 @@ pub(crate) fn model_faults() -> Vec<Fault> {
         .collect()
 }
 
-/// One of [`model_faults`].
-pub(crate) fn fault() -> impl Strategy<Value = Fault> {
-    proptest::sample::select(model_faults())
-}
-
 /// What a power cut may leave of the commits: the state after the last commit a sync made
 /// durable, then the state after each commit since. Under `Durability::Sync` a commit is
 /// durable when it returns, so only the last state is left.
