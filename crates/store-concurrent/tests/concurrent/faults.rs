@@ -28,12 +28,12 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use store_concurrent::{ConcurrentStore, Error, ScrubPolicy, WriterOptions};
 use store_mmap::fault::{Fault, FaultStorage};
-use store_mmap::{CompactionPolicy, Durability, Storage, StoreOptions, WriteBatch};
+use store_mmap::{Durability, Storage, StoreOptions, WriteBatch};
 
-use crate::id;
 use crate::model_support::{
     Durable, Model, applied, check_sequences, folded, held, model_faults, texts,
 };
+use crate::{eager_compaction, id};
 
 const KEYS: u64 = 10;
 
@@ -144,12 +144,7 @@ impl Case {
             .storage(Arc::clone(&storage) as Arc<dyn Storage>);
         let writer = WriterOptions::default()
             .scrub(ScrubPolicy::off())
-            .compaction(CompactionPolicy {
-                dead_ratio: Some(0.2),
-                min_dead_bytes: 1,
-                segment_dead_ratio: 0.2,
-                max_bytes_per_sec: None,
-            });
+            .compaction(eager_compaction());
         Case {
             _root: root,
             path,

@@ -27,6 +27,16 @@ pub(crate) fn create(dir: &Path, writer: WriterOptions) -> ConcurrentStore {
     ConcurrentStore::create(dir.join("store"), StoreOptions::new(), writer).unwrap()
 }
 
+/// A compaction policy as eager as it gets: any dead byte makes a store due.
+pub(crate) fn eager_compaction() -> store_mmap::CompactionPolicy {
+    store_mmap::CompactionPolicy {
+        dead_ratio: Some(0.2),
+        min_dead_bytes: 1,
+        segment_dead_ratio: 0.2,
+        max_bytes_per_sec: None,
+    }
+}
+
 /// Reopens the store with the plain engine, as a later process would.
 pub(crate) fn reopen(dir: &Path) -> store_mmap::Store {
     store_mmap::Store::open(dir.join("store"), StoreOptions::new()).unwrap()

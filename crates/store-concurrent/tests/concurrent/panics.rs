@@ -1,17 +1,125 @@
-//! A panic in the middle of a commit, on the writer thread or on a submitting thread that
-//! commits its own write, or elsewhere on the writer thread: what the store was doing is
-//! unknown, so the handle refuses every write after it, naming the panic, nothing waits
-//! forever, the close changes no file, and a reopen holds every write acknowledged before.
+//! A panic in a call into the engine, in a commit (on the writer thread or on a submitting
+//! thread that commits its own write) or in another call of the writer thread: what the
+//! store was doing is unknown, so the call fails with the panic, the handle refuses every
+//! write after it naming the panic, reads go on, nothing waits forever, the close changes no
+//! file, and a reopen holds every write acknowledged before. A panic in a compaction's
+//! copy, which writes only files of its own, fails that compaction alone.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use store_concurrent::{ConcurrentStore, Error, ScrubPolicy, WriterOptions};
+use store_concurrent::{CompactionStats, ConcurrentStore, Error, ScrubPolicy, WriterOptions};
 use store_format::{ErrorKind, StoreError};
 use store_mmap::fault::{Fault, FaultOp, FaultStorage};
-use store_mmap::{CompactionPolicy, Storage, StoreOptions};
+use store_mmap::{CompactionPolicy, Storage, StoreOptions, WriteBatch};
 
-use crate::id;
+use crate::{eager_compaction, id};
+
+/// A handle over a fault storage, with no scrub thread, whose requests would wake the
+/// writer thread.
+struct Case {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    storage: Arc<FaultStorage>,
+    store: ConcurrentStore,
+}
+
+impl Case {
+    fn new(options: StoreOptions, compaction: CompactionPolicy) -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let storage = Arc::new(FaultStorage::new());
+        let options = options.storage(Arc::clone(&storage) as Arc<dyn Storage>);
+        let writer = WriterOptions::default()
+            .scrub(ScrubPolicy::off())
+            .compaction(compaction);
+        let store = ConcurrentStore::create(&path, options, writer).unwrap();
+        Case {
+            _dir: dir,
+            path,
+            storage,
+            store,
+        }
+    }
+
+    /// After the panic: a put is refused as poisoned, with the injected panic as the cause,
+    /// the close fails and changes no file, and a reopen holds "before" under id 1 and
+    /// nothing more. `when` says which case is checked.
+    fn closes_poisoned(self, when: &str) {
+        let Case {
+            path,
+            storage,
+            store,
+            ..
+        } = self;
+        let refused = store.put(id(99), "after").map(drop);
+        let Err(Error::Store(err)) = refused else {
+            panic!("{when}: a write after the panic: {refused:?}");
+        };
+        assert_eq!(err.kind(), ErrorKind::Poisoned, "{when}: {err}");
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(
+            cause
+                .as_deref()
+                .is_some_and(|cause| cause.contains("injected panic")),
+            "{when}: {err}, caused by {cause:?}"
+        );
+        assert!(store.sync().is_err(), "{when}");
+        // A close that seals the active segment or writes an index checkpoint creates and
+        // renames files (the zeroing thread, which may still run, does neither).
+        let file_changes = || [FaultOp::Create, FaultOp::Rename].map(|op| storage.count(op));
+        let before = file_changes();
+        assert!(store.close().is_err(), "{when}");
+        drop(store);
+        assert_eq!(
+            file_changes(),
+            before,
+            "{when}: the close sealed or checkpointed a store in an unknown state"
+        );
+        reopens_with_the_first_write(&path, when);
+    }
+}
+
+/// The store at `path`, reopened by the plain engine, holds "before" under id 1 and
+/// nothing under id 99, and verifies clean.
+fn reopens_with_the_first_write(path: &std::path::Path, when: &str) {
+    let reopened = store_mmap::Store::open(path, StoreOptions::new()).unwrap();
+    assert_eq!(reopened.get(id(1)).unwrap().as_deref(), Some("before"));
+    assert_eq!(reopened.get(id(99)).unwrap(), None, "{when}");
+    assert!(reopened.verify().is_clean(), "{when}");
+}
+
+/// The call that panicked failed with the panic, on `thread`, as its own failure (kind
+/// `Other`), not as if the handle had closed.
+fn failed_with_the_panic<T: std::fmt::Debug>(
+    failed: store_concurrent::Result<T>,
+    thread: &str,
+    when: &str,
+) {
+    let Err(Error::Store(err)) = failed else {
+        panic!("{when}: the call that panicked: {failed:?}");
+    };
+    assert!(
+        matches!(&err, store_mmap::Error::Panicked { thread: on, message }
+            if *on == thread && message.contains("injected panic")),
+        "{when}: {err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Other, "{when}: {err}");
+}
+
+/// Waits up to a minute for `done`; `what` names the wait in the failure, with `state`.
+fn wait_for<S: std::fmt::Debug>(what: &str, state: impl Fn() -> S, done: impl Fn(&S) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = state();
+        if done(&now) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {now:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
 
 /// Whose thread the commit that panics runs on.
 #[derive(Debug, Clone, Copy)]
@@ -22,39 +130,9 @@ enum Committer {
     Submitter,
 }
 
-/// The files created and renamed so far: a close that seals the active segment or writes
-/// an index checkpoint changes them (the zeroing thread, which may still run, does not).
-fn file_changes(storage: &FaultStorage) -> [u64; 2] {
-    [FaultOp::Create, FaultOp::Rename].map(|op| storage.count(op))
-}
-
-/// Checks that a put is refused as poisoned, with the injected panic as the cause; `when`
-/// says which case is checked.
-fn refused_for_the_panic(store: &ConcurrentStore, when: &str) {
-    let refused = store.put(id(99), "after").map(drop);
-    let Err(Error::Store(err)) = refused else {
-        panic!("{when}: a write after the panic: {refused:?}");
-    };
-    assert_eq!(err.kind(), ErrorKind::Poisoned, "{when}: {err}");
-    let cause = std::error::Error::source(&err).map(ToString::to_string);
-    assert!(
-        cause
-            .as_deref()
-            .is_some_and(|cause| cause.contains("injected panic")),
-        "{when}: {err}, caused by {cause:?}"
-    );
-}
-
 fn panic_in_a_commit(committer: Committer) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
-    let storage = Arc::new(FaultStorage::new());
-    let options = StoreOptions::new().storage(Arc::clone(&storage) as Arc<dyn Storage>);
-    // No scrub or compaction thread, whose requests would wake the writer thread.
-    let writer = WriterOptions::default()
-        .scrub(ScrubPolicy::off())
-        .compaction(CompactionPolicy::manual());
-    let store = ConcurrentStore::create(&path, options, writer).unwrap();
+    let case = Case::new(StoreOptions::new(), CompactionPolicy::manual());
+    let (store, storage) = (&case.store, &case.storage);
     // Committed on this thread: the writer thread, never sent a request, stays asleep
     // until its idle timer, a second from now, so the submitter below finds the core free
     // (should it not, the writer thread commits, and the same holds of the outcome).
@@ -69,14 +147,7 @@ fn panic_in_a_commit(committer: Committer) {
     let failed = match committer {
         Committer::WriterThread => {
             let ticket = store.put(id(2), "during").unwrap();
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !ticket.is_ready() {
-                assert!(
-                    Instant::now() < deadline,
-                    "the panicking commit never ended"
-                );
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            wait_for("the panicking commit", || ticket.is_ready(), |&ready| ready);
             ticket.wait()
         }
         Committer::Submitter => {
@@ -87,39 +158,12 @@ fn panic_in_a_commit(committer: Committer) {
             store.commit_ops(&ops)
         }
     };
-    assert_eq!(storage.injected(panic), 1, "{committer:?}");
-    // The write that panicked fails with the panic, not as if the handle had closed.
-    let Err(Error::Store(err)) = failed else {
-        panic!("{committer:?}: the write that panicked: {failed:?}");
-    };
-    assert!(
-        matches!(err, store_mmap::Error::Panicked { .. }),
-        "{committer:?}: {err}"
-    );
-    assert_eq!(err.kind(), ErrorKind::Other, "{committer:?}: {err}");
-    assert!(
-        err.to_string().contains("injected panic"),
-        "{committer:?}: {err}"
-    );
+    let when = format!("{committer:?}");
+    assert_eq!(storage.injected(panic), 1, "{when}");
+    failed_with_the_panic(failed, "the thread committing a group", &when);
     // Reads go on.
     assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("before"));
-
-    // Every write after it is refused, with the panic as the cause.
-    refused_for_the_panic(&store, &format!("{committer:?}"));
-    assert!(store.sync().is_err(), "{committer:?}");
-    let before = file_changes(&storage);
-    assert!(store.close().is_err(), "{committer:?}");
-    drop(store);
-    assert_eq!(
-        file_changes(&storage),
-        before,
-        "{committer:?}: the close sealed or checkpointed a store in an unknown state"
-    );
-
-    let reopened = store_mmap::Store::open(&path, StoreOptions::new()).unwrap();
-    assert_eq!(reopened.get(id(1)).unwrap().as_deref(), Some("before"));
-    assert_eq!(reopened.get(id(99)).unwrap(), None);
-    assert!(reopened.verify().is_clean(), "{committer:?}");
+    case.closes_poisoned(&when);
 }
 
 #[test]
@@ -144,18 +188,11 @@ enum Call {
 }
 
 /// A panic on the writer thread outside a commit poisons the handle as one in a commit
-/// does: the call it happened in fails with the panic, reads go on, every write after it is
-/// refused naming the panic, the close (unless it panicked itself) changes no file, and a
-/// reopen holds every write acknowledged before.
+/// does; the thread serves on. A panic in the close is the close's error, and leaves the
+/// files as a crash would.
 fn panic_on_the_writer_thread(call: Call) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
-    let storage = Arc::new(FaultStorage::new());
-    let options = StoreOptions::new().storage(Arc::clone(&storage) as Arc<dyn Storage>);
-    let writer = WriterOptions::default()
-        .scrub(ScrubPolicy::off())
-        .compaction(CompactionPolicy::manual());
-    let store = ConcurrentStore::create(&path, options, writer).unwrap();
+    let case = Case::new(StoreOptions::new(), CompactionPolicy::manual());
+    let (store, storage) = (&case.store, &case.storage);
     store.put(id(1), "before").unwrap().wait().unwrap();
 
     let panic = match call {
@@ -168,38 +205,18 @@ fn panic_on_the_writer_thread(call: Call) {
         Call::Checkpoint => store.checkpoint(),
         Call::Close => store.close(),
     };
-    assert_eq!(storage.injected(panic), 1, "{call:?}");
-    let Err(Error::Store(err)) = failed else {
-        panic!("{call:?}: the call that panicked: {failed:?}");
-    };
-    assert!(
-        matches!(&err, store_mmap::Error::Panicked { thread: "the writer thread", message }
-            if message.contains("injected panic")),
-        "{call:?}: {err}"
-    );
-    assert_eq!(err.kind(), ErrorKind::Other, "{call:?}: {err}");
-
-    if !matches!(call, Call::Close) {
-        // The thread serves on: reads go on, and writes are refused naming the panic.
-        assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("before"));
-        refused_for_the_panic(&store, &format!("{call:?}"));
-        let before = file_changes(&storage);
-        assert!(store.close().is_err(), "{call:?}");
-        drop(store);
-        assert_eq!(
-            file_changes(&storage),
-            before,
-            "{call:?}: the close sealed or checkpointed a store in an unknown state"
-        );
-    } else {
+    let when = format!("{call:?}");
+    assert_eq!(storage.injected(panic), 1, "{when}");
+    failed_with_the_panic(failed, "the writer thread", &when);
+    if let Call::Close = call {
         assert!(matches!(store.get(id(1)), Err(Error::Closed)));
+        let Case { path, store, .. } = case;
         drop(store);
+        reopens_with_the_first_write(&path, &when);
+    } else {
+        assert_eq!(store.get(id(1)).unwrap().as_deref(), Some("before"));
+        case.closes_poisoned(&when);
     }
-
-    let reopened = store_mmap::Store::open(&path, StoreOptions::new()).unwrap();
-    assert_eq!(reopened.get(id(1)).unwrap().as_deref(), Some("before"));
-    assert_eq!(reopened.get(id(99)).unwrap(), None);
-    assert!(reopened.verify().is_clean(), "{call:?}");
 }
 
 #[test]
@@ -223,22 +240,11 @@ fn a_panic_in_the_close_is_the_close_error() {
 /// the next compaction.
 #[test]
 fn a_panic_in_a_compactions_copy_fails_that_compaction_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store");
-    let storage = Arc::new(FaultStorage::new());
     let options = StoreOptions::new()
         .segment_capacity(8192)
-        .max_document_bytes(2000)
-        .storage(Arc::clone(&storage) as Arc<dyn Storage>);
-    let writer = WriterOptions::default()
-        .scrub(ScrubPolicy::off())
-        .compaction(CompactionPolicy {
-            dead_ratio: Some(0.2),
-            min_dead_bytes: 1,
-            segment_dead_ratio: 0.2,
-            max_bytes_per_sec: None,
-        });
-    let store = ConcurrentStore::create(&path, options, writer).unwrap();
+        .max_document_bytes(2000);
+    let case = Case::new(options, eager_compaction());
+    let (store, storage) = (&case.store, &case.storage);
     let text = |k: u64| format!("{k}").repeat(300);
     for k in 0..24 {
         store.put(id(k), text(k)).unwrap().wait().unwrap();
@@ -252,48 +258,43 @@ fn a_panic_in_a_compactions_copy_fails_that_compaction_alone() {
     store.put(id(24), text(24)).unwrap().wait().unwrap();
     let panic = Fault::Panic(FaultOp::Create);
     storage.inject(panic, 0);
-    let wait_for = |what: &str, done: &dyn Fn(&store_concurrent::CompactionStats) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !done(&store.compaction_stats()) {
-            assert!(
-                Instant::now() < deadline,
-                "{what}: {:?}",
-                store.compaction_stats()
-            );
-            std::thread::sleep(Duration::from_millis(1));
+    let delete = |keys: std::ops::Range<u64>| {
+        let mut deletes = WriteBatch::new();
+        for k in keys {
+            deletes.delete(id(k));
         }
+        store.put_batch(deletes).unwrap().wait().unwrap();
     };
-    let mut deletes = store_mmap::WriteBatch::new();
-    for k in 0..8 {
-        deletes.delete(id(k));
-    }
-    store.put_batch(deletes).unwrap().wait().unwrap();
-    wait_for("the compaction that panics", &|stats| stats.failed() == 1);
+    let stats = || store.compaction_stats();
+    delete(0..8);
+    wait_for(
+        "the compaction that panics",
+        stats,
+        |stats: &CompactionStats| stats.failed() == 1,
+    );
     assert_eq!(storage.injected(panic), 1);
-    let error = store.compaction_stats().last_error().map(str::to_owned);
+    let error = stats().last_error().map(str::to_owned);
     assert!(
         error.as_deref().is_some_and(
             |error| error.contains("the thread copying a compaction panicked: injected panic")
         ),
         "{error:?}"
     );
-    assert_eq!(store.compaction_stats().completed(), 0);
+    assert_eq!(stats().completed(), 0);
 
     // Writes go on, and make the store due again: the thread compacts.
-    let mut deletes = store_mmap::WriteBatch::new();
-    for k in 8..16 {
-        deletes.delete(id(k));
-    }
-    store.put_batch(deletes).unwrap().wait().unwrap();
-    wait_for("the compaction after the panic", &|stats| {
-        stats.completed() >= 1
-    });
+    delete(8..16);
+    wait_for(
+        "the compaction after the panic",
+        stats,
+        |stats: &CompactionStats| stats.completed() >= 1,
+    );
     for k in 0..25 {
         let expected = (k >= 16).then(|| text(k));
         assert_eq!(store.get(id(k)).unwrap().as_deref(), expected.as_deref());
     }
     store.close().unwrap();
-    let reopened = store_mmap::Store::open(&path, StoreOptions::new()).unwrap();
+    let reopened = store_mmap::Store::open(&case.path, StoreOptions::new()).unwrap();
     assert_eq!(reopened.len(), 9);
     assert!(reopened.verify().is_clean());
 }
