@@ -1164,7 +1164,7 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if std::thread::panicking() && !self.closed {
+        if std::thread::panicking() && !self.closed && !self.is_read_only() {
             // Dropped as a panic unwinds, out of one of its own calls maybe (its open, a
             // commit): what it holds is unknown, so it closes as a poisoned store does,
             // sealing nothing and writing no checkpoint, and the next open recovers from
