@@ -34,8 +34,9 @@
 //! - before the segment is trimmed or sealed, the writer **detaches** it, which waits for a
 //!   busy chunk; the thread never writes past the end of a file the writer has cut.
 //!
-//! A failed zero write or write-back stops the zeroing for that segment and nothing else:
-//! the bytes are unwritten space either way, and commits then pay the conversion themselves.
+//! A failed zero write or write-back (one that panics in the storage included) stops the
+//! zeroing for that segment and nothing else: the bytes are unwritten space either way, and
+//! commits then pay the conversion themselves.
 
 use std::fs::File;
 use std::io;
