@@ -617,6 +617,8 @@ impl Store {
 
     /// Syncs, gives back preallocated space, writes the index checkpoint and releases the
     /// lock. Reports the first failure, including an earlier one that poisoned the store.
+    /// Dropping the store does the same without the report, but for a store dropped as a
+    /// panic unwinds, which closes as a poisoned one does (see [`Store::poison`]).
     pub fn close(mut self) -> Result<()> {
         self.shutdown()
     }

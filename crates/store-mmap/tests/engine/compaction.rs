@@ -224,6 +224,39 @@ fn a_held_document_keeps_its_segment_file_until_dropped() {
     check(&mut f, &model);
 }
 
+/// The offline tools read a store as its open does: the segments a compaction replaced,
+/// still on disk because a reader held one when the store closed, are left out. Read
+/// again, their versions of the documents a compaction found deleted, whose tombstones it
+/// dropped, would bring those documents back in the recovered store.
+#[test]
+fn the_offline_tools_leave_out_the_segments_a_compaction_replaced() {
+    let (mut f, model) = churned_store();
+    let held = f.store().get(id(1)).unwrap().unwrap();
+    f.store().compact().unwrap();
+    let live = f.store().stats().unwrap().segments();
+    f.close();
+    drop(held);
+    assert!(f.path().join("retired.tsr").exists());
+    assert!(segment_files(&f.path()).len() as u64 > live);
+
+    let verified = store_mmap::verify_dir(f.path()).unwrap();
+    assert!(verified.is_clean(), "{:?}", verified.problems);
+    assert_eq!(verified.segments, live);
+    let recovered = f.path().with_file_name("recovered");
+    let report = store_mmap::recover(f.path(), &recovered).unwrap();
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(report.documents, model.len() as u64, "{report:?}");
+    let store = store_mmap::Store::open(&recovered, StoreOptions::new()).unwrap();
+    for k in 0..300 {
+        let text = store.get(id(k)).unwrap();
+        assert_eq!(
+            text.as_deref(),
+            model.get(&k).map(String::as_str),
+            "document {k}"
+        );
+    }
+}
+
 /// A removal of replaced segments runs without the store, which goes on meanwhile; the
 /// retired-segment list names the segments until the store hears the removal is durable,
 /// and an open after a crash in between finds the list naming files that are gone.

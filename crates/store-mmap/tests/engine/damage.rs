@@ -536,3 +536,100 @@ fn every_kind_of_damage_at_every_record_is_found_and_nothing_is_lost_silently() 
         );
     }
 }
+
+/// `recover` tells a torn tail, which an open cuts, from damage to committed data: a
+/// damaged last record of a closed store, whose index checkpoint covers it, is damage; and
+/// a torn tail in the newest segment leaves every other segment's damage in the report,
+/// wherever in its file it lies.
+#[test]
+fn recover_tells_a_torn_tail_from_damage() {
+    let root = tempfile::tempdir().unwrap();
+    let recovered = |dir: &Path, case: &str| {
+        let dest = root.path().join(format!("recovered {case}"));
+        store_mmap::recover(dir, dest).unwrap_or_else(|err| panic!("{case}: {err}"))
+    };
+    let damaged = |dir: &Path, place: &Place, kind: Kind| {
+        let segment = segment_files(dir)[place.segment].clone();
+        let mut bytes = std::fs::read(&segment).unwrap();
+        damage(kind, place, &[], &mut bytes).expect("a change");
+        std::fs::write(&segment, bytes).unwrap();
+        segment
+    };
+
+    let (f, history) = base_store(Ending::Closed);
+    let records = places(&f.path(), &history);
+    let last = records.last().unwrap();
+    let segment = damaged(&f.path(), last, Kind::FlipTextBit);
+    let report = recovered(&f.path(), "closed");
+    assert!(report.torn_tail.is_none(), "{report:?}");
+    assert!(
+        report.damage.iter().any(|problem| problem.path == segment),
+        "{report:?}"
+    );
+
+    let (f, history) = base_store(Ending::CrashedWithoutCheckpoint);
+    let records = places(&f.path(), &history);
+    let last = records.last().unwrap();
+    let newest = damaged(&f.path(), last, Kind::TruncateInsideRecord);
+    let older = records
+        .iter()
+        .find(|place| place.segment < last.segment && place.offset > last.offset)
+        .expect("a record of an older segment past the torn tail's offset");
+    let older = damaged(&f.path(), older, Kind::FlipTextBit);
+    let report = recovered(&f.path(), "crashed");
+    assert!(
+        report
+            .torn_tail
+            .as_ref()
+            .is_some_and(|torn| torn.path == newest),
+        "{report:?}"
+    );
+    assert!(
+        report.damage.iter().any(|problem| problem.path == older),
+        "{report:?}"
+    );
+}
+
+/// `recover` names the document of a damaged record: by the record's header where it still
+/// decodes, and by the index checkpoint's entry for that place where it does not.
+#[test]
+fn recover_names_the_documents_of_damaged_records() {
+    let (f, history) = base_store(Ending::Closed);
+    let records = places(&f.path(), &history);
+    // A document's latest record, a put in the oldest segment, which is sealed: the index
+    // points at it, and committed data follows it.
+    let latest = |place: &&Place| {
+        records
+            .iter()
+            .filter(|other| other.id == place.id)
+            .all(|other| other.commit <= place.commit)
+    };
+    let place = records
+        .iter()
+        .filter(|place| place.segment == 0 && place.kind == RecordKind::Put)
+        .find(latest)
+        .expect("a latest put in the oldest segment");
+    let root = tempfile::tempdir().unwrap();
+    for kind in [Kind::ZeroHeaderAtRecord, Kind::FlipTextBit] {
+        let dir = root.path().join(format!("{kind:?}"));
+        copy_dir(&f.path(), &dir);
+        let segment = segment_files(&dir)[place.segment].clone();
+        let mut bytes = std::fs::read(&segment).unwrap();
+        damage(kind, place, &[], &mut bytes).expect("a change");
+        std::fs::write(&segment, bytes).unwrap();
+        let report = store_mmap::recover(&dir, root.path().join(format!("{kind:?} recovered")))
+            .unwrap_or_else(|err| panic!("{kind:?}: {err}"));
+        assert!(
+            report
+                .damaged_records
+                .iter()
+                .any(|record| record.id == place.id
+                    && record.path == segment
+                    && record.offset == place.offset as u64),
+            "{kind:?}: {} at {} is not named: {:?}",
+            place.id,
+            place.offset,
+            report.damaged_records
+        );
+    }
+}

@@ -353,6 +353,40 @@ fn verify_dir_checks_the_index_file_against_the_data() {
     assert!(err.to_string().contains("index.tsi"), "{err}");
 }
 
+/// The offline tools, `verify_dir` and `recover`, refuse what they cannot read, naming it,
+/// and never take it for what is not there: a directory without the metadata file is not a
+/// store, and a lock file or retired-segment list that cannot be opened is an error naming
+/// the file. Read without the lock, the store could change under them; read without the
+/// list, the segments a compaction replaced would count again.
+#[test]
+fn the_offline_tools_name_what_they_cannot_read() {
+    let root = tempfile::tempdir().unwrap();
+    let offline = |dir: &Path| {
+        let verified = store_mmap::verify_dir(dir).map(drop);
+        let recovered = store_mmap::recover(dir, root.path().join("recovered")).map(drop);
+        [verified, recovered]
+    };
+    let empty = root.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for result in offline(&empty) {
+        let err = result.expect_err("a directory without the metadata file");
+        assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+    }
+
+    for name in ["LOCK", "retired.tsr"] {
+        let mut f = Fixture::new();
+        f.store().put(id(1), "okay").unwrap();
+        f.close();
+        let path = f.path().join(name);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(&path, &path).unwrap();
+        for result in offline(&f.path()) {
+            let err = result.expect_err("an unreadable file");
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+    }
+}
+
 #[test]
 fn a_second_writer_is_refused() {
     let f = Fixture::new();
