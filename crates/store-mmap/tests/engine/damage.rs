@@ -590,25 +590,36 @@ fn recover_tells_a_torn_tail_from_damage() {
     );
 }
 
-/// `recover` names the document of a damaged record: by the record's header where it still
-/// decodes, and by the index checkpoint's entry for that place where it does not.
+/// `recover` names the document of a damaged record, and no other: by the record's header
+/// where it still decodes, and by the index checkpoint's entry for that place where it does
+/// not. The record after it, where the damaged range ends, is intact.
 #[test]
 fn recover_names_the_documents_of_damaged_records() {
     let (f, history) = base_store(Ending::Closed);
     let records = places(&f.path(), &history);
-    // A document's latest record, a put in the oldest segment, which is sealed: the index
-    // points at it, and committed data follows it.
-    let latest = |place: &&Place| {
+    let latest = |place: &Place| {
         records
             .iter()
             .filter(|other| other.id == place.id)
             .all(|other| other.commit <= place.commit)
     };
+    // A document's latest record, a put in a sealed segment, followed by another
+    // document's: the index points at both, and committed data follows them.
+    let newest = records.last().unwrap().segment;
     let place = records
-        .iter()
-        .filter(|place| place.segment == 0 && place.kind == RecordKind::Put)
-        .find(latest)
-        .expect("a latest put in the oldest segment");
+        .windows(2)
+        .find(|pair| {
+            let (place, next) = (&pair[0], &pair[1]);
+            place.segment == next.segment
+                && place.segment < newest
+                && place.kind == RecordKind::Put
+                && next.kind == RecordKind::Put
+                && next.id != place.id
+                && latest(place)
+                && latest(next)
+        })
+        .map(|pair| &pair[0])
+        .expect("two latest puts side by side in a sealed segment");
     let root = tempfile::tempdir().unwrap();
     for kind in [Kind::ZeroHeaderAtRecord, Kind::FlipTextBit] {
         let dir = root.path().join(format!("{kind:?}"));
@@ -619,17 +630,15 @@ fn recover_names_the_documents_of_damaged_records() {
         std::fs::write(&segment, bytes).unwrap();
         let report = store_mmap::recover(&dir, root.path().join(format!("{kind:?} recovered")))
             .unwrap_or_else(|err| panic!("{kind:?}: {err}"));
-        assert!(
-            report
-                .damaged_records
-                .iter()
-                .any(|record| record.id == place.id
-                    && record.path == segment
-                    && record.offset == place.offset as u64),
-            "{kind:?}: {} at {} is not named: {:?}",
-            place.id,
-            place.offset,
-            report.damaged_records
+        let named: Vec<_> = report
+            .damaged_records
+            .iter()
+            .map(|record| (record.id, record.path.clone(), record.offset))
+            .collect();
+        assert_eq!(
+            named,
+            [(place.id, segment, place.offset as u64)],
+            "{kind:?}"
         );
     }
 }
