@@ -742,3 +742,83 @@ fn a_segment_of_another_store_is_refused() {
     let what = format!("{err:?}");
     assert!(what.contains("segment belongs to store"), "{what}");
 }
+
+/// A `Storage` of the caller's that implements only the required methods, each passed to
+/// the operating system's.
+#[derive(Debug)]
+struct RequiredOnly;
+
+impl store_mmap::Storage for RequiredOnly {
+    fn create_new(&self, path: &Path) -> std::io::Result<std::fs::File> {
+        store_mmap::OsStorage.create_new(path)
+    }
+    fn write_at(
+        &self,
+        file: &std::fs::File,
+        path: &Path,
+        data: &[u8],
+        offset: u64,
+    ) -> std::io::Result<()> {
+        store_mmap::OsStorage.write_at(file, path, data, offset)
+    }
+    fn sync(
+        &self,
+        file: &std::fs::File,
+        path: &Path,
+        kind: store_mmap::SyncKind,
+    ) -> std::io::Result<()> {
+        store_mmap::OsStorage.sync(file, path, kind)
+    }
+    fn allocate(
+        &self,
+        file: &std::fs::File,
+        path: &Path,
+        from: u64,
+        to: u64,
+    ) -> std::io::Result<()> {
+        store_mmap::OsStorage.allocate(file, path, from, to)
+    }
+    fn set_len(&self, file: &std::fs::File, path: &Path, len: u64) -> std::io::Result<()> {
+        store_mmap::OsStorage.set_len(file, path, len)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        store_mmap::OsStorage.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        store_mmap::OsStorage.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        store_mmap::OsStorage.sync_dir(dir)
+    }
+}
+
+/// A store runs on a storage that implements only the required methods, through the
+/// trait's defaults: a commit of many texts, written one slice at a time at the right
+/// offsets, reads back after a reopen, and a compaction finds the room the file system has.
+#[test]
+fn a_storage_of_the_required_methods_alone_serves_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::new().storage(std::sync::Arc::new(RequiredOnly));
+    let mut store = Store::create(dir.path(), options.clone()).unwrap();
+    // Texts up to 15 KiB, large enough that a commit hands them to the storage as slices of
+    // their own beside their records' headers.
+    let text = |k: u64, version: u64| format!("{k} {version} {}", "r".repeat(k as usize * 300));
+    for version in 0..2 {
+        let mut batch = WriteBatch::new();
+        for k in 0..50 {
+            batch.put(id(k), &text(k, version));
+        }
+        store.put_batch(&batch).unwrap();
+    }
+    store.close().unwrap();
+    let mut store = Store::open(dir.path(), options).unwrap();
+    let report = store.compact().unwrap();
+    assert!(report.records_copied > 0, "{report:?}");
+    for k in 0..50 {
+        assert_eq!(
+            store.get(id(k)).unwrap().as_deref(),
+            Some(text(k, 1).as_str())
+        );
+    }
+    assert!(store.verify().is_clean());
+}
