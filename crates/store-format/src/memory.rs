@@ -236,6 +236,7 @@ mod tests {
     #[test]
     fn writes_read_back_and_versions_grow() {
         let store = MemoryStore::new();
+        assert!(store.is_empty());
         let a = DocId::from(1u64);
         let first = store.put(a, "one two").unwrap().wait().unwrap();
         let second = store.put(a, "three").unwrap().wait().unwrap();
@@ -247,6 +248,8 @@ mod tests {
         batch.delete(a);
         store.put_batch(batch).unwrap().wait().unwrap();
         assert!(!store.contains(a).unwrap());
+        assert_eq!(store.len(), 1);
+        assert!(!store.is_empty());
         assert_eq!(store.delete(a).unwrap().wait().unwrap(), None);
         assert_eq!(
             store
