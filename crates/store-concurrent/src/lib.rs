@@ -19,7 +19,8 @@
 //! - Every ticket is completed exactly once: with the commit's outcome, or with
 //!   [`Error::Closed`] if its request was discarded at shutdown.
 //! - A failed commit fails every request in its group and poisons the handle: later writes
-//!   fail at once, without being queued.
+//!   fail at once, without being queued. A panic in a call into the engine, a commit or any
+//!   other, fails that call in the same way, and the writer thread serves on: reads go on.
 //! - Nothing in this crate blocks a reader: the writer thread does all I/O.
 
 #![cfg_attr(
