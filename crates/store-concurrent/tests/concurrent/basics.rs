@@ -916,12 +916,7 @@ fn borrowed_batches_commit_from_many_threads() {
 #[test]
 fn a_borrowed_commit_skips_an_empty_queue_but_never_overtakes_a_queued_write() {
     let dir = tempfile::tempdir().unwrap();
-    let store = ConcurrentStore::create(
-        dir.path().join("store"),
-        StoreOptions::new(),
-        WriterOptions::default(),
-    )
-    .unwrap();
+    let store = create(dir.path(), WriterOptions::default());
     let seq = store
         .commit_ops(&[store_mmap::BatchOp::Put {
             id: id(1),
