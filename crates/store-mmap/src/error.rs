@@ -224,13 +224,13 @@ impl Error {
     }
 
     /// The error a caught panic leaves: `thread` says whose, and the message is the
-    /// panic's, when it carried a string.
+    /// panic's, when it carried a string (`panic!` with a message always does).
     pub fn panicked(thread: &'static str, panic: &(dyn std::any::Any + Send)) -> Error {
         let message = panic
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())
             .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+            .unwrap_or_else(|| String::from("(its payload is not a message)"));
         Error::Panicked { thread, message }
     }
 
@@ -271,5 +271,83 @@ impl StoreError for Error {
             // poisoned the store, fail as `Poisoned`.
             | Error::Panicked { .. } => ErrorKind::Other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn io_error(kind: io::ErrorKind) -> Error {
+        Error::io("write", "/store/0000000001.seg")(io::Error::from(kind))
+    }
+
+    #[test]
+    fn an_io_error_names_its_operation_and_file_and_a_full_disk_is_its_own_error() {
+        let err = io_error(io::ErrorKind::PermissionDenied);
+        assert_eq!(err.to_string(), "cannot write /store/0000000001.seg");
+        assert_eq!(err.kind(), ErrorKind::Io);
+        let full = io_error(io::ErrorKind::StorageFull);
+        assert!(matches!(&full, Error::DiskFull { path } if path.ends_with("0000000001.seg")));
+        assert_eq!(full.kind(), ErrorKind::StorageFull);
+    }
+
+    #[test]
+    fn only_damaged_bytes_are_corruption() {
+        let corrupt = Error::corrupt("/store/index.tsi", 4096, "a bad checksum");
+        assert!(corrupt.is_corruption());
+        assert_eq!(corrupt.kind(), ErrorKind::Corrupt);
+        assert_eq!(
+            corrupt.to_string(),
+            "corruption in /store/index.tsi at offset 4096: a bad checksum"
+        );
+        for err in [
+            io_error(io::ErrorKind::UnexpectedEof),
+            io_error(io::ErrorKind::StorageFull),
+            Error::poisoned(&corrupt),
+        ] {
+            assert!(!err.is_corruption(), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn a_store_poisoned_again_names_the_first_failure_once() {
+        let first = io_error(io::ErrorKind::Other);
+        let poisoned = Error::poisoned(&first);
+        let again = Error::poisoned(&poisoned);
+        for err in [&poisoned, &again] {
+            assert_eq!(err.kind(), ErrorKind::Poisoned);
+            let cause = err.source().expect("a poisoned store names its cause");
+            assert_eq!(cause.to_string(), first.to_string());
+            assert!(
+                matches!(err, Error::Poisoned { cause } if matches!(**cause, Error::Io { .. })),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_panic_keeps_its_message_when_it_has_one() {
+        let message = |payload: Box<dyn std::any::Any + Send>| {
+            Error::panicked("the writer thread", &*payload).to_string()
+        };
+        assert_eq!(
+            message(Box::new("a literal")),
+            "the writer thread panicked: a literal"
+        );
+        assert_eq!(
+            message(Box::new(String::from("a formatted 7"))),
+            "the writer thread panicked: a formatted 7"
+        );
+        assert_eq!(
+            message(Box::new(7_u32)),
+            "the writer thread panicked: (its payload is not a message)"
+        );
+        assert_eq!(
+            Error::panicked("the writer thread", &"x").kind(),
+            ErrorKind::Other
+        );
     }
 }

@@ -65,3 +65,47 @@ pub(crate) fn parse_spare_file_name(name: &str) -> Option<u32> {
 pub(crate) fn unfinished_segment_file_name(id: u32) -> String {
     format!("{}{UNFINISHED_SUFFIX}", segment_file_name(id))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_or_spare_name_is_exactly_ten_digits_and_its_suffix() {
+        for id in [0, 1, 42, u32::MAX] {
+            assert_eq!(parse_segment_file_name(&segment_file_name(id)), Some(id));
+            assert_eq!(parse_spare_file_name(&spare_file_name(id)), Some(id));
+            assert!(is_spare_file_name(&spare_file_name(id)));
+            assert_eq!(
+                parse_segment_file_name(&unfinished_segment_file_name(id)),
+                None,
+                "an unfinished output is not a segment yet"
+            );
+        }
+        // Names another program, or an earlier crash, could leave beside the store's own:
+        // none of them is a segment or a spare, whatever `str::parse` would make of it.
+        for stem in [
+            "1",
+            "000000001",
+            "00000000001",
+            "+000000001",
+            "000000000a",
+            " 000000001",
+            "4294967296",
+            "",
+        ] {
+            for (name, parsed) in [
+                (
+                    format!("{stem}.seg"),
+                    parse_segment_file_name as fn(&str) -> _,
+                ),
+                (format!("{stem}.spare"), parse_spare_file_name),
+            ] {
+                assert_eq!(parsed(&name), None, "{name:?}");
+            }
+        }
+        assert_eq!(parse_segment_file_name("0000000001.spare"), None);
+        assert_eq!(parse_spare_file_name("0000000001.seg"), None);
+        assert!(!is_spare_file_name("0000000001.seg"));
+    }
+}

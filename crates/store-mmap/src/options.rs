@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use store_format::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, record_len};
+use store_format::{RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, record_len};
 
 use crate::error::{Error, Result};
 use crate::storage::{OsStorage, Storage};
@@ -257,7 +257,10 @@ pub(crate) fn check_limits(max_document_bytes: u64, segment_capacity: u32) -> Re
     let room = u64::from(segment_capacity) - SEGMENT_HEADER_LEN as u64;
     let fits = u32::try_from(max_document_bytes).is_ok_and(|len| record_len(len) <= room);
     if !fits {
-        let largest = room - RECORD_HEADER_LEN as u64 - 7;
+        // Records are padded to the alignment: the largest text fills the room's last
+        // aligned byte.
+        let align = RECORD_ALIGN as u64;
+        let largest = room / align * align - RECORD_HEADER_LEN as u64;
         return Err(Error::InvalidOptions {
             reason: format!(
                 "max document size {max_document_bytes} does not fit in a segment of {segment_capacity} bytes (at most {largest})"

@@ -92,4 +92,18 @@ mod tests {
             Some(Duration::from_secs(1))
         );
     }
+
+    #[test]
+    fn the_pace_counts_every_byte_spent() {
+        let mut pace = Pace::new(None, None);
+        for bytes in [3, 4, 0, 1 << 20] {
+            pace.spend(bytes).unwrap();
+        }
+        assert_eq!(pace.spent, 7 + (1 << 20));
+        // Held to a rate it is far ahead of, the work stops when it is cancelled.
+        let cancel = Arc::new(AtomicBool::new(true));
+        let mut paced = Pace::new(Some(1), Some(Arc::clone(&cancel)));
+        assert_eq!(paced.spend(1 << 20), Err(Cancelled));
+        assert_eq!(paced.spent, 1 << 20);
+    }
 }

@@ -4,7 +4,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::layout::{INDEX_FILE, META_FILE, RETIRED_FILE};
+use crate::layout::{INDEX_FILE, JOURNAL_FILE, LIMIT_FILE, LOCK_FILE, META_FILE, RETIRED_FILE};
 use crate::store::Store;
 
 /// A snapshot of a store's size and shape.
@@ -76,7 +76,9 @@ impl StoreStats {
     pub fn spare_bytes(&self) -> u64 {
         self.spare_bytes
     }
-    /// Sum of the lengths of the store's files.
+    /// Sum of the lengths of the store's files: its segments (retired and spare ones
+    /// included), index file and journal, metadata, lock file and the rest of what the
+    /// engine keeps there; not a compaction's outputs before they take their names.
     pub fn file_bytes(&self) -> u64 {
         self.file_bytes
     }
@@ -205,9 +207,16 @@ impl Store {
             stats.spare_bytes += len;
             files.push(spare.clone());
         }
-        files.push(self.dir().join(META_FILE));
-        files.push(self.dir().join(INDEX_FILE));
-        files.push(self.dir().join(RETIRED_FILE));
+        for name in [
+            LOCK_FILE,
+            META_FILE,
+            INDEX_FILE,
+            JOURNAL_FILE,
+            RETIRED_FILE,
+            LIMIT_FILE,
+        ] {
+            files.push(self.dir().join(name));
+        }
         for path in files {
             match std::fs::metadata(&path) {
                 Ok(meta) => {

@@ -822,3 +822,104 @@ fn a_storage_of_the_required_methods_alone_serves_a_store() {
     }
     assert!(store.verify().is_clean());
 }
+
+/// The lengths and the disk space of every file in `dir`.
+fn directory_bytes(dir: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap())
+        .filter(|meta| meta.is_file())
+        .fold((0, 0), |(len, allocated), meta| {
+            (len + meta.len(), allocated + meta.blocks() * 512)
+        })
+}
+
+/// Each figure of a store's stats against what was written to it and what its directory
+/// holds: before a compaction, after it (with a spare file), and after a reopen.
+#[test]
+fn the_stats_count_what_was_written_and_what_the_directory_holds() {
+    use store_format::record_len;
+
+    let capacity = 16u32 << 10;
+    let mut f = Fixture::with(
+        StoreOptions::new()
+            .segment_capacity(capacity)
+            .max_document_bytes(4000),
+    );
+    let mut live = std::collections::BTreeMap::new();
+    let (mut written, mut writes) = (0u64, 0u64);
+    for version in 1..=2u64 {
+        for k in 0..40u64 {
+            let text = format!("{k}.{version} ").repeat(20 + (k as usize % 9) * 25);
+            f.store().put(id(k), &text).unwrap();
+            written += record_len(text.len() as u32);
+            writes += 1;
+            live.insert(k, text);
+        }
+    }
+    for k in 30..36u64 {
+        f.store().delete(id(k)).unwrap();
+        written += record_len(0);
+        writes += 1;
+        live.remove(&k);
+    }
+    let text_bytes: u64 = live.values().map(|text| text.len() as u64).sum();
+    let live_bytes: u64 = live
+        .values()
+        .map(|text| record_len(text.len() as u32))
+        .sum();
+    let check = |f: &mut Fixture, dead_bytes: Option<u64>, when: &str| {
+        let stats = f.store().stats().unwrap();
+        let segments = segment_files(&f.path()).len() as u64;
+        let spares: Vec<_> = crate::files_with_extension(&f.path(), "spare");
+        let (file_bytes, allocated_bytes) = directory_bytes(&f.path());
+        assert_eq!(stats.documents(), live.len() as u64, "{when}");
+        assert_eq!(stats.text_bytes(), text_bytes, "{when}");
+        assert_eq!(stats.live_bytes(), live_bytes, "{when}");
+        if let Some(dead_bytes) = dead_bytes {
+            assert_eq!(stats.dead_bytes(), dead_bytes, "{when}");
+        }
+        let ratio = stats.dead_bytes() as f64 / (live_bytes + stats.dead_bytes()) as f64;
+        assert!(
+            (stats.dead_ratio() - ratio).abs() < 1e-12,
+            "{when}: {stats:?}"
+        );
+        assert_eq!(stats.last_seq(), writes, "{when}");
+        assert_eq!(stats.segments(), segments, "{when}");
+        assert_eq!(stats.segment_capacity(), u64::from(capacity), "{when}");
+        assert_eq!(
+            stats.mapped_bytes(),
+            segments * u64::from(capacity),
+            "{when}"
+        );
+        assert_eq!(stats.spare_files(), spares.len() as u64, "{when}");
+        let spare_bytes: u64 = spares
+            .iter()
+            .map(|spare| std::fs::metadata(spare).unwrap().len())
+            .sum();
+        assert_eq!(stats.spare_bytes(), spare_bytes, "{when}");
+        assert_eq!(stats.file_bytes(), file_bytes, "{when}: {stats:?}");
+        assert_eq!(
+            stats.allocated_bytes(),
+            allocated_bytes,
+            "{when}: {stats:?}"
+        );
+        stats
+    };
+    let before = check(&mut f, Some(written - live_bytes), "before a compaction");
+    assert!(
+        before.dead_ratio() > 0.4 && before.segments() > 2,
+        "{before:?}"
+    );
+
+    crate::spares::compact_due(f.store());
+    let compacted = check(&mut f, None, "after a compaction");
+    assert!(
+        compacted.dead_bytes() < before.dead_bytes(),
+        "{compacted:?}"
+    );
+    assert_eq!(compacted.spare_files(), 1, "{compacted:?}");
+    f.reopen();
+    check(&mut f, Some(compacted.dead_bytes()), "reopened");
+}

@@ -110,18 +110,56 @@ fn size_limit_is_exact_and_persisted() {
     assert!(!f.store().is_empty());
 }
 
+/// The refusal of a document size no segment holds names the largest one that fits, and that
+/// one does fit: a document of exactly that size is stored and read back.
 #[test]
-fn impossible_limits_are_refused() {
+fn the_largest_document_a_segment_holds_is_accepted_and_one_byte_more_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let err = store_mmap::Store::create(
-        dir.path().join("s"),
-        StoreOptions::new()
-            .segment_capacity(4096)
-            .max_document_bytes(5000),
-    )
-    .err()
-    .expect("a document larger than a segment cannot be accepted");
-    assert!(matches!(err, Error::InvalidOptions { .. }), "{err}");
+    for capacity in [4096u32, 65_536] {
+        let create = |name: &str, max: u64| {
+            store_mmap::Store::create(
+                dir.path().join(format!("{name}-{capacity}")),
+                StoreOptions::new()
+                    .segment_capacity(capacity)
+                    .max_document_bytes(max),
+            )
+        };
+        let err = create("over", u64::from(capacity))
+            .err()
+            .expect("a document as large as a segment cannot be accepted");
+        assert!(matches!(err, Error::InvalidOptions { .. }), "{err}");
+        let message = err.to_string();
+        let largest: u64 = message
+            .rsplit("at most ")
+            .next()
+            .and_then(|rest| rest.trim_end_matches(')').parse().ok())
+            .unwrap_or_else(|| panic!("the refusal names the largest size: {message}"));
+        assert!(
+            create("one-more", largest + 1).is_err(),
+            "{largest} + 1 bytes accepted in segments of {capacity}"
+        );
+        let mut store = create("largest", largest).unwrap();
+        let text = "x".repeat(largest as usize);
+        store.put(id(1), &text).unwrap();
+        store.put(id(2), &text).unwrap();
+        store.close().unwrap();
+        let store = store_mmap::Store::open(
+            dir.path().join(format!("largest-{capacity}")),
+            StoreOptions::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            store.stats().unwrap().segments(),
+            2,
+            "one document a segment"
+        );
+        for key in [1, 2] {
+            assert_eq!(
+                store.get(id(key)).unwrap().map(|doc| doc.len() as u64),
+                Some(largest)
+            );
+        }
+    }
 }
 
 #[test]

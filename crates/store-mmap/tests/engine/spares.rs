@@ -24,7 +24,7 @@ fn small_segments() -> StoreOptions {
 
 /// A compaction due by its policy, as the concurrent handle's automatic one runs, then the
 /// checkpoint that lets the replaced segments go.
-fn compact_due(store: &mut Store) -> CompactionReport {
+pub(crate) fn compact_due(store: &mut Store) -> CompactionReport {
     let policy = CompactionPolicy {
         min_dead_bytes: 1,
         dead_ratio: Some(0.2),
