@@ -905,6 +905,46 @@ fn the_stats_count_what_was_written_and_what_the_directory_holds() {
             allocated_bytes,
             "{when}: {stats:?}"
         );
+        // What an exporter is shown: each figure under its metric's name.
+        let figures = store_format::Figures::of(&stats);
+        for (name, value) in [
+            ("textstore_documents", stats.documents()),
+            ("textstore_text_bytes", stats.text_bytes()),
+            ("textstore_live_record_bytes", stats.live_bytes()),
+            ("textstore_dead_record_bytes", stats.dead_bytes()),
+            ("textstore_segments", stats.segments()),
+            ("textstore_spare_files", stats.spare_files()),
+            ("textstore_spare_bytes", stats.spare_bytes()),
+            ("textstore_file_bytes", stats.file_bytes()),
+            ("textstore_allocated_bytes", stats.allocated_bytes()),
+            ("textstore_mapped_bytes", stats.mapped_bytes()),
+            ("textstore_index_memory_bytes", stats.index_memory_bytes()),
+            ("textstore_index_file_bytes", stats.index_file_bytes()),
+            ("textstore_index_changes", stats.index_changes()),
+            ("textstore_checkpoints", stats.checkpoints()),
+            ("textstore_checkpoint_failures", stats.checkpoint_failures()),
+            ("textstore_last_sequence", stats.last_seq()),
+            ("textstore_segment_capacity_bytes", stats.segment_capacity()),
+            (
+                "textstore_compaction_copy_bytes",
+                stats.compaction_copy_bytes(),
+            ),
+        ] {
+            assert_eq!(figures.get(name), Some(value as f64), "{when}: {name}");
+        }
+        assert_eq!(
+            figures.get("textstore_dead_record_ratio"),
+            Some(stats.dead_ratio()),
+            "{when}"
+        );
+        assert_eq!(figures.0.len(), 19, "{when}: {figures:?}");
+        let space = f.store().disk_space().unwrap();
+        assert!(space.available_bytes() > 0, "{when}");
+        assert_eq!(
+            store_format::Figures::of(&space).get("textstore_filesystem_available_bytes"),
+            Some(space.available_bytes() as f64),
+            "{when}"
+        );
         stats
     };
     let before = check(&mut f, Some(written - live_bytes), "before a compaction");
