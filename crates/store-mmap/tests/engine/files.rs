@@ -963,3 +963,23 @@ fn the_stats_count_what_was_written_and_what_the_directory_holds() {
     f.reopen();
     check(&mut f, Some(compacted.dead_bytes()), "reopened");
 }
+
+/// A file of the store that cannot be looked at fails the stats with its name; one that is
+/// not there (no journal, no write limit) counts as nothing.
+#[test]
+fn stats_that_cannot_look_at_a_file_name_it() {
+    let mut f = Fixture::with(StoreOptions::new().journal_bytes(None));
+    f.store().put(id(1), "text").unwrap();
+    let limit = f.path().join("limit.tsl");
+    assert!(!limit.exists() && !f.path().join("index.tsj").exists());
+    let before = f.store().stats().unwrap();
+    // A link to itself: looking at it fails (`ELOOP`).
+    std::os::unix::fs::symlink("limit.tsl", &limit).unwrap();
+    let err = f.store().stats().unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { path, .. } if path == &limit),
+        "{err:?}"
+    );
+    std::fs::remove_file(&limit).unwrap();
+    assert_eq!(f.store().stats().unwrap(), before);
+}
