@@ -149,6 +149,21 @@ fn extract_ranges() {
         ),
         (&["--chars", "5..2"], 2, "ends before it starts"),
         (&["--lines", "2..3"], 2, "--lines takes A-B"),
+        (
+            &["--lines=-3"],
+            2,
+            "--lines: \"\" is not a non-negative integer",
+        ),
+        (
+            &["--bytes", "a..3"],
+            2,
+            "--bytes: \"a\" is not a non-negative integer",
+        ),
+        (
+            &["--chars", "1..+3"],
+            2,
+            "--chars: \"+3\" is not a non-negative integer",
+        ),
     ];
     for (range, code, expected) in cases {
         let mut args = vec!["extract", "1"];
@@ -395,7 +410,31 @@ fn bad_stores_and_oversized_documents_are_refused_by_name() {
     )
     .unwrap();
     let (_, err) = run(&store, &["import", jsonl.to_str().unwrap()], "", 2);
-    assert!(err.contains("over the store's limit of 100 bytes"), "{err}");
+    assert!(
+        err.contains("docs.jsonl line 2 is 101 bytes, over the store's limit of 100 bytes"),
+        "{err}"
+    );
+    // A document of exactly the limit is imported, from JSONL and from a directory; a file
+    // one byte over it is skipped by name.
+    let exact = "z".repeat(100);
+    run(
+        &store,
+        &["import", "-"],
+        &format!("{{\"id\": 3, \"text\": \"{exact}\"}}\n"),
+        0,
+    );
+    assert_eq!(run(&store, &["get", "3"], "", 0).0, exact);
+    let docs = root.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(docs.join("exact.txt"), &exact).unwrap();
+    std::fs::write(docs.join("over.txt"), &big).unwrap();
+    let (_, err) = run(&store, &["import", docs.to_str().unwrap()], "", 0);
+    assert!(err.contains("imported 1 document (100 B)"), "{err}");
+    assert!(
+        err.contains("over.txt: 101 bytes, over the store's limit of 100 bytes"),
+        "{err}"
+    );
+    assert_eq!(run(&store, &["get", "--key", "exact.txt"], "", 0).0, exact);
 
     // A store written by a newer format version: refused, naming the version.
     let meta = store.join("textstore.meta");
@@ -494,9 +533,16 @@ fn snapshot(dir: &Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
 
 /// A store of 30 documents put one by one, without its index checkpoint (as after a crash
 /// before one), with one record damaged by `damage`; returns the store and the offset of
-/// the damaged record, document 10's.
-fn damaged_store(root: &Path, damage: impl FnOnce(&mut Vec<u8>, usize)) -> (PathBuf, usize) {
+/// the damaged record, document 10's. `older`: a version of document 10 put first.
+fn damaged_store(
+    root: &Path,
+    older: Option<&str>,
+    damage: impl FnOnce(&mut Vec<u8>, usize),
+) -> (PathBuf, usize) {
     let store = root.join("store");
+    if let Some(older) = older {
+        run(&store, &["put", "10"], older, 0);
+    }
     for i in 0..30 {
         run(
             &store,
@@ -522,7 +568,7 @@ fn damaged_store(root: &Path, damage: impl FnOnce(&mut Vec<u8>, usize)) -> (Path
 fn zeros_before_committed_data_fail_the_open_and_verify_and_recover_get_the_rest() {
     let root = tempfile::tempdir().unwrap();
     // A zeroed record header at a record boundary: it once read as the end of the data.
-    let (store, at) = damaged_store(root.path(), |bytes, at| bytes[at..at + 48].fill(0));
+    let (store, at) = damaged_store(root.path(), None, |bytes, at| bytes[at..at + 48].fill(0));
     let before = snapshot(&store);
 
     let (_, err) = run(&store, &["get", "11"], "", 3);
@@ -571,7 +617,7 @@ fn zeros_before_committed_data_fail_the_open_and_verify_and_recover_get_the_rest
 fn recover_names_the_documents_whose_latest_version_may_be_lost_as_json() {
     let root = tempfile::tempdir().unwrap();
     // A flipped bit in the text: the header survives and names the document.
-    let (store, at) = damaged_store(root.path(), |bytes, at| bytes[at + 50] ^= 1);
+    let (store, at) = damaged_store(root.path(), None, |bytes, at| bytes[at + 50] ^= 1);
     let dest = root.path().join("recovered");
     let (out, err) = run_bare(
         &[Path::new("recover"), &store, &dest, Path::new("--json")],
@@ -595,6 +641,47 @@ fn recover_names_the_documents_whose_latest_version_may_be_lost_as_json() {
         "{err}"
     );
     assert!(err.contains("no version of it is intact"), "{err}");
+
+    // With an older version intact, the damaged latest comes back at that one; with the
+    // older one damaged and the latest intact, nothing is lost.
+    let older = tempfile::tempdir().unwrap();
+    let (store, _) = damaged_store(older.path(), Some("the first text of 10"), |bytes, at| {
+        bytes[at + 50] ^= 1
+    });
+    let (_, err) = run_bare(
+        &[Path::new("recover"), &store, &older.path().join("out")],
+        3,
+    );
+    assert!(
+        err.contains("(put at seq 12,")
+            && err.contains("it comes back at its older version, seq 1"),
+        "{err}"
+    );
+    assert_eq!(
+        run(&older.path().join("out"), &["get", "10"], "", 0).0,
+        "the first text of 10"
+    );
+    let newer = tempfile::tempdir().unwrap();
+    let (store, _) = damaged_store(newer.path(), Some("the first text of 10"), |bytes, _| {
+        let at = bytes
+            .windows(20)
+            .position(|w| w == b"the first text of 10")
+            .unwrap();
+        bytes[at] ^= 1;
+    });
+    let (_, err) = run_bare(
+        &[Path::new("recover"), &store, &newer.path().join("out")],
+        3,
+    );
+    assert!(
+        err.contains("(put at seq 1,")
+            && err.contains("a newer version, seq 12, is intact: nothing lost"),
+        "{err}"
+    );
+    assert_eq!(
+        run(&newer.path().join("out"), &["get", "10"], "", 0).0,
+        "document number 10"
+    );
 }
 
 /// The reading commands work while another process writes the store, see what it has
@@ -631,4 +718,47 @@ fn reading_commands_work_beside_a_writer_and_change_nothing() {
     let (_, err) = run(&store, &["verify"], "", 0);
     assert!(err.contains("intact"), "{err}");
     drop(writer);
+}
+
+/// The import's summary counts the documents and bytes it committed, and its rate is the
+/// one those make in the time it gives.
+#[test]
+fn the_import_summary_counts_what_it_committed() {
+    let (_root, store) = store_dir();
+    let jsonl = "{\"id\": 1, \"text\": \"one\"}\n{\"id\": 2, \"text\": \"two 🦀\"}\n{\"id\": 3, \"text\": \"\"}\n";
+    let (out, _) = run(&store, &["--json", "import", "-"], jsonl, 0);
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let summary = &summary["summary"];
+    assert_eq!(summary["documents"], 3, "{summary}");
+    assert_eq!(summary["text_bytes"], 3 + 8, "{summary}");
+    let seconds = summary["seconds"].as_f64().unwrap();
+    let rate = summary["documents_per_sec"].as_f64().unwrap();
+    assert!(
+        seconds > 0.0 && (rate * seconds - 3.0).abs() < 1e-6,
+        "{summary}"
+    );
+    let (_, err) = run(&store, &["import", "-"], jsonl, 0);
+    assert!(err.contains("imported 3 documents (11 B)"), "{err}");
+}
+
+/// A reader that closes the pipe early (`textstore get ID | head -c 10`) ends the command
+/// quietly, as `cat` ends: a large text's write finds the pipe closed.
+#[test]
+fn a_closed_pipe_ends_the_output_without_an_error() {
+    let (_root, store) = store_dir();
+    run(&store, &["put", "1"], &"x".repeat(1 << 20), 0);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("textstore"))
+        .arg("--store")
+        .arg(&store)
+        .args(["get", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The read end closes before the text, larger than a pipe holds, is written.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "");
 }
