@@ -742,7 +742,8 @@ fn the_import_summary_counts_what_it_committed() {
 }
 
 /// A reader that closes the pipe early (`textstore get ID | head -c 10`) ends the command
-/// quietly, as `cat` ends: a large text's write finds the pipe closed.
+/// quietly, as `cat` ends: a large text's write finds the pipe closed. Any other failed
+/// write is an error.
 #[test]
 fn a_closed_pipe_ends_the_output_without_an_error() {
     let (_root, store) = store_dir();
@@ -761,4 +762,19 @@ fn a_closed_pipe_ends_the_output_without_an_error() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert_eq!(stderr, "");
+    // A write that fails for another reason (a full device) is an error that says so.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("textstore"))
+        .arg("--store")
+        .arg(&store)
+        .args(["get", "1"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot write to stdout"), "{err}");
 }
