@@ -644,44 +644,34 @@ fn recover_names_the_documents_whose_latest_version_may_be_lost_as_json() {
 
     // With an older version intact, the damaged latest comes back at that one; with the
     // older one damaged and the latest intact, nothing is lost.
-    let older = tempfile::tempdir().unwrap();
-    let (store, _) = damaged_store(older.path(), Some("the first text of 10"), |bytes, at| {
-        bytes[at + 50] ^= 1
-    });
-    let (_, err) = run_bare(
-        &[Path::new("recover"), &store, &older.path().join("out")],
-        3,
-    );
-    assert!(
-        err.contains("(put at seq 12,")
-            && err.contains("it comes back at its older version, seq 1"),
-        "{err}"
-    );
-    assert_eq!(
-        run(&older.path().join("out"), &["get", "10"], "", 0).0,
-        "the first text of 10"
-    );
-    let newer = tempfile::tempdir().unwrap();
-    let (store, _) = damaged_store(newer.path(), Some("the first text of 10"), |bytes, _| {
-        let at = bytes
-            .windows(20)
-            .position(|w| w == b"the first text of 10")
-            .unwrap();
-        bytes[at] ^= 1;
-    });
-    let (_, err) = run_bare(
-        &[Path::new("recover"), &store, &newer.path().join("out")],
-        3,
-    );
-    assert!(
-        err.contains("(put at seq 1,")
-            && err.contains("a newer version, seq 12, is intact: nothing lost"),
-        "{err}"
-    );
-    assert_eq!(
-        run(&newer.path().join("out"), &["get", "10"], "", 0).0,
-        "document number 10"
-    );
+    let older = "the first text of 10";
+    for (damaged, record, outcome, recovered) in [
+        (
+            "document number 10",
+            "(put at seq 12,",
+            "it comes back at its older version, seq 1",
+            older,
+        ),
+        (
+            older,
+            "(put at seq 1,",
+            "a newer version, seq 12, is intact: nothing lost",
+            "document number 10",
+        ),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let (store, _) = damaged_store(root.path(), Some(older), |bytes, _| {
+            let at = bytes
+                .windows(damaged.len())
+                .position(|w| w == damaged.as_bytes())
+                .unwrap();
+            bytes[at] ^= 1;
+        });
+        let dest = root.path().join("out");
+        let (_, err) = run_bare(&[Path::new("recover"), &store, &dest], 3);
+        assert!(err.contains(record) && err.contains(outcome), "{err}");
+        assert_eq!(run(&dest, &["get", "10"], "", 0).0, recovered);
+    }
 }
 
 /// The reading commands work while another process writes the store, see what it has
