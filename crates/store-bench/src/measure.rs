@@ -154,3 +154,62 @@ pub fn time_each(
     };
     Ok((throughput, latencies))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throughput_is_operations_over_seconds() {
+        let per_sec = |ops, millis| {
+            Throughput {
+                ops,
+                elapsed: Duration::from_millis(millis),
+            }
+            .per_sec()
+        };
+        assert_eq!(per_sec(500, 2000), 250.0);
+        assert_eq!(per_sec(3, 4), 750.0);
+        assert_eq!(per_sec(0, 10), 0.0);
+        // No time at all is taken as a nanosecond, never a division by zero.
+        assert!((per_sec(2, 0) - 2e9).abs() < 1.0);
+    }
+
+    #[test]
+    fn percentiles_are_in_microseconds() {
+        let mut latencies = Latencies::default();
+        assert_eq!(latencies.percentiles(), None);
+        for _ in 0..99 {
+            latencies.record(Duration::from_micros(2));
+        }
+        latencies.record(Duration::from_millis(3));
+        let p = latencies.percentiles().unwrap();
+        assert_eq!(p.count, 100);
+        // Three significant digits: within a thousandth of the value recorded.
+        let near = |got: f64, want: f64| (got - want).abs() <= want / 1000.0;
+        assert!(near(p.p50_us, 2.0) && near(p.p99_us, 2.0), "{p:?}");
+        assert!(near(p.max_us, 3000.0), "{p:?}");
+    }
+
+    #[test]
+    fn a_timed_loop_calls_each_index_once_in_whole_chunks() {
+        let mut calls = Vec::new();
+        let throughput = run_for(Duration::ZERO, |i| {
+            calls.push(i);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(calls, (0..CHUNK).collect::<Vec<_>>());
+        assert_eq!(throughput.ops, CHUNK as u64);
+
+        let mut calls = Vec::new();
+        let (throughput, latencies) = time_each(Duration::from_secs(3600), 5, |i| {
+            calls.push(i);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(calls, [0, 1, 2, 3, 4]);
+        assert_eq!(throughput.ops, 5);
+        assert_eq!(latencies.percentiles().map(|p| p.count), Some(5));
+    }
+}

@@ -98,6 +98,40 @@ fn corpus_from_a_directory_and_from_jsonl() {
     assert_eq!(corpus.docs()[2].id, DocId::from_key("line 4"));
 }
 
+/// A part of a large tree takes every n-th file in name order, so that it holds some of
+/// each directory; a tree no larger than the part asked for is taken whole. `truncate`
+/// keeps the first documents.
+#[test]
+fn a_spread_corpus_takes_every_nth_file_and_a_small_tree_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..10 {
+        std::fs::write(dir.path().join(format!("{i:02}.txt")), format!("file {i}")).unwrap();
+    }
+    let texts = |corpus: &Corpus| -> Vec<String> {
+        corpus.docs().iter().map(|doc| doc.text.clone()).collect()
+    };
+    let spread = Corpus::from_dir_spread(dir.path(), 4).unwrap();
+    assert_eq!(texts(&spread), ["file 0", "file 2", "file 5", "file 7"]);
+    assert!(
+        spread
+            .description()
+            .contains("every 2.50th of its 10 files"),
+        "{}",
+        spread.description()
+    );
+    for asked in [10, 11] {
+        let whole = Corpus::from_dir_spread(dir.path(), asked).unwrap();
+        assert_eq!(texts(&whole), texts(&Corpus::from_dir(dir.path()).unwrap()));
+        assert_eq!(whole.len(), 10);
+    }
+    let mut first = Corpus::from_dir(dir.path()).unwrap();
+    assert!(!first.is_empty());
+    first.truncate(3);
+    assert_eq!(texts(&first), ["file 0", "file 1", "file 2"]);
+    first.truncate(0);
+    assert!(first.is_empty());
+}
+
 #[test]
 fn bad_corpora_are_errors_naming_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
