@@ -651,6 +651,54 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_s_and_the_space_goals_are_met_at_their_line_and_not_past_it() {
+        let met = |workload: Workload, rows: &[(&str, f64, Option<f64>)], target: f64| {
+            Report::evaluate_goals(&[result(workload, rows)])
+                .into_iter()
+                .find(|goal| goal.workload == workload && goal.target == target)
+                .expect("the goal")
+                .met
+        };
+        let writer = |ours: f64| {
+            let rows = [
+                (SUBJECT, 100.0, Some(ours)),
+                (WRITER_GOAL_REFERENCE, 100.0, Some(1000.0)),
+            ];
+            met(Workload::ReadersDuringWriter, &rows, WRITER_GOAL)
+        };
+        assert!(writer(WRITER_GOAL * 1000.0));
+        assert!(!writer(WRITER_GOAL * 1000.0 - 1.0));
+        let space = |value: f64| {
+            met(
+                Workload::SpaceFresh,
+                &[(SUBJECT, value, None)],
+                FRESH_SPACE_GOAL,
+            )
+        };
+        assert!(space(FRESH_SPACE_GOAL));
+        assert!(!space(FRESH_SPACE_GOAL + 0.001));
+    }
+
+    #[test]
+    fn sizes_are_shown_in_mebibytes_and_figures_in_thousands_or_decimals() {
+        assert_eq!(mib(3 << 19), 1.5);
+        assert_eq!(mib(0), 0.0);
+        for (value, shown) in [
+            (0.158, "0.158"),
+            (9.9994, "9.999"),
+            (-2.5, "-2.500"),
+            (12.6, "13"),
+            (100.0, "100"),
+            (1000.0, "1,000"),
+            (593_686.0, "593,686"),
+            (1_234_567.0, "1,234,567"),
+            (-1234.0, "-1,234"),
+        ] {
+            assert_eq!(format_value(value), shown, "{value}");
+        }
+    }
+
+    #[test]
     fn group_commit_s_goal_reports_the_disk_s_grouped_flushes_beside_it() {
         let limits = |grouped: Option<f64>| {
             let mut rows = vec![
