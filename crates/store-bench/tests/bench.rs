@@ -625,6 +625,28 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     let markdown = report.to_markdown();
     for result in &report.results {
         assert!(text.contains(result.title) && markdown.contains(result.title));
+        // Each row's figure, latencies and ratio to textstore's, as the report's cells show
+        // them.
+        for row in &result.rows {
+            let Some(figure) = row.figure.as_ref() else {
+                continue;
+            };
+            let mut cells = vec![store_bench::report::format_value(figure.value)];
+            if let Some(latency) = figure.latency {
+                cells.push(format!("{:.2}", latency.p50_us));
+                cells.push(format!("{:.2}", latency.p99_us));
+            }
+            if row.name != SUBJECT {
+                cells.extend(result.ratio(row).map(|ratio| format!("{ratio:.2}×")));
+            }
+            for cell in cells {
+                assert!(
+                    text.contains(&cell) && markdown.contains(&cell),
+                    "{}: {cell}",
+                    result.title
+                );
+            }
+        }
     }
     assert!(markdown.contains("## Goals") && markdown.contains("## Engine settings"));
     // The file system's free space at the start, which a nearly full one makes matter.
