@@ -872,7 +872,7 @@ fn the_stats_count_what_was_written_and_what_the_directory_holds() {
     let check = |f: &mut Fixture, dead_bytes: Option<u64>, when: &str| {
         let stats = f.store().stats().unwrap();
         let segments = segment_files(&f.path()).len() as u64;
-        let spares: Vec<_> = crate::files_with_extension(&f.path(), "spare");
+        let spares = crate::files_with_extension(&f.path(), "spare");
         let (file_bytes, allocated_bytes) = directory_bytes(&f.path());
         assert_eq!(stats.documents(), live.len() as u64, "{when}");
         assert_eq!(stats.text_bytes(), text_bytes, "{when}");
