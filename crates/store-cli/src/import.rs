@@ -19,8 +19,33 @@ use crate::{Failure, Outcome, parse_id, read_text_file_into, write_out};
 /// Operations per commit: large enough that the per-commit `fdatasync` is amortised, small
 /// enough that an interrupted import loses little and memory stays bounded.
 const BATCH_DOCS: usize = 1000;
-/// Text bytes per commit, for the same reasons.
+/// Bytes per commit, for the same reasons: each document's text and [`DOC_OVERHEAD_BYTES`].
 const BATCH_BYTES: u64 = 8 << 20;
+/// What a document costs a batch beside its text: its record's header and padding, its place
+/// in the batch.
+const DOC_OVERHEAD_BYTES: u64 = 64;
+
+/// The documents and bytes of the batch being built, and where it must be cut.
+#[derive(Debug, Default)]
+struct BatchSize {
+    docs: usize,
+    bytes: u64,
+}
+
+impl BatchSize {
+    /// Whether the batch must commit before a document of `text_len` bytes joins it: it holds
+    /// [`BATCH_DOCS`] documents already, or the document would take it past [`BATCH_BYTES`].
+    /// A document joins an empty batch whatever its size, so every commit holds at least one.
+    fn full_before(&self, text_len: u64) -> bool {
+        self.docs > 0
+            && (self.docs >= BATCH_DOCS || self.bytes + text_len + DOC_OVERHEAD_BYTES > BATCH_BYTES)
+    }
+
+    fn add(&mut self, text_len: u64) {
+        self.docs += 1;
+        self.bytes += text_len + DOC_OVERHEAD_BYTES;
+    }
+}
 
 /// The import's buffers: a file's bytes, a JSONL line, the batch being built. One of each is
 /// in use at a time, so the pool keeps few, but large ones: a batch holds up to
@@ -41,7 +66,7 @@ struct Importer<'a, W: Write> {
     out: &'a mut W,
     pool: &'a BufferPool,
     batch: PooledBatch<'a>,
-    batch_bytes: u64,
+    batch_size: BatchSize,
     /// Lines to print once the current batch has committed.
     pending_lines: String,
     documents: u64,
@@ -62,7 +87,7 @@ impl<'a, W: Write> Importer<'a, W> {
             out,
             pool,
             batch: pool.batch(),
-            batch_bytes: 0,
+            batch_size: BatchSize::default(),
             pending_lines: String::new(),
             documents: 0,
             text_bytes: 0,
@@ -79,14 +104,11 @@ impl<'a, W: Write> Importer<'a, W> {
                 text.len()
             )));
         }
-        let len = text.len() as u64 + 64;
-        if !self.batch.is_empty()
-            && (self.batch.len() >= BATCH_DOCS || self.batch_bytes + len > BATCH_BYTES)
-        {
+        if self.batch_size.full_before(text.len() as u64) {
             self.commit()?;
         }
         self.batch.put(id, text);
-        self.batch_bytes += len;
+        self.batch_size.add(text.len() as u64);
         if let Some(line) = line {
             self.pending_lines.push_str(&line);
         }
@@ -98,7 +120,7 @@ impl<'a, W: Write> Importer<'a, W> {
     fn commit(&mut self) -> Outcome {
         self.store.put_batch(&self.batch)?;
         self.batch.clear();
-        self.batch_bytes = 0;
+        self.batch_size = BatchSize::default();
         write_out(self.out, self.pending_lines.as_bytes())?;
         self.pending_lines.clear();
         Ok(())
@@ -309,4 +331,52 @@ fn import_jsonl(
         importer.add(id, &doc.text, &format!("{name} line {number}"), None)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds a batch of `docs` documents of `text_len` bytes each.
+    fn batch_of(docs: usize, text_len: u64) -> BatchSize {
+        let mut size = BatchSize::default();
+        for _ in 0..docs {
+            size.add(text_len);
+        }
+        size
+    }
+
+    #[test]
+    fn a_batch_is_cut_at_its_documents_or_its_bytes_and_never_empty() {
+        // (documents in the batch, their text length each, the next text's length, cut?)
+        let doc = DOC_OVERHEAD_BYTES;
+        let cases: &[(usize, u64, u64, bool)] = &[
+            (0, 0, 0, false),
+            // A document larger than a batch goes alone, into an empty one.
+            (0, 0, 2 * BATCH_BYTES, false),
+            (1, 0, 2 * BATCH_BYTES, true),
+            (BATCH_DOCS - 1, 0, 0, false),
+            (BATCH_DOCS, 0, 0, true),
+            // One document that fills the batch to the byte, and one byte more.
+            (1, 0, BATCH_BYTES - 2 * doc, false),
+            (1, 0, BATCH_BYTES - 2 * doc + 1, true),
+            (4, 1 << 20, BATCH_BYTES - 4 * ((1 << 20) + doc) - doc, false),
+            (
+                4,
+                1 << 20,
+                BATCH_BYTES - 4 * ((1 << 20) + doc) - doc + 1,
+                true,
+            ),
+        ];
+        for &(docs, text_len, next, cut) in cases {
+            let size = batch_of(docs, text_len);
+            assert_eq!(size.docs, docs);
+            assert_eq!(size.bytes, docs as u64 * (text_len + doc));
+            assert_eq!(
+                size.full_before(next),
+                cut,
+                "{docs} documents of {text_len} bytes, then one of {next}"
+            );
+        }
+    }
 }

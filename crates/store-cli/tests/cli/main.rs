@@ -710,6 +710,85 @@ fn reading_commands_work_beside_a_writer_and_change_nothing() {
     drop(writer);
 }
 
+/// Imports `files` (name, text) into a new store, and kills the import once it prints its
+/// first line, while it is held writing to a stdout pipe of one page that the test does not
+/// read further. Returns the first line and the ids the store holds after, sorted.
+fn interrupted_import(files: &[(String, String)]) -> (String, Vec<String>) {
+    let (root, store) = store_dir();
+    let docs = root.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    for (name, text) in files {
+        std::fs::write(docs.join(name), text).unwrap();
+    }
+    let (read_end, write_end) = rustix::pipe::pipe().unwrap();
+    let page = rustix::pipe::fcntl_setpipe_size(&read_end, 4096).unwrap();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("textstore"))
+        .arg("--store")
+        .arg(&store)
+        .arg("import")
+        .arg(&docs)
+        .stdout(std::process::Stdio::from(write_end))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::fs::File::from(read_end);
+    let mut first = Vec::new();
+    let mut byte = [0u8];
+    while first.last() != Some(&b'\n') {
+        use std::io::Read;
+        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "stdout ended");
+        first.push(byte[0]);
+    }
+    // The lines of the first commit, longer than the pipe holds, keep the import from
+    // going past their write: the kill lands after one commit and before a second.
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success());
+    assert!(page < 8192, "a pipe of {page} bytes");
+    let (ids, _) = run(&store, &["ids"], "", 0);
+    (
+        String::from_utf8(first).unwrap(),
+        ids.lines().map(str::to_owned).collect(),
+    )
+}
+
+/// An import commits its documents in batches of at most 1,000 documents and 8 MiB (with
+/// 64 bytes for each document beside its text), in name order, and prints a document only
+/// once it is committed: an import killed after its first line holds its first batch whole
+/// and nothing of the rest.
+#[test]
+fn an_interrupted_import_keeps_its_commits_whole() {
+    let cases: &[(&str, usize, usize, usize)] = &[
+        // (what cuts the first commit, files, their text length, the first commit's files)
+        ("documents", 2500, 10, 1000),
+        // 8 MiB holds 28 texts of 299,560 bytes but 27 of them with 64 bytes each beside.
+        ("bytes", 60, 299_560, 27),
+    ];
+    for &(bound, count, len, first_commit) in cases {
+        // Long names, so that a commit's lines outgrow the pipe's page.
+        let name = |n: usize| format!("{n:05}-{}.txt", "n".repeat(150));
+        let files: Vec<(String, String)> = (0..count)
+            .map(|n| (name(n), format!("{n:05}").repeat(len / 5)))
+            .collect();
+        let (first_line, ids) = interrupted_import(&files);
+        assert_eq!(
+            first_line,
+            format!("{}\t{}\n", store_mmap::DocId::from_key(&name(0)), name(0)),
+            "{bound}"
+        );
+        let mut expected: Vec<String> = (0..first_commit)
+            .map(|n| store_mmap::DocId::from_key(&name(n)).to_string())
+            .collect();
+        expected.sort();
+        assert_eq!(
+            ids.len(),
+            first_commit,
+            "cut by {bound}: the store holds {} documents",
+            ids.len()
+        );
+        assert_eq!(ids, expected, "cut by {bound}");
+    }
+}
+
 /// The import's summary counts the documents and bytes it committed, and its rate is the
 /// one those make in the time it gives.
 #[test]
