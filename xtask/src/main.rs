@@ -31,6 +31,8 @@
 //!   cargo-fuzz needs unstable compiler flags, which `RUSTC_BOOTSTRAP=1` allows on the
 //!   stable toolchain.
 
+mod checks;
+
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -74,182 +76,10 @@ tasks:
 /// benchmarks.
 const OPTIONAL_FEATURES: &str = "store-metrics/metrics,store-mmap/fault-injection,textstore/async,textstore/cache,textstore/metrics,textstore/serde";
 
-/// What each layer may link, by what it must not: a layer depends on store-format and on
-/// nothing it merely wraps (docs/ARCHITECTURE.md), so a program that takes one layer links
-/// neither the engine nor another layer's runtime.
-const LAYER_DEPENDENCIES: &[(&str, &[&str])] = &[
-    (
-        "store-metrics",
-        &[
-            "store_mmap",
-            "store_concurrent",
-            "store_cache",
-            "store_async",
-            "tokio",
-            "arc_swap",
-            "crossbeam_channel",
-            "memmap2",
-            "moka",
-        ],
-    ),
-    (
-        // moka's own crossbeam-channel is the cache's; the handle's arc-swap is not.
-        "store-cache",
-        &[
-            "store_mmap",
-            "store_concurrent",
-            "store_async",
-            "store_metrics",
-            "tokio",
-            "arc_swap",
-            "memmap2",
-        ],
-    ),
-    (
-        "store-async",
-        &[
-            "store_mmap",
-            "store_concurrent",
-            "store_cache",
-            "store_metrics",
-            "arc_swap",
-            "crossbeam_channel",
-            "memmap2",
-            "moka",
-        ],
-    ),
-];
-
-/// Crates whose modules must form a DAG: no module reaches, through `crate::` paths, a
-/// module that reaches it back.
-const MODULE_DAG_CRATES: &[&str] = &["store-format", "store-mmap", "store-concurrent"];
-
-/// Fails when the modules of `krate` (its `src/*.rs`, test modules and comments left out)
-/// import one another in a circle, naming the circle.
-fn check_module_dag(krate: &str) -> Result<(), String> {
-    let dir = std::path::Path::new("crates").join(krate).join("src");
-    eprintln!("xtask: module graph of {}", dir.display());
-    let mut edges: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
-        std::collections::BTreeMap::new();
-    let entries = std::fs::read_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .map_err(|err| format!("{}: {err}", dir.display()))?
-            .path();
-        let Some(name) = path.file_stem().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if path.extension().is_none_or(|ext| ext != "rs") || name == "lib" {
-            continue;
-        }
-        let text =
-            std::fs::read_to_string(&path).map_err(|err| format!("{}: {err}", path.display()))?;
-        let code = text
-            .split("#[cfg(test)]\nmod tests")
-            .next()
-            .unwrap_or_default();
-        let mut uses = std::collections::BTreeSet::new();
-        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
-            for (at, _) in line.match_indices("crate::") {
-                let module: String = line[at + "crate::".len()..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
-                    .collect();
-                if !module.is_empty() && module != name {
-                    uses.insert(module);
-                }
-            }
-        }
-        edges.insert(name.to_owned(), uses);
-    }
-    // A depth-first search that reports the first circle it closes.
-    fn visit(
-        module: &str,
-        edges: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
-        path: &mut Vec<String>,
-        done: &mut std::collections::BTreeSet<String>,
-    ) -> Option<Vec<String>> {
-        if let Some(at) = path.iter().position(|m| m == module) {
-            let mut circle = path[at..].to_vec();
-            circle.push(module.to_owned());
-            return Some(circle);
-        }
-        if done.contains(module) {
-            return None;
-        }
-        path.push(module.to_owned());
-        for next in edges.get(module).into_iter().flatten() {
-            if edges.contains_key(next)
-                && let Some(circle) = visit(next, edges, path, done)
-            {
-                return Some(circle);
-            }
-        }
-        path.pop();
-        done.insert(module.to_owned());
-        None
-    }
-    let mut done = std::collections::BTreeSet::new();
-    for module in edges.keys() {
-        if let Some(circle) = visit(module, &edges, &mut Vec::new(), &mut done) {
-            return Err(format!(
-                "the modules of {krate} import one another in a circle: {}",
-                circle.join(" -> ")
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Fails when a layer's normal dependencies (`cargo tree`, every feature on) include a crate
-/// it must not link.
-fn check_dependencies() -> Result<(), String> {
-    for (package, forbidden) in LAYER_DEPENDENCIES {
-        let args = [
-            "tree",
-            "--package",
-            package,
-            "--edges",
-            "normal",
-            "--all-features",
-            "--prefix",
-            "none",
-            "--format",
-            "{lib}",
-        ];
-        eprintln!("xtask: $ cargo {}", args.join(" "));
-        let output = Command::new(cargo_bin())
-            .args(args)
-            .output()
-            .map_err(|err| format!("cannot run `cargo tree`: {err}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "`cargo tree --package {package}` failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        let linked = String::from_utf8_lossy(&output.stdout);
-        let found: Vec<&str> = linked
-            .lines()
-            .filter_map(|line| line.split_whitespace().next())
-            .filter(|name| forbidden.contains(name))
-            .collect();
-        if !found.is_empty() {
-            return Err(format!(
-                "{package} depends on {}, which it must not link: a layer depends on store-format and on nothing it wraps",
-                found.join(", ")
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
-    check_dependencies()?;
-    for krate in MODULE_DAG_CRATES {
-        check_module_dag(krate)?;
-    }
+    checks::layer_dependencies()?;
+    checks::module_graphs()?;
     // Clippy also checks the dhat heap tests, which run in their own step.
     let linted = format!("{OPTIONAL_FEATURES},{DHAT_FEATURES}");
     cargo(
