@@ -106,10 +106,11 @@ fn forbidden_links(package: &str, tree: &str, forbidden: &[&str]) -> Result<(), 
     ))
 }
 
-/// Fails when the modules of one of [`MODULE_DAG_CRATES`] import one another in a circle.
-pub(crate) fn module_graphs() -> Result<(), String> {
+/// Fails when the modules of one of [`MODULE_DAG_CRATES`] import one another in a circle;
+/// `root` is the workspace's directory.
+pub(crate) fn module_graphs(root: &Path) -> Result<(), String> {
     for krate in MODULE_DAG_CRATES {
-        let dir = Path::new("crates").join(krate).join("src");
+        let dir = root.join("crates").join(krate).join("src");
         eprintln!("xtask: module graph of {}", dir.display());
         let mut modules = BTreeMap::new();
         let entries = std::fs::read_dir(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
@@ -247,13 +248,14 @@ mod tests {
         let graph = module_graph(&sources(&[
             (
                 "store",
-                "use crate::index::Index;\nuse crate::{\n    layout::{self, Layout},\n    segment,\n};\nfn f() -> crate::error::Result<()> { crate::store::g() }\n",
+                "use crate::index::Index;\nuse crate::{\n    layout::{self, entry, Layout},\n    segment,\n};\nfn f() -> crate::error::Result<()> { crate::store::g() }\n",
             ),
             (
                 "index",
                 "// crate::store is named in a comment only\n  /// and crate::segment in a doc\nfn f() {}\n#[cfg(test)]\nmod tests {\n    use crate::store::Store;\n}\n",
             ),
             ("layout", "use crate::{error};\n"),
+            ("spans", "use crate::checkpoint_file2::Frame;\n"),
         ]));
         assert_eq!(
             graph["store"],
@@ -261,6 +263,55 @@ mod tests {
         );
         assert_eq!(graph["index"], names(&[]));
         assert_eq!(graph["layout"], names(&["error"]));
+        assert_eq!(graph["spans"], names(&["checkpoint_file2"]));
+    }
+
+    /// The workspace's own crates pass; a workspace without them is an error, not a pass.
+    #[test]
+    fn the_core_crates_modules_form_a_dag() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        assert_eq!(module_graphs(&root), Ok(()));
+        assert!(module_graphs(&root.join("no-such-dir")).is_err());
+    }
+
+    /// A workspace whose store-mmap has a circle among its `.rs` modules fails by name;
+    /// `lib.rs` and files of other kinds are not modules of the graph.
+    #[test]
+    fn a_circle_among_a_crates_files_fails_the_check() {
+        let root = std::env::temp_dir().join(format!("xtask-graph-{}", std::process::id()));
+        let write = |krate: &str, files: &[(&str, &str)]| {
+            let src = root.join("crates").join(krate).join("src");
+            std::fs::create_dir_all(&src).unwrap();
+            for (name, text) in files {
+                std::fs::write(src.join(name), text).unwrap();
+            }
+        };
+        write("store-format", &[("lib.rs", "pub use crate::a::A;")]);
+        write("store-concurrent", &[("lib.rs", "")]);
+        write(
+            "store-mmap",
+            &[
+                ("lib.rs", "pub use crate::store::Store;"),
+                (
+                    "store.rs",
+                    "use crate::index::Index;\nfn f() { crate::notes::g() }",
+                ),
+                ("index.rs", "// none"),
+                ("notes.txt", "crate::store"),
+            ],
+        );
+        let dag = module_graphs(&root);
+        write("store-mmap", &[("index.rs", "use crate::store::Store;")]);
+        let circle = module_graphs(&root);
+        std::fs::remove_dir_all(&root).unwrap();
+        assert_eq!(dag, Ok(()));
+        assert_eq!(
+            circle,
+            Err(
+                "the modules of store-mmap import one another in a circle: index -> store -> index"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]

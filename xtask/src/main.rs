@@ -79,7 +79,7 @@ const OPTIONAL_FEATURES: &str = "store-metrics/metrics,store-mmap/fault-injectio
 fn ci() -> Result<(), String> {
     cargo(&["fmt", "--all", "--check"], &[])?;
     checks::layer_dependencies()?;
-    checks::module_graphs()?;
+    checks::module_graphs(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))?;
     // Clippy also checks the dhat heap tests, which run in their own step.
     let linted = format!("{OPTIONAL_FEATURES},{DHAT_FEATURES}");
     cargo(
@@ -197,13 +197,20 @@ fn torture(args: &[String]) -> Result<(), String> {
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
+    cargo(&bench_command(args)?, &[])
+}
+
+/// The cargo command `bench` runs for `args`: every criterion suite under `--criterion`
+/// (alone), otherwise the workload runner in release, with the peers unless `--no-peers`,
+/// given `args`.
+fn bench_command(args: &[String]) -> Result<Vec<&str>, String> {
     if args.iter().any(|arg| arg == "--criterion") {
         if let Some(other) = args.iter().find(|arg| *arg != "--criterion") {
             return Err(format!(
                 "--criterion runs every suite and takes no other flag, not {other:?}"
             ));
         }
-        return cargo(&["bench", "--workspace"], &[]);
+        return Ok(vec!["bench", "--workspace"]);
     }
     let mut command = vec![
         "run",
@@ -218,7 +225,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     command.push("--");
     command.extend(args.iter().map(String::as_str));
-    cargo(&command, &[])
+    Ok(command)
 }
 
 /// The targets of `fuzz/Cargo.toml`, in the order `fuzz` runs them.
@@ -236,27 +243,7 @@ const FUZZ_TARGETS: [&str; 7] = [
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 fn fuzz(args: &[String]) -> Result<(), String> {
-    let mut seconds = 60u64;
-    let mut targets = Vec::new();
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        if arg == "--seconds" {
-            let value = rest.next().ok_or("--seconds needs a number")?;
-            seconds = value
-                .parse()
-                .map_err(|_| format!("--seconds {value:?} is not a whole number of seconds"))?;
-        } else if FUZZ_TARGETS.contains(&arg.as_str()) {
-            targets.push(arg.as_str());
-        } else {
-            return Err(format!(
-                "{arg:?} is neither --seconds nor a fuzz target ({})",
-                FUZZ_TARGETS.join(", ")
-            ));
-        }
-    }
-    if targets.is_empty() {
-        targets = FUZZ_TARGETS.to_vec();
-    }
+    let (seconds, targets) = fuzz_plan(args)?;
     let installed = Command::new(cargo_bin())
         .args(["fuzz", "--version"])
         .output()
@@ -284,6 +271,33 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+/// The seconds each target runs and the targets, from `fuzz`'s `args`: 60 and every target
+/// unless they say otherwise.
+fn fuzz_plan(args: &[String]) -> Result<(u64, Vec<&str>), String> {
+    let mut seconds = 60u64;
+    let mut targets = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--seconds" {
+            let value = rest.next().ok_or("--seconds needs a number")?;
+            seconds = value
+                .parse()
+                .map_err(|_| format!("--seconds {value:?} is not a whole number of seconds"))?;
+        } else if FUZZ_TARGETS.contains(&arg.as_str()) {
+            targets.push(arg.as_str());
+        } else {
+            return Err(format!(
+                "{arg:?} is neither --seconds nor a fuzz target ({})",
+                FUZZ_TARGETS.join(", ")
+            ));
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    Ok((seconds, targets))
 }
 
 fn has_nextest() -> bool {
@@ -315,5 +329,79 @@ fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("`{shown}` failed ({status})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn bench_runs_the_runner_with_the_peers_unless_told_otherwise() {
+        let cases: &[(&[&str], Result<&str, &str>)] = &[
+            (
+                &[],
+                Ok("run --release --package store-bench --bin textstore-bench --features peers --"),
+            ),
+            (
+                &["--docs", "500", "--json"],
+                Ok(
+                    "run --release --package store-bench --bin textstore-bench --features peers -- --docs 500 --json",
+                ),
+            ),
+            (
+                &["--no-peers"],
+                Ok("run --release --package store-bench --bin textstore-bench -- --no-peers"),
+            ),
+            (&["--criterion"], Ok("bench --workspace")),
+            (
+                &["--criterion", "--json"],
+                Err("--criterion runs every suite and takes no other flag, not \"--json\""),
+            ),
+        ];
+        for (given, expected) in cases {
+            let command = bench_command(&args(given)).map(|command| command.join(" "));
+            assert_eq!(
+                command.as_deref().map_err(String::as_str),
+                *expected,
+                "{given:?}"
+            );
+        }
+    }
+
+    /// A cargo command that fails is an error that names it.
+    #[test]
+    fn a_failed_cargo_command_fails_the_task_by_name() {
+        assert_eq!(cargo(&["--version"], &[]), Ok(()));
+        let err = cargo(&["no-such-command"], &[]).unwrap_err();
+        assert!(err.starts_with("`cargo no-such-command` failed"), "{err}");
+    }
+
+    #[test]
+    fn fuzz_runs_every_target_for_a_minute_unless_told_otherwise() {
+        assert_eq!(fuzz_plan(&[]), Ok((60, FUZZ_TARGETS.to_vec())));
+        assert_eq!(
+            fuzz_plan(&args(&["decode_meta", "--seconds", "5", "parse_id"])),
+            Ok((5, vec!["decode_meta", "parse_id"]))
+        );
+        let refusals: &[(&[&str], &str)] = &[
+            (&["--seconds"], "--seconds needs a number"),
+            (
+                &["--seconds", "1.5"],
+                "--seconds \"1.5\" is not a whole number of seconds",
+            ),
+            (
+                &["decode"],
+                "\"decode\" is neither --seconds nor a fuzz target (decode_record,",
+            ),
+        ];
+        for (given, message) in refusals {
+            let err = fuzz_plan(&args(given)).unwrap_err();
+            assert!(err.starts_with(message), "{given:?}: {err}");
+        }
     }
 }
