@@ -211,11 +211,19 @@ fn key_choosers_have_their_shapes() {
 }
 
 /// Writes, overwrites, reads and extracts through `E`, closes and reopens it, and checks
-/// every text against what was written.
-fn check_engine<E: Engine>() {
+/// every text against what was written. `durability` is the words its settings, which the
+/// report shows beside its figures, use for what makes a commit durable; `compacts`,
+/// whether it has a compaction for the space workloads to measure.
+fn check_engine<E: Engine>(durability: &str, compacts: bool) {
     let dir = tempfile::tempdir().unwrap();
     let corpus = Corpus::synthetic(300, 3);
-    let engine = E::create(dir.path()).unwrap();
+    let mut engine = E::create(dir.path()).unwrap();
+    assert!(
+        engine.settings().contains(durability),
+        "{}: {}",
+        E::NAME,
+        engine.settings()
+    );
     engine.ingest(&corpus.docs()[..200]).unwrap();
     let rest: Vec<(DocId, &str)> = corpus.docs()[200..]
         .iter()
@@ -254,27 +262,66 @@ fn check_engine<E: Engine>() {
     check(&engine);
     if E::PERSISTENT {
         engine.close().unwrap();
-        let mut engine = E::open(dir.path()).unwrap();
+        engine = E::open(dir.path()).unwrap();
         check(&engine);
-        engine.compact().unwrap();
-        check(&engine);
-        engine.close().unwrap();
+    } else {
+        assert!(E::open(dir.path()).is_err(), "{} keeps no files", E::NAME);
     }
+    assert_eq!(engine.compact().unwrap(), compacts, "{}", E::NAME);
+    check(&engine);
+    engine.close().unwrap();
 }
 
 #[test]
 fn textstore_engine_reads_back_what_it_wrote() {
-    check_engine::<Textstore>();
+    check_engine::<Textstore>("fdatasync per commit", true);
 }
 
 #[test]
 fn hashmap_engine_reads_back_what_it_wrote() {
-    check_engine::<MemoryMap>();
+    check_engine::<MemoryMap>("no durability", false);
 }
 
 #[test]
 fn file_per_doc_engine_reads_back_what_it_wrote() {
-    check_engine::<FilePerDoc>();
+    check_engine::<FilePerDoc>("fdatasync of the file and fsync of its directory", false);
+}
+
+/// One file per document keeps its files under at most 1024 directories, named by the last
+/// two characters of the id; a file it cannot read is an error naming it, not a missing
+/// document.
+#[test]
+fn file_per_doc_spreads_its_files_and_names_a_file_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = Corpus::synthetic(2000, 5);
+    let engine = FilePerDoc::create(dir.path()).unwrap();
+    engine.ingest(corpus.docs()).unwrap();
+    let mut files = 0;
+    let mut dirs = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        assert_eq!(name.len(), 2, "{name}");
+        assert!(entry.file_type().unwrap().is_dir(), "{name}");
+        dirs += 1;
+        for file in std::fs::read_dir(entry.path()).unwrap() {
+            let file = file.unwrap().file_name().into_string().unwrap();
+            assert!(file.ends_with(&name), "{file} in {name}");
+            files += 1;
+        }
+    }
+    assert_eq!(files, 2000);
+    assert!(dirs > 500 && dirs <= 1024, "{dirs} directories");
+    // The directory of a document made a file: its file cannot be opened (not a directory).
+    let id = corpus.docs()[0].id.to_string();
+    let parent = dir.path().join(&id[id.len() - 2..]);
+    std::fs::remove_dir_all(&parent).unwrap();
+    std::fs::write(&parent, "").unwrap();
+    let mut reader = engine.reader().unwrap();
+    let err = reader
+        .read(corpus.docs()[0].id, |bytes| bytes.len())
+        .unwrap_err();
+    assert!(err.to_string().contains(&id), "{err}");
 }
 
 #[cfg(feature = "peers")]
@@ -284,22 +331,22 @@ mod peers {
 
     #[test]
     fn lmdb_reads_back_what_it_wrote() {
-        check_engine::<Lmdb>();
+        check_engine::<Lmdb>("syncs every commit with fdatasync", false);
     }
 
     #[test]
     fn redb_reads_back_what_it_wrote() {
-        check_engine::<Redb>();
+        check_engine::<Redb>("Durability::Immediate", true);
     }
 
     #[test]
     fn fjall_reads_back_what_it_wrote() {
-        check_engine::<Fjall>();
+        check_engine::<Fjall>("PersistMode::SyncData", true);
     }
 
     #[test]
     fn sqlite_reads_back_what_it_wrote() {
-        check_engine::<Sqlite>();
+        check_engine::<Sqlite>("synchronous = FULL", true);
     }
 }
 
