@@ -454,8 +454,8 @@ pub trait Subject {
 pub struct EngineSubject<E> {
     dir: PathBuf,
     engine: Option<E>,
-    /// The rewrites before the batched puts in steady state are done.
-    steady: bool,
+    /// The text bytes rewritten before the batched puts in steady state, once done.
+    rewritten_bytes: Option<u64>,
 }
 
 impl<E: Engine> EngineSubject<E> {
@@ -464,7 +464,7 @@ impl<E: Engine> EngineSubject<E> {
         EngineSubject {
             dir,
             engine: None,
-            steady: false,
+            rewritten_bytes: None,
         }
     }
 
@@ -527,11 +527,20 @@ impl<E: Engine> Subject for EngineSubject<E> {
             Workload::DurablePutThreads => durable_puts_from_threads(self.engine()?, plan)?,
             Workload::BatchedPut => batched_puts(self.engine()?, plan)?,
             Workload::BatchedPutSteady => {
-                if !self.steady {
-                    rewrite(self.engine()?, plan, plan.settings.steady_bytes)?;
-                    self.steady = true;
-                }
-                batched_puts(self.engine()?, plan)?
+                let rewritten = match self.rewritten_bytes {
+                    Some(bytes) => bytes,
+                    None => *self.rewritten_bytes.insert(rewrite(
+                        self.engine()?,
+                        plan,
+                        plan.settings.steady_bytes,
+                    )?),
+                };
+                let figure = batched_puts(self.engine()?, plan)?;
+                let note = figure.note.clone().unwrap_or_default();
+                figure.with_note(format!(
+                    "{note}; after rewriting {:.1} MiB",
+                    rewritten as f64 / (1 << 20) as f64
+                ))
             }
             Workload::ReadersDuringWriter => readers_during_writer(self.engine()?, plan, None)?,
             Workload::ReadersDuringPacedWriter => {
@@ -837,8 +846,8 @@ fn durable_puts_from_threads<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<F
 pub const STEADY_BATCH_DOCS: usize = 1000;
 
 /// Rewrites documents, [`STEADY_BATCH_DOCS`] per durable commit, until `bytes` of text are
-/// written.
-fn rewrite<E: Engine>(engine: &E, plan: &Plan<'_>, bytes: u64) -> Result<()> {
+/// written; returns the bytes written.
+fn rewrite<E: Engine>(engine: &E, plan: &Plan<'_>, bytes: u64) -> Result<u64> {
     let mut batch = Vec::with_capacity(STEADY_BATCH_DOCS);
     let mut written = 0u64;
     let mut i = 0;
@@ -852,7 +861,7 @@ fn rewrite<E: Engine>(engine: &E, plan: &Plan<'_>, bytes: u64) -> Result<()> {
         }
         engine.put_batch(&batch)?;
     }
-    Ok(())
+    Ok(written)
 }
 
 fn batched_puts<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<Figure> {
@@ -964,6 +973,84 @@ fn overwrite_half<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The limits write what the engines write: the texts of the durable puts, of each
+    /// thread's puts and of the batches, in the order the engines write them; threads write
+    /// disjoint documents.
+    #[test]
+    fn the_limits_texts_are_the_engines_writes() {
+        let corpus = Corpus::synthetic(50, 7);
+        let plan = Plan::new(&corpus, Settings::smoke(1));
+        let text = |i: usize| plan.write(i).1.as_bytes();
+        assert_eq!(plan.put_texts(3), [text(0), text(1), text(2)]);
+        assert_eq!(plan.put_texts(0), [text(0)]);
+        assert!(text(0) != text(1) && !text(0).is_empty());
+        let batches = plan.batch_texts(2);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[1].len(), plan.settings.batch_docs);
+        assert_eq!(batches[1][3], text(plan.settings.batch_docs + 3));
+        let threads = plan.thread_put_texts(4, 5);
+        let mut ids = std::collections::HashSet::new();
+        for (t, texts) in threads.iter().enumerate() {
+            assert_eq!(texts.len(), 5);
+            for (i, written) in texts.iter().enumerate() {
+                let (id, expected) = plan.write_of_thread(t, 4, i);
+                assert_eq!(*written, expected.as_bytes());
+                assert!(ids.insert(id), "{id} written by two threads");
+            }
+        }
+    }
+
+    /// Each workload's figure is in the unit its title promises in the report.
+    #[test]
+    fn every_workload_has_the_unit_of_what_it_counts() {
+        let units: std::collections::HashMap<Workload, &str> = Workload::ALL
+            .into_iter()
+            .map(|workload| (workload, workload.unit()))
+            .collect();
+        let expected: &[(&str, &[Workload])] = &[
+            (
+                "docs/s",
+                &[
+                    Workload::BulkIngest,
+                    Workload::BatchedPut,
+                    Workload::BatchedPutSteady,
+                ],
+            ),
+            ("ms", &[Workload::ReopenFirstGet]),
+            (
+                "× text bytes",
+                &[
+                    Workload::SpaceFresh,
+                    Workload::SpaceOverwritten,
+                    Workload::SpaceCompacted,
+                ],
+            ),
+            (
+                "ops/s",
+                &[
+                    Workload::GetUniform,
+                    Workload::GetUniformCopy,
+                    Workload::GetZipf,
+                    Workload::GetZipfCopy,
+                    Workload::Substring,
+                    Workload::ReadersDuringWriter,
+                    Workload::ReadersDuringPacedWriter,
+                ],
+            ),
+            (
+                "puts/s",
+                &[Workload::DurablePut, Workload::DurablePutThreads],
+            ),
+        ];
+        let listed: usize = expected.iter().map(|(_, workloads)| workloads.len()).sum();
+        assert_eq!(listed, Workload::ALL.len());
+        for (unit, workloads) in expected {
+            for workload in *workloads {
+                assert_eq!(units[workload], *unit, "{workload:?}");
+            }
+        }
+    }
 
     #[test]
     fn a_workload_in_rounds_reports_the_median_round_and_every_rounds_figure() {
