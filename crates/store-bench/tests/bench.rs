@@ -679,6 +679,19 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         compacted.0 < overwritten.0,
         "{compacted:?} after {overwritten:?}"
     );
+    // The note gives the space once the engine is closed too: textstore's close adds at
+    // most its index file.
+    let closed: f64 = compacted
+        .1
+        .as_deref()
+        .and_then(|note| note.split_once(" once closed"))
+        .and_then(|(before, _)| before.rsplit_once("; "))
+        .and_then(|(_, figure)| figure.parse().ok())
+        .unwrap_or_else(|| panic!("{compacted:?}"));
+    assert!(
+        closed >= compacted.0 * 0.99 && closed < overwritten.0,
+        "{closed} once closed, {compacted:?} after {overwritten:?}"
+    );
     assert!(
         report
             .goals
