@@ -994,20 +994,57 @@ mod tests {
         assert_eq!(plan.put_texts(3), [text(0), text(1), text(2)]);
         assert_eq!(plan.put_texts(0), [text(0)]);
         assert!(text(0) != text(1) && !text(0).is_empty());
-        let batches = plan.batch_texts(2);
-        assert_eq!(batches.len(), 2);
-        assert_eq!(batches[1].len(), plan.settings.batch_docs);
-        assert_eq!(batches[1][3], text(plan.settings.batch_docs + 3));
-        let threads = plan.thread_put_texts(4, 5);
-        let mut ids = std::collections::HashSet::new();
-        for (t, texts) in threads.iter().enumerate() {
-            assert_eq!(texts.len(), 5);
-            for (i, written) in texts.iter().enumerate() {
-                let (id, expected) = plan.write_of_thread(t, 4, i);
-                assert_eq!(*written, expected.as_bytes());
-                assert!(ids.insert(id), "{id} written by two threads");
+        let docs = plan.settings.batch_docs;
+        let batches = plan.batch_texts(3);
+        assert_eq!(batches.len(), 3);
+        for (b, batch) in batches.iter().enumerate() {
+            let expected: Vec<&[u8]> = (0..docs).map(|j| text(b * docs + j)).collect();
+            assert_eq!(*batch, expected, "batch {b}");
+        }
+        // More writes per thread than the thread has documents of its own: it writes them
+        // again, and never another thread's.
+        let (threads, per_thread) = (4, 30);
+        let written = plan.thread_put_texts(threads, per_thread);
+        let mut owner = std::collections::HashMap::new();
+        for (t, texts) in written.iter().enumerate() {
+            assert_eq!(texts.len(), per_thread);
+            for (i, text) in texts.iter().enumerate() {
+                let (id, expected) = plan.write_of_thread(t, threads, i);
+                assert_eq!(*text, expected.as_bytes());
+                assert_eq!(*owner.entry(id).or_insert(t), t, "{id}");
             }
         }
+        assert_eq!(
+            owner.len(),
+            48,
+            "each thread writes its 12 of the 50 documents"
+        );
+    }
+
+    /// The substrings are 64 to 256 bytes of their document (fewer only in a document
+    /// shorter than 64), inside it and on char boundaries.
+    #[test]
+    fn substrings_are_64_to_256_bytes_of_their_document() {
+        let corpus = Corpus::synthetic(300, 3);
+        let ranges = substrings(&corpus, 5);
+        assert_eq!(ranges.len(), CHOICES / 4);
+        let (mut shortest, mut longest) = (usize::MAX, 0);
+        for (index, range) in &ranges {
+            let text = &corpus.docs()[*index as usize].text;
+            assert!(
+                text.get(range.clone()).is_some(),
+                "{range:?} of {}",
+                text.len()
+            );
+            // A cut on a char boundary gives up to 3 bytes of the length drawn.
+            assert!(
+                range.len() + 3 >= 64.min(text.len()) && range.len() <= 256,
+                "{range:?}"
+            );
+            shortest = shortest.min(range.len());
+            longest = longest.max(range.len());
+        }
+        assert!(shortest < 70 && longest > 250, "{shortest}..{longest}");
     }
 
     /// Each workload's figure is in the unit its title promises in the report.

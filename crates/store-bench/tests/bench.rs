@@ -385,6 +385,21 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
     let options = smoke_options(dir.path(), engines);
     let mut steps = 0;
     let report = run(&corpus, &options, &mut |_| steps += 1).unwrap();
+    let names: Vec<&str> = report.engines.iter().map(|e| e.engine).collect();
+    let expected: &[&str] = if cfg!(feature = "peers") {
+        &[
+            "textstore",
+            "HashMap",
+            "file per doc",
+            "LMDB (heed)",
+            "redb",
+            "fjall",
+            "SQLite",
+        ]
+    } else {
+        &["textstore", "HashMap"]
+    };
+    assert_eq!(names, expected);
     let engine_count = report.engines.len();
     let turns: usize = Workload::ALL
         .into_iter()
@@ -727,6 +742,19 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         }
     }
     assert!(markdown.contains("## Goals") && markdown.contains("## Engine settings"));
+    // Each engine's settings, as it gives them, are in the report and under its name.
+    let dir_settings = tempfile::tempdir().unwrap();
+    let own = Textstore::create(dir_settings.path()).unwrap().settings();
+    let textstore = report.engines.iter().find(|e| e.engine == "textstore");
+    assert_eq!(textstore.map(|e| e.settings.as_str()), Some(own.as_str()));
+    for engine in &report.engines {
+        assert!(!engine.settings.is_empty(), "{}", engine.engine);
+        assert!(
+            markdown.contains(&format!("- **{}**: {}", engine.engine, engine.settings)),
+            "{}",
+            engine.engine
+        );
+    }
     // The file system's free space at the start, which a nearly full one makes matter.
     assert!(report.machine.available_bytes.is_some_and(|b| b > 0));
     assert!(
