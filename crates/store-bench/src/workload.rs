@@ -983,6 +983,277 @@ fn overwrite_half<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<()> {
 mod tests {
     use super::*;
 
+    use std::sync::{LazyLock, Mutex, PoisonError};
+
+    /// A corpus and plan for the tests that run workloads: drawing the plan's choices takes
+    /// seconds in a debug build, so they share one.
+    static CORPUS: LazyLock<Corpus> = LazyLock::new(|| Corpus::synthetic(60, 11));
+    static PLAN: LazyLock<Plan<'static>> = LazyLock::new(|| Plan::new(&CORPUS, Settings::smoke(2)));
+
+    /// An engine in memory that records what it is asked: each commit's documents and
+    /// texts, in order, and each read's id.
+    #[derive(Default)]
+    struct Recorder {
+        docs: Mutex<std::collections::HashMap<DocId, String>>,
+        commits: Mutex<Vec<Vec<(DocId, String)>>>,
+        reads: Mutex<Vec<DocId>>,
+    }
+
+    impl Recorder {
+        fn commit(&self, docs: &[(DocId, &str)]) {
+            let mut map = self.docs.lock().unwrap_or_else(PoisonError::into_inner);
+            for &(id, text) in docs {
+                map.insert(id, text.to_owned());
+            }
+            self.commits
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(
+                    docs.iter()
+                        .map(|&(id, text)| (id, text.to_owned()))
+                        .collect(),
+                );
+        }
+
+        fn commits(&self) -> Vec<Vec<(DocId, String)>> {
+            std::mem::take(&mut *self.commits.lock().unwrap())
+        }
+
+        fn reads(&self) -> Vec<DocId> {
+            std::mem::take(&mut *self.reads.lock().unwrap())
+        }
+    }
+
+    impl Engine for Recorder {
+        type Reader<'a> = &'a Recorder;
+
+        const NAME: &'static str = "recorder";
+        const PERSISTENT: bool = false;
+
+        fn create(_dir: &Path) -> Result<Self> {
+            Ok(Recorder::default())
+        }
+
+        fn open(dir: &Path) -> Result<Self> {
+            Err(Error::engine("recorder", "open")(format!(
+                "{}",
+                dir.display()
+            )))
+        }
+
+        fn settings(&self) -> String {
+            "records what it is asked".to_owned()
+        }
+
+        fn put(&self, id: DocId, text: &str) -> Result<()> {
+            self.commit(&[(id, text)]);
+            Ok(())
+        }
+
+        fn put_batch(&self, docs: &[(DocId, &str)]) -> Result<()> {
+            self.commit(docs);
+            Ok(())
+        }
+
+        fn reader(&self) -> Result<Self::Reader<'_>> {
+            Ok(self)
+        }
+
+        fn compact(&mut self) -> Result<bool> {
+            Ok(false)
+        }
+
+        fn close(self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Reader for &Recorder {
+        const ENGINE: &'static str = "recorder";
+
+        fn read<R>(&mut self, id: DocId, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+            self.reads.lock().unwrap().push(id);
+            let docs = self.docs.lock().unwrap();
+            Ok(docs.get(&id).map(|text| f(text.as_bytes())))
+        }
+    }
+
+    /// A recorder holding the corpus.
+    fn ingested() -> Recorder {
+        let recorder = Recorder::default();
+        recorder.ingest(CORPUS.docs()).unwrap();
+        recorder.commits();
+        recorder
+    }
+
+    /// Every engine writes what the limits beside it write: the durable puts the plan's
+    /// writes one to a commit, the batched puts its batches, each thread its own writes in
+    /// order; and the rewrites before the steady state whole batches of the plan's writes.
+    #[test]
+    fn the_write_workloads_commit_the_plans_writes_in_order() {
+        let plan = &*PLAN;
+        let texts = |commits: &[Vec<(DocId, String)>]| -> Vec<Vec<Vec<u8>>> {
+            commits
+                .iter()
+                .map(|c| c.iter().map(|(_, t)| t.clone().into_bytes()).collect())
+                .collect()
+        };
+        let recorder = ingested();
+
+        durable_puts(&recorder, plan).unwrap();
+        let commits = recorder.commits();
+        assert!(!commits.is_empty() && commits.len() <= plan.settings.durable_put_max);
+        let expected: Vec<Vec<Vec<u8>>> = plan
+            .put_texts(commits.len())
+            .into_iter()
+            .map(|t| vec![t.to_vec()])
+            .collect();
+        assert_eq!(texts(&commits), expected);
+
+        let figure = batched_puts(&recorder, plan).unwrap();
+        let commits = recorder.commits();
+        assert!(!commits.is_empty() && commits.len() <= plan.settings.batch_max);
+        let expected: Vec<Vec<Vec<u8>>> = plan
+            .batch_texts(commits.len())
+            .into_iter()
+            .map(|b| b.into_iter().map(<[u8]>::to_vec).collect())
+            .collect();
+        assert_eq!(texts(&commits), expected);
+        // Documents a second: each commit's documents, at the commits' rate its note gives.
+        let note = figure.note.as_deref().unwrap();
+        let commits_per_sec: f64 = note.split_once(" commits/s").unwrap().0.parse().unwrap();
+        let docs = commits_per_sec * plan.settings.batch_docs as f64;
+        assert!(
+            (figure.value / docs - 1.0).abs() < 0.01,
+            "{} from {note}",
+            figure.value
+        );
+
+        durable_puts_from_threads(&recorder, plan).unwrap();
+        let commits = recorder.commits();
+        let owner: std::collections::HashMap<DocId, usize> = (0..PUT_THREADS)
+            .flat_map(|t| {
+                (0..plan.settings.durable_put_max)
+                    .map(move |i| (plan.write_of_thread(t, PUT_THREADS, i).0, t))
+            })
+            .collect();
+        let mut by_thread = vec![Vec::new(); PUT_THREADS];
+        for commit in &commits {
+            assert_eq!(commit.len(), 1);
+            let (id, text) = &commit[0];
+            let thread = owner[id];
+            by_thread[thread].push(text.clone().into_bytes());
+        }
+        for (t, written) in by_thread.iter().enumerate() {
+            assert!(!written.is_empty(), "thread {t} wrote nothing");
+            let expected: Vec<Vec<u8>> = plan.thread_put_texts(PUT_THREADS, written.len())[t]
+                .iter()
+                .map(|t| t.to_vec())
+                .collect();
+            assert_eq!(*written, expected, "thread {t}");
+        }
+
+        let bytes = 100_000;
+        let written = rewrite(&recorder, plan, bytes).unwrap();
+        let commits = recorder.commits();
+        let texts_written: Vec<(DocId, String)> = commits.concat();
+        assert!(commits.iter().all(|c| c.len() == STEADY_BATCH_DOCS));
+        assert_eq!(
+            written,
+            texts_written
+                .iter()
+                .map(|(_, t)| t.len() as u64)
+                .sum::<u64>()
+        );
+        // Whole commits, the last of which passed the bytes asked.
+        let before_last: u64 = commits[..commits.len() - 1]
+            .iter()
+            .flatten()
+            .map(|(_, t)| t.len() as u64)
+            .sum();
+        assert!(
+            before_last < bytes && written >= bytes,
+            "{before_last} {written}"
+        );
+        for (i, (id, text)) in texts_written.iter().enumerate() {
+            assert_eq!((*id, text.as_str()), plan.write(i), "write {i}");
+        }
+    }
+
+    /// The reads read the plan's choices in order, each checked against the corpus: a
+    /// missing document or a wrong length is an error naming it.
+    #[test]
+    fn the_read_workloads_read_the_plans_choices_and_check_them() {
+        let plan = &*PLAN;
+        let recorder = ingested();
+        for (choices, access) in [
+            (&plan.uniform, Access::ZeroCopy),
+            (&plan.zipf, Access::Copy),
+        ] {
+            gets(&recorder, plan, choices, access).unwrap();
+            let reads = recorder.reads();
+            assert!(reads.len() > 10, "{}", reads.len());
+            let expected: Vec<DocId> = (0..reads.len())
+                .map(|i| plan.id(choices[i % choices.len()]))
+                .collect();
+            assert_eq!(reads, expected);
+        }
+        substring(&recorder, plan).unwrap();
+        let reads = recorder.reads();
+        assert!(reads.len() > 10, "{}", reads.len());
+        let expected: Vec<DocId> = (0..reads.len())
+            .map(|i| plan.id(plan.substrings[i % plan.substrings.len()].0))
+            .collect();
+        assert_eq!(reads, expected);
+
+        let index = plan.uniform[0];
+        let len = plan.lens[index as usize] as usize;
+        assert!(check_len::<Recorder>(plan, index, Some(len)).is_ok());
+        let id = plan.id(index);
+        let wrong = check_len::<Recorder>(plan, index, Some(len + 1)).unwrap_err();
+        assert_eq!(
+            wrong.to_string(),
+            format!(
+                "recorder: document {id} read as {} bytes, expected {len}",
+                len + 1
+            )
+        );
+        let missing = check_len::<Recorder>(plan, index, None).unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .contains(&format!("document {id} is missing")),
+            "{missing}"
+        );
+    }
+
+    /// Space is what the file system allocated, in bytes: a file of 1 MiB written whole
+    /// counts 1 MiB, and the figure is that over the corpus's text.
+    #[test]
+    fn space_counts_the_bytes_the_files_take() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/file"), vec![7u8; 1 << 20]).unwrap();
+        assert_eq!(allocated_bytes(dir.path()).unwrap(), 1 << 20);
+        let figure = space(dir.path(), &PLAN).unwrap();
+        let text = CORPUS.text_bytes() as f64;
+        assert!(
+            (figure.value - (1 << 20) as f64 / text).abs() < 1e-9,
+            "{}",
+            figure.value
+        );
+        assert_eq!(
+            figure.note.as_deref(),
+            Some(
+                format!(
+                    "1.0 MiB on disk for {:.1} MiB of text",
+                    text / (1 << 20) as f64
+                )
+                .as_str()
+            )
+        );
+    }
+
     /// The limits write what the engines write: the texts of the durable puts, of each
     /// thread's puts and of the batches, in the order the engines write them; threads write
     /// disjoint documents.
