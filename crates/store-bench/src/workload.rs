@@ -996,7 +996,8 @@ mod tests {
     struct Recorder {
         docs: Mutex<std::collections::HashMap<DocId, String>>,
         commits: Mutex<Vec<Vec<(DocId, String)>>>,
-        reads: Mutex<Vec<DocId>>,
+        /// Each read's id, with the thread that read it.
+        reads: Mutex<Vec<(std::thread::ThreadId, DocId)>>,
     }
 
     impl Recorder {
@@ -1020,7 +1021,19 @@ mod tests {
         }
 
         fn reads(&self) -> Vec<DocId> {
-            std::mem::take(&mut *self.reads.lock().unwrap())
+            self.reads_by_thread().into_iter().flatten().collect()
+        }
+
+        /// The ids read, thread by thread, in the order each thread read them.
+        fn reads_by_thread(&self) -> Vec<Vec<DocId>> {
+            let mut threads: Vec<(std::thread::ThreadId, Vec<DocId>)> = Vec::new();
+            for (thread, id) in std::mem::take(&mut *self.reads.lock().unwrap()) {
+                match threads.iter_mut().find(|(t, _)| *t == thread) {
+                    Some((_, ids)) => ids.push(id),
+                    None => threads.push((thread, vec![id])),
+                }
+            }
+            threads.into_iter().map(|(_, ids)| ids).collect()
         }
     }
 
@@ -1072,7 +1085,10 @@ mod tests {
         const ENGINE: &'static str = "recorder";
 
         fn read<R>(&mut self, id: DocId, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-            self.reads.lock().unwrap().push(id);
+            self.reads
+                .lock()
+                .unwrap()
+                .push((std::thread::current().id(), id));
             let docs = self.docs.lock().unwrap();
             Ok(docs.get(&id).map(|text| f(text.as_bytes())))
         }
@@ -1224,6 +1240,62 @@ mod tests {
                 .to_string()
                 .contains(&format!("document {id} is missing")),
             "{missing}"
+        );
+    }
+
+    /// Beside the readers, each reading its own stretch of the plan's uniform choices, the
+    /// writer commits the plan's writes in order, at no more than its pace, and the figure's
+    /// writer rate is its puts over its time.
+    #[test]
+    fn readers_beside_a_paced_writer_read_their_choices_and_the_writer_its_writes() {
+        let plan = &*PLAN;
+        let recorder = ingested();
+        let pace = 1000.0;
+        let start = Instant::now();
+        let figure = readers_during_writer(&recorder, plan, Some(pace)).unwrap();
+        let called_for = start.elapsed().as_secs_f64();
+        let readers = recorder.reads_by_thread();
+        assert_eq!(readers.len(), plan.settings.readers);
+        let stretch = CHOICES / plan.settings.readers;
+        let mut offsets: Vec<usize> = readers
+            .iter()
+            .map(|reads| {
+                let from = |offset: usize| -> Vec<DocId> {
+                    (0..reads.len())
+                        .map(|i| plan.id(plan.uniform[offset + i]))
+                        .collect()
+                };
+                (0..plan.settings.readers)
+                    .map(|r| r * stretch)
+                    .find(|&offset| *reads == from(offset))
+                    .unwrap_or_else(|| panic!("a reader read {reads:?}"))
+            })
+            .collect();
+        offsets.sort_unstable();
+        assert_eq!(offsets, [0, stretch]);
+
+        let commits = recorder.commits();
+        assert!(!commits.is_empty());
+        for (i, commit) in commits.iter().enumerate() {
+            let (id, text) = plan.write(i);
+            assert_eq!(commit.as_slice(), [(id, text.to_owned())], "write {i}");
+        }
+        // The writer ran at least as long as the readers read, and no longer than the call;
+        // paced, it put at most one more than its time allows.
+        let rate = figure.writer_per_sec.unwrap();
+        let puts = commits.len() as f64;
+        let read_for = (plan.settings.readers_time + plan.settings.latency_time).as_secs_f64();
+        assert!(
+            rate >= puts / called_for && rate <= puts / read_for,
+            "{rate} puts/s for {puts} puts"
+        );
+        assert!(
+            rate <= pace + 1.0 / read_for,
+            "{rate} puts/s paced at {pace}"
+        );
+        assert_eq!(
+            figure.note.as_deref(),
+            Some(format!("writer: {rate:.0} puts/s").as_str())
         );
     }
 
