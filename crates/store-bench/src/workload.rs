@@ -1463,5 +1463,30 @@ mod tests {
         // One round is reported as it is; none is no figure.
         assert_eq!(median_round(vec![figure(1.0)]), Some(figure(1.0)));
         assert_eq!(median_round(Vec::new()), None);
+        assert_eq!(take_median(vec![3.0], |v| *v), Some(3.0));
+        assert_eq!(take_median(Vec::<f64>::new(), |v| *v), None);
+    }
+
+    /// The bulk ingest reports its fastest round in documents a second, and every round's
+    /// rate in MiB of text a second.
+    #[test]
+    fn the_ingest_reports_its_fastest_round_and_every_rounds_rate() {
+        let plan = &*PLAN;
+        let mib = CORPUS.text_bytes() as f64 / (1 << 20) as f64;
+        let figure = ingest_figure(plan, &[2.0, 0.5, 4.0]);
+        assert_eq!(figure.value, CORPUS.len() as f64 / 0.5);
+        assert_eq!(
+            figure.note.as_deref(),
+            Some(
+                format!(
+                    "{:.0} MiB/s of text; fastest of 3 rounds, MiB/s: {:.0}, {:.0}, {:.0}",
+                    mib / 0.5,
+                    mib / 2.0,
+                    mib / 0.5,
+                    mib / 4.0
+                )
+                .as_str()
+            )
+        );
     }
 }
