@@ -744,8 +744,35 @@ mod tests {
             std::fs::read(&path).unwrap() == expected,
             "the file's bytes differ"
         );
-        assert!(timed_sequential_write(&path, &pieces).unwrap() > 0.0);
+        // The bandwidth is the bytes over the time of the write and its sync, which the
+        // call's own time bounds from above.
+        let start = Instant::now();
+        let rate = timed_sequential_write(&path, &pieces).unwrap();
+        let took = start.elapsed().as_secs_f64();
+        assert!(rate >= expected.len() as f64 / took, "{rate} bytes/s");
         assert!(!path.exists(), "the scratch file was left");
+    }
+
+    /// The flush limits make every write they are asked for: the 4 KiB appends and the
+    /// puts' texts (again from the first when there are fewer), each at a rate no lower
+    /// than the writes over the call's time; and they leave no file.
+    #[test]
+    fn the_flush_limits_time_every_write_and_leave_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = settings(1);
+        settings.fdatasync_max = 4;
+        let texts: [&[u8]; 3] = [b"one", &[b'2'; 5000], b"three"];
+        let start = Instant::now();
+        let limits = FlushLimits::measure(dir.path(), settings, &texts).unwrap();
+        let took = start.elapsed().as_secs_f64();
+        assert_eq!(limits.append_fdatasync_latency.unwrap().count, 4);
+        assert!(limits.append_fdatasync_per_sec >= 4.0 / took);
+        for flushes in [limits.written, limits.zeroed_ahead] {
+            assert_eq!(flushes.latency.unwrap().count, 4);
+            assert!(flushes.per_sec >= 4.0 / took);
+            assert_eq!(flushes.mean_bytes, (3 + 5000 + 5 + 3) as f64 / 4.0);
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     /// The thread zeroes whole steps up to the lead past what the writer asked for, and
