@@ -753,6 +753,30 @@ mod tests {
         assert!(!path.exists(), "the scratch file was left");
     }
 
+    /// Written space is the length asked, every byte of it written (allocated, not a hole);
+    /// the copy bandwidth is the bytes copied over no more than the call's time.
+    #[test]
+    fn written_space_is_written_whole_and_the_copy_rate_counts_its_bytes() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("written");
+        let len = (3 << 20) + 5;
+        let file = written_file(&path, len).unwrap();
+        let meta = file.metadata().unwrap();
+        assert_eq!(meta.len(), len);
+        assert!(
+            meta.blocks() * 512 >= len,
+            "{} bytes allocated",
+            meta.blocks() * 512
+        );
+        assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 0));
+
+        let start = Instant::now();
+        let rate = memcpy(2);
+        let took = start.elapsed().as_secs_f64();
+        assert!(rate >= (2 * (64 << 20)) as f64 / took, "{rate} bytes/s");
+    }
+
     /// The flush limits make every write they are asked for: the 4 KiB appends and the
     /// puts' texts (again from the first when there are fewer), each at a rate no lower
     /// than the writes over the call's time; and they leave no file.
