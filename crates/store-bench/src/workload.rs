@@ -983,7 +983,7 @@ fn overwrite_half<E: Engine>(engine: &E, plan: &Plan<'_>) -> Result<()> {
 mod tests {
     use super::*;
 
-    use std::sync::{LazyLock, Mutex, PoisonError};
+    use std::sync::{LazyLock, Mutex};
 
     /// A corpus and plan for the tests that run workloads: drawing the plan's choices takes
     /// seconds in a debug build, so they share one.
@@ -1002,18 +1002,15 @@ mod tests {
 
     impl Recorder {
         fn commit(&self, docs: &[(DocId, &str)]) {
-            let mut map = self.docs.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut map = self.docs.lock().unwrap();
             for &(id, text) in docs {
                 map.insert(id, text.to_owned());
             }
-            self.commits
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(
-                    docs.iter()
-                        .map(|&(id, text)| (id, text.to_owned()))
-                        .collect(),
-                );
+            self.commits.lock().unwrap().push(
+                docs.iter()
+                    .map(|&(id, text)| (id, text.to_owned()))
+                    .collect(),
+            );
         }
 
         fn commits(&self) -> Vec<Vec<(DocId, String)>> {
@@ -1049,7 +1046,7 @@ mod tests {
 
         fn open(dir: &Path) -> Result<Self> {
             Err(Error::engine("recorder", "open")(format!(
-                "{}",
+                "keeps nothing in {} to open",
                 dir.display()
             )))
         }
@@ -1331,8 +1328,7 @@ mod tests {
     /// disjoint documents.
     #[test]
     fn the_limits_texts_are_the_engines_writes() {
-        let corpus = Corpus::synthetic(50, 7);
-        let plan = Plan::new(&corpus, Settings::smoke(1));
+        let plan = &*PLAN;
         let text = |i: usize| plan.write(i).1.as_bytes();
         assert_eq!(plan.put_texts(3), [text(0), text(1), text(2)]);
         assert_eq!(plan.put_texts(0), [text(0)]);
@@ -1359,8 +1355,8 @@ mod tests {
         }
         assert_eq!(
             owner.len(),
-            48,
-            "each thread writes its 12 of the 50 documents"
+            60,
+            "each thread writes its 15 of the 60 documents"
         );
     }
 
@@ -1393,10 +1389,6 @@ mod tests {
     /// Each workload's figure is in the unit its title promises in the report.
     #[test]
     fn every_workload_has_the_unit_of_what_it_counts() {
-        let units: std::collections::HashMap<Workload, &str> = Workload::ALL
-            .into_iter()
-            .map(|workload| (workload, workload.unit()))
-            .collect();
         let expected: &[(&str, &[Workload])] = &[
             (
                 "docs/s",
@@ -1436,7 +1428,7 @@ mod tests {
         assert_eq!(listed, Workload::ALL.len());
         for (unit, workloads) in expected {
             for workload in *workloads {
-                assert_eq!(units[workload], *unit, "{workload:?}");
+                assert_eq!(workload.unit(), *unit, "{workload:?}");
             }
         }
     }

@@ -418,8 +418,8 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         for row in result.rows.iter().filter(|row| without_steady_state(row)) {
             assert!(row.figure.is_none(), "{} on {}", row.name, result.title);
         }
-        // The other engines reach the steady state by rewriting at least what the settings ask
-        // (1 MiB in the smoke run; in commits of 1,000 documents, about 3 MiB of this
+        // The other engines reach the steady state by rewriting at least what the settings
+        // ask (1 MiB in the smoke run; in commits of 1,000 documents, about 3 MiB of this
         // corpus), once, before both rounds.
         if result.workload == Workload::BatchedPutSteady {
             for row in result
@@ -694,8 +694,8 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         compacted.0 < overwritten.0,
         "{compacted:?} after {overwritten:?}"
     );
-    // The note gives the space once the engine is closed too: textstore's close adds at
-    // most its index file.
+    // The note gives the space once the engine is closed too, which textstore's close
+    // changes by little either way.
     let closed: f64 = compacted
         .1
         .as_deref()
