@@ -24,7 +24,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::layout::{INDEX_FILE, META_FILE, segment_file_name};
 use crate::progress::Progress;
-use crate::segment::SegmentMap;
+use crate::segment_map::SegmentMap;
 use crate::storage::{Storage, SyncKind, sync_dir, write_atomic};
 use crate::store::Store;
 

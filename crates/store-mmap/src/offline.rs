@@ -1,5 +1,5 @@
 //! Reading a store's files without opening it, for [`crate::verify_dir`] and
-//! [`crate::recover`]: on a store that will not open, that is damaged, or that lives on a
+//! [`crate::recover()`]: on a store that will not open, that is damaged, or that lives on a
 //! read-only file system.
 //!
 //! Nothing here changes a file. Segments are read with `read(2)` into memory rather than

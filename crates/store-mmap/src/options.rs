@@ -21,7 +21,7 @@ pub enum Durability {
     /// sync, never a part of a commit; and since the kernel writes pages back in any order,
     /// it may leave a later commit on disk without an earlier one. Recovery cannot tell that
     /// from damage to committed data, so such a store then refuses to open, naming the
-    /// range, and [`crate::recover`] copies every intact record into a new store.
+    /// range, and [`crate::recover()`] copies every intact record into a new store.
     WriteBack,
 }
 

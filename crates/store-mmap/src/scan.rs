@@ -15,7 +15,7 @@ use store_format::{
 };
 
 use crate::error::{Error, Result};
-use crate::segment::SegmentMap;
+use crate::segment_map::SegmentMap;
 use crate::walk;
 
 /// The committed records of one segment, as far as it was committed when the cursor was

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use store_format::SEGMENT_HEADER_LEN;
 
 use crate::pace::Pace;
-use crate::segment::SegmentMap;
+use crate::segment_map::SegmentMap;
 use crate::store::Store;
 use crate::walk;
 use crate::walk::Problem;

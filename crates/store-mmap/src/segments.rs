@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
-use crate::segment::{Retired, SegmentFile, SegmentMap};
+use crate::segment::{Retired, SegmentFile};
+use crate::segment_map::SegmentMap;
 
 /// [`SegmentSet::sealed_record_bytes`] not known: the set changed since it was summed.
 const UNKNOWN: u64 = u64::MAX;

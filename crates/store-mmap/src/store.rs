@@ -22,7 +22,8 @@ use crate::options::{
 };
 use crate::recovery::{Access, Recovered, RecoveryReport, recover};
 use crate::scan::{Changes, Scan};
-use crate::segment::{SegmentFile, SegmentMap};
+use crate::segment::SegmentFile;
+use crate::segment_map::SegmentMap;
 use crate::segments::SegmentSet;
 use crate::shared::WriterLock;
 use crate::storage::write_atomic;

@@ -1,6 +1,6 @@
 //! The record walk: the one place that reads a segment's bytes as records, commit groups,
 //! unwritten space and damage. Recovery, [`crate::Store::verify`], [`crate::verify_dir`] and
-//! [`crate::recover`] all read segments through [`scan`].
+//! [`crate::recover()`] all read segments through [`scan`].
 //!
 //! Vocabulary, used the same way in docs/FORMAT.md ("What recovery assumes"):
 //! - an **intact record** decodes, matches its CRC32C and, for a put, holds UTF-8;
