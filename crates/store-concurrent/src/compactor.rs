@@ -11,11 +11,12 @@ use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope};
 
 use crate::deferred::{Deferred, ThreadSlot};
 use crate::error::{Error, Result};
+use crate::request::Request;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::{Arc, Mutex, lock};
 use crate::ticket::ticket;
-use crate::writer::{AutoCompaction, Request};
+use crate::writer::AutoCompaction;
 
 /// What compactions of a [`crate::ConcurrentStore`] did since it was opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -15,13 +15,14 @@ use crate::deferred::Deferred;
 use crate::error::{Error, Result, spawn_failed};
 use crate::options::WriterOptions;
 use crate::published::{Found, Ids};
+use crate::request::{BorrowedOps, Request};
 use crate::scrubber::{ScrubStats, Scrubber};
 use crate::stats::{QueueCounters, QueueStats};
 use crate::sync::atomic::Ordering;
 use crate::sync::channel::{self, Sender, TrySendError};
 use crate::sync::{Arc, StdArc, thread};
 use crate::ticket::{Completer, Helper, Ticket, ticket};
-use crate::writer::{BorrowedOps, Limits, Queues, Request, Shared, WriterCore, publisher_of, run};
+use crate::writer::{Limits, Queues, Shared, WriterCore, publisher_of, run};
 
 /// The error of a lookup that found a position in a segment the handle does not map: a
 /// broken invariant, reported instead of a panic.

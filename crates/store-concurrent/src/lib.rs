@@ -45,6 +45,8 @@ mod deferred;
 #[cfg(not(textstore_loom))]
 mod handle;
 #[cfg(not(textstore_loom))]
+mod request;
+#[cfg(not(textstore_loom))]
 mod scrubber;
 #[cfg(not(textstore_loom))]
 mod stats;

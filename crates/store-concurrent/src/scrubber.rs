@@ -12,11 +12,11 @@ use std::time::Duration;
 use crate::options::ScrubPolicy;
 
 use crate::deferred::{Deferred, ThreadSlot};
+use crate::request::Request;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::{Arc, Mutex, lock};
 use crate::ticket::ticket;
-use crate::writer::Request;
 
 /// What the scrub of a [`crate::ConcurrentStore`] did since it was opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
