@@ -14,9 +14,15 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use store_mmap::{BatchOp, CompactionPolicy, CompactionScope, Store, StoreOptions};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 
-use crate::corpus::Corpus;
+use store_mmap::{
+    BatchOp, CompactionPolicy, CompactionScope, MIN_SEGMENT_CAPACITY, Store, StoreOptions,
+};
+
+use crate::corpus::{Corpus, Document};
 use crate::error::{Error, Result};
 use crate::measure::{Latencies, Percentiles};
 use crate::run::settle;
@@ -57,9 +63,10 @@ pub fn puts_beside_compaction(
     let dir = scratch.join("compacting");
     let docs = corpus.docs();
     let longest = docs.iter().map(|doc| doc.text.len()).max().unwrap_or(0) as u64;
-    // Two segments at least for the first versions, so that a sealed one holds dead bytes.
+    // Two segments at least for the first versions, so that a sealed one holds dead bytes,
+    // each room for its header and the longest text twice over.
     let capacity = (corpus.text_bytes() / 2)
-        .clamp(1 << 20, 256 << 20)
+        .clamp(u64::from(MIN_SEGMENT_CAPACITY), 256 << 20)
         .max(2 * longest);
     let options = StoreOptions::new()
         .segment_capacity(u32::try_from(capacity).expect("at most 256 MiB"))
@@ -80,10 +87,9 @@ pub fn puts_beside_compaction(
         .checkpoint()
         .map_err(Error::engine(NAME, "checkpoint"))?;
     settle(scratch, quiet_max)?;
-    let mut next = 0usize;
+    let mut order = put_order(docs);
     let mut put = |store: &mut Store, latencies: &mut Latencies| -> Result<()> {
-        let doc = &docs[next.wrapping_mul(7919) % docs.len()];
-        next += 1;
+        let doc = order.next().expect("the order goes round and round");
         let start = Instant::now();
         store
             .put(doc.id, &doc.text)
@@ -144,6 +150,14 @@ pub fn puts_beside_compaction(
     })
 }
 
+/// The documents the timed puts write, round and round: each of `docs` once a round, in one
+/// shuffled order, so that consecutive puts are not neighbours in the store.
+fn put_order(docs: &[Document]) -> impl Iterator<Item = &Document> {
+    let mut order: Vec<usize> = (0..docs.len()).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(7919));
+    order.into_iter().cycle().map(move |i| &docs[i])
+}
+
 /// The figure as plain text, each percentile beside the puts alone.
 pub fn to_text(figure: &BesideCompaction) -> String {
     let (alone, beside) = (&figure.alone, &figure.beside);
@@ -176,4 +190,27 @@ pub fn to_text(figure: &BesideCompaction) -> String {
         beside.max_us / alone.max_us
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each round puts every document once, in an order that is not the corpus's, and the
+    /// rounds repeat it.
+    #[test]
+    fn the_puts_go_round_the_corpus_each_document_once_a_round() {
+        for len in [1, 2, 10, 2_000] {
+            let corpus = Corpus::synthetic(len, 1);
+            let at = |doc: &Document| corpus.docs().iter().position(|d| d.id == doc.id).unwrap();
+            let rounds: Vec<usize> = put_order(corpus.docs()).take(2 * len).map(at).collect();
+            assert_eq!(rounds[..len], rounds[len..], "{len}");
+            let mut first = rounds[..len].to_vec();
+            first.sort_unstable();
+            assert_eq!(first, (0..len).collect::<Vec<_>>(), "{len}");
+            if len >= 10 {
+                assert_ne!(rounds[..len], first, "{len}: in the corpus's order");
+            }
+        }
+    }
 }

@@ -64,8 +64,8 @@ enum Process {
         #[arg(long)]
         seconds: f64,
         /// A thread that gets documents (`get`) or watches for commits (`watch`) beside it.
-        #[arg(long)]
-        inside: Option<String>,
+        #[arg(long, value_enum)]
+        inside: Option<opening::Role>,
     },
 }
 
@@ -80,14 +80,7 @@ fn main() -> ExitCode {
             store,
             seconds,
             inside,
-        }) => {
-            let role = match inside.as_deref() {
-                Some("get") => Some(opening::Role::Get),
-                Some("watch") => Some(opening::Role::Watch),
-                _ => None,
-            };
-            opening::writer_process(store, *seconds, role)
-        }
+        }) => opening::writer_process(store, *seconds, *inside),
         None => bench(&args),
     };
     match result {

@@ -326,8 +326,9 @@ pub fn process_reads(scratch: &Path, exe: &Path, seconds: f64) -> Result<Process
     })
 }
 
-/// What a measuring thread does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a measuring thread does; on a writer process's command line, `--inside get` or
+/// `--inside watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     /// Gets random documents, consuming their bytes: the figure is gets per second.
     Get,
@@ -500,14 +501,9 @@ fn spawn_writer(exe: &Path, dir: &Path, seconds: f64, inside: Option<Role>) -> R
             Stdio::null()
         })
         .stderr(Stdio::inherit());
-    match inside {
-        Some(Role::Get) => {
-            command.args(["--inside", "get"]);
-        }
-        Some(Role::Watch) => {
-            command.args(["--inside", "watch"]);
-        }
-        None => {}
+    if let Some(role) = inside {
+        let value = clap::ValueEnum::to_possible_value(&role).expect("no role is skipped");
+        command.arg("--inside").arg(value.get_name());
     }
     command.spawn().map_err(Error::io(exe))
 }

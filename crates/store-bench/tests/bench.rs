@@ -831,6 +831,23 @@ fn puts_beside_a_compaction_are_timed_against_the_same_puts_before_it() {
     );
 }
 
+/// The store's segments are half the corpus, whatever its size, so that a sealed one holds
+/// the dead first versions: a corpus under 2 MiB is measured too.
+#[test]
+fn puts_beside_a_compaction_fit_a_small_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = Corpus::synthetic(400, 3);
+    assert!(corpus.text_bytes() < 2 << 20, "{}", corpus.text_bytes());
+    let figure = store_bench::compacting::puts_beside_compaction(
+        dir.path(),
+        &corpus,
+        Duration::from_millis(5),
+        Duration::ZERO,
+    )
+    .unwrap();
+    assert!(figure.bytes_out > 0, "{figure:?}");
+}
+
 #[cfg(not(feature = "peers"))]
 #[test]
 fn asking_for_peers_without_the_feature_is_a_clear_error() {
@@ -850,4 +867,179 @@ fn ratios_point_towards_the_better_figure() {
     assert_eq!(Workload::GetUniform.ratio(200.0, 100.0), 2.0);
     assert_eq!(Workload::SpaceFresh.ratio(1.0, 2.0), 2.0);
     assert_eq!(Workload::ReopenFirstGet.ratio(4.0, 1.0), 0.25);
+}
+
+/// Runs the `textstore-bench` binary with `args`, for its quick form: each workload for a
+/// few milliseconds.
+fn textstore_bench(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_textstore-bench"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The names of the entries of `dir`, sorted.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The binary end to end, as `cargo xtask bench` runs it but in its quick form: both
+/// corpora, then the opening and the reads across processes (which start the binary again
+/// as writer processes, with a reader or a watcher inside), then the puts beside a
+/// compaction. It prints each part in order, writes each part's report where it says, and
+/// leaves no scratch behind.
+#[test]
+fn the_binary_runs_every_part_and_leaves_its_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = textstore_bench(&[
+        "--quick".as_ref(),
+        "--no-peers".as_ref(),
+        "--docs".as_ref(),
+        "150".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let sections = [
+        "== corpus: synthetic\n",
+        "== corpus: rust-docs\n",
+        "== opening and processes\n",
+        "== beside a compaction\n",
+        "== disk\n",
+    ];
+    let at: Vec<usize> = sections
+        .iter()
+        .map(|section| {
+            stdout
+                .find(section)
+                .unwrap_or_else(|| panic!("no {section:?} in {stdout}"))
+        })
+        .collect();
+    assert!(at.is_sorted(), "{stdout}");
+    assert_eq!(
+        entries(&out),
+        ["compacting.txt", "opening.txt", "rust-docs", "synthetic"]
+    );
+    for corpus in ["synthetic", "rust-docs"] {
+        assert_eq!(
+            entries(&out.join(corpus)),
+            ["ratios.svg", "report.json", "report.md"]
+        );
+        let json = std::fs::read_to_string(out.join(corpus).join("report.json")).unwrap();
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        // The Rust docs' corpus takes every n-th file and skips those that are not UTF-8.
+        let docs = report["corpus"]["docs"].as_u64().unwrap();
+        assert!(
+            docs == 150 || (corpus == "rust-docs" && (100..150).contains(&docs)),
+            "{corpus}: {docs}"
+        );
+        let seq_write = report["limits"]["seq_write_bytes_per_sec"]
+            .as_f64()
+            .unwrap();
+        assert!(seq_write > 0.0, "{corpus}: {seq_write}");
+    }
+    for (file, section) in [
+        ("opening.txt", "== opening and processes\n"),
+        ("compacting.txt", "== beside a compaction\n"),
+    ] {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(
+            stdout.contains(&format!("{section}{text}")),
+            "{file}: {text}"
+        );
+    }
+    let opening = std::fs::read_to_string(out.join("opening.txt")).unwrap();
+    for line in [
+        "reopen after SIGKILL of a writer",
+        "a reader process while a writer process commits",
+        "commit submitted -> visible",
+    ] {
+        assert!(opening.contains(line), "no {line:?} in {opening}");
+    }
+    assert!(!opening.contains("LMDB"), "--no-peers: {opening}");
+    let compacting = std::fs::read_to_string(out.join("compacting.txt")).unwrap();
+    assert!(
+        compacting.starts_with("durable puts beside a compaction"),
+        "{compacting}"
+    );
+    assert!(stderr.contains("reports in"), "{stderr}");
+}
+
+/// The binary measures what it is asked to: a corpus of its own, cut to `--docs`, without
+/// the opening's part, as JSON on stdout; the opening's part alone; and a corpus it cannot
+/// read is a failure that names it.
+#[test]
+fn the_binary_measures_what_it_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    for i in 0..30 {
+        std::fs::write(files.join(format!("{i}.txt")), format!("document {i}\n")).unwrap();
+    }
+    let out = dir.path().join("corpus-out");
+    let run = textstore_bench(&[
+        "--quick".as_ref(),
+        "--no-peers".as_ref(),
+        "--no-open".as_ref(),
+        "--json".as_ref(),
+        "--corpus".as_ref(),
+        files.as_os_str(),
+        "--docs".as_ref(),
+        "20".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let reports: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let reports = reports.as_array().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0]["corpus"], "corpus");
+    assert_eq!(reports[0]["report"]["corpus"]["docs"], 20);
+    assert_eq!(entries(&out), ["corpus"]);
+
+    let out = dir.path().join("open-out");
+    let run = textstore_bench(&[
+        "--quick".as_ref(),
+        "--no-peers".as_ref(),
+        "--only-open".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(!stdout.contains("== corpus"), "{stdout}");
+    assert!(stdout.contains("== opening and processes\n"), "{stdout}");
+    assert_eq!(entries(&out), ["compacting.txt", "opening.txt"]);
+
+    let missing = dir.path().join("no-such-corpus");
+    let run = textstore_bench(&[
+        "--quick".as_ref(),
+        "--no-open".as_ref(),
+        "--corpus".as_ref(),
+        missing.as_os_str(),
+        "--out".as_ref(),
+        dir.path().join("missing-out").as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        stderr.starts_with("textstore-bench: ") && stderr.contains("no-such-corpus"),
+        "{stderr}"
+    );
 }
