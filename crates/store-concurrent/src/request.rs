@@ -71,14 +71,13 @@ pub(crate) enum Request {
 }
 
 impl Request {
-    /// Operations and encoded bytes the request adds to a group; `None` for requests that
-    /// are not writes.
-    pub(crate) fn size(&self) -> Option<(usize, u64)> {
-        let bytes = match self {
-            Request::Put { id, text, .. } => BatchOp::Put { id: *id, text }.encoded_len(),
-            Request::Batch { batch, .. } => batch.encoded_len(),
-            Request::Borrowed { ops, .. } => ops.get().iter().map(BatchOp::encoded_len).sum(),
-            Request::Delete { id, .. } => BatchOp::Delete { id: *id }.encoded_len(),
+    /// The operations of a write request; `None` for requests that are not writes.
+    fn writes(&self) -> Option<Writes<'_>> {
+        match self {
+            Request::Put { id, text, .. } => Some(Writes::One(BatchOp::Put { id: *id, text })),
+            Request::Batch { batch, .. } => Some(Writes::Batch(batch)),
+            Request::Borrowed { ops, .. } => Some(Writes::Borrowed(ops.get())),
+            Request::Delete { id, .. } => Some(Writes::One(BatchOp::Delete { id: *id })),
             Request::Sync { .. }
             | Request::Checkpoint { .. }
             | Request::Refresh { .. }
@@ -87,17 +86,21 @@ impl Request {
             | Request::PlanBackup { .. }
             | Request::PlanScrub { .. }
             | Request::InstallCompaction { .. }
-            | Request::Close { .. } => {
-                return None;
-            }
-        };
-        Some((self.ops(), bytes))
+            | Request::Close { .. } => None,
+        }
+    }
+
+    /// Operations and encoded bytes the request adds to a group; `None` for requests that
+    /// are not writes.
+    pub(crate) fn size(&self) -> Option<(usize, u64)> {
+        self.writes()
+            .map(|writes| (writes.len(), writes.encoded_len()))
     }
 
     /// Whether the request is a write: it goes on the write queue, which whoever holds
     /// the writer's core drains.
     pub(crate) fn is_write(&self) -> bool {
-        self.size().is_some()
+        self.writes().is_some()
     }
 
     /// Whether the request writes, syncs, checkpoints or compacts: what a read-only handle
@@ -115,37 +118,16 @@ impl Request {
 
     /// Operations the request writes (zero for requests that are not writes).
     pub(crate) fn ops(&self) -> usize {
-        match self {
-            Request::Put { .. } | Request::Delete { .. } => 1,
-            Request::Batch { batch, .. } => batch.len(),
-            Request::Borrowed { ops, .. } => ops.get().len(),
-            Request::Sync { .. }
-            | Request::Checkpoint { .. }
-            | Request::Refresh { .. }
-            | Request::PlanCompaction { .. }
-            | Request::Stats { .. }
-            | Request::PlanBackup { .. }
-            | Request::PlanScrub { .. }
-            | Request::InstallCompaction { .. }
-            | Request::Close { .. } => 0,
-        }
+        self.writes().map_or(0, |writes| writes.len())
     }
 
+    /// Appends the operations the request writes to `ops`.
     pub(crate) fn push_ops<'a>(&'a self, ops: &mut Vec<BatchOp<'a>>) {
-        match self {
-            Request::Put { id, text, .. } => ops.push(BatchOp::Put { id: *id, text }),
-            Request::Batch { batch, .. } => ops.extend(batch.iter()),
-            Request::Borrowed { ops: borrowed, .. } => ops.extend(borrowed.get().iter().copied()),
-            Request::Delete { id, .. } => ops.push(BatchOp::Delete { id: *id }),
-            Request::Sync { .. }
-            | Request::Checkpoint { .. }
-            | Request::Refresh { .. }
-            | Request::PlanCompaction { .. }
-            | Request::Stats { .. }
-            | Request::PlanBackup { .. }
-            | Request::PlanScrub { .. }
-            | Request::InstallCompaction { .. }
-            | Request::Close { .. } => {}
+        match self.writes() {
+            Some(Writes::One(op)) => ops.push(op),
+            Some(Writes::Batch(batch)) => ops.extend(batch.iter()),
+            Some(Writes::Borrowed(borrowed)) => ops.extend_from_slice(borrowed),
+            None => {}
         }
     }
 
@@ -176,6 +158,32 @@ impl Request {
             Request::Stats { done } => done.complete(Err(error)),
             Request::PlanScrub { done, .. } => done.complete(Err(error)),
             Request::InstallCompaction { done, .. } => done.complete(Err(error)),
+        }
+    }
+}
+
+/// The operations of a write request, borrowed from it.
+enum Writes<'a> {
+    /// A put or a delete.
+    One(BatchOp<'a>),
+    Batch(&'a WriteBatch),
+    Borrowed(&'a [BatchOp<'a>]),
+}
+
+impl Writes<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Writes::One(_) => 1,
+            Writes::Batch(batch) => batch.len(),
+            Writes::Borrowed(ops) => ops.len(),
+        }
+    }
+
+    fn encoded_len(&self) -> u64 {
+        match self {
+            Writes::One(op) => op.encoded_len(),
+            Writes::Batch(batch) => batch.encoded_len(),
+            Writes::Borrowed(ops) => ops.iter().map(BatchOp::encoded_len).sum(),
         }
     }
 }
