@@ -35,7 +35,11 @@ pub fn available_bytes(dir: &Path) -> Result<u64> {
 /// only without the headroom (its figures may then measure a nearly full file system), and
 /// [`Error::LowSpace`] when it does not fit at all.
 pub fn room(dir: &Path, peak: u64, headroom: u64) -> Result<Option<u64>> {
-    let available = available_bytes(dir)?;
+    fits(dir, available_bytes(dir)?, peak, headroom)
+}
+
+/// [`room`], with `available` bytes on the file system that holds `dir`.
+fn fits(dir: &Path, available: u64, peak: u64, headroom: u64) -> Result<Option<u64>> {
     if available < peak {
         return Err(Error::LowSpace {
             path: dir.to_owned(),
@@ -167,6 +171,26 @@ mod tests {
             err.to_string().contains(&dir.path().display().to_string()),
             "{err}"
         );
+    }
+
+    /// A run fits from exactly its peak, and needs no warning from exactly its peak and
+    /// the headroom.
+    #[test]
+    fn a_run_fits_from_its_peak_and_is_not_warned_from_its_peak_and_headroom() {
+        let dir = Path::new("/store");
+        assert!(matches!(
+            fits(dir, 99, 100, 50),
+            Err(Error::LowSpace {
+                available: 99,
+                needed: 100,
+                ..
+            })
+        ));
+        assert_eq!(fits(dir, 100, 100, 50).unwrap(), Some(100));
+        assert_eq!(fits(dir, 149, 100, 50).unwrap(), Some(149));
+        assert_eq!(fits(dir, 150, 100, 50).unwrap(), None);
+        // The peak and headroom saturate rather than overflow.
+        assert_eq!(fits(dir, u64::MAX, u64::MAX - 1, 50).unwrap(), None);
     }
 
     #[test]
