@@ -214,5 +214,6 @@ mod tests {
             }
         );
         assert_eq!(used.peak_bytes(), 60);
+        assert_eq!(Arc::strong_count(&available), 1, "the thread goes on");
     }
 }
