@@ -29,7 +29,7 @@ const PROCESS_DOCS: usize = 100_000;
 /// The id whose text the writer process rewrites with the time of each commit.
 const CLOCK_KEY: &str = "clock";
 
-/// `docs` small documents (60 to 300 bytes), the same for every engine.
+/// `docs` small documents (60 to 330 bytes), the same for every engine.
 pub fn small_docs(docs: usize) -> Vec<Document> {
     (0..docs)
         .map(|i| {
@@ -541,7 +541,11 @@ pub fn to_text(
     for size in sizes {
         let _ = write!(out, "{:>12}", format!("{size} docs"));
     }
-    let _ = writeln!(out, "{:>14}", "1M / 10k");
+    let largest_over_smallest = match (sizes.last(), sizes.first()) {
+        (Some(&last), Some(&first)) => format!("{} / {}", count(last), count(first)),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "{largest_over_smallest:>14}");
     for row in reopen {
         let _ = write!(out, "  {:<14}", row.engine);
         for ms in &row.ms {
@@ -615,6 +619,16 @@ pub fn to_text(
     out
 }
 
+/// `n` as the reopen table's header names it: `10k`, `1M`, `1500`.
+fn count(n: usize) -> String {
+    match n {
+        0 => "0".to_owned(),
+        n if n.is_multiple_of(1_000_000) => format!("{}M", n / 1_000_000),
+        n if n.is_multiple_of(1_000) => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
 /// The path of the running executable, to start the writer process with.
 pub fn current_exe() -> Result<PathBuf> {
     std::env::current_exe().map_err(Error::io(Path::new("/proc/self/exe")))
@@ -624,4 +638,152 @@ pub fn current_exe() -> Result<PathBuf> {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(after_secs: f64, ms: f64, journal_changes: u64) -> AfterKill {
+        AfterKill {
+            after_secs,
+            ms,
+            journal_frames: journal_changes / 100,
+            journal_changes,
+            bytes_replayed: 7,
+            writer_commits: journal_changes * 2,
+        }
+    }
+
+    /// The line of `text` that starts with `start`.
+    fn line<'t>(text: &'t str, start: &str) -> &'t str {
+        text.lines()
+            .find(|line| line.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in {text}"))
+    }
+
+    /// Each figure of the text comes from its field: the reopen by size and its flatness,
+    /// textstore's time over each peer's at each size, the kill round of the median time
+    /// against the clean reopen, and the reads' ratios.
+    #[test]
+    fn the_text_gives_each_figure_and_its_ratios() {
+        let sizes = [1_000, 20_000, 3_000_000];
+        let reopen = [
+            ReopenRow {
+                engine: Textstore::NAME,
+                ms: vec![0.2, 0.3, 0.5],
+            },
+            ReopenRow {
+                engine: "LMDB (heed)",
+                ms: vec![0.1, 0.6, 2.0],
+            },
+        ];
+        let kill = KillReopen {
+            docs: 5_000,
+            clean_ms: 0.5,
+            rounds: vec![
+                after(1.0, 9.0, 900),
+                after(4.0, 3.0, 300),
+                after(8.0, 6.0, 600),
+            ],
+            journal_bytes: 16_384,
+        };
+        let reads = ProcessReads {
+            inside_gets_per_sec: 1_000.0,
+            outside_gets_per_sec: 900.0,
+            gets_ratio: 0.85,
+            inside_visible_us: 200.0,
+            outside_visible_us: 1_000.0,
+            commit_us: 150.0,
+        };
+        let text = to_text(&sizes, &reopen, Some(&kill), Some(&reads));
+        let header = line(&text, "engine");
+        assert!(header.contains("1000 docs") && header.contains("3000000 docs"));
+        assert!(header.ends_with("3M / 1k"), "{header}");
+        assert!(
+            line(&text, "textstore ").ends_with("0.200       0.300       0.500         2.50×"),
+            "{text}"
+        );
+        assert!(line(&text, "LMDB").ends_with("20.00×"), "{text}");
+        assert!(
+            line(
+                &text,
+                "textstore's time / LMDB (heed)'s: 2.00×, 0.50×, 0.25×"
+            )
+            .ends_with("(goal: at most 2× at every size)"),
+            "{text}"
+        );
+        assert_eq!(kill.median().ms, 6.0);
+        let killed = line(&text, "reopen after SIGKILL");
+        for part in [
+            "5000 docs: 6.000 ms (12.0× the clean 0.500 ms",
+            "the median of 3 kills",
+            "18.0× after 1 s (900 changes), 6.0× after 4 s (300 changes), 12.0× after 8 s (600 changes)",
+            "it took 6 journal frames (600 changes) and replayed 7 bytes",
+            "(journal interval 16384 bytes); the writer made 1200 commits",
+        ] {
+            assert!(killed.contains(part), "{part:?} not in {killed}");
+        }
+        assert!(
+            line(&text, "a reader process").contains(
+                "900 gets/s, 0.85× the same reader inside the writer's process (1000 gets/s"
+            ),
+            "{text}"
+        );
+        assert!(
+            line(&text, "commit submitted").contains(
+                "1000 µs in another process (refreshing in a loop) against 200 µs inside the writer's process (5.00×); a commit itself takes 150 µs"
+            ),
+            "{text}"
+        );
+
+        let alone = to_text(&sizes, &reopen[..1], None, None);
+        assert_eq!(alone.lines().count(), 3, "{alone}");
+    }
+
+    #[test]
+    fn counts_are_named_in_thousands_and_millions_where_they_are_whole() {
+        let named: Vec<String> = [0, 999, 1_000, 1_500, 10_000, 1_000_000, 2_500_000]
+            .into_iter()
+            .map(count)
+            .collect();
+        assert_eq!(named, ["0", "999", "1k", "1500", "10k", "1M", "2500k"]);
+    }
+
+    #[test]
+    fn the_median_is_the_upper_middle_value() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 3.0);
+        assert_eq!(median(&mut [5.0]), 5.0);
+    }
+
+    /// The small documents are 60 to 330 bytes, each under an id of its own, the same on
+    /// every call.
+    #[test]
+    fn small_documents_are_small_distinct_and_the_same_each_time() {
+        let docs = small_docs(500);
+        assert_eq!(docs.len(), 500);
+        let ids: std::collections::HashSet<DocId> = docs.iter().map(|doc| doc.id).collect();
+        assert_eq!(ids.len(), 500);
+        for doc in &docs {
+            assert!((60..=330).contains(&doc.text.len()), "{}", doc.text);
+        }
+        let sizes: std::collections::HashSet<usize> =
+            docs.iter().map(|doc| doc.text.len()).collect();
+        assert!(sizes.len() > 20, "{sizes:?}");
+        assert_eq!(small_docs(500)[123].text, docs[123].text);
+        assert_eq!(docs[0].id, DocId::from_key("small/0"));
+    }
+
+    /// One row for textstore alone, a time for each size, each store removed after.
+    #[test]
+    fn the_reopen_is_timed_at_each_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = reopen_by_size(dir.path(), &[10, 300], false).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].engine, Textstore::NAME);
+        assert_eq!(rows[0].ms.len(), 2);
+        assert!(rows[0].ms.iter().all(|&ms| ms > 0.0), "{rows:?}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 }

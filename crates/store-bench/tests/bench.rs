@@ -888,18 +888,17 @@ fn entries(dir: &std::path::Path) -> Vec<String> {
     names
 }
 
-/// The binary end to end, as `cargo xtask bench` runs it but in its quick form: both
-/// corpora, then the opening and the reads across processes (which start the binary again
-/// as writer processes, with a reader or a watcher inside), then the puts beside a
-/// compaction. It prints each part in order, writes each part's report where it says, and
-/// leaves no scratch behind.
+/// The binary end to end, as `cargo xtask bench` runs it but in its quick form and
+/// without the opening's part: both corpora, each part printed in order, each corpus's
+/// report written where it says, and no scratch left.
 #[test]
-fn the_binary_runs_every_part_and_leaves_its_reports() {
+fn the_binary_measures_both_corpora_and_leaves_their_reports() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let run = textstore_bench(&[
         "--quick".as_ref(),
         "--no-peers".as_ref(),
+        "--no-open".as_ref(),
         "--docs".as_ref(),
         "150".as_ref(),
         "--out".as_ref(),
@@ -908,26 +907,21 @@ fn the_binary_runs_every_part_and_leaves_its_reports() {
     let stdout = String::from_utf8(run.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    let sections = [
+    let at: Vec<usize> = [
         "== corpus: synthetic\n",
         "== corpus: rust-docs\n",
-        "== opening and processes\n",
-        "== beside a compaction\n",
         "== disk\n",
-    ];
-    let at: Vec<usize> = sections
-        .iter()
-        .map(|section| {
-            stdout
-                .find(section)
-                .unwrap_or_else(|| panic!("no {section:?} in {stdout}"))
-        })
-        .collect();
+    ]
+    .iter()
+    .map(|section| {
+        stdout
+            .find(section)
+            .unwrap_or_else(|| panic!("no {section:?} in {stdout}"))
+    })
+    .collect();
     assert!(at.is_sorted(), "{stdout}");
-    assert_eq!(
-        entries(&out),
-        ["compacting.txt", "opening.txt", "rust-docs", "synthetic"]
-    );
+    assert!(!stdout.contains("== opening"), "{stdout}");
+    assert_eq!(entries(&out), ["rust-docs", "synthetic"]);
     for corpus in ["synthetic", "rust-docs"] {
         assert_eq!(
             entries(&out.join(corpus)),
@@ -946,36 +940,13 @@ fn the_binary_runs_every_part_and_leaves_its_reports() {
             .unwrap();
         assert!(seq_write > 0.0, "{corpus}: {seq_write}");
     }
-    for (file, section) in [
-        ("opening.txt", "== opening and processes\n"),
-        ("compacting.txt", "== beside a compaction\n"),
-    ] {
-        let text = std::fs::read_to_string(out.join(file)).unwrap();
-        assert!(
-            stdout.contains(&format!("{section}{text}")),
-            "{file}: {text}"
-        );
-    }
-    let opening = std::fs::read_to_string(out.join("opening.txt")).unwrap();
-    for line in [
-        "reopen after SIGKILL of a writer",
-        "a reader process while a writer process commits",
-        "commit submitted -> visible",
-    ] {
-        assert!(opening.contains(line), "no {line:?} in {opening}");
-    }
-    assert!(!opening.contains("LMDB"), "--no-peers: {opening}");
-    let compacting = std::fs::read_to_string(out.join("compacting.txt")).unwrap();
-    assert!(
-        compacting.starts_with("durable puts beside a compaction"),
-        "{compacting}"
-    );
     assert!(stderr.contains("reports in"), "{stderr}");
 }
 
 /// The binary measures what it is asked to: a corpus of its own, cut to `--docs`, without
-/// the opening's part, as JSON on stdout; the opening's part alone; and a corpus it cannot
-/// read is a failure that names it.
+/// the opening's part, as JSON on stdout; the opening's part alone (which starts the binary
+/// again as writer processes), each part printed in order and written where it says; and a
+/// corpus it cannot read is a failure that names it.
 #[test]
 fn the_binary_measures_what_it_is_asked_for() {
     let dir = tempfile::tempdir().unwrap();
@@ -1024,8 +995,45 @@ fn the_binary_measures_what_it_is_asked_for() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(!stdout.contains("== corpus"), "{stdout}");
-    assert!(stdout.contains("== opening and processes\n"), "{stdout}");
+    let at: Vec<usize> = [
+        "== opening and processes\n",
+        "== beside a compaction\n",
+        "== disk\n",
+    ]
+    .iter()
+    .map(|section| {
+        stdout
+            .find(section)
+            .unwrap_or_else(|| panic!("no {section:?} in {stdout}"))
+    })
+    .collect();
+    assert!(at.is_sorted(), "{stdout}");
     assert_eq!(entries(&out), ["compacting.txt", "opening.txt"]);
+    for (file, section) in [
+        ("opening.txt", "== opening and processes\n"),
+        ("compacting.txt", "== beside a compaction\n"),
+    ] {
+        let text = std::fs::read_to_string(out.join(file)).unwrap();
+        assert!(
+            stdout.contains(&format!("{section}{text}")),
+            "{file}: {text}"
+        );
+    }
+    let opening = std::fs::read_to_string(out.join("opening.txt")).unwrap();
+    for line in [
+        "reopen + first get",
+        "reopen after SIGKILL of a writer",
+        "a reader process while a writer process commits",
+        "commit submitted -> visible",
+    ] {
+        assert!(opening.contains(line), "no {line:?} in {opening}");
+    }
+    assert!(!opening.contains("LMDB"), "--no-peers: {opening}");
+    let compacting = std::fs::read_to_string(out.join("compacting.txt")).unwrap();
+    assert!(
+        compacting.starts_with("durable puts beside a compaction"),
+        "{compacting}"
+    );
 
     let missing = dir.path().join("no-such-corpus");
     let run = textstore_bench(&[
@@ -1042,4 +1050,48 @@ fn the_binary_measures_what_it_is_asked_for() {
         stderr.starts_with("textstore-bench: ") && stderr.contains("no-such-corpus"),
         "{stderr}"
     );
+}
+
+/// The reopens after a killed writer process: the clean reopen, then one round per kill,
+/// each after the writer ran its share of the time, each finding what that writer
+/// committed; the store removed after.
+#[test]
+fn a_killed_writer_process_leaves_a_store_that_reopens_with_its_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_textstore-bench"));
+    let kill = store_bench::opening::kill_reopen(dir.path(), 2_000, exe, 0.2).unwrap();
+    assert_eq!(kill.docs, 2_000);
+    assert!(kill.clean_ms > 0.0);
+    let after: Vec<f64> = kill.rounds.iter().map(|round| round.after_secs).collect();
+    assert_eq!(after, [0.2, 0.8, 1.6]);
+    for round in &kill.rounds {
+        assert!(round.ms > 0.0, "{round:?}");
+        assert!(round.writer_commits > 0, "{round:?}");
+        assert!(round.journal_changes >= round.journal_frames, "{round:?}");
+    }
+    assert!(
+        kill.rounds.iter().any(|round| round.journal_changes > 0),
+        "{kill:?}"
+    );
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
+}
+
+/// The reads across processes: a reader in the writer's process and one in this process,
+/// each counting gets and seeing the writer's commits, the writer's commits timed.
+#[test]
+fn readers_in_and_beside_a_writer_process_read_and_see_its_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_textstore-bench"));
+    let reads = store_bench::opening::process_reads(dir.path(), exe, 0.2).unwrap();
+    for figure in [
+        reads.inside_gets_per_sec,
+        reads.outside_gets_per_sec,
+        reads.gets_ratio,
+        reads.inside_visible_us,
+        reads.outside_visible_us,
+        reads.commit_us,
+    ] {
+        assert!(figure.is_finite() && figure > 0.0, "{reads:?}");
+    }
+    assert_eq!(entries(dir.path()), Vec::<String>::new());
 }
