@@ -64,7 +64,7 @@ pub fn puts_beside_compaction(
     let docs = corpus.docs();
     let longest = docs.iter().map(|doc| doc.text.len()).max().unwrap_or(0) as u64;
     // Two segments at least for the first versions, so that a sealed one holds dead bytes,
-    // each room for its header and the longest text twice over.
+    // each with room for its header and twice the longest text.
     let capacity = (corpus.text_bytes() / 2)
         .clamp(u64::from(MIN_SEGMENT_CAPACITY), 256 << 20)
         .max(2 * longest);
