@@ -1061,13 +1061,20 @@ fn a_killed_writer_process_leaves_a_store_that_reopens_with_its_commits() {
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_textstore-bench"));
     let kill = store_bench::opening::kill_reopen(dir.path(), 2_000, exe, 0.2).unwrap();
     assert_eq!(kill.docs, 2_000);
-    assert!(kill.clean_ms > 0.0);
+    // Milliseconds: well under a few seconds, and more than a microsecond.
+    let ms = 0.001..5_000.0;
+    assert!(ms.contains(&kill.clean_ms), "{kill:?}");
     let after: Vec<f64> = kill.rounds.iter().map(|round| round.after_secs).collect();
     assert_eq!(after, [0.2, 0.8, 1.6]);
     for round in &kill.rounds {
-        assert!(round.ms > 0.0, "{round:?}");
+        assert!(ms.contains(&round.ms), "{round:?}");
         assert!(round.writer_commits > 0, "{round:?}");
-        assert!(round.journal_changes >= round.journal_frames, "{round:?}");
+        // Each commit puts one document: the journal holds at most the round's commits.
+        assert!(
+            round.journal_frames <= round.journal_changes
+                && round.journal_changes <= round.writer_commits,
+            "{round:?}"
+        );
     }
     assert!(
         kill.rounds.iter().any(|round| round.journal_changes > 0),
@@ -1093,5 +1100,14 @@ fn readers_in_and_beside_a_writer_process_read_and_see_its_commits() {
     ] {
         assert!(figure.is_finite() && figure > 0.0, "{reads:?}");
     }
+    // A reader makes thousands of gets a second; the ratio is the median of the rounds'
+    // own, near the ratio of the medians.
+    assert!(reads.inside_gets_per_sec > 100.0, "{reads:?}");
+    assert!(reads.outside_gets_per_sec > 100.0, "{reads:?}");
+    let of_medians = reads.outside_gets_per_sec / reads.inside_gets_per_sec;
+    assert!(
+        (of_medians / 4.0..of_medians * 4.0).contains(&reads.gets_ratio),
+        "{reads:?}"
+    );
     assert_eq!(entries(dir.path()), Vec::<String>::new());
 }
