@@ -1089,7 +1089,7 @@ fn a_killed_writer_process_leaves_a_store_that_reopens_with_its_commits() {
 fn readers_in_and_beside_a_writer_process_read_and_see_its_commits() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_textstore-bench"));
-    let reads = store_bench::opening::process_reads(dir.path(), exe, 0.2).unwrap();
+    let reads = store_bench::opening::process_reads(dir.path(), exe, 0.1).unwrap();
     for figure in [
         reads.inside_gets_per_sec,
         reads.outside_gets_per_sec,
@@ -1100,10 +1100,11 @@ fn readers_in_and_beside_a_writer_process_read_and_see_its_commits() {
     ] {
         assert!(figure.is_finite() && figure > 0.0, "{reads:?}");
     }
-    // A reader makes thousands of gets a second; the ratio is the median of the rounds'
-    // own, near the ratio of the medians.
-    assert!(reads.inside_gets_per_sec > 100.0, "{reads:?}");
-    assert!(reads.outside_gets_per_sec > 100.0, "{reads:?}");
+    // A reader makes tens of thousands of gets a second, even in a debug build: a count
+    // over a tenth of a second not divided by it would be a few hundred. The ratio is the
+    // median of the rounds' own, near the ratio of the medians.
+    assert!(reads.inside_gets_per_sec > 2_000.0, "{reads:?}");
+    assert!(reads.outside_gets_per_sec > 2_000.0, "{reads:?}");
     let of_medians = reads.outside_gets_per_sec / reads.inside_gets_per_sec;
     assert!(
         (of_medians / 4.0..of_medians * 4.0).contains(&reads.gets_ratio),
