@@ -782,6 +782,26 @@ mod tests {
         assert!(seen.iter().all(|&seen| seen));
     }
 
+    /// Nanoseconds since boot, rising with the time that passes.
+    #[test]
+    fn the_monotonic_clock_counts_nanoseconds_since_boot() {
+        let before = monotonic_ns();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(2) {
+            std::hint::spin_loop();
+        }
+        let after = monotonic_ns();
+        assert!(
+            before >= 1_000_000_000,
+            "{before}: booted less than a second ago"
+        );
+        let passed = after - before;
+        assert!(
+            (2_000_000..1_000_000_000).contains(&passed),
+            "{passed} ns for 2 ms"
+        );
+    }
+
     #[test]
     fn counts_are_named_in_thousands_and_millions_where_they_are_whole() {
         let named: Vec<String> = [0, 999, 1_000, 1_500, 10_000, 1_000_000, 2_500_000]

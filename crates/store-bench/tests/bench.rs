@@ -1105,6 +1105,15 @@ fn readers_in_and_beside_a_writer_process_read_and_see_its_commits() {
     // median of the rounds' own, near the ratio of the medians.
     assert!(reads.inside_gets_per_sec > 2_000.0, "{reads:?}");
     assert!(reads.outside_gets_per_sec > 2_000.0, "{reads:?}");
+    // Microseconds: a commit and its sight in another thread or process take more than
+    // one and less than a second.
+    for us in [
+        reads.inside_visible_us,
+        reads.outside_visible_us,
+        reads.commit_us,
+    ] {
+        assert!((1.0..1e6).contains(&us), "{reads:?}");
+    }
     let of_medians = reads.outside_gets_per_sec / reads.inside_gets_per_sec;
     assert!(
         (of_medians / 4.0..of_medians * 4.0).contains(&reads.gets_ratio),
