@@ -126,12 +126,17 @@ const QUIET_WRITES: u64 = 1 << 20;
 /// flushes, textstore's checkpoints) would otherwise run inside the next engine's timed
 /// window.
 fn quiet(max: Duration) -> Duration {
+    quiet_by(max, || (process_cpu(), disk_writes()))
+}
+
+/// [`quiet`], with `sample` telling the process's CPU time and the disks' bytes written.
+fn quiet_by(max: Duration, mut sample: impl FnMut() -> (Duration, u64)) -> Duration {
     let started = Instant::now();
     let mut quiet_windows = 0;
-    let mut last = (process_cpu(), disk_writes());
+    let mut last = sample();
     while quiet_windows < QUIET_WINDOWS && started.elapsed() < max {
         std::thread::sleep(QUIET_WINDOW);
-        let now = (process_cpu(), disk_writes());
+        let now = sample();
         let cpu = now.0.saturating_sub(last.0);
         let written = now.1.saturating_sub(last.1);
         quiet_windows = if cpu < QUIET_CPU && written < QUIET_WRITES {
@@ -447,7 +452,65 @@ pub fn print_step(started: Instant) -> impl FnMut(Step<'_>) {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
+
+    /// The disks' writes count a write of this process once it is flushed, in bytes.
+    #[test]
+    fn the_disks_writes_count_a_flushed_write_in_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = disk_writes();
+        let mut file = std::fs::File::create(dir.path().join("written")).unwrap();
+        file.write_all(&vec![7u8; 8 << 20]).unwrap();
+        file.sync_all().unwrap();
+        let written = disk_writes() - before;
+        assert!(written >= 8 << 20, "{written} bytes");
+    }
+
+    /// Samples that grow by `steps` (CPU time, bytes written) from one window to the
+    /// next, counting how many were taken.
+    fn samples(steps: Vec<(Duration, u64)>, taken: &mut usize) -> impl FnMut() -> (Duration, u64) {
+        let mut at = (Duration::ZERO, 0);
+        let mut steps = steps.into_iter();
+        move || {
+            *taken += 1;
+            if *taken > 1 {
+                let (cpu, written) = steps.next().unwrap_or((QUIET_CPU, 0));
+                at = (at.0 + cpu, at.1 + written);
+            }
+            at
+        }
+    }
+
+    /// A wait ends after three quiet windows in a row: windows in which the process used
+    /// under 5 ms of CPU and the disks wrote under 1 MiB. Either at its bound breaks the
+    /// run; past the bound of time, the wait ends however busy the windows are.
+    #[test]
+    fn the_wait_ends_after_three_quiet_windows_in_a_row() {
+        let (idle, busy_cpu, busy_disk) = (
+            (Duration::ZERO, 0),
+            (QUIET_CPU, 0),
+            (Duration::ZERO, QUIET_WRITES),
+        );
+        let under = (QUIET_CPU - Duration::from_nanos(1), QUIET_WRITES - 1);
+        for (steps, windows) in [
+            (vec![idle, idle, idle], 3),
+            (vec![under, under, under], 3),
+            (vec![busy_cpu, idle, idle, busy_disk, idle, idle, idle], 7),
+            (vec![idle, idle, busy_cpu, idle, idle, idle], 6),
+        ] {
+            let mut taken = 0;
+            let waited = quiet_by(Duration::from_secs(60), samples(steps.clone(), &mut taken));
+            assert_eq!(taken, 1 + windows, "{steps:?}");
+            assert!(waited >= QUIET_WINDOW * windows as u32, "{waited:?}");
+        }
+        // Every window busy: the wait ends at its bound.
+        let mut taken = 0;
+        let waited = quiet_by(QUIET_WINDOW * 4, samples(Vec::new(), &mut taken));
+        assert!(waited >= QUIET_WINDOW * 4, "{waited:?}");
+        assert!((2..10).contains(&taken), "{taken}");
+    }
 
     #[test]
     fn the_wait_for_quiet_lasts_while_a_thread_of_the_process_works() {

@@ -383,8 +383,11 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         EngineSet::Bounds
     };
     let options = smoke_options(dir.path(), engines);
-    let mut steps = 0;
-    let report = run(&corpus, &options, &mut |_| steps += 1).unwrap();
+    let mut steps = Vec::new();
+    let report = run(&corpus, &options, &mut |step| {
+        steps.push((step.done, step.total));
+    })
+    .unwrap();
     let names: Vec<&str> = report.engines.iter().map(|e| e.engine).collect();
     let expected: &[&str] = if cfg!(feature = "peers") {
         &[
@@ -405,7 +408,10 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         .into_iter()
         .map(|w| if w.in_rounds() { 2 } else { 1 })
         .sum();
-    assert_eq!(steps, 1 + engine_count * turns);
+    // Each step says how many came before it, out of all of them.
+    let total = 1 + engine_count * turns;
+    let expected_steps: Vec<(usize, usize)> = (0..total).map(|done| (done, total)).collect();
+    assert_eq!(steps, expected_steps);
     // Every engine's reads and durable writes report their median round beside both
     // rounds' figures, and so do the flush limits, measured in each round of the writes
     // they bound.
@@ -598,6 +604,31 @@ fn a_run_measures_every_workload_on_every_engine_and_reports_it() {
         limit.figure.as_ref().unwrap().value,
         report.limits.batch_flushes.unwrap().per_sec * options.settings.batch_docs as f64
     );
+    // Its note gives each round in documents a second too.
+    let rounds: Vec<String> = report
+        .limits
+        .batch_flush_rounds
+        .iter()
+        .map(|batches| format!("{:.0}", batches * options.settings.batch_docs as f64))
+        .collect();
+    assert_eq!(
+        limit.figure.as_ref().unwrap().note,
+        Some(format!("median of 2 rounds: {}", rounds.join(", ")))
+    );
+    // The gets that copy have the memory copy of a mean-sized text beside them.
+    for workload in [Workload::GetUniformCopy, Workload::GetZipfCopy] {
+        let result = report
+            .results
+            .iter()
+            .find(|r| r.workload == workload)
+            .unwrap();
+        assert_eq!(
+            result.value("limit: memory copy of a mean-sized text"),
+            Some(report.limits.memcpy_bytes_per_sec / per_doc),
+            "{}",
+            result.title
+        );
+    }
     // And the same batches into preallocated space, the batched goal's bound (which the
     // smoke run, without peers, has no goal for).
     let preallocated = report
