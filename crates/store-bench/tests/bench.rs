@@ -1092,8 +1092,9 @@ fn a_killed_writer_process_leaves_a_store_that_reopens_with_its_commits() {
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_textstore-bench"));
     let kill = store_bench::opening::kill_reopen(dir.path(), 2_000, exe, 0.2).unwrap();
     assert_eq!(kill.docs, 2_000);
-    // Milliseconds: well under a few seconds, and more than a microsecond.
-    let ms = 0.001..5_000.0;
+    // Milliseconds: a store of 2,000 documents opens in well under a second, after a kill
+    // too, and in more than a microsecond.
+    let ms = 0.001..1_000.0;
     assert!(ms.contains(&kill.clean_ms), "{kill:?}");
     let after: Vec<f64> = kill.rounds.iter().map(|round| round.after_secs).collect();
     assert_eq!(after, [0.2, 0.8, 1.6]);
