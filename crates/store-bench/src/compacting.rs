@@ -39,8 +39,13 @@ pub const OVERWRITTEN_PERCENT: usize = 35;
 pub struct BesideCompaction {
     /// The puts just before the compaction, alone.
     pub alone: Percentiles,
+    /// How long the puts alone ran, seconds.
+    pub alone_secs: f64,
     /// The puts while it ran.
     pub beside: Percentiles,
+    /// How long the puts beside it ran, seconds: from the compaction's start to the first
+    /// put that ended after it.
+    pub beside_secs: f64,
     /// How long the compaction took to write its outputs, pauses for its pace included.
     pub compaction_secs: f64,
     /// Bytes of the segments it wrote.
@@ -103,6 +108,7 @@ pub fn puts_beside_compaction(
     while before.percentiles().is_none() || started.elapsed() < alone {
         put(&mut store, &mut before)?;
     }
+    let alone_secs = started.elapsed().as_secs_f64();
 
     let policy = CompactionPolicy {
         dead_ratio: Some(0.0),
@@ -121,11 +127,14 @@ pub fn puts_beside_compaction(
             ),
         })?;
     let mut beside = Latencies::default();
+    let mut beside_secs = 0.0;
+    let started = Instant::now();
     let compacted = thread::scope(|scope| -> Result<_> {
         let compaction = scope.spawn(move || plan.run());
         while beside.percentiles().is_none() || !compaction.is_finished() {
             put(&mut store, &mut beside)?;
         }
+        beside_secs = started.elapsed().as_secs_f64();
         compaction
             .join()
             .expect("the compaction thread panicked")
@@ -143,7 +152,9 @@ pub fn puts_beside_compaction(
     };
     Ok(BesideCompaction {
         alone: percentiles(&before),
+        alone_secs,
         beside: percentiles(&beside),
+        beside_secs,
         compaction_secs: installed.report.copy_time.as_secs_f64(),
         bytes_out: installed.report.bytes_out,
         pace_bytes_per_sec,
@@ -171,13 +182,16 @@ pub fn to_text(figure: &BesideCompaction) -> String {
     );
     let _ = writeln!(
         out,
-        "  {:<8}{:>10}{:>10}{:>10}{:>10}{:>12}",
-        "", "puts", "p50 µs", "p99 µs", "p99.9 µs", "max µs"
+        "  {:<8}{:>10}{:>10}{:>10}{:>10}{:>10}{:>12}",
+        "", "puts", "seconds", "p50 µs", "p99 µs", "p99.9 µs", "max µs"
     );
-    for (name, p) in [("alone", alone), ("beside", beside)] {
+    for (name, p, secs) in [
+        ("alone", alone, figure.alone_secs),
+        ("beside", beside, figure.beside_secs),
+    ] {
         let _ = writeln!(
             out,
-            "  {name:<8}{:>10}{:>10.0}{:>10.0}{:>10.0}{:>12.0}",
+            "  {name:<8}{:>10}{secs:>10.2}{:>10.0}{:>10.0}{:>10.0}{:>12.0}",
             p.count, p.p50_us, p.p99_us, p.p999_us, p.max_us
         );
     }
