@@ -52,6 +52,7 @@ mod progress;
 mod read_only;
 mod recover;
 mod recovery;
+mod removal;
 mod scan;
 mod scrub;
 mod segment;
@@ -73,8 +74,7 @@ mod zero;
 pub use backup::{Backup, BackupReport};
 pub use checkpoint_file::{CheckpointPlan, WrittenCheckpoint};
 pub use compaction::{
-    Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope, Installed, Removal,
-    Removed,
+    Compacted, Compaction, CompactionPolicy, CompactionReport, CompactionScope, Installed,
 };
 pub use error::{Error, Result};
 pub use index::CheckpointedIndex;
@@ -87,6 +87,7 @@ pub use progress::Progress;
 pub use read_only::Refreshed;
 pub use recover::{DamagedRecord, RecoverReport, recover, recover_with};
 pub use recovery::{DroppedTail, IndexLoad, RecoveryReport};
+pub use removal::{Removal, Removed};
 pub use scan::{Change, Changes, Latest, Scan};
 pub use scrub::{Scrub, ScrubReport};
 pub use segment_map::SegmentMap;
