@@ -215,5 +215,13 @@ mod tests {
         );
         assert_eq!(used.peak_bytes(), 60);
         assert_eq!(Arc::strong_count(&available), 1, "the thread goes on");
+
+        // A watch dropped unfinished, as when a run fails, stops its thread too.
+        let sampler = {
+            let available = Arc::clone(&available);
+            move || Ok(available.load(Ordering::Relaxed))
+        };
+        drop(SpaceWatch::with_sampler(sampler, Duration::from_secs(3600)).unwrap());
+        assert_eq!(Arc::strong_count(&available), 1, "the thread goes on");
     }
 }
