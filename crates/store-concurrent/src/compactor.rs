@@ -12,7 +12,7 @@ use store_mmap::{CompactionPolicy, CompactionReport, CompactionScope};
 use crate::deferred::{Deferred, ThreadSlot};
 use crate::error::{Error, Result};
 use crate::request::Request;
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::{Arc, Mutex, lock};
 use crate::ticket::ticket;
@@ -89,34 +89,40 @@ pub(crate) struct Compactor {
     counters: Arc<Counters>,
 }
 
+/// The compactions' statistics, under one lock, so that a snapshot never shows a failure
+/// counted without its error or a compaction without its bytes. A compaction takes it once,
+/// and a reader of the statistics for as long as a clone takes.
 #[derive(Default)]
-struct Counters {
-    completed: AtomicU64,
-    failed: AtomicU64,
-    bytes_in: AtomicU64,
-    bytes_out: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
+struct Counters(Mutex<CompactionStats>);
 
 impl Counters {
     fn record(&self, outcome: &Result<Option<CompactionReport>>) {
-        // Relaxed: statistics, read without relation to other memory.
         match outcome {
             Ok(Some(report)) => {
-                self.completed.fetch_add(1, Ordering::Relaxed);
-                self.bytes_in.fetch_add(report.bytes_in, Ordering::Relaxed);
-                self.bytes_out
-                    .fetch_add(report.bytes_out, Ordering::Relaxed);
+                let mut stats = lock(&self.0);
+                stats.completed += 1;
+                stats.bytes_in += report.bytes_in;
+                stats.bytes_out += report.bytes_out;
             }
             // Nothing to do, or the store is closing: neither is a failed compaction.
             Ok(None)
             | Err(Error::Closed | Error::Store(store_mmap::Error::CompactionCancelled)) => {}
             Err(err) => {
                 tracing::warn!(error = %err, "compaction failed; the store is unchanged");
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                *lock(&self.last_error) = Some(err.to_string());
+                let mut stats = lock(&self.0);
+                stats.failed += 1;
+                stats.last_error = Some(err.to_string());
             }
         }
+    }
+
+    /// Notes a failure that is not a compaction's, such as the thread's start.
+    fn note_error(&self, error: String) {
+        lock(&self.0).last_error = Some(error);
+    }
+
+    fn snapshot(&self) -> CompactionStats {
+        lock(&self.0).clone()
     }
 }
 
@@ -151,8 +157,7 @@ impl Compactor {
             "textstore-compactor",
             move || worker.serve(&nudges),
             move |err| {
-                *lock(&counters.last_error) =
-                    Some(format!("the compaction thread could not be started: {err}"));
+                counters.note_error(format!("the compaction thread could not be started: {err}"));
             },
         );
         (compactor, Some((policy.clone(), nudge)), Some(deferred))
@@ -177,14 +182,7 @@ impl Compactor {
     }
 
     pub(crate) fn stats(&self) -> CompactionStats {
-        let c = &self.counters;
-        CompactionStats {
-            completed: c.completed.load(Ordering::Relaxed),
-            failed: c.failed.load(Ordering::Relaxed),
-            bytes_in: c.bytes_in.load(Ordering::Relaxed),
-            bytes_out: c.bytes_out.load(Ordering::Relaxed),
-            last_error: lock(&c.last_error).clone(),
-        }
+        self.counters.snapshot()
     }
 }
 
@@ -266,4 +264,37 @@ fn compact_once(
         .send(Request::InstallCompaction { compacted, done })
         .map_err(|_| Error::Closed)?;
     installed.wait().map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot taken while compactions fail shows each failure counted with its own
+    /// error, never the count of one beside the error of the one before.
+    #[test]
+    fn a_snapshot_shows_each_failure_with_its_error() {
+        const FAILURES: usize = 20_000;
+        let counters = Arc::new(Counters::default());
+        let failing = {
+            let counters = Arc::clone(&counters);
+            std::thread::spawn(move || {
+                for i in 0..FAILURES {
+                    let reason = format!("failure {i}");
+                    counters.record(&Err(Error::InvalidOptions { reason }));
+                }
+            })
+        };
+        let mut seen = 0;
+        while !failing.is_finished() || seen < FAILURES as u64 {
+            let stats = counters.snapshot();
+            let expected = stats
+                .failed()
+                .checked_sub(1)
+                .map(|last| format!("invalid writer option: failure {last}"));
+            assert_eq!(stats.last_error().map(str::to_owned), expected);
+            seen = stats.failed();
+        }
+        failing.join().unwrap();
+    }
 }

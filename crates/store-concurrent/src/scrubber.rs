@@ -13,7 +13,7 @@ use crate::options::ScrubPolicy;
 
 use crate::deferred::{Deferred, ThreadSlot};
 use crate::request::Request;
-use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::atomic::{AtomicBool, Ordering};
 use crate::sync::channel::{self, Receiver, Sender};
 use crate::sync::{Arc, Mutex, lock};
 use crate::ticket::ticket;
@@ -72,14 +72,11 @@ impl store_format::VisitStats for ScrubStats {
     }
 }
 
+/// The scrub's statistics, under one lock, so that a snapshot never shows damage counted
+/// without the problem it found. The scrub takes it once a segment, a reader of the
+/// statistics for as long as a clone takes.
 #[derive(Default)]
-struct Counters {
-    passes: AtomicU64,
-    bytes: AtomicU64,
-    records_ok: AtomicU64,
-    damaged_ranges: AtomicU64,
-    last_problem: Mutex<Option<String>>,
-}
+struct Counters(Mutex<ScrubStats>);
 
 /// The scrubbing side of a handle.
 pub(crate) struct Scrubber {
@@ -119,7 +116,7 @@ impl Scrubber {
             "textstore-scrub",
             move || worker.serve(&woken),
             move |err| {
-                *lock(&counters.last_problem) =
+                lock(&counters.0).last_problem =
                     Some(format!("the scrub thread could not be started: {err}"));
             },
         );
@@ -134,15 +131,7 @@ impl Scrubber {
     }
 
     pub(crate) fn stats(&self) -> ScrubStats {
-        let c = &self.counters;
-        // Relaxed: statistics, read without relation to other memory.
-        ScrubStats {
-            passes: c.passes.load(Ordering::Relaxed),
-            bytes: c.bytes.load(Ordering::Relaxed),
-            records_ok: c.records_ok.load(Ordering::Relaxed),
-            damaged_ranges: c.damaged_ranges.load(Ordering::Relaxed),
-            last_problem: lock(&c.last_problem).clone(),
-        }
+        lock(&self.counters.0).clone()
     }
 }
 
@@ -161,7 +150,7 @@ struct Stopped;
 impl Worker {
     fn serve(self, woken: &Receiver<()>) {
         while self.pass().is_ok() {
-            self.counters.passes.fetch_add(1, Ordering::Relaxed);
+            lock(&self.counters.0).passes += 1;
             // Until the pause is over, or the sender is dropped at stop.
             if woken
                 .recv_timeout(self.pause)
@@ -193,13 +182,14 @@ impl Worker {
             };
             after = plan.segment();
             let report = plan.cancel_when(Arc::clone(&self.stop)).run();
-            let c = &self.counters;
-            c.bytes.fetch_add(report.bytes, Ordering::Relaxed);
-            c.records_ok.fetch_add(report.records_ok, Ordering::Relaxed);
-            c.damaged_ranges
-                .fetch_add(report.problems.len() as u64, Ordering::Relaxed);
-            if let Some(problem) = report.problems.last() {
-                *lock(&c.last_problem) = Some(problem.to_string());
+            {
+                let mut stats = lock(&self.counters.0);
+                stats.bytes += report.bytes;
+                stats.records_ok += report.records_ok;
+                stats.damaged_ranges += report.problems.len() as u64;
+                if let Some(problem) = report.problems.last() {
+                    stats.last_problem = Some(problem.to_string());
+                }
             }
             if report.cancelled {
                 return Err(Stopped);
