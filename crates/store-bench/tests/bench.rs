@@ -915,6 +915,19 @@ fn textstore_bench(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .unwrap()
 }
 
+/// Checks that `stdout` holds each of `sections`, in that order.
+fn assert_sections_in_order(stdout: &str, sections: &[&str]) {
+    let at: Vec<usize> = sections
+        .iter()
+        .map(|section| {
+            stdout
+                .find(section)
+                .unwrap_or_else(|| panic!("no {section:?} in {stdout}"))
+        })
+        .collect();
+    assert!(at.is_sorted(), "{stdout}");
+}
+
 /// The names of the entries of `dir`, sorted.
 fn entries(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -944,19 +957,14 @@ fn the_binary_measures_both_corpora_and_leaves_their_reports() {
     let stdout = String::from_utf8(run.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
-    let at: Vec<usize> = [
-        "== corpus: synthetic\n",
-        "== corpus: rust-docs\n",
-        "== disk\n",
-    ]
-    .iter()
-    .map(|section| {
-        stdout
-            .find(section)
-            .unwrap_or_else(|| panic!("no {section:?} in {stdout}"))
-    })
-    .collect();
-    assert!(at.is_sorted(), "{stdout}");
+    assert_sections_in_order(
+        &stdout,
+        &[
+            "== corpus: synthetic\n",
+            "== corpus: rust-docs\n",
+            "== disk\n",
+        ],
+    );
     assert!(!stdout.contains("== opening"), "{stdout}");
     assert_eq!(entries(&out), ["rust-docs", "synthetic"]);
     for corpus in ["synthetic", "rust-docs"] {
@@ -1032,19 +1040,14 @@ fn the_binary_measures_what_it_is_asked_for() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(!stdout.contains("== corpus"), "{stdout}");
-    let at: Vec<usize> = [
-        "== opening and processes\n",
-        "== beside a compaction\n",
-        "== disk\n",
-    ]
-    .iter()
-    .map(|section| {
-        stdout
-            .find(section)
-            .unwrap_or_else(|| panic!("no {section:?} in {stdout}"))
-    })
-    .collect();
-    assert!(at.is_sorted(), "{stdout}");
+    assert_sections_in_order(
+        &stdout,
+        &[
+            "== opening and processes\n",
+            "== beside a compaction\n",
+            "== disk\n",
+        ],
+    );
     assert_eq!(entries(&out), ["compacting.txt", "opening.txt"]);
     for (file, section) in [
         ("opening.txt", "== opening and processes\n"),
