@@ -525,7 +525,7 @@ impl SegmentFile {
     /// (and durable, when the store syncs each commit). Until then, the bytes past the last
     /// committed end may still be cut back, and no read touches them.
     pub(crate) fn commit_end(&self) {
-        self.view.publish(self.end);
+        self.view.set_committed_end(self.end);
     }
 
     /// Bytes of the segment's records: everything past its header up to the end.

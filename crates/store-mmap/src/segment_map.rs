@@ -178,7 +178,7 @@ impl SegmentMap {
 
     /// Moves the committed end to `end`, past bytes that are completely written: the
     /// `Release` store that every read's `Acquire` load pairs with.
-    pub(crate) fn publish(&self, end: u32) {
+    pub(crate) fn set_committed_end(&self, end: u32) {
         self.committed.store(end, AtomicOrdering::Release);
     }
 
