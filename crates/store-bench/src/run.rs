@@ -15,14 +15,14 @@ use crate::error::{Error, Result};
 use crate::limits::{
     FlushLimits, GroupedFlushes, LimitSettings, PhysicalLimits, SizedFlushes, Space,
 };
+use crate::plan::{Plan, Settings};
 use crate::report::{
     BATCH_FDATASYNC_LIMIT, BATCH_PREALLOCATED_LIMIT, CorpusSummary, EngineSettings,
     FDATASYNC_LIMIT, GROUPED_FDATASYNC_LIMIT, Machine, Report, Row, SEQ_WRITE_LIMIT,
     TEXTS_WRITE_LIMIT, WRITTEN_FDATASYNC_LIMIT, WorkloadResult, ZEROED_AHEAD_FDATASYNC_LIMIT,
 };
 use crate::workload::{
-    EngineSubject, Figure, PUT_THREADS, Plan, Settings, Subject, Workload, median_round,
-    rounds_note, take_median,
+    EngineSubject, Figure, PUT_THREADS, Subject, Workload, median_round, rounds_note, take_median,
 };
 
 /// Which engines a run measures.

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use store_bench::corpus::{SYNTHETIC_MAX_BYTES, SYNTHETIC_MIN_BYTES, rewritten};
 use store_bench::engines::{FilePerDoc, MemoryMap, Textstore};
+use store_bench::plan::Plan;
 use store_bench::report::{
     BATCH_FDATASYNC_LIMIT, BATCH_PREALLOCATED_LIMIT, GROUPED_FDATASYNC_LIMIT, Row, SEQ_WRITE_LIMIT,
     SUBJECT, TEXTS_WRITE_LIMIT, WRITTEN_FDATASYNC_LIMIT, ZEROED_AHEAD_FDATASYNC_LIMIT,
 };
-use store_bench::workload::Plan;
 use store_bench::{
     Corpus, Engine, EngineSet, Error, KeyChooser, LimitSettings, Reader, RunOptions, Settings,
     Workload, run, write_ratio_chart,
