@@ -21,8 +21,9 @@ pub struct Settings {
     pub read_time: Duration,
     /// Time of the pass that times single reads for their percentiles, in each round.
     pub latency_time: Duration,
-    /// Rounds of each workload measured in rounds ([`Workload::in_rounds`]). Engines take
-    /// turns round by round, and each engine's median round is reported beside every
+    /// Rounds of each workload measured in rounds
+    /// ([`Workload::in_rounds`](crate::workload::Workload::in_rounds)). Engines take turns
+    /// round by round, and each engine's median round is reported beside every
     /// round's figure: a burst of the machine's other work that slows one window of one
     /// engine no longer decides a row (one window of textstore's snippets measured 0.53× the
     /// HashMap's in a run whose latencies, and two runs after it, said 0.8×; textstore's

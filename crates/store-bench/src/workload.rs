@@ -52,8 +52,8 @@ pub enum Workload {
     /// where the unpaced workload gives a faster writer more of it.
     ReadersDuringPacedWriter,
     /// 100 documents per durable commit in a store in steady state: measured after the
-    /// engine rewrote [`Settings::steady_bytes`] of documents, in commits of
-    /// [`STEADY_BATCH_DOCS`], so that it reclaims the space of old versions as a store that
+    /// engine rewrote [`Settings::steady_bytes`](crate::plan::Settings::steady_bytes) of
+    /// documents, in commits of [`STEADY_BATCH_DOCS`], so that it reclaims the space of old versions as a store that
     /// keeps writing does (textstore compacts the segments those rewrites left dead, and
     /// writes its next segments over the files it keeps as spares; a B-tree reuses its freed
     /// pages). Measured after every other workload on the ingested store, which it grows;
@@ -132,8 +132,8 @@ impl Workload {
     }
 
     /// Whether a run measures it in rounds, engines taking turns round by round
-    /// ([`Settings::rounds`]): the reads, which leave every store as they found it, and the
-    /// durable writes, whose stores only grow by the versions each round writes. A write
+    /// ([`Settings::rounds`](crate::plan::Settings::rounds)): the reads, which leave every
+    /// store as they found it, and the durable writes, whose stores only grow by the versions each round writes. A write
     /// workload's limit is measured in every round too, right before the engines' turns.
     /// The bulk ingest and the reopen repeat within one turn instead (each round needs a
     /// store of its own), and the space workloads measure a state, not a rate.
