@@ -63,6 +63,7 @@ pub(crate) fn stat(store: &Store, format: Format) -> Outcome<String> {
             "index_changes": s.index_changes(),
             "checkpoints": s.checkpoints(),
             "checkpoint_failures": s.checkpoint_failures(),
+            "index_rebuilds": s.index_rebuilds(),
             "change_floor": store.change_floor(),
             "filesystem_available_bytes": disk.available_bytes(),
             "compaction_copy_bytes": s.compaction_copy_bytes(),

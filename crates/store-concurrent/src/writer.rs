@@ -838,7 +838,11 @@ impl Core {
 }
 
 /// Where a document just written or moved is: the engine's changes since its checkpoint
-/// hold it, so the lookup reads no page of the index file and cannot fail.
+/// hold it, so the lookup reads no page of the index file and cannot fail. The one
+/// exception is a compaction's install that met a damaged page and rebuilt the index from
+/// the data: its moves are then read from the index file just written, and a page of it
+/// damaged in that moment panics here, which poisons the handle (no reader is shown a
+/// wrong place).
 fn location(store: &Store, id: DocId) -> Option<Position> {
     store
         .location(id)

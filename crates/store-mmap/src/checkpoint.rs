@@ -94,6 +94,7 @@ impl Store {
     /// then.
     pub fn tend_checkpoint(&mut self, idle: bool) -> Result<()> {
         self.check_writable()?;
+        self.repair_damaged_index()?;
         if self
             .checkpoints
             .in_flight()

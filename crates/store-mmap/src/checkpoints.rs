@@ -62,6 +62,8 @@ pub(crate) struct Checkpoints {
     copies_covered_after: u64,
     in_flight: Option<InFlight>,
     failures: u64,
+    /// Times the index was rebuilt from the data after a page of its file failed a check.
+    rebuilds: u64,
 }
 
 impl Checkpoints {
@@ -174,6 +176,16 @@ impl Checkpoints {
     /// file still in place; the next due point retries).
     pub(crate) fn failed(&mut self) {
         self.failures += 1;
+    }
+
+    /// Counts an index rebuilt from the data (`rebuild.rs`).
+    pub(crate) fn index_rebuilt(&mut self) {
+        self.rebuilds += 1;
+    }
+
+    /// Indexes rebuilt from the data since the open.
+    pub(crate) fn rebuilds(&self) -> u64 {
+        self.rebuilds
     }
 
     /// Whether a checkpoint is due: when a compaction's moves wait, as soon as anything

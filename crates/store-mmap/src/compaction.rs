@@ -549,20 +549,7 @@ impl Store {
                 tombstone_floor = tombstone_floor.min(first);
             }
         }
-        let mut live: Vec<ToCopy> = Vec::new();
-        for found in self.index.entries() {
-            let (id, entry) = found?;
-            if picked.binary_search(&entry.segment).is_ok() {
-                live.push(ToCopy {
-                    seq: entry.seq,
-                    id,
-                    kind: RecordKind::Put,
-                    segment: entry.segment,
-                    offset: entry.offset,
-                    payload_len: entry.text_len,
-                });
-            }
-        }
+        let mut live = self.look_up_repairing(|store| store.live_records_in(&picked))?;
         live.sort_unstable_by_key(|copy| copy.seq);
         // Which parts of commits that span segments count, for the inputs' tombstones.
         let maps: Vec<SegmentMap> = self.segments.iter().map(|s| s.view().clone()).collect();
@@ -600,6 +587,25 @@ impl Store {
         }))
     }
 
+    /// The latest record of every document that lies in one of the segments `picked`.
+    fn live_records_in(&self, picked: &[u32]) -> Result<Vec<ToCopy>> {
+        let mut live = Vec::new();
+        for found in self.index.entries() {
+            let (id, entry) = found?;
+            if picked.binary_search(&entry.segment).is_ok() {
+                live.push(ToCopy {
+                    seq: entry.seq,
+                    id,
+                    kind: RecordKind::Put,
+                    segment: entry.segment,
+                    offset: entry.offset,
+                    payload_len: entry.text_len,
+                });
+            }
+        }
+        Ok(live)
+    }
+
     /// Puts a run compaction into effect: renames its outputs into place, points every
     /// document whose copied version is still its latest at the copy, and retires the
     /// inputs by writing the retired-segment list. Quick: no record is read or copied.
@@ -609,6 +615,8 @@ impl Store {
     /// for a later compaction.
     pub fn install_compaction(&mut self, mut done: Compacted) -> Result<Installed> {
         self.check_writable()?;
+        // The moves below look up every copied document's entry.
+        self.repair_damaged_index()?;
         let mut outputs = std::mem::take(&mut done.outputs);
         let remove_outputs = |outputs: &[SegmentFile]| {
             for output in outputs {
@@ -697,18 +705,39 @@ impl Store {
         self.write_retired_list(listed)?;
         let mut report = std::mem::take(&mut done.report);
         let mut moved = Vec::with_capacity(done.moved.len());
-        for (id, seq, position) in done.moved.drain(..) {
-            // A damaged page of the index file: the store takes no more writes, and an open
-            // moves the entries into the inputs to the copies the list names.
-            let relocated = self.index.relocate(id, seq, position);
-            if self.poison_on_err(relocated)? {
-                moved.push(id);
-            } else {
-                report.records_superseded += 1;
+        let mut copies = done.moved.drain(..);
+        let mut unmoved = Vec::new();
+        for (id, seq, position) in copies.by_ref() {
+            match self.index.relocate(id, seq, position) {
+                Ok(true) => moved.push(id),
+                Ok(false) => report.records_superseded += 1,
+                // A damaged page of the index file: the entries are rebuilt below instead.
+                Err(_) if self.index.base_damaged() => {
+                    unmoved.push((id, seq));
+                    break;
+                }
+                // The index no longer says where everything is: the store takes no more
+                // writes, and an open moves the entries into the inputs to the copies the
+                // list names.
+                Err(err) => return self.poison_on_err(Err(err)),
             }
         }
+        unmoved.extend(copies.map(|(id, seq, _)| (id, seq)));
         for &id in &retired {
             self.segments.retire(id, plan, done.keeps_spares);
+        }
+        if self.index.base_damaged() {
+            // Rebuilt from the live segments, the inputs no longer among them, the index
+            // holds every move; the copies whose documents were written again since are
+            // the ones it does not point to.
+            self.repair_damaged_index()?;
+            for (id, seq) in unmoved {
+                if self.index.get(id)?.is_some_and(|entry| entry.seq == seq) {
+                    moved.push(id);
+                } else {
+                    report.records_superseded += 1;
+                }
+            }
         }
         if !done.keeps_spares {
             self.segments.release_spares();

@@ -429,6 +429,11 @@ impl Index {
         self.base.as_ref()
     }
 
+    /// Whether a page of the base's file failed a check (`rebuild.rs`).
+    pub(crate) fn base_damaged(&self) -> bool {
+        self.base.as_ref().is_some_and(|base| base.damage_seen())
+    }
+
     /// The base and the journal layer over it, for readers that probe them themselves and
     /// keep the later changes ([`Index::changes`]) on their own.
     pub(crate) fn checkpointed(&self) -> Option<CheckpointedIndex> {

@@ -14,7 +14,7 @@
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use memmap2::Mmap;
 use store_format::{
@@ -35,6 +35,10 @@ pub(crate) struct MappedIndex {
     checked: Box<[AtomicU64]>,
     /// Device and inode of the file, so that a reader can tell a newer checkpoint from it.
     identity: (u64, u64),
+    /// Set once any check of a page failed, by whichever thread met it, so that the writer
+    /// rebuilds the index from the data (`rebuild.rs`). Relaxed: it only tells the writer
+    /// to look; the bytes it speaks of never change.
+    damaged: AtomicBool,
 }
 
 /// Why an index file cannot serve an open. The data is intact either way: the open replays
@@ -89,6 +93,7 @@ impl MappedIndex {
             segments,
             checked: (0..words).map(|_| AtomicU64::new(0)).collect(),
             identity: (meta.dev(), meta.ino()),
+            damaged: AtomicBool::new(false),
         })
     }
 
@@ -150,6 +155,7 @@ impl MappedIndex {
                     .try_for_each(|found| found.map(drop))
             });
             if let Err(err) = checked {
+                self.damaged.store(true, Ordering::Relaxed);
                 problems.push((self.header.page_offset(page) as u64, err.to_string()));
             }
         }
@@ -158,6 +164,11 @@ impl MappedIndex {
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether a page of the file failed its check, in any lookup, walk or verify.
+    pub(crate) fn damage_seen(&self) -> bool {
+        self.damaged.load(Ordering::Relaxed)
     }
 
     fn check(&self, page: u64) -> std::result::Result<(), store_format::FormatError> {
@@ -174,11 +185,12 @@ impl MappedIndex {
     }
 
     fn damage(&self, err: &store_format::FormatError) -> Error {
+        self.damaged.store(true, Ordering::Relaxed);
         Error::corrupt(
             &self.path,
             err.offset(),
             format!(
-                "{err}; the index file is a cache of the data: remove it and open the store to rebuild it"
+                "{err}; the index file is a cache of the data: the store's writer rebuilds it from the data at its next commit or pause"
             ),
         )
     }

@@ -50,6 +50,7 @@ mod options;
 mod pace;
 mod progress;
 mod read_only;
+mod rebuild;
 mod recover;
 mod recovery;
 mod removal;

@@ -27,6 +27,7 @@ pub struct StoreStats {
     spare_bytes: u64,
     checkpoints: u64,
     checkpoint_failures: u64,
+    index_rebuilds: u64,
     segment_capacity: u64,
     compaction_copy_bytes: u64,
 }
@@ -118,6 +119,12 @@ impl StoreStats {
     pub fn checkpoint_failures(&self) -> u64 {
         self.checkpoint_failures
     }
+    /// Times the index was rebuilt from the data since the open, because a page of the
+    /// index file failed its check (a lookup that met the page failed until then; nothing
+    /// was lost).
+    pub fn index_rebuilds(&self) -> u64 {
+        self.index_rebuilds
+    }
     /// Capacity of a segment: a new one's preallocation takes up to this much disk space.
     pub fn segment_capacity(&self) -> u64 {
         self.segment_capacity
@@ -184,6 +191,7 @@ impl Store {
             last_seq: self.last_seq(),
             checkpoints: self.checkpoints.installed_count(),
             checkpoint_failures: self.checkpoints.failures(),
+            index_rebuilds: self.checkpoints.rebuilds(),
             segment_capacity: u64::from(self.segment_capacity()),
             ..StoreStats::default()
         };
@@ -303,6 +311,11 @@ impl store_format::VisitStats for StoreStats {
                 "textstore_checkpoint_failures",
                 "Background index checkpoints that failed to write since the open.",
                 self.checkpoint_failures,
+            ),
+            (
+                "textstore_index_rebuilds",
+                "Times the index was rebuilt from the data after a page of its file failed its check.",
+                self.index_rebuilds,
             ),
             (
                 "textstore_last_sequence",

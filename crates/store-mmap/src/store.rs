@@ -541,7 +541,7 @@ impl Store {
     /// nothing.
     pub fn delete(&mut self, id: DocId) -> Result<bool> {
         self.check_writable()?;
-        if !self.contains(id)? {
+        if !self.look_up_repairing(|store| store.contains(id))? {
             return Ok(false);
         }
         self.commit(std::iter::once(BatchOp::Delete { id }))?;
@@ -600,6 +600,8 @@ impl Store {
     /// without holding up its commits.
     pub fn write_checkpoint(&mut self) -> Result<()> {
         self.check_writable()?;
+        // An index file with a damaged page is not merged into the next: it is made again.
+        self.repair_damaged_index()?;
         // The engine's own checkpoint goes first; if it failed, this one takes its place.
         if let Err(err) = self.finish_background_checkpoint() {
             self.checkpoint_failed(&err);
@@ -668,6 +670,9 @@ impl Store {
         I: Iterator<Item = BatchOp<'a>> + Clone,
     {
         self.check_writable()?;
+        // A read that met a damaged page of the index file left the rebuild to this commit,
+        // whose lookups of the versions it replaces would meet it too.
+        self.repair_damaged_index()?;
         // Validate everything before writing anything: a rejected batch leaves no bytes.
         let limit = self.meta.max_document_bytes;
         let mut len = 0u64;
@@ -725,7 +730,9 @@ impl Store {
                 .shared_verified()
         };
         let mut verified = verified_of(&self.segments, segment);
+        self.last_seq = first_seq + count - 1;
         self.index.reserve(count as usize);
+        let mut rebuilt = false;
         for (i, op) in ops.enumerate() {
             while left == 0 {
                 left = part_ops.next().expect("the parts hold every operation");
@@ -741,22 +748,31 @@ impl Store {
             left -= 1;
             let seq = first_seq + i as u64;
             verified.insert(offset);
-            let indexed = match op {
-                BatchOp::Put { id, text } => self.index.insert(
-                    id,
-                    Entry {
-                        seq,
-                        segment,
-                        offset,
-                        text_len: u32::try_from(text.len()).expect("checked against the limit"),
-                    },
-                ),
-                BatchOp::Delete { id } => self.index.remove(id),
-            };
-            // The index could not read an old entry (a damaged page of its file): the commit
-            // is durable, but the index no longer says where everything is. A reopen
-            // rebuilds what it needs from the data.
-            self.poison_on_err(indexed)?;
+            if !rebuilt {
+                let indexed = match op {
+                    BatchOp::Put { id, text } => self.index.insert(
+                        id,
+                        Entry {
+                            seq,
+                            segment,
+                            offset,
+                            text_len: u32::try_from(text.len()).expect("checked against the limit"),
+                        },
+                    ),
+                    BatchOp::Delete { id } => self.index.remove(id),
+                };
+                if indexed.is_err() && self.index.base_damaged() {
+                    // The entry this one replaces lies in a damaged page of the index file.
+                    // The commit is whole on disk and below every segment's committed end,
+                    // so the index rebuilt from the data holds all of it.
+                    self.repair_damaged_index()?;
+                    rebuilt = true;
+                } else {
+                    // Any other failure leaves the index not knowing where everything is;
+                    // the commit is durable, and a reopen rebuilds from the data.
+                    self.poison_on_err(indexed)?;
+                }
+            }
             let at = match op {
                 BatchOp::Put { .. } => Some(Position { segment, offset }),
                 BatchOp::Delete { .. } => None,
@@ -764,7 +780,6 @@ impl Store {
             placed(op.id(), at);
             offset += u32::try_from(op.encoded_len()).expect("a record fits in a segment");
         }
-        self.last_seq = first_seq + count - 1;
         self.publish_position();
         self.checkpoints.committed(len, count);
         if let Err(err) = self.tend_checkpoint(false) {

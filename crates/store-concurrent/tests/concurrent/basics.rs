@@ -1018,3 +1018,60 @@ fn a_handle_opened_after_a_crash_reads_through_the_journal() {
     model.insert(3, "third".to_owned());
     check(&model);
 }
+
+/// A damaged page of the index file, which the open does not read: the handle's readers
+/// meet it as an error that names the file, and once the writer thread has rebuilt the
+/// index from the data (at the next commit, or at the next pause when no write comes),
+/// they read every document again, from the new index file it publishes.
+#[test]
+fn readers_read_again_once_the_writer_rebuilt_a_damaged_index_page() {
+    const DOCS: u64 = 600;
+    let text = |i: u64| format!("document {i}");
+    for heal_by_commit in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let mut engine = store_mmap::Store::create(&path, StoreOptions::new()).unwrap();
+        let mut batch = WriteBatch::new();
+        for i in 0..DOCS {
+            batch.put(id(i), &text(i));
+        }
+        engine.put_batch(&batch).unwrap();
+        engine.close().unwrap();
+        let index = path.join("index.tsi");
+        let mut bytes = std::fs::read(&index).unwrap();
+        let table = u32::from_le_bytes(bytes[92..96].try_into().unwrap()) as usize;
+        bytes[table + 2 * 4096 + 20] ^= 0x01;
+        std::fs::write(&index, bytes).unwrap();
+
+        let store =
+            ConcurrentStore::open(&path, StoreOptions::new(), WriterOptions::default()).unwrap();
+        let hit = (0..DOCS)
+            .find(|&i| store.get(id(i)).is_err())
+            .expect("a read meets the damaged page");
+        let err = store.get(id(hit)).unwrap_err();
+        assert!(err.to_string().contains("index.tsi"), "{err}");
+        if heal_by_commit {
+            store
+                .put(id(DOCS), "after the damage")
+                .unwrap()
+                .wait()
+                .unwrap();
+        } else {
+            // The writer thread's pause comes a second after its last request.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while store.get(id(hit)).is_err() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no rebuild at a pause"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        for i in 0..DOCS {
+            let got = store.get(id(i)).unwrap();
+            assert_eq!(got.as_deref(), Some(text(i).as_str()), "document {i}");
+        }
+        assert_eq!(store.stats().unwrap().index_rebuilds(), 1);
+        store.close().unwrap();
+    }
+}

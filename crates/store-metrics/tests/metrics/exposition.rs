@@ -79,6 +79,7 @@ fn the_export_parses_and_holds_every_metric_with_its_type() {
         ("textstore_index_changes", "gauge"),
         ("textstore_checkpoints", "gauge"),
         ("textstore_checkpoint_failures", "gauge"),
+        ("textstore_index_rebuilds", "gauge"),
         ("textstore_last_sequence", "gauge"),
         ("textstore_segment_capacity_bytes", "gauge"),
         ("textstore_compaction_copy_bytes", "gauge"),

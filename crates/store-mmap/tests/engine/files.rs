@@ -550,6 +550,128 @@ fn a_damaged_index_page_is_reported_by_verify_and_refused_by_lookups() {
     assert!(err.to_string().contains("index.tsi"), "{err}");
 }
 
+/// What makes the writer meet a damaged page of the index file.
+#[derive(Debug, Clone, Copy)]
+enum Meeting {
+    /// A put of a document on the page, whose old version the commit looks up after
+    /// writing the record.
+    PutOnThePage,
+    /// A delete of a document on the page.
+    DeleteOnThePage,
+    /// A read of a document on the page, then a put of a document elsewhere.
+    ReadThenPutElsewhere,
+    /// A read of a document on the page, then `checkpoint()`.
+    ReadThenCheckpoint,
+    /// `verify()`, then a pause of the writer (`tend_checkpoint(true)`).
+    VerifyThenPause,
+    /// A compaction, whose copies move documents on the page.
+    Compaction,
+}
+
+/// A page of the index file that fails its check is rebuilt by the writer from the data,
+/// whichever way the writer meets it: the operation that met it succeeds (a read fails,
+/// naming the file), every document reads back as written, the store holds a new index
+/// file that `verify` finds intact, and a reopen loads it. The store's segments are small,
+/// and half of each sealed one is dead, so that a compaction copies from all of them.
+#[test]
+fn the_writer_rebuilds_a_damaged_index_page_from_the_data() {
+    const DOCS: u64 = 600;
+    let text = |i: u64| {
+        let version = if i.is_multiple_of(2) { "second" } else { "first" };
+        format!("document {i}, {version} version, which the index file points to")
+    };
+    for meeting in [
+        Meeting::PutOnThePage,
+        Meeting::DeleteOnThePage,
+        Meeting::ReadThenPutElsewhere,
+        Meeting::ReadThenCheckpoint,
+        Meeting::VerifyThenPause,
+        Meeting::Compaction,
+    ] {
+        let mut f = Fixture::with(
+            StoreOptions::new()
+                .segment_capacity(16 << 10)
+                .max_document_bytes(4000),
+        );
+        for i in 0..DOCS {
+            f.store()
+                .put(
+                    id(i),
+                    &format!("document {i}, first version, which the index file points to"),
+                )
+                .unwrap();
+        }
+        let mut batch = WriteBatch::new();
+        for i in (0..DOCS).step_by(2) {
+            batch.put(id(i), &text(i));
+        }
+        f.store().put_batch(&batch).unwrap();
+        f.close();
+        let index = f.path().join("index.tsi");
+        let bytes = std::fs::read(&index).unwrap();
+        let table_offset = u64::from(u32::from_le_bytes(bytes[92..96].try_into().unwrap()));
+        flip_byte(&index, table_offset + 2 * 4096 + 20);
+        // Which documents the damaged page holds, seen by a handle that writes nothing.
+        let on_page: Vec<u64> = {
+            let reader = Store::open_read_only(f.path(), StoreOptions::new()).unwrap();
+            (0..DOCS).filter(|&i| reader.get(id(i)).is_err()).collect()
+        };
+        assert!(!on_page.is_empty() && on_page.len() < 200, "{on_page:?}");
+        let hit = on_page[0];
+        let elsewhere = (0..DOCS).find(|i| !on_page.contains(i)).unwrap();
+        let mut expected: Vec<Option<String>> = (0..DOCS).map(|i| Some(text(i))).collect();
+
+        let store = f.reopen();
+        let read_fails = || {
+            let err = store.get(id(hit)).expect_err("the page is damaged");
+            assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+            assert!(err.to_string().contains("index.tsi"), "{err}");
+        };
+        match meeting {
+            Meeting::PutOnThePage => {
+                store.put(id(hit), "written over the damaged page").unwrap();
+                expected[hit as usize] = Some("written over the damaged page".to_owned());
+            }
+            Meeting::DeleteOnThePage => {
+                assert!(store.delete(id(hit)).unwrap(), "the document existed");
+                expected[hit as usize] = None;
+            }
+            Meeting::ReadThenPutElsewhere => {
+                read_fails();
+                store.put(id(elsewhere), "another").unwrap();
+                expected[elsewhere as usize] = Some("another".to_owned());
+            }
+            Meeting::ReadThenCheckpoint => {
+                read_fails();
+                store.checkpoint().unwrap();
+            }
+            Meeting::VerifyThenPause => {
+                assert!(!store.verify().problems.is_empty());
+                store.tend_checkpoint(true).unwrap();
+            }
+            Meeting::Compaction => {
+                let report = store.compact().unwrap();
+                assert!(report.records_copied > 0, "{report:?}");
+            }
+        }
+        let check = |store: &Store| {
+            for (i, want) in expected.iter().enumerate() {
+                let got = store.get(id(i as u64)).unwrap();
+                assert_eq!(got.as_deref(), want.as_deref(), "{meeting:?}: document {i}");
+            }
+            assert_eq!(store.len(), expected.iter().flatten().count());
+            let report = store.verify();
+            assert!(report.problems.is_empty(), "{meeting:?}: {report:?}");
+        };
+        check(store);
+        assert_eq!(store.stats().unwrap().index_rebuilds(), 1, "{meeting:?}");
+        let store = f.reopen();
+        assert!(matches!(store.recovery().index, IndexLoad::Loaded { .. }));
+        check(store);
+        assert_eq!(store.stats().unwrap().index_rebuilds(), 0, "{meeting:?}");
+    }
+}
+
 /// Which pages of the index file passed their check is remembered for each page alone:
 /// with the 65th page and every other one after it damaged (their checksums), walking the
 /// pages in order finds every damaged one, after the intact pages around it passed. Pages
@@ -923,6 +1045,7 @@ fn the_stats_count_what_was_written_and_what_the_directory_holds() {
             ("textstore_index_changes", stats.index_changes()),
             ("textstore_checkpoints", stats.checkpoints()),
             ("textstore_checkpoint_failures", stats.checkpoint_failures()),
+            ("textstore_index_rebuilds", stats.index_rebuilds()),
             ("textstore_last_sequence", stats.last_seq()),
             ("textstore_segment_capacity_bytes", stats.segment_capacity()),
             (
@@ -937,7 +1060,7 @@ fn the_stats_count_what_was_written_and_what_the_directory_holds() {
             Some(stats.dead_ratio()),
             "{when}"
         );
-        assert_eq!(figures.0.len(), 19, "{when}: {figures:?}");
+        assert_eq!(figures.0.len(), 20, "{when}: {figures:?}");
         let space = f.store().disk_space().unwrap();
         assert!(space.available_bytes() > 0, "{when}");
         assert_eq!(

@@ -1,0 +1,92 @@
+//! The index rebuilt from the data when a page of its file turns out damaged.
+//!
+//! An open maps the index file and reads its header alone; each page of slots is checked
+//! when something first touches it (`index_file.rs`), so that an open costs the same at any
+//! number of documents. Damage in a page the open did not read therefore shows later: in a
+//! lookup (a read, or a commit's look at the version it replaces), a walk of the entries,
+//! a checkpoint's merge, or `verify`. Whichever meets it marks the file damaged and fails
+//! with an error that names the file and the page's offset; no lookup ever returns an
+//! entry from a page that failed its check.
+//!
+//! The index file is a cache of the data, and the writer has all it needs to make it
+//! again: at its next commit, or at the next pause of a writer that tends its checkpoints,
+//! it walks every live segment as an open without an index file does, and writes the
+//! result as a new index file. That file replaces the damaged one for this process's
+//! readers (an installed checkpoint, which the concurrent handle publishes like any other)
+//! and for other processes (a new file under the index file's name, which their next
+//! refresh loads). A read-only handle never writes, so it meets the damage as an error
+//! until a writer has rebuilt the file.
+
+use store_format::Position;
+
+use crate::error::Result;
+use crate::index::Index;
+use crate::recovery::{RecoveryReport, TailEnd, scan_tail};
+use crate::store::Store;
+
+impl Store {
+    /// Rebuilds the index from the data if a page of its file failed a check, and writes it
+    /// as a new index file (see the module's comment). A rebuild that fails (damage in the
+    /// data itself) poisons the store: its error names what a reopen would refuse.
+    pub(crate) fn repair_damaged_index(&mut self) -> Result<()> {
+        if !self.index.base_damaged() {
+            return Ok(());
+        }
+        let rebuilt = self.rebuild_index();
+        self.poison_on_err(rebuilt)
+    }
+
+    /// What `look` finds in this store's index, looked up again after a rebuild when the
+    /// first look met a damaged page of the index file: for a writer's lookups before it
+    /// writes.
+    pub(crate) fn look_up_repairing<T>(&mut self, look: impl Fn(&Store) -> Result<T>) -> Result<T> {
+        match look(self) {
+            Err(_) if self.index.base_damaged() => {
+                self.repair_damaged_index()?;
+                look(self)
+            }
+            found => found,
+        }
+    }
+
+    fn rebuild_index(&mut self) -> Result<()> {
+        let damaged = self.index.base().map(|base| base.path().to_path_buf());
+        // A checkpoint being written merges the damaged file into its own: it is not
+        // installed. Its thread is joined so that it renames nothing over the new file.
+        if let Some(in_flight) = self.checkpoints.take_in_flight() {
+            let _ = in_flight.join();
+        }
+        let active = self.active();
+        let end = TailEnd::Published(Position {
+            segment: active.id(),
+            offset: active.end(),
+        });
+        let mut index = Index::default();
+        let mut report = RecoveryReport::default();
+        // The writer's segment has the highest id of all, and every segment below it is
+        // whole, so the walk up to the writer's end reads every committed record once.
+        let scan = scan_tail(
+            &self.dir,
+            self.segments.live(),
+            &mut index,
+            None,
+            0,
+            end,
+            &mut report,
+        )?;
+        debug_assert_eq!(scan.last_seq, self.last_seq, "the walk meets every commit");
+        if self.journal.is_some() {
+            index.journal_everything();
+        }
+        self.index = index;
+        self.checkpoints.index_rebuilt();
+        tracing::warn!(
+            dir = %self.dir.display(),
+            index_file = ?damaged,
+            records = report.records_replayed,
+            bytes = report.bytes_replayed,
+            "a page of the index file failed its check: the index was rebuilt from the data"
+        );
+        self.write_checkpoint()
+    }
+}
