@@ -577,7 +577,11 @@ enum Meeting {
 fn the_writer_rebuilds_a_damaged_index_page_from_the_data() {
     const DOCS: u64 = 600;
     let text = |i: u64| {
-        let version = if i.is_multiple_of(2) { "second" } else { "first" };
+        let version = if i.is_multiple_of(2) {
+            "second"
+        } else {
+            "first"
+        };
         format!("document {i}, {version} version, which the index file points to")
     };
     for meeting in [
