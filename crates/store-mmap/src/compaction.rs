@@ -711,26 +711,23 @@ impl Store {
             match self.index.relocate(id, seq, position) {
                 Ok(true) => moved.push(id),
                 Ok(false) => report.records_superseded += 1,
-                // A damaged page of the index file: the entries are rebuilt below instead.
-                Err(_) if self.index.base_damaged() => {
+                // A page of the index file that fails its check: the entries are rebuilt
+                // below instead.
+                Err(_) => {
                     unmoved.push((id, seq));
                     break;
                 }
-                // The index no longer says where everything is: the store takes no more
-                // writes, and an open moves the entries into the inputs to the copies the
-                // list names.
-                Err(err) => return self.poison_on_err(Err(err)),
             }
         }
         unmoved.extend(copies.map(|(id, seq, _)| (id, seq)));
         for &id in &retired {
             self.segments.retire(id, plan, done.keeps_spares);
         }
-        if self.index.base_damaged() {
+        if !unmoved.is_empty() {
             // Rebuilt from the live segments, the inputs no longer among them, the index
             // holds every move; the copies whose documents were written again since are
             // the ones it does not point to.
-            self.repair_damaged_index()?;
+            self.rebuild_index()?;
             for (id, seq) in unmoved {
                 if self.index.get(id)?.is_some_and(|entry| entry.seq == seq) {
                     moved.push(id);

@@ -25,31 +25,37 @@ use crate::recovery::{RecoveryReport, TailEnd, scan_tail};
 use crate::store::Store;
 
 impl Store {
-    /// Rebuilds the index from the data if a page of its file failed a check, and writes it
-    /// as a new index file (see the module's comment). A rebuild that fails (damage in the
-    /// data itself) poisons the store: its error names what a reopen would refuse.
+    /// Rebuilds the index from the data if a page of its file failed a check (see
+    /// [`Store::rebuild_index`]).
     pub(crate) fn repair_damaged_index(&mut self) -> Result<()> {
         if !self.index.base_damaged() {
             return Ok(());
         }
-        let rebuilt = self.rebuild_index();
-        self.poison_on_err(rebuilt)
+        self.rebuild_index()
     }
 
     /// What `look` finds in this store's index, looked up again after a rebuild when the
-    /// first look met a damaged page of the index file: for a writer's lookups before it
-    /// writes.
+    /// first look failed: for a writer's lookups before it writes. A lookup fails only on a
+    /// page of the index file that fails its check.
     pub(crate) fn look_up_repairing<T>(&mut self, look: impl Fn(&Store) -> Result<T>) -> Result<T> {
         match look(self) {
-            Err(_) if self.index.base_damaged() => {
-                self.repair_damaged_index()?;
+            Err(_) => {
+                self.rebuild_index()?;
                 look(self)
             }
             found => found,
         }
     }
 
-    fn rebuild_index(&mut self) -> Result<()> {
+    /// Rebuilds the index from the data and writes it as a new index file (see the
+    /// module's comment). A rebuild that fails (damage in the data itself) poisons the
+    /// store: its error names what a reopen would refuse.
+    pub(crate) fn rebuild_index(&mut self) -> Result<()> {
+        let rebuilt = self.rebuild_from_data();
+        self.poison_on_err(rebuilt)
+    }
+
+    fn rebuild_from_data(&mut self) -> Result<()> {
         let damaged = self.index.base().map(|base| base.path().to_path_buf());
         // A checkpoint being written merges the damaged file into its own: it is not
         // installed. Its thread is joined so that it renames nothing over the new file.

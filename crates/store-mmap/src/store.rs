@@ -761,16 +761,13 @@ impl Store {
                     ),
                     BatchOp::Delete { id } => self.index.remove(id),
                 };
-                if indexed.is_err() && self.index.base_damaged() {
-                    // The entry this one replaces lies in a damaged page of the index file.
-                    // The commit is whole on disk and below every segment's committed end,
-                    // so the index rebuilt from the data holds all of it.
-                    self.repair_damaged_index()?;
+                if indexed.is_err() {
+                    // The entry this one replaces lies in a page of the index file that
+                    // fails its check. The commit is whole on disk and below every
+                    // segment's committed end, so the index rebuilt from the data holds
+                    // all of it.
+                    self.rebuild_index()?;
                     rebuilt = true;
-                } else {
-                    // Any other failure leaves the index not knowing where everything is;
-                    // the commit is durable, and a reopen rebuilds from the data.
-                    self.poison_on_err(indexed)?;
                 }
             }
             let at = match op {
