@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::Path;
 
-use store_format::SEGMENT_HEADER_LEN;
+use store_format::{DocId, SEGMENT_HEADER_LEN};
 
 use store_mmap::{
     Compaction, CompactionPolicy, CompactionReport, CompactionScope, DocRead, Error, IndexLoad,
@@ -483,6 +483,32 @@ fn a_second_compaction_of_the_same_segments_is_refused_and_discarded() {
 
 #[test]
 fn writes_between_plan_and_install_win_over_the_copies() {
+    let (moved, superseded) = write_between_plan_and_install(false);
+    assert_eq!(superseded, 2);
+    assert!(!moved.contains(&id(1)) && !moved.contains(&id(3)));
+}
+
+/// An install whose moves meet a damaged page of the index file (one written between the
+/// plan and the install, its pages damaged after it was mapped) retires the inputs and
+/// rebuilds the index from the live segments: it moves the same documents, and counts the
+/// same copies superseded by writes since the plan, as the same install over an intact
+/// file.
+#[test]
+fn an_install_whose_moves_meet_a_damaged_index_page_rebuilds_the_index() {
+    assert_eq!(
+        write_between_plan_and_install(true),
+        write_between_plan_and_install(false)
+    );
+}
+
+/// Plans a compaction of [`churned_store`] and runs it, overwrites document 1 and deletes
+/// document 3, writes a new index file (with every page of it then damaged in place when
+/// `damage_index`), and installs the compaction; checks every document, before and after a
+/// crash, and that the install rebuilt the index exactly when the file was damaged.
+/// Returns the documents moved, in order, and the copies counted as superseded.
+fn write_between_plan_and_install(damage_index: bool) -> (Vec<DocId>, u64) {
+    use std::os::unix::fs::FileExt;
+
     let (mut f, mut model) = churned_store();
     let plan = plan_everything(&mut f);
     let done = plan.run().unwrap();
@@ -490,67 +516,36 @@ fn writes_between_plan_and_install_win_over_the_copies() {
     f.store().delete(id(3)).unwrap();
     model.insert(1, "newer than the copy".to_owned());
     model.remove(&3);
-    let installed = f.store().install_compaction(done).unwrap();
-    assert_eq!(installed.report.records_superseded, 2);
-    assert!(!installed.moved.contains(&id(1)));
+    f.store().checkpoint().unwrap();
+    if damage_index {
+        let index = f.path().join("index.tsi");
+        let file = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .open(&index)
+            .unwrap();
+        let mut header = [0u8; 96];
+        file.read_exact_at(&mut header, 0).unwrap();
+        let table = u64::from(u32::from_le_bytes(header[92..96].try_into().unwrap()));
+        let len = file.metadata().unwrap().len();
+        // In place, as a disk would damage it: the store's mapping shows the change.
+        for page in (table..len).step_by(4096) {
+            let mut byte = [0u8];
+            file.read_exact_at(&mut byte, page + 20).unwrap();
+            file.write_all_at(&[byte[0] ^ 0x01], page + 20).unwrap();
+        }
+    }
+    let mut installed = f.store().install_compaction(done).unwrap();
+    assert_eq!(
+        f.store().stats().unwrap().index_rebuilds(),
+        u64::from(damage_index)
+    );
     check(&mut f, &model);
     f.crash();
     f.reopen();
     check(&mut f, &model);
-}
-
-/// An install whose moves meet a damaged page of the index file (one written between the
-/// plan and the install, its pages damaged after it was mapped) retires the inputs and
-/// rebuilds the index from the live segments: it moves the same documents, and counts the
-/// same copies superseded by writes since the plan, as the same install over an intact
-/// file, and every document reads back, before and after a crash.
-#[test]
-fn an_install_whose_moves_meet_a_damaged_index_page_rebuilds_the_index() {
-    use std::os::unix::fs::FileExt;
-
-    let install = |damage: bool| {
-        let (mut f, mut model) = churned_store();
-        let plan = plan_everything(&mut f);
-        let done = plan.run().unwrap();
-        f.store().put(id(1), "newer than the copy").unwrap();
-        f.store().delete(id(3)).unwrap();
-        model.insert(1, "newer than the copy".to_owned());
-        model.remove(&3);
-        f.store().checkpoint().unwrap();
-        if damage {
-            let index = f.path().join("index.tsi");
-            let file = OpenOptions::new()
-                .write(true)
-                .read(true)
-                .open(&index)
-                .unwrap();
-            let mut header = [0u8; 96];
-            file.read_exact_at(&mut header, 0).unwrap();
-            let table = u64::from(u32::from_le_bytes(header[92..96].try_into().unwrap()));
-            let len = file.metadata().unwrap().len();
-            // In place, as a disk would damage it: the store's mapping shows the change.
-            for page in (table..len).step_by(4096) {
-                let mut byte = [0u8];
-                file.read_exact_at(&mut byte, page + 20).unwrap();
-                file.write_all_at(&[byte[0] ^ 0x01], page + 20).unwrap();
-            }
-        }
-        let mut installed = f.store().install_compaction(done).unwrap();
-        assert_eq!(
-            f.store().stats().unwrap().index_rebuilds(),
-            u64::from(damage)
-        );
-        check(&mut f, &model);
-        f.crash();
-        f.reopen();
-        check(&mut f, &model);
-        installed.moved.sort_unstable();
-        (installed.moved, installed.report.records_superseded)
-    };
-    let (moved, superseded) = install(true);
-    assert_eq!(superseded, 2);
-    assert!(!moved.contains(&id(1)) && !moved.contains(&id(3)));
-    assert_eq!((moved, superseded), install(false));
+    installed.moved.sort_unstable();
+    (installed.moved, installed.report.records_superseded)
 }
 
 #[test]
