@@ -78,7 +78,7 @@ impl Store {
                     )
                 })
                 .collect(),
-            index: self.index_snapshot()?,
+            index: self.look_up_repairing(Store::index_snapshot)?,
             documents: self.len() as u64,
         })
     }

@@ -36,9 +36,11 @@ impl Store {
 
     /// What `look` finds in this store's index, looked up again after a rebuild when the
     /// first look failed: for a writer's lookups before it writes. A lookup fails only on a
-    /// page of the index file that fails its check.
+    /// page of the index file that fails its check. A read-only handle writes no file: it
+    /// returns the failure.
     pub(crate) fn look_up_repairing<T>(&mut self, look: impl Fn(&Store) -> Result<T>) -> Result<T> {
         match look(self) {
+            Err(err) if self.is_read_only() => Err(err),
             Err(_) => {
                 self.rebuild_index()?;
                 look(self)

@@ -550,6 +550,32 @@ fn a_damaged_index_page_is_reported_by_verify_and_refused_by_lookups() {
     assert!(err.to_string().contains("index.tsi"), "{err}");
 }
 
+/// A read-only handle writes no file, so it does not rebuild a damaged page of the index
+/// file: a backup through it fails with the damage, naming the file, and leaves the index
+/// file as it was.
+#[test]
+fn a_backup_through_a_read_only_handle_fails_on_a_damaged_index_page() {
+    let mut f = Fixture::new();
+    let mut batch = WriteBatch::new();
+    for i in 0..600u64 {
+        batch.put(id(i), &format!("document {i}"));
+    }
+    f.store().put_batch(&batch).unwrap();
+    f.close();
+    let index = f.path().join("index.tsi");
+    let bytes = std::fs::read(&index).unwrap();
+    let table_offset = u64::from(u32::from_le_bytes(bytes[92..96].try_into().unwrap()));
+    flip_byte(&index, table_offset + 2 * 4096 + 20);
+    let damaged = std::fs::read(&index).unwrap();
+    let mut reader = Store::open_read_only(f.path(), StoreOptions::new()).unwrap();
+    let err = reader
+        .backup(f.path().with_file_name("backup"))
+        .expect_err("the snapshot walks the damaged page");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("index.tsi"), "{err}");
+    assert_eq!(std::fs::read(&index).unwrap(), damaged);
+}
+
 /// What makes the writer meet a damaged page of the index file.
 #[derive(Debug, Clone, Copy)]
 enum Meeting {
@@ -566,6 +592,8 @@ enum Meeting {
     VerifyThenPause,
     /// A compaction, whose copies move documents on the page.
     Compaction,
+    /// A backup, which copies the whole index.
+    Backup,
 }
 
 /// A page of the index file that fails its check is rebuilt by the writer from the data,
@@ -591,6 +619,7 @@ fn the_writer_rebuilds_a_damaged_index_page_from_the_data() {
         Meeting::ReadThenCheckpoint,
         Meeting::VerifyThenPause,
         Meeting::Compaction,
+        Meeting::Backup,
     ] {
         let mut f = Fixture::with(
             StoreOptions::new()
@@ -624,6 +653,7 @@ fn the_writer_rebuilds_a_damaged_index_page_from_the_data() {
         let hit = on_page[0];
         let elsewhere = (0..DOCS).find(|i| !on_page.contains(i)).unwrap();
         let mut expected: Vec<Option<String>> = (0..DOCS).map(|i| Some(text(i))).collect();
+        let backup = f.path().with_file_name("backup");
 
         let store = f.reopen();
         let read_fails = || {
@@ -657,6 +687,10 @@ fn the_writer_rebuilds_a_damaged_index_page_from_the_data() {
                 let report = store.compact().unwrap();
                 assert!(report.records_copied > 0, "{report:?}");
             }
+            Meeting::Backup => {
+                let report = store.backup(&backup).unwrap();
+                assert_eq!(report.documents, DOCS, "{report:?}");
+            }
         }
         let check = |store: &Store| {
             for (i, want) in expected.iter().enumerate() {
@@ -673,6 +707,11 @@ fn the_writer_rebuilds_a_damaged_index_page_from_the_data() {
         assert!(matches!(store.recovery().index, IndexLoad::Loaded { .. }));
         check(store);
         assert_eq!(store.stats().unwrap().index_rebuilds(), 0, "{meeting:?}");
+        if let Meeting::Backup = meeting {
+            let copy = Store::open(&backup, StoreOptions::new()).unwrap();
+            assert!(matches!(copy.recovery().index, IndexLoad::Loaded { .. }));
+            check(&copy);
+        }
     }
 }
 
