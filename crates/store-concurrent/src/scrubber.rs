@@ -29,11 +29,11 @@ pub struct ScrubStats {
 }
 
 impl ScrubStats {
-    /// Passes over every sealed segment completed.
+    /// Passes over every sealed segment and the index file completed.
     pub fn passes(&self) -> u64 {
         self.passes
     }
-    /// Bytes of records checked.
+    /// Bytes of records and of index file pages checked.
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -41,7 +41,8 @@ impl ScrubStats {
     pub fn records_ok(&self) -> u64 {
         self.records_ok
     }
-    /// Damaged ranges found; every record in them fails its next read.
+    /// Damaged ranges and index file pages found; every record in them, and every lookup
+    /// that reaches such a page, fails its next read.
     pub fn damaged_ranges(&self) -> u64 {
         self.damaged_ranges
     }
@@ -61,12 +62,12 @@ impl store_format::VisitStats for ScrubStats {
         );
         out.counter(
             "textstore_scrub_bytes_total",
-            "Bytes of records the scrub checked.",
+            "Bytes of records and index file pages the scrub checked.",
             self.bytes,
         );
         out.counter(
             "textstore_scrub_damaged_ranges_total",
-            "Damaged ranges the scrub found.",
+            "Damaged ranges and index file pages the scrub found.",
             self.damaged_ranges,
         );
     }
@@ -182,6 +183,8 @@ impl Worker {
             };
             after = plan.segment();
             let report = plan.cancel_when(Arc::clone(&self.stop)).run();
+            // A plan of the index file alone (no segment sealed yet) ends the pass.
+            let last = after.is_none();
             {
                 let mut stats = lock(&self.counters.0);
                 stats.bytes += report.bytes;
@@ -193,6 +196,9 @@ impl Worker {
             }
             if report.cancelled {
                 return Err(Stopped);
+            }
+            if last {
+                return Ok(());
             }
         }
     }

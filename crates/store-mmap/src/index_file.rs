@@ -146,7 +146,9 @@ impl MappedIndex {
             .collect()
     }
 
-    /// Checks every page and every slot again, whatever was remembered: for `verify`.
+    /// Checks every page and every slot again, whatever was remembered: for `verify` and
+    /// the scrub. A page that fails is forgotten as checked, so that the next lookup that
+    /// touches it fails too instead of trusting what the disk changed since its first check.
     pub(crate) fn verify(&self) -> Vec<(u64, String)> {
         let mut problems = Vec::new();
         for page in 0..self.header.page_count() {
@@ -156,6 +158,7 @@ impl MappedIndex {
             });
             if let Err(err) = checked {
                 self.damaged.store(true, Ordering::Relaxed);
+                self.forget(page);
                 problems.push((self.header.page_offset(page) as u64, err.to_string()));
             }
         }
@@ -182,6 +185,12 @@ impl MappedIndex {
         check_index_page(&self.map, &self.header, page)?;
         bits.fetch_or(bit, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn forget(&self, page: u64) {
+        if let Some(bits) = self.checked.get((page / 64) as usize) {
+            bits.fetch_and(!(1u64 << (page % 64)), Ordering::Relaxed);
+        }
     }
 
     fn damage(&self, err: &store_format::FormatError) -> Error {

@@ -1,6 +1,7 @@
-//! The scrub: checking again, at a paced rate, the records of sealed segments, so that
-//! damage that reaches the disk after a record's first read is found and the next read of
-//! that record fails instead of serving it.
+//! The scrub: checking again, at a paced rate, the records of sealed segments and the pages
+//! of the index file, so that damage that reaches the disk after a record's or a page's
+//! first read is found and the next read that reaches it fails instead of serving it (and
+//! the writer rebuilds a damaged index file from the data, `rebuild.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -8,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use store_format::SEGMENT_HEADER_LEN;
 
+use crate::index_file::MappedIndex;
 use crate::pace::Pace;
 use crate::segment_map::SegmentMap;
 use crate::store::Store;
@@ -18,6 +20,8 @@ use crate::walk::Problem;
 /// ([`Store::plan_scrub`]); it runs on any thread, without the store.
 pub struct Scrub {
     segments: Vec<(SegmentMap, u32, u64)>,
+    /// The index file, checked after the segments.
+    index: Option<Arc<MappedIndex>>,
     bytes_per_sec: Option<u64>,
     cancel: Option<Arc<AtomicBool>>,
 }
@@ -28,7 +32,7 @@ pub struct Scrub {
 pub struct ScrubReport {
     /// Segments checked whole.
     pub segments: u64,
-    /// Bytes of records checked.
+    /// Bytes of records checked, and of the index file's pages.
     pub bytes: u64,
     /// Records that passed: from now on they are known good in this process.
     pub records_ok: u64,
@@ -41,29 +45,39 @@ pub struct ScrubReport {
 }
 
 impl Store {
-    /// Plans a scrub of every sealed segment (every one but the segment receiving writes),
-    /// at most `bytes_per_sec` when set.
+    /// Plans a scrub of every sealed segment (every one but the segment receiving writes)
+    /// and of the index file, at most `bytes_per_sec` when set.
     pub fn plan_scrub(&self, bytes_per_sec: Option<u64>) -> Scrub {
         Scrub {
             segments: self.sealed_for_scrub(None).collect(),
+            index: self.index().base().cloned(),
             bytes_per_sec,
             cancel: None,
         }
     }
 
     /// Plans a scrub of the first sealed segment whose id is above `after` (of the first
-    /// sealed segment, when `None`); `None` when there is none. A pass planned a segment at
-    /// a time ([`Scrub::segment`] names the one to plan after) holds only the segment it
-    /// checks: a segment that a compaction replaces while the pass is under way is not kept
-    /// on disk until the pass ends.
+    /// sealed segment and of the index file, when `None`); `None` when there is nothing to
+    /// check. A pass planned a segment at a time ([`Scrub::segment`] names the one to plan
+    /// after, and is `None` once the pass is done) holds only the segment it checks: a
+    /// segment that a compaction replaces while the pass is under way is not kept on disk
+    /// until the pass ends.
     pub fn plan_scrub_after(
         &self,
         after: Option<u32>,
         bytes_per_sec: Option<u64>,
     ) -> Option<Scrub> {
-        let segment = self.sealed_for_scrub(after).next()?;
+        let segment = self.sealed_for_scrub(after).next();
+        let index = after
+            .is_none()
+            .then(|| self.index().base().cloned())
+            .flatten();
+        if segment.is_none() && index.is_none() {
+            return None;
+        }
         Some(Scrub {
-            segments: vec![segment],
+            segments: segment.into_iter().collect(),
+            index,
             bytes_per_sec,
             cancel: None,
         })
@@ -88,7 +102,8 @@ impl Store {
 
 impl Scrub {
     /// The id of the last segment the plan checks, if any: where the next plan of a pass
-    /// taken a segment at a time starts ([`Store::plan_scrub_after`]).
+    /// taken a segment at a time starts ([`Store::plan_scrub_after`]). `None` for a plan
+    /// of the index file alone, which ends its pass.
     pub fn segment(&self) -> Option<u32> {
         self.segments.last().map(|(map, _, _)| map.id())
     }
@@ -100,9 +115,10 @@ impl Scrub {
     }
 
     /// Checks every record of the planned segments through their mappings (CRC32C, UTF-8,
-    /// sequence order, commit groups), as [`Store::verify`] does. Records that pass are
-    /// remembered as checked; every record in a damaged range is forgotten, so that its
-    /// next read checks it and fails.
+    /// sequence order, commit groups), then every page of the index file, as
+    /// [`Store::verify`] does. Records that pass are remembered as checked; every record in
+    /// a damaged range, and every page that fails, is forgotten, so that its next read
+    /// checks it and fails.
     ///
     /// Each segment's mapping is let go once the segment is checked, before the pass pauses
     /// to keep its rate.
@@ -137,6 +153,23 @@ impl Scrub {
             if pace.spend(checked).is_err() {
                 report.cancelled = true;
                 break;
+            }
+        }
+        if let Some(index) = self.index.filter(|_| !report.cancelled) {
+            for (offset, what) in index.verify() {
+                tracing::error!(
+                    index_file = %index.path().display(),
+                    offset,
+                    what = %what,
+                    "the scrub found a damaged page of the index file: the writer rebuilds it"
+                );
+                report
+                    .problems
+                    .push(Problem::at(index.path(), offset, what));
+            }
+            report.bytes += index.len_bytes();
+            if pace.spend(index.len_bytes()).is_err() {
+                report.cancelled = true;
             }
         }
         report.elapsed = started.elapsed();

@@ -148,10 +148,12 @@ fn a_scrub_planned_a_segment_at_a_time_checks_every_sealed_segment_once_in_order
         .iter()
         .map(|map| u64::from(map.committed_end()) - store_format::SEGMENT_HEADER_LEN as u64)
         .sum();
+    let index_bytes = f.store().stats().unwrap().index_file_bytes();
+    assert!(index_bytes > 0);
     let whole = f.store().plan_scrub(None).run();
     assert_eq!(
         (whole.segments, whole.bytes),
-        (sealed, sealed_bytes),
+        (sealed, sealed_bytes + index_bytes),
         "{whole:?}"
     );
 
@@ -178,4 +180,62 @@ fn a_scrub_planned_a_segment_at_a_time_checks_every_sealed_segment_once_in_order
     assert_eq!(total.records_ok, whole.records_ok);
     assert_eq!(total.problems, whole.problems);
     assert!(f.store().plan_scrub_after(Some(u32::MAX), None).is_none());
+}
+
+/// Damage that reaches a page of the index file after lookups checked it: the scrub finds
+/// it and forgets the page's check, so that every lookup that reaches the page fails from
+/// then on instead of trusting it; the writer's next pause rebuilds the index from the data,
+/// and every document reads back.
+#[test]
+fn the_scrub_finds_a_damaged_index_page_and_the_writer_rebuilds_it() {
+    const DOCS: u64 = 600;
+    let text = |n: u64| format!("document {n}: {TEXT}");
+    let mut f = Fixture::new();
+    for n in 0..DOCS {
+        f.store().put(id(n), &text(n)).unwrap();
+    }
+    f.reopen();
+    for n in 0..DOCS {
+        assert_eq!(
+            f.store().get(id(n)).unwrap().as_deref(),
+            Some(text(n).as_str())
+        );
+    }
+    let on_page = f
+        .store()
+        .checkpointed_index()
+        .expect("an index file")
+        .page_ids(2)
+        .unwrap();
+    assert!(!on_page.is_empty());
+    let index = f.path().join("index.tsi");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&index)
+        .unwrap();
+    let mut header = [0u8; 96];
+    file.read_exact_at(&mut header, 0).unwrap();
+    let page = u64::from(u32::from_le_bytes(header[92..96].try_into().unwrap())) + 2 * 4096;
+    let mut crc = [0u8; 4];
+    file.read_exact_at(&mut crc, page + 4092).unwrap();
+    file.write_all_at(&[crc[0] ^ 0x01], page + 4092).unwrap();
+
+    let report = f.store().plan_scrub(None).run();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert_eq!(report.problems[0].path, index);
+    assert_eq!(report.problems[0].offset, page);
+    for &doc in &on_page {
+        let err = f.store().get(doc).unwrap_err();
+        assert!(err.is_corruption(), "{err}");
+    }
+    f.store().tend_checkpoint(true).unwrap();
+    assert_eq!(f.store().stats().unwrap().index_rebuilds(), 1);
+    for n in 0..DOCS {
+        assert_eq!(
+            f.store().get(id(n)).unwrap().as_deref(),
+            Some(text(n).as_str())
+        );
+    }
+    assert!(f.store().plan_scrub(None).run().problems.is_empty());
 }
