@@ -188,3 +188,43 @@ fn a_pass_over_a_clean_store_counts_each_sealed_record_once() {
     );
     store.close().unwrap();
 }
+
+/// A store whose one segment receives writes has no sealed segment to check, only its
+/// index file: each pass checks that alone and ends, and the passes go on counting.
+#[test]
+fn a_pass_over_a_store_without_sealed_segments_checks_the_index_file_and_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let writer = WriterOptions::default().scrub(ScrubPolicy::off());
+    let store = ConcurrentStore::create(&path, StoreOptions::new(), writer).unwrap();
+    for n in 0..100 {
+        store
+            .put(id(n), format!("document {n}"))
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    store.close().unwrap();
+    let index_len = std::fs::metadata(path.join("index.tsi")).unwrap().len();
+    let policy = ScrubPolicy {
+        bytes_per_sec: Some(1 << 30),
+        pause_between_passes: Duration::from_millis(5),
+    };
+    let store = ConcurrentStore::open(
+        &path,
+        StoreOptions::new(),
+        WriterOptions::default().scrub(policy),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.scrub_stats().passes() < 3 {
+        assert!(Instant::now() < deadline, "{:?}", store.scrub_stats());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let stats = store.scrub_stats();
+    assert_eq!(stats.records_ok(), 0, "{stats:?}");
+    assert_eq!(stats.damaged_ranges(), 0, "{stats:?}");
+    assert_eq!(stats.bytes() % index_len, 0, "{stats:?}");
+    assert!(stats.bytes() / index_len >= 3, "{stats:?}");
+    store.close().unwrap();
+}
