@@ -1,11 +1,13 @@
-//! The scrub beside the writer: a thread that checks the sealed segments again, pass after
-//! pass, at a paced rate, so that damage that reaches the disk after a record's first read
-//! is found and the next read of that record fails.
+//! The scrub beside the writer: a thread that checks the sealed segments and the index
+//! file's pages again, pass after pass, at a paced rate, so that damage that reaches the
+//! disk after a record's or a page's first read is found and the next read that reaches it
+//! fails (and the writer rebuilds a damaged index file at its next commit or pause).
 //!
-//! The writer thread plans each segment of a pass (it notes the next sealed segment, a quick
-//! step); the check runs here, through the segment's mapping, with no lock: what it changes
-//! is the set of checked records of each segment, which readers consult with relaxed loads
-//! (see `store_mmap::SegmentMap::read_doc`).
+//! The writer thread plans each segment of a pass (it notes the next sealed segment, and
+//! the index file with the first, a quick step); the check runs here, through the mappings,
+//! with no lock: what it changes is the set of checked records of each segment and of
+//! checked pages of the index file, which readers consult with relaxed loads (see
+//! `store_mmap::SegmentMap::read_doc`).
 
 use std::time::Duration;
 
@@ -162,7 +164,8 @@ impl Worker {
         }
     }
 
-    /// One pass over the sealed segments, planned a segment at a time: the thread holds
+    /// One pass over the sealed segments and the index file, planned a segment at a time
+    /// (the index file with the first, or alone when none is sealed): the thread holds
     /// only the segment it checks, so a segment that a compaction replaces while the pass
     /// is under way can be removed without waiting for the pass to end.
     fn pass(&self) -> Result<(), Stopped> {

@@ -1,5 +1,6 @@
-//! The scrub thread: it checks the sealed segments again, pass after pass, and a record
-//! damaged on disk after its first read fails its next read once a pass has found it.
+//! The scrub thread: it checks the sealed segments and the index file again, pass after
+//! pass, and a record damaged on disk after its first read fails its next read once a pass
+//! has found it.
 
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
