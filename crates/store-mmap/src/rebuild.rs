@@ -50,11 +50,16 @@ impl Store {
     }
 
     /// Rebuilds the index from the data and writes it as a new index file (see the
-    /// module's comment). A rebuild that fails (damage in the data itself) poisons the
-    /// store: its error names what a reopen would refuse.
+    /// module's comment). A walk that fails (damage in the data itself) poisons the store:
+    /// its error names what a reopen would refuse. A new index file that fails to be
+    /// written is a failed checkpoint, retried as any other: the index in memory is whole.
     pub(crate) fn rebuild_index(&mut self) -> Result<()> {
         let rebuilt = self.rebuild_from_data();
-        self.poison_on_err(rebuilt)
+        self.poison_on_err(rebuilt)?;
+        if let Err(err) = self.write_checkpoint() {
+            self.checkpoint_failed(&err);
+        }
+        Ok(())
     }
 
     fn rebuild_from_data(&mut self) -> Result<()> {
@@ -97,6 +102,6 @@ impl Store {
             bytes = report.bytes_replayed,
             "a page of the index file failed its check: the index was rebuilt from the data"
         );
-        self.write_checkpoint()
+        Ok(())
     }
 }

@@ -576,6 +576,50 @@ fn a_backup_through_a_read_only_handle_fails_on_a_damaged_index_page() {
     assert_eq!(std::fs::read(&index).unwrap(), damaged);
 }
 
+/// A rebuilt index whose new file fails to be written is a failed checkpoint, not a
+/// failed write: the commit that met the damage succeeds, the store takes writes on from
+/// the index in memory, and the next checkpoint writes the file.
+#[test]
+fn a_rebuild_whose_index_file_fails_to_be_written_loses_nothing() {
+    use store_mmap::fault::{Fault, FaultOp, FaultStorage};
+
+    let storage = std::sync::Arc::new(FaultStorage::new());
+    let mut f = Fixture::with(StoreOptions::new().storage(storage.clone()));
+    let mut batch = WriteBatch::new();
+    for i in 0..600u64 {
+        batch.put(id(i), &format!("document {i}"));
+    }
+    f.store().put_batch(&batch).unwrap();
+    f.close();
+    let index = f.path().join("index.tsi");
+    let bytes = std::fs::read(&index).unwrap();
+    let table_offset = u64::from(u32::from_le_bytes(bytes[92..96].try_into().unwrap()));
+    flip_byte(&index, table_offset + 2 * 4096 + 20);
+    f.reopen();
+    storage.inject_on(Fault::Fail(FaultOp::Create), &f.path().join("index.tmp"));
+    for i in 0..600u64 {
+        f.store()
+            .put(id(i), &format!("document {i}, again"))
+            .unwrap();
+    }
+    let stats = f.store().stats().unwrap();
+    assert_eq!(stats.index_rebuilds(), 1);
+    assert!(stats.checkpoint_failures() >= 1, "{stats:?}");
+    assert!(storage.injected(Fault::Fail(FaultOp::Create)) >= 1);
+    storage.disarm();
+    f.store().checkpoint().unwrap();
+    assert!(f.store().verify().is_clean());
+    let store = f.reopen();
+    assert!(matches!(store.recovery().index, IndexLoad::Loaded { .. }));
+    for i in 0..600u64 {
+        let got = store.get(id(i)).unwrap();
+        assert_eq!(
+            got.as_deref(),
+            Some(format!("document {i}, again").as_str())
+        );
+    }
+}
+
 /// What makes the writer meet a damaged page of the index file.
 #[derive(Debug, Clone, Copy)]
 enum Meeting {
