@@ -4,14 +4,15 @@
 //! when something first touches it (`index_file.rs`), so that an open costs the same at any
 //! number of documents. Damage in a page the open did not read therefore shows later: in a
 //! lookup (a read, or a commit's look at the version it replaces), a walk of the entries,
-//! a checkpoint's merge, or `verify`. Whichever meets it marks the file damaged and fails
-//! with an error that names the file and the page's offset; no lookup ever returns an
-//! entry from a page that failed its check.
+//! a checkpoint's merge, `verify` or the scrub. Whichever meets it marks the file damaged;
+//! a lookup or a walk fails with an error that names the file and the page's offset, and
+//! `verify` and the scrub report it. No lookup ever returns an entry from a page that
+//! failed its check.
 //!
 //! The index file is a cache of the data, and the writer has all it needs to make it
-//! again: at its next commit, or at the next pause of a writer that tends its checkpoints,
-//! it walks every live segment as an open without an index file does, and writes the
-//! result as a new index file. That file replaces the damaged one for this process's
+//! again: at its next write (a commit, a delete, a compaction, a backup, a checkpoint), or
+//! at the next pause of a writer that tends its checkpoints, it walks every live segment as
+//! an open without an index file does, and writes the result as a new index file. That file replaces the damaged one for this process's
 //! readers (an installed checkpoint, which the concurrent handle publishes like any other)
 //! and for other processes (a new file under the index file's name, which their next
 //! refresh loads). A read-only handle never writes, so it meets the damage as an error
