@@ -1,7 +1,8 @@
 //! The scrub beside the writer: a thread that checks the sealed segments and the index
 //! file's pages again, pass after pass, at a paced rate, so that damage that reaches the
 //! disk after a record's or a page's first read is found and the next read that reaches it
-//! fails (and the writer rebuilds a damaged index file at its next commit or pause).
+//! fails (and the writer thread rebuilds a damaged index file at its next commit or pause,
+//! or a read-only handle's at its next refresh).
 //!
 //! The writer thread plans each segment of a pass (it notes the next sealed segment, and
 //! the index file with the first, a quick step); the check runs here, through the mappings,

@@ -109,8 +109,9 @@ struct Core {
     /// group of puts alone (a bulk ingest's 20,000 puts, for one) then pays no map.
     overlay: HashMap<DocId, bool>,
     overlay_live: bool,
-    /// The engine's count of installed checkpoints when readers were last shown one.
-    checkpoints_seen: u64,
+    /// The engine's index generation (a checkpoint installed, or the index rebuilt) when
+    /// readers were last shown its index.
+    index_generation_seen: u64,
     /// A write taken off the queue that did not fit the last group: the next group's first.
     carried: Option<Request>,
     /// Writes taken off the queue so far, by every holder: what a [`Drain::Queued`]
@@ -176,13 +177,14 @@ impl WriterCore {
         writes: Receiver<Request>,
         control: Receiver<Request>,
     ) -> WriterCore {
+        let index_generation_seen = engine.index_generation();
         WriterCore {
             core: Mutex::new(Some(Core {
                 engine,
                 publisher,
                 overlay: HashMap::new(),
                 overlay_live: false,
-                checkpoints_seen: 0,
+                index_generation_seen,
                 carried: None,
                 taken: 0,
                 placed: Vec::new(),
@@ -528,13 +530,17 @@ impl Core {
         match request {
             Request::Sync { done } => done.complete(self.unless_poisoned(shared, Store::sync)),
             Request::Refresh { done } => done.complete(self.refresh(shared)),
+            // A plan's lookups may rebuild a damaged index file (`store_mmap`'s
+            // `rebuild.rs`): readers are shown the new index before the plan returns.
             Request::PlanCompaction { scope, done } => {
-                done.complete(
-                    self.unless_poisoned(shared, |engine| engine.plan_compaction(&scope)),
-                );
+                let plan = self.unless_poisoned(shared, |engine| engine.plan_compaction(&scope));
+                self.show_new_index();
+                done.complete(plan);
             }
             Request::PlanBackup { done } => {
-                done.complete(self.on_engine(shared, |engine| engine.plan_backup()));
+                let plan = self.on_engine(shared, |engine| engine.plan_backup());
+                self.show_new_index();
+                done.complete(plan);
             }
             Request::Stats { done } => {
                 done.complete(self.on_engine(shared, |engine| engine.stats()));
@@ -765,22 +771,28 @@ impl Core {
         self.publisher.finish(last_seq, self.engine.len() as u64);
     }
 
-    /// Shows readers the engine's new checkpoint, with the changes since it, if it
-    /// installed one since the last look. Returns whether it did: the table it publishes
-    /// holds every change, the last commit's included.
+    /// Shows readers the engine's new index (a checkpoint it installed, or the index it
+    /// rebuilt from the data), with the changes since it, if it took one since the last
+    /// look. Returns whether it did: the table it publishes holds every change, the last
+    /// commit's included.
     fn publish_checkpoint(&mut self) -> bool {
-        let installed = self.engine.checkpoints_installed();
-        if installed == self.checkpoints_seen {
+        if self.engine.index_generation() == self.index_generation_seen {
             return false;
         }
-        self.checkpoints_seen = installed;
-        let store = &self.engine;
-        let Some(checkpoint) = store.checkpointed_index() else {
-            return false;
-        };
-        self.publisher
-            .install_index(Some(StdArc::new(checkpoint)), store.index_changes());
+        self.install_engine_index();
         true
+    }
+
+    /// Shows readers the engine's index as it is: its checkpoint (none, for an index
+    /// rebuilt from the data) and the changes since.
+    fn install_engine_index(&mut self) {
+        let store = &self.engine;
+        self.index_generation_seen = store.index_generation();
+        let checkpoint = store
+            .checkpointed_index()
+            .map(|index| StdArc::new(index) as StdArc<dyn Checkpointed>);
+        self.publisher
+            .install_index(checkpoint, store.index_changes());
     }
 
     /// Brings a read-only engine up to date and shows readers its new state: new segments
@@ -795,18 +807,13 @@ impl Core {
         // A reload may bring a writer's compaction: outputs in, inputs out.
         self.publisher.begin_replacement();
         self.publish_new_segments();
-        let store = &self.engine;
         if let Refreshed::Appended { .. } = refreshed {
             // The same checkpoint: the table takes the documents the commits changed.
             for id in changed {
                 self.publisher.set(id, location(&self.engine, id));
             }
         } else {
-            let checkpoint = store
-                .checkpointed_index()
-                .map(|index| StdArc::new(index) as StdArc<dyn Checkpointed>);
-            self.publisher
-                .install_index(checkpoint, store.index_changes());
+            self.install_engine_index();
         }
         let store = &self.engine;
         for id in self.publisher.segment_ids() {
@@ -830,6 +837,12 @@ impl Core {
         // A checkpoint that fails is retried at the next idle spell or due point; the data
         // is durable either way.
         let _ = self.on_engine(shared, |engine| engine.tend_checkpoint(true));
+        self.show_new_index();
+    }
+
+    /// Publishes the engine's new index, if it took one (see `publish_checkpoint`), as a
+    /// publication of its own.
+    fn show_new_index(&mut self) {
         if self.publish_checkpoint() {
             let store = &self.engine;
             self.publisher.finish(store.last_seq(), store.len() as u64);

@@ -199,7 +199,7 @@ impl MappedIndex {
             &self.path,
             err.offset(),
             format!(
-                "{err}; the index file is a cache of the data: the store's writer rebuilds it from the data at its next commit or pause"
+                "{err}; the index file is a cache of the data: the store's writer rebuilds it from the data at its next commit, pause or refresh, a read-only handle at its next refresh"
             ),
         )
     }

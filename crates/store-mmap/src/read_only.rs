@@ -46,7 +46,9 @@ pub enum Refreshed {
         /// Records applied.
         records: u64,
     },
-    /// The view was loaded afresh from a newer index checkpoint or after a compaction.
+    /// The view was loaded afresh from a newer index checkpoint or after a compaction, or
+    /// its index was rebuilt from the data because a page of the index file failed its
+    /// check.
     Reloaded,
 }
 
@@ -77,6 +79,7 @@ impl Store {
             seen: loaded.seen,
             retired_list: loaded.retired_list,
             writer_was_live: loaded.writer_was_live,
+            damaged_index_file: None,
         };
         Store::assemble(dir, Role::Reader(follower), meta, options, loaded.recovered)
     }
@@ -84,7 +87,11 @@ impl Store {
     /// Brings a read-only view up to the writer's latest published commit (or, with no
     /// writer live, to the end of the data). A commit that had returned to its writer
     /// before this call is visible after it. For the writer's own handle there is nothing
-    /// to do.
+    /// to bring in.
+    ///
+    /// On any handle whose reads met a damaged page of the index file, it first rebuilds
+    /// the index from the data (`rebuild.rs`; the writer also writes it as a new file) and
+    /// reports [`Refreshed::Reloaded`].
     pub fn refresh(&mut self) -> Result<Refreshed> {
         self.refresh_with(&mut Vec::new())
     }
@@ -94,6 +101,24 @@ impl Store {
     /// own readers. After [`Refreshed::Reloaded`] every document may have moved, and
     /// `changed` is left as it was.
     pub fn refresh_with(&mut self, changed: &mut Vec<DocId>) -> Result<Refreshed> {
+        let rebuilt = self.index.base_damaged();
+        if rebuilt {
+            self.rebuild_index()?;
+        }
+        let before = changed.len();
+        match self.follow_writer(changed)? {
+            Refreshed::Reloaded => Ok(Refreshed::Reloaded),
+            _ if rebuilt => {
+                changed.truncate(before);
+                Ok(Refreshed::Reloaded)
+            }
+            refreshed => Ok(refreshed),
+        }
+    }
+
+    /// Brings the view up to the writer's latest published commit (see
+    /// [`Store::refresh_with`]).
+    fn follow_writer(&mut self, changed: &mut Vec<DocId>) -> Result<Refreshed> {
         let uid = self.meta.store_uid;
         let Role::Reader(follower) = &mut self.role else {
             return Ok(Refreshed::Unchanged);
@@ -108,7 +133,12 @@ impl Store {
         let retired_list = read_retired_list(&self.dir)?;
         let index_identity = index_identity(&self.dir)?;
         let writer = follower.lock.writer(uid)?;
-        let base_identity = self.index.base().map(|base| base.identity());
+        // A view rebuilt from the data stands for the damaged file it replaced.
+        let base_identity = self
+            .index
+            .base()
+            .map(|base| base.identity())
+            .or(follower.damaged_index_file);
         let (bound, _guard, live) = match writer {
             // A writer that holds the lock but has not published since it opened shows the
             // page its predecessor left, whose position may lie below what this view read
@@ -190,6 +220,7 @@ impl Store {
         follower.seen = loaded.seen;
         follower.retired_list = loaded.retired_list;
         follower.writer_was_live = loaded.writer_was_live;
+        follower.damaged_index_file = None;
         self.replace_view(loaded.recovered)?;
         // A compaction may have raised the change floor; the writer records it before the
         // retired-segment list that made this a reload.

@@ -9,21 +9,25 @@
 //! `verify` and the scrub report it. No lookup ever returns an entry from a page that
 //! failed its check.
 //!
-//! The index file is a cache of the data, and the writer has all it needs to make it
-//! again: at its next write (a commit, a delete, a compaction, a backup, a checkpoint), or
-//! at the next pause of a writer that tends its checkpoints, it walks every live segment as
-//! an open without an index file does, and writes the result as a new index file. That file replaces the damaged one for this process's
-//! readers (an installed checkpoint, which the concurrent handle publishes like any other)
-//! and for other processes (a new file under the index file's name, which their next
-//! refresh loads). A read-only handle never writes, so it meets the damage as an error
-//! until a writer has rebuilt the file.
+//! The index file is a cache of the data, and every handle has all it needs to make its
+//! index again: it walks every live segment as an open without an index file does.
+//! - The writer does so at its next write (a commit, a delete, a compaction, a backup, a
+//!   checkpoint), at its next refresh, or at the next pause of a writer that tends its
+//!   checkpoints, and writes the result as a new index file. That file replaces the damaged
+//!   one for this process's readers (an installed checkpoint, which the concurrent handle
+//!   publishes like any other) and for other processes (a new file under the index file's
+//!   name, which their next refresh loads).
+//! - A read-only handle writes no file: it rebuilds its view's index in memory at its next
+//!   refresh or backup, and keeps it until a refresh that brings in a commit finds that the
+//!   writer replaced the damaged file. Until that refresh or backup, each of its reads that meets the page
+//!   fails.
 
 use store_format::Position;
 
 use crate::error::Result;
 use crate::index::Index;
 use crate::recovery::{RecoveryReport, TailEnd, scan_tail};
-use crate::store::Store;
+use crate::store::{Role, Store};
 
 impl Store {
     /// Rebuilds the index from the data if a page of its file failed a check (see
@@ -36,12 +40,10 @@ impl Store {
     }
 
     /// What `look` finds in this store's index, looked up again after a rebuild when the
-    /// first look failed: for a writer's lookups before it writes. A lookup fails only on a
-    /// page of the index file that fails its check. A read-only handle writes no file: it
-    /// returns the failure.
+    /// first look failed: for lookups that a write or a backup makes. A lookup fails only
+    /// on a page of the index file that fails its check.
     pub(crate) fn look_up_repairing<T>(&mut self, look: impl Fn(&Store) -> Result<T>) -> Result<T> {
         match look(self) {
-            Err(err) if self.is_read_only() => Err(err),
             Err(_) => {
                 self.rebuild_index()?;
                 look(self)
@@ -50,12 +52,16 @@ impl Store {
         }
     }
 
-    /// Rebuilds the index from the data and writes it as a new index file (see the
-    /// module's comment). A walk that fails (damage in the data itself) poisons the store:
-    /// its error names what a reopen would refuse. A new index file that fails to be
-    /// written is a failed checkpoint, retried as any other: the index in memory is whole.
+    /// Rebuilds the index from the data and, on the writer, writes it as a new index file
+    /// (see the module's comment). A walk that fails (damage in the data itself) poisons
+    /// the writer: its error names what a reopen would refuse. A new index file that fails
+    /// to be written is a failed checkpoint, retried as any other: the index in memory is
+    /// whole.
     pub(crate) fn rebuild_index(&mut self) -> Result<()> {
         let rebuilt = self.rebuild_from_data();
+        if self.is_read_only() {
+            return rebuilt;
+        }
         self.poison_on_err(rebuilt)?;
         if let Err(err) = self.write_checkpoint() {
             self.checkpoint_failed(&err);
@@ -65,6 +71,7 @@ impl Store {
 
     fn rebuild_from_data(&mut self) -> Result<()> {
         let damaged = self.index.base().map(|base| base.path().to_path_buf());
+        let damaged_identity = self.index.base().map(|base| base.identity());
         // A checkpoint being written merges the damaged file into its own: it is not
         // installed. Its thread is joined so that it renames nothing over the new file.
         if let Some(in_flight) = self.checkpoints.take_in_flight() {
@@ -96,6 +103,9 @@ impl Store {
         }
         self.index = index;
         self.checkpoints.index_rebuilt();
+        if let Role::Reader(follower) = &mut self.role {
+            follower.damaged_index_file = damaged_identity.or(follower.damaged_index_file);
+        }
         tracing::warn!(
             dir = %self.dir.display(),
             index_file = ?damaged,

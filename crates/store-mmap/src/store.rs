@@ -484,10 +484,12 @@ impl Store {
             .map(|(id, entry)| (id, entry.map(|e| e.position())))
     }
 
-    /// How many checkpoints this handle has installed: when it changes,
-    /// [`Store::checkpointed_index`] is another file and [`Store::index_changes`] shorter.
-    pub fn checkpoints_installed(&self) -> u64 {
-        self.checkpoints.installed_count()
+    /// How many times this handle's index took a new base since the open: a checkpoint
+    /// installed, or the index rebuilt from the data after a page of the index file failed
+    /// its check. When it changes, [`Store::checkpointed_index`] is another file (or none)
+    /// and [`Store::index_changes`] another table.
+    pub fn index_generation(&self) -> u64 {
+        self.checkpoints.installed_count() + self.checkpoints.rebuilds()
     }
 
     /// The id of the segment that receives writes.

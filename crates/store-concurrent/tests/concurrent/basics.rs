@@ -1019,15 +1019,38 @@ fn a_handle_opened_after_a_crash_reads_through_the_journal() {
     check(&model);
 }
 
+/// How a handle comes to read a damaged page of the index file again.
+#[derive(Debug, Clone, Copy)]
+enum Heal {
+    /// The writer's next commit rebuilds the index and writes a new index file.
+    Commit,
+    /// The same, but the new index file fails to be created: the rebuilt index lives in
+    /// memory only, and readers are shown it all the same.
+    CommitWhoseIndexFileFails,
+    /// The writer thread's pause, with no write coming.
+    Pause,
+    /// A read-only handle (no writer left) rebuilds its view in memory at `refresh`.
+    ReadOnlyRefresh,
+    /// A read-only handle rebuilds its view in memory for a backup, and its readers are
+    /// shown it before the backup returns.
+    ReadOnlyBackup,
+}
+
 /// A damaged page of the index file, which the open does not read: the handle's readers
-/// meet it as an error that names the file, and once the writer thread has rebuilt the
-/// index from the data (at the next commit, or at the next pause when no write comes),
-/// they read every document again, from the new index file it publishes.
+/// meet it as an error that names the file, and once the handle has rebuilt the index from
+/// the data (a writer at its next commit or pause, a read-only handle at its next refresh
+/// or backup), they read every document again.
 #[test]
-fn readers_read_again_once_the_writer_rebuilt_a_damaged_index_page() {
+fn readers_read_again_once_the_handle_rebuilt_a_damaged_index_page() {
     const DOCS: u64 = 600;
     let text = |i: u64| format!("document {i}");
-    for heal_by_commit in [true, false] {
+    for heal in [
+        Heal::Commit,
+        Heal::CommitWhoseIndexFileFails,
+        Heal::Pause,
+        Heal::ReadOnlyRefresh,
+        Heal::ReadOnlyBackup,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store");
         let mut engine = store_mmap::Store::create(&path, StoreOptions::new()).unwrap();
@@ -1041,37 +1064,78 @@ fn readers_read_again_once_the_writer_rebuilt_a_damaged_index_page() {
         let mut bytes = std::fs::read(&index).unwrap();
         let table = u32::from_le_bytes(bytes[92..96].try_into().unwrap()) as usize;
         bytes[table + 2 * 4096 + 20] ^= 0x01;
-        std::fs::write(&index, bytes).unwrap();
+        std::fs::write(&index, &bytes).unwrap();
 
-        let store =
-            ConcurrentStore::open(&path, StoreOptions::new(), WriterOptions::default()).unwrap();
+        let storage = std::sync::Arc::new(FaultStorage::new());
+        let options = StoreOptions::new().storage(storage.clone());
+        let read_only = matches!(heal, Heal::ReadOnlyRefresh | Heal::ReadOnlyBackup);
+        let store = if read_only {
+            ConcurrentStore::open_read_only(&path, options, WriterOptions::default()).unwrap()
+        } else {
+            ConcurrentStore::open(&path, options, WriterOptions::default()).unwrap()
+        };
         let hit = (0..DOCS)
             .find(|&i| store.get(id(i)).is_err())
             .expect("a read meets the damaged page");
         let err = store.get(id(hit)).unwrap_err();
-        assert!(err.to_string().contains("index.tsi"), "{err}");
-        if heal_by_commit {
-            store
-                .put(id(DOCS), "after the damage")
-                .unwrap()
-                .wait()
-                .unwrap();
-        } else {
-            // The writer thread's pause comes a second after its last request.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while store.get(id(hit)).is_err() {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "no rebuild at a pause"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(err.to_string().contains("index.tsi"), "{heal:?}: {err}");
+        let mut expected: Vec<String> = (0..DOCS).map(text).collect();
+        match heal {
+            Heal::Commit | Heal::CommitWhoseIndexFileFails => {
+                if let Heal::CommitWhoseIndexFileFails = heal {
+                    storage.inject_on(
+                        store_mmap::fault::Fault::Fail(FaultOp::Create),
+                        &path.join("index.tmp"),
+                    );
+                }
+                store
+                    .put(id(DOCS), "after the damage")
+                    .unwrap()
+                    .wait()
+                    .unwrap();
+                expected.push("after the damage".to_owned());
+            }
+            Heal::Pause => {
+                // The writer thread's pause comes a second after its last request.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                while store.get(id(hit)).is_err() {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no rebuild at a pause"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+            }
+            Heal::ReadOnlyRefresh => {
+                assert_eq!(store.refresh().unwrap(), store_mmap::Refreshed::Reloaded);
+            }
+            Heal::ReadOnlyBackup => {
+                let report = store.backup(dir.path().join("backup")).unwrap();
+                assert_eq!(report.documents, DOCS, "{report:?}");
             }
         }
-        for i in 0..DOCS {
-            let got = store.get(id(i)).unwrap();
-            assert_eq!(got.as_deref(), Some(text(i).as_str()), "document {i}");
+        for (i, want) in expected.iter().enumerate() {
+            let got = store.get(id(i as u64)).unwrap();
+            assert_eq!(
+                got.as_deref(),
+                Some(want.as_str()),
+                "{heal:?}: document {i}"
+            );
         }
-        assert_eq!(store.stats().unwrap().index_rebuilds(), 1);
+        assert_eq!(store.stats().unwrap().index_rebuilds(), 1, "{heal:?}");
+        let written = std::fs::read(&index).unwrap();
+        match heal {
+            Heal::Commit | Heal::Pause => assert_ne!(written, bytes, "{heal:?}"),
+            _ => assert_eq!(written, bytes, "{heal:?}: the damaged file was replaced"),
+        }
+        if let Heal::ReadOnlyBackup = heal {
+            let copy =
+                store_mmap::Store::open(dir.path().join("backup"), StoreOptions::new()).unwrap();
+            for i in 0..DOCS {
+                assert_eq!(copy.get(id(i)).unwrap().as_deref(), Some(text(i).as_str()));
+            }
+        }
+        storage.disarm();
         store.close().unwrap();
     }
 }
