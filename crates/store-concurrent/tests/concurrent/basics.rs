@@ -1029,6 +1029,8 @@ enum Heal {
     CommitWhoseIndexFileFails,
     /// The writer thread's pause, with no write coming.
     Pause,
+    /// `refresh()` on the writer's handle.
+    Refresh,
     /// A read-only handle (no writer left) rebuilds its view in memory at `refresh`.
     ReadOnlyRefresh,
     /// A read-only handle rebuilds its view in memory for a backup, and its readers are
@@ -1038,8 +1040,8 @@ enum Heal {
 
 /// A damaged page of the index file, which the open does not read: the handle's readers
 /// meet it as an error that names the file, and once the handle has rebuilt the index from
-/// the data (a writer at its next commit or pause, a read-only handle at its next refresh
-/// or backup), they read every document again.
+/// the data (a writer at its next commit, pause or refresh, a read-only handle at its next
+/// refresh or backup), they read every document again.
 #[test]
 fn readers_read_again_once_the_handle_rebuilt_a_damaged_index_page() {
     const DOCS: u64 = 600;
@@ -1048,6 +1050,7 @@ fn readers_read_again_once_the_handle_rebuilt_a_damaged_index_page() {
         Heal::Commit,
         Heal::CommitWhoseIndexFileFails,
         Heal::Pause,
+        Heal::Refresh,
         Heal::ReadOnlyRefresh,
         Heal::ReadOnlyBackup,
     ] {
@@ -1106,7 +1109,7 @@ fn readers_read_again_once_the_handle_rebuilt_a_damaged_index_page() {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
             }
-            Heal::ReadOnlyRefresh => {
+            Heal::Refresh | Heal::ReadOnlyRefresh => {
                 assert_eq!(store.refresh().unwrap(), store_mmap::Refreshed::Reloaded);
             }
             Heal::ReadOnlyBackup => {
@@ -1125,7 +1128,9 @@ fn readers_read_again_once_the_handle_rebuilt_a_damaged_index_page() {
         assert_eq!(store.stats().unwrap().index_rebuilds(), 1, "{heal:?}");
         let written = std::fs::read(&index).unwrap();
         match heal {
-            Heal::Commit | Heal::Pause => assert_ne!(written, bytes, "{heal:?}"),
+            Heal::Commit | Heal::Pause | Heal::Refresh => {
+                assert_ne!(written, bytes, "{heal:?}");
+            }
             _ => assert_eq!(written, bytes, "{heal:?}: the damaged file was replaced"),
         }
         if let Heal::ReadOnlyBackup = heal {
