@@ -19,8 +19,8 @@
 //!   name, which their next refresh loads).
 //! - A read-only handle writes no file: it rebuilds its view's index in memory at its next
 //!   refresh or backup, and keeps it until a refresh that brings in a commit finds that the
-//!   writer replaced the damaged file. Until that refresh or backup, each of its reads that meets the page
-//!   fails.
+//!   writer replaced the damaged file. Until that refresh or backup, each of its reads
+//!   that meets the page fails.
 
 use store_format::Position;
 
