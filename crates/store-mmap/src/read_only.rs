@@ -22,7 +22,7 @@ use store_format::{DocId, Position, StoreMeta};
 use crate::error::{Error, Result};
 use crate::layout::{INDEX_FILE, RETIRED_FILE, parse_segment_file_name, segment_file_name};
 use crate::options::StoreOptions;
-use crate::recovery::{Access, Recovered, RecoveryReport, TailEnd, recover, scan_tail};
+use crate::recovery::{Access, IndexLoad, Recovered, RecoveryReport, TailEnd, recover, scan_tail};
 use crate::segment::SegmentFile;
 use crate::shared::{Follower, ReaderLock, Writer};
 use crate::store::{Role, Store, check_is_store, read_meta};
@@ -58,6 +58,7 @@ struct Loaded {
     seen: Option<Position>,
     retired_list: Option<Vec<u8>>,
     writer_was_live: bool,
+    unused_index_file: Option<(u64, u64)>,
 }
 
 impl Store {
@@ -79,7 +80,7 @@ impl Store {
             seen: loaded.seen,
             retired_list: loaded.retired_list,
             writer_was_live: loaded.writer_was_live,
-            damaged_index_file: None,
+            unused_index_file: loaded.unused_index_file,
         };
         Store::assemble(dir, Role::Reader(follower), meta, options, loaded.recovered)
     }
@@ -133,12 +134,12 @@ impl Store {
         let retired_list = read_retired_list(&self.dir)?;
         let index_identity = index_identity(&self.dir)?;
         let writer = follower.lock.writer(uid)?;
-        // A view rebuilt from the data stands for the damaged file it replaced.
+        // A view without an index file stands for the file it does not use.
         let base_identity = self
             .index
             .base()
             .map(|base| base.identity())
-            .or(follower.damaged_index_file);
+            .or(follower.unused_index_file);
         let (bound, _guard, live) = match writer {
             // A writer that holds the lock but has not published since it opened shows the
             // page its predecessor left, whose position may lie below what this view read
@@ -220,7 +221,7 @@ impl Store {
         follower.seen = loaded.seen;
         follower.retired_list = loaded.retired_list;
         follower.writer_was_live = loaded.writer_was_live;
-        follower.damaged_index_file = None;
+        follower.unused_index_file = loaded.unused_index_file;
         self.replace_view(loaded.recovered)?;
         // A compaction may have raised the change floor; the writer records it before the
         // retired-segment list that made this a reload.
@@ -312,9 +313,15 @@ fn load(
             }
             Writer::Absent(guard) => (None, Some(guard)),
         };
+        // Taken before the load: a file the writer puts in place meanwhile is another, and
+        // the next refresh loads it. A file that cannot be looked at is one the load
+        // discards, with its reason.
+        let index_file = index_identity(dir).unwrap_or(None);
         match recover(dir, meta, options, Access::Read { bound }) {
             Ok(recovered) => {
                 drop(guard);
+                let unused_index_file = index_file
+                    .filter(|_| matches!(recovered.report.index, IndexLoad::Discarded { .. }));
                 let seen = bound.or_else(|| {
                     recovered
                         .segments
@@ -330,6 +337,7 @@ fn load(
                     seen,
                     retired_list,
                     writer_was_live: bound.is_some(),
+                    unused_index_file,
                 });
             }
             Err(err) if attempt + 1 < ATTEMPTS && vanished(&err) => attempt += 1,

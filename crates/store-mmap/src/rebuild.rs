@@ -104,7 +104,7 @@ impl Store {
         self.index = index;
         self.checkpoints.index_rebuilt();
         if let Role::Reader(follower) = &mut self.role {
-            follower.damaged_index_file = damaged_identity.or(follower.damaged_index_file);
+            follower.unused_index_file = damaged_identity.or(follower.unused_index_file);
         }
         tracing::warn!(
             dir = %self.dir.display(),

@@ -380,10 +380,12 @@ pub(crate) struct Follower {
     pub(crate) retired_list: Option<Vec<u8>>,
     /// Whether the view was loaded with a writer live.
     pub(crate) writer_was_live: bool,
-    /// Device and inode of the index file whose damaged page made this view rebuild its
-    /// index from the data (`rebuild.rs`): a refresh reloads the view once the writer has
-    /// replaced that file, and not before.
-    pub(crate) damaged_index_file: Option<(u64, u64)>,
+    /// Device and inode of the index file this view does not use: one its load discarded
+    /// (a header that fails its check, say), or one whose damaged page made the view
+    /// rebuild its index from the data (`rebuild.rs`). A refresh reloads the view once the
+    /// writer has put another file in its place, and not before: a load of the same file
+    /// would read every record again.
+    pub(crate) unused_index_file: Option<(u64, u64)>,
 }
 
 #[cfg(test)]

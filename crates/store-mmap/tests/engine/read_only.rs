@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use store_mmap::{
-    CompactionScope, DocId, DocRead, Error, Refreshed, Store, StoreOptions, WriteBatch,
+    CompactionScope, DocId, DocRead, Error, IndexLoad, Refreshed, Store, StoreOptions, WriteBatch,
 };
 
 use store_mmap::sync_point::{SyncPoint, SyncPoints, on_sync_points};
@@ -131,6 +131,55 @@ fn a_refresh_loads_afresh_only_for_a_new_index_file() {
     assert_eq!(DocRead::placement_epoch(&reader), 1);
     assert_eq!(reader.len(), 5);
     assert_eq!(text_of(&reader, 20).as_deref(), Some("after"));
+}
+
+/// An index file whose header fails its check is discarded by the read-only open, which
+/// reads every record instead; a refresh does not load that file again (a reload would read
+/// every record again), but applies the commits since, and reloads once the writer has put
+/// a new index file in its place.
+#[test]
+fn a_view_that_discarded_a_damaged_index_file_does_not_load_it_again() {
+    let (_root, dir, mut writer) = new_store();
+    for k in 0..20 {
+        writer.put(id(k), &format!("doc {k}")).unwrap();
+    }
+    writer.close().unwrap();
+    let index = dir.join("index.tsi");
+    let mut bytes = std::fs::read(&index).unwrap();
+    bytes[40] ^= 0x01;
+    std::fs::write(&index, &bytes).unwrap();
+
+    let mut reader = Store::open_read_only(&dir, StoreOptions::new()).unwrap();
+    assert!(
+        matches!(reader.recovery().index, IndexLoad::Discarded { .. }),
+        "{:?}",
+        reader.recovery()
+    );
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Unchanged);
+    let mut writer = Store::open(&dir, small_segments()).unwrap();
+    // The view was loaded without a writer: the writer's first commit reloads it.
+    writer.put(id(20), "doc 20").unwrap();
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Reloaded);
+    for k in 21..24 {
+        writer.put(id(k), &format!("doc {k}")).unwrap();
+        assert_eq!(
+            reader.refresh().unwrap(),
+            Refreshed::Appended { records: 1 },
+            "put {k}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&index).unwrap(),
+        bytes,
+        "the writer wrote no index file"
+    );
+    writer.checkpoint().unwrap();
+    writer.put(id(24), "doc 24").unwrap();
+    assert_eq!(reader.refresh().unwrap(), Refreshed::Reloaded);
+    assert!(reader.checkpointed_index().is_some());
+    for k in 0..25 {
+        assert_eq!(text_of(&reader, k), Some(format!("doc {k}")), "doc {k}");
+    }
 }
 
 /// A writer that holds the lock but shows a position below the reader's view (a writer
