@@ -108,7 +108,6 @@ impl Store {
         }
         let before = changed.len();
         match self.follow_writer(changed)? {
-            Refreshed::Reloaded => Ok(Refreshed::Reloaded),
             _ if rebuilt => {
                 changed.truncate(before);
                 Ok(Refreshed::Reloaded)
