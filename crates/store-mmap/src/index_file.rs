@@ -24,6 +24,9 @@ use store_format::{
 
 use crate::error::{Error, Result};
 
+/// What the error of a damaged page adds to the page's own failure: the way out.
+pub(crate) const REBUILT_FROM_THE_DATA: &str = "; the index file is a cache of the data: the store's writer rebuilds it from the data at its next commit, pause or refresh, a read-only handle at its next refresh";
+
 /// A mapped index file, shared by every reader of the store in this process.
 pub(crate) struct MappedIndex {
     path: PathBuf,
@@ -198,9 +201,7 @@ impl MappedIndex {
         Error::corrupt(
             &self.path,
             err.offset(),
-            format!(
-                "{err}; the index file is a cache of the data: the store's writer rebuilds it from the data at its next commit, pause or refresh, a read-only handle at its next refresh"
-            ),
+            format!("{err}{REBUILT_FROM_THE_DATA}"),
         )
     }
 }

@@ -206,34 +206,40 @@ pub(crate) fn recover(
     let write_limit = end.write_limit();
     let sync_early = access.writes() && journaled;
     let storage = options.storage.as_ref();
-    let (mut index, start, journaled_bytes, tail, synced) =
-        std::thread::scope(|scope| -> Result<_> {
-            let sync = sync_early
-                .then(|| segments.values().next_back())
-                .flatten()
-                .map(|newest| {
-                    scope.spawn(move || -> Result<()> {
-                        newest.sync_data()?;
-                        sync_dir(storage, dir)
-                    })
-                });
-            let read = read_index_and_tail(dir, meta, &segments, end, journaled, &mut report);
-            let synced = match sync {
-                Some(thread) => {
-                    thread
-                        .join()
-                        .map_err(|panic| Error::panicked("the open's sync thread", &*panic))??;
-                    true
-                }
-                None => false,
-            };
-            let (index, start, journaled_bytes, tail) = read?;
-            Ok((index, start, journaled_bytes, tail, synced))
-        })?;
+    let (index, start, journaled_bytes, tail, synced) = std::thread::scope(|scope| -> Result<_> {
+        let sync = sync_early
+            .then(|| segments.values().next_back())
+            .flatten()
+            .map(|newest| {
+                scope.spawn(move || -> Result<()> {
+                    newest.sync_data()?;
+                    sync_dir(storage, dir)
+                })
+            });
+        let read = read_index_and_tail(
+            dir,
+            meta,
+            &segments,
+            end,
+            journaled,
+            &compactions,
+            &mut report,
+        );
+        let synced = match sync {
+            Some(thread) => {
+                thread
+                    .join()
+                    .map_err(|panic| Error::panicked("the open's sync thread", &*panic))??;
+                true
+            }
+            None => false,
+        };
+        let (index, start, journaled_bytes, tail) = read?;
+        Ok((index, start, journaled_bytes, tail, synced))
+    })?;
     let mut segments = segments;
     let mut last_seq = tail.last_seq;
     let ends = tail.ends;
-    move_to_copies(&mut index, &segments, &compactions)?;
     if let Some(bound) = bound {
         // What lies past the writer's published commits is not this view's.
         segments.retain(|&id, _| id <= bound.segment);
@@ -334,15 +340,55 @@ fn keep_spares(
 }
 
 /// The index as of the checkpoint (the index file and, when the directory holds a journal
-/// (`journaled`), the journal's frames taken) and the scan of the segments after it: the
-/// index, the position it reflects, the bytes the journal's last frame counted since the
-/// index file, and the scan.
+/// (`journaled`), the journal's frames taken) and the scan of the segments after it, with
+/// the entries moved to the copies of compactions no checkpoint reflects: the index, the
+/// position it reflects, the bytes the journal's last frame counted since the index file,
+/// and the scan.
+///
+/// The open reads no page of slots of the index file, but the replay looks up the version
+/// each record replaces: a page that fails its check there makes the file unusable, and
+/// the index is rebuilt from the segments, as for a file the open discards at once
+/// (`rebuild.rs` says what happens to damage found later).
 fn read_index_and_tail(
     dir: &Path,
     meta: &StoreMeta,
     segments: &BTreeMap<u32, SegmentFile>,
     end: TailEnd,
     journaled: bool,
+    compactions: &Compactions,
+    report: &mut RecoveryReport,
+) -> Result<(Index, Option<Position>, u64, TailScan)> {
+    let before = report.clone();
+    match read_through_index_file(dir, meta, segments, end, journaled, compactions, report) {
+        Err(Error::Corrupt { path, what, .. }) if path == dir.join(INDEX_FILE) => {
+            *report = before;
+            let what = what
+                .strip_suffix(crate::index_file::REBUILT_FROM_THE_DATA)
+                .unwrap_or(&what);
+            let reason = format!("the replay met a damaged page of slots: {what}");
+            tracing::warn!(
+                dir = %dir.display(),
+                reason = %reason,
+                "the replay met a damaged page of the index file: the index is rebuilt from the data"
+            );
+            report.index = IndexLoad::Discarded { reason };
+            let mut index = Index::default();
+            let tail = scan_tail(dir, segments, &mut index, None, 0, end, report)?;
+            move_to_copies(&mut index, segments, compactions)?;
+            Ok((index, None, 0, tail))
+        }
+        read => read,
+    }
+}
+
+/// [`read_index_and_tail`] through the index file, when it can be used.
+fn read_through_index_file(
+    dir: &Path,
+    meta: &StoreMeta,
+    segments: &BTreeMap<u32, SegmentFile>,
+    end: TailEnd,
+    journaled: bool,
+    compactions: &Compactions,
     report: &mut RecoveryReport,
 ) -> Result<(Index, Option<Position>, u64, TailScan)> {
     let bound = end.published();
@@ -389,6 +435,7 @@ fn read_index_and_tail(
     };
 
     let tail = scan_tail(dir, segments, &mut index, start, last_seq, end, report)?;
+    move_to_copies(&mut index, segments, compactions)?;
     Ok((index, start, journaled_bytes, tail))
 }
 

@@ -637,6 +637,71 @@ fn a_read_only_handle_rebuilds_its_view_of_a_damaged_index_page_in_memory() {
     }
 }
 
+/// A crash leaves commits past the index file's checkpoint, and a page of slots of the
+/// file is damaged: the open's replay of those commits looks up the versions they replace
+/// and meets the page. The open discards the file, with the damage as its reason, and
+/// rebuilds the index from the data, as it does for a file it cannot use; a read-only open
+/// does the same in memory. Without the index's journal, whose frames would answer some
+/// lookups before the file, and with it.
+#[test]
+fn an_open_whose_replay_meets_a_damaged_index_page_rebuilds_from_the_data() {
+    const DOCS: u64 = 600;
+    for journal in [None, Some(16 << 10)] {
+        let mut f = Fixture::with(
+            StoreOptions::new()
+                .journal_bytes(journal)
+                .checkpoint_bytes(None),
+        );
+        let mut batch = WriteBatch::new();
+        for i in 0..DOCS {
+            batch.put(id(i), &format!("document {i}"));
+        }
+        f.store().put_batch(&batch).unwrap();
+        f.store().checkpoint().unwrap();
+        for i in 0..DOCS {
+            f.store()
+                .put(id(i), &format!("document {i}, again"))
+                .unwrap();
+        }
+        f.crash();
+        let index = f.path().join("index.tsi");
+        let bytes = std::fs::read(&index).unwrap();
+        let table_offset = u64::from(u32::from_le_bytes(bytes[92..96].try_into().unwrap()));
+        flip_byte(&index, table_offset + 2 * 4096 + 20);
+        let check = |store: &Store| {
+            for i in 0..DOCS {
+                let got = store.get(id(i)).unwrap();
+                assert_eq!(
+                    got.as_deref(),
+                    Some(format!("document {i}, again").as_str()),
+                    "{journal:?}: document {i}"
+                );
+            }
+            assert!(store.verify().is_clean(), "{journal:?}");
+        };
+        let reader = Store::open_read_only(f.path(), StoreOptions::new()).unwrap();
+        check(&reader);
+        drop(reader);
+        let store = f
+            .try_reopen()
+            .unwrap_or_else(|err| panic!("{journal:?}: {err}"));
+        if journal.is_none() {
+            match &store.recovery().index {
+                IndexLoad::Discarded { reason } => {
+                    let page = table_offset + 2 * 4096;
+                    assert!(reason.contains(&format!("offset {page}")), "{reason}");
+                    assert!(reason.contains("checksum"), "{reason}");
+                    assert!(!reason.contains("rebuilds it"), "{reason}");
+                }
+                other => panic!("the damaged index file was {other:?}"),
+            }
+        }
+        check(store);
+        let store = f.reopen();
+        check(store);
+    }
+}
+
 /// A rebuilt index whose new file fails to be written is a failed checkpoint, not a
 /// failed write: the commit that met the damage succeeds, the store takes writes on from
 /// the index in memory, and the next checkpoint writes the file.
