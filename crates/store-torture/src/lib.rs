@@ -20,7 +20,13 @@
 //!   them than one at every verify);
 //! - a scan yields every live document once, and the change feed from the previous
 //!   cycle's scan, applied to what that scan found, gives exactly what this one finds, or
-//!   is refused because a compaction dropped a delete after it.
+//!   is refused because a compaction dropped a delete after it;
+//! - every [`DAMAGE_INDEX_EVERY`] cycles, a byte of a page of slots of the closed store's
+//!   index file is changed: the next child's writer meets the page (in a commit, a
+//!   compaction or a pause) and rebuilds the index from the data, or is killed first, or
+//!   during the rebuild. The data must verify clean, the damaged file must be gone once the
+//!   parent's handle has refreshed (which rebuilds what the child did not), and every check
+//!   above holds.
 //!
 //! A kill loses nothing the operating system has been given, so this checks what a process
 //! crash can do. What a power cut can do (lose every byte not synced) is checked by the
@@ -47,6 +53,12 @@ use crate::check::Model;
 
 /// Cycles between two full `Store::verify` passes.
 pub const VERIFY_EVERY: u32 = 100;
+
+/// Cycles between two damaged pages of the index file.
+pub const DAMAGE_INDEX_EVERY: u32 = 10;
+
+/// The index file's name in a store directory (docs/FORMAT.md).
+const INDEX_FILE: &str = "index.tsi";
 
 /// The failures of a torture run.
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +168,11 @@ pub struct Report {
     /// Cycles whose change feed was refused: a compaction had dropped a delete after the
     /// previous cycle's position.
     pub feeds_refused: u64,
+    /// Pages of the index file damaged between two cycles.
+    pub index_pages_damaged: u64,
+    /// Of those, the ones whose file the next child's writer had replaced with an index
+    /// rebuilt from the data before its kill; the parent's handle rebuilt the rest.
+    pub index_rebuilt_by_child: u64,
 }
 
 /// Runs `config.cycles` cycles, calling `progress` after each.
@@ -165,6 +182,8 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Report)) -> Result<Report,
     let mut model = Model::default();
     let mut follower = feed::Follower::default();
     let mut report = Report::default();
+    // The bytes of the index file damaged after the last cycle, if it was.
+    let mut index_damaged: Option<Vec<u8>> = None;
     for cycle in 0..config.cycles {
         let log = config.dir.join(format!("log-{cycle}"));
         let delay = rng.random_range(Duration::ZERO..=config.max_kill_delay);
@@ -185,7 +204,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Report)) -> Result<Report,
 
         // A child killed before it created the store leaves no store, or an empty directory:
         // `open_or_create` must cope with both, as the next child's does.
-        let store = Store::open_or_create(&store_dir, store_options())
+        let mut store = Store::open_or_create(&store_dir, store_options())
             .map_err(|err| violation(format!("the store does not open: {err}")))?;
         let recovery = store.recovery();
         report.records_replayed += recovery.records_replayed;
@@ -193,6 +212,9 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Report)) -> Result<Report,
         report.torn_tails_cut += u64::from(recovery.dropped_tail.is_some());
         report.compactions_cut_short += u64::from(recovery.unfinished_compaction_files_removed > 0);
         report.retired_segments_left += u64::from(recovery.retired_segments_removed > 0);
+        if let Some(damaged) = &index_damaged {
+            rebuild_if_damaged(&mut store, damaged, &mut report).map_err(violation)?;
+        }
         model.check(&store, &mut report).map_err(violation)?;
         follower.check(&store, &mut report).map_err(violation)?;
         if (cycle + 1) % VERIFY_EVERY == 0 || cycle + 1 == config.cycles {
@@ -205,10 +227,98 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Report)) -> Result<Report,
         let served = contents(&store)?;
         store.close()?;
         rebuilt_agrees(&store_dir, &config.dir.join("rebuilt"), &served, violation)?;
+        index_damaged = None;
+        if (cycle + 1) % DAMAGE_INDEX_EVERY == 0 {
+            index_damaged = damage_an_index_page(&store_dir.join(INDEX_FILE), &mut rng)?;
+        }
+        report.index_pages_damaged += u64::from(index_damaged.is_some());
         report.cycles += 1;
         progress(&report);
     }
     Ok(report)
+}
+
+/// Changes one bit of a page of slots of the index file at `path`, chosen by `rng`.
+/// Returns the file's bytes, if there was a page to damage.
+fn damage_an_index_page(path: &Path, rng: &mut SmallRng) -> Result<Option<Vec<u8>>, Error> {
+    let mut bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Error::io("read", path, err)),
+    };
+    // The header's slot count (102 slots a page) and the offset of the first page.
+    let field = |at: usize, len: usize| {
+        bytes
+            .get(at..at + len)
+            .map(|raw| raw.iter().rev().fold(0u64, |n, &b| n << 8 | u64::from(b)))
+    };
+    let (Some(slots), Some(first_page)) = (field(72, 8), field(92, 4)) else {
+        return Ok(None);
+    };
+    let pages = slots / 102;
+    if pages == 0 {
+        return Ok(None);
+    }
+    let at = first_page + rng.random_range(0..pages) * 4096 + rng.random_range(0..4096);
+    let Some(byte) = usize::try_from(at).ok().and_then(|at| bytes.get_mut(at)) else {
+        return Ok(None);
+    };
+    *byte ^= 1 << rng.random_range(0..8);
+    std::fs::write(path, &bytes).map_err(|err| Error::io("write", path, err))?;
+    Ok(Some(bytes))
+}
+
+/// After a cycle whose child was given a damaged page of the index file (whose bytes are
+/// `damaged`): the data verifies clean, and the damaged file is gone, replaced by the
+/// child's writer or, once `verify` has found the page, by the parent's refresh. The other
+/// ways out are opens that discarded the whole file: for a reason of their own, or because
+/// their replay met the page.
+fn rebuild_if_damaged(
+    store: &mut Store,
+    damaged: &[u8],
+    report: &mut Report,
+) -> Result<(), String> {
+    let path = store.dir().join(INDEX_FILE);
+    // Inode numbers are reused at once: only the bytes tell the damaged file from another.
+    let in_place = || match std::fs::read(&path) {
+        Ok(bytes) => Ok(bytes == damaged),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(format!("read {}: {err}", path.display())),
+    };
+    let in_the_index = |problem: &store_mmap::Problem| problem.path == path;
+    let verified = store.verify();
+    if let Some(problem) = verified.problems.iter().find(|p| !in_the_index(p)) {
+        return Err(format!(
+            "verify found damage in the data after a damaged index page: {problem:?}"
+        ));
+    }
+    if !in_place()? {
+        report.index_rebuilt_by_child += 1;
+        return match verified.problems.first() {
+            None => Ok(()),
+            Some(problem) => Err(format!(
+                "the child's new index file is damaged: {problem:?}"
+            )),
+        };
+    }
+    if verified.problems.is_empty() {
+        return match store.recovery().index {
+            store_mmap::IndexLoad::Discarded { .. } => Ok(()),
+            ref other => Err(format!(
+                "verify missed the damaged page of the index file, which the open took ({other:?})"
+            )),
+        };
+    }
+    let refreshed = store
+        .refresh()
+        .map_err(|err| format!("the refresh did not rebuild the damaged index: {err}"))?;
+    let again = store.verify();
+    if refreshed != store_mmap::Refreshed::Reloaded || !again.is_clean() || in_place()? {
+        return Err(format!(
+            "the refresh did not replace the damaged index file ({refreshed:?}): {again:?}"
+        ));
+    }
+    Ok(())
 }
 
 /// Every live document of `store` and its text.

@@ -119,7 +119,7 @@ fn run(cycles: u32, seed: u64, max_kill_delay_ms: u64, dir: Option<PathBuf>) -> 
 
 fn summary(r: &Report) -> String {
     format!(
-        "{} cycles, acknowledged {} puts, {} deletes, {} batches; {} documents checked, 0 lost, 0 corrupt; {} unacknowledged writes found committed; {} torn tails cut; {} compactions cut short; {} kills left replaced segments; {} records replayed; {} journal frames taken; {} verify passes; {} change feeds followed across a kill, {} refused after a compaction",
+        "{} cycles, acknowledged {} puts, {} deletes, {} batches; {} documents checked, 0 lost, 0 corrupt; {} unacknowledged writes found committed; {} torn tails cut; {} compactions cut short; {} kills left replaced segments; {} records replayed; {} journal frames taken; {} verify passes; {} change feeds followed across a kill, {} refused after a compaction; {} index pages damaged, {} rebuilt by the child",
         r.cycles,
         r.acked_puts,
         r.acked_deletes,
@@ -133,6 +133,8 @@ fn summary(r: &Report) -> String {
         r.journal_frames,
         r.verify_passes,
         r.feeds_followed,
-        r.feeds_refused
+        r.feeds_refused,
+        r.index_pages_damaged,
+        r.index_rebuilt_by_child
     )
 }

@@ -28,6 +28,7 @@ fn killed_children_lose_no_acknowledged_write() {
         "no batch was acknowledged: {report:?}"
     );
     assert_eq!(report.verify_passes, 1);
+    assert_eq!(report.index_pages_damaged, 2, "{report:?}");
 }
 
 /// Reader processes beside writer processes that are killed with SIGKILL and restarted
