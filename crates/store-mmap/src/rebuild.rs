@@ -2,9 +2,10 @@
 //!
 //! An open maps the index file and reads its header alone; each page of slots is checked
 //! when something first touches it (`index_file.rs`), so that an open costs the same at any
-//! number of documents. Damage in a page the open did not read therefore shows later: in a
-//! lookup (a read, or a commit's look at the version it replaces), a walk of the entries,
-//! a checkpoint's merge, `verify` or the scrub. Whichever meets it marks the file damaged;
+//! number of documents. Damage in a page the open did not read therefore shows later (or
+//! in the open's replay of the commits past the checkpoint, which then discards the file:
+//! `recovery.rs`): in a lookup (a read, or a commit's look at the version it replaces), a
+//! walk of the entries, a checkpoint's merge, `verify` or the scrub. Whichever meets it marks the file damaged;
 //! a lookup or a walk fails with an error that names the file and the page's offset, and
 //! `verify` and the scrub report it. No lookup ever returns an entry from a page that
 //! failed its check.
