@@ -28,6 +28,15 @@ fn flip_byte(path: &Path, offset: u64) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// Changes a byte of the third page of slots of the index file at `index` (closed, or not
+/// mapped yet); returns where that page starts.
+fn damage_the_third_index_page(index: &Path) -> u64 {
+    let bytes = std::fs::read(index).unwrap();
+    let page = u64::from(u32::from_le_bytes(bytes[92..96].try_into().unwrap())) + 2 * 4096;
+    flip_byte(index, page + 20);
+    page
+}
+
 fn record_len(text_len: usize) -> u64 {
     (48 + text_len as u64).next_multiple_of(8)
 }
@@ -568,9 +577,7 @@ fn a_read_only_handle_rebuilds_its_view_of_a_damaged_index_page_in_memory() {
         f.store().put_batch(&batch).unwrap();
         f.close();
         let index = f.path().join("index.tsi");
-        let bytes = std::fs::read(&index).unwrap();
-        let table_offset = u64::from(u32::from_le_bytes(bytes[92..96].try_into().unwrap()));
-        flip_byte(&index, table_offset + 2 * 4096 + 20);
+        damage_the_third_index_page(&index);
         let damaged = std::fs::read(&index).unwrap();
         let path = f.path().to_path_buf();
         let backup = path.with_file_name("backup");
@@ -665,9 +672,7 @@ fn an_open_whose_replay_meets_a_damaged_index_page_rebuilds_from_the_data() {
         }
         f.crash();
         let index = f.path().join("index.tsi");
-        let bytes = std::fs::read(&index).unwrap();
-        let table_offset = u64::from(u32::from_le_bytes(bytes[92..96].try_into().unwrap()));
-        flip_byte(&index, table_offset + 2 * 4096 + 20);
+        let page = damage_the_third_index_page(&index);
         let check = |store: &Store| {
             for i in 0..DOCS {
                 let got = store.get(id(i)).unwrap();
@@ -688,7 +693,6 @@ fn an_open_whose_replay_meets_a_damaged_index_page_rebuilds_from_the_data() {
         if journal.is_none() {
             match &store.recovery().index {
                 IndexLoad::Discarded { reason } => {
-                    let page = table_offset + 2 * 4096;
                     assert!(reason.contains(&format!("offset {page}")), "{reason}");
                     assert!(reason.contains("checksum"), "{reason}");
                     assert!(!reason.contains("rebuilds it"), "{reason}");
@@ -717,10 +721,7 @@ fn a_rebuild_whose_index_file_fails_to_be_written_loses_nothing() {
     }
     f.store().put_batch(&batch).unwrap();
     f.close();
-    let index = f.path().join("index.tsi");
-    let bytes = std::fs::read(&index).unwrap();
-    let table_offset = u64::from(u32::from_le_bytes(bytes[92..96].try_into().unwrap()));
-    flip_byte(&index, table_offset + 2 * 4096 + 20);
+    damage_the_third_index_page(&f.path().join("index.tsi"));
     f.reopen();
     storage.inject_on(Fault::Fail(FaultOp::Create), &f.path().join("index.tmp"));
     for i in 0..600u64 {
@@ -814,9 +815,7 @@ fn the_writer_rebuilds_a_damaged_index_page_from_the_data() {
         f.store().put_batch(&batch).unwrap();
         f.close();
         let index = f.path().join("index.tsi");
-        let bytes = std::fs::read(&index).unwrap();
-        let table_offset = u64::from(u32::from_le_bytes(bytes[92..96].try_into().unwrap()));
-        flip_byte(&index, table_offset + 2 * 4096 + 20);
+        damage_the_third_index_page(&index);
         // Which documents the damaged page holds, seen by a handle that writes nothing.
         let on_page: Vec<u64> = {
             let reader = Store::open_read_only(f.path(), StoreOptions::new()).unwrap();
