@@ -429,3 +429,134 @@ fn kill_child_after(
         .map_err(|err| Error::io("wait for", &config.child, err))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A closed store of 600 documents, whose index file has pages of slots to damage.
+    fn closed_store() -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("store");
+        let mut store = Store::create(&dir, store_options()).unwrap();
+        let mut batch = store_mmap::WriteBatch::new();
+        for k in 0..600u64 {
+            batch.put(DocId::from_key(&k.to_string()), &format!("document {k}"));
+        }
+        store.put_batch(&batch).unwrap();
+        store.close().unwrap();
+        (root, dir)
+    }
+
+    fn open(dir: &Path) -> Store {
+        Store::open(dir, store_options()).unwrap()
+    }
+
+    #[test]
+    fn one_bit_of_a_page_of_slots_is_damaged_and_verify_finds_it() {
+        let (_root, dir) = closed_store();
+        let path = dir.join(INDEX_FILE);
+        let before = std::fs::read(&path).unwrap();
+        let first_page = u32::from_le_bytes(before[92..96].try_into().unwrap()) as usize;
+        let mut pages = BTreeSet::new();
+        for seed in 0..16 {
+            std::fs::write(&path, &before).unwrap();
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let damaged = damage_an_index_page(&path, &mut rng).unwrap().unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), damaged);
+            let changed: Vec<(usize, u8)> = (0..before.len())
+                .filter(|&at| before[at] != damaged[at])
+                .map(|at| (at, before[at] ^ damaged[at]))
+                .collect();
+            assert_eq!(changed.len(), 1, "seed {seed}: {changed:?}");
+            let (at, bits) = changed[0];
+            assert!(at >= first_page, "seed {seed}: byte {at} is in the header");
+            pages.insert((at - first_page) / 4096);
+            assert_eq!(bits.count_ones(), 1, "seed {seed}: {bits:#x}");
+            let report = open(&dir).verify();
+            assert!(
+                report.problems.iter().any(|p| p.path == path),
+                "seed {seed}: {report:?}"
+            );
+        }
+        assert!(pages.len() > 4, "pages damaged: {pages:?}");
+        std::fs::remove_file(&path).unwrap();
+        let mut rng = SmallRng::seed_from_u64(0);
+        assert_eq!(damage_an_index_page(&path, &mut rng).unwrap(), None);
+        // A file that cannot be read is an error, not a store without an index file.
+        std::fs::create_dir(&path).unwrap();
+        assert!(damage_an_index_page(&path, &mut rng).is_err());
+    }
+
+    /// What the parent's check makes of the store after a damaged cycle, case by case.
+    #[test]
+    fn the_check_after_a_damaged_index_page_passes_only_a_clean_store_without_the_page() {
+        let damage = |dir: &Path| {
+            let mut rng = SmallRng::seed_from_u64(3);
+            damage_an_index_page(&dir.join(INDEX_FILE), &mut rng)
+                .unwrap()
+                .unwrap()
+        };
+
+        // The damaged file in place: the parent's refresh rebuilds it.
+        let (_root, dir) = closed_store();
+        let damaged = damage(&dir);
+        let mut store = open(&dir);
+        let mut report = Report::default();
+        rebuild_if_damaged(&mut store, &damaged, &mut report).unwrap();
+        assert_eq!(report.index_rebuilt_by_child, 0);
+        assert_ne!(std::fs::read(dir.join(INDEX_FILE)).unwrap(), damaged);
+        assert!(store.verify().is_clean());
+
+        // A new file in its place, as a child's rebuild leaves, or none: counted for the
+        // child.
+        let mut report = Report::default();
+        rebuild_if_damaged(&mut store, &damaged, &mut report).unwrap();
+        assert_eq!(report.index_rebuilt_by_child, 1);
+        std::fs::remove_file(dir.join(INDEX_FILE)).unwrap();
+        rebuild_if_damaged(&mut store, &damaged, &mut report).unwrap();
+        assert_eq!(report.index_rebuilt_by_child, 2);
+        // A file that cannot be read is an error.
+        std::fs::create_dir(dir.join(INDEX_FILE)).unwrap();
+        let err = rebuild_if_damaged(&mut store, &damaged, &mut report).unwrap_err();
+        assert!(err.contains("read"), "{err}");
+        drop(store);
+
+        // The damaged file in place, and `verify` finding nothing in it: an open that took
+        // the file and never checked the page would pass, and does not.
+        let (_root, dir) = closed_store();
+        let intact = std::fs::read(dir.join(INDEX_FILE)).unwrap();
+        let mut store = open(&dir);
+        let err = rebuild_if_damaged(&mut store, &intact, &mut Report::default()).unwrap_err();
+        assert!(err.contains("verify missed"), "{err}");
+        drop(store);
+
+        // A file other than the damaged one, itself damaged.
+        let (_root, dir) = closed_store();
+        damage(&dir);
+        let mut store = open(&dir);
+        let err =
+            rebuild_if_damaged(&mut store, b"another file", &mut Report::default()).unwrap_err();
+        assert!(err.contains("new index file is damaged"), "{err}");
+        drop(store);
+
+        // Damage in the data: whatever the index file, it fails.
+        let (_root, dir) = closed_store();
+        let damaged = damage(&dir);
+        let segment = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|ext| ext == "seg"))
+            .unwrap();
+        let mut bytes = std::fs::read(&segment).unwrap();
+        bytes[200] ^= 0x01;
+        std::fs::write(&segment, bytes).unwrap();
+        let err = match Store::open(&dir, store_options()) {
+            Ok(mut store) => {
+                rebuild_if_damaged(&mut store, &damaged, &mut Report::default()).unwrap_err()
+            }
+            Err(err) => panic!("the open refused the damaged record: {err}"),
+        };
+        assert!(err.contains("damage in the data"), "{err}");
+    }
+}
