@@ -829,9 +829,18 @@ impl Core {
     /// The queue stayed empty for a while: installs a checkpoint the engine finished
     /// writing, and has the engine cover every change since the last (a checkpoint, or a
     /// synced journal frame where a journal goes on top of an index file), so that a
-    /// crash while idle replays nothing.
+    /// crash while idle replays nothing. A read-only engine writes nothing: it rebuilds
+    /// its view of a damaged index file in memory, so that its readers read again without
+    /// waiting for a refresh.
     fn idle(&mut self, shared: &Shared) {
-        if shared.poisoned().is_some() || self.engine.is_read_only() {
+        if shared.poisoned().is_some() {
+            return;
+        }
+        if self.engine.is_read_only() {
+            // A rebuild that fails (damage in the data itself) leaves the reads failing
+            // as they did; the next pause or refresh tries again.
+            let _ = self.on_engine(shared, Store::repair_index);
+            self.show_new_index();
             return;
         }
         // A checkpoint that fails is retried at the next idle spell or due point; the data

@@ -19,7 +19,8 @@
 //!   publishes like any other) and for other processes (a new file under the index file's
 //!   name, which their next refresh loads).
 //! - A read-only handle writes no file: it rebuilds its view's index in memory at its next
-//!   refresh or backup, and keeps it until a refresh that brings in a commit finds that the
+//!   refresh or backup (or [`Store::repair_index`], which the concurrent handle's writer
+//!   thread calls at its pauses), and keeps it until a refresh that brings in a commit finds that the
 //!   writer replaced the damaged file. Until that refresh or backup, each of its reads
 //!   that meets the page fails.
 
@@ -38,6 +39,16 @@ impl Store {
             return Ok(());
         }
         self.rebuild_index()
+    }
+
+    /// Rebuilds the index from the data if a page of the index file failed a check since
+    /// the file was loaded (a read, `verify` or the scrub met it), as the handle's next
+    /// write or refresh would; the writer also writes it as a new index file. Returns
+    /// whether it rebuilt.
+    pub fn repair_index(&mut self) -> Result<bool> {
+        let damaged = self.index.base_damaged();
+        self.repair_damaged_index()?;
+        Ok(damaged)
     }
 
     /// What `look` finds in this store's index, looked up again after a rebuild when the

@@ -1033,6 +1033,8 @@ enum Heal {
     Refresh,
     /// A read-only handle (no writer left) rebuilds its view in memory at `refresh`.
     ReadOnlyRefresh,
+    /// A read-only handle rebuilds its view in memory at its writer thread's pause.
+    ReadOnlyPause,
     /// A read-only handle rebuilds its view in memory for a backup, and its readers are
     /// shown it before the backup returns.
     ReadOnlyBackup,
@@ -1041,7 +1043,7 @@ enum Heal {
 /// A damaged page of the index file, which the open does not read: the handle's readers
 /// meet it as an error that names the file, and once the handle has rebuilt the index from
 /// the data (a writer at its next commit, pause or refresh, a read-only handle at its next
-/// refresh or backup), they read every document again.
+/// refresh, pause or backup), they read every document again.
 #[test]
 fn readers_read_again_once_the_handle_rebuilt_a_damaged_index_page() {
     const DOCS: u64 = 600;
@@ -1052,6 +1054,7 @@ fn readers_read_again_once_the_handle_rebuilt_a_damaged_index_page() {
         Heal::Pause,
         Heal::Refresh,
         Heal::ReadOnlyRefresh,
+        Heal::ReadOnlyPause,
         Heal::ReadOnlyBackup,
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -1071,7 +1074,10 @@ fn readers_read_again_once_the_handle_rebuilt_a_damaged_index_page() {
 
         let storage = std::sync::Arc::new(FaultStorage::new());
         let options = StoreOptions::new().storage(storage.clone());
-        let read_only = matches!(heal, Heal::ReadOnlyRefresh | Heal::ReadOnlyBackup);
+        let read_only = matches!(
+            heal,
+            Heal::ReadOnlyRefresh | Heal::ReadOnlyPause | Heal::ReadOnlyBackup
+        );
         let store = if read_only {
             ConcurrentStore::open_read_only(&path, options, WriterOptions::default()).unwrap()
         } else {
@@ -1098,7 +1104,7 @@ fn readers_read_again_once_the_handle_rebuilt_a_damaged_index_page() {
                     .unwrap();
                 expected.push("after the damage".to_owned());
             }
-            Heal::Pause => {
+            Heal::Pause | Heal::ReadOnlyPause => {
                 // The writer thread's pause comes a second after its last request.
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
                 while store.get(id(hit)).is_err() {
