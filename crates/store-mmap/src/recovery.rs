@@ -571,7 +571,13 @@ pub(crate) fn scan_tail(
             Some(limit) => walk::scan_below(bytes, from, floor, limit),
             None => walk::scan(bytes, from, floor, earlier_life),
         };
-        let end = data_end(dir, segment, &scan, is_last)?;
+        // Below a published position every byte was committed: nothing there is torn.
+        let tail = match bound {
+            Some(_) if is_last => SegmentTail::Published,
+            None if is_last => SegmentTail::Newest,
+            _ => SegmentTail::Sealed,
+        };
+        let end = data_end(dir, segment, &scan, tail)?;
         scans.push((id, segment, from, scan, end));
     }
     let groups: Vec<spans::SegmentGroups<'_>> = scans
@@ -961,28 +967,49 @@ struct DataEnd {
     dropped_tail: Option<DroppedTail>,
 }
 
+/// What the end of a scanned segment may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SegmentTail {
+    /// A newer segment follows: the segment was synced and trimmed to its data when it was
+    /// sealed, and every byte of it is committed.
+    Sealed,
+    /// The scan ends at a position the writer published (a reader's view, or the writer's
+    /// rebuild of its index), which it did once every byte below it was written: every
+    /// byte scanned is committed.
+    Published,
+    /// The newest segment, read to the end of its data: the last write may be torn.
+    Newest,
+}
+
 /// Applies the rule of docs/FORMAT.md ("What recovery assumes") to one scanned segment.
 ///
 /// Anything but complete commit groups is damage in a sealed segment (one with a newer
 /// segment after it), which was synced and trimmed to its data before the next segment was
-/// created. In the newest segment, the bytes after the last complete group are a torn final
-/// write only when no complete group follows them; then they are cut. Otherwise committed
-/// data lies beyond the damage, and the open fails without changing a byte.
+/// created, and below a position the writer published. In the newest segment read to its
+/// end, the bytes after the last complete group are a torn final write only when no
+/// complete group follows them; then they are cut. Otherwise committed data lies beyond the
+/// damage, and the open fails without changing a byte.
 fn data_end(
     dir: &Path,
     segment: &SegmentFile,
     scan: &walk::SegmentScan<'_>,
-    is_last: bool,
+    tail: SegmentTail,
 ) -> Result<DataEnd> {
-    if let (false, Some(from)) = (is_last, scan.unwritten_from) {
+    let committed_to_the_end = match tail {
+        SegmentTail::Sealed => Some(
+            "the segment is sealed (a newer segment follows it), so every byte up to its end was committed",
+        ),
+        SegmentTail::Published => Some(
+            "the writer published a position past them, which it does once every byte below it is written",
+        ),
+        SegmentTail::Newest => None,
+    };
+    if let (Some(committed), Some(from)) = (committed_to_the_end, scan.unwritten_from) {
         return Err(refuse(
             dir,
             segment.path(),
             from as u64,
-            format!(
-                "bytes {from}..{} are zero up to the end of a sealed segment, which was trimmed to its last commit when it was sealed",
-                scan.len
-            ),
+            format!("bytes {from}..{} are zero; {committed}", scan.len),
         ));
     }
     if scan.is_clean() {
@@ -992,16 +1019,12 @@ fn data_end(
         });
     }
     let broken = scan.broken_range();
-    let follows = match (&scan.committed_after, is_last) {
+    let follows = match (&scan.committed_after, committed_to_the_end) {
         (Some(group), _) => Some(format!(
             "an intact commit group follows at offsets {}..{}, so this is damage to committed data, not a torn write",
             group.start, group.end
         )),
-        (None, false) => Some(
-            "the segment is sealed (a newer segment follows it), so every byte up to its end was committed"
-                .to_owned(),
-        ),
-        (None, true) => None,
+        (None, committed) => committed.map(str::to_owned),
     };
     if let Some(follows) = follows {
         return Err(refuse(

@@ -706,6 +706,56 @@ fn an_open_whose_replay_meets_a_damaged_index_page_rebuilds_from_the_data() {
     }
 }
 
+/// A rebuild of the index that meets damage in the data fails, naming the place, as an
+/// open of the store without its index file would: below the writer's (or, for a reader,
+/// the published) position every byte was committed, so a damaged commit there is never
+/// taken for a torn one and cut from the index. The document on the damaged record stays
+/// an error, never a document that is not there, and the writer refuses writes.
+#[test]
+fn a_rebuild_that_meets_damaged_data_fails_and_drops_nothing() {
+    let mut f = Fixture::new();
+    let mut batch = WriteBatch::new();
+    for i in 0..600u64 {
+        batch.put(id(i), &format!("document {i:03}"));
+    }
+    f.store().put_batch(&batch).unwrap();
+    f.close();
+    let segment = f.path().join("0000000001.seg");
+    let data = std::fs::read(&segment).unwrap();
+    let at = data.windows(12).position(|w| w == b"document 300").unwrap();
+    flip_byte(&segment, at as u64);
+    damage_the_third_index_page(&f.path().join("index.tsi"));
+
+    let mut reader = Store::open_read_only(f.path(), StoreOptions::new()).unwrap();
+    assert!(!reader.verify().problems.is_empty());
+    let err = reader
+        .refresh()
+        .expect_err("the rebuild meets the damaged record");
+    assert!(err.to_string().contains("0000000001.seg"), "{err}");
+    assert!(reader.get(id(300)).is_err());
+
+    let store = f.reopen();
+    assert!(!store.verify().problems.is_empty());
+    let err = store
+        .checkpoint()
+        .expect_err("the rebuild meets the damaged record");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("0000000001.seg"), "{err}");
+    assert!(
+        store.get(id(300)).is_err(),
+        "the damaged document read as absent"
+    );
+    assert!(
+        store.put(id(1), "refused").is_err(),
+        "a poisoned writer took a write"
+    );
+    // A poisoned writer's close fails: the files are taken as they are.
+    f.crash();
+    let store = f.reopen();
+    assert!(store.get(id(300)).is_err());
+    assert_eq!(store.get(id(301)).unwrap().as_deref(), Some("document 301"));
+}
+
 /// A rebuilt index whose new file fails to be written is a failed checkpoint, not a
 /// failed write: the commit that met the damage succeeds, the store takes writes on from
 /// the index in memory, and the next checkpoint writes the file.
