@@ -117,6 +117,10 @@ enum Command {
     /// alone: works on a store that will not open, and changes no file. Prints each damaged
     /// byte range; exit 3 when there is one.
     Verify,
+    /// Rebuild the index file from the segments when `verify` finds a page of it damaged
+    /// (the index file is a cache of the data); an intact index is left as it is. Exit 3
+    /// when the data itself is damaged, which `recover` reads past.
+    RebuildIndex,
     /// Copy every intact record of the store in SRC into a new store in DEST (absent or
     /// empty), reading past damage, without changing a byte of SRC. Reports each damaged
     /// range and each document whose latest version may be lost on stderr (or as JSON on
@@ -352,16 +356,62 @@ fn run(cli: Cli) -> Outcome {
                 report::counted(report.documents_checked, "document")
             );
             if !report.is_clean() {
+                let way_out = if report.index_file_alone_damaged() {
+                    "the index file is a cache of the data, and `textstore rebuild-index` rebuilds it from the segments".to_owned()
+                } else {
+                    format!(
+                        "`textstore recover {} NEW_DIR` copies every intact record into a new store",
+                        dir()?.display()
+                    )
+                };
                 return Err(Failure {
                     code: 3,
                     message: format!(
-                        "{} found; {summary}. `textstore recover {} NEW_DIR` copies every intact record into a new store",
+                        "{} found; {summary}. {way_out}",
+                        report::counted(report.problems.len() as u64, "problem"),
+                    ),
+                });
+            }
+            eprintln!("textstore: store is intact; {summary}");
+        }
+        Command::RebuildIndex => {
+            let mut store = Store::open(
+                dir()?,
+                StoreOptions::new().access_pattern(AccessPattern::Sequential),
+            )?;
+            // `verify` checks every page of the index file and marks it damaged for the
+            // rebuild; what a second pass finds after a rebuild is damage in the data.
+            let bar = Bar::bytes("verify");
+            let mut report = store.verify_with(&bar);
+            bar.finish();
+            let rebuilt = store.repair_index()?;
+            if rebuilt {
+                report = store.verify();
+            }
+            store.close()?;
+            if json {
+                print_json(&mut out, &serde_json::json!({ "rebuilt": rebuilt }))?;
+            }
+            if !report.is_clean() {
+                if !json {
+                    for problem in &report.problems {
+                        write_out(&mut out, format!("{problem}\n").as_bytes())?;
+                    }
+                }
+                return Err(Failure {
+                    code: 3,
+                    message: format!(
+                        "{} found in the data. `textstore recover {} NEW_DIR` copies every intact record into a new store",
                         report::counted(report.problems.len() as u64, "problem"),
                         dir()?.display()
                     ),
                 });
             }
-            eprintln!("textstore: store is intact; {summary}");
+            if rebuilt {
+                eprintln!("textstore: the index file was rebuilt from the data");
+            } else {
+                eprintln!("textstore: the index file is intact; nothing to rebuild");
+            }
         }
         Command::Recover { src, dest } => {
             let bar = Bar::bytes("recover");

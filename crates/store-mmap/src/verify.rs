@@ -31,6 +31,16 @@ impl VerifyReport {
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
     }
+
+    /// True when something is wrong and every problem is in the index file, a cache of the
+    /// data that a writer rebuilds from the segments ([`Store::repair_index`]).
+    pub fn index_file_alone_damaged(&self) -> bool {
+        !self.problems.is_empty()
+            && self
+                .problems
+                .iter()
+                .all(|problem| problem.path.file_name() == Some(INDEX_FILE.as_ref()))
+    }
 }
 
 impl Store {
