@@ -732,6 +732,10 @@ fn a_rebuild_that_meets_damaged_data_fails_and_drops_nothing() {
         .refresh()
         .expect_err("the rebuild meets the damaged record");
     assert!(err.to_string().contains("0000000001.seg"), "{err}");
+    assert!(
+        err.to_string().contains("published a position past them"),
+        "{err}"
+    );
     assert!(reader.get(id(300)).is_err());
 
     let store = f.reopen();
