@@ -5,10 +5,10 @@
 //! number of documents. Damage in a page the open did not read therefore shows later (or
 //! in the open's replay of the commits past the checkpoint, which then discards the file:
 //! `recovery.rs`): in a lookup (a read, or a commit's look at the version it replaces), a
-//! walk of the entries, a checkpoint's merge, `verify` or the scrub. Whichever meets it marks the file damaged;
-//! a lookup or a walk fails with an error that names the file and the page's offset, and
-//! `verify` and the scrub report it. No lookup ever returns an entry from a page that
-//! failed its check.
+//! walk of the entries, a checkpoint's merge, `verify` or the scrub. Whichever meets it
+//! marks the file damaged; a lookup or a walk fails with an error that names the file and
+//! the page's offset, and `verify` and the scrub report it. No lookup ever returns an entry
+//! from a page that failed its check.
 //!
 //! The index file is a cache of the data, and every handle has all it needs to make its
 //! index again: it walks every live segment as an open without an index file does.
@@ -20,9 +20,13 @@
 //!   name, which their next refresh loads).
 //! - A read-only handle writes no file: it rebuilds its view's index in memory at its next
 //!   refresh or backup (or [`Store::repair_index`], which the concurrent handle's writer
-//!   thread calls at its pauses), and keeps it until a refresh that brings in a commit finds that the
-//!   writer replaced the damaged file. Until that refresh or backup, each of its reads
-//!   that meets the page fails.
+//!   thread calls at its pauses), and keeps it until a refresh that brings in a commit
+//!   finds that the writer replaced the damaged file. Before that rebuild, each of its
+//!   reads that meets the page fails.
+//!
+//! The walk ends at a position the writer published (its own committed end, or a reader's
+//! bound), below which every byte was committed: damage there fails the rebuild, naming the
+//! segment, and is never cut as a torn write (`recovery.rs`, `SegmentTail::Published`).
 
 use store_format::Position;
 
