@@ -1116,7 +1116,14 @@ fn readers_read_again_once_the_handle_rebuilt_a_damaged_index_page() {
                 }
             }
             Heal::Refresh | Heal::ReadOnlyRefresh => {
-                assert_eq!(store.refresh().unwrap(), store_mmap::Refreshed::Reloaded);
+                // The writer thread's pause, a second after the open, rebuilds too: on a
+                // machine that stalled that long before the refresh, the refresh finds the
+                // index rebuilt already (the engine's tests check the refresh alone).
+                let before = store.stats().unwrap().index_rebuilds();
+                let refreshed = store.refresh().unwrap();
+                if before == 0 {
+                    assert_eq!(refreshed, store_mmap::Refreshed::Reloaded, "{heal:?}");
+                }
             }
             Heal::ReadOnlyBackup => {
                 let report = store.backup(dir.path().join("backup")).unwrap();
